@@ -1,0 +1,65 @@
+//! What the engine knows about a configured server and a named transfer.
+//!
+//! The daemon's settings (`pinkpage::settings`) build these from `.env` and
+//! the servers file; the engine only reads them. They are shared behind
+//! `Arc` and never change while the daemon runs.
+
+use std::path::PathBuf;
+
+use crate::secret::Secret;
+
+/// How the daemon proves who it is to a server.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// A password, offered as `password` and, when the server asks, as the
+    /// answer to keyboard-interactive prompts.
+    Password(Secret),
+    /// An OpenSSH private key file, optionally encrypted.
+    KeyFile {
+        /// Where the private key is.
+        path: PathBuf,
+        /// The key's passphrase, when it has one.
+        passphrase: Option<Secret>,
+    },
+}
+
+/// One server operators can work on.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// The name clients use (`mdwap1p`); unique.
+    pub name: String,
+    /// Host name or IP address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login user.
+    pub username: String,
+    /// Credentials.
+    pub auth: Auth,
+    /// A pinned host key fingerprint (`SHA256:...`, as `ssh-keygen -lf`
+    /// prints it). When set it is the only key accepted and the known_hosts
+    /// file is not consulted.
+    pub host_key_fingerprint: Option<String>,
+    /// The encoding the server's output is decoded with (WHATWG label, e.g.
+    /// `utf-8`, `euc-kr`).
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Free-form labels for grouping in the UI.
+    pub tags: Vec<String>,
+}
+
+/// A named server-to-server copy (SPEC section 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferSpec {
+    /// The name clients use (`stub_data_transfer`); unique.
+    pub name: String,
+    /// Server the files are read from.
+    pub source_server: String,
+    /// Absolute path whose last component may be a glob (`*.dat`).
+    pub source_glob: String,
+    /// Server the files are written to.
+    pub destination_server: String,
+    /// Directory the files are written into.
+    pub destination_dir: String,
+    /// Whether to compare SHA-256 of source and destination bytes.
+    pub verify_sha256: bool,
+}

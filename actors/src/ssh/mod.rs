@@ -1,0 +1,1 @@
+//! SSH over russh (to be built).
