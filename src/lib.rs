@@ -1,1 +1,21 @@
+//! Pink-Page, the daemon: settings, the HTTP/WebSocket surface and the
+//! SQLite store, on top of the `pinkpage-actors` engine.
+//!
+//! # Layout
+//! - [`settings`]: environment, `.env` and the servers file, validated once.
+//! - [`logging`]: `env_logger` set up for text or JSON lines.
+//! - [`startup`]: [`startup::Application`] builds the store, the actors and
+//!   the HTTP server; `main` only loads settings and runs it.
+//! - [`admission`]: the single middleware every request passes through.
+//! - [`api`]: REST handlers, OpenAPI and Swagger UI.
+//! - [`store`]: SQLite on its own threads (audit trail, migrations).
+//! - [`state`]: what every handler can reach.
 
+pub mod admission;
+pub mod api;
+pub mod cli;
+pub mod logging;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod store;

@@ -1,0 +1,48 @@
+//! `GET /api/v1/audit`: the audit trail, newest first.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::{AuditEvent, ListAudit};
+
+/// Paging and filtering.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<u32>,
+    /// Only events with a smaller id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Only this action (e.g. `session.start`).
+    pub action: Option<String>,
+}
+
+/// Audit events, newest first.
+#[utoipa::path(tag = "audit", params(AuditQuery), responses(
+    (status = 200, body = [AuditEvent]),
+    (status = 400, body = super::error::ErrorResponse)))]
+#[get("/api/v1/audit")]
+pub async fn list_audit(
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(pinkpage_actors::AppError::with_detail(
+            pinkpage_actors::ErrorCode::Validation,
+            "limit must be between 1 and 1000",
+        )
+        .into());
+    }
+    let events = state
+        .store
+        .call(ListAudit {
+            limit,
+            before_id: q.before_id,
+            action: q.action,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(events))
+}

@@ -1,0 +1,539 @@
+//! Settings: everything the daemon is told by its environment.
+//!
+//! Values come from the process environment, after `.env` has been loaded
+//! with dotenvy (by `main`). [`Settings::from_lookup`] takes the lookup as a
+//! function so tests can feed it a map instead of touching the process
+//! environment.
+//!
+//! Servers come from two places that work together:
+//! - the seed's variables: `MDWAP1P_IP` / `MYPAP1D_IP` define the servers
+//!   `mdwap1p` and `mypap1d`, logging in as `HIWARE_ID` with `HIWARE_PW`;
+//! - the servers file (`PINKPAGE_SERVERS_FILE`, TOML; see
+//!   [`servers_file`]) for any number of servers and named transfers.
+//!
+//! A bad or missing setting is a [`SettingsError`] naming the variable; `main`
+//! prints it and exits non-zero.
+
+pub mod servers_file;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pinkpage_actors::secret::Secret;
+use pinkpage_actors::server::{Auth, ServerSpec, TransferSpec};
+use pinkpage_actors::ssh::HostKeyMode;
+
+/// A setting that is missing or cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid setting {variable}: {problem}")]
+pub struct SettingsError {
+    /// The environment variable (or servers-file key) at fault.
+    pub variable: String,
+    /// What is wrong with it, without echoing secret values.
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
+        SettingsError {
+            variable: variable.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `env_logger`'s human-readable lines, key-values appended.
+    Text,
+    /// One JSON object a line: time, level, target, message, fields.
+    Json,
+}
+
+/// One documented setting: the single list behind `pinkpage --help`,
+/// `.env.example` (a test keeps them in step) and the README table.
+pub struct SettingDoc {
+    /// Environment variable name.
+    pub name: &'static str,
+    /// Default value, or `unset` / `required`.
+    pub default: &'static str,
+    /// What it controls.
+    pub meaning: &'static str,
+}
+
+/// Every setting the daemon reads.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc {
+        name: "PINKPAGE_BIND",
+        default: "127.0.0.1:8000",
+        meaning: "listen address (port 0 picks a free port)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_DB",
+        default: "pinkpage.db",
+        meaning: "SQLite file",
+    },
+    SettingDoc {
+        name: "PINKPAGE_DATA_DIR",
+        default: "data",
+        meaning: "recordings and other files",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SERVERS_FILE",
+        default: "unset",
+        meaning: "servers/transfers TOML file",
+    },
+    SettingDoc {
+        name: "ENV",
+        default: "dev",
+        meaning: "environment name shown by /api/v1/health",
+    },
+    SettingDoc {
+        name: "HIWARE_ID",
+        default: "unset",
+        meaning: "login user of the seed servers (required when MDWAP1P_IP or MYPAP1D_IP is set)",
+    },
+    SettingDoc {
+        name: "HIWARE_PW",
+        default: "unset",
+        meaning: "password of the seed servers (required with HIWARE_ID; never logged)",
+    },
+    SettingDoc {
+        name: "MDWAP1P_IP",
+        default: "unset",
+        meaning: "host of server mdwap1p",
+    },
+    SettingDoc {
+        name: "MYPAP1D_IP",
+        default: "unset",
+        meaning: "host of server mypap1d",
+    },
+    SettingDoc {
+        name: "MDWAP1P_PORT",
+        default: "22",
+        meaning: "SSH port of mdwap1p",
+    },
+    SettingDoc {
+        name: "MYPAP1D_PORT",
+        default: "22",
+        meaning: "SSH port of mypap1d",
+    },
+    SettingDoc {
+        name: "PINKPAGE_KNOWN_HOSTS",
+        default: "known_hosts",
+        meaning: "OpenSSH-format known hosts file",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HOST_KEY_POLICY",
+        default: "strict",
+        meaning: "strict (refuse unknown keys) or accept-new (record them on first use)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SSH_CONNECT_TIMEOUT_S",
+        default: "10",
+        meaning: "SSH connect + handshake + auth timeout (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HEALTH_INTERVAL_S",
+        default: "30",
+        meaning: "health check period (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HEALTH_TIMEOUT_S",
+        default: "5",
+        meaning: "one health check's timeout (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HEALTH_FAILURES",
+        default: "2",
+        meaning: "consecutive failed checks that make a server unhealthy",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HEALTH_SUCCESSES",
+        default: "1",
+        meaning: "consecutive good checks that make a server healthy again",
+    },
+    SettingDoc {
+        name: "PINKPAGE_THROTTLE_MS",
+        default: "100",
+        meaning: "default terminal output flush interval",
+    },
+    SettingDoc {
+        name: "PINKPAGE_WS_HEARTBEAT_S",
+        default: "5",
+        meaning: "WebSocket ping period (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_WS_TIMEOUT_S",
+        default: "10",
+        meaning: "drop a WebSocket client silent this long (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOG_FORMAT",
+        default: "text",
+        meaning: "text or json (one object a line)",
+    },
+    SettingDoc {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (env_logger syntax)",
+    },
+];
+
+/// The daemon's settings, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Environment name (`ENV`), shown by the health endpoint.
+    pub env_name: String,
+    /// Listen address; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// SQLite file.
+    pub db_path: PathBuf,
+    /// Directory for recordings and other files.
+    pub data_dir: PathBuf,
+    /// Known-hosts file for servers without a pinned fingerprint.
+    pub known_hosts: PathBuf,
+    /// What to do with an unknown host key.
+    pub host_key_mode: HostKeyMode,
+    /// SSH connect + handshake + auth timeout.
+    pub ssh_connect_timeout: Duration,
+    /// Health check period.
+    pub health_interval: Duration,
+    /// One health check's timeout.
+    pub health_timeout: Duration,
+    /// Consecutive failures that make a server unhealthy.
+    pub health_failures: u32,
+    /// Consecutive successes that make a server healthy again.
+    pub health_successes: u32,
+    /// Default terminal output flush interval.
+    pub throttle: Duration,
+    /// WebSocket ping period.
+    pub ws_heartbeat: Duration,
+    /// A WebSocket client silent this long is dropped.
+    pub ws_client_timeout: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Configured servers by name (sorted, so listings are stable).
+    pub servers: BTreeMap<String, Arc<ServerSpec>>,
+    /// Configured transfers by name.
+    pub transfers: BTreeMap<String, Arc<TransferSpec>>,
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a variable name to its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let env = Env(&lookup);
+        let mut servers = BTreeMap::new();
+        let mut transfers = BTreeMap::new();
+
+        for (name, ip_var, port_var) in [
+            ("mdwap1p", "MDWAP1P_IP", "MDWAP1P_PORT"),
+            ("mypap1d", "MYPAP1D_IP", "MYPAP1D_PORT"),
+        ] {
+            if let Some(host) = env.get(ip_var) {
+                let username = env.get("HIWARE_ID").ok_or_else(|| {
+                    SettingsError::new("HIWARE_ID", format!("required because {ip_var} is set"))
+                })?;
+                let password = env.get("HIWARE_PW").ok_or_else(|| {
+                    SettingsError::new("HIWARE_PW", format!("required because {ip_var} is set"))
+                })?;
+                let spec = ServerSpec {
+                    name: name.to_owned(),
+                    host,
+                    port: env.parse_or(port_var, 22u16, |p| *p > 0)?,
+                    username,
+                    auth: Auth::Password(Secret::new(password)),
+                    host_key_fingerprint: None,
+                    encoding: encoding_rs::UTF_8,
+                    tags: vec!["seed".to_owned()],
+                };
+                servers.insert(name.to_owned(), Arc::new(spec));
+            }
+        }
+
+        let servers_file = env.get("PINKPAGE_SERVERS_FILE").map(PathBuf::from);
+        if let Some(path) = &servers_file {
+            let file = servers_file::load(path, &lookup)?;
+            for server in file.servers {
+                if servers.contains_key(&server.name) {
+                    return Err(SettingsError::new(
+                        "PINKPAGE_SERVERS_FILE",
+                        format!("server '{}' is defined twice", server.name),
+                    ));
+                }
+                servers.insert(server.name.clone(), Arc::new(server));
+            }
+            for transfer in file.transfers {
+                if transfers.contains_key(&transfer.name) {
+                    return Err(SettingsError::new(
+                        "PINKPAGE_SERVERS_FILE",
+                        format!("transfer '{}' is defined twice", transfer.name),
+                    ));
+                }
+                transfers.insert(transfer.name.clone(), Arc::new(transfer));
+            }
+        }
+        if servers.is_empty() {
+            return Err(SettingsError::new(
+                "PINKPAGE_SERVERS_FILE",
+                "no servers configured: set MDWAP1P_IP / MYPAP1D_IP (with HIWARE_ID, HIWARE_PW) or a servers file",
+            ));
+        }
+
+        // The seed's one transfer is a default whenever its two servers exist.
+        let seed = default_transfer();
+        if servers.contains_key(&seed.source_server)
+            && servers.contains_key(&seed.destination_server)
+            && !transfers.contains_key(&seed.name)
+        {
+            transfers.insert(seed.name.clone(), Arc::new(seed));
+        }
+        for t in transfers.values() {
+            for (key, server) in [
+                ("source_server", &t.source_server),
+                ("destination_server", &t.destination_server),
+            ] {
+                if !servers.contains_key(server) {
+                    return Err(SettingsError::new(
+                        "PINKPAGE_SERVERS_FILE",
+                        format!(
+                            "transfer '{}' {key} '{server}' is not a configured server",
+                            t.name
+                        ),
+                    ));
+                }
+            }
+        }
+
+        let host_key_mode = match env.get("PINKPAGE_HOST_KEY_POLICY").as_deref() {
+            None | Some("strict") => HostKeyMode::Strict,
+            Some("accept-new") => HostKeyMode::AcceptNew,
+            Some(other) => {
+                return Err(SettingsError::new(
+                    "PINKPAGE_HOST_KEY_POLICY",
+                    format!("'{other}' is not one of strict, accept-new"),
+                ))
+            }
+        };
+        let log_format = match env.get("PINKPAGE_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError::new(
+                    "PINKPAGE_LOG_FORMAT",
+                    format!("'{other}' is not one of text, json"),
+                ))
+            }
+        };
+
+        let health_interval = env.seconds("PINKPAGE_HEALTH_INTERVAL_S", 30.0)?;
+        let health_timeout = env.seconds("PINKPAGE_HEALTH_TIMEOUT_S", 5.0)?;
+        let ws_heartbeat = env.seconds("PINKPAGE_WS_HEARTBEAT_S", 5.0)?;
+        let ws_client_timeout = env.seconds("PINKPAGE_WS_TIMEOUT_S", 10.0)?;
+        if ws_client_timeout <= ws_heartbeat {
+            return Err(SettingsError::new(
+                "PINKPAGE_WS_TIMEOUT_S",
+                "must be longer than PINKPAGE_WS_HEARTBEAT_S, or every client is dropped between two pings",
+            ));
+        }
+
+        Ok(Settings {
+            env_name: env.get("ENV").unwrap_or_else(|| "dev".to_owned()),
+            bind: env.parse_or("PINKPAGE_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)), |_| {
+                true
+            })?,
+            db_path: env.path("PINKPAGE_DB", "pinkpage.db"),
+            data_dir: env.path("PINKPAGE_DATA_DIR", "data"),
+            known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
+            host_key_mode,
+            ssh_connect_timeout: env.seconds("PINKPAGE_SSH_CONNECT_TIMEOUT_S", 10.0)?,
+            health_interval,
+            health_timeout,
+            health_failures: env.parse_or("PINKPAGE_HEALTH_FAILURES", 2u32, |n| *n > 0)?,
+            health_successes: env.parse_or("PINKPAGE_HEALTH_SUCCESSES", 1u32, |n| *n > 0)?,
+            throttle: Duration::from_millis(
+                env.parse_or("PINKPAGE_THROTTLE_MS", 100u64, |ms| *ms <= 60_000)?,
+            ),
+            ws_heartbeat,
+            ws_client_timeout,
+            log_format,
+            servers,
+            transfers,
+        })
+    }
+
+    /// Looks a configured server up by name.
+    pub fn server(&self, name: &str) -> Option<&Arc<ServerSpec>> {
+        self.servers.get(name)
+    }
+}
+
+/// The seed's `stub_data_transfer`, configured whenever `mdwap1p` and
+/// `mypap1d` both exist and the servers file does not redefine it.
+pub fn default_transfer() -> TransferSpec {
+    TransferSpec {
+        name: "stub_data_transfer".to_owned(),
+        source_server: "mdwap1p".to_owned(),
+        source_glob: "/nbsftp/myd/myp/snd/postgresql_unload/*.dat".to_owned(),
+        destination_server: "mypap1d".to_owned(),
+        destination_dir: "/shbftp/myd/myp/rcv/mock/".to_owned(),
+        verify_sha256: false,
+    }
+}
+
+/// Typed access to the lookup, each failure naming its variable.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    /// The value, with empty strings treated as unset (as `.env` files
+    /// often carry `NAME=`).
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn path(&self, name: &str, default: &str) -> PathBuf {
+        PathBuf::from(self.get(name).unwrap_or_else(|| default.to_owned()))
+    }
+
+    fn parse_or<T>(&self, name: &str, default: T, valid: impl Fn(&T) -> bool) -> Result<T, SettingsError>
+    where
+        T: std::str::FromStr,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.trim().parse::<T>() {
+                Ok(v) if valid(&v) => Ok(v),
+                _ => Err(SettingsError::new(
+                    name,
+                    format!("'{}' is not a valid value", raw.trim()),
+                )),
+            },
+        }
+    }
+
+    /// A positive, finite number of seconds (fractions allowed).
+    fn seconds(&self, name: &str, default: f64) -> Result<Duration, SettingsError> {
+        let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)?;
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    const SEED: &[(&str, &str)] = &[
+        ("HIWARE_ID", "hiware"),
+        ("HIWARE_PW", "s3cret-pw"),
+        ("MDWAP1P_IP", "10.0.0.1"),
+        ("MYPAP1D_IP", "10.0.0.2"),
+    ];
+
+    #[test]
+    fn the_seed_variables_define_two_servers_and_the_default_transfer() {
+        let s = settings(SEED).unwrap();
+        assert_eq!(s.servers.keys().collect::<Vec<_>>(), ["mdwap1p", "mypap1d"]);
+        assert_eq!(s.servers["mdwap1p"].port, 22);
+        assert_eq!(s.servers["mypap1d"].host, "10.0.0.2");
+        assert!(s.transfers.contains_key("stub_data_transfer"));
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let s = settings(SEED).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.db_path, PathBuf::from("pinkpage.db"));
+        assert_eq!(s.host_key_mode, HostKeyMode::Strict);
+        assert_eq!(s.health_interval, Duration::from_secs(30));
+        assert_eq!(s.health_timeout, Duration::from_secs(5));
+        assert_eq!(s.throttle, Duration::from_millis(100));
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn seed_ports_can_be_overridden() {
+        let mut vars = SEED.to_vec();
+        vars.push(("MDWAP1P_PORT", "2222"));
+        assert_eq!(settings(&vars).unwrap().servers["mdwap1p"].port, 2222);
+    }
+
+    #[test]
+    fn fractional_health_intervals_are_allowed() {
+        let mut vars = SEED.to_vec();
+        vars.push(("PINKPAGE_HEALTH_INTERVAL_S", "0.2"));
+        assert_eq!(
+            settings(&vars).unwrap().health_interval,
+            Duration::from_millis(200)
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("PINKPAGE_BIND", "not-an-address"),
+            ("PINKPAGE_HOST_KEY_POLICY", "yolo"),
+            ("PINKPAGE_HEALTH_INTERVAL_S", "-1"),
+            ("PINKPAGE_HEALTH_TIMEOUT_S", "NaN"),
+            ("PINKPAGE_THROTTLE_MS", "fast"),
+            ("PINKPAGE_LOG_FORMAT", "xml"),
+            ("MDWAP1P_PORT", "0"),
+            ("PINKPAGE_HEALTH_FAILURES", "0"),
+        ] {
+            let mut vars = SEED.to_vec();
+            vars.push((var, value));
+            let err = settings(&vars).unwrap_err();
+            assert_eq!(err.variable, var, "{err}");
+        }
+    }
+
+    #[test]
+    fn a_seed_server_without_credentials_names_the_missing_variable() {
+        let err = settings(&[("MDWAP1P_IP", "10.0.0.1"), ("HIWARE_ID", "u")]).unwrap_err();
+        assert_eq!(err.variable, "HIWARE_PW");
+    }
+
+    #[test]
+    fn no_servers_at_all_is_an_error() {
+        assert!(settings(&[]).is_err());
+    }
+
+    #[test]
+    fn a_heartbeat_longer_than_the_timeout_is_refused() {
+        let mut vars = SEED.to_vec();
+        vars.push(("PINKPAGE_WS_HEARTBEAT_S", "20"));
+        assert_eq!(settings(&vars).unwrap_err().variable, "PINKPAGE_WS_TIMEOUT_S");
+    }
+
+    #[test]
+    fn settings_debug_does_not_show_the_password() {
+        let s = settings(SEED).unwrap();
+        assert!(!format!("{s:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn env_example_documents_every_setting() {
+        let example = include_str!("../../.env.example");
+        for s in SETTINGS {
+            assert!(
+                example.contains(s.name),
+                ".env.example does not mention {}",
+                s.name
+            );
+        }
+    }
+}

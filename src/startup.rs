@@ -1,0 +1,96 @@
+//! [`Application`]: builds the whole daemon (store, actors, HTTP server) and
+//! runs it until it is stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+use pinkpage_actors::AppError;
+
+use crate::admission::admit;
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::store::{NewAuditEvent, Store};
+use crate::{api, settings::SettingsError};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A setting cannot be used (bad bind address, unusable database, ...).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Anything else that stopped the start.
+    #[error("cannot start: {0}")]
+    Other(String),
+}
+
+/// A built daemon, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the store, starts the actors and binds the listener. Must run
+    /// inside an actix system (`#[actix_web::main]`).
+    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+        let settings = Arc::new(settings);
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| SettingsError {
+            variable: "PINKPAGE_DATA_DIR".into(),
+            problem: format!("cannot create {}: {e}", settings.data_dir.display()),
+        })?;
+        let store = Store::open(&settings.db_path).map_err(|e: AppError| SettingsError {
+            variable: "PINKPAGE_DB".into(),
+            problem: e.detail.unwrap_or_else(|| e.code.message().to_owned()),
+        })?;
+        let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
+            variable: "PINKPAGE_BIND".into(),
+            problem: format!("cannot listen on {}: {e}", settings.bind),
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartupError::Other(e.to_string()))?;
+
+        store.audit(NewAuditEvent::new("system", "daemon.start"));
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            store,
+            started: Instant::now(),
+            started_at: chrono::Utc::now(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(middleware::from_fn(admit))
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .shutdown_timeout(5)
+        .run();
+
+        log::info!(
+            addr = addr.to_string().as_str(),
+            servers = settings.servers.len(),
+            transfers = settings.transfers.len();
+            "listening"
+        );
+        Ok(Application {
+            port: addr.port(),
+            server,
+        })
+    }
+
+    /// The port actually bound (useful with `PINKPAGE_BIND=...:0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,22 @@
+//! [`AppState`]: what every handler can reach, shared read-only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Shared by every HTTP worker through `web::Data`.
+///
+/// Nothing in it is mutable: live state (the session lock, health, running
+/// tasks) belongs to actors, reached through their addresses.
+pub struct AppState {
+    /// Validated settings, including the servers.
+    pub settings: Arc<Settings>,
+    /// The SQLite store.
+    pub store: Store,
+    /// Monotonic start time, for uptime.
+    pub started: Instant,
+    /// Wall-clock start time.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}

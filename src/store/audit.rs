@@ -1,0 +1,138 @@
+//! The audit trail: who did what, when, on which server.
+
+use actix::{Handler, Message};
+use pinkpage_actors::AppError;
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{db_error, StoreActor};
+
+/// An event to record; the time is taken when it is stored.
+#[derive(Debug, Clone, Default)]
+pub struct NewAuditEvent {
+    /// Connection id, `rest`, `admin` or `system`.
+    pub actor: String,
+    /// Dotted action name (`session.start`, `ssh.command.end`, ...).
+    pub action: String,
+    /// The server acted on, when there is one.
+    pub server: Option<String>,
+    /// The command run, when there is one.
+    pub command: Option<String>,
+    /// The remote exit status, when there is one.
+    pub exit_status: Option<i64>,
+    /// Bytes moved or printed, when counted.
+    pub bytes: Option<i64>,
+    /// Anything else, as a JSON object; never a secret.
+    pub detail: Option<serde_json::Value>,
+}
+
+impl NewAuditEvent {
+    /// An event with just an actor and an action.
+    pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
+        NewAuditEvent {
+            actor: actor.into(),
+            action: action.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    /// Row id; increases with time.
+    pub id: i64,
+    /// When it was recorded (RFC 3339, UTC).
+    pub at: String,
+    /// Connection id, `rest`, `admin` or `system`.
+    pub actor: String,
+    /// Dotted action name.
+    pub action: String,
+    /// Server acted on.
+    pub server: Option<String>,
+    /// Command run.
+    pub command: Option<String>,
+    /// Remote exit status.
+    pub exit_status: Option<i64>,
+    /// Bytes moved or printed.
+    pub bytes: Option<i64>,
+    /// Extra detail (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Stores one event; replies with its id.
+#[derive(Message)]
+#[rtype(result = "Result<i64, AppError>")]
+pub struct RecordAudit(pub NewAuditEvent);
+
+/// Lists events newest first, `limit` at most, older than `before_id`
+/// when given (for paging).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<AuditEvent>, AppError>")]
+pub struct ListAudit {
+    /// Most rows to return.
+    pub limit: u32,
+    /// Only rows with a smaller id.
+    pub before_id: Option<i64>,
+    /// Only rows with this action.
+    pub action: Option<String>,
+}
+
+impl Handler<RecordAudit> for StoreActor {
+    type Result = Result<i64, AppError>;
+
+    fn handle(&mut self, RecordAudit(e): RecordAudit, _: &mut Self::Context) -> Self::Result {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.conn
+            .execute(
+                "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    at,
+                    e.actor,
+                    e.action,
+                    e.server,
+                    e.command,
+                    e.exit_status,
+                    e.bytes,
+                    e.detail.map(|d| d.to_string())
+                ],
+            )
+            .map_err(db_error)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+}
+
+impl Handler<ListAudit> for StoreActor {
+    type Result = Result<Vec<AuditEvent>, AppError>;
+
+    fn handle(&mut self, q: ListAudit, _: &mut Self::Context) -> Self::Result {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, actor, action, server, command, exit_status, bytes, detail
+                 FROM audit_events
+                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![q.before_id, q.action, q.limit], |r| {
+                let detail: Option<String> = r.get(8)?;
+                Ok(AuditEvent {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    server: r.get(4)?,
+                    command: r.get(5)?,
+                    exit_status: r.get(6)?,
+                    bytes: r.get(7)?,
+                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            })
+            .map_err(db_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+    }
+}

@@ -1,0 +1,121 @@
+//! The SQLite store: audit trail (and, as the product grows, batch runs,
+//! health transitions and recordings).
+//!
+//! Blocking SQLite work never runs on the actix event loop: [`StoreActor`]
+//! lives on a `SyncArbiter` (its own OS threads), each thread with its own
+//! connection to the same WAL-mode database file. Callers `send` typed
+//! messages and await the reply.
+//!
+//! Who owns what: each `StoreActor` thread owns its `rusqlite::Connection`;
+//! nothing else touches it. SQLite serialises writers itself (WAL, with a
+//! busy timeout), so several threads are safe and readers never wait for a
+//! writer.
+
+mod audit;
+mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix::{Actor, Addr, SyncArbiter, SyncContext};
+use pinkpage_actors::{AppError, ErrorCode};
+use rusqlite::Connection;
+
+pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
+
+/// Threads serving the store; two let a slow write not hold up a read.
+const STORE_THREADS: usize = 2;
+
+/// One connection to the database, on its own thread.
+pub struct StoreActor {
+    /// This thread's connection; never shared.
+    conn: Connection,
+}
+
+impl Actor for StoreActor {
+    type Context = SyncContext<Self>;
+}
+
+/// A handle to the store that can be cloned into every handler and actor.
+#[derive(Clone)]
+pub struct Store {
+    addr: Addr<StoreActor>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, brings its schema
+    /// up to date and starts the store threads. Must run inside an actix
+    /// system.
+    pub fn open(path: &Path) -> Result<Store, AppError> {
+        let mut conn = open_connection(path)?;
+        migrations::migrate(&mut conn).map_err(db_error)?;
+        drop(conn);
+        let owned = path.to_path_buf();
+        let addr = SyncArbiter::start(STORE_THREADS, move || StoreActor {
+            // The file opened and migrated a moment ago; failing to open it
+            // again on a store thread leaves the store unusable, and the
+            // daemon must not run without its audit trail.
+            conn: open_connection(&owned).expect("reopen the database the daemon just opened"),
+        });
+        Ok(Store {
+            addr,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The actor's address, for sending messages.
+    pub fn addr(&self) -> &Addr<StoreActor> {
+        &self.addr
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sends `msg` and flattens the mailbox error into a 40000.
+    pub async fn call<M, T>(&self, msg: M) -> Result<T, AppError>
+    where
+        M: actix::Message<Result = Result<T, AppError>> + Send + 'static,
+        T: Send + 'static,
+        StoreActor: actix::Handler<M>,
+    {
+        self.addr
+            .send(msg)
+            .await
+            .map_err(|e| AppError::with_detail(ErrorCode::Database, format!("store unavailable: {e}")))?
+    }
+
+    /// Records an audit event without waiting; a failure is logged, since
+    /// the action it describes has already happened.
+    pub fn audit(&self, event: NewAuditEvent) {
+        let store = self.clone();
+        actix::spawn(async move {
+            if let Err(e) = store.call(RecordAudit(event)).await {
+                log::error!(code = e.code.code(), error = e.to_string(); "audit event not recorded");
+            }
+        });
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, AppError> {
+    let conn = Connection::open(path).map_err(|e| {
+        AppError::with_detail(
+            ErrorCode::Database,
+            format!("cannot open {}: {e}", path.display()),
+        )
+    })?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db_error)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(db_error)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(db_error)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+    Ok(conn)
+}
+
+/// Maps a rusqlite failure to 40000 with its cause.
+pub(crate) fn db_error(e: rusqlite::Error) -> AppError {
+    AppError::with_detail(ErrorCode::Database, e.to_string())
+}
