@@ -42,7 +42,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(errors::list_errors)
         .service(audit::list_audit)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
-        .route("/", web::get().to(redirect_to_docs));
+        .route("/", web::get().to(redirect_to_docs))
+        .route("/swagger/docs", web::get().to(redirect_to_docs));
 }
 
 async fn redirect_to_docs() -> HttpResponse {

@@ -1,0 +1,283 @@
+//! Spawning the real `pinkpage` binary for a test.
+//!
+//! Each [`TestApp`] is its own daemon process on a free port (`PINKPAGE_BIND`
+//! port 0), with its own temporary directory holding the database, the
+//! servers file and the known_hosts file. Its JSON log lines are captured so
+//! tests can assert on them (and on what they must never contain). Dropping
+//! the `TestApp` kills the process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// How long a daemon may take to print its `listening` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One `[[servers]]` entry of the servers file the daemon is given.
+#[derive(Clone, Debug)]
+pub struct ServerEntry {
+    /// Server name.
+    pub name: String,
+    /// Host address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login user.
+    pub username: String,
+    /// Password (passed to the daemon through an environment variable).
+    pub password: Option<String>,
+    /// Private key file, instead of a password.
+    pub key_file: Option<PathBuf>,
+    /// Extra TOML lines for this server (encoding, fingerprint, tags).
+    pub extra: String,
+}
+
+impl ServerEntry {
+    /// A server that nobody listens on: for tests that need a configured
+    /// server but no SSH.
+    pub fn unreachable(name: &str) -> ServerEntry {
+        ServerEntry {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: 1,
+            username: "nobody".to_owned(),
+            password: Some("unused-password".to_owned()),
+            key_file: None,
+            extra: String::new(),
+        }
+    }
+}
+
+/// Builds a [`TestApp`].
+#[derive(Default)]
+pub struct TestAppBuilder {
+    servers: Vec<ServerEntry>,
+    transfers_toml: String,
+    known_hosts: String,
+    env: Vec<(String, String)>,
+}
+
+impl TestAppBuilder {
+    /// Adds a server to the servers file.
+    pub fn server(mut self, entry: ServerEntry) -> Self {
+        self.servers.push(entry);
+        self
+    }
+
+    /// Appends raw `[[transfers]]` TOML.
+    pub fn transfers_toml(mut self, toml: &str) -> Self {
+        self.transfers_toml.push_str(toml);
+        self
+    }
+
+    /// Appends lines to the daemon's known_hosts file.
+    pub fn known_hosts(mut self, lines: &str) -> Self {
+        self.known_hosts.push_str(lines);
+        if !self.known_hosts.ends_with('\n') {
+            self.known_hosts.push('\n');
+        }
+        self
+    }
+
+    /// Sets an environment variable for the daemon.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Starts the daemon and waits until it listens.
+    pub async fn spawn(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut toml = String::new();
+        let mut env = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[servers]]\nname = {:?}\nhost = {:?}\nport = {}\nusername = {:?}\n",
+                s.name, s.host, s.port, s.username
+            ));
+            if let Some(pw) = &s.password {
+                let var = format!("PINKPAGE_TEST_SERVER_PW_{i}");
+                toml.push_str(&format!("password_env = {var:?}\n"));
+                env.push((var, pw.clone()));
+            }
+            if let Some(key) = &s.key_file {
+                toml.push_str(&format!("key_file = {:?}\n", key.display().to_string()));
+            }
+            toml.push_str(&s.extra);
+            toml.push('\n');
+        }
+        toml.push_str(&self.transfers_toml);
+        let servers_file = dir.path().join("servers.toml");
+        std::fs::write(&servers_file, toml).expect("write servers file");
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, &self.known_hosts).expect("write known_hosts");
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinkpage"));
+        // The working directory is the temp dir, so no stray .env is loaded
+        // and relative paths land in the temp dir.
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PINKPAGE_BIND", "127.0.0.1:0")
+            .env("PINKPAGE_DB", dir.path().join("pinkpage.db"))
+            .env("PINKPAGE_DATA_DIR", dir.path().join("data"))
+            .env("PINKPAGE_SERVERS_FILE", &servers_file)
+            .env("PINKPAGE_KNOWN_HOSTS", &known_hosts)
+            .env("PINKPAGE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            .envs(env)
+            .envs(self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        TestApp::start(cmd, dir).await
+    }
+}
+
+/// A running daemon.
+pub struct TestApp {
+    child: Child,
+    /// The bound port.
+    pub port: u16,
+    /// Every log line so far (stdout and stderr).
+    logs: Arc<Mutex<Vec<String>>>,
+    /// Database, servers file, known_hosts; removed on drop.
+    dir: TempDir,
+    /// An HTTP client for the tests.
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// A builder with no servers.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// A daemon whose only server is unreachable: enough for REST tests.
+    pub async fn spawn_without_ssh() -> TestApp {
+        TestApp::builder()
+            .server(ServerEntry::unreachable("mdwap1p"))
+            .spawn()
+            .await
+    }
+
+    async fn start(mut cmd: Command, dir: TempDir) -> TestApp {
+        let mut child = cmd.spawn().expect("spawn pinkpage");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
+        let port_tx = Arc::new(Mutex::new(Some(port_tx)));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let logs = logs.clone();
+            let port_tx = port_tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(port) = listening_port(&line) {
+                        if let Some(tx) = port_tx.lock().unwrap().take() {
+                            let _ = tx.send(port);
+                        }
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        drop(port_tx);
+        let port = match tokio::time::timeout(START_TIMEOUT, port_rx).await {
+            Ok(Ok(port)) => port,
+            _ => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "pinkpage did not start (exit: {status:?}); log:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        TestApp {
+            child,
+            port,
+            logs,
+            dir,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `ws://127.0.0.1:PORT{path}`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// POST `path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Every log line so far, joined.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The daemon's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port of the daemon's `listening` JSON log line, if this is it.
+fn listening_port(line: &str) -> Option<u16> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    if v["message"] != "listening" {
+        return None;
+    }
+    v["fields"]["addr"].as_str()?.rsplit(':').next()?.parse().ok()
+}
+
+/// Runs the binary with `env` (and nothing else) and returns its exit code
+/// and stderr: for startup failures.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pinkpage"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pinkpage");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
