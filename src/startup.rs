@@ -5,8 +5,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
+use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::session_lock::SessionLockActor;
 use pinkpage_actors::AppError;
 
 use crate::admission::admit;
@@ -54,9 +57,15 @@ impl Application {
             .map_err(|e| StartupError::Other(e.to_string()))?;
 
         store.audit(NewAuditEvent::new("system", "daemon.start"));
+        // The engine's long-lived actors run on the system arbiter, shared
+        // by every HTTP worker through their addresses.
+        let broadcast = BroadcastActor::default().start();
+        let session_lock = SessionLockActor::new(broadcast.clone()).start();
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             store,
+            broadcast,
+            session_lock,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });

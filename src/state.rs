@@ -3,6 +3,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix::Addr;
+use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::session_lock::SessionLockActor;
+
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -15,6 +19,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The SQLite store.
     pub store: Store,
+    /// The registry of every WebSocket connection; publishes events to all.
+    pub broadcast: Addr<BroadcastActor>,
+    /// The session lock.
+    pub session_lock: Addr<SessionLockActor>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

@@ -6,13 +6,23 @@
 //! - [`error`]: the catalogue of five-digit codes and [`error::AppError`].
 //! - [`secret`]: [`secret::Secret`], a string that never prints.
 //! - [`server`]: configured servers and transfers, as the engine sees them.
+//! - [`ids`]: connection ids.
 //! - [`ssh`]: connecting, authenticating and checking host keys with russh;
 //!   exec, PTY shells and SFTP on a connected session.
+//! - [`broadcast`]: `BroadcastActor`, the registry of every WebSocket
+//!   connection and the fan-out of `session_status` / `server_health`.
+//! - [`session_lock`]: `SessionLockActor`, one owner at a time.
+//! - [`health`]: the per-server health status clients see.
 
+pub mod broadcast;
 pub mod error;
+pub mod health;
+pub mod ids;
 pub mod secret;
 pub mod server;
+pub mod session_lock;
 pub mod ssh;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
+pub use ids::ConnectionId;
 pub use secret::Secret;

@@ -1,0 +1,281 @@
+//! `BroadcastActor`: the registry of every WebSocket connection, of every
+//! domain, and the fan-out of events that all of them must see.
+//!
+//! - Connections send [`Join`] when they start and [`Leave`] when they stop
+//!   (idempotent: it may arrive twice, or for a connection never joined).
+//! - The session lock and the health monitor [`Publish`] events.
+//! - The registry also keeps the latest session status and health map, and
+//!   hands them back in the [`Join`] reply. Joining and taking the snapshot
+//!   are one message, so a connection can never miss an event that happened
+//!   between reading the state and registering.
+//!
+//! A recipient whose actor has stopped is dropped and logged with 33000; the
+//! others are not disturbed.
+//!
+//! Owner of state: this actor alone owns `members`, `session` and `health`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
+use serde::Serialize;
+
+use crate::error::ErrorCode;
+use crate::health::ServerHealthStatus;
+use crate::ids::ConnectionId;
+
+/// The session lock's state, as broadcast and shown in welcome messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SessionStatus {
+    /// Whether someone holds the lock.
+    pub active: bool,
+    /// The holder's connection id.
+    pub owner: Option<ConnectionId>,
+}
+
+/// Something every connection must be told.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum Event {
+    /// The session lock changed hands.
+    SessionStatus(SessionStatus),
+    /// A server's health changed (`is_healthy` flipped).
+    ServerHealth(ServerHealthStatus),
+}
+
+/// What a joining connection is told about the current state.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The session lock now.
+    pub session: SessionStatus,
+    /// Health of every server now, by name.
+    pub health: BTreeMap<String, ServerHealthStatus>,
+}
+
+/// Registers a connection; replies with the current state.
+#[derive(Message)]
+#[rtype(result = "Snapshot")]
+pub struct Join {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Where its events go.
+    pub recipient: Recipient<Event>,
+}
+
+/// Unregisters a connection. Idempotent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The connection.
+    pub id: ConnectionId,
+}
+
+/// Sends an event to every connection (and remembers it for snapshots).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub Event);
+
+/// Seeds or updates the health map without broadcasting (a status that
+/// changed counters but not `is_healthy`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RememberHealth(pub ServerHealthStatus);
+
+/// How many connections are registered (for tests and metrics).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct MemberCount;
+
+/// The registry. See the module docs.
+#[derive(Default)]
+pub struct BroadcastActor {
+    /// Live connections and where to reach them.
+    members: HashMap<ConnectionId, Recipient<Event>>,
+    /// Latest session status, for snapshots.
+    session: SessionStatus,
+    /// Latest health of every server, for snapshots.
+    health: BTreeMap<String, ServerHealthStatus>,
+}
+
+impl Actor for BroadcastActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Join> for BroadcastActor {
+    type Result = MessageResult<Join>;
+
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Self::Result {
+        self.members.insert(msg.id, msg.recipient);
+        MessageResult(Snapshot {
+            session: self.session.clone(),
+            health: self.health.clone(),
+        })
+    }
+}
+
+impl Handler<Leave> for BroadcastActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.members.remove(&msg.id);
+    }
+}
+
+impl Handler<RememberHealth> for BroadcastActor {
+    type Result = ();
+
+    fn handle(&mut self, RememberHealth(status): RememberHealth, _: &mut Context<Self>) {
+        self.health.insert(status.server_name.clone(), status);
+    }
+}
+
+impl Handler<MemberCount> for BroadcastActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: MemberCount, _: &mut Context<Self>) -> usize {
+        self.members.len()
+    }
+}
+
+impl Handler<Publish> for BroadcastActor {
+    type Result = ();
+
+    fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
+        match &event {
+            Event::SessionStatus(s) => self.session = s.clone(),
+            Event::ServerHealth(h) => {
+                self.health.insert(h.server_name.clone(), h.clone());
+            }
+        }
+        // do_send never blocks the registry on a slow connection; a stopped
+        // one is noticed here and dropped.
+        self.members.retain(|id, recipient| {
+            if recipient.connected() {
+                recipient.do_send(event.clone());
+                true
+            } else {
+                log::warn!(
+                    code = ErrorCode::BroadcastFailed.code(),
+                    connection_id = id.to_string().as_str();
+                    "broadcast recipient is gone; dropped from the registry"
+                );
+                false
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A connection stand-in that records what it is told.
+    struct Probe(Arc<Mutex<Vec<Event>>>);
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+    impl Handler<Event> for Probe {
+        type Result = ();
+        fn handle(&mut self, e: Event, _: &mut Context<Self>) {
+            self.0.lock().unwrap().push(e);
+        }
+    }
+    struct StopNow;
+    impl Message for StopNow {
+        type Result = ();
+    }
+    impl Handler<StopNow> for Probe {
+        type Result = ();
+        fn handle(&mut self, _: StopNow, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    #[actix::test]
+    async fn a_stopped_recipient_is_dropped_and_the_others_still_receive() {
+        let registry = BroadcastActor::default().start();
+        let seen_a = Arc::new(Mutex::new(Vec::new()));
+        let seen_b = Arc::new(Mutex::new(Vec::new()));
+        let a = Probe(seen_a.clone()).start();
+        let b = Probe(seen_b.clone()).start();
+        let (ida, idb) = (ConnectionId::new(), ConnectionId::new());
+        registry
+            .send(Join {
+                id: ida,
+                recipient: a.clone().recipient(),
+            })
+            .await
+            .unwrap();
+        registry
+            .send(Join {
+                id: idb,
+                recipient: b.clone().recipient(),
+            })
+            .await
+            .unwrap();
+
+        a.send(StopNow).await.unwrap();
+        // wait (bounded) for a's context to finish, which closes its mailbox
+        for _ in 0..10_000 {
+            if !a.connected() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(!a.connected());
+        registry
+            .send(Publish(Event::SessionStatus(SessionStatus {
+                active: true,
+                owner: Some(idb),
+            })))
+            .await
+            .unwrap();
+        assert_eq!(registry.send(MemberCount).await.unwrap(), 1);
+        // b is still served
+        let before = seen_b.lock().unwrap().len();
+        registry
+            .send(Publish(Event::SessionStatus(SessionStatus::default())))
+            .await
+            .unwrap();
+        b.send(MemberCountProbe).await.ok();
+        assert!(seen_b.lock().unwrap().len() > before);
+    }
+
+    /// A round trip through b's mailbox, so its earlier events are handled.
+    struct MemberCountProbe;
+    impl Message for MemberCountProbe {
+        type Result = ();
+    }
+    impl Handler<MemberCountProbe> for Probe {
+        type Result = ();
+        fn handle(&mut self, _: MemberCountProbe, _: &mut Context<Self>) {}
+    }
+
+    #[actix::test]
+    async fn join_returns_the_latest_state() {
+        let registry = BroadcastActor::default().start();
+        let owner = ConnectionId::new();
+        registry
+            .send(Publish(Event::SessionStatus(SessionStatus {
+                active: true,
+                owner: Some(owner),
+            })))
+            .await
+            .unwrap();
+        registry
+            .send(RememberHealth(ServerHealthStatus::unchecked("mdwap1p", "h")))
+            .await
+            .unwrap();
+        let probe = Probe(Arc::default()).start();
+        let snap = registry
+            .send(Join {
+                id: ConnectionId::new(),
+                recipient: probe.recipient(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(snap.session.owner, Some(owner));
+        assert!(snap.health.contains_key("mdwap1p"));
+    }
+}
