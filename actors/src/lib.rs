@@ -13,11 +13,14 @@
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
 //! - [`health`]: the per-server health status clients see.
+//! - [`output`]: the terminal output pipeline (throttle, redraws, decoding,
+//!   stop phrases) and its async driver.
 
 pub mod broadcast;
 pub mod error;
 pub mod health;
 pub mod ids;
+pub mod output;
 pub mod secret;
 pub mod server;
 pub mod session_lock;
