@@ -10,6 +10,7 @@
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! - [`store`]: SQLite on its own threads (audit trail, migrations).
 //! - [`state`]: what every handler can reach.
+//! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 
 pub mod admission;
 pub mod api;
@@ -19,3 +20,4 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod ws;

@@ -10,13 +10,14 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
 use pinkpage_actors::AppError;
 
 use crate::admission::admit;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, Store};
-use crate::{api, settings::SettingsError};
+use crate::{api, settings::SettingsError, ws};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,13 @@ impl Application {
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
         let state = web::Data::new(AppState {
             settings: settings.clone(),
+            ssh: Arc::new(SshOptions {
+                connect_timeout: settings.ssh_connect_timeout,
+                host_keys: HostKeyPolicy {
+                    known_hosts: settings.known_hosts.clone(),
+                    mode: settings.host_key_mode,
+                },
+            }),
             store,
             broadcast,
             session_lock,
@@ -74,6 +82,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(admit))
                 .configure(api::configure)
+                .configure(ws::configure)
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)

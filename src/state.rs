@@ -6,6 +6,7 @@ use std::time::Instant;
 use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::ssh::SshOptions;
 
 use crate::settings::Settings;
 use crate::store::Store;
@@ -17,6 +18,8 @@ use crate::store::Store;
 pub struct AppState {
     /// Validated settings, including the servers.
     pub settings: Arc<Settings>,
+    /// How to reach servers over SSH (timeouts, host key policy).
+    pub ssh: Arc<SshOptions>,
     /// The SQLite store.
     pub store: Store,
     /// The registry of every WebSocket connection; publishes events to all.

@@ -202,9 +202,10 @@ pub enum PumpEnd {
 /// flushes due text into `sink` (awaiting it, so a slow client slows the
 /// reading), and flushes what is left at the end. `sink` returns `false`
 /// when its receiver is gone.
-pub async fn pump<S, F, Fut>(pipeline: &mut OutputPipeline, source: S, mut sink: F) -> PumpEnd
+pub async fn pump<S, B, F, Fut>(pipeline: &mut OutputPipeline, source: S, mut sink: F) -> PumpEnd
 where
-    S: Stream<Item = Vec<u8>>,
+    S: Stream<Item = B>,
+    B: AsRef<[u8]>,
     F: FnMut(String) -> Fut,
     Fut: Future<Output = bool>,
 {
@@ -232,7 +233,7 @@ where
             chunk = source.next(), if !pipeline.is_full() && !stopped => {
                 match chunk {
                     Some(bytes) => {
-                        if pipeline.push(&bytes) {
+                        if pipeline.push(bytes.as_ref()) {
                             stopped = true;
                         }
                     }
