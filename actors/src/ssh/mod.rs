@@ -1,1 +1,17 @@
-//! SSH over russh (to be built).
+//! SSH over russh: connecting, checking host keys, authenticating, and what
+//! a connected session offers (exec, PTY shells, SFTP).
+//!
+//! # Layout
+//! - [`host_keys`]: pinned fingerprints and the known_hosts file.
+//! - `connect`: [`connect`], the russh client handler and authentication.
+//! - `session`: [`SshSession`], a connected and authenticated session.
+//! - `exec`: [`SshSession::exec`], a command without a PTY, with caps and a
+//!   timeout.
+//! - `shell`: [`SshSession::open_shell`], an interactive PTY shell.
+//!
+//! Every failure is an [`AppError`](crate::AppError) with a catalogue code
+//! (20000-22001, 52000) and a detail naming the server and the cause.
+
+pub mod host_keys;
+
+pub use host_keys::{HostKeyMode, HostKeyPolicy};
