@@ -15,3 +15,12 @@
 pub mod host_keys;
 
 pub use host_keys::{HostKeyMode, HostKeyPolicy};
+mod connect;
+mod exec;
+mod session;
+mod shell;
+
+pub use connect::{connect, SshOptions};
+pub use exec::{ExecLimits, ExecOutput, KILL_GRACE};
+pub use session::SshSession;
+pub use shell::{PtyRequest, ShellChannel, ShellEvent, ShellInput, ShellOutput};
