@@ -12,6 +12,7 @@
 //! - [`broadcast`]: `BroadcastActor`, the registry of every WebSocket
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
+//! - [`ssh_shell`]: `SshShellActor`, one interactive command on a PTY.
 //! - [`health`]: the per-server health status clients see.
 //! - [`output`]: the terminal output pipeline (throttle, redraws, decoding,
 //!   stop phrases) and its async driver.
@@ -25,6 +26,7 @@ pub mod secret;
 pub mod server;
 pub mod session_lock;
 pub mod ssh;
+pub mod ssh_shell;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
 pub use ids::ConnectionId;

@@ -23,7 +23,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
+};
 use futures_util::StreamExt;
 
 use crate::error::{AppError, ErrorCode};
@@ -180,12 +182,15 @@ impl SshShellActor {
     }
 
     fn queue(&self, op: InputOp) -> Result<(), AppError> {
-        let tx = self
-            .input_tx
-            .as_ref()
-            .ok_or_else(|| AppError::with_detail(ErrorCode::NoRunningTask, "the command has not started yet"))?;
-        tx.try_send(op)
-            .map_err(|_| AppError::with_detail(ErrorCode::SshCommandFailed, "input queue full; the server is not reading"))
+        let tx = self.input_tx.as_ref().ok_or_else(|| {
+            AppError::with_detail(ErrorCode::NoRunningTask, "the command has not started yet")
+        })?;
+        tx.try_send(op).map_err(|_| {
+            AppError::with_detail(
+                ErrorCode::SshCommandFailed,
+                "input queue full; the server is not reading",
+            )
+        })
     }
 
     /// Connected and the PTY is open: start the writer and the pump.

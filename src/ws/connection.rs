@@ -21,7 +21,10 @@
 
 use std::time::Instant;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Handler, StreamHandler, WrapFuture};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, StreamHandler,
+    WrapFuture,
+};
 use actix_web::web;
 use actix_web_actors::ws;
 use pinkpage_actors::broadcast::{Event, Join, Leave};
@@ -86,7 +89,11 @@ impl<D: Domain> WsConnection<D> {
 
     /// Sends an error frame (and logs it).
     pub fn send_error(&self, ctx: &mut WsCtx<D>, err: &AppError, rid: &RequestId) {
-        let level = if err.code.http_status() >= 500 { log::Level::Error } else { log::Level::Debug };
+        let level = if err.code.http_status() >= 500 {
+            log::Level::Error
+        } else {
+            log::Level::Debug
+        };
         log::log!(
             level,
             connection_id = self.id.to_string().as_str(),
@@ -110,7 +117,11 @@ impl<D: Domain> WsConnection<D> {
             self.partial = Some((Vec::new(), 0));
         }
         let Some((buf, total)) = self.partial.as_mut() else {
-            return self.send_error(ctx, &AppError::with_detail(ErrorCode::WsMalformed, "continuation without a first frame"), &None);
+            return self.send_error(
+                ctx,
+                &AppError::with_detail(ErrorCode::WsMalformed, "continuation without a first frame"),
+                &None,
+            );
         };
         *total += bytes.len();
         let room = (MAX_FRAME_BYTES + 1).saturating_sub(buf.len());
@@ -118,12 +129,19 @@ impl<D: Domain> WsConnection<D> {
         if last {
             let (buf, total) = self.partial.take().unwrap_or_default();
             if total > MAX_FRAME_BYTES {
-                let err = AppError::with_detail(ErrorCode::WsTooLarge, format!("{total} bytes; the limit is {MAX_FRAME_BYTES}"));
+                let err = AppError::with_detail(
+                    ErrorCode::WsTooLarge,
+                    format!("{total} bytes; the limit is {MAX_FRAME_BYTES}"),
+                );
                 return self.send_error(ctx, &err, &None);
             }
             match String::from_utf8(buf) {
                 Ok(text) => self.on_text(&text, ctx),
-                Err(_) => self.send_error(ctx, &AppError::with_detail(ErrorCode::WsMalformed, "text frame is not UTF-8"), &None),
+                Err(_) => self.send_error(
+                    ctx,
+                    &AppError::with_detail(ErrorCode::WsMalformed, "text frame is not UTF-8"),
+                    &None,
+                ),
             }
         }
     }
@@ -167,7 +185,8 @@ impl<D: Domain> Actor for WsConnection<D> {
                     act.send(ctx, &welcome, &None);
                 }
                 Err(e) => {
-                    let err = AppError::with_detail(ErrorCode::WsConnection, format!("registry unavailable: {e}"));
+                    let err =
+                        AppError::with_detail(ErrorCode::WsConnection, format!("registry unavailable: {e}"));
                     act.send_error(ctx, &err, &None);
                     ctx.stop();
                 }
@@ -205,16 +224,22 @@ impl<D: Domain> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConn
             ws::Message::Text(text) => self.on_text(&text, ctx),
             ws::Message::Binary(_) => self.send_error(
                 ctx,
-                &AppError::with_detail(ErrorCode::WsMalformed, "binary frames are not accepted; send JSON text"),
+                &AppError::with_detail(
+                    ErrorCode::WsMalformed,
+                    "binary frames are not accepted; send JSON text",
+                ),
                 &None,
             ),
             ws::Message::Continuation(item) => match item {
-                ws::Item::FirstText(b) => self.on_fragment(&b, true, false, ctx),
-                ws::Item::Continue(b) => self.on_fragment(&b, false, false, ctx),
-                ws::Item::Last(b) => self.on_fragment(&b, false, true, ctx),
-                ws::Item::FirstBinary(_) => self.send_error(
+                actix_http::ws::Item::FirstText(b) => self.on_fragment(&b, true, false, ctx),
+                actix_http::ws::Item::Continue(b) => self.on_fragment(&b, false, false, ctx),
+                actix_http::ws::Item::Last(b) => self.on_fragment(&b, false, true, ctx),
+                actix_http::ws::Item::FirstBinary(_) => self.send_error(
                     ctx,
-                    &AppError::with_detail(ErrorCode::WsMalformed, "binary frames are not accepted; send JSON text"),
+                    &AppError::with_detail(
+                        ErrorCode::WsMalformed,
+                        "binary frames are not accepted; send JSON text",
+                    ),
                     &None,
                 ),
             },

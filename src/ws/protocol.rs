@@ -130,14 +130,19 @@ pub fn parse_frame<R: DeserializeOwned>(text: &str, known: &[&str]) -> Frame<R> 
     }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Frame::Invalid(AppError::with_detail(ErrorCode::WsMalformed, format!("not JSON: {e}")), None),
+        Err(e) => {
+            return Frame::Invalid(
+                AppError::with_detail(ErrorCode::WsMalformed, format!("not JSON: {e}")),
+                None,
+            )
+        }
     };
     let request_id = match value.get("request_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
     };
-    let Some(kind) = value.get("type").and_then(Value::as_str) else {
+    let Some(kind) = value.get("type").and_then(Value::as_str).map(str::to_owned) else {
         return Frame::Invalid(
             AppError::with_detail(ErrorCode::WsMalformed, "missing field `type`"),
             request_id,
@@ -146,7 +151,7 @@ pub fn parse_frame<R: DeserializeOwned>(text: &str, known: &[&str]) -> Frame<R> 
     if kind == "ping" {
         return Frame::Ping(request_id);
     }
-    if !known.contains(&kind) {
+    if !known.contains(&kind.as_str()) {
         return Frame::Invalid(
             AppError::with_detail(ErrorCode::WsUnknownType, format!("unknown type '{kind}'")),
             request_id,
@@ -196,7 +201,10 @@ mod tests {
         assert_eq!(code(parse_frame::<Req>("not json", KNOWN)), 31000);
         assert_eq!(code(parse_frame::<Req>(r#"{"name":"x"}"#, KNOWN)), 31000);
         assert_eq!(code(parse_frame::<Req>(r#"{"type":"hello"}"#, KNOWN)), 31000);
-        assert_eq!(code(parse_frame::<Req>(r#"{"type":"launch_missiles"}"#, KNOWN)), 31001);
+        assert_eq!(
+            code(parse_frame::<Req>(r#"{"type":"launch_missiles"}"#, KNOWN)),
+            31001
+        );
         let big = format!(r#"{{"type":"hello","name":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(code(parse_frame::<Req>(&big, KNOWN)), 31002);
     }

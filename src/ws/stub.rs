@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use actix::{ActorFutureExt, Addr, AsyncContext, Handler, WrapFuture};
+use actix::{ActorFutureExt, Addr, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
 use pinkpage_actors::session_lock::{Acquire, CheckOwner, GetStatus, LockRevoked, Release};
 use pinkpage_actors::ssh::PtyRequest;
 use pinkpage_actors::ssh_shell::{
@@ -177,7 +177,16 @@ impl Domain for Stub {
                 stop_phrase,
                 timeout_s,
                 throttle_ms,
-            } => ssh_command(conn, server, command, stop_phrase, timeout_s, throttle_ms, rid, ctx),
+            } => ssh_command(
+                conn,
+                server,
+                command,
+                stop_phrase,
+                timeout_s,
+                throttle_ms,
+                rid,
+                ctx,
+            ),
             StubRequest::SshInput { data } => ssh_input(conn, data, rid, ctx),
             StubRequest::Resize { cols, rows } => resize(conn, cols, rows, rid, ctx),
             StubRequest::Cancel => cancel(conn, rid, ctx),
@@ -216,7 +225,13 @@ fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<
         .map(move |res, conn, ctx| match flatten(res) {
             Ok(_) => {
                 conn.state.store.audit(audit(conn, "session.start"));
-                conn.send(ctx, &StubReply::SessionStarted { owner: conn.id.to_string() }, &rid);
+                conn.send(
+                    ctx,
+                    &StubReply::SessionStarted {
+                        owner: conn.id.to_string(),
+                    },
+                    &rid,
+                );
             }
             Err(e) => conn.send_error(ctx, &e, &rid),
         })
@@ -236,7 +251,10 @@ fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<St
         match status.owner {
             None => return Err(AppError::new(ErrorCode::NoActiveSession)),
             Some(owner) if owner != id => {
-                return Err(AppError::with_detail(ErrorCode::NotSessionOwner, format!("held by connection {owner}")))
+                return Err(AppError::with_detail(
+                    ErrorCode::NotSessionOwner,
+                    format!("held by connection {owner}"),
+                ))
             }
             Some(_) => {}
         }
@@ -271,20 +289,38 @@ fn ssh_command(
     ctx: &mut WsCtx<Stub>,
 ) {
     if conn.domain.task.is_some() {
-        return conn.send_error(ctx, &AppError::with_detail(ErrorCode::TaskAlreadyRunning, "cancel it or wait for ssh_command_complete"), &rid);
+        return conn.send_error(
+            ctx,
+            &AppError::with_detail(
+                ErrorCode::TaskAlreadyRunning,
+                "cancel it or wait for ssh_command_complete",
+            ),
+            &rid,
+        );
     }
     let timeout = match timeout_s {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_S => Some(Duration::from_secs_f64(s)),
         Some(_) => {
-            return conn.send_error(ctx, &AppError::with_detail(ErrorCode::Validation, format!("timeout_s must be in (0, {MAX_TIMEOUT_S}]")), &rid)
+            return conn.send_error(
+                ctx,
+                &AppError::with_detail(
+                    ErrorCode::Validation,
+                    format!("timeout_s must be in (0, {MAX_TIMEOUT_S}]"),
+                ),
+                &rid,
+            )
         }
     };
     let throttle = match throttle_ms {
         None => conn.state.settings.throttle,
         Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
         Some(_) => {
-            return conn.send_error(ctx, &AppError::with_detail(ErrorCode::Validation, "throttle_ms must be at most 60000"), &rid)
+            return conn.send_error(
+                ctx,
+                &AppError::with_detail(ErrorCode::Validation, "throttle_ms must be at most 60000"),
+                &rid,
+            )
         }
     };
     // Reserve the slot now, before awaiting the lock check.
@@ -300,7 +336,8 @@ fn ssh_command(
             }
             let Some(spec) = conn.state.settings.server(&server).cloned() else {
                 conn.domain.task = None;
-                let e = AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{server}'"));
+                let e =
+                    AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{server}'"));
                 return conn.send_error(ctx, &e, &rid);
             };
             let (cols, rows) = conn.domain.pty;
@@ -338,7 +375,11 @@ fn ssh_command(
 
 fn ssh_input(conn: &mut WsConnection<Stub>, data: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let Some(Task::Shell { addr, .. }) = &conn.domain.task else {
-        return conn.send_error(ctx, &AppError::with_detail(ErrorCode::NoRunningTask, "no command is running"), &rid);
+        return conn.send_error(
+            ctx,
+            &AppError::with_detail(ErrorCode::NoRunningTask, "no command is running"),
+            &rid,
+        );
     };
     addr.send(ShellInput(data))
         .into_actor(conn)
@@ -370,8 +411,18 @@ fn resize(conn: &mut WsConnection<Stub>, cols: u32, rows: u32, rid: RequestId, c
 }
 
 fn cancel(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
-    let Some(Task::Shell { addr, generation, stopping, .. }) = &mut conn.domain.task else {
-        return conn.send_error(ctx, &AppError::with_detail(ErrorCode::NoRunningTask, "no command is running"), &rid);
+    let Some(Task::Shell {
+        addr,
+        generation,
+        stopping,
+        ..
+    }) = &mut conn.domain.task
+    else {
+        return conn.send_error(
+            ctx,
+            &AppError::with_detail(ErrorCode::NoRunningTask, "no command is running"),
+            &rid,
+        );
     };
     *stopping = true;
     let generation = *generation;
@@ -392,11 +443,17 @@ fn cancel(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) 
 /// Reports 50012 if the task is still there `STOP_TIMEOUT` after a stop.
 fn watch_stop(generation: u64, ctx: &mut WsCtx<Stub>) {
     ctx.run_later(STOP_TIMEOUT, move |conn, ctx| {
-        if let Some(Task::Shell { generation: g, rid, .. }) = &conn.domain.task {
+        if let Some(Task::Shell {
+            generation: g, rid, ..
+        }) = &conn.domain.task
+        {
             if *g == generation {
                 let rid = rid.clone();
                 conn.domain.task = None;
-                let err = AppError::with_detail(ErrorCode::TaskCancelTimeout, format!("no stop within {STOP_TIMEOUT:?}"));
+                let err = AppError::with_detail(
+                    ErrorCode::TaskCancelTimeout,
+                    format!("no stop within {STOP_TIMEOUT:?}"),
+                );
                 conn.send_error(ctx, &err, &rid);
             }
         }
@@ -412,7 +469,14 @@ impl Handler<ShellNotice> for WsConnection<Stub> {
             _ => String::new(),
         };
         match notice {
-            ShellNotice::Output(text) => self.send(ctx, &StubReply::SshOutput { server: &server, data: &text }, &None),
+            ShellNotice::Output(text) => self.send(
+                ctx,
+                &StubReply::SshOutput {
+                    server: &server,
+                    data: &text,
+                },
+                &None,
+            ),
             ShellNotice::Complete(done) => self.complete(done, ctx),
             ShellNotice::CleanupFailed(err) => self.send_error(ctx, &err, &None),
         }
@@ -421,7 +485,10 @@ impl Handler<ShellNotice> for WsConnection<Stub> {
 
 impl WsConnection<Stub> {
     fn complete(&mut self, done: Completion, ctx: &mut WsCtx<Stub>) {
-        let Some(Task::Shell { server, command, rid, .. }) = self.domain.task.take() else {
+        let Some(Task::Shell {
+            server, command, rid, ..
+        }) = self.domain.task.take()
+        else {
             return;
         };
         if let Some(err) = &done.error {
@@ -453,7 +520,13 @@ impl Handler<LockRevoked> for WsConnection<Stub> {
     type Result = ();
 
     fn handle(&mut self, _: LockRevoked, ctx: &mut WsCtx<Stub>) {
-        if let Some(Task::Shell { addr, generation, stopping, .. }) = &mut self.domain.task {
+        if let Some(Task::Shell {
+            addr,
+            generation,
+            stopping,
+            ..
+        }) = &mut self.domain.task
+        {
             *stopping = true;
             addr.do_send(StopShell);
             let generation = *generation;
