@@ -1,1 +1,2 @@
-
+mod ssh_layer;
+mod support;
