@@ -432,3 +432,31 @@ fn a_server_spec_does_not_print_its_password() {
     assert!(!printed.contains(user.password.expose()), "{printed}");
     assert!(printed.contains("redacted"), "{printed}");
 }
+
+#[tokio::test]
+async fn a_command_that_ignores_term_is_killed_after_the_grace() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let session = password_session(&sshd).await;
+    let marker = "sleep 2345.5";
+    let limits = ExecLimits {
+        timeout: Some(Duration::from_secs(1)),
+        ..ExecLimits::default()
+    };
+
+    // an ignored signal stays ignored across exec, so sleep ignores TERM too
+    let command = format!("trap '' TERM; {marker}; true");
+    let (result, seen_running) =
+        tokio::join!(session.exec(&command, limits), await_sleeper(marker, true));
+
+    assert!(seen_running, "the remote sleep never showed up in pgrep");
+    let err = result.unwrap_err();
+    assert_eq!(err.code, ErrorCode::SshCommandTimeout, "{err}");
+    assert!(err
+        .detail
+        .unwrap_or_default()
+        .contains("ended it with KILL"));
+    assert!(
+        await_sleeper(marker, false).await,
+        "`{marker}` survived KILL"
+    );
+}
