@@ -186,11 +186,7 @@ mod tests {
         let mut seen = HashSet::new();
         for c in ErrorCode::ALL {
             assert!(seen.insert(c.code()), "duplicate code {}", c.code());
-            assert!(
-                (10000..100000).contains(&c.code()),
-                "{:?} is not five digits",
-                c
-            );
+            assert!((10000..100000).contains(&c.code()), "{:?} is not five digits", c);
         }
     }
 
@@ -199,11 +195,7 @@ mod tests {
         for c in ErrorCode::ALL {
             let m = c.message();
             assert!(!m.ends_with('.'), "{m}");
-            assert_eq!(
-                m.chars().next().map(|ch| ch.is_lowercase()),
-                Some(true),
-                "{m}"
-            );
+            assert_eq!(m.chars().next().map(|ch| ch.is_lowercase()), Some(true), "{m}");
         }
     }
 

@@ -111,10 +111,7 @@ async fn keyboard_interactive_succeeds_when_password_authentication_is_off() {
     let session = password_session(&sshd).await;
 
     assert_eq!(whoami(&session).await, "pinkpage-test\n");
-    assert!(sshd.wait_for_log(
-        "Accepted keyboard-interactive/pam for pinkpage-test",
-        SETTLE
-    ));
+    assert!(sshd.wait_for_log("Accepted keyboard-interactive/pam for pinkpage-test", SETTLE));
 }
 
 #[tokio::test]
@@ -145,11 +142,7 @@ async fn an_unknown_host_key_under_strict_is_refused_before_any_credential_is_se
     // positive control: an accepted connection does log the request
     let accepted = ssh::connect(&spec, &options(&known_hosts, HostKeyMode::AcceptNew)).await;
     accepted.expect("accept-new connect");
-    assert!(
-        sshd.wait_for_log("userauth-request", SETTLE),
-        "{}",
-        sshd.log()
-    );
+    assert!(sshd.wait_for_log("userauth-request", SETTLE), "{}", sshd.log());
 }
 
 #[tokio::test]
@@ -159,19 +152,12 @@ async fn accept_new_records_the_key_and_a_later_strict_connect_passes() {
     let spec = sshd.server_spec("test", TestUser::get().key_auth());
 
     let first = ssh::connect(&spec, &options(&known_hosts, HostKeyMode::AcceptNew)).await;
-    first
-        .expect("accept-new connect")
-        .disconnect()
-        .await
-        .unwrap();
+    first.expect("accept-new connect").disconnect().await.unwrap();
 
     let recorded = std::fs::read_to_string(&known_hosts).unwrap();
     assert_eq!(recorded.trim_end(), sshd.known_hosts_line());
     let second = ssh::connect(&spec, &options(&known_hosts, HostKeyMode::Strict)).await;
-    assert_eq!(
-        whoami(&second.expect("strict connect")).await,
-        "pinkpage-test\n"
-    );
+    assert_eq!(whoami(&second.expect("strict connect")).await, "pinkpage-test\n");
 }
 
 #[tokio::test]
@@ -197,11 +183,7 @@ async fn a_changed_host_key_is_refused_under_both_policies() {
         );
     }
     let lines = std::fs::read_to_string(&known_hosts).unwrap();
-    assert_eq!(
-        lines.lines().count(),
-        1,
-        "the changed key must not be recorded"
-    );
+    assert_eq!(lines.lines().count(), 1, "the changed key must not be recorded");
 }
 
 #[tokio::test]
@@ -211,10 +193,7 @@ async fn a_matching_pinned_fingerprint_passes_without_known_hosts() {
 
     let session = connect_pinned(&sshd, spec).await;
 
-    assert_eq!(
-        whoami(&session.expect("pinned connect")).await,
-        "pinkpage-test\n"
-    );
+    assert_eq!(whoami(&session.expect("pinned connect")).await, "pinkpage-test\n");
 }
 
 #[tokio::test]
@@ -228,10 +207,7 @@ async fn a_wrong_pinned_fingerprint_is_refused_even_if_known_hosts_trusts_the_ke
     let refused = ssh::connect(&spec, &options(&known_hosts, HostKeyMode::AcceptNew)).await;
 
     let err = assert_code(refused, ErrorCode::SshHostKeyRejected);
-    assert!(err
-        .detail
-        .unwrap_or_default()
-        .contains("pinned fingerprint"));
+    assert!(err.detail.unwrap_or_default().contains("pinned fingerprint"));
 }
 
 #[tokio::test]
@@ -340,16 +316,12 @@ async fn an_exec_past_its_timeout_is_ended_on_the_server_with_22001() {
     };
 
     // watch the command appear while exec waits, so the final check can fail
-    let (result, seen_running) =
-        tokio::join!(session.exec(marker, limits), await_sleeper(marker, true));
+    let (result, seen_running) = tokio::join!(session.exec(marker, limits), await_sleeper(marker, true));
 
     assert!(seen_running, "the remote sleep never showed up in pgrep");
     let err = result.unwrap_err();
     assert_eq!(err.code, ErrorCode::SshCommandTimeout, "{err}");
-    assert!(err
-        .detail
-        .unwrap_or_default()
-        .contains("ended it with TERM"));
+    assert!(err.detail.unwrap_or_default().contains("ended it with TERM"));
     assert!(
         await_sleeper(marker, false).await,
         "`{marker}` survived the timeout"
@@ -445,18 +417,11 @@ async fn a_command_that_ignores_term_is_killed_after_the_grace() {
 
     // an ignored signal stays ignored across exec, so sleep ignores TERM too
     let command = format!("trap '' TERM; {marker}; true");
-    let (result, seen_running) =
-        tokio::join!(session.exec(&command, limits), await_sleeper(marker, true));
+    let (result, seen_running) = tokio::join!(session.exec(&command, limits), await_sleeper(marker, true));
 
     assert!(seen_running, "the remote sleep never showed up in pgrep");
     let err = result.unwrap_err();
     assert_eq!(err.code, ErrorCode::SshCommandTimeout, "{err}");
-    assert!(err
-        .detail
-        .unwrap_or_default()
-        .contains("ended it with KILL"));
-    assert!(
-        await_sleeper(marker, false).await,
-        "`{marker}` survived KILL"
-    );
+    assert!(err.detail.unwrap_or_default().contains("ended it with KILL"));
+    assert!(await_sleeper(marker, false).await, "`{marker}` survived KILL");
 }

@@ -63,10 +63,7 @@ pub(crate) fn describe(server: &ServerSpec) -> String {
     )
 }
 
-async fn connect_and_authenticate(
-    server: &ServerSpec,
-    opts: &SshOptions,
-) -> Result<SshSession, AppError> {
+async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
     let who = describe(server);
     let rejection = Arc::new(Mutex::new(None));
     let handler = ClientHandler {
@@ -78,8 +75,7 @@ async fn connect_and_authenticate(
         rejection: Arc::clone(&rejection),
     };
     let config = Arc::new(client_config(server, &opts.host_keys));
-    let connected =
-        russh::client::connect(config, (server.host.as_str(), server.port), handler).await;
+    let connected = russh::client::connect(config, (server.host.as_str(), server.port), handler).await;
     let mut handle = match connected {
         Ok(handle) => handle,
         Err(e) => {
@@ -88,9 +84,7 @@ async fn connect_and_authenticate(
                 Some(reason) => {
                     AppError::with_detail(ErrorCode::SshHostKeyRejected, format!("{who}: {reason}"))
                 }
-                None => {
-                    AppError::with_detail(ErrorCode::SshConnectionFailed, format!("{who}: {e}"))
-                }
+                None => AppError::with_detail(ErrorCode::SshConnectionFailed, format!("{who}: {e}")),
             });
         }
     };
@@ -114,8 +108,7 @@ fn client_config(server: &ServerSpec, policy: &HostKeyPolicy) -> russh::client::
     let key = if server.host_key_fingerprint.is_some() {
         Preferred::DEFAULT.key.clone()
     } else {
-        let recorded =
-            host_keys::recorded_algorithms(&policy.known_hosts, &server.host, server.port);
+        let recorded = host_keys::recorded_algorithms(&policy.known_hosts, &server.host, server.port);
         Cow::Owned(key_order(&recorded))
     };
     russh::client::Config {
@@ -165,8 +158,7 @@ async fn authenticate(
             format!("{who}: connection lost during authentication: {e}"),
         )
     };
-    let refused =
-        |what: String| AppError::with_detail(ErrorCode::SshAuthFailed, format!("{who}: {what}"));
+    let refused = |what: String| AppError::with_detail(ErrorCode::SshAuthFailed, format!("{who}: {what}"));
     let user = server.username.as_str();
     match &server.auth {
         Auth::Password(password) => {
@@ -189,33 +181,21 @@ async fn authenticate(
             keyboard_interactive(handle, user, password)
                 .await
                 .map_err(lost)?
-                .map_err(|()| {
-                    refused("password refused by password and keyboard-interactive".into())
-                })
+                .map_err(|()| refused("password refused by password and keyboard-interactive".into()))
         }
         Auth::KeyFile { path, passphrase } => {
             let key = russh::keys::load_secret_key(path, passphrase.as_ref().map(Secret::expose))
-                .map_err(|e| {
-                refused(format!("cannot load private key {}: {e}", path.display()))
-            })?;
+                .map_err(|e| refused(format!("cannot load private key {}: {e}", path.display())))?;
             // RSA signs with a hash the server must accept; ask it (needs
             // server-sig-algs) rather than default to SHA-1, which OpenSSH
             // 8.8+ refuses.
             let hash = if key.algorithm().is_rsa() {
-                handle
-                    .best_supported_rsa_hash()
-                    .await
-                    .map_err(lost)?
-                    .flatten()
+                handle.best_supported_rsa_hash().await.map_err(lost)?.flatten()
             } else {
                 None
             };
             let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-            match handle
-                .authenticate_publickey(user, key)
-                .await
-                .map_err(lost)?
-            {
+            match handle.authenticate_publickey(user, key).await.map_err(lost)? {
                 AuthResult::Success => Ok(()),
                 AuthResult::Failure {
                     remaining_methods, ..
@@ -246,13 +226,8 @@ async fn keyboard_interactive(
             KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
                 // PAM ends with a request of zero prompts: answer it with
                 // zero answers
-                let answers = prompts
-                    .iter()
-                    .map(|_| password.expose().to_owned())
-                    .collect();
-                reply = handle
-                    .authenticate_keyboard_interactive_respond(answers)
-                    .await?;
+                let answers = prompts.iter().map(|_| password.expose().to_owned()).collect();
+                reply = handle.authenticate_keyboard_interactive_respond(answers).await?;
             }
         }
     }

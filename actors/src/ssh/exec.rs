@@ -145,13 +145,9 @@ impl SshSession {
                     out.stderr_truncated |= keep_up_to(&mut out.stderr, limits.max_stderr, &data);
                 }
                 ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
-                ChannelMsg::ExitSignal {
-                    signal_name: sig, ..
-                } => out.exit_signal = Some(signal_name(&sig)),
+                ChannelMsg::ExitSignal { signal_name: sig, .. } => out.exit_signal = Some(signal_name(&sig)),
                 // the only request we made with want_reply is the exec
-                ChannelMsg::Failure => {
-                    return Err(failed("the server refused to run the command".into()))
-                }
+                ChannelMsg::Failure => return Err(failed("the server refused to run the command".into())),
                 _ => {}
             }
         }
@@ -185,10 +181,7 @@ async fn end_remote_command(channel: &mut Channel<Msg>) -> &'static str {
 async fn wait_for_exit(channel: &mut Channel<Msg>, grace: Duration) -> bool {
     let drained = tokio::time::timeout(grace, async {
         while let Some(msg) = channel.wait().await {
-            if matches!(
-                msg,
-                ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
-            ) {
+            if matches!(msg, ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }) {
                 return;
             }
         }

@@ -226,10 +226,7 @@ pub fn check_known_hosts(
         return Ok(HostKeyAcceptance::Known);
     }
     let presented = fingerprint(key);
-    if let Some((line, _)) = recorded
-        .iter()
-        .find(|(_, k)| k.algorithm() == key.algorithm())
-    {
+    if let Some((line, _)) = recorded.iter().find(|(_, k)| k.algorithm() == key.algorithm()) {
         return Err(HostKeyRejection::Changed {
             file: file.clone(),
             line: file_line(file, *line),
@@ -272,10 +269,7 @@ fn append_known_host(file: &Path, host: &str, port: u16, key: &PublicKey) -> std
     } else {
         "\n"
     };
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
     // one write, so concurrent learners append whole lines
     f.write_all(
         format!(
@@ -308,11 +302,9 @@ mod tests {
 
     // Generated with `ssh-keygen -t ed25519`; the fingerprint is what
     // `ssh-keygen -lf` printed for it.
-    const KEY_A: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJyrJDfqtSRaCznyAd4nrY3eD6E311cvLvPzGByOtKL/";
+    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJyrJDfqtSRaCznyAd4nrY3eD6E311cvLvPzGByOtKL/";
     const KEY_A_FP: &str = "SHA256:15wSE3wv0Hg0c2+ly2ZwYOoFvhbLspPXLTEdcZ5RTVc";
-    const KEY_B: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLmic869NihaHvl6gmBPxd+/hUrvn8eu+E+6/PWja0L";
+    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLmic869NihaHvl6gmBPxd+/hUrvn8eu+E+6/PWja0L";
 
     fn key(line: &str) -> PublicKey {
         PublicKey::from_openssh(line).unwrap()
@@ -333,10 +325,7 @@ mod tests {
     #[test]
     fn a_pinned_fingerprint_matches_with_or_without_padding_and_blanks() {
         assert_eq!(fingerprint_matches(KEY_A_FP, KEY_A_FP), Ok(true));
-        assert_eq!(
-            fingerprint_matches(&format!(" {KEY_A_FP}= "), KEY_A_FP),
-            Ok(true)
-        );
+        assert_eq!(fingerprint_matches(&format!(" {KEY_A_FP}= "), KEY_A_FP), Ok(true));
     }
 
     #[test]
@@ -401,11 +390,7 @@ mod tests {
     fn a_changed_key_is_refused_under_both_modes_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("known_hosts");
-        std::fs::write(
-            &file,
-            format!("# comment\nother {KEY_A}\n[h]:2222 {KEY_B}\n"),
-        )
-        .unwrap();
+        std::fs::write(&file, format!("# comment\nother {KEY_A}\n[h]:2222 {KEY_B}\n")).unwrap();
         for mode in [HostKeyMode::Strict, HostKeyMode::AcceptNew] {
             let p = policy(dir.path(), mode);
             let rejection = check_known_hosts(&p, "h", 2222, &key(KEY_A)).unwrap_err();

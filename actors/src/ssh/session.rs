@@ -67,10 +67,7 @@ impl SshSession {
     /// time out after 10 s by default.
     pub async fn sftp(&self) -> Result<SftpSession, AppError> {
         let failed = |e: String| {
-            AppError::with_detail(
-                ErrorCode::SftpFailed,
-                format!("server '{}': {e}", self.server),
-            )
+            AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {e}", self.server))
         };
         let channel = self
             .handle

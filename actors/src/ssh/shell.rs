@@ -167,23 +167,18 @@ impl ShellOutput {
 
     /// The events as a `Stream`, ending after [`ShellEvent::Closed`].
     pub fn into_stream(self) -> impl Stream<Item = ShellEvent> + Send + Unpin {
-        Box::pin(futures_util::stream::unfold(
-            self,
-            |mut output| async move { output.next_event().await.map(|event| (event, output)) },
-        ))
+        Box::pin(futures_util::stream::unfold(self, |mut output| async move {
+            output.next_event().await.map(|event| (event, output))
+        }))
     }
 }
 
 /// The shell's view of a channel message; `None` for protocol chatter.
 fn translate(msg: ChannelMsg) -> Option<ShellEvent> {
     match msg {
-        ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
-            Some(ShellEvent::Output(data))
-        }
+        ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => Some(ShellEvent::Output(data)),
         ChannelMsg::ExitStatus { exit_status } => Some(ShellEvent::ExitStatus(exit_status)),
-        ChannelMsg::ExitSignal {
-            signal_name: sig, ..
-        } => Some(ShellEvent::ExitSignal(signal_name(&sig))),
+        ChannelMsg::ExitSignal { signal_name: sig, .. } => Some(ShellEvent::ExitSignal(signal_name(&sig))),
         ChannelMsg::Eof => Some(ShellEvent::Eof),
         ChannelMsg::Close => Some(ShellEvent::Closed),
         _ => None,
@@ -196,10 +191,7 @@ impl SshSession {
     pub async fn open_shell(&self, pty: PtyRequest) -> Result<ShellChannel, AppError> {
         let server: Arc<str> = Arc::from(self.server());
         let failed = |what: String| {
-            AppError::with_detail(
-                ErrorCode::SshCommandFailed,
-                format!("server '{server}': {what}"),
-            )
+            AppError::with_detail(ErrorCode::SshCommandFailed, format!("server '{server}': {what}"))
         };
         let channel = self
             .handle()

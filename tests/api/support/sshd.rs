@@ -157,10 +157,7 @@ impl SshdServer {
             match server.spawn() {
                 Ok(()) => return server,
                 Err(e) if attempt < START_ATTEMPTS => {
-                    eprintln!(
-                        "sshd on port {} failed to start ({e}); retrying",
-                        server.port
-                    )
+                    eprintln!("sshd on port {} failed to start ({e}); retrying", server.port)
                 }
                 Err(e) => panic!(
                     "sshd failed to start {START_ATTEMPTS} times: {e}\n{}",
@@ -297,12 +294,7 @@ impl SshdServer {
             log_level = self.options.log_level,
         );
         std::fs::write(self.config_path(), config).unwrap();
-        run_ok(
-            Command::new(SSHD)
-                .arg("-t")
-                .arg("-f")
-                .arg(self.config_path()),
-        );
+        run_ok(Command::new(SSHD).arg("-t").arg("-f").arg(self.config_path()));
     }
 
     /// Spawns the listener and waits for "Server listening on"; a thread
@@ -370,9 +362,7 @@ pub fn free_port() -> u16 {
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -385,11 +375,7 @@ fn run_ok(cmd: &mut Command) -> String {
 fn descendants(root: u32) -> HashSet<u32> {
     let mut parent_of = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
