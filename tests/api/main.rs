@@ -2,5 +2,7 @@
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
 mod rest;
+mod ssh_layer;
 mod startup;
+mod stub;
 mod support;
