@@ -118,14 +118,14 @@ impl OutputPipeline {
         let found = window.contains(phrase.as_str());
         // keep the last (phrase length - 1) characters for the next read
         let keep = phrase.chars().count().saturating_sub(1);
-        let cut = window
-            .char_indices()
-            .rev()
-            .nth(keep.saturating_sub(1))
-            .map(|(i, _)| i);
-        self.stop_tail = match cut {
-            Some(i) if keep > 0 => window[i..].to_owned(),
-            _ => String::new(),
+        self.stop_tail = if keep == 0 {
+            String::new()
+        } else {
+            match window.char_indices().rev().nth(keep - 1) {
+                Some((i, _)) => window[i..].to_owned(),
+                // shorter than the carry-over: keep all of it
+                None => window,
+            }
         };
         found
     }
@@ -342,6 +342,14 @@ mod tests {
         assert!(!p.push(&bytes[..4]));
         assert!(!p.push(&bytes[4..8]));
         assert!(p.push(&bytes[8..]));
+    }
+
+    #[test]
+    fn a_stop_phrase_whose_first_read_is_shorter_than_the_phrase_is_found() {
+        let mut p = OutputPipeline::new(encoding_rs::UTF_8, Duration::ZERO, Some("ALL-DONE".into()));
+        assert!(!p.push(b"AL"));
+        assert!(!p.push(b"L-DO"));
+        assert!(p.push(b"NE\r\n"));
     }
 
     #[test]

@@ -65,7 +65,10 @@ mod tests {
             user: String,
             password: Secret,
         }
-        let c = Creds { user: "u".into(), password: Secret::new("pa55") };
+        let c = Creds {
+            user: "u".into(),
+            password: Secret::new("pa55"),
+        };
         assert!(!format!("{c:?}").contains("pa55"));
     }
 }

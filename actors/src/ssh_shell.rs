@@ -145,8 +145,11 @@ pub struct SshShellActor {
     session: Option<Arc<SshSession>>,
     /// The channel's writing half, once open; closed in `stopped()`.
     input: Option<ssh::ShellInput>,
-    /// Ordered queue to the writer task, once open.
-    input_tx: Option<tokio::sync::mpsc::Sender<InputOp>>,
+    /// Ordered queue to the writer task. Input sent while connecting waits
+    /// here and is written once the PTY is open.
+    input_tx: tokio::sync::mpsc::Sender<InputOp>,
+    /// The queue's receiving end, until the writer task takes it.
+    input_rx: Option<tokio::sync::mpsc::Receiver<InputOp>>,
     /// Why it finished; the first reason set wins.
     reason: Option<FinishReason>,
     /// Error to report with the completion.
@@ -160,12 +163,14 @@ pub struct SshShellActor {
 impl SshShellActor {
     /// An actor that will run `request` and report to `notify` once started.
     pub fn new(request: ShellRequest, notify: Recipient<ShellNotice>) -> Self {
+        let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_QUEUE);
         SshShellActor {
+            input_tx,
+            input_rx: Some(input_rx),
             request,
             notify,
             session: None,
             input: None,
-            input_tx: None,
             reason: None,
             error: None,
             exit_status: Rc::new(Cell::new(None)),
@@ -182,10 +187,7 @@ impl SshShellActor {
     }
 
     fn queue(&self, op: InputOp) -> Result<(), AppError> {
-        let tx = self.input_tx.as_ref().ok_or_else(|| {
-            AppError::with_detail(ErrorCode::NoRunningTask, "the command has not started yet")
-        })?;
-        tx.try_send(op).map_err(|_| {
+        self.input_tx.try_send(op).map_err(|_| {
             AppError::with_detail(
                 ErrorCode::SshCommandFailed,
                 "input queue full; the server is not reading",
@@ -199,9 +201,10 @@ impl SshShellActor {
         self.session = Some(Arc::new(session));
         self.input = Some(input.clone());
 
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<InputOp>(INPUT_QUEUE);
-        self.input_tx = Some(tx);
         let writer = input;
+        let Some(mut rx) = self.input_rx.take() else {
+            return;
+        };
         ctx.spawn(
             async move {
                 while let Some(op) = rx.recv().await {
@@ -379,10 +382,11 @@ impl Handler<ShellResize> for SshShellActor {
     type Result = Result<(), AppError>;
 
     fn handle(&mut self, msg: ShellResize, _: &mut Context<Self>) -> Self::Result {
-        self.request.pty.cols = msg.cols;
-        self.request.pty.rows = msg.rows;
-        if self.input_tx.is_none() {
-            // not connected yet: the PTY will open with the new size
+        if self.input.is_none() {
+            // Not connected yet: remembered, and applied once the PTY is
+            // open if it differs from the size it was opened with.
+            self.request.pty.cols = msg.cols;
+            self.request.pty.rows = msg.rows;
             return Ok(());
         }
         self.queue(InputOp::Resize(msg.cols, msg.rows))

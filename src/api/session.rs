@@ -42,7 +42,11 @@ pub async fn session_status(state: web::Data<AppState>) -> Result<HttpResponse, 
 #[delete("/api/v1/session")]
 pub async fn release_session(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let before = state.session_lock.send(GetStatus).await.map_err(unavailable)?;
-    let s = state.session_lock.send(ForceRelease).await.map_err(unavailable)??;
+    let s = state
+        .session_lock
+        .send(ForceRelease)
+        .await
+        .map_err(unavailable)??;
     let mut event = NewAuditEvent::new("admin", "session.force_release");
     event.detail = Some(serde_json::json!({ "previous_owner": before.owner.map(|o| o.to_string()) }));
     state.store.audit(event);

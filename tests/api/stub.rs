@@ -165,7 +165,8 @@ async fn an_unknown_server_gives_23000() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "nope", "command": "true"})).await;
+    c.send(json!({"type": "ssh_command", "server": "nope", "command": "true"}))
+        .await;
     assert_eq!(c.expect_error().await["error"]["code"], 23000);
     // the slot is free again
     let (_, _, done) = c.run("mdwap1p", "true").await;
@@ -183,7 +184,10 @@ async fn a_stop_phrase_printed_in_two_halves_is_detected() {
     let (out, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "stop_phrase", "{done}");
     assert!(out.contains("ALL-DONE"), "{out}");
-    assert!(remote_process_gone("sleep 1002.5").await, "the command survived its stop phrase");
+    assert!(
+        remote_process_gone("sleep 1002.5").await,
+        "the command survived its stop phrase"
+    );
 }
 
 #[tokio::test]
@@ -192,11 +196,18 @@ async fn a_progress_bar_arrives_in_few_messages_with_its_last_state() {
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     let (out, frames, done) = c
-        .run("mdwap1p", "for i in $(seq 1 200); do printf '\\r%d%%' $i; sleep 0.005; done")
+        .run(
+            "mdwap1p",
+            "for i in $(seq 1 200); do printf '\\r%d%%' $i; sleep 0.005; done",
+        )
         .await;
     assert_eq!(done["reason"], "exit");
     assert!(frames < 60, "{frames} messages for 200 redraws");
-    assert!(out.ends_with("\r200%"), "last state missing: {:?}", &out[out.len().saturating_sub(40)..]);
+    assert!(
+        out.ends_with("\r200%"),
+        "last state missing: {:?}",
+        &out[out.len().saturating_sub(40)..]
+    );
 }
 
 #[tokio::test]
@@ -206,7 +217,10 @@ async fn a_utf8_character_printed_one_byte_at_a_time_arrives_whole() {
     c.start_session().await;
     // 한 is ED 95 9C
     let (out, _, done) = c
-        .run("mdwap1p", "printf '\\355'; sleep 0.2; printf '\\225'; sleep 0.2; printf '\\234'; echo")
+        .run(
+            "mdwap1p",
+            "printf '\\355'; sleep 0.2; printf '\\225'; sleep 0.2; printf '\\234'; echo",
+        )
         .await;
     assert_eq!(done["reason"], "exit");
     assert!(out.contains('한'), "{out:?}");
@@ -234,7 +248,8 @@ async fn a_prompt_is_answered_through_ssh_input() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; echo got:$x"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; echo got:$x"}))
+        .await;
     c.recv_until("ssh_command_started").await;
     c.send(json!({"type": "ssh_input", "data": "pink\n"})).await;
     let (out, _, done) = c.collect_until_complete().await;
@@ -247,7 +262,8 @@ async fn ctrl_c_through_ssh_input_stops_a_sleep() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "echo ready; sleep 1003.5"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "echo ready; sleep 1003.5"}))
+        .await;
     c.wait_for_output("ready").await;
     remote_process_started("sleep 1003.5").await;
     c.send(json!({"type": "ssh_input", "data": "\u{0003}"})).await;
@@ -261,14 +277,17 @@ async fn after_resize_stty_size_prints_the_new_size() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.request(json!({"type": "resize", "cols": 132, "rows": 43}), "resized").await;
+    c.request(json!({"type": "resize", "cols": 132, "rows": 43}), "resized")
+        .await;
     let (out, _, _) = c.run("mdwap1p", "stty size").await;
     assert!(out.contains("43 132"), "{out:?}");
 
     // and while running
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; stty size"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; stty size"}))
+        .await;
     c.recv_until("ssh_command_started").await;
-    c.request(json!({"type": "resize", "cols": 100, "rows": 30}), "resized").await;
+    c.request(json!({"type": "resize", "cols": 100, "rows": 30}), "resized")
+        .await;
     c.send(json!({"type": "ssh_input", "data": "\n"})).await;
     let (out, _, _) = c.collect_until_complete().await;
     assert!(out.contains("30 100"), "{out:?}");
@@ -288,7 +307,10 @@ async fn fifty_megabytes_of_output_arrive_whole_in_few_messages() {
     assert_eq!(out.len(), 75_000_000);
     // at most one flush per 100 ms throttle, plus the first and the last
     let bound = (elapsed.as_secs_f64() / 0.1).ceil() as usize + 2;
-    assert!(frames <= bound, "{frames} messages in {elapsed:?} (bound {bound})");
+    assert!(
+        frames <= bound,
+        "{frames} messages in {elapsed:?} (bound {bound})"
+    );
 }
 
 #[tokio::test]
@@ -296,7 +318,8 @@ async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1004.5"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1004.5"}))
+        .await;
     c.recv_until("ssh_command_started").await;
     remote_process_started("sleep 1004.5").await;
     c.send(json!({"type": "cancel"})).await;
@@ -312,14 +335,18 @@ async fn end_session_kills_the_remote_command_and_releases_the_lock() {
     let (app, _sshd) = app_with_server().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1005.5"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1005.5"}))
+        .await;
     c.recv_until("ssh_command_started").await;
     remote_process_started("sleep 1005.5").await;
     c.send(json!({"type": "end_session"})).await;
     let (done, _) = c.recv_until("ssh_command_complete").await;
     assert_eq!(done["reason"], "cancelled");
     c.recv_until("session_ended").await;
-    assert!(remote_process_gone("sleep 1005.5").await, "sleep survived end_session");
+    assert!(
+        remote_process_gone("sleep 1005.5").await,
+        "sleep survived end_session"
+    );
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["active"], false);
 }
@@ -330,7 +357,8 @@ async fn closing_the_socket_kills_the_remote_command_and_releases_the_lock() {
     let mut watcher = WsClient::stub(&app).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1006.5"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1006.5"}))
+        .await;
     c.recv_until("ssh_command_started").await;
     remote_process_started("sleep 1006.5").await;
     c.close().await;
@@ -341,7 +369,10 @@ async fn closing_the_socket_kills_the_remote_command_and_releases_the_lock() {
             break;
         }
     }
-    assert!(remote_process_gone("sleep 1006.5").await, "sleep survived the disconnect");
+    assert!(
+        remote_process_gone("sleep 1006.5").await,
+        "sleep survived the disconnect"
+    );
 }
 
 #[tokio::test]
@@ -356,9 +387,12 @@ async fn bad_frames_get_their_codes_and_the_connection_keeps_working() {
     assert_eq!(e["request_id"], "m1");
     c.send(json!({"type": "format_disk"})).await;
     assert_eq!(c.expect_error().await["error"]["code"], 31001);
-    c.send(json!({"type": "ssh_input", "data": "x".repeat(70 * 1024)})).await;
+    c.send(json!({"type": "ssh_input", "data": "x".repeat(70 * 1024)}))
+        .await;
     assert_eq!(c.expect_error().await["error"]["code"], 31002);
-    let pong = c.request(json!({"type": "ping", "request_id": "p1"}), "pong").await;
+    let pong = c
+        .request(json!({"type": "ping", "request_id": "p1"}), "pong")
+        .await;
     assert_eq!(pong["request_id"], "p1");
 }
 
@@ -390,20 +424,21 @@ async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_runnin
     assert_eq!(c.expect_error().await["error"]["code"], 50011);
     c.send(json!({"type": "ssh_input", "data": "x"})).await;
     assert_eq!(c.expect_error().await["error"]["code"], 50011);
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1007.5"})).await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true"})).await;
-    let mut saw_50010 = false;
-    loop {
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1007.5"}))
+        .await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true"}))
+        .await;
+    // the refusal and the first command's start may arrive in either order
+    let (mut saw_50010, mut started) = (false, false);
+    while !(saw_50010 && started) {
         let f = c.recv().await;
-        if f["type"] == "error" {
-            assert_eq!(f["error"]["code"], 50010);
-            saw_50010 = true;
-        }
-        if f["type"] == "ssh_command_started" && saw_50010 {
-            break;
-        }
-        if f["type"] == "ssh_command_started" {
-            continue;
+        match f["type"].as_str() {
+            Some("error") => {
+                assert_eq!(f["error"]["code"], 50010);
+                saw_50010 = true;
+            }
+            Some("ssh_command_started") => started = true,
+            _ => {}
         }
     }
     assert!(saw_50010);
@@ -434,9 +469,19 @@ async fn command_start_and_end_and_lock_events_are_audited() {
     c.request(json!({"type": "end_session"}), "session_ended").await;
     for _ in 0..200 {
         let events: Value = app.get("/api/v1/audit?limit=50").await.json().await.unwrap();
-        let actions: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        let actions: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
         if actions.contains(&"session.end") {
-            let end = events.as_array().unwrap().iter().find(|e| e["action"] == "ssh.command.end").unwrap();
+            let end = events
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["action"] == "ssh.command.end")
+                .unwrap();
             assert_eq!(end["exit_status"], 7);
             assert_eq!(end["command"], "exit 7");
             assert_eq!(end["server"], "mdwap1p");

@@ -271,6 +271,13 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // A failing test shows what the daemon said.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- pinkpage log ---\n{}\n--- end of pinkpage log ---",
+                self.logs()
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

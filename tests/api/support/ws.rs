@@ -51,24 +51,34 @@ impl WsClient {
 
     /// Sends a JSON frame.
     pub async fn send(&mut self, frame: Value) {
-        self.stream.send(Message::Text(frame.to_string().into())).await.expect("send");
+        self.stream
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .expect("send");
     }
 
     /// Sends raw text.
     pub async fn send_text(&mut self, text: &str) {
-        self.stream.send(Message::Text(text.to_owned().into())).await.expect("send");
+        self.stream
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send");
     }
 
     /// The next JSON frame (pings are answered by the library).
     pub async fn recv(&mut self) -> Value {
-        self.try_recv(FRAME_TIMEOUT).await.expect("no frame before the timeout")
+        self.try_recv(FRAME_TIMEOUT)
+            .await
+            .expect("no frame before the timeout")
     }
 
     /// The next JSON frame within `wait`, or `None` (also when closed).
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
             match msg {
                 Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("JSON frame")),
                 Ok(Message::Close(_)) | Err(_) => return None,
@@ -117,7 +127,8 @@ impl WsClient {
 
     /// Takes the lock.
     pub async fn start_session(&mut self) {
-        self.request(serde_json::json!({"type": "start_session"}), "session_started").await;
+        self.request(serde_json::json!({"type": "start_session"}), "session_started")
+            .await;
     }
 
     /// Runs `command` on `server` and collects its output until completion:
@@ -158,7 +169,10 @@ impl WsClient {
             if f["type"] == "ssh_output" {
                 out.push_str(f["data"].as_str().unwrap());
             }
-            assert_ne!(f["type"], "ssh_command_complete", "finished before {needle:?}: {out}");
+            assert_ne!(
+                f["type"], "ssh_command_complete",
+                "finished before {needle:?}: {out}"
+            );
         }
         out
     }
