@@ -89,9 +89,19 @@ setup() {
     fi
 
     install -d -m 0700 -o "$TEST_USER" -g "$TEST_USER" "$TEST_HOME/.ssh"
-    install -m 0600 -o "$TEST_USER" -g "$TEST_USER" "$CLIENT_KEY.pub" "$TEST_HOME/.ssh/authorized_keys"
+    # Append, never replace: several checkouts of the project on one machine
+    # each have their own client key, and must not lock each other out.
+    local auth=$TEST_HOME/.ssh/authorized_keys
+    touch "$auth"
+    if grep -qxF "$(cat "$CLIENT_KEY.pub")" "$auth"; then
+        say "$CLIENT_KEY.pub already authorized for $TEST_USER"
+    else
+        cat "$CLIENT_KEY.pub" >>"$auth"
+        say "authorized $CLIENT_KEY.pub for $TEST_USER"
+    fi
+    chown "$TEST_USER:$TEST_USER" "$auth"
+    chmod 0600 "$auth"
     chmod 0755 "$TEST_HOME"
-    say "authorized $CLIENT_KEY.pub for $TEST_USER"
 }
 
 case "${1:-setup}" in

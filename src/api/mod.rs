@@ -5,6 +5,7 @@
 //! shape.
 
 pub mod audit;
+pub mod check;
 pub mod error;
 pub mod errors;
 pub mod health;
@@ -24,7 +25,7 @@ use self::error::ApiError;
     info(title = "Pink-Page", description = "SSH terminals, session lock, server health, batch runs, SFTP and diffs. \
         The WebSocket protocol is described in docs/protocol.md; errors use the catalogue at /api/v1/errors."),
     paths(health::daemon_health, servers::list_servers, errors::list_errors, audit::list_audit,
-        session::session_status, session::release_session),
+        session::session_status, session::release_session, check::check_server),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| error::validation_error(e)))
         .service(health::daemon_health)
         .service(servers::list_servers)
+        .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)
         .service(session::session_status)

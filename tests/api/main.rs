@@ -1,7 +1,9 @@
 //! Integration tests: the real `pinkpage` binary over real HTTP and
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
+mod protocol_doc;
 mod rest;
+mod servers;
 mod ssh_layer;
 mod startup;
 mod stub;

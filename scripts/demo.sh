@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One command for a working demo: two local OpenSSH servers standing for the
+# seed's mdwap1p (127.0.0.2:2222) and mypap1d (127.0.0.3:2222), sample files
+# for the seed's stub_data_transfer, and the daemon on 127.0.0.1:8000.
+# Needs root (it creates the demo user and runs sshd). Ctrl-C stops it all.
+set -euo pipefail
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT_DIR"
+DEMO=$ROOT_DIR/.demo
+USER_NAME=pinkpage-test
+PASSWORD=${PINKPAGE_TEST_PASSWORD:-pinkpage-test-pw}
+BIND=${PINKPAGE_BIND:-127.0.0.1:8000}
+
+if [[ $(id -u) -ne 0 ]]; then
+    exec sudo -E bash "$0" "$@"
+fi
+
+bash scripts/test-env.sh
+mkdir -p "$DEMO"
+: >"$DEMO/known_hosts"
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    pkill -KILL -u "$USER_NAME" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+start_sshd() { # name address
+    local name=$1 addr=$2 dir=$DEMO/$1
+    mkdir -p "$dir"
+    [[ -f $dir/host_key ]] || ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+    cat >"$dir/sshd_config" <<CFG
+Port 2222
+ListenAddress $addr
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+UsePAM yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication yes
+PubkeyAuthentication yes
+AllowUsers $USER_NAME
+PermitRootLogin no
+Subsystem sftp internal-sftp
+LogLevel INFO
+CFG
+    /usr/sbin/sshd -t -f "$dir/sshd_config"
+    /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" &
+    pids+=($!)
+    echo "[$addr]:2222 $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$DEMO/known_hosts"
+    echo "demo: $name is sshd on $addr:2222 (log: $dir/sshd.log)"
+}
+start_sshd mdwap1p 127.0.0.2
+start_sshd mypap1d 127.0.0.3
+
+# Sample data for the seed's transfer (both servers share this machine's
+# filesystem, so source and destination are plain directories).
+install -d -o "$USER_NAME" /nbsftp/myd/myp/snd/postgresql_unload /shbftp/myd/myp/rcv/mock
+for i in 1 2 3; do
+    printf 'id|name\n%s|demo row %s\n' "$i" "$i" >"/nbsftp/myd/myp/snd/postgresql_unload/table$i.dat"
+done
+chown "$USER_NAME" /nbsftp/myd/myp/snd/postgresql_unload/*.dat
+
+cargo build --release --locked
+cat <<INFO
+
+demo: Pink-Page is starting on http://$BIND
+  Swagger UI:   http://$BIND/swagger/docs/
+  servers:      curl http://$BIND/api/v1/servers
+  WebSocket:    websocat ws://$BIND/ws/v1/stub   (or any WebSocket client), then send
+                {"type":"start_session"}
+                {"type":"ssh_command","server":"mdwap1p","command":"uname -a; ls /nbsftp/myd/myp/snd/postgresql_unload"}
+  Ctrl-C stops the daemon and both sshd servers.
+
+INFO
+ENV=demo \
+HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \
+MDWAP1P_IP=127.0.0.2 MDWAP1P_PORT=2222 \
+MYPAP1D_IP=127.0.0.3 MYPAP1D_PORT=2222 \
+PINKPAGE_KNOWN_HOSTS=$DEMO/known_hosts \
+PINKPAGE_DB=$DEMO/pinkpage.db \
+PINKPAGE_DATA_DIR=$DEMO/data \
+PINKPAGE_BIND=$BIND \
+    "$ROOT_DIR/target/release/pinkpage" serve

@@ -1,0 +1,163 @@
+//! docs/protocol.md is tested: every ```ws block is replayed against a real
+//! daemon with a real sshd as `mdwap1p`.
+//!
+//! Format of a block: the info string is `ws <path>`; `> {...}` lines are
+//! sent, `< {...}` lines are expected in order. Expected objects match when
+//! every listed key matches (recursively); `<* {...}` matches any number of
+//! frames of that shape; `"<uuid>"`, `"<string>"`,
+//! `"<number>"` and `"<any>"` match any value of that kind. Broadcasts
+//! (`session_status`, `server_health`) that a block does not expect next are
+//! skipped, and as they are not ordered with replies, one that came early
+//! satisfies a later expected line.
+
+use serde_json::Value;
+
+use crate::support::daemon::TestApp;
+use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::ws::WsClient;
+
+struct Block {
+    path: String,
+    lines: Vec<(char, Value)>,
+}
+
+fn blocks(doc: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut current: Option<Block> = None;
+    for line in doc.lines() {
+        if let Some(info) = line.strip_prefix("```ws ") {
+            current = Some(Block {
+                path: info.trim().to_owned(),
+                lines: Vec::new(),
+            });
+        } else if line.starts_with("```") {
+            if let Some(b) = current.take() {
+                out.push(b);
+            }
+        } else if let Some(b) = current.as_mut() {
+            let (dir, json) = if let Some(rest) = line.strip_prefix("<*") {
+                ('*', rest)
+            } else {
+                let (d, rest) = line.split_at(1);
+                (d.chars().next().unwrap(), rest)
+            };
+            assert!(
+                matches!(dir, '>' | '<' | '*'),
+                "bad line in docs/protocol.md: {line}"
+            );
+            let value: Value = serde_json::from_str(json.trim())
+                .unwrap_or_else(|e| panic!("bad JSON in docs/protocol.md ({e}): {line}"));
+            b.lines.push((dir, value));
+        }
+    }
+    out
+}
+
+fn matches(expected: &Value, actual: &Value) -> bool {
+    match expected {
+        Value::String(s) if s == "<any>" => true,
+        Value::String(s) if s == "<string>" => actual.is_string(),
+        Value::String(s) if s == "<number>" => actual.is_number(),
+        Value::String(s) if s == "<uuid>" => actual
+            .as_str()
+            .map(|a| uuid::Uuid::parse_str(a).is_ok())
+            .unwrap_or(false),
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| actual.get(k).map(|a| matches(v, a)).unwrap_or(v.is_null())),
+        other => other == actual,
+    }
+}
+
+#[tokio::test]
+async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
+    let doc = include_str!("../../docs/protocol.md");
+    let blocks = blocks(doc);
+    assert!(blocks.len() >= 5, "the doc lost its examples");
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+
+    for (n, block) in blocks.iter().enumerate() {
+        let mut lines = block.lines.iter().peekable();
+        // the welcome is read by connect(); check it against the block's
+        // first line when the block shows it
+        let mut client = WsClient::connect(&app, &block.path).await;
+        if let Some(('<', first)) = lines.peek() {
+            if first["type"] == "welcome" {
+                assert!(
+                    matches(first, &client.welcome),
+                    "block {n}: welcome {} does not match {first}",
+                    client.welcome
+                );
+                lines.next();
+            }
+        }
+        let mut repeated: Option<&Value> = None;
+        // broadcasts are not ordered with replies: one skipped earlier
+        // still satisfies a later expected line
+        let mut skipped_broadcasts: Vec<Value> = Vec::new();
+        for (dir, value) in lines {
+            if *dir == '<' {
+                if let Some(i) = skipped_broadcasts.iter().position(|b| matches(value, b)) {
+                    skipped_broadcasts.remove(i);
+                    continue;
+                }
+            }
+            match dir {
+                '>' => client.send(value.clone()).await,
+                '*' => repeated = Some(value),
+                _ => loop {
+                    let got = client
+                        .try_recv(crate::support::ws::FRAME_TIMEOUT)
+                        .await
+                        .unwrap_or_else(|| {
+                            panic!(
+                                "block {n} ({}): nothing came while waiting for {value}",
+                                block.path
+                            )
+                        });
+                    if matches(value, &got) {
+                        repeated = None;
+                        break;
+                    }
+                    let broadcast = got["type"] == "session_status" || got["type"] == "server_health";
+                    if broadcast {
+                        skipped_broadcasts.push(got.clone());
+                    }
+                    let skippable = broadcast || repeated.is_some_and(|r| matches(r, &got));
+                    assert!(
+                        skippable,
+                        "block {n} ({}): expected {value}, got {got}",
+                        block.path
+                    );
+                },
+            }
+        }
+        client.close().await;
+        // the next block starts from a free lock: wait (bounded) until the
+        // daemon has processed the disconnect
+        for _ in 0..500 {
+            let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+            if status["active"] == false {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[test]
+fn the_matcher_can_fail() {
+    assert!(!matches(
+        &serde_json::json!({"type": "pong"}),
+        &serde_json::json!({"type": "ping"})
+    ));
+    assert!(!matches(
+        &serde_json::json!({"id": "<uuid>"}),
+        &serde_json::json!({"id": "nope"})
+    ));
+    assert!(matches(
+        &serde_json::json!({"a": {"b": "<number>"}}),
+        &serde_json::json!({"a": {"b": 1, "c": 2}})
+    ));
+}
