@@ -12,11 +12,18 @@
 //! - [`broadcast`]: `BroadcastActor`, the registry of every WebSocket
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
-//! - [`health`]: the per-server health status clients see.
+//! - [`health`]: the per-server health status clients see, and the pure
+//!   state machine (counters in, `is_healthy` out) behind it.
+//! - [`health_check`]: one check (TCP connect + SSH banner) and the bounded
+//!   concurrent sweep over every server.
+//! - [`health_monitor`]: `HealthMonitorActor`, which sweeps on a timer and
+//!   publishes every flip.
 
 pub mod broadcast;
 pub mod error;
 pub mod health;
+pub mod health_check;
+pub mod health_monitor;
 pub mod ids;
 pub mod secret;
 pub mod server;
