@@ -213,12 +213,7 @@ mod tests {
         assert_eq!(t.record(&down(), at(1)), Change::Updated);
         assert_eq!(t.status().is_healthy, Some(true));
         assert_eq!(t.status().consecutive_failures, 1);
-        assert_eq!(
-            t.record(&down(), at(2)),
-            Change::Flipped {
-                previous: Some(true)
-            }
-        );
+        assert_eq!(t.record(&down(), at(2)), Change::Flipped { previous: Some(true) });
         assert_eq!(t.status().is_healthy, Some(false));
         assert_eq!(t.status().last_checked.as_deref(), Some(at(2).as_str()));
     }
@@ -246,7 +241,11 @@ mod tests {
         );
         let s = t.status();
         assert_eq!(
-            (s.consecutive_successes, s.consecutive_failures, s.last_error.clone()),
+            (
+                s.consecutive_successes,
+                s.consecutive_failures,
+                s.last_error.clone()
+            ),
             (1, 0, None)
         );
     }

@@ -113,7 +113,11 @@ async fn read_banner(stream: TcpStream) -> Result<(), String> {
         return if line.starts_with(b"SSH-2.0-") || line.starts_with(b"SSH-1.99-") {
             Ok(())
         } else {
-            let shown: String = String::from_utf8_lossy(&line).trim_end().chars().take(64).collect();
+            let shown: String = String::from_utf8_lossy(&line)
+                .trim_end()
+                .chars()
+                .take(64)
+                .collect();
             Err(format!("not an ssh 2 banner: {shown:?}"))
         };
     }
@@ -184,7 +188,9 @@ mod tests {
     async fn a_sweep_of_hanging_checks_takes_one_timeout_not_their_sum() {
         let t0 = Instant::now();
         let targets: Vec<_> = (0..64).map(target).collect();
-        let results: Vec<_> = sweep(targets, hanging(), Duration::from_secs(5), 64).collect().await;
+        let results: Vec<_> = sweep(targets, hanging(), Duration::from_secs(5), 64)
+            .collect()
+            .await;
         assert_eq!(results.len(), 64);
         assert!(results.iter().all(|(_, o)| is_down(o)));
         assert_eq!(t0.elapsed(), Duration::from_secs(5));
@@ -204,7 +210,12 @@ mod tests {
             .boxed()
         });
         let t0 = Instant::now();
-        let mut results = Box::pin(sweep(vec![target(0), target(1)], probe, Duration::from_secs(5), 64));
+        let mut results = Box::pin(sweep(
+            vec![target(0), target(1)],
+            probe,
+            Duration::from_secs(5),
+            64,
+        ));
         let (first, outcome) = results.next().await.unwrap();
         assert_eq!((first.name.as_str(), t0.elapsed()), ("s001", Duration::ZERO));
         assert!(!is_down(&outcome));
@@ -334,7 +345,10 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let error = error_of(check(port, 5000).await);
-        assert!(error.starts_with(&format!("tcp connect to 127.0.0.1:{port} failed")), "{error}");
+        assert!(
+            error.starts_with(&format!("tcp connect to 127.0.0.1:{port} failed")),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use actix::fut::{wrap_stream, ActorStreamExt};
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult,
+    Recipient,
 };
 
 use crate::broadcast::{BroadcastActor, Event, Publish, RememberHealth};
@@ -117,7 +118,12 @@ impl HealthMonitorActor {
         targets.sort_by(|a, b| a.name.cmp(&b.name));
         let trackers = targets
             .iter()
-            .map(|t| (t.name.clone(), HealthTracker::new(&t.name, &t.host, config.thresholds)))
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    HealthTracker::new(&t.name, &t.host, config.thresholds),
+                )
+            })
             .collect();
         HealthMonitorActor {
             targets,
@@ -190,7 +196,8 @@ impl HealthMonitorActor {
                 } else {
                     log::info!(server = status.server_name.as_str(); "server is healthy");
                 }
-                self.broadcast.do_send(Publish(Event::ServerHealth(status.clone())));
+                self.broadcast
+                    .do_send(Publish(Event::ServerHealth(status.clone())));
                 self.transitions.do_send(HealthTransition { status, previous });
             }
         }
@@ -324,11 +331,20 @@ mod tests {
         let registry = BroadcastActor::default().start();
         let (transitions, _rx) = tap::<HealthTransition>();
         let probe = scripted(Arc::default(), Arc::default());
-        let monitor = HealthMonitorActor::with_targets(targets(3), config(30_000, 5_000), registry.clone(), transitions, probe).start();
+        let monitor = HealthMonitorActor::with_targets(
+            targets(3),
+            config(30_000, 5_000),
+            registry.clone(),
+            transitions,
+            probe,
+        )
+        .start();
 
         let all = monitor.send(GetHealth).await.unwrap();
         assert_eq!(all.len(), 3);
-        assert!(all.iter().all(|s| s.is_healthy.is_none() && s.last_checked.is_none()));
+        assert!(all
+            .iter()
+            .all(|s| s.is_healthy.is_none() && s.last_checked.is_none()));
         let (events, _rx) = tap::<Event>();
         let snapshot = registry
             .send(Join {
@@ -348,7 +364,14 @@ mod tests {
         let (transitions, _rx) = tap::<HealthTransition>();
         let probe = scripted(Arc::default(), Arc::default());
         let t0 = Instant::now();
-        let monitor = HealthMonitorActor::with_targets(targets(64), config(60_000, 5_000), registry, transitions, probe).start();
+        let monitor = HealthMonitorActor::with_targets(
+            targets(64),
+            config(60_000, 5_000),
+            registry,
+            transitions,
+            probe,
+        )
+        .start();
 
         sleep(Duration::from_millis(4_999) - t0.elapsed()).await;
         let all = monitor.send(GetHealth).await.unwrap();
@@ -377,7 +400,8 @@ mod tests {
         ])));
         let probe = scripted(script.clone(), Arc::default());
         let monitor =
-            HealthMonitorActor::with_targets(targets(2), config(10_000, 1_000), registry, transitions, probe).start();
+            HealthMonitorActor::with_targets(targets(2), config(10_000, 1_000), registry, transitions, probe)
+                .start();
 
         let mut first = [
             health_of(events_rx.recv().await.unwrap()),
@@ -395,21 +419,29 @@ mod tests {
         script.lock().unwrap().insert("s000".to_owned(), false);
         let t0 = Instant::now();
         let flip = health_of(events_rx.recv().await.unwrap());
-        assert_eq!((flip.server_name.as_str(), flip.is_healthy), ("s000", Some(false)));
+        assert_eq!(
+            (flip.server_name.as_str(), flip.is_healthy),
+            ("s000", Some(false))
+        );
         assert_eq!(flip.consecutive_failures, 2);
-        assert!(t0.elapsed() >= Duration::from_secs(10), "flipped after one failure");
+        assert!(
+            t0.elapsed() >= Duration::from_secs(10),
+            "flipped after one failure"
+        );
         let t = transitions_rx.recv().await.unwrap();
         assert_eq!((t.status.server_name.as_str(), t.previous), ("s000", Some(true)));
 
         let s001 = monitor
-            .send(GetServerHealth {
-                name: "s001".into(),
-            })
+            .send(GetServerHealth { name: "s001".into() })
             .await
             .unwrap()
             .unwrap();
         assert_eq!(s001.consecutive_failures, 3);
-        assert!(monitor.send(GetServerHealth { name: "nope".into() }).await.unwrap().is_none());
+        assert!(monitor
+            .send(GetServerHealth { name: "nope".into() })
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[actix::test]
@@ -422,12 +454,21 @@ mod tests {
         let t0 = Instant::now();
         // Checks hang for the whole 2.5 s timeout; ticks come every second.
         let _monitor =
-            HealthMonitorActor::with_targets(targets(5), config(1_000, 2_500), registry, transitions, probe).start();
+            HealthMonitorActor::with_targets(targets(5), config(1_000, 2_500), registry, transitions, probe)
+                .start();
 
         sleep(Duration::from_millis(2_900) - t0.elapsed()).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 5, "ticks at 1 s and 2 s must be skipped");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            5,
+            "ticks at 1 s and 2 s must be skipped"
+        );
         sleep(Duration::from_millis(3_100) - t0.elapsed()).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 10, "the tick at 3 s starts the next sweep");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            10,
+            "the tick at 3 s starts the next sweep"
+        );
     }
 
     #[actix::test]
@@ -438,7 +479,8 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let probe = scripted(Arc::default(), calls.clone());
         let monitor =
-            HealthMonitorActor::with_targets(targets(2), config(1_000, 500), registry, transitions, probe).start();
+            HealthMonitorActor::with_targets(targets(2), config(1_000, 500), registry, transitions, probe)
+                .start();
         sleep(Duration::from_millis(100)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the first sweep runs at start");
         monitor.send(StopMonitor).await.unwrap();
