@@ -11,6 +11,7 @@
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
 //!   migrations).
 //! - [`state`]: what every handler can reach.
+//! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 
 pub mod admission;
 pub mod api;
@@ -20,3 +21,4 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod ws;

@@ -12,13 +12,14 @@ use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::health_monitor::{HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT};
 use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
 use pinkpage_actors::AppError;
 
 use crate::admission::admit;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, Store};
-use crate::{api, settings::SettingsError};
+use crate::{api, settings::SettingsError, ws};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,13 @@ impl Application {
         let health = start_health_monitor(&settings, &store, &broadcast);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
+            ssh: Arc::new(SshOptions {
+                connect_timeout: settings.ssh_connect_timeout,
+                host_keys: HostKeyPolicy {
+                    known_hosts: settings.known_hosts.clone(),
+                    mode: settings.host_key_mode,
+                },
+            }),
             store,
             broadcast,
             session_lock,
@@ -80,6 +88,7 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(admit))
                 .configure(api::configure)
+                .configure(ws::configure)
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)

@@ -7,6 +7,7 @@ use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::health_monitor::HealthMonitorActor;
 use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::ssh::SshOptions;
 
 use crate::settings::Settings;
 use crate::store::Store;
@@ -18,6 +19,8 @@ use crate::store::Store;
 pub struct AppState {
     /// Validated settings, including the servers.
     pub settings: Arc<Settings>,
+    /// How to reach servers over SSH (timeouts, host key policy).
+    pub ssh: Arc<SshOptions>,
     /// The SQLite store.
     pub store: Store,
     /// The registry of every WebSocket connection; publishes events to all.

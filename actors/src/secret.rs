@@ -65,10 +65,7 @@ mod tests {
             user: String,
             password: Secret,
         }
-        let c = Creds {
-            user: "u".into(),
-            password: Secret::new("pa55"),
-        };
+        let c = Creds { user: "u".into(), password: Secret::new("pa55") };
         assert!(!format!("{c:?}").contains("pa55"));
     }
 }

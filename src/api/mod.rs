@@ -10,6 +10,7 @@ pub mod errors;
 pub mod health;
 pub mod health_servers;
 pub mod servers;
+pub mod session;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -24,13 +25,15 @@ use self::error::ApiError;
     info(title = "Pink-Page", description = "SSH terminals, session lock, server health, batch runs, SFTP and diffs. \
         The WebSocket protocol is described in docs/protocol.md; errors use the catalogue at /api/v1/errors."),
     paths(health::daemon_health, health_servers::list_server_health, health_servers::server_health,
-        health_servers::server_health_events, servers::list_servers, errors::list_errors, audit::list_audit),
+        health_servers::server_health_events, servers::list_servers, errors::list_errors, audit::list_audit,
+        session::session_status, session::release_session),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "health", description = "Live health of each server and its transitions"),
         (name = "servers", description = "Configured servers"),
         (name = "audit", description = "The audit trail"),
+        (name = "session", description = "The session lock"),
     )
 )]
 pub struct ApiDoc;
@@ -47,6 +50,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(servers::list_servers)
         .service(errors::list_errors)
         .service(audit::list_audit)
+        .service(session::session_status)
+        .service(session::release_session)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

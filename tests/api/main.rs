@@ -3,5 +3,7 @@
 
 mod health;
 mod rest;
+mod ssh_layer;
 mod startup;
+mod stub;
 mod support;

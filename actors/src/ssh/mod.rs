@@ -1,10 +1,26 @@
-//! SSH over russh (to be built).
+//! SSH over russh: connecting, checking host keys, authenticating, and what
+//! a connected session offers (exec, PTY shells, SFTP).
+//!
+//! # Layout
+//! - [`host_keys`]: pinned fingerprints and the known_hosts file.
+//! - `connect`: [`connect`], the russh client handler and authentication.
+//! - `session`: [`SshSession`], a connected and authenticated session.
+//! - `exec`: [`SshSession::exec`], a command without a PTY, with caps and a
+//!   timeout.
+//! - `shell`: [`SshSession::open_shell`], an interactive PTY shell.
+//!
+//! Every failure is an [`AppError`](crate::AppError) with a catalogue code
+//! (20000-22001, 52000) and a detail naming the server and the cause.
 
-/// What to do with a host key that is not in the known_hosts file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostKeyMode {
-    /// Refuse it.
-    Strict,
-    /// Record it and accept it (trust on first use).
-    AcceptNew,
-}
+pub mod host_keys;
+
+pub use host_keys::{HostKeyMode, HostKeyPolicy};
+mod connect;
+mod exec;
+mod session;
+mod shell;
+
+pub use connect::{connect, SshOptions};
+pub use exec::{ExecLimits, ExecOutput, KILL_GRACE};
+pub use session::SshSession;
+pub use shell::{PtyRequest, ShellChannel, ShellEvent, ShellInput, ShellOutput};

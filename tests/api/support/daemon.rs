@@ -68,6 +68,28 @@ impl TestAppBuilder {
         self
     }
 
+    /// Adds a real sshd as server `name`: password auth as the test user,
+    /// its host key in the daemon's known_hosts.
+    pub fn sshd(self, name: &str, sshd: &super::sshd::SshdServer) -> Self {
+        self.sshd_with(name, sshd, "")
+    }
+
+    /// Like [`TestAppBuilder::sshd`], with extra TOML for the server
+    /// (`encoding = "euc-kr"`).
+    pub fn sshd_with(self, name: &str, sshd: &super::sshd::SshdServer, extra: &str) -> Self {
+        let user = super::sshd::TestUser::get();
+        let entry = ServerEntry {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: sshd.port(),
+            username: user.name.clone(),
+            password: Some(user.password.expose().to_owned()),
+            key_file: None,
+            extra: extra.to_owned(),
+        };
+        self.server(entry).known_hosts(&sshd.known_hosts_line())
+    }
+
     /// Appends raw `[[transfers]]` TOML.
     pub fn transfers_toml(mut self, toml: &str) -> Self {
         self.transfers_toml.push_str(toml);

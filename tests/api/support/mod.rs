@@ -1,7 +1,10 @@
-//! Test support: the real daemon and real sshd servers.
+//! Test support: the real daemon, real OpenSSH servers on loopback and the
+//! test user they serve, and a WebSocket client.
 //!
-//! Each test binary module uses a subset of these helpers.
+//! Not every test module uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod sshd;
 pub mod tcp;
+pub mod ws;

@@ -1,0 +1,319 @@
+//! Opening an SSH session: TCP, handshake, host key check, authentication.
+//!
+//! Everything in [`connect`] runs under one deadline,
+//! [`SshOptions::connect_timeout`]. The host key is decided inside russh's
+//! `check_server_key`, which runs before the first authentication request,
+//! so a refused server never sees a credential. russh only learns "refused";
+//! the handler keeps the [`HostKeyRejection`] in a slot shared with
+//! [`connect`], which turns it into the `AppError` detail.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use log::{info, warn};
+use russh::client::{AuthResult, KeyboardInteractiveAuthResponse};
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{cipher, MethodKind, MethodSet, Preferred};
+
+use super::host_keys::{self, HostKeyAcceptance, HostKeyPolicy, HostKeyRejection};
+use super::session::SshSession;
+use crate::error::{AppError, ErrorCode};
+use crate::secret::Secret;
+use crate::server::{Auth, ServerSpec};
+
+/// How far a server may take keyboard-interactive before we give up; PAM
+/// needs two rounds (the password prompt, then an empty request).
+const MAX_KBD_INT_ROUNDS: usize = 8;
+
+/// How [`connect`] reaches a server.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Deadline for TCP connect, handshake and authentication together.
+    pub connect_timeout: Duration,
+    /// Where known host keys are and what to do with unknown ones; ignored
+    /// for servers with a pinned fingerprint.
+    pub host_keys: HostKeyPolicy,
+}
+
+/// Connects to `server`, checks its host key and authenticates.
+///
+/// Errors: [`ErrorCode::SshConnectionTimeout`] when the whole attempt runs
+/// past `connect_timeout`; [`ErrorCode::SshHostKeyRejected`] when the host
+/// key is unknown (strict), changed, or not the pinned one;
+/// [`ErrorCode::SshAuthFailed`] when every credential is refused;
+/// [`ErrorCode::SshConnectionFailed`] for the rest (refused port, broken
+/// handshake). The detail names the server and the cause, never a secret.
+pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
+    let who = describe(server);
+    match tokio::time::timeout(opts.connect_timeout, connect_and_authenticate(server, opts)).await {
+        Ok(result) => result,
+        Err(_) => Err(AppError::with_detail(
+            ErrorCode::SshConnectionTimeout,
+            format!("{who}: no session within {:?}", opts.connect_timeout),
+        )),
+    }
+}
+
+/// `server 'name' (user@host:port)`, the prefix of every detail.
+pub(crate) fn describe(server: &ServerSpec) -> String {
+    format!(
+        "server '{}' ({}@{}:{})",
+        server.name, server.username, server.host, server.port
+    )
+}
+
+async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
+    let who = describe(server);
+    let rejection = Arc::new(Mutex::new(None));
+    let handler = ClientHandler {
+        server: server.name.clone(),
+        host: server.host.clone(),
+        port: server.port,
+        pinned: server.host_key_fingerprint.clone(),
+        policy: opts.host_keys.clone(),
+        rejection: Arc::clone(&rejection),
+    };
+    let config = Arc::new(client_config(server, &opts.host_keys));
+    let connected = russh::client::connect(config, (server.host.as_str(), server.port), handler).await;
+    let mut handle = match connected {
+        Ok(handle) => handle,
+        Err(e) => {
+            let stashed = rejection.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return Err(match stashed {
+                Some(reason) => {
+                    AppError::with_detail(ErrorCode::SshHostKeyRejected, format!("{who}: {reason}"))
+                }
+                None => AppError::with_detail(ErrorCode::SshConnectionFailed, format!("{who}: {e}")),
+            });
+        }
+    };
+    authenticate(&mut handle, server, &who).await?;
+    info!(server = server.name.as_str(); "ssh session established");
+    Ok(SshSession::new(handle, server.name.clone()))
+}
+
+/// russh's defaults with aes128-gcm first (about 1.5x chacha20 here, see
+/// NOTES-russh), nodelay for keystrokes, and the host key types already
+/// recorded for this host put first, as OpenSSH does, so a server with
+/// several host keys presents the one we know.
+fn client_config(server: &ServerSpec, policy: &HostKeyPolicy) -> russh::client::Config {
+    let mut ciphers = vec![cipher::AES_128_GCM];
+    ciphers.extend(
+        Preferred::DEFAULT
+            .cipher
+            .iter()
+            .filter(|c| **c != cipher::AES_128_GCM),
+    );
+    let key = if server.host_key_fingerprint.is_some() {
+        Preferred::DEFAULT.key.clone()
+    } else {
+        let recorded = host_keys::recorded_algorithms(&policy.known_hosts, &server.host, server.port);
+        Cow::Owned(key_order(&recorded))
+    };
+    russh::client::Config {
+        preferred: Preferred {
+            cipher: Cow::Owned(ciphers),
+            key,
+            ..Preferred::DEFAULT
+        },
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Our supported host key algorithms with the `recorded` ones first. An
+/// RSA record stands for every RSA signature hash (the key is the same).
+fn key_order(recorded: &[Algorithm]) -> Vec<Algorithm> {
+    let supported = &Preferred::DEFAULT.key;
+    let mut order: Vec<Algorithm> = Vec::new();
+    for alg in recorded {
+        for s in supported.iter() {
+            let same = if is_rsa(alg) { is_rsa(s) } else { s == alg };
+            if same && !order.contains(s) {
+                order.push(s.clone());
+            }
+        }
+    }
+    for s in supported.iter() {
+        if !order.contains(s) {
+            order.push(s.clone());
+        }
+    }
+    order
+}
+
+fn is_rsa(alg: &Algorithm) -> bool {
+    matches!(alg, Algorithm::Rsa { .. })
+}
+
+async fn authenticate(
+    handle: &mut russh::client::Handle<ClientHandler>,
+    server: &ServerSpec,
+    who: &str,
+) -> Result<(), AppError> {
+    let lost = |e: russh::Error| {
+        AppError::with_detail(
+            ErrorCode::SshConnectionFailed,
+            format!("{who}: connection lost during authentication: {e}"),
+        )
+    };
+    let refused = |what: String| AppError::with_detail(ErrorCode::SshAuthFailed, format!("{who}: {what}"));
+    let user = server.username.as_str();
+    match &server.auth {
+        Auth::Password(password) => {
+            let remaining = match handle
+                .authenticate_password(user, password.expose())
+                .await
+                .map_err(lost)?
+            {
+                AuthResult::Success => return Ok(()),
+                AuthResult::Failure {
+                    remaining_methods, ..
+                } => remaining_methods,
+            };
+            if !remaining.contains(&MethodKind::KeyboardInteractive) {
+                return Err(refused(format!(
+                    "password refused (server offers: {})",
+                    method_names(&remaining)
+                )));
+            }
+            keyboard_interactive(handle, user, password)
+                .await
+                .map_err(lost)?
+                .map_err(|()| refused("password refused by password and keyboard-interactive".into()))
+        }
+        Auth::KeyFile { path, passphrase } => {
+            let key = russh::keys::load_secret_key(path, passphrase.as_ref().map(Secret::expose))
+                .map_err(|e| refused(format!("cannot load private key {}: {e}", path.display())))?;
+            // RSA signs with a hash the server must accept; ask it (needs
+            // server-sig-algs) rather than default to SHA-1, which OpenSSH
+            // 8.8+ refuses.
+            let hash = if key.algorithm().is_rsa() {
+                handle.best_supported_rsa_hash().await.map_err(lost)?.flatten()
+            } else {
+                None
+            };
+            let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+            match handle.authenticate_publickey(user, key).await.map_err(lost)? {
+                AuthResult::Success => Ok(()),
+                AuthResult::Failure {
+                    remaining_methods, ..
+                } => Err(refused(format!(
+                    "public key {} refused (server offers: {})",
+                    path.display(),
+                    method_names(&remaining_methods)
+                ))),
+            }
+        }
+    }
+}
+
+/// Answers every prompt with the password, round after round, until the
+/// server decides. `Ok(Err(()))` is a refusal; `Err` a broken connection.
+async fn keyboard_interactive(
+    handle: &mut russh::client::Handle<ClientHandler>,
+    user: &str,
+    password: &Secret,
+) -> Result<Result<(), ()>, russh::Error> {
+    let mut reply = handle
+        .authenticate_keyboard_interactive_start(user, None::<String>)
+        .await?;
+    for _ in 0..MAX_KBD_INT_ROUNDS {
+        match reply {
+            KeyboardInteractiveAuthResponse::Success => return Ok(Ok(())),
+            KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(Err(())),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                // PAM ends with a request of zero prompts: answer it with
+                // zero answers
+                let answers = prompts.iter().map(|_| password.expose().to_owned()).collect();
+                reply = handle.authenticate_keyboard_interactive_respond(answers).await?;
+            }
+        }
+    }
+    Ok(Err(()))
+}
+
+fn method_names(methods: &MethodSet) -> String {
+    if methods.is_empty() {
+        return "nothing".into();
+    }
+    methods
+        .iter()
+        .map(<&'static str>::from)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The russh client handler: decides on the host key and remembers why it
+/// refused one.
+pub(crate) struct ClientHandler {
+    /// Server name, for the log.
+    server: String,
+    /// Host as configured; the known_hosts lookup key with `port`.
+    host: String,
+    port: u16,
+    /// A pinned fingerprint replaces the known_hosts file entirely.
+    pinned: Option<String>,
+    policy: HostKeyPolicy,
+    /// Where the refusal reason waits for [`connect`]: russh turns our
+    /// `Ok(false)` into a bare `UnknownKey` error.
+    rejection: Arc<Mutex<Option<HostKeyRejection>>>,
+}
+
+impl russh::client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => match &self.pinned {
+                Some(pinned) => host_keys::check_pinned(pinned, key),
+                // a small local file: reading it inline is cheaper than a
+                // trip to the blocking pool
+                None => host_keys::check_known_hosts(&self.policy, &self.host, self.port, key),
+            },
+            PublicKeyOrCertificate::Certificate(_) => Err(HostKeyRejection::Certificate),
+        };
+        match verdict {
+            Ok(acceptance) => {
+                if acceptance == HostKeyAcceptance::Learned {
+                    info!(server = self.server.as_str(), known_hosts:% = self.policy.known_hosts.display();
+                        "recorded a new host key (accept-new)");
+                }
+                Ok(true)
+            }
+            Err(reason) => {
+                warn!(server = self.server.as_str(), reason:% = reason; "host key refused");
+                *self.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                Ok(false)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::HashAlg;
+
+    #[test]
+    fn recorded_key_types_come_first_and_nothing_is_lost() {
+        let order = key_order(&[Algorithm::Rsa { hash: None }]);
+        assert!(order[..3].iter().all(is_rsa), "{order:?}");
+        assert_eq!(
+            order[0],
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512)
+            }
+        );
+        assert_eq!(order.len(), Preferred::DEFAULT.key.len());
+    }
+
+    #[test]
+    fn without_records_the_default_order_stands() {
+        assert_eq!(key_order(&[]), Preferred::DEFAULT.key.to_vec());
+    }
+}

@@ -1,0 +1,106 @@
+//! [`SshSession`]: a connected, authenticated SSH session, and what it
+//! offers besides exec and shells (SFTP, disconnect).
+//!
+//! One session carries many channels at once. Every open channel must be
+//! read continuously (NOTES-russh gotcha 1): russh reopens the window when a
+//! packet arrives, not when it is read, so one unread channel stalls all the
+//! others once its queue is full.
+
+use std::fmt;
+
+use log::info;
+use russh::client::Handle;
+use russh::Disconnect;
+use russh_sftp::client::SftpSession;
+
+use super::connect::ClientHandler;
+use crate::error::{AppError, ErrorCode};
+
+/// A connected and authenticated session to one server.
+///
+/// What ends remote processes (measured against OpenSSH 9.2):
+/// - PTY shells are killed when their channel closes, on
+///   [`SshSession::disconnect`], and when the session is dropped (sshd
+///   sends SIGHUP through the pty).
+/// - Commands without a PTY ([`SshSession::exec`]) are *not*: sshd sends
+///   no SIGHUP, so a dropped or disconnected exec leaves the process
+///   running on the server. Only a signal request ends it, which is what
+///   `exec` does on timeout.
+pub struct SshSession {
+    handle: Handle<ClientHandler>,
+    /// The configured server name, for details and logs.
+    server: String,
+}
+
+impl fmt::Debug for SshSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SshSession")
+            .field("server", &self.server)
+            .field("closed", &self.handle.is_closed())
+            .finish()
+    }
+}
+
+impl SshSession {
+    pub(crate) fn new(handle: Handle<ClientHandler>, server: String) -> Self {
+        SshSession { handle, server }
+    }
+
+    pub(crate) fn handle(&self) -> &Handle<ClientHandler> {
+        &self.handle
+    }
+
+    /// The name of the server this session is connected to.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether the connection has ended (server gone, or disconnected).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Opens an SFTP session on a new channel (subsystem `sftp`).
+    ///
+    /// Notes on russh-sftp 3: `write(path, ..)` does not create files (use
+    /// `create`), `File::shutdown()` completes writes and closes, requests
+    /// time out after 10 s by default.
+    pub async fn sftp(&self) -> Result<SftpSession, AppError> {
+        let failed = |e: String| {
+            AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {e}", self.server))
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| failed(format!("cannot request the sftp subsystem: {e}")))?;
+        SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| failed(format!("sftp handshake failed: {e}")))
+    }
+
+    /// Ends the connection. PTY shells on it are killed by sshd; non-PTY
+    /// commands keep running (see the type's documentation). Disconnecting
+    /// an already closed session succeeds.
+    pub async fn disconnect(&self) -> Result<(), AppError> {
+        if self.handle.is_closed() {
+            return Ok(());
+        }
+        info!(server = self.server.as_str(); "ssh session disconnecting");
+        self.handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await
+            .or_else(|e| match e {
+                // the session task ended between the check and the send
+                russh::Error::SendError => Ok(()),
+                e => Err(AppError::with_detail(
+                    ErrorCode::SshConnectionFailed,
+                    format!("server '{}': disconnect failed: {e}", self.server),
+                )),
+            })
+    }
+}

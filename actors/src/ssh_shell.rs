@@ -1,0 +1,398 @@
+//! `SshShellActor`: one interactive command on a PTY, from connect to the
+//! last byte of output (the STUB domain's `ssh_command`).
+//!
+//! What it owns: its own SSH session (one per command, so backpressure on
+//! this channel never stalls anybody else's), the PTY channel, and the
+//! output pipeline. Who sends it what: the connection that started it sends
+//! [`ShellInput`], [`ShellResize`] and [`StopShell`]; it sends
+//! [`ShellNotice`]s back to the `Recipient` it was given.
+//!
+//! When it stops: the command exits, the stop phrase appears, the timeout
+//! fires, the client goes away, or it is told to stop. Cancelling *is*
+//! stopping: the pump future dies with the actor, and `stopped()` closes
+//! the channel and the session, which makes sshd hang up the PTY and kill
+//! what runs on it (NOTES-russh: closing a PTY channel kills; a TERM signal
+//! does not). Exactly one [`ShellNotice::Complete`] is sent, always last.
+//!
+//! Output that was waiting for its throttle slot when the actor is
+//! cancelled (at most one throttle interval's worth) is discarded with it;
+//! on exit and on the stop phrase everything is flushed first.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
+};
+use futures_util::StreamExt;
+
+use crate::error::{AppError, ErrorCode};
+use crate::output::{pump, OutputPipeline, PumpEnd};
+use crate::server::ServerSpec;
+use crate::ssh::{self, PtyRequest, ShellEvent, SshOptions, SshSession};
+
+/// How many input/resize operations may wait for the channel.
+const INPUT_QUEUE: usize = 1024;
+/// How long cleanup (close channel, disconnect) may take before it is
+/// reported as failed (50014).
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to run, where and how.
+#[derive(Debug, Clone)]
+pub struct ShellRequest {
+    /// The server.
+    pub server: Arc<ServerSpec>,
+    /// How to connect (timeouts, host keys).
+    pub ssh: Arc<SshOptions>,
+    /// The command; empty for an interactive login shell.
+    pub command: String,
+    /// Finish (and kill the command) when this text appears in the output.
+    pub stop_phrase: Option<String>,
+    /// Finish (and kill the command) after this long.
+    pub timeout: Option<Duration>,
+    /// Output flush interval.
+    pub throttle: Duration,
+    /// Terminal size and type.
+    pub pty: PtyRequest,
+}
+
+/// Why a command finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The command exited by itself.
+    Exit,
+    /// The stop phrase appeared.
+    StopPhrase,
+    /// It ran past its timeout (22001 is sent too).
+    Timeout,
+    /// It was cancelled (`cancel`, `end_session`, disconnect).
+    Cancelled,
+    /// It could not run (connect, auth, channel failure; the error is sent).
+    Error,
+}
+
+impl FinishReason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Exit => "exit",
+            FinishReason::StopPhrase => "stop_phrase",
+            FinishReason::Timeout => "timeout",
+            FinishReason::Cancelled => "cancelled",
+            FinishReason::Error => "error",
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// Why.
+    pub reason: FinishReason,
+    /// The exit status, when the command exited.
+    pub exit_status: Option<u32>,
+    /// The error, for `Timeout` (22001) and `Error`.
+    pub error: Option<AppError>,
+    /// Output bytes received from the server.
+    pub bytes: u64,
+}
+
+/// What the shell tells its client.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ShellNotice {
+    /// Decoded, throttled output.
+    Output(String),
+    /// The command is over; nothing follows but, maybe, `CleanupFailed`.
+    Complete(Completion),
+    /// Closing the channel or the session failed after completion (50014).
+    CleanupFailed(AppError),
+}
+
+/// Keystrokes for the command (answers to prompts, `\u0003` for Ctrl-C).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct ShellInput(pub String);
+
+/// The client's terminal changed size.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct ShellResize {
+    /// Columns.
+    pub cols: u32,
+    /// Rows.
+    pub rows: u32,
+}
+
+/// Stop now (cancel). Replies once the actor is stopping.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopShell;
+
+enum InputOp {
+    Write(String),
+    Resize(u32, u32),
+}
+
+/// The actor. See the module docs.
+pub struct SshShellActor {
+    request: ShellRequest,
+    /// Where output and the completion go.
+    notify: Recipient<ShellNotice>,
+    /// The session, once connected; closed in `stopped()`.
+    session: Option<Arc<SshSession>>,
+    /// The channel's writing half, once open; closed in `stopped()`.
+    input: Option<ssh::ShellInput>,
+    /// Ordered queue to the writer task, once open.
+    input_tx: Option<tokio::sync::mpsc::Sender<InputOp>>,
+    /// Why it finished; the first reason set wins.
+    reason: Option<FinishReason>,
+    /// Error to report with the completion.
+    error: Option<AppError>,
+    /// The exit status, when the server sent one.
+    exit_status: Rc<Cell<Option<u32>>>,
+    /// Output bytes received.
+    bytes: Rc<Cell<u64>>,
+}
+
+impl SshShellActor {
+    /// An actor that will run `request` and report to `notify` once started.
+    pub fn new(request: ShellRequest, notify: Recipient<ShellNotice>) -> Self {
+        SshShellActor {
+            request,
+            notify,
+            session: None,
+            input: None,
+            input_tx: None,
+            reason: None,
+            error: None,
+            exit_status: Rc::new(Cell::new(None)),
+            bytes: Rc::new(Cell::new(0)),
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason, error: Option<AppError>, ctx: &mut Context<Self>) {
+        if self.reason.is_none() {
+            self.reason = Some(reason);
+            self.error = error;
+        }
+        ctx.stop();
+    }
+
+    fn queue(&self, op: InputOp) -> Result<(), AppError> {
+        let tx = self.input_tx.as_ref().ok_or_else(|| {
+            AppError::with_detail(ErrorCode::NoRunningTask, "the command has not started yet")
+        })?;
+        tx.try_send(op).map_err(|_| {
+            AppError::with_detail(
+                ErrorCode::SshCommandFailed,
+                "input queue full; the server is not reading",
+            )
+        })
+    }
+
+    /// Connected and the PTY is open: start the writer and the pump.
+    fn running(&mut self, session: SshSession, channel: ssh::ShellChannel, ctx: &mut Context<Self>) {
+        let (input, output) = channel.into_parts();
+        self.session = Some(Arc::new(session));
+        self.input = Some(input.clone());
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<InputOp>(INPUT_QUEUE);
+        self.input_tx = Some(tx);
+        let writer = input;
+        ctx.spawn(
+            async move {
+                while let Some(op) = rx.recv().await {
+                    let result = match op {
+                        InputOp::Write(text) => writer.write(text.into_bytes()).await,
+                        InputOp::Resize(cols, rows) => writer.resize(cols, rows).await,
+                    };
+                    if let Err(e) = result {
+                        return Some(e);
+                    }
+                }
+                None
+            }
+            .into_actor(self)
+            .map(|failed, act, ctx| {
+                if let Some(e) = failed {
+                    act.finish(FinishReason::Error, Some(e), ctx);
+                }
+            }),
+        );
+
+        let exit_status = self.exit_status.clone();
+        let bytes = self.bytes.clone();
+        let source = output.into_stream().filter_map(move |event| {
+            let out = match event {
+                ShellEvent::Output(data) => {
+                    bytes.set(bytes.get() + data.len() as u64);
+                    Some(data)
+                }
+                ShellEvent::ExitStatus(status) => {
+                    exit_status.set(Some(status));
+                    None
+                }
+                ShellEvent::ExitSignal(_) | ShellEvent::Eof | ShellEvent::Closed => None,
+            };
+            std::future::ready(out)
+        });
+        let notify = self.notify.clone();
+        let mut pipeline = OutputPipeline::new(
+            self.request.server.encoding,
+            self.request.throttle,
+            self.request.stop_phrase.clone(),
+        );
+        ctx.spawn(
+            async move {
+                pump(&mut pipeline, source, |text| {
+                    let notify = notify.clone();
+                    // Awaiting the delivery is the backpressure: while the
+                    // client's mailbox is full, the channel is not read.
+                    async move { notify.send(ShellNotice::Output(text)).await.is_ok() }
+                })
+                .await
+            }
+            .into_actor(self)
+            .map(|end, act, ctx| {
+                let reason = match end {
+                    PumpEnd::SourceEnded => FinishReason::Exit,
+                    PumpEnd::StopPhrase => FinishReason::StopPhrase,
+                    PumpEnd::SinkClosed => FinishReason::Cancelled,
+                };
+                act.finish(reason, None, ctx);
+            }),
+        );
+    }
+}
+
+impl Actor for SshShellActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::info!(server = self.request.server.name.as_str(); "ssh command starting");
+        if let Some(timeout) = self.request.timeout {
+            ctx.run_later(timeout, move |act, ctx| {
+                let err = AppError::with_detail(
+                    ErrorCode::SshCommandTimeout,
+                    format!("server '{}': no end within {timeout:?}", act.request.server.name),
+                );
+                act.finish(FinishReason::Timeout, Some(err), ctx);
+            });
+        }
+        let request = self.request.clone();
+        ctx.spawn(
+            async move {
+                let session = ssh::connect(&request.server, &request.ssh).await?;
+                let command = (!request.command.is_empty()).then_some(request.command.as_str());
+                match session.open_pty(request.pty.clone(), command).await {
+                    Ok(channel) => Ok((session, channel, request.pty)),
+                    Err(e) => {
+                        let _ = session.disconnect().await;
+                        Err(e)
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok((session, channel, opened)) => {
+                    act.running(session, channel, ctx);
+                    // a resize that came while connecting
+                    if opened != act.request.pty {
+                        let _ = act.queue(InputOp::Resize(act.request.pty.cols, act.request.pty.rows));
+                    }
+                }
+                Err(e) => act.finish(FinishReason::Error, Some(e), ctx),
+            }),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let completion = Completion {
+            reason: self.reason.unwrap_or(FinishReason::Cancelled),
+            exit_status: self.exit_status.get(),
+            error: self.error.take(),
+            bytes: self.bytes.get(),
+        };
+        log::info!(
+            server = self.request.server.name.as_str(),
+            reason = completion.reason.as_str(),
+            exit_status = completion.exit_status,
+            bytes = completion.bytes;
+            "ssh command finished"
+        );
+        self.notify.do_send(ShellNotice::Complete(completion));
+
+        // Close the channel, then the session: sshd hangs up the PTY and
+        // the remote command dies. Runs detached, since the actor is gone;
+        // a failure is reported to the client if it is still there.
+        let input = self.input.take();
+        let session = self.session.take();
+        let notify = self.notify.clone();
+        let server = self.request.server.name.clone();
+        if input.is_none() && session.is_none() {
+            return;
+        }
+        actix::spawn(async move {
+            let cleanup = async {
+                if let Some(input) = input {
+                    // closing an already closed channel is not a failure
+                    let _ = input.close().await;
+                }
+                if let Some(session) = session {
+                    session.disconnect().await?;
+                }
+                Ok::<(), AppError>(())
+            };
+            let failure = match tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(AppError::with_detail(
+                    ErrorCode::TaskCleanupFailed,
+                    format!("server '{server}': {}", e.detail.unwrap_or_default()),
+                )),
+                Err(_) => Some(AppError::with_detail(
+                    ErrorCode::TaskCleanupFailed,
+                    format!("server '{server}': no disconnect within {CLEANUP_TIMEOUT:?}"),
+                )),
+            };
+            if let Some(err) = failure {
+                log::error!(code = err.code.code(), error = err.to_string(); "ssh command cleanup failed");
+                if notify.connected() {
+                    notify.do_send(ShellNotice::CleanupFailed(err));
+                }
+            }
+        });
+    }
+}
+
+impl Handler<ShellInput> for SshShellActor {
+    type Result = Result<(), AppError>;
+
+    fn handle(&mut self, ShellInput(text): ShellInput, _: &mut Context<Self>) -> Self::Result {
+        self.queue(InputOp::Write(text))
+    }
+}
+
+impl Handler<ShellResize> for SshShellActor {
+    type Result = Result<(), AppError>;
+
+    fn handle(&mut self, msg: ShellResize, _: &mut Context<Self>) -> Self::Result {
+        self.request.pty.cols = msg.cols;
+        self.request.pty.rows = msg.rows;
+        if self.input_tx.is_none() {
+            // not connected yet: the PTY will open with the new size
+            return Ok(());
+        }
+        self.queue(InputOp::Resize(msg.cols, msg.rows))
+    }
+}
+
+impl Handler<StopShell> for SshShellActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopShell, ctx: &mut Context<Self>) {
+        self.finish(FinishReason::Cancelled, None, ctx);
+    }
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Prepares (or tears down) what the integration tests need to run real sshd
+# servers on loopback: OpenSSH, the privilege-separation directory, the test
+# user with a password and an authorized client key.
+#
+#   scripts/test-env.sh          set up (idempotent; run as root)
+#   scripts/test-env.sh stop     kill the test user's processes and any
+#                                sshd started by the test harness
+#
+# The password comes from $PINKPAGE_TEST_PASSWORD (default pinkpage-test-pw)
+# and is fed to chpasswd on stdin, never on a command line.
+set -euo pipefail
+
+TEST_USER=pinkpage-test
+TEST_HOME=/home/$TEST_USER
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ENV_DIR=$ROOT_DIR/.test-env
+CLIENT_KEY=$ENV_DIR/id_ed25519
+
+say() { printf 'test-env: %s\n' "$*"; }
+
+require_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "test-env: must run as root (it creates a user and runs sshd)" >&2
+        exit 1
+    fi
+}
+
+# Harness sshd processes are recognised by their config file living in a
+# temporary directory named pinkpage-sshd-*; the system sshd is left alone.
+harness_sshd_pids() {
+    local pid cmd
+    for pid in $(pgrep -x sshd || true); do
+        cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+        if [[ $cmd == *pinkpage-sshd-* ]]; then
+            echo "$pid"
+        fi
+    done
+}
+
+stop() {
+    require_root
+    local pids
+    pids=$(harness_sshd_pids)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        say "killed harness sshd: $(echo $pids)"
+    else
+        say "no harness sshd running"
+    fi
+    if id "$TEST_USER" >/dev/null 2>&1 && pgrep -u "$TEST_USER" >/dev/null; then
+        pkill -KILL -u "$TEST_USER" || true
+        say "killed every process of $TEST_USER"
+    else
+        say "no process of $TEST_USER running"
+    fi
+}
+
+setup() {
+    require_root
+    if [[ ! -x /usr/sbin/sshd ]]; then
+        say "installing openssh-server"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y openssh-server
+    else
+        say "openssh-server present ($(/usr/sbin/sshd -V 2>&1 | head -n1 || true))"
+    fi
+
+    install -d -m 0755 /run/sshd
+    say "privilege separation dir /run/sshd ready"
+
+    if id "$TEST_USER" >/dev/null 2>&1; then
+        say "user $TEST_USER exists"
+    else
+        useradd --create-home --home-dir "$TEST_HOME" --shell /bin/bash "$TEST_USER"
+        say "created user $TEST_USER"
+    fi
+    printf '%s:%s\n' "$TEST_USER" "${PINKPAGE_TEST_PASSWORD:-pinkpage-test-pw}" | chpasswd
+    say "set the password of $TEST_USER (from PINKPAGE_TEST_PASSWORD or the default)"
+
+    install -d -m 0700 "$ENV_DIR"
+    if [[ -f $CLIENT_KEY && -f $CLIENT_KEY.pub ]]; then
+        say "client key $CLIENT_KEY exists"
+    else
+        rm -f "$CLIENT_KEY" "$CLIENT_KEY.pub"
+        ssh-keygen -q -t ed25519 -N '' -C pinkpage-test-client -f "$CLIENT_KEY"
+        say "generated client key $CLIENT_KEY"
+    fi
+
+    install -d -m 0700 -o "$TEST_USER" -g "$TEST_USER" "$TEST_HOME/.ssh"
+    install -m 0600 -o "$TEST_USER" -g "$TEST_USER" "$CLIENT_KEY.pub" "$TEST_HOME/.ssh/authorized_keys"
+    chmod 0755 "$TEST_HOME"
+    say "authorized $CLIENT_KEY.pub for $TEST_USER"
+}
+
+case "${1:-setup}" in
+    setup) setup ;;
+    stop) stop ;;
+    *)
+        echo "usage: $0 [setup|stop]" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,53 @@
+//! `GET /api/v1/session` (who holds the session lock) and
+//! `DELETE /api/v1/session` (an administrator takes it away; audited).
+
+use actix_web::{delete, get, web, HttpResponse};
+use pinkpage_actors::session_lock::{ForceRelease, GetStatus};
+use pinkpage_actors::{AppError, ErrorCode};
+use serde::Serialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::NewAuditEvent;
+
+/// The session lock.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionStatusBody {
+    /// Whether someone holds the lock.
+    pub active: bool,
+    /// The holder's WebSocket connection id.
+    pub owner: Option<String>,
+}
+
+fn unavailable(e: actix::MailboxError) -> ApiError {
+    AppError::with_detail(ErrorCode::Internal, format!("session lock unavailable: {e}")).into()
+}
+
+/// Who holds the session lock.
+#[utoipa::path(tag = "session", responses((status = 200, body = SessionStatusBody)))]
+#[get("/api/v1/session")]
+pub async fn session_status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let s = state.session_lock.send(GetStatus).await.map_err(unavailable)?;
+    Ok(HttpResponse::Ok().json(SessionStatusBody {
+        active: s.active,
+        owner: s.owner.map(|o| o.to_string()),
+    }))
+}
+
+/// Takes the lock away from its holder, whose running command is stopped.
+/// For a lock left behind by a client that cannot be reached.
+#[utoipa::path(tag = "session", responses(
+    (status = 200, body = SessionStatusBody),
+    (status = 409, description = "no active session (50005)", body = super::error::ErrorResponse)))]
+#[delete("/api/v1/session")]
+pub async fn release_session(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let before = state.session_lock.send(GetStatus).await.map_err(unavailable)?;
+    let s = state.session_lock.send(ForceRelease).await.map_err(unavailable)??;
+    let mut event = NewAuditEvent::new("admin", "session.force_release");
+    event.detail = Some(serde_json::json!({ "previous_owner": before.owner.map(|o| o.to_string()) }));
+    state.store.audit(event);
+    Ok(HttpResponse::Ok().json(SessionStatusBody {
+        active: s.active,
+        owner: s.owner.map(|o| o.to_string()),
+    }))
+}

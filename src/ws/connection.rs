@@ -1,0 +1,280 @@
+//! `WsConnection<D>`: the one connection actor every WebSocket domain uses.
+//!
+//! What it owns: the connection id, the heartbeat clock, a partly received
+//! fragmented frame, and the domain's own state `D` (for STUB: the running
+//! shell). Everything else (the lock, the health map) it reaches through
+//! actor addresses in [`AppState`].
+//!
+//! Lifecycle:
+//! - `started`: registers with the broadcast registry and, in the same
+//!   handshake (`.wait`, so no frame is handled before it), sends the
+//!   welcome message built from the registry's snapshot; starts the
+//!   heartbeat.
+//! - text frames: parsed once by [`parse_frame`] into `D::Request`; `ping`
+//!   is answered here, bad frames get their error and the connection stays
+//!   open, requests go to [`Domain::handle`].
+//! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
+//!   `PINKPAGE_WS_TIMEOUT_S` is dropped.
+//! - `stopping`: [`Domain::stopping`] stops the domain's tasks, then the
+//!   registry and the lock are told (both idempotent), so a dropped client
+//!   never keeps the lock or a remote process.
+
+use std::time::Instant;
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, StreamHandler,
+    WrapFuture,
+};
+use actix_web::web;
+use actix_web_actors::ws;
+use pinkpage_actors::broadcast::{Event, Join, Leave};
+use pinkpage_actors::session_lock::ConnectionClosed;
+use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
+use serde::de::DeserializeOwned;
+
+use super::protocol::{parse_frame, Common, ErrorFrame, Frame, Outgoing, RequestId, MAX_FRAME_BYTES};
+use crate::state::AppState;
+
+/// The WebSocket context of a connection of domain `D`.
+pub type WsCtx<D> = ws::WebsocketContext<WsConnection<D>>;
+
+/// A WebSocket domain (`stub`, `bmx4`, ...): its requests and how it
+/// handles them. Implementations live in their own files.
+pub trait Domain: Sized + Unpin + 'static {
+    /// The typed requests, a `#[serde(tag = "type")]` enum.
+    type Request: DeserializeOwned;
+    /// The `type`s `Request` accepts (to tell 31001 from 31000).
+    const TYPES: &'static [&'static str];
+    /// The welcome message text.
+    const WELCOME: &'static str;
+
+    /// Handles one parsed request.
+    fn handle(conn: &mut WsConnection<Self>, req: Self::Request, rid: RequestId, ctx: &mut WsCtx<Self>);
+
+    /// Stops the domain's tasks; called once when the connection stops.
+    fn stopping(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) {}
+}
+
+/// One WebSocket connection. See the module docs.
+pub struct WsConnection<D: Domain> {
+    /// Made by the server when the client connected.
+    pub id: ConnectionId,
+    /// Shared handles (settings, store, actor addresses).
+    pub state: web::Data<AppState>,
+    /// The domain's own state.
+    pub domain: D,
+    /// When the client last showed a sign of life.
+    last_seen: Instant,
+    /// A fragmented text frame being received, capped at just over
+    /// [`MAX_FRAME_BYTES`] (the rest is counted, not kept).
+    partial: Option<(Vec<u8>, usize)>,
+}
+
+impl<D: Domain> WsConnection<D> {
+    /// A connection with a fresh id.
+    pub fn new(state: web::Data<AppState>, domain: D) -> Self {
+        WsConnection {
+            id: ConnectionId::new(),
+            state,
+            domain,
+            last_seen: Instant::now(),
+            partial: None,
+        }
+    }
+
+    /// Sends a frame, answering `rid` when given.
+    pub fn send(&self, ctx: &mut WsCtx<D>, frame: &impl Outgoing, rid: &RequestId) {
+        ctx.text(frame.to_text(rid));
+    }
+
+    /// Sends an error frame (and logs it).
+    pub fn send_error(&self, ctx: &mut WsCtx<D>, err: &AppError, rid: &RequestId) {
+        let level = if err.code.http_status() >= 500 {
+            log::Level::Error
+        } else {
+            log::Level::Debug
+        };
+        log::log!(
+            level,
+            connection_id = self.id.to_string().as_str(),
+            code = err.code.code(),
+            error = err.to_string();
+            "request refused"
+        );
+        ctx.text(ErrorFrame::new(err).to_text(rid));
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut WsCtx<D>) {
+        match parse_frame::<D::Request>(text, D::TYPES) {
+            Frame::Ping(rid) => self.send(ctx, &Common::Pong, &rid),
+            Frame::Invalid(err, rid) => self.send_error(ctx, &err, &rid),
+            Frame::Request(req, rid) => D::handle(self, req, rid, ctx),
+        }
+    }
+
+    fn on_fragment(&mut self, bytes: &[u8], first: bool, last: bool, ctx: &mut WsCtx<D>) {
+        if first {
+            self.partial = Some((Vec::new(), 0));
+        }
+        let Some((buf, total)) = self.partial.as_mut() else {
+            return self.send_error(
+                ctx,
+                &AppError::with_detail(ErrorCode::WsMalformed, "continuation without a first frame"),
+                &None,
+            );
+        };
+        *total += bytes.len();
+        let room = (MAX_FRAME_BYTES + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if last {
+            let (buf, total) = self.partial.take().unwrap_or_default();
+            if total > MAX_FRAME_BYTES {
+                let err = AppError::with_detail(
+                    ErrorCode::WsTooLarge,
+                    format!("{total} bytes; the limit is {MAX_FRAME_BYTES}"),
+                );
+                return self.send_error(ctx, &err, &None);
+            }
+            match String::from_utf8(buf) {
+                Ok(text) => self.on_text(&text, ctx),
+                Err(_) => self.send_error(
+                    ctx,
+                    &AppError::with_detail(ErrorCode::WsMalformed, "text frame is not UTF-8"),
+                    &None,
+                ),
+            }
+        }
+    }
+
+    fn start_heartbeat(&self, ctx: &mut WsCtx<D>) {
+        let interval = self.state.settings.ws_heartbeat;
+        let timeout = self.state.settings.ws_client_timeout;
+        ctx.run_interval(interval, move |act, ctx| {
+            if act.last_seen.elapsed() > timeout {
+                log::info!(connection_id = act.id.to_string().as_str(); "websocket client silent past the timeout; dropping it");
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+}
+
+impl<D: Domain> Actor for WsConnection<D> {
+    type Context = WsCtx<D>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        log::info!(connection_id = self.id.to_string().as_str(), domain = D::WELCOME; "websocket connected");
+        self.start_heartbeat(ctx);
+        let join = Join {
+            id: self.id,
+            recipient: ctx.address().recipient(),
+        };
+        self.state
+            .broadcast
+            .send(join)
+            .into_actor(self)
+            .map(|snapshot, act, ctx| match snapshot {
+                Ok(snap) => {
+                    let welcome = Common::Welcome {
+                        message: D::WELCOME,
+                        connection_id: act.id.to_string(),
+                        session_status: &snap.session,
+                        server_health: &snap.health,
+                    };
+                    act.send(ctx, &welcome, &None);
+                }
+                Err(e) => {
+                    let err =
+                        AppError::with_detail(ErrorCode::WsConnection, format!("registry unavailable: {e}"));
+                    act.send_error(ctx, &err, &None);
+                    ctx.stop();
+                }
+            })
+            .wait(ctx);
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
+        D::stopping(self, ctx);
+        self.state.broadcast.do_send(Leave { id: self.id });
+        self.state.session_lock.do_send(ConnectionClosed { id: self.id });
+        log::info!(connection_id = self.id.to_string().as_str(); "websocket disconnected");
+        actix::Running::Stop
+    }
+}
+
+impl<D: Domain> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConnection<D> {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                // The codec cannot continue after a protocol error (e.g. a
+                // frame over the hard limit): close with the reason.
+                log::info!(connection_id = self.id.to_string().as_str(), error = e.to_string(); "websocket protocol error");
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Protocol,
+                    description: Some(e.to_string()),
+                }));
+                ctx.stop();
+                return;
+            }
+        };
+        match msg {
+            ws::Message::Text(text) => self.on_text(&text, ctx),
+            ws::Message::Binary(_) => self.send_error(
+                ctx,
+                &AppError::with_detail(
+                    ErrorCode::WsMalformed,
+                    "binary frames are not accepted; send JSON text",
+                ),
+                &None,
+            ),
+            ws::Message::Continuation(item) => match item {
+                actix_http::ws::Item::FirstText(b) => self.on_fragment(&b, true, false, ctx),
+                actix_http::ws::Item::Continue(b) => self.on_fragment(&b, false, false, ctx),
+                actix_http::ws::Item::Last(b) => self.on_fragment(&b, false, true, ctx),
+                actix_http::ws::Item::FirstBinary(_) => self.send_error(
+                    ctx,
+                    &AppError::with_detail(
+                        ErrorCode::WsMalformed,
+                        "binary frames are not accepted; send JSON text",
+                    ),
+                    &None,
+                ),
+            },
+            ws::Message::Ping(bytes) => ctx.pong(&bytes),
+            ws::Message::Pong(_) | ws::Message::Nop => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl<D: Domain> Handler<Event> for WsConnection<D> {
+    type Result = ();
+
+    fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
+        match event {
+            Event::SessionStatus(s) => self.send(
+                ctx,
+                &Common::SessionStatus {
+                    active: s.active,
+                    owner: s.owner.map(|o| o.to_string()),
+                },
+                &None,
+            ),
+            Event::ServerHealth(h) => self.send(
+                ctx,
+                &Common::ServerHealth {
+                    server_name: &h.server_name,
+                    is_healthy: h.is_healthy,
+                    status: &h,
+                },
+                &None,
+            ),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The WebSocket surface: one endpoint per domain, all served by the same
+//! connection actor ([`connection::WsConnection`]) with a domain-specific
+//! handler.
+//!
+//! - [`protocol`]: frames shared by every domain, and the one JSON parser.
+//! - [`connection`]: the connection actor (welcome, heartbeat, bad frames,
+//!   broadcasts, cleanup) and the [`connection::Domain`] trait.
+//! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
+
+pub mod connection;
+pub mod protocol;
+pub mod stub;
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+
+use self::connection::{Domain, WsConnection};
+use crate::state::AppState;
+
+/// Frames above this size are refused by the codec and close the
+/// connection; frames between [`protocol::MAX_FRAME_BYTES`] and this get a
+/// 31002 error and the connection stays open.
+const HARD_FRAME_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Upgrades `req` to a WebSocket served by domain `D`.
+fn upgrade<D: Domain + Default>(
+    req: &HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    ws::WsResponseBuilder::new(WsConnection::new(state, D::default()), req, stream)
+        .frame_size(HARD_FRAME_LIMIT)
+        .start()
+}
+
+/// `/ws/v1/stub`: terminals and the session lock.
+#[get("/ws/v1/stub")]
+pub async fn stub_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<stub::Stub>(&req, stream, state)
+}
+
+/// Mounts every WebSocket endpoint.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(stub_ws);
+}

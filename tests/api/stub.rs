@@ -1,0 +1,450 @@
+//! The STUB domain end to end: real daemon, real WebSocket, real sshd.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::ws::WsClient;
+
+/// A daemon with one real server, `mdwap1p`.
+async fn app_with_server() -> (TestApp, SshdServer) {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    (app, sshd)
+}
+
+/// Whether a process whose command line contains `pattern` runs as the test
+/// user, waiting (bounded) for it to disappear since a hang-up is delivered
+/// asynchronously.
+async fn remote_process_gone(pattern: &str) -> bool {
+    let user = TestUser::get();
+    for _ in 0..200 {
+        let out = std::process::Command::new("pgrep")
+            .args(["-u", &user.name, "-f", pattern])
+            .output()
+            .expect("pgrep");
+        if !out.status.success() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// Waits (bounded) until a process matching `pattern` runs.
+async fn remote_process_started(pattern: &str) {
+    let user = TestUser::get();
+    for _ in 0..400 {
+        let out = std::process::Command::new("pgrep")
+            .args(["-u", &user.name, "-f", pattern])
+            .output()
+            .expect("pgrep");
+        if out.status.success() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{pattern} never started");
+}
+
+#[tokio::test]
+async fn the_welcome_has_the_seed_shape_and_a_fresh_uuid_per_connection() {
+    let app = TestApp::spawn_without_ssh().await;
+    let a = WsClient::stub(&app).await;
+    let b = WsClient::stub(&app).await;
+    let w = &a.welcome;
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["message"], "Connected to Stub SSH WebSocket");
+    assert_eq!(w["session_status"], json!({"active": false, "owner": null}));
+    assert!(w["server_health"].is_object(), "{w}");
+    let id = uuid_of(&a.id);
+    assert_eq!(id.get_version_num(), 4);
+    assert_ne!(a.id, b.id);
+}
+
+fn uuid_of(s: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(s).expect("connection_id is a UUID")
+}
+
+#[tokio::test]
+async fn ssh_command_without_the_lock_is_refused_with_50008() {
+    let app = TestApp::spawn_without_ssh().await;
+    let mut c = WsClient::stub(&app).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true", "request_id": "r1"}))
+        .await;
+    let err = c.expect_error().await;
+    assert_eq!(err["error"]["code"], 50008);
+    assert_eq!(err["request_id"], "r1");
+    assert_eq!(err["success"], false);
+}
+
+#[tokio::test]
+async fn the_lock_has_one_owner_and_only_the_owner_may_end_it() {
+    let app = TestApp::spawn_without_ssh().await;
+    let mut a = WsClient::stub(&app).await;
+    let mut b = WsClient::stub(&app).await;
+    a.start_session().await;
+
+    b.send(json!({"type": "start_session"})).await;
+    assert_eq!(b.expect_error().await["error"]["code"], 50004);
+    b.send(json!({"type": "end_session"})).await;
+    assert_eq!(b.expect_error().await["error"]["code"], 50006);
+    a.send(json!({"type": "start_session"})).await;
+    assert_eq!(a.expect_error().await["error"]["code"], 50007);
+
+    a.request(json!({"type": "end_session"}), "session_ended").await;
+    b.send(json!({"type": "end_session"})).await;
+    assert_eq!(b.expect_error().await["error"]["code"], 50005);
+
+    let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(status["active"], false);
+}
+
+#[tokio::test]
+async fn twenty_clients_grabbing_the_lock_at_once_have_exactly_one_winner() {
+    let app = TestApp::spawn_without_ssh().await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(WsClient::stub(&app).await);
+    }
+    // all twenty requests are on the wire before any reply is read
+    for c in clients.iter_mut() {
+        c.send(json!({"type": "start_session"})).await;
+    }
+    let mut winners = Vec::new();
+    let mut owners_seen = HashSet::new();
+    for c in clients.iter_mut() {
+        // each client gets its reply and the one broadcast of the change
+        let mut reply = None;
+        let mut status = None;
+        while reply.is_none() || status.is_none() {
+            let f = c.recv().await;
+            match f["type"].as_str().unwrap() {
+                "session_started" => reply = Some(true),
+                "error" => {
+                    assert_eq!(f["error"]["code"], 50004);
+                    reply = Some(false);
+                }
+                "session_status" => status = Some(f),
+                other => panic!("unexpected {other}"),
+            }
+        }
+        if reply == Some(true) {
+            winners.push(c.id.clone());
+        }
+        let status = status.unwrap();
+        assert_eq!(status["active"], true);
+        owners_seen.insert(status["owner"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(owners_seen.len(), 1, "clients saw different owners");
+    assert!(owners_seen.contains(&winners[0]));
+}
+
+#[tokio::test]
+async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let (out, _, done) = c.run("mdwap1p", "echo hello-from-pinkpage").await;
+    assert!(out.contains("hello-from-pinkpage"), "{out}");
+    assert_eq!(done["reason"], "exit");
+    assert_eq!(done["exit_status"], 0);
+    assert_eq!(done["server"], "mdwap1p");
+
+    let (_, _, done) = c.run("mdwap1p", "exit 3").await;
+    assert_eq!(done["reason"], "exit");
+    assert_eq!(done["exit_status"], 3);
+}
+
+#[tokio::test]
+async fn an_unknown_server_gives_23000() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "nope", "command": "true"})).await;
+    assert_eq!(c.expect_error().await["error"]["code"], 23000);
+    // the slot is free again
+    let (_, _, done) = c.run("mdwap1p", "true").await;
+    assert_eq!(done["exit_status"], 0);
+}
+
+#[tokio::test]
+async fn a_stop_phrase_printed_in_two_halves_is_detected() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p",
+        "command": "printf 'ALL-DO'; sleep 0.3; printf 'NE\\n'; sleep 1002.5", "stop_phrase": "ALL-DONE"}))
+        .await;
+    let (out, _, done) = c.collect_until_complete().await;
+    assert_eq!(done["reason"], "stop_phrase", "{done}");
+    assert!(out.contains("ALL-DONE"), "{out}");
+    assert!(remote_process_gone("sleep 1002.5").await, "the command survived its stop phrase");
+}
+
+#[tokio::test]
+async fn a_progress_bar_arrives_in_few_messages_with_its_last_state() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let (out, frames, done) = c
+        .run("mdwap1p", "for i in $(seq 1 200); do printf '\\r%d%%' $i; sleep 0.005; done")
+        .await;
+    assert_eq!(done["reason"], "exit");
+    assert!(frames < 60, "{frames} messages for 200 redraws");
+    assert!(out.ends_with("\r200%"), "last state missing: {:?}", &out[out.len().saturating_sub(40)..]);
+}
+
+#[tokio::test]
+async fn a_utf8_character_printed_one_byte_at_a_time_arrives_whole() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    // 한 is ED 95 9C
+    let (out, _, done) = c
+        .run("mdwap1p", "printf '\\355'; sleep 0.2; printf '\\225'; sleep 0.2; printf '\\234'; echo")
+        .await;
+    assert_eq!(done["reason"], "exit");
+    assert!(out.contains('한'), "{out:?}");
+    assert!(!out.contains('\u{FFFD}'), "{out:?}");
+}
+
+#[tokio::test]
+async fn an_euc_kr_server_has_its_korean_output_decoded() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder()
+        .sshd_with("legacy", &sshd, "encoding = \"euc-kr\"\n")
+        .spawn()
+        .await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let (bytes, _, _) = encoding_rs::EUC_KR.encode("안녕하세요");
+    let octal: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+    let (out, _, done) = c.run("legacy", &format!("printf '{octal}'")).await;
+    assert_eq!(done["reason"], "exit");
+    assert!(out.contains("안녕하세요"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_prompt_is_answered_through_ssh_input() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; echo got:$x"})).await;
+    c.recv_until("ssh_command_started").await;
+    c.send(json!({"type": "ssh_input", "data": "pink\n"})).await;
+    let (out, _, done) = c.collect_until_complete().await;
+    assert!(out.contains("got:pink"), "{out:?}");
+    assert_eq!(done["exit_status"], 0);
+}
+
+#[tokio::test]
+async fn ctrl_c_through_ssh_input_stops_a_sleep() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "echo ready; sleep 1003.5"})).await;
+    c.wait_for_output("ready").await;
+    remote_process_started("sleep 1003.5").await;
+    c.send(json!({"type": "ssh_input", "data": "\u{0003}"})).await;
+    let (_, _, done) = c.collect_until_complete().await;
+    assert_eq!(done["reason"], "exit", "{done}");
+    assert!(remote_process_gone("sleep 1003.5").await);
+}
+
+#[tokio::test]
+async fn after_resize_stty_size_prints_the_new_size() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.request(json!({"type": "resize", "cols": 132, "rows": 43}), "resized").await;
+    let (out, _, _) = c.run("mdwap1p", "stty size").await;
+    assert!(out.contains("43 132"), "{out:?}");
+
+    // and while running
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; stty size"})).await;
+    c.recv_until("ssh_command_started").await;
+    c.request(json!({"type": "resize", "cols": 100, "rows": 30}), "resized").await;
+    c.send(json!({"type": "ssh_input", "data": "\n"})).await;
+    let (out, _, _) = c.collect_until_complete().await;
+    assert!(out.contains("30 100"), "{out:?}");
+}
+
+#[tokio::test]
+async fn fifty_megabytes_of_output_arrive_whole_in_few_messages() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let started = std::time::Instant::now();
+    let (out, frames, done) = c.run("mdwap1p", "yes | head -c 50000000").await;
+    let elapsed = started.elapsed();
+    assert_eq!(done["reason"], "exit");
+    // the PTY turns each "y\n" into "y\r\n"
+    assert_eq!(out.matches('y').count(), 25_000_000);
+    assert_eq!(out.len(), 75_000_000);
+    // at most one flush per 100 ms throttle, plus the first and the last
+    let bound = (elapsed.as_secs_f64() / 0.1).ceil() as usize + 2;
+    assert!(frames <= bound, "{frames} messages in {elapsed:?} (bound {bound})");
+}
+
+#[tokio::test]
+async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1004.5"})).await;
+    c.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1004.5").await;
+    c.send(json!({"type": "cancel"})).await;
+    let (_, _, done) = c.collect_until_complete().await;
+    assert_eq!(done["reason"], "cancelled");
+    assert!(remote_process_gone("sleep 1004.5").await, "sleep survived cancel");
+    let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(status["owner"], c.id.as_str());
+}
+
+#[tokio::test]
+async fn end_session_kills_the_remote_command_and_releases_the_lock() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1005.5"})).await;
+    c.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1005.5").await;
+    c.send(json!({"type": "end_session"})).await;
+    let (done, _) = c.recv_until("ssh_command_complete").await;
+    assert_eq!(done["reason"], "cancelled");
+    c.recv_until("session_ended").await;
+    assert!(remote_process_gone("sleep 1005.5").await, "sleep survived end_session");
+    let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(status["active"], false);
+}
+
+#[tokio::test]
+async fn closing_the_socket_kills_the_remote_command_and_releases_the_lock() {
+    let (app, _sshd) = app_with_server().await;
+    let mut watcher = WsClient::stub(&app).await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1006.5"})).await;
+    c.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1006.5").await;
+    c.close().await;
+    // the watcher sees the lock taken and then released
+    loop {
+        let (status, _) = watcher.recv_until("session_status").await;
+        if status["active"] == false {
+            break;
+        }
+    }
+    assert!(remote_process_gone("sleep 1006.5").await, "sleep survived the disconnect");
+}
+
+#[tokio::test]
+async fn bad_frames_get_their_codes_and_the_connection_keeps_working() {
+    let app = TestApp::spawn_without_ssh().await;
+    let mut c = WsClient::stub(&app).await;
+    c.send_text("this is not json").await;
+    assert_eq!(c.expect_error().await["error"]["code"], 31000);
+    c.send(json!({"type": "ssh_command", "request_id": "m1"})).await;
+    let e = c.expect_error().await;
+    assert_eq!(e["error"]["code"], 31000);
+    assert_eq!(e["request_id"], "m1");
+    c.send(json!({"type": "format_disk"})).await;
+    assert_eq!(c.expect_error().await["error"]["code"], 31001);
+    c.send(json!({"type": "ssh_input", "data": "x".repeat(70 * 1024)})).await;
+    assert_eq!(c.expect_error().await["error"]["code"], 31002);
+    let pong = c.request(json!({"type": "ping", "request_id": "p1"}), "pong").await;
+    assert_eq!(pong["request_id"], "p1");
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_after_the_heartbeat_timeout_and_its_lock_released() {
+    let app = TestApp::builder()
+        .server(ServerEntry::unreachable("mdwap1p"))
+        .env("PINKPAGE_WS_HEARTBEAT_S", "0.2")
+        .env("PINKPAGE_WS_TIMEOUT_S", "0.6")
+        .spawn()
+        .await;
+    let mut silent = WsClient::stub(&app).await;
+    silent.start_session().await;
+    let mut watcher = WsClient::stub(&app).await;
+    // from now on the silent client reads nothing, so it answers no ping
+    let _raw = silent.into_raw();
+    let (status, _) = watcher.recv_until("session_status").await;
+    assert_eq!(status["active"], false);
+    // the watcher, which answers pings, is still connected
+    watcher.request(json!({"type": "ping"}), "pong").await;
+}
+
+#[tokio::test]
+async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_running_is_50011() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "cancel"})).await;
+    assert_eq!(c.expect_error().await["error"]["code"], 50011);
+    c.send(json!({"type": "ssh_input", "data": "x"})).await;
+    assert_eq!(c.expect_error().await["error"]["code"], 50011);
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1007.5"})).await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true"})).await;
+    let mut saw_50010 = false;
+    loop {
+        let f = c.recv().await;
+        if f["type"] == "error" {
+            assert_eq!(f["error"]["code"], 50010);
+            saw_50010 = true;
+        }
+        if f["type"] == "ssh_command_started" && saw_50010 {
+            break;
+        }
+        if f["type"] == "ssh_command_started" {
+            continue;
+        }
+    }
+    assert!(saw_50010);
+    c.send(json!({"type": "cancel"})).await;
+    let (_, _, done) = c.collect_until_complete().await;
+    assert_eq!(done["reason"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_timeout_sends_22001_and_ends_the_command() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1008.5", "timeout_s": 0.5}))
+        .await;
+    let (_, _, res) = c.collect_until_complete().await;
+    assert_eq!(res["error"]["error"]["code"], 22001, "{res}");
+    assert_eq!(res["complete"]["reason"], "timeout");
+    assert!(remote_process_gone("sleep 1008.5").await);
+}
+
+#[tokio::test]
+async fn command_start_and_end_and_lock_events_are_audited() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.run("mdwap1p", "exit 7").await;
+    c.request(json!({"type": "end_session"}), "session_ended").await;
+    for _ in 0..200 {
+        let events: Value = app.get("/api/v1/audit?limit=50").await.json().await.unwrap();
+        let actions: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        if actions.contains(&"session.end") {
+            let end = events.as_array().unwrap().iter().find(|e| e["action"] == "ssh.command.end").unwrap();
+            assert_eq!(end["exit_status"], 7);
+            assert_eq!(end["command"], "exit 7");
+            assert_eq!(end["server"], "mdwap1p");
+            assert!(actions.contains(&"ssh.command.start"));
+            assert!(actions.contains(&"session.start"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("audit events missing");
+}

@@ -1,0 +1,175 @@
+//! A WebSocket test client: JSON frames in and out, every wait bounded.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::daemon::TestApp;
+
+/// The longest any single expected frame may take to arrive.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected client that has read its welcome message.
+pub struct WsClient {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The welcome frame.
+    pub welcome: Value,
+    /// The server-made connection id.
+    pub id: String,
+}
+
+impl WsClient {
+    /// Connects to `path` and reads the welcome frame.
+    pub async fn connect(app: &TestApp, path: &str) -> WsClient {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(256 << 20))
+            .max_frame_size(Some(256 << 20));
+        let (stream, _) = tokio_tungstenite::connect_async_with_config(app.ws_url(path), Some(config), false)
+            .await
+            .expect("websocket connect");
+        let mut client = WsClient {
+            stream,
+            welcome: Value::Null,
+            id: String::new(),
+        };
+        let welcome = client.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        client.id = welcome["connection_id"].as_str().unwrap().to_owned();
+        client.welcome = welcome;
+        client
+    }
+
+    /// Connects to the STUB endpoint.
+    pub async fn stub(app: &TestApp) -> WsClient {
+        WsClient::connect(app, "/ws/v1/stub").await
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.stream.send(Message::Text(frame.to_string().into())).await.expect("send");
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::Text(text.to_owned().into())).await.expect("send");
+    }
+
+    /// The next JSON frame (pings are answered by the library).
+    pub async fn recv(&mut self) -> Value {
+        self.try_recv(FRAME_TIMEOUT).await.expect("no frame before the timeout")
+    }
+
+    /// The next JSON frame within `wait`, or `None` (also when closed).
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            match msg {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("JSON frame")),
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Reads frames until one of type `kind`; returns it and those before.
+    pub async fn recv_until(&mut self, kind: &str) -> (Value, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            let frame = self.recv().await;
+            if frame["type"] == kind {
+                return (frame, before);
+            }
+            before.push(frame);
+        }
+    }
+
+    /// Reads frames until an `error`; panics on anything else but
+    /// broadcasts, which are skipped.
+    pub async fn expect_error(&mut self) -> Value {
+        loop {
+            let frame = self.recv().await;
+            match frame["type"].as_str() {
+                Some("error") => return frame,
+                Some("session_status") | Some("server_health") => continue,
+                _ => panic!("expected an error, got {frame}"),
+            }
+        }
+    }
+
+    /// Sends `frame` and returns the first reply of type `kind` (skipping
+    /// broadcasts); panics on an error frame.
+    pub async fn request(&mut self, frame: Value, kind: &str) -> Value {
+        self.send(frame).await;
+        loop {
+            let reply = self.recv().await;
+            if reply["type"] == kind {
+                return reply;
+            }
+            assert_ne!(reply["type"], "error", "{reply}");
+        }
+    }
+
+    /// Takes the lock.
+    pub async fn start_session(&mut self) {
+        self.request(serde_json::json!({"type": "start_session"}), "session_started").await;
+    }
+
+    /// Runs `command` on `server` and collects its output until completion:
+    /// (all output text, number of ssh_output frames, the completion).
+    pub async fn run(&mut self, server: &str, command: &str) -> (String, usize, Value) {
+        self.send(serde_json::json!({"type": "ssh_command", "server": server, "command": command}))
+            .await;
+        self.collect_until_complete().await
+    }
+
+    /// Collects `ssh_output` until `ssh_command_complete`.
+    pub async fn collect_until_complete(&mut self) -> (String, usize, Value) {
+        let mut out = String::new();
+        let mut frames = 0;
+        loop {
+            let f = self.recv().await;
+            match f["type"].as_str() {
+                Some("ssh_output") => {
+                    out.push_str(f["data"].as_str().unwrap());
+                    frames += 1;
+                }
+                Some("ssh_command_complete") => return (out, frames, f),
+                Some("error") => {
+                    // an error is followed by the completion
+                    let (complete, _) = self.recv_until("ssh_command_complete").await;
+                    return (out, frames, serde_json::json!({"error": f, "complete": complete}));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads output until `needle` has appeared.
+    pub async fn wait_for_output(&mut self, needle: &str) -> String {
+        let mut out = String::new();
+        while !out.contains(needle) {
+            let f = self.recv().await;
+            if f["type"] == "ssh_output" {
+                out.push_str(f["data"].as_str().unwrap());
+            }
+            assert_ne!(f["type"], "ssh_command_complete", "finished before {needle:?}: {out}");
+        }
+        out
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
+    /// Drops the socket without a close frame.
+    pub fn into_raw(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.stream
+    }
+}
