@@ -1,4 +1,5 @@
-//! Server health over REST: the real daemon checking real TCP ports.
+//! Server health over REST and WebSockets: the real daemon checking real
+//! TCP ports and real sshd servers.
 
 use std::time::Duration;
 
@@ -6,7 +7,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::tcp::{BannerListener, SilentListener};
+use crate::support::ws::WsClient;
 
 /// A server entry on `127.0.0.1:port`.
 fn server_on(name: &str, port: u16) -> ServerEntry {
@@ -165,7 +168,10 @@ async fn the_events_endpoint_lists_the_transitions_newest_first() {
             (Value::Bool(true), Value::Null),
         ]
     );
-    assert!(events[1]["error"].as_str().unwrap().contains("failed"));
+    assert!(
+        events[1]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{events}"
+    );
     let limited: Value = app
         .get("/api/v1/health/servers/flappy/events?limit=1")
         .await
@@ -201,4 +207,84 @@ async fn the_health_endpoints_are_in_the_openapi_document() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing from OpenAPI");
     }
+}
+
+/// Reads frames until the next `server_health`, collecting it.
+async fn next_health_event(ws: &mut WsClient) -> Value {
+    ws.recv_until("server_health").await.0
+}
+
+#[tokio::test]
+async fn stopping_one_sshd_is_broadcast_live_and_a_restart_brings_it_back() {
+    let mut alpha = SshdServer::start(SshdOptions::default());
+    let beta = SshdServer::start(SshdOptions::default());
+    let app = fast_checks()
+        .sshd("alpha", &alpha)
+        .sshd("beta", &beta)
+        .spawn()
+        .await;
+    poll_until(&app, "/api/v1/health/servers", Duration::from_secs(15), |b| {
+        b.as_array().unwrap().iter().all(|s| s["is_healthy"] == true)
+    })
+    .await;
+    let mut ws = WsClient::stub(&app).await;
+
+    alpha.stop();
+    let down = next_health_event(&mut ws).await;
+    assert_eq!(
+        (&down["server_name"], &down["is_healthy"]),
+        (&"alpha".into(), &false.into())
+    );
+    assert_eq!(down["status"]["is_healthy"], false);
+    assert!(
+        down["status"]["consecutive_failures"].as_u64().unwrap() >= 2,
+        "{down}"
+    );
+    assert!(
+        down["status"]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+
+    alpha.start_again();
+    let up = next_health_event(&mut ws).await;
+    assert_eq!(
+        (&up["server_name"], &up["is_healthy"]),
+        (&"alpha".into(), &true.into())
+    );
+    assert!(up["status"]["latency_ms"].as_f64().is_some());
+
+    // beta never flipped: only its first result is in its history.
+    let events: Value = app
+        .get("/api/v1/health/servers/beta/events")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1, "{events}");
+    assert_eq!(events[0]["is_healthy"], true);
+}
+
+#[tokio::test]
+async fn the_welcome_message_carries_every_servers_health() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = fast_checks()
+        .sshd("alpha", &sshd)
+        .server(ServerEntry::unreachable("beta"))
+        .spawn()
+        .await;
+    poll_until(&app, "/api/v1/health/servers", Duration::from_secs(15), |b| {
+        b[0]["is_healthy"] == true && b[1]["is_healthy"] == false
+    })
+    .await;
+
+    let ws = WsClient::stub(&app).await;
+    let map = &ws.welcome["server_health"];
+    assert_eq!(map.as_object().unwrap().len(), 2, "{map}");
+    assert_eq!(map["alpha"]["is_healthy"], true);
+    assert_eq!(map["alpha"]["server_name"], "alpha");
+    assert!(map["alpha"]["consecutive_successes"].as_u64().unwrap() >= 1);
+    assert_eq!(map["beta"]["is_healthy"], false);
+    assert!(map["beta"]["last_checked"].is_string());
 }
