@@ -8,7 +8,8 @@
 //!   the HTTP server; `main` only loads settings and runs it.
 //! - [`admission`]: the single middleware every request passes through.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
-//! - [`store`]: SQLite on its own threads (audit trail, migrations).
+//! - [`store`]: SQLite on its own threads (audit trail, health transitions,
+//!   migrations).
 //! - [`state`]: what every handler can reach.
 //! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 

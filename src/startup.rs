@@ -5,10 +5,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::Actor;
+use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::health::Thresholds;
+use pinkpage_actors::health_monitor::{HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT};
 use pinkpage_actors::session_lock::SessionLockActor;
 use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
 use pinkpage_actors::AppError;
@@ -34,6 +36,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// Stopped once the HTTP server has finished, so no check outlives it.
+    health: Addr<HealthMonitorActor>,
 }
 
 impl Application {
@@ -62,6 +66,7 @@ impl Application {
         // by every HTTP worker through their addresses.
         let broadcast = BroadcastActor::default().start();
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
+        let health = start_health_monitor(&settings, &store, &broadcast);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             ssh: Arc::new(SshOptions {
@@ -74,6 +79,7 @@ impl Application {
             store,
             broadcast,
             session_lock,
+            health: health.clone(),
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
@@ -99,6 +105,7 @@ impl Application {
         Ok(Application {
             port: addr.port(),
             server,
+            health,
         })
     }
 
@@ -109,6 +116,33 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        // The monitor may already be gone if the system is stopping.
+        let _ = self.health.send(StopMonitor).await;
+        result
     }
+}
+
+/// Starts the health monitor; its transitions go to the store.
+fn start_health_monitor(
+    settings: &Settings,
+    store: &Store,
+    broadcast: &Addr<BroadcastActor>,
+) -> Addr<HealthMonitorActor> {
+    let config = HealthConfig {
+        interval: settings.health_interval,
+        timeout: settings.health_timeout,
+        thresholds: Thresholds {
+            failures: settings.health_failures,
+            successes: settings.health_successes,
+        },
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+    };
+    HealthMonitorActor::new(
+        settings.servers.values().map(|s| &**s),
+        config,
+        broadcast.clone(),
+        store.addr().clone().recipient(),
+    )
+    .start()
 }

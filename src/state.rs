@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::health_monitor::HealthMonitorActor;
 use pinkpage_actors::session_lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub broadcast: Addr<BroadcastActor>,
     /// The session lock.
     pub session_lock: Addr<SessionLockActor>,
+    /// The live health of every server.
+    pub health: Addr<HealthMonitorActor>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

@@ -1,4 +1,5 @@
-//! Server health as clients see it (SPEC section 8). The
+//! Server health as clients see it (SPEC section 8), and the pure state
+//! machine that turns check results into it ([`HealthTracker`]). The
 //! `HealthMonitorActor` produces it; the broadcast registry keeps the latest
 //! map for welcome messages.
 
@@ -38,5 +39,242 @@ impl ServerHealthStatus {
             latency_ms: None,
             last_error: None,
         }
+    }
+}
+
+/// How many results in a row it takes to change a server's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Failed checks in a row that make a healthy server unhealthy.
+    pub failures: u32,
+    /// Good checks in a row that make an unhealthy server healthy.
+    pub successes: u32,
+}
+
+impl Default for Thresholds {
+    /// The SPEC's 2 failures / 1 success.
+    fn default() -> Self {
+        Thresholds {
+            failures: 2,
+            successes: 1,
+        }
+    }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckOutcome {
+    /// The port answered with an SSH 2 banner.
+    Up {
+        /// TCP connect + banner time.
+        latency: std::time::Duration,
+    },
+    /// It did not; `error` says why, for operators.
+    Down {
+        /// Why the check failed (never a secret: it is about a socket).
+        error: String,
+    },
+}
+
+/// Whether a recorded result changed the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// `is_healthy` flipped (or was set for the first time).
+    Flipped {
+        /// The verdict before; `None` for a server's first result.
+        previous: Option<bool>,
+    },
+    /// Only counters, time, latency or error changed.
+    Updated,
+}
+
+/// The verdict of one server over time: counters in, `is_healthy` out.
+///
+/// Pure (no I/O, no clock), so every transition is unit-tested. The first
+/// result sets the verdict at once: "not yet checked" is only true before
+/// any check, and the thresholds exist to stop a known verdict flapping, not
+/// to hide the first one.
+#[derive(Debug, Clone)]
+pub struct HealthTracker {
+    status: ServerHealthStatus,
+    thresholds: Thresholds,
+}
+
+impl HealthTracker {
+    /// A server not checked yet.
+    pub fn new(server_name: &str, host: &str, thresholds: Thresholds) -> Self {
+        HealthTracker {
+            status: ServerHealthStatus::unchecked(server_name, host),
+            thresholds,
+        }
+    }
+
+    /// The status now.
+    pub fn status(&self) -> &ServerHealthStatus {
+        &self.status
+    }
+
+    /// Folds in one result that finished at `checked_at` (ISO 8601, UTC).
+    pub fn record(&mut self, outcome: &CheckOutcome, checked_at: String) -> Change {
+        let s = &mut self.status;
+        let previous = s.is_healthy;
+        s.last_checked = Some(checked_at);
+        let up = match outcome {
+            CheckOutcome::Up { latency } => {
+                s.consecutive_successes = s.consecutive_successes.saturating_add(1);
+                s.consecutive_failures = 0;
+                s.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+                s.last_error = None;
+                true
+            }
+            CheckOutcome::Down { error } => {
+                s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+                s.consecutive_successes = 0;
+                // latency_ms stays: it is the last *good* check's.
+                s.last_error = Some(error.clone());
+                false
+            }
+        };
+        s.is_healthy = match previous {
+            None => Some(up),
+            Some(true) if s.consecutive_failures >= self.thresholds.failures => Some(false),
+            Some(false) if s.consecutive_successes >= self.thresholds.successes => Some(true),
+            unchanged => unchanged,
+        };
+        if s.is_healthy == previous {
+            Change::Updated
+        } else {
+            Change::Flipped { previous }
+        }
+    }
+}
+
+/// A server's verdict flipped; sent by the `HealthMonitorActor` to whoever
+/// keeps the history (the daemon's SQLite store). The engine only defines
+/// the message, so it never learns where the history lives.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+pub struct HealthTransition {
+    /// The status just after the flip (`last_checked` is when it happened).
+    pub status: ServerHealthStatus,
+    /// The verdict before; `None` for the first result.
+    pub previous: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn up() -> CheckOutcome {
+        CheckOutcome::Up {
+            latency: Duration::from_millis(3),
+        }
+    }
+
+    fn down() -> CheckOutcome {
+        CheckOutcome::Down {
+            error: "connection refused".into(),
+        }
+    }
+
+    fn tracker() -> HealthTracker {
+        HealthTracker::new("web1", "10.0.0.5", Thresholds::default())
+    }
+
+    fn at(n: u32) -> String {
+        format!("2025-01-01T12:00:{n:02}Z")
+    }
+
+    #[test]
+    fn a_new_server_is_not_yet_checked() {
+        let s = tracker().status().clone();
+        assert_eq!(s.is_healthy, None);
+        assert_eq!(s.last_checked, None);
+    }
+
+    #[test]
+    fn the_first_result_sets_the_verdict_either_way() {
+        let mut t = tracker();
+        assert_eq!(t.record(&up(), at(0)), Change::Flipped { previous: None });
+        assert_eq!(t.status().is_healthy, Some(true));
+        assert_eq!(t.status().latency_ms, Some(3.0));
+
+        let mut t = tracker();
+        assert_eq!(t.record(&down(), at(0)), Change::Flipped { previous: None });
+        assert_eq!(t.status().is_healthy, Some(false));
+        assert_eq!(t.status().last_error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn one_failure_does_not_make_a_healthy_server_unhealthy_two_do() {
+        let mut t = tracker();
+        t.record(&up(), at(0));
+        assert_eq!(t.record(&down(), at(1)), Change::Updated);
+        assert_eq!(t.status().is_healthy, Some(true));
+        assert_eq!(t.status().consecutive_failures, 1);
+        assert_eq!(t.record(&down(), at(2)), Change::Flipped { previous: Some(true) });
+        assert_eq!(t.status().is_healthy, Some(false));
+        assert_eq!(t.status().last_checked.as_deref(), Some(at(2).as_str()));
+    }
+
+    #[test]
+    fn a_success_between_failures_resets_the_count() {
+        let mut t = tracker();
+        t.record(&up(), at(0));
+        t.record(&down(), at(1));
+        t.record(&up(), at(2));
+        assert_eq!(t.record(&down(), at(3)), Change::Updated);
+        assert_eq!(t.status().is_healthy, Some(true));
+    }
+
+    #[test]
+    fn one_success_makes_an_unhealthy_server_healthy_again() {
+        let mut t = tracker();
+        t.record(&down(), at(0));
+        assert_eq!(t.record(&down(), at(1)), Change::Updated);
+        assert_eq!(
+            t.record(&up(), at(2)),
+            Change::Flipped {
+                previous: Some(false)
+            }
+        );
+        let s = t.status();
+        assert_eq!(
+            (
+                s.consecutive_successes,
+                s.consecutive_failures,
+                s.last_error.clone()
+            ),
+            (1, 0, None)
+        );
+    }
+
+    #[test]
+    fn custom_thresholds_are_honoured() {
+        let mut t = HealthTracker::new(
+            "web1",
+            "h",
+            Thresholds {
+                failures: 3,
+                successes: 2,
+            },
+        );
+        t.record(&up(), at(0));
+        t.record(&down(), at(1));
+        t.record(&down(), at(2));
+        assert_eq!(t.status().is_healthy, Some(true));
+        assert!(matches!(t.record(&down(), at(3)), Change::Flipped { .. }));
+        assert_eq!(t.record(&up(), at(4)), Change::Updated);
+        assert!(matches!(t.record(&up(), at(5)), Change::Flipped { .. }));
+        assert_eq!(t.status().is_healthy, Some(true));
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_good_latency() {
+        let mut t = tracker();
+        t.record(&up(), at(0));
+        t.record(&down(), at(1));
+        assert_eq!(t.status().latency_ms, Some(3.0));
     }
 }

@@ -13,13 +13,20 @@
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
 //! - [`ssh_shell`]: `SshShellActor`, one interactive command on a PTY.
-//! - [`health`]: the per-server health status clients see.
+//! - [`health`]: the per-server health status clients see, and the pure
+//!   state machine (counters in, `is_healthy` out) behind it.
+//! - [`health_check`]: one check (TCP connect + SSH banner) and the bounded
+//!   concurrent sweep over every server.
+//! - [`health_monitor`]: `HealthMonitorActor`, which sweeps on a timer and
+//!   publishes every flip.
 //! - [`output`]: the terminal output pipeline (throttle, redraws, decoding,
 //!   stop phrases) and its async driver.
 
 pub mod broadcast;
 pub mod error;
 pub mod health;
+pub mod health_check;
+pub mod health_monitor;
 pub mod ids;
 pub mod output;
 pub mod secret;

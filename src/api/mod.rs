@@ -9,6 +9,7 @@ pub mod check;
 pub mod error;
 pub mod errors;
 pub mod health;
+pub mod health_servers;
 pub mod servers;
 pub mod session;
 
@@ -24,11 +25,13 @@ use self::error::ApiError;
 #[openapi(
     info(title = "Pink-Page", description = "SSH terminals, session lock, server health, batch runs, SFTP and diffs. \
         The WebSocket protocol is described in docs/protocol.md; errors use the catalogue at /api/v1/errors."),
-    paths(health::daemon_health, servers::list_servers, errors::list_errors, audit::list_audit,
+    paths(health::daemon_health, health_servers::list_server_health, health_servers::server_health,
+        health_servers::server_health_events, servers::list_servers, errors::list_errors, audit::list_audit,
         session::session_status, session::release_session, check::check_server),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
+        (name = "health", description = "Live health of each server and its transitions"),
         (name = "servers", description = "Configured servers"),
         (name = "audit", description = "The audit trail"),
         (name = "session", description = "The session lock"),
@@ -42,6 +45,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|e, _| error::validation_error(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| error::validation_error(e)))
         .service(health::daemon_health)
+        .service(health_servers::list_server_health)
+        .service(health_servers::server_health)
+        .service(health_servers::server_health_events)
         .service(servers::list_servers)
         .service(check::check_server)
         .service(errors::list_errors)

@@ -22,6 +22,18 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_events_at ON audit_events(at);
     CREATE INDEX audit_events_action ON audit_events(action);",
+    // 2: health transitions (one row each time a server's is_healthy flips)
+    "CREATE TABLE health_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          TEXT    NOT NULL,           -- when the deciding check finished, RFC 3339 UTC
+        server      TEXT    NOT NULL,
+        host        TEXT    NOT NULL,
+        healthy     INTEGER NOT NULL,           -- 0 / 1
+        previous    INTEGER,                    -- 0 / 1, NULL for a server's first result
+        error       TEXT,                       -- why the last check failed
+        latency_ms  REAL                        -- of the last good check
+    );
+    CREATE INDEX health_events_server ON health_events(server, id);",
 ];
 
 /// Applies every migration the database has not seen yet.

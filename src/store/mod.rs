@@ -1,5 +1,5 @@
-//! The SQLite store: audit trail (and, as the product grows, batch runs,
-//! health transitions and recordings).
+//! The SQLite store: audit trail and health transitions (and, as the
+//! product grows, batch runs and recordings).
 //!
 //! Blocking SQLite work never runs on the actix event loop: [`StoreActor`]
 //! lives on a `SyncArbiter` (its own OS threads), each thread with its own
@@ -12,6 +12,7 @@
 //! writer.
 
 mod audit;
+mod health;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::Connection;
 
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
+pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;

@@ -6,4 +6,5 @@
 
 pub mod daemon;
 pub mod sshd;
+pub mod tcp;
 pub mod ws;

@@ -1,0 +1,106 @@
+//! `GET /api/v1/health/servers[/{name}[/events]]`: the live health of every
+//! configured server (from the `HealthMonitorActor`) and each server's
+//! transitions (from the store).
+
+use actix_web::{get, web, HttpResponse};
+use pinkpage_actors::health::ServerHealthStatus;
+use pinkpage_actors::health_monitor::{GetHealth, GetServerHealth};
+use pinkpage_actors::{AppError, ErrorCode};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::{HealthEvent, ListHealthEvents};
+
+/// OpenAPI view of [`ServerHealthStatus`] (which lives in the engine crate,
+/// which knows nothing of OpenAPI).
+#[derive(utoipa::ToSchema)]
+#[schema(as = ServerHealthStatus)]
+#[allow(dead_code)]
+pub struct ServerHealthSchema {
+    /// Configured server name.
+    server_name: String,
+    /// Host checked.
+    host: String,
+    /// `true` healthy, `false` unhealthy, `null` not checked yet.
+    is_healthy: Option<bool>,
+    /// When the last check finished (ISO 8601, UTC); `null` before the first.
+    last_checked: Option<String>,
+    /// Failed checks in a row.
+    consecutive_failures: u32,
+    /// Good checks in a row.
+    consecutive_successes: u32,
+    /// TCP connect + SSH banner time of the last good check, in milliseconds.
+    latency_ms: Option<f64>,
+    /// Why the last check failed, when it did.
+    last_error: Option<String>,
+}
+
+/// Paging of the events list.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsQuery {
+    /// At most this many (1-1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// Every configured server's health, sorted by name.
+#[utoipa::path(tag = "health", responses((status = 200, body = [ServerHealthSchema])))]
+#[get("/api/v1/health/servers")]
+pub async fn list_server_health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let all: Vec<ServerHealthStatus> = state.health.send(GetHealth).await.map_err(monitor_gone)?;
+    Ok(HttpResponse::Ok().json(all))
+}
+
+/// One server's health.
+#[utoipa::path(tag = "health",
+    params(("name" = String, Path, description = "Configured server name")),
+    responses(
+        (status = 200, body = ServerHealthSchema),
+        (status = 404, description = "No server has that name (10004)", body = super::error::ErrorResponse)))]
+#[get("/api/v1/health/servers/{name}")]
+pub async fn server_health(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let status = state
+        .health
+        .send(GetServerHealth { name: name.clone() })
+        .await
+        .map_err(monitor_gone)?
+        .ok_or_else(|| unknown(&name))?;
+    Ok(HttpResponse::Ok().json(status))
+}
+
+/// One server's health transitions, newest first.
+#[utoipa::path(tag = "health",
+    params(("name" = String, Path, description = "Configured server name"), EventsQuery),
+    responses(
+        (status = 200, body = [HealthEvent]),
+        (status = 400, body = super::error::ErrorResponse),
+        (status = 404, description = "No server has that name (10004)", body = super::error::ErrorResponse)))]
+#[get("/api/v1/health/servers/{name}/events")]
+pub async fn server_health_events(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    q: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    if state.settings.server(&name).is_none() {
+        return Err(unknown(&name).into());
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());
+    }
+    let events = state.store.call(ListHealthEvents { server: name, limit }).await?;
+    Ok(HttpResponse::Ok().json(events))
+}
+
+fn unknown(name: &str) -> AppError {
+    AppError::with_detail(ErrorCode::NotFound, format!("no server named '{name}'"))
+}
+
+fn monitor_gone(e: actix::MailboxError) -> ApiError {
+    AppError::with_detail(ErrorCode::Internal, format!("health monitor unavailable: {e}")).into()
+}
