@@ -526,6 +526,14 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../../README.md");
+        for s in SETTINGS {
+            assert!(readme.contains(s.name), "README.md does not mention {}", s.name);
+        }
+    }
+
+    #[test]
     fn env_example_documents_every_setting() {
         let example = include_str!("../../.env.example");
         for s in SETTINGS {
