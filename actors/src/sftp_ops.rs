@@ -317,7 +317,11 @@ impl SftpConn {
         match self.sftp.symlink_metadata(path).await {
             Ok(attrs) => Ok(Some(attrs)),
             Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(None),
-            Err(e) => Err(SftpError::from_lib(&self.server, format_args!("stat '{path}'"), e)),
+            Err(e) => Err(SftpError::from_lib(
+                &self.server,
+                format_args!("stat '{path}'"),
+                e,
+            )),
         }
     }
 
@@ -653,7 +657,11 @@ impl SftpConn {
         match self.sftp.remove_file(path).await {
             Ok(()) => Ok(()),
             Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(()),
-            Err(e) => Err(SftpError::from_lib(&self.server, format_args!("remove '{path}'"), e)),
+            Err(e) => Err(SftpError::from_lib(
+                &self.server,
+                format_args!("remove '{path}'"),
+                e,
+            )),
         }
     }
 }
@@ -682,10 +690,9 @@ impl RemoteFile {
         len: u64,
     ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + 'static, SftpError> {
         if start > 0 {
-            self.file
-                .seek(SeekFrom::Start(start))
-                .await
-                .map_err(|e| SftpError::from_io(&self.conn.server, format_args!("seek '{}'", self.path), e))?;
+            self.file.seek(SeekFrom::Start(start)).await.map_err(|e| {
+                SftpError::from_io(&self.conn.server, format_args!("seek '{}'", self.path), e)
+            })?;
         }
         Ok(futures_util::stream::try_unfold(
             (self, len),

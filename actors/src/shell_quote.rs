@@ -46,7 +46,11 @@ mod tests {
     fn parsed_by_sh(args: &[String]) -> Vec<String> {
         let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
         let script = format!("printf '%s\\0' {}", quoted.join(" "));
-        let out = Command::new("sh").arg("-c").arg(&script).output().expect("run sh");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run sh");
         assert!(out.status.success(), "sh failed on {script:?}: {out:?}");
         let mut words: Vec<String> = out
             .stdout
@@ -67,10 +71,19 @@ mod tests {
 
     #[test]
     fn the_tricky_arguments_survive_a_real_shell() {
-        let args: Vec<String> = ["a b", "it's", "$(touch /tmp/nope)", ";rm -rf ~", "\"quoted\"", "", "\\", "`id`"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "a b",
+            "it's",
+            "$(touch /tmp/nope)",
+            ";rm -rf ~",
+            "\"quoted\"",
+            "",
+            "\\",
+            "`id`",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(parsed_by_sh(&args), args);
     }
 

@@ -75,7 +75,10 @@ impl From<AppError> for FileError {
 impl From<SftpError> for FileError {
     fn from(e: SftpError) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        FileError { error: e.error, status }
+        FileError {
+            error: e.error,
+            status,
+        }
     }
 }
 
@@ -135,7 +138,10 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
         // bytes=a-
         (false, true) => match num(first) {
             Some(a) if a >= size => RangeSpec::Unsatisfiable,
-            Some(a) => RangeSpec::Partial { start: a, end: size - 1 },
+            Some(a) => RangeSpec::Partial {
+                start: a,
+                end: size - 1,
+            },
             None => RangeSpec::Full,
         },
         // bytes=a-b
@@ -158,13 +164,17 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
 
 fn check(state: &AppState, q: &FileQuery) -> Result<Arc<pinkpage_actors::server::ServerSpec>, FileError> {
     if q.path.is_empty() || q.path.contains('\0') {
-        return Err(AppError::with_detail(ErrorCode::Validation, "path must be non-empty and without NUL").into());
+        return Err(
+            AppError::with_detail(ErrorCode::Validation, "path must be non-empty and without NUL").into(),
+        );
     }
-    state
-        .settings
-        .server(&q.server)
-        .cloned()
-        .ok_or_else(|| AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{}'", q.server)).into())
+    state.settings.server(&q.server).cloned().ok_or_else(|| {
+        AppError::with_detail(
+            ErrorCode::UnknownServer,
+            format!("no server named '{}'", q.server),
+        )
+        .into()
+    })
 }
 
 /// Uploads a file of any size: the body is the file. It replaces an
@@ -214,9 +224,12 @@ pub async fn put_file(
         }
         result
     });
-    let size = task
-        .await
-        .map_err(|e| FileError::from(AppError::with_detail(ErrorCode::Internal, format!("upload task: {e}"))))??;
+    let size = task.await.map_err(|e| {
+        FileError::from(AppError::with_detail(
+            ErrorCode::Internal,
+            format!("upload task: {e}"),
+        ))
+    })??;
     Ok(HttpResponse::Ok().json(UploadResult { server, path, size }))
 }
 
@@ -253,7 +266,10 @@ pub async fn get_file(
         RangeSpec::Unsatisfiable => {
             let err = AppError::with_detail(
                 ErrorCode::Validation,
-                format!("range {:?} is outside the file's {size} bytes", range.unwrap_or_default()),
+                format!(
+                    "range {:?} is outside the file's {size} bytes",
+                    range.unwrap_or_default()
+                ),
             );
             let mut res = FileError {
                 error: err,
@@ -300,7 +316,14 @@ mod tests {
     #[test]
     fn unusable_range_headers_mean_the_whole_file() {
         assert_eq!(parse_range(None, 10), RangeSpec::Full);
-        for h in ["items=1-2", "bytes=5-2", "bytes=a-b", "bytes=1-2,4-5", "bytes=-", "bytes=3"] {
+        for h in [
+            "items=1-2",
+            "bytes=5-2",
+            "bytes=a-b",
+            "bytes=1-2,4-5",
+            "bytes=-",
+            "bytes=3",
+        ] {
             assert_eq!(parse_range(Some(h), 10), RangeSpec::Full, "{h}");
         }
     }

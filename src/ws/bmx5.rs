@@ -278,17 +278,29 @@ impl Domain for Bmx5 {
                     })
                 });
             }
-            Bmx5Request::SftpMkdir { server, path, parents } => {
+            Bmx5Request::SftpMkdir {
+                server,
+                path,
+                parents,
+            } => {
                 let audit = audit_event(conn, "sftp.mkdir", &server, &path, None);
                 let (s, p) = (server.clone(), path.clone());
-                sftp_op(conn, &server, &[&path], Some(audit), rid, ctx, move |c| async move {
-                    let created = c.mkdir(&p, parents).await?;
-                    Ok(Bmx5Reply::SftpMkdirResult {
-                        server: s,
-                        path: p,
-                        created,
-                    })
-                });
+                sftp_op(
+                    conn,
+                    &server,
+                    &[&path],
+                    Some(audit),
+                    rid,
+                    ctx,
+                    move |c| async move {
+                        let created = c.mkdir(&p, parents).await?;
+                        Ok(Bmx5Reply::SftpMkdirResult {
+                            server: s,
+                            path: p,
+                            created,
+                        })
+                    },
+                );
             }
             Bmx5Request::SftpRemove {
                 server,
@@ -297,26 +309,42 @@ impl Domain for Bmx5 {
             } => {
                 let audit = audit_event(conn, "sftp.remove", &server, &path, None);
                 let (s, p) = (server.clone(), path.clone());
-                sftp_op(conn, &server, &[&path], Some(audit), rid, ctx, move |c| async move {
-                    let removed = c.remove(&p, recursive).await?;
-                    Ok(Bmx5Reply::SftpRemoveResult {
-                        server: s,
-                        path: p,
-                        removed,
-                    })
-                });
+                sftp_op(
+                    conn,
+                    &server,
+                    &[&path],
+                    Some(audit),
+                    rid,
+                    ctx,
+                    move |c| async move {
+                        let removed = c.remove(&p, recursive).await?;
+                        Ok(Bmx5Reply::SftpRemoveResult {
+                            server: s,
+                            path: p,
+                            removed,
+                        })
+                    },
+                );
             }
             Bmx5Request::SftpRename { server, from, to } => {
                 let audit = audit_event(conn, "sftp.rename", &server, &from, Some(&to));
                 let (s, f, t) = (server.clone(), from.clone(), to.clone());
-                sftp_op(conn, &server, &[&from, &to], Some(audit), rid, ctx, move |c| async move {
-                    c.rename(&f, &t).await?;
-                    Ok(Bmx5Reply::SftpRenameResult {
-                        server: s,
-                        from: f,
-                        to: t,
-                    })
-                });
+                sftp_op(
+                    conn,
+                    &server,
+                    &[&from, &to],
+                    Some(audit),
+                    rid,
+                    ctx,
+                    move |c| async move {
+                        c.rename(&f, &t).await?;
+                        Ok(Bmx5Reply::SftpRenameResult {
+                            server: s,
+                            from: f,
+                            to: t,
+                        })
+                    },
+                );
             }
             Bmx5Request::SftpUpload { server, path, data } => upload(conn, server, path, data, rid, ctx),
             Bmx5Request::SftpDownload { server, path } => {
@@ -390,10 +418,16 @@ fn audit_event(
 /// A path field is usable: not empty, no NUL (which SFTP would cut at).
 fn check_path(path: &str) -> Result<(), AppError> {
     if path.is_empty() {
-        return Err(AppError::with_detail(ErrorCode::Validation, "path must not be empty"));
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "path must not be empty",
+        ));
     }
     if path.contains('\0') {
-        return Err(AppError::with_detail(ErrorCode::Validation, "path must not contain NUL"));
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "path must not contain NUL",
+        ));
     }
     Ok(())
 }
@@ -432,7 +466,10 @@ fn sftp_op<F, Fut>(
         .map(move |res, conn, ctx| {
             let res = match res {
                 Ok(r) => r.map_err(AppError::from),
-                Err(e) => Err(AppError::with_detail(ErrorCode::Internal, format!("sftp task: {e}"))),
+                Err(e) => Err(AppError::with_detail(
+                    ErrorCode::Internal,
+                    format!("sftp task: {e}"),
+                )),
             };
             if let Some(mut event) = audit {
                 record_outcome(&mut event, &res);
@@ -499,15 +536,25 @@ fn upload(
     }
     let audit = audit_event(conn, "sftp.upload", &server, &path, None);
     let (s, p) = (server.clone(), path.clone());
-    sftp_op(conn, &server, &[&path], Some(audit), rid, ctx, move |c| async move {
-        let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(actix_web::web::Bytes::from(bytes))]);
-        let size = c.write_atomic(&p, body).await?;
-        Ok(Bmx5Reply::SftpUploadResult {
-            server: s,
-            path: p,
-            size,
-        })
-    });
+    sftp_op(
+        conn,
+        &server,
+        &[&path],
+        Some(audit),
+        rid,
+        ctx,
+        move |c| async move {
+            let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+                actix_web::web::Bytes::from(bytes),
+            )]);
+            let size = c.write_atomic(&p, body).await?;
+            Ok(Bmx5Reply::SftpUploadResult {
+                server: s,
+                path: p,
+                size,
+            })
+        },
+    );
 }
 
 /// `script_execute`'s fields.
@@ -578,7 +625,10 @@ fn script_execute(conn: &mut WsConnection<Bmx5>, p: ScriptParams, rid: RequestId
             Some(_) => return Err(invalid("throttle_ms must be at most 60000".into())),
         };
         let spec = conn.state.settings.server(&p.server).cloned().ok_or_else(|| {
-            AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{}'", p.server))
+            AppError::with_detail(
+                ErrorCode::UnknownServer,
+                format!("no server named '{}'", p.server),
+            )
         })?;
         Ok((source, timeout, throttle, spec))
     })();
@@ -662,7 +712,10 @@ async fn read_named_script(dir: &std::path::Path, name: &str) -> Result<Vec<u8>,
     if meta.len() > MAX_SCRIPT_BYTES {
         return Err(AppError::with_detail(
             ErrorCode::Validation,
-            format!("script '{name}' is {} bytes; the limit is {MAX_SCRIPT_BYTES}", meta.len()),
+            format!(
+                "script '{name}' is {} bytes; the limit is {MAX_SCRIPT_BYTES}",
+                meta.len()
+            ),
         ));
     }
     tokio::fs::read(&path)
@@ -736,7 +789,17 @@ mod tests {
 
     #[test]
     fn script_names_must_be_plain_visible_file_names() {
-        for bad in ["", "../x", "..", "a/b", "/etc/passwd", ".hidden", "a\\b", "x..y", "a\0b"] {
+        for bad in [
+            "",
+            "../x",
+            "..",
+            "a/b",
+            "/etc/passwd",
+            ".hidden",
+            "a\\b",
+            "x..y",
+            "a\0b",
+        ] {
             let err = check_script_name(bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::Validation, "{bad:?}");
         }

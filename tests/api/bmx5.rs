@@ -61,7 +61,11 @@ impl RemoteDir {
 impl Drop for RemoteDir {
     fn drop(&mut self) {
         let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
-        let _ = std::process::Command::new("chmod").arg("-R").arg("u+w").arg(&self.0).status();
+        let _ = std::process::Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(&self.0)
+            .status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -69,7 +73,11 @@ impl Drop for RemoteDir {
 fn chown_to_test_user(path: &Path) {
     let user = TestUser::get();
     let id = |flag: &str| -> u32 {
-        let out = std::process::Command::new("id").arg(flag).arg(&user.name).output().unwrap();
+        let out = std::process::Command::new("id")
+            .arg(flag)
+            .arg(&user.name)
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
     };
     std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).unwrap();
@@ -179,7 +187,12 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
     .await;
     assert_eq!(parent["entries"][0]["kind"], "dir", "{parent}");
 
-    let stat = ask(&mut c, json!({"type": "sftp_stat", "server": "mdwap1p", "path": file}), "sftp_stat_result").await;
+    let stat = ask(
+        &mut c,
+        json!({"type": "sftp_stat", "server": "mdwap1p", "path": file}),
+        "sftp_stat_result",
+    )
+    .await;
     assert_eq!(stat["entry"]["size"], 5000, "{stat}");
     assert_eq!(stat["entry"]["name"], "보고서 1.txt");
     let mode = stat["entry"]["mode"].as_u64().unwrap();
@@ -201,7 +214,11 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
         "sftp_download_result",
     )
     .await;
-    assert_eq!(B64.decode(down["data"].as_str().unwrap()).unwrap(), content, "{down}");
+    assert_eq!(
+        B64.decode(down["data"].as_str().unwrap()).unwrap(),
+        content,
+        "{down}"
+    );
     assert_eq!(down["size"], 5000);
 
     let refused = ask(
@@ -210,7 +227,10 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
         "sftp_remove_result",
     )
     .await;
-    assert_eq!(refused["type"], "error", "a non-empty directory needs recursive: {refused}");
+    assert_eq!(
+        refused["type"], "error",
+        "a non-empty directory needs recursive: {refused}"
+    );
     assert_eq!(refused["error"]["code"], 52000);
 
     let removed = ask(
@@ -222,12 +242,28 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
     assert_eq!(removed["removed"], 3, "two directories and a file: {removed}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 
-    let gone = ask(&mut c, json!({"type": "sftp_stat", "server": "mdwap1p", "path": renamed_to}), "sftp_stat_result").await;
+    let gone = ask(
+        &mut c,
+        json!({"type": "sftp_stat", "server": "mdwap1p", "path": renamed_to}),
+        "sftp_stat_result",
+    )
+    .await;
     assert_eq!(gone["error"]["code"], 52000, "{gone}");
-    assert!(gone["error"]["detail"].as_str().unwrap().starts_with("no such file"), "{gone}");
+    assert!(
+        gone["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no such file"),
+        "{gone}"
+    );
 
     let audit: Value = app.get("/api/v1/audit?limit=100").await.json().await.unwrap();
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     for action in ["sftp.mkdir", "sftp.upload", "sftp.rename", "sftp.remove"] {
         assert!(actions.contains(&action), "{action} not audited: {actions:?}");
     }
@@ -241,11 +277,19 @@ async fn an_inline_download_over_the_frame_limit_is_refused_and_names_the_limit(
     std::fs::write(&big, vec![b'x'; 100 * 1024]).unwrap();
     let mut c = bmx5(&app).await;
 
-    let err = ask(&mut c, json!({"type": "sftp_download", "server": "mdwap1p", "path": big}), "sftp_download_result").await;
+    let err = ask(
+        &mut c,
+        json!({"type": "sftp_download", "server": "mdwap1p", "path": big}),
+        "sftp_download_result",
+    )
+    .await;
 
     assert_eq!(err["error"]["code"], 52000, "{err}");
     let detail = err["error"]["detail"].as_str().unwrap();
-    assert!(detail.contains("47104") && detail.contains("/api/v1/bmx5/files"), "{detail}");
+    assert!(
+        detail.contains("47104") && detail.contains("/api/v1/bmx5/files"),
+        "{detail}"
+    );
 }
 
 /// A deterministic, incompressible 1 MiB chunk number `i`.
@@ -348,7 +392,10 @@ async fn a_200_mib_file_goes_up_and_down_over_rest_intact_in_bounded_memory_with
         .await
         .unwrap();
     assert_eq!(beyond.status(), 416);
-    assert_eq!(beyond.headers()["content-range"], format!("bytes */{}", CHUNKS << 20).as_str());
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{}", CHUNKS << 20).as_str()
+    );
 }
 
 #[tokio::test]
@@ -367,7 +414,13 @@ async fn reading_a_missing_file_is_52000_with_404_and_writing_into_a_read_only_d
     assert_eq!(missing.status(), 404);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], 52000, "{body}");
-    assert!(body["error"]["detail"].as_str().unwrap().starts_with("no such file"), "{body}");
+    assert!(
+        body["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no such file"),
+        "{body}"
+    );
 
     let locked = PathBuf::from(dir.path("locked"));
     std::fs::create_dir(&locked).unwrap();
@@ -384,10 +437,22 @@ async fn reading_a_missing_file_is_52000_with_404_and_writing_into_a_read_only_d
     assert_eq!(refused.status(), 403);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], 52000, "{body}");
-    assert!(body["error"]["detail"].as_str().unwrap().starts_with("permission denied"), "{body}");
+    assert!(
+        body["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("permission denied"),
+        "{body}"
+    );
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 
-    let unknown = app.http.get(&url).query(&[("server", "nope"), ("path", "x")]).send().await.unwrap();
+    let unknown = app
+        .http
+        .get(&url)
+        .query(&[("server", "nope"), ("path", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unknown.status(), 404);
     let body: Value = unknown.json().await.unwrap();
     assert_eq!(body["error"]["code"], 23000, "{body}");
@@ -398,7 +463,9 @@ async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
     let (app, _sshd) = app_with_server().await;
     let dir = RemoteDir::new("interrupted");
     let path = dir.path("half.bin");
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
     let head = format!(
         "PUT /api/v1/bmx5/files?server=mdwap1p&path={path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: 50000000\r\n\r\n"
@@ -415,7 +482,12 @@ async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
 
     let mut recorded = false;
     for _ in 0..400 {
-        let audit: Value = app.get("/api/v1/audit?action=sftp.upload").await.json().await.unwrap();
+        let audit: Value = app
+            .get("/api/v1/audit?action=sftp.upload")
+            .await
+            .json()
+            .await
+            .unwrap();
         if let Some(e) = audit.as_array().unwrap().first() {
             assert_eq!(e["detail"]["ok"], false, "{e}");
             assert_eq!(e["detail"]["error"], 52000, "{e}");
@@ -452,7 +524,15 @@ async fn a_script_gets_its_arguments_byte_for_byte_and_its_exit_code_comes_back(
     let (app, _sshd) = app_with_server().await;
     let mut c = bmx5(&app).await;
     let pwned = format!("/tmp/pp-bmx5-pwned-{}-{}", std::process::id(), app.port);
-    let args = ["a b", "it's", &format!("$(touch {pwned})"), ";rm -rf ~", "\"quoted\"", "", "새 인자"];
+    let args = [
+        "a b",
+        "it's",
+        &format!("$(touch {pwned})"),
+        ";rm -rf ~",
+        "\"quoted\"",
+        "",
+        "새 인자",
+    ];
     let script = "#!/bin/sh\nfor a in \"$@\"; do printf '<%s>\\n' \"$a\"; done\nexit 7\n";
 
     let (out, remote, done) = run_script(
@@ -468,8 +548,16 @@ async fn a_script_gets_its_arguments_byte_for_byte_and_its_exit_code_comes_back(
     assert_eq!(done["request_id"], "s1");
     assert!(!Path::new(&pwned).exists(), "an argument was run as a command");
     assert!(remote.starts_with("/tmp/.pinkpage-script-"), "{remote}");
-    assert!(!Path::new(&remote).exists(), "the temporary script is still there");
-    let audit: Value = app.get("/api/v1/audit?action=script.end").await.json().await.unwrap();
+    assert!(
+        !Path::new(&remote).exists(),
+        "the temporary script is still there"
+    );
+    let audit: Value = app
+        .get("/api/v1/audit?action=script.end")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(audit[0]["exit_status"], 7, "{audit}");
 }
 
@@ -487,7 +575,10 @@ async fn a_script_that_runs_past_its_timeout_is_killed_and_its_file_removed() {
 
     assert_eq!(done["reason"], "timeout", "{done}");
     assert!(!remote.is_empty());
-    assert!(!Path::new(&remote).exists(), "the temporary script is still there");
+    assert!(
+        !Path::new(&remote).exists(),
+        "the temporary script is still there"
+    );
     assert!(remote_process_gone(&marker).await, "the script still runs");
 }
 
@@ -496,8 +587,10 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
     let (app, _sshd) = app_with_server().await;
     let mut c = bmx5(&app).await;
     let marker = format!("sleep 4567.{}", app.port);
-    c.send(json!({"type": "script_execute", "server": "mdwap1p", "script": format!("echo started\n{marker}\n")}))
-        .await;
+    c.send(
+        json!({"type": "script_execute", "server": "mdwap1p", "script": format!("echo started\n{marker}\n")}),
+    )
+    .await;
     let (started, _) = c.recv_until("script_started").await;
     let remote = started["remote_path"].as_str().unwrap().to_owned();
     let mut out = String::new();
@@ -513,7 +606,10 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
     let (done, _) = c.recv_until("script_complete").await;
 
     assert_eq!(done["reason"], "cancelled", "{done}");
-    assert!(!Path::new(&remote).exists(), "the temporary script is still there");
+    assert!(
+        !Path::new(&remote).exists(),
+        "the temporary script is still there"
+    );
     assert!(remote_process_gone(&marker).await, "the script still runs");
     let none = ask(&mut c, json!({"type": "script_cancel"}), "never").await;
     assert_eq!(none["error"]["code"], 50011, "{none}");
