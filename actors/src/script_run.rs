@@ -299,6 +299,8 @@ impl Handler<StopScript> for ScriptRunActor {
         if let Some(shell) = &self.shell {
             shell.do_send(StopShell);
         }
-        // still uploading: the upload's continuation sees `cancelled`
+        // The upload runs with `wait`, so a stop sent while uploading is
+        // handled once the shell has started, and stops it then; a stop
+        // after an upload failure finds no shell and changes nothing.
     }
 }

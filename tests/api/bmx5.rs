@@ -600,7 +600,8 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
             out.push_str(f["data"].as_str().unwrap());
         }
     }
-    assert!(Path::new(&remote).exists(), "the script runs from its file");
+    let mode = std::fs::metadata(&remote).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o700, "the temporary script is private: {mode:o}");
 
     c.send(json!({"type": "script_cancel"})).await;
     let (done, _) = c.recv_until("script_complete").await;
