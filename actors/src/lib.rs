@@ -21,6 +21,13 @@
 //!   publishes every flip.
 //! - [`output`]: the terminal output pipeline (throttle, redraws, decoding,
 //!   stop phrases) and its async driver.
+//! - [`sftp_ops`]: [`sftp_ops::SftpConn`], SFTP file operations (BMX5) with
+//!   statuses clients can act on and writes that leave no partial file.
+//! - [`sftp_cache`]: one SFTP connection per server for one client, closed
+//!   when idle.
+//! - [`shell_quote`]: POSIX shell quoting of script arguments.
+//! - [`script_run`]: `ScriptRunActor`, upload a script, run it on a PTY,
+//!   remove it.
 
 pub mod broadcast;
 pub mod error;
@@ -29,9 +36,13 @@ pub mod health_check;
 pub mod health_monitor;
 pub mod ids;
 pub mod output;
+pub mod script_run;
 pub mod secret;
 pub mod server;
 pub mod session_lock;
+pub mod sftp_cache;
+pub mod sftp_ops;
+pub mod shell_quote;
 pub mod ssh;
 pub mod ssh_shell;
 

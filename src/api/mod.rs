@@ -5,6 +5,7 @@
 //! shape.
 
 pub mod audit;
+pub mod bmx5;
 pub mod check;
 pub mod error;
 pub mod errors;
@@ -25,16 +26,28 @@ use self::error::ApiError;
 #[openapi(
     info(title = "Pink-Page", description = "SSH terminals, session lock, server health, batch runs, SFTP and diffs. \
         The WebSocket protocol is described in docs/protocol.md; errors use the catalogue at /api/v1/errors."),
-    paths(health::daemon_health, health_servers::list_server_health, health_servers::server_health,
-        health_servers::server_health_events, servers::list_servers, errors::list_errors, audit::list_audit,
-        session::session_status, session::release_session, check::check_server),
-    components(schemas(error::ErrorResponse, error::ErrorBodySchema)),
+    paths(
+        health::daemon_health,
+        health_servers::list_server_health,
+        health_servers::server_health,
+        health_servers::server_health_events,
+        servers::list_servers,
+        check::check_server,
+        errors::list_errors,
+        audit::list_audit,
+        session::session_status,
+        session::release_session,
+        bmx5::put_file,
+        bmx5::get_file,
+    ),
+    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult)),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "health", description = "Live health of each server and its transitions"),
         (name = "servers", description = "Configured servers"),
         (name = "audit", description = "The audit trail"),
         (name = "session", description = "The session lock"),
+        (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
     )
 )]
 pub struct ApiDoc;
@@ -54,6 +67,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(audit::list_audit)
         .service(session::session_status)
         .service(session::release_session)
+        .service(bmx5::put_file)
+        .service(bmx5::get_file)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

@@ -83,6 +83,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "recordings and other files",
     },
     SettingDoc {
+        name: "PINKPAGE_SCRIPTS_DIR",
+        default: "scripts.d",
+        meaning: "local directory of scripts BMX5 script_execute may run by name",
+    },
+    SettingDoc {
         name: "PINKPAGE_SERVERS_FILE",
         default: "unset",
         meaning: "servers/transfers TOML file",
@@ -195,6 +200,8 @@ pub struct Settings {
     pub db_path: PathBuf,
     /// Directory for recordings and other files.
     pub data_dir: PathBuf,
+    /// Scripts BMX5 `script_execute` may run by name (names only, no paths).
+    pub scripts_dir: PathBuf,
     /// Known-hosts file for servers without a pinned fingerprint.
     pub known_hosts: PathBuf,
     /// What to do with an unknown host key.
@@ -353,6 +360,7 @@ impl Settings {
             })?,
             db_path: env.path("PINKPAGE_DB", "pinkpage.db"),
             data_dir: env.path("PINKPAGE_DATA_DIR", "data"),
+            scripts_dir: env.path("PINKPAGE_SCRIPTS_DIR", "scripts.d"),
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
             host_key_mode,
             ssh_connect_timeout: env.seconds("PINKPAGE_SSH_CONNECT_TIMEOUT_S", 10.0)?,

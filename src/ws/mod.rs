@@ -6,7 +6,9 @@
 //! - [`connection`]: the connection actor (welcome, heartbeat, bad frames,
 //!   broadcasts, cleanup) and the [`connection::Domain`] trait.
 //! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
+//! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
 
+pub mod bmx5;
 pub mod connection;
 pub mod protocol;
 pub mod stub;
@@ -43,7 +45,18 @@ pub async fn stub_ws(
     upgrade::<stub::Stub>(&req, stream, state)
 }
 
+/// `/ws/v1/bmx5`: SFTP file work and remote scripts.
+#[get("/ws/v1/bmx5")]
+pub async fn bmx5_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<bmx5::Bmx5>(&req, stream, state)
+}
+
 /// Mounts every WebSocket endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(stub_ws);
+    cfg.service(bmx5_ws);
 }

@@ -1,0 +1,751 @@
+//! SFTP file operations (BMX5): [`SftpConn`], one SSH session with one SFTP
+//! channel on it, and what operators do with files through it.
+//!
+//! Nothing here runs a shell: every operation is an SFTP request. Every
+//! failure is an [`SftpError`]: the 52000 [`AppError`] clients see, with the
+//! SFTP status (`no such file`, `permission denied`, ...) at the start of
+//! its detail, and the status itself so the REST layer can pick a fitting
+//! HTTP status (404, 403, ...).
+//!
+//! Writes never leave a partial file under the target name: bytes go to a
+//! hidden temporary name in the same directory, which is renamed over the
+//! target once complete and removed when anything fails ([`SftpConn::write_atomic`]).
+//! Callers that must survive their own cancellation run these futures in a
+//! detached task, so the cleanup always runs.
+
+use std::fmt;
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use russh_sftp::client::error::Error as SftpLibError;
+use russh_sftp::client::fs::File;
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, StatusCode};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::error::{AppError, ErrorCode};
+use crate::server::ServerSpec;
+use crate::ssh::{self, SshOptions, SshSession};
+
+/// Bytes read from the remote file per chunk of a streamed download.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The SFTP status of a failed operation, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SftpStatus {
+    /// SSH_FX_NO_SUCH_FILE.
+    NoSuchFile,
+    /// SSH_FX_PERMISSION_DENIED.
+    PermissionDenied,
+    /// SSH_FX_FAILURE: the server's catch-all (exists, not empty, disk full).
+    Failure,
+    /// SSH_FX_BAD_MESSAGE.
+    BadMessage,
+    /// SSH_FX_OP_UNSUPPORTED.
+    OpUnsupported,
+    /// The SFTP channel or the connection went away.
+    ConnectionLost,
+    /// The server did not answer a request in time.
+    Timeout,
+    /// The request cannot be carried out on what is there (a directory
+    /// where a file is needed, a file too large to send inline).
+    Unsuitable,
+    /// The client stopped sending the file before its end.
+    Interrupted,
+    /// Not an SFTP status: connecting or authenticating failed (the error
+    /// keeps its own 2xxxx code).
+    NotConnected,
+}
+
+impl SftpStatus {
+    /// The words at the start of the error detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SftpStatus::NoSuchFile => "no such file",
+            SftpStatus::PermissionDenied => "permission denied",
+            SftpStatus::Failure => "failure",
+            SftpStatus::BadMessage => "bad message",
+            SftpStatus::OpUnsupported => "operation unsupported",
+            SftpStatus::ConnectionLost => "connection lost",
+            SftpStatus::Timeout => "timeout",
+            SftpStatus::Unsuitable => "unsuitable",
+            SftpStatus::Interrupted => "interrupted",
+            SftpStatus::NotConnected => "not connected",
+        }
+    }
+}
+
+/// A failed SFTP operation: the error clients see and its SFTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct SftpError {
+    /// What failed, as SFTP says it.
+    pub status: SftpStatus,
+    /// 52000 with the status and the path in the detail (or, for
+    /// [`SftpStatus::NotConnected`], the connect error as it came).
+    pub error: AppError,
+}
+
+impl SftpError {
+    /// A 52000 with `status` and `what` in the detail.
+    pub fn new(status: SftpStatus, server: &str, what: impl fmt::Display) -> Self {
+        SftpError {
+            status,
+            error: AppError::with_detail(
+                ErrorCode::SftpFailed,
+                format!("{}: server '{server}': {what}", status.as_str()),
+            ),
+        }
+    }
+
+    /// The HTTP status that fits: 404 for a missing file, 403 for a refusal,
+    /// 504 for a timeout, the code's own status otherwise.
+    pub fn http_status(&self) -> u16 {
+        match self.status {
+            SftpStatus::NoSuchFile => 404,
+            SftpStatus::PermissionDenied => 403,
+            SftpStatus::Failure | SftpStatus::Unsuitable => 409,
+            SftpStatus::Interrupted | SftpStatus::BadMessage => 400,
+            SftpStatus::OpUnsupported => 501,
+            SftpStatus::Timeout => 504,
+            SftpStatus::ConnectionLost | SftpStatus::NotConnected => self.error.code.http_status(),
+        }
+    }
+
+    fn from_lib(server: &str, what: impl fmt::Display, e: SftpLibError) -> Self {
+        let status = match &e {
+            SftpLibError::Status(s) => match s.status_code {
+                StatusCode::NoSuchFile => SftpStatus::NoSuchFile,
+                StatusCode::PermissionDenied => SftpStatus::PermissionDenied,
+                StatusCode::BadMessage => SftpStatus::BadMessage,
+                StatusCode::OpUnsupported => SftpStatus::OpUnsupported,
+                StatusCode::NoConnection | StatusCode::ConnectionLost => SftpStatus::ConnectionLost,
+                _ => SftpStatus::Failure,
+            },
+            SftpLibError::Timeout => SftpStatus::Timeout,
+            SftpLibError::IO(_) => SftpStatus::ConnectionLost,
+            _ => SftpStatus::Failure,
+        };
+        let cause = match &e {
+            SftpLibError::Status(s) if !s.error_message.is_empty() => format!(" ({})", s.error_message),
+            SftpLibError::Status(_) => String::new(),
+            other => format!(" ({other})"),
+        };
+        SftpError::new(status, server, format!("{what}{cause}"))
+    }
+
+    /// Errors of file reads and writes, which russh-sftp reports as
+    /// `io::Error` carrying only the server's message.
+    fn from_io(server: &str, what: impl fmt::Display, e: std::io::Error) -> Self {
+        let status = match e.kind() {
+            std::io::ErrorKind::TimedOut => SftpStatus::Timeout,
+            std::io::ErrorKind::NotFound => SftpStatus::NoSuchFile,
+            std::io::ErrorKind::PermissionDenied => SftpStatus::PermissionDenied,
+            _ => SftpStatus::Failure,
+        };
+        SftpError::new(status, server, format!("{what} ({e})"))
+    }
+}
+
+impl From<SftpError> for AppError {
+    fn from(e: SftpError) -> Self {
+        e.error
+    }
+}
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (not followed when listing).
+    Symlink,
+    /// A device, fifo or socket.
+    Other,
+}
+
+/// One file as `sftp_list` and `sftp_stat` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// The file name (the last path component).
+    pub name: String,
+    /// File, directory, symlink or other.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (`0o644` is 420), without the file type bits.
+    pub mode: u32,
+    /// Last modification, seconds since the Unix epoch.
+    pub mtime: Option<u32>,
+}
+
+impl Entry {
+    fn from_attrs(name: String, attrs: &FileAttributes) -> Self {
+        Entry {
+            name,
+            kind: match attrs.file_type() {
+                FileType::File => EntryKind::File,
+                FileType::Dir => EntryKind::Dir,
+                FileType::Symlink => EntryKind::Symlink,
+                FileType::Other => EntryKind::Other,
+            },
+            size: attrs.size.unwrap_or(0),
+            mode: attrs.permissions.unwrap_or(0) & 0o7777,
+            mtime: attrs.mtime,
+        }
+    }
+}
+
+/// The last component of `path` (`/a/b` -> `b`; `/` -> `/`).
+fn base_name(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/";
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed)
+}
+
+/// Splits `path` into its directory prefix (with the trailing `/`, or empty
+/// for a name relative to the home directory) and its last component.
+fn split_dir(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// The hidden temporary name a write to `path` goes to first: same
+/// directory (so the final rename never crosses file systems), unique.
+pub fn temp_name_for(path: &str) -> String {
+    let (dir, name) = split_dir(path);
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    format!("{dir}.{name}.pinkpage-{}.part", &tag[..12])
+}
+
+/// One SSH session with one SFTP channel; the unit the BMX5 domain caches
+/// per (connection, server) and REST opens per request.
+///
+/// Dropping it ends the connection (its handle and channel go with it);
+/// [`SftpConn::close`] says goodbye first.
+pub struct SftpConn {
+    session: SshSession,
+    sftp: SftpSession,
+    server: String,
+}
+
+impl fmt::Debug for SftpConn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SftpConn").field("server", &self.server).finish()
+    }
+}
+
+impl SftpConn {
+    /// Connects to `server` and opens the SFTP subsystem.
+    pub async fn open(server: &ServerSpec, opts: &SshOptions) -> Result<SftpConn, SftpError> {
+        let not_connected = |error| SftpError {
+            status: SftpStatus::NotConnected,
+            error,
+        };
+        let session = ssh::connect(server, opts).await.map_err(not_connected)?;
+        match session.sftp().await {
+            Ok(sftp) => Ok(SftpConn {
+                session,
+                sftp,
+                server: server.name.clone(),
+            }),
+            Err(e) => {
+                let _ = session.disconnect().await;
+                Err(not_connected(e))
+            }
+        }
+    }
+
+    /// The server's name.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
+    /// Closes the SFTP channel and the session.
+    pub async fn close(&self) {
+        let _ = self.sftp.close().await;
+        let _ = self.session.disconnect().await;
+    }
+
+    fn fail(&self, what: impl fmt::Display) -> impl FnOnce(SftpLibError) -> SftpError + '_ {
+        let what = what.to_string();
+        move |e| SftpError::from_lib(&self.server, what, e)
+    }
+
+    /// The entries of directory `path` (without `.` and `..`), sorted by
+    /// name. Symlinks are reported as such, not followed.
+    pub async fn list(&self, path: &str) -> Result<Vec<Entry>, SftpError> {
+        let dir = self
+            .sftp
+            .read_dir(path)
+            .await
+            .map_err(self.fail(format_args!("list '{path}'")))?;
+        let mut entries: Vec<Entry> = dir
+            .map(|e| Entry::from_attrs(e.file_name(), &e.metadata()))
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// What `path` is (following a symlink, as `stat` does).
+    pub async fn stat(&self, path: &str) -> Result<Entry, SftpError> {
+        let attrs = self
+            .sftp
+            .metadata(path)
+            .await
+            .map_err(self.fail(format_args!("stat '{path}'")))?;
+        Ok(Entry::from_attrs(base_name(path).to_owned(), &attrs))
+    }
+
+    async fn lstat(&self, path: &str) -> Result<Option<FileAttributes>, SftpError> {
+        match self.sftp.symlink_metadata(path).await {
+            Ok(attrs) => Ok(Some(attrs)),
+            Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(None),
+            Err(e) => Err(SftpError::from_lib(
+                &self.server,
+                format_args!("stat '{path}'"),
+                e,
+            )),
+        }
+    }
+
+    /// Creates directory `path`; with `parents`, also the missing ones above
+    /// it, and an existing directory is fine (like `mkdir -p`). Says whether
+    /// `path` itself was created.
+    pub async fn mkdir(&self, path: &str, parents: bool) -> Result<bool, SftpError> {
+        if !parents {
+            self.sftp
+                .create_dir(path)
+                .await
+                .map_err(self.fail(format_args!("mkdir '{path}'")))?;
+            return Ok(true);
+        }
+        let mut prefix = if path.starts_with('/') {
+            "/".to_owned()
+        } else {
+            String::new()
+        };
+        let mut created = false;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            prefix.push_str(part);
+            created = match self.lstat(&prefix).await? {
+                Some(attrs) if attrs.is_dir() => false,
+                Some(_) => {
+                    // a symlink to a directory is fine too, as for mkdir -p
+                    let target = self.sftp.metadata(prefix.as_str()).await.ok();
+                    if !target.is_some_and(|a| a.is_dir()) {
+                        return Err(SftpError::new(
+                            SftpStatus::Unsuitable,
+                            &self.server,
+                            format_args!("mkdir '{path}': '{prefix}' exists and is not a directory"),
+                        ));
+                    }
+                    false
+                }
+                None => match self.sftp.create_dir(prefix.as_str()).await {
+                    Ok(()) => true,
+                    // somebody else made it in between
+                    Err(_) if self.lstat(&prefix).await?.is_some_and(|a| a.is_dir()) => false,
+                    Err(e) => {
+                        return Err(SftpError::from_lib(
+                            &self.server,
+                            format_args!("mkdir '{prefix}'"),
+                            e,
+                        ))
+                    }
+                },
+            };
+            prefix.push('/');
+        }
+        Ok(created)
+    }
+
+    /// Removes `path`: a file or symlink, an empty directory, or with
+    /// `recursive` a directory and everything in it (symlinks inside are
+    /// removed, never followed). Returns how many entries were removed.
+    pub async fn remove(&self, path: &str, recursive: bool) -> Result<u64, SftpError> {
+        let Some(attrs) = self.lstat(path).await? else {
+            return Err(SftpError::new(
+                SftpStatus::NoSuchFile,
+                &self.server,
+                format_args!("remove '{path}'"),
+            ));
+        };
+        if !attrs.is_dir() {
+            self.sftp
+                .remove_file(path)
+                .await
+                .map_err(self.fail(format_args!("remove '{path}'")))?;
+            return Ok(1);
+        }
+        if !recursive {
+            self.sftp
+                .remove_dir(path)
+                .await
+                .map_err(self.fail(format_args!("rmdir '{path}' (not empty? use recursive)")))?;
+            return Ok(1);
+        }
+        // Depth first without recursion: a directory is removed once its
+        // entries are (it is pushed back behind them).
+        let mut removed = 0;
+        let mut stack = vec![(path.trim_end_matches('/').to_owned(), false)];
+        while let Some((dir, listed)) = stack.pop() {
+            if listed {
+                self.sftp
+                    .remove_dir(dir.as_str())
+                    .await
+                    .map_err(self.fail(format_args!("rmdir '{dir}'")))?;
+                removed += 1;
+                continue;
+            }
+            stack.push((dir.clone(), true));
+            let entries = self
+                .sftp
+                .read_dir(dir.as_str())
+                .await
+                .map_err(self.fail(format_args!("list '{dir}'")))?;
+            for entry in entries {
+                let child = format!("{dir}/{}", entry.file_name());
+                if entry.metadata().is_dir() {
+                    stack.push((child, false));
+                } else {
+                    self.sftp
+                        .remove_file(child.as_str())
+                        .await
+                        .map_err(self.fail(format_args!("remove '{child}'")))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Renames `from` to `to`; refused when `to` exists (SFTP v3 rename).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), SftpError> {
+        if self.lstat(to).await?.is_some() {
+            return Err(SftpError::new(
+                SftpStatus::Failure,
+                &self.server,
+                format_args!("rename '{from}' to '{to}': the target exists"),
+            ));
+        }
+        self.sftp
+            .rename(from, to)
+            .await
+            .map_err(self.fail(format_args!("rename '{from}' to '{to}'")))
+    }
+
+    /// Reads all of file `path`, refusing files larger than `max` bytes.
+    pub async fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>, SftpError> {
+        let (file, size) = self.open_file(path).await?;
+        if size > max {
+            return Err(SftpError::new(
+                SftpStatus::Unsuitable,
+                &self.server,
+                format_args!(
+                    "'{path}' is {size} bytes; inline downloads are limited to {max} bytes \
+                     (64 KiB frames): use GET /api/v1/bmx5/files"
+                ),
+            ));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        // a file that grows while we read is cut at the limit
+        file.take(max + 1)
+            .read_to_end(&mut data)
+            .await
+            .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))?;
+        if data.len() as u64 > max {
+            return Err(SftpError::new(
+                SftpStatus::Unsuitable,
+                &self.server,
+                format_args!("'{path}' grew past the inline limit of {max} bytes while being read"),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Opens regular file `path` for reading; returns it and its size.
+    async fn open_file(&self, path: &str) -> Result<(File, u64), SftpError> {
+        let file = self
+            .sftp
+            .open(path)
+            .await
+            .map_err(self.fail(format_args!("open '{path}'")))?;
+        let attrs = file
+            .metadata()
+            .await
+            .map_err(self.fail(format_args!("stat '{path}'")))?;
+        if attrs.is_dir() {
+            return Err(SftpError::new(
+                SftpStatus::Unsuitable,
+                &self.server,
+                format_args!("'{path}' is a directory"),
+            ));
+        }
+        Ok((file, attrs.size.unwrap_or(0)))
+    }
+
+    /// Opens file `path` for a streamed download. The returned
+    /// [`RemoteFile`] keeps the connection alive until it is dropped.
+    pub async fn open_read(self: Arc<Self>, path: &str) -> Result<RemoteFile, SftpError> {
+        let (file, size) = self.open_file(path).await?;
+        Ok(RemoteFile {
+            conn: self,
+            file,
+            size,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Writes what `body` yields to `path`, replacing it, without ever
+    /// leaving a partial file: the bytes go to [`temp_name_for`] first,
+    /// which is renamed over `path` once `body` ended cleanly and every
+    /// write was acknowledged, and removed on any failure (an error from
+    /// `body` included). A replaced file keeps its permission bits. Returns
+    /// the bytes written.
+    ///
+    /// Run it to completion (in a detached task when the caller may be
+    /// cancelled): a future dropped half-way cannot remove its temporary
+    /// file.
+    pub async fn write_atomic<S, E>(&self, path: &str, mut body: S) -> Result<u64, SftpError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: fmt::Display,
+    {
+        let temp = temp_name_for(path);
+        let mut attrs = FileAttributes::empty();
+        if let Some(existing) = self.lstat(path).await? {
+            if existing.is_dir() {
+                return Err(SftpError::new(
+                    SftpStatus::Unsuitable,
+                    &self.server,
+                    format_args!("'{path}' is a directory"),
+                ));
+            }
+            attrs.permissions = existing.permissions.map(|p| p & 0o7777);
+        }
+        let mut file = self
+            .sftp
+            .open_with_flags_and_attributes(
+                temp.as_str(),
+                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
+                attrs,
+            )
+            .await
+            .map_err(self.fail(format_args!("create '{path}'")))?;
+
+        let written = async {
+            let mut written = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    SftpError::new(
+                        SftpStatus::Interrupted,
+                        &self.server,
+                        format_args!("upload of '{path}' ended after {written} bytes: {e}"),
+                    )
+                })?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))?;
+                written += chunk.len() as u64;
+            }
+            // completes every pending write, then closes the handle
+            file.shutdown()
+                .await
+                .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))?;
+            self.replace(&temp, path).await?;
+            Ok(written)
+        }
+        .await;
+        if written.is_err() {
+            // the handle (if still open) is closed when `file` drops below;
+            // close it first so the server lets go of the file
+            drop(file);
+            if let Err(e) = self.sftp.remove_file(temp.as_str()).await {
+                log::error!(server = self.server.as_str(), temp = temp.as_str(), error = e.to_string();
+                    "could not remove the temporary file of a failed upload");
+            }
+        }
+        written
+    }
+
+    /// Renames `temp` over `path`. SFTP v3 rename refuses an existing
+    /// target, so an existing file is removed first: for a moment there is
+    /// no file at `path`, but never a partial one.
+    async fn replace(&self, temp: &str, path: &str) -> Result<(), SftpError> {
+        match self.sftp.rename(temp, path).await {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                if self.lstat(path).await?.is_none() {
+                    return Err(SftpError::from_lib(
+                        &self.server,
+                        format_args!("rename into '{path}'"),
+                        first,
+                    ));
+                }
+                self.sftp
+                    .remove_file(path)
+                    .await
+                    .map_err(self.fail(format_args!("replace '{path}'")))?;
+                self.sftp
+                    .rename(temp, path)
+                    .await
+                    .map_err(self.fail(format_args!("rename into '{path}'")))
+            }
+        }
+    }
+
+    /// Creates `path` exclusively (fails if anything, a symlink included,
+    /// is there: O_EXCL), with permission bits `mode`, and writes `content`.
+    /// Used for scripts: `mode` 0700 keeps other users out.
+    pub async fn create_private(&self, path: &str, content: &[u8], mode: u32) -> Result<(), SftpError> {
+        let attrs = FileAttributes {
+            permissions: Some(mode),
+            ..FileAttributes::empty()
+        };
+        let mut file = self
+            .sftp
+            .open_with_flags_and_attributes(
+                path,
+                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
+                attrs,
+            )
+            .await
+            .map_err(self.fail(format_args!("create '{path}'")))?;
+        let result = async {
+            // the server applies its umask to the mode at creation; make
+            // sure the bits are exactly `mode` (never wider)
+            file.set_metadata(FileAttributes {
+                permissions: Some(mode),
+                ..FileAttributes::empty()
+            })
+            .await
+            .map_err(self.fail(format_args!("chmod '{path}'")))?;
+            file.write_all(content)
+                .await
+                .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))?;
+            file.shutdown()
+                .await
+                .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))
+        }
+        .await;
+        if result.is_err() {
+            drop(file);
+            let _ = self.sftp.remove_file(path).await;
+        }
+        result
+    }
+
+    /// Removes file `path`; a file that is already gone is not an error.
+    pub async fn remove_file_if_exists(&self, path: &str) -> Result<(), SftpError> {
+        match self.sftp.remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(()),
+            Err(e) => Err(SftpError::from_lib(
+                &self.server,
+                format_args!("remove '{path}'"),
+                e,
+            )),
+        }
+    }
+}
+
+/// A remote file open for a streamed download; holds its connection.
+pub struct RemoteFile {
+    conn: Arc<SftpConn>,
+    file: File,
+    size: u64,
+    path: String,
+}
+
+impl RemoteFile {
+    /// The file's size when it was opened.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Streams `len` bytes from offset `start` in chunks of at most 64 KiB.
+    /// Memory stays bounded: a chunk is read only when the consumer asks
+    /// for the next one. The stream ends early with an error if the file
+    /// shrank; dropping it ends the connection.
+    pub async fn into_stream(
+        mut self,
+        start: u64,
+        len: u64,
+    ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + 'static, SftpError> {
+        if start > 0 {
+            self.file.seek(SeekFrom::Start(start)).await.map_err(|e| {
+                SftpError::from_io(&self.conn.server, format_args!("seek '{}'", self.path), e)
+            })?;
+        }
+        Ok(futures_util::stream::try_unfold(
+            (self, len),
+            |(mut this, remaining)| async move {
+                if remaining == 0 {
+                    return Ok(None);
+                }
+                let want = remaining.min(READ_CHUNK as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                let n = this.file.read(&mut buf).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("'{}' ended {remaining} bytes early", this.path),
+                    ));
+                }
+                buf.truncate(n);
+                Ok(Some((buf.freeze(), (this, remaining - n as u64))))
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_hidden_siblings_of_the_target() {
+        let t = temp_name_for("/data/in box/보고서.txt");
+        assert!(t.starts_with("/data/in box/.보고서.txt.pinkpage-"), "{t}");
+        assert!(t.ends_with(".part"), "{t}");
+        assert_ne!(t, temp_name_for("/data/in box/보고서.txt"));
+        let rel = temp_name_for("notes.txt");
+        assert!(rel.starts_with(".notes.txt.pinkpage-"), "{rel}");
+    }
+
+    #[test]
+    fn base_names_are_the_last_component() {
+        assert_eq!(base_name("/a/b/c.txt"), "c.txt");
+        assert_eq!(base_name("/a/b/"), "b");
+        assert_eq!(base_name("c"), "c");
+        assert_eq!(base_name("/"), "/");
+    }
+
+    #[test]
+    fn statuses_map_to_fitting_http_statuses() {
+        let e = |s| SftpError::new(s, "x", "y");
+        assert_eq!(e(SftpStatus::NoSuchFile).http_status(), 404);
+        assert_eq!(e(SftpStatus::PermissionDenied).http_status(), 403);
+        assert_eq!(e(SftpStatus::Timeout).http_status(), 504);
+        let err = e(SftpStatus::NoSuchFile).error;
+        assert_eq!(err.code, ErrorCode::SftpFailed);
+        assert!(err.detail.unwrap().starts_with("no such file: server 'x'"));
+    }
+}
