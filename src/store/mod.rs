@@ -12,6 +12,7 @@
 //! writer.
 
 mod audit;
+mod batch;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,10 @@ use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::Connection;
 
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
+pub use batch::{
+    BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
+    NewBatchRun, RecordBatchResult,
+};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;

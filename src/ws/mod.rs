@@ -6,7 +6,9 @@
 //! - [`connection`]: the connection actor (welcome, heartbeat, bad frames,
 //!   broadcasts, cleanup) and the [`connection::Domain`] trait.
 //! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
+//! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 
+pub mod bmx4;
 pub mod connection;
 pub mod protocol;
 pub mod stub;
@@ -43,7 +45,18 @@ pub async fn stub_ws(
     upgrade::<stub::Stub>(&req, stream, state)
 }
 
+/// `/ws/v1/bmx4`: batch command runs.
+#[get("/ws/v1/bmx4")]
+pub async fn bmx4_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<bmx4::Bmx4>(&req, stream, state)
+}
+
 /// Mounts every WebSocket endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(stub_ws);
+    cfg.service(bmx4_ws);
 }
