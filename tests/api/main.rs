@@ -1,6 +1,7 @@
 //! Integration tests: the real `pinkpage` binary over real HTTP and
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
+mod bmx4;
 mod rest;
 mod ssh_layer;
 mod startup;
