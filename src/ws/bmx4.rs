@@ -152,7 +152,7 @@ pub enum Bmx4Reply<'a> {
 enum Write {
     Result(Box<CommandResult>),
     /// The final update, its audit event, and who to tell once stored.
-    Finish(FinishBatchRun, NewAuditEvent, Option<oneshot::Sender<()>>),
+    Finish(Box<(FinishBatchRun, NewAuditEvent)>, Option<oneshot::Sender<()>>),
 }
 
 /// The run of a connection.
@@ -268,7 +268,7 @@ impl Domain for Bmx4 {
                 unreachable: Vec::new(),
             };
             let (finish, event) = run.finish(conn.id.to_string(), &summary, "cancelled");
-            let _ = run.writes.send(Write::Finish(finish, event, None));
+            let _ = run.writes.send(Write::Finish(Box::new((finish, event)), None));
         }
     }
 }
@@ -432,7 +432,8 @@ fn spawn_writer(store: Store) -> mpsc::UnboundedSender<Write> {
                         log::error!(code = e.code.code(), error = e.to_string(); "batch result not recorded");
                     }
                 }
-                Write::Finish(finish, event, done) => {
+                Write::Finish(finish_and_event, done) => {
+                    let (finish, event) = *finish_and_event;
                     match store.call(finish).await {
                         Ok(true) => store.audit(event),
                         Ok(false) => {} // already finished by the other path
@@ -523,7 +524,9 @@ impl Handler<BatchEvent> for WsConnection<Bmx4> {
                 };
                 let (finish, event) = run.finish(self.id.to_string(), &summary, status);
                 let (done_tx, done_rx) = oneshot::channel();
-                let _ = run.writes.send(Write::Finish(finish, event, Some(done_tx)));
+                let _ = run
+                    .writes
+                    .send(Write::Finish(Box::new((finish, event)), Some(done_tx)));
                 done_rx
                     .into_actor(self)
                     .map(move |_, conn, ctx| {

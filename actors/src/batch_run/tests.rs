@@ -300,7 +300,6 @@ async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_lin
         &mut report,
     );
     tokio::join!(work, cancel_later);
-    drop(report);
     assert!(results.is_empty());
     assert_eq!(t0.elapsed(), Duration::from_millis(500), "the delay is cut short");
     assert_eq!(seen.borrow().closed, 1);
