@@ -262,7 +262,8 @@ impl Domain for Bmx4 {
                 run_id: run.run_id.clone(),
                 succeeded: run.succeeded,
                 failed: run.failed,
-                skipped: (run.servers.len() * run.commands) as u32 - run.succeeded - run.failed,
+                skipped: ((run.servers.len() * run.commands) as u32)
+                    .saturating_sub(run.succeeded + run.failed),
                 duration_ms: run.started.elapsed().as_millis() as u64,
                 cancelled: true,
                 unreachable: Vec::new(),
@@ -466,11 +467,9 @@ fn batch_cancel(conn: &mut WsConnection<Bmx4>, run_id: String, rid: RequestId, c
     run.addr
         .send(StopRun)
         .into_actor(conn)
-        .map(move |res, conn, ctx| match res {
-            Ok(()) => conn.send(ctx, &Bmx4Reply::BatchCancelled { run_id: &run_id }, &rid),
-            // already stopped on its own: batch_complete says how it ended
-            Err(_) => conn.send(ctx, &Bmx4Reply::BatchCancelled { run_id: &run_id }, &rid),
-        })
+        // A mailbox error means it stopped on its own meanwhile: either
+        // way batch_complete follows and says how the run ended.
+        .map(move |_, conn, ctx| conn.send(ctx, &Bmx4Reply::BatchCancelled { run_id: &run_id }, &rid))
         .spawn(ctx);
 }
 
