@@ -9,6 +9,8 @@
 //! - [`ids`]: connection ids.
 //! - [`ssh`]: connecting, authenticating and checking host keys with russh;
 //!   exec, PTY shells and SFTP on a connected session.
+//! - [`batch_run`]: `BatchRunActor`, one BMX4 batch run: commands in
+//!   order per server over one connection, servers in parallel, retries.
 //! - [`broadcast`]: `BroadcastActor`, the registry of every WebSocket
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
@@ -29,6 +31,7 @@
 //! - [`script_run`]: `ScriptRunActor`, upload a script, run it on a PTY,
 //!   remove it.
 
+pub mod batch_run;
 pub mod broadcast;
 pub mod error;
 pub mod health;

@@ -5,6 +5,7 @@
 //! shape.
 
 pub mod audit;
+pub mod bmx4;
 pub mod bmx5;
 pub mod check;
 pub mod error;
@@ -39,6 +40,8 @@ use self::error::ApiError;
         session::release_session,
         bmx5::put_file,
         bmx5::get_file,
+        bmx4::list_runs,
+        bmx4::get_run,
     ),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult)),
     tags(
@@ -48,6 +51,7 @@ use self::error::ApiError;
         (name = "audit", description = "The audit trail"),
         (name = "session", description = "The session lock"),
         (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
+        (name = "bmx4", description = "Batch command runs"),
     )
 )]
 pub struct ApiDoc;
@@ -69,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(session::release_session)
         .service(bmx5::put_file)
         .service(bmx5::get_file)
+        .service(bmx4::list_runs)
+        .service(bmx4::get_run)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

@@ -168,6 +168,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "default terminal output flush interval",
     },
     SettingDoc {
+        name: "PINKPAGE_BATCH_OUTPUT_CAP_BYTES",
+        default: "1048576",
+        meaning: "BMX4 batch: bytes of stdout and of stderr kept per command (the rest is read and dropped)",
+    },
+    SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
         meaning: "WebSocket ping period (fractions allowed)",
@@ -218,6 +223,8 @@ pub struct Settings {
     pub health_successes: u32,
     /// Default terminal output flush interval.
     pub throttle: Duration,
+    /// BMX4: bytes of stdout, and of stderr, kept per command.
+    pub batch_output_cap: usize,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -371,6 +378,9 @@ impl Settings {
             throttle: Duration::from_millis(
                 env.parse_or("PINKPAGE_THROTTLE_MS", 100u64, |ms| *ms <= 60_000)?,
             ),
+            batch_output_cap: env.parse_or("PINKPAGE_BATCH_OUTPUT_CAP_BYTES", 1usize << 20, |n| {
+                (1..=64 << 20).contains(n)
+            })?,
             ws_heartbeat,
             ws_client_timeout,
             log_format,

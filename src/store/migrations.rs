@@ -34,6 +34,42 @@ pub const MIGRATIONS: &[&str] = &[
         latency_ms  REAL                        -- of the last good check
     );
     CREATE INDEX health_events_server ON health_events(server, id);",
+    // 3: BMX4 batch runs and their per-command results
+    "CREATE TABLE batch_runs (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of creation, for newest-first paging
+        run_id         TEXT    NOT NULL UNIQUE,            -- UUID v4
+        actor          TEXT    NOT NULL,                   -- connection id
+        started_at     TEXT    NOT NULL,                   -- RFC 3339, UTC
+        finished_at    TEXT,
+        status         TEXT    NOT NULL,                   -- running, completed, cancelled
+        servers        TEXT    NOT NULL,                   -- JSON array of names
+        commands       TEXT    NOT NULL,                   -- JSON array of command lines
+        stop_on_error  INTEGER NOT NULL,
+        retries        INTEGER NOT NULL,
+        retry_delay_ms INTEGER NOT NULL,
+        timeout_s      REAL,
+        succeeded      INTEGER NOT NULL DEFAULT 0,
+        failed         INTEGER NOT NULL DEFAULT 0,
+        skipped        INTEGER NOT NULL DEFAULT 0,
+        duration_ms    INTEGER
+    );
+    CREATE TABLE batch_results (
+        run_id       TEXT    NOT NULL REFERENCES batch_runs(run_id) ON DELETE CASCADE,
+        server       TEXT    NOT NULL,
+        idx          INTEGER NOT NULL,
+        command      TEXT    NOT NULL,
+        status       TEXT    NOT NULL,                     -- succeeded, failed, skipped
+        exit_status  INTEGER,
+        exit_signal  TEXT,
+        stdout       TEXT    NOT NULL,
+        stderr       TEXT    NOT NULL,
+        truncated    INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        duration_ms  INTEGER NOT NULL,
+        error_code   INTEGER,
+        error_detail TEXT,
+        PRIMARY KEY (run_id, server, idx)
+    );",
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -13,6 +13,7 @@
 
 mod audit;
 mod health;
+mod batch;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,10 @@ use rusqlite::Connection;
 
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
 pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
+pub use batch::{
+    BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
+    NewBatchRun, RecordBatchResult,
+};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;

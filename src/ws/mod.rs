@@ -6,8 +6,10 @@
 //! - [`connection`]: the connection actor (welcome, heartbeat, bad frames,
 //!   broadcasts, cleanup) and the [`connection::Domain`] trait.
 //! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
+//! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
 
+pub mod bmx4;
 pub mod bmx5;
 pub mod connection;
 pub mod protocol;
@@ -45,6 +47,16 @@ pub async fn stub_ws(
     upgrade::<stub::Stub>(&req, stream, state)
 }
 
+/// `/ws/v1/bmx4`: batch command runs.
+#[get("/ws/v1/bmx4")]
+pub async fn bmx4_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<bmx4::Bmx4>(&req, stream, state)
+}
+
 /// `/ws/v1/bmx5`: SFTP file work and remote scripts.
 #[get("/ws/v1/bmx5")]
 pub async fn bmx5_ws(
@@ -58,5 +70,6 @@ pub async fn bmx5_ws(
 /// Mounts every WebSocket endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(stub_ws);
+    cfg.service(bmx4_ws);
     cfg.service(bmx5_ws);
 }

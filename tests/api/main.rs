@@ -1,6 +1,7 @@
 //! Integration tests: the real `pinkpage` binary over real HTTP and
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
+mod bmx4;
 mod bmx5;
 mod health;
 mod protocol_doc;

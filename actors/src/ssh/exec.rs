@@ -99,18 +99,43 @@ impl SshSession {
     /// A command that runs but fails is `Ok` with its exit status; `Err`
     /// with [`ErrorCode::SshCommandFailed`] means it could not be run.
     pub async fn exec(&self, command: &str, limits: ExecLimits) -> Result<ExecOutput, AppError> {
+        self.exec_until(command, limits, std::future::pending()).await
+    }
+
+    /// [`SshSession::exec`] that can be cancelled: when `cancel` completes
+    /// first, the remote process gets TERM, then KILL (as on timeout), and
+    /// the result is [`ErrorCode::SshCommandFailed`] saying it was
+    /// cancelled. Dropping an `exec` future instead would leave the command
+    /// running on the server, since a channel without a PTY gets no SIGHUP.
+    pub async fn exec_until(
+        &self,
+        command: &str,
+        limits: ExecLimits,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<ExecOutput, AppError> {
         let failed = |what: String| {
             AppError::with_detail(
                 ErrorCode::SshCommandFailed,
                 format!("server '{}': {what}", self.server()),
             )
         };
+        tokio::pin!(cancel);
         let deadline = limits.timeout.map(|t| Instant::now() + t);
-        let mut channel = self
-            .handle()
-            .channel_open_session()
-            .await
-            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
+        let timed_out = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timed_out);
+        // Nothing runs on the server before the exec request, so a cancel
+        // while the channel opens needs no signal.
+        let mut channel = tokio::select! {
+            opened = self.handle().channel_open_session() => {
+                opened.map_err(|e| failed(format!("cannot open a channel: {e}")))?
+            }
+            _ = &mut cancel => return Err(failed("cancelled before it started".into())),
+        };
         channel
             .exec(true, command)
             .await
@@ -118,23 +143,25 @@ impl SshSession {
 
         let mut out = ExecOutput::default();
         loop {
-            let next = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, channel.wait()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        let ended_by = end_remote_command(&mut channel).await;
-                        warn!(server = self.server(), ended_by = ended_by; "ssh command timed out");
-                        return Err(AppError::with_detail(
-                            ErrorCode::SshCommandTimeout,
-                            format!(
-                                "server '{}': command ran past {:?}; {ended_by}",
-                                self.server(),
-                                limits.timeout.unwrap_or_default()
-                            ),
-                        ));
-                    }
-                },
-                None => channel.wait().await,
+            let next = tokio::select! {
+                next = channel.wait() => next,
+                _ = &mut timed_out => {
+                    let ended_by = end_remote_command(&mut channel).await;
+                    warn!(server = self.server(), ended_by = ended_by; "ssh command timed out");
+                    return Err(AppError::with_detail(
+                        ErrorCode::SshCommandTimeout,
+                        format!(
+                            "server '{}': command ran past {:?}; {ended_by}",
+                            self.server(),
+                            limits.timeout.unwrap_or_default()
+                        ),
+                    ));
+                }
+                _ = &mut cancel => {
+                    let ended_by = end_remote_command(&mut channel).await;
+                    log::info!(server = self.server(), ended_by = ended_by; "ssh command cancelled");
+                    return Err(failed(format!("cancelled; {ended_by}")));
+                }
             };
             let Some(msg) = next else { break };
             match msg {

@@ -1,0 +1,60 @@
+//! `GET /api/v1/bmx4/runs` and `GET /api/v1/bmx4/runs/{run_id}`: stored
+//! batch runs (BMX4), newest first, and one run with its results.
+
+use actix_web::{get, web, HttpResponse};
+use pinkpage_actors::{AppError, ErrorCode};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::state::AppState;
+use crate::store::{BatchRun, BatchRunDetail, GetBatchRun, ListBatchRuns};
+
+/// Paging.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RunsQuery {
+    /// At most this many (1-1000, default 50).
+    pub limit: Option<u32>,
+    /// Skip this many of the newest (default 0).
+    pub offset: Option<u32>,
+}
+
+/// Batch runs, newest first, without their results.
+#[utoipa::path(tag = "bmx4", params(RunsQuery), responses(
+    (status = 200, body = [BatchRun]),
+    (status = 400, body = super::error::ErrorResponse)))]
+#[get("/api/v1/bmx4/runs")]
+pub async fn list_runs(
+    state: web::Data<AppState>,
+    q: web::Query<RunsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());
+    }
+    let runs = state
+        .store
+        .call(ListBatchRuns {
+            limit,
+            offset: q.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(runs))
+}
+
+/// One batch run with its commands and every result.
+#[utoipa::path(tag = "bmx4",
+    params(("run_id" = String, Path, description = "The run id from `batch_started`")),
+    responses(
+        (status = 200, body = BatchRunDetail),
+        (status = 404, description = "no such run (10004)", body = super::error::ErrorResponse)))]
+#[get("/api/v1/bmx4/runs/{run_id}")]
+pub async fn get_run(
+    state: web::Data<AppState>,
+    run_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run_id = run_id.into_inner();
+    match state.store.call(GetBatchRun(run_id.clone())).await? {
+        Some(run) => Ok(HttpResponse::Ok().json(run)),
+        None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no batch run '{run_id}'")).into()),
+    }
+}
