@@ -119,11 +119,21 @@ async fn russh_echo(sshd: &SshdServer, user: &TestUser, known_hosts: &std::path:
     let spec = sshd.server_spec("bench", user.key_auth());
     let opts = SshOptions {
         connect_timeout: Duration::from_secs(10),
-        host_keys: HostKeyPolicy { known_hosts: known_hosts.to_path_buf(), mode: HostKeyMode::Strict },
+        host_keys: HostKeyPolicy {
+            known_hosts: known_hosts.to_path_buf(),
+            mode: HostKeyMode::Strict,
+        },
     };
     let session = ssh::connect(&spec, &opts).await.expect("connect");
-    let pty = PtyRequest { term: "xterm".into(), cols: 80, rows: 24 };
-    let shell = session.open_pty(pty, Some("stty -icanon; cat >/dev/null")).await.expect("pty");
+    let pty = PtyRequest {
+        term: "xterm".into(),
+        cols: 80,
+        rows: 24,
+    };
+    let shell = session
+        .open_pty(pty, Some("stty -icanon; cat >/dev/null"))
+        .await
+        .expect("pty");
     let (input, mut output) = shell.into_parts();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // drain whatever the start printed
@@ -186,9 +196,15 @@ async fn main() {
     let echo_daemon = daemon_echo(&app).await;
     let echo_russh = russh_echo(&sshd, &user, &known_hosts).await;
 
-    println!("\n## Terminal ({} MB of text on a PTY, median of {RUNS}; {KEYSTROKES} keystrokes {} ms apart)\n", BYTES / 1_000_000, KEY_GAP.as_millis());
+    println!(
+        "\n## Terminal ({} MB of text on a PTY, median of {RUNS}; {KEYSTROKES} keystrokes {} ms apart)\n",
+        BYTES / 1_000_000,
+        KEY_GAP.as_millis()
+    );
     println!("| path | result |\n|---|---|");
-    println!("| PTY output through the daemon to a WebSocket client | {ours_mb:.1} MB/s (runs: {ours:.1?}) |");
+    println!(
+        "| PTY output through the daemon to a WebSocket client | {ours_mb:.1} MB/s (runs: {ours:.1?}) |"
+    );
     println!("| `ssh -tt` to /dev/null | {theirs_mb:.1} MB/s (runs: {theirs:.1?}) |");
     println!("| ratio daemon / ssh -tt | {:.2} |", ours_mb / theirs_mb);
     println!(

@@ -12,8 +12,8 @@
 //! writer.
 
 mod audit;
-mod health;
 mod batch;
+mod health;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -24,11 +24,11 @@ use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::Connection;
 
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
-pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
 pub use batch::{
     BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
     NewBatchRun, RecordBatchResult,
 };
+pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;

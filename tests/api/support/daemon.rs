@@ -258,6 +258,27 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// Audit events (newest first) once at least `count` of them match
+    /// `query` (e.g. `action=batch.run`). Events are written without
+    /// holding up replies, so this waits for them (bounded).
+    pub async fn audit_events(&self, query: &str, count: usize) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        for _ in 0..400 {
+            let body: serde_json::Value = self
+                .get(&format!("/api/v1/audit?limit=1000&{query}"))
+                .await
+                .json()
+                .await
+                .expect("audit JSON");
+            events = body.as_array().cloned().unwrap_or_default();
+            if events.len() >= count {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {count} audit events for {query}: {events:?}");
+    }
+
     /// Every log line so far, joined.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
