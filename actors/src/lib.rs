@@ -13,6 +13,8 @@
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
 //! - [`ssh_shell`]: `SshShellActor`, one interactive command on a PTY.
+//! - [`transfer`]: `TransferActor`, a named server-to-server copy relayed
+//!   over SFTP (temporary name, verify, rename).
 //! - [`health`]: the per-server health status clients see.
 //! - [`output`]: the terminal output pipeline (throttle, redraws, decoding,
 //!   stop phrases) and its async driver.
@@ -27,6 +29,7 @@ pub mod server;
 pub mod session_lock;
 pub mod ssh;
 pub mod ssh_shell;
+pub mod transfer;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
 pub use ids::ConnectionId;
