@@ -74,6 +74,7 @@ impl Application {
             store,
             broadcast,
             session_lock,
+            transfers: Default::default(),
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });

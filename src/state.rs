@@ -7,6 +7,7 @@ use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::session_lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
+use pinkpage_actors::transfer::TransferGate;
 
 use crate::settings::Settings;
 use crate::store::Store;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub broadcast: Addr<BroadcastActor>,
     /// The session lock.
     pub session_lock: Addr<SessionLockActor>,
+    /// One transfer at a time in the whole daemon (50009).
+    pub transfers: TransferGate,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

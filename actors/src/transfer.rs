@@ -264,8 +264,10 @@ impl Actor for TransferActor {
                 Err(_) => Some(format!("no cleanup within {CLEANUP_TIMEOUT:?}")),
             };
             if let Some(detail) = failure {
-                let err =
-                    AppError::with_detail(ErrorCode::TaskCleanupFailed, format!("transfer '{name}': {detail}"));
+                let err = AppError::with_detail(
+                    ErrorCode::TaskCleanupFailed,
+                    format!("transfer '{name}': {detail}"),
+                );
                 log::error!(code = err.code.code(), error = err.to_string(); "transfer cleanup failed");
                 notify.do_send(TransferNotice::CleanupFailed(err));
             }

@@ -10,6 +10,7 @@ pub mod errors;
 pub mod health;
 pub mod servers;
 pub mod session;
+pub mod transfers;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -24,13 +25,14 @@ use self::error::ApiError;
     info(title = "Pink-Page", description = "SSH terminals, session lock, server health, batch runs, SFTP and diffs. \
         The WebSocket protocol is described in docs/protocol.md; errors use the catalogue at /api/v1/errors."),
     paths(health::daemon_health, servers::list_servers, errors::list_errors, audit::list_audit,
-        session::session_status, session::release_session),
+        session::session_status, session::release_session, transfers::list_transfers),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "servers", description = "Configured servers"),
         (name = "audit", description = "The audit trail"),
         (name = "session", description = "The session lock"),
+        (name = "transfers", description = "Named server-to-server transfers"),
     )
 )]
 pub struct ApiDoc;
@@ -46,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(audit::list_audit)
         .service(session::session_status)
         .service(session::release_session)
+        .service(transfers::list_transfers)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

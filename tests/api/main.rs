@@ -6,3 +6,4 @@ mod ssh_layer;
 mod startup;
 mod stub;
 mod support;
+mod transfers;

@@ -33,7 +33,11 @@ impl SourceGlob {
             return Err(format!("'{glob}' names a directory, not files"));
         }
         Ok(SourceGlob {
-            dir: if dir.is_empty() { "/".to_owned() } else { dir.to_owned() },
+            dir: if dir.is_empty() {
+                "/".to_owned()
+            } else {
+                dir.to_owned()
+            },
             pattern: pattern.to_owned(),
         })
     }
@@ -113,7 +117,10 @@ mod tests {
         assert!(m.matches("a.dat"));
         assert!(m.matches("with space; $(rm -rf) 한글.dat"));
         assert!(!m.matches("a.dat.bak"));
-        assert!(!m.matches(".hidden.dat"), "a leading dot must be matched literally");
+        assert!(
+            !m.matches(".hidden.dat"),
+            "a leading dot must be matched literally"
+        );
         let m = Matcher::new("file?.[a-c]").unwrap();
         assert!(m.matches("file1.b"));
         assert!(!m.matches("file12.b"));

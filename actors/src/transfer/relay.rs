@@ -120,7 +120,10 @@ where
     if !arbiter.spawn(async move {
         let _ = tx.send(fut.await);
     }) {
-        return Err(AppError::with_detail(ErrorCode::Internal, "transfer helper thread is gone"));
+        return Err(AppError::with_detail(
+            ErrorCode::Internal,
+            "transfer helper thread is gone",
+        ));
     }
     rx.await
         .map_err(|_| AppError::with_detail(ErrorCode::Internal, "transfer helper thread stopped"))?
@@ -196,7 +199,8 @@ pub async fn run(
         (sftp, raw, posix)
     });
     let source = source.map_err(|e| wrap(e, "source", &spec.source_server))?;
-    let (destination, raw, posix) = destination.map_err(|e| wrap(e, "destination", &spec.destination_server))?;
+    let (destination, raw, posix) =
+        destination.map_err(|e| wrap(e, "destination", &spec.destination_server))?;
     let sides = Sides {
         source,
         destination,
@@ -239,7 +243,10 @@ async fn copy_all(
     if files.is_empty() {
         return Err(AppError::with_detail(
             ErrorCode::TransferNoSource,
-            format!("'{}' on server '{}' matched no file", spec.source_glob, spec.source_server),
+            format!(
+                "'{}' on server '{}' matched no file",
+                spec.source_glob, spec.source_server
+            ),
         ));
     }
     log::info!(
@@ -289,10 +296,12 @@ async fn list(
     matcher: &Matcher,
     server: &str,
 ) -> Result<Vec<SourceFile>, AppError> {
-    let entries = sftp
-        .read_dir(glob.dir.as_str())
-        .await
-        .map_err(|e| failed(format!("cannot list '{}' on source server '{server}': {e}", glob.dir)))?;
+    let entries = sftp.read_dir(glob.dir.as_str()).await.map_err(|e| {
+        failed(format!(
+            "cannot list '{}' on source server '{server}': {e}",
+            glob.dir
+        ))
+    })?;
     let mut files = Vec::new();
     for entry in entries {
         let name = entry.file_name();
@@ -329,7 +338,11 @@ pub fn temp_name(name: &str) -> String {
     while !name.is_char_boundary(keep) {
         keep -= 1;
     }
-    format!(".{}.pinkpage-{}.part", &name[..keep], uuid::Uuid::new_v4().simple())
+    format!(
+        ".{}.pinkpage-{}.part",
+        &name[..keep],
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// What every file copy shares.
@@ -436,7 +449,10 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             )));
         }
         if let Some(source_sha) = &source_sha {
-            let copy_sha = self.hash_destination(&temp).await.map_err(|e| fail("re-reading the copy failed", &e))?;
+            let copy_sha = self
+                .hash_destination(&temp)
+                .await
+                .map_err(|e| fail("re-reading the copy failed", &e))?;
             if &copy_sha != source_sha {
                 return Err(failed(format!(
                     "file '{name}': sha256 mismatch (source {source_sha}, destination {copy_sha})"
@@ -529,7 +545,10 @@ mod tests {
         let a = temp_name("data.dat");
         let b = temp_name("data.dat");
         assert_ne!(a, b);
-        assert!(a.starts_with(".data.dat.pinkpage-") && a.ends_with(".part"), "{a}");
+        assert!(
+            a.starts_with(".data.dat.pinkpage-") && a.ends_with(".part"),
+            "{a}"
+        );
         let long = "한".repeat(100); // 300 bytes
         let t = temp_name(&long);
         assert!(t.len() <= 255, "{}", t.len());

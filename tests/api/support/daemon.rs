@@ -263,6 +263,11 @@ impl TestApp {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// The daemon's process id (to read its `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The daemon's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
