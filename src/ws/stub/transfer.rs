@@ -37,7 +37,8 @@ pub(in crate::ws) struct RunningTransfer {
     pub stopping: bool,
 }
 
-/// The frames of a transfer.
+/// The frames of a transfer (their wire names all start with `scp_`).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum TransferReply<'a> {
