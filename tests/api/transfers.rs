@@ -103,7 +103,11 @@ async fn run_transfer(c: &mut WsClient, name: &str) -> (Value, Vec<Value>) {
         .await;
     let mut progress = Vec::new();
     loop {
-        let f = c.recv().await;
+        // generous: a debug build on a loaded machine verifies slowly
+        let f = c
+            .try_recv(std::time::Duration::from_secs(300))
+            .await
+            .expect("no frame within 300 s");
         match f["type"].as_str().unwrap() {
             "scp_progress" => progress.push(f),
             "scp_complete" | "error" => return (f, progress),

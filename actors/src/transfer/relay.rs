@@ -450,7 +450,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         }
         if let Some(source_sha) = &source_sha {
             let copy_sha = self
-                .hash_destination(&temp)
+                .hash_destination(name, &temp)
                 .await
                 .map_err(|e| fail("re-reading the copy failed", &e))?;
             if &copy_sha != source_sha {
@@ -479,7 +479,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
 
     /// SHA-256 of the temporary file as the destination stored it, read
     /// back over SFTP (there is no hashing extension in OpenSSH's server).
-    async fn hash_destination(&self, temp: &str) -> Result<String, std::io::Error> {
+    async fn hash_destination(&self, name: &str, temp: &str) -> Result<String, std::io::Error> {
         let mut file = self.destination.open(temp).await.map_err(std::io::Error::other)?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; CHUNK];
@@ -489,6 +489,8 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                 break;
             }
             hasher.update(&buf[..n]);
+            // no new bytes, but a throttled sign of life while verifying
+            self.progress.advance(name, 0, false);
         }
         Ok(hex(&hasher.finalize()))
     }
