@@ -54,7 +54,7 @@ CFG
   install -d -m 0755 /run/sshd
   /usr/sbin/sshd -D -e -f "$d/sshd_config" 2> "$d/log" &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q 'Server listening' "$d/log" && break; sleep 0.05; done
+  for _ in $(seq 100); do grep -qs 'Server listening' "$d/log" && break; sleep 0.05; done
   echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
 }
 
@@ -120,6 +120,11 @@ run_once() {
     scp3-aes) /usr/bin/time -f %e scp -q -3 -c aes128-gcm@openssh.com "${SSH_OPTS[@]}" \
             "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" 2>&1 >/dev/null | tail -1 ;;
   esac
+  # a run that did not copy everything does not count
+  local want=1 got
+  [ "$workload" = large ] || want=$SMALL_FILES
+  got=$(find "$W/dst" -mindepth 1 -type f | wc -l)
+  [ "$got" -eq "$want" ] || { echo "$tool $workload: $got of $want files arrived" >&2; exit 1; }
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
