@@ -80,6 +80,7 @@ impl Application {
             broadcast,
             session_lock,
             health: health.clone(),
+            transfers: Default::default(),
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });

@@ -8,6 +8,7 @@ use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::health_monitor::HealthMonitorActor;
 use pinkpage_actors::session_lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
+use pinkpage_actors::transfer::TransferGate;
 
 use crate::settings::Settings;
 use crate::store::Store;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub session_lock: Addr<SessionLockActor>,
     /// The live health of every server.
     pub health: Addr<HealthMonitorActor>,
+    /// One transfer at a time in the whole daemon (50009).
+    pub transfers: TransferGate,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

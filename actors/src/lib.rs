@@ -15,6 +15,8 @@
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`session_lock`]: `SessionLockActor`, one owner at a time.
 //! - [`ssh_shell`]: `SshShellActor`, one interactive command on a PTY.
+//! - [`transfer`]: `TransferActor`, a named server-to-server copy relayed
+//!   over SFTP (temporary name, verify, rename).
 //! - [`health`]: the per-server health status clients see, and the pure
 //!   state machine (counters in, `is_healthy` out) behind it.
 //! - [`health_check`]: one check (TCP connect + SSH banner) and the bounded
@@ -48,6 +50,7 @@ pub mod sftp_ops;
 pub mod shell_quote;
 pub mod ssh;
 pub mod ssh_shell;
+pub mod transfer;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
 pub use ids::ConnectionId;

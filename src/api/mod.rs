@@ -14,6 +14,7 @@ pub mod health;
 pub mod health_servers;
 pub mod servers;
 pub mod session;
+pub mod transfers;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -42,6 +43,7 @@ use self::error::ApiError;
         bmx5::get_file,
         bmx4::list_runs,
         bmx4::get_run,
+        transfers::list_transfers,
     ),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult)),
     tags(
@@ -52,6 +54,7 @@ use self::error::ApiError;
         (name = "session", description = "The session lock"),
         (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
         (name = "bmx4", description = "Batch command runs"),
+        (name = "transfers", description = "Named server-to-server transfers"),
     )
 )]
 pub struct ApiDoc;
@@ -75,6 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(bmx5::get_file)
         .service(bmx4::list_runs)
         .service(bmx4::get_run)
+        .service(transfers::list_transfers)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

@@ -11,6 +11,11 @@
 //! sends `LockRevoked` if an administrator takes it away later, which stops
 //! the task. `end_session` and disconnect stop the task before the lock is
 //! released.
+//!
+//! `scp_transfer` runs a `TransferActor` as the connection's task (see
+//! [`transfer`]), so the same slot, stops and 50010 apply to it.
+
+mod transfer;
 
 use std::time::Duration;
 
@@ -119,6 +124,10 @@ pub enum StubReply<'a> {
 enum Task {
     /// Accepted; waiting for the lock check.
     Starting,
+    /// A transfer was accepted; waiting for the lock check.
+    StartingTransfer,
+    /// A transfer is running (`scp_transfer`).
+    Transfer(transfer::RunningTransfer),
     /// Running.
     Shell {
         addr: Addr<SshShellActor>,
@@ -191,11 +200,7 @@ impl Domain for Stub {
             StubRequest::Resize { cols, rows } => resize(conn, cols, rows, rid, ctx),
             StubRequest::Cancel => cancel(conn, rid, ctx),
             StubRequest::ScpTransfer { transfer_name } => {
-                let err = AppError::with_detail(
-                    ErrorCode::WsHandler,
-                    format!("scp_transfer '{transfer_name}' is not available in this build yet"),
-                );
-                conn.send_error(ctx, &err, &rid);
+                transfer::scp_transfer(conn, transfer_name, rid, ctx)
             }
         }
     }
@@ -203,8 +208,10 @@ impl Domain for Stub {
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) {
         // The lock is released by the connection after this returns; the
         // shell is stopped first so no command outlives the lock.
-        if let Some(Task::Shell { addr, .. }) = &conn.domain.task {
-            addr.do_send(StopShell);
+        match &conn.domain.task {
+            Some(Task::Shell { addr, .. }) => addr.do_send(StopShell),
+            Some(Task::Transfer(t)) => t.addr.do_send(transfer::StopTransfer),
+            _ => {}
         }
     }
 }
@@ -245,6 +252,10 @@ fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<St
         Some(Task::Shell { addr, .. }) => Some(addr.clone()),
         _ => None,
     };
+    let running_transfer = match &conn.domain.task {
+        Some(Task::Transfer(t)) => Some(t.addr.clone()),
+        _ => None,
+    };
     async move {
         // Only the owner may end the session: ask before stopping anything.
         let status = lock.send(GetStatus).await.map_err(mailbox)?;
@@ -263,6 +274,9 @@ fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<St
         // owner again, so a change in between is still refused correctly.
         if let Some(addr) = shell {
             let _ = addr.send(StopShell).await;
+        }
+        if let Some(addr) = running_transfer {
+            let _ = addr.send(transfer::StopTransfer).await;
         }
         lock.send(Release { id }).await.map_err(mailbox)?
     }
@@ -411,6 +425,9 @@ fn resize(conn: &mut WsConnection<Stub>, cols: u32, rows: u32, rid: RequestId, c
 }
 
 fn cancel(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    if let Some(Task::Transfer(_)) = &conn.domain.task {
+        return transfer::cancel(conn, rid, ctx);
+    }
     let Some(Task::Shell {
         addr,
         generation,
@@ -443,11 +460,15 @@ fn cancel(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) 
 /// Reports 50012 if the task is still there `STOP_TIMEOUT` after a stop.
 fn watch_stop(generation: u64, ctx: &mut WsCtx<Stub>) {
     ctx.run_later(STOP_TIMEOUT, move |conn, ctx| {
-        if let Some(Task::Shell {
-            generation: g, rid, ..
-        }) = &conn.domain.task
-        {
-            if *g == generation {
+        let current = match &conn.domain.task {
+            Some(Task::Shell {
+                generation: g, rid, ..
+            }) => Some((*g, rid)),
+            Some(Task::Transfer(t)) => Some((t.generation, &t.rid)),
+            _ => None,
+        };
+        if let Some((g, rid)) = current {
+            if g == generation {
                 let rid = rid.clone();
                 conn.domain.task = None;
                 let err = AppError::with_detail(
@@ -531,6 +552,11 @@ impl Handler<LockRevoked> for WsConnection<Stub> {
             addr.do_send(StopShell);
             let generation = *generation;
             watch_stop(generation, ctx);
+        }
+        if let Some(Task::Transfer(t)) = &mut self.domain.task {
+            t.stopping = true;
+            t.addr.do_send(transfer::StopTransfer);
+            watch_stop(t.generation, ctx);
         }
         self.send(ctx, &StubReply::SessionEnded, &None);
     }

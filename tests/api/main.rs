@@ -11,3 +11,4 @@ mod ssh_layer;
 mod startup;
 mod stub;
 mod support;
+mod transfers;

@@ -11,7 +11,8 @@ use std::fmt;
 use log::info;
 use russh::client::Handle;
 use russh::Disconnect;
-use russh_sftp::client::SftpSession;
+use russh_sftp::client::{RawSftpSession, SftpSession};
+use russh_sftp::protocol::Version;
 
 use super::connect::ClientHandler;
 use crate::error::{AppError, ErrorCode};
@@ -81,6 +82,33 @@ impl SshSession {
         SftpSession::new(channel.into_stream())
             .await
             .map_err(|e| failed(format!("sftp handshake failed: {e}")))
+    }
+
+    /// Opens a low-level SFTP session on a new channel and runs the version
+    /// handshake; returns it with the server's advertised extensions.
+    ///
+    /// For requests [`SftpSession`] does not offer, such as
+    /// `posix-rename@openssh.com` (see `transfer`). Requests on it time out
+    /// after 10 s like those of [`SshSession::sftp`].
+    pub async fn sftp_raw(&self) -> Result<(RawSftpSession, Version), AppError> {
+        let failed = |e: String| {
+            AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {e}", self.server))
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| failed(format!("cannot request the sftp subsystem: {e}")))?;
+        let raw = RawSftpSession::new(channel.into_stream());
+        let version = raw
+            .init()
+            .await
+            .map_err(|e| failed(format!("sftp handshake failed: {e}")))?;
+        Ok((raw, version))
     }
 
     /// Ends the connection. PTY shells on it are killed by sshd; non-PTY

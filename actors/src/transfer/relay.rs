@@ -1,0 +1,563 @@
+//! The copy itself: list the source over SFTP, then stream each matching
+//! file from the source's SFTP session into a temporary file on the
+//! destination's, verify it and rename it into place.
+//!
+//! Memory stays bounded: per file, a reader and a writer run concurrently
+//! (joined in one future, so dropping the future cancels both) with at most
+//! [`QUEUE_CHUNKS`] chunks of [`CHUNK`] bytes between them, on top of what
+//! russh-sftp keeps in flight (16 reads, 16 writes). [`CONCURRENT_FILES`]
+//! files are copied at once, which hides the per-file round trips (open,
+//! stat, close, rename) that dominate small files.
+//!
+//! Everything that must be undone if the copy stops half way (temporary
+//! files, sessions) is registered in [`Resources`], which the actor cleans
+//! up in `stopped()`; this module never has to clean up on its own paths.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use actix::ArbiterHandle;
+use futures_util::{StreamExt, TryStreamExt};
+use russh_sftp::client::fs::File;
+use russh_sftp::client::{RawSftpSession, SftpSession};
+use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::glob::{join, Matcher, SourceGlob};
+use super::progress::{Throttle, PROGRESS_INTERVAL};
+use super::{FileDone, TransferProgress, TransferRequest, TransferSummary};
+use crate::error::{AppError, ErrorCode};
+use crate::ssh::{self, SshSession};
+
+/// Bytes per chunk handed from reader to writer.
+pub const CHUNK: usize = 256 * 1024;
+/// Chunks that may wait between reader and writer, per file.
+pub const QUEUE_CHUNKS: usize = 8;
+/// Files copied at once.
+pub const CONCURRENT_FILES: usize = 8;
+/// The OpenSSH extension that renames over an existing file atomically.
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+
+/// What a stopped transfer must clean up; filled in as the copy goes.
+#[derive(Default)]
+pub struct Resources {
+    /// Sessions to disconnect.
+    pub sessions: Vec<Arc<SshSession>>,
+    /// The destination's SFTP session, for removing temporary files.
+    pub destination: Option<Arc<SftpSession>>,
+    /// SFTP sessions to close.
+    pub sftps: Vec<Arc<SftpSession>>,
+    /// The low-level destination session (posix-rename), to close.
+    pub raw: Option<Arc<RawSftpSession>>,
+    /// Temporary files created and not yet renamed into place.
+    pub temps: HashSet<String>,
+}
+
+/// Shared between the copy and the actor's cleanup; never locked across an
+/// await.
+pub type SharedResources = Arc<Mutex<Resources>>;
+
+/// A file the glob matched.
+#[derive(Debug, Clone)]
+struct SourceFile {
+    name: String,
+    path: String,
+    size: u64,
+    permissions: u32,
+}
+
+/// Counters behind `scp_progress`, updated per chunk written.
+struct Progress<F: Fn(TransferProgress)> {
+    state: RefCell<ProgressState>,
+    emit: F,
+}
+
+struct ProgressState {
+    throttle: Throttle,
+    bytes_done: u64,
+    bytes_total: u64,
+    files_done: usize,
+    files_total: usize,
+}
+
+impl<F: Fn(TransferProgress)> Progress<F> {
+    fn advance(&self, file: &str, bytes: u64, file_done: bool) {
+        let snapshot = {
+            let mut s = self.state.borrow_mut();
+            s.bytes_done += bytes;
+            if file_done {
+                s.files_done += 1;
+            }
+            if !s.throttle.ready() {
+                return;
+            }
+            TransferProgress {
+                file: file.to_owned(),
+                bytes_done: s.bytes_done,
+                bytes_total: s.bytes_total,
+                files_done: s.files_done,
+                files_total: s.files_total,
+            }
+        };
+        (self.emit)(snapshot);
+    }
+}
+
+fn failed(detail: impl Into<String>) -> AppError {
+    AppError::with_detail(ErrorCode::TransferFailed, detail)
+}
+
+/// Runs `fut` on `arbiter` (another thread) and awaits its result there.
+async fn on_arbiter<T, Fut>(arbiter: &ArbiterHandle, fut: Fut) -> Result<T, AppError>
+where
+    Fut: Future<Output = Result<T, AppError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if !arbiter.spawn(async move {
+        let _ = tx.send(fut.await);
+    }) {
+        return Err(AppError::with_detail(
+            ErrorCode::Internal,
+            "transfer helper thread is gone",
+        ));
+    }
+    rx.await
+        .map_err(|_| AppError::with_detail(ErrorCode::Internal, "transfer helper thread stopped"))?
+}
+
+/// Connects to `server` and opens SFTP (and, for the destination, a raw
+/// SFTP session for posix-rename), disconnecting again if SFTP fails.
+async fn open_side(
+    server: Arc<crate::server::ServerSpec>,
+    options: Arc<ssh::SshOptions>,
+    raw: bool,
+) -> Result<(SshSession, SftpSession, Option<(RawSftpSession, bool)>), AppError> {
+    let session = ssh::connect(&server, &options).await?;
+    let opened = async {
+        let sftp = session.sftp().await?;
+        let raw = if raw {
+            let (raw, version) = session.sftp_raw().await?;
+            let posix = version.extensions.get(POSIX_RENAME).is_some_and(|v| v == "1");
+            Some((raw, posix))
+        } else {
+            None
+        };
+        Ok::<_, AppError>((sftp, raw))
+    }
+    .await;
+    match opened {
+        Ok((sftp, raw)) => Ok((session, sftp, raw)),
+        Err(e) => {
+            let _ = session.disconnect().await;
+            Err(e)
+        }
+    }
+}
+
+/// Runs the whole transfer. `helper` is a second thread: the source's SSH
+/// session runs there, so decrypting the source and encrypting for the
+/// destination use two cores.
+pub async fn run(
+    request: &TransferRequest,
+    resources: SharedResources,
+    helper: ArbiterHandle,
+    emit: impl Fn(TransferProgress),
+) -> Result<TransferSummary, AppError> {
+    let started = std::time::Instant::now();
+    let spec = &request.spec;
+    let glob = SourceGlob::parse(&spec.source_glob).map_err(failed)?;
+    let matcher = Matcher::new(&glob.pattern).map_err(failed)?;
+
+    let source_side = on_arbiter(
+        &helper,
+        open_side(request.source.clone(), request.ssh.clone(), false),
+    );
+    let destination_side = open_side(request.destination.clone(), request.ssh.clone(), true);
+    let (source, destination) = futures_util::join!(source_side, destination_side);
+    // Register whatever connected, even when the other side failed, so the
+    // actor's cleanup disconnects it.
+    let source = source.map(|(session, sftp, _)| {
+        let sftp = Arc::new(sftp);
+        let mut res = resources.lock().expect("resources lock");
+        res.sessions.push(Arc::new(session));
+        res.sftps.push(sftp.clone());
+        sftp
+    });
+    let destination = destination.map(|(session, sftp, raw)| {
+        let sftp = Arc::new(sftp);
+        let (raw, posix) = raw.expect("a raw session was requested");
+        let raw = Arc::new(raw);
+        let mut res = resources.lock().expect("resources lock");
+        res.sessions.push(Arc::new(session));
+        res.sftps.push(sftp.clone());
+        res.destination = Some(sftp.clone());
+        res.raw = Some(raw.clone());
+        (sftp, raw, posix)
+    });
+    let source = source.map_err(|e| wrap(e, "source", &spec.source_server))?;
+    let (destination, raw, posix) =
+        destination.map_err(|e| wrap(e, "destination", &spec.destination_server))?;
+    let sides = Sides {
+        source,
+        destination,
+        raw,
+        posix_rename: posix,
+    };
+    copy_all(request, &resources, sides, &glob, &matcher, emit, started).await
+}
+
+/// The two connected ends.
+struct Sides {
+    source: Arc<SftpSession>,
+    destination: Arc<SftpSession>,
+    raw: Arc<RawSftpSession>,
+    posix_rename: bool,
+}
+
+/// A connection failure as a 24000 that still names its own code.
+fn wrap(e: AppError, side: &str, server: &str) -> AppError {
+    failed(format!("{side} server '{server}': {e}"))
+}
+
+async fn copy_all(
+    request: &TransferRequest,
+    resources: &SharedResources,
+    sides: Sides,
+    glob: &SourceGlob,
+    matcher: &Matcher,
+    emit: impl Fn(TransferProgress),
+    started: std::time::Instant,
+) -> Result<TransferSummary, AppError> {
+    let spec = &request.spec;
+    let Sides {
+        source,
+        destination,
+        raw,
+        posix_rename,
+    } = sides;
+    let files = list(&source, glob, matcher, &spec.source_server).await?;
+    if files.is_empty() {
+        return Err(AppError::with_detail(
+            ErrorCode::TransferNoSource,
+            format!(
+                "'{}' on server '{}' matched no file",
+                spec.source_glob, spec.source_server
+            ),
+        ));
+    }
+    log::info!(
+        transfer = spec.name.as_str(),
+        files = files.len(),
+        posix_rename = posix_rename;
+        "transfer copying"
+    );
+    let progress = Progress {
+        state: RefCell::new(ProgressState {
+            throttle: Throttle::new(PROGRESS_INTERVAL),
+            bytes_done: 0,
+            bytes_total: files.iter().map(|f| f.size).sum(),
+            files_done: 0,
+            files_total: files.len(),
+        }),
+        emit,
+    };
+    let ctx = CopyCtx {
+        source: &source,
+        destination: &destination,
+        raw: &raw,
+        posix_rename,
+        resources,
+        dir: &spec.destination_dir,
+        verify: spec.verify_sha256,
+        progress: &progress,
+    };
+    let mut done: Vec<FileDone> = futures_util::stream::iter(files.iter())
+        .map(|file| ctx.copy_one(file))
+        .buffer_unordered(CONCURRENT_FILES)
+        .try_collect()
+        .await?;
+    done.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(TransferSummary {
+        bytes: done.iter().map(|f| f.bytes).sum(),
+        files: done,
+        duration: started.elapsed(),
+    })
+}
+
+/// Lists `glob.dir` on the source and keeps the regular files (or links to
+/// them) whose names match, sorted by name.
+async fn list(
+    sftp: &SftpSession,
+    glob: &SourceGlob,
+    matcher: &Matcher,
+    server: &str,
+) -> Result<Vec<SourceFile>, AppError> {
+    let entries = sftp.read_dir(glob.dir.as_str()).await.map_err(|e| {
+        failed(format!(
+            "cannot list '{}' on source server '{server}': {e}",
+            glob.dir
+        ))
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let name = entry.file_name();
+        if name == "." || name == ".." || !matcher.matches(&name) {
+            continue;
+        }
+        let path = glob.path_of(&name);
+        let mut meta = entry.metadata();
+        if meta.is_symlink() {
+            // follow it: a link to a file is copied as the file
+            match sftp.metadata(path.as_str()).await {
+                Ok(target) => meta = target,
+                Err(_) => continue, // dangling
+            }
+        }
+        if !meta.is_regular() {
+            continue;
+        }
+        files.push(SourceFile {
+            name,
+            path,
+            size: meta.len(),
+            permissions: meta.permissions.unwrap_or(0o644),
+        });
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// The temporary name of `name` in the destination directory: hidden,
+/// unique, recognisable, and short enough for a 255-byte name limit.
+pub fn temp_name(name: &str) -> String {
+    let mut keep = name.len().min(200);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!(
+        ".{}.pinkpage-{}.part",
+        &name[..keep],
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// What every file copy shares.
+struct CopyCtx<'a, F: Fn(TransferProgress)> {
+    source: &'a SftpSession,
+    destination: &'a SftpSession,
+    raw: &'a RawSftpSession,
+    posix_rename: bool,
+    resources: &'a SharedResources,
+    dir: &'a str,
+    verify: bool,
+    progress: &'a Progress<F>,
+}
+
+impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
+    async fn copy_one(&self, file: &SourceFile) -> Result<FileDone, AppError> {
+        let name = file.name.as_str();
+        let fail = |what: &str, e: &dyn std::fmt::Display| failed(format!("file '{name}': {what}: {e}"));
+        let temp = join(self.dir, &temp_name(name));
+        let target = join(self.dir, name);
+
+        let mut reader = self
+            .source
+            .open(file.path.as_str())
+            .await
+            .map_err(|e| fail("cannot open it on the source", &e))?;
+        let mut private = FileAttributes::empty();
+        private.permissions = Some(0o600);
+        let mut writer = self
+            .destination
+            .open_with_flags_and_attributes(
+                temp.as_str(),
+                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
+                private,
+            )
+            .await
+            .map_err(|e| fail(&format!("cannot create '{temp}' on the destination"), &e))?;
+        self.resources
+            .lock()
+            .expect("resources lock")
+            .temps
+            .insert(temp.clone());
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_CHUNKS);
+        let verify = self.verify;
+        let read = async move {
+            let mut hasher = verify.then(Sha256::new);
+            let mut total = 0u64;
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let n = read_full(&mut reader, &mut buf)
+                    .await
+                    .map_err(|e| fail("reading the source failed", &e))?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&buf);
+                }
+                total += n as u64;
+                if tx.send(buf).await.is_err() {
+                    // the writer stopped; its error is the one reported
+                    break;
+                }
+            }
+            drop(reader);
+            Ok::<_, AppError>((total, hasher.map(|h| hex(&h.finalize()))))
+        };
+        let write = async {
+            let mut written = 0u64;
+            while let Some(chunk) = rx.recv().await {
+                writer
+                    .write_all(&chunk)
+                    .await
+                    .map_err(|e| fail("writing the destination failed", &e))?;
+                written += chunk.len() as u64;
+                self.progress.advance(name, chunk.len() as u64, false);
+            }
+            // completes the outstanding writes and closes the handle
+            writer
+                .shutdown()
+                .await
+                .map_err(|e| fail("finishing the destination file failed", &e))?;
+            Ok::<_, AppError>(written)
+        };
+        let ((read, source_sha), written) = futures_util::try_join!(read, write)?;
+
+        if read != file.size {
+            return Err(failed(format!(
+                "file '{name}': the source changed during the copy (listed {} bytes, read {read})",
+                file.size
+            )));
+        }
+        let landed = self
+            .destination
+            .metadata(temp.as_str())
+            .await
+            .map_err(|e| fail("cannot stat the copy", &e))?
+            .len();
+        if landed != written || written != read {
+            return Err(failed(format!(
+                "file '{name}': size mismatch (read {read}, wrote {written}, destination has {landed})"
+            )));
+        }
+        if let Some(source_sha) = &source_sha {
+            let copy_sha = self
+                .hash_destination(name, &temp)
+                .await
+                .map_err(|e| fail("re-reading the copy failed", &e))?;
+            if &copy_sha != source_sha {
+                return Err(failed(format!(
+                    "file '{name}': sha256 mismatch (source {source_sha}, destination {copy_sha})"
+                )));
+            }
+        }
+        let mut mode = FileAttributes::empty();
+        mode.permissions = Some(file.permissions & 0o777);
+        self.destination
+            .set_metadata(temp.as_str(), mode)
+            .await
+            .map_err(|e| fail("cannot set the copy's permissions", &e))?;
+        self.rename(&temp, &target)
+            .await
+            .map_err(|e| fail(&format!("cannot rename the copy to '{target}'"), &e))?;
+        self.resources.lock().expect("resources lock").temps.remove(&temp);
+        self.progress.advance(name, 0, true);
+        Ok(FileDone {
+            name: file.name.clone(),
+            bytes: written,
+            sha256: source_sha,
+        })
+    }
+
+    /// SHA-256 of the temporary file as the destination stored it, read
+    /// back over SFTP (there is no hashing extension in OpenSSH's server).
+    async fn hash_destination(&self, name: &str, temp: &str) -> Result<String, std::io::Error> {
+        let mut file = self.destination.open(temp).await.map_err(std::io::Error::other)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            // no new bytes, but a throttled sign of life while verifying
+            self.progress.advance(name, 0, false);
+        }
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// Renames `temp` over `target`: atomically with posix-rename when the
+    /// server has it; otherwise (plain SFTP rename refuses an existing
+    /// target) by removing the target first, which leaves a moment with no
+    /// file at `target`.
+    async fn rename(&self, temp: &str, target: &str) -> Result<(), russh_sftp::client::error::Error> {
+        if self.posix_rename {
+            let mut data = Vec::with_capacity(8 + temp.len() + target.len());
+            for s in [temp, target] {
+                data.extend_from_slice(&(s.len() as u32).to_be_bytes());
+                data.extend_from_slice(s.as_bytes());
+            }
+            return match self.raw.extended(POSIX_RENAME, data).await? {
+                Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+                Packet::Status(s) => Err(s.into()),
+                _ => Err(russh_sftp::client::error::Error::UnexpectedPacket),
+            };
+        }
+        match self.destination.remove_file(target).await {
+            Ok(()) => {}
+            Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+            Err(e) => return Err(e),
+        }
+        self.destination.rename(temp, target).await
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+async fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_hidden_unique_and_fit_a_name_limit() {
+        let a = temp_name("data.dat");
+        let b = temp_name("data.dat");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with(".data.dat.pinkpage-") && a.ends_with(".part"),
+            "{a}"
+        );
+        let long = "한".repeat(100); // 300 bytes
+        let t = temp_name(&long);
+        assert!(t.len() <= 255, "{}", t.len());
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}

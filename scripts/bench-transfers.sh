@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Transfer relay throughput: Pink-Page's scp_transfer (SFTP relayed by the
+# daemon) side by side with OpenSSH `scp -3`, between the same two private
+# sshd servers on loopback, in one run.
+#
+# Usage (as root, after scripts/test-env.sh):
+#   scripts/bench-transfers.sh [LARGE_MIB=1024] [SMALL_FILES=1000] [SMALL_BYTES=4096] [RUNS=3]
+# Needs target/release/pinkpage (or $PINKPAGE_BIN); builds it if missing.
+# Prints one line per tool and workload: median seconds and MB/s (10^6 B/s).
+set -euo pipefail
+
+LARGE_MIB=${1:-1024}
+SMALL_FILES=${2:-1000}
+SMALL_BYTES=${3:-4096}
+RUNS=${4:-3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KEY=$ROOT/.test-env/id_ed25519
+TUSER=pinkpage-test
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=${PINKPAGE_BIN:-$TARGET/release/pinkpage}
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --bin pinkpage)
+[ -r "$KEY" ] || { echo "missing $KEY: run scripts/test-env.sh" >&2; exit 1; }
+
+W=$(mktemp -d /tmp/pinkpage-bench-XXXXXX)
+chmod 755 "$W"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# one private sshd, as the test harness runs them
+start_sshd() {
+  local name=$1 port=$2 d=$W/$1
+  mkdir -p "$d"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey"
+  cat > "$d/sshd_config" <<CFG
+Port $port
+ListenAddress 127.0.0.1
+HostKey $d/hostkey
+PidFile $d/sshd.pid
+UsePAM yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+AllowUsers $TUSER
+PermitRootLogin no
+Subsystem sftp internal-sftp
+CFG
+  install -d -m 0755 /run/sshd
+  /usr/sbin/sshd -D -e -f "$d/sshd_config" 2> "$d/log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -qs 'Server listening' "$d/log" && break; sleep 0.05; done
+  echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
+}
+
+PA=$(free_port); PB=$(free_port)
+start_sshd alpha "$PA"
+start_sshd beta "$PB"
+
+echo "preparing data: ${LARGE_MIB} MiB file, ${SMALL_FILES} x ${SMALL_BYTES} B files" >&2
+install -d -m 0755 -o "$TUSER" "$W/src" "$W/src/small" "$W/dst"
+head -c "$((LARGE_MIB << 20))" /dev/urandom > "$W/src/large.bin"
+for i in $(seq -w 1 "$SMALL_FILES"); do head -c "$SMALL_BYTES" /dev/urandom > "$W/src/small/f$i.dat"; done
+chmod -R a+r "$W/src"
+
+cat > "$W/servers.toml" <<TOML
+[[servers]]
+name = "alpha"
+host = "127.0.0.1"
+port = $PA
+username = "$TUSER"
+key_file = "$KEY"
+
+[[servers]]
+name = "beta"
+host = "127.0.0.1"
+port = $PB
+username = "$TUSER"
+key_file = "$KEY"
+
+[[transfers]]
+name = "large"
+source_server = "alpha"
+source_glob = "$W/src/large.bin"
+destination_server = "beta"
+destination_dir = "$W/dst"
+
+[[transfers]]
+name = "small"
+source_server = "alpha"
+source_glob = "$W/src/small/*.dat"
+destination_server = "beta"
+destination_dir = "$W/dst"
+TOML
+
+DPORT=$(free_port)
+PINKPAGE_BIND=127.0.0.1:$DPORT PINKPAGE_DB=$W/pinkpage.db PINKPAGE_DATA_DIR=$W/data \
+  PINKPAGE_SERVERS_FILE=$W/servers.toml PINKPAGE_KNOWN_HOSTS=$W/known_hosts RUST_LOG=warn \
+  "$BIN" > "$W/daemon.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$DPORT/api/v1/health" > /dev/null 2>&1 && break; sleep 0.1; done
+
+SSH_OPTS=(-i "$KEY" -o UserKnownHostsFile="$W/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes)
+reset_dst() { find "$W/dst" -mindepth 1 -delete; }
+
+# prints seconds for one run of $1 (workload) with tool $2
+run_once() {
+  local workload=$1 tool=$2 src
+  reset_dst
+  if [ "$workload" = large ]; then src=$W/src/large.bin; else src="$W/src/small/*.dat"; fi
+  case $tool in
+    pinkpage) python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1 ;;
+    scp3) /usr/bin/time -f %e scp -q -3 "${SSH_OPTS[@]}" \
+            "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" 2>&1 >/dev/null | tail -1 ;;
+    scp3-aes) /usr/bin/time -f %e scp -q -3 -c aes128-gcm@openssh.com "${SSH_OPTS[@]}" \
+            "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" 2>&1 >/dev/null | tail -1 ;;
+  esac
+  # a run that did not copy everything does not count
+  local want=1 got
+  [ "$workload" = large ] || want=$SMALL_FILES
+  got=$(find "$W/dst" -mindepth 1 -type f | wc -l)
+  [ "$got" -eq "$want" ] || { echo "$tool $workload: $got of $want files arrived" >&2; exit 1; }
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-8s %-10s %8s %10s %s\n' workload tool median_s MB/s runs_s
+for workload in large small; do
+  if [ "$workload" = large ]; then bytes=$((LARGE_MIB << 20)); else bytes=$((SMALL_FILES * SMALL_BYTES)); fi
+  declare -A times=()
+  for r in $(seq "$RUNS"); do
+    # interleaved, so drift in machine load hits every tool alike
+    for tool in pinkpage scp3 scp3-aes; do
+      times[$tool]="${times[$tool]:-} $(run_once "$workload" "$tool")"
+    done
+  done
+  for tool in pinkpage scp3 scp3-aes; do
+    med=$(echo "${times[$tool]}" | tr ' ' '\n' | grep . | median)
+    printf '%-8s %-10s %8s %10.1f %s\n' "$workload" "$tool" "$med" "$(echo "$bytes / $med / 1000000" | bc -l)" "${times[$tool]}"
+  done
+  unset times
+done
