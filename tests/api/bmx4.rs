@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::remote::{remote_process_gone, remote_process_started};
 use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
 use crate::support::ws::WsClient;
 
@@ -89,38 +90,6 @@ impl RequestWait for WsClient {
 /// A `sleep` nobody else runs, so pgrep finds only ours.
 fn unique_sleep() -> String {
     format!("sleep 1000.{}", uuid::Uuid::new_v4().as_u128() % 1_000_000_000)
-}
-
-fn pgrep(pattern: &str) -> bool {
-    let user = TestUser::get();
-    std::process::Command::new("pgrep")
-        .args(["-u", &user.name, "-f", pattern])
-        .output()
-        .expect("pgrep")
-        .status
-        .success()
-}
-
-/// Waits (bounded) for no process of the test user to match `pattern`.
-async fn remote_process_gone(pattern: &str) -> bool {
-    for _ in 0..400 {
-        if !pgrep(pattern) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-/// Waits (bounded) until a process matching `pattern` runs.
-async fn remote_process_started(pattern: &str) {
-    for _ in 0..400 {
-        if pgrep(pattern) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{pattern} never started");
 }
 
 fn statuses(results: &[Value]) -> Vec<&str> {

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::daemon::TestApp;
+use crate::support::remote::remote_process_gone;
 use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
 use crate::support::ws::WsClient;
 
@@ -96,22 +97,6 @@ async fn ask(c: &mut WsClient, frame: Value, kind: &str) -> Value {
             return reply;
         }
     }
-}
-
-/// Waits (bounded) until no process of the test user matches `pattern`.
-async fn remote_process_gone(pattern: &str) -> bool {
-    let user = TestUser::get();
-    for _ in 0..200 {
-        let out = std::process::Command::new("pgrep")
-            .args(["-u", &user.name, "-f", pattern])
-            .output()
-            .expect("pgrep");
-        if !out.status.success() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
 }
 
 /// Waits (bounded) until `cond` holds.

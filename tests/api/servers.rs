@@ -22,13 +22,8 @@ async fn a_wrong_password_gives_21000_and_no_password_reaches_the_logs() {
     let user = TestUser::get();
     let wrong = "wrong-pw-5f3a9c1e";
     let bad = ServerEntry {
-        name: "badpw".into(),
-        host: "127.0.0.1".into(),
-        port: sshd.port(),
-        username: user.name.clone(),
         password: Some(wrong.into()),
-        key_file: None,
-        extra: String::new(),
+        ..ServerEntry::for_sshd("badpw", &sshd)
     };
     // RUST_LOG=debug (set by TestApp) includes russh's own debug output
     let app = TestApp::builder().sshd("good", &sshd).server(bad).spawn().await;
@@ -59,16 +54,7 @@ async fn a_wrong_password_gives_21000_and_no_password_reaches_the_logs() {
 #[tokio::test]
 async fn an_unknown_host_key_is_refused_under_strict_with_20002() {
     let sshd = SshdServer::start(SshdOptions::default());
-    let user = TestUser::get();
-    let entry = ServerEntry {
-        name: "stranger".into(),
-        host: "127.0.0.1".into(),
-        port: sshd.port(),
-        username: user.name.clone(),
-        password: Some(user.password.expose().to_owned()),
-        key_file: None,
-        extra: String::new(),
-    };
+    let entry = ServerEntry::for_sshd("stranger", &sshd);
     // no known_hosts line for it
     let app = TestApp::builder().server(entry).spawn().await;
     let res = app
@@ -88,16 +74,7 @@ async fn an_unknown_host_key_is_refused_under_strict_with_20002() {
 #[tokio::test]
 async fn accept_new_records_the_key_and_the_next_check_passes() {
     let sshd = SshdServer::start(SshdOptions::default());
-    let user = TestUser::get();
-    let entry = ServerEntry {
-        name: "newbie".into(),
-        host: "127.0.0.1".into(),
-        port: sshd.port(),
-        username: user.name.clone(),
-        password: Some(user.password.expose().to_owned()),
-        key_file: None,
-        extra: String::new(),
-    };
+    let entry = ServerEntry::for_sshd("newbie", &sshd);
     let app = TestApp::builder()
         .server(entry)
         .env("PINKPAGE_HOST_KEY_POLICY", "accept-new")

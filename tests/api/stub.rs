@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::remote::{remote_process_gone, remote_process_started};
+use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
 /// A daemon with one real server, `mdwap1p`.
@@ -14,40 +15,6 @@ async fn app_with_server() -> (TestApp, SshdServer) {
     let sshd = SshdServer::start(SshdOptions::default());
     let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
     (app, sshd)
-}
-
-/// Whether a process whose command line contains `pattern` runs as the test
-/// user, waiting (bounded) for it to disappear since a hang-up is delivered
-/// asynchronously.
-async fn remote_process_gone(pattern: &str) -> bool {
-    let user = TestUser::get();
-    for _ in 0..200 {
-        let out = std::process::Command::new("pgrep")
-            .args(["-u", &user.name, "-f", pattern])
-            .output()
-            .expect("pgrep");
-        if !out.status.success() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-/// Waits (bounded) until a process matching `pattern` runs.
-async fn remote_process_started(pattern: &str) {
-    let user = TestUser::get();
-    for _ in 0..400 {
-        let out = std::process::Command::new("pgrep")
-            .args(["-u", &user.name, "-f", pattern])
-            .output()
-            .expect("pgrep");
-        if out.status.success() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{pattern} never started");
 }
 
 #[tokio::test]

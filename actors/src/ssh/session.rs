@@ -67,21 +67,28 @@ impl SshSession {
     /// `create`), `File::shutdown()` completes writes and closes, requests
     /// time out after 10 s by default.
     pub async fn sftp(&self) -> Result<SftpSession, AppError> {
-        let failed = |e: String| {
-            AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {e}", self.server))
-        };
+        let channel = self.sftp_channel().await?;
+        SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| self.sftp_failed(format!("sftp handshake failed: {e}")))
+    }
+
+    /// A new channel with the `sftp` subsystem started on it.
+    async fn sftp_channel(&self) -> Result<russh::Channel<russh::client::Msg>, AppError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| self.sftp_failed(format!("cannot open a channel: {e}")))?;
         channel
             .request_subsystem(true, "sftp")
             .await
-            .map_err(|e| failed(format!("cannot request the sftp subsystem: {e}")))?;
-        SftpSession::new(channel.into_stream())
-            .await
-            .map_err(|e| failed(format!("sftp handshake failed: {e}")))
+            .map_err(|e| self.sftp_failed(format!("cannot request the sftp subsystem: {e}")))?;
+        Ok(channel)
+    }
+
+    fn sftp_failed(&self, what: String) -> AppError {
+        AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {what}", self.server))
     }
 
     /// Opens a low-level SFTP session on a new channel and runs the version
@@ -91,23 +98,12 @@ impl SshSession {
     /// `posix-rename@openssh.com` (see `transfer`). Requests on it time out
     /// after 10 s like those of [`SshSession::sftp`].
     pub async fn sftp_raw(&self) -> Result<(RawSftpSession, Version), AppError> {
-        let failed = |e: String| {
-            AppError::with_detail(ErrorCode::SftpFailed, format!("server '{}': {e}", self.server))
-        };
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(|e| failed(format!("cannot request the sftp subsystem: {e}")))?;
+        let channel = self.sftp_channel().await?;
         let raw = RawSftpSession::new(channel.into_stream());
         let version = raw
             .init()
             .await
-            .map_err(|e| failed(format!("sftp handshake failed: {e}")))?;
+            .map_err(|e| self.sftp_failed(format!("sftp handshake failed: {e}")))?;
         Ok((raw, version))
     }
 

@@ -37,6 +37,22 @@ pub struct ServerEntry {
 }
 
 impl ServerEntry {
+    /// A real sshd, logged in to as the test user with its password (no
+    /// known_hosts line: add one with [`TestAppBuilder::known_hosts`], or
+    /// use [`TestAppBuilder::sshd`] which does both).
+    pub fn for_sshd(name: &str, sshd: &super::sshd::SshdServer) -> ServerEntry {
+        let user = super::sshd::TestUser::get();
+        ServerEntry {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: sshd.port(),
+            username: user.name.clone(),
+            password: Some(user.password.expose().to_owned()),
+            key_file: None,
+            extra: String::new(),
+        }
+    }
+
     /// A server that nobody listens on: for tests that need a configured
     /// server but no SSH.
     pub fn unreachable(name: &str) -> ServerEntry {
@@ -77,15 +93,9 @@ impl TestAppBuilder {
     /// Like [`TestAppBuilder::sshd`], with extra TOML for the server
     /// (`encoding = "euc-kr"`).
     pub fn sshd_with(self, name: &str, sshd: &super::sshd::SshdServer, extra: &str) -> Self {
-        let user = super::sshd::TestUser::get();
         let entry = ServerEntry {
-            name: name.to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port: sshd.port(),
-            username: user.name.clone(),
-            password: Some(user.password.expose().to_owned()),
-            key_file: None,
             extra: extra.to_owned(),
+            ..ServerEntry::for_sshd(name, sshd)
         };
         self.server(entry).known_hosts(&sshd.known_hosts_line())
     }
