@@ -183,7 +183,7 @@ async fn main() {
     let app = TestApp::builder()
         .server(entry)
         .known_hosts(&sshd.known_hosts_line())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,pinkpage::startup=info")
         .spawn()
         .await;
 

@@ -212,7 +212,19 @@ where
     futures_util::pin_mut!(source);
     let mut stopped = false;
     let end = loop {
-        let due = pipeline.due_at(Instant::now());
+        let now = Instant::now();
+        let due = pipeline.due_at(now);
+        // Due now (the first output after a quiet period, e.g. a keystroke's
+        // echo): flush without a timer, whose millisecond granularity would
+        // add up to a millisecond to every echo.
+        if due.is_some_and(|at| at <= now) {
+            if let Some(text) = pipeline.take(now) {
+                if !sink(text).await {
+                    break PumpEnd::SinkClosed;
+                }
+            }
+            continue;
+        }
         let flush_timer = async {
             match due {
                 Some(at) => tokio::time::sleep_until(at).await,
