@@ -155,7 +155,7 @@ impl OutputPipeline {
         }
         self.last_flush = Some(now);
         let text = std::mem::take(&mut self.pending);
-        Some(collapse_redraws(&text))
+        Some(collapse_redraws(text))
     }
 
     /// Total bytes fed in so far.
@@ -165,9 +165,16 @@ impl OutputPipeline {
 }
 
 /// Keeps only the latest state of lines redrawn with a bare `\r`.
-pub fn collapse_redraws(text: &str) -> String {
-    if !text.contains('\r') {
-        return text.to_owned();
+pub fn collapse_redraws(text: String) -> String {
+    // Fast path, the common case (plain output, "\r\n" line ends): no bare
+    // '\r' at all, so the text goes out as it is, without a copy.
+    let bytes = text.as_bytes();
+    let has_bare_cr = bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\r' && i + 1 < bytes.len() && bytes[i + 1] != b'\n');
+    if !has_bare_cr {
+        return text;
     }
     let mut out = String::with_capacity(text.len());
     let total = text.len();
@@ -376,27 +383,27 @@ mod tests {
 
     #[test]
     fn a_progress_bar_keeps_only_its_latest_state() {
-        assert_eq!(collapse_redraws("\r1%\r2%\r3%"), "\r3%");
+        assert_eq!(collapse_redraws(String::from("\r1%\r2%\r3%")), "\r3%");
         assert_eq!(
-            collapse_redraws("start\n\r10%\r20%\ndone\n"),
+            collapse_redraws(String::from("start\n\r10%\r20%\ndone\n")),
             "start\n\r20%\ndone\n"
         );
     }
 
     #[test]
     fn crlf_is_a_line_end_not_a_redraw() {
-        assert_eq!(collapse_redraws("a\r\nb\r\n"), "a\r\nb\r\n");
+        assert_eq!(collapse_redraws(String::from("a\r\nb\r\n")), "a\r\nb\r\n");
     }
 
     #[test]
     fn a_trailing_cr_may_be_half_of_crlf_and_is_kept() {
-        assert_eq!(collapse_redraws("line one\r"), "line one\r");
+        assert_eq!(collapse_redraws(String::from("line one\r")), "line one\r");
     }
 
     #[test]
     fn redraws_with_escape_sequences_are_kept_whole() {
         let tui = "\x1b[2J\x1b[Htop\rbottom";
-        assert_eq!(collapse_redraws(tui), tui);
+        assert_eq!(collapse_redraws(tui.to_owned()), tui);
     }
 
     #[tokio::test(start_paused = true)]

@@ -342,13 +342,7 @@ async fn fifty_megabytes_of_output_are_truncated_at_the_cap_and_the_daemon_stays
 
     // VmHWM is the daemon's peak resident set over its whole life, so it
     // covers the moments the 100 MB went through it.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
+    let peak_kb = app.peak_rss_kib();
     eprintln!("daemon peak RSS (VmHWM) after 2 x 50 MB of output: {peak_kb} kB");
     assert!(peak_kb < 200 * 1024, "daemon peak RSS {peak_kb} kB");
 }

@@ -287,13 +287,6 @@ fn chunk(i: u64) -> Vec<u8> {
     out
 }
 
-/// The daemon's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn a_200_mib_file_goes_up_and_down_over_rest_intact_in_bounded_memory_with_ranges() {
     const CHUNKS: u64 = 200;
@@ -343,7 +336,7 @@ async fn a_200_mib_file_goes_up_and_down_over_rest_intact_in_bounded_memory_with
 
     // Peak resident memory over the daemon's whole life, both transfers
     // included: a daemon that buffered the file would be past 200 MiB.
-    let peak = peak_rss_kib(app.pid());
+    let peak = app.peak_rss_kib();
     eprintln!("daemon VmHWM after 200 MiB up and down: {} KiB", peak);
     assert!(peak < 100 * 1024, "daemon peak RSS {peak} KiB");
 

@@ -460,3 +460,28 @@ async fn command_start_and_end_and_lock_events_are_audited() {
     }
     panic!("audit events missing");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_back_the_command_not_the_daemons_memory() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    // 100 MB of output: more than the daemon may hold for one client
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "yes | head -c 100000000"}))
+        .await;
+    c.recv_until("ssh_command_started").await;
+    // The stimulus: read nothing for a while (shorter than the heartbeat
+    // timeout). The daemon must stop reading the SSH channel rather than
+    // buffer the output.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held_kib = app.peak_rss_kib();
+    let (out, _, done) = c.collect_until_complete().await;
+    assert_eq!(done["reason"], "exit", "{done}");
+    assert_eq!(out.matches('y').count(), 50_000_000, "output was lost");
+    eprintln!("daemon peak RSS while the client did not read: {held_kib} KiB");
+    // 16 MiB of pending text plus a few frames in flight, not 100 MB
+    assert!(
+        held_kib < 64 * 1024,
+        "the daemon buffered {held_kib} KiB for a client that did not read"
+    );
+}

@@ -127,16 +127,6 @@ fn sha256_of(path: &Path) -> String {
         .to_owned()
 }
 
-/// Peak resident memory (`VmHWM`) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM line");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// Waits (bounded) until `dst` holds a temporary file of ours.
 async fn wait_for_temp_file(dirs: &Dirs) -> String {
     for _ in 0..400 {
@@ -255,7 +245,7 @@ async fn a_256_mib_file_arrives_with_an_equal_sha256_and_the_daemon_memory_stays
     assert_eq!(last["files_total"], 1);
     // The daemon never held the file: its peak resident set stays far
     // below the file's size.
-    let peak_mib = peak_rss_kib(app.pid()) / 1024;
+    let peak_mib = app.peak_rss_kib() / 1024;
     assert!(peak_mib < 200, "daemon peak RSS {peak_mib} MiB");
     eprintln!("daemon VmHWM after copying 256 MiB: {peak_mib} MiB");
 }

@@ -289,6 +289,19 @@ impl TestApp {
         panic!("fewer than {count} audit events for {query}: {events:?}");
     }
 
+    /// The daemon's peak resident memory so far (`VmHWM` of
+    /// `/proc/<pid>/status`), in KiB: it covers every moment of the
+    /// process's life, so it is read once after the work.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("daemon status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
     /// Every log line so far, joined.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
