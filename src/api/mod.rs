@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bmx4;
 pub mod bmx5;
 pub mod check;
+pub mod diff;
 pub mod error;
 pub mod errors;
 pub mod health;
@@ -42,8 +43,12 @@ use self::error::ApiError;
         bmx5::get_file,
         bmx4::list_runs,
         bmx4::get_run,
+        diff::diff_files,
+        diff::diff_dirs,
+        diff::diff_command,
     ),
-    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult)),
+    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult,
+        diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "health", description = "Live health of each server and its transitions"),
@@ -52,6 +57,7 @@ use self::error::ApiError;
         (name = "session", description = "The session lock"),
         (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
         (name = "bmx4", description = "Batch command runs"),
+        (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
 pub struct ApiDoc;
@@ -75,6 +81,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(bmx5::get_file)
         .service(bmx4::list_runs)
         .service(bmx4::get_run)
+        .service(diff::diff_files)
+        .service(diff::diff_dirs)
+        .service(diff::diff_command)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));
