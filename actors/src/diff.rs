@@ -131,9 +131,7 @@ pub fn diff_bytes(left: Input<'_>, right: Input<'_>, context: usize) -> FileDiff
 /// The unified diff from `old` to `new` (what `diff -u` prints, including
 /// `\ No newline at end of file`), which `patch` applies to `old`.
 pub fn unified_diff(old: &str, new: &str, old_label: &str, new_label: &str, context: usize) -> String {
-    let diff = TextDiff::configure()
-        .timeout(DIFF_DEADLINE)
-        .diff_lines(old, new);
+    let diff = TextDiff::configure().timeout(DIFF_DEADLINE).diff_lines(old, new);
     diff.unified_diff()
         .context_radius(context)
         .header(old_label, new_label)
@@ -327,7 +325,11 @@ mod tests {
     fn one_changed_line_gives_a_labelled_unified_diff_with_context() {
         let old = "1\n2\n3\n4\n5\n6\n7\n8\n9\n";
         let new = "1\n2\n3\n4\nFIVE\n6\n7\n8\n9\n";
-        let r = diff_bytes(input("mdwap1p:/etc/a", old.as_bytes()), input("mypap1d:/etc/a", new.as_bytes()), 1);
+        let r = diff_bytes(
+            input("mdwap1p:/etc/a", old.as_bytes()),
+            input("mypap1d:/etc/a", new.as_bytes()),
+            1,
+        );
         assert!(!r.identical);
         assert_eq!(
             r.unified_diff,
@@ -338,7 +340,10 @@ mod tests {
     #[test]
     fn a_missing_final_newline_is_marked_as_diff_does() {
         let d = unified_diff("a\nb", "a\nc", "l", "r", 3);
-        assert!(d.contains("-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file"), "{d}");
+        assert!(
+            d.contains("-b\n\\ No newline at end of file\n+c\n\\ No newline at end of file"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -376,11 +381,18 @@ mod tests {
             encoding: encoding_rs::EUC_KR,
         };
         let same = diff_bytes(left, input("r", "안녕하세요\n".as_bytes()), 3);
-        assert!(same.identical, "the same text in two encodings is the same content");
+        assert!(
+            same.identical,
+            "the same text in two encodings is the same content"
+        );
         assert!(!same.binary);
         assert_ne!(same.left_sha256, same.right_sha256);
         let changed = diff_bytes(left, input("r", "안녕\n".as_bytes()), 3);
-        assert!(changed.unified_diff.contains("-안녕하세요\n+안녕\n"), "{}", changed.unified_diff);
+        assert!(
+            changed.unified_diff.contains("-안녕하세요\n+안녕\n"),
+            "{}",
+            changed.unified_diff
+        );
     }
 
     fn entry(kind: EntryKind, size: u64, mtime: u32) -> Entry {
@@ -420,12 +432,19 @@ mod tests {
         let r = compare_trees(&left, &right, CompareBy::Size, &BTreeMap::new());
         assert_eq!(r.only_left, vec!["a", "gone"]);
         assert_eq!(r.only_right, vec!["b"]);
-        let diffs: Vec<_> = r.differing.iter().map(|d| (d.path.as_str(), d.reasons.clone())).collect();
+        let diffs: Vec<_> = r
+            .differing
+            .iter()
+            .map(|d| (d.path.as_str(), d.reasons.clone()))
+            .collect();
         assert_eq!(diffs, vec![("kind", vec!["type"]), ("sub/x", vec!["size"])]);
         assert_eq!(r.identical_count, 2, "same (mtime ignored) and sub");
 
         let by_mtime = compare_trees(&left, &right, CompareBy::Mtime, &BTreeMap::new());
-        assert!(by_mtime.differing.iter().any(|d| d.path == "same" && d.reasons == ["mtime"]));
+        assert!(by_mtime
+            .differing
+            .iter()
+            .any(|d| d.path == "same" && d.reasons == ["mtime"]));
     }
 
     #[test]

@@ -138,8 +138,16 @@ impl Target {
     }
 }
 
-async fn conn(cache: &SftpCache, opts: &SshOptions, side: Side, t: &Target) -> Result<Arc<SftpConn>, DiffError> {
-    cache.get(&t.server, opts).await.map_err(|e| DiffError::sftp(side, e))
+async fn conn(
+    cache: &SftpCache,
+    opts: &SshOptions,
+    side: Side,
+    t: &Target,
+) -> Result<Arc<SftpConn>, DiffError> {
+    cache
+        .get(&t.server, opts)
+        .await
+        .map_err(|e| DiffError::sftp(side, e))
 }
 
 async fn read_side(

@@ -53,7 +53,10 @@ impl ResponseError for DiffHttpError {
     }
 }
 
-async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Result<HttpResponse, DiffHttpError> {
+async fn run(
+    state: web::Data<AppState>,
+    job: Result<DiffJob, AppError>,
+) -> Result<HttpResponse, DiffHttpError> {
     let job = job?;
     let ssh = state.ssh.clone();
     // held until this handler ends (or is dropped with its client)

@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, WrapFuture};
 use pinkpage_actors::diff::{CompareBy, DirDiff, FileDiff, DEFAULT_CONTEXT};
-use pinkpage_actors::diff_remote::{
-    self, CommandDiff, CommandOptions, DiffError, DirOptions, Target,
-};
+use pinkpage_actors::diff_remote::{self, CommandDiff, CommandOptions, DiffError, DirOptions, Target};
 use pinkpage_actors::sftp_cache::SftpCache;
 use pinkpage_actors::sftp_ops::SftpConn;
 use pinkpage_actors::ssh::SshOptions;
@@ -286,13 +284,11 @@ impl DiffJob {
             } => diff_remote::diff_files(cache, ssh, &left, &right, context, max_bytes)
                 .await
                 .map(DiffReply::DiffResult),
-            DiffJob::Dirs {
-                left,
-                right,
-                options,
-            } => diff_remote::diff_dirs(cache, ssh, &left, &right, options)
-                .await
-                .map(DiffReply::DiffDirsResult),
+            DiffJob::Dirs { left, right, options } => {
+                diff_remote::diff_dirs(cache, ssh, &left, &right, options)
+                    .await
+                    .map(DiffReply::DiffDirsResult)
+            }
             DiffJob::Command {
                 command,
                 left,

@@ -152,8 +152,14 @@ async fn one_changed_line_gives_a_unified_diff_that_patch_applies_to_turn_left_i
 
     assert_eq!(reply["identical"], false, "{reply}");
     let diff = reply["unified_diff"].as_str().unwrap();
-    assert!(diff.starts_with(&format!("--- left:{l}\n+++ right:{r}\n")), "{diff}");
-    assert!(diff.contains("@@ -17,7 +17,7 @@\n"), "three lines of context: {diff}");
+    assert!(
+        diff.starts_with(&format!("--- left:{l}\n+++ right:{r}\n")),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("@@ -17,7 +17,7 @@\n"),
+        "three lines of context: {diff}"
+    );
     assert!(diff.contains("-line 20\n+line twenty\n"), "{diff}");
     // patch turns a copy of the left file into the right one
     let work = tempfile::tempdir().unwrap();
@@ -203,7 +209,10 @@ async fn a_file_over_the_size_cap_gives_53000() {
     assert_eq!(reply["error"]["code"], 53000);
     let detail = reply["error"]["detail"].as_str().unwrap();
     assert!(detail.starts_with("right: "), "{detail}");
-    assert!(detail.contains("2000 bytes") && detail.contains("1024"), "{detail}");
+    assert!(
+        detail.contains("2000 bytes") && detail.contains("1024"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]
@@ -220,7 +229,10 @@ async fn a_missing_path_on_the_right_gives_53000_naming_the_right_side() {
     assert_eq!(reply["request_id"], "f1");
     assert_eq!(reply["error"]["code"], 53000);
     let detail = reply["error"]["detail"].as_str().unwrap();
-    assert!(detail.starts_with("right: no such file: server 'right'"), "{detail}");
+    assert!(
+        detail.starts_with("right: no such file: server 'right'"),
+        "{detail}"
+    );
     assert!(detail.contains(&r), "{detail}");
 }
 
@@ -335,7 +347,8 @@ async fn rest_diff_files_answers_a_diff_result_and_404_with_53000_for_a_missing_
     let sb = Sandbox::new();
     let l = sb.write("left/x.txt", "one\n");
     let r = sb.write("right/x.txt", "two\n");
-    let body = json!({"left": {"server": "left", "path": l}, "right": {"server": "right", "path": r}, "context": 0});
+    let body =
+        json!({"left": {"server": "left", "path": l}, "right": {"server": "right", "path": r}, "context": 0});
 
     let res = s.app.post_json("/api/v1/diff/files", &body).await;
 
@@ -354,7 +367,10 @@ async fn rest_diff_files_answers_a_diff_result_and_404_with_53000_for_a_missing_
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["success"], false);
     assert_eq!(v["error"]["code"], 53000);
-    assert!(v["error"]["detail"].as_str().unwrap().starts_with("left: "), "{v}");
+    assert!(
+        v["error"]["detail"].as_str().unwrap().starts_with("left: "),
+        "{v}"
+    );
 }
 
 #[tokio::test]
