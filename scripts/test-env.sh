@@ -67,6 +67,15 @@ setup() {
         say "openssh-server present ($(/usr/sbin/sshd -V 2>&1 | head -n1 || true))"
     fi
 
+    # the DIFF tests check that `patch` applies the unified diffs
+    if command -v patch >/dev/null 2>&1; then
+        say "patch present"
+    else
+        say "installing patch"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y patch
+    fi
+
     install -d -m 0755 /run/sshd
     say "privilege separation dir /run/sshd ready"
 

@@ -30,11 +30,17 @@
 //! - [`sftp_cache`]: one SFTP connection per server for one client, closed
 //!   when idle.
 //! - [`shell_quote`]: POSIX shell quoting of script arguments.
+//! - [`diff`]: the DIFF comparisons (text or binary, unified diffs,
+//!   directory trees), pure and unit-tested.
+//! - [`diff_remote`]: DIFF over the network: files and trees from two
+//!   servers over SFTP, commands on two servers at once.
 //! - [`script_run`]: `ScriptRunActor`, upload a script, run it on a PTY,
 //!   remove it.
 
 pub mod batch_run;
 pub mod broadcast;
+pub mod diff;
+pub mod diff_remote;
 pub mod error;
 pub mod health;
 pub mod health_check;

@@ -480,6 +480,47 @@ impl SftpConn {
         Ok(data)
     }
 
+    /// Reads all of file `path` when it has at most `max` bytes; a larger
+    /// file (or one that grows past `max` while being read) is
+    /// `Ok(Err(size))` and only `max + 1` bytes of it are ever held.
+    pub async fn read_capped(&self, path: &str, max: u64) -> Result<Result<Vec<u8>, u64>, SftpError> {
+        let (file, size) = self.open_file(path).await?;
+        if size > max {
+            return Ok(Err(size));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        file.take(max + 1)
+            .read_to_end(&mut data)
+            .await
+            .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))?;
+        if data.len() as u64 > max {
+            return Ok(Err(data.len() as u64));
+        }
+        Ok(Ok(data))
+    }
+
+    /// SHA-256 (lowercase hex) and length of file `path`, read in 64 KiB
+    /// chunks: memory stays bounded whatever the file's size.
+    pub async fn sha256(&self, path: &str) -> Result<(String, u64), SftpError> {
+        use sha2::Digest;
+        let (mut file, _) = self.open_file(path).await?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        Ok((format!("{:x}", hasher.finalize()), total))
+    }
+
     /// Opens regular file `path` for reading; returns it and its size.
     async fn open_file(&self, path: &str) -> Result<(File, u64), SftpError> {
         let file = self

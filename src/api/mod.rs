@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bmx4;
 pub mod bmx5;
 pub mod check;
+pub mod diff;
 pub mod error;
 pub mod errors;
 pub mod health;
@@ -44,8 +45,12 @@ use self::error::ApiError;
         bmx4::list_runs,
         bmx4::get_run,
         transfers::list_transfers,
+        diff::diff_files,
+        diff::diff_dirs,
+        diff::diff_command,
     ),
-    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult)),
+    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult,
+        diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "health", description = "Live health of each server and its transitions"),
@@ -55,6 +60,7 @@ use self::error::ApiError;
         (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
         (name = "bmx4", description = "Batch command runs"),
         (name = "transfers", description = "Named server-to-server transfers"),
+        (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
 pub struct ApiDoc;
@@ -79,6 +85,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(bmx4::list_runs)
         .service(bmx4::get_run)
         .service(transfers::list_transfers)
+        .service(diff::diff_files)
+        .service(diff::diff_dirs)
+        .service(diff::diff_command)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

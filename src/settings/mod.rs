@@ -173,6 +173,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "BMX4 batch: bytes of stdout and of stderr kept per command (the rest is read and dropped)",
     },
     SettingDoc {
+        name: "PINKPAGE_DIFF_MAX_BYTES",
+        default: "10485760",
+        meaning: "DIFF: largest file compared, and stdout kept per side of diff_command (1 to 268435456)",
+    },
+    SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
         meaning: "WebSocket ping period (fractions allowed)",
@@ -225,6 +230,9 @@ pub struct Settings {
     pub throttle: Duration,
     /// BMX4: bytes of stdout, and of stderr, kept per command.
     pub batch_output_cap: usize,
+    /// DIFF: largest file compared (bytes), and stdout kept per side of
+    /// `diff_command`.
+    pub diff_max_bytes: u64,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -380,6 +388,9 @@ impl Settings {
             ),
             batch_output_cap: env.parse_or("PINKPAGE_BATCH_OUTPUT_CAP_BYTES", 1usize << 20, |n| {
                 (1..=64 << 20).contains(n)
+            })?,
+            diff_max_bytes: env.parse_or("PINKPAGE_DIFF_MAX_BYTES", 10u64 << 20, |n| {
+                (1..=256 << 20).contains(n)
             })?,
             ws_heartbeat,
             ws_client_timeout,

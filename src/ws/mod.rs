@@ -8,10 +8,13 @@
 //! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
 //! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
+//! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
+//!   output between two servers.
 
 pub mod bmx4;
 pub mod bmx5;
 pub mod connection;
+pub mod diff;
 pub mod protocol;
 pub mod stub;
 
@@ -67,9 +70,20 @@ pub async fn bmx5_ws(
     upgrade::<bmx5::Bmx5>(&req, stream, state)
 }
 
+/// `/ws/v1/diff`: compare files, directories and command output.
+#[get("/ws/v1/diff")]
+pub async fn diff_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<diff::Diff>(&req, stream, state)
+}
+
 /// Mounts every WebSocket endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(stub_ws);
     cfg.service(bmx4_ws);
     cfg.service(bmx5_ws);
+    cfg.service(diff_ws);
 }

@@ -3,6 +3,7 @@
 
 mod bmx4;
 mod bmx5;
+mod diff;
 mod health;
 mod protocol_doc;
 mod rest;

@@ -1,0 +1,230 @@
+//! `POST /api/v1/diff/files`, `/dirs`, `/command`: the DIFF operations for
+//! scripts. The body has the WebSocket request's fields (without `type`),
+//! the reply is the WebSocket reply object (`diff_result`, ...), errors the
+//! usual error body (docs/diff.md).
+//!
+//! Each request gets its own SFTP sessions, closed at the end. The diff
+//! runs in a detached task that holds the cancel receiver, while this
+//! handler holds the sender: a client that goes away drops the handler,
+//! which stops a running `diff_command` on both servers.
+
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpResponse, ResponseError};
+use pinkpage_actors::diff_remote::DiffError;
+use pinkpage_actors::sftp_cache::SftpCache;
+use pinkpage_actors::{AppError, ErrorCode};
+use tokio::sync::watch;
+
+use super::error::{ApiError, ErrorResponse};
+use crate::state::AppState;
+use crate::ws::diff::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
+
+/// A diff error with the HTTP status that fits it (404 missing path, 403
+/// refused, 413 past a limit, else the code's own).
+#[derive(Debug)]
+pub struct DiffHttpError(DiffError);
+
+impl std::fmt::Display for DiffHttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<AppError> for DiffHttpError {
+    fn from(error: AppError) -> Self {
+        DiffHttpError(DiffError {
+            side: None,
+            status: None,
+            too_large: false,
+            error,
+        })
+    }
+}
+
+impl ResponseError for DiffHttpError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = ApiError(self.0.error.clone()).error_response();
+        *res.status_mut() = self.status_code();
+        res
+    }
+}
+
+async fn run(
+    state: web::Data<AppState>,
+    job: Result<DiffJob, AppError>,
+) -> Result<HttpResponse, DiffHttpError> {
+    let job = job?;
+    let ssh = state.ssh.clone();
+    // held until this handler ends (or is dropped with its client)
+    let (_cancel, cancelled) = watch::channel(());
+    let task = actix::spawn(async move {
+        let cache = SftpCache::default();
+        let res = job.run(&cache, &ssh, cancelled, "rest").await;
+        close_all(cache.drain());
+        res
+    });
+    match task.await {
+        Ok(Ok(reply)) => Ok(HttpResponse::Ok().json(reply)),
+        Ok(Err(e)) => Err(DiffHttpError(e)),
+        Err(e) => Err(AppError::with_detail(ErrorCode::Internal, format!("diff task: {e}")).into()),
+    }
+}
+
+/// Compare two files (`diff_files`): the reply is a `diff_result`.
+#[utoipa::path(tag = "diff", request_body = DiffFilesRequest, responses(
+    (status = 200, description = "`diff_result`: identical, unified_diff, left_sha256, right_sha256, left_size, right_size, binary", body = DiffResultSchema),
+    (status = 400, description = "bad field (10001)", body = ErrorResponse),
+    (status = 413, description = "a file is over PINKPAGE_DIFF_MAX_BYTES (53000)", body = ErrorResponse),
+    (status = 404, description = "a path is missing (53000, the side in `detail`) or unknown server (23000)", body = ErrorResponse)))]
+#[post("/api/v1/diff/files")]
+pub async fn diff_files(
+    state: web::Data<AppState>,
+    body: web::Json<DiffFilesRequest>,
+) -> Result<HttpResponse, DiffHttpError> {
+    let job = DiffJob::files(&state.settings, &body);
+    run(state, job).await
+}
+
+/// Compare two directory trees (`diff_dirs`): the reply is a `diff_dirs_result`.
+#[utoipa::path(tag = "diff", request_body = DiffDirsRequest, responses(
+    (status = 200, description = "`diff_dirs_result`: only_left, only_right, differing, identical_count", body = DiffDirsResultSchema),
+    (status = 400, description = "bad field (10001)", body = ErrorResponse),
+    (status = 404, description = "a directory is missing (53000, the side in `detail`)", body = ErrorResponse),
+    (status = 413, description = "more than 100000 entries on a side (53000)", body = ErrorResponse)))]
+#[post("/api/v1/diff/dirs")]
+pub async fn diff_dirs(
+    state: web::Data<AppState>,
+    body: web::Json<DiffDirsRequest>,
+) -> Result<HttpResponse, DiffHttpError> {
+    let job = DiffJob::dirs(&state.settings, &body);
+    run(state, job).await
+}
+
+/// Run a command on two servers and compare stdout (`diff_command`): the
+/// reply is a `diff_command_result`.
+#[utoipa::path(tag = "diff", request_body = DiffCommandRequest, responses(
+    (status = 200, description = "`diff_command_result`: the diff_result fields for stdout, plus command, \
+        left/right_exit_status, left/right_exit_signal, left/right_stderr, left/right_truncated", body = DiffCommandResultSchema),
+    (status = 400, description = "bad field (10001)", body = ErrorResponse),
+    (status = 502, description = "connection failed (2xxxx) or the command could not run (22000)", body = ErrorResponse),
+    (status = 504, description = "the command ran past timeout_s (22001)", body = ErrorResponse)))]
+#[post("/api/v1/diff/command")]
+pub async fn diff_command(
+    state: web::Data<AppState>,
+    body: web::Json<DiffCommandRequest>,
+) -> Result<HttpResponse, DiffHttpError> {
+    let job = DiffJob::command(&state.settings, &body);
+    run(state, job).await
+}
+
+/// OpenAPI view of `diff_result` (the engine knows nothing of OpenAPI).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DiffResultSchema {
+    /// Always `diff_result`.
+    r#type: String,
+    /// Same content (equal bytes, or text equal after decoding).
+    identical: bool,
+    /// Unified diff with `server:path` labels; empty when identical or binary.
+    unified_diff: String,
+    /// SHA-256 of the left bytes, hex.
+    left_sha256: String,
+    /// SHA-256 of the right bytes, hex.
+    right_sha256: String,
+    /// Left size in bytes.
+    left_size: u64,
+    /// Right size in bytes.
+    right_size: u64,
+    /// Compared by hash only (NUL in the first 8 KiB, or not decodable).
+    binary: bool,
+}
+
+/// OpenAPI view of one side of a differing entry.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DiffEntrySchema {
+    /// `file`, `dir`, `symlink`, `other`.
+    kind: String,
+    /// Bytes.
+    size: u64,
+    /// Permission bits.
+    mode: u32,
+    /// Seconds since the epoch.
+    mtime: Option<u32>,
+    /// With `compare: sha256`, when the sizes agree.
+    sha256: Option<String>,
+}
+
+/// OpenAPI view of an entry that differs.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DifferingSchema {
+    /// Relative to both roots.
+    path: String,
+    /// The left side.
+    left: DiffEntrySchema,
+    /// The right side.
+    right: DiffEntrySchema,
+    /// `type`, `size`, `mtime`, `sha256`.
+    reasons: Vec<String>,
+}
+
+/// OpenAPI view of `diff_dirs_result`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DiffDirsResultSchema {
+    /// Always `diff_dirs_result`.
+    r#type: String,
+    /// Relative paths only on the left.
+    only_left: Vec<String>,
+    /// Relative paths only on the right.
+    only_right: Vec<String>,
+    /// Entries on both sides that differ.
+    differing: Vec<DifferingSchema>,
+    /// Entries on both sides that are the same.
+    identical_count: u64,
+}
+
+/// OpenAPI view of `diff_command_result`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DiffCommandResultSchema {
+    /// Always `diff_command_result`.
+    r#type: String,
+    /// The command.
+    command: String,
+    /// The stdouts are the same.
+    identical: bool,
+    /// Unified diff of the stdouts (`server:stdout` labels).
+    unified_diff: String,
+    /// SHA-256 of the left stdout.
+    left_sha256: String,
+    /// SHA-256 of the right stdout.
+    right_sha256: String,
+    /// Left stdout bytes.
+    left_size: u64,
+    /// Right stdout bytes.
+    right_size: u64,
+    /// Compared by hash only.
+    binary: bool,
+    /// Left exit status.
+    left_exit_status: Option<u32>,
+    /// Right exit status.
+    right_exit_status: Option<u32>,
+    /// Signal that ended the left command.
+    left_exit_signal: Option<String>,
+    /// Signal that ended the right command.
+    right_exit_signal: Option<String>,
+    /// Left stderr (at most 64 KiB).
+    left_stderr: String,
+    /// Right stderr (at most 64 KiB).
+    right_stderr: String,
+    /// Left output was cut at its cap.
+    left_truncated: bool,
+    /// Right output was cut at its cap.
+    right_truncated: bool,
+}
