@@ -191,6 +191,7 @@ impl ScriptRunActor {
                 cols: 200,
                 rows: 50,
             },
+            task_id: 0,
         };
         self.shell = Some(SshShellActor::new(request, ctx.address().recipient()).start());
     }

@@ -56,6 +56,9 @@ pub struct ShellRequest {
     pub throttle: Duration,
     /// Terminal size and type.
     pub pty: PtyRequest,
+    /// The client's id for this task, echoed in [`Completion::task_id`], so
+    /// a late completion of an old task is never taken for a newer one's.
+    pub task_id: u64,
 }
 
 /// Why a command finished.
@@ -97,6 +100,8 @@ pub struct Completion {
     pub error: Option<AppError>,
     /// Output bytes received from the server.
     pub bytes: u64,
+    /// [`ShellRequest::task_id`] of the request.
+    pub task_id: u64,
 }
 
 /// What the shell tells its client.
@@ -126,9 +131,12 @@ pub struct ShellResize {
     pub rows: u32,
 }
 
-/// Stop now (cancel). Replies once the actor is stopping.
+/// Stop now (cancel). Replies at once with a receiver that completes when
+/// the channel and the session are closed (the remote command is gone), so
+/// a caller that must not go on before then (releasing the session lock)
+/// can wait for it.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "tokio::sync::oneshot::Receiver<()>")]
 pub struct StopShell;
 
 enum InputOp {
@@ -158,6 +166,8 @@ pub struct SshShellActor {
     exit_status: Rc<Cell<Option<u32>>>,
     /// Output bytes received.
     bytes: Rc<Cell<u64>>,
+    /// Told when cleanup is over (see [`StopShell`]).
+    cleanup_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SshShellActor {
@@ -175,6 +185,7 @@ impl SshShellActor {
             error: None,
             exit_status: Rc::new(Cell::new(None)),
             bytes: Rc::new(Cell::new(0)),
+            cleanup_waiters: Vec::new(),
         }
     }
 
@@ -318,6 +329,7 @@ impl Actor for SshShellActor {
             exit_status: self.exit_status.get(),
             error: self.error.take(),
             bytes: self.bytes.get(),
+            task_id: self.request.task_id,
         };
         log::info!(
             server = self.request.server.name.as_str(),
@@ -335,6 +347,8 @@ impl Actor for SshShellActor {
         let session = self.session.take();
         let notify = self.notify.clone();
         let server = self.request.server.name.clone();
+        // dropped (so receivers complete) when cleanup ends, or right now
+        let waiters = std::mem::take(&mut self.cleanup_waiters);
         if input.is_none() && session.is_none() {
             return;
         }
@@ -366,6 +380,9 @@ impl Actor for SshShellActor {
                     notify.do_send(ShellNotice::CleanupFailed(err));
                 }
             }
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
         });
     }
 }
@@ -394,9 +411,12 @@ impl Handler<ShellResize> for SshShellActor {
 }
 
 impl Handler<StopShell> for SshShellActor {
-    type Result = ();
+    type Result = actix::MessageResult<StopShell>;
 
-    fn handle(&mut self, _: StopShell, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: StopShell, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.cleanup_waiters.push(tx);
         self.finish(FinishReason::Cancelled, None, ctx);
+        actix::MessageResult(rx)
     }
 }

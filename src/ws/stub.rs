@@ -122,10 +122,12 @@ pub enum StubReply<'a> {
 
 /// The running task of a connection.
 enum Task {
-    /// Accepted; waiting for the lock check.
-    Starting,
+    /// Accepted; waiting for the lock check. The generation lets the check's
+    /// reply tell whether this slot is still the one it reserved (a revoked
+    /// lock empties it).
+    Starting(u64),
     /// A transfer was accepted; waiting for the lock check.
-    StartingTransfer,
+    StartingTransfer(u64),
     /// A transfer is running (`scp_transfer`).
     Transfer(transfer::RunningTransfer),
     /// Running.
@@ -149,8 +151,11 @@ pub struct Stub {
     task: Option<Task>,
     /// Last size from `resize` (80x24 until then).
     pty: (u32, u32),
-    /// Counter behind `Task::Shell::generation`.
+    /// Counter behind the tasks' generations.
     generation: u64,
+    /// An `end_session` is in flight: new tasks are refused (50008) until
+    /// the lock is released, so none can start after the release.
+    ending: bool,
 }
 
 impl Default for Stub {
@@ -159,7 +164,16 @@ impl Default for Stub {
             task: None,
             pty: (80, 24),
             generation: 0,
+            ending: false,
         }
+    }
+}
+
+impl Stub {
+    /// A fresh task generation.
+    fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
     }
 }
 
@@ -246,6 +260,16 @@ fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<
 }
 
 fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    // From now until the lock is released, no new task may start on this
+    // connection, and one still waiting for its lock check is given up:
+    // otherwise it could start after the release.
+    conn.domain.ending = true;
+    if matches!(
+        conn.domain.task,
+        Some(Task::Starting(_)) | Some(Task::StartingTransfer(_))
+    ) {
+        conn.domain.task = None;
+    }
     let lock = conn.state.session_lock.clone();
     let id = conn.id;
     let shell = match &conn.domain.task {
@@ -273,7 +297,11 @@ fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<St
         // stopping, so no command outlives the lock. Release checks the
         // owner again, so a change in between is still refused correctly.
         if let Some(addr) = shell {
-            let _ = addr.send(StopShell).await;
+            // wait for the channel and session to close (bounded by the
+            // shell's own cleanup timeout), not just for the stop to begin
+            if let Ok(closed) = addr.send(StopShell).await {
+                let _ = closed.await;
+            }
         }
         if let Some(addr) = running_transfer {
             let _ = addr.send(transfer::StopTransfer).await;
@@ -281,12 +309,15 @@ fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<St
         lock.send(Release { id }).await.map_err(mailbox)?
     }
     .into_actor(conn)
-    .map(move |res, conn, ctx| match res {
-        Ok(_) => {
-            conn.state.store.audit(audit(conn, "session.end"));
-            conn.send(ctx, &StubReply::SessionEnded, &rid);
+    .map(move |res, conn, ctx| {
+        conn.domain.ending = false;
+        match res {
+            Ok(_) => {
+                conn.state.store.audit(audit(conn, "session.end"));
+                conn.send(ctx, &StubReply::SessionEnded, &rid);
+            }
+            Err(e) => conn.send_error(ctx, &e, &rid),
         }
-        Err(e) => conn.send_error(ctx, &e, &rid),
     })
     .spawn(ctx);
 }
@@ -337,13 +368,26 @@ fn ssh_command(
             )
         }
     };
+    if conn.domain.ending {
+        let e = AppError::with_detail(ErrorCode::ResourceLocked, "the session is ending");
+        return conn.send_error(ctx, &e, &rid);
+    }
     // Reserve the slot now, before awaiting the lock check.
-    conn.domain.task = Some(Task::Starting);
+    let generation = conn.domain.next_generation();
+    conn.domain.task = Some(Task::Starting(generation));
     conn.state
         .session_lock
         .send(CheckOwner { id: conn.id })
         .into_actor(conn)
         .map(move |res, conn, ctx| {
+            if !matches!(conn.domain.task, Some(Task::Starting(g)) if g == generation) {
+                // The lock was taken away while we asked: the slot is gone.
+                let e = AppError::with_detail(
+                    ErrorCode::ResourceLocked,
+                    "the session lock was released while the command was starting",
+                );
+                return conn.send_error(ctx, &e, &rid);
+            }
             if let Err(e) = flatten(res) {
                 conn.domain.task = None;
                 return conn.send_error(ctx, &e, &rid);
@@ -367,15 +411,15 @@ fn ssh_command(
                     cols,
                     rows,
                 },
+                task_id: generation,
             };
             let addr = actix::Actor::start(SshShellActor::new(request, ctx.address().recipient()));
-            conn.domain.generation += 1;
             conn.domain.task = Some(Task::Shell {
                 addr,
                 server: server.clone(),
                 command: command.clone(),
                 rid: rid.clone(),
-                generation: conn.domain.generation,
+                generation,
                 stopping: false,
             });
             let mut event = audit(conn, "ssh.command.start");
@@ -445,12 +489,11 @@ fn cancel(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) 
     let generation = *generation;
     addr.send(StopShell)
         .into_actor(conn)
-        .map(move |res, conn, ctx| {
+        .map(|res, conn, _| {
+            // The shell has stopped on its own just before: its completion
+            // is on its way and frees the slot. Not an error for the client.
             if let Err(e) = res {
-                // the actor is gone without having reported completion
-                let err = AppError::with_detail(ErrorCode::TaskCancelFailed, e.to_string());
-                conn.send_error(ctx, &err, &rid);
-                conn.domain.task = None;
+                log::debug!(connection_id = conn.id.to_string().as_str(), error = e.to_string(); "cancel raced the command's own end");
             }
         })
         .spawn(ctx);
@@ -506,6 +549,12 @@ impl Handler<ShellNotice> for WsConnection<Stub> {
 
 impl WsConnection<Stub> {
     fn complete(&mut self, done: Completion, ctx: &mut WsCtx<Stub>) {
+        // Only the current shell's completion frees the slot: a late one
+        // from a task given up on (50012) must not clear a newer task.
+        if !matches!(&self.domain.task, Some(Task::Shell { generation, .. }) if *generation == done.task_id) {
+            log::warn!(connection_id = self.id.to_string().as_str(), task = done.task_id; "completion of a task no longer current ignored");
+            return;
+        }
         let Some(Task::Shell {
             server, command, rid, ..
         }) = self.domain.task.take()
@@ -541,6 +590,13 @@ impl Handler<LockRevoked> for WsConnection<Stub> {
     type Result = ();
 
     fn handle(&mut self, _: LockRevoked, ctx: &mut WsCtx<Stub>) {
+        // A task still waiting for its lock check must not start.
+        if matches!(
+            self.domain.task,
+            Some(Task::Starting(_)) | Some(Task::StartingTransfer(_))
+        ) {
+            self.domain.task = None;
+        }
         if let Some(Task::Shell {
             addr,
             generation,

@@ -487,3 +487,30 @@ async fn a_client_that_stops_reading_holds_back_the_command_not_the_daemons_memo
         "the daemon buffered {held_kib} KiB for a client that did not read"
     );
 }
+
+#[tokio::test]
+async fn end_session_sent_right_after_ssh_command_leaves_nothing_running() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    // back to back: the command may still be waiting for its lock check
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1009.5"}))
+        .await;
+    c.send(json!({"type": "end_session"})).await;
+    c.recv_until("session_ended").await;
+    let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(status["active"], false);
+    // whatever the interleaving, no command outlives the lock
+    assert!(
+        remote_process_gone("sleep 1009.5").await,
+        "a command outlived end_session"
+    );
+    c.send(json!({"type": "cancel"})).await;
+    let err = loop {
+        let f = c.recv().await;
+        if f["type"] == "error" {
+            break f;
+        }
+    };
+    assert_eq!(err["error"]["code"], 50011, "a task is still registered: {err}");
+}

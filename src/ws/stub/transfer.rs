@@ -77,7 +77,7 @@ pub(super) fn scp_transfer(
     ctx: &mut WsCtx<Stub>,
 ) {
     match &conn.domain.task {
-        Some(Task::Transfer(_)) | Some(Task::StartingTransfer) => {
+        Some(Task::Transfer(_)) | Some(Task::StartingTransfer(_)) => {
             let e = AppError::with_detail(
                 ErrorCode::TransferAlreadyRunning,
                 "a transfer is running on this connection",
@@ -93,13 +93,26 @@ pub(super) fn scp_transfer(
         }
         None => {}
     }
-    conn.domain.task = Some(Task::StartingTransfer);
+    if conn.domain.ending {
+        let e = AppError::with_detail(ErrorCode::ResourceLocked, "the session is ending");
+        return conn.send_error(ctx, &e, &rid);
+    }
+    let generation = conn.domain.next_generation();
+    conn.domain.task = Some(Task::StartingTransfer(generation));
     conn.state
         .session_lock
         .send(CheckOwner { id: conn.id })
         .into_actor(conn)
         .map(move |res, conn, ctx| {
-            if let Err(e) = flatten(res).and_then(|()| start(conn, &transfer_name, &rid, ctx)) {
+            if !matches!(conn.domain.task, Some(Task::StartingTransfer(g)) if g == generation) {
+                // The lock was taken away while we asked: the slot is gone.
+                let e = AppError::with_detail(
+                    ErrorCode::ResourceLocked,
+                    "the session lock was released while the transfer was starting",
+                );
+                return conn.send_error(ctx, &e, &rid);
+            }
+            if let Err(e) = flatten(res).and_then(|()| start(conn, &transfer_name, generation, &rid, ctx)) {
                 conn.domain.task = None;
                 conn.send_error(ctx, &e, &rid);
             }
@@ -111,6 +124,7 @@ pub(super) fn scp_transfer(
 fn start(
     conn: &mut WsConnection<Stub>,
     name: &str,
+    generation: u64,
     rid: &RequestId,
     ctx: &mut WsCtx<Stub>,
 ) -> Result<(), AppError> {
@@ -135,12 +149,11 @@ fn start(
         permit,
     };
     let addr = TransferActor::spawn(request, ctx.address().recipient());
-    conn.domain.generation += 1;
     conn.domain.task = Some(Task::Transfer(RunningTransfer {
         addr,
         name: name.to_owned(),
         rid: rid.clone(),
-        generation: conn.domain.generation,
+        generation,
         stopping: false,
     }));
     let mut event = audit(conn, "transfer.start");
@@ -199,6 +212,12 @@ impl Handler<TransferNotice> for WsConnection<Stub> {
 
 impl WsConnection<Stub> {
     fn transfer_finished(&mut self, outcome: TransferOutcome, ctx: &mut WsCtx<Stub>) {
+        // Only a running transfer's end frees the slot; a late one (after
+        // 50012) must not clear a newer task. A newer transfer cannot be
+        // running: the daemon-wide gate is held until this notice is sent.
+        if !matches!(self.domain.task, Some(Task::Transfer(_))) {
+            return;
+        }
         let Some(Task::Transfer(t)) = self.domain.task.take() else {
             return;
         };
