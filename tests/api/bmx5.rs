@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::daemon::TestApp;
+use crate::support::remote::chown_to_test_user;
 use crate::support::remote::remote_process_gone;
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -71,32 +72,8 @@ impl Drop for RemoteDir {
     }
 }
 
-fn chown_to_test_user(path: &Path) {
-    let user = TestUser::get();
-    let id = |flag: &str| -> u32 {
-        let out = std::process::Command::new("id")
-            .arg(flag)
-            .arg(&user.name)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-    };
-    std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).unwrap();
-}
-
 async fn bmx5(app: &TestApp) -> WsClient {
     WsClient::connect(app, "/ws/v1/bmx5").await
-}
-
-/// Sends `frame` and returns the reply of type `kind` or the error frame.
-async fn ask(c: &mut WsClient, frame: Value, kind: &str) -> Value {
-    c.send(frame).await;
-    loop {
-        let reply = c.recv().await;
-        if reply["type"] == kind || reply["type"] == "error" {
-            return reply;
-        }
-    }
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -126,79 +103,77 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
     let nested = dir.path("새 폴더 a/하위 b");
     let content: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
 
-    let made = ask(
-        &mut c,
-        json!({"type": "sftp_mkdir", "server": "mdwap1p", "path": nested, "parents": true, "request_id": "m1"}),
+    let made = c.ask(json!({"type": "sftp_mkdir", "server": "mdwap1p", "path": nested, "parents": true, "request_id": "m1"}),
         "sftp_mkdir_result",
     )
     .await;
     assert_eq!(made["created"], true, "{made}");
     assert_eq!(made["request_id"], "m1");
-    let again = ask(
-        &mut c,
-        json!({"type": "sftp_mkdir", "server": "mdwap1p", "path": nested, "parents": true}),
-        "sftp_mkdir_result",
-    )
-    .await;
+    let again = c
+        .ask(
+            json!({"type": "sftp_mkdir", "server": "mdwap1p", "path": nested, "parents": true}),
+            "sftp_mkdir_result",
+        )
+        .await;
     assert_eq!(again["created"], false, "{again}");
 
     let file = format!("{nested}/보고서 1.txt");
-    let up = ask(
-        &mut c,
-        json!({"type": "sftp_upload", "server": "mdwap1p", "path": file, "data": B64.encode(&content)}),
-        "sftp_upload_result",
-    )
-    .await;
+    let up = c
+        .ask(
+            json!({"type": "sftp_upload", "server": "mdwap1p", "path": file, "data": B64.encode(&content)}),
+            "sftp_upload_result",
+        )
+        .await;
     assert_eq!(up["size"], 5000, "{up}");
     assert_eq!(std::fs::read(&file).unwrap(), content, "the bytes on the server");
 
-    let listed = ask(
-        &mut c,
-        json!({"type": "sftp_list", "server": "mdwap1p", "path": nested}),
-        "sftp_list_result",
-    )
-    .await;
+    let listed = c
+        .ask(
+            json!({"type": "sftp_list", "server": "mdwap1p", "path": nested}),
+            "sftp_list_result",
+        )
+        .await;
     let entries = listed["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "no temporary file is left: {listed}");
     assert_eq!(entries[0]["name"], "보고서 1.txt");
     assert_eq!(entries[0]["kind"], "file");
     assert_eq!(entries[0]["size"], 5000);
     assert!(entries[0]["mtime"].as_u64().unwrap() > 1_600_000_000, "{listed}");
-    let parent = ask(
-        &mut c,
-        json!({"type": "sftp_list", "server": "mdwap1p", "path": dir.path("새 폴더 a")}),
-        "sftp_list_result",
-    )
-    .await;
+    let parent = c
+        .ask(
+            json!({"type": "sftp_list", "server": "mdwap1p", "path": dir.path("새 폴더 a")}),
+            "sftp_list_result",
+        )
+        .await;
     assert_eq!(parent["entries"][0]["kind"], "dir", "{parent}");
 
-    let stat = ask(
-        &mut c,
-        json!({"type": "sftp_stat", "server": "mdwap1p", "path": file}),
-        "sftp_stat_result",
-    )
-    .await;
+    let stat = c
+        .ask(
+            json!({"type": "sftp_stat", "server": "mdwap1p", "path": file}),
+            "sftp_stat_result",
+        )
+        .await;
     assert_eq!(stat["entry"]["size"], 5000, "{stat}");
     assert_eq!(stat["entry"]["name"], "보고서 1.txt");
     let mode = stat["entry"]["mode"].as_u64().unwrap();
     assert_eq!(mode & 0o600, 0o600, "owner can read and write: {mode:o}");
 
     let renamed_to = format!("{nested}/최종 보고서.txt");
-    let renamed = ask(
-        &mut c,
-        json!({"type": "sftp_rename", "server": "mdwap1p", "from": file, "to": renamed_to}),
-        "sftp_rename_result",
-    )
-    .await;
+    let renamed = c
+        .ask(
+            json!({"type": "sftp_rename", "server": "mdwap1p", "from": file, "to": renamed_to}),
+            "sftp_rename_result",
+        )
+        .await;
     assert_eq!(renamed["to"], renamed_to.as_str(), "{renamed}");
     assert!(!Path::new(&file).exists());
 
-    let down = ask(
-        &mut c,
-        json!({"type": "sftp_download", "server": "mdwap1p", "path": renamed_to}),
-        "sftp_download_result",
-    )
-    .await;
+    let down = c
+        .ask(
+            json!({"type": "sftp_download", "server": "mdwap1p", "path": renamed_to}),
+            "sftp_download_result",
+        )
+        .await;
     assert_eq!(
         B64.decode(down["data"].as_str().unwrap()).unwrap(),
         content,
@@ -206,33 +181,31 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
     );
     assert_eq!(down["size"], 5000);
 
-    let refused = ask(
-        &mut c,
-        json!({"type": "sftp_remove", "server": "mdwap1p", "path": dir.path("새 폴더 a")}),
-        "sftp_remove_result",
-    )
-    .await;
+    let refused = c
+        .ask(
+            json!({"type": "sftp_remove", "server": "mdwap1p", "path": dir.path("새 폴더 a")}),
+            "sftp_remove_result",
+        )
+        .await;
     assert_eq!(
         refused["type"], "error",
         "a non-empty directory needs recursive: {refused}"
     );
     assert_eq!(refused["error"]["code"], 52000);
 
-    let removed = ask(
-        &mut c,
-        json!({"type": "sftp_remove", "server": "mdwap1p", "path": dir.path("새 폴더 a"), "recursive": true}),
+    let removed = c.ask(json!({"type": "sftp_remove", "server": "mdwap1p", "path": dir.path("새 폴더 a"), "recursive": true}),
         "sftp_remove_result",
     )
     .await;
     assert_eq!(removed["removed"], 3, "two directories and a file: {removed}");
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 
-    let gone = ask(
-        &mut c,
-        json!({"type": "sftp_stat", "server": "mdwap1p", "path": renamed_to}),
-        "sftp_stat_result",
-    )
-    .await;
+    let gone = c
+        .ask(
+            json!({"type": "sftp_stat", "server": "mdwap1p", "path": renamed_to}),
+            "sftp_stat_result",
+        )
+        .await;
     assert_eq!(gone["error"]["code"], 52000, "{gone}");
     assert!(
         gone["error"]["detail"]
@@ -259,12 +232,12 @@ async fn an_inline_download_over_the_frame_limit_is_refused_and_names_the_limit(
     std::fs::write(&big, vec![b'x'; 100 * 1024]).unwrap();
     let mut c = bmx5(&app).await;
 
-    let err = ask(
-        &mut c,
-        json!({"type": "sftp_download", "server": "mdwap1p", "path": big}),
-        "sftp_download_result",
-    )
-    .await;
+    let err = c
+        .ask(
+            json!({"type": "sftp_download", "server": "mdwap1p", "path": big}),
+            "sftp_download_result",
+        )
+        .await;
 
     assert_eq!(err["error"]["code"], 52000, "{err}");
     let detail = err["error"]["detail"].as_str().unwrap();
@@ -582,7 +555,7 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
         "the temporary script is still there"
     );
     assert!(remote_process_gone(&marker).await, "the script still runs");
-    let none = ask(&mut c, json!({"type": "script_cancel"}), "never").await;
+    let none = c.ask(json!({"type": "script_cancel"}), "never").await;
     assert_eq!(none["error"]["code"], 50011, "{none}");
 }
 
@@ -615,12 +588,12 @@ async fn script_names_are_plain_file_names_from_the_scripts_directory() {
     let mut c = bmx5(&app).await;
 
     for name in ["../hello.sh", "../../etc/passwd", "", ".hidden", "a/b"] {
-        let err = ask(
-            &mut c,
-            json!({"type": "script_execute", "server": "mdwap1p", "script_name": name}),
-            "script_started",
-        )
-        .await;
+        let err = c
+            .ask(
+                json!({"type": "script_execute", "server": "mdwap1p", "script_name": name}),
+                "script_started",
+            )
+            .await;
         assert_eq!(err["error"]["code"], 10001, "{name:?}: {err}");
     }
     let (out, _, done) = run_script(

@@ -4,13 +4,14 @@
 //! test works in its own /tmp/pinkpage-diff-<uuid>/{left,right}.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::support::daemon::TestApp;
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::remote::chown_to_test_user;
+use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
 /// A daemon with two real servers, `left` and `right`.
@@ -72,32 +73,8 @@ impl Drop for Sandbox {
     }
 }
 
-fn chown_to_test_user(path: &Path) {
-    let user = TestUser::get();
-    let id = |flag: &str| -> u32 {
-        let out = std::process::Command::new("id")
-            .arg(flag)
-            .arg(&user.name)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-    };
-    std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).unwrap();
-}
-
 async fn diff_ws(app: &TestApp) -> WsClient {
     WsClient::connect(app, "/ws/v1/diff").await
-}
-
-/// Sends `frame` and returns its reply: of type `kind`, or the error frame.
-async fn ask(c: &mut WsClient, frame: Value, kind: &str) -> Value {
-    c.send(frame).await;
-    loop {
-        let reply = c.recv().await;
-        if reply["type"] == kind || reply["type"] == "error" {
-            return reply;
-        }
-    }
 }
 
 fn files_request(left: &str, right: &str) -> Value {
@@ -126,7 +103,7 @@ async fn identical_files_on_two_servers_are_identical_with_an_empty_diff() {
     let r = sb.write("right/app.conf", text);
     let mut c = diff_ws(&s.app).await;
 
-    let reply = ask(&mut c, files_request(&l, &r), "diff_result").await;
+    let reply = c.ask(files_request(&l, &r), "diff_result").await;
 
     assert_eq!(reply["type"], "diff_result", "{reply}");
     assert_eq!(reply["request_id"], "f1");
@@ -148,7 +125,7 @@ async fn one_changed_line_gives_a_unified_diff_that_patch_applies_to_turn_left_i
     let r = sb.write("right/data.txt", &right);
     let mut c = diff_ws(&s.app).await;
 
-    let reply = ask(&mut c, files_request(&l, &r), "diff_result").await;
+    let reply = c.ask(files_request(&l, &r), "diff_result").await;
 
     assert_eq!(reply["identical"], false, "{reply}");
     let diff = reply["unified_diff"].as_str().unwrap();
@@ -186,7 +163,7 @@ async fn binary_files_that_differ_are_reported_by_hash_without_a_text_diff() {
     let r = sb.write("right/tool", &right);
     let mut c = diff_ws(&s.app).await;
 
-    let reply = ask(&mut c, files_request(&l, &r), "diff_result").await;
+    let reply = c.ask(files_request(&l, &r), "diff_result").await;
 
     assert_eq!(reply["binary"], true, "{reply}");
     assert_eq!(reply["identical"], false);
@@ -203,7 +180,7 @@ async fn a_file_over_the_size_cap_gives_53000() {
     let r = sb.write("right/big.txt", "x".repeat(2000));
     let mut c = diff_ws(&s.app).await;
 
-    let reply = ask(&mut c, files_request(&l, &r), "diff_result").await;
+    let reply = c.ask(files_request(&l, &r), "diff_result").await;
 
     assert_eq!(reply["type"], "error", "{reply}");
     assert_eq!(reply["error"]["code"], 53000);
@@ -223,7 +200,7 @@ async fn a_missing_path_on_the_right_gives_53000_naming_the_right_side() {
     let r = sb.path("right/app.conf");
     let mut c = diff_ws(&s.app).await;
 
-    let reply = ask(&mut c, files_request(&l, &r), "diff_result").await;
+    let reply = c.ask(files_request(&l, &r), "diff_result").await;
 
     assert_eq!(reply["type"], "error", "{reply}");
     assert_eq!(reply["request_id"], "f1");
@@ -244,7 +221,7 @@ async fn an_unknown_server_gives_23000() {
         "left": {"server": "left", "path": "/etc/hostname"},
         "right": {"server": "nowhere", "path": "/etc/hostname"}});
 
-    let reply = ask(&mut c, frame, "diff_result").await;
+    let reply = c.ask(frame, "diff_result").await;
 
     assert_eq!(reply["error"]["code"], 23000, "{reply}");
     assert!(reply["error"]["detail"].as_str().unwrap().contains("right"));
@@ -276,7 +253,7 @@ async fn directory_trees_with_an_extra_file_on_each_side_and_one_changed_file_ar
         "right": {"server": "right", "path": sb.path("right")},
         "recursive": true, "compare": "sha256"});
 
-    let reply = ask(&mut c, frame, "diff_dirs_result").await;
+    let reply = c.ask(frame, "diff_dirs_result").await;
 
     assert_eq!(reply["type"], "diff_dirs_result", "{reply}");
     assert_eq!(reply["request_id"], "d1");
@@ -296,7 +273,7 @@ async fn directory_trees_with_an_extra_file_on_each_side_and_one_changed_file_ar
         "left": {"server": "left", "path": sb.path("left")},
         "right": {"server": "right", "path": sb.path("right")},
         "recursive": true});
-    let reply = ask(&mut c, by_size, "diff_dirs_result").await;
+    let reply = c.ask(by_size, "diff_dirs_result").await;
     assert_eq!(reply["differing"], json!([]), "{reply}");
     assert_eq!(reply["identical_count"], 5);
 
@@ -304,7 +281,7 @@ async fn directory_trees_with_an_extra_file_on_each_side_and_one_changed_file_ar
     let top = json!({"type": "diff_dirs",
         "left": {"server": "left", "path": sb.path("left")},
         "right": {"server": "right", "path": sb.path("right")}});
-    let reply = ask(&mut c, top, "diff_dirs_result").await;
+    let reply = c.ask(top, "diff_dirs_result").await;
     assert_eq!(reply["only_right"], json!([]), "{reply}");
     assert_eq!(reply["only_left"], json!(["only-left.txt"]));
 }
@@ -326,7 +303,7 @@ async fn diff_command_of_cat_of_two_different_files_gives_their_diff_and_both_ex
     let frame = json!({"type": "diff_command", "request_id": "c1",
         "command": command, "left_server": "left", "right_server": "right"});
 
-    let reply = ask(&mut c, frame, "diff_command_result").await;
+    let reply = c.ask(frame, "diff_command_result").await;
 
     assert_eq!(reply["type"], "diff_command_result", "{reply}");
     assert_eq!(reply["request_id"], "c1");

@@ -45,3 +45,22 @@ pub async fn remote_process_started(pattern: &str) {
     }
     panic!("{pattern} never started");
 }
+
+/// Gives `path` to the test user, so the harness servers (which run as
+/// that user) may read and write it.
+pub fn chown_to_test_user(path: &std::path::Path) {
+    let user = TestUser::get();
+    let id = |flag: &str| -> u32 {
+        let out = std::process::Command::new("id")
+            .arg(flag)
+            .arg(&user.name)
+            .output()
+            .expect("id");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("numeric id")
+    };
+    std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g"))).expect("chown");
+}

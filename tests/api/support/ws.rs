@@ -125,6 +125,18 @@ impl WsClient {
         }
     }
 
+    /// Sends `frame` and returns its reply: the first frame of type `kind`,
+    /// or an error frame (for tests that check both outcomes).
+    pub async fn ask(&mut self, frame: Value, kind: &str) -> Value {
+        self.send(frame).await;
+        loop {
+            let reply = self.recv().await;
+            if reply["type"] == kind || reply["type"] == "error" {
+                return reply;
+            }
+        }
+    }
+
     /// Takes the lock.
     pub async fn start_session(&mut self) {
         self.request(serde_json::json!({"type": "start_session"}), "session_started")
