@@ -12,4 +12,12 @@ else
     sudo bash scripts/test-env.sh
 fi
 
-cargo test --workspace --locked "$@"
+# Run everything, then close with one line totalling every test binary
+# (cargo's own last line is the doc tests' count, which is zero).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
