@@ -451,33 +451,19 @@ impl SftpConn {
             .map_err(self.fail(format_args!("rename '{from}' to '{to}'")))
     }
 
-    /// Reads all of file `path`, refusing files larger than `max` bytes.
+    /// Reads all of file `path`, refusing files larger than `max` bytes
+    /// (also one that grows past `max` while being read).
     pub async fn read_small(&self, path: &str, max: u64) -> Result<Vec<u8>, SftpError> {
-        let (file, size) = self.open_file(path).await?;
-        if size > max {
-            return Err(SftpError::new(
+        self.read_capped(path, max).await?.map_err(|size| {
+            SftpError::new(
                 SftpStatus::Unsuitable,
                 &self.server,
                 format_args!(
-                    "'{path}' is {size} bytes; inline downloads are limited to {max} bytes \
+                    "'{path}' is at least {size} bytes; inline downloads are limited to {max} bytes \
                      (64 KiB frames): use GET /api/v1/bmx5/files"
                 ),
-            ));
-        }
-        let mut data = Vec::with_capacity(size as usize);
-        // a file that grows while we read is cut at the limit
-        file.take(max + 1)
-            .read_to_end(&mut data)
-            .await
-            .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))?;
-        if data.len() as u64 > max {
-            return Err(SftpError::new(
-                SftpStatus::Unsuitable,
-                &self.server,
-                format_args!("'{path}' grew past the inline limit of {max} bytes while being read"),
-            ));
-        }
-        Ok(data)
+            )
+        })
     }
 
     /// Reads all of file `path` when it has at most `max` bytes; a larger
