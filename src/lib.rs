@@ -6,6 +6,8 @@
 //! - [`logging`]: `env_logger` set up for text or JSON lines.
 //! - [`startup`]: [`startup::Application`] builds the store, the actors and
 //!   the HTTP server; `main` only loads settings and runs it.
+//! - [`request`]: request fields parsed once into validated types, shared
+//!   by WebSocket and REST.
 //! - [`admission`]: the single middleware every request passes through.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
@@ -17,6 +19,7 @@ pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod logging;
+pub mod request;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -9,9 +9,11 @@ use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::health::monitor::{
+    HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT,
+};
 use pinkpage_actors::health::Thresholds;
-use pinkpage_actors::health_monitor::{HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT};
-use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
 use pinkpage_actors::AppError;
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
-use pinkpage_actors::health_monitor::HealthMonitorActor;
-use pinkpage_actors::session_lock::SessionLockActor;
+use pinkpage_actors::health::monitor::HealthMonitorActor;
+use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::transfer::TransferGate;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{get, put, web, HttpRequest, HttpResponse, ResponseError};
-use pinkpage_actors::sftp_ops::{SftpConn, SftpError};
+use pinkpage_actors::files::sftp::{SftpConn, SftpError};
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 

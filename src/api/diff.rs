@@ -10,8 +10,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse, ResponseError};
-use pinkpage_actors::diff_remote::DiffError;
-use pinkpage_actors::sftp_cache::SftpCache;
+use pinkpage_actors::diff::remote::DiffError;
+use pinkpage_actors::files::cache::SftpCache;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
 

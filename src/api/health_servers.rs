@@ -3,8 +3,8 @@
 //! transitions (from the store).
 
 use actix_web::{get, web, HttpResponse};
+use pinkpage_actors::health::monitor::{GetHealth, GetServerHealth};
 use pinkpage_actors::health::ServerHealthStatus;
-use pinkpage_actors::health_monitor::{GetHealth, GetServerHealth};
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 

@@ -2,7 +2,7 @@
 //! `DELETE /api/v1/session` (an administrator takes it away; audited).
 
 use actix_web::{delete, get, web, HttpResponse};
-use pinkpage_actors::session_lock::{ForceRelease, GetStatus};
+use pinkpage_actors::lock::{ForceRelease, GetStatus};
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 

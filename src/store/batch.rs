@@ -6,7 +6,7 @@
 //! a completion and a disconnect racing to finish it cannot both win.
 
 use actix::{Handler, Message};
-use pinkpage_actors::batch_run::CommandResult;
+use pinkpage_actors::batch::run::CommandResult;
 use pinkpage_actors::{AppError, ErrorBody, ErrorCode};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;

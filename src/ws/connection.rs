@@ -15,9 +15,11 @@
 //!   open, requests go to [`Domain::handle`].
 //! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
 //!   `PINKPAGE_WS_TIMEOUT_S` is dropped.
-//! - `stopping`: [`Domain::stopping`] stops the domain's tasks, then the
-//!   registry and the lock are told (both idempotent), so a dropped client
-//!   never keeps the lock or a remote process.
+//! - `stopping`: [`Domain::stopping`] stops the domain's tasks and hands
+//!   back their done signals; the registry is told at once, the lock only
+//!   once every task is done (at most `REVOKE_TIMEOUT`), so a dropped
+//!   client never keeps the lock and no command outlives it. Both messages
+//!   are idempotent.
 
 use std::time::Instant;
 
@@ -28,7 +30,8 @@ use actix::{
 use actix_web::web;
 use actix_web_actors::ws;
 use pinkpage_actors::broadcast::{Event, Join, Leave};
-use pinkpage_actors::session_lock::ConnectionClosed;
+use pinkpage_actors::lock::{ConnectionClosed, REVOKE_TIMEOUT};
+use pinkpage_actors::task::Done;
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 use serde::de::DeserializeOwned;
 
@@ -47,12 +50,18 @@ pub trait Domain: Sized + Unpin + 'static {
     const TYPES: &'static [&'static str];
     /// The welcome message text.
     const WELCOME: &'static str;
+    /// The domain's name in logs (`stub`, `bmx4`, ...).
+    const NAME: &'static str;
 
     /// Handles one parsed request.
     fn handle(conn: &mut WsConnection<Self>, req: Self::Request, rid: RequestId, ctx: &mut WsCtx<Self>);
 
     /// Stops the domain's tasks; called once when the connection stops.
-    fn stopping(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) {}
+    /// Returns the done signals of the tasks that must end before the
+    /// session lock is released (STUB's command or transfer).
+    fn stopping(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) -> Vec<Done> {
+        Vec::new()
+    }
 }
 
 /// One WebSocket connection. See the module docs.
@@ -164,7 +173,7 @@ impl<D: Domain> Actor for WsConnection<D> {
     type Context = WsCtx<D>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        log::info!(connection_id = self.id.to_string().as_str(), domain = D::WELCOME; "websocket connected");
+        log::info!(connection_id = self.id.to_string().as_str(), domain = D::NAME; "websocket connected");
         self.start_heartbeat(ctx);
         let join = Join {
             id: self.id,
@@ -195,10 +204,20 @@ impl<D: Domain> Actor for WsConnection<D> {
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
-        D::stopping(self, ctx);
+        let tasks = D::stopping(self, ctx);
         self.state.broadcast.do_send(Leave { id: self.id });
-        self.state.session_lock.do_send(ConnectionClosed { id: self.id });
-        log::info!(connection_id = self.id.to_string().as_str(); "websocket disconnected");
+        let (lock, id) = (self.state.session_lock.clone(), self.id);
+        if tasks.is_empty() {
+            lock.do_send(ConnectionClosed { id });
+        } else {
+            // Detached: the connection is gone, the lock must still wait.
+            actix::spawn(async move {
+                let all = futures_util::future::join_all(tasks.into_iter().map(Done::wait));
+                let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
+                lock.do_send(ConnectionClosed { id });
+            });
+        }
+        log::info!(connection_id = self.id.to_string().as_str(), domain = D::NAME; "websocket disconnected");
         actix::Running::Stop
     }
 }

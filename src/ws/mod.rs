@@ -8,6 +8,7 @@
 //! - [`stub`]: `/ws/v1/stub`, the session lock and SSH commands.
 //! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
+//! - [`task`]: the connection side of the task contract (give-up timers).
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
 //!   output between two servers.
 
@@ -17,6 +18,7 @@ pub mod connection;
 pub mod diff;
 pub mod protocol;
 pub mod stub;
+pub mod task;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;

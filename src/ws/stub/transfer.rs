@@ -1,41 +1,25 @@
 //! `scp_transfer` on `/ws/v1/stub`: runs a named transfer as the
-//! connection's task (a `TransferActor`) and turns its notices into
-//! `scp_progress` / `scp_complete` frames.
+//! connection's task (a `TransferActor`) and turns its messages into
+//! `scp_progress` / `scp_complete` / `scp_cancelled` frames.
 //!
-//! Checks, in order: the connection has no task (a running transfer gives
-//! 50009, a running command 50010); the caller owns the session lock
-//! (50008, asked of the `SessionLockActor` like `ssh_command`); the name is
+//! Checks, in order, all synchronous: the connection has no task (a
+//! running transfer gives 50009, a running command 50010); the session is
+//! not ending and this connection holds the lock (50008); the name is
 //! configured (23001); no transfer runs anywhere in the daemon (50009, the
-//! [`pinkpage_actors::transfer::TransferGate`]). The slot is reserved
-//! before the lock check is awaited, so two racing requests cannot both
-//! start.
+//! [`pinkpage_actors::transfer::TransferGate`]).
 
-use actix::{ActorFutureExt, Addr, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
-use pinkpage_actors::session_lock::CheckOwner;
-pub(super) use pinkpage_actors::transfer::StopTransfer;
+use actix::{AsyncContext, Handler};
+use pinkpage_actors::task::{Pending, Stop, TaskEvent, TaskId};
 use pinkpage_actors::transfer::{
-    FileDone, TransferActor, TransferNotice, TransferOutcome, TransferProgress, TransferRequest,
+    FileDone, TransferActor, TransferMessage, TransferOutcome, TransferProgress, TransferRequest,
 };
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
-use super::{audit, flatten, watch_stop, Stub, Task};
+use super::{audit, Stub, StubTask, TaskKind};
+use crate::request::ServerRef;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
-
-/// The transfer a connection runs.
-pub(in crate::ws) struct RunningTransfer {
-    /// The actor; stopping it cancels the copy.
-    pub addr: Addr<TransferActor>,
-    /// The transfer's name.
-    pub name: String,
-    /// The request that started it, answered on completion.
-    pub rid: RequestId,
-    /// See `Task::Shell::generation`.
-    pub generation: u64,
-    /// Set once a stop was requested.
-    pub stopping: bool,
-}
 
 /// The frames of a transfer (their wire names all start with `scp_`).
 #[allow(clippy::enum_variant_names)]
@@ -76,70 +60,56 @@ pub(super) fn scp_transfer(
     rid: RequestId,
     ctx: &mut WsCtx<Stub>,
 ) {
-    match &conn.domain.task {
-        Some(Task::Transfer(_)) | Some(Task::StartingTransfer(_)) => {
-            let e = AppError::with_detail(
-                ErrorCode::TransferAlreadyRunning,
-                "a transfer is running on this connection",
-            );
-            return conn.send_error(ctx, &e, &rid);
-        }
-        Some(_) => {
-            let e = AppError::with_detail(
-                ErrorCode::TaskAlreadyRunning,
-                "cancel it or wait for ssh_command_complete",
-            );
-            return conn.send_error(ctx, &e, &rid);
-        }
-        None => {}
+    if let Err(e) = start(conn, &transfer_name, &rid, ctx) {
+        conn.send_error(ctx, &e, &rid);
     }
-    if conn.domain.ending {
-        let e = AppError::with_detail(ErrorCode::ResourceLocked, "the session is ending");
-        return conn.send_error(ctx, &e, &rid);
-    }
-    let generation = conn.domain.next_generation();
-    conn.domain.task = Some(Task::StartingTransfer(generation));
-    conn.state
-        .session_lock
-        .send(CheckOwner { id: conn.id })
-        .into_actor(conn)
-        .map(move |res, conn, ctx| {
-            if !matches!(conn.domain.task, Some(Task::StartingTransfer(g)) if g == generation) {
-                // The lock was taken away while we asked: the slot is gone.
-                let e = AppError::with_detail(
-                    ErrorCode::ResourceLocked,
-                    "the session lock was released while the transfer was starting",
-                );
-                return conn.send_error(ctx, &e, &rid);
-            }
-            if let Err(e) = flatten(res).and_then(|()| start(conn, &transfer_name, generation, &rid, ctx)) {
-                conn.domain.task = None;
-                conn.send_error(ctx, &e, &rid);
-            }
-        })
-        .spawn(ctx);
 }
 
-/// The lock is ours: look the transfer up, take the daemon's slot, start.
 fn start(
     conn: &mut WsConnection<Stub>,
     name: &str,
-    generation: u64,
     rid: &RequestId,
     ctx: &mut WsCtx<Stub>,
 ) -> Result<(), AppError> {
+    if let Some(current) = conn.domain.task.current() {
+        let transfer = matches!(
+            conn.domain.task.info(current),
+            Some(StubTask {
+                kind: TaskKind::Transfer { .. },
+                ..
+            })
+        );
+        return Err(if transfer {
+            AppError::with_detail(
+                ErrorCode::TransferAlreadyRunning,
+                "a transfer is running on this connection",
+            )
+        } else {
+            AppError::with_detail(
+                ErrorCode::TaskAlreadyRunning,
+                "cancel it or wait for ssh_command_complete",
+            )
+        });
+    }
+    if conn.domain.ending {
+        return Err(AppError::with_detail(
+            ErrorCode::ResourceLocked,
+            "the session is ending",
+        ));
+    }
+    if conn.domain.grant.is_none() {
+        return Err(AppError::with_detail(
+            ErrorCode::ResourceLocked,
+            "this connection does not hold the session lock; send start_session first",
+        ));
+    }
     let settings = &conn.state.settings;
     let spec = settings.transfers.get(name).cloned().ok_or_else(|| {
         AppError::with_detail(ErrorCode::UnknownTransfer, format!("no transfer named '{name}'"))
     })?;
     // Settings checked at startup that both servers exist.
-    let server = |n: &str| {
-        settings
-            .server(n)
-            .cloned()
-            .ok_or_else(|| AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{n}'")))
-    };
-    let (source, destination) = (server(&spec.source_server)?, server(&spec.destination_server)?);
+    let source = ServerRef::resolve(settings, &spec.source_server)?.into_spec();
+    let destination = ServerRef::resolve(settings, &spec.destination_server)?.into_spec();
     let permit = conn.state.transfers.try_acquire(name)?;
     let request = TransferRequest {
         spec: spec.clone(),
@@ -148,14 +118,24 @@ fn start(
         ssh: conn.state.ssh.clone(),
         permit,
     };
-    let addr = TransferActor::spawn(request, ctx.address().recipient());
-    conn.domain.task = Some(Task::Transfer(RunningTransfer {
-        addr,
-        name: name.to_owned(),
+    let task_id = TaskId::next();
+    let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
+    let addr = TransferActor::spawn(request, reporter);
+    let task = StubTask {
         rid: rid.clone(),
-        generation,
-        stopping: false,
-    }));
+        kind: TaskKind::Transfer {
+            name: name.to_owned(),
+        },
+    };
+    if let Err((e, _)) = conn
+        .domain
+        .task
+        .occupy(task_id, task, handle(addr.clone().recipient()))
+    {
+        addr.do_send(Stop);
+        return Err(e);
+    }
+    log::info!(connection_id = conn.id.to_string().as_str(), task_id = task_id.get(), transfer = name; "transfer started");
     let mut event = audit(conn, "transfer.start");
     event.server = Some(spec.source_server.clone());
     event.detail = Some(serde_json::json!({
@@ -177,51 +157,48 @@ fn start(
     Ok(())
 }
 
-/// `cancel` while a transfer runs: stop it; `scp_cancelled` follows once
-/// its temporary files are removed.
-pub(super) fn cancel(conn: &mut WsConnection<Stub>, _rid: RequestId, ctx: &mut WsCtx<Stub>) {
-    if let Some(Task::Transfer(t)) = &mut conn.domain.task {
-        t.stopping = true;
-        t.addr.do_send(StopTransfer);
-        watch_stop(t.generation, ctx);
-    }
-}
-
-impl Handler<TransferNotice> for WsConnection<Stub> {
+impl Handler<TransferMessage> for WsConnection<Stub> {
     type Result = ();
 
-    fn handle(&mut self, notice: TransferNotice, ctx: &mut WsCtx<Stub>) {
-        let name = match &self.domain.task {
-            Some(Task::Transfer(t)) => t.name.clone(),
-            _ => String::new(),
+    fn handle(&mut self, msg: TransferMessage, ctx: &mut WsCtx<Stub>) {
+        // Only the current task speaks (see `command`).
+        let Some(StubTask {
+            kind: TaskKind::Transfer { name },
+            ..
+        }) = self.domain.task.info(msg.task_id)
+        else {
+            return;
         };
-        match notice {
-            TransferNotice::Progress(progress) => self.send(
-                ctx,
-                &TransferReply::ScpProgress {
-                    transfer_name: &name,
+        match msg.event {
+            TaskEvent::Notice(progress) => {
+                let frame = TransferReply::ScpProgress {
+                    transfer_name: name,
                     progress: &progress,
-                },
-                &None,
-            ),
-            TransferNotice::CleanupFailed(err) => self.send_error(ctx, &err, &None),
-            TransferNotice::Finished(outcome) => self.transfer_finished(outcome, ctx),
+                };
+                self.send(ctx, &frame, &None);
+            }
+            TaskEvent::Finished {
+                outcome,
+                cleanup_error,
+            } => {
+                if let Some((task, cleanup)) = self.domain.task.finished(msg.task_id, cleanup_error) {
+                    if let Some(err) = &cleanup {
+                        self.send_error(ctx, err, &None);
+                    }
+                    self.transfer_finished(task, outcome, ctx);
+                }
+            }
         }
     }
 }
 
 impl WsConnection<Stub> {
-    fn transfer_finished(&mut self, outcome: TransferOutcome, ctx: &mut WsCtx<Stub>) {
-        // Only a running transfer's end frees the slot; a late one (after
-        // 50012) must not clear a newer task. A newer transfer cannot be
-        // running: the daemon-wide gate is held until this notice is sent.
-        if !matches!(self.domain.task, Some(Task::Transfer(_))) {
-            return;
-        }
-        let Some(Task::Transfer(t)) = self.domain.task.take() else {
+    fn transfer_finished(&mut self, task: StubTask, outcome: TransferOutcome, ctx: &mut WsCtx<Stub>) {
+        let TaskKind::Transfer { name } = task.kind else {
             return;
         };
-        let name = t.name.as_str();
+        let name = name.as_str();
+        let rid = task.rid;
         let mut event = audit(self, "transfer.end");
         event.server = self
             .state
@@ -239,7 +216,7 @@ impl WsConnection<Stub> {
                         bytes: summary.bytes,
                         duration_ms: summary.duration.as_millis() as u64,
                     },
-                    &t.rid,
+                    &rid,
                 );
                 event.bytes = Some(summary.bytes as i64);
                 event.detail = Some(serde_json::json!({
@@ -250,7 +227,7 @@ impl WsConnection<Stub> {
                 }));
             }
             TransferOutcome::Failed(err) => {
-                self.send_error(ctx, err, &t.rid);
+                self.send_error(ctx, err, &rid);
                 event.detail = Some(serde_json::json!({
                     "transfer": name,
                     "outcome": "failed",
@@ -268,7 +245,7 @@ impl WsConnection<Stub> {
                         files_done,
                         bytes_done,
                     },
-                    &t.rid,
+                    &rid,
                 );
                 event.bytes = Some(bytes_done as i64);
                 event.detail = Some(serde_json::json!({

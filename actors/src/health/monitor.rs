@@ -6,7 +6,7 @@
 //! What it does:
 //! - At start it tells the registry every server is not yet checked
 //!   ([`RememberHealth`]), sweeps at once, then sweeps every `interval`
-//!   (see [`crate::health_check::sweep`]). A tick that comes while the
+//!   (see [`crate::health::check::sweep`]). A tick that comes while the
 //!   previous sweep still runs is skipped and logged: overlapping sweeps
 //!   would double the sockets and race each other's results.
 //! - Each result is folded in as soon as it arrives. A flip of `is_healthy`
@@ -31,8 +31,8 @@ use actix::{
 
 use crate::broadcast::{BroadcastActor, Event, Publish, RememberHealth};
 use crate::error::ErrorCode;
+use crate::health::check::{ssh_banner_probe, sweep, Probe, Target};
 use crate::health::{Change, CheckOutcome, HealthTracker, HealthTransition, ServerHealthStatus, Thresholds};
-use crate::health_check::{ssh_banner_probe, sweep, Probe, Target};
 use crate::server::ServerSpec;
 
 /// Checks in flight at once; enough for a large fleet in one timeout while

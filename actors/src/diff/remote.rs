@@ -22,11 +22,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::diff::{self, CompareBy, DirDiff, FileDiff, Input, Side, Tree};
+use crate::diff::compare::{self, CompareBy, DirDiff, FileDiff, Input, Side, Tree};
 use crate::error::{AppError, ErrorCode};
+use crate::files::cache::SftpCache;
+use crate::files::sftp::{EntryKind, SftpConn, SftpError, SftpStatus};
 use crate::server::ServerSpec;
-use crate::sftp_cache::SftpCache;
-use crate::sftp_ops::{EntryKind, SftpConn, SftpError, SftpStatus};
 use crate::ssh::{self, ExecLimits, SshOptions};
 
 /// Files hashed at the same time per side in a `sha256` directory diff.
@@ -172,7 +172,7 @@ async fn read_side(
     }
 }
 
-/// Compares file `left` with file `right` (see [`diff::diff_bytes`]); each
+/// Compares file `left` with file `right` (see [`compare::diff_bytes`]); each
 /// may have at most `max_bytes`. Both are read at once; when both fail, the
 /// left side's error is the one reported.
 pub async fn diff_files(
@@ -192,7 +192,7 @@ pub async fn diff_files(
     let (le, re) = (left.server.encoding, right.server.encoding);
     // up to seconds of CPU for 10 MiB files: off the event loop
     tokio::task::spawn_blocking(move || {
-        diff::diff_bytes(
+        compare::diff_bytes(
             Input {
                 label: &ll,
                 bytes: &l,
@@ -299,7 +299,7 @@ pub async fn diff_dirs(
     let (l, r) = (l?, r?);
     let to_hash: Vec<String> = l
         .iter()
-        .filter(|(p, le)| r.get(*p).is_some_and(|re| diff::needs_hash(le, re, o.compare)))
+        .filter(|(p, le)| r.get(*p).is_some_and(|re| compare::needs_hash(le, re, o.compare)))
         .map(|(p, _)| p.clone())
         .collect();
     let hashes: BTreeMap<String, (String, String)> = if to_hash.is_empty() {
@@ -324,7 +324,7 @@ pub async fn diff_dirs(
             .try_collect()
             .await?
     };
-    Ok(diff::compare_trees(&l, &r, o.compare, &hashes))
+    Ok(compare::compare_trees(&l, &r, o.compare, &hashes))
 }
 
 /// What `diff_command` answers: the diff of the two stdouts (labels
@@ -407,7 +407,7 @@ pub async fn diff_command(
     let (le, re) = (left.encoding, right.encoding);
     let (lo, ro) = (l.stdout.clone(), r.stdout.clone());
     let output = tokio::task::spawn_blocking(move || {
-        diff::diff_bytes(
+        compare::diff_bytes(
             Input {
                 label: &ll,
                 bytes: &lo,
@@ -418,7 +418,7 @@ pub async fn diff_command(
                 bytes: &ro,
                 encoding: re,
             },
-            diff::DEFAULT_CONTEXT,
+            compare::DEFAULT_CONTEXT,
         )
     })
     .await

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, WrapFuture};
+use pinkpage_actors::diff::remote::{self, CommandDiff, CommandOptions, DiffError, DirOptions, Target};
 use pinkpage_actors::diff::{CompareBy, DirDiff, FileDiff, DEFAULT_CONTEXT};
-use pinkpage_actors::diff_remote::{self, CommandDiff, CommandOptions, DiffError, DirOptions, Target};
-use pinkpage_actors::sftp_cache::SftpCache;
-use pinkpage_actors::sftp_ops::SftpConn;
+use pinkpage_actors::files::cache::SftpCache;
+use pinkpage_actors::files::sftp::SftpConn;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
 use crate::settings::Settings;
+use pinkpage_actors::task::Done;
 
 /// Most lines of context a unified diff may ask for.
 pub const MAX_CONTEXT: usize = 10_000;
@@ -281,20 +282,18 @@ impl DiffJob {
                 right,
                 context,
                 max_bytes,
-            } => diff_remote::diff_files(cache, ssh, &left, &right, context, max_bytes)
+            } => remote::diff_files(cache, ssh, &left, &right, context, max_bytes)
                 .await
                 .map(DiffReply::DiffResult),
-            DiffJob::Dirs { left, right, options } => {
-                diff_remote::diff_dirs(cache, ssh, &left, &right, options)
-                    .await
-                    .map(DiffReply::DiffDirsResult)
-            }
+            DiffJob::Dirs { left, right, options } => remote::diff_dirs(cache, ssh, &left, &right, options)
+                .await
+                .map(DiffReply::DiffDirsResult),
             DiffJob::Command {
                 command,
                 left,
                 right,
                 options,
-            } => diff_remote::diff_command(ssh, &command, &left.server, &right.server, options, cancel)
+            } => remote::diff_command(ssh, &command, &left.server, &right.server, options, cancel)
                 .await
                 .map(DiffReply::DiffCommandResult),
         };
@@ -342,6 +341,7 @@ impl Domain for Diff {
     type Request = DiffRequest;
     const TYPES: &'static [&'static str] = &["diff_files", "diff_dirs", "diff_command"];
     const WELCOME: &'static str = "Connected to DIFF WebSocket";
+    const NAME: &'static str = "diff";
 
     fn handle(conn: &mut WsConnection<Self>, req: DiffRequest, rid: RequestId, ctx: &mut WsCtx<Self>) {
         let settings = &conn.state.settings;
@@ -372,10 +372,11 @@ impl Domain for Diff {
             .spawn(ctx);
     }
 
-    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) {
+    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // stop running commands: their receivers see the sender go
         conn.domain.cancel = watch::channel(()).0;
         close_all(conn.domain.cache.drain());
+        Vec::new()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The DIFF engine's pure part: classify bytes as text or binary, compare
 //! two files (unified diff or SHA-256), compare two directory listings.
 //!
-//! Nothing here does I/O; [`crate::diff_remote`] fetches the bytes and the
+//! Nothing here does I/O; [`crate::diff::remote`] fetches the bytes and the
 //! listings over SFTP and SSH and calls in. Diffing up to
 //! `PINKPAGE_DIFF_MAX_BYTES` (10 MiB) of text is CPU work of up to seconds:
 //! callers run [`diff_bytes`] on a blocking thread, never on the actix
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use similar::TextDiff;
 
-use crate::sftp_ops::{Entry, EntryKind};
+use crate::files::sftp::{Entry, EntryKind};
 
 /// How much of the start of a file is searched for a NUL byte.
 pub const BINARY_SNIFF_BYTES: usize = 8 * 1024;

@@ -3,16 +3,18 @@
 //!
 //! What it owns: its own SSH session (one per command, so backpressure on
 //! this channel never stalls anybody else's), the PTY channel, and the
-//! output pipeline. Who sends it what: the connection that started it sends
-//! [`ShellInput`], [`ShellResize`] and [`StopShell`]; it sends
-//! [`ShellNotice`]s back to the `Recipient` it was given.
+//! output pipeline. Who sends it what: the client that started it sends
+//! [`ShellInput`], [`ShellResize`] and [`Stop`]; it reports through its
+//! [`Reporter`] ([`ShellMessage`]s: output, then one `Finished`).
 //!
-//! When it stops: the command exits, the stop phrase appears, the timeout
-//! fires, the client goes away, or it is told to stop. Cancelling *is*
-//! stopping: the pump future dies with the actor, and `stopped()` closes
-//! the channel and the session, which makes sshd hang up the PTY and kill
-//! what runs on it (NOTES-russh: closing a PTY channel kills; a TERM signal
-//! does not). Exactly one [`ShellNotice::Complete`] is sent, always last.
+//! It keeps the task contract (`crate::task`). When it stops: the command
+//! exits, the stop phrase appears, the timeout fires, the client goes away,
+//! or it is told to stop. Cancelling *is* stopping: the pump future dies
+//! with the actor, and `stopped()` closes the channel and the session
+//! (bounded by [`CLEANUP_TIMEOUT`]), which makes sshd hang up the PTY and
+//! kill what runs on it (NOTES-russh: closing a PTY channel kills; a TERM
+//! signal does not). `Finished` is sent after that, so a client that saw it
+//! knows the remote command is gone.
 //!
 //! Output that was waiting for its throttle slot when the actor is
 //! cancelled (at most one throttle interval's worth) is discarded with it;
@@ -23,21 +25,17 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, WrapFuture,
-};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use futures_util::StreamExt;
 
 use crate::error::{AppError, ErrorCode};
-use crate::output::{pump, OutputPipeline, PumpEnd};
 use crate::server::ServerSpec;
 use crate::ssh::{self, PtyRequest, ShellEvent, SshOptions, SshSession};
+use crate::task::{Reporter, Stop, TaskMessage, CLEANUP_TIMEOUT};
+use crate::terminal::output::{pump, OutputPipeline, PumpEnd};
 
 /// How many input/resize operations may wait for the channel.
 const INPUT_QUEUE: usize = 1024;
-/// How long cleanup (close channel, disconnect) may take before it is
-/// reported as failed (50014).
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to run, where and how.
 #[derive(Debug, Clone)]
@@ -56,9 +54,6 @@ pub struct ShellRequest {
     pub throttle: Duration,
     /// Terminal size and type.
     pub pty: PtyRequest,
-    /// The client's id for this task, echoed in [`Completion::task_id`], so
-    /// a late completion of an old task is never taken for a newer one's.
-    pub task_id: u64,
 }
 
 /// Why a command finished.
@@ -100,21 +95,11 @@ pub struct Completion {
     pub error: Option<AppError>,
     /// Output bytes received from the server.
     pub bytes: u64,
-    /// [`ShellRequest::task_id`] of the request.
-    pub task_id: u64,
 }
 
-/// What the shell tells its client.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub enum ShellNotice {
-    /// Decoded, throttled output.
-    Output(String),
-    /// The command is over; nothing follows but, maybe, `CleanupFailed`.
-    Complete(Completion),
-    /// Closing the channel or the session failed after completion (50014).
-    CleanupFailed(AppError),
-}
+/// What the shell tells its client: decoded, throttled output, then one
+/// `Finished` with the [`Completion`].
+pub type ShellMessage = TaskMessage<String, Completion>;
 
 /// Keystrokes for the command (answers to prompts, `\u0003` for Ctrl-C).
 #[derive(Debug, Message)]
@@ -131,14 +116,6 @@ pub struct ShellResize {
     pub rows: u32,
 }
 
-/// Stop now (cancel). Replies at once with a receiver that completes when
-/// the channel and the session are closed (the remote command is gone), so
-/// a caller that must not go on before then (releasing the session lock)
-/// can wait for it.
-#[derive(Debug, Message)]
-#[rtype(result = "tokio::sync::oneshot::Receiver<()>")]
-pub struct StopShell;
-
 enum InputOp {
     Write(String),
     Resize(u32, u32),
@@ -147,8 +124,8 @@ enum InputOp {
 /// The actor. See the module docs.
 pub struct SshShellActor {
     request: ShellRequest,
-    /// Where output and the completion go.
-    notify: Recipient<ShellNotice>,
+    /// Where output and the completion go; taken by `stopped()` to finish.
+    reporter: Option<Reporter<String, Completion>>,
     /// The session, once connected; closed in `stopped()`.
     session: Option<Arc<SshSession>>,
     /// The channel's writing half, once open; closed in `stopped()`.
@@ -166,26 +143,24 @@ pub struct SshShellActor {
     exit_status: Rc<Cell<Option<u32>>>,
     /// Output bytes received.
     bytes: Rc<Cell<u64>>,
-    /// Told when cleanup is over (see [`StopShell`]).
-    cleanup_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl SshShellActor {
-    /// An actor that will run `request` and report to `notify` once started.
-    pub fn new(request: ShellRequest, notify: Recipient<ShellNotice>) -> Self {
+    /// An actor that will run `request` and report through `reporter` once
+    /// started.
+    pub fn new(request: ShellRequest, reporter: Reporter<String, Completion>) -> Self {
         let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_QUEUE);
         SshShellActor {
             input_tx,
             input_rx: Some(input_rx),
             request,
-            notify,
+            reporter: Some(reporter),
             session: None,
             input: None,
             reason: None,
             error: None,
             exit_status: Rc::new(Cell::new(None)),
             bytes: Rc::new(Cell::new(0)),
-            cleanup_waiters: Vec::new(),
         }
     }
 
@@ -253,7 +228,9 @@ impl SshShellActor {
             };
             std::future::ready(out)
         });
-        let notify = self.notify.clone();
+        let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
+            return;
+        };
         let mut pipeline = OutputPipeline::new(
             self.request.server.encoding,
             self.request.throttle,
@@ -265,7 +242,7 @@ impl SshShellActor {
                     let notify = notify.clone();
                     // Awaiting the delivery is the backpressure: while the
                     // client's mailbox is full, the channel is not read.
-                    async move { notify.send(ShellNotice::Output(text)).await.is_ok() }
+                    async move { notify.send(text).await }
                 })
                 .await
             }
@@ -329,7 +306,6 @@ impl Actor for SshShellActor {
             exit_status: self.exit_status.get(),
             error: self.error.take(),
             bytes: self.bytes.get(),
-            task_id: self.request.task_id,
         };
         log::info!(
             server = self.request.server.name.as_str(),
@@ -338,20 +314,15 @@ impl Actor for SshShellActor {
             bytes = completion.bytes;
             "ssh command finished"
         );
-        self.notify.do_send(ShellNotice::Complete(completion));
-
+        let Some(reporter) = self.reporter.take() else {
+            return;
+        };
         // Close the channel, then the session: sshd hangs up the PTY and
-        // the remote command dies. Runs detached, since the actor is gone;
-        // a failure is reported to the client if it is still there.
+        // the remote command dies. Detached, since the actor is gone;
+        // `Finished` follows it, with its failure if it failed.
         let input = self.input.take();
         let session = self.session.take();
-        let notify = self.notify.clone();
         let server = self.request.server.name.clone();
-        // dropped (so receivers complete) when cleanup ends, or right now
-        let waiters = std::mem::take(&mut self.cleanup_waiters);
-        if input.is_none() && session.is_none() {
-            return;
-        }
         actix::spawn(async move {
             let cleanup = async {
                 if let Some(input) = input {
@@ -374,15 +345,10 @@ impl Actor for SshShellActor {
                     format!("server '{server}': no disconnect within {CLEANUP_TIMEOUT:?}"),
                 )),
             };
-            if let Some(err) = failure {
+            if let Some(err) = &failure {
                 log::error!(code = err.code.code(), error = err.to_string(); "ssh command cleanup failed");
-                if notify.connected() {
-                    notify.do_send(ShellNotice::CleanupFailed(err));
-                }
             }
-            for waiter in waiters {
-                let _ = waiter.send(());
-            }
+            reporter.finish(completion, failure);
         });
     }
 }
@@ -410,13 +376,10 @@ impl Handler<ShellResize> for SshShellActor {
     }
 }
 
-impl Handler<StopShell> for SshShellActor {
-    type Result = actix::MessageResult<StopShell>;
+impl Handler<Stop> for SshShellActor {
+    type Result = ();
 
-    fn handle(&mut self, _: StopShell, ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.cleanup_waiters.push(tx);
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         self.finish(FinishReason::Cancelled, None, ctx);
-        actix::MessageResult(rx)
     }
 }

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
-use pinkpage_actors::batch_run::{
+use pinkpage_actors::batch::run::{
     BatchEvent, BatchPlan, BatchRunActor, BatchSummary, CommandResult, RetryPolicy, SshLinkFactory, StopRun,
 };
 use pinkpage_actors::ssh::ExecLimits;
@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::{Outgoing, RequestId};
 use crate::store::{CreateBatchRun, FinishBatchRun, NewAuditEvent, NewBatchRun, RecordBatchResult, Store};
+use pinkpage_actors::task::Done;
 
 /// Most commands in one run.
 pub const MAX_COMMANDS: usize = 1000;
@@ -224,6 +225,7 @@ impl Domain for Bmx4 {
     type Request = Bmx4Request;
     const TYPES: &'static [&'static str] = &["batch_execute", "batch_cancel"];
     const WELCOME: &'static str = "Connected to BMX4 WebSocket";
+    const NAME: &'static str = "bmx4";
 
     fn handle(conn: &mut WsConnection<Self>, req: Bmx4Request, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {
@@ -253,7 +255,7 @@ impl Domain for Bmx4 {
         }
     }
 
-    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) {
+    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // The client is gone: stop the run (the engine ends the remote
         // commands) and record it cancelled with what was reported.
         if let Some(Run::Running(run)) = conn.domain.run.take() {
@@ -271,6 +273,7 @@ impl Domain for Bmx4 {
             let (finish, event) = run.finish(conn.id.to_string(), &summary, "cancelled");
             let _ = run.writes.send(Write::Finish(Box::new((finish, event)), None));
         }
+        Vec::new()
     }
 }
 
@@ -486,9 +489,9 @@ impl Handler<BatchEvent> for WsConnection<Bmx4> {
                     return;
                 }
                 match r.status {
-                    pinkpage_actors::batch_run::CommandStatus::Succeeded => run.succeeded += 1,
-                    pinkpage_actors::batch_run::CommandStatus::Failed => run.failed += 1,
-                    pinkpage_actors::batch_run::CommandStatus::Skipped => run.skipped += 1,
+                    pinkpage_actors::batch::run::CommandStatus::Succeeded => run.succeeded += 1,
+                    pinkpage_actors::batch::run::CommandStatus::Failed => run.failed += 1,
+                    pinkpage_actors::batch::run::CommandStatus::Skipped => run.skipped += 1,
                 }
                 let rid = run.rid.clone();
                 let frame = Bmx4Reply::BatchCommandResult {

@@ -6,9 +6,11 @@
 //! (so only one transfer runs in the daemon), and two threads: its own
 //! arbiter (the destination side and the copy loop) and a helper arbiter
 //! (the source's SSH session), so the two ends' crypto use two cores.
-//! Who sends it what: the connection that started it may send
-//! [`StopTransfer`]; it sends [`TransferNotice`]s to the `Recipient` it was
-//! given: throttled progress, then exactly one [`TransferNotice::Finished`].
+//! Who sends it what: the connection that started it may send [`Stop`]; it
+//! reports [`TransferMessage`]s through its [`Reporter`] (the task
+//! contract, `crate::task`): throttled progress, then exactly one
+//! `Finished`, whose `cleanup_error` says if a temporary file could not be
+//! removed.
 //!
 //! No shell and no command line is involved: files are listed, read,
 //! written, renamed and removed with SFTP requests, so names are carried
@@ -18,9 +20,9 @@
 //! (`end_session`, `cancel`, disconnect, lock revoked). Cancelling *is*
 //! stopping: the copy future dies with the actor, and `stopped()` runs a
 //! detached cleanup (bounded by [`CLEANUP_TIMEOUT`]) that removes every
-//! temporary file still registered, closes SFTP, disconnects, and then
-//! sends `Finished` and stops both threads. So when a client sees the
-//! outcome, no partial file is left.
+//! temporary file still registered, closes SFTP, disconnects, releases the
+//! daemon's transfer slot, and then sends `Finished` and stops both
+//! threads. So when a client sees the outcome, no partial file is left.
 
 mod glob;
 mod progress;
@@ -30,22 +32,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message,
-    Recipient, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, WrapFuture,
 };
 use serde::Serialize;
 
 use crate::error::{AppError, ErrorCode};
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::SshOptions;
+pub use crate::task::CLEANUP_TIMEOUT;
+use crate::task::{Reporter, Stop, TaskMessage};
 
 pub use self::glob::{Matcher, SourceGlob};
 pub use self::progress::{Throttle, PROGRESS_INTERVAL};
 pub use self::relay::{temp_name, CHUNK, CONCURRENT_FILES, QUEUE_CHUNKS};
-
-/// How long the cleanup after a stop may take; below the connection's 5 s
-/// stop timeout (50012), so a slow cleanup is reported as 50014 first.
-pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The one-transfer-per-daemon rule (50009). Cloned into every connection.
 #[derive(Clone, Default)]
@@ -154,28 +153,15 @@ pub enum TransferOutcome {
     },
 }
 
-/// What the transfer tells its client.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub enum TransferNotice {
-    /// Throttled to [`PROGRESS_INTERVAL`].
-    Progress(TransferProgress),
-    /// Removing a temporary file or disconnecting failed (50014); sent
-    /// just before `Finished`.
-    CleanupFailed(AppError),
-    /// The end, after cleanup; nothing follows.
-    Finished(TransferOutcome),
-}
-
-/// Stop now (cancel). Replies once the actor is stopping.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct StopTransfer;
+/// What the transfer tells its client: progress (throttled to
+/// [`PROGRESS_INTERVAL`]), then one `Finished` with the outcome.
+pub type TransferMessage = TaskMessage<TransferProgress, TransferOutcome>;
 
 /// The actor. See the module docs.
 pub struct TransferActor {
     request: Arc<TransferRequest>,
-    notify: Recipient<TransferNotice>,
+    /// Where progress and the end go; taken by `stopped()` to finish.
+    reporter: Option<Reporter<TransferProgress, TransferOutcome>>,
     /// The source side's thread; stopped after cleanup.
     helper: ArbiterHandle,
     /// Sessions and temporary files to clean up.
@@ -187,14 +173,17 @@ pub struct TransferActor {
 }
 
 impl TransferActor {
-    /// Starts the transfer on a new thread of its own; it reports to
-    /// `notify`.
-    pub fn spawn(request: TransferRequest, notify: Recipient<TransferNotice>) -> actix::Addr<TransferActor> {
+    /// Starts the transfer on a new thread of its own; it reports through
+    /// `reporter`.
+    pub fn spawn(
+        request: TransferRequest,
+        reporter: Reporter<TransferProgress, TransferOutcome>,
+    ) -> actix::Addr<TransferActor> {
         let home = Arbiter::new();
         let helper = Arbiter::new().handle();
         TransferActor::start_in_arbiter(&home.handle(), move |_| TransferActor {
             request: Arc::new(request),
-            notify,
+            reporter: Some(reporter),
             helper,
             resources: Default::default(),
             outcome: None,
@@ -211,13 +200,15 @@ impl Actor for TransferActor {
         let request = self.request.clone();
         let resources = self.resources.clone();
         let helper = self.helper.clone();
-        let notify = self.notify.clone();
+        let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
+            return;
+        };
         let last = self.last_progress.clone();
         ctx.spawn(
             async move {
                 relay::run(&request, resources, helper, move |p| {
                     *last.lock().expect("progress lock") = Some(p.clone());
-                    notify.do_send(TransferNotice::Progress(p));
+                    notify.do_send(p);
                 })
                 .await
             }
@@ -252,7 +243,7 @@ impl Actor for TransferActor {
             TransferOutcome::Cancelled { .. } => log::info!(transfer = name.as_str(); "transfer cancelled"),
         }
         let resources = std::mem::take(&mut *self.resources.lock().expect("resources lock"));
-        let notify = self.notify.clone();
+        let reporter = self.reporter.take();
         let helper = self.helper.clone();
         let request = self.request.clone();
         // Detached: the actor is gone, the cleanup must still happen. The
@@ -263,16 +254,18 @@ impl Actor for TransferActor {
                 Ok(Err(detail)) => Some(detail),
                 Err(_) => Some(format!("no cleanup within {CLEANUP_TIMEOUT:?}")),
             };
-            if let Some(detail) = failure {
+            let failure = failure.map(|detail| {
                 let err = AppError::with_detail(
                     ErrorCode::TaskCleanupFailed,
                     format!("transfer '{name}': {detail}"),
                 );
                 log::error!(code = err.code.code(), error = err.to_string(); "transfer cleanup failed");
-                notify.do_send(TransferNotice::CleanupFailed(err));
-            }
+                err
+            });
             drop(request);
-            notify.do_send(TransferNotice::Finished(outcome));
+            if let Some(reporter) = reporter {
+                reporter.finish(outcome, failure);
+            }
             helper.stop();
             Arbiter::current().stop();
         });
@@ -310,10 +303,10 @@ async fn cleanup(res: relay::Resources) -> Result<(), String> {
     first_failure.map_or(Ok(()), Err)
 }
 
-impl Handler<StopTransfer> for TransferActor {
+impl Handler<Stop> for TransferActor {
     type Result = ();
 
-    fn handle(&mut self, _: StopTransfer, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
     }
 }

@@ -18,17 +18,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{ActorFutureExt, Addr, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
 use base64::Engine as _;
-use pinkpage_actors::script_run::{ScriptNotice, ScriptRequest, ScriptRunActor, StopScript};
-use pinkpage_actors::sftp_cache::SftpCache;
-use pinkpage_actors::sftp_ops::{Entry, SftpConn, SftpError};
+use pinkpage_actors::files::cache::SftpCache;
+use pinkpage_actors::files::script::{
+    ScriptCompletion, ScriptMessage, ScriptNotice, ScriptRequest, ScriptRunActor,
+};
+use pinkpage_actors::files::sftp::{Entry, SftpConn, SftpError};
+use pinkpage_actors::task::slot::{Cancel, TaskSlot};
+use pinkpage_actors::task::{Pending, TaskEvent};
+use pinkpage_actors::terminal::shell::FinishReason;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::{RequestId, MAX_FRAME_BYTES};
 use crate::store::NewAuditEvent;
+use pinkpage_actors::task::Done;
 
 /// Largest file `sftp_download` / `sftp_upload` carry inline: its base64
 /// (4/3 larger) plus the frame's other fields fit in a 64 KiB frame.
@@ -215,17 +221,13 @@ pub enum Bmx5Reply {
     },
 }
 
-/// The script run of a connection.
+/// What a connection keeps about its script run.
 struct ScriptTask {
-    /// None while the script is being read locally.
-    addr: Option<Addr<ScriptRunActor>>,
     server: String,
     /// Inline text or the script's name, for the audit trail.
     label: String,
     /// The request that started it, answered on completion.
     rid: RequestId,
-    /// A cancel came before the actor started.
-    cancel: bool,
 }
 
 /// Per-connection BMX5 state.
@@ -236,7 +238,7 @@ pub struct Bmx5 {
     /// Whether the idle sweep runs.
     sweeping: bool,
     /// At most one script per connection.
-    script: Option<ScriptTask>,
+    script: TaskSlot<ScriptTask>,
 }
 
 impl Domain for Bmx5 {
@@ -253,6 +255,7 @@ impl Domain for Bmx5 {
         "script_cancel",
     ];
     const WELCOME: &'static str = "Connected to BMX5 WebSocket";
+    const NAME: &'static str = "bmx5";
 
     fn handle(conn: &mut WsConnection<Self>, req: Bmx5Request, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {
@@ -383,13 +386,12 @@ impl Domain for Bmx5 {
         }
     }
 
-    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) {
+    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // The script actor cleans up on its own (its file is removed even
         // though nobody hears the completion).
-        if let Some(ScriptTask { addr: Some(addr), .. }) = &conn.domain.script {
-            addr.do_send(StopScript);
-        }
+        let _ = conn.domain.script.cancel();
         close_all(conn.domain.cache.drain());
+        Vec::new()
     }
 }
 
@@ -594,7 +596,7 @@ pub fn check_script_name(name: &str) -> Result<(), AppError> {
 }
 
 fn script_execute(conn: &mut WsConnection<Bmx5>, p: ScriptParams, rid: RequestId, ctx: &mut WsCtx<Bmx5>) {
-    if conn.domain.script.is_some() {
+    if conn.domain.script.is_busy() {
         let e = AppError::with_detail(
             ErrorCode::TaskAlreadyRunning,
             "a script is running: cancel it or wait for script_complete",
@@ -641,13 +643,15 @@ fn script_execute(conn: &mut WsConnection<Bmx5>, p: ScriptParams, rid: RequestId
         ScriptSource::Named(n) => n.clone(),
     };
     // Reserve the slot before awaiting anything.
-    conn.domain.script = Some(ScriptTask {
-        addr: None,
+    let reserved = conn.domain.script.reserve(ScriptTask {
         server: p.server.clone(),
         label,
         rid: rid.clone(),
-        cancel: false,
     });
+    let task_id = match reserved {
+        Ok(id) => id,
+        Err(e) => return conn.send_error(ctx, &e, &rid),
+    };
     let scripts_dir = conn.state.settings.scripts_dir.clone();
     let args = p.args;
     async move {
@@ -661,7 +665,7 @@ fn script_execute(conn: &mut WsConnection<Bmx5>, p: ScriptParams, rid: RequestId
         let script = match script {
             Ok(s) => s,
             Err(e) => {
-                conn.domain.script = None;
+                conn.domain.script.abort_start(task_id);
                 return conn.send_error(ctx, &e, &rid);
             }
         };
@@ -673,14 +677,22 @@ fn script_execute(conn: &mut WsConnection<Bmx5>, p: ScriptParams, rid: RequestId
             timeout,
             throttle,
         };
-        let addr = actix::Actor::start(ScriptRunActor::new(request, ctx.address().recipient()));
-        let Some(task) = conn.domain.script.as_mut() else {
+        if conn.domain.script.info(task_id).is_none() {
+            return; // cancelled while the script was read: already answered
+        }
+        let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
+        let addr = actix::Actor::start(ScriptRunActor::new(request, reporter));
+        if conn
+            .domain
+            .script
+            .attach(task_id, handle(addr.recipient()))
+            .is_err()
+        {
+            return;
+        }
+        let Some(task) = conn.domain.script.info(task_id) else {
             return;
         };
-        if task.cancel {
-            addr.do_send(StopScript);
-        }
-        task.addr = Some(addr);
         let mut event = NewAuditEvent::new(conn.id.to_string(), "script.start");
         event.server = Some(task.server.clone());
         event.command = Some(task.label.clone());
@@ -724,62 +736,90 @@ async fn read_named_script(dir: &std::path::Path, name: &str) -> Result<Vec<u8>,
 }
 
 fn script_cancel(conn: &mut WsConnection<Bmx5>, rid: RequestId, ctx: &mut WsCtx<Bmx5>) {
-    match conn.domain.script.as_mut() {
-        None => {
+    // script_complete (reason "cancelled") answers the script_execute
+    match conn.domain.script.cancel() {
+        Err(e) if e.code == ErrorCode::NoRunningTask => {
             let e = AppError::with_detail(ErrorCode::NoRunningTask, "no script is running");
             conn.send_error(ctx, &e, &rid);
         }
-        // script_complete (reason "cancelled") answers the script_execute
-        Some(task) => match &task.addr {
-            Some(addr) => addr.do_send(StopScript),
-            None => task.cancel = true,
-        },
+        Err(e) => conn.send_error(ctx, &e, &rid),
+        Ok(Cancel::StopSent(id)) => {
+            crate::ws::task::watch_stop(id, |d: &mut Bmx5| &mut d.script, |t: &ScriptTask| &t.rid, ctx)
+        }
+        Ok(Cancel::AlreadyStopping(_)) => {}
+        Ok(Cancel::NotStarted(_, task)) => {
+            // nothing ran: the run ends here
+            let done = ScriptCompletion {
+                reason: FinishReason::Cancelled,
+                exit_status: None,
+                error: None,
+                bytes: 0,
+            };
+            conn.script_complete(task, done, None, ctx);
+        }
     }
 }
 
-impl Handler<ScriptNotice> for WsConnection<Bmx5> {
+impl Handler<ScriptMessage> for WsConnection<Bmx5> {
     type Result = ();
 
-    fn handle(&mut self, notice: ScriptNotice, ctx: &mut WsCtx<Bmx5>) {
-        let Some(task) = &self.domain.script else {
+    fn handle(&mut self, msg: ScriptMessage, ctx: &mut WsCtx<Bmx5>) {
+        // Only the current run speaks (a run given up on, 50012, is not).
+        let Some(task) = self.domain.script.info(msg.task_id) else {
             return;
         };
         let server = task.server.clone();
-        match notice {
-            ScriptNotice::Started { remote_path } => {
+        match msg.event {
+            TaskEvent::Notice(ScriptNotice::Started { remote_path }) => {
                 let rid = task.rid.clone();
                 self.send(ctx, &Bmx5Reply::ScriptStarted { server, remote_path }, &rid);
             }
-            ScriptNotice::Output(data) => self.send(ctx, &Bmx5Reply::ScriptOutput { server, data }, &None),
-            ScriptNotice::Complete(done) => {
-                let Some(task) = self.domain.script.take() else {
-                    return;
-                };
-                for err in [&done.error, &done.cleanup_error].into_iter().flatten() {
-                    self.send_error(ctx, err, &task.rid);
+            TaskEvent::Notice(ScriptNotice::Output(data)) => {
+                self.send(ctx, &Bmx5Reply::ScriptOutput { server, data }, &None)
+            }
+            TaskEvent::Finished {
+                outcome,
+                cleanup_error,
+            } => {
+                if let Some((task, cleanup)) = self.domain.script.finished(msg.task_id, cleanup_error) {
+                    self.script_complete(task, outcome, cleanup, ctx);
                 }
-                self.send(
-                    ctx,
-                    &Bmx5Reply::ScriptComplete {
-                        server: server.clone(),
-                        exit_status: done.exit_status,
-                        reason: done.reason.as_str().to_owned(),
-                    },
-                    &task.rid,
-                );
-                let mut event = NewAuditEvent::new(self.id.to_string(), "script.end");
-                event.server = Some(server);
-                event.command = Some(task.label);
-                event.exit_status = done.exit_status.map(i64::from);
-                event.bytes = Some(done.bytes as i64);
-                event.detail = Some(serde_json::json!({
-                    "reason": done.reason.as_str(),
-                    "error": done.error.map(|e| e.code.code()),
-                    "cleanup_error": done.cleanup_error.map(|e| e.code.code()),
-                }));
-                self.state.store.audit(event);
             }
         }
+    }
+}
+
+impl WsConnection<Bmx5> {
+    fn script_complete(
+        &mut self,
+        task: ScriptTask,
+        done: ScriptCompletion,
+        cleanup: Option<AppError>,
+        ctx: &mut WsCtx<Bmx5>,
+    ) {
+        for err in [&done.error, &cleanup].into_iter().flatten() {
+            self.send_error(ctx, err, &task.rid);
+        }
+        self.send(
+            ctx,
+            &Bmx5Reply::ScriptComplete {
+                server: task.server.clone(),
+                exit_status: done.exit_status,
+                reason: done.reason.as_str().to_owned(),
+            },
+            &task.rid,
+        );
+        let mut event = NewAuditEvent::new(self.id.to_string(), "script.end");
+        event.server = Some(task.server);
+        event.command = Some(task.label);
+        event.exit_status = done.exit_status.map(i64::from);
+        event.bytes = Some(done.bytes as i64);
+        event.detail = Some(serde_json::json!({
+            "reason": done.reason.as_str(),
+            "error": done.error.map(|e| e.code.code()),
+            "cleanup_error": cleanup.map(|e| e.code.code()),
+        }));
+        self.state.store.audit(event);
     }
 }
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::files::sftp::{SftpConn, SftpError};
 use crate::server::ServerSpec;
-use crate::sftp_ops::{SftpConn, SftpError};
 use crate::ssh::SshOptions;
 
 /// How long an unused connection stays open by default.

@@ -1,0 +1,12 @@
+//! Comparing two servers (DIFF).
+//!
+//! - [`compare`]: the pure comparisons (text or binary, unified diffs,
+//!   directory trees), unit-tested without a network; its types are
+//!   re-exported here.
+//! - [`remote`]: fetching both sides at once (files and trees over SFTP,
+//!   commands over SSH) and handing them to [`compare`].
+
+pub mod compare;
+pub mod remote;
+
+pub use compare::*;

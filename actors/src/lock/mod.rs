@@ -1,0 +1,413 @@
+//! `SessionLockActor`: one owner at a time for the multi-step workflow
+//! (SSH -> server-to-server copy -> SSH; SPEC section 6).
+//!
+//! The lock is a grant: [`Acquire`] answers with a [`Grant`] that the
+//! owning connection keeps. While it holds the grant, the connection checks
+//! "may I run a command / a transfer?" synchronously, on its own state, so
+//! there is no round trip to this actor and no window between the check and
+//! the start. The grant is cleared by [`Release`] (`end_session`), by
+//! [`LockRevoked`] (an administrator's [`ForceRelease`]) and by disconnect
+//! ([`ConnectionClosed`]).
+//!
+//! The lock is released only after the owner's task has finished: the
+//! connection sends `Release` / `ConnectionClosed` once its task is done (or
+//! was given up, 50012, and its bounded cleanup ran), and `ForceRelease`
+//! waits for the owner's answer to `LockRevoked`, which comes once the
+//! owner's task is done, for at most [`REVOKE_TIMEOUT`] (a stalled owner
+//! cannot keep the lock). So a new owner can start the moment the lock is
+//! free, and never beside a command of the old one.
+//!
+//! Every change is published to the broadcast registry as a
+//! `session_status` event.
+//!
+//! Why races cannot happen: the actor handles one message at a time and the
+//! owner lives only here, so of any number of concurrent `Acquire`s exactly
+//! one finds the lock free. Every grant has its own epoch: a release or a
+//! revocation that completes late names the epoch it was for and leaves a
+//! newer owner alone. `ConnectionClosed` is idempotent (a connection may
+//! stop twice, or never have owned the lock).
+
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, Context, Handler, Message, MessageResult, Recipient, ResponseActFuture,
+    WrapFuture,
+};
+
+use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus};
+use crate::error::{AppError, ErrorCode};
+use crate::ids::ConnectionId;
+
+/// Longest a [`ForceRelease`] waits for the owner to stop its task: the
+/// stop timeout (5 s, 50012) plus the bounded cleanup after it (5 s).
+pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Proof of ownership, kept by the owning connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The owner.
+    pub owner: ConnectionId,
+    /// Which taking of the lock this is (never reused).
+    pub epoch: u64,
+}
+
+/// Take the lock for `id`.
+#[derive(Message)]
+#[rtype(result = "Result<Grant, AppError>")]
+pub struct Acquire {
+    /// Who asks.
+    pub id: ConnectionId,
+    /// Told if the lock is taken away by someone else.
+    pub revoked: Recipient<LockRevoked>,
+}
+
+/// Give the lock back. Sent by the owner once its task is done.
+#[derive(Message)]
+#[rtype(result = "Result<SessionStatus, AppError>")]
+pub struct Release {
+    /// The grant being returned.
+    pub grant: Grant,
+}
+
+/// A connection stopped and its task is done: release the lock if it held
+/// it. Idempotent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConnectionClosed {
+    /// The connection that stopped.
+    pub id: ConnectionId,
+}
+
+/// An administrator takes the lock away from whoever holds it. Answers
+/// once the owner's task is done (at most [`REVOKE_TIMEOUT`]).
+#[derive(Message)]
+#[rtype(result = "Result<SessionStatus, AppError>")]
+pub struct ForceRelease;
+
+/// The current status.
+#[derive(Message)]
+#[rtype(result = "SessionStatus")]
+pub struct GetStatus;
+
+/// Sent to the owner when an administrator takes its lock: drop the grant,
+/// stop your task, and answer once it is done.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct LockRevoked {
+    /// The grant taken away.
+    pub grant: Grant,
+}
+
+struct Owner {
+    grant: Grant,
+    revoked: Recipient<LockRevoked>,
+}
+
+/// The lock. See the module docs.
+pub struct SessionLockActor {
+    /// The holder, if any; owned by this actor alone.
+    owner: Option<Owner>,
+    /// The epoch of the last grant handed out.
+    epoch: u64,
+    /// Where status changes are published.
+    broadcast: Addr<BroadcastActor>,
+}
+
+impl SessionLockActor {
+    /// A free lock publishing to `broadcast`.
+    pub fn new(broadcast: Addr<BroadcastActor>) -> Self {
+        SessionLockActor {
+            owner: None,
+            epoch: 0,
+            broadcast,
+        }
+    }
+
+    fn status(&self) -> SessionStatus {
+        SessionStatus {
+            active: self.owner.is_some(),
+            owner: self.owner.as_ref().map(|o| o.grant.owner),
+        }
+    }
+
+    fn publish(&self) -> SessionStatus {
+        let status = self.status();
+        self.broadcast
+            .do_send(Publish(Event::SessionStatus(status.clone())));
+        status
+    }
+
+    /// Frees the lock if `grant` is still the current one.
+    fn clear(&mut self, grant: Grant, why: &str) -> bool {
+        if self.owner.as_ref().is_some_and(|o| o.grant == grant) {
+            self.owner = None;
+            log::info!(connection_id = grant.owner.to_string().as_str(), reason = why; "session lock released");
+            self.publish();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Actor for SessionLockActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Acquire> for SessionLockActor {
+    type Result = Result<Grant, AppError>;
+
+    fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
+        match &self.owner {
+            Some(o) if o.grant.owner == msg.id => Err(AppError::new(ErrorCode::AlreadySessionOwner)),
+            Some(o) => Err(AppError::with_detail(
+                ErrorCode::SessionAlreadyActive,
+                format!("held by connection {}", o.grant.owner),
+            )),
+            None => {
+                self.epoch += 1;
+                let grant = Grant {
+                    owner: msg.id,
+                    epoch: self.epoch,
+                };
+                self.owner = Some(Owner {
+                    grant,
+                    revoked: msg.revoked,
+                });
+                log::info!(connection_id = msg.id.to_string().as_str(); "session lock acquired");
+                self.publish();
+                Ok(grant)
+            }
+        }
+    }
+}
+
+impl Handler<Release> for SessionLockActor {
+    type Result = Result<SessionStatus, AppError>;
+
+    fn handle(&mut self, msg: Release, _: &mut Context<Self>) -> Self::Result {
+        if self.clear(msg.grant, "released by its owner") {
+            return Ok(self.status());
+        }
+        match &self.owner {
+            None => Err(AppError::new(ErrorCode::NoActiveSession)),
+            Some(o) => Err(AppError::with_detail(
+                ErrorCode::NotSessionOwner,
+                format!("held by connection {}", o.grant.owner),
+            )),
+        }
+    }
+}
+
+impl Handler<ConnectionClosed> for SessionLockActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ConnectionClosed, _: &mut Context<Self>) {
+        if let Some(grant) = self.owner.as_ref().map(|o| o.grant).filter(|g| g.owner == msg.id) {
+            self.clear(grant, "owner disconnected");
+        }
+    }
+}
+
+impl Handler<ForceRelease> for SessionLockActor {
+    type Result = ResponseActFuture<Self, Result<SessionStatus, AppError>>;
+
+    fn handle(&mut self, _: ForceRelease, _: &mut Context<Self>) -> Self::Result {
+        let Some(owner) = &self.owner else {
+            return Box::pin(actix::fut::ready(Err(AppError::new(ErrorCode::NoActiveSession))));
+        };
+        let grant = owner.grant;
+        log::warn!(connection_id = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
+        // The owner answers once its task is done; a stalled or vanished
+        // owner is not waited for past the timeout.
+        let asked = owner.revoked.send(LockRevoked { grant });
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(REVOKE_TIMEOUT, asked).await;
+            }
+            .into_actor(self)
+            .map(move |(), act, _| {
+                act.clear(grant, "taken by an administrator");
+                Ok(act.status())
+            }),
+        )
+    }
+}
+
+impl Handler<GetStatus> for SessionLockActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use actix::ResponseFuture;
+
+    use super::*;
+
+    /// An owner that answers `LockRevoked` after `delay` (its task's stop),
+    /// counting the revocations it got.
+    struct Owner {
+        delay: Duration,
+        revoked: Rc<Cell<u32>>,
+    }
+    impl Actor for Owner {
+        type Context = Context<Self>;
+    }
+    impl Handler<LockRevoked> for Owner {
+        type Result = ResponseFuture<()>;
+        fn handle(&mut self, _: LockRevoked, _: &mut Context<Self>) -> Self::Result {
+            self.revoked.set(self.revoked.get() + 1);
+            let delay = self.delay;
+            Box::pin(async move { tokio::time::sleep(delay).await })
+        }
+    }
+
+    fn lock() -> Addr<SessionLockActor> {
+        SessionLockActor::new(BroadcastActor::default().start()).start()
+    }
+
+    fn acquire_with(id: ConnectionId, delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
+        let revoked = Rc::new(Cell::new(0));
+        let owner = Owner {
+            delay,
+            revoked: revoked.clone(),
+        };
+        let msg = Acquire {
+            id,
+            revoked: owner.start().recipient(),
+        };
+        (msg, revoked)
+    }
+
+    fn acquire(id: ConnectionId) -> Acquire {
+        acquire_with(id, Duration::ZERO).0
+    }
+
+    #[actix::test]
+    async fn of_many_concurrent_acquires_exactly_one_wins() {
+        let lock = lock();
+        let ids: Vec<_> = (0..50).map(|_| ConnectionId::new()).collect();
+        let replies = futures_util::future::join_all(ids.iter().map(|id| lock.send(acquire(*id)))).await;
+        let winners = replies.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(winners, 1);
+        for r in replies {
+            if let Ok(Err(e)) = r {
+                assert_eq!(e.code, ErrorCode::SessionAlreadyActive);
+            }
+        }
+    }
+
+    #[actix::test]
+    async fn codes_follow_the_catalogue() {
+        let lock = lock();
+        let (a, b) = (ConnectionId::new(), ConnectionId::new());
+        let never = Grant { owner: a, epoch: 999 };
+        assert_eq!(
+            lock.send(Release { grant: never })
+                .await
+                .unwrap()
+                .unwrap_err()
+                .code,
+            ErrorCode::NoActiveSession
+        );
+        let grant = lock.send(acquire(a)).await.unwrap().unwrap();
+        assert_eq!(grant.owner, a);
+        assert_eq!(
+            lock.send(acquire(a)).await.unwrap().unwrap_err().code,
+            ErrorCode::AlreadySessionOwner
+        );
+        assert_eq!(
+            lock.send(acquire(b)).await.unwrap().unwrap_err().code,
+            ErrorCode::SessionAlreadyActive
+        );
+        let forged = Grant {
+            owner: b,
+            epoch: grant.epoch,
+        };
+        assert_eq!(
+            lock.send(Release { grant: forged })
+                .await
+                .unwrap()
+                .unwrap_err()
+                .code,
+            ErrorCode::NotSessionOwner
+        );
+        let status = lock.send(Release { grant }).await.unwrap().unwrap();
+        assert!(!status.active);
+    }
+
+    #[actix::test]
+    async fn a_late_release_of_an_old_grant_leaves_the_new_owner_alone() {
+        let lock = lock();
+        let a = ConnectionId::new();
+        let old = lock.send(acquire(a)).await.unwrap().unwrap();
+        lock.send(Release { grant: old }).await.unwrap().unwrap();
+        let new = lock.send(acquire(a)).await.unwrap().unwrap();
+        assert_ne!(old.epoch, new.epoch);
+        assert!(lock.send(Release { grant: old }).await.unwrap().is_err());
+        assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
+    }
+
+    #[actix::test]
+    async fn closing_a_connection_releases_only_its_own_lock_and_is_idempotent() {
+        let lock = lock();
+        let (a, b) = (ConnectionId::new(), ConnectionId::new());
+        lock.send(acquire(a)).await.unwrap().unwrap();
+        lock.send(ConnectionClosed { id: b }).await.unwrap();
+        assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
+        lock.send(ConnectionClosed { id: a }).await.unwrap();
+        lock.send(ConnectionClosed { id: a }).await.unwrap();
+        assert!(!lock.send(GetStatus).await.unwrap().active);
+    }
+
+    #[actix::test]
+    async fn force_release_waits_for_the_owner_to_stop_its_task() {
+        tokio::time::pause();
+        let lock = lock();
+        let (a, b) = (ConnectionId::new(), ConnectionId::new());
+        let (msg, revoked) = acquire_with(a, Duration::from_secs(3));
+        lock.send(msg).await.unwrap().unwrap();
+        let force = lock.send(ForceRelease);
+        let started = tokio::time::Instant::now();
+        let status = force.await.unwrap().unwrap();
+        assert!(!status.active);
+        assert_eq!(revoked.get(), 1);
+        assert!(
+            started.elapsed() >= Duration::from_secs(3),
+            "released before the owner's task stopped"
+        );
+        // free at once for the next owner
+        lock.send(acquire(b)).await.unwrap().unwrap();
+    }
+
+    #[actix::test]
+    async fn force_release_does_not_wait_past_the_timeout_for_a_stalled_owner() {
+        tokio::time::pause();
+        let lock = lock();
+        let a = ConnectionId::new();
+        let (msg, _) = acquire_with(a, Duration::from_secs(3600));
+        lock.send(msg).await.unwrap().unwrap();
+        let started = tokio::time::Instant::now();
+        let status = lock.send(ForceRelease).await.unwrap().unwrap();
+        assert!(!status.active);
+        let waited = started.elapsed();
+        assert!(
+            waited >= REVOKE_TIMEOUT && waited < REVOKE_TIMEOUT + Duration::from_secs(1),
+            "{waited:?}"
+        );
+    }
+
+    #[actix::test]
+    async fn force_release_of_a_free_lock_is_50005() {
+        let lock = lock();
+        let err = lock.send(ForceRelease).await.unwrap().unwrap_err();
+        assert_eq!(err.code, ErrorCode::NoActiveSession);
+    }
+}

@@ -1,0 +1,152 @@
+//! The session lock on `/ws/v1/stub`: `start_session`, `end_session`, and
+//! what happens when an administrator revokes the lock.
+
+use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, ResponseActFuture, WrapFuture};
+use pinkpage_actors::lock::{Acquire, GetStatus, LockRevoked, Release, REVOKE_TIMEOUT};
+use pinkpage_actors::task::STOP_TIMEOUT;
+use pinkpage_actors::{AppError, ErrorCode};
+
+use super::{after_done, audit, flatten, mailbox, stop_task, Stub, StubReply};
+use crate::ws::connection::{WsConnection, WsCtx};
+use crate::ws::protocol::RequestId;
+
+pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    let msg = Acquire {
+        id: conn.id,
+        revoked: ctx.address().recipient(),
+    };
+    conn.state
+        .session_lock
+        .send(msg)
+        .into_actor(conn)
+        .map(move |res, conn, ctx| match flatten(res) {
+            Ok(grant) => {
+                conn.domain.grant = Some(grant);
+                conn.state.store.audit(audit(conn, "session.start"));
+                conn.send(
+                    ctx,
+                    &StubReply::SessionStarted {
+                        owner: conn.id.to_string(),
+                    },
+                    &rid,
+                );
+            }
+            Err(e) => conn.send_error(ctx, &e, &rid),
+        })
+        .spawn(ctx);
+}
+
+/// Stops the task, then releases the lock. A task that does not stop is
+/// given up after `STOP_TIMEOUT` (50012, on this request too) and the lock
+/// is released once its bounded cleanup had its time, so never later than
+/// `REVOKE_TIMEOUT` after the request.
+pub(super) fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    let Some(grant) = conn.domain.grant else {
+        // Not ours: the lock says whether it is free (50005) or someone
+        // else's (50006).
+        let lock = conn.state.session_lock.clone();
+        let id = conn.id;
+        return async move {
+            let status = lock.send(GetStatus).await.map_err(mailbox)?;
+            Err(match status.owner {
+                Some(owner) if owner != id => {
+                    AppError::with_detail(ErrorCode::NotSessionOwner, format!("held by connection {owner}"))
+                }
+                _ => AppError::new(ErrorCode::NoActiveSession),
+            })
+        }
+        .into_actor(conn)
+        .map(move |res: Result<(), AppError>, conn, ctx| {
+            if let Err(e) = res {
+                conn.send_error(ctx, &e, &rid);
+            }
+        })
+        .spawn(ctx);
+    };
+    if conn.domain.ending {
+        let e = AppError::with_detail(ErrorCode::ResourceLocked, "the session is already ending");
+        return conn.send_error(ctx, &e, &rid);
+    }
+    conn.domain.ending = true;
+    let done = stop_task(conn, ctx).unwrap_or(None);
+    let stop_rid = rid.clone();
+    after_done(
+        conn,
+        done.clone(),
+        STOP_TIMEOUT,
+        move |conn, in_time, ctx| {
+            if in_time {
+                return release(conn, grant, rid, ctx);
+            }
+            let e = AppError::with_detail(
+                ErrorCode::TaskCancelTimeout,
+                format!(
+                    "the task did not stop within {STOP_TIMEOUT:?}; the lock is released after its cleanup"
+                ),
+            );
+            conn.send_error(ctx, &e, &stop_rid);
+            after_done(
+                conn,
+                done,
+                REVOKE_TIMEOUT - STOP_TIMEOUT,
+                move |conn, _, ctx| release(conn, grant, rid, ctx),
+                ctx,
+            );
+        },
+        ctx,
+    );
+}
+
+fn release(
+    conn: &mut WsConnection<Stub>,
+    grant: pinkpage_actors::lock::Grant,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    conn.state
+        .session_lock
+        .send(Release { grant })
+        .into_actor(conn)
+        .map(move |res, conn, ctx| {
+            conn.domain.ending = false;
+            // Whatever the lock says, this connection no longer holds it
+            // under this grant (a revocation may have come in between).
+            if conn.domain.grant == Some(grant) {
+                conn.domain.grant = None;
+            }
+            match flatten(res) {
+                Ok(_) => {
+                    conn.state.store.audit(audit(conn, "session.end"));
+                    conn.send(ctx, &StubReply::SessionEnded, &rid);
+                }
+                Err(e) => conn.send_error(ctx, &e, &rid),
+            }
+        })
+        .spawn(ctx);
+}
+
+impl Handler<LockRevoked> for WsConnection<Stub> {
+    /// Answered once the task is done (the lock waits for that).
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: LockRevoked, ctx: &mut WsCtx<Stub>) -> Self::Result {
+        let ours = self.domain.grant == Some(msg.grant);
+        if ours {
+            self.domain.grant = None;
+            self.send(ctx, &StubReply::SessionEnded, &None);
+        }
+        let done = if ours {
+            stop_task(self, ctx).unwrap_or(None)
+        } else {
+            None
+        };
+        Box::pin(
+            async move {
+                if let Some(done) = done {
+                    let _ = tokio::time::timeout(REVOKE_TIMEOUT, done.wait()).await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}

@@ -1,0 +1,87 @@
+//! The STUB domain's wire types: what a client may send and what the
+//! domain sends back (besides the common frames of `ws::protocol`).
+
+use serde::{Deserialize, Serialize};
+
+/// What a STUB client may send (besides `ping`).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StubRequest {
+    /// Take the session lock.
+    StartSession,
+    /// Stop my tasks and release the lock.
+    EndSession,
+    /// Run a command on a PTY.
+    SshCommand {
+        /// Server name.
+        server: String,
+        /// Command line; empty for an interactive login shell.
+        command: String,
+        /// Finish when this text appears.
+        stop_phrase: Option<String>,
+        /// Finish after this many seconds.
+        timeout_s: Option<f64>,
+        /// Flush interval for this command.
+        throttle_ms: Option<u64>,
+    },
+    /// Keystrokes for the running command.
+    SshInput {
+        /// Text to write (`\u0003` is Ctrl-C).
+        data: String,
+    },
+    /// Terminal size changed.
+    Resize {
+        /// Columns (1-1000).
+        cols: u32,
+        /// Rows (1-1000).
+        rows: u32,
+    },
+    /// Stop the running command.
+    Cancel,
+    /// Run a configured transfer.
+    ScpTransfer {
+        /// Transfer name.
+        transfer_name: String,
+    },
+}
+
+/// What the STUB domain sends (besides the common frames).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StubReply<'a> {
+    /// The lock is yours.
+    SessionStarted {
+        /// Your connection id.
+        owner: String,
+    },
+    /// The lock is released.
+    SessionEnded,
+    /// The command was accepted and is connecting.
+    SshCommandStarted {
+        /// Server name.
+        server: &'a str,
+    },
+    /// Output.
+    SshOutput {
+        /// Server name.
+        server: &'a str,
+        /// Decoded text.
+        data: &'a str,
+    },
+    /// The command is over.
+    SshCommandComplete {
+        /// Server name.
+        server: &'a str,
+        /// `exit`, `stop_phrase`, `timeout`, `cancelled` or `error`.
+        reason: &'a str,
+        /// The exit status, when it exited.
+        exit_status: Option<u32>,
+    },
+    /// The terminal size was recorded.
+    Resized {
+        /// Columns.
+        cols: u32,
+        /// Rows.
+        rows: u32,
+    },
+}
