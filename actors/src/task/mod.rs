@@ -65,6 +65,12 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// A task that is gone without having sent `Finished`: it cannot be told
+/// to stop (50013).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the task is gone without finishing")]
+pub struct TaskGone;
+
 /// Stop now. Every task handles it with `ctx.stop()`; idempotent.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -230,7 +236,7 @@ pub struct TaskHandle {
 impl TaskHandle {
     /// Asks the task to stop. `Err` when it cannot be told (its mailbox is
     /// closed: it is gone), which the slot reports as 50013.
-    pub fn stop(&self) -> Result<(), ()> {
+    pub fn stop(&self) -> Result<(), TaskGone> {
         match self.stop.try_send(Stop) {
             Ok(()) => Ok(()),
             // A full mailbox still holds the stop: it will be handled.
@@ -241,7 +247,7 @@ impl TaskHandle {
             // The actor is gone. If it is still cleaning up, or already
             // sent `Finished`, that end is on its way: not a failure. Only a
             // task gone without finishing cannot be stopped.
-            Err(actix::dev::SendError::Closed(_)) if self.done.vanished() => Err(()),
+            Err(actix::dev::SendError::Closed(_)) if self.done.vanished() => Err(TaskGone),
             Err(actix::dev::SendError::Closed(_)) => Ok(()),
         }
     }

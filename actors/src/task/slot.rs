@@ -17,17 +17,17 @@
 //! (no end within the stop timeout), 50013 (the task could not be told to
 //! stop), 50014 (its cleanup failed).
 
-use super::{TaskHandle, TaskId, STOP_TIMEOUT};
+use super::{TaskGone, TaskHandle, TaskId, STOP_TIMEOUT};
 use crate::error::{AppError, ErrorCode};
 
 /// What the slot needs of a running task: a way to ask it to stop.
 pub trait Stoppable {
     /// Asks the task to stop; `Err` when it cannot be told.
-    fn request_stop(&self) -> Result<(), ()>;
+    fn request_stop(&self) -> Result<(), TaskGone>;
 }
 
 impl Stoppable for TaskHandle {
-    fn request_stop(&self) -> Result<(), ()> {
+    fn request_stop(&self) -> Result<(), TaskGone> {
         self.stop()
     }
 }
@@ -297,9 +297,9 @@ mod tests {
     }
 
     impl Stoppable for Fake {
-        fn request_stop(&self) -> Result<(), ()> {
+        fn request_stop(&self) -> Result<(), TaskGone> {
             if self.gone {
-                return Err(());
+                return Err(TaskGone);
             }
             self.stops.set(self.stops.get() + 1);
             Ok(())

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod relay;
 pub mod remote;
 pub mod sshd;
 pub mod tcp;

@@ -1,0 +1,239 @@
+//! The session lock as a grant, end to end: an administrator's release, the
+//! order "task finished, then lock free", and what a client is told when a
+//! task's cleanup fails (50014).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::relay::FreezableRelay;
+use crate::support::remote::{remote_process_gone, remote_process_started};
+use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::ws::WsClient;
+
+async fn app_with_server() -> (TestApp, SshdServer) {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    (app, sshd)
+}
+
+async fn delete_session(app: &TestApp) -> reqwest::Response {
+    reqwest::Client::new()
+        .delete(app.url("/api/v1/session"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_administrators_release_kills_the_owners_command_tells_it_and_frees_the_lock_at_once() {
+    let (app, _sshd) = app_with_server().await;
+    let mut owner = WsClient::stub(&app).await;
+    owner.start_session().await;
+    owner
+        .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1020.5", "request_id": "cmd"}))
+        .await;
+    owner.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1020.5").await;
+
+    let res = delete_session(&app).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["active"], false);
+
+    // The owner was told, and its command ended as cancelled: the lock was
+    // freed only after that end (the DELETE waited for it).
+    let (ended, before) = owner.recv_until("session_ended").await;
+    assert!(ended["request_id"].is_null(), "unsolicited: {ended}");
+    let complete = before
+        .iter()
+        .find(|f| f["type"] == "ssh_command_complete")
+        .cloned();
+    let complete = match complete {
+        Some(c) => c,
+        None => owner.recv_until("ssh_command_complete").await.0,
+    };
+    assert_eq!(complete["reason"], "cancelled");
+    assert_eq!(complete["request_id"], "cmd");
+    assert!(
+        remote_process_gone("sleep 1020.5").await,
+        "sleep survived the release"
+    );
+
+    // A new owner can take the lock and run a command straight away.
+    let mut next = WsClient::stub(&app).await;
+    next.start_session().await;
+    let (out, _, done) = next.run("mdwap1p", "echo next-owner").await;
+    assert_eq!(done["exit_status"], 0, "{done}");
+    assert!(out.contains("next-owner"));
+
+    // The old owner no longer holds anything.
+    owner
+        .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true", "request_id": "late"}))
+        .await;
+    let err = owner.expect_error().await;
+    assert_eq!(err["error"]["code"], 50008, "{err}");
+
+    let audit = app.audit_events("action=session.force_release", 1).await;
+    assert_eq!(audit[0]["detail"]["previous_owner"], owner.id.as_str());
+}
+
+#[tokio::test]
+async fn an_administrators_release_of_a_free_lock_is_50005() {
+    let app = TestApp::spawn_without_ssh().await;
+    let res = delete_session(&app).await;
+    assert_eq!(res.status(), 409);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 50005);
+}
+
+#[tokio::test]
+async fn a_disconnected_owners_lock_is_released_only_after_its_command_ended() {
+    let (app, _sshd) = app_with_server().await;
+    let mut watcher = WsClient::stub(&app).await;
+    let mut owner = WsClient::stub(&app).await;
+    owner.start_session().await;
+    owner
+        .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1021.5"}))
+        .await;
+    owner.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1021.5").await;
+    owner.close().await;
+    loop {
+        let (status, _) = watcher.recv_until("session_status").await;
+        if status["active"] == false {
+            break;
+        }
+    }
+    // Released after the shell's channel and session were closed: the
+    // command is dead or dying (sshd hangs up its PTY), never still served.
+    assert!(
+        remote_process_gone("sleep 1021.5").await,
+        "sleep survived the disconnect"
+    );
+    watcher.start_session().await;
+}
+
+#[tokio::test]
+async fn end_session_answers_after_the_command_ended_and_no_command_starts_meanwhile() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1022.5"}))
+        .await;
+    c.recv_until("ssh_command_started").await;
+    remote_process_started("sleep 1022.5").await;
+    c.send(json!({"type": "end_session", "request_id": "end"})).await;
+    // While the session is ending, no new command may start under it.
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true", "request_id": "during"}))
+        .await;
+    // Read until both the session's end and the answer to "during" came
+    // (in either order: the stop may be quicker than the second frame).
+    let mut frames: Vec<Value> = Vec::new();
+    while !(frames.iter().any(|f| f["type"] == "session_ended")
+        && frames.iter().any(|f| f["request_id"] == "during"))
+    {
+        frames.push(c.recv().await);
+    }
+    let kinds: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    let complete = kinds.iter().position(|k| *k == "ssh_command_complete");
+    let ended = kinds.iter().position(|k| *k == "session_ended");
+    assert!(complete.is_some() && complete < ended, "order: {kinds:?}");
+    let refused = frames
+        .iter()
+        .find(|f| f["request_id"] == "during")
+        .expect("the command sent during end_session was answered");
+    assert!(
+        refused["error"]["code"] == 50008 || refused["error"]["code"] == 50010,
+        "{refused}"
+    );
+    assert!(remote_process_gone("sleep 1022.5").await);
+}
+
+/// `/tmp/pinkpage-lock-<uuid>/{src,dst}` owned by the test user.
+struct Dirs {
+    root: PathBuf,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let root = PathBuf::from(format!("/tmp/pinkpage-lock-{}", uuid::Uuid::new_v4().simple()));
+        let user = TestUser::get().name;
+        for d in [root.clone(), root.join("src"), root.join("dst")] {
+            std::fs::create_dir(&d).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let ok = std::process::Command::new("chown")
+                .arg(format!("{user}:{user}"))
+                .arg(&d)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+        Dirs { root }
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_whose_cleanup_cannot_reach_the_server_reports_50014_and_frees_the_slot() {
+    let dirs = Dirs::new();
+    // 64 MiB: long enough to be cancelled in the middle.
+    let file = dirs.root.join("src/big.dat");
+    std::fs::write(&file, vec![7u8; 64 * 1024 * 1024]).unwrap();
+    crate::support::remote::chown_to_test_user(&file);
+    let source = SshdServer::start(SshdOptions::default());
+    let destination = SshdServer::start(SshdOptions::default());
+    let relay = FreezableRelay::start(destination.port()).await;
+    let through_relay = ServerEntry {
+        port: relay.port,
+        ..ServerEntry::for_sshd("beta", &destination)
+    };
+    let relay_host_key = destination
+        .known_hosts_line()
+        .replace(&format!(":{} ", destination.port()), &format!(":{} ", relay.port));
+    let transfer = format!(
+        "[[transfers]]\nname = \"big\"\nsource_server = \"alpha\"\nsource_glob = {:?}\n\
+         destination_server = \"beta\"\ndestination_dir = {:?}\n",
+        dirs.root.join("src/*.dat").display().to_string(),
+        dirs.root.join("dst").display().to_string(),
+    );
+    let app = TestApp::builder()
+        .sshd("alpha", &source)
+        .server(through_relay)
+        .known_hosts(&relay_host_key)
+        .transfers_toml(&transfer)
+        .env("PINKPAGE_SSH_CONNECT_TIMEOUT_S", "3")
+        .spawn()
+        .await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "scp_transfer", "transfer_name": "big", "request_id": "t1"}))
+        .await;
+    c.recv_until("scp_progress").await;
+    // The destination's network goes silent, then the operator cancels:
+    // removing the temporary file cannot be done and must not hang.
+    relay.freeze();
+    c.send(json!({"type": "cancel"})).await;
+    let (cancelled, before) = c.recv_until("scp_cancelled").await;
+    assert_eq!(cancelled["request_id"], "t1");
+    let cleanup = before
+        .iter()
+        .find(|f| f["type"] == "error")
+        .unwrap_or_else(|| panic!("no cleanup error before scp_cancelled: {before:?}"));
+    assert_eq!(cleanup["error"]["code"], 50014, "{cleanup}");
+    // The slot is free again: the next task is not refused with 50010.
+    relay.thaw();
+    let (_, _, done) = c.run("alpha", "echo after").await;
+    assert_eq!(done["exit_status"], 0, "{done}");
+    // The lock is still held by this connection (a cancel keeps it).
+    let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(status["owner"], c.id.as_str());
+}
