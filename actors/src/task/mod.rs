@@ -289,3 +289,99 @@ impl<N: Send + 'static, O: Send + 'static> Pending<N, O> {
         (self.reporter, move |stop| TaskHandle { task_id, stop, done })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix::{Actor, ActorContext, Context, Handler};
+
+    use super::*;
+
+    /// A client that records what its task told it.
+    #[derive(Default)]
+    struct Client {
+        seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+    impl Actor for Client {
+        type Context = Context<Self>;
+    }
+    /// What the client saw so far (answered after every earlier message).
+    #[derive(actix::Message)]
+    #[rtype(result = "Vec<String>")]
+    struct Seen;
+    impl Handler<Seen> for Client {
+        type Result = actix::MessageResult<Seen>;
+        fn handle(&mut self, _: Seen, _: &mut Context<Self>) -> Self::Result {
+            actix::MessageResult(self.seen.lock().unwrap().clone())
+        }
+    }
+    impl Handler<TaskMessage<u32, &'static str>> for Client {
+        type Result = ();
+        fn handle(&mut self, msg: TaskMessage<u32, &'static str>, _: &mut Context<Self>) {
+            let line = match msg.event {
+                TaskEvent::Notice(n) => format!("{} notice {n}", msg.task_id),
+                TaskEvent::Finished { outcome, .. } => format!("{} finished {outcome}", msg.task_id),
+            };
+            self.seen.lock().unwrap().push(line);
+        }
+    }
+
+    /// A task that stops on `Stop` and holds its reporter until then.
+    struct Task(Option<Reporter<u32, &'static str>>);
+    impl Actor for Task {
+        type Context = Context<Self>;
+        fn stopped(&mut self, _: &mut Context<Self>) {
+            if let Some(r) = self.0.take() {
+                r.finish("stopped", None);
+            }
+        }
+    }
+    impl Handler<Stop> for Task {
+        type Result = ();
+        fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    #[actix::test]
+    async fn messages_carry_the_task_id_and_done_resolves_after_finished() {
+        let client = Client::default().start();
+        let id = TaskId::next();
+        let (reporter, handle) = Pending::new(id, client.clone().recipient()).split();
+        reporter.notice(7);
+        let task = Task(Some(reporter)).start();
+        let handle = handle(task.recipient());
+        assert!(!handle.done().is_done());
+        handle.stop().unwrap();
+        handle.done().wait().await;
+        assert!(handle.done().is_done());
+        // `finish` queued the message before marking done, so the client
+        // has it before it answers this
+        assert_eq!(
+            client.send(Seen).await.unwrap(),
+            vec![format!("{id} notice 7"), format!("{id} finished stopped")]
+        );
+        // stopping a task that already finished is not a failure
+        assert!(handle.stop().is_ok());
+    }
+
+    #[actix::test]
+    async fn a_task_gone_without_finishing_resolves_done_and_cannot_be_stopped() {
+        let client = Client::default().start();
+        let (reporter, handle) = Pending::new(TaskId::next(), client.recipient()).split();
+        let task = Task(None).start();
+        let handle = handle(task.clone().recipient());
+        drop(reporter); // the task lost its reporter without finishing
+        task.send(Stop).await.unwrap();
+        handle.done().wait().await;
+        // the mailbox closes once the actor has fully stopped: no event
+        // says when, so poll (bounded)
+        for _ in 0..1000 {
+            if !task.connected() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(!task.connected());
+        assert_eq!(handle.stop(), Err(TaskGone));
+    }
+}
