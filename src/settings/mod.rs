@@ -1,5 +1,9 @@
 //! Settings: everything the daemon is told by its environment.
 //!
+//! (Over 450 lines: this is the one list of every variable with its default
+//! and its check; split, the list would be scattered. The servers file has
+//! its own module.)
+//!
 //! Values come from the process environment, after `.env` has been loaded
 //! with dotenvy (by `main`). [`Settings::from_lookup`] takes the lookup as a
 //! function so tests can feed it a map instead of touching the process

@@ -118,16 +118,22 @@ impl<I, H: Stoppable> TaskSlot<I, H> {
         }
     }
 
-    /// Takes the slot for a new task: its id, or 50010 while one is
-    /// starting or running. Synchronous, so two racing requests on one
-    /// connection cannot both get it.
-    pub fn reserve(&mut self, info: I) -> Result<TaskId, AppError> {
+    /// 50010 while a task is starting or running.
+    fn ensure_free(&self) -> Result<(), AppError> {
         if self.is_busy() {
             return Err(AppError::with_detail(
                 ErrorCode::TaskAlreadyRunning,
                 "cancel it or wait for it to finish",
             ));
         }
+        Ok(())
+    }
+
+    /// Takes the slot for a new task: its id, or 50010 while one is
+    /// starting or running. Synchronous, so two racing requests on one
+    /// connection cannot both get it.
+    pub fn reserve(&mut self, info: I) -> Result<TaskId, AppError> {
+        self.ensure_free()?;
         let id = TaskId::next();
         self.state = State::Starting { id, info };
         Ok(id)
@@ -137,14 +143,8 @@ impl<I, H: Stoppable> TaskSlot<I, H> {
     /// start synchronously (no `Starting` state). 50010 when busy; the
     /// caller must then stop the task it started.
     pub fn occupy(&mut self, id: TaskId, info: I, handle: H) -> Result<(), (AppError, H)> {
-        if self.is_busy() {
-            return Err((
-                AppError::with_detail(
-                    ErrorCode::TaskAlreadyRunning,
-                    "cancel it or wait for it to finish",
-                ),
-                handle,
-            ));
+        if let Err(e) = self.ensure_free() {
+            return Err((e, handle));
         }
         self.state = State::Running {
             id,

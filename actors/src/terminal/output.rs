@@ -1,6 +1,9 @@
 //! The terminal output pipeline (SPEC section 5): bytes from a PTY in,
 //! throttled text messages out.
 //!
+//! (Over 450 lines with its tests: each rule below and the paused-time
+//! tests that pin it read best side by side.)
+//!
 //! [`OutputPipeline`] is pure logic driven by the caller's clock, so every
 //! rule is unit-tested without a server:
 //! - **Throttle**: text is flushed at most every `throttle`; the first output

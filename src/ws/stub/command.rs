@@ -4,7 +4,7 @@
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
 use pinkpage_actors::ssh::PtyRequest;
-use pinkpage_actors::task::{Pending, Stop, TaskEvent, TaskId};
+use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
 use pinkpage_actors::terminal::shell::{
     Completion, ShellInput, ShellMessage, ShellRequest, ShellResize, SshShellActor,
 };
@@ -48,18 +48,7 @@ fn start(
     }
     let timeout = TimeoutS::parse(p.timeout_s)?;
     let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?;
-    if conn.domain.ending {
-        return Err(AppError::with_detail(
-            ErrorCode::ResourceLocked,
-            "the session is ending",
-        ));
-    }
-    if conn.domain.grant.is_none() {
-        return Err(AppError::with_detail(
-            ErrorCode::ResourceLocked,
-            "this connection does not hold the session lock; send start_session first",
-        ));
-    }
+    conn.domain.require_lock()?;
     let server = ServerRef::resolve(&conn.state.settings, &p.server)?;
     let (cols, rows) = conn.domain.pty;
     let request = ShellRequest {
@@ -87,14 +76,8 @@ fn start(
             command: p.command.clone(),
         },
     };
-    if let Err((e, _)) = conn
-        .domain
-        .task
-        .occupy(task_id, task, handle(addr.clone().recipient()))
-    {
-        addr.do_send(Stop);
-        return Err(e);
-    }
+    conn.domain
+        .occupy(task_id, task, handle(addr.clone().recipient()))?;
     log::info!(connection_id = conn.id.to_string().as_str(), task_id = task_id.get(), server = p.server.as_str(); "ssh command started");
     let mut event = audit(conn, "ssh.command.start");
     event.server = Some(p.server.clone());

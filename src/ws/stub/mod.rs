@@ -28,7 +28,7 @@ pub mod wire;
 use actix::ContextFutureSpawner;
 use pinkpage_actors::lock::Grant;
 use pinkpage_actors::task::slot::{Cancel, TaskSlot};
-use pinkpage_actors::task::{Done, TaskId};
+use pinkpage_actors::task::{Done, TaskHandle, TaskId};
 use pinkpage_actors::terminal::shell::SshShellActor;
 use pinkpage_actors::AppError;
 
@@ -132,6 +132,34 @@ impl Domain for Stub {
         let done = conn.domain.task.handle().map(|h| h.done());
         let _ = conn.domain.task.cancel();
         done.into_iter().collect()
+    }
+}
+
+impl Stub {
+    /// 50008 unless this connection holds the lock and is not ending it.
+    fn require_lock(&self) -> Result<(), AppError> {
+        if self.ending {
+            return Err(AppError::with_detail(
+                pinkpage_actors::ErrorCode::ResourceLocked,
+                "the session is ending",
+            ));
+        }
+        if self.grant.is_none() {
+            return Err(AppError::with_detail(
+                pinkpage_actors::ErrorCode::ResourceLocked,
+                "this connection does not hold the session lock; send start_session first",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puts a task that was just started in the slot (checked free in the
+    /// same step); should that fail, the task is stopped again.
+    fn occupy(&mut self, task_id: TaskId, task: StubTask, handle: TaskHandle) -> Result<(), AppError> {
+        self.task.occupy(task_id, task, handle).map_err(|(e, handle)| {
+            let _ = handle.stop();
+            e
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! [`pinkpage_actors::transfer::TransferGate`]).
 
 use actix::{AsyncContext, Handler};
-use pinkpage_actors::task::{Pending, Stop, TaskEvent, TaskId};
+use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
 use pinkpage_actors::transfer::{
     FileDone, TransferActor, TransferMessage, TransferOutcome, TransferProgress, TransferRequest,
 };
@@ -91,18 +91,7 @@ fn start(
             )
         });
     }
-    if conn.domain.ending {
-        return Err(AppError::with_detail(
-            ErrorCode::ResourceLocked,
-            "the session is ending",
-        ));
-    }
-    if conn.domain.grant.is_none() {
-        return Err(AppError::with_detail(
-            ErrorCode::ResourceLocked,
-            "this connection does not hold the session lock; send start_session first",
-        ));
-    }
+    conn.domain.require_lock()?;
     let settings = &conn.state.settings;
     let spec = settings.transfers.get(name).cloned().ok_or_else(|| {
         AppError::with_detail(ErrorCode::UnknownTransfer, format!("no transfer named '{name}'"))
@@ -127,14 +116,7 @@ fn start(
             name: name.to_owned(),
         },
     };
-    if let Err((e, _)) = conn
-        .domain
-        .task
-        .occupy(task_id, task, handle(addr.clone().recipient()))
-    {
-        addr.do_send(Stop);
-        return Err(e);
-    }
+    conn.domain.occupy(task_id, task, handle(addr.recipient()))?;
     log::info!(connection_id = conn.id.to_string().as_str(), task_id = task_id.get(), transfer = name; "transfer started");
     let mut event = audit(conn, "transfer.start");
     event.server = Some(spec.source_server.clone());
