@@ -4,7 +4,22 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Context, Handler};
+use futures_util::future::LocalBoxFuture;
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
 use super::*;
+use crate::batch::link::{Cancel, LinkFactory, ServerLink};
+use crate::batch::plan::{BatchPlan, RetryPolicy};
+use crate::error::{AppError, ErrorCode};
+use crate::server::ServerSpec;
+use crate::ssh::{ExecLimits, ExecOutput};
+use crate::task::{Pending, TaskEvent, TaskId};
 
 /// What one scripted attempt does: take `took`, then end with `outcome`.
 #[derive(Clone)]
@@ -144,7 +159,10 @@ async fn run(
         &commands(names),
         policy,
         &cancel,
-        &mut |r| results.push(r),
+        &mut |r| {
+            results.push(r);
+            async {}.boxed_local()
+        },
     )
     .await;
     drop(link);
@@ -290,7 +308,10 @@ async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_lin
     };
     let mut results = Vec::new();
     let (spec, names) = (server("s1"), commands(&["bad"]));
-    let mut report = |r| results.push(r);
+    let mut report = |r| {
+        results.push(r);
+        async {}.boxed_local()
+    };
     let work = run_server(
         &spec,
         &mut link,
@@ -305,30 +326,44 @@ async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_lin
     assert_eq!(seen.borrow().closed, 1);
 }
 
-/// Collects what a run reports.
-struct Collector(tokio::sync::mpsc::UnboundedSender<BatchEvent>);
+/// Collects what a run reports, with the task id it was stamped with.
+struct Collector(tokio::sync::mpsc::UnboundedSender<BatchMessage>);
 
 impl Actor for Collector {
     type Context = Context<Self>;
 }
 
-impl Handler<BatchEvent> for Collector {
+impl Handler<BatchMessage> for Collector {
     type Result = ();
-    fn handle(&mut self, e: BatchEvent, _: &mut Context<Self>) {
-        let _ = self.0.send(e);
+    fn handle(&mut self, m: BatchMessage, _: &mut Context<Self>) {
+        let _ = self.0.send(m);
     }
 }
 
-/// Every server gets the same script; the cancel is wired in.
+/// Every server gets the same script; the cancel is wired in unless the
+/// link is to ignore it.
 struct Factory {
     script: Vec<(&'static str, Vec<Step>)>,
     seen: Rc<RefCell<Seen>>,
+    deaf: bool,
+}
+
+impl Factory {
+    fn new(script: Vec<(&'static str, Vec<Step>)>, seen: Rc<RefCell<Seen>>) -> Rc<Self> {
+        Rc::new(Factory {
+            script,
+            seen,
+            deaf: false,
+        })
+    }
 }
 
 impl LinkFactory for Factory {
     fn link(&self, _: &Arc<ServerSpec>, _: ExecLimits, cancel: Cancel) -> Box<dyn ServerLink> {
         let mut link = Scripted::new(&self.script, self.seen.clone());
-        link.cancel = Some(cancel);
+        if !self.deaf {
+            link.cancel = Some(cancel);
+        }
         Box::new(link)
     }
 }
@@ -343,14 +378,40 @@ fn plan(servers: &[&str], names: &[&str]) -> BatchPlan {
     }
 }
 
-async fn collect_until_complete(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<BatchEvent>,
-) -> (Vec<CommandResult>, BatchSummary) {
+/// Starts a run of `plan` reporting to a collector; its task id, its
+/// address and what it reports.
+fn start(
+    plan: BatchPlan,
+    factory: Rc<Factory>,
+) -> (
+    TaskId,
+    actix::Addr<BatchRunActor>,
+    tokio::sync::mpsc::UnboundedReceiver<BatchMessage>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = Collector(tx).start();
+    let id = TaskId::next();
+    let (reporter, _) = Pending::new(id, collector.recipient()).split();
+    let addr = BatchRunActor::new(plan, factory, reporter).start();
+    (id, addr, rx)
+}
+
+/// What a run reported until its `Finished`: the results, the summary and
+/// the cleanup error. Every message must carry `id`.
+async fn collect_until_finished(
+    id: TaskId,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<BatchMessage>,
+) -> (Vec<CommandResult>, BatchSummary, Option<AppError>) {
     let mut results = Vec::new();
     loop {
-        match rx.recv().await.expect("the run reports its end") {
-            BatchEvent::Result(r) => results.push(*r),
-            BatchEvent::Complete(s) => return (results, s),
+        let m = rx.recv().await.expect("the run reports its end");
+        assert_eq!(m.task_id, id, "every message carries the run's task id");
+        match m.event {
+            TaskEvent::Notice(r) => results.push((*r).clone()),
+            TaskEvent::Finished {
+                outcome,
+                cleanup_error,
+            } => return (results, outcome, cleanup_error),
         }
     }
 }
@@ -359,24 +420,18 @@ async fn collect_until_complete(
 async fn servers_run_in_parallel_and_the_run_takes_as_long_as_the_slowest() {
     tokio::time::pause();
     let seen = Rc::new(RefCell::new(Seen::default()));
-    let factory = Rc::new(Factory {
-        script: vec![("sleep", vec![exit(0, 1000)]), ("true", vec![exit(0, 0)])],
-        seen: seen.clone(),
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let collector = Collector(tx).start();
-    BatchRunActor::new(
-        plan(&["a", "b", "c"], &["sleep", "true"]),
-        factory,
-        collector.recipient(),
-    )
-    .start();
+    let factory = Factory::new(
+        vec![("sleep", vec![exit(0, 1000)]), ("true", vec![exit(0, 0)])],
+        seen.clone(),
+    );
+    let (id, _run, mut rx) = start(plan(&["a", "b", "c"], &["sleep", "true"]), factory);
 
-    let (results, summary) = collect_until_complete(&mut rx).await;
+    let (results, summary, cleanup) = collect_until_finished(id, &mut rx).await;
     assert_eq!(results.len(), 6);
     assert!(results.iter().all(|r| r.run_id == "run-1"));
     assert_eq!((summary.succeeded, summary.failed, summary.skipped), (6, 0, 0));
     assert!(!summary.cancelled);
+    assert!(cleanup.is_none());
     // three servers of 1 s each, side by side (not 3 s; the few ms over
     // are actix's own timers moving paused time)
     assert!(
@@ -385,56 +440,70 @@ async fn servers_run_in_parallel_and_the_run_takes_as_long_as_the_slowest() {
         summary.duration_ms
     );
     assert_eq!(seen.borrow().closed, 3);
+    assert!(rx.recv().await.is_none(), "nothing follows Finished");
 }
 
 #[actix_rt::test]
-async fn stopping_the_run_cancels_the_running_commands_and_counts_the_rest_skipped() {
+async fn stop_cancels_the_running_commands_and_finishes_once_their_links_are_closed() {
     tokio::time::pause();
     let seen = Rc::new(RefCell::new(Seen::default()));
-    let factory = Rc::new(Factory {
-        script: vec![("quick", vec![exit(0, 10)]), ("sleep", vec![exit(0, 1_000_000)])],
-        seen: seen.clone(),
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let collector = Collector(tx).start();
-    let run = BatchRunActor::new(
-        plan(&["a", "b"], &["quick", "sleep", "quick"]),
-        factory,
-        collector.recipient(),
-    )
-    .start();
+    let factory = Factory::new(
+        vec![("quick", vec![exit(0, 10)]), ("sleep", vec![exit(0, 1_000_000)])],
+        seen.clone(),
+    );
+    let (id, run, mut rx) = start(plan(&["a", "b"], &["quick", "sleep", "quick"]), factory);
     // both servers report "quick", then sit in "sleep"
     for _ in 0..2 {
-        assert!(matches!(rx.recv().await, Some(BatchEvent::Result(_))));
+        let m = rx.recv().await.unwrap();
+        assert!(matches!(m.event, TaskEvent::Notice(_)));
     }
-    run.send(StopRun).await.unwrap();
+    run.send(Stop).await.unwrap();
 
-    let (results, summary) = collect_until_complete(&mut rx).await;
+    let (results, summary, cleanup) = collect_until_finished(id, &mut rx).await;
     assert!(results.is_empty());
     assert!(summary.cancelled);
     assert_eq!((summary.succeeded, summary.failed, summary.skipped), (2, 0, 4));
-    // the workers saw the cancel and closed their links
-    for _ in 0..100 {
-        if seen.borrow().closed == 2 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    assert!(cleanup.is_none());
+    // Finished comes after the cleanup: the workers saw the cancel (the
+    // remote commands were signalled) and closed their links already
     assert_eq!(seen.borrow().cancelled, 2);
     assert_eq!(seen.borrow().closed, 2);
+    assert!(rx.recv().await.is_none(), "exactly one Finished");
+}
+
+#[actix_rt::test]
+async fn a_worker_that_does_not_end_in_time_is_reported_as_a_cleanup_failure_50014() {
+    tokio::time::pause();
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let factory = Rc::new(Factory {
+        script: vec![("sleep", vec![exit(0, 1_000_000)])],
+        seen: seen.clone(),
+        deaf: true,
+    });
+    let (id, run, mut rx) = start(plan(&["a"], &["sleep"]), factory);
+    // the command has started once the link saw it
+    while seen.borrow().attempts.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    let stopped_at = Instant::now();
+    run.send(Stop).await.unwrap();
+
+    let (_, summary, cleanup) = collect_until_finished(id, &mut rx).await;
+    assert!(summary.cancelled);
+    assert_eq!(summary.skipped, 1);
+    assert_eq!(cleanup.map(|e| e.code), Some(ErrorCode::TaskCleanupFailed));
+    assert!(stopped_at.elapsed() >= CLEANUP_TIMEOUT);
 }
 
 #[actix_rt::test]
 async fn a_run_whose_servers_are_all_unreachable_names_them_in_the_summary() {
     tokio::time::pause();
-    let factory = Rc::new(Factory {
-        script: vec![("x", vec![error(ErrorCode::SshConnectionFailed, 1)])],
-        seen: Rc::default(),
-    });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let collector = Collector(tx).start();
-    BatchRunActor::new(plan(&["a", "b"], &["x", "x"]), factory, collector.recipient()).start();
-    let (results, summary) = collect_until_complete(&mut rx).await;
+    let factory = Factory::new(
+        vec![("x", vec![error(ErrorCode::SshConnectionFailed, 1)])],
+        Rc::default(),
+    );
+    let (id, _run, mut rx) = start(plan(&["a", "b"], &["x", "x"]), factory);
+    let (results, summary, _) = collect_until_finished(id, &mut rx).await;
     assert_eq!(results.len(), 4);
     assert_eq!(summary.failed, 4);
     let mut names: Vec<_> = summary.unreachable.iter().map(|(s, _)| s.as_str()).collect();
