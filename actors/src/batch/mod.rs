@@ -10,3 +10,6 @@ pub mod link;
 pub mod plan;
 pub mod run;
 pub mod worker;
+
+#[cfg(test)]
+mod scripted;

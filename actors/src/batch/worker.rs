@@ -1,7 +1,7 @@
 //! One server's part of a run: [`run_server`] runs the commands in order
 //! through a [`ServerLink`], with the retry, delay and stop-on-error rules.
 //! Written against the trait so those rules are unit-tested with paused
-//! time and a scripted link (`run/tests.rs`).
+//! time and a scripted link (`worker/tests.rs`).
 
 use futures_util::future::LocalBoxFuture;
 use tokio::time::Instant;
@@ -128,3 +128,6 @@ pub async fn run_server(
     }
     link.close().await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -237,3 +237,152 @@ impl Handler<BatchMessage> for BatchRecorderActor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pinkpage_actors::batch::plan::CommandResult;
+    use pinkpage_actors::task::TaskId;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::store::GetBatchRun;
+
+    /// Stands for the connection: keeps what the recorder passes on.
+    struct Client(mpsc::UnboundedSender<BatchMessage>);
+
+    impl Actor for Client {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<BatchMessage> for Client {
+        type Result = ();
+        fn handle(&mut self, m: BatchMessage, _: &mut Context<Self>) {
+            let _ = self.0.send(m);
+        }
+    }
+
+    /// A run of two commands on one server.
+    fn record(run_id: &str) -> NewBatchRun {
+        NewBatchRun {
+            run_id: run_id.to_owned(),
+            actor: "conn-1".to_owned(),
+            servers: vec!["s1".to_owned()],
+            commands: vec!["true".to_owned(), "sleep 100".to_owned()],
+            stop_on_error: false,
+            retries: 0,
+            retry_delay_ms: 1000,
+            timeout_s: None,
+        }
+    }
+
+    fn succeeded(run_id: &str, index: usize) -> BatchMessage {
+        let result = CommandResult {
+            run_id: run_id.to_owned(),
+            server: "s1".to_owned(),
+            index,
+            command: "true".to_owned(),
+            status: CommandStatus::Succeeded,
+            exit_status: Some(0),
+            exit_signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            attempts: 1,
+            duration_ms: 3,
+            error: None,
+        };
+        TaskMessage {
+            task_id: TaskId::next(),
+            event: TaskEvent::Notice(Arc::new(result)),
+        }
+    }
+
+    /// A recorder of `run_id` whose row is written, with its store and
+    /// what its client receives.
+    async fn recorder(
+        dir: &tempfile::TempDir,
+        run_id: &str,
+    ) -> (
+        actix::Addr<BatchRecorderActor>,
+        Store,
+        mpsc::UnboundedReceiver<BatchMessage>,
+    ) {
+        let store = Store::open(&dir.path().join("pinkpage.db")).unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client = Client(tx).start();
+        let addr = BatchRecorderActor::new(store.clone(), record(run_id), client.recipient()).start();
+        addr.send(CreateRun).await.unwrap().unwrap();
+        (addr, store, rx)
+    }
+
+    #[actix_rt::test]
+    async fn what_the_client_receives_is_already_stored_and_the_end_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, store, mut rx) = recorder(&dir, "run-1").await;
+
+        let notice = succeeded("run-1", 0);
+        let id = notice.task_id;
+        rec.do_send(notice);
+        let passed = rx.recv().await.unwrap();
+        assert_eq!(passed.task_id, id, "passed on unchanged");
+        let run = store.call(GetBatchRun("run-1".into())).await.unwrap().unwrap();
+        assert_eq!(run.results.len(), 1);
+        assert_eq!(run.run.status, "running");
+
+        let summary = BatchSummary {
+            run_id: "run-1".into(),
+            succeeded: 1,
+            failed: 0,
+            skipped: 1,
+            duration_ms: 40,
+            cancelled: true,
+            unreachable: Vec::new(),
+        };
+        rec.do_send(TaskMessage {
+            task_id: id,
+            event: TaskEvent::Finished {
+                outcome: summary,
+                cleanup_error: None,
+            },
+        });
+        drop(rec);
+        let end = rx.recv().await.unwrap();
+        assert!(matches!(end.event, TaskEvent::Finished { .. }));
+        // the client hears the end only once it is stored
+        let run = store.call(GetBatchRun("run-1".into())).await.unwrap().unwrap();
+        assert_eq!(run.run.status, "cancelled");
+        assert_eq!((run.run.succeeded, run.run.failed, run.run.skipped), (1, 0, 1));
+        assert_eq!(run.run.duration_ms, Some(40));
+        // it stopped after the end: its client is dropped, nothing follows
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[actix_rt::test]
+    async fn a_run_that_ends_without_its_summary_is_recorded_cancelled_with_the_stored_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rec, store, mut rx) = recorder(&dir, "run-2").await;
+        rec.do_send(succeeded("run-2", 0));
+        rx.recv().await.unwrap();
+
+        // the run vanished (or never started): nobody can reach the recorder
+        drop(rec);
+        // its client is dropped once it stopped, after the final write began
+        assert!(rx.recv().await.is_none());
+        // the write itself runs detached: poll the store, bounded
+        let mut run = None;
+        for _ in 0..400 {
+            let got = store.call(GetBatchRun("run-2".into())).await.unwrap().unwrap();
+            if got.run.status != "running" {
+                run = Some(got);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let run = run.expect("the row was finished");
+        assert_eq!(run.run.status, "cancelled");
+        assert_eq!((run.run.succeeded, run.run.failed, run.run.skipped), (1, 0, 1));
+        assert_eq!(run.results.len(), 1);
+    }
+}
