@@ -17,9 +17,10 @@
 //! that sees `batch_complete` reads the whole run over REST.
 //!
 //! Order is the point of this actor, so it handles one message at a time
-//! to the end of its store write ([`AtomicResponse`]): the run's mailbox
-//! bound then slows the run's workers while SQLite catches up, instead of
-//! queueing results in memory.
+//! to the end of its store write and hand-over ([`AtomicResponse`], the
+//! one place a handler holds the mailbox like `.wait`). The run's workers
+//! await each result's delivery, so while SQLite or the client catch up
+//! the workers wait, instead of results queueing in memory.
 //!
 //! When it stops: after storing `Finished`. Also when nobody can send it
 //! anything more (the client dropped it before starting the run, or the
