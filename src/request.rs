@@ -125,6 +125,233 @@ impl ServerRef {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Batch runs (BMX4): `batch_execute`, parsed once.
+// ---------------------------------------------------------------------------
+
+/// `batch_execute` as it arrives (after JSON, before validation); parse it
+/// with [`BatchExecute::parse`].
+#[derive(Debug, serde::Deserialize)]
+pub struct BatchExecuteFields {
+    /// One server name.
+    pub server: Option<String>,
+    /// Several server names (may be combined with `server`).
+    pub servers: Option<Vec<String>>,
+    /// Command lines, run in order on every server.
+    pub commands: Vec<String>,
+    /// Whether a command that still fails after its retries skips the
+    /// rest of that server's commands (default false).
+    #[serde(default)]
+    pub stop_on_error: bool,
+    /// Extra attempts for a failed command (default 0).
+    #[serde(default)]
+    pub retries: u32,
+    /// Pause between attempts (default [`BatchExecute::DEFAULT_RETRY_DELAY_MS`]).
+    #[serde(default = "default_retry_delay_ms")]
+    pub retry_delay_ms: u64,
+    /// Per-attempt timeout, seconds (default none).
+    pub timeout_s: Option<f64>,
+}
+
+fn default_retry_delay_ms() -> u64 {
+    BatchExecute::DEFAULT_RETRY_DELAY_MS
+}
+
+/// A `batch_execute` known good: servers deduplicated (first mention
+/// wins) and each resolved, commands within the limits, retry policy and
+/// timeout in range.
+#[derive(Debug, Clone)]
+pub struct BatchExecute {
+    /// The servers, in the order given, each once.
+    pub servers: Vec<ServerRef>,
+    /// 1 to [`BatchExecute::MAX_COMMANDS`] command lines, none blank or
+    /// over [`BatchExecute::MAX_COMMAND_BYTES`].
+    pub commands: Vec<String>,
+    /// Retries, their delay and stop-on-error.
+    pub policy: pinkpage_actors::batch::plan::RetryPolicy,
+    /// Per-attempt timeout.
+    pub timeout: Option<TimeoutS>,
+    /// `timeout_s` exactly as sent, for the run's record (the `Duration`
+    /// of `timeout` may round it).
+    pub timeout_s: Option<f64>,
+}
+
+impl BatchExecute {
+    /// Most commands in one run.
+    pub const MAX_COMMANDS: usize = 1000;
+    /// Longest command line, bytes.
+    pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+    /// Most retries per command.
+    pub const MAX_RETRIES: u32 = 100;
+    /// Longest pause between attempts (an hour).
+    pub const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
+    /// Pause between attempts when the client does not say.
+    pub const DEFAULT_RETRY_DELAY_MS: u64 = 1000;
+
+    /// Validates `fields` against the limits and the configured servers:
+    /// 10001 for a missing server or a value out of range, 23000 for a
+    /// server that is not configured (checked in that order, as the
+    /// protocol documents).
+    pub fn parse(fields: BatchExecuteFields, settings: &Settings) -> Result<BatchExecute, AppError> {
+        let mut seen = std::collections::HashSet::new();
+        let names: Vec<String> = fields
+            .server
+            .into_iter()
+            .chain(fields.servers.unwrap_or_default())
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
+        if names.is_empty() {
+            return Err(invalid("give `server` or `servers`"));
+        }
+        let servers = names
+            .iter()
+            .map(|name| ServerRef::resolve(settings, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let commands = fields.commands;
+        if commands.is_empty() {
+            return Err(invalid("`commands` is empty"));
+        }
+        if commands.len() > Self::MAX_COMMANDS {
+            return Err(invalid(format!(
+                "{} commands; at most {} per run",
+                commands.len(),
+                Self::MAX_COMMANDS
+            )));
+        }
+        if let Some(i) = commands.iter().position(|c| c.len() > Self::MAX_COMMAND_BYTES) {
+            return Err(invalid(format!(
+                "command {i} is {} bytes; the limit is {}",
+                commands[i].len(),
+                Self::MAX_COMMAND_BYTES
+            )));
+        }
+        if let Some(i) = commands.iter().position(|c| c.trim().is_empty()) {
+            return Err(invalid(format!("command {i} is empty")));
+        }
+        if fields.retries > Self::MAX_RETRIES {
+            return Err(invalid(format!("retries must be at most {}", Self::MAX_RETRIES)));
+        }
+        if fields.retry_delay_ms > Self::MAX_RETRY_DELAY_MS {
+            return Err(invalid(format!(
+                "retry_delay_ms must be at most {}",
+                Self::MAX_RETRY_DELAY_MS
+            )));
+        }
+        let timeout = TimeoutS::parse(fields.timeout_s)?;
+        Ok(BatchExecute {
+            servers,
+            commands,
+            policy: pinkpage_actors::batch::plan::RetryPolicy {
+                retries: fields.retries,
+                retry_delay: Duration::from_millis(fields.retry_delay_ms),
+                stop_on_error: fields.stop_on_error,
+            },
+            timeout,
+            timeout_s: fields.timeout_s,
+        })
+    }
+
+    /// The server names, in order.
+    pub fn server_names(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.name().to_owned()).collect()
+    }
+}
+
+#[cfg(test)]
+mod batch_execute_tests {
+    use super::*;
+
+    /// The seed's two servers, mdwap1p and mypap1d.
+    fn settings() -> Settings {
+        Settings::from_lookup(|k| match k {
+            "HIWARE_ID" => Some("u".into()),
+            "HIWARE_PW" => Some("p".into()),
+            "MDWAP1P_IP" => Some("10.0.0.1".into()),
+            "MYPAP1D_IP" => Some("10.0.0.2".into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    fn fields(v: serde_json::Value) -> BatchExecuteFields {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn code(v: serde_json::Value) -> ErrorCode {
+        BatchExecute::parse(fields(v), &settings()).unwrap_err().code
+    }
+
+    #[test]
+    fn servers_are_merged_deduplicated_and_resolved_in_order() {
+        let b = BatchExecute::parse(
+            fields(serde_json::json!({"server": "mypap1d", "servers": ["mdwap1p", "mypap1d", "mdwap1p"], "commands": ["true"]})),
+            &settings(),
+        )
+        .unwrap();
+        assert_eq!(b.server_names(), vec!["mypap1d", "mdwap1p"]);
+        assert_eq!(b.policy.retry_delay, Duration::from_millis(1000));
+        assert!(b.timeout.is_none());
+    }
+
+    #[test]
+    fn each_limit_answers_with_its_code() {
+        use serde_json::json;
+        let long = "x".repeat(BatchExecute::MAX_COMMAND_BYTES + 1);
+        for (request, expected) in [
+            (json!({"commands": ["true"]}), ErrorCode::Validation),
+            (
+                json!({"server": "nope", "commands": ["true"]}),
+                ErrorCode::UnknownServer,
+            ),
+            (
+                json!({"servers": ["mdwap1p", "nope"], "commands": []}),
+                ErrorCode::UnknownServer,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": []}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": vec!["true"; 1001]}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": [long]}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": ["true", " "]}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": ["true"], "retries": 101}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": ["true"], "retry_delay_ms": 3_600_001}),
+                ErrorCode::Validation,
+            ),
+            (
+                json!({"server": "mdwap1p", "commands": ["true"], "timeout_s": 0}),
+                ErrorCode::Validation,
+            ),
+        ] {
+            assert_eq!(code(request.clone()), expected, "{request}");
+        }
+    }
+
+    #[test]
+    fn the_timeout_is_kept_as_sent_for_the_record() {
+        let b = BatchExecute::parse(
+            fields(serde_json::json!({"server": "mdwap1p", "commands": ["true"], "timeout_s": 2.3})),
+            &settings(),
+        )
+        .unwrap();
+        assert_eq!(b.timeout_s, Some(2.3));
+        assert!(b.timeout.unwrap().duration() >= Duration::from_millis(2299));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

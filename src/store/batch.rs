@@ -2,11 +2,15 @@
 //!
 //! A run row is created before the run's actor starts (so results always
 //! have their run), each result is stored as it arrives, and the run is
-//! finished once: [`FinishBatchRun`] only touches a run still `running`, so
-//! a completion and a disconnect racing to finish it cannot both win.
+//! finished once. All three are written by the run's one recorder
+//! (`ws::bmx4::recorder`), in that order; [`FinishBatchRun`] also only
+//! touches a run still `running`, so a second finish could not overwrite
+//! the first.
 
 use actix::{Handler, Message};
-use pinkpage_actors::batch::run::CommandResult;
+use std::sync::Arc;
+
+use pinkpage_actors::batch::plan::CommandResult;
 use pinkpage_actors::{AppError, ErrorBody, ErrorCode};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
@@ -16,7 +20,7 @@ use super::{db_error, StoreActor};
 /// A run about to start.
 #[derive(Debug, Clone)]
 pub struct NewBatchRun {
-    /// UUID v4, made by the connection.
+    /// UUID v4, made by whoever accepted the request.
     pub run_id: String,
     /// Connection id of the client that asked.
     pub actor: String,
@@ -120,7 +124,7 @@ pub struct CreateBatchRun(pub NewBatchRun);
 /// Stores one command's result.
 #[derive(Message)]
 #[rtype(result = "Result<(), AppError>")]
-pub struct RecordBatchResult(pub Box<CommandResult>);
+pub struct RecordBatchResult(pub Arc<CommandResult>);
 
 /// Ends a run still `running`; replies whether it was.
 #[derive(Message)]

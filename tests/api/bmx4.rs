@@ -282,14 +282,17 @@ async fn batch_cancel_stops_the_run_and_ends_the_remote_command() {
 }
 
 #[tokio::test]
-async fn a_client_that_disconnects_stops_its_run_and_the_remote_command() {
+async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its_results_and_no_remote_command(
+) {
     let (app, _sshd) = app_with_server().await;
     let mut c = bmx4(&app).await;
     let sleep = unique_sleep();
-    c.send(json!({"type": "batch_execute", "server": "s1", "commands": [sleep]}))
+    c.send(json!({"type": "batch_execute", "server": "s1", "commands": ["echo first", sleep, "echo never"]}))
         .await;
     let started = c.request_wait("batch_started").await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let first = c.request_wait("batch_command_result").await;
+    assert_eq!(first["stdout"], "first\n");
     remote_process_started(&sleep).await;
 
     c.close().await;
@@ -298,21 +301,52 @@ async fn a_client_that_disconnects_stops_its_run_and_the_remote_command() {
         remote_process_gone(&sleep).await,
         "{sleep} still runs on the server"
     );
-    let mut status = Value::Null;
+    // The run's end is stored by the run's recorder, which outlives the
+    // client; nothing tells this test when, so poll the REST view, bounded.
+    let mut run = Value::Null;
     for _ in 0..200 {
-        let run: Value = app
+        run = app
             .get(&format!("/api/v1/bmx4/runs/{run_id}"))
             .await
             .json()
             .await
             .unwrap();
-        status = run["status"].clone();
-        if status != "running" {
+        if run["status"] != "running" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(status, "cancelled");
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(
+        (&run["succeeded"], &run["failed"], &run["skipped"]),
+        (&json!(1), &json!(0), &json!(2)),
+        "the real counts: one reported, the rest cut off"
+    );
+    assert!(run["finished_at"].is_string(), "{run}");
+    assert!(run["duration_ms"].is_u64(), "{run}");
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{run}");
+    assert_eq!(results[0]["stdout"], "first\n");
+    assert_eq!(results[0]["status"], "succeeded");
+
+    // and it was recorded once, with its audit event
+    let mut events = Value::Null;
+    for _ in 0..200 {
+        events = app
+            .get("/api/v1/audit?action=batch.run")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if !events.as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail"]["status"], "cancelled", "{events:?}");
+    assert_eq!(events[0]["detail"]["run_id"], run_id.as_str());
 }
 
 #[tokio::test]

@@ -1,0 +1,198 @@
+//! The retry, delay and stop-on-error rules of [`run_server`] with paused
+//! time and a scripted link.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use super::*;
+use crate::batch::link::Cancel;
+use crate::batch::plan::CommandResult;
+use crate::batch::scripted::*;
+use crate::error::ErrorCode;
+
+/// Runs one server's commands and returns the results and what the link saw.
+async fn run(
+    script: &[(&str, Vec<Step>)],
+    names: &[&str],
+    policy: RetryPolicy,
+) -> (Vec<CommandResult>, Seen) {
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let mut link = Scripted::new(script, seen.clone());
+    let (_tx, cancel) = Cancel::new();
+    let mut results = Vec::new();
+    run_server(
+        &server("s1"),
+        &mut link,
+        &commands(names),
+        policy,
+        &cancel,
+        &mut |r| {
+            results.push(r);
+            async {}.boxed_local()
+        },
+    )
+    .await;
+    drop(link);
+    let seen = Rc::try_unwrap(seen).ok().unwrap().into_inner();
+    (results, seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_that_fails_twice_then_succeeds_takes_three_attempts_with_the_delay_between() {
+    let script = [("flaky", vec![exit(1, 100), exit(1, 100), exit(0, 100)])];
+    let (results, seen) = run(&script, &["flaky"], policy(5, 500, false)).await;
+
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r.status, CommandStatus::Succeeded);
+    assert_eq!(r.attempts, 3);
+    assert_eq!(r.exit_status, Some(0));
+    // three runs of 100 ms and two pauses of 500 ms
+    assert_eq!(r.duration_ms, 1300);
+    let starts: Vec<u128> = seen.attempts.iter().map(|(_, at)| at.as_millis()).collect();
+    assert_eq!(starts, vec![0, 600, 1200]);
+    assert_eq!(seen.closed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_that_keeps_failing_stops_after_its_retries() {
+    let script = [("bad", vec![exit(2, 10)])];
+    let (results, seen) = run(&script, &["bad"], policy(2, 1000, false)).await;
+
+    assert_eq!(results[0].status, CommandStatus::Failed);
+    assert_eq!(results[0].attempts, 3);
+    assert_eq!(results[0].exit_status, Some(2));
+    assert_eq!(seen.attempts.len(), 3);
+    assert_eq!(results[0].duration_ms, 3 * 10 + 2 * 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retries_means_one_attempt_and_no_delay() {
+    let script = [("bad", vec![exit(1, 10)])];
+    let (results, _) = run(&script, &["bad"], policy(0, 60_000, false)).await;
+    assert_eq!(results[0].attempts, 1);
+    assert_eq!(results[0].duration_ms, 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_counts_as_a_failed_attempt_and_is_retried() {
+    let script = [(
+        "slow",
+        vec![error(ErrorCode::SshCommandTimeout, 1000), exit(0, 10)],
+    )];
+    let (results, _) = run(&script, &["slow"], policy(1, 0, true)).await;
+    assert_eq!(results[0].status, CommandStatus::Succeeded);
+    assert_eq!(results[0].attempts, 2);
+
+    let script = [("slow", vec![error(ErrorCode::SshCommandTimeout, 1000)])];
+    let (results, _) = run(&script, &["slow"], policy(0, 0, true)).await;
+    assert_eq!(results[0].status, CommandStatus::Failed);
+    assert_eq!(
+        results[0].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::SshCommandTimeout)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_on_error_skips_the_rest_of_the_server_s_commands() {
+    let script = [
+        ("a", vec![exit(0, 1)]),
+        ("b", vec![exit(1, 1)]),
+        ("c", vec![exit(0, 1)]),
+    ];
+    let (results, seen) = run(&script, &["a", "b", "c"], policy(1, 10, true)).await;
+
+    let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            CommandStatus::Succeeded,
+            CommandStatus::Failed,
+            CommandStatus::Skipped
+        ]
+    );
+    assert_eq!(results[2].attempts, 0);
+    assert_eq!(results.iter().map(|r| r.index).collect::<Vec<_>>(), vec![0, 1, 2]);
+    // b was tried twice (one retry), c never
+    let tried: Vec<&str> = seen.attempts.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(tried, vec!["a", "b", "b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_stop_on_error_every_command_runs() {
+    let script = [
+        ("a", vec![exit(0, 1)]),
+        ("b", vec![exit(1, 1)]),
+        ("c", vec![exit(0, 1)]),
+    ];
+    let (results, _) = run(&script, &["a", "b", "c"], policy(0, 0, false)).await;
+    let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            CommandStatus::Succeeded,
+            CommandStatus::Failed,
+            CommandStatus::Succeeded
+        ]
+    );
+    assert_eq!(results[0].stdout, "out of a");
+    assert_eq!(results[0].stderr, "err");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_server_is_tried_once_with_its_retries_and_the_rest_carry_the_error() {
+    let script = [
+        ("a", vec![error(ErrorCode::SshAuthFailed, 5)]),
+        ("b", vec![exit(0, 1)]),
+    ];
+    let (results, seen) = run(&script, &["a", "b"], policy(2, 100, false)).await;
+
+    assert_eq!(seen.attempts.len(), 3, "only the first command tries to connect");
+    assert_eq!(results[0].attempts, 3);
+    assert_eq!(results[1].attempts, 0);
+    for r in &results {
+        assert_eq!(r.status, CommandStatus::Failed);
+        assert_eq!(r.error.as_ref().map(|e| e.code), Some(ErrorCode::SshAuthFailed));
+    }
+
+    let (results, _) = run(&script, &["a", "b"], policy(0, 0, true)).await;
+    assert_eq!(results[1].status, CommandStatus::Skipped);
+    assert_eq!(
+        results[1].error.as_ref().map(|e| e.code),
+        Some(ErrorCode::SshAuthFailed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_link() {
+    let seen = Rc::new(RefCell::new(Seen::default()));
+    let mut link = Scripted::new(&[("bad", vec![exit(1, 10)])], seen.clone());
+    let (tx, cancel) = Cancel::new();
+    let t0 = Instant::now();
+    let cancel_later = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tx.send(true).unwrap();
+    };
+    let mut results = Vec::new();
+    let (spec, names) = (server("s1"), commands(&["bad"]));
+    let mut report = |r| {
+        results.push(r);
+        async {}.boxed_local()
+    };
+    let work = run_server(
+        &spec,
+        &mut link,
+        &names,
+        policy(10, 60_000, false),
+        &cancel,
+        &mut report,
+    );
+    tokio::join!(work, cancel_later);
+    assert!(results.is_empty());
+    assert_eq!(t0.elapsed(), Duration::from_millis(500), "the delay is cut short");
+    assert_eq!(seen.borrow().closed, 1);
+}

@@ -1,0 +1,205 @@
+//! What a BMX4 connection does with its requests (`batch_execute`,
+//! `batch_cancel`) and with what its run reports (through the recorder):
+//! it keeps the run in its slot and renders frames. It stores nothing.
+
+use std::rc::Rc;
+
+use actix::{Actor, ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use pinkpage_actors::batch::link::SshLinkFactory;
+use pinkpage_actors::batch::plan::BatchPlan;
+use pinkpage_actors::batch::run::{BatchMessage, BatchRunActor};
+use pinkpage_actors::ssh::ExecLimits;
+use pinkpage_actors::task::slot::Cancel;
+use pinkpage_actors::task::{Pending, TaskEvent};
+use pinkpage_actors::{AppError, ErrorCode};
+
+use super::recorder::{BatchRecorderActor, CreateRun};
+use super::wire::Bmx4Reply;
+use super::{Bmx4, RunInfo};
+use crate::request::{BatchExecute, BatchExecuteFields, ServerRef, TimeoutS};
+use crate::store::NewBatchRun;
+use crate::ws::connection::{WsConnection, WsCtx};
+use crate::ws::protocol::RequestId;
+
+/// `batch_execute`: validates, takes the slot, has the recorder write the
+/// run's row, then starts the run reporting to the recorder.
+pub(super) fn batch_execute(
+    conn: &mut WsConnection<Bmx4>,
+    fields: BatchExecuteFields,
+    rid: RequestId,
+    ctx: &mut WsCtx<Bmx4>,
+) {
+    if conn.domain.run.is_busy() {
+        let e = AppError::with_detail(
+            ErrorCode::TaskAlreadyRunning,
+            "a batch is running on this connection; cancel it or wait for batch_complete",
+        );
+        return conn.send_error(ctx, &e, &rid);
+    }
+    let req = match BatchExecute::parse(fields, &conn.state.settings) {
+        Ok(req) => req,
+        Err(e) => return conn.send_error(ctx, &e, &rid),
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let servers = req.server_names();
+    let reserved = conn.domain.run.reserve(RunInfo {
+        run_id: run_id.clone(),
+        rid: rid.clone(),
+        servers: servers.len(),
+    });
+    let task_id = match reserved {
+        Ok(id) => id,
+        Err(e) => return conn.send_error(ctx, &e, &rid),
+    };
+    let record = NewBatchRun {
+        run_id: run_id.clone(),
+        actor: conn.id.to_string(),
+        servers: servers.clone(),
+        commands: req.commands.clone(),
+        stop_on_error: req.policy.stop_on_error,
+        retries: req.policy.retries,
+        retry_delay_ms: req.policy.retry_delay.as_millis() as u64,
+        timeout_s: req.timeout_s,
+    };
+    let recorder =
+        BatchRecorderActor::new(conn.state.store.clone(), record, ctx.address().recipient()).start();
+    recorder
+        .send(CreateRun)
+        .into_actor(conn)
+        .map(move |created, conn, ctx| {
+            let created = created
+                .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))
+                .and_then(|stored| stored);
+            if let Err(e) = created {
+                conn.domain.run.abort_start(task_id);
+                let e = AppError::with_detail(
+                    ErrorCode::BatchFailed,
+                    format!("the run could not be recorded: {}", e.detail.unwrap_or_default()),
+                );
+                return conn.send_error(ctx, &e, &rid);
+            }
+            let cap = conn.state.settings.batch_output_cap;
+            let plan = BatchPlan {
+                run_id: run_id.clone(),
+                servers: req.servers.into_iter().map(ServerRef::into_spec).collect(),
+                commands: req.commands,
+                policy: req.policy,
+                limits: ExecLimits {
+                    max_stdout: cap,
+                    max_stderr: cap,
+                    timeout: req.timeout.map(TimeoutS::duration),
+                },
+            };
+            let commands = plan.commands.len();
+            let links = Rc::new(SshLinkFactory {
+                ssh: conn.state.ssh.clone(),
+            });
+            // The recorder is the run's client: it stores, then passes on.
+            let (reporter, handle) = Pending::new(task_id, recorder.recipient()).split();
+            let addr = BatchRunActor::new(plan, links, reporter).start();
+            if let Err(handle) = conn.domain.run.attach(task_id, handle(addr.recipient())) {
+                // nobody waits for it any more; the recorder stores its end
+                let _ = handle.stop();
+                return;
+            }
+            conn.send(
+                ctx,
+                &Bmx4Reply::BatchStarted {
+                    run_id: &run_id,
+                    servers: &servers,
+                    commands,
+                },
+                &rid,
+            );
+        })
+        .spawn(ctx);
+}
+
+/// `batch_cancel`: stops the running run named `run_id`. `batch_cancelled`
+/// answers at once; `batch_complete` follows once the run's end is stored,
+/// or 50012 if it does not end within the stop timeout.
+pub(super) fn batch_cancel(
+    conn: &mut WsConnection<Bmx4>,
+    run_id: String,
+    rid: RequestId,
+    ctx: &mut WsCtx<Bmx4>,
+) {
+    let slot = &conn.domain.run;
+    // A run still being recorded has not been announced: nothing to cancel.
+    let running = slot.handle().and(slot.current()).and_then(|id| slot.info(id));
+    let Some(info) = running else {
+        let e = AppError::with_detail(ErrorCode::NoRunningTask, "no batch is running on this connection");
+        return conn.send_error(ctx, &e, &rid);
+    };
+    if info.run_id != run_id {
+        let e = AppError::with_detail(
+            ErrorCode::NoRunningTask,
+            format!("run '{run_id}' is not running on this connection"),
+        );
+        return conn.send_error(ctx, &e, &rid);
+    }
+    match conn.domain.run.cancel() {
+        Ok(Cancel::StopSent(id)) => {
+            crate::ws::task::watch_stop(id, |d: &mut Bmx4| &mut d.run, |i: &RunInfo| &i.rid, ctx);
+        }
+        // a second cancel is answered the same way; one batch_complete follows
+        Ok(Cancel::AlreadyStopping(_) | Cancel::NotStarted(..)) => {}
+        Err(e) => return conn.send_error(ctx, &e, &rid),
+    }
+    conn.send(ctx, &Bmx4Reply::BatchCancelled { run_id: &run_id }, &rid);
+}
+
+impl Handler<BatchMessage> for WsConnection<Bmx4> {
+    type Result = ();
+
+    /// Renders what the recorder passes on (already stored). Only the
+    /// current run speaks: a run given up on (50012) is recorded but no
+    /// longer shown.
+    fn handle(&mut self, msg: BatchMessage, ctx: &mut WsCtx<Bmx4>) {
+        let Some(info) = self.domain.run.info(msg.task_id) else {
+            return;
+        };
+        match msg.event {
+            TaskEvent::Notice(result) => {
+                let rid = info.rid.clone();
+                self.send(ctx, &Bmx4Reply::result(&result), &rid);
+            }
+            TaskEvent::Finished {
+                outcome: summary,
+                cleanup_error,
+            } => {
+                let Some((info, cleanup)) = self.domain.run.finished(msg.task_id, cleanup_error) else {
+                    return;
+                };
+                if let Some(e) = cleanup {
+                    self.send_error(ctx, &e, &info.rid);
+                }
+                let whole_run_failed = !summary.cancelled && summary.unreachable.len() == info.servers;
+                if whole_run_failed {
+                    let causes: Vec<String> = summary
+                        .unreachable
+                        .iter()
+                        .map(|(server, e)| format!("{server}: {e}"))
+                        .collect();
+                    let e = AppError::with_detail(
+                        ErrorCode::BatchFailed,
+                        format!("no server could be reached: {}", causes.join("; ")),
+                    );
+                    self.send_error(ctx, &e, &info.rid);
+                }
+                self.send(
+                    ctx,
+                    &Bmx4Reply::BatchComplete {
+                        run_id: &summary.run_id,
+                        succeeded: summary.succeeded,
+                        failed: summary.failed,
+                        skipped: summary.skipped,
+                        duration_ms: summary.duration_ms,
+                        cancelled: summary.cancelled,
+                    },
+                    &info.rid,
+                );
+            }
+        }
+    }
+}
