@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::poll::eventually_within;
 use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::tcp::{BannerListener, SilentListener};
 use crate::support::ws::WsClient;
@@ -26,20 +26,18 @@ fn fast_checks() -> crate::support::daemon::TestAppBuilder {
         .env("PINKPAGE_HEALTH_TIMEOUT_S", "0.5")
 }
 
-/// GETs `path` until `done` accepts the JSON body; fails after `within`.
+/// GETs `path` until `done` accepts the JSON body; fails after `within`
+/// showing the last body.
 async fn poll_until(app: &TestApp, path: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually_within(within, &format!("{path} settles"), async || {
         let body: Value = app.get(path).await.json().await.expect("JSON body");
         if done(&body) {
-            return body;
+            Ok(body)
+        } else {
+            Err(body)
         }
-        assert!(
-            Instant::now() < deadline,
-            "gave up waiting on {path} after {within:?}; last body: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
