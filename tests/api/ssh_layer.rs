@@ -77,6 +77,53 @@ async fn password_authentication_succeeds() {
     session.disconnect().await.unwrap();
 }
 
+/// The methods of the `userauth-request` lines sshd logs at DEBUG1, in
+/// order, repeats in a row counted once (a key is offered, then signed).
+fn methods_asked(sshd_log: &str) -> Vec<&str> {
+    let mut methods: Vec<&str> = sshd_log
+        .lines()
+        .filter(|l| l.contains("userauth-request"))
+        .filter_map(|l| l.split(" method ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    methods.dedup();
+    methods
+}
+
+#[tokio::test]
+async fn the_none_method_is_asked_first_then_the_password_logs_in() {
+    let sshd = SshdServer::start(SshdOptions {
+        log_level: "DEBUG1",
+        ..SshdOptions::default()
+    });
+
+    let session = password_session(&sshd).await;
+
+    assert_eq!(whoami(&session).await, "pinkpage-test\n");
+    assert!(sshd.wait_for_log("Accepted password for pinkpage-test", SETTLE));
+    assert_eq!(methods_asked(&sshd.log()), ["none", "password"], "{}", sshd.log());
+}
+
+#[tokio::test]
+async fn the_none_method_is_asked_first_then_the_key_logs_in() {
+    let sshd = SshdServer::start(SshdOptions {
+        log_level: "DEBUG1",
+        ..SshdOptions::default()
+    });
+    let spec = sshd.server_spec("test", TestUser::get().key_auth());
+
+    let session = connect_pinned(&sshd, spec).await.expect("key connect");
+
+    assert_eq!(whoami(&session).await, "pinkpage-test\n");
+    assert!(sshd.wait_for_log("Accepted publickey for pinkpage-test", SETTLE));
+    assert_eq!(
+        methods_asked(&sshd.log()),
+        ["none", "publickey"],
+        "{}",
+        sshd.log()
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_refused_with_21000_and_not_echoed() {
     let sshd = SshdServer::start(SshdOptions::default());
