@@ -10,9 +10,12 @@
 //!   previous sweep still runs is skipped and logged: overlapping sweeps
 //!   would double the sockets and race each other's results.
 //! - Each result is folded in as soon as it arrives. A flip of `is_healthy`
-//!   (the first result included) is published to every connection
-//!   ([`Publish`]) and sent to the history keeper as a [`HealthTransition`];
-//!   any other change only refreshes the registry's copy.
+//!   (the first verdict included) is published to every connection
+//!   ([`Publish`]) and sent to the history keeper as a [`HealthTransition`].
+//!   A failure that leaves the verdict unknown (fewer in a row than the
+//!   threshold since start) is published too, with `is_healthy: null` and
+//!   its counters, but is no transition. Any other change only refreshes
+//!   the registry's copy.
 //!
 //! Who sends it what: REST handlers send [`GetHealth`] and
 //! [`GetServerHealth`]; the daemon sends [`StopMonitor`] at shutdown.
@@ -185,6 +188,16 @@ impl HealthMonitorActor {
         let status = tracker.status().clone();
         match change {
             Change::Updated => self.broadcast.do_send(RememberHealth(status)),
+            Change::Pending => {
+                log::info!(
+                    server = status.server_name.as_str(),
+                    consecutive_failures = status.consecutive_failures,
+                    threshold = self.config.thresholds.failures;
+                    "server failed its check; health unknown until the threshold"
+                );
+                // publishing also remembers it for welcome messages
+                self.broadcast.do_send(Publish(Event::ServerHealth(status)));
+            }
             Change::Flipped { previous } => {
                 if status.is_healthy == Some(false) {
                     log::warn!(
@@ -364,14 +377,17 @@ mod tests {
         let (transitions, _rx) = tap::<HealthTransition>();
         let probe = scripted(Arc::default(), Arc::default());
         let t0 = Instant::now();
-        let monitor = HealthMonitorActor::with_targets(
-            targets(64),
-            config(60_000, 5_000),
-            registry,
-            transitions,
-            probe,
-        )
-        .start();
+        // Issue 16 item 8: one failure no longer decides a new server, so
+        // this timing test asks for a threshold of one to keep its verdict.
+        let config = HealthConfig {
+            thresholds: Thresholds {
+                failures: 1,
+                successes: 1,
+            },
+            ..config(60_000, 5_000)
+        };
+        let monitor =
+            HealthMonitorActor::with_targets(targets(64), config, registry, transitions, probe).start();
 
         sleep(Duration::from_millis(4_999) - t0.elapsed()).await;
         let all = monitor.send(GetHealth).await.unwrap();
@@ -381,8 +397,12 @@ mod tests {
         assert!(all.iter().all(|s| s.is_healthy == Some(false)), "{all:?}");
     }
 
+    // Issue 16 item 8 changed this test: s001, down from the start, used to
+    // be published unhealthy by its first result; now its first failure is
+    // published with `is_healthy: null` and its counter, and the second one
+    // (the threshold) is its first verdict and first transition.
     #[actix::test]
-    async fn the_first_result_and_every_flip_are_published_and_recorded() {
+    async fn the_first_verdict_and_every_flip_are_published_and_recorded() {
         tokio::time::pause();
         let registry = BroadcastActor::default().start();
         let (events, mut events_rx) = tap::<Event>();
@@ -409,15 +429,27 @@ mod tests {
         ];
         first.sort_by(|a, b| a.server_name.cmp(&b.server_name));
         assert_eq!(first[0].is_healthy, Some(true));
-        assert_eq!(first[1].is_healthy, Some(false));
-        for _ in 0..2 {
-            assert_eq!(transitions_rx.recv().await.unwrap().previous, None);
-        }
+        assert_eq!(first[1].is_healthy, None, "one failure is not a verdict");
+        assert_eq!(first[1].consecutive_failures, 1);
+        let t = transitions_rx.recv().await.unwrap();
+        assert_eq!((t.status.server_name.as_str(), t.previous), ("s000", None));
 
         // s000 goes down: one failure is not enough, the second flips it.
-        // s001 keeps failing and is never published again.
+        // s001's second failure is its first verdict; after that it keeps
+        // failing and is never published again.
         script.lock().unwrap().insert("s000".to_owned(), false);
         let t0 = Instant::now();
+        let s001 = health_of(events_rx.recv().await.unwrap());
+        assert_eq!(
+            (
+                s001.server_name.as_str(),
+                s001.is_healthy,
+                s001.consecutive_failures
+            ),
+            ("s001", Some(false), 2)
+        );
+        let t = transitions_rx.recv().await.unwrap();
+        assert_eq!((t.status.server_name.as_str(), t.previous), ("s001", None));
         let flip = health_of(events_rx.recv().await.unwrap());
         assert_eq!(
             (flip.server_name.as_str(), flip.is_healthy),
