@@ -495,6 +495,8 @@ async fn a_script_of_a_client_that_disconnects_is_killed_and_its_file_removed() 
     let (started, _) = c.recv_until("script_started").await;
     let remote = started["remote_path"].as_str().unwrap().to_owned();
     let sleeper = RemoteProcess::started(&marker).await;
+    // seen there first, so "removed" below can fail
+    assert!(Path::new(&remote).exists(), "no script at {remote}");
 
     drop(c.into_raw());
 

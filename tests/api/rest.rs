@@ -6,13 +6,21 @@ use crate::support::daemon::TestApp;
 
 #[tokio::test]
 async fn health_reports_status_version_and_uptime() {
+    let before_spawn = std::time::Instant::now();
     let app = TestApp::spawn_without_ssh().await;
     let res = app.get("/api/v1/health").await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert!(body["uptime_s"].as_f64().unwrap() >= 0.0);
+    // bounded on both sides: the daemon cannot have run longer than this
+    // test has
+    let uptime = body["uptime_s"].as_f64().unwrap();
+    let alive = before_spawn.elapsed().as_secs_f64();
+    assert!(
+        (0.0..=alive).contains(&uptime),
+        "uptime {uptime} s, test ran {alive} s"
+    );
 }
 
 #[tokio::test]

@@ -79,3 +79,23 @@ pub async fn eventually_within<S: Settled>(
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[tokio::test]
+#[should_panic(expected = "the moon turns blue never happened within 100ms; last seen: grey")]
+async fn eventually_gives_up_naming_what_and_the_last_thing_seen() {
+    eventually_within(Duration::from_millis(100), "the moon turns blue", async || {
+        Err::<(), _>("grey")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn eventually_returns_the_value_once_settled() {
+    let mut looks = 0;
+    let value = eventually("the third look", async || {
+        looks += 1;
+        (looks == 3).then_some(looks)
+    })
+    .await;
+    assert_eq!(value, 3);
+}
