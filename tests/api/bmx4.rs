@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::fixtures::{app_with_server, TempTree};
+use crate::support::fixtures::{app_with_server, with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
 use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
@@ -329,13 +329,8 @@ async fn fifty_megabytes_of_output_are_truncated_at_the_cap_and_the_daemon_stays
 
 #[tokio::test]
 async fn two_servers_run_side_by_side_not_one_after_the_other() {
-    let sshd_a = SshdServer::start(SshdOptions::default());
-    let sshd_b = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder()
-        .sshd("a", &sshd_a)
-        .sshd("b", &sshd_b)
-        .spawn()
-        .await;
+    let (builder, _servers) = with_servers(["a", "b"]);
+    let app = builder.spawn().await;
     let mut c = bmx4(&app).await;
 
     let b = run_batch(&mut c, json!({"servers": ["a", "b"], "commands": ["sleep 2"]})).await;

@@ -12,10 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::daemon::TestApp;
-use crate::support::fixtures::{app_with_server, TempTree};
+use crate::support::fixtures::{app_with_server, with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::{chown_to_test_user, RemoteProcess};
-use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -509,11 +508,10 @@ async fn a_script_of_a_client_that_disconnects_is_killed_and_its_file_removed() 
 
 #[tokio::test]
 async fn script_names_are_plain_file_names_from_the_scripts_directory() {
-    let sshd = SshdServer::start(SshdOptions::default());
+    let (builder, _sshd) = with_servers(["mdwap1p"]);
     let scripts = TempTree::private("scripts");
     std::fs::write(scripts.join("hello.sh"), "#!/bin/sh\necho \"hello $1\"\n").unwrap();
-    let app = TestApp::builder()
-        .sshd("mdwap1p", &sshd)
+    let app = builder
         .env("PINKPAGE_SCRIPTS_DIR", scripts.root().to_str().unwrap())
         .spawn()
         .await;

@@ -12,8 +12,7 @@
 
 use serde_json::Value;
 
-use crate::support::daemon::TestApp;
-use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::fixtures::app_with_server;
 use crate::support::ws::WsClient;
 
 struct Block {
@@ -74,8 +73,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
     let doc = include_str!("../../docs/protocol.md");
     let blocks = blocks(doc);
     assert!(blocks.len() >= 5, "the doc lost its examples");
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
 
     for (n, block) in blocks.iter().enumerate() {
         let mut lines = block.lines.iter().peekable();
