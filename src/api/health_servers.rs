@@ -22,7 +22,9 @@ pub struct ServerHealthSchema {
     server_name: String,
     /// Host checked.
     host: String,
-    /// `true` healthy, `false` unhealthy, `null` not checked yet.
+    /// `true` healthy, `false` unhealthy, `null` unknown: not checked yet,
+    /// or fewer failures in a row than `PINKPAGE_HEALTH_FAILURES` since the
+    /// daemon started (the counters say how many).
     is_healthy: Option<bool>,
     /// When the last check finished (ISO 8601, UTC); `null` before the first.
     last_checked: Option<String>,

@@ -44,7 +44,8 @@ pub enum Common<'a> {
         /// The holder's connection id.
         owner: Option<String>,
     },
-    /// Broadcast on every change of a server's `is_healthy`.
+    /// Broadcast on every change of a server's `is_healthy`, and on each
+    /// failure counted while it is still unknown (`null`).
     ServerHealth {
         /// Which server.
         server_name: &'a str,

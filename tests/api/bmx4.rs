@@ -6,16 +6,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::remote::{remote_process_gone, remote_process_started};
+use crate::support::fixtures::{app_with_server, with_servers, TempTree};
+use crate::support::poll::eventually;
+use crate::support::remote::RemoteProcess;
 use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
 use crate::support::ws::WsClient;
-
-/// A daemon with one real server, `s1`.
-async fn app_with_server() -> (TestApp, SshdServer) {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("s1", &sshd).spawn().await;
-    (app, sshd)
-}
 
 async fn bmx4(app: &TestApp) -> WsClient {
     WsClient::connect(app, "/ws/v1/bmx4").await
@@ -106,7 +101,7 @@ fn counts(complete: &Value) -> (u64, u64, u64) {
 
 #[tokio::test]
 async fn three_commands_run_in_order_with_their_exit_statuses_and_separate_streams() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     assert_eq!(c.welcome["message"], "Connected to BMX4 WebSocket");
 
@@ -148,7 +143,7 @@ async fn three_commands_run_in_order_with_their_exit_statuses_and_separate_strea
 
 #[tokio::test]
 async fn one_ssh_connection_serves_every_command_of_a_server_in_a_run() {
-    let (app, sshd) = app_with_server().await;
+    let (app, sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let b = run_batch(
         &mut c,
@@ -163,7 +158,7 @@ async fn one_ssh_connection_serves_every_command_of_a_server_in_a_run() {
 
 #[tokio::test]
 async fn stop_on_error_skips_the_commands_after_a_failure_and_without_it_all_run() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let commands = json!(["echo a", "exit 7", "echo c", "echo d"]);
 
@@ -196,7 +191,7 @@ async fn stop_on_error_skips_the_commands_after_a_failure_and_without_it_all_run
 
 #[tokio::test]
 async fn a_command_that_fails_twice_then_succeeds_reports_three_attempts_after_the_retry_delays() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     // a counter on the server: the attempt number, success from the third
     let counter = format!("/tmp/pinkpage-bmx4-retry-{}", uuid::Uuid::new_v4());
@@ -222,15 +217,17 @@ async fn a_command_that_fails_twice_then_succeeds_reports_three_attempts_after_t
 
 #[tokio::test]
 async fn a_command_past_its_timeout_fails_with_22001_and_leaves_no_process_behind() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let sleep = unique_sleep();
 
-    let b = run_batch(
-        &mut c,
-        json!({"server": "s1", "commands": [sleep, "echo after"], "timeout_s": 1}),
-    )
-    .await;
+    let (sleeper, b) = tokio::join!(
+        RemoteProcess::started(&sleep),
+        run_batch(
+            &mut c,
+            json!({"server": "s1", "commands": [sleep, "echo after"], "timeout_s": 1}),
+        )
+    );
 
     let r = &b.results[0];
     assert_eq!(r["status"], "failed", "{r}");
@@ -240,15 +237,12 @@ async fn a_command_past_its_timeout_fails_with_22001_and_leaves_no_process_behin
         b.results[1]["stdout"], "after\n",
         "the run goes on without stop_on_error"
     );
-    assert!(
-        remote_process_gone(&sleep).await,
-        "{sleep} still runs on the server"
-    );
+    sleeper.ended("it still runs on the server").await;
 }
 
 #[tokio::test]
 async fn batch_cancel_stops_the_run_and_ends_the_remote_command() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let sleep = unique_sleep();
     c.send(json!({"type": "batch_execute", "server": "s1", "commands": ["echo first", sleep, "echo never"]}))
@@ -257,7 +251,7 @@ async fn batch_cancel_stops_the_run_and_ends_the_remote_command() {
     let run_id = started["run_id"].as_str().unwrap().to_owned();
     let first = c.request_wait("batch_command_result").await;
     assert_eq!(first["stdout"], "first\n");
-    remote_process_started(&sleep).await;
+    let sleeper = RemoteProcess::started(&sleep).await;
 
     c.send(json!({"type": "batch_cancel", "run_id": run_id, "request_id": "c1"}))
         .await;
@@ -266,10 +260,7 @@ async fn batch_cancel_stops_the_run_and_ends_the_remote_command() {
     let complete = c.request_wait("batch_complete").await;
     assert_eq!(complete["cancelled"], true);
     assert_eq!(counts(&complete), (1, 0, 2));
-    assert!(
-        remote_process_gone(&sleep).await,
-        "{sleep} still runs on the server"
-    );
+    sleeper.ended("it still runs on the server").await;
 
     let run: Value = app
         .get(&format!("/api/v1/bmx4/runs/{run_id}"))
@@ -284,7 +275,7 @@ async fn batch_cancel_stops_the_run_and_ends_the_remote_command() {
 #[tokio::test]
 async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its_results_and_no_remote_command(
 ) {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let sleep = unique_sleep();
     c.send(json!({"type": "batch_execute", "server": "s1", "commands": ["echo first", sleep, "echo never"]}))
@@ -293,29 +284,19 @@ async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its
     let run_id = started["run_id"].as_str().unwrap().to_owned();
     let first = c.request_wait("batch_command_result").await;
     assert_eq!(first["stdout"], "first\n");
-    remote_process_started(&sleep).await;
+    let sleeper = RemoteProcess::started(&sleep).await;
 
     c.close().await;
 
-    assert!(
-        remote_process_gone(&sleep).await,
-        "{sleep} still runs on the server"
-    );
+    sleeper.ended("it still runs on the server").await;
     // The run's end is stored by the run's recorder, which outlives the
     // client; nothing tells this test when, so poll the REST view, bounded.
-    let mut run = Value::Null;
-    for _ in 0..200 {
-        run = app
-            .get(&format!("/api/v1/bmx4/runs/{run_id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if run["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let path = format!("/api/v1/bmx4/runs/{run_id}");
+    let run = eventually("the run is no longer running", async || {
+        let run: Value = app.get(&path).await.json().await.unwrap();
+        (run["status"] != "running").then_some(run)
+    })
+    .await;
     assert_eq!(run["status"], "cancelled", "{run}");
     assert_eq!(
         (&run["succeeded"], &run["failed"], &run["skipped"]),
@@ -330,20 +311,7 @@ async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its
     assert_eq!(results[0]["status"], "succeeded");
 
     // and it was recorded once, with its audit event
-    let mut events = Value::Null;
-    for _ in 0..200 {
-        events = app
-            .get("/api/v1/audit?action=batch.run")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if !events.as_array().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let events = events.as_array().unwrap();
+    let events = app.audit_events("action=batch.run", 1).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["detail"]["status"], "cancelled", "{events:?}");
     assert_eq!(events[0]["detail"]["run_id"], run_id.as_str());
@@ -351,7 +319,7 @@ async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its
 
 #[tokio::test]
 async fn fifty_megabytes_of_output_are_truncated_at_the_cap_and_the_daemon_stays_small() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
 
     let b = run_batch(
@@ -383,13 +351,8 @@ async fn fifty_megabytes_of_output_are_truncated_at_the_cap_and_the_daemon_stays
 
 #[tokio::test]
 async fn two_servers_run_side_by_side_not_one_after_the_other() {
-    let sshd_a = SshdServer::start(SshdOptions::default());
-    let sshd_b = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder()
-        .sshd("a", &sshd_a)
-        .sshd("b", &sshd_b)
-        .spawn()
-        .await;
+    let (builder, _servers) = with_servers(["a", "b"]);
+    let app = builder.spawn().await;
     let mut c = bmx4(&app).await;
 
     let b = run_batch(&mut c, json!({"servers": ["a", "b"], "commands": ["sleep 2"]})).await;
@@ -478,12 +441,13 @@ async fn a_server_that_cannot_be_reached_reports_the_connection_error_in_each_re
 
 #[tokio::test]
 async fn a_second_batch_on_the_same_connection_waits_its_turn_with_50010() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let sleep = unique_sleep();
     c.send(json!({"type": "batch_execute", "server": "s1", "commands": [sleep]}))
         .await;
     let started = c.request_wait("batch_started").await;
+    let sleeper = RemoteProcess::started(&sleep).await;
 
     c.send(json!({"type": "batch_execute", "server": "s1", "commands": ["true"]}))
         .await;
@@ -498,12 +462,12 @@ async fn a_second_batch_on_the_same_connection_waits_its_turn_with_50010() {
         .await;
     let complete = c.request_wait("batch_complete").await;
     assert_eq!(complete["cancelled"], true);
-    assert!(remote_process_gone(&sleep).await);
+    sleeper.ended("it still runs on the server").await;
 }
 
 #[tokio::test]
 async fn the_rest_endpoints_return_the_stored_runs_newest_first() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("s1").await;
     let mut c = bmx4(&app).await;
     let first = run_batch(&mut c, json!({"server": "s1", "commands": ["echo first"]})).await;
     let second = run_batch(
@@ -557,20 +521,7 @@ async fn the_rest_endpoints_return_the_stored_runs_newest_first() {
     assert_eq!(body["error"]["code"], 10004);
 
     // one audit event per run
-    let mut audited = 0;
-    for _ in 0..200 {
-        let events: Value = app
-            .get("/api/v1/audit?action=batch.run")
-            .await
-            .json()
-            .await
-            .unwrap();
-        audited = events.as_array().unwrap().len();
-        if audited == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let audited = app.audit_events("action=batch.run", 2).await.len();
     assert_eq!(audited, 2);
 }
 
@@ -601,10 +552,10 @@ async fn benchmark_one_hundred_short_commands_daemon_vs_openssh() {
         .env("RUST_LOG", "info")
         .spawn()
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let known_hosts = dir.path().join("known_hosts");
+    let dir = TempTree::private("bench");
+    let known_hosts = dir.join("known_hosts");
     std::fs::write(&known_hosts, sshd.known_hosts_line() + "\n").unwrap();
-    let control = dir.path().join("cm.sock");
+    let control = dir.join("cm.sock");
     let ssh = |extra: &[&str]| {
         let mut cmd = std::process::Command::new("ssh");
         cmd.args(["-p", &sshd.port().to_string(), "-i"])

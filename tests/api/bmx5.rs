@@ -4,8 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::StreamExt;
@@ -14,77 +12,15 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::daemon::TestApp;
-use crate::support::remote::chown_to_test_user;
-use crate::support::remote::remote_process_gone;
-use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::fixtures::{app_with_server, with_servers, TempTree};
+use crate::support::poll::eventually;
+use crate::support::remote::{chown_to_test_user, RemoteProcess};
 use crate::support::ws::WsClient;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// A daemon with one real server, `mdwap1p`.
-async fn app_with_server() -> (TestApp, SshdServer) {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
-    (app, sshd)
-}
-
-/// A directory under /tmp owned by the test user, unique to this test run,
-/// removed on drop.
-struct RemoteDir(PathBuf);
-
-impl RemoteDir {
-    fn new(tag: &str) -> RemoteDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = PathBuf::from(format!(
-            "/tmp/pp-bmx5-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap();
-        chown_to_test_user(&path);
-        RemoteDir(path)
-    }
-
-    fn path(&self, rel: &str) -> String {
-        format!("{}/{rel}", self.0.display())
-    }
-
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for RemoteDir {
-    fn drop(&mut self) {
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
-        let _ = std::process::Command::new("chmod")
-            .arg("-R")
-            .arg("u+w")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn bmx5(app: &TestApp) -> WsClient {
     WsClient::connect(app, "/ws/v1/bmx5").await
-}
-
-/// Waits (bounded) until `cond` holds.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 #[tokio::test]
@@ -97,8 +33,8 @@ async fn the_bmx5_welcome_names_the_domain() {
 
 #[tokio::test]
 async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_download_and_remove() {
-    let (app, _sshd) = app_with_server().await;
-    let dir = RemoteDir::new("roundtrip");
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-roundtrip");
     let mut c = bmx5(&app).await;
     let nested = dir.path("새 폴더 a/하위 b");
     let content: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
@@ -226,8 +162,8 @@ async fn files_with_spaces_and_korean_names_survive_mkdir_upload_stat_rename_dow
 
 #[tokio::test]
 async fn an_inline_download_over_the_frame_limit_is_refused_and_names_the_limit() {
-    let (app, _sshd) = app_with_server().await;
-    let dir = RemoteDir::new("inline");
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-inline");
     let big = dir.path("big.bin");
     std::fs::write(&big, vec![b'x'; 100 * 1024]).unwrap();
     let mut c = bmx5(&app).await;
@@ -263,8 +199,8 @@ fn chunk(i: u64) -> Vec<u8> {
 #[tokio::test]
 async fn a_200_mib_file_goes_up_and_down_over_rest_intact_in_bounded_memory_with_ranges() {
     const CHUNKS: u64 = 200;
-    let (app, _sshd) = app_with_server().await;
-    let dir = RemoteDir::new("big");
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-big");
     let path = dir.path("large file.bin");
     let url = app.url("/api/v1/bmx5/files");
 
@@ -348,8 +284,8 @@ async fn a_200_mib_file_goes_up_and_down_over_rest_intact_in_bounded_memory_with
 
 #[tokio::test]
 async fn reading_a_missing_file_is_52000_with_404_and_writing_into_a_read_only_directory_is_52000_with_403() {
-    let (app, _sshd) = app_with_server().await;
-    let dir = RemoteDir::new("errors");
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-errors");
     let url = app.url("/api/v1/bmx5/files");
 
     let missing = app
@@ -408,8 +344,8 @@ async fn reading_a_missing_file_is_52000_with_404_and_writing_into_a_read_only_d
 
 #[tokio::test]
 async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
-    let (app, _sshd) = app_with_server().await;
-    let dir = RemoteDir::new("interrupted");
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-interrupted");
     let path = dir.path("half.bin");
     let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
@@ -421,30 +357,16 @@ async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
     sock.write_all(head.as_bytes()).await.unwrap();
     sock.write_all(&chunk(0)).await.unwrap();
     // the temporary file exists once the daemon is writing
-    eventually("the temporary file appears", || {
+    eventually("the temporary file appears", async || {
         dir.entries().iter().any(|n| n.starts_with(".half.bin.pinkpage-"))
     })
     .await;
 
     drop(sock);
 
-    let mut recorded = false;
-    for _ in 0..400 {
-        let audit: Value = app
-            .get("/api/v1/audit?action=sftp.upload")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(e) = audit.as_array().unwrap().first() {
-            assert_eq!(e["detail"]["ok"], false, "{e}");
-            assert_eq!(e["detail"]["error"], 52000, "{e}");
-            recorded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(recorded, "the failed upload was never audited");
+    let audit = app.audit_events("action=sftp.upload", 1).await;
+    assert_eq!(audit[0]["detail"]["ok"], false, "{audit:?}");
+    assert_eq!(audit[0]["detail"]["error"], 52000, "{audit:?}");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
 
@@ -469,7 +391,7 @@ async fn run_script(c: &mut WsClient, frame: Value) -> (String, String, Value) {
 
 #[tokio::test]
 async fn a_script_gets_its_arguments_byte_for_byte_and_its_exit_code_comes_back() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = bmx5(&app).await;
     let pwned = format!("/tmp/pp-bmx5-pwned-{}-{}", std::process::id(), app.port);
     let args = [
@@ -506,15 +428,17 @@ async fn a_script_gets_its_arguments_byte_for_byte_and_its_exit_code_comes_back(
 
 #[tokio::test]
 async fn a_script_that_runs_past_its_timeout_is_killed_and_its_file_removed() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = bmx5(&app).await;
     let marker = format!("sleep 3456.{}", app.port);
 
-    let (_, remote, done) = run_script(
-        &mut c,
-        json!({"type": "script_execute", "server": "mdwap1p", "script": format!("{marker}\n"), "timeout_s": 1}),
-    )
-    .await;
+    let (sleeper, (_, remote, done)) = tokio::join!(
+        RemoteProcess::started(&marker),
+        run_script(
+            &mut c,
+            json!({"type": "script_execute", "server": "mdwap1p", "script": format!("{marker}\n"), "timeout_s": 1}),
+        )
+    );
 
     assert_eq!(done["reason"], "timeout", "{done}");
     assert!(!remote.is_empty());
@@ -522,12 +446,12 @@ async fn a_script_that_runs_past_its_timeout_is_killed_and_its_file_removed() {
         !Path::new(&remote).exists(),
         "the temporary script is still there"
     );
-    assert!(remote_process_gone(&marker).await, "the script still runs");
+    sleeper.ended("the script still runs").await;
 }
 
 #[tokio::test]
 async fn a_cancelled_script_is_killed_and_its_file_removed() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = bmx5(&app).await;
     let marker = format!("sleep 4567.{}", app.port);
     c.send(
@@ -543,6 +467,7 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
             out.push_str(f["data"].as_str().unwrap());
         }
     }
+    let sleeper = RemoteProcess::started(&marker).await;
     let mode = std::fs::metadata(&remote).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o700, "the temporary script is private: {mode:o}");
 
@@ -554,35 +479,40 @@ async fn a_cancelled_script_is_killed_and_its_file_removed() {
         !Path::new(&remote).exists(),
         "the temporary script is still there"
     );
-    assert!(remote_process_gone(&marker).await, "the script still runs");
+    sleeper.ended("the script still runs").await;
     let none = c.ask(json!({"type": "script_cancel"}), "never").await;
     assert_eq!(none["error"]["code"], 50011, "{none}");
 }
 
 #[tokio::test]
 async fn a_script_of_a_client_that_disconnects_is_killed_and_its_file_removed() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = bmx5(&app).await;
     let marker = format!("sleep 5678.{}", app.port);
     c.send(json!({"type": "script_execute", "server": "mdwap1p", "script": format!("{marker}\n")}))
         .await;
     let (started, _) = c.recv_until("script_started").await;
     let remote = started["remote_path"].as_str().unwrap().to_owned();
+    let sleeper = RemoteProcess::started(&marker).await;
+    // seen there first, so "removed" below can fail
+    assert!(Path::new(&remote).exists(), "no script at {remote}");
 
     drop(c.into_raw());
 
-    eventually("the temporary script is removed", || !Path::new(&remote).exists()).await;
-    assert!(remote_process_gone(&marker).await, "the script still runs");
+    eventually("the temporary script is removed", async || {
+        !Path::new(&remote).exists()
+    })
+    .await;
+    sleeper.ended("the script still runs").await;
 }
 
 #[tokio::test]
 async fn script_names_are_plain_file_names_from_the_scripts_directory() {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let scripts = tempfile::tempdir().unwrap();
-    std::fs::write(scripts.path().join("hello.sh"), "#!/bin/sh\necho \"hello $1\"\n").unwrap();
-    let app = TestApp::builder()
-        .sshd("mdwap1p", &sshd)
-        .env("PINKPAGE_SCRIPTS_DIR", scripts.path().to_str().unwrap())
+    let (builder, _sshd) = with_servers(["mdwap1p"]);
+    let scripts = TempTree::private("scripts");
+    std::fs::write(scripts.join("hello.sh"), "#!/bin/sh\necho \"hello $1\"\n").unwrap();
+    let app = builder
+        .env("PINKPAGE_SCRIPTS_DIR", scripts.root().to_str().unwrap())
         .spawn()
         .await;
     let mut c = bmx5(&app).await;

@@ -3,15 +3,12 @@
 //! and over REST. Both servers serve this machine's test user, so every
 //! test works in its own /tmp/pinkpage-diff-<uuid>/{left,right}.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::support::daemon::TestApp;
-use crate::support::remote::chown_to_test_user;
-use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::sshd::SshdServer;
 use crate::support::ws::WsClient;
 
 /// A daemon with two real servers, `left` and `right`.
@@ -26,9 +23,7 @@ async fn two_servers() -> TwoServers {
 }
 
 async fn two_servers_with(env: &[(&str, &str)]) -> TwoServers {
-    let left = SshdServer::start(SshdOptions::default());
-    let right = SshdServer::start(SshdOptions::default());
-    let mut builder = TestApp::builder().sshd("left", &left).sshd("right", &right);
+    let (mut builder, [left, right]) = with_servers(["left", "right"]);
     for (k, v) in env {
         builder = builder.env(k, v);
     }
@@ -36,41 +31,12 @@ async fn two_servers_with(env: &[(&str, &str)]) -> TwoServers {
     TwoServers { app, left, right }
 }
 
-/// `/tmp/pinkpage-diff-<uuid>` with `left/` and `right/` in it, owned by
-/// the test user; removed on drop.
-struct Sandbox(PathBuf);
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let root = PathBuf::from(format!("/tmp/pinkpage-diff-{}", uuid::Uuid::new_v4()));
-        for dir in [root.clone(), root.join("left"), root.join("right")] {
-            std::fs::create_dir(&dir).unwrap();
-            chown_to_test_user(&dir);
-        }
-        Sandbox(root)
-    }
-
-    /// The absolute path of `rel` under the sandbox.
-    fn path(&self, rel: &str) -> String {
-        format!("{}/{rel}", self.0.display())
-    }
-
-    /// Writes `rel` (readable by the test user), creating its directories.
-    fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> String {
-        let path = self.0.join(rel);
-        let parent = path.parent().unwrap();
-        std::fs::create_dir_all(parent).unwrap();
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(&path, content).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        path.display().to_string()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh tree with `left/` and `right/`, owned by the test user.
+fn sandbox() -> TempTree {
+    let tree = TempTree::for_test_user("diff");
+    tree.mkdir("left");
+    tree.mkdir("right");
+    tree
 }
 
 async fn diff_ws(app: &TestApp) -> WsClient {
@@ -97,7 +63,7 @@ async fn the_diff_welcome_names_the_domain() {
 #[tokio::test]
 async fn identical_files_on_two_servers_are_identical_with_an_empty_diff() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let text = "listen 8080\nworkers 4\n";
     let l = sb.write("left/app.conf", text);
     let r = sb.write("right/app.conf", text);
@@ -118,7 +84,7 @@ async fn identical_files_on_two_servers_are_identical_with_an_empty_diff() {
 #[tokio::test]
 async fn one_changed_line_gives_a_unified_diff_that_patch_applies_to_turn_left_into_right() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let left: String = (1..=40).map(|i| format!("line {i}\n")).collect();
     let right = left.replace("line 20\n", "line twenty\n");
     let l = sb.write("left/data.txt", &left);
@@ -139,9 +105,9 @@ async fn one_changed_line_gives_a_unified_diff_that_patch_applies_to_turn_left_i
     );
     assert!(diff.contains("-line 20\n+line twenty\n"), "{diff}");
     // patch turns a copy of the left file into the right one
-    let work = tempfile::tempdir().unwrap();
-    let copy = work.path().join("data.txt");
-    let patch_file = work.path().join("change.diff");
+    let work = TempTree::private("patch");
+    let copy = work.join("data.txt");
+    let patch_file = work.join("change.diff");
     std::fs::write(&copy, &left).unwrap();
     std::fs::write(&patch_file, diff).unwrap();
     let out = std::process::Command::new("patch")
@@ -156,7 +122,7 @@ async fn one_changed_line_gives_a_unified_diff_that_patch_applies_to_turn_left_i
 #[tokio::test]
 async fn binary_files_that_differ_are_reported_by_hash_without_a_text_diff() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let left = b"\x7fELF\0\0\x01binary-one".to_vec();
     let right = b"\x7fELF\0\0\x01binary-two".to_vec();
     let l = sb.write("left/tool", &left);
@@ -175,7 +141,7 @@ async fn binary_files_that_differ_are_reported_by_hash_without_a_text_diff() {
 #[tokio::test]
 async fn a_file_over_the_size_cap_gives_53000() {
     let s = two_servers_with(&[("PINKPAGE_DIFF_MAX_BYTES", "1024")]).await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let l = sb.write("left/small.txt", "small\n");
     let r = sb.write("right/big.txt", "x".repeat(2000));
     let mut c = diff_ws(&s.app).await;
@@ -195,7 +161,7 @@ async fn a_file_over_the_size_cap_gives_53000() {
 #[tokio::test]
 async fn a_missing_path_on_the_right_gives_53000_naming_the_right_side() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let l = sb.write("left/app.conf", "a\n");
     let r = sb.path("right/app.conf");
     let mut c = diff_ws(&s.app).await;
@@ -230,7 +196,7 @@ async fn an_unknown_server_gives_23000() {
 /// left/: a.txt, same.txt, changed.txt, sub/deep.txt, only-left.txt
 /// right/: a.txt, same.txt, changed.txt (other content, same size),
 ///         sub/deep.txt, sub/only-right.txt
-fn two_trees(sb: &Sandbox) {
+fn two_trees(sb: &TempTree) {
     for side in ["left", "right"] {
         sb.write(&format!("{side}/a.txt"), "alpha\n");
         sb.write(&format!("{side}/same.txt"), "same\n");
@@ -245,7 +211,7 @@ fn two_trees(sb: &Sandbox) {
 #[tokio::test]
 async fn directory_trees_with_an_extra_file_on_each_side_and_one_changed_file_are_reported_exactly() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     two_trees(&sb);
     let mut c = diff_ws(&s.app).await;
     let frame = json!({"type": "diff_dirs", "request_id": "d1",
@@ -289,7 +255,7 @@ async fn directory_trees_with_an_extra_file_on_each_side_and_one_changed_file_ar
 #[tokio::test]
 async fn diff_command_of_cat_of_two_different_files_gives_their_diff_and_both_exit_statuses() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     // Both servers are this machine: the command picks its file by the
     // server port sshd puts in SSH_CONNECTION, and fails on the right.
     let (lp, rp) = (s.left.port(), s.right.port());
@@ -297,7 +263,7 @@ async fn diff_command_of_cat_of_two_different_files_gives_their_diff_and_both_ex
     sb.write(&format!("out-{rp}.txt"), "user=app\nmode=dev\n");
     let command = format!(
         "port=$(echo $SSH_CONNECTION | cut -d' ' -f4); cat {}/out-$port.txt; test $port = {lp}",
-        sb.0.display()
+        sb.root().display()
     );
     let mut c = diff_ws(&s.app).await;
     let frame = json!({"type": "diff_command", "request_id": "c1",
@@ -321,7 +287,7 @@ async fn diff_command_of_cat_of_two_different_files_gives_their_diff_and_both_ex
 #[tokio::test]
 async fn rest_diff_files_answers_a_diff_result_and_404_with_53000_for_a_missing_file() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     let l = sb.write("left/x.txt", "one\n");
     let r = sb.write("right/x.txt", "two\n");
     let body =
@@ -353,7 +319,7 @@ async fn rest_diff_files_answers_a_diff_result_and_404_with_53000_for_a_missing_
 #[tokio::test]
 async fn rest_diff_dirs_answers_a_diff_dirs_result() {
     let s = two_servers().await;
-    let sb = Sandbox::new();
+    let sb = sandbox();
     two_trees(&sb);
     let body = json!({"left": {"server": "left", "path": sb.path("left")},
         "right": {"server": "right", "path": sb.path("right")},

@@ -2,22 +2,14 @@
 //! order "task finished, then lock free", and what a client is told when a
 //! task's cleanup fails (50014).
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::fixtures::{app_with_server, TempTree};
 use crate::support::relay::FreezableRelay;
-use crate::support::remote::{remote_process_gone, remote_process_started};
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::remote::RemoteProcess;
+use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
-
-async fn app_with_server() -> (TestApp, SshdServer) {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
-    (app, sshd)
-}
 
 async fn delete_session(app: &TestApp) -> reqwest::Response {
     reqwest::Client::new()
@@ -29,14 +21,14 @@ async fn delete_session(app: &TestApp) -> reqwest::Response {
 
 #[tokio::test]
 async fn an_administrators_release_kills_the_owners_command_tells_it_and_frees_the_lock_at_once() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut owner = WsClient::stub(&app).await;
     owner.start_session().await;
     owner
         .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1020.5", "request_id": "cmd"}))
         .await;
     owner.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1020.5").await;
+    let sleeper = RemoteProcess::started("sleep 1020.5").await;
 
     let res = delete_session(&app).await;
     assert_eq!(res.status(), 200);
@@ -57,10 +49,7 @@ async fn an_administrators_release_kills_the_owners_command_tells_it_and_frees_t
     };
     assert_eq!(complete["reason"], "cancelled");
     assert_eq!(complete["request_id"], "cmd");
-    assert!(
-        remote_process_gone("sleep 1020.5").await,
-        "sleep survived the release"
-    );
+    sleeper.ended("sleep survived the release").await;
 
     // A new owner can take the lock and run a command straight away.
     let mut next = WsClient::stub(&app).await;
@@ -91,7 +80,7 @@ async fn an_administrators_release_of_a_free_lock_is_50005() {
 
 #[tokio::test]
 async fn a_disconnected_owners_lock_is_released_only_after_its_command_ended() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut watcher = WsClient::stub(&app).await;
     let mut owner = WsClient::stub(&app).await;
     owner.start_session().await;
@@ -99,7 +88,7 @@ async fn a_disconnected_owners_lock_is_released_only_after_its_command_ended() {
         .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1021.5"}))
         .await;
     owner.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1021.5").await;
+    let sleeper = RemoteProcess::started("sleep 1021.5").await;
     owner.close().await;
     loop {
         let (status, _) = watcher.recv_until("session_status").await;
@@ -109,22 +98,19 @@ async fn a_disconnected_owners_lock_is_released_only_after_its_command_ended() {
     }
     // Released after the shell's channel and session were closed: the
     // command is dead or dying (sshd hangs up its PTY), never still served.
-    assert!(
-        remote_process_gone("sleep 1021.5").await,
-        "sleep survived the disconnect"
-    );
+    sleeper.ended("sleep survived the disconnect").await;
     watcher.start_session().await;
 }
 
 #[tokio::test]
 async fn end_session_answers_after_the_command_ended_and_no_command_starts_meanwhile() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1022.5"}))
         .await;
     c.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1022.5").await;
+    let sleeper = RemoteProcess::started("sleep 1022.5").await;
     c.send(json!({"type": "end_session", "request_id": "end"})).await;
     // While the session is ending, no new command may start under it.
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true", "request_id": "during"}))
@@ -149,46 +135,16 @@ async fn end_session_answers_after_the_command_ended_and_no_command_starts_meanw
         refused["error"]["code"] == 50008 || refused["error"]["code"] == 50010,
         "{refused}"
     );
-    assert!(remote_process_gone("sleep 1022.5").await);
-}
-
-/// `/tmp/pinkpage-lock-<uuid>/{src,dst}` owned by the test user.
-struct Dirs {
-    root: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Dirs {
-        let root = PathBuf::from(format!("/tmp/pinkpage-lock-{}", uuid::Uuid::new_v4().simple()));
-        let user = TestUser::get().name;
-        for d in [root.clone(), root.join("src"), root.join("dst")] {
-            std::fs::create_dir(&d).unwrap();
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let ok = std::process::Command::new("chown")
-                .arg(format!("{user}:{user}"))
-                .arg(&d)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok);
-        }
-        Dirs { root }
-    }
-}
-
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
+    sleeper.ended("it survived end_session").await;
 }
 
 #[tokio::test]
 async fn a_cancel_whose_cleanup_cannot_reach_the_server_reports_50014_and_frees_the_slot() {
-    let dirs = Dirs::new();
+    let tree = TempTree::for_test_user("lock");
+    tree.mkdir("src");
+    tree.mkdir("dst");
     // 64 MiB: long enough to be cancelled in the middle.
-    let file = dirs.root.join("src/big.dat");
-    std::fs::write(&file, vec![7u8; 64 * 1024 * 1024]).unwrap();
-    crate::support::remote::chown_to_test_user(&file);
+    tree.write("src/big.dat", vec![7u8; 64 * 1024 * 1024]);
     let source = SshdServer::start(SshdOptions::default());
     let destination = SshdServer::start(SshdOptions::default());
     let relay = FreezableRelay::start(destination.port()).await;
@@ -202,8 +158,8 @@ async fn a_cancel_whose_cleanup_cannot_reach_the_server_reports_50014_and_frees_
     let transfer = format!(
         "[[transfers]]\nname = \"big\"\nsource_server = \"alpha\"\nsource_glob = {:?}\n\
          destination_server = \"beta\"\ndestination_dir = {:?}\n",
-        dirs.root.join("src/*.dat").display().to_string(),
-        dirs.root.join("dst").display().to_string(),
+        tree.path("src/*.dat"),
+        tree.path("dst"),
     );
     let app = TestApp::builder()
         .sshd("alpha", &source)

@@ -12,8 +12,7 @@
 
 use serde_json::Value;
 
-use crate::support::daemon::TestApp;
-use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::fixtures::app_with_server;
 use crate::support::ws::WsClient;
 
 struct Block {
@@ -74,8 +73,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
     let doc = include_str!("../../docs/protocol.md");
     let blocks = blocks(doc);
     assert!(blocks.len() >= 5, "the doc lost its examples");
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
 
     for (n, block) in blocks.iter().enumerate() {
         let mut lines = block.lines.iter().peekable();
@@ -133,16 +131,21 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
                 },
             }
         }
+        // The next block starts from a free lock. A watcher's welcome says
+        // whether this block's client holds it; if so, the release after the
+        // disconnect is broadcast, and awaited (each frame is bounded).
+        let mut watcher = WsClient::stub(&app).await;
+        let holds_lock = watcher.welcome["session_status"]["owner"] == client.id.as_str();
         client.close().await;
-        // the next block starts from a free lock: wait (bounded) until the
-        // daemon has processed the disconnect
-        for _ in 0..500 {
-            let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
-            if status["active"] == false {
-                break;
+        if holds_lock {
+            loop {
+                let (status, _) = watcher.recv_until("session_status").await;
+                if status["active"] == false {
+                    break;
+                }
             }
-            tokio::task::yield_now().await;
         }
+        watcher.close().await;
     }
 }
 

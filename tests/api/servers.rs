@@ -4,12 +4,12 @@
 use serde_json::Value;
 
 use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::fixtures::app_with_server;
 use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
 
 #[tokio::test]
 async fn a_server_with_good_credentials_and_a_known_key_checks_ok() {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let res = app.post_json("/api/v1/servers/mdwap1p/check", &Value::Null).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();

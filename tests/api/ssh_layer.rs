@@ -13,6 +13,8 @@ use pinkpage_actors::ssh::{
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio::io::AsyncWriteExt;
 
+use crate::support::fixtures::TempTree;
+use crate::support::remote::RemoteProcess;
 use crate::support::sshd::{free_port, SshdOptions, SshdServer, TestUser};
 
 /// Generous: PAM delays a refused password by ~2 s, and we try it twice
@@ -32,9 +34,9 @@ fn options(known_hosts: &Path, mode: HostKeyMode) -> SshOptions {
 }
 
 /// A temp dir for the known_hosts file, and the file's path in it.
-fn known_hosts_file() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("known_hosts");
+fn known_hosts_file() -> (TempTree, std::path::PathBuf) {
+    let dir = TempTree::private("known-hosts");
+    let path = dir.join("known_hosts");
     (dir, path)
 }
 
@@ -73,6 +75,53 @@ async fn password_authentication_succeeds() {
 
     assert_eq!(whoami(&session).await, "pinkpage-test\n");
     session.disconnect().await.unwrap();
+}
+
+/// The methods of the `userauth-request` lines sshd logs at DEBUG1, in
+/// order, repeats in a row counted once (a key is offered, then signed).
+fn methods_asked(sshd_log: &str) -> Vec<&str> {
+    let mut methods: Vec<&str> = sshd_log
+        .lines()
+        .filter(|l| l.contains("userauth-request"))
+        .filter_map(|l| l.split(" method ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    methods.dedup();
+    methods
+}
+
+#[tokio::test]
+async fn the_none_method_is_asked_first_then_the_password_logs_in() {
+    let sshd = SshdServer::start(SshdOptions {
+        log_level: "DEBUG1",
+        ..SshdOptions::default()
+    });
+
+    let session = password_session(&sshd).await;
+
+    assert_eq!(whoami(&session).await, "pinkpage-test\n");
+    assert!(sshd.wait_for_log("Accepted password for pinkpage-test", SETTLE));
+    assert_eq!(methods_asked(&sshd.log()), ["none", "password"], "{}", sshd.log());
+}
+
+#[tokio::test]
+async fn the_none_method_is_asked_first_then_the_key_logs_in() {
+    let sshd = SshdServer::start(SshdOptions {
+        log_level: "DEBUG1",
+        ..SshdOptions::default()
+    });
+    let spec = sshd.server_spec("test", TestUser::get().key_auth());
+
+    let session = connect_pinned(&sshd, spec).await.expect("key connect");
+
+    assert_eq!(whoami(&session).await, "pinkpage-test\n");
+    assert!(sshd.wait_for_log("Accepted publickey for pinkpage-test", SETTLE));
+    assert_eq!(
+        methods_asked(&sshd.log()),
+        ["none", "publickey"],
+        "{}",
+        sshd.log()
+    );
 }
 
 #[tokio::test]
@@ -284,27 +333,6 @@ async fn exec_output_over_the_cap_is_truncated_and_flagged() {
     assert_eq!(whoami(&session).await, "pinkpage-test\n");
 }
 
-fn sleeper_running(marker: &str) -> bool {
-    std::process::Command::new("pgrep")
-        .args(["-f", marker])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Polls `pgrep` until it reports `running`, at most [`SETTLE`].
-async fn await_sleeper(marker: &str, running: bool) -> bool {
-    let tries = 100;
-    for _ in 0..tries {
-        if sleeper_running(marker) == running {
-            return true;
-        }
-        tokio::time::sleep(SETTLE / tries).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn an_exec_past_its_timeout_is_ended_on_the_server_with_22001() {
     let sshd = SshdServer::start(SshdOptions::default());
@@ -316,16 +344,12 @@ async fn an_exec_past_its_timeout_is_ended_on_the_server_with_22001() {
     };
 
     // watch the command appear while exec waits, so the final check can fail
-    let (result, seen_running) = tokio::join!(session.exec(marker, limits), await_sleeper(marker, true));
+    let (result, sleeper) = tokio::join!(session.exec(marker, limits), RemoteProcess::started(marker));
 
-    assert!(seen_running, "the remote sleep never showed up in pgrep");
     let err = result.unwrap_err();
     assert_eq!(err.code, ErrorCode::SshCommandTimeout, "{err}");
     assert!(err.detail.unwrap_or_default().contains("ended it with TERM"));
-    assert!(
-        await_sleeper(marker, false).await,
-        "`{marker}` survived the timeout"
-    );
+    sleeper.ended("it survived the timeout").await;
 }
 
 #[tokio::test]
@@ -417,11 +441,10 @@ async fn a_command_that_ignores_term_is_killed_after_the_grace() {
 
     // an ignored signal stays ignored across exec, so sleep ignores TERM too
     let command = format!("trap '' TERM; {marker}; true");
-    let (result, seen_running) = tokio::join!(session.exec(&command, limits), await_sleeper(marker, true));
+    let (result, sleeper) = tokio::join!(session.exec(&command, limits), RemoteProcess::started(marker));
 
-    assert!(seen_running, "the remote sleep never showed up in pgrep");
     let err = result.unwrap_err();
     assert_eq!(err.code, ErrorCode::SshCommandTimeout, "{err}");
     assert!(err.detail.unwrap_or_default().contains("ended it with KILL"));
-    assert!(await_sleeper(marker, false).await, "`{marker}` survived KILL");
+    sleeper.ended("it survived KILL").await;
 }

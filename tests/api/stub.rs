@@ -6,16 +6,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::remote::{remote_process_gone, remote_process_started};
+use crate::support::fixtures::app_with_server;
+use crate::support::poll::eventually;
+use crate::support::remote::{no_remote_process_for, RemoteProcess};
 use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
-
-/// A daemon with one real server, `mdwap1p`.
-async fn app_with_server() -> (TestApp, SshdServer) {
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
-    (app, sshd)
-}
 
 #[tokio::test]
 async fn the_welcome_has_the_seed_shape_and_a_fresh_uuid_per_connection() {
@@ -115,7 +110,7 @@ async fn twenty_clients_grabbing_the_lock_at_once_have_exactly_one_winner() {
 
 #[tokio::test]
 async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     let (out, _, done) = c.run("mdwap1p", "echo hello-from-pinkpage").await;
@@ -131,7 +126,7 @@ async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3() {
 
 #[tokio::test]
 async fn an_unknown_server_gives_23000() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "nope", "command": "true"}))
@@ -144,24 +139,25 @@ async fn an_unknown_server_gives_23000() {
 
 #[tokio::test]
 async fn a_stop_phrase_printed_in_two_halves_is_detected() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
+    // The sleep starts before the phrase is complete, so the test sees it
+    // running before the stop phrase ends it (the shell's hang-up reaches
+    // it: without job control it is in the shell's process group).
     c.send(json!({"type": "ssh_command", "server": "mdwap1p",
-        "command": "printf 'ALL-DO'; sleep 0.3; printf 'NE\\n'; sleep 1002.5", "stop_phrase": "ALL-DONE"}))
+        "command": "sleep 1002.5 & printf 'ALL-DO'; sleep 0.5; printf 'NE\\n'; wait", "stop_phrase": "ALL-DONE"}))
         .await;
-    let (out, _, done) = c.collect_until_complete().await;
+    let (sleeper, (out, _, done)) =
+        tokio::join!(RemoteProcess::started("sleep 1002.5"), c.collect_until_complete());
     assert_eq!(done["reason"], "stop_phrase", "{done}");
     assert!(out.contains("ALL-DONE"), "{out}");
-    assert!(
-        remote_process_gone("sleep 1002.5").await,
-        "the command survived its stop phrase"
-    );
+    sleeper.ended("the command survived its stop phrase").await;
 }
 
 #[tokio::test]
 async fn a_progress_bar_arrives_in_few_messages_with_its_last_state() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     let (out, frames, done) = c
@@ -181,7 +177,7 @@ async fn a_progress_bar_arrives_in_few_messages_with_its_last_state() {
 
 #[tokio::test]
 async fn a_utf8_character_printed_one_byte_at_a_time_arrives_whole() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     // 한 is ED 95 9C
@@ -214,7 +210,7 @@ async fn an_euc_kr_server_has_its_korean_output_decoded() {
 
 #[tokio::test]
 async fn a_prompt_is_answered_through_ssh_input() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; echo got:$x"}))
@@ -228,22 +224,22 @@ async fn a_prompt_is_answered_through_ssh_input() {
 
 #[tokio::test]
 async fn ctrl_c_through_ssh_input_stops_a_sleep() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "echo ready; sleep 1003.5"}))
         .await;
     c.wait_for_output("ready").await;
-    remote_process_started("sleep 1003.5").await;
+    let sleeper = RemoteProcess::started("sleep 1003.5").await;
     c.send(json!({"type": "ssh_input", "data": "\u{0003}"})).await;
     let (_, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "exit", "{done}");
-    assert!(remote_process_gone("sleep 1003.5").await);
+    sleeper.ended("ctrl-c did not stop it").await;
 }
 
 #[tokio::test]
 async fn after_resize_stty_size_prints_the_new_size() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.request(json!({"type": "resize", "cols": 132, "rows": 43}), "resized")
@@ -264,7 +260,7 @@ async fn after_resize_stty_size_prints_the_new_size() {
 
 #[tokio::test]
 async fn fifty_megabytes_of_output_arrive_whole_in_few_messages() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     let started = std::time::Instant::now();
@@ -284,52 +280,49 @@ async fn fifty_megabytes_of_output_arrive_whole_in_few_messages() {
 
 #[tokio::test]
 async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1004.5"}))
         .await;
     c.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1004.5").await;
+    let sleeper = RemoteProcess::started("sleep 1004.5").await;
     c.send(json!({"type": "cancel"})).await;
     let (_, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "cancelled");
-    assert!(remote_process_gone("sleep 1004.5").await, "sleep survived cancel");
+    sleeper.ended("sleep survived cancel").await;
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["owner"], c.id.as_str());
 }
 
 #[tokio::test]
 async fn end_session_kills_the_remote_command_and_releases_the_lock() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1005.5"}))
         .await;
     c.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1005.5").await;
+    let sleeper = RemoteProcess::started("sleep 1005.5").await;
     c.send(json!({"type": "end_session"})).await;
     let (done, _) = c.recv_until("ssh_command_complete").await;
     assert_eq!(done["reason"], "cancelled");
     c.recv_until("session_ended").await;
-    assert!(
-        remote_process_gone("sleep 1005.5").await,
-        "sleep survived end_session"
-    );
+    sleeper.ended("sleep survived end_session").await;
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["active"], false);
 }
 
 #[tokio::test]
 async fn closing_the_socket_kills_the_remote_command_and_releases_the_lock() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut watcher = WsClient::stub(&app).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1006.5"}))
         .await;
     c.recv_until("ssh_command_started").await;
-    remote_process_started("sleep 1006.5").await;
+    let sleeper = RemoteProcess::started("sleep 1006.5").await;
     c.close().await;
     // the watcher sees the lock taken and then released
     loop {
@@ -338,10 +331,7 @@ async fn closing_the_socket_kills_the_remote_command_and_releases_the_lock() {
             break;
         }
     }
-    assert!(
-        remote_process_gone("sleep 1006.5").await,
-        "sleep survived the disconnect"
-    );
+    sleeper.ended("sleep survived the disconnect").await;
 }
 
 #[tokio::test]
@@ -386,7 +376,7 @@ async fn a_silent_client_is_dropped_after_the_heartbeat_timeout_and_its_lock_rel
 
 #[tokio::test]
 async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_running_is_50011() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "cancel"})).await;
@@ -397,20 +387,23 @@ async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_runnin
         .await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "true"}))
         .await;
-    // the refusal and the first command's start may arrive in either order
-    let (mut saw_50010, mut started) = (false, false);
-    while !(saw_50010 && started) {
+    // the refusal and the first command's start may arrive in either order:
+    // take the first two of either kind, then say what they must be
+    let mut replies = Vec::new();
+    while replies.len() < 2 {
         let f = c.recv().await;
-        match f["type"].as_str() {
-            Some("error") => {
-                assert_eq!(f["error"]["code"], 50010);
-                saw_50010 = true;
-            }
-            Some("ssh_command_started") => started = true,
-            _ => {}
+        if f["type"] == "error" || f["type"] == "ssh_command_started" {
+            replies.push(f);
         }
     }
-    assert!(saw_50010);
+    let kinds: HashSet<&str> = replies.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        HashSet::from(["error", "ssh_command_started"]),
+        "{replies:?}"
+    );
+    let refusal = replies.iter().find(|f| f["type"] == "error").unwrap();
+    assert_eq!(refusal["error"]["code"], 50010, "{refusal}");
     c.send(json!({"type": "cancel"})).await;
     let (_, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "cancelled");
@@ -418,54 +411,57 @@ async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_runnin
 
 #[tokio::test]
 async fn a_timeout_sends_22001_and_ends_the_command() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1008.5", "timeout_s": 0.5}))
+    // 2 s rather than 0.5 s: long enough that the sleep is surely seen
+    // running before the timeout ends it
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1008.5", "timeout_s": 2}))
         .await;
-    let (_, _, res) = c.collect_until_complete().await;
+    let (sleeper, (_, _, res)) =
+        tokio::join!(RemoteProcess::started("sleep 1008.5"), c.collect_until_complete());
     assert_eq!(res["error"]["error"]["code"], 22001, "{res}");
     assert_eq!(res["complete"]["reason"], "timeout");
-    assert!(remote_process_gone("sleep 1008.5").await);
+    sleeper.ended("the command survived its timeout").await;
 }
 
 #[tokio::test]
 async fn command_start_and_end_and_lock_events_are_audited() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.run("mdwap1p", "exit 7").await;
     c.request(json!({"type": "end_session"}), "session_ended").await;
-    for _ in 0..200 {
+    let events = eventually("session.end is audited", async || {
         let events: Value = app.get("/api/v1/audit?limit=50").await.json().await.unwrap();
-        let actions: Vec<&str> = events
+        let ended = events
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        if actions.contains(&"session.end") {
-            let end = events
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["action"] == "ssh.command.end")
-                .unwrap();
-            assert_eq!(end["exit_status"], 7);
-            assert_eq!(end["command"], "exit 7");
-            assert_eq!(end["server"], "mdwap1p");
-            assert!(actions.contains(&"ssh.command.start"));
-            assert!(actions.contains(&"session.start"));
-            return;
+            .any(|e| e["action"] == "session.end");
+        if ended {
+            Ok(events)
+        } else {
+            Err(events)
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("audit events missing");
+    })
+    .await;
+    let events = events.as_array().unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let end = events
+        .iter()
+        .find(|e| e["action"] == "ssh.command.end")
+        .unwrap_or_else(|| panic!("no ssh.command.end in {actions:?}"));
+    assert_eq!(end["exit_status"], 7);
+    assert_eq!(end["command"], "exit 7");
+    assert_eq!(end["server"], "mdwap1p");
+    assert!(actions.contains(&"ssh.command.start"));
+    assert!(actions.contains(&"session.start"));
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_holds_back_the_command_not_the_daemons_memory() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     // 100 MB of output: more than the daemon may hold for one client
@@ -490,7 +486,7 @@ async fn a_client_that_stops_reading_holds_back_the_command_not_the_daemons_memo
 
 #[tokio::test]
 async fn end_session_sent_right_after_ssh_command_leaves_nothing_running() {
-    let (app, _sshd) = app_with_server().await;
+    let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     // back to back: the command may still be waiting for its lock check
@@ -500,11 +496,10 @@ async fn end_session_sent_right_after_ssh_command_leaves_nothing_running() {
     c.recv_until("session_ended").await;
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["active"], false);
-    // whatever the interleaving, no command outlives the lock
-    assert!(
-        remote_process_gone("sleep 1009.5").await,
-        "a command outlived end_session"
-    );
+    // whatever the interleaving, no command outlives the lock: the command
+    // may never have started, so "gone" alone proves little; it must also
+    // not start late
+    no_remote_process_for("sleep 1009.5", Duration::from_secs(1)).await;
     c.send(json!({"type": "cancel"})).await;
     let err = loop {
         let f = c.recv().await;

@@ -5,19 +5,22 @@
 //! its own `/tmp/pinkpage-xfer-<uuid>/{src,dst}` owned by that user.
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::support::daemon::TestApp;
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
+use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::poll::eventually;
+use crate::support::remote::chown_to_test_user;
+use crate::support::sshd::{SshdServer, TestUser};
 use crate::support::ws::WsClient;
 
-/// A test's source and destination directories; removed on drop.
+/// A test's source and destination directories, in one [`TempTree`].
 struct Dirs {
-    root: PathBuf,
+    /// Holds both directories; removes them on drop.
+    _tree: TempTree,
     src: PathBuf,
     dst: PathBuf,
 }
@@ -26,27 +29,20 @@ impl Dirs {
     /// Creates both, owned by the test user (the destination unless
     /// `writable_dst` is false, which leaves it root's).
     fn new(writable_dst: bool) -> Dirs {
-        let root = PathBuf::from(format!("/tmp/pinkpage-xfer-{}", uuid::Uuid::new_v4().simple()));
-        let (src, dst) = (root.join("src"), root.join("dst"));
-        for d in [&root, &src, &dst] {
-            std::fs::create_dir(d).unwrap();
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let user = TestUser::get().name;
-        let mut owned = vec![&src];
+        // a private tree, so only the directories made for the test user
+        // are its own
+        let tree = TempTree::private("xfer");
+        let src = PathBuf::from(tree.mkdir("src"));
+        let dst = PathBuf::from(tree.mkdir("dst"));
+        chown_to_test_user(&src);
         if writable_dst {
-            owned.push(&dst);
+            chown_to_test_user(&dst);
         }
-        for d in owned {
-            let ok = Command::new("chown")
-                .arg(format!("{user}:{user}"))
-                .arg(d)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown {}", d.display());
+        Dirs {
+            _tree: tree,
+            src,
+            dst,
         }
-        Dirs { root, src, dst }
     }
 
     /// Writes a source file readable by the test user.
@@ -70,12 +66,6 @@ impl Dirs {
     }
 }
 
-impl Drop for Dirs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
 fn names_in(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -85,14 +75,8 @@ fn names_in(dir: &Path) -> BTreeSet<String> {
 
 /// Two sshd servers, `alpha` and `beta`, and a daemon with `transfers`.
 async fn app_with_two_servers(transfers: &str) -> (TestApp, SshdServer, SshdServer) {
-    let alpha = SshdServer::start(SshdOptions::default());
-    let beta = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder()
-        .sshd("alpha", &alpha)
-        .sshd("beta", &beta)
-        .transfers_toml(transfers)
-        .spawn()
-        .await;
+    let (builder, [alpha, beta]) = with_servers(["alpha", "beta"]);
+    let app = builder.transfers_toml(transfers).spawn().await;
     (app, alpha, beta)
 }
 
@@ -129,13 +113,10 @@ fn sha256_of(path: &Path) -> String {
 
 /// Waits (bounded) until `dst` holds a temporary file of ours.
 async fn wait_for_temp_file(dirs: &Dirs) -> String {
-    for _ in 0..400 {
-        if let Some(t) = dirs.dst_names().into_iter().find(|n| n.contains(".pinkpage-")) {
-            return t;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("no temporary file appeared in {}", dirs.dst.display());
+    eventually("a temporary file appears in the destination", async || {
+        dirs.dst_names().into_iter().find(|n| n.contains(".pinkpage-"))
+    })
+    .await
 }
 
 #[tokio::test]

@@ -12,7 +12,9 @@ pub struct ServerHealthStatus {
     pub server_name: String,
     /// Host checked.
     pub host: String,
-    /// `true` healthy, `false` unhealthy, `null` not checked yet.
+    /// `true` healthy, `false` unhealthy, `null` unknown: not checked yet,
+    /// or only failed fewer times in a row than the failure threshold since
+    /// the daemon started (the counters show how far it is).
     pub is_healthy: Option<bool>,
     /// When the last check finished (ISO 8601, UTC), `null` before the first.
     pub last_checked: Option<String>,
@@ -45,7 +47,8 @@ impl ServerHealthStatus {
 /// How many results in a row it takes to change a server's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
-    /// Failed checks in a row that make a healthy server unhealthy.
+    /// Failed checks in a row that make a healthy or unknown server
+    /// unhealthy.
     pub failures: u32,
     /// Good checks in a row that make an unhealthy server healthy.
     pub successes: u32,
@@ -81,19 +84,27 @@ pub enum CheckOutcome {
 pub enum Change {
     /// `is_healthy` flipped (or was set for the first time).
     Flipped {
-        /// The verdict before; `None` for a server's first result.
+        /// The verdict before; `None` for a server's first verdict.
         previous: Option<bool>,
     },
-    /// Only counters, time, latency or error changed.
+    /// The verdict is still unknown and this failure counted towards it:
+    /// clients are told, so they see the count, not only silence.
+    Pending,
+    /// Only counters, time, latency or error of a known verdict changed.
     Updated,
 }
 
 /// The verdict of one server over time: counters in, `is_healthy` out.
 ///
-/// Pure (no I/O, no clock), so every transition is unit-tested. The first
-/// result sets the verdict at once: "not yet checked" is only true before
-/// any check, and the thresholds exist to stop a known verdict flapping, not
-/// to hide the first one.
+/// Pure (no I/O, no clock), so every transition is unit-tested.
+///
+/// As in the seed, failures need `thresholds.failures` in a row before a
+/// server is called unhealthy, at start too: one lost connection is not an
+/// outage, whether or not a verdict was known before it. Until then the
+/// verdict stays unknown (`None`) and the counters say how far it is. A good
+/// check is proof sshd answered, so the first one makes an unknown server
+/// healthy at once; `thresholds.successes` only slows the way back from a
+/// known failure, to stop a verdict flapping.
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
     status: ServerHealthStatus,
@@ -136,12 +147,16 @@ impl HealthTracker {
             }
         };
         s.is_healthy = match previous {
-            None => Some(up),
+            None if up => Some(true),
+            None if s.consecutive_failures >= self.thresholds.failures => Some(false),
+            None => None,
             Some(true) if s.consecutive_failures >= self.thresholds.failures => Some(false),
             Some(false) if s.consecutive_successes >= self.thresholds.successes => Some(true),
             unchanged => unchanged,
         };
-        if s.is_healthy == previous {
+        if s.is_healthy.is_none() {
+            Change::Pending
+        } else if s.is_healthy == previous {
             Change::Updated
         } else {
             Change::Flipped { previous }
@@ -157,7 +172,7 @@ impl HealthTracker {
 pub struct HealthTransition {
     /// The status just after the flip (`last_checked` is when it happened).
     pub status: ServerHealthStatus,
-    /// The verdict before; `None` for the first result.
+    /// The verdict before; `None` for the first verdict.
     pub previous: Option<bool>,
 }
 
@@ -194,16 +209,55 @@ mod tests {
     }
 
     #[test]
-    fn the_first_result_sets_the_verdict_either_way() {
+    fn the_first_good_check_makes_a_new_server_healthy() {
         let mut t = tracker();
         assert_eq!(t.record(&up(), at(0)), Change::Flipped { previous: None });
         assert_eq!(t.status().is_healthy, Some(true));
         assert_eq!(t.status().latency_ms, Some(3.0));
+    }
 
+    // Issue 16 item 8 changed this test: it was "the first result sets the
+    // verdict either way"; a first failure now leaves it unknown, as the
+    // seed does, and only the threshold makes a new server unhealthy.
+    #[test]
+    fn a_new_server_is_unhealthy_only_after_the_failure_threshold_with_counters_shown_meanwhile() {
         let mut t = tracker();
+        assert_eq!(t.record(&down(), at(0)), Change::Pending);
+        let s = t.status();
+        assert_eq!(s.is_healthy, None);
+        assert_eq!((s.consecutive_failures, s.consecutive_successes), (1, 0));
+        assert_eq!(s.last_checked.as_deref(), Some(at(0).as_str()));
+        assert_eq!(s.last_error.as_deref(), Some("connection refused"));
+
+        assert_eq!(t.record(&down(), at(1)), Change::Flipped { previous: None });
+        assert_eq!(t.status().is_healthy, Some(false));
+        assert_eq!(t.status().consecutive_failures, 2);
+    }
+
+    #[test]
+    fn a_good_check_while_unknown_makes_the_server_healthy_and_resets_the_count() {
+        let mut t = tracker();
+        t.record(&down(), at(0));
+        assert_eq!(t.record(&up(), at(1)), Change::Flipped { previous: None });
+        assert_eq!(t.status().is_healthy, Some(true));
+        assert_eq!(t.status().consecutive_failures, 0);
+        // a later failure starts the count again against a known verdict
+        assert_eq!(t.record(&down(), at(2)), Change::Updated);
+        assert_eq!(t.status().is_healthy, Some(true));
+    }
+
+    #[test]
+    fn with_a_threshold_of_one_the_first_failure_decides() {
+        let mut t = HealthTracker::new(
+            "web1",
+            "h",
+            Thresholds {
+                failures: 1,
+                successes: 1,
+            },
+        );
         assert_eq!(t.record(&down(), at(0)), Change::Flipped { previous: None });
         assert_eq!(t.status().is_healthy, Some(false));
-        assert_eq!(t.status().last_error.as_deref(), Some("connection refused"));
     }
 
     #[test]
@@ -228,13 +282,17 @@ mod tests {
         assert_eq!(t.status().is_healthy, Some(true));
     }
 
+    // Issue 16 item 8 changed this test: it started unhealthy after one
+    // failure; reaching "unhealthy" now takes the two failures of the
+    // threshold, so the second one is the flip and a third only updates.
     #[test]
     fn one_success_makes_an_unhealthy_server_healthy_again() {
         let mut t = tracker();
         t.record(&down(), at(0));
-        assert_eq!(t.record(&down(), at(1)), Change::Updated);
+        assert_eq!(t.record(&down(), at(1)), Change::Flipped { previous: None });
+        assert_eq!(t.record(&down(), at(2)), Change::Updated);
         assert_eq!(
-            t.record(&up(), at(2)),
+            t.record(&up(), at(3)),
             Change::Flipped {
                 previous: Some(false)
             }

@@ -6,6 +6,10 @@
 //! so a refused server never sees a credential. russh only learns "refused";
 //! the handler keeps the [`HostKeyRejection`] in a slot shared with
 //! [`connect`], which turns it into the `AppError` detail.
+//!
+//! Authentication asks with `none` first, as the seed does, then with the
+//! configured credential: a password (and keyboard-interactive when the
+//! server refuses the password but offers it), or a key file.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -160,6 +164,15 @@ async fn authenticate(
     };
     let refused = |what: String| AppError::with_detail(ErrorCode::SshAuthFailed, format!("{who}: {what}"));
     let user = server.username.as_str();
+    // The seed asks with `none` first: some gateways let a configured user
+    // in without a credential. It costs one round trip, sends no secret,
+    // and sshd neither counts it against MaxAuthTries nor delays it like a
+    // wrong password; a refusal falls through to the configured method
+    // exactly as before.
+    if let AuthResult::Success = handle.authenticate_none(user).await.map_err(lost)? {
+        info!(server = server.name.as_str(); "server accepted the none method");
+        return Ok(());
+    }
     match &server.auth {
         Auth::Password(password) => {
             let remaining = match handle

@@ -272,21 +272,17 @@ impl TestApp {
     /// `query` (e.g. `action=batch.run`). Events are written without
     /// holding up replies, so this waits for them (bounded).
     pub async fn audit_events(&self, query: &str, count: usize) -> Vec<serde_json::Value> {
-        let mut events = Vec::new();
-        for _ in 0..400 {
-            let body: serde_json::Value = self
-                .get(&format!("/api/v1/audit?limit=1000&{query}"))
-                .await
-                .json()
-                .await
-                .expect("audit JSON");
-            events = body.as_array().cloned().unwrap_or_default();
+        let path = format!("/api/v1/audit?limit=1000&{query}");
+        super::poll::eventually(&format!("{count} audit events for {query}"), async || {
+            let body: serde_json::Value = self.get(&path).await.json().await.expect("audit JSON");
+            let events = body.as_array().cloned().unwrap_or_default();
             if events.len() >= count {
-                return events;
+                Ok(events)
+            } else {
+                Err(body)
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("fewer than {count} audit events for {query}: {events:?}");
+        })
+        .await
     }
 
     /// The daemon's peak resident memory so far (`VmHWM` of
