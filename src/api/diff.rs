@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorResponse};
 use crate::state::AppState;
-use crate::ws::diff::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
+use crate::diff_jobs::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 
 /// A diff error with the HTTP status that fits it (404 missing path, 403
 /// refused, 413 past a limit, else the code's own).
