@@ -98,7 +98,9 @@ fn command_timeout(value: Option<f64>) -> Result<Duration, AppError> {
         Ok(None) => Ok(DEFAULT_COMMAND_TIMEOUT),
         Ok(Some(t)) if t.duration().as_secs_f64() <= MAX_COMMAND_TIMEOUT_S => Ok(t.duration()),
         // one message for every refusal, with this domain's own cap
-        _ => Err(invalid(format!("timeout_s must be in (0, {MAX_COMMAND_TIMEOUT_S}]"))),
+        _ => Err(invalid(format!(
+            "timeout_s must be in (0, {MAX_COMMAND_TIMEOUT_S}]"
+        ))),
     }
 }
 

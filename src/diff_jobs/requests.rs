@@ -5,7 +5,7 @@
 
 use pinkpage_actors::diff::remote::CommandDiff;
 use pinkpage_actors::diff::{CompareBy, DirDiff, FileDiff};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A path on a server.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -27,6 +27,7 @@ pub struct DiffFilesRequest {
     /// The `+++` side.
     pub right: FileRef,
     /// Lines of context around each change (default 3, at most 10000).
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 10000)]
     pub context: Option<usize>,
 }
@@ -42,7 +43,8 @@ pub struct DiffDirsRequest {
     #[serde(default)]
     pub recursive: bool,
     /// With `recursive`, how many levels (1 = the top level); default all.
-    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 4294967295.0)]
     pub max_depth: Option<u32>,
     /// `size` (default), `mtime` or `sha256`.
     #[serde(default)]
@@ -68,6 +70,29 @@ pub struct DiffCommandRequest {
     pub timeout_s: Option<f64>,
 }
 
+/// An optional count that JSON may spell `7` or `7.0`: JSON Schema (and so
+/// OpenAPI 3.1) counts both as the integer 7, so both are accepted; `7.5`,
+/// negatives and values past `T` are refused.
+fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, found {n}")))
+}
+
 /// What the DIFF domain answers (REST answers the same objects).
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -83,6 +108,27 @@ pub enum DiffReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_may_be_spelled_as_whole_floats_but_not_as_fractions() {
+        let parse = |v: serde_json::Value| {
+            serde_json::from_value::<DiffDirsRequest>(serde_json::json!({
+                "left": {"server": "a", "path": "/x"},
+                "right": {"server": "b", "path": "/y"},
+                "max_depth": v
+            }))
+        };
+        assert_eq!(parse(serde_json::json!(3)).unwrap().max_depth, Some(3));
+        assert_eq!(parse(serde_json::json!(3.0)).unwrap().max_depth, Some(3));
+        assert_eq!(parse(serde_json::Value::Null).unwrap().max_depth, None);
+        for bad in [
+            serde_json::json!(3.5),
+            serde_json::json!(-1),
+            serde_json::json!(4294967296_u64),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn replies_carry_their_type() {
