@@ -5,6 +5,7 @@ mod bmx4;
 mod bmx5;
 mod diff;
 mod health;
+mod openapi_contract;
 mod protocol_doc;
 mod rest;
 mod servers;
