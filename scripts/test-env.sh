@@ -8,10 +8,15 @@
 #                                sshd started by the test harness
 #
 # The password comes from $PINKPAGE_TEST_PASSWORD (default pinkpage-test-pw)
-# and is fed to chpasswd on stdin, never on a command line.
+# and is fed to chpasswd on stdin, never on a command line. schemathesis
+# (pinned) checks the daemon against its own OpenAPI document
+# (tests/api/openapi_contract.rs).
 set -euo pipefail
 
 TEST_USER=pinkpage-test
+# The OpenAPI contract test runs this exact version: a newer one may add
+# checks, which is a deliberate upgrade, not a surprise in CI.
+SCHEMATHESIS_VERSION=4.32.5
 TEST_HOME=/home/$TEST_USER
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENV_DIR=$ROOT_DIR/.test-env
@@ -74,6 +79,14 @@ setup() {
         say "installing patch"
         apt-get update
         DEBIAN_FRONTEND=noninteractive apt-get install -y patch
+    fi
+
+    # the OpenAPI contract test runs the schemathesis CLI against the daemon
+    if python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+        say "schemathesis $SCHEMATHESIS_VERSION present"
+    else
+        say "installing schemathesis $SCHEMATHESIS_VERSION"
+        python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     fi
 
     install -d -m 0755 /run/sshd

@@ -8,6 +8,8 @@
 //!   the HTTP server; `main` only loads settings and runs it.
 //! - [`request`]: request fields parsed once into validated types, shared
 //!   by WebSocket and REST.
+//! - [`diff_jobs`]: diff requests validated once and run, shared by the
+//!   DIFF WebSocket domain and the REST diff handlers.
 //! - [`admission`]: the single middleware every request passes through.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
@@ -18,6 +20,7 @@
 pub mod admission;
 pub mod api;
 pub mod cli;
+pub mod diff_jobs;
 pub mod logging;
 pub mod request;
 pub mod settings;

@@ -11,6 +11,7 @@ use crate::store::{AuditEvent, ListAudit};
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct AuditQuery {
     /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only events with a smaller id (the last id of the previous page).
     pub before_id: Option<i64>,

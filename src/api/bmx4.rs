@@ -13,8 +13,11 @@ use crate::store::{BatchRun, BatchRunDetail, GetBatchRun, ListBatchRuns};
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct RunsQuery {
     /// At most this many (1-1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Skip this many of the newest (default 0).
+    /// Skip this many of the newest (default 0). Declared as what it is, an
+    /// unsigned 32-bit number (utoipa would say `int32`, half the range).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
     pub offset: Option<u32>,
 }
 

@@ -33,8 +33,11 @@ use crate::store::NewAuditEvent;
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct FileQuery {
     /// Configured server name.
+    #[param(min_length = 1)]
     pub server: String,
-    /// Remote path; relative paths start at the login user's home.
+    /// Remote path (not empty, no NUL); relative paths start at the login
+    /// user's home.
+    #[param(min_length = 1, pattern = "^[^\\x00]+$")]
     pub path: String,
 }
 
@@ -241,6 +244,7 @@ pub async fn put_file(
     responses(
         (status = 200, description = "the whole file (Content-Length set)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 206, description = "the requested range (Content-Range set)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "bad query (10001)", body = ErrorResponse),
         (status = 403, description = "52000, SFTP permission denied", body = ErrorResponse),
         (status = 404, description = "unknown server (23000) or no such file (52000)", body = ErrorResponse),
         (status = 409, description = "52000, the path is a directory", body = ErrorResponse),

@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use actix_web::{post, web, HttpResponse};
-use pinkpage_actors::{ssh, AppError, ErrorCode};
+use pinkpage_actors::ssh;
 use serde::Serialize;
 
 use super::error::ApiError;
+use crate::request::ServerRef;
 use crate::state::AppState;
 
 /// A successful check.
@@ -33,12 +34,10 @@ pub async fn check_server(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
-    let spec = state.settings.server(&name).cloned().ok_or_else(|| {
-        AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{name}'"))
-    })?;
+    let server = ServerRef::resolve(&state.settings, &name)?;
+    let name = server.name().to_owned();
     let started = Instant::now();
-    let session = ssh::connect(&spec, &state.ssh).await?;
+    let session = ssh::connect(server.spec(), &state.ssh).await?;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Err(e) = session.disconnect().await {
         log::warn!(server = name.as_str(), error = e.to_string(); "disconnect after check failed");

@@ -16,8 +16,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorResponse};
+use crate::diff_jobs::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 use crate::state::AppState;
-use crate::ws::diff::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 
 /// A diff error with the HTTP status that fits it (404 missing path, 403
 /// refused, 413 past a limit, else the code's own).
@@ -93,7 +93,7 @@ pub async fn diff_files(
 #[utoipa::path(tag = "diff", request_body = DiffDirsRequest, responses(
     (status = 200, description = "`diff_dirs_result`: only_left, only_right, differing, identical_count", body = DiffDirsResultSchema),
     (status = 400, description = "bad field (10001)", body = ErrorResponse),
-    (status = 404, description = "a directory is missing (53000, the side in `detail`)", body = ErrorResponse),
+    (status = 404, description = "a directory is missing (53000, the side in `detail`) or unknown server (23000)", body = ErrorResponse),
     (status = 413, description = "more than 100000 entries on a side (53000)", body = ErrorResponse)))]
 #[post("/api/v1/diff/dirs")]
 pub async fn diff_dirs(
@@ -110,6 +110,7 @@ pub async fn diff_dirs(
     (status = 200, description = "`diff_command_result`: the diff_result fields for stdout, plus command, \
         left/right_exit_status, left/right_exit_signal, left/right_stderr, left/right_truncated", body = DiffCommandResultSchema),
     (status = 400, description = "bad field (10001)", body = ErrorResponse),
+    (status = 404, description = "unknown server (23000)", body = ErrorResponse),
     (status = 502, description = "connection failed (2xxxx) or the command could not run (22000)", body = ErrorResponse),
     (status = 504, description = "the command ran past timeout_s (22001)", body = ErrorResponse)))]
 #[post("/api/v1/diff/command")]

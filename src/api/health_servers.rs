@@ -9,6 +9,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::request::ServerRef;
 use crate::state::AppState;
 use crate::store::{HealthEvent, ListHealthEvents};
 
@@ -42,6 +43,7 @@ pub struct ServerHealthSchema {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct EventsQuery {
     /// At most this many (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -58,19 +60,28 @@ pub async fn list_server_health(state: web::Data<AppState>) -> Result<HttpRespon
     params(("name" = String, Path, description = "Configured server name")),
     responses(
         (status = 200, body = ServerHealthSchema),
-        (status = 404, description = "No server has that name (10004)", body = super::error::ErrorResponse)))]
+        (status = 404, description = "No server has that name (23000)", body = super::error::ErrorResponse)))]
 #[get("/api/v1/health/servers/{name}")]
 pub async fn server_health(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
+    let server = ServerRef::resolve(&state.settings, &name)?;
     let status = state
         .health
-        .send(GetServerHealth { name: name.clone() })
+        .send(GetServerHealth {
+            name: server.name().to_owned(),
+        })
         .await
         .map_err(monitor_gone)?
-        .ok_or_else(|| unknown(&name))?;
+        // the monitor watches every configured server, so a resolved name
+        // it does not know is the daemon's fault, not the client's
+        .ok_or_else(|| {
+            AppError::with_detail(
+                ErrorCode::Internal,
+                format!("health monitor has no entry for '{}'", server.name()),
+            )
+        })?;
     Ok(HttpResponse::Ok().json(status))
 }
 
@@ -80,27 +91,26 @@ pub async fn server_health(
     responses(
         (status = 200, body = [HealthEvent]),
         (status = 400, body = super::error::ErrorResponse),
-        (status = 404, description = "No server has that name (10004)", body = super::error::ErrorResponse)))]
+        (status = 404, description = "No server has that name (23000)", body = super::error::ErrorResponse)))]
 #[get("/api/v1/health/servers/{name}/events")]
 pub async fn server_health_events(
     state: web::Data<AppState>,
     name: web::Path<String>,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = name.into_inner();
-    if state.settings.server(&name).is_none() {
-        return Err(unknown(&name).into());
-    }
+    let server = ServerRef::resolve(&state.settings, &name)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());
     }
-    let events = state.store.call(ListHealthEvents { server: name, limit }).await?;
+    let events = state
+        .store
+        .call(ListHealthEvents {
+            server: server.name().to_owned(),
+            limit,
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(events))
-}
-
-fn unknown(name: &str) -> AppError {
-    AppError::with_detail(ErrorCode::NotFound, format!("no server named '{name}'"))
 }
 
 fn monitor_gone(e: actix::MailboxError) -> ApiError {

@@ -3,6 +3,11 @@
 //! One file per resource; [`configure`] mounts them all. Every handler
 //! returns [`error::ApiError`] on failure, so every error body has the same
 //! shape.
+//!
+//! The OpenAPI document is the contract: its schemas declare the limits the
+//! handlers enforce, and [`not_found`] reads it to answer a method a route
+//! does not declare with 405 and `Allow` (schemathesis checks both, see
+//! tests/api/openapi_contract.rs).
 
 pub mod audit;
 pub mod bmx4;
@@ -17,8 +22,12 @@ pub mod servers;
 pub mod session;
 pub mod transfers;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use std::sync::OnceLock;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use pinkpage_actors::{AppError, ErrorCode};
+use utoipa::openapi::path::PathItem;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -99,11 +108,95 @@ async fn redirect_to_docs() -> HttpResponse {
         .finish()
 }
 
-/// Every route nobody mounted: 10004 in the usual error body.
-pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(AppError::with_detail(
+/// Every request no route took: 405 with `Allow` when the OpenAPI document
+/// declares the path with other methods, else 404. Both carry 10004 in the
+/// usual error body (no route answers this method and path).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let err = ApiError(AppError::with_detail(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
-    )
-    .into())
+    ));
+    let mut res = err.error_response();
+    let Some(allowed) = declared_methods(req.path()) else {
+        return res;
+    };
+    // a declared method that still got here (a path parameter no route
+    // accepts, such as an empty one) is a 404, not a method problem
+    if allowed.iter().any(|m| *m == req.method().as_str()) {
+        return res;
+    }
+    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    if let Ok(v) = header::HeaderValue::from_str(&allowed.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
+}
+
+/// A path of the OpenAPI document, split into segments (`None` for a
+/// `{parameter}`), and the methods it declares.
+type Route = (Vec<Option<String>>, Vec<&'static str>);
+
+/// The methods the OpenAPI document declares for the path template that
+/// `path` fits, if any.
+fn declared_methods(path: &str) -> Option<&'static [&'static str]> {
+    static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template
+                    .split('/')
+                    .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                    .collect();
+                (segments, methods_of(item))
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
+        })
+        .map(|(_, methods)| methods.as_slice())
+}
+
+/// The methods with an operation in `item`, as `Allow` spells them.
+fn methods_of(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", item.get.is_some()),
+        ("PUT", item.put.is_some()),
+        ("POST", item.post.is_some()),
+        ("DELETE", item.delete.is_some()),
+        ("OPTIONS", item.options.is_some()),
+        ("HEAD", item.head.is_some()),
+        ("PATCH", item.patch.is_some()),
+        ("TRACE", item.trace.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(m, declared)| declared.then_some(m))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_methods_come_from_the_openapi_document() {
+        assert_eq!(declared_methods("/api/v1/session"), Some(&["GET", "DELETE"][..]));
+        assert_eq!(
+            declared_methods("/api/v1/servers/web1/check"),
+            Some(&["POST"][..])
+        );
+        assert_eq!(declared_methods("/api/v1/bmx5/files"), Some(&["GET", "PUT"][..]));
+        assert_eq!(declared_methods("/api/v1/nothing"), None);
+        assert_eq!(declared_methods("/api/v1/servers/web1/check/more"), None);
+    }
 }

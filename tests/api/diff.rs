@@ -193,6 +193,24 @@ async fn an_unknown_server_gives_23000() {
     assert!(reply["error"]["detail"].as_str().unwrap().contains("right"));
 }
 
+#[tokio::test]
+async fn rest_and_websocket_refuse_an_unknown_server_with_the_same_error() {
+    let app = TestApp::spawn_without_ssh().await;
+    let body = json!({"command": "true", "left_server": "mdwap1p", "right_server": "nowhere"});
+    let mut frame = body.clone();
+    frame["type"] = json!("diff_command");
+
+    let res = app.post_json("/api/v1/diff/command", &body).await;
+    let mut c = diff_ws(&app).await;
+    let reply = c.ask(frame, "diff_command_result").await;
+
+    assert_eq!(res.status(), 404);
+    let rest: Value = res.json().await.unwrap();
+    assert_eq!(rest["error"]["code"], 23000, "{rest}");
+    assert_eq!(rest["error"]["detail"], "right: no server named 'nowhere'");
+    assert_eq!(reply["error"], rest["error"], "{reply}");
+}
+
 /// left/: a.txt, same.txt, changed.txt, sub/deep.txt, only-left.txt
 /// right/: a.txt, same.txt, changed.txt (other content, same size),
 ///         sub/deep.txt, sub/only-right.txt

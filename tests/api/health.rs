@@ -183,7 +183,7 @@ async fn the_events_endpoint_lists_the_transitions_newest_first() {
 }
 
 #[tokio::test]
-async fn an_unknown_server_name_gets_404_with_10004() {
+async fn an_unknown_server_name_gets_404_with_23000_as_on_every_route() {
     let app = TestApp::spawn_without_ssh().await;
     for path in [
         "/api/v1/health/servers/nope",
@@ -193,7 +193,8 @@ async fn an_unknown_server_name_gets_404_with_10004() {
         assert_eq!(res.status(), 404, "{path}");
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["success"], false);
-        assert_eq!(body["error"]["code"], 10004, "{path}: {body}");
+        assert_eq!(body["error"]["code"], 23000, "{path}: {body}");
+        assert_eq!(body["error"]["detail"], "no server named 'nope'", "{path}");
     }
 }
 

@@ -6,6 +6,7 @@ mod bmx5;
 mod diff;
 mod health;
 mod lock;
+mod openapi_contract;
 mod protocol_doc;
 mod rest;
 mod servers;

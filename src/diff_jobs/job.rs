@@ -1,0 +1,245 @@
+//! [`DiffJob`]: a DIFF request validated once and run. The same job serves
+//! a WebSocket `diff_*` frame and a `POST /api/v1/diff/*` body, so a limit
+//! or an error code is decided here and nowhere else.
+//!
+//! Fields go through the shared validated types of [`crate::request`]
+//! ([`RemotePath`], [`ServerRef`], [`TimeoutS`]); every error names the
+//! side or field it is about (`left: no server named 'x'`).
+
+use std::time::{Duration, Instant};
+
+use pinkpage_actors::diff::remote::{self, CommandOptions, DiffError, DirOptions, Target};
+use pinkpage_actors::diff::DEFAULT_CONTEXT;
+use pinkpage_actors::files::cache::SftpCache;
+use pinkpage_actors::ssh::SshOptions;
+use pinkpage_actors::{AppError, ErrorCode};
+use tokio::sync::watch;
+
+use super::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};
+use crate::request::{RemotePath, ServerRef, TimeoutS};
+use crate::settings::Settings;
+
+/// Most lines of context a unified diff may ask for.
+pub const MAX_CONTEXT: usize = 10_000;
+/// Most entries walked per side of a `diff_dirs`.
+pub const MAX_DIR_ENTRIES: usize = 100_000;
+/// `diff_command`'s run time per side when the request names none.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest `timeout_s` a `diff_command` may ask for: tighter than
+/// [`TimeoutS::MAX_S`], since a command diff holds two SSH sessions.
+pub const MAX_COMMAND_TIMEOUT_S: f64 = 3600.0;
+
+/// A validated diff request, its servers resolved; run it with
+/// [`DiffJob::run`].
+#[derive(Debug, Clone)]
+pub enum DiffJob {
+    /// Two files.
+    Files {
+        /// `---`.
+        left: Target,
+        /// `+++`.
+        right: Target,
+        /// Context lines.
+        context: usize,
+        /// Size cap per file.
+        max_bytes: u64,
+    },
+    /// Two directories.
+    Dirs {
+        /// One.
+        left: Target,
+        /// The other.
+        right: Target,
+        /// How to walk and compare.
+        options: DirOptions,
+    },
+    /// One command on two servers.
+    Command {
+        /// The command.
+        command: String,
+        /// One server.
+        left: Target,
+        /// The other.
+        right: Target,
+        /// Caps and timeout.
+        options: CommandOptions,
+    },
+}
+
+fn invalid(what: impl Into<String>) -> AppError {
+    AppError::with_detail(ErrorCode::Validation, what)
+}
+
+/// Resolves the server on `side` (23000 when unknown, the side in front of
+/// the detail so a client knows which one).
+fn server(settings: &Settings, side: &str, name: &str) -> Result<Target, AppError> {
+    let server = ServerRef::resolve(settings, name).map_err(|mut e| {
+        e.detail = e.detail.map(|d| format!("{side}: {d}"));
+        e
+    })?;
+    Ok(Target {
+        server: server.into_spec(),
+        path: String::new(),
+    })
+}
+
+/// Checks the path on `side` and resolves its server.
+fn target(settings: &Settings, side: &str, r: &FileRef) -> Result<Target, AppError> {
+    let path = RemotePath::parse(&format!("{side}.path"), r.path.clone())?;
+    Ok(Target {
+        path: path.into_string(),
+        ..server(settings, side, &r.server)?
+    })
+}
+
+/// `timeout_s` of a `diff_command`: [`TimeoutS`], capped at an hour.
+fn command_timeout(value: Option<f64>) -> Result<Duration, AppError> {
+    match TimeoutS::parse(value) {
+        Ok(None) => Ok(DEFAULT_COMMAND_TIMEOUT),
+        Ok(Some(t)) if t.duration().as_secs_f64() <= MAX_COMMAND_TIMEOUT_S => Ok(t.duration()),
+        // one message for every refusal, with this domain's own cap
+        _ => Err(invalid(format!(
+            "timeout_s must be in (0, {MAX_COMMAND_TIMEOUT_S}]"
+        ))),
+    }
+}
+
+impl DiffJob {
+    /// Validates `req`: 10001 for a bad field, 23000 for an unknown server.
+    pub fn files(settings: &Settings, req: &DiffFilesRequest) -> Result<DiffJob, AppError> {
+        let context = req.context.unwrap_or(DEFAULT_CONTEXT);
+        if context > MAX_CONTEXT {
+            return Err(invalid(format!("context must be at most {MAX_CONTEXT}")));
+        }
+        Ok(DiffJob::Files {
+            left: target(settings, "left", &req.left)?,
+            right: target(settings, "right", &req.right)?,
+            context,
+            max_bytes: settings.diff_max_bytes,
+        })
+    }
+
+    /// Validates `req`.
+    pub fn dirs(settings: &Settings, req: &DiffDirsRequest) -> Result<DiffJob, AppError> {
+        if req.max_depth == Some(0) {
+            return Err(invalid("max_depth must be at least 1"));
+        }
+        Ok(DiffJob::Dirs {
+            left: target(settings, "left", &req.left)?,
+            right: target(settings, "right", &req.right)?,
+            options: DirOptions {
+                recursive: req.recursive,
+                max_depth: req.max_depth,
+                compare: req.compare,
+                max_entries: MAX_DIR_ENTRIES,
+            },
+        })
+    }
+
+    /// Validates `req`.
+    pub fn command(settings: &Settings, req: &DiffCommandRequest) -> Result<DiffJob, AppError> {
+        if req.command.trim().is_empty() {
+            return Err(invalid("command must not be empty"));
+        }
+        if req.command.contains('\0') {
+            return Err(invalid("command must not contain NUL"));
+        }
+        let timeout = command_timeout(req.timeout_s)?;
+        Ok(DiffJob::Command {
+            command: req.command.clone(),
+            left: server(settings, "left", &req.left_server)?,
+            right: server(settings, "right", &req.right_server)?,
+            options: CommandOptions {
+                max_stdout: usize::try_from(settings.diff_max_bytes).unwrap_or(usize::MAX),
+                timeout,
+            },
+        })
+    }
+
+    /// `diff_files`, `diff_dirs` or `diff_command`, for the log.
+    pub fn op(&self) -> &'static str {
+        match self {
+            DiffJob::Files { .. } => "diff_files",
+            DiffJob::Dirs { .. } => "diff_dirs",
+            DiffJob::Command { .. } => "diff_command",
+        }
+    }
+
+    fn sides(&self) -> (String, String) {
+        match self {
+            DiffJob::Files { left, right, .. } | DiffJob::Dirs { left, right, .. } => {
+                (left.label(), right.label())
+            }
+            DiffJob::Command { left, right, .. } => (left.server.name.clone(), right.server.name.clone()),
+        }
+    }
+
+    /// Runs the diff with SFTP sessions from `cache`. A running
+    /// `diff_command` is stopped on the servers when `cancel`'s sender goes.
+    pub async fn run(
+        self,
+        cache: &SftpCache,
+        ssh: &SshOptions,
+        cancel: watch::Receiver<()>,
+        who: &str,
+    ) -> Result<DiffReply, DiffError> {
+        let op = self.op();
+        let (l, r) = self.sides();
+        let began = Instant::now();
+        let res = match self {
+            DiffJob::Files {
+                left,
+                right,
+                context,
+                max_bytes,
+            } => remote::diff_files(cache, ssh, &left, &right, context, max_bytes)
+                .await
+                .map(DiffReply::DiffResult),
+            DiffJob::Dirs { left, right, options } => remote::diff_dirs(cache, ssh, &left, &right, options)
+                .await
+                .map(DiffReply::DiffDirsResult),
+            DiffJob::Command {
+                command,
+                left,
+                right,
+                options,
+            } => remote::diff_command(ssh, &command, &left.server, &right.server, options, cancel)
+                .await
+                .map(DiffReply::DiffCommandResult),
+        };
+        let ms = began.elapsed().as_millis() as u64;
+        match &res {
+            Ok(reply) => {
+                let identical = match reply {
+                    DiffReply::DiffResult(d) => d.identical,
+                    DiffReply::DiffCommandResult(d) => d.output.identical,
+                    DiffReply::DiffDirsResult(d) => {
+                        d.only_left.is_empty() && d.only_right.is_empty() && d.differing.is_empty()
+                    }
+                };
+                log::info!(client = who, op = op, left = l.as_str(), right = r.as_str(), identical = identical, ms = ms; "diff done");
+            }
+            Err(e) => {
+                log::info!(client = who, op = op, left = l.as_str(), right = r.as_str(), code = e.error.code.code(), error = e.to_string(), ms = ms; "diff failed");
+            }
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_timeouts_are_capped_at_an_hour_with_one_message() {
+        assert_eq!(command_timeout(None).unwrap(), DEFAULT_COMMAND_TIMEOUT);
+        assert_eq!(command_timeout(Some(1.5)).unwrap(), Duration::from_millis(1500));
+        assert_eq!(command_timeout(Some(3600.0)).unwrap(), Duration::from_secs(3600));
+        for bad in [0.0, -1.0, f64::NAN, 3600.5, 86_400.0] {
+            let err = command_timeout(Some(bad)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::Validation, "{bad}");
+            assert_eq!(err.detail.as_deref(), Some("timeout_s must be in (0, 3600]"));
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Diff jobs, shared by the DIFF WebSocket domain (`crate::ws::diff`) and
+//! the REST handlers (`crate::api::diff`), so neither imports the other:
+//!
+//! - [`requests`]: the request bodies both take (`diff_files`, `diff_dirs`,
+//!   `diff_command`, without the WebSocket `type`) and the reply object
+//!   both answer;
+//! - [`job`]: [`DiffJob`], a request validated once (fields checked, servers
+//!   resolved) and then run against the servers.
+
+pub mod job;
+pub mod requests;
+
+use std::sync::Arc;
+
+use pinkpage_actors::files::sftp::SftpConn;
+
+pub use self::job::{DiffJob, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT_S, MAX_CONTEXT, MAX_DIR_ENTRIES};
+pub use self::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};
+
+/// Closes SFTP sessions nobody uses any more.
+pub fn close_all(conns: Vec<Arc<SftpConn>>) {
+    for c in conns {
+        actix::spawn(async move { c.close().await });
+    }
+}
