@@ -4,11 +4,16 @@
 //!   act on.
 //! - [`cache`]: one SFTP connection per server for one client, closed when
 //!   idle.
+//! - [`write`]: the one way a file is written over SFTP (temporary sibling,
+//!   posix-rename, the replaced file's mode), for BMX5 and the relay.
+//! - [`digest`]: SHA-256 in lowercase hex, for every caller.
 //! - [`script`]: `ScriptRunActor`, upload a script, run it on a PTY,
 //!   remove it.
 //! - [`shell_quote`]: POSIX shell quoting of script arguments.
 
 pub mod cache;
+pub mod digest;
 pub mod script;
 pub mod sftp;
 pub mod shell_quote;
+pub mod write;
