@@ -4,8 +4,9 @@
 //! and answers the same objects through [`DiffJob`].
 //!
 //! Per connection it owns:
-//! - an [`SftpCache`]: one SSH + SFTP session per server, reused by this
-//!   client's diffs, closed when idle and when the client goes away;
+//! - an [`SftpPool`]: one SSH + SFTP session per server, reused by this
+//!   client's diffs, closed by the pool's actor when idle and when the
+//!   client goes away;
 //! - the sender of a cancel signal: dropping it when the connection stops
 //!   stops every `diff_command` still running on the servers (a command
 //!   without a PTY would otherwise outlive its client).
@@ -14,14 +15,12 @@
 //! request's `request_id`. Reads need no session lock and are not audited;
 //! each one is logged.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, WrapFuture};
+use actix::{ActorFutureExt, ContextFutureSpawner, WrapFuture};
 use pinkpage_actors::diff::remote::{self, CommandDiff, CommandOptions, DiffError, DirOptions, Target};
 use pinkpage_actors::diff::{CompareBy, DirDiff, FileDiff, DEFAULT_CONTEXT};
-use pinkpage_actors::files::cache::SftpCache;
-use pinkpage_actors::files::sftp::SftpConn;
+use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -268,7 +267,7 @@ impl DiffJob {
     /// `diff_command` is stopped on the servers when `cancel`'s sender goes.
     pub async fn run(
         self,
-        cache: &SftpCache,
+        cache: &SftpPool,
         ssh: &SshOptions,
         cancel: watch::Receiver<()>,
         who: &str,
@@ -319,10 +318,9 @@ impl DiffJob {
 
 /// Per-connection DIFF state.
 pub struct Diff {
-    /// This client's SFTP sessions.
-    cache: Arc<SftpCache>,
-    /// Whether the idle sweep runs.
-    sweeping: bool,
+    /// This client's SFTP sessions; started with the first diff, stopped
+    /// with the connection.
+    pool: Option<SftpPool>,
     /// Dropped when the connection stops: running commands are stopped.
     cancel: watch::Sender<()>,
 }
@@ -330,8 +328,7 @@ pub struct Diff {
 impl Default for Diff {
     fn default() -> Self {
         Diff {
-            cache: Arc::default(),
-            sweeping: false,
+            pool: None,
             cancel: watch::channel(()).0,
         }
     }
@@ -354,8 +351,7 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
-        start_sweeper(conn, ctx);
-        let cache = conn.domain.cache.clone();
+        let cache = conn.domain.pool.get_or_insert_with(SftpPool::start).clone();
         let ssh = conn.state.ssh.clone();
         let cancel = conn.domain.cancel.subscribe();
         let who = conn.id.to_string();
@@ -375,27 +371,11 @@ impl Domain for Diff {
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // stop running commands: their receivers see the sender go
         conn.domain.cancel = watch::channel(()).0;
-        close_all(conn.domain.cache.drain());
+        if let Some(pool) = conn.domain.pool.take() {
+            pool.stop();
+        }
         Vec::new()
     }
-}
-
-/// Closes SFTP sessions nobody uses any more.
-pub fn close_all(conns: Vec<Arc<SftpConn>>) {
-    for c in conns {
-        actix::spawn(async move { c.close().await });
-    }
-}
-
-/// Closes idle sessions every half idle period, from the first request on.
-fn start_sweeper(conn: &mut WsConnection<Diff>, ctx: &mut WsCtx<Diff>) {
-    if conn.domain.sweeping {
-        return;
-    }
-    conn.domain.sweeping = true;
-    ctx.run_interval(conn.domain.cache.idle() / 2, |conn, _| {
-        close_all(conn.domain.cache.sweep());
-    });
 }
 
 #[cfg(test)]
