@@ -720,3 +720,55 @@ async fn a_replaced_file_never_disappears_while_it_is_being_replaced() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "v40");
     assert_eq!(dir.entries(), ["watched.txt"]);
 }
+
+/// Whether `sshd` has logged the end of a session of the test user.
+fn session_ended(sshd: &SshdServer) -> bool {
+    let log = sshd.log();
+    log.contains("Disconnected from user pinkpage-test")
+        || log.contains("Connection closed by user pinkpage-test")
+}
+
+#[tokio::test]
+async fn the_pooled_sftp_session_stays_while_the_client_is_there_and_ends_when_it_goes() {
+    let (app, sshd) = app_with_server().await;
+    let dir = RemoteDir::new("pool");
+    let mut c = bmx5(&app).await;
+    for _ in 0..2 {
+        let listed = c
+            .ask(
+                json!({"type": "sftp_list", "server": "mdwap1p", "path": dir.path("")}),
+                "sftp_list_result",
+            )
+            .await;
+        assert_eq!(listed["entries"], json!([]), "{listed}");
+    }
+    let log = sshd.log();
+    assert_eq!(
+        log.matches("Accepted ").count(),
+        1,
+        "both requests used one session: {log}"
+    );
+    assert!(!session_ended(&sshd), "the session is still open: {log}");
+
+    c.close().await;
+    eventually("the session ends with its client", || session_ended(&sshd)).await;
+}
+
+#[tokio::test]
+async fn a_rest_download_leaves_no_session_open() {
+    let (app, sshd) = app_with_server().await;
+    let dir = RemoteDir::new("restpool");
+    let path = dir.path("f.txt");
+    std::fs::write(&path, "hello").unwrap();
+    let res = app
+        .http
+        .get(app.url("/api/v1/bmx5/files"))
+        .query(&[("server", "mdwap1p"), ("path", path.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"hello");
+    assert!(sshd.log().contains("Accepted "), "{}", sshd.log());
+    eventually("the download's session ends", || session_ended(&sshd)).await;
+}

@@ -202,10 +202,13 @@ fn base_name(path: &str) -> &str {
 /// One SSH session with one SFTP channel; the unit the BMX5 domain caches
 /// per (connection, server) and REST opens per request.
 ///
-/// Dropping it ends the connection (its handle and channel go with it);
-/// [`SftpConn::close`] says goodbye first.
+/// Dropping it ends the connection ([`Drop`] disconnects in the
+/// background: russh-sftp keeps the channel in a task of its own, so
+/// dropping the handle alone would leave the session open);
+/// [`SftpConn::close`] does the same and waits for it.
 pub struct SftpConn {
-    session: SshSession,
+    /// Shared with the disconnect [`Drop`] starts.
+    session: Arc<SshSession>,
     sftp: SftpSession,
     server: String,
     /// The channel for `posix-rename@openssh.com`, opened at the first
@@ -229,7 +232,7 @@ impl SftpConn {
         let session = ssh::connect(server, opts).await.map_err(not_connected)?;
         match session.sftp().await {
             Ok(sftp) => Ok(SftpConn {
-                session,
+                session: Arc::new(session),
                 sftp,
                 server: server.name.clone(),
                 posix: OnceCell::new(),
@@ -608,6 +611,21 @@ impl SftpConn {
                 format_args!("remove '{path}'"),
                 e,
             )),
+        }
+    }
+}
+
+impl Drop for SftpConn {
+    fn drop(&mut self) {
+        if self.session.is_closed() {
+            return;
+        }
+        // No runtime means the process is ending, and the socket with it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let session = self.session.clone();
+            rt.spawn(async move {
+                let _ = session.disconnect().await;
+            });
         }
     }
 }
