@@ -13,6 +13,10 @@
 //! Everything that must be undone if the copy stops half way (temporary
 //! files, sessions) is registered in [`Resources`], which the actor cleans
 //! up in `stopped()`; this module never has to clean up on its own paths.
+//!
+//! A little over 450 lines: one pipeline (connect, list, copy, verify,
+//! rename) best read top to bottom; the write steps it shares with BMX5
+//! are in [`crate::files::write`].
 
 use std::cell::RefCell;
 use std::collections::HashSet;
