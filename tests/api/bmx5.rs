@@ -772,3 +772,38 @@ async fn a_rest_download_leaves_no_session_open() {
     assert!(sshd.log().contains("Accepted "), "{}", sshd.log());
     eventually("the download's session ends", || session_ended(&sshd)).await;
 }
+
+#[tokio::test]
+async fn bad_sftp_fields_are_10001_and_an_unknown_server_23000_in_the_order_they_are_checked() {
+    let (app, _sshd) = app_with_server().await;
+    let mut c = bmx5(&app).await;
+    for (frame, code) in [
+        (
+            json!({"type": "sftp_list", "server": "mdwap1p", "path": ""}),
+            10001,
+        ),
+        (
+            json!({"type": "sftp_stat", "server": "nope", "path": "/tmp"}),
+            23000,
+        ),
+        // a bad path is found before the unknown server
+        (json!({"type": "sftp_list", "server": "nope", "path": ""}), 10001),
+        (
+            json!({"type": "sftp_rename", "server": "mdwap1p", "from": "/tmp/a", "to": "b\u{0}c"}),
+            10001,
+        ),
+        // an inline upload's data is looked at first
+        (
+            json!({"type": "sftp_upload", "server": "nope", "path": "", "data": "not base64!"}),
+            10001,
+        ),
+        (
+            json!({"type": "sftp_upload", "server": "nope", "path": "/tmp/x", "data": "aGk="}),
+            23000,
+        ),
+    ] {
+        c.send(frame.clone()).await;
+        let err = c.expect_error().await;
+        assert_eq!(err["error"]["code"], code, "{frame}: {err}");
+    }
+}
