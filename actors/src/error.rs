@@ -1,9 +1,10 @@
 //! The error catalogue: every code Pink-Page can answer with, in one place.
 //!
-//! A code has a fixed five-digit number, an HTTP status (used by REST and
-//! ignored by WebSocket frames) and a short message. The catalogue is served
-//! at `GET /api/v1/errors` and listed in `docs/errors.md`; tests keep the
-//! three in step and the numbers unique.
+//! A code has a fixed five-digit number, a [`Fault`] (whose side the failure
+//! is on) and a short message. The engine knows nothing of HTTP: the web
+//! side gives each code its HTTP status (`src/api/error.rs`), serves the
+//! catalogue at `GET /api/v1/errors` and lists it in `docs/errors.md`;
+//! tests keep the three in step and the numbers unique.
 //!
 //! [`AppError`] is what the engine returns: a code plus an optional `detail`
 //! that explains this occurrence (a server name, a file, a cause). Secrets
@@ -12,7 +13,7 @@
 use serde::Serialize;
 
 macro_rules! catalogue {
-    ($( $(#[$doc:meta])* $variant:ident = ($code:expr, $status:expr, $message:expr), )+) => {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:expr, $fault:ident, $message:expr), )+) => {
         /// One entry of the error catalogue (SPEC section 10).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
@@ -28,9 +29,10 @@ macro_rules! catalogue {
                 match self { $( ErrorCode::$variant => $code, )+ }
             }
 
-            /// The HTTP status a REST response with this code carries.
-            pub const fn http_status(self) -> u16 {
-                match self { $( ErrorCode::$variant => $status, )+ }
+            /// Whose side the failure is on: what a log level or a retry
+            /// policy decides by.
+            pub const fn fault(self) -> Fault {
+                match self { $( ErrorCode::$variant => Fault::$fault, )+ }
             }
 
             /// The fixed, human-readable meaning of the code.
@@ -43,82 +45,101 @@ macro_rules! catalogue {
 
 catalogue! {
     /// An unexpected failure inside the daemon; the cause is logged, not sent.
-    Internal = (10000, 500, "internal error"),
+    Internal = (10000, Daemon, "internal error"),
     /// A request field is missing, malformed or out of range.
-    Validation = (10001, 400, "validation error"),
+    Validation = (10001, Client, "validation error"),
     /// The request carries no valid credentials.
-    Unauthenticated = (10002, 401, "unauthenticated"),
+    Unauthenticated = (10002, Client, "unauthenticated"),
     /// The caller may not do this.
-    Forbidden = (10003, 403, "forbidden"),
+    Forbidden = (10003, Client, "forbidden"),
     /// No such route or resource.
-    NotFound = (10004, 404, "not found"),
+    NotFound = (10004, Client, "not found"),
     /// The TCP connection or the SSH handshake failed.
-    SshConnectionFailed = (20000, 502, "ssh connection failed"),
+    SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.
-    SshConnectionTimeout = (20001, 504, "ssh connection timed out"),
+    SshConnectionTimeout = (20001, Remote, "ssh connection timed out"),
     /// The server's host key is unknown (under `strict`) or has changed.
-    SshHostKeyRejected = (20002, 502, "ssh host key not trusted or changed"),
+    SshHostKeyRejected = (20002, Remote, "ssh host key not trusted or changed"),
     /// The server refused every credential offered.
-    SshAuthFailed = (21000, 502, "ssh authentication failed"),
+    SshAuthFailed = (21000, Remote, "ssh authentication failed"),
     /// A remote command could not be run.
-    SshCommandFailed = (22000, 502, "ssh command failed"),
+    SshCommandFailed = (22000, Remote, "ssh command failed"),
     /// A remote command ran past its timeout and was ended.
-    SshCommandTimeout = (22001, 504, "ssh command timed out"),
+    SshCommandTimeout = (22001, Remote, "ssh command timed out"),
     /// The named server is not configured.
-    UnknownServer = (23000, 404, "unknown server"),
+    UnknownServer = (23000, Client, "unknown server"),
     /// The named transfer is not configured.
-    UnknownTransfer = (23001, 404, "unknown transfer"),
+    UnknownTransfer = (23001, Client, "unknown transfer"),
     /// A server-to-server transfer failed.
-    TransferFailed = (24000, 502, "transfer failed"),
+    TransferFailed = (24000, Remote, "transfer failed"),
     /// The transfer's source glob matched no file.
-    TransferNoSource = (24001, 404, "transfer source matched no file"),
+    TransferNoSource = (24001, Client, "transfer source matched no file"),
     /// A health check could not be carried out.
-    HealthCheckFailed = (25000, 500, "health check failed"),
+    HealthCheckFailed = (25000, Daemon, "health check failed"),
     /// The WebSocket connection failed.
-    WsConnection = (30000, 400, "websocket connection error"),
+    WsConnection = (30000, Client, "websocket connection error"),
     /// A frame is not JSON or lacks a required field.
-    WsMalformed = (31000, 400, "malformed message"),
+    WsMalformed = (31000, Client, "malformed message"),
     /// A frame's `type` is not one this endpoint handles.
-    WsUnknownType = (31001, 400, "unknown message type"),
+    WsUnknownType = (31001, Client, "unknown message type"),
     /// A frame is larger than the limit.
-    WsTooLarge = (31002, 413, "message too large"),
+    WsTooLarge = (31002, Client, "message too large"),
     /// A message handler failed.
-    WsHandler = (32000, 500, "handler error"),
+    WsHandler = (32000, Daemon, "handler error"),
     /// A broadcast could not reach a recipient.
-    BroadcastFailed = (33000, 500, "broadcast failed"),
+    BroadcastFailed = (33000, Daemon, "broadcast failed"),
     /// The SQLite store failed.
-    Database = (40000, 500, "database error"),
+    Database = (40000, Daemon, "database error"),
     /// Another connection holds the session lock.
-    SessionAlreadyActive = (50004, 409, "session already active"),
+    SessionAlreadyActive = (50004, Client, "session already active"),
     /// No session lock is held.
-    NoActiveSession = (50005, 409, "no active session"),
+    NoActiveSession = (50005, Client, "no active session"),
     /// The caller does not own the session lock.
-    NotSessionOwner = (50006, 403, "not the session owner"),
+    NotSessionOwner = (50006, Client, "not the session owner"),
     /// The caller already owns the session lock.
-    AlreadySessionOwner = (50007, 409, "you already own the session"),
+    AlreadySessionOwner = (50007, Client, "you already own the session"),
     /// The operation needs the session lock.
-    ResourceLocked = (50008, 423, "resource locked: operation needs the session lock"),
+    ResourceLocked = (50008, Client, "resource locked: operation needs the session lock"),
     /// A transfer is already running.
-    TransferAlreadyRunning = (50009, 409, "transfer already running"),
+    TransferAlreadyRunning = (50009, Client, "transfer already running"),
     /// This connection already runs a task.
-    TaskAlreadyRunning = (50010, 409, "task already running for this connection"),
+    TaskAlreadyRunning = (50010, Client, "task already running for this connection"),
     /// There is no running task to cancel or to send input to.
-    NoRunningTask = (50011, 409, "no running task to cancel or to send input to"),
+    NoRunningTask = (50011, Client, "no running task to cancel or to send input to"),
     /// A task did not stop within 5 s.
-    TaskCancelTimeout = (50012, 500, "task cancellation timed out"),
+    TaskCancelTimeout = (50012, Daemon, "task cancellation timed out"),
     /// A task could not be stopped.
-    TaskCancelFailed = (50013, 500, "task cancellation failed"),
+    TaskCancelFailed = (50013, Daemon, "task cancellation failed"),
     /// A task stopped but its cleanup failed.
-    TaskCleanupFailed = (50014, 500, "task cleanup failed"),
+    TaskCleanupFailed = (50014, Daemon, "task cleanup failed"),
     /// A batch run could not start.
-    BatchFailed = (51000, 502, "batch failed"),
+    BatchFailed = (51000, Remote, "batch failed"),
     /// An SFTP operation failed.
-    SftpFailed = (52000, 502, "sftp operation failed"),
+    SftpFailed = (52000, Remote, "sftp operation failed"),
     /// A diff could not be computed.
-    DiffFailed = (53000, 502, "diff failed"),
+    DiffFailed = (53000, Remote, "diff failed"),
+}
+
+/// Whose side a failure is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The request was wrong or not allowed now: the client can fix it.
+    Client,
+    /// Something failed inside the daemon.
+    Daemon,
+    /// A server the daemon works on failed or refused (SSH, SFTP, a
+    /// command): nothing the client sent was wrong.
+    Remote,
 }
 
 impl ErrorCode {
+    /// Whether this failure is the daemon's or a remote server's rather
+    /// than the client's: such failures are worth an operator's attention
+    /// (logged as errors).
+    pub const fn is_server_side(self) -> bool {
+        !matches!(self.fault(), Fault::Client)
+    }
+
     /// Looks a code up by its number.
     pub fn from_code(code: u32) -> Option<ErrorCode> {
         Self::ALL.iter().copied().find(|c| c.code() == code)
@@ -200,10 +221,18 @@ mod tests {
     }
 
     #[test]
-    fn http_statuses_are_client_or_server_errors() {
-        for c in ErrorCode::ALL {
-            assert!((400..600).contains(&c.http_status()), "{:?}", c);
-        }
+    fn remote_failures_are_the_ssh_sftp_transfer_and_diff_codes() {
+        let remote: Vec<u32> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.fault() == Fault::Remote)
+            .map(|c| c.code())
+            .collect();
+        assert_eq!(
+            remote,
+            [20000, 20001, 20002, 21000, 22000, 22001, 24000, 51000, 52000, 53000]
+        );
+        assert!(!ErrorCode::Validation.is_server_side());
+        assert!(ErrorCode::Internal.is_server_side());
     }
 
     #[test]

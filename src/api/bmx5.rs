@@ -2,7 +2,10 @@
 //! ways with bounded memory (BMX5; small files go inline over the
 //! WebSocket).
 //!
-//! Each request opens its own SSH session and closes it at the end.
+//! Each request gets its session from a pool actor of its own, stopped as
+//! soon as the session is handed out: the session then lives exactly as
+//! long as the request uses it (a download's stream holds it), so nothing
+//! is left open when the HTTP client goes.
 //! - `PUT` streams the request body into a hidden temporary file next to
 //!   the target and renames it over the target once the body ended
 //!   cleanly; a client that disconnects mid-body leaves no file behind.
@@ -14,18 +17,21 @@
 //!   the whole file is sent (RFC 9110 lets a server ignore `Range`).
 //!
 //! SFTP failures are 52000 with the SFTP status in `detail` and an HTTP
-//! status that fits it (404 no such file, 403 permission denied, ...).
+//! status that fits it (404 no such file, 403 permission denied, ...;
+//! [`ApiError`] decides).
 
 use std::sync::Arc;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{get, put, web, HttpRequest, HttpResponse, ResponseError};
+use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::files::sftp::{SftpConn, SftpError};
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use super::error::ErrorResponse;
+use super::error::{ApiError, ErrorResponse};
+use crate::request::{RemotePath, ServerRef};
 use crate::state::AppState;
 use crate::store::NewAuditEvent;
 
@@ -50,52 +56,6 @@ pub struct UploadResult {
     pub path: String,
     /// Bytes written.
     pub size: u64,
-}
-
-/// An error with the HTTP status that fits it (SFTP statuses map to 404,
-/// 403, ...; everything else uses its code's status). The body is the
-/// usual `{"success": false, "error": {...}}`.
-#[derive(Debug)]
-pub struct FileError {
-    error: AppError,
-    status: StatusCode,
-}
-
-impl std::fmt::Display for FileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl From<AppError> for FileError {
-    fn from(error: AppError) -> Self {
-        let status =
-            StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        FileError { error, status }
-    }
-}
-
-impl From<SftpError> for FileError {
-    fn from(e: SftpError) -> Self {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-        FileError {
-            error: e.error,
-            status,
-        }
-    }
-}
-
-impl ResponseError for FileError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        // the same body as every REST error, with this error's own status
-        let mut res = super::error::ApiError(self.error.clone()).error_response();
-        *res.status_mut() = self.status;
-        res
-    }
 }
 
 /// What a `Range` header asks for, given the file's size.
@@ -165,19 +125,21 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
     }
 }
 
-fn check(state: &AppState, q: &FileQuery) -> Result<Arc<pinkpage_actors::server::ServerSpec>, FileError> {
-    if q.path.is_empty() || q.path.contains('\0') {
-        return Err(
-            AppError::with_detail(ErrorCode::Validation, "path must be non-empty and without NUL").into(),
-        );
-    }
-    state.settings.server(&q.server).cloned().ok_or_else(|| {
-        AppError::with_detail(
-            ErrorCode::UnknownServer,
-            format!("no server named '{}'", q.server),
-        )
-        .into()
-    })
+/// Validates the query: the path (10001), then the server (23000).
+fn check(state: &AppState, q: FileQuery) -> Result<(ServerRef, RemotePath), ApiError> {
+    let path = RemotePath::parse("path", q.path)?;
+    let server = ServerRef::resolve(&state.settings, &q.server)?;
+    Ok((server, path))
+}
+
+/// Opens a session to `server` through a pool actor of its own, stopped
+/// at once: the caller holds the only reference, and the session ends when
+/// it lets go.
+async fn open(state: &AppState, server: &ServerRef) -> Result<Arc<SftpConn>, SftpError> {
+    let pool = SftpPool::start();
+    let conn = pool.get(server.spec(), &state.ssh).await;
+    pool.stop();
+    conn
 }
 
 /// Uploads a file of any size: the body is the file. It replaces an
@@ -200,17 +162,16 @@ pub async fn put_file(
     state: web::Data<AppState>,
     q: web::Query<FileQuery>,
     body: web::Payload,
-) -> Result<HttpResponse, FileError> {
-    let q = q.into_inner();
-    let spec = check(&state, &q)?;
-    let FileQuery { server, path } = q;
+) -> Result<HttpResponse, ApiError> {
+    let (server_ref, path) = check(&state, q.into_inner())?;
+    let (server, path) = (server_ref.name().to_owned(), path.into_string());
     let task_state = state.clone();
     let (task_server, task_path) = (server.clone(), path.clone());
     // Detached: when the client vanishes, actix drops this handler, but
     // the write must still remove its temporary file.
     let task = actix_web::rt::spawn(async move {
         let state = task_state;
-        let conn = SftpConn::open(&spec, &state.ssh).await?;
+        let conn = open(&state, &server_ref).await?;
         let result = conn.write_atomic(&task_path, body).await;
         conn.close().await;
         let mut event = NewAuditEvent::new("rest", "sftp.upload");
@@ -228,7 +189,7 @@ pub async fn put_file(
         result
     });
     let size = task.await.map_err(|e| {
-        FileError::from(AppError::with_detail(
+        ApiError::from(AppError::with_detail(
             ErrorCode::Internal,
             format!("upload task: {e}"),
         ))
@@ -257,11 +218,10 @@ pub async fn get_file(
     state: web::Data<AppState>,
     q: web::Query<FileQuery>,
     req: HttpRequest,
-) -> Result<HttpResponse, FileError> {
-    let q = q.into_inner();
-    let spec = check(&state, &q)?;
-    let conn = Arc::new(SftpConn::open(&spec, &state.ssh).await?);
-    let file = conn.open_read(&q.path).await?;
+) -> Result<HttpResponse, ApiError> {
+    let (server, path) = check(&state, q.into_inner())?;
+    let conn = open(&state, &server).await?;
+    let file = conn.open_read(path.as_str()).await?;
     let size = file.size();
     let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, len) = match parse_range(range, size) {
@@ -275,11 +235,7 @@ pub async fn get_file(
                     range.unwrap_or_default()
                 ),
             );
-            let mut res = FileError {
-                error: err,
-                status: StatusCode::RANGE_NOT_SATISFIABLE,
-            }
-            .error_response();
+            let mut res = ApiError::with_status(err, StatusCode::RANGE_NOT_SATISFIABLE).error_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 res.headers_mut().insert(header::CONTENT_RANGE, v);
             }

@@ -3,73 +3,35 @@
 //! the reply is the WebSocket reply object (`diff_result`, ...), errors the
 //! usual error body (docs/diff.md).
 //!
-//! Each request gets its own SFTP sessions, closed at the end. The diff
+//! Each request gets its own SFTP pool (an actor), stopped at the end,
+//! which closes its sessions. The diff
 //! runs in a detached task that holds the cancel receiver, while this
 //! handler holds the sender: a client that goes away drops the handler,
 //! which stops a running `diff_command` on both servers.
 
-use actix_web::http::StatusCode;
-use actix_web::{post, web, HttpResponse, ResponseError};
-use pinkpage_actors::diff::remote::DiffError;
-use pinkpage_actors::files::cache::SftpCache;
+use actix_web::{post, web, HttpResponse};
+use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorResponse};
-use crate::diff_jobs::{close_all, DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
+use crate::diff_jobs::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 use crate::state::AppState;
 
-/// A diff error with the HTTP status that fits it (404 missing path, 403
-/// refused, 413 past a limit, else the code's own).
-#[derive(Debug)]
-pub struct DiffHttpError(DiffError);
-
-impl std::fmt::Display for DiffHttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<AppError> for DiffHttpError {
-    fn from(error: AppError) -> Self {
-        DiffHttpError(DiffError {
-            side: None,
-            status: None,
-            too_large: false,
-            error,
-        })
-    }
-}
-
-impl ResponseError for DiffHttpError {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::BAD_GATEWAY)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut res = ApiError(self.0.error.clone()).error_response();
-        *res.status_mut() = self.status_code();
-        res
-    }
-}
-
-async fn run(
-    state: web::Data<AppState>,
-    job: Result<DiffJob, AppError>,
-) -> Result<HttpResponse, DiffHttpError> {
+async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Result<HttpResponse, ApiError> {
     let job = job?;
     let ssh = state.ssh.clone();
     // held until this handler ends (or is dropped with its client)
     let (_cancel, cancelled) = watch::channel(());
     let task = actix::spawn(async move {
-        let cache = SftpCache::default();
-        let res = job.run(&cache, &ssh, cancelled, "rest").await;
-        close_all(cache.drain());
+        let pool = SftpPool::start();
+        let res = job.run(&pool, &ssh, cancelled, "rest").await;
+        pool.stop();
         res
     });
     match task.await {
         Ok(Ok(reply)) => Ok(HttpResponse::Ok().json(reply)),
-        Ok(Err(e)) => Err(DiffHttpError(e)),
+        Ok(Err(e)) => Err(e.into()),
         Err(e) => Err(AppError::with_detail(ErrorCode::Internal, format!("diff task: {e}")).into()),
     }
 }
@@ -84,7 +46,7 @@ async fn run(
 pub async fn diff_files(
     state: web::Data<AppState>,
     body: web::Json<DiffFilesRequest>,
-) -> Result<HttpResponse, DiffHttpError> {
+) -> Result<HttpResponse, ApiError> {
     let job = DiffJob::files(&state.settings, &body);
     run(state, job).await
 }
@@ -99,7 +61,7 @@ pub async fn diff_files(
 pub async fn diff_dirs(
     state: web::Data<AppState>,
     body: web::Json<DiffDirsRequest>,
-) -> Result<HttpResponse, DiffHttpError> {
+) -> Result<HttpResponse, ApiError> {
     let job = DiffJob::dirs(&state.settings, &body);
     run(state, job).await
 }
@@ -117,7 +79,7 @@ pub async fn diff_dirs(
 pub async fn diff_command(
     state: web::Data<AppState>,
     body: web::Json<DiffCommandRequest>,
-) -> Result<HttpResponse, DiffHttpError> {
+) -> Result<HttpResponse, ApiError> {
     let job = DiffJob::command(&state.settings, &body);
     run(state, job).await
 }

@@ -21,7 +21,7 @@ pub fn catalogue() -> Vec<CatalogueEntry> {
         .iter()
         .map(|c| CatalogueEntry {
             code: c.code(),
-            http_status: c.http_status(),
+            http_status: super::error::http_status(*c).as_u16(),
             message: c.message(),
         })
         .collect();

@@ -112,7 +112,7 @@ async fn redirect_to_docs() -> HttpResponse {
 /// declares the path with other methods, else 404. Both carry 10004 in the
 /// usual error body (no route answers this method and path).
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    let err = ApiError(AppError::with_detail(
+    let err = ApiError::from(AppError::with_detail(
         ErrorCode::NotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ));

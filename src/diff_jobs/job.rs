@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pinkpage_actors::diff::remote::{self, CommandOptions, DiffError, DirOptions, Target};
 use pinkpage_actors::diff::DEFAULT_CONTEXT;
-use pinkpage_actors::files::cache::SftpCache;
+use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
@@ -178,7 +178,7 @@ impl DiffJob {
     /// `diff_command` is stopped on the servers when `cancel`'s sender goes.
     pub async fn run(
         self,
-        cache: &SftpCache,
+        cache: &SftpPool,
         ssh: &SshOptions,
         cancel: watch::Receiver<()>,
         who: &str,

@@ -10,16 +10,5 @@
 pub mod job;
 pub mod requests;
 
-use std::sync::Arc;
-
-use pinkpage_actors::files::sftp::SftpConn;
-
 pub use self::job::{DiffJob, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT_S, MAX_CONTEXT, MAX_DIR_ENTRIES};
 pub use self::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};
-
-/// Closes SFTP sessions nobody uses any more.
-pub fn close_all(conns: Vec<Arc<SftpConn>>) {
-    for c in conns {
-        actix::spawn(async move { c.close().await });
-    }
-}

@@ -98,7 +98,7 @@ impl<D: Domain> WsConnection<D> {
 
     /// Sends an error frame (and logs it).
     pub fn send_error(&self, ctx: &mut WsCtx<D>, err: &AppError, rid: &RequestId) {
-        let level = if err.code.http_status() >= 500 {
+        let level = if err.code.is_server_side() {
             log::Level::Error
         } else {
             log::Level::Debug

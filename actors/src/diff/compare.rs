@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use similar::TextDiff;
 
 use crate::files::sftp::{Entry, EntryKind};
@@ -78,10 +77,8 @@ pub struct FileDiff {
     pub binary: bool,
 }
 
-/// SHA-256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
+/// SHA-256 of `bytes`, lowercase hex (the one helper all callers share).
+pub use crate::files::digest::sha256_hex;
 
 /// `bytes` decoded with `encoding`, or `None` when they are binary: a NUL
 /// in the first [`BINARY_SNIFF_BYTES`], or a sequence the encoding cannot

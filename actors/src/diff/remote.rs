@@ -9,7 +9,7 @@
 //! - commands: run on both servers in parallel without a PTY, output
 //!   capped, stopped (TERM, then KILL) when the caller's cancel fires.
 //!
-//! SFTP connections come from the caller's [`SftpCache`] (the WebSocket
+//! SFTP connections come from the caller's [`SftpPool`] (the WebSocket
 //! client's own, or one made for a REST request). Every failure is a
 //! [`DiffError`] naming the side it happened on.
 
@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::diff::compare::{self, CompareBy, DirDiff, FileDiff, Input, Side, Tree};
 use crate::error::{AppError, ErrorCode};
-use crate::files::cache::SftpCache;
+use crate::files::pool::SftpPool;
 use crate::files::sftp::{EntryKind, SftpConn, SftpError, SftpStatus};
 use crate::server::ServerSpec;
 use crate::ssh::{self, ExecLimits, SshOptions};
@@ -35,7 +35,8 @@ const HASH_CONCURRENCY: usize = 4;
 pub const COMMAND_STDERR_MAX: usize = 64 * 1024;
 
 /// A failed diff: the error clients see, the side it happened on, and the
-/// SFTP status when it was an SFTP failure (so REST can say 404 or 403).
+/// SFTP status when it was an SFTP failure (what the web side needs to
+/// choose its answer: the engine knows nothing of HTTP).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error}")]
 pub struct DiffError {
@@ -101,19 +102,6 @@ impl DiffError {
             error: AppError::with_detail(ErrorCode::Internal, what.to_string()),
         }
     }
-
-    /// The HTTP status that fits: 404 for a missing path, 403 for a
-    /// refusal, 413 past a limit, the code's own status otherwise.
-    pub fn http_status(&self) -> u16 {
-        if self.too_large {
-            return 413;
-        }
-        match self.status {
-            Some(SftpStatus::NoSuchFile) => 404,
-            Some(SftpStatus::PermissionDenied) => 403,
-            _ => self.error.code.http_status(),
-        }
-    }
 }
 
 impl From<DiffError> for AppError {
@@ -139,7 +127,7 @@ impl Target {
 }
 
 async fn conn(
-    cache: &SftpCache,
+    cache: &SftpPool,
     opts: &SshOptions,
     side: Side,
     t: &Target,
@@ -151,7 +139,7 @@ async fn conn(
 }
 
 async fn read_side(
-    cache: &SftpCache,
+    cache: &SftpPool,
     opts: &SshOptions,
     side: Side,
     t: &Target,
@@ -176,7 +164,7 @@ async fn read_side(
 /// may have at most `max_bytes`. Both are read at once; when both fail, the
 /// left side's error is the one reported.
 pub async fn diff_files(
-    cache: &SftpCache,
+    cache: &SftpPool,
     opts: &SshOptions,
     left: &Target,
     right: &Target,
@@ -234,7 +222,7 @@ fn join(root: &str, rel: &str) -> String {
 /// Walks directory `t.path`: every entry (relative path -> entry) down to
 /// the depth asked, breadth first, symlinks not followed.
 async fn walk(
-    cache: &SftpCache,
+    cache: &SftpPool,
     sshopts: &SshOptions,
     side: Side,
     t: &Target,
@@ -286,7 +274,7 @@ async fn walk(
 
 /// Compares directory `left` with directory `right`.
 pub async fn diff_dirs(
-    cache: &SftpCache,
+    cache: &SftpPool,
     opts: &SshOptions,
     left: &Target,
     right: &Target,
@@ -452,7 +440,7 @@ mod tests {
             missing.error.detail.as_deref(),
             Some("right: no such file: server 'mypap1d': open '/x'")
         );
-        assert_eq!(missing.http_status(), 404);
+        assert_eq!(missing.status, Some(SftpStatus::NoSuchFile));
 
         let refused = DiffError::sftp(
             Side::Left,
@@ -466,7 +454,7 @@ mod tests {
 
         let big = DiffError::limit(Side::Left, "too big");
         assert_eq!(big.error.code, ErrorCode::DiffFailed);
-        assert_eq!(big.http_status(), 413);
+        assert!(big.too_large);
     }
 
     #[test]

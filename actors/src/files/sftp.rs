@@ -1,16 +1,20 @@
 //! SFTP file operations (BMX5): [`SftpConn`], one SSH session with one SFTP
 //! channel on it, and what operators do with files through it.
 //!
-//! Nothing here runs a shell: every operation is an SFTP request. Every
-//! failure is an [`SftpError`]: the 52000 [`AppError`] clients see, with the
-//! SFTP status (`no such file`, `permission denied`, ...) at the start of
-//! its detail, and the status itself so the REST layer can pick a fitting
-//! HTTP status (404, 403, ...).
+//! Over 450 lines for one reason to change: it is `SftpConn`'s operations
+//! (list, stat, mkdir, remove, rename, read, hash, write, stream), each
+//! short; their errors ([`crate::files::sftp_error`]) and the write path
+//! ([`crate::files::write`]) live apart.
 //!
-//! Writes never leave a partial file under the target name: bytes go to a
-//! hidden temporary name in the same directory, which is renamed over the
-//! target once complete and removed when anything fails ([`SftpConn::write_atomic`]).
-//! Callers that must survive their own cancellation run these futures in a
+//! Nothing here runs a shell: every operation is an SFTP request. Every
+//! failure is an [`SftpError`]: the 52000 error clients see, with the
+//! SFTP status (`no such file`, `permission denied`, ...) at the start of
+//! its detail, and the status itself so the web side can choose how to
+//! answer (the engine knows nothing of HTTP).
+//!
+//! Writes never leave a partial file under the target name: they go
+//! through [`crate::files::write`] ([`SftpConn::write_atomic`]). Callers
+//! that must survive their own cancellation run these futures in a
 //! detached task, so the cleanup always runs.
 
 use std::fmt;
@@ -21,141 +25,19 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use russh_sftp::client::error::Error as SftpLibError;
 use russh_sftp::client::fs::File;
-use russh_sftp::client::SftpSession;
-use russh_sftp::protocol::{FileAttributes, FileType, OpenFlags, StatusCode};
+use russh_sftp::client::{RawSftpSession, SftpSession};
+use russh_sftp::protocol::{FileAttributes, FileType, StatusCode};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::OnceCell;
 
-use crate::error::{AppError, ErrorCode};
+pub use crate::files::sftp_error::{SftpError, SftpStatus};
+use crate::files::{digest, write};
 use crate::server::ServerSpec;
 use crate::ssh::{self, SshOptions, SshSession};
 
 /// Bytes read from the remote file per chunk of a streamed download.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// The SFTP status of a failed operation, as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SftpStatus {
-    /// SSH_FX_NO_SUCH_FILE.
-    NoSuchFile,
-    /// SSH_FX_PERMISSION_DENIED.
-    PermissionDenied,
-    /// SSH_FX_FAILURE: the server's catch-all (exists, not empty, disk full).
-    Failure,
-    /// SSH_FX_BAD_MESSAGE.
-    BadMessage,
-    /// SSH_FX_OP_UNSUPPORTED.
-    OpUnsupported,
-    /// The SFTP channel or the connection went away.
-    ConnectionLost,
-    /// The server did not answer a request in time.
-    Timeout,
-    /// The request cannot be carried out on what is there (a directory
-    /// where a file is needed, a file too large to send inline).
-    Unsuitable,
-    /// The client stopped sending the file before its end.
-    Interrupted,
-    /// Not an SFTP status: connecting or authenticating failed (the error
-    /// keeps its own 2xxxx code).
-    NotConnected,
-}
-
-impl SftpStatus {
-    /// The words at the start of the error detail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SftpStatus::NoSuchFile => "no such file",
-            SftpStatus::PermissionDenied => "permission denied",
-            SftpStatus::Failure => "failure",
-            SftpStatus::BadMessage => "bad message",
-            SftpStatus::OpUnsupported => "operation unsupported",
-            SftpStatus::ConnectionLost => "connection lost",
-            SftpStatus::Timeout => "timeout",
-            SftpStatus::Unsuitable => "unsuitable",
-            SftpStatus::Interrupted => "interrupted",
-            SftpStatus::NotConnected => "not connected",
-        }
-    }
-}
-
-/// A failed SFTP operation: the error clients see and its SFTP status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{error}")]
-pub struct SftpError {
-    /// What failed, as SFTP says it.
-    pub status: SftpStatus,
-    /// 52000 with the status and the path in the detail (or, for
-    /// [`SftpStatus::NotConnected`], the connect error as it came).
-    pub error: AppError,
-}
-
-impl SftpError {
-    /// A 52000 with `status` and `what` in the detail.
-    pub fn new(status: SftpStatus, server: &str, what: impl fmt::Display) -> Self {
-        SftpError {
-            status,
-            error: AppError::with_detail(
-                ErrorCode::SftpFailed,
-                format!("{}: server '{server}': {what}", status.as_str()),
-            ),
-        }
-    }
-
-    /// The HTTP status that fits: 404 for a missing file, 403 for a refusal,
-    /// 504 for a timeout, the code's own status otherwise.
-    pub fn http_status(&self) -> u16 {
-        match self.status {
-            SftpStatus::NoSuchFile => 404,
-            SftpStatus::PermissionDenied => 403,
-            SftpStatus::Failure | SftpStatus::Unsuitable => 409,
-            SftpStatus::Interrupted | SftpStatus::BadMessage => 400,
-            SftpStatus::OpUnsupported => 501,
-            SftpStatus::Timeout => 504,
-            SftpStatus::ConnectionLost | SftpStatus::NotConnected => self.error.code.http_status(),
-        }
-    }
-
-    fn from_lib(server: &str, what: impl fmt::Display, e: SftpLibError) -> Self {
-        let status = match &e {
-            SftpLibError::Status(s) => match s.status_code {
-                StatusCode::NoSuchFile => SftpStatus::NoSuchFile,
-                StatusCode::PermissionDenied => SftpStatus::PermissionDenied,
-                StatusCode::BadMessage => SftpStatus::BadMessage,
-                StatusCode::OpUnsupported => SftpStatus::OpUnsupported,
-                StatusCode::NoConnection | StatusCode::ConnectionLost => SftpStatus::ConnectionLost,
-                _ => SftpStatus::Failure,
-            },
-            SftpLibError::Timeout => SftpStatus::Timeout,
-            SftpLibError::IO(_) => SftpStatus::ConnectionLost,
-            _ => SftpStatus::Failure,
-        };
-        let cause = match &e {
-            SftpLibError::Status(s) if !s.error_message.is_empty() => format!(" ({})", s.error_message),
-            SftpLibError::Status(_) => String::new(),
-            other => format!(" ({other})"),
-        };
-        SftpError::new(status, server, format!("{what}{cause}"))
-    }
-
-    /// Errors of file reads and writes, which russh-sftp reports as
-    /// `io::Error` carrying only the server's message.
-    fn from_io(server: &str, what: impl fmt::Display, e: std::io::Error) -> Self {
-        let status = match e.kind() {
-            std::io::ErrorKind::TimedOut => SftpStatus::Timeout,
-            std::io::ErrorKind::NotFound => SftpStatus::NoSuchFile,
-            std::io::ErrorKind::PermissionDenied => SftpStatus::PermissionDenied,
-            _ => SftpStatus::Failure,
-        };
-        SftpError::new(status, server, format!("{what} ({e})"))
-    }
-}
-
-impl From<SftpError> for AppError {
-    fn from(e: SftpError) -> Self {
-        e.error
-    }
-}
 
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -212,32 +94,21 @@ fn base_name(path: &str) -> &str {
     trimmed.rsplit('/').next().unwrap_or(trimmed)
 }
 
-/// Splits `path` into its directory prefix (with the trailing `/`, or empty
-/// for a name relative to the home directory) and its last component.
-fn split_dir(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(i) => (&path[..=i], &path[i + 1..]),
-        None => ("", path),
-    }
-}
-
-/// The hidden temporary name a write to `path` goes to first: same
-/// directory (so the final rename never crosses file systems), unique.
-pub fn temp_name_for(path: &str) -> String {
-    let (dir, name) = split_dir(path);
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    format!("{dir}.{name}.pinkpage-{}.part", &tag[..12])
-}
-
 /// One SSH session with one SFTP channel; the unit the BMX5 domain caches
 /// per (connection, server) and REST opens per request.
 ///
-/// Dropping it ends the connection (its handle and channel go with it);
-/// [`SftpConn::close`] says goodbye first.
+/// Dropping it ends the connection ([`Drop`] disconnects in the
+/// background: russh-sftp keeps the channel in a task of its own, so
+/// dropping the handle alone would leave the session open);
+/// [`SftpConn::close`] does the same and waits for it.
 pub struct SftpConn {
-    session: SshSession,
+    /// Shared with the disconnect [`Drop`] starts.
+    session: Arc<SshSession>,
     sftp: SftpSession,
     server: String,
+    /// The channel for `posix-rename@openssh.com`, opened at the first
+    /// write (reads never need it); holds `None` when the server lacks it.
+    posix: OnceCell<Option<RawSftpSession>>,
 }
 
 impl fmt::Debug for SftpConn {
@@ -256,9 +127,10 @@ impl SftpConn {
         let session = ssh::connect(server, opts).await.map_err(not_connected)?;
         match session.sftp().await {
             Ok(sftp) => Ok(SftpConn {
-                session,
+                session: Arc::new(session),
                 sftp,
                 server: server.name.clone(),
+                posix: OnceCell::new(),
             }),
             Err(e) => {
                 let _ = session.disconnect().await;
@@ -279,6 +151,9 @@ impl SftpConn {
 
     /// Closes the SFTP channel and the session.
     pub async fn close(&self) {
+        if let Some(Some(raw)) = self.posix.get() {
+            let _ = raw.close_session();
+        }
         let _ = self.sftp.close().await;
         let _ = self.session.disconnect().await;
     }
@@ -488,23 +363,10 @@ impl SftpConn {
     /// SHA-256 (lowercase hex) and length of file `path`, read in 64 KiB
     /// chunks: memory stays bounded whatever the file's size.
     pub async fn sha256(&self, path: &str) -> Result<(String, u64), SftpError> {
-        use sha2::Digest;
-        let (mut file, _) = self.open_file(path).await?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut total = 0u64;
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
-        Ok((format!("{:x}", hasher.finalize()), total))
+        let (file, _) = self.open_file(path).await?;
+        digest::sha256_reader(file, |_| {})
+            .await
+            .map_err(|e| SftpError::from_io(&self.server, format_args!("read '{path}'"), e))
     }
 
     /// Opens regular file `path` for reading; returns it and its size.
@@ -541,11 +403,12 @@ impl SftpConn {
     }
 
     /// Writes what `body` yields to `path`, replacing it, without ever
-    /// leaving a partial file: the bytes go to [`temp_name_for`] first,
-    /// which is renamed over `path` once `body` ended cleanly and every
-    /// write was acknowledged, and removed on any failure (an error from
-    /// `body` included). A replaced file keeps its permission bits. Returns
-    /// the bytes written.
+    /// leaving a partial file (see [`crate::files::write`]): the bytes go to
+    /// a temporary sibling, which is renamed over `path` once `body` ended
+    /// cleanly and every write was acknowledged (atomically when the server
+    /// has posix-rename), and removed on any failure (an error from `body`
+    /// included). A replaced file keeps its permission bits, those of the
+    /// file a symlink at `path` points to. Returns the bytes written.
     ///
     /// Run it to completion (in a detached task when the caller may be
     /// cancelled): a future dropped half-way cannot remove its temporary
@@ -555,25 +418,18 @@ impl SftpConn {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: fmt::Display,
     {
-        let temp = temp_name_for(path);
-        let mut attrs = FileAttributes::empty();
-        if let Some(existing) = self.lstat(path).await? {
-            if existing.is_dir() {
-                return Err(SftpError::new(
+        let mode = write::mode_to_keep(&self.sftp, path)
+            .await
+            .map_err(self.fail(format_args!("stat '{path}'")))?
+            .map_err(|write::IsDir| {
+                SftpError::new(
                     SftpStatus::Unsuitable,
                     &self.server,
                     format_args!("'{path}' is a directory"),
-                ));
-            }
-            attrs.permissions = existing.permissions.map(|p| p & 0o7777);
-        }
-        let mut file = self
-            .sftp
-            .open_with_flags_and_attributes(
-                temp.as_str(),
-                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
-                attrs,
-            )
+                )
+            })?;
+        let temp = write::temp_name_for(path);
+        let mut file = write::create_temp(&self.sftp, &temp, mode)
             .await
             .map_err(self.fail(format_args!("create '{path}'")))?;
 
@@ -596,74 +452,35 @@ impl SftpConn {
             file.shutdown()
                 .await
                 .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))?;
-            self.replace(&temp, path).await?;
+            let posix = self
+                .posix
+                .get_or_init(|| write::posix_rename_session(&self.session))
+                .await;
+            write::replace(&self.sftp, posix.as_ref(), &temp, path)
+                .await
+                .map_err(self.fail(format_args!("rename into '{path}'")))?;
             Ok(written)
         }
         .await;
         if written.is_err() {
-            // the handle (if still open) is closed when `file` drops below;
-            // close it first so the server lets go of the file
+            // close the handle (if still open) first so the server lets go
+            // of the file
             drop(file);
-            if let Err(e) = self.sftp.remove_file(temp.as_str()).await {
-                log::error!(server = self.server.as_str(), temp = temp.as_str(), error = e.to_string();
-                    "could not remove the temporary file of a failed upload");
-            }
+            let _ = write::remove_temp(&self.sftp, &self.server, &temp).await;
         }
         written
-    }
-
-    /// Renames `temp` over `path`. SFTP v3 rename refuses an existing
-    /// target, so an existing file is removed first: for a moment there is
-    /// no file at `path`, but never a partial one.
-    async fn replace(&self, temp: &str, path: &str) -> Result<(), SftpError> {
-        match self.sftp.rename(temp, path).await {
-            Ok(()) => Ok(()),
-            Err(first) => {
-                if self.lstat(path).await?.is_none() {
-                    return Err(SftpError::from_lib(
-                        &self.server,
-                        format_args!("rename into '{path}'"),
-                        first,
-                    ));
-                }
-                self.sftp
-                    .remove_file(path)
-                    .await
-                    .map_err(self.fail(format_args!("replace '{path}'")))?;
-                self.sftp
-                    .rename(temp, path)
-                    .await
-                    .map_err(self.fail(format_args!("rename into '{path}'")))
-            }
-        }
     }
 
     /// Creates `path` exclusively (fails if anything, a symlink included,
     /// is there: O_EXCL), with permission bits `mode`, and writes `content`.
     /// Used for scripts: `mode` 0700 keeps other users out.
     pub async fn create_private(&self, path: &str, content: &[u8], mode: u32) -> Result<(), SftpError> {
-        let attrs = FileAttributes {
-            permissions: Some(mode),
-            ..FileAttributes::empty()
-        };
-        let mut file = self
-            .sftp
-            .open_with_flags_and_attributes(
-                path,
-                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
-                attrs,
-            )
+        // exactly `mode`, never wider: create_temp sets the bits again after
+        // the server's umask
+        let mut file = write::create_temp(&self.sftp, path, Some(mode))
             .await
             .map_err(self.fail(format_args!("create '{path}'")))?;
         let result = async {
-            // the server applies its umask to the mode at creation; make
-            // sure the bits are exactly `mode` (never wider)
-            file.set_metadata(FileAttributes {
-                permissions: Some(mode),
-                ..FileAttributes::empty()
-            })
-            .await
-            .map_err(self.fail(format_args!("chmod '{path}'")))?;
             file.write_all(content)
                 .await
                 .map_err(|e| SftpError::from_io(&self.server, format_args!("write '{path}'"), e))?;
@@ -689,6 +506,21 @@ impl SftpConn {
                 format_args!("remove '{path}'"),
                 e,
             )),
+        }
+    }
+}
+
+impl Drop for SftpConn {
+    fn drop(&mut self) {
+        if self.session.is_closed() {
+            return;
+        }
+        // No runtime means the process is ending, and the socket with it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let session = self.session.clone();
+            rt.spawn(async move {
+                let _ = session.disconnect().await;
+            });
         }
     }
 }
@@ -748,31 +580,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn temporary_names_are_hidden_siblings_of_the_target() {
-        let t = temp_name_for("/data/in box/보고서.txt");
-        assert!(t.starts_with("/data/in box/.보고서.txt.pinkpage-"), "{t}");
-        assert!(t.ends_with(".part"), "{t}");
-        assert_ne!(t, temp_name_for("/data/in box/보고서.txt"));
-        let rel = temp_name_for("notes.txt");
-        assert!(rel.starts_with(".notes.txt.pinkpage-"), "{rel}");
-    }
-
-    #[test]
     fn base_names_are_the_last_component() {
         assert_eq!(base_name("/a/b/c.txt"), "c.txt");
         assert_eq!(base_name("/a/b/"), "b");
         assert_eq!(base_name("c"), "c");
         assert_eq!(base_name("/"), "/");
-    }
-
-    #[test]
-    fn statuses_map_to_fitting_http_statuses() {
-        let e = |s| SftpError::new(s, "x", "y");
-        assert_eq!(e(SftpStatus::NoSuchFile).http_status(), 404);
-        assert_eq!(e(SftpStatus::PermissionDenied).http_status(), 403);
-        assert_eq!(e(SftpStatus::Timeout).http_status(), 504);
-        let err = e(SftpStatus::NoSuchFile).error;
-        assert_eq!(err.code, ErrorCode::SftpFailed);
-        assert!(err.detail.unwrap().starts_with("no such file: server 'x'"));
     }
 }

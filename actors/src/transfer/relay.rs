@@ -1,6 +1,7 @@
 //! The copy itself: list the source over SFTP, then stream each matching
 //! file from the source's SFTP session into a temporary file on the
-//! destination's, verify it and rename it into place.
+//! destination's, verify it and rename it into place, the way every SFTP
+//! write goes ([`crate::files::write`]: temporary sibling, posix-rename).
 //!
 //! Memory stays bounded: per file, a reader and a writer run concurrently
 //! (joined in one future, so dropping the future cancels both) with at most
@@ -12,6 +13,10 @@
 //! Everything that must be undone if the copy stops half way (temporary
 //! files, sessions) is registered in [`Resources`], which the actor cleans
 //! up in `stopped()`; this module never has to clean up on its own paths.
+//!
+//! A little over 450 lines: one pipeline (connect, list, copy, verify,
+//! rename) best read top to bottom; the write steps it shares with BMX5
+//! are in [`crate::files::write`].
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -22,15 +27,19 @@ use actix::ArbiterHandle;
 use futures_util::{StreamExt, TryStreamExt};
 use russh_sftp::client::fs::File;
 use russh_sftp::client::{RawSftpSession, SftpSession};
-use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
-use sha2::{Digest, Sha256};
+use russh_sftp::protocol::FileAttributes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::glob::{join, Matcher, SourceGlob};
 use super::progress::{Throttle, PROGRESS_INTERVAL};
 use super::{FileDone, TransferProgress, TransferRequest, TransferSummary};
 use crate::error::{AppError, ErrorCode};
+use crate::files::digest::{sha256_reader, Sha256Hex};
+use crate::files::write;
 use crate::ssh::{self, SshSession};
+
+/// The temporary name of a file being copied (see [`write::temp_name_for`]).
+pub use crate::files::write::temp_name_for as temp_name;
 
 /// Bytes per chunk handed from reader to writer.
 pub const CHUNK: usize = 256 * 1024;
@@ -38,8 +47,6 @@ pub const CHUNK: usize = 256 * 1024;
 pub const QUEUE_CHUNKS: usize = 8;
 /// Files copied at once.
 pub const CONCURRENT_FILES: usize = 8;
-/// The OpenSSH extension that renames over an existing file atomically.
-const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
 /// What a stopped transfer must clean up; filled in as the copy goes.
 #[derive(Default)]
@@ -50,7 +57,7 @@ pub struct Resources {
     pub destination: Option<Arc<SftpSession>>,
     /// SFTP sessions to close.
     pub sftps: Vec<Arc<SftpSession>>,
-    /// The low-level destination session (posix-rename), to close.
+    /// The destination's posix-rename channel, when it has one, to close.
     pub raw: Option<Arc<RawSftpSession>>,
     /// Temporary files created and not yet renamed into place.
     pub temps: HashSet<String>,
@@ -129,28 +136,23 @@ where
         .map_err(|_| AppError::with_detail(ErrorCode::Internal, "transfer helper thread stopped"))?
 }
 
-/// Connects to `server` and opens SFTP (and, for the destination, a raw
-/// SFTP session for posix-rename), disconnecting again if SFTP fails.
+/// Connects to `server` and opens SFTP (and, for the destination, the
+/// posix-rename channel when the server offers it), disconnecting again if
+/// SFTP fails.
 async fn open_side(
     server: Arc<crate::server::ServerSpec>,
     options: Arc<ssh::SshOptions>,
-    raw: bool,
-) -> Result<(SshSession, SftpSession, Option<(RawSftpSession, bool)>), AppError> {
+    destination: bool,
+) -> Result<(SshSession, SftpSession, Option<RawSftpSession>), AppError> {
     let session = ssh::connect(&server, &options).await?;
-    let opened = async {
-        let sftp = session.sftp().await?;
-        let raw = if raw {
-            let (raw, version) = session.sftp_raw().await?;
-            let posix = version.extensions.get(POSIX_RENAME).is_some_and(|v| v == "1");
-            Some((raw, posix))
-        } else {
-            None
-        };
-        Ok::<_, AppError>((sftp, raw))
-    }
-    .await;
-    match opened {
-        Ok((sftp, raw)) => Ok((session, sftp, raw)),
+    match session.sftp().await {
+        Ok(sftp) => {
+            let posix = match destination {
+                true => write::posix_rename_session(&session).await,
+                false => None,
+            };
+            Ok((session, sftp, posix))
+        }
         Err(e) => {
             let _ = session.disconnect().await;
             Err(e)
@@ -187,25 +189,22 @@ pub async fn run(
         res.sftps.push(sftp.clone());
         sftp
     });
-    let destination = destination.map(|(session, sftp, raw)| {
+    let destination = destination.map(|(session, sftp, posix)| {
         let sftp = Arc::new(sftp);
-        let (raw, posix) = raw.expect("a raw session was requested");
-        let raw = Arc::new(raw);
+        let posix = posix.map(Arc::new);
         let mut res = resources.lock().expect("resources lock");
         res.sessions.push(Arc::new(session));
         res.sftps.push(sftp.clone());
         res.destination = Some(sftp.clone());
-        res.raw = Some(raw.clone());
-        (sftp, raw, posix)
+        res.raw = posix.clone();
+        (sftp, posix)
     });
     let source = source.map_err(|e| wrap(e, "source", &spec.source_server))?;
-    let (destination, raw, posix) =
-        destination.map_err(|e| wrap(e, "destination", &spec.destination_server))?;
+    let (destination, posix) = destination.map_err(|e| wrap(e, "destination", &spec.destination_server))?;
     let sides = Sides {
         source,
         destination,
-        raw,
-        posix_rename: posix,
+        posix,
     };
     copy_all(request, &resources, sides, &glob, &matcher, emit, started).await
 }
@@ -214,8 +213,8 @@ pub async fn run(
 struct Sides {
     source: Arc<SftpSession>,
     destination: Arc<SftpSession>,
-    raw: Arc<RawSftpSession>,
-    posix_rename: bool,
+    /// The destination's posix-rename channel, when it has one.
+    posix: Option<Arc<RawSftpSession>>,
 }
 
 /// A connection failure as a 24000 that still names its own code.
@@ -236,8 +235,7 @@ async fn copy_all(
     let Sides {
         source,
         destination,
-        raw,
-        posix_rename,
+        posix,
     } = sides;
     let files = list(&source, glob, matcher, &spec.source_server).await?;
     if files.is_empty() {
@@ -252,7 +250,7 @@ async fn copy_all(
     log::info!(
         transfer = spec.name.as_str(),
         files = files.len(),
-        posix_rename = posix_rename;
+        posix_rename = posix.is_some();
         "transfer copying"
     );
     let progress = Progress {
@@ -268,8 +266,7 @@ async fn copy_all(
     let ctx = CopyCtx {
         source: &source,
         destination: &destination,
-        raw: &raw,
-        posix_rename,
+        posix: posix.as_deref(),
         resources,
         dir: &spec.destination_dir,
         verify: spec.verify_sha256,
@@ -331,26 +328,11 @@ async fn list(
     Ok(files)
 }
 
-/// The temporary name of `name` in the destination directory: hidden,
-/// unique, recognisable, and short enough for a 255-byte name limit.
-pub fn temp_name(name: &str) -> String {
-    let mut keep = name.len().min(200);
-    while !name.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    format!(
-        ".{}.pinkpage-{}.part",
-        &name[..keep],
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 /// What every file copy shares.
 struct CopyCtx<'a, F: Fn(TransferProgress)> {
     source: &'a SftpSession,
     destination: &'a SftpSession,
-    raw: &'a RawSftpSession,
-    posix_rename: bool,
+    posix: Option<&'a RawSftpSession>,
     resources: &'a SharedResources,
     dir: &'a str,
     verify: bool,
@@ -361,23 +343,16 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
     async fn copy_one(&self, file: &SourceFile) -> Result<FileDone, AppError> {
         let name = file.name.as_str();
         let fail = |what: &str, e: &dyn std::fmt::Display| failed(format!("file '{name}': {what}: {e}"));
-        let temp = join(self.dir, &temp_name(name));
         let target = join(self.dir, name);
+        let temp = write::temp_name_for(&target);
 
         let mut reader = self
             .source
             .open(file.path.as_str())
             .await
             .map_err(|e| fail("cannot open it on the source", &e))?;
-        let mut private = FileAttributes::empty();
-        private.permissions = Some(0o600);
-        let mut writer = self
-            .destination
-            .open_with_flags_and_attributes(
-                temp.as_str(),
-                OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
-                private,
-            )
+        // private while incomplete; the source's mode is set before the rename
+        let mut writer = write::create_temp(self.destination, &temp, Some(0o600))
             .await
             .map_err(|e| fail(&format!("cannot create '{temp}' on the destination"), &e))?;
         self.resources
@@ -389,7 +364,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_CHUNKS);
         let verify = self.verify;
         let read = async move {
-            let mut hasher = verify.then(Sha256::new);
+            let mut hasher = verify.then(Sha256Hex::new);
             let mut total = 0u64;
             loop {
                 let mut buf = vec![0u8; CHUNK];
@@ -410,7 +385,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                 }
             }
             drop(reader);
-            Ok::<_, AppError>((total, hasher.map(|h| hex(&h.finalize()))))
+            Ok::<_, AppError>((total, hasher.map(Sha256Hex::finish)))
         };
         let write = async {
             let mut written = 0u64;
@@ -465,7 +440,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             .set_metadata(temp.as_str(), mode)
             .await
             .map_err(|e| fail("cannot set the copy's permissions", &e))?;
-        self.rename(&temp, &target)
+        write::replace(self.destination, self.posix, &temp, &target)
             .await
             .map_err(|e| fail(&format!("cannot rename the copy to '{target}'"), &e))?;
         self.resources.lock().expect("resources lock").temps.remove(&temp);
@@ -480,44 +455,10 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
     /// SHA-256 of the temporary file as the destination stored it, read
     /// back over SFTP (there is no hashing extension in OpenSSH's server).
     async fn hash_destination(&self, name: &str, temp: &str) -> Result<String, std::io::Error> {
-        let mut file = self.destination.open(temp).await.map_err(std::io::Error::other)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            // no new bytes, but a throttled sign of life while verifying
-            self.progress.advance(name, 0, false);
-        }
-        Ok(hex(&hasher.finalize()))
-    }
-
-    /// Renames `temp` over `target`: atomically with posix-rename when the
-    /// server has it; otherwise (plain SFTP rename refuses an existing
-    /// target) by removing the target first, which leaves a moment with no
-    /// file at `target`.
-    async fn rename(&self, temp: &str, target: &str) -> Result<(), russh_sftp::client::error::Error> {
-        if self.posix_rename {
-            let mut data = Vec::with_capacity(8 + temp.len() + target.len());
-            for s in [temp, target] {
-                data.extend_from_slice(&(s.len() as u32).to_be_bytes());
-                data.extend_from_slice(s.as_bytes());
-            }
-            return match self.raw.extended(POSIX_RENAME, data).await? {
-                Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
-                Packet::Status(s) => Err(s.into()),
-                _ => Err(russh_sftp::client::error::Error::UnexpectedPacket),
-            };
-        }
-        match self.destination.remove_file(target).await {
-            Ok(()) => {}
-            Err(russh_sftp::client::error::Error::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
-            Err(e) => return Err(e),
-        }
-        self.destination.rename(temp, target).await
+        let file = self.destination.open(temp).await.map_err(std::io::Error::other)?;
+        // no new bytes, but a throttled sign of life while verifying
+        let (hash, _) = sha256_reader(file, |_| self.progress.advance(name, 0, false)).await?;
+        Ok(hash)
     }
 }
 
@@ -532,32 +473,4 @@ async fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         filled += n;
     }
     Ok(filled)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temporary_names_are_hidden_unique_and_fit_a_name_limit() {
-        let a = temp_name("data.dat");
-        let b = temp_name("data.dat");
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with(".data.dat.pinkpage-") && a.ends_with(".part"),
-            "{a}"
-        );
-        let long = "한".repeat(100); // 300 bytes
-        let t = temp_name(&long);
-        assert!(t.len() <= 255, "{}", t.len());
-    }
-
-    #[test]
-    fn hex_is_lowercase_and_two_digits_a_byte() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-    }
 }

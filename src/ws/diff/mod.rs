@@ -8,8 +8,9 @@
 //! - this file: per-connection state and dispatch.
 //!
 //! Per connection it owns:
-//! - an [`SftpCache`]: one SSH + SFTP session per server, reused by this
-//!   client's diffs, closed when idle and when the client goes away;
+//! - an [`SftpPool`]: one SSH + SFTP session per server, reused by this
+//!   client's diffs, closed by the pool's actor when idle and when the
+//!   client goes away;
 //! - the sender of a cancel signal: dropping it when the connection stops
 //!   stops every `diff_command` still running on the servers (a command
 //!   without a PTY would otherwise outlive its client).
@@ -20,10 +21,8 @@
 
 pub mod wire;
 
-use std::sync::Arc;
-
-use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, WrapFuture};
-use pinkpage_actors::files::cache::SftpCache;
+use actix::{ActorFutureExt, ContextFutureSpawner, WrapFuture};
+use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::task::Done;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
@@ -31,14 +30,13 @@ use tokio::sync::watch;
 use self::wire::DiffRequest;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
-use crate::diff_jobs::{close_all, DiffJob};
+use crate::diff_jobs::DiffJob;
 
 /// Per-connection DIFF state.
 pub struct Diff {
-    /// This client's SFTP sessions.
-    cache: Arc<SftpCache>,
-    /// Whether the idle sweep runs.
-    sweeping: bool,
+    /// This client's SFTP sessions; started with the first diff, stopped
+    /// with the connection.
+    pool: Option<SftpPool>,
     /// Dropped when the connection stops: running commands are stopped.
     cancel: watch::Sender<()>,
 }
@@ -46,8 +44,7 @@ pub struct Diff {
 impl Default for Diff {
     fn default() -> Self {
         Diff {
-            cache: Arc::default(),
-            sweeping: false,
+            pool: None,
             cancel: watch::channel(()).0,
         }
     }
@@ -70,12 +67,11 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
-        start_sweeper(conn, ctx);
-        let cache = conn.domain.cache.clone();
+        let pool = conn.domain.pool.get_or_insert_with(SftpPool::start).clone();
         let ssh = conn.state.ssh.clone();
         let cancel = conn.domain.cancel.subscribe();
         let who = conn.id.to_string();
-        let task = actix::spawn(async move { job.run(&cache, &ssh, cancel, &who).await });
+        let task = actix::spawn(async move { job.run(&pool, &ssh, cancel, &who).await });
         task.into_actor(conn)
             .map(move |res, conn, ctx| match res {
                 Ok(Ok(reply)) => conn.send(ctx, &reply, &rid),
@@ -91,18 +87,9 @@ impl Domain for Diff {
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // stop running commands: their receivers see the sender go
         conn.domain.cancel = watch::channel(()).0;
-        close_all(conn.domain.cache.drain());
+        if let Some(pool) = conn.domain.pool.take() {
+            pool.stop();
+        }
         Vec::new()
     }
-}
-
-/// Closes idle sessions every half idle period, from the first request on.
-fn start_sweeper(conn: &mut WsConnection<Diff>, ctx: &mut WsCtx<Diff>) {
-    if conn.domain.sweeping {
-        return;
-    }
-    conn.domain.sweeping = true;
-    ctx.run_interval(conn.domain.cache.idle() / 2, |conn, _| {
-        close_all(conn.domain.cache.sweep());
-    });
 }
