@@ -21,9 +21,11 @@
 //!   over SFTP (temporary name, verify, rename).
 //! - [`health`]: per-server health: the pure state machine, one check, the
 //!   bounded sweep and `HealthMonitorActor`.
-//! - [`batch`]: `BatchRunActor`, one BMX4 batch run.
-//! - [`files`]: SFTP file operations (BMX5), the per-client SFTP sessions,
-//!   `ScriptRunActor` and shell quoting.
+//! - [`batch`]: `BatchRunActor`, one BMX4 batch run (plan, workers with
+//!   retries, the actor that keeps the task contract).
+//! - [`files`]: SFTP file operations (BMX5), the one SFTP write path,
+//!   `SftpPoolActor` (a client's SFTP sessions), `ScriptRunActor`, SHA-256
+//!   and shell quoting.
 //! - [`diff`]: the DIFF comparisons (pure) and fetching both sides.
 
 pub mod batch;

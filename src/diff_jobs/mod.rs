@@ -5,10 +5,13 @@
 //!   `diff_command`, without the WebSocket `type`) and the reply object
 //!   both answer;
 //! - [`job`]: [`DiffJob`], a request validated once (fields checked, servers
-//!   resolved) and then run against the servers.
+//!   resolved) and then run against the servers;
+//! - [`task`]: `DiffJobActor`, a job of a WebSocket client run as a task
+//!   (the task contract: stop, wind down, one `Finished`).
 
 pub mod job;
 pub mod requests;
+pub mod task;
 
 pub use self::job::{DiffJob, DEFAULT_COMMAND_TIMEOUT, MAX_COMMAND_TIMEOUT_S, MAX_CONTEXT, MAX_DIR_ENTRIES};
 pub use self::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};

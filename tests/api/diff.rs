@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::support::daemon::TestApp;
 use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::poll::eventually;
+use crate::support::remote::RemoteProcess;
 use crate::support::sshd::SshdServer;
 use crate::support::ws::WsClient;
 
@@ -385,4 +387,28 @@ async fn the_openapi_document_lists_the_diff_endpoints() {
     for path in ["/api/v1/diff/files", "/api/v1/diff/dirs", "/api/v1/diff/command"] {
         assert!(doc["paths"][path]["post"].is_object(), "{path} missing");
     }
+}
+
+#[tokio::test]
+async fn a_diff_command_whose_client_disconnects_is_stopped_on_both_servers() {
+    let s = two_servers().await;
+    let mut c = diff_ws(&s.app).await;
+    // Each side writes its port to a file, then sleeps: both must be seen
+    // running before the client goes, and both must end after.
+    let sb = sandbox();
+    let command = format!(
+        "echo $SSH_CONNECTION | cut -d' ' -f4 >> {}/started; exec sleep 1031.5",
+        sb.root().display()
+    );
+    c.send(json!({"type": "diff_command", "request_id": "c1",
+        "command": command, "left_server": "left", "right_server": "right"}))
+        .await;
+    let started = sb.join("started");
+    let sleepers = RemoteProcess::started("sleep 1031.5").await;
+    eventually("both sides started", async || {
+        std::fs::read_to_string(&started).is_ok_and(|s| s.lines().count() == 2)
+    })
+    .await;
+    c.close().await;
+    sleepers.ended("a diff_command outlived its client").await;
 }

@@ -48,6 +48,18 @@ enum State<I, H> {
     },
 }
 
+impl<I, H> State<I, H> {
+    /// A task that has just started.
+    fn running(id: TaskId, info: I, handle: H) -> Self {
+        State::Running {
+            id,
+            info,
+            handle,
+            stopping: false,
+        }
+    }
+}
+
 /// What `cancel` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Cancel<I> {
@@ -146,12 +158,7 @@ impl<I, H: Stoppable> TaskSlot<I, H> {
         if let Err(e) = self.ensure_free() {
             return Err((e, handle));
         }
-        self.state = State::Running {
-            id,
-            info,
-            handle,
-            stopping: false,
-        };
+        self.state = State::running(id, info, handle);
         Ok(())
     }
 
@@ -160,12 +167,7 @@ impl<I, H: Stoppable> TaskSlot<I, H> {
     pub fn attach(&mut self, id: TaskId, handle: H) -> Result<(), H> {
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Starting { id: cur, info } if cur == id => {
-                self.state = State::Running {
-                    id,
-                    info,
-                    handle,
-                    stopping: false,
-                };
+                self.state = State::running(id, info, handle);
                 Ok(())
             }
             other => {

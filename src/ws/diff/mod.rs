@@ -11,43 +11,37 @@
 //! - an [`SftpPool`]: one SSH + SFTP session per server, reused by this
 //!   client's diffs, closed by the pool's actor when idle and when the
 //!   client goes away;
-//! - the sender of a cancel signal: dropping it when the connection stops
-//!   stops every `diff_command` still running on the servers (a command
-//!   without a PTY would otherwise outlive its client).
+//! - the handles of its running diffs: each is a `DiffJobActor` (the task
+//!   contract), so when the connection stops every diff is stopped, and a
+//!   `diff_command` signals its commands on both servers (they run without
+//!   a PTY and would otherwise outlive their client).
 //!
-//! Diffs run concurrently, each in a detached task; the reply carries the
+//! Diffs run concurrently, each its own task; the reply carries the
 //! request's `request_id`. Reads need no session lock and are not audited;
 //! each one is logged.
 
 pub mod wire;
 
-use actix::{ActorFutureExt, ContextFutureSpawner, WrapFuture};
+use std::collections::HashMap;
+
+use actix::{Actor, AsyncContext, Handler};
 use pinkpage_actors::files::pool::SftpPool;
-use pinkpage_actors::task::Done;
-use pinkpage_actors::{AppError, ErrorCode};
-use tokio::sync::watch;
+use pinkpage_actors::task::{Done, Pending, TaskEvent, TaskHandle, TaskId};
 
 use self::wire::DiffRequest;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
+use crate::diff_jobs::task::{DiffJobActor, DiffJobRequest, DiffMessage};
 use crate::diff_jobs::DiffJob;
 
-/// Per-connection DIFF state.
+/// Per-connection DIFF state. Owned by the connection actor alone.
+#[derive(Default)]
 pub struct Diff {
     /// This client's SFTP sessions; started with the first diff, stopped
     /// with the connection.
     pool: Option<SftpPool>,
-    /// Dropped when the connection stops: running commands are stopped.
-    cancel: watch::Sender<()>,
-}
-
-impl Default for Diff {
-    fn default() -> Self {
-        Diff {
-            pool: None,
-            cancel: watch::channel(()).0,
-        }
-    }
+    /// The running diffs and the requests they answer.
+    running: HashMap<TaskId, (RequestId, TaskHandle)>,
 }
 
 impl Domain for Diff {
@@ -67,29 +61,53 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
-        let pool = conn.domain.pool.get_or_insert_with(SftpPool::start).clone();
-        let ssh = conn.state.ssh.clone();
-        let cancel = conn.domain.cancel.subscribe();
-        let who = conn.id.to_string();
-        let task = actix::spawn(async move { job.run(&pool, &ssh, cancel, &who).await });
-        task.into_actor(conn)
-            .map(move |res, conn, ctx| match res {
-                Ok(Ok(reply)) => conn.send(ctx, &reply, &rid),
-                Ok(Err(e)) => conn.send_error(ctx, &e.error, &rid),
-                Err(e) => {
-                    let e = AppError::with_detail(ErrorCode::Internal, format!("diff task: {e}"));
-                    conn.send_error(ctx, &e, &rid)
-                }
-            })
-            .spawn(ctx);
+        let request = DiffJobRequest {
+            job,
+            pool: conn.domain.pool.get_or_insert_with(SftpPool::start).clone(),
+            ssh: conn.state.ssh.clone(),
+            who: conn.id.to_string(),
+        };
+        let task_id = TaskId::next();
+        let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
+        let addr = DiffJobActor::new(request, reporter).start();
+        conn.domain
+            .running
+            .insert(task_id, (rid, handle(addr.recipient())));
     }
 
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
-        // stop running commands: their receivers see the sender go
-        conn.domain.cancel = watch::channel(()).0;
+        // Stop every diff: a diff_command signals its commands.
+        for (_, (_, task)) in conn.domain.running.drain() {
+            let _ = task.stop();
+        }
         if let Some(pool) = conn.domain.pool.take() {
             pool.stop();
         }
         Vec::new()
+    }
+}
+
+impl Handler<DiffMessage> for WsConnection<Diff> {
+    type Result = ();
+
+    fn handle(&mut self, msg: DiffMessage, ctx: &mut WsCtx<Diff>) {
+        let TaskEvent::Finished {
+            outcome,
+            cleanup_error,
+        } = msg.event
+        else {
+            return; // diff jobs send no notices
+        };
+        let Some((rid, _)) = self.domain.running.remove(&msg.task_id) else {
+            return;
+        };
+        match outcome {
+            Some(Ok(reply)) => self.send(ctx, &reply, &rid),
+            Some(Err(e)) => self.send_error(ctx, &e.error, &rid),
+            None => {}
+        }
+        if let Some(e) = cleanup_error {
+            self.send_error(ctx, &e, &rid);
+        }
     }
 }
