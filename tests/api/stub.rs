@@ -1,4 +1,7 @@
 //! The STUB domain end to end: real daemon, real WebSocket, real sshd.
+//!
+//! (Just over 450 lines: one test per protocol rule of SPEC sections 4-6;
+//! the lock's grant and revocation tests live in `lock.rs`.)
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! The DIFF engine's pure part: classify bytes as text or binary, compare
 //! two files (unified diff or SHA-256), compare two directory listings.
 //!
+//! (Over 450 lines with its tests: the code is under 300; the tests pin each
+//! classification and tree rule beside it.)
+//!
 //! Nothing here does I/O; [`crate::diff::remote`] fetches the bytes and the
 //! listings over SFTP and SSH and calls in. Diffing up to
 //! `PINKPAGE_DIFF_MAX_BYTES` (10 MiB) of text is CPU work of up to seconds:

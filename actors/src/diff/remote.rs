@@ -1,6 +1,9 @@
 //! The DIFF engine's network part: fetch what is compared from two servers
 //! at once, then hand it to the pure comparison in [`crate::diff`].
 //!
+//! (Over 450 lines with its tests: the three fetches share their limits and
+//! error wording, which read best in one place.)
+//!
 //! - files: both read over SFTP concurrently (at most `max_bytes` each),
 //!   diffed on a blocking thread;
 //! - directories: both walked over SFTP concurrently (symlinks are not
