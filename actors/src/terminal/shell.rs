@@ -263,7 +263,8 @@ impl Actor for SshShellActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        log::info!(server = self.request.server.name.as_str(); "ssh command starting");
+        let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
+        log::info!(task_id = task_id, server = self.request.server.name.as_str(); "ssh command starting");
         if let Some(timeout) = self.request.timeout {
             ctx.run_later(timeout, move |act, ctx| {
                 let err = AppError::with_detail(
@@ -308,6 +309,7 @@ impl Actor for SshShellActor {
             bytes: self.bytes.get(),
         };
         log::info!(
+            task_id = self.reporter.as_ref().map(|r| r.task_id().get()),
             server = self.request.server.name.as_str(),
             reason = completion.reason.as_str(),
             exit_status = completion.exit_status,

@@ -196,7 +196,8 @@ impl Actor for TransferActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        log::info!(transfer = self.request.spec.name.as_str(); "transfer starting");
+        let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
+        log::info!(task_id = task_id, transfer = self.request.spec.name.as_str(); "transfer starting");
         let request = self.request.clone();
         let resources = self.resources.clone();
         let helper = self.helper.clone();
