@@ -154,7 +154,10 @@ async fn open(state: &AppState, server: &ServerRef) -> Result<Arc<SftpConn>, Sft
         (status = 400, description = "bad query (10001) or body ended early (52000)", body = ErrorResponse),
         (status = 403, description = "52000, SFTP permission denied", body = ErrorResponse),
         (status = 404, description = "unknown server (23000) or directory missing (52000)", body = ErrorResponse),
+        (status = 409, description = "52000, the target is a directory or SFTP failed on it", body = ErrorResponse),
+        (status = 501, description = "52000, the server does not support an SFTP operation", body = ErrorResponse),
         (status = 502, description = "SSH or SFTP failure", body = ErrorResponse),
+        (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
     )
 )]
 #[put("/api/v1/bmx5/files")]
@@ -210,7 +213,9 @@ pub async fn put_file(
         (status = 404, description = "unknown server (23000) or no such file (52000)", body = ErrorResponse),
         (status = 409, description = "52000, the path is a directory", body = ErrorResponse),
         (status = 416, description = "10001, range not satisfiable (Content-Range: bytes */size)", body = ErrorResponse),
+        (status = 501, description = "52000, the server does not support an SFTP operation", body = ErrorResponse),
         (status = 502, description = "SSH or SFTP failure", body = ErrorResponse),
+        (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
     )
 )]
 #[get("/api/v1/bmx5/files")]

@@ -41,6 +41,11 @@ async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Resu
     (status = 200, description = "`diff_result`: identical, unified_diff, left_sha256, right_sha256, left_size, right_size, binary", body = DiffResultSchema),
     (status = 400, description = "bad field (10001)", body = ErrorResponse),
     (status = 413, description = "a file is over PINKPAGE_DIFF_MAX_BYTES (53000)", body = ErrorResponse),
+    (status = 403, description = "SFTP permission denied on a side (53000)", body = ErrorResponse),
+    (status = 409, description = "a path is of the wrong kind, or SFTP failed on it (53000)", body = ErrorResponse),
+    (status = 501, description = "the server does not support an SFTP operation (53000)", body = ErrorResponse),
+    (status = 502, description = "connection failed (2xxxx) or SFTP was lost (53000)", body = ErrorResponse),
+    (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
     (status = 404, description = "a path is missing (53000, the side in `detail`) or unknown server (23000)", body = ErrorResponse)))]
 #[post("/api/v1/diff/files")]
 pub async fn diff_files(
@@ -56,6 +61,11 @@ pub async fn diff_files(
     (status = 200, description = "`diff_dirs_result`: only_left, only_right, differing, identical_count", body = DiffDirsResultSchema),
     (status = 400, description = "bad field (10001)", body = ErrorResponse),
     (status = 404, description = "a directory is missing (53000, the side in `detail`) or unknown server (23000)", body = ErrorResponse),
+    (status = 403, description = "SFTP permission denied on a side (53000)", body = ErrorResponse),
+    (status = 409, description = "a path is of the wrong kind, or SFTP failed on it (53000)", body = ErrorResponse),
+    (status = 501, description = "the server does not support an SFTP operation (53000)", body = ErrorResponse),
+    (status = 502, description = "connection failed (2xxxx) or SFTP was lost (53000)", body = ErrorResponse),
+    (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
     (status = 413, description = "more than 100000 entries on a side (53000)", body = ErrorResponse)))]
 #[post("/api/v1/diff/dirs")]
 pub async fn diff_dirs(

@@ -5,7 +5,11 @@
 //! methods (405 with `Allow` expected) and checks every answer against the
 //! declared statuses and schemas.
 //!
-//! The daemon's one server is a real sshd, so the names schemathesis takes
+//! The daemon's one server is a real sshd that confines the test user to
+//! SFTP in a chroot jail: schemathesis uploads to any path it makes up, and
+//! must not write into the test user's home (where `.ssh/authorized_keys`
+//! lives) nor leave files that change the next run's answers. The names
+//! schemathesis takes
 //! from `GET /api/v1/servers` (for `/check` and the health routes) answer
 //! 200 rather than the 502 of an unreachable server, which would count as
 //! a server error. `POST /api/v1/diff/command` is left out: a generated
@@ -16,7 +20,7 @@
 use std::process::Command;
 
 use crate::support::daemon::TestApp;
-use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::sshd::{SftpJail, SshdOptions, SshdServer};
 
 /// Fixed, so a failure reproduces with the same requests.
 const SEED: &str = "20261129";
@@ -26,7 +30,11 @@ const MAX_EXAMPLES: &str = "25";
 
 #[tokio::test]
 async fn schemathesis_finds_no_failure_against_the_openapi_document() {
-    let sshd = SshdServer::start(SshdOptions::default());
+    let jail = SftpJail::new();
+    let sshd = SshdServer::start(SshdOptions {
+        sftp_jail: Some(jail.root.clone()),
+        ..SshdOptions::default()
+    });
     let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
     let schema = app.url("/api-docs/openapi.json");
     // its example database and reports land here, not in the checkout

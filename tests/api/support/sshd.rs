@@ -37,6 +37,11 @@ pub struct SshdOptions {
     pub kbd_interactive_authentication: bool,
     /// `LogLevel`; `DEBUG1` shows each `userauth-request`.
     pub log_level: &'static str,
+    /// Confine every session to SFTP inside this directory
+    /// (`ChrootDirectory` + `ForceCommand internal-sftp`): for clients that
+    /// write wherever they like (schemathesis), so they cannot touch the
+    /// test user's home. See [`SftpJail`].
+    pub sftp_jail: Option<PathBuf>,
 }
 
 impl Default for SshdOptions {
@@ -45,6 +50,7 @@ impl Default for SshdOptions {
             password_authentication: true,
             kbd_interactive_authentication: true,
             log_level: "VERBOSE",
+            sftp_jail: None,
         }
     }
 }
@@ -293,6 +299,14 @@ impl SshdServer {
             user = TEST_USER,
             log_level = self.options.log_level,
         );
+        let config = match &self.options.sftp_jail {
+            Some(jail) => format!(
+                "{config}Match User {TEST_USER}\n    ChrootDirectory {}\n    ForceCommand internal-sftp -d /{}\n",
+                jail.display(),
+                SftpJail::FILES
+            ),
+            None => config,
+        };
         std::fs::write(self.config_path(), config).unwrap();
         run_ok(Command::new(SSHD).arg("-t").arg("-f").arg(self.config_path()));
     }
@@ -432,4 +446,37 @@ fn kill_tree(root: u32) {
     }
     all.insert(root);
     signal("KILL", all);
+}
+
+/// A directory sshd can chroot the test user into: root-owned and not
+/// writable by others all the way up (sshd's rule, which `/tmp` breaks, so
+/// it lives under `/run`), with one directory, [`SftpJail::FILES`], the
+/// test user may write. Removed on drop.
+pub struct SftpJail {
+    /// The chroot directory.
+    pub root: PathBuf,
+}
+
+impl SftpJail {
+    /// The writable directory inside the jail, where sessions start.
+    pub const FILES: &'static str = "files";
+
+    /// Makes a fresh jail.
+    pub fn new() -> SftpJail {
+        use std::os::unix::fs::PermissionsExt;
+        let root = PathBuf::from(format!("/run/pinkpage-jail-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&root).expect("create the jail");
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let files = root.join(Self::FILES);
+        std::fs::create_dir(&files).unwrap();
+        std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o755)).unwrap();
+        super::remote::chown_to_test_user(&files);
+        SftpJail { root }
+    }
+}
+
+impl Drop for SftpJail {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
 }
