@@ -305,6 +305,9 @@ async fn end_session_during_a_large_copy_stops_it_and_leaves_no_temporary_file()
     );
     assert!(cancelled["bytes_done"].as_u64().unwrap() < 2 << 30);
     assert!(dirs.dst_names().is_empty(), "{:?}", dirs.dst_names());
+    // the lock is released after the transfer has finished (its temporary
+    // file removed), so session_ended follows scp_cancelled
+    c.recv_until("session_ended").await;
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["active"], false);
 }
