@@ -15,7 +15,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::settings::Settings;
 
-fn invalid(detail: impl Into<String>) -> AppError {
+/// A 10001 with `detail`.
+pub(crate) fn invalid(detail: impl Into<String>) -> AppError {
     AppError::with_detail(ErrorCode::Validation, detail)
 }
 

@@ -12,11 +12,11 @@ use pinkpage_actors::diff::remote::{self, CommandOptions, DiffError, DirOptions,
 use pinkpage_actors::diff::DEFAULT_CONTEXT;
 use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::ssh::SshOptions;
-use pinkpage_actors::{AppError, ErrorCode};
+use pinkpage_actors::AppError;
 use tokio::sync::watch;
 
 use super::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};
-use crate::request::{RemotePath, ServerRef, TimeoutS};
+use crate::request::{invalid, RemotePath, ServerRef, TimeoutS};
 use crate::settings::Settings;
 
 /// Most lines of context a unified diff may ask for.
@@ -64,10 +64,6 @@ pub enum DiffJob {
         /// Caps and timeout.
         options: CommandOptions,
     },
-}
-
-fn invalid(what: impl Into<String>) -> AppError {
-    AppError::with_detail(ErrorCode::Validation, what)
 }
 
 /// Resolves the server on `side` (23000 when unknown, the side in front of
@@ -229,6 +225,8 @@ impl DiffJob {
 
 #[cfg(test)]
 mod tests {
+    use pinkpage_actors::ErrorCode;
+
     use super::*;
 
     #[test]

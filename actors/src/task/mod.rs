@@ -126,17 +126,6 @@ impl<N: Send + 'static, O: Send + 'static> Reporter<N, O> {
         });
     }
 
-    /// Sends a notice and waits until the client's mailbox took it: the
-    /// backpressure for output, so a client that does not read slows the
-    /// task instead of growing a queue. `false` once the client is gone.
-    pub fn notice_backpressured(&self, notice: N) -> impl std::future::Future<Output = bool> + 'static {
-        let send = self.client.send(TaskMessage {
-            task_id: self.task_id,
-            event: TaskEvent::Notice(notice),
-        });
-        async move { send.await.is_ok() }
-    }
-
     /// A cheap clone of the sending side, for futures that outlive a
     /// borrow of the reporter (the output pump).
     pub fn notifier(&self) -> Notifier<N, O> {
@@ -144,11 +133,6 @@ impl<N: Send + 'static, O: Send + 'static> Reporter<N, O> {
             task_id: self.task_id,
             client: self.client.clone(),
         }
-    }
-
-    /// Whether the client can still receive.
-    pub fn connected(&self) -> bool {
-        self.client.connected()
     }
 
     /// Sends `Finished` and marks the task done. Consumes the reporter:
@@ -181,7 +165,9 @@ impl<N: Send + 'static, O: Send + 'static> Clone for Notifier<N, O> {
 }
 
 impl<N: Send + 'static, O: Send + 'static> Notifier<N, O> {
-    /// See [`Reporter::notice_backpressured`].
+    /// Sends a notice and waits until the client's mailbox took it: the
+    /// backpressure for output, so a client that does not read slows the
+    /// task instead of growing a queue. `false` once the client is gone.
     pub async fn send(&self, notice: N) -> bool {
         self.client
             .send(TaskMessage {

@@ -126,12 +126,10 @@ impl Domain for Stub {
         }
     }
 
-    fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
+    fn stopping(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) -> Vec<Done> {
         // The connection tells the lock it is gone only once this resolves,
         // so no command outlives the lock.
-        let done = conn.domain.task.handle().map(|h| h.done());
-        let _ = conn.domain.task.cancel();
-        done.into_iter().collect()
+        stop_task(conn, ctx).ok().flatten().into_iter().collect()
     }
 }
 
