@@ -180,14 +180,9 @@ async fn a_glob_over_several_files_copies_exactly_the_matching_ones_with_equal_c
             "{name}"
         );
     }
-    // recorded in the audit trail
-    let audit: Value = app
-        .get("/api/v1/audit?action=transfer.end")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let text = audit.to_string();
+    // recorded in the audit trail (written after the reply: wait for it)
+    let audit = app.audit_events("action=transfer.end", 1).await;
+    let text = Value::from(audit).to_string();
     assert!(text.contains("\"complete\"") && text.contains("b.dat"), "{text}");
 }
 
