@@ -6,6 +6,7 @@
 //! Cross-cutting pieces at the top, then one folder per domain.
 //! - [`error`]: the catalogue of five-digit codes and [`error::AppError`].
 //! - [`secret`]: [`secret::Secret`], a string that never prints.
+//! - [`access`]: who is asking ([`access::Principal`]), roles and needs.
 //! - [`server`]: configured servers and transfers, as the engine sees them.
 //! - [`ids`]: connection ids.
 //! - [`ssh`]: connecting, authenticating and checking host keys with russh;
@@ -28,6 +29,7 @@
 //!   and shell quoting.
 //! - [`diff`]: the DIFF comparisons (pure) and fetching both sides.
 
+pub mod access;
 pub mod batch;
 pub mod broadcast;
 pub mod diff;
