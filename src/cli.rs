@@ -1,42 +1,185 @@
-//! The command line: `pinkpage` serves; `pinkpage --help` lists commands and
-//! settings; `pinkpage check-config` validates the settings and exits.
+//! The command line, parsed once by clap into [`Command`]: `pinkpage`
+//! serves; `check-config` validates the settings; `user ...` and
+//! `token ...` manage accounts in the database (run by
+//! [`crate::accounts::commands`]); `--help` lists the commands and every
+//! setting.
+//!
+//! Secrets never come from arguments (they would show in `ps` and
+//! `/proc/*/cmdline`): there is no `--password` option, so giving one is a
+//! usage error.
+
+use chrono::Duration;
+use clap::{Args, Parser, Subcommand};
+use pinkpage_actors::access::Role;
 
 use crate::settings::SETTINGS;
 
+/// `pinkpage`: SSH terminals, session lock, server health, batch runs, SFTP
+/// and diffs over WebSockets.
+#[derive(Debug, Parser)]
+#[command(name = "pinkpage", version, after_help = settings_help())]
+pub struct Cli {
+    /// What to do; serving when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Run the daemon (no arguments, or `serve`).
+    /// Run the daemon (the default)
     Serve,
-    /// Load and validate settings, print the servers, exit.
+    /// Validate the settings and the servers file, list the servers, exit
     CheckConfig,
-    /// Print the help text.
-    Help,
-    /// Print the version.
-    Version,
+    /// Manage accounts (needs only PINKPAGE_DB)
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens for scripts (needs only PINKPAGE_DB)
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> Result<Command, String> {
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        [] | ["serve"] => Ok(Command::Serve),
-        ["check-config"] => Ok(Command::CheckConfig),
-        ["-h"] | ["--help"] | ["help"] => Ok(Command::Help),
-        ["-V"] | ["--version"] => Ok(Command::Version),
-        other => Err(format!("unknown arguments: {}", other.join(" "))),
+/// `pinkpage user ...`.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is asked for on the terminal
+    Add {
+        /// Sign-in name: 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit
+        name: String,
+        /// viewer, operator or admin
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Limit the account to servers with these tags (comma-separated); every server when omitted
+        #[arg(long, value_name = "TAG,...", value_delimiter = ',')]
+        servers: Option<Vec<String>>,
+        /// How the password is given
+        #[command(flatten)]
+        password: PasswordInput,
+        /// No password: the account signs in only through the trusted proxy
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
+    },
+    /// List accounts (never their passwords)
+    List,
+    /// Set a new password; ends the account's sign-in sessions
+    Passwd {
+        /// The account
+        name: String,
+        /// How the password is given
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Stop an account from signing in or using its tokens; ends its sessions
+    Disable {
+        /// The account
+        name: String,
+    },
+    /// Allow a disabled account again
+    Enable {
+        /// The account
+        name: String,
+    },
+    /// Change an account's role
+    Role {
+        /// The account
+        name: String,
+        /// viewer, operator or admin
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Limit an account to servers with these tags, or lift the limit with --all
+    Servers {
+        /// The account
+        name: String,
+        /// Tags, comma-separated
+        #[arg(
+            value_name = "TAG,...",
+            value_delimiter = ',',
+            required_unless_present = "all"
+        )]
+        tags: Vec<String>,
+        /// Every server
+        #[arg(long, conflicts_with = "tags")]
+        all: bool,
+    },
+}
+
+/// Where a password comes from: the terminal (no echo, asked twice) unless
+/// `--password-stdin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct PasswordInput {
+    /// Read the password as one line from standard input instead of the terminal
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `pinkpage token ...`.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, on standard output, alone on its line
+    Create {
+        /// The account the token acts as
+        user: String,
+        /// What the token is for
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime: Nd (days), Nh (hours) or never
+        #[arg(long, default_value = "90d", value_parser = parse_expiry)]
+        expires: Expiry,
+    },
+    /// List tokens (ids, never secrets)
+    List {
+        /// Only this account's tokens
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id
+    Revoke {
+        /// The public id (the 12 hex characters after ppt_)
+        id: String,
+    },
+}
+
+/// A token lifetime as given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry(pub Option<Duration>);
+
+/// Longest lifetime `--expires` accepts: ten years (beyond that, say
+/// `never` and mean it).
+const MAX_EXPIRY_DAYS: i64 = 3650;
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+/// Reads `30d`, `12h` or `never`.
+pub fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    if s == "never" {
+        return Ok(Expiry(None));
     }
+    let bad = || format!("'{s}' is not a lifetime; use Nd (days), Nh (hours) or never");
+    let (number, hours_per_unit) = if let Some(n) = s.strip_suffix('d') {
+        (n, 24)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 1)
+    } else {
+        return Err(bad());
+    };
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    // clamped first so that a huge number cannot overflow the duration
+    let d = Duration::hours(n.clamp(0, (MAX_EXPIRY_DAYS + 1) * 24) * hours_per_unit);
+    if n <= 0 || d > Duration::days(MAX_EXPIRY_DAYS) {
+        return Err(format!(
+            "'{s}' is out of range; a lifetime is at least 1h and at most {MAX_EXPIRY_DAYS}d, or never"
+        ));
+    }
+    Ok(Expiry(Some(d)))
 }
 
-/// The `--help` text, settings included.
-pub fn help() -> String {
-    let mut out = format!(
-        "pinkpage {}: SSH terminals, session lock, server health, batch runs, SFTP and diffs over WebSockets\n\n\
-         USAGE:\n    pinkpage [COMMAND]\n\n\
-         COMMANDS:\n    serve          run the daemon (the default)\n    \
-         check-config   validate the settings and the servers file, list the servers, exit\n    \
-         help           print this text\n\n\
-         SETTINGS (environment variables; a .env file in the working directory is loaded first):\n",
-        env!("CARGO_PKG_VERSION")
+/// The settings part of `--help`: every variable, its meaning and default.
+pub fn settings_help() -> String {
+    let mut out = String::from(
+        "SETTINGS (environment variables; a .env file in the working directory is loaded first):\n",
     );
     let width = SETTINGS.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in SETTINGS {
@@ -51,22 +194,111 @@ pub fn help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pinkpage").chain(args.iter().copied()))
+    }
 
     #[test]
     fn no_arguments_means_serve() {
-        assert_eq!(parse(&[]), Ok(Command::Serve));
+        assert_eq!(parse(&[]).unwrap().command, None);
+        assert_eq!(parse(&["serve"]).unwrap().command, Some(Command::Serve));
+        assert_eq!(
+            parse(&["check-config"]).unwrap().command,
+            Some(Command::CheckConfig)
+        );
     }
 
     #[test]
     fn help_lists_every_setting() {
-        let text = help();
+        let text = Cli::command().render_long_help().to_string();
         for s in SETTINGS {
             assert!(text.contains(s.name), "{}", s.name);
         }
+        assert!(text.contains("user") && text.contains("token"));
     }
 
     #[test]
     fn unknown_arguments_are_refused() {
-        assert!(parse(&["--frobnicate".into()]).is_err());
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn user_commands_parse_into_their_types() {
+        let cli = parse(&[
+            "user",
+            "add",
+            "ana",
+            "--role",
+            "operator",
+            "--servers",
+            "a,b",
+            "--password-stdin",
+        ]);
+        assert_eq!(
+            cli.unwrap().command,
+            Some(Command::User(UserCommand::Add {
+                name: "ana".into(),
+                role: Role::Operator,
+                servers: Some(vec!["a".into(), "b".into()]),
+                password: PasswordInput { password_stdin: true },
+                no_password: false,
+            }))
+        );
+        let all = parse(&["user", "servers", "ana", "--all"]).unwrap().command;
+        assert_eq!(
+            all,
+            Some(Command::User(UserCommand::Servers {
+                name: "ana".into(),
+                tags: vec![],
+                all: true
+            }))
+        );
+        assert!(parse(&["user", "servers", "ana"]).is_err());
+        assert!(parse(&["user", "servers", "ana", "a", "--all"]).is_err());
+        assert!(parse(&["user", "role", "ana", "root"]).is_err());
+    }
+
+    #[test]
+    fn a_password_argument_is_a_usage_error() {
+        let e = parse(&["user", "add", "x", "--role", "admin", "--password", "foo"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn token_lifetimes_parse() {
+        assert_eq!(parse_expiry("30d"), Ok(Expiry(Some(Duration::days(30)))));
+        assert_eq!(parse_expiry("12h"), Ok(Expiry(Some(Duration::hours(12)))));
+        assert_eq!(parse_expiry("never"), Ok(Expiry(None)));
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "30д",
+            "д",
+            "-1d",
+            "30",
+            "30m",
+            "1.5d",
+            "3651d",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_expiry(bad).is_err(), "{bad:?}");
+        }
+        let default = parse(&["token", "create", "ana"]).unwrap().command;
+        assert_eq!(
+            default,
+            Some(Command::Token(TokenCommand::Create {
+                user: "ana".into(),
+                label: String::new(),
+                expires: Expiry(Some(Duration::days(90))),
+            }))
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! SQLite store, on top of the `pinkpage-actors` engine.
 //!
 //! # Layout
+//! - [`accounts`]: users, API tokens and sign-in sessions in SQLite,
+//!   password hashing; shared by the daemon and the command line.
 //! - [`settings`]: environment, `.env` and the servers file, validated once.
 //! - [`logging`]: `env_logger` set up for text or JSON lines.
 //! - [`startup`]: [`startup::Application`] builds the store, the actors and
@@ -17,6 +19,7 @@
 //! - [`state`]: what every handler can reach.
 //! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 
+pub mod accounts;
 pub mod admission;
 pub mod api;
 pub mod cli;

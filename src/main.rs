@@ -1,31 +1,25 @@
-//! `pinkpage`: load settings, set up logging, run the daemon.
+//! `pinkpage`: parse the command line; then either run the daemon (load
+//! settings, set up logging, serve) or run one account command against the
+//! database and exit.
 
 use std::process::ExitCode;
 
-use pinkpage::cli::{self, Command};
-use pinkpage::settings::Settings;
+use clap::Parser;
+use pinkpage::accounts::commands::{self, CommandError, Console};
+use pinkpage::cli::{Cli, Command};
+use pinkpage::settings::{self, Settings};
 use pinkpage::startup::Application;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match cli::parse(&args) {
-        Ok(c) => c,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version are "errors" to clap with exit code 0;
+        // usage errors exit 2.
         Err(e) => {
-            eprintln!("pinkpage: {e}\n\n{}", cli::help());
-            return ExitCode::from(2);
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    match command {
-        Command::Help => {
-            print!("{}", cli::help());
-            return ExitCode::SUCCESS;
-        }
-        Command::Version => {
-            println!("pinkpage {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Command::Serve | Command::CheckConfig => {}
-    }
 
     // A missing .env is normal; a broken one is not.
     if let Err(e) = dotenvy::dotenv() {
@@ -34,28 +28,71 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match load_settings() {
+            Ok(settings) => {
+                pinkpage::logging::init(settings.log_format);
+                serve(settings)
+            }
+            Err(code) => code,
+        },
+        Command::CheckConfig => match load_settings() {
+            Ok(settings) => check_config(&settings),
+            Err(code) => code,
+        },
+        Command::User(cmd) => with_database(|conn, io| commands::run_user(conn, cmd, io)),
+        Command::Token(cmd) => with_database(|conn, io| commands::run_token(conn, cmd, io)),
+    }
+}
+
+fn load_settings() -> Result<Settings, ExitCode> {
+    Settings::from_env().map_err(|e| {
+        eprintln!("pinkpage: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints what `check-config` has always printed: the servers and transfers.
+fn check_config(settings: &Settings) -> ExitCode {
+    println!("settings ok; servers:");
+    for s in settings.servers.values() {
+        println!("  {} {}@{}:{}", s.name, s.username, s.host, s.port);
+    }
+    for t in settings.transfers.values() {
+        println!(
+            "  transfer {}: {}:{} -> {}:{}",
+            t.name, t.source_server, t.source_glob, t.destination_server, t.destination_dir
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Opens the database named by `PINKPAGE_DB` (and nothing else of the
+/// settings) and runs an account command on it.
+fn with_database(
+    run: impl FnOnce(&rusqlite::Connection, &mut Console<'_>) -> Result<(), CommandError>,
+) -> ExitCode {
+    let path = settings::db_path_from_env();
+    let conn = match pinkpage::store::open_direct(&path) {
+        Ok(conn) => conn,
         Err(e) => {
-            eprintln!("pinkpage: {e}");
+            eprintln!("pinkpage: PINKPAGE_DB ({}): {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
-    if command == Command::CheckConfig {
-        println!("settings ok; servers:");
-        for s in settings.servers.values() {
-            println!("  {} {}@{}:{}", s.name, s.username, s.host, s.port);
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let mut console = Console {
+        stdin: &mut stdin.lock(),
+        out: &mut stdout.lock(),
+        err: &mut stderr.lock(),
+    };
+    match run(&conn, &mut console) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pinkpage: {e}");
+            ExitCode::FAILURE
         }
-        for t in settings.transfers.values() {
-            println!(
-                "  transfer {}: {}:{} -> {}:{}",
-                t.name, t.source_server, t.source_glob, t.destination_server, t.destination_dir
-            );
-        }
-        return ExitCode::SUCCESS;
     }
-    pinkpage::logging::init(settings.log_format);
-    serve(settings)
 }
 
 #[actix_web::main]

@@ -78,7 +78,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     },
     SettingDoc {
         name: "PINKPAGE_DB",
-        default: "pinkpage.db",
+        default: DEFAULT_DB_PATH,
         meaning: "SQLite file",
     },
     SettingDoc {
@@ -377,7 +377,7 @@ impl Settings {
             bind: env.parse_or("PINKPAGE_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)), |_| {
                 true
             })?,
-            db_path: env.path("PINKPAGE_DB", "pinkpage.db"),
+            db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
             data_dir: env.path("PINKPAGE_DATA_DIR", "data"),
             scripts_dir: env.path("PINKPAGE_SCRIPTS_DIR", "scripts.d"),
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
@@ -408,6 +408,16 @@ impl Settings {
     pub fn server(&self, name: &str) -> Option<&Arc<ServerSpec>> {
         self.servers.get(name)
     }
+}
+
+/// Where the database is when `PINKPAGE_DB` is unset.
+pub const DEFAULT_DB_PATH: &str = "pinkpage.db";
+
+/// `PINKPAGE_DB` from the process environment (or its default) alone: the
+/// command line's user and token commands need the database but not the
+/// servers, so they must not fail on a missing servers file.
+pub fn db_path_from_env() -> PathBuf {
+    Env(&|name| std::env::var(name).ok()).path("PINKPAGE_DB", DEFAULT_DB_PATH)
 }
 
 /// The seed's `stub_data_transfer`, configured whenever `mdwap1p` and

@@ -2,7 +2,7 @@
 
 use actix::{Handler, Message};
 use pinkpage_actors::AppError;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::{db_error, StoreActor};
@@ -79,28 +79,33 @@ pub struct ListAudit {
     pub action: Option<String>,
 }
 
+/// Writes one event through `conn`, stamped now; returns its id. The store
+/// threads call it, and so does the command line, which changes accounts
+/// without a running daemon but must leave the same trail.
+pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    conn.execute(
+        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            at,
+            e.actor,
+            e.action,
+            e.server,
+            e.command,
+            e.exit_status,
+            e.bytes,
+            e.detail.as_ref().map(|d| d.to_string())
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 impl Handler<RecordAudit> for StoreActor {
     type Result = Result<i64, AppError>;
 
     fn handle(&mut self, RecordAudit(e): RecordAudit, _: &mut Self::Context) -> Self::Result {
-        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.conn
-            .execute(
-                "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    at,
-                    e.actor,
-                    e.action,
-                    e.server,
-                    e.command,
-                    e.exit_status,
-                    e.bytes,
-                    e.detail.map(|d| d.to_string())
-                ],
-            )
-            .map_err(db_error)?;
-        Ok(self.conn.last_insert_rowid())
+        insert_audit(&self.conn, &e).map_err(db_error)
     }
 }
 

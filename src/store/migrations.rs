@@ -70,6 +70,71 @@ pub const MIGRATIONS: &[&str] = &[
         error_detail TEXT,
         PRIMARY KEY (run_id, server, idx)
     );",
+    // 4: accounts, API tokens, sign-in sessions (src/accounts), and who did
+    // what in the audit trail and batch runs. Only hashes of passwords,
+    // tokens and cookies are stored. `auth_revision` is bumped by triggers
+    // on every change that can grant or withdraw access, so a daemon notices
+    // a change made by another process (the command line) by polling one
+    // number; touching a session or a token (last_seen_at, last_used_at) is
+    // not such a change.
+    "CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT    NOT NULL UNIQUE,
+        role          TEXT    NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        servers       TEXT,                       -- JSON array of tags; NULL = every server
+        password_hash TEXT,                       -- Argon2id PHC string; NULL = cannot sign in with a password
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT    NOT NULL,           -- RFC 3339, UTC
+        changed_at    TEXT    NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id           TEXT    PRIMARY KEY,         -- public id (12 hex), shown in lists and logs
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label        TEXT    NOT NULL,
+        secret_hash  TEXT    NOT NULL,            -- hex SHA-256 of the whole token
+        created_at   TEXT    NOT NULL,
+        expires_at   TEXT,                        -- NULL = never
+        revoked_at   TEXT,
+        last_used_at TEXT
+    );
+    CREATE INDEX api_tokens_user ON api_tokens(user_id);
+    CREATE TABLE web_sessions (
+        id           TEXT    PRIMARY KEY,         -- public id, shown in logs
+        secret_hash  TEXT    NOT NULL UNIQUE,     -- hex SHA-256 of the cookie value
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at   TEXT    NOT NULL,
+        last_seen_at TEXT    NOT NULL,
+        expires_at   TEXT    NOT NULL,            -- absolute lifetime
+        remote_addr  TEXT
+    );
+    CREATE INDEX web_sessions_user ON web_sessions(user_id);
+    CREATE TABLE auth_revision (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        revision INTEGER NOT NULL
+    );
+    INSERT INTO auth_revision (id, revision) VALUES (1, 0);
+    CREATE TRIGGER users_insert_bumps AFTER INSERT ON users
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER users_update_bumps AFTER UPDATE ON users
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER users_delete_bumps AFTER DELETE ON users
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER api_tokens_insert_bumps AFTER INSERT ON api_tokens
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    -- last_used_at is left out: using a token is not a change of access
+    CREATE TRIGGER api_tokens_update_bumps
+        AFTER UPDATE OF id, user_id, label, secret_hash, created_at, expires_at, revoked_at ON api_tokens
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER api_tokens_delete_bumps AFTER DELETE ON api_tokens
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER web_sessions_insert_bumps AFTER INSERT ON web_sessions
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    CREATE TRIGGER web_sessions_delete_bumps AFTER DELETE ON web_sessions
+        BEGIN UPDATE auth_revision SET revision = revision + 1 WHERE id = 1; END;
+    ALTER TABLE audit_events ADD COLUMN user TEXT;
+    ALTER TABLE audit_events ADD COLUMN remote_addr TEXT;
+    ALTER TABLE batch_runs ADD COLUMN user TEXT;
+    ALTER TABLE batch_runs ADD COLUMN remote_addr TEXT;",
 ];
 
 /// Applies every migration the database has not seen yet.

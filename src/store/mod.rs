@@ -14,7 +14,7 @@
 mod audit;
 mod batch;
 mod health;
-mod migrations;
+pub(crate) mod migrations;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use actix::{Actor, Addr, SyncArbiter, SyncContext};
 use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::Connection;
 
+pub(crate) use audit::insert_audit;
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
 pub use batch::{
     BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
@@ -104,6 +105,15 @@ impl Store {
             }
         });
     }
+}
+
+/// Opens one connection outside the store threads, schema brought up to
+/// date: for the command line's user and token commands, which need the
+/// database but not a running daemon.
+pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
+    let mut conn = open_connection(path)?;
+    migrations::migrate(&mut conn).map_err(db_error)?;
+    Ok(conn)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, AppError> {

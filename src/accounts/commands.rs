@@ -1,0 +1,258 @@
+//! Runs `pinkpage user ...` and `pinkpage token ...` against the database,
+//! with no daemon running: a running daemon notices the change through
+//! the access revision within its polling interval.
+//!
+//! Each change and its audit row (actor `cli`) are written in one
+//! transaction, so there is never a change without its trail. Output goes
+//! to the writers given (standard output and error in `main`); the only
+//! secret ever written is a new token, once, alone on its line of `out`.
+
+use std::io::{BufRead, Write};
+
+use chrono::Utc;
+use pinkpage_actors::secret::Secret;
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::{db, password, AccountError};
+use crate::cli::{PasswordInput, TokenCommand, UserCommand};
+use crate::store::{insert_audit, NewAuditEvent};
+
+/// Why a command failed; `main` prints it after `pinkpage: ` and exits 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The account operation was refused or the database failed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The password could not be read, or the two entries differed.
+    #[error("{0}")]
+    Input(String),
+    /// Writing the output failed (a closed pipe).
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl From<rusqlite::Error> for CommandError {
+    fn from(e: rusqlite::Error) -> Self {
+        CommandError::Account(AccountError::Db(e))
+    }
+}
+
+/// Where passwords are read from: a reader for `--password-stdin`, or the
+/// terminal.
+pub struct Console<'a> {
+    /// Standard input (a test can give any reader).
+    pub stdin: &'a mut dyn BufRead,
+    /// Normal output: listings, and a new token.
+    pub out: &'a mut dyn Write,
+    /// Hints and prompts that are not the command's result.
+    pub err: &'a mut dyn Write,
+}
+
+/// Runs one `user` command.
+pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            servers,
+            password: input,
+            no_password,
+        } => {
+            // Refuse a bad or taken name before asking for a password.
+            db::validate_name(&name)?;
+            if db::get_user(conn, &name)?.is_some() {
+                return Err(AccountError::Exists.into());
+            }
+            let hash = if no_password {
+                None
+            } else {
+                Some(new_password_hash(&name, input, io)?)
+            };
+            let tx = conn.unchecked_transaction()?;
+            let user = db::add_user(&tx, &name, role, servers, hash)?;
+            audit(
+                &tx,
+                "user.add",
+                json!({"name": user.name, "role": user.role.as_str(), "servers": user.servers}),
+            )?;
+            tx.commit()?;
+            writeln!(io.err, "user {} added as {}", user.name, user.role)?;
+        }
+        UserCommand::List => {
+            let users = db::list_users(conn)?;
+            writeln!(
+                io.out,
+                "{:<24} {:<8} {:<8} {:<8} {:<20} SERVERS",
+                "NAME", "ROLE", "STATE", "PASSWORD", "CREATED"
+            )?;
+            for u in users {
+                let servers = u.servers.map_or_else(|| "(all)".to_owned(), |t| t.join(","));
+                let state = if u.disabled { "disabled" } else { "enabled" };
+                let pw = if u.has_password { "set" } else { "none" };
+                let created = u.created_at.get(..19).unwrap_or(&u.created_at);
+                writeln!(
+                    io.out,
+                    "{:<24} {:<8} {:<8} {:<8} {:<20} {servers}",
+                    u.name, u.role, state, pw, created
+                )?;
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password: input,
+        } => {
+            if db::get_user(conn, &name)?.is_none() {
+                return Err(AccountError::NotFound.into());
+            }
+            let hash = new_password_hash(&name, input, io)?;
+            let tx = conn.unchecked_transaction()?;
+            db::set_password(&tx, &name, Some(hash))?;
+            // A new password is often a response to a leaked one: sign the
+            // account out everywhere.
+            let ended = db::delete_sessions_of(&tx, &name)?;
+            audit(&tx, "user.passwd", json!({"name": name, "sessions_ended": ended}))?;
+            tx.commit()?;
+            writeln!(
+                io.err,
+                "password of {name} changed; {ended} sign-in session(s) ended"
+            )?;
+        }
+        UserCommand::Disable { name } => change(conn, "user.disable", &name, io, |c| {
+            db::set_disabled(c, &name, true).map(|_| json!({"name": name}))
+        })?,
+        UserCommand::Enable { name } => change(conn, "user.enable", &name, io, |c| {
+            db::set_disabled(c, &name, false).map(|_| json!({"name": name}))
+        })?,
+        UserCommand::Role { name, role } => change(conn, "user.role", &name, io, |c| {
+            db::set_role(c, &name, role).map(|u| json!({"name": name, "role": u.role.as_str()}))
+        })?,
+        UserCommand::Servers { name, tags, all } => {
+            let servers = if all { None } else { Some(tags) };
+            change(conn, "user.servers", &name, io, |c| {
+                db::set_servers(c, &name, servers).map(|u| json!({"name": name, "servers": u.servers}))
+            })?
+        }
+    }
+    Ok(())
+}
+
+/// Runs one `token` command.
+pub fn run_token(conn: &Connection, cmd: TokenCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+    match cmd {
+        TokenCommand::Create { user, label, expires } => {
+            let tx = conn.unchecked_transaction()?;
+            let (info, full) = db::create_token(&tx, &user, &label, expires.0)?;
+            audit(
+                &tx,
+                "token.create",
+                json!({"id": info.id, "user": info.user, "label": info.label, "expires_at": info.expires_at}),
+            )?;
+            tx.commit()?;
+            // The token alone on stdout, so `$(pinkpage token create ...)`
+            // captures exactly it; everything else goes to stderr.
+            writeln!(io.out, "{}", full.expose())?;
+            let until = info.expires_at.as_deref().unwrap_or("never");
+            writeln!(
+                io.err,
+                "token {} for {} (expires: {until}). It is shown only this once: store it now. \
+                 Send it as 'Authorization: Bearer <token>'.",
+                info.id, info.user
+            )?;
+        }
+        TokenCommand::List { user } => {
+            let now = Utc::now();
+            writeln!(
+                io.out,
+                "{:<12} {:<24} {:<8} {:<20} {:<20} LABEL",
+                "ID", "USER", "STATE", "EXPIRES", "LAST USED"
+            )?;
+            for t in db::list_tokens(conn, user.as_deref())? {
+                let short = |at: &Option<String>, none: &str| {
+                    at.as_deref()
+                        .map_or(none.to_owned(), |s| s.get(..19).unwrap_or(s).to_owned())
+                };
+                writeln!(
+                    io.out,
+                    "{:<12} {:<24} {:<8} {:<20} {:<20} {}",
+                    t.id,
+                    t.user,
+                    t.state(now).as_str(),
+                    short(&t.expires_at, "never"),
+                    short(&t.last_used_at, "never"),
+                    t.label
+                )?;
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let tx = conn.unchecked_transaction()?;
+            let info = db::revoke_token(&tx, &id)?;
+            audit(&tx, "token.revoke", json!({"id": info.id, "user": info.user}))?;
+            tx.commit()?;
+            writeln!(io.err, "token {} of {} revoked", info.id, info.user)?;
+        }
+    }
+    Ok(())
+}
+
+/// One account change and its audit row, in one transaction.
+fn change(
+    conn: &Connection,
+    action: &str,
+    name: &str,
+    io: &mut Console<'_>,
+    apply: impl FnOnce(&Connection) -> Result<serde_json::Value, AccountError>,
+) -> Result<(), CommandError> {
+    let tx = conn.unchecked_transaction()?;
+    let detail = apply(&tx)?;
+    audit(&tx, action, detail)?;
+    tx.commit()?;
+    writeln!(io.err, "{action} {name}: done")?;
+    Ok(())
+}
+
+fn audit(conn: &Connection, action: &str, detail: serde_json::Value) -> Result<(), CommandError> {
+    let mut event = NewAuditEvent::new("cli", action);
+    event.detail = Some(detail);
+    insert_audit(conn, &event)?;
+    Ok(())
+}
+
+/// Reads a new password, checks its strength and hashes it.
+fn new_password_hash(name: &str, input: PasswordInput, io: &mut Console<'_>) -> Result<String, CommandError> {
+    let pw = if input.password_stdin {
+        read_stdin_line(io.stdin)?
+    } else {
+        read_terminal_twice(name)?
+    };
+    password::check_strength(&pw, name)?;
+    Ok(password::hash(&pw)?)
+}
+
+/// One line from `stdin`, without its line ending.
+fn read_stdin_line(stdin: &mut dyn BufRead) -> Result<Secret, CommandError> {
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|e| CommandError::Input(format!("cannot read the password from standard input: {e}")))?;
+    while line.ends_with(['\n', '\r']) {
+        line.pop();
+    }
+    // Moved, not copied, into the Secret, which wipes it when dropped.
+    Ok(Secret::new(line))
+}
+
+/// The password typed twice on the terminal, without echo.
+fn read_terminal_twice(name: &str) -> Result<Secret, CommandError> {
+    let no_tty = |e: std::io::Error| {
+        CommandError::Input(format!(
+            "cannot read the password from the terminal ({e}); use --password-stdin"
+        ))
+    };
+    let first = Secret::new(rpassword::prompt_password(format!("Password for {name}: ")).map_err(no_tty)?);
+    let second = Secret::new(rpassword::prompt_password("Again: ").map_err(no_tty)?);
+    if first != second {
+        return Err(CommandError::Input("the two passwords differ".to_owned()));
+    }
+    Ok(first)
+}
