@@ -14,10 +14,14 @@ use pinkpage_actors::access::Role;
 
 use crate::settings::SETTINGS;
 
-/// `pinkpage`: SSH terminals, session lock, server health, batch runs, SFTP
-/// and diffs over WebSockets.
+/// The whole command line: a command, or none to serve.
 #[derive(Debug, Parser)]
-#[command(name = "pinkpage", version, after_help = settings_help())]
+#[command(
+    name = "pinkpage",
+    version,
+    about = "pinkpage: SSH terminals, session lock, server health, batch runs, SFTP and diffs over WebSockets",
+    after_help = settings_help()
+)]
 pub struct Cli {
     /// What to do; serving when omitted.
     #[command(subcommand)]

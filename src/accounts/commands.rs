@@ -94,7 +94,11 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
                 writeln!(
                     io.out,
                     "{:<24} {:<8} {:<8} {:<8} {:<20} {servers}",
-                    u.name, u.role, state, pw, created
+                    u.name,
+                    u.role.as_str(),
+                    state,
+                    pw,
+                    created
                 )?;
             }
         }

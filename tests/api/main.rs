@@ -3,6 +3,7 @@
 
 mod bmx4;
 mod bmx5;
+mod cli;
 mod diff;
 mod health;
 mod lock;
