@@ -62,12 +62,27 @@ done
 chown "$USER_NAME" /nbsftp/myd/myp/snd/postgresql_unload/*.dat
 
 cargo build --release --locked
+PP=$ROOT_DIR/target/release/pinkpage
+export PINKPAGE_DB=$DEMO/pinkpage.db
+# A demo operator: created once, its password and a fresh token printed on
+# every start (the password is kept in .demo, readable by root only).
+DEMO_USER=demo
+if [[ ! -f $DEMO/demo-password ]]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DEMO/demo-password")
+fi
+DEMO_PASSWORD=$(cat "$DEMO/demo-password")
+if ! "$PP" user list | grep -q "^$DEMO_USER "; then
+    printf '%s\n' "$DEMO_PASSWORD" | "$PP" user add "$DEMO_USER" --role operator --password-stdin
+fi
+DEMO_TOKEN=$("$PP" token create "$DEMO_USER" --label demo --expires 1d 2>/dev/null | grep '^ppt_')
 cat <<INFO
 
 demo: Pink-Page is starting on http://$BIND
+  sign in:      user $DEMO_USER, password $DEMO_PASSWORD   (POST /api/v1/auth/login)
+  API token:    $DEMO_TOKEN   (Authorization: Bearer ...; Swagger's "Authorize")
   Swagger UI:   http://$BIND/swagger/docs/
-  servers:      curl http://$BIND/api/v1/servers
-  WebSocket:    websocat ws://$BIND/ws/v1/stub   (or any WebSocket client), then send
+  servers:      curl -H "Authorization: Bearer $DEMO_TOKEN" http://$BIND/api/v1/servers
+  WebSocket:    websocat -H "Authorization: Bearer $DEMO_TOKEN" ws://$BIND/ws/v1/stub, then send
                 {"type":"start_session"}
                 {"type":"ssh_command","server":"mdwap1p","command":"uname -a; ls /nbsftp/myd/myp/snd/postgresql_unload"}
   Ctrl-C stops the daemon and both sshd servers.
@@ -78,7 +93,6 @@ HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \
 MDWAP1P_IP=127.0.0.2 MDWAP1P_PORT=2222 \
 MYPAP1D_IP=127.0.0.3 MYPAP1D_PORT=2222 \
 PINKPAGE_KNOWN_HOSTS=$DEMO/known_hosts \
-PINKPAGE_DB=$DEMO/pinkpage.db \
 PINKPAGE_DATA_DIR=$DEMO/data \
 PINKPAGE_BIND=$BIND \
     "$ROOT_DIR/target/release/pinkpage" serve

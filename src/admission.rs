@@ -1,36 +1,160 @@
 //! Admission: the one place every HTTP request and WebSocket upgrade passes
-//! through before it reaches a handler.
+//! through before it reaches a handler. The middleware wraps the whole
+//! `App`, default service included, so no route can be added that skips
+//! it.
 //!
-//! Today it gives each request an id and logs method, path, status and
-//! duration. Authentication plugs in here (refuse with 10002 / 10003 before
-//! `next.call`), so no route can be added that skips it: the middleware
-//! wraps the whole `App`, default service included.
+//! In order:
+//! 1. the real client (a trusted proxy's forwarding headers, else the TCP
+//!    peer), then the `Host` check (10006, against DNS rebinding);
+//! 2. a CORS preflight is answered here (allowed origins only);
+//! 3. the `Origin` check (10005, against cross-site WebSocket hijacking and
+//!    request forgery): a foreign origin is refused even with good
+//!    credentials;
+//! 4. the credential (bearer token, session cookie, trusted proxy header),
+//!    checked against the in-memory directory (10002 when presented but
+//!    not good);
+//! 5. what the route needs, from the access table (`src/auth/table.rs`):
+//!    10002 without a principal, 10003 when the role falls short;
+//! 6. the [`Caller`] is attached for handlers, the response gets CORS
+//!    headers for a listed origin, and one log line records the request
+//!    with its user.
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{web, Error, HttpMessage, HttpResponse, ResponseError};
+use pinkpage_actors::access::Role;
+use pinkpage_actors::{AppError, ErrorCode};
+
+use crate::api::error::ApiError;
+use crate::auth::origin::{self, OriginVerdict};
+use crate::auth::{check_need, table, Caller};
+use crate::state::AppState;
 
 /// The admission middleware; mounted with `middleware::from_fn(admit)`.
 pub async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let res = next.call(req).await?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("AppState is registered on the App");
+    let identity = &state.identity;
+
+    let client = origin::client(req.request(), &identity.settings);
+    let remote = client.remote.map(|ip| ip.to_string()).unwrap_or_default();
+    let decided = async {
+        origin::check_host(&client, &identity.settings)?;
+        let verdict = origin::check_origin(req.request(), &client, &identity.settings)?;
+        if origin::is_preflight(req.request()) {
+            return Ok((
+                Caller {
+                    principal: None,
+                    remote: client.remote,
+                    https: client.scheme == "https",
+                },
+                verdict,
+                true,
+            ));
+        }
+        let principal = match identity.authenticate(req.request(), client.via_trusted_proxy) {
+            Err(e) if e.code == ErrorCode::Unauthenticated => {
+                match (
+                    identity.proxy_user(req.request(), client.via_trusted_proxy),
+                    identity.settings.proxy_autocreate_role,
+                ) {
+                    (Some(user), Some(role)) if identity.read().account(&user).is_none() => {
+                        create_proxy_account(&state, &user, role, client.remote).await?;
+                        identity.authenticate(req.request(), client.via_trusted_proxy)?
+                    }
+                    _ => return Err(e),
+                }
+            }
+            other => other?,
+        };
+        let need = table::route_need(req.method(), req.match_pattern().as_deref());
+        check_need(need, principal.as_ref(), !identity.has_accounts())?;
+        Ok((
+            Caller {
+                principal,
+                remote: client.remote,
+                https: client.scheme == "https",
+            },
+            verdict,
+            false,
+        ))
+    }
+    .await;
+
+    let (res, user) = match decided {
+        Err(err) => {
+            let res = ApiError::from(err).error_response();
+            (req.into_response(res).map_into_right_body(), None)
+        }
+        Ok((_, verdict, true)) => {
+            let mut res = HttpResponse::NoContent().finish();
+            // Only a listed origin is told it may go on; the browser stops
+            // any other (a same-origin page never preflights).
+            if let OriginVerdict::Listed(o) = &verdict {
+                origin::cors_headers(o, res.headers_mut());
+                origin::preflight_headers(res.headers_mut());
+            }
+            (req.into_response(res).map_into_right_body(), None)
+        }
+        Ok((caller, verdict, false)) => {
+            let user = caller.principal.as_ref().map(|p| p.user.clone());
+            req.extensions_mut().insert(caller);
+            let mut res = next.call(req).await?.map_into_left_body();
+            if let OriginVerdict::Listed(o) = &verdict {
+                origin::cors_headers(o, res.headers_mut());
+            }
+            (res, user)
+        }
+    };
     log::info!(
         target: "pinkpage::http",
         method = method.as_str(),
         path = path.as_str(),
         status = res.status().as_u16(),
-        peer = peer.as_str(),
+        peer = remote.as_str(),
+        user = user.as_deref().unwrap_or(""),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         "request"
     );
     Ok(res)
+}
+
+/// Creates the local account of a user a trusted proxy vouches for, with
+/// the configured role and no password (it can sign in only through the
+/// proxy); audited, and effective before the request goes on.
+async fn create_proxy_account(
+    state: &AppState,
+    user: &str,
+    role: Role,
+    remote: Option<std::net::IpAddr>,
+) -> Result<(), AppError> {
+    crate::accounts::validate_name(user).map_err(AppError::from)?;
+    let name = user.to_owned();
+    let created = state
+        .store
+        .call(crate::store::WithAccounts(Box::new(
+            move |conn| match crate::accounts::add_user(conn, &name, role, None, None) {
+                Ok(_) | Err(crate::accounts::AccountError::Exists) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        )))
+        .await;
+    created?;
+    let mut event = crate::store::NewAuditEvent::new("proxy", "user.autocreate")
+        .by(Some(user), remote.map(|ip| ip.to_string()));
+    event.detail = Some(serde_json::json!({"name": user, "role": role.as_str()}));
+    state.store.audit(event);
+    crate::auth::refresher::refresh(&state.identity, &state.store, &state.broadcast, true).await?;
+    Ok(())
 }

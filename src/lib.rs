@@ -13,6 +13,8 @@
 //! - [`diff_jobs`]: diff requests validated once and run, shared by the
 //!   DIFF WebSocket domain and the REST diff handlers.
 //! - [`admission`]: the single middleware every request passes through.
+//! - [`auth`]: identity and access: the access table, credentials, the
+//!   `Host`/`Origin` checks, login throttling.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
 //!   migrations).
@@ -22,6 +24,7 @@
 pub mod accounts;
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod diff_jobs;
 pub mod logging;

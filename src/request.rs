@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pinkpage_actors::access::Principal;
 use pinkpage_actors::server::ServerSpec;
 use pinkpage_actors::{AppError, ErrorCode};
 
@@ -103,8 +104,29 @@ impl RemotePath {
 pub struct ServerRef(Arc<ServerSpec>);
 
 impl ServerRef {
-    /// Looks `name` up in the configured servers.
-    pub fn resolve(settings: &Settings, name: &str) -> Result<ServerRef, AppError> {
+    /// Looks `name` up in the configured servers, for `who`: 23000 when no
+    /// such server exists, 10003 when it exists but `who`'s server tags do
+    /// not cover it. Every path that names a server resolves it here, so
+    /// this is the one place the server scope is enforced.
+    pub fn resolve(settings: &Settings, who: &Principal, name: &str) -> Result<ServerRef, AppError> {
+        let spec = settings.server(name).cloned().ok_or_else(|| {
+            AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{name}'"))
+        })?;
+        if !who.may_use(&spec.tags) {
+            return Err(AppError::with_detail(
+                ErrorCode::Forbidden,
+                format!(
+                    "{} may not use server '{name}' (its tags are not among the account's)",
+                    who.user
+                ),
+            ));
+        }
+        Ok(ServerRef(spec))
+    }
+
+    /// Looks `name` up for a read that acts on nothing (its health): any
+    /// signed-in viewer may read every server's health.
+    pub fn known(settings: &Settings, name: &str) -> Result<ServerRef, AppError> {
         settings.server(name).cloned().map(ServerRef).ok_or_else(|| {
             AppError::with_detail(ErrorCode::UnknownServer, format!("no server named '{name}'"))
         })
@@ -193,7 +215,11 @@ impl BatchExecute {
     /// 10001 for a missing server or a value out of range, 23000 for a
     /// server that is not configured (checked in that order, as the
     /// protocol documents).
-    pub fn parse(fields: BatchExecuteFields, settings: &Settings) -> Result<BatchExecute, AppError> {
+    pub fn parse(
+        fields: BatchExecuteFields,
+        settings: &Settings,
+        who: &Principal,
+    ) -> Result<BatchExecute, AppError> {
         let mut seen = std::collections::HashSet::new();
         let names: Vec<String> = fields
             .server
@@ -206,7 +232,7 @@ impl BatchExecute {
         }
         let servers = names
             .iter()
-            .map(|name| ServerRef::resolve(settings, name))
+            .map(|name| ServerRef::resolve(settings, who, name))
             .collect::<Result<Vec<_>, _>>()?;
         let commands = fields.commands;
         if commands.is_empty() {
@@ -263,6 +289,15 @@ mod batch_execute_tests {
     use super::*;
 
     /// The seed's two servers, mdwap1p and mypap1d.
+    fn admin() -> Principal {
+        Principal {
+            user: "root".into(),
+            role: pinkpage_actors::access::Role::Admin,
+            servers: pinkpage_actors::access::ServerScope::All,
+            credential: pinkpage_actors::access::Credential::Proxy,
+        }
+    }
+
     fn settings() -> Settings {
         Settings::from_lookup(|k| match k {
             "HIWARE_ID" => Some("u".into()),
@@ -279,7 +314,9 @@ mod batch_execute_tests {
     }
 
     fn code(v: serde_json::Value) -> ErrorCode {
-        BatchExecute::parse(fields(v), &settings()).unwrap_err().code
+        BatchExecute::parse(fields(v), &settings(), &admin())
+            .unwrap_err()
+            .code
     }
 
     #[test]
@@ -287,6 +324,7 @@ mod batch_execute_tests {
         let b = BatchExecute::parse(
             fields(serde_json::json!({"server": "mypap1d", "servers": ["mdwap1p", "mypap1d", "mdwap1p"], "commands": ["true"]})),
             &settings(),
+            &admin(),
         )
         .unwrap();
         assert_eq!(b.server_names(), vec!["mypap1d", "mdwap1p"]);
@@ -346,6 +384,7 @@ mod batch_execute_tests {
         let b = BatchExecute::parse(
             fields(serde_json::json!({"server": "mdwap1p", "commands": ["true"], "timeout_s": 2.3})),
             &settings(),
+            &admin(),
         )
         .unwrap();
         assert_eq!(b.timeout_s, Some(2.3));

@@ -18,6 +18,9 @@ use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
 use pinkpage_actors::AppError;
 
 use crate::admission::admit;
+use crate::auth::directory::Directory;
+use crate::auth::refresher::Refresher;
+use crate::auth::Identity;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, Store};
@@ -64,11 +67,27 @@ impl Application {
             .map_err(|e| StartupError::Other(e.to_string()))?;
 
         store.audit(NewAuditEvent::new("system", "daemon.start"));
+        let identity = Arc::new(Identity::new(settings.access.clone()));
+        {
+            let loaded = store.load_directory_now().map_err(|e: AppError| SettingsError {
+                variable: "PINKPAGE_DB".into(),
+                problem: format!("cannot read accounts: {e}"),
+            })?;
+            let mut dir = identity.write();
+            *dir = Directory::from_loaded(loaded, &dir);
+        }
+        if !identity.has_accounts() {
+            log::warn!(
+                "no account exists yet: create the first admin with `{}` (see README, Signing in)",
+                crate::accounts::first_admin_hint()
+            );
+        }
         // The engine's long-lived actors run on the system arbiter, shared
         // by every HTTP worker through their addresses.
         let broadcast = BroadcastActor::default().start();
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
         let health = start_health_monitor(&settings, &store, &broadcast);
+        Refresher::new(identity.clone(), store.clone(), broadcast.clone()).start();
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             ssh: Arc::new(SshOptions {
@@ -79,6 +98,7 @@ impl Application {
                 },
             }),
             store,
+            identity,
             broadcast,
             session_lock,
             health: health.clone(),

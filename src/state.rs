@@ -10,6 +10,7 @@ use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::transfer::TransferGate;
 
+use crate::auth::Identity;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -24,6 +25,9 @@ pub struct AppState {
     pub ssh: Arc<SshOptions>,
     /// The SQLite store.
     pub store: Store,
+    /// Accounts, tokens and sessions (the checked copy), the login
+    /// throttle and the access settings.
+    pub identity: Arc<Identity>,
     /// The registry of every WebSocket connection; publishes events to all.
     pub broadcast: Addr<BroadcastActor>,
     /// The session lock.

@@ -54,6 +54,13 @@ catalogue! {
     Forbidden = (10003, Client, "forbidden"),
     /// No such route or resource.
     NotFound = (10004, Client, "not found"),
+    /// The request's `Origin` is neither the daemon's own nor an allowed
+    /// one (cross-site WebSocket hijacking, cross-site request forgery).
+    OriginRefused = (10005, Client, "origin not allowed"),
+    /// The request's `Host` is not an allowed host name (DNS rebinding).
+    HostRefused = (10006, Client, "host not allowed"),
+    /// Too many failed logins for this name or address; wait `Retry-After`.
+    LoginThrottled = (10007, Client, "too many failed logins"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.

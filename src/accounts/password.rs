@@ -5,8 +5,6 @@
 //! old hashes verifiable; they are simply cheaper until the user next sets
 //! a password.
 
-use std::sync::OnceLock;
-
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use pinkpage_actors::secret::Secret;
@@ -66,13 +64,15 @@ pub fn verify(password: &Secret, phc: &str) -> bool {
 /// that answer costs the same as a wrong password and names cannot be
 /// probed by timing.
 pub fn verify_dummy(password: &Secret) {
-    // Made once with the current parameters, so it cannot drift from them.
-    // The first call pays for one extra hash.
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    let phc =
-        DUMMY.get_or_init(|| hash(&Secret::new("pinkpage dummy password, never valid")).unwrap_or_default());
-    let _ = verify(password, phc);
+    let _ = verify(password, DUMMY_HASH);
 }
+
+/// A hash of a password nobody knows, made with the current parameters (a
+/// unit test fails when they change and this is not remade). A constant,
+/// not made at first use: that would make the first unknown-name login
+/// slower than the rest, and cost the daemon a hash's memory at start.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=65536,t=2,p=1$4MfX+5Af9Gdkg5bGX4vK4Q$iYyKlFyx+lffuM7yBmd/2erImS9iPH/xj01UhrH7me4";
 
 /// Refuses a password that is too short, too long, one character repeated,
 /// or the user's own name.
@@ -105,6 +105,12 @@ pub fn check_strength(password: &Secret, user: &str) -> Result<(), AccountError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dummy_hash_uses_the_current_parameters() {
+        let params = format!("$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={PARALLELISM}$");
+        assert!(DUMMY_HASH.starts_with(&params), "remake DUMMY_HASH with {params}");
+    }
 
     #[test]
     fn the_parameters_are_valid_argon2_parameters() {

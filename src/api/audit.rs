@@ -17,6 +17,8 @@ pub struct AuditQuery {
     pub before_id: Option<i64>,
     /// Only this action (e.g. `session.start`).
     pub action: Option<String>,
+    /// Only events by this user.
+    pub user: Option<String>,
 }
 
 /// Audit events, newest first.
@@ -43,6 +45,7 @@ pub async fn list_audit(
             limit,
             before_id: q.before_id,
             action: q.action,
+            user: q.user,
         })
         .await?;
     Ok(HttpResponse::Ok().json(events))

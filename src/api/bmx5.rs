@@ -31,6 +31,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorResponse};
+use crate::auth::Caller;
 use crate::request::{RemotePath, ServerRef};
 use crate::state::AppState;
 use crate::store::NewAuditEvent;
@@ -126,9 +127,9 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
 }
 
 /// Validates the query: the path (10001), then the server (23000).
-fn check(state: &AppState, q: FileQuery) -> Result<(ServerRef, RemotePath), ApiError> {
+fn check(state: &AppState, caller: &Caller, q: FileQuery) -> Result<(ServerRef, RemotePath), ApiError> {
     let path = RemotePath::parse("path", q.path)?;
-    let server = ServerRef::resolve(&state.settings, &q.server)?;
+    let server = ServerRef::resolve(&state.settings, caller.principal()?, &q.server)?;
     Ok((server, path))
 }
 
@@ -163,10 +164,11 @@ async fn open(state: &AppState, server: &ServerRef) -> Result<Arc<SftpConn>, Sft
 #[put("/api/v1/bmx5/files")]
 pub async fn put_file(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<FileQuery>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (server_ref, path) = check(&state, q.into_inner())?;
+    let (server_ref, path) = check(&state, &caller, q.into_inner())?;
     let (server, path) = (server_ref.name().to_owned(), path.into_string());
     let task_state = state.clone();
     let (task_server, task_path) = (server.clone(), path.clone());
@@ -177,7 +179,8 @@ pub async fn put_file(
         let conn = open(&state, &server_ref).await?;
         let result = conn.write_atomic(&task_path, body).await;
         conn.close().await;
-        let mut event = NewAuditEvent::new("rest", "sftp.upload");
+        let mut event =
+            NewAuditEvent::new("rest", "sftp.upload").by(Some(&caller.user()), caller.remote_addr());
         event.server = Some(task_server);
         event.bytes = result.as_ref().ok().map(|n| *n as i64);
         event.detail = Some(match &result {
@@ -221,10 +224,11 @@ pub async fn put_file(
 #[get("/api/v1/bmx5/files")]
 pub async fn get_file(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<FileQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (server, path) = check(&state, q.into_inner())?;
+    let (server, path) = check(&state, &caller, q.into_inner())?;
     let conn = open(&state, &server).await?;
     let file = conn.open_read(path.as_str()).await?;
     let size = file.size();

@@ -9,6 +9,7 @@ use pinkpage_actors::ssh;
 use serde::Serialize;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::request::ServerRef;
 use crate::state::AppState;
 
@@ -32,9 +33,10 @@ pub struct CheckResult {
 #[post("/api/v1/servers/{name}/check")]
 pub async fn check_server(
     state: web::Data<AppState>,
+    caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::resolve(&state.settings, &name)?;
+    let server = ServerRef::resolve(&state.settings, caller.principal()?, &name)?;
     let name = server.name().to_owned();
     let started = Instant::now();
     let session = ssh::connect(server.spec(), &state.ssh).await?;

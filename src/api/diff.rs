@@ -15,6 +15,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio::sync::watch;
 
 use super::error::{ApiError, ErrorResponse};
+use crate::auth::Caller;
 use crate::diff_jobs::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 use crate::state::AppState;
 
@@ -50,9 +51,10 @@ async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Resu
 #[post("/api/v1/diff/files")]
 pub async fn diff_files(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<DiffFilesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::files(&state.settings, &body);
+    let job = DiffJob::files(&state.settings, caller.principal()?, &body);
     run(state, job).await
 }
 
@@ -70,9 +72,10 @@ pub async fn diff_files(
 #[post("/api/v1/diff/dirs")]
 pub async fn diff_dirs(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<DiffDirsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::dirs(&state.settings, &body);
+    let job = DiffJob::dirs(&state.settings, caller.principal()?, &body);
     run(state, job).await
 }
 
@@ -88,9 +91,10 @@ pub async fn diff_dirs(
 #[post("/api/v1/diff/command")]
 pub async fn diff_command(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<DiffCommandRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::command(&state.settings, &body);
+    let job = DiffJob::command(&state.settings, caller.principal()?, &body);
     run(state, job).await
 }
 

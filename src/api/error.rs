@@ -45,7 +45,8 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
     match code {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | NotSessionOwner => StatusCode::FORBIDDEN,
+        Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
+        LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
         NotFound | UnknownServer | UnknownTransfer | TransferNoSource => StatusCode::NOT_FOUND,
         SessionAlreadyActive
         | NoActiveSession

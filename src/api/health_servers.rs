@@ -66,7 +66,7 @@ pub async fn server_health(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::resolve(&state.settings, &name)?;
+    let server = ServerRef::known(&state.settings, &name)?;
     let status = state
         .health
         .send(GetServerHealth {
@@ -98,7 +98,7 @@ pub async fn server_health_events(
     name: web::Path<String>,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::resolve(&state.settings, &name)?;
+    let server = ServerRef::known(&state.settings, &name)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());

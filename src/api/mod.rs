@@ -10,6 +10,7 @@
 //! tests/api/openapi_contract.rs).
 
 pub mod audit;
+pub mod auth;
 pub mod bmx4;
 pub mod bmx5;
 pub mod check;
@@ -21,6 +22,7 @@ pub mod health_servers;
 pub mod servers;
 pub mod session;
 pub mod transfers;
+pub mod users;
 
 use std::sync::OnceLock;
 
@@ -57,9 +59,20 @@ use self::error::ApiError;
         diff::diff_files,
         diff::diff_dirs,
         diff::diff_command,
+        auth::login,
+        auth::logout,
+        auth::me,
+        users::list_users,
+        users::create_user,
+        users::change_user,
+        users::list_tokens,
+        users::create_token,
+        users::revoke_token,
     ),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
+    modifiers(&SecuritySchemes),
+    security(("cookie" = []), ("bearer" = [])),
     tags(
         (name = "daemon", description = "The daemon itself"),
         (name = "health", description = "Live health of each server and its transitions"),
@@ -69,10 +82,94 @@ use self::error::ApiError;
         (name = "bmx5", description = "Large files over SFTP, streamed (small ones go over /ws/v1/bmx5)"),
         (name = "bmx4", description = "Batch command runs"),
         (name = "transfers", description = "Named server-to-server transfers"),
+        (name = "auth", description = "Signing in and out (see docs/security.md)"),
+        (name = "users", description = "Accounts and API tokens (admins)"),
         (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the two ways to sign in, so Swagger UI's "Authorize" works:
+/// the session cookie set by `POST /api/v1/auth/login`, and an API token
+/// as `Authorization: Bearer`.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "set by POST /api/v1/auth/login",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ppt_<id>_<secret>")
+                    .description(Some(
+                        "an API token (pinkpage token create, or POST /api/v1/tokens)",
+                    ))
+                    .build(),
+            ),
+        );
+        declare_access(doc);
+    }
+}
+
+/// Every operation says what admission may answer: routes anyone may use
+/// carry an empty security requirement (credentials optional), the others
+/// a 401 (10002); all may get a 403 (a foreign Origin 10005, a wrong Host
+/// 10006, a role or server outside the caller's, 10003). Read from the
+/// access table, so the document and the middleware agree.
+fn declare_access(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops: [(&str, &mut Option<Operation>); 5] = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let need = crate::auth::table::ROUTES
+                .iter()
+                .find(|r| r.method == method && r.pattern == path)
+                .map(|r| r.need)
+                .unwrap_or(pinkpage_actors::access::Need::Viewer);
+            let responses = &mut op.responses.responses;
+            if need == pinkpage_actors::access::Need::Anyone {
+                op.security = Some(vec![SecurityRequirement::default()]);
+            } else {
+                responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| error("not signed in, or the credential is not good (10002)").into());
+            }
+            responses.entry("403".to_owned()).or_insert_with(|| {
+                error("foreign Origin (10005), Host not allowed (10006), or the caller's role or servers do not allow it (10003)").into()
+            });
+        }
+    }
+}
 
 /// Mounts every REST route, the docs and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -97,6 +194,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(diff::diff_files)
         .service(diff::diff_dirs)
         .service(diff::diff_command)
+        .service(auth::login)
+        .service(auth::logout)
+        .service(auth::me)
+        .service(users::list_users)
+        .service(users::create_user)
+        .service(users::change_user)
+        .service(users::list_tokens)
+        .service(users::create_token)
+        .service(users::revoke_token)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::requests::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffReply, FileRef};
 use crate::request::{invalid, RemotePath, ServerRef, TimeoutS};
 use crate::settings::Settings;
+use pinkpage_actors::access::Principal;
 
 /// Most lines of context a unified diff may ask for.
 pub const MAX_CONTEXT: usize = 10_000;
@@ -68,8 +69,8 @@ pub enum DiffJob {
 
 /// Resolves the server on `side` (23000 when unknown, the side in front of
 /// the detail so a client knows which one).
-fn server(settings: &Settings, side: &str, name: &str) -> Result<Target, AppError> {
-    let server = ServerRef::resolve(settings, name).map_err(|mut e| {
+fn server(settings: &Settings, who: &Principal, side: &str, name: &str) -> Result<Target, AppError> {
+    let server = ServerRef::resolve(settings, who, name).map_err(|mut e| {
         e.detail = e.detail.map(|d| format!("{side}: {d}"));
         e
     })?;
@@ -80,11 +81,11 @@ fn server(settings: &Settings, side: &str, name: &str) -> Result<Target, AppErro
 }
 
 /// Checks the path on `side` and resolves its server.
-fn target(settings: &Settings, side: &str, r: &FileRef) -> Result<Target, AppError> {
+fn target(settings: &Settings, who: &Principal, side: &str, r: &FileRef) -> Result<Target, AppError> {
     let path = RemotePath::parse(&format!("{side}.path"), r.path.clone())?;
     Ok(Target {
         path: path.into_string(),
-        ..server(settings, side, &r.server)?
+        ..server(settings, who, side, &r.server)?
     })
 }
 
@@ -102,27 +103,27 @@ fn command_timeout(value: Option<f64>) -> Result<Duration, AppError> {
 
 impl DiffJob {
     /// Validates `req`: 10001 for a bad field, 23000 for an unknown server.
-    pub fn files(settings: &Settings, req: &DiffFilesRequest) -> Result<DiffJob, AppError> {
+    pub fn files(settings: &Settings, who: &Principal, req: &DiffFilesRequest) -> Result<DiffJob, AppError> {
         let context = req.context.unwrap_or(DEFAULT_CONTEXT);
         if context > MAX_CONTEXT {
             return Err(invalid(format!("context must be at most {MAX_CONTEXT}")));
         }
         Ok(DiffJob::Files {
-            left: target(settings, "left", &req.left)?,
-            right: target(settings, "right", &req.right)?,
+            left: target(settings, who, "left", &req.left)?,
+            right: target(settings, who, "right", &req.right)?,
             context,
             max_bytes: settings.diff_max_bytes,
         })
     }
 
     /// Validates `req`.
-    pub fn dirs(settings: &Settings, req: &DiffDirsRequest) -> Result<DiffJob, AppError> {
+    pub fn dirs(settings: &Settings, who: &Principal, req: &DiffDirsRequest) -> Result<DiffJob, AppError> {
         if req.max_depth == Some(0) {
             return Err(invalid("max_depth must be at least 1"));
         }
         Ok(DiffJob::Dirs {
-            left: target(settings, "left", &req.left)?,
-            right: target(settings, "right", &req.right)?,
+            left: target(settings, who, "left", &req.left)?,
+            right: target(settings, who, "right", &req.right)?,
             options: DirOptions {
                 recursive: req.recursive,
                 max_depth: req.max_depth,
@@ -133,7 +134,11 @@ impl DiffJob {
     }
 
     /// Validates `req`.
-    pub fn command(settings: &Settings, req: &DiffCommandRequest) -> Result<DiffJob, AppError> {
+    pub fn command(
+        settings: &Settings,
+        who: &Principal,
+        req: &DiffCommandRequest,
+    ) -> Result<DiffJob, AppError> {
         if req.command.trim().is_empty() {
             return Err(invalid("command must not be empty"));
         }
@@ -143,8 +148,8 @@ impl DiffJob {
         let timeout = command_timeout(req.timeout_s)?;
         Ok(DiffJob::Command {
             command: req.command.clone(),
-            left: server(settings, "left", &req.left_server)?,
-            right: server(settings, "right", &req.right_server)?,
+            left: server(settings, who, "left", &req.left_server)?,
+            right: server(settings, who, "right", &req.right_server)?,
             options: CommandOptions {
                 max_stdout: usize::try_from(settings.diff_max_bytes).unwrap_or(usize::MAX),
                 timeout,

@@ -18,6 +18,7 @@
 //! A bad or missing setting is a [`SettingsError`] naming the variable; `main`
 //! prints it and exits non-zero.
 
+pub mod access;
 pub mod servers_file;
 
 use std::collections::BTreeMap;
@@ -192,6 +193,56 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "drop a WebSocket client silent this long (fractions allowed)",
     },
     SettingDoc {
+        name: "PINKPAGE_ALLOWED_ORIGINS",
+        default: "unset",
+        meaning: "comma-separated origins (https://console.example) besides the daemon's own that may open WebSockets, send POST/PUT/DELETE and use CORS with credentials",
+    },
+    SettingDoc {
+        name: "PINKPAGE_ALLOWED_HOSTS",
+        default: "localhost, 127.0.0.1, [::1] and the bind address",
+        meaning: "comma-separated Host header values accepted (name = any port, name:port = that port); stops DNS rebinding",
+    },
+    SettingDoc {
+        name: "PINKPAGE_TRUSTED_PROXIES",
+        default: "unset",
+        meaning: "comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For/-Proto/-Host and user header are believed",
+    },
+    SettingDoc {
+        name: "PINKPAGE_AUTH_PROXY_HEADER",
+        default: "unset",
+        meaning: "header naming the signed-in user, set by a trusted proxy (X-Forwarded-User); needs PINKPAGE_TRUSTED_PROXIES",
+    },
+    SettingDoc {
+        name: "PINKPAGE_AUTH_PROXY_AUTOCREATE_ROLE",
+        default: "unset",
+        meaning: "role (viewer, operator, admin) given to a proxy user with no local account; unset refuses such users",
+    },
+    SettingDoc {
+        name: "PINKPAGE_COOKIE_SECURE",
+        default: "false",
+        meaning: "true adds Secure to the session cookie (set it when users reach the daemon over HTTPS)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SESSION_IDLE_S",
+        default: "1800",
+        meaning: "a sign-in session unused this long ends (WebSocket frames count as use)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SESSION_MAX_S",
+        default: "43200",
+        meaning: "a sign-in session ends this long after sign-in, used or not",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOGIN_MAX_FAILURES",
+        default: "5",
+        meaning: "failed logins per name and per address before further attempts wait (429 with Retry-After)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOGIN_WINDOW_S",
+        default: "900",
+        meaning: "how long failed logins are remembered, and the longest wait imposed",
+    },
+    SettingDoc {
         name: "PINKPAGE_LOG_FORMAT",
         default: "text",
         meaning: "text or json (one object a line)",
@@ -243,6 +294,8 @@ pub struct Settings {
     pub ws_client_timeout: Duration,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Who may reach the daemon from where; sign-in lifetimes.
+    pub access: access::AccessSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -372,11 +425,13 @@ impl Settings {
             ));
         }
 
+        let bind = env.parse_or("PINKPAGE_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)), |_| {
+            true
+        })?;
+        let access = access::parse(&env, bind)?;
         Ok(Settings {
             env_name: env.get("ENV").unwrap_or_else(|| "dev".to_owned()),
-            bind: env.parse_or("PINKPAGE_BIND", SocketAddr::from(([127, 0, 0, 1], 8000)), |_| {
-                true
-            })?,
+            bind,
             db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
             data_dir: env.path("PINKPAGE_DATA_DIR", "data"),
             scripts_dir: env.path("PINKPAGE_SCRIPTS_DIR", "scripts.d"),
@@ -399,6 +454,7 @@ impl Settings {
             ws_heartbeat,
             ws_client_timeout,
             log_format,
+            access,
             servers,
             transfers,
         })

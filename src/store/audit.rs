@@ -24,6 +24,10 @@ pub struct NewAuditEvent {
     pub bytes: Option<i64>,
     /// Anything else, as a JSON object; never a secret.
     pub detail: Option<serde_json::Value>,
+    /// The signed-in user who did it (`None` for the daemon itself).
+    pub user: Option<String>,
+    /// The client's address.
+    pub remote_addr: Option<String>,
 }
 
 impl NewAuditEvent {
@@ -34,6 +38,13 @@ impl NewAuditEvent {
             action: action.into(),
             ..Default::default()
         }
+    }
+
+    /// The same event, naming who did it and from where.
+    pub fn by(mut self, user: Option<&str>, remote_addr: Option<String>) -> Self {
+        self.user = user.map(str::to_owned);
+        self.remote_addr = remote_addr;
+        self
     }
 }
 
@@ -59,6 +70,11 @@ pub struct AuditEvent {
     /// Extra detail (a JSON object).
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
+    /// The signed-in user who did it (null for the daemon itself and for
+    /// rows from before sign-in existed).
+    pub user: Option<String>,
+    /// The client's address.
+    pub remote_addr: Option<String>,
 }
 
 /// Stores one event; replies with its id.
@@ -77,6 +93,8 @@ pub struct ListAudit {
     pub before_id: Option<i64>,
     /// Only rows with this action.
     pub action: Option<String>,
+    /// Only rows by this user.
+    pub user: Option<String>,
 }
 
 /// Writes one event through `conn`, stamped now; returns its id. The store
@@ -85,8 +103,8 @@ pub struct ListAudit {
 pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
     let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     conn.execute(
-        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             at,
             e.actor,
@@ -95,7 +113,9 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Re
             e.command,
             e.exit_status,
             e.bytes,
-            e.detail.as_ref().map(|d| d.to_string())
+            e.detail.as_ref().map(|d| d.to_string()),
+            e.user,
+            e.remote_addr
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -116,14 +136,14 @@ impl Handler<ListAudit> for StoreActor {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, at, actor, action, server, command, exit_status, bytes, detail
+                "SELECT id, at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr
                  FROM audit_events
-                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2)
+                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2) AND (?4 IS NULL OR user = ?4)
                  ORDER BY id DESC LIMIT ?3",
             )
             .map_err(db_error)?;
         let rows = stmt
-            .query_map(params![q.before_id, q.action, q.limit], |r| {
+            .query_map(params![q.before_id, q.action, q.limit, q.user], |r| {
                 let detail: Option<String> = r.get(8)?;
                 Ok(AuditEvent {
                     id: r.get(0)?,
@@ -135,6 +155,8 @@ impl Handler<ListAudit> for StoreActor {
                     exit_status: r.get(6)?,
                     bytes: r.get(7)?,
                     detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                    user: r.get(9)?,
+                    remote_addr: r.get(10)?,
                 })
             })
             .map_err(db_error)?;

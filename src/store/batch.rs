@@ -24,6 +24,10 @@ pub struct NewBatchRun {
     pub run_id: String,
     /// Connection id of the client that asked.
     pub actor: String,
+    /// The signed-in user who asked.
+    pub user: Option<String>,
+    /// The client's address.
+    pub remote_addr: Option<String>,
     /// Server names.
     pub servers: Vec<String>,
     /// Command lines, in order.
@@ -45,6 +49,10 @@ pub struct BatchRun {
     pub run_id: String,
     /// Connection id of the client that started it.
     pub actor: String,
+    /// The user who started it (null for runs from before sign-in existed).
+    pub user: Option<String>,
+    /// The client's address.
+    pub remote_addr: Option<String>,
     /// When it started (RFC 3339, UTC).
     pub started_at: String,
     /// When it ended; null while running.
@@ -178,8 +186,8 @@ impl Handler<CreateBatchRun> for StoreActor {
         self.conn
             .execute(
                 "INSERT INTO batch_runs (run_id, actor, started_at, status, servers, commands,
-                    stop_on_error, retries, retry_delay_ms, timeout_s)
-                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)",
+                    stop_on_error, retries, retry_delay_ms, timeout_s, user, remote_addr)
+                 VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     r.run_id,
                     r.actor,
@@ -189,7 +197,9 @@ impl Handler<CreateBatchRun> for StoreActor {
                     r.stop_on_error,
                     r.retries,
                     r.retry_delay_ms as i64,
-                    r.timeout_s
+                    r.timeout_s,
+                    r.user,
+                    r.remote_addr
                 ],
             )
             .map_err(db_error)?;
@@ -254,7 +264,7 @@ impl Handler<FinishBatchRun> for StoreActor {
 }
 
 const RUN_COLUMNS: &str = "run_id, actor, started_at, finished_at, status, servers, commands, stop_on_error,
-    retries, retry_delay_ms, timeout_s, succeeded, failed, skipped, duration_ms";
+    retries, retry_delay_ms, timeout_s, succeeded, failed, skipped, duration_ms, user, remote_addr";
 
 /// A run row (in [`RUN_COLUMNS`] order) and its commands.
 fn run_from_row(r: &Row<'_>) -> rusqlite::Result<(BatchRun, Vec<String>)> {
@@ -275,6 +285,8 @@ fn run_from_row(r: &Row<'_>) -> rusqlite::Result<(BatchRun, Vec<String>)> {
         failed: r.get(12)?,
         skipped: r.get(13)?,
         duration_ms: r.get::<_, Option<i64>>(14)?.map(|d| d as u64),
+        user: r.get(15)?,
+        remote_addr: r.get(16)?,
     };
     Ok((run, commands))
 }

@@ -11,6 +11,7 @@
 //! busy timeout), so several threads are safe and readers never wait for a
 //! writer.
 
+mod accounts;
 mod audit;
 mod batch;
 mod health;
@@ -23,6 +24,7 @@ use actix::{Actor, Addr, SyncArbiter, SyncContext};
 use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::Connection;
 
+pub use accounts::{AuthRevision, LoadDirectory, PersistSessions, WithAccounts};
 pub(crate) use audit::insert_audit;
 pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
 pub use batch::{
@@ -70,6 +72,13 @@ impl Store {
             addr,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Reads accounts, tokens and sessions on a connection of its own
+    /// (start-up, before the daemon serves).
+    pub fn load_directory_now(&self) -> Result<crate::auth::directory::Loaded, AppError> {
+        let mut conn = open_connection(&self.path)?;
+        accounts::load_directory(&mut conn)
     }
 
     /// The actor's address, for sending messages.

@@ -29,13 +29,14 @@ use actix::{
 };
 use actix_web::web;
 use actix_web_actors::ws;
+use pinkpage_actors::access::Principal;
 use pinkpage_actors::broadcast::{Event, Join, Leave};
 use pinkpage_actors::lock::{ConnectionClosed, REVOKE_TIMEOUT};
 use pinkpage_actors::task::Done;
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 use serde::de::DeserializeOwned;
 
-use super::protocol::{parse_frame, Common, ErrorFrame, Frame, Outgoing, RequestId, MAX_FRAME_BYTES};
+use super::protocol::{parse_frame_checked, Common, ErrorFrame, Frame, Outgoing, RequestId, MAX_FRAME_BYTES};
 use crate::state::AppState;
 
 /// The WebSocket context of a connection of domain `D`.
@@ -52,6 +53,8 @@ pub trait Domain: Sized + Unpin + 'static {
     const WELCOME: &'static str;
     /// The domain's name in logs (`stub`, `bmx4`, ...).
     const NAME: &'static str;
+    /// The endpoint's path, as the access table names it (`/ws/v1/stub`).
+    const PATH: &'static str;
 
     /// Handles one parsed request.
     fn handle(conn: &mut WsConnection<Self>, req: Self::Request, rid: RequestId, ctx: &mut WsCtx<Self>);
@@ -70,6 +73,11 @@ pub struct WsConnection<D: Domain> {
     pub id: ConnectionId,
     /// Shared handles (settings, store, actor addresses).
     pub state: web::Data<AppState>,
+    /// Who is connected, re-checked whenever access changes (a revoked
+    /// credential closes the connection); carries the current role.
+    pub principal: Principal,
+    /// The client's address, for audit rows.
+    pub remote: Option<std::net::IpAddr>,
     /// The domain's own state.
     pub domain: D,
     /// When the client last showed a sign of life.
@@ -80,11 +88,18 @@ pub struct WsConnection<D: Domain> {
 }
 
 impl<D: Domain> WsConnection<D> {
-    /// A connection with a fresh id.
-    pub fn new(state: web::Data<AppState>, domain: D) -> Self {
+    /// A connection with a fresh id for `principal`.
+    pub fn new(
+        state: web::Data<AppState>,
+        principal: Principal,
+        remote: Option<std::net::IpAddr>,
+        domain: D,
+    ) -> Self {
         WsConnection {
             id: ConnectionId::new(),
             state,
+            principal,
+            remote,
             domain,
             last_seen: Instant::now(),
             partial: None,
@@ -113,8 +128,26 @@ impl<D: Domain> WsConnection<D> {
         ctx.text(ErrorFrame::new(err).to_text(rid));
     }
 
+    /// An audit event by this connection's user, from its address.
+    pub fn audit_event(&self, action: &str) -> crate::store::NewAuditEvent {
+        crate::store::NewAuditEvent::new(self.id.to_string(), action)
+            .by(Some(&self.principal.user), self.remote.map(|ip| ip.to_string()))
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut WsCtx<D>) {
-        match parse_frame::<D::Request>(text, D::TYPES) {
+        // A frame from the client keeps a sign-in session alive (its idle
+        // lifetime); pongs to our pings do not, or an open tab would never
+        // go idle.
+        self.state.identity.touch(&self.principal);
+        let principal = &self.principal;
+        let allow = |kind: &str| {
+            crate::auth::check_need(
+                crate::auth::table::message_need(D::PATH, kind),
+                Some(principal),
+                false,
+            )
+        };
+        match parse_frame_checked::<D::Request>(text, D::TYPES, allow) {
             Frame::Ping(rid) => self.send(ctx, &Common::Pong, &rid),
             Frame::Invalid(err, rid) => self.send_error(ctx, &err, &rid),
             Frame::Request(req, rid) => D::handle(self, req, rid, ctx),
@@ -173,7 +206,12 @@ impl<D: Domain> Actor for WsConnection<D> {
     type Context = WsCtx<D>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        log::info!(connection_id = self.id.to_string().as_str(), domain = D::NAME; "websocket connected");
+        log::info!(
+            connection_id = self.id.to_string().as_str(),
+            domain = D::NAME,
+            user = &*self.principal.user;
+            "websocket connected"
+        );
         self.start_heartbeat(ctx);
         let join = Join {
             id: self.id,
@@ -282,9 +320,28 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                 &Common::SessionStatus {
                     active: s.active,
                     owner: s.owner.map(|o| o.to_string()),
+                    owner_user: s.owner_user.as_deref(),
+                    since: s.since.as_deref(),
+                    workflow_run: s.workflow_run.as_deref(),
                 },
                 &None,
             ),
+            Event::AccessChanged => match self.state.identity.recheck(&self.principal) {
+                Ok(current) => self.principal = current,
+                Err(refusal) => {
+                    log::info!(
+                        connection_id = self.id.to_string().as_str(),
+                        user = &*self.principal.user,
+                        reason = refusal.reason();
+                        "credentials no longer good; closing the websocket"
+                    );
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Policy,
+                        description: Some(format!("{} (10002)", refusal.reason())),
+                    }));
+                    ctx.stop();
+                }
+            },
             Event::ServerHealth(h) => self.send(
                 ctx,
                 &Common::ServerHealth {

@@ -20,10 +20,13 @@ pub mod protocol;
 pub mod stub;
 pub mod task;
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
+use pinkpage_actors::{AppError, ErrorCode};
 
 use self::connection::{Domain, WsConnection};
+use crate::api::error::ApiError;
+use crate::auth::Caller;
 use crate::state::AppState;
 
 /// Frames above this size are refused by the codec and close the
@@ -32,14 +35,30 @@ use crate::state::AppState;
 const HARD_FRAME_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Upgrades `req` to a WebSocket served by domain `D`.
+/// Admission has already refused a caller without a principal or with a
+/// foreign `Origin`; the principal travels with the connection.
 fn upgrade<D: Domain + Default>(
     req: &HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    ws::WsResponseBuilder::new(WsConnection::new(state, D::default()), req, stream)
-        .frame_size(HARD_FRAME_LIMIT)
-        .start()
+    let caller = req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        ApiError::from(AppError::with_detail(
+            ErrorCode::Internal,
+            "upgrade did not pass admission",
+        ))
+    })?;
+    let principal = caller
+        .principal
+        .clone()
+        .ok_or_else(|| ApiError::from(AppError::with_detail(ErrorCode::Unauthenticated, "sign in first")))?;
+    ws::WsResponseBuilder::new(
+        WsConnection::new(state, principal, caller.remote, D::default()),
+        req,
+        stream,
+    )
+    .frame_size(HARD_FRAME_LIMIT)
+    .start()
 }
 
 /// `/ws/v1/stub`: terminals and the session lock.

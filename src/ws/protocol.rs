@@ -43,6 +43,12 @@ pub enum Common<'a> {
         active: bool,
         /// The holder's connection id.
         owner: Option<String>,
+        /// The holder's user name.
+        owner_user: Option<&'a str>,
+        /// When the holder took the lock (RFC 3339, UTC).
+        since: Option<&'a str>,
+        /// The workflow run holding the lock, if one does.
+        workflow_run: Option<&'a str>,
     },
     /// Broadcast on every change of a server's `is_healthy`, and on each
     /// failure counted while it is still unknown (`null`).
@@ -120,6 +126,17 @@ pub enum Frame<R> {
 /// is `type`. `known` lists the types `R` accepts, so an unknown type (31001)
 /// is told apart from a known one with bad fields (31000).
 pub fn parse_frame<R: DeserializeOwned>(text: &str, known: &[&str]) -> Frame<R> {
+    parse_frame_checked(text, known, |_| Ok(()))
+}
+
+/// [`parse_frame`], asking `allow` whether the caller may send a frame of
+/// this type before its fields are looked at (so a caller without the
+/// role learns nothing from field validation: 10002/10003 come first).
+pub fn parse_frame_checked<R: DeserializeOwned>(
+    text: &str,
+    known: &[&str],
+    allow: impl Fn(&str) -> Result<(), AppError>,
+) -> Frame<R> {
     if text.len() > MAX_FRAME_BYTES {
         return Frame::Invalid(
             AppError::with_detail(
@@ -157,6 +174,9 @@ pub fn parse_frame<R: DeserializeOwned>(text: &str, known: &[&str]) -> Frame<R> 
             AppError::with_detail(ErrorCode::WsUnknownType, format!("unknown type '{kind}'")),
             request_id,
         );
+    }
+    if let Err(e) = allow(&kind) {
+        return Frame::Invalid(e, request_id);
     }
     match serde_json::from_value::<R>(value) {
         Ok(req) => Frame::Request(req, request_id),

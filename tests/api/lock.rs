@@ -12,11 +12,7 @@ use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
 async fn delete_session(app: &TestApp) -> reqwest::Response {
-    reqwest::Client::new()
-        .delete(app.url("/api/v1/session"))
-        .send()
-        .await
-        .unwrap()
+    app.http.delete(app.url("/api/v1/session")).send().await.unwrap()
 }
 
 #[tokio::test]

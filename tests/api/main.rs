@@ -1,11 +1,13 @@
 //! Integration tests: the real `pinkpage` binary over real HTTP and
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
+mod access;
 mod bmx4;
 mod bmx5;
 mod cli;
 mod diff;
 mod health;
+mod identity;
 mod lock;
 mod openapi_contract;
 mod protocol_doc;

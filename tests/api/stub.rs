@@ -23,7 +23,10 @@ async fn the_welcome_has_the_seed_shape_and_a_fresh_uuid_per_connection() {
     let w = &a.welcome;
     assert_eq!(w["type"], "welcome");
     assert_eq!(w["message"], "Connected to Stub SSH WebSocket");
-    assert_eq!(w["session_status"], json!({"active": false, "owner": null}));
+    assert_eq!(
+        w["session_status"],
+        json!({"active": false, "owner": null, "owner_user": null, "since": null, "workflow_run": null})
+    );
     assert!(w["server_health"].is_object(), "{w}");
     let id = uuid_of(&a.id);
     assert_eq!(id.get_version_num(), 4);
@@ -296,6 +299,13 @@ async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
     sleeper.ended("sleep survived cancel").await;
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["owner"], c.id.as_str());
+    // the holder is named, with the time it took the lock
+    assert_eq!(status["owner_user"], crate::support::daemon::TEST_ADMIN);
+    assert!(
+        status["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{status}"
+    );
+    assert_eq!(status["workflow_run"], Value::Null);
 }
 
 #[tokio::test]

@@ -30,6 +30,12 @@ pub struct SessionStatus {
     pub active: bool,
     /// The holder's connection id.
     pub owner: Option<ConnectionId>,
+    /// The holder's user name.
+    pub owner_user: Option<String>,
+    /// When the holder took the lock (RFC 3339, UTC).
+    pub since: Option<String>,
+    /// The workflow run holding the lock, when one does (none yet).
+    pub workflow_run: Option<String>,
 }
 
 /// Something every connection must be told.
@@ -40,6 +46,11 @@ pub enum Event {
     SessionStatus(SessionStatus),
     /// A server's health changed (`is_healthy` flipped).
     ServerHealth(ServerHealthStatus),
+    /// Accounts, tokens or sign-in sessions changed (a revocation, a
+    /// disabled user, a sign-out, an expiry): every connection re-checks
+    /// its principal and closes if it is no longer good. Never sent to
+    /// clients as a frame.
+    AccessChanged,
 }
 
 /// What a joining connection is told about the current state.
@@ -145,6 +156,7 @@ impl Handler<Publish> for BroadcastActor {
             Event::ServerHealth(h) => {
                 self.health.insert(h.server_name.clone(), h.clone());
             }
+            Event::AccessChanged => {}
         }
         // do_send never blocks the registry on a slow connection; a stopped
         // one is noticed here and dropped.
@@ -228,6 +240,7 @@ mod tests {
             .send(Publish(Event::SessionStatus(SessionStatus {
                 active: true,
                 owner: Some(idb),
+                ..Default::default()
             })))
             .await
             .unwrap();
@@ -260,6 +273,7 @@ mod tests {
             .send(Publish(Event::SessionStatus(SessionStatus {
                 active: true,
                 owner: Some(owner),
+                ..Default::default()
             })))
             .await
             .unwrap();

@@ -27,6 +27,7 @@
 //! newer owner alone. `ConnectionClosed` is idempotent (a connection may
 //! stop twice, or never have owned the lock).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
@@ -57,6 +58,8 @@ pub struct Grant {
 pub struct Acquire {
     /// Who asks.
     pub id: ConnectionId,
+    /// The user behind the connection, shown in `session_status`.
+    pub user: Arc<str>,
     /// Told if the lock is taken away by someone else.
     pub revoked: Recipient<LockRevoked>,
 }
@@ -100,6 +103,9 @@ pub struct LockRevoked {
 
 struct Owner {
     grant: Grant,
+    user: Arc<str>,
+    /// When the lock was taken (RFC 3339, UTC).
+    since: String,
     revoked: Recipient<LockRevoked>,
 }
 
@@ -127,6 +133,9 @@ impl SessionLockActor {
         SessionStatus {
             active: self.owner.is_some(),
             owner: self.owner.as_ref().map(|o| o.grant.owner),
+            owner_user: self.owner.as_ref().map(|o| o.user.to_string()),
+            since: self.owner.as_ref().map(|o| o.since.clone()),
+            workflow_run: None,
         }
     }
 
@@ -172,9 +181,11 @@ impl Handler<Acquire> for SessionLockActor {
                 };
                 self.owner = Some(Owner {
                     grant,
+                    user: msg.user.clone(),
+                    since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     revoked: msg.revoked,
                 });
-                log::info!(connection_id = msg.id.to_string().as_str(); "session lock acquired");
+                log::info!(connection_id = msg.id.to_string().as_str(), user = &*msg.user; "session lock acquired");
                 self.publish();
                 Ok(grant)
             }
@@ -281,6 +292,7 @@ mod tests {
         };
         let msg = Acquire {
             id,
+            user: "ana".into(),
             revoked: owner.start().recipient(),
         };
         (msg, revoked)

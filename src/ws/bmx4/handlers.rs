@@ -36,7 +36,7 @@ pub(super) fn batch_execute(
         );
         return conn.send_error(ctx, &e, &rid);
     }
-    let req = match BatchExecute::parse(fields, &conn.state.settings) {
+    let req = match BatchExecute::parse(fields, &conn.state.settings, &conn.principal) {
         Ok(req) => req,
         Err(e) => return conn.send_error(ctx, &e, &rid),
     };
@@ -54,6 +54,8 @@ pub(super) fn batch_execute(
     let record = NewBatchRun {
         run_id: run_id.clone(),
         actor: conn.id.to_string(),
+        user: Some(conn.principal.user.to_string()),
+        remote_addr: conn.remote.map(|ip| ip.to_string()),
         servers: servers.clone(),
         commands: req.commands.clone(),
         stop_on_error: req.policy.stop_on_error,

@@ -67,6 +67,7 @@ impl Domain for Bmx4 {
     const TYPES: &'static [&'static str] = &["batch_execute", "batch_cancel"];
     const WELCOME: &'static str = "Connected to BMX4 WebSocket";
     const NAME: &'static str = "bmx4";
+    const PATH: &'static str = "/ws/v1/bmx4";
 
     fn handle(conn: &mut WsConnection<Self>, req: Bmx4Request, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {

@@ -105,7 +105,8 @@ impl BatchRecorderActor {
             skipped: summary.skipped,
             duration_ms: summary.duration_ms,
         };
-        let mut event = NewAuditEvent::new(self.record.actor.clone(), "batch.run");
+        let mut event = NewAuditEvent::new(self.record.actor.clone(), "batch.run")
+            .by(self.record.user.as_deref(), self.record.remote_addr.clone());
         if let [one] = self.record.servers.as_slice() {
             event.server = Some(one.clone());
         }
@@ -269,6 +270,8 @@ mod tests {
         NewBatchRun {
             run_id: run_id.to_owned(),
             actor: "conn-1".to_owned(),
+            user: Some("ana".to_owned()),
+            remote_addr: None,
             servers: vec!["s1".to_owned()],
             commands: vec!["true".to_owned(), "sleep 100".to_owned()],
             stop_on_error: false,

@@ -57,6 +57,7 @@ impl Domain for Bmx5 {
     ];
     const WELCOME: &'static str = "Connected to BMX5 WebSocket";
     const NAME: &'static str = "bmx5";
+    const PATH: &'static str = "/ws/v1/bmx5";
 
     fn handle(conn: &mut WsConnection<Self>, req: Bmx5Request, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {

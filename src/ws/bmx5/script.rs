@@ -20,7 +20,6 @@ use pinkpage_actors::{AppError, ErrorCode};
 use super::wire::Bmx5Reply;
 use super::Bmx5;
 use crate::request::{ServerRef, ThrottleMs, TimeoutS};
-use crate::store::NewAuditEvent;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -100,7 +99,7 @@ pub(super) fn script_execute(
         }
         let timeout = TimeoutS::parse(p.timeout_s)?.map(TimeoutS::duration);
         let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?.duration();
-        let spec = ServerRef::resolve(&conn.state.settings, &p.server)?.into_spec();
+        let spec = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?.into_spec();
         Ok((source, timeout, throttle, spec))
     })();
     let (source, timeout, throttle, spec) = match checked {
@@ -162,7 +161,7 @@ pub(super) fn script_execute(
         let Some(task) = conn.domain.script.info(task_id) else {
             return;
         };
-        let mut event = NewAuditEvent::new(conn.id.to_string(), "script.start");
+        let mut event = conn.audit_event("script.start");
         event.server = Some(task.server.clone());
         event.command = Some(task.label.clone());
         event.detail = Some(serde_json::json!({"args": args, "timeout_s": timeout.map(|t| t.as_secs_f64())}));
@@ -278,7 +277,7 @@ impl WsConnection<Bmx5> {
             },
             &task.rid,
         );
-        let mut event = NewAuditEvent::new(self.id.to_string(), "script.end");
+        let mut event = self.audit_event("script.end");
         event.server = Some(task.server);
         event.command = Some(task.label);
         event.exit_status = done.exit_status.map(i64::from);

@@ -76,7 +76,7 @@ fn parse(conn: &WsConnection<Bmx5>, req: Bmx5Request) -> Result<Op, AppError> {
             return Err(AppError::with_detail(ErrorCode::Internal, "not an sftp request"))
         }
     };
-    let server = ServerRef::resolve(&conn.state.settings, &server)?;
+    let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &server)?;
     Ok(Op { server, what })
 }
 
@@ -189,7 +189,7 @@ fn audit_event(
     path: &str,
     to: Option<&str>,
 ) -> NewAuditEvent {
-    let mut event = NewAuditEvent::new(conn.id.to_string(), action);
+    let mut event = conn.audit_event(action);
     event.server = Some(server.to_owned());
     event.detail = Some(match to {
         Some(to) => serde_json::json!({"from": path, "to": to}),

@@ -49,13 +49,14 @@ impl Domain for Diff {
     const TYPES: &'static [&'static str] = &["diff_files", "diff_dirs", "diff_command"];
     const WELCOME: &'static str = "Connected to DIFF WebSocket";
     const NAME: &'static str = "diff";
+    const PATH: &'static str = "/ws/v1/diff";
 
     fn handle(conn: &mut WsConnection<Self>, req: DiffRequest, rid: RequestId, ctx: &mut WsCtx<Self>) {
         let settings = &conn.state.settings;
         let job = match &req {
-            DiffRequest::DiffFiles(r) => DiffJob::files(settings, r),
-            DiffRequest::DiffDirs(r) => DiffJob::dirs(settings, r),
-            DiffRequest::DiffCommand(r) => DiffJob::command(settings, r),
+            DiffRequest::DiffFiles(r) => DiffJob::files(settings, &conn.principal, r),
+            DiffRequest::DiffDirs(r) => DiffJob::dirs(settings, &conn.principal, r),
+            DiffRequest::DiffCommand(r) => DiffJob::command(settings, &conn.principal, r),
         };
         let job = match job {
             Ok(j) => j,

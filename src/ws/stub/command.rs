@@ -49,7 +49,7 @@ fn start(
     let timeout = TimeoutS::parse(p.timeout_s)?;
     let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?;
     conn.domain.require_lock()?;
-    let server = ServerRef::resolve(&conn.state.settings, &p.server)?;
+    let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
     let (cols, rows) = conn.domain.pty;
     let request = ShellRequest {
         server: server.spec().clone(),

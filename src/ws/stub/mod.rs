@@ -94,6 +94,7 @@ impl Domain for Stub {
     ];
     const WELCOME: &'static str = "Connected to Stub SSH WebSocket";
     const NAME: &'static str = "stub";
+    const PATH: &'static str = "/ws/v1/stub";
 
     fn handle(conn: &mut WsConnection<Self>, req: StubRequest, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {
@@ -162,7 +163,7 @@ impl Stub {
 }
 
 fn audit(conn: &WsConnection<Stub>, action: &str) -> NewAuditEvent {
-    NewAuditEvent::new(conn.id.to_string(), action)
+    conn.audit_event(action)
 }
 
 /// `cancel`: stops the running command or transfer. Its own end frame

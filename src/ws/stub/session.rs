@@ -13,6 +13,7 @@ use crate::ws::protocol::RequestId;
 pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let msg = Acquire {
         id: conn.id,
+        user: conn.principal.user.clone(),
         revoked: ctx.address().recipient(),
     };
     conn.state

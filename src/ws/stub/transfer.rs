@@ -96,9 +96,10 @@ fn start(
     let spec = settings.transfers.get(name).cloned().ok_or_else(|| {
         AppError::with_detail(ErrorCode::UnknownTransfer, format!("no transfer named '{name}'"))
     })?;
-    // Settings checked at startup that both servers exist.
-    let source = ServerRef::resolve(settings, &spec.source_server)?.into_spec();
-    let destination = ServerRef::resolve(settings, &spec.destination_server)?.into_spec();
+    // Settings checked at startup that both servers exist; both ends must
+    // be in the caller's server scope.
+    let source = ServerRef::resolve(settings, &conn.principal, &spec.source_server)?.into_spec();
+    let destination = ServerRef::resolve(settings, &conn.principal, &spec.destination_server)?.into_spec();
     let permit = conn.state.transfers.try_acquire(name)?;
     let request = TransferRequest {
         spec: spec.clone(),

@@ -172,7 +172,9 @@ async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
         .unwrap();
     let head = format!(
         "PUT /api/v1/bmx5/files?server=mdwap1p&path={path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: 50000000\r\n\r\n"
+         Authorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 50000000\r\n\r\n",
+        app.admin_token.as_deref().unwrap()
     );
     sock.write_all(head.as_bytes()).await.unwrap();
     sock.write_all(&chunk(0)).await.unwrap();

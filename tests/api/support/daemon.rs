@@ -75,6 +75,8 @@ pub struct TestAppBuilder {
     transfers_toml: String,
     known_hosts: String,
     env: Vec<(String, String)>,
+    /// Start with no account at all (the first-start tests).
+    no_accounts: bool,
 }
 
 impl TestAppBuilder {
@@ -121,6 +123,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Starts with an empty account table (no test admin, no token).
+    pub fn without_accounts(mut self) -> Self {
+        self.no_accounts = true;
+        self
+    }
+
     /// Starts the daemon and waits until it listens.
     pub async fn spawn(self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -148,6 +156,13 @@ impl TestAppBuilder {
         let known_hosts = dir.path().join("known_hosts");
         std::fs::write(&known_hosts, &self.known_hosts).expect("write known_hosts");
 
+        let db = dir.path().join("pinkpage.db");
+        let admin_token = if self.no_accounts {
+            None
+        } else {
+            Some(bootstrap_admin(dir.path(), &db))
+        };
+
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinkpage"));
         // The working directory is the temp dir, so no stray .env is loaded
         // and relative paths land in the temp dir.
@@ -155,7 +170,7 @@ impl TestAppBuilder {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PINKPAGE_BIND", "127.0.0.1:0")
-            .env("PINKPAGE_DB", dir.path().join("pinkpage.db"))
+            .env("PINKPAGE_DB", &db)
             .env("PINKPAGE_DATA_DIR", dir.path().join("data"))
             .env("PINKPAGE_SERVERS_FILE", &servers_file)
             .env("PINKPAGE_KNOWN_HOSTS", &known_hosts)
@@ -166,8 +181,84 @@ impl TestAppBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        TestApp::start(cmd, dir).await
+        TestApp::start(cmd, dir, admin_token).await
     }
+}
+
+/// The test admin's name (made by [`bootstrap_admin`]).
+pub const TEST_ADMIN: &str = "pp-admin";
+
+/// Runs `pinkpage` with `args` against the database `db`, feeding `stdin`;
+/// returns (exit code, stdout, stderr).
+pub fn cli(dir: &Path, db: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pinkpage"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PINKPAGE_DB", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run pinkpage");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("pinkpage output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Creates the test admin with the command line, as an operator would,
+/// and an API token for it; returns the token.
+fn bootstrap_admin(dir: &Path, db: &Path) -> String {
+    let password = format!("{}-{}", TEST_ADMIN, uuid_like());
+    let (code, _, err) = cli(
+        dir,
+        db,
+        &["user", "add", TEST_ADMIN, "--role", "admin", "--password-stdin"],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, Some(0), "user add: {err}");
+    let (code, out, err) = cli(dir, db, &["token", "create", TEST_ADMIN, "--expires", "1d"], "");
+    assert_eq!(code, Some(0), "token create: {err}");
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ppt_"))
+        .unwrap_or_else(|| panic!("no token printed: {out}"))
+        .to_owned()
+}
+
+/// Sixteen random hex characters (no extra dependency for a password).
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+/// A signed-in identity for a test: an account and an API token for it.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Account name.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+    /// An API token acting as it.
+    pub token: String,
 }
 
 /// A running daemon.
@@ -179,8 +270,12 @@ pub struct TestApp {
     logs: Arc<Mutex<Vec<String>>>,
     /// Database, servers file, known_hosts; removed on drop.
     dir: TempDir,
-    /// An HTTP client for the tests.
+    /// An HTTP client for the tests, sending the test admin's token.
     pub http: reqwest::Client,
+    /// An HTTP client with no credentials.
+    pub anon: reqwest::Client,
+    /// The test admin's API token (`None` when started without accounts).
+    pub admin_token: Option<String>,
 }
 
 impl TestApp {
@@ -197,7 +292,7 @@ impl TestApp {
             .await
     }
 
-    async fn start(mut cmd: Command, dir: TempDir) -> TestApp {
+    async fn start(mut cmd: Command, dir: TempDir, admin_token: Option<String>) -> TestApp {
         let mut child = cmd.spawn().expect("spawn pinkpage");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
@@ -231,6 +326,13 @@ impl TestApp {
                 );
             }
         };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &admin_token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+        }
         TestApp {
             child,
             port,
@@ -238,9 +340,46 @@ impl TestApp {
             dir,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
                 .build()
                 .unwrap(),
+            anon: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            admin_token,
         }
+    }
+
+    /// Creates an account with `role` (limited to `tags` when given) and an
+    /// API token for it, over REST as the test admin: effective at once.
+    pub async fn identity(&self, name: &str, role: &str, tags: Option<&[&str]>) -> Identity {
+        let password = format!("{name}-password-{}", uuid_like());
+        let res = self
+            .post_json(
+                "/api/v1/users",
+                &serde_json::json!({"name": name, "role": role, "servers": tags, "password": password}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+        let res = self
+            .post_json(
+                "/api/v1/tokens",
+                &serde_json::json!({"user": name, "label": "test"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap_or_default());
+        let body: serde_json::Value = res.json().await.unwrap();
+        Identity {
+            name: name.to_owned(),
+            password,
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Runs `pinkpage` with `args` against this daemon's database.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+        cli(self.dir.path(), &self.dir.path().join("pinkpage.db"), args, stdin)
     }
 
     /// `http://127.0.0.1:PORT{path}`.

@@ -24,14 +24,46 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects to `path` and reads the welcome frame.
+    /// Connects to `path` as the test admin and reads the welcome frame.
     pub async fn connect(app: &TestApp, path: &str) -> WsClient {
+        let token = app.admin_token.clone().expect("the test admin's token");
+        WsClient::connect_with_token(app, path, &token).await
+    }
+
+    /// Connects to `path` with the API token `token`.
+    pub async fn connect_with_token(app: &TestApp, path: &str, token: &str) -> WsClient {
+        let headers = [("authorization".to_owned(), format!("Bearer {token}"))];
+        let stream = WsClient::open(app, path, &headers)
+            .await
+            .unwrap_or_else(|e| panic!("websocket connect: {e}"));
+        WsClient::welcomed(stream).await
+    }
+
+    /// Opens a raw WebSocket to `path` with extra request `headers`;
+    /// the error is the refusal (for the access tests).
+    pub async fn open(
+        app: &TestApp,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let config = WebSocketConfig::default()
             .max_message_size(Some(256 << 20))
             .max_frame_size(Some(256 << 20));
-        let (stream, _) = tokio_tungstenite::connect_async_with_config(app.ws_url(path), Some(config), false)
+        let mut request = app.ws_url(path).into_client_request().expect("request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false)
             .await
-            .expect("websocket connect");
+            .map(|(stream, _)| stream)
+    }
+
+    /// Wraps an open stream and reads its welcome frame.
+    pub async fn welcomed(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
         let mut client = WsClient {
             stream,
             welcome: Value::Null,
@@ -187,6 +219,23 @@ impl WsClient {
             );
         }
         out
+    }
+
+    /// Reads until the server closes; returns the close frame's code and
+    /// reason (panics if the connection ends without one, or stays open).
+    pub async fn recv_close(&mut self) -> (u16, String) {
+        loop {
+            match tokio::time::timeout(FRAME_TIMEOUT, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    return (frame.code.into(), frame.reason.to_string())
+                }
+                Ok(Some(Ok(Message::Close(None)))) => return (1005, String::new()),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(e))) => panic!("connection failed before a close frame: {e}"),
+                Ok(None) => panic!("connection ended without a close frame"),
+                Err(_) => panic!("still open after {FRAME_TIMEOUT:?}"),
+            }
+        }
     }
 
     /// Closes the socket.

@@ -1,0 +1,286 @@
+//! Signing in and out: `POST /api/v1/auth/login`, `POST /api/v1/auth/logout`,
+//! `GET /api/v1/auth/me`.
+//!
+//! A sign-in is a server-side session: the cookie holds 32 random bytes,
+//! the database only their SHA-256. The cookie is `HttpOnly`,
+//! `SameSite=Strict`, `Path=/`, `Secure` when `PINKPAGE_COOKIE_SECURE=true`
+//! or the client came over HTTPS through a trusted proxy. Failed logins
+//! are throttled per name and per address (10007, 429 + `Retry-After`) and
+//! every failure is audited; an unknown name costs the same Argon2 time as
+//! a wrong password, so timing does not tell which names exist.
+
+use std::time::Instant;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use pinkpage_actors::access::{Credential, Principal, ServerScope};
+use pinkpage_actors::secret::Secret;
+use pinkpage_actors::{AppError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::accounts::{self, password, token};
+use crate::auth::refresher::refresh;
+use crate::auth::{Caller, SESSION_COOKIE};
+use crate::state::AppState;
+use crate::store::{NewAuditEvent, WithAccounts};
+
+/// The sign-in form.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Account name.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    /// Password.
+    #[schema(min_length = 1, max_length = 1024, format = Password)]
+    pub password: String,
+}
+
+/// Who the caller is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// Account name.
+    pub user: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// Server tags the account is limited to; `null` for every server.
+    pub servers: Option<Vec<String>>,
+    /// How the caller signed in: `session`, `token` or `proxy`.
+    pub credential: &'static str,
+}
+
+impl Me {
+    fn of(p: &Principal) -> Me {
+        Me {
+            user: p.user.to_string(),
+            role: p.role.as_str().to_owned(),
+            servers: match &p.servers {
+                ServerScope::All => None,
+                ServerScope::Tags(t) => Some(t.clone()),
+            },
+            credential: match p.credential {
+                Credential::Session(_) => "session",
+                Credential::Token(_) => "token",
+                Credential::Proxy => "proxy",
+            },
+        }
+    }
+}
+
+/// The reply to a sign-out.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogoutResult {
+    /// Whether a sign-in session was ended.
+    pub signed_out: bool,
+}
+
+fn audit(state: &AppState, caller: &Caller, action: &str, user: &str, detail: serde_json::Value) {
+    let mut event = NewAuditEvent::new(user, action);
+    event.user = Some(user.to_owned());
+    event.remote_addr = caller.remote_addr();
+    event.detail = Some(detail);
+    state.store.audit(event);
+}
+
+/// Signs in with a name and password; sets the session cookie.
+#[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
+    (status = 200, body = Me, description = "signed in; the session cookie is set"),
+    (status = 400, description = "malformed request (10001)", body = super::error::ErrorResponse),
+    (status = 401, description = "wrong name or password (10002)", body = super::error::ErrorResponse),
+    (status = 429, description = "too many failed logins (10007); see Retry-After", body = super::error::ErrorResponse)))]
+#[post("/api/v1/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { name, password } = body.into_inner();
+    let password = Secret::new(password);
+    let identity = &state.identity;
+    if name.is_empty() || name.len() > 64 {
+        return Err(AppError::with_detail(ErrorCode::Validation, "name must be 1 to 64 characters").into());
+    }
+    let shown_name: String = name.chars().flat_map(char::escape_default).collect();
+
+    let wait = identity.throttle.lock().unwrap_or_else(|e| e.into_inner()).wait(
+        &name,
+        caller.remote,
+        Instant::now(),
+    );
+    if let Some(wait) = wait {
+        audit(
+            &state,
+            &caller,
+            "auth.login.throttled",
+            &shown_name,
+            serde_json::json!({"name": shown_name}),
+        );
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let err = AppError::with_detail(
+            ErrorCode::LoginThrottled,
+            format!("too many failed logins for this name or address; try again in {secs} s"),
+        );
+        let mut res = actix_web::ResponseError::error_response(&ApiError::from(err));
+        res.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(secs.max(1)),
+        );
+        return Ok(res);
+    }
+
+    let lookup = name.clone();
+    let found = state
+        .store
+        .call(WithAccounts(Box::new(move |conn| {
+            let user = accounts::get_user(conn, &lookup)?;
+            let hash = accounts::password_hash_of(conn, &lookup)?;
+            Ok(user.zip(hash))
+        })))
+        .await?;
+    // The password is checked off the event loop (Argon2 takes ~0.1 s by
+    // design); an unknown name or one without a password spends the same.
+    let (verdict, user) = {
+        let _permit = identity
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
+        let user = found.as_ref().map(|(u, _)| u.clone());
+        let checked = web::block(move || match &found {
+            Some((_, hash)) => password::verify(&password, hash),
+            None => {
+                password::verify_dummy(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
+        (checked, user)
+    };
+    let reason = match (&user, verdict) {
+        (None, _) => Some("unknown name or no password"),
+        (Some(_), false) => Some("wrong password"),
+        (Some(u), true) if u.disabled => Some("account disabled"),
+        (Some(_), true) => None,
+    };
+    if let Some(reason) = reason {
+        identity
+            .throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed(&name, caller.remote, Instant::now());
+        audit(
+            &state,
+            &caller,
+            "auth.login.failed",
+            &shown_name,
+            serde_json::json!({"name": shown_name, "reason": reason}),
+        );
+        return Err(AppError::with_detail(ErrorCode::Unauthenticated, "wrong name or password").into());
+    }
+    let user = user.expect("checked above");
+    identity
+        .throttle
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .succeeded(&name);
+
+    let secret = token::new_session_secret();
+    let digest = token::digest(secret.expose());
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(identity.settings.session_max).unwrap_or(chrono::Duration::days(1));
+    let remote = caller.remote_addr();
+    let user_name = user.name.clone();
+    let row = state
+        .store
+        .call(WithAccounts(Box::new(move |conn| {
+            Ok(accounts::create_session(
+                conn,
+                &user_name,
+                &digest,
+                expires_at,
+                remote.as_deref(),
+            )?)
+        })))
+        .await?;
+    let session_id = row.id.clone();
+    // The new session reaches the in-memory copy by a reload, never by a
+    // local insert: a reload already under way with an older revision is
+    // then refused, so it cannot drop the session it did not see.
+    refresh(identity, &state.store, &state.broadcast, false).await?;
+    let principal = identity
+        .read()
+        .by_session(secret.expose(), Utc::now(), chrono::Duration::MAX)
+        .map_err(|r| AppError::with_detail(ErrorCode::Internal, r.reason()))?;
+    audit(
+        &state,
+        &caller,
+        "auth.login",
+        &user.name,
+        serde_json::json!({"session": session_id}),
+    );
+    let cookie = Cookie::build(SESSION_COOKIE, secret.expose().to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(identity.settings.cookie_secure || caller.https)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            identity.settings.session_max.as_secs() as i64,
+        ))
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(Me::of(&principal)))
+}
+
+/// Ends the caller's sign-in session (its open WebSockets close) and
+/// clears the cookie. Without a session it only clears the cookie.
+#[utoipa::path(tag = "auth", responses((status = 200, body = LogoutResult)))]
+#[post("/api/v1/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut signed_out = false;
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        let id = state.identity.read().session_id_of(cookie.value());
+        if let Some(id) = id {
+            // The database first, then a reload (which tells open
+            // connections): a reload under way cannot bring it back.
+            let gone = id.clone();
+            state
+                .store
+                .call(WithAccounts(Box::new(move |conn| {
+                    Ok(accounts::delete_session(conn, &gone)?)
+                })))
+                .await?;
+            refresh(&state.identity, &state.store, &state.broadcast, false).await?;
+            audit(
+                &state,
+                &caller,
+                "auth.logout",
+                &caller.user(),
+                serde_json::json!({"session": id}),
+            );
+            signed_out = true;
+        }
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    gone.make_removal();
+    Ok(HttpResponse::Ok().cookie(gone).json(LogoutResult { signed_out }))
+}
+
+/// Who the caller is. Without credentials: 10002, whose detail says how to
+/// create the first admin while no account exists.
+#[utoipa::path(tag = "auth", responses(
+    (status = 200, body = Me),
+    (status = 401, description = "not signed in (10002)", body = super::error::ErrorResponse)))]
+#[get("/api/v1/auth/me")]
+pub async fn me(caller: Caller) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(Me::of(caller.principal()?)))
+}

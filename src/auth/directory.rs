@@ -1,0 +1,345 @@
+//! [`Directory`]: the daemon's in-memory copy of accounts, API tokens and
+//! sign-in sessions, so checking a credential never waits for SQLite.
+//!
+//! Who owns it: [`super::Identity`] holds it behind a `RwLock`. Readers (the
+//! admission middleware, WebSocket connections re-checking their
+//! principal) take the read lock for a few map lookups and never hold it
+//! across an `.await`. Writers are the refresher (a whole new copy after
+//! the database's auth revision moved, swapped in at once), sign-in and
+//! sign-out (one session inserted or removed). A session's last use is an
+//! atomic inside it, so marking use needs only the read lock.
+//!
+//! The database stays the truth: every write goes there first, and a
+//! change made by another process (the `pinkpage user` / `token` commands)
+//! is picked up by the refresher within a second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use pinkpage_actors::access::{Credential, Principal, Role, ServerScope};
+
+use crate::accounts::{self, SessionRow, TokenInfo, User};
+
+/// Why a credential is not accepted (the detail of a 10002).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing matched: an unknown or malformed token or cookie.
+    Unknown,
+    /// The token was revoked.
+    Revoked,
+    /// The token or sign-in session ran past its lifetime.
+    Expired,
+    /// The account is disabled.
+    Disabled,
+    /// The account no longer exists.
+    NoAccount,
+}
+
+impl Refusal {
+    /// The text of the 10002 detail and of a WebSocket close reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unknown => "credential not recognised",
+            Refusal::Revoked => "credential revoked",
+            Refusal::Expired => "credential expired",
+            Refusal::Disabled => "account disabled",
+            Refusal::NoAccount => "account no longer exists",
+        }
+    }
+}
+
+/// One account as the daemon checks it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Database id.
+    pub id: i64,
+    /// Its name, shared with every principal made from it.
+    pub name: Arc<str>,
+    /// Its role.
+    pub role: Role,
+    /// The servers it may use.
+    pub servers: ServerScope,
+    /// Disabled accounts sign in nowhere.
+    pub disabled: bool,
+}
+
+impl Account {
+    fn from_user(u: &User) -> Account {
+        Account {
+            id: u.id,
+            name: Arc::from(u.name.as_str()),
+            role: u.role,
+            servers: match &u.servers {
+                None => ServerScope::All,
+                Some(tags) => ServerScope::Tags(tags.clone()),
+            },
+            disabled: u.disabled,
+        }
+    }
+
+    fn principal(&self, credential: Credential) -> Principal {
+        Principal {
+            user: self.name.clone(),
+            role: self.role,
+            servers: self.servers.clone(),
+            credential,
+        }
+    }
+}
+
+/// An API token as the daemon checks it.
+#[derive(Debug, Clone)]
+struct TokenEntry {
+    user: String,
+    digest: String,
+    expires_at: Option<DateTime<Utc>>,
+    revoked: bool,
+}
+
+/// A sign-in session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    /// Public id (logs, revocation); never the cookie.
+    pub id: String,
+    /// The account.
+    pub user: String,
+    /// When it ends however it is used.
+    pub expires_at: DateTime<Utc>,
+    /// Last use, Unix milliseconds; bumped by every request and frame.
+    last_seen_ms: AtomicI64,
+}
+
+impl SessionEntry {
+    /// Last use.
+    pub fn last_seen(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+}
+
+/// Everything loaded from the database in one read.
+pub struct Loaded {
+    /// `auth_revision` when read.
+    pub revision: i64,
+    /// Every account.
+    pub users: Vec<User>,
+    /// Every token with its digest.
+    pub tokens: Vec<(TokenInfo, String)>,
+    /// Every sign-in session.
+    pub sessions: Vec<SessionRow>,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub struct Directory {
+    /// The database revision this copy reflects.
+    pub revision: i64,
+    accounts: HashMap<String, Account>,
+    tokens: HashMap<String, TokenEntry>,
+    /// By the cookie's digest.
+    sessions: HashMap<String, Arc<SessionEntry>>,
+    /// The same sessions by public id (what a principal carries).
+    session_ids: HashMap<String, Arc<SessionEntry>>,
+}
+
+/// Whether a session last used at `last` is idle past `idle` at `now`
+/// (an idle lifetime too long to add never runs out).
+fn idle_past(last: DateTime<Utc>, idle: chrono::Duration, now: DateTime<Utc>) -> bool {
+    last.checked_add_signed(idle).is_some_and(|t| t <= now)
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Directory {
+    /// A copy of what was loaded. Sessions already in `previous` keep their
+    /// in-memory last use (newer than the database's, written lazily).
+    pub fn from_loaded(loaded: Loaded, previous: &Directory) -> Directory {
+        let accounts = loaded
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), Account::from_user(u)))
+            .collect();
+        let tokens = loaded
+            .tokens
+            .into_iter()
+            .map(|(t, digest)| {
+                (
+                    t.id.clone(),
+                    TokenEntry {
+                        user: t.user,
+                        digest,
+                        expires_at: t.expires_at.as_deref().and_then(parse_time),
+                        revoked: t.revoked_at.is_some(),
+                    },
+                )
+            })
+            .collect();
+        let sessions = loaded
+            .sessions
+            .into_iter()
+            .map(|s| {
+                if let Some(old) = previous.sessions.get(&s.secret_hash) {
+                    return (s.secret_hash, old.clone());
+                }
+                let last = parse_time(&s.last_seen_at).unwrap_or_else(Utc::now);
+                let entry = SessionEntry {
+                    id: s.id,
+                    user: s.user,
+                    expires_at: parse_time(&s.expires_at).unwrap_or_else(Utc::now),
+                    last_seen_ms: AtomicI64::new(last.timestamp_millis()),
+                };
+                (s.secret_hash, Arc::new(entry))
+            })
+            .collect::<HashMap<String, Arc<SessionEntry>>>();
+        let session_ids = sessions.values().map(|s| (s.id.clone(), s.clone())).collect();
+        Directory {
+            revision: loaded.revision,
+            accounts,
+            tokens,
+            sessions,
+            session_ids,
+        }
+    }
+
+    /// Whether any account exists (with none, the log and `/auth/me` say
+    /// how to create the first admin).
+    pub fn has_accounts(&self) -> bool {
+        !self.accounts.is_empty()
+    }
+
+    /// The account named `name`.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.get(name)
+    }
+
+    fn usable(&self, name: &str) -> Result<&Account, Refusal> {
+        let account = self.accounts.get(name).ok_or(Refusal::NoAccount)?;
+        if account.disabled {
+            return Err(Refusal::Disabled);
+        }
+        Ok(account)
+    }
+
+    /// The principal of a bearer token (`ppt_...`), checked at `now`.
+    pub fn by_token(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, Refusal> {
+        let parsed = accounts::token::Token::parse(token).ok_or(Refusal::Unknown)?;
+        let id = parsed.id().to_owned();
+        let entry = self.tokens.get(&id).ok_or(Refusal::Unknown)?;
+        if !accounts::token::digests_equal(&parsed.digest(), &entry.digest) {
+            return Err(Refusal::Unknown);
+        }
+        if entry.revoked {
+            return Err(Refusal::Revoked);
+        }
+        if entry.expires_at.is_some_and(|e| e <= now) {
+            return Err(Refusal::Expired);
+        }
+        Ok(self.usable(&entry.user)?.principal(Credential::Token(id)))
+    }
+
+    /// The principal of a session cookie value, checked at `now` against
+    /// the idle lifetime; marks the session used.
+    pub fn by_session(
+        &self,
+        cookie: &str,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> Result<Principal, Refusal> {
+        let digest = accounts::token::digest(cookie);
+        let entry = self.sessions.get(&digest).ok_or(Refusal::Unknown)?;
+        if entry.expires_at <= now || idle_past(entry.last_seen(), idle, now) {
+            return Err(Refusal::Expired);
+        }
+        let principal = self
+            .usable(&entry.user)?
+            .principal(Credential::Session(entry.id.clone()));
+        entry
+            .last_seen_ms
+            .store(now.timestamp_millis(), Ordering::Relaxed);
+        Ok(principal)
+    }
+
+    /// The principal of a user named by a trusted proxy.
+    pub fn by_proxy(&self, user: &str) -> Result<Principal, Refusal> {
+        Ok(self.usable(user)?.principal(Credential::Proxy))
+    }
+
+    /// Re-checks a principal made earlier (a WebSocket connection's), at
+    /// `now`: its credential must still be good; the answer carries the
+    /// account's current role and servers.
+    pub fn recheck(
+        &self,
+        p: &Principal,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> Result<Principal, Refusal> {
+        match &p.credential {
+            Credential::Token(id) => {
+                let entry = self.tokens.get(id).ok_or(Refusal::Revoked)?;
+                if entry.revoked {
+                    return Err(Refusal::Revoked);
+                }
+                if entry.expires_at.is_some_and(|e| e <= now) {
+                    return Err(Refusal::Expired);
+                }
+            }
+            Credential::Session(id) => {
+                let entry = self.session_ids.get(id).ok_or(Refusal::Revoked)?;
+                if entry.expires_at <= now || idle_past(entry.last_seen(), idle, now) {
+                    return Err(Refusal::Expired);
+                }
+            }
+            Credential::Proxy => {}
+        }
+        Ok(self.usable(&p.user)?.principal(p.credential.clone()))
+    }
+
+    /// Marks the session behind `p` used at `now` (a WebSocket frame).
+    pub fn touch(&self, p: &Principal, now: DateTime<Utc>) {
+        if let Credential::Session(id) = &p.credential {
+            if let Some(entry) = self.session_ids.get(id) {
+                entry
+                    .last_seen_ms
+                    .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The public id of the session behind a cookie value.
+    pub fn session_id_of(&self, cookie: &str) -> Option<String> {
+        self.sessions
+            .get(&accounts::token::digest(cookie))
+            .map(|s| s.id.clone())
+    }
+
+    /// Sessions whose last use is newer in memory than `since` allows to
+    /// wait: (public id, last use) to write back.
+    pub fn sessions_to_persist(&self) -> Vec<(String, DateTime<Utc>)> {
+        self.sessions
+            .values()
+            .map(|s| (s.id.clone(), s.last_seen()))
+            .collect()
+    }
+
+    /// Whether something in this copy ran out between `before` and `now`
+    /// (a session's lifetime, a token's expiry): open connections must
+    /// re-check.
+    pub fn something_expired(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> bool {
+        let crossed = |t: DateTime<Utc>| before < t && t <= now;
+        self.tokens.values().any(|t| t.expires_at.is_some_and(crossed))
+            || self
+                .sessions
+                .values()
+                .any(|s| crossed(s.expires_at) || s.last_seen().checked_add_signed(idle).is_some_and(crossed))
+    }
+}

@@ -1,0 +1,247 @@
+//! Identity and access: who is asking, from where, and whether they may.
+//!
+//! - [`table`]: the one access table (every route and WebSocket message
+//!   type and what it needs), mirrored in `docs/security.md`.
+//! - [`directory`]: the in-memory copy of accounts, tokens and sign-in
+//!   sessions that credentials are checked against.
+//! - [`origin`]: the request's real client, scheme and host (forwarding
+//!   headers only from trusted proxies), the `Host` and `Origin` checks and
+//!   CORS.
+//! - [`throttle`]: slowing down repeated failed logins.
+//! - [`refresher`]: keeps the directory in step with the database and tells
+//!   open WebSockets when credentials change.
+//!
+//! The admission middleware (`src/admission.rs`) calls [`Identity::admit`]
+//! for every request; handlers read the result with the [`Caller`]
+//! extractor.
+
+pub mod directory;
+pub mod origin;
+pub mod refresher;
+pub mod table;
+pub mod throttle;
+
+use std::future::{ready, Ready};
+use std::net::IpAddr;
+use std::sync::{Mutex, RwLock};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use chrono::Utc;
+use pinkpage_actors::access::{Need, Principal};
+use pinkpage_actors::{AppError, ErrorCode};
+
+use self::directory::{Directory, Refusal};
+use self::throttle::LoginThrottle;
+use crate::settings::access::AccessSettings;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "pinkpage_session";
+
+/// Who is asking, as admission found: attached to every request that got
+/// past it, read by handlers with this extractor.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The signed-in principal; `None` only on routes anyone may use.
+    pub principal: Option<Principal>,
+    /// The client's address (from a trusted proxy's `X-Forwarded-For`).
+    pub remote: Option<IpAddr>,
+    /// Whether the client reached us over HTTPS (directly or via a trusted
+    /// proxy): decides the cookie's `Secure`.
+    pub https: bool,
+}
+
+impl Caller {
+    /// The principal, or 10002 (admission lets no route that needs one
+    /// through without it, so this only guards against a table mistake).
+    pub fn principal(&self) -> Result<&Principal, AppError> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| AppError::with_detail(ErrorCode::Unauthenticated, "sign in first"))
+    }
+
+    /// The user name for audit rows (`anonymous` without a principal).
+    pub fn user(&self) -> String {
+        self.principal
+            .as_ref()
+            .map(|p| p.user.to_string())
+            .unwrap_or_else(|| "anonymous".to_owned())
+    }
+
+    /// The client address for audit rows.
+    pub fn remote_addr(&self) -> Option<String> {
+        self.remote.map(|ip| ip.to_string())
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Caller, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+            crate::api::error::ApiError::from(AppError::with_detail(
+                ErrorCode::Internal,
+                "request did not pass admission",
+            ))
+            .into()
+        }))
+    }
+}
+
+/// The daemon's identity state: the directory, the login throttle and the
+/// access settings. Shared by every worker through `AppState`.
+///
+/// Who owns what: the directory is behind a `RwLock` (see
+/// [`directory`] for who writes); the throttle behind a `Mutex` taken only
+/// for a map update. Neither lock is ever held across an `.await`, so no
+/// request can wait on another's I/O.
+pub struct Identity {
+    /// The checked copy of accounts, tokens and sessions.
+    pub directory: RwLock<Directory>,
+    /// Failed-login counters.
+    pub throttle: Mutex<LoginThrottle>,
+    /// The access settings.
+    pub settings: AccessSettings,
+    /// Password hashes computed at once. Argon2id takes 64 MiB and ~0.2 s
+    /// of a core by design: a flood of logins waits here instead of
+    /// growing the daemon by 64 MiB each.
+    pub hashing: tokio::sync::Semaphore,
+}
+
+/// Most password hashes computed at the same time (one per core of the
+/// machines Pink-Page is sized for).
+pub const CONCURRENT_HASHES: usize = 2;
+
+impl Identity {
+    /// An identity with an empty directory (the refresher fills it before
+    /// the daemon listens).
+    pub fn new(settings: AccessSettings) -> Identity {
+        Identity {
+            directory: RwLock::new(Directory::default()),
+            throttle: Mutex::new(LoginThrottle::new(
+                settings.login_max_failures,
+                settings.login_window,
+            )),
+            hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
+            settings,
+        }
+    }
+
+    fn idle(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.session_idle).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Reads the directory (a poisoned lock means a panic elsewhere while
+    /// writing; the copy is still whole because writers swap or insert
+    /// whole entries).
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.directory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the directory.
+    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
+        self.directory.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The principal behind a request's credential, if it presents one:
+    /// `Authorization: Bearer`, then the session cookie, then (from a
+    /// trusted proxy only) the proxy's user header. A credential in the URL
+    /// is never looked at. A credential that is presented but not good is a
+    /// 10002, even on routes anyone may use: a client should learn at once
+    /// that its token stopped working. Every credential presented must be
+    /// good: a good token beside a forged or stale cookie is refused, so no
+    /// credential can mask another.
+    pub fn authenticate(
+        &self,
+        req: &HttpRequest,
+        from_trusted_proxy: bool,
+    ) -> Result<Option<Principal>, AppError> {
+        let now = Utc::now();
+        let refused = |r: Refusal| AppError::with_detail(ErrorCode::Unauthenticated, r.reason());
+        let mut found = None;
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    AppError::with_detail(
+                        ErrorCode::Unauthenticated,
+                        "Authorization must be 'Bearer <token>'",
+                    )
+                })?;
+            found = Some(self.read().by_token(token, now).map_err(refused)?);
+        }
+        if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+            let by_cookie = self
+                .read()
+                .by_session(cookie.value(), now, self.idle())
+                .map_err(refused)?;
+            found = found.or(Some(by_cookie));
+        }
+        if found.is_some() {
+            return Ok(found);
+        }
+        if let Some(user) = self.proxy_user(req, from_trusted_proxy) {
+            return self.read().by_proxy(&user).map(Some).map_err(refused);
+        }
+        Ok(None)
+    }
+
+    /// The user a trusted proxy names, if the proxy header is configured
+    /// and the request came through a trusted proxy.
+    pub fn proxy_user(&self, req: &HttpRequest, from_trusted_proxy: bool) -> Option<String> {
+        let name = self.settings.proxy_user_header.as_ref()?;
+        if !from_trusted_proxy {
+            return None;
+        }
+        let user = req.headers().get(name)?.to_str().ok()?.trim();
+        (!user.is_empty()).then(|| user.to_owned())
+    }
+
+    /// Re-checks a principal made earlier (an open WebSocket's); the answer
+    /// carries the account's current role and servers.
+    pub fn recheck(&self, p: &Principal) -> Result<Principal, Refusal> {
+        self.read().recheck(p, Utc::now(), self.idle())
+    }
+
+    /// Marks the sign-in session behind `p` used (a WebSocket frame).
+    pub fn touch(&self, p: &Principal) {
+        self.read().touch(p, Utc::now());
+    }
+
+    /// Whether any account exists.
+    pub fn has_accounts(&self) -> bool {
+        self.read().has_accounts()
+    }
+}
+
+/// Decides `need` for `caller`: 10002 without a principal, 10003 when the
+/// principal's role falls short.
+pub fn check_need(need: Need, principal: Option<&Principal>, first_admin_hint: bool) -> Result<(), AppError> {
+    if need == Need::Anyone {
+        return Ok(());
+    }
+    let Some(p) = principal else {
+        let detail = if first_admin_hint {
+            format!(
+                "sign in first; no account exists yet: create the first admin with `{}`",
+                crate::accounts::first_admin_hint()
+            )
+        } else {
+            "sign in first (POST /api/v1/auth/login, or Authorization: Bearer <token>)".to_owned()
+        };
+        return Err(AppError::with_detail(ErrorCode::Unauthenticated, detail));
+    };
+    if p.meets(need) {
+        Ok(())
+    } else {
+        Err(AppError::with_detail(
+            ErrorCode::Forbidden,
+            format!("needs the {} role; {} is {}", need.as_str(), p.user, p.role),
+        ))
+    }
+}

@@ -1,0 +1,365 @@
+//! The access table: what every route and every WebSocket message type
+//! needs. This is the one place that decides; the admission middleware
+//! reads [`route_need`], the WebSocket connection reads [`message_need`],
+//! and `docs/security.md` carries [`markdown`] verbatim (a unit test keeps
+//! them equal; an integration test walks the OpenAPI document and every
+//! WebSocket type against the page).
+//!
+//! Server scope (an operator limited to some tags) is the second question,
+//! asked wherever a server name is resolved (`ServerRef::resolve`).
+
+use actix_web::http::Method;
+use pinkpage_actors::access::Need;
+
+/// One REST route: method, the route pattern as actix-web matches it, what
+/// it needs, and why (shown in the docs).
+pub struct RouteRule {
+    /// HTTP method.
+    pub method: &'static str,
+    /// The route pattern (`/api/v1/servers/{name}/check`).
+    pub pattern: &'static str,
+    /// What the caller must be.
+    pub need: Need,
+    /// One line for the docs.
+    pub note: &'static str,
+}
+
+/// One WebSocket message type of one endpoint.
+pub struct MessageRule {
+    /// The endpoint (`/ws/v1/stub`).
+    pub endpoint: &'static str,
+    /// The frame's `type`.
+    pub kind: &'static str,
+    /// What the caller must be.
+    pub need: Need,
+}
+
+const fn r(method: &'static str, pattern: &'static str, need: Need, note: &'static str) -> RouteRule {
+    RouteRule {
+        method,
+        pattern,
+        need,
+        note,
+    }
+}
+
+const fn m(endpoint: &'static str, kind: &'static str, need: Need) -> MessageRule {
+    MessageRule { endpoint, kind, need }
+}
+
+use Need::{Admin, Anyone, Operator, Viewer};
+
+/// Every REST route and page. A route missing here needs a signed-in
+/// viewer (so an unknown path answers 401 to a stranger, revealing
+/// nothing), and the route-walking test fails on it.
+pub const ROUTES: &[RouteRule] = &[
+    r(
+        "GET",
+        "/api/v1/health",
+        Anyone,
+        "daemon up/version; no server detail",
+    ),
+    r("GET", "/api/v1/errors", Anyone, "the error catalogue"),
+    r(
+        "POST",
+        "/api/v1/auth/login",
+        Anyone,
+        "sign in (throttled, audited)",
+    ),
+    r(
+        "POST",
+        "/api/v1/auth/logout",
+        Anyone,
+        "end the caller's sign-in, if any",
+    ),
+    r("GET", "/api/v1/auth/me", Viewer, "who the caller is"),
+    r(
+        "GET",
+        "/api/v1/health/servers",
+        Viewer,
+        "live health of every server",
+    ),
+    r(
+        "GET",
+        "/api/v1/health/servers/{name}",
+        Viewer,
+        "one server's health",
+    ),
+    r(
+        "GET",
+        "/api/v1/health/servers/{name}/events",
+        Viewer,
+        "health transitions",
+    ),
+    r("GET", "/api/v1/servers", Viewer, "configured servers"),
+    r(
+        "POST",
+        "/api/v1/servers/{name}/check",
+        Operator,
+        "check a server now (its tags)",
+    ),
+    r("GET", "/api/v1/session", Viewer, "who holds the session lock"),
+    r(
+        "DELETE",
+        "/api/v1/session",
+        Admin,
+        "force release of the session lock",
+    ),
+    r("GET", "/api/v1/transfers", Viewer, "configured transfers"),
+    r("GET", "/api/v1/bmx4/runs", Viewer, "batch run history"),
+    r("GET", "/api/v1/bmx4/runs/{run_id}", Viewer, "one batch run"),
+    r(
+        "GET",
+        "/api/v1/bmx5/files",
+        Operator,
+        "download a file (its server's tags)",
+    ),
+    r(
+        "PUT",
+        "/api/v1/bmx5/files",
+        Operator,
+        "upload a file (its server's tags)",
+    ),
+    r(
+        "POST",
+        "/api/v1/diff/files",
+        Operator,
+        "compare two files (both servers' tags)",
+    ),
+    r(
+        "POST",
+        "/api/v1/diff/dirs",
+        Operator,
+        "compare two directories (both servers' tags)",
+    ),
+    r(
+        "POST",
+        "/api/v1/diff/command",
+        Operator,
+        "compare command output (both servers' tags)",
+    ),
+    r("GET", "/api/v1/audit", Admin, "the audit trail"),
+    r("GET", "/api/v1/users", Admin, "list accounts"),
+    r("POST", "/api/v1/users", Admin, "create an account"),
+    r(
+        "PATCH",
+        "/api/v1/users/{name}",
+        Admin,
+        "change role, servers, password, disabled",
+    ),
+    r(
+        "GET",
+        "/api/v1/tokens",
+        Admin,
+        "list API tokens (never their secrets)",
+    ),
+    r(
+        "POST",
+        "/api/v1/tokens",
+        Admin,
+        "create an API token (shown once)",
+    ),
+    r("DELETE", "/api/v1/tokens/{id}", Admin, "revoke an API token"),
+    r(
+        "GET",
+        "/ws/v1/stub",
+        Viewer,
+        "WebSocket upgrade; each message as below",
+    ),
+    r(
+        "GET",
+        "/ws/v1/bmx4",
+        Viewer,
+        "WebSocket upgrade; each message as below",
+    ),
+    r(
+        "GET",
+        "/ws/v1/bmx5",
+        Viewer,
+        "WebSocket upgrade; each message as below",
+    ),
+    r(
+        "GET",
+        "/ws/v1/diff",
+        Viewer,
+        "WebSocket upgrade; each message as below",
+    ),
+    r("GET", "/", Anyone, "redirect to the docs"),
+    r("GET", "/swagger/docs", Anyone, "Swagger UI"),
+    r("GET", "/swagger/docs/{_:.*}", Anyone, "Swagger UI"),
+    r("GET", "/api-docs/openapi.json", Anyone, "the OpenAPI document"),
+];
+
+/// Every WebSocket message type (`ping` is answered for anyone connected).
+pub const MESSAGES: &[MessageRule] = &[
+    m("/ws/v1/stub", "start_session", Operator),
+    m("/ws/v1/stub", "end_session", Operator),
+    m("/ws/v1/stub", "ssh_command", Operator),
+    m("/ws/v1/stub", "ssh_input", Operator),
+    m("/ws/v1/stub", "resize", Operator),
+    m("/ws/v1/stub", "cancel", Operator),
+    m("/ws/v1/stub", "scp_transfer", Operator),
+    m("/ws/v1/bmx4", "batch_execute", Operator),
+    m("/ws/v1/bmx4", "batch_cancel", Operator),
+    m("/ws/v1/bmx5", "sftp_list", Operator),
+    m("/ws/v1/bmx5", "sftp_stat", Operator),
+    m("/ws/v1/bmx5", "sftp_mkdir", Operator),
+    m("/ws/v1/bmx5", "sftp_remove", Operator),
+    m("/ws/v1/bmx5", "sftp_rename", Operator),
+    m("/ws/v1/bmx5", "sftp_upload", Operator),
+    m("/ws/v1/bmx5", "sftp_download", Operator),
+    m("/ws/v1/bmx5", "script_execute", Operator),
+    m("/ws/v1/bmx5", "script_cancel", Operator),
+    m("/ws/v1/diff", "diff_files", Operator),
+    m("/ws/v1/diff", "diff_dirs", Operator),
+    m("/ws/v1/diff", "diff_command", Operator),
+];
+
+/// What `method` on the route `pattern` needs; a route the table does not
+/// name needs a viewer.
+pub fn route_need(method: &Method, pattern: Option<&str>) -> Need {
+    let Some(pattern) = pattern else {
+        return Viewer;
+    };
+    ROUTES
+        .iter()
+        .find(|r| r.pattern == pattern && r.method == method.as_str())
+        .map(|r| r.need)
+        .unwrap_or(Viewer)
+}
+
+/// What message `kind` on `endpoint` needs; a type the table does not name
+/// needs an admin (a new type cannot be used before it is classified).
+pub fn message_need(endpoint: &str, kind: &str) -> Need {
+    MESSAGES
+        .iter()
+        .find(|m| m.endpoint == endpoint && m.kind == kind)
+        .map(|m| m.need)
+        .unwrap_or(Admin)
+}
+
+fn cell(need: Need, role: Need) -> &'static str {
+    if need <= role {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The table as it appears in `docs/security.md` (between the
+/// `access-table` markers).
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| method | route | anonymous | viewer | operator | admin | notes |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in ROUTES {
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+            r.method,
+            r.pattern,
+            cell(r.need, Anyone),
+            cell(r.need, Viewer),
+            cell(r.need, Operator),
+            cell(r.need, Admin),
+            r.note
+        ));
+    }
+    out.push_str("\n| endpoint | message type | viewer | operator | admin |\n|---|---|---|---|---|\n");
+    for m in MESSAGES {
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            m.endpoint,
+            m.kind,
+            cell(m.need, Viewer),
+            cell(m.need, Operator),
+            cell(m.need, Admin)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::connection::Domain;
+
+    #[test]
+    fn docs_security_md_carries_the_table() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md"))
+            .expect("docs/security.md");
+        let start = doc.find("<!-- access-table:start -->\n").expect("start marker")
+            + "<!-- access-table:start -->\n".len();
+        let end = doc.find("<!-- access-table:end -->").expect("end marker");
+        assert_eq!(
+            &doc[start..end],
+            markdown(),
+            "docs/security.md's table differs from src/auth/table.rs; paste markdown() there"
+        );
+    }
+
+    /// `cargo test --lib print_access_table -- --ignored --nocapture`
+    /// prints the table to paste into docs/security.md.
+    #[test]
+    #[ignore]
+    fn print_access_table() {
+        print!("{}", markdown());
+    }
+
+    fn types_of<D: Domain>() -> Vec<&'static str> {
+        D::TYPES.to_vec()
+    }
+
+    #[test]
+    fn every_websocket_type_is_in_the_table() {
+        for (endpoint, types) in [
+            ("/ws/v1/stub", types_of::<crate::ws::stub::Stub>()),
+            ("/ws/v1/bmx4", types_of::<crate::ws::bmx4::Bmx4>()),
+            ("/ws/v1/bmx5", types_of::<crate::ws::bmx5::Bmx5>()),
+            ("/ws/v1/diff", types_of::<crate::ws::diff::Diff>()),
+        ] {
+            for kind in &types {
+                assert!(
+                    MESSAGES.iter().any(|m| m.endpoint == endpoint && m.kind == *kind),
+                    "{endpoint} {kind} is not in the access table"
+                );
+            }
+            for m in MESSAGES.iter().filter(|m| m.endpoint == endpoint) {
+                assert!(
+                    types.contains(&m.kind),
+                    "{} {} is not a type of that endpoint",
+                    endpoint,
+                    m.kind
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_openapi_operation_is_in_the_table() {
+        use utoipa::OpenApi;
+        let doc = crate::api::ApiDoc::openapi();
+        for (path, item) in &doc.paths.paths {
+            for (method, present) in [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ] {
+                if present {
+                    assert!(
+                        ROUTES.iter().any(|r| r.pattern == path && r.method == method),
+                        "{method} {path} is not in the access table"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_routes_and_types_fail_closed() {
+        assert_eq!(route_need(&Method::GET, None), Viewer);
+        assert_eq!(route_need(&Method::POST, Some("/api/v1/health")), Viewer);
+        assert_eq!(message_need("/ws/v1/stub", "launch"), Admin);
+    }
+}
