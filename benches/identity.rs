@@ -78,7 +78,7 @@ async fn main() {
     }
     let app = TestApp::builder()
         .server(support::daemon::ServerEntry::unreachable("bench"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,pinkpage::startup=info")
         .spawn()
         .await;
     let who = app.identity("bench-op", "operator", None).await;

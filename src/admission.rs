@@ -25,12 +25,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpResponse, ResponseError};
-use pinkpage_actors::access::Role;
+use pinkpage_actors::access::{Need, Role};
 use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::api::error::ApiError;
 use crate::auth::origin::{self, OriginVerdict};
-use crate::auth::{check_need, table, Caller};
+use crate::auth::{check_need, table, Caller, SESSION_COOKIE};
 use crate::state::AppState;
 
 /// The admission middleware; mounted with `middleware::from_fn(admit)`.
@@ -63,6 +63,14 @@ pub async fn admit(
                 true,
             ));
         }
+        // The pattern of the route the router will take: it matches the
+        // decoded path (`/api/v1/%75sers` routes to `/api/v1/users`), so
+        // the need is looked up with that path, never the raw one.
+        let pattern = req
+            .request()
+            .resource_map()
+            .match_pattern(req.match_info().as_str());
+        let need = table::route_need(req.method(), pattern.as_deref());
         let principal = match identity.authenticate(req.request(), client.via_trusted_proxy) {
             Err(e) if e.code == ErrorCode::Unauthenticated => {
                 match (
@@ -73,12 +81,20 @@ pub async fn admit(
                         create_proxy_account(&state, &user, role, client.remote).await?;
                         identity.authenticate(req.request(), client.via_trusted_proxy)?
                     }
+                    // A stale cookie (an idle session) must not lock its
+                    // browser out of signing in again: routes anyone may
+                    // use go on as anonymous. A bad bearer token is still
+                    // refused there, so a script learns its token died.
+                    _ if need == Need::Anyone
+                        && !req.headers().contains_key(actix_web::http::header::AUTHORIZATION) =>
+                    {
+                        None
+                    }
                     _ => return Err(e),
                 }
             }
             other => other?,
         };
-        let need = table::route_need(req.method(), req.match_pattern().as_deref());
         check_need(need, principal.as_ref(), !identity.has_accounts())?;
         Ok((
             Caller {
@@ -94,7 +110,18 @@ pub async fn admit(
 
     let (res, user) = match decided {
         Err(err) => {
-            let res = ApiError::from(err).error_response();
+            let mut res = ApiError::from(err.clone()).error_response();
+            // A refused session cookie is cleared, so the browser stops
+            // sending it (it is HttpOnly: the page cannot).
+            if err.code == ErrorCode::Unauthenticated && req.cookie(SESSION_COOKIE).is_some() {
+                let mut gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
+                    .path("/")
+                    .http_only(true)
+                    .same_site(actix_web::cookie::SameSite::Strict)
+                    .finish();
+                gone.make_removal();
+                let _ = res.add_cookie(&gone);
+            }
             (req.into_response(res).map_into_right_body(), None)
         }
         Ok((_, verdict, true)) => {

@@ -4,6 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::state::AppState;
 use crate::store::{AuditEvent, ListAudit};
 
@@ -28,6 +29,7 @@ pub struct AuditQuery {
 #[get("/api/v1/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
+    _admin: Caller,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();

@@ -69,6 +69,30 @@ impl Me {
     }
 }
 
+/// A login attempt reserved in the throttle; settled when dropped, so an
+/// attempt that ends early (a store failure) frees its place.
+struct Attempt {
+    identity: std::sync::Arc<crate::auth::Identity>,
+    name: String,
+    remote: Option<std::net::IpAddr>,
+    /// `Some(true)` signed in, `Some(false)` refused, `None` no verdict.
+    outcome: Option<bool>,
+    /// Whether `begin` reserved a place (a throttled attempt did not).
+    begun: bool,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if self.begun {
+            self.identity
+                .throttle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .finish(&self.name, self.remote, Instant::now(), self.outcome);
+        }
+    }
+}
+
 /// The reply to a sign-out.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LogoutResult {
@@ -102,14 +126,29 @@ pub async fn login(
     if name.is_empty() || name.len() > 64 {
         return Err(AppError::with_detail(ErrorCode::Validation, "name must be 1 to 64 characters").into());
     }
-    let shown_name: String = name.chars().flat_map(char::escape_default).collect();
+    // A name that is no account is often a password typed into the wrong
+    // field: the trail keeps only a fingerprint of it (enough to see one
+    // name tried many times), never the text.
+    let shown_name: String = if identity.read().account(&name).is_some() {
+        name.chars().flat_map(char::escape_default).collect()
+    } else {
+        format!("unknown:{}", &token::digest(&name)[..12])
+    };
 
-    let wait = identity.throttle.lock().unwrap_or_else(|e| e.into_inner()).wait(
+    let begun = identity.throttle.lock().unwrap_or_else(|e| e.into_inner()).begin(
         &name,
         caller.remote,
         Instant::now(),
     );
-    if let Some(wait) = wait {
+    // Settles the reserved attempt on every way out of this handler.
+    let mut attempt = Attempt {
+        identity: state.identity.clone(),
+        name: name.clone(),
+        remote: caller.remote,
+        outcome: None,
+        begun: begun.is_ok(),
+    };
+    if let Err(wait) = begun {
         audit(
             &state,
             &caller,
@@ -166,11 +205,7 @@ pub async fn login(
         (Some(_), true) => None,
     };
     if let Some(reason) = reason {
-        identity
-            .throttle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .failed(&name, caller.remote, Instant::now());
+        attempt.outcome = Some(false);
         audit(
             &state,
             &caller,
@@ -181,11 +216,8 @@ pub async fn login(
         return Err(AppError::with_detail(ErrorCode::Unauthenticated, "wrong name or password").into());
     }
     let user = user.expect("checked above");
-    identity
-        .throttle
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .succeeded(&name);
+    attempt.outcome = Some(true);
+    drop(attempt);
 
     let secret = token::new_session_secret();
     let digest = token::digest(secret.expose());

@@ -148,7 +148,7 @@ async fn changed(
 /// Every account (never a password or its hash).
 #[utoipa::path(tag = "users", responses((status = 200, body = Vec<User>)))]
 #[get("/api/v1/users")]
-pub async fn list_users(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(state: web::Data<AppState>, _admin: Caller) -> Result<HttpResponse, ApiError> {
     let users = state
         .store
         .call(WithAccounts(Box::new(|conn| Ok(accounts::list_users(conn)?))))
@@ -263,6 +263,8 @@ pub async fn change_user(
             }
             if let Some(hash) = hash {
                 user = accounts::set_password(&tx, &target, Some(hash))?;
+                // a new password ends the sign-ins made with the old one
+                accounts::delete_sessions_of(&tx, &target)?;
             }
             if let Some(d) = disabled {
                 user = accounts::set_disabled(&tx, &target, d)?;
@@ -290,6 +292,7 @@ pub async fn change_user(
 #[get("/api/v1/tokens")]
 pub async fn list_tokens(
     state: web::Data<AppState>,
+    _admin: Caller,
     q: web::Query<TokenFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let user = q.into_inner().user;

@@ -299,13 +299,17 @@ impl Directory {
         Ok(self.usable(&p.user)?.principal(p.credential.clone()))
     }
 
-    /// Marks the session behind `p` used at `now` (a WebSocket frame).
-    pub fn touch(&self, p: &Principal, now: DateTime<Utc>) {
+    /// Marks the session behind `p` used at `now` (a WebSocket frame),
+    /// unless it is already idle past `idle`: a frame cannot bring an
+    /// expired session back in the moment before the tick notices.
+    pub fn touch(&self, p: &Principal, now: DateTime<Utc>, idle: chrono::Duration) {
         if let Credential::Session(id) = &p.credential {
             if let Some(entry) = self.session_ids.get(id) {
-                entry
-                    .last_seen_ms
-                    .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+                if !idle_past(entry.last_seen(), idle, now) {
+                    entry
+                        .last_seen_ms
+                        .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+                }
             }
         }
     }

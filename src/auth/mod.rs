@@ -79,14 +79,26 @@ impl FromRequest for Caller {
     type Error = actix_web::Error;
     type Future = Ready<Result<Caller, actix_web::Error>>;
 
+    /// Also asks the access table again, now with the route the router
+    /// actually took: a second, independent check behind admission's, so
+    /// a path that admission saw differently from the router (an encoding
+    /// trick) still cannot reach a handler above the caller's role.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-            crate::api::error::ApiError::from(AppError::with_detail(
+        let caller = req.extensions().get::<Caller>().cloned();
+        ready(match caller {
+            None => Err(crate::api::error::ApiError::from(AppError::with_detail(
                 ErrorCode::Internal,
                 "request did not pass admission",
             ))
-            .into()
-        }))
+            .into()),
+            Some(caller) => {
+                let need = table::route_need(req.method(), req.match_pattern().as_deref());
+                match check_need(need, caller.principal.as_ref(), false) {
+                    Ok(()) => Ok(caller),
+                    Err(e) => Err(crate::api::error::ApiError::from(e).into()),
+                }
+            }
+        })
     }
 }
 
@@ -210,7 +222,7 @@ impl Identity {
 
     /// Marks the sign-in session behind `p` used (a WebSocket frame).
     pub fn touch(&self, p: &Principal) {
-        self.read().touch(p, Utc::now());
+        self.read().touch(p, Utc::now(), self.idle());
     }
 
     /// Whether any account exists.

@@ -30,8 +30,13 @@ pub struct Client {
     pub via_trusted_proxy: bool,
     /// `https` or `http`.
     pub scheme: String,
-    /// The host the client asked for (`name[:port]`, lower case).
+    /// The host the client asked for (`name[:port]`, lower case): a
+    /// trusted proxy's `X-Forwarded-Host`, else the `Host` header.
     pub host: Option<String>,
+    /// The `Host` header itself, checked whatever a proxy says: a browser
+    /// on the proxy's machine can add forwarding headers to a rebound
+    /// page's request, but cannot change its `Host`.
+    pub direct_host: Option<String>,
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -49,7 +54,8 @@ pub fn client(req: &HttpRequest, settings: &AccessSettings) -> Client {
             remote: peer,
             via_trusted_proxy: false,
             scheme: "http".to_owned(),
-            host: direct_host,
+            host: direct_host.clone(),
+            direct_host,
         };
     }
     // The rightmost address that is not itself a trusted proxy is the
@@ -61,19 +67,26 @@ pub fn client(req: &HttpRequest, settings: &AccessSettings) -> Client {
                 .find(|ip| !settings.is_trusted_proxy(*ip))
         })
         .or(peer);
-    let scheme = match header_str(headers, "x-forwarded-proto") {
+    // Of a list, the rightmost value is the one the nearest (trusted)
+    // proxy wrote; the ones left of it came from further away.
+    let last = |name: &str| {
+        header_str(headers, name)
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+    };
+    let scheme = match last("x-forwarded-proto") {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let host = header_str(headers, "x-forwarded-host")
-        .and_then(|h| h.split(',').next())
-        .map(|h| h.trim().to_ascii_lowercase())
-        .or(direct_host);
+    let host = last("x-forwarded-host")
+        .map(str::to_ascii_lowercase)
+        .or_else(|| direct_host.clone());
     Client {
         remote,
         via_trusted_proxy: true,
         scheme: scheme.to_owned(),
         host,
+        direct_host,
     }
 }
 
@@ -95,14 +108,23 @@ fn split_host(host: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Refuses a `Host` that is not allowed (10006).
+/// Refuses a request whose `Host`, or whose trusted proxy's
+/// `X-Forwarded-Host`, is not allowed (10006).
 pub fn check_host(client: &Client, settings: &AccessSettings) -> Result<(), AppError> {
-    let Some(host) = client.host.as_deref() else {
+    let Some(direct) = client.direct_host.as_deref() else {
         return Err(AppError::with_detail(
             ErrorCode::HostRefused,
             "the request has no Host header",
         ));
     };
+    allowed_host(direct, settings)?;
+    match client.host.as_deref() {
+        Some(forwarded) if forwarded != direct => allowed_host(forwarded, settings),
+        _ => Ok(()),
+    }
+}
+
+fn allowed_host(host: &str, settings: &AccessSettings) -> Result<(), AppError> {
     let (name, _) = split_host(host);
     let allowed = settings
         .allowed_hosts
@@ -111,9 +133,10 @@ pub fn check_host(client: &Client, settings: &AccessSettings) -> Result<(), AppE
     if allowed {
         Ok(())
     } else {
+        let shown: String = host.chars().take(200).flat_map(char::escape_default).collect();
         Err(AppError::with_detail(
             ErrorCode::HostRefused,
-            format!("Host '{host}' is not one of PINKPAGE_ALLOWED_HOSTS"),
+            format!("Host '{shown}' is not one of PINKPAGE_ALLOWED_HOSTS"),
         ))
     }
 }

@@ -97,9 +97,10 @@ impl Actor for Refresher {
                 match refresh(&identity, &store, &broadcast, false).await {
                     Ok(true) => return,
                     Ok(false) => {}
+                    // The store failing must not stop expiries: they are
+                    // still checked below, against the copy in memory.
                     Err(e) => {
-                        log::error!(code = e.code.code(), error = e.to_string(); "cannot read accounts; keeping the last copy");
-                        return;
+                        log::error!(code = e.code.code(), error = e.to_string(); "cannot read accounts; keeping the last copy")
                     }
                 }
                 let idle = chrono::Duration::from_std(identity.settings.session_idle).unwrap_or(chrono::Duration::MAX);

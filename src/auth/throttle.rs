@@ -7,6 +7,11 @@
 //! A good login clears the name's count (not the address's: one address
 //! guessing many names stays slowed). The clock is passed in, so the rules
 //! are tested without waiting.
+//!
+//! Attempts in flight count too: [`LoginThrottle::begin`] reserves one
+//! before the password is checked and [`LoginThrottle::finish`] settles
+//! it, so a hundred parallel guesses get no more tries than a hundred
+//! sequential ones (past the limit, the rest wait a second and retry).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,6 +30,8 @@ enum Key {
 #[derive(Debug, Clone, Copy)]
 struct Record {
     failures: u32,
+    /// Attempts begun and not yet finished.
+    pending: u32,
     last_failure: Instant,
     blocked_until: Option<Instant>,
 }
@@ -67,12 +74,64 @@ impl LoginThrottle {
             .max()
     }
 
+    /// Reserves an attempt for `name` from `addr`, or says how long to
+    /// wait: while blocked, or while failures plus attempts in flight
+    /// already reach the limit (then one second: they are about to settle).
+    pub fn begin(&mut self, name: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = self.wait(name, addr, now) {
+            return Err(wait);
+        }
+        let keys = Self::keys(name, addr);
+        let window = self.window;
+        let busy = keys.iter().filter_map(|k| self.records.get(k)).any(|r| {
+            let failures = if now.duration_since(r.last_failure) > window {
+                0
+            } else {
+                r.failures
+            };
+            failures + r.pending >= self.max_failures
+        });
+        if busy {
+            return Err(Duration::from_secs(1));
+        }
+        self.forget_old(now);
+        for key in keys {
+            self.records
+                .entry(key)
+                .or_insert(Record {
+                    failures: 0,
+                    pending: 0,
+                    last_failure: now,
+                    blocked_until: None,
+                })
+                .pending += 1;
+        }
+        Ok(())
+    }
+
+    /// Settles an attempt reserved by [`LoginThrottle::begin`]: `Some(true)`
+    /// a good login, `Some(false)` a failed one, `None` one that ended
+    /// without a verdict (the store failed).
+    pub fn finish(&mut self, name: &str, addr: Option<IpAddr>, now: Instant, outcome: Option<bool>) {
+        for key in Self::keys(name, addr) {
+            if let Some(r) = self.records.get_mut(&key) {
+                r.pending = r.pending.saturating_sub(1);
+            }
+        }
+        match outcome {
+            Some(true) => self.succeeded(name),
+            Some(false) => self.failed(name, addr, now),
+            None => {}
+        }
+    }
+
     /// Counts a failed attempt.
     pub fn failed(&mut self, name: &str, addr: Option<IpAddr>, now: Instant) {
         self.forget_old(now);
         for key in Self::keys(name, addr) {
             let r = self.records.entry(key).or_insert(Record {
                 failures: 0,
+                pending: 0,
                 last_failure: now,
                 blocked_until: None,
             });
@@ -89,16 +148,25 @@ impl LoginThrottle {
         }
     }
 
-    /// Clears the name's count after a good login.
+    /// Clears the name's count after a good login (attempts still in
+    /// flight for it stay counted).
     pub fn succeeded(&mut self, name: &str) {
-        self.records.remove(&Key::Name(name.to_ascii_lowercase()));
+        let key = Key::Name(name.to_ascii_lowercase());
+        if let Some(r) = self.records.get_mut(&key) {
+            if r.pending == 0 {
+                self.records.remove(&key);
+            } else {
+                r.failures = 0;
+                r.blocked_until = None;
+            }
+        }
     }
 
     fn forget_old(&mut self, now: Instant) {
         let window = self.window;
         if self.records.len() >= MAX_KEYS {
             self.records
-                .retain(|_, r| now.duration_since(r.last_failure) <= window);
+                .retain(|_, r| r.pending > 0 || now.duration_since(r.last_failure) <= window);
         }
         while self.records.len() >= MAX_KEYS {
             let Some(oldest) = self
@@ -171,6 +239,25 @@ mod tests {
         t.failed("bo", None, now);
         t.failed("bo", None, now + Duration::from_secs(61));
         assert!(t.wait("bo", None, now + Duration::from_secs(61)).is_none());
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_limit() {
+        let mut t = LoginThrottle::new(2, Duration::from_secs(900));
+        let now = Instant::now();
+        assert!(t.begin("ana", addr(1), now).is_ok());
+        assert!(t.begin("ana", addr(2), now).is_ok());
+        // two in flight for the name: a third waits, from any address
+        assert_eq!(t.begin("ana", addr(3), now), Err(Duration::from_secs(1)));
+        t.finish("ana", addr(1), now, Some(false));
+        t.finish("ana", addr(2), now, Some(false));
+        // two failures: blocked for a second
+        assert_eq!(t.begin("ana", addr(3), now), Err(Duration::from_secs(1)));
+        // a finish without a verdict frees its place and counts nothing
+        let mut t = LoginThrottle::new(1, Duration::from_secs(900));
+        assert!(t.begin("bo", None, now).is_ok());
+        t.finish("bo", None, now, None);
+        assert!(t.begin("bo", None, now).is_ok());
     }
 
     #[test]

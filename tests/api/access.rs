@@ -75,6 +75,14 @@ fn fill(template: &str) -> String {
         .replace("{id}", "000000000000")
 }
 
+/// The same path with the first letter after `/api/v1/` percent-encoded
+/// (`/api/v1/%75sers`): the router decodes it, so access must too.
+fn encoded(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    let first = rest.chars().next().filter(char::is_ascii_alphabetic)?;
+    Some(format!("/api/v1/%{:02X}{}", first as u32, &rest[1..]))
+}
+
 fn error_code(body: &Value) -> Option<u64> {
     body["error"]["code"].as_u64()
 }
@@ -129,27 +137,30 @@ async fn every_route_of_the_openapi_document_follows_the_access_table() {
             let allowed = routes
                 .get(&(method.clone(), template.clone()))
                 .unwrap_or_else(|| panic!("{method} {template} is not in docs/security.md's table"));
-            let path = fill(template);
+            let plain = fill(template);
+            let paths = [Some(plain.clone()), encoded(&plain)];
             for ((name, token), may) in who.iter().zip(allowed) {
-                let (status, body) = send(&app, &method, &path, token.as_deref()).await;
-                let code = error_code(&body);
-                if *may {
-                    assert!(
-                        status != 401 && !(status == 403 && code == Some(10003)),
-                        "{name} may {method} {path} but got {status} {body}"
-                    );
-                } else if token.is_none() {
-                    assert_eq!(
-                        (status, code),
-                        (401, Some(10002)),
-                        "anonymous {method} {path}: {body}"
-                    );
-                } else {
-                    assert_eq!(
-                        (status, code),
-                        (403, Some(10003)),
-                        "{name} {method} {path}: {body}"
-                    );
+                for path in paths.iter().flatten() {
+                    let (status, body) = send(&app, &method, path, token.as_deref()).await;
+                    let code = error_code(&body);
+                    if *may {
+                        assert!(
+                            status != 401 && !(status == 403 && code == Some(10003)),
+                            "{name} may {method} {path} but got {status} {body}"
+                        );
+                    } else if token.is_none() {
+                        assert_eq!(
+                            (status, code),
+                            (401, Some(10002)),
+                            "anonymous {method} {path}: {body}"
+                        );
+                    } else {
+                        assert_eq!(
+                            (status, code),
+                            (403, Some(10003)),
+                            "{name} {method} {path}: {body}"
+                        );
+                    }
                 }
             }
             walked += 1;
@@ -301,6 +312,8 @@ async fn a_foreign_origin_cannot_post_and_a_rebinding_host_is_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_code(&body), Some(10005), "{body}");
 
     // DNS rebinding: evil.example resolves to 127.0.0.1, the browser sends
     // its own name as Host
@@ -517,4 +530,50 @@ async fn an_operator_limited_to_a_tag_reaches_no_other_server_through_any_domain
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_rebound_page_cannot_borrow_a_trusted_proxys_headers() {
+    // A proxy on this machine is trusted; a DNS-rebound page in a browser
+    // here reaches the daemon from 127.0.0.1 too, and can add any header
+    // but cannot change its Host.
+    let app = TestApp::builder()
+        .server(ServerEntry::unreachable("mdwap1p"))
+        .env("PINKPAGE_TRUSTED_PROXIES", "127.0.0.1")
+        .env("PINKPAGE_AUTH_PROXY_HEADER", "X-Forwarded-User")
+        .spawn()
+        .await;
+    let admin = crate::support::daemon::TEST_ADMIN;
+    let res = app
+        .anon
+        .get(app.url("/api/v1/users"))
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "localhost")
+        .header("x-forwarded-user", admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(error_code(&body), Some(10006), "{body}");
+    // the same headers with the daemon's own Host are the proxy's: allowed
+    let res = app
+        .anon
+        .get(app.url("/api/v1/users"))
+        .header("x-forwarded-host", "localhost")
+        .header("x-forwarded-user", admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // a forwarded host outside the list is refused as well
+    let res = app
+        .anon
+        .get(app.url("/api/v1/users"))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-user", admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
 }

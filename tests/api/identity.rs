@@ -436,13 +436,15 @@ async fn a_canary_password_and_token_appear_nowhere_but_their_hashes() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
-    let _ = app
+    // the classic slip: the password typed into the name field
+    let res = app
         .anon
         .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"name": "canary", "password": format!("{password}x")}))
+        .json(&json!({"name": password, "password": "canary"}))
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 401);
     app.audit_events("action=auth.login.failed", 1).await;
 
     let secrets = [password, token.as_str(), cookie_value.as_str()];
@@ -471,4 +473,69 @@ async fn a_canary_password_and_token_appear_nowhere_but_their_hashes() {
     }
     // ... while the hashes are there
     assert!(database.contains("$argon2id$"), "the password's hash is stored");
+}
+
+#[tokio::test]
+async fn parallel_guesses_get_no_more_tries_than_sequential_ones() {
+    let app = TestApp::builder()
+        .server(ServerEntry::unreachable("mdwap1p"))
+        .env("PINKPAGE_LOGIN_MAX_FAILURES", "2")
+        .spawn()
+        .await;
+    app.identity("otto", "operator", None).await;
+    let guesses = (0..20).map(|i| {
+        app.anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"name": "otto", "password": format!("guess-number-{i:04}")}))
+            .send()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let slowed = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + slowed, 20, "{statuses:?}");
+    assert!(checked <= 2, "{checked} passwords were checked: {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_stale_cookie_does_not_lock_its_browser_out() {
+    let app = TestApp::spawn_without_ssh().await;
+    let otto = app.identity("otto", "operator", None).await;
+    let stale = "pinkpage_session=not-a-session-any-more";
+    // a route that needs sign-in refuses it and clears it
+    let res = app
+        .anon
+        .get(app.url("/api/v1/servers"))
+        .header("cookie", stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let cleared = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cleared.starts_with("pinkpage_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    // signing in again works with the stale cookie still sent
+    let res = app
+        .anon
+        .post(app.url("/api/v1/auth/login"))
+        .header("cookie", stale)
+        .json(&json!({"name": "otto", "password": otto.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // a bad token is still refused even where anyone may go
+    let res = app
+        .anon
+        .get(app.url("/api/v1/health"))
+        .bearer_auth("ppt_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
 }
