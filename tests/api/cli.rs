@@ -351,6 +351,11 @@ fn passwd_replaces_the_hash_with_one_of_the_new_password() {
     let after = hash_of();
     assert_ne!(before, after);
     assert!(after.starts_with("$argon2id$"));
+    // the new hash is of the new password, not merely a fresh salt
+    use pinkpage::accounts::password::verify;
+    use pinkpage_actors::Secret;
+    assert!(verify(&Secret::new(new_password), &after));
+    assert!(!verify(&Secret::new(new_password), &before));
     assert!(!contains(&cli.db_bytes(), new_password));
     let weak = cli.run(&["user", "passwd", "dave", "--password-stdin"], Some("dave\n"));
     assert_eq!(weak.code, Some(1));
