@@ -16,6 +16,7 @@
 //! too, and now and then writes sessions' last use back to the database and
 //! removes expired sessions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,10 @@ pub struct Refresher {
     broadcast: Addr<BroadcastActor>,
     last_tick: DateTime<Utc>,
     ticks: u32,
+    /// Set while a tick's work is under way: a store slower than a tick
+    /// (a lock held by another process, up to its 5 s busy timeout) skips
+    /// ticks instead of piling reloads up behind it.
+    busy: Arc<AtomicBool>,
 }
 
 impl Refresher {
@@ -79,6 +84,7 @@ impl Refresher {
             broadcast,
             last_tick: Utc::now(),
             ticks: 0,
+            busy: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -88,12 +94,18 @@ impl Actor for Refresher {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(TICK, |act, _| {
+            if act.busy.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let busy = act.busy.clone();
             let now = Utc::now();
             let before = std::mem::replace(&mut act.last_tick, now);
             act.ticks = act.ticks.wrapping_add(1);
             let persist = act.ticks % PERSIST_EVERY == 0;
             let (identity, store, broadcast) = (act.identity.clone(), act.store.clone(), act.broadcast.clone());
             actix::spawn(async move {
+                // cleared however this tick's work ends
+                let _done = ClearOnDrop(busy);
                 match refresh(&identity, &store, &broadcast, false).await {
                     Ok(true) => return,
                     Ok(false) => {}
@@ -118,5 +130,14 @@ impl Actor for Refresher {
                 }
             });
         });
+    }
+}
+
+/// Clears a flag when dropped.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }

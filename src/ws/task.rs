@@ -19,7 +19,13 @@ pub fn watch_stop<D: Domain, I: 'static>(
 ) {
     ctx.run_later(STOP_TIMEOUT, move |conn, ctx| {
         if let Some((task, err)) = slot_of(&mut conn.domain).give_up(id) {
-            log::error!(connection_id = conn.id.to_string().as_str(), domain = D::NAME, task_id = id.get(); "task did not stop in time; given up");
+            log::error!(
+                connection_id = conn.id.to_string().as_str(),
+                domain = D::NAME,
+                user = &*conn.principal.user,
+                task_id = id.get();
+                "task did not stop in time; given up"
+            );
             conn.send_error(ctx, &err, rid_of(&task));
         }
     });

@@ -78,7 +78,13 @@ fn start(
     };
     conn.domain
         .occupy(task_id, task, handle(addr.clone().recipient()))?;
-    log::info!(connection_id = conn.id.to_string().as_str(), task_id = task_id.get(), server = p.server.as_str(); "ssh command started");
+    log::info!(
+        connection_id = conn.id.to_string().as_str(),
+        task_id = task_id.get(),
+        user = &*conn.principal.user,
+        server = p.server.as_str();
+        "ssh command started"
+    );
     let mut event = audit(conn, "ssh.command.start");
     event.server = Some(p.server.clone());
     event.command = Some(p.command);

@@ -118,7 +118,13 @@ fn start(
         },
     };
     conn.domain.occupy(task_id, task, handle(addr.recipient()))?;
-    log::info!(connection_id = conn.id.to_string().as_str(), task_id = task_id.get(), transfer = name; "transfer started");
+    log::info!(
+        connection_id = conn.id.to_string().as_str(),
+        task_id = task_id.get(),
+        user = &*conn.principal.user,
+        transfer = name;
+        "transfer started"
+    );
     let mut event = audit(conn, "transfer.start");
     event.server = Some(spec.source_server.clone());
     event.detail = Some(serde_json::json!({
