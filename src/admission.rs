@@ -52,16 +52,9 @@ pub async fn admit(
     let decided = async {
         origin::check_host(&client, &identity.settings)?;
         let verdict = origin::check_origin(req.request(), &client, &identity.settings)?;
+        // a preflight is answered here and reaches no handler: no caller
         if origin::is_preflight(req.request()) {
-            return Ok((
-                Caller {
-                    principal: None,
-                    remote: client.remote,
-                    https: client.scheme == "https",
-                },
-                verdict,
-                true,
-            ));
+            return Ok((verdict, None));
         }
         // The pattern of the route the router will take: it matches the
         // decoded path (`/api/v1/%75sers` routes to `/api/v1/users`), so
@@ -97,13 +90,12 @@ pub async fn admit(
         };
         check_need(need, principal.as_ref(), !identity.has_accounts())?;
         Ok((
-            Caller {
+            verdict,
+            Some(Caller {
                 principal,
                 remote: client.remote,
                 https: client.scheme == "https",
-            },
-            verdict,
-            false,
+            }),
         ))
     }
     .await;
@@ -114,17 +106,12 @@ pub async fn admit(
             // A refused session cookie is cleared, so the browser stops
             // sending it (it is HttpOnly: the page cannot).
             if err.code == ErrorCode::Unauthenticated && req.cookie(SESSION_COOKIE).is_some() {
-                let mut gone = actix_web::cookie::Cookie::build(SESSION_COOKIE, "")
-                    .path("/")
-                    .http_only(true)
-                    .same_site(actix_web::cookie::SameSite::Strict)
-                    .finish();
-                gone.make_removal();
+                let gone = crate::auth::cleared_session_cookie();
                 let _ = res.add_cookie(&gone);
             }
             (req.into_response(res).map_into_right_body(), None)
         }
-        Ok((_, verdict, true)) => {
+        Ok((verdict, None)) => {
             let mut res = HttpResponse::NoContent().finish();
             // Only a listed origin is told it may go on; the browser stops
             // any other (a same-origin page never preflights).
@@ -134,7 +121,7 @@ pub async fn admit(
             }
             (req.into_response(res).map_into_right_body(), None)
         }
-        Ok((caller, verdict, false)) => {
+        Ok((verdict, Some(caller))) => {
             let user = caller.principal.as_ref().map(|p| p.user.clone());
             req.extensions_mut().insert(caller);
             let mut res = next.call(req).await?.map_into_left_body();

@@ -11,7 +11,6 @@
 
 use std::time::Instant;
 
-use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use pinkpage_actors::access::{Credential, Principal, ServerScope};
@@ -22,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use crate::accounts::{self, password, token};
 use crate::auth::refresher::refresh;
-use crate::auth::{Caller, SESSION_COOKIE};
+use crate::auth::{cleared_session_cookie, session_cookie, Caller, SESSION_COOKIE};
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, WithAccounts};
 
@@ -180,24 +179,16 @@ pub async fn login(
         .await?;
     // The password is checked off the event loop (Argon2 takes ~0.1 s by
     // design); an unknown name or one without a password spends the same.
-    let (verdict, user) = {
-        let _permit = identity
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
-        let user = found.as_ref().map(|(u, _)| u.clone());
-        let checked = web::block(move || match &found {
+    let user = found.as_ref().map(|(u, _)| u.clone());
+    let verdict = identity
+        .hashing(move || match &found {
             Some((_, hash)) => password::verify(&password, hash),
             None => {
                 password::verify_dummy(&password);
                 false
             }
         })
-        .await
-        .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
-        (checked, user)
-    };
+        .await?;
     let reason = match (&user, verdict) {
         (None, _) => Some("unknown name or no password"),
         (Some(_), false) => Some("wrong password"),
@@ -253,10 +244,7 @@ pub async fn login(
         &user.name,
         serde_json::json!({"session": session_id}),
     );
-    let cookie = Cookie::build(SESSION_COOKIE, secret.expose().to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
+    let cookie = session_cookie(secret.expose().to_owned())
         .secure(identity.settings.cookie_secure || caller.https)
         .max_age(actix_web::cookie::time::Duration::seconds(
             identity.settings.session_max.as_secs() as i64,
@@ -298,12 +286,7 @@ pub async fn logout(
             signed_out = true;
         }
     }
-    let mut gone = Cookie::build(SESSION_COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish();
-    gone.make_removal();
+    let gone = cleared_session_cookie();
     Ok(HttpResponse::Ok().cookie(gone).json(LogoutResult { signed_out }))
 }
 

@@ -120,15 +120,10 @@ fn parse_role(text: &str) -> Result<Role, AppError> {
 async fn hash_password(state: &AppState, name: &str, password: String) -> Result<String, AppError> {
     let password = Secret::new(password);
     password::check_strength(&password, name)?;
-    let _permit = state
+    state
         .identity
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
-    web::block(move || password::hash(&password))
-        .await
-        .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?
+        .hashing(move || password::hash(&password))
+        .await?
         .map_err(AppError::from)
 }
 

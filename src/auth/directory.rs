@@ -71,10 +71,7 @@ impl Account {
             id: u.id,
             name: Arc::from(u.name.as_str()),
             role: u.role,
-            servers: match &u.servers {
-                None => ServerScope::All,
-                Some(tags) => ServerScope::Tags(tags.clone()),
-            },
+            servers: u.scope(),
             disabled: u.disabled,
         }
     }

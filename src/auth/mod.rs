@@ -39,6 +39,22 @@ use crate::settings::access::AccessSettings;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "pinkpage_session";
 
+/// The session cookie holding `value`: `HttpOnly`, `SameSite=Strict`,
+/// `Path=/` (the caller adds `Secure` and the lifetime).
+pub fn session_cookie(value: String) -> actix_web::cookie::CookieBuilder<'static> {
+    actix_web::cookie::Cookie::build(SESSION_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+}
+
+/// The `Set-Cookie` that makes the browser drop its session cookie.
+pub fn cleared_session_cookie() -> actix_web::cookie::Cookie<'static> {
+    let mut gone = session_cookie(String::new()).finish();
+    gone.make_removal();
+    gone
+}
+
 /// Who is asking, as admission found: attached to every request that got
 /// past it, read by handlers with this extractor.
 #[derive(Debug, Clone)]
@@ -141,7 +157,8 @@ impl Identity {
         }
     }
 
-    fn idle(&self) -> chrono::Duration {
+    /// The idle lifetime of a sign-in session, as a chrono duration.
+    pub fn idle(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.settings.session_idle).unwrap_or(chrono::Duration::MAX)
     }
 
@@ -223,6 +240,17 @@ impl Identity {
     /// Marks the sign-in session behind `p` used (a WebSocket frame).
     pub fn touch(&self, p: &Principal) {
         self.read().touch(p, Utc::now(), self.idle());
+    }
+
+    /// Runs `hash` (an Argon2 hash or verification) on a blocking thread,
+    /// once one of the [`CONCURRENT_HASHES`] places is free.
+    pub async fn hashing<T: Send + 'static>(
+        &self,
+        hash: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let internal = |e: &dyn std::fmt::Display| AppError::with_detail(ErrorCode::Internal, e.to_string());
+        let _permit = self.hashing.acquire().await.map_err(|e| internal(&e))?;
+        actix_web::web::block(hash).await.map_err(|e| internal(&e))
     }
 
     /// Whether any account exists.

@@ -115,7 +115,7 @@ impl Actor for Refresher {
                         log::error!(code = e.code.code(), error = e.to_string(); "cannot read accounts; keeping the last copy")
                     }
                 }
-                let idle = chrono::Duration::from_std(identity.settings.session_idle).unwrap_or(chrono::Duration::MAX);
+                let idle = identity.idle();
                 let (expired, seen) = {
                     let dir = identity.read();
                     (dir.something_expired(before, now, idle), persist.then(|| dir.sessions_to_persist()))

@@ -45,12 +45,7 @@ pub fn load_directory(conn: &mut Connection) -> Result<Loaded, AppError> {
     let tx = conn.transaction().map_err(db_error)?;
     let revision = accounts::revision(&tx)?;
     let users = accounts::list_users(&tx)?;
-    let mut tokens = Vec::new();
-    for t in accounts::list_tokens(&tx, None)? {
-        if let Some(found) = accounts::find_token(&tx, &t.id)? {
-            tokens.push(found);
-        }
-    }
+    let tokens = accounts::list_tokens_with_digests(&tx)?;
     let sessions = accounts::list_sessions(&tx)?;
     tx.commit().map_err(db_error)?;
     Ok(Loaded {

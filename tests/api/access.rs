@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite;
 
-use crate::support::daemon::{Identity, ServerEntry, TestApp};
+use crate::support::daemon::{ServerEntry, TestApp};
 use crate::support::fixtures::TempTree;
 use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
@@ -234,31 +234,11 @@ fn refusal_status(result: Result<impl Sized, tungstenite::Error>) -> (u16, Value
     }
 }
 
-/// Signs `who` in with its password; returns the cookie header value.
-async fn sign_in(app: &TestApp, who: &Identity) -> String {
-    let res = app
-        .anon
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"name": who.name, "password": who.password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .expect("a session cookie")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    cookie.split(';').next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_foreign_origin_cannot_open_a_websocket_even_with_a_good_cookie() {
     let app = TestApp::spawn_without_ssh().await;
     let otto = app.identity("otto", "operator", None).await;
-    let cookie = sign_in(&app, &otto).await;
+    let (cookie, _) = app.sign_in(&otto).await;
     for endpoint in ["/ws/v1/stub", "/ws/v1/bmx4", "/ws/v1/bmx5", "/ws/v1/diff"] {
         // the page's own origin with the cookie works: the control
         let own = format!("http://127.0.0.1:{}", app.port);

@@ -12,24 +12,6 @@ use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
 use crate::support::ws::WsClient;
 
-/// Signs `who` in; returns the `name=value` cookie and the full
-/// `Set-Cookie` header.
-async fn sign_in(app: &TestApp, who: &Identity) -> (String, String) {
-    let res = app
-        .anon
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"name": who.name, "password": who.password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["user"], who.name.as_str());
-    assert_eq!(body["credential"], "session");
-    (set_cookie.split(';').next().unwrap().to_owned(), set_cookie)
-}
-
 /// Opens STUB with a cookie, takes the lock and starts `sleep <marker>`;
 /// returns the client and the remote process, seen running.
 async fn busy_with_cookie(app: &TestApp, cookie: &str, marker: &str) -> (WsClient, RemoteProcess) {
@@ -74,7 +56,7 @@ async fn stopped_for(app: &TestApp, mut client: WsClient, sleeper: RemoteProcess
 async fn the_session_cookie_is_http_only_strict_and_logout_closes_its_websockets() {
     let (app, _sshd) = app_with_server("mdwap1p").await;
     let otto = app.identity("otto", "operator", None).await;
-    let (cookie, set_cookie) = sign_in(&app, &otto).await;
+    let (cookie, set_cookie) = app.sign_in(&otto).await;
     for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attr), "{set_cookie}");
     }
@@ -130,7 +112,7 @@ async fn secure_cookies_when_configured() {
         .spawn()
         .await;
     let otto = app.identity("otto", "operator", None).await;
-    let (_, set_cookie) = sign_in(&app, &otto).await;
+    let (_, set_cookie) = app.sign_in(&otto).await;
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
 }
 
@@ -192,7 +174,7 @@ async fn a_session_past_its_lifetime_closes_its_websocket() {
         .spawn()
         .await;
     let otto = app.identity("otto", "operator", None).await;
-    let (cookie, _) = sign_in(&app, &otto).await;
+    let (cookie, _) = app.sign_in(&otto).await;
     let (client, sleeper) = busy_with_cookie(&app, &cookie, "1104.5").await;
     stopped_for(&app, client, sleeper, "expired").await;
 }
@@ -411,7 +393,7 @@ async fn a_canary_password_and_token_appear_nowhere_but_their_hashes() {
         password: password.into(),
         token: String::new(),
     };
-    let (cookie, _) = sign_in(&app, &canary).await;
+    let (cookie, _) = app.sign_in(&canary).await;
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
     let created: Value = app
         .post_json("/api/v1/tokens", &json!({"user": "canary", "label": "canary"}))

@@ -143,6 +143,17 @@ pub fn revoke_token(conn: &Connection, id: &str) -> Result<TokenInfo, AccountErr
     Ok(find_token(conn, id)?.ok_or(AccountError::NotFound)?.0)
 }
 
+/// Every token with its stored digest, in one query (what the daemon's
+/// in-memory copy is loaded from).
+pub fn list_tokens_with_digests(conn: &Connection) -> Result<Vec<(TokenInfo, String)>, AccountError> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS}, t.secret_hash FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((token_from_row(r)?, r.get(7)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
 /// A token by public id, with its stored digest.
 pub fn find_token(conn: &Connection, id: &str) -> Result<Option<(TokenInfo, String)>, AccountError> {
     let sql = format!(

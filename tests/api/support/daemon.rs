@@ -377,6 +377,24 @@ impl TestApp {
         }
     }
 
+    /// Signs `who` in with its password; returns the `name=value` cookie
+    /// and the whole `Set-Cookie` header.
+    pub async fn sign_in(&self, who: &Identity) -> (String, String) {
+        let res = self
+            .anon
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"name": who.name, "password": who.password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let set_cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["user"], who.name.as_str());
+        assert_eq!(body["credential"], "session");
+        (set_cookie.split(';').next().unwrap().to_owned(), set_cookie)
+    }
+
     /// Runs `pinkpage` with `args` against this daemon's database.
     pub fn cli(&self, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
         cli(self.dir.path(), &self.dir.path().join("pinkpage.db"), args, stdin)
