@@ -20,6 +20,8 @@
 //!   migrations).
 //! - [`state`]: what every handler can reach.
 //! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
+//! - [`workflows`]: workflow runs from request to running actor, their
+//!   frames, history and audit (`WorkflowHub`).
 
 pub mod accounts;
 pub mod admission;
@@ -33,4 +35,5 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod workflows;
 pub mod ws;

@@ -15,6 +15,7 @@ use pinkpage_actors::health::monitor::{
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
+use pinkpage_actors::transfer::TransferGate;
 use pinkpage_actors::AppError;
 
 use crate::admission::admit;
@@ -24,6 +25,8 @@ use crate::auth::Identity;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, Store};
+use crate::workflows::hub::RunParts;
+use crate::workflows::WorkflowHub;
 use crate::{api, settings::SettingsError, ws};
 
 /// Why the daemon could not start.
@@ -88,21 +91,35 @@ impl Application {
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
         let health = start_health_monitor(&settings, &store, &broadcast);
         Refresher::new(identity.clone(), store.clone(), broadcast.clone()).start();
+        let ssh = Arc::new(SshOptions {
+            connect_timeout: settings.ssh_connect_timeout,
+            host_keys: HostKeyPolicy {
+                known_hosts: settings.known_hosts.clone(),
+                mode: settings.host_key_mode,
+            },
+        });
+        let transfers = TransferGate::default();
+        let workflows = WorkflowHub::new(
+            store.clone(),
+            session_lock.clone(),
+            RunParts {
+                ssh: ssh.clone(),
+                gate: transfers.clone(),
+                throttle: settings.throttle,
+                batch_output_cap: settings.batch_output_cap,
+            },
+        )
+        .start();
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            ssh: Arc::new(SshOptions {
-                connect_timeout: settings.ssh_connect_timeout,
-                host_keys: HostKeyPolicy {
-                    known_hosts: settings.known_hosts.clone(),
-                    mode: settings.host_key_mode,
-                },
-            }),
+            ssh,
             store,
             identity,
             broadcast,
             session_lock,
             health: health.clone(),
-            transfers: Default::default(),
+            transfers,
+            workflows,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
@@ -122,7 +139,8 @@ impl Application {
         log::info!(
             addr = addr.to_string().as_str(),
             servers = settings.servers.len(),
-            transfers = settings.transfers.len();
+            transfers = settings.transfers.len(),
+            workflows = settings.workflows.len();
             "listening"
         );
         Ok(Application {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub health: Addr<HealthMonitorActor>,
     /// One transfer at a time in the whole daemon (50009).
     pub transfers: TransferGate,
+    /// The workflow runs in flight.
+    pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

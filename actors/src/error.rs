@@ -77,6 +77,8 @@ catalogue! {
     UnknownServer = (23000, Client, "unknown server"),
     /// The named transfer is not configured.
     UnknownTransfer = (23001, Client, "unknown transfer"),
+    /// No workflow has that name.
+    UnknownWorkflow = (23002, Client, "unknown workflow"),
     /// A server-to-server transfer failed.
     TransferFailed = (24000, Remote, "transfer failed"),
     /// The transfer's source glob matched no file.
@@ -119,6 +121,10 @@ catalogue! {
     TaskCancelFailed = (50013, Daemon, "task cancellation failed"),
     /// A task stopped but its cleanup failed.
     TaskCleanupFailed = (50014, Daemon, "task cleanup failed"),
+    /// A confirmation for a workflow run that is not waiting at a pause.
+    WorkflowNotPaused = (50015, Client, "the workflow run is not waiting for a confirmation"),
+    /// A workflow's pause was not confirmed in time; the run is cancelled.
+    WorkflowPauseExpired = (50016, Client, "workflow pause expired without a confirmation"),
     /// A batch run could not start.
     BatchFailed = (51000, Remote, "batch failed"),
     /// An SFTP operation failed.

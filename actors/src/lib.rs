@@ -28,6 +28,9 @@
 //!   `SftpPoolActor` (a client's SFTP sessions), `ScriptRunActor`, SHA-256
 //!   and shell quoting.
 //! - [`diff`]: the DIFF comparisons (pure) and fetching both sides.
+//! - [`workflow`]: named, parameterised step sequences (definitions,
+//!   parameter binding, plans) and `WorkflowRunActor`, one run under the
+//!   session lock.
 
 pub mod access;
 pub mod batch;
@@ -44,6 +47,7 @@ pub mod ssh;
 pub mod task;
 pub mod terminal;
 pub mod transfer;
+pub mod workflow;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
 pub use ids::ConnectionId;

@@ -47,13 +47,17 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
         LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
-        NotFound | UnknownServer | UnknownTransfer | TransferNoSource => StatusCode::NOT_FOUND,
+        NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource => {
+            StatusCode::NOT_FOUND
+        }
         SessionAlreadyActive
         | NoActiveSession
         | AlreadySessionOwner
         | TransferAlreadyRunning
         | TaskAlreadyRunning
-        | NoRunningTask => StatusCode::CONFLICT,
+        | NoRunningTask
+        | WorkflowNotPaused
+        | WorkflowPauseExpired => StatusCode::CONFLICT,
         WsTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ResourceLocked => StatusCode::LOCKED,
         Internal | HealthCheckFailed | WsHandler | BroadcastFailed | Database | TaskCancelTimeout

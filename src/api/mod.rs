@@ -23,6 +23,7 @@ pub mod servers;
 pub mod session;
 pub mod transfers;
 pub mod users;
+pub mod workflows;
 
 use std::sync::OnceLock;
 
@@ -68,6 +69,13 @@ use self::error::ApiError;
         users::list_tokens,
         users::create_token,
         users::revoke_token,
+        workflows::list_workflows,
+        workflows::plan_workflow,
+        workflows::start_run,
+        workflows::list_runs,
+        workflows::get_run,
+        workflows::confirm_run,
+        workflows::cancel_run,
     ),
     components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -84,6 +92,7 @@ use self::error::ApiError;
         (name = "transfers", description = "Named server-to-server transfers"),
         (name = "auth", description = "Signing in and out (see docs/security.md)"),
         (name = "users", description = "Accounts and API tokens (admins)"),
+        (name = "workflows", description = "Named step sequences run under the session lock (also over /ws/v1/stub); see docs/workflows.md"),
         (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
@@ -197,6 +206,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::login)
         .service(auth::logout)
         .service(auth::me)
+        .service(workflows::list_workflows)
+        .service(workflows::list_runs)
+        .service(workflows::get_run)
+        .service(workflows::confirm_run)
+        .service(workflows::cancel_run)
+        .service(workflows::plan_workflow)
+        .service(workflows::start_run)
         .service(users::list_users)
         .service(users::create_user)
         .service(users::change_user)

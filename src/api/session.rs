@@ -23,8 +23,17 @@ pub struct SessionStatusBody {
     pub owner_user: Option<String>,
     /// When the holder took the lock (RFC 3339, UTC).
     pub since: Option<String>,
-    /// The workflow run holding the lock, if one does.
-    pub workflow_run: Option<String>,
+    /// The workflow run working under the lock, if one does.
+    pub workflow_run: Option<WorkflowRunBody>,
+}
+
+/// A workflow run, as the session status names it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowRunBody {
+    /// The run's id.
+    pub run_id: String,
+    /// The workflow's name.
+    pub workflow: String,
 }
 
 impl From<SessionStatus> for SessionStatusBody {
@@ -34,7 +43,10 @@ impl From<SessionStatus> for SessionStatusBody {
             owner: s.owner.map(|o| o.to_string()),
             owner_user: s.owner_user,
             since: s.since,
-            workflow_run: s.workflow_run,
+            workflow_run: s.workflow_run.map(|r| WorkflowRunBody {
+                run_id: r.run_id,
+                workflow: r.workflow,
+            }),
         }
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod servers_file;
+pub mod workflows;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -300,6 +301,9 @@ pub struct Settings {
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
     pub transfers: BTreeMap<String, Arc<TransferSpec>>,
+    /// Configured workflows by name, each checked against the servers and
+    /// transfers.
+    pub workflows: BTreeMap<String, Arc<pinkpage_actors::workflow::definition::Workflow>>,
 }
 
 impl Settings {
@@ -313,6 +317,7 @@ impl Settings {
         let env = Env(&lookup);
         let mut servers = BTreeMap::new();
         let mut transfers = BTreeMap::new();
+        let mut raw_workflows = Vec::new();
 
         for (name, ip_var, port_var) in [
             ("mdwap1p", "MDWAP1P_IP", "MDWAP1P_PORT"),
@@ -360,6 +365,7 @@ impl Settings {
                 }
                 transfers.insert(transfer.name.clone(), Arc::new(transfer));
             }
+            raw_workflows = file.workflows;
         }
         if servers.is_empty() {
             return Err(SettingsError::new(
@@ -392,6 +398,9 @@ impl Settings {
                 }
             }
         }
+
+        let workflows = workflows::build(raw_workflows, &servers, &transfers)
+            .map_err(|problem| SettingsError::new("PINKPAGE_SERVERS_FILE", problem))?;
 
         let host_key_mode = match env.get("PINKPAGE_HOST_KEY_POLICY").as_deref() {
             None | Some("strict") => HostKeyMode::Strict,
@@ -457,6 +466,7 @@ impl Settings {
             access,
             servers,
             transfers,
+            workflows,
         })
     }
 

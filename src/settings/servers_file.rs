@@ -23,6 +23,8 @@
 //! verify_sha256 = true           # default false
 //! ```
 //!
+//! Workflows (`[[workflows]]`) are described in `super::workflows`.
+//!
 //! Secrets are never in the file itself: it names the environment variable
 //! that holds them, so the file can be reviewed and versioned.
 
@@ -43,6 +45,9 @@ pub struct ServersFile {
     pub servers: Vec<ServerSpec>,
     /// Transfers in file order.
     pub transfers: Vec<TransferSpec>,
+    /// Workflows as written; checked against every server and transfer
+    /// once all are known (`super::workflows::build`).
+    pub workflows: Vec<super::workflows::RawWorkflow>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +57,8 @@ struct RawFile {
     servers: Vec<RawServer>,
     #[serde(default)]
     transfers: Vec<RawTransfer>,
+    #[serde(default)]
+    workflows: Vec<super::workflows::RawWorkflow>,
 }
 
 #[derive(Deserialize)]
@@ -102,7 +109,10 @@ pub fn load(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serv
 /// Parses the file's text; errors are the problem without the variable.
 pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<ServersFile, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
-    let mut out = ServersFile::default();
+    let mut out = ServersFile {
+        workflows: raw.workflows,
+        ..ServersFile::default()
+    };
     for s in raw.servers {
         out.servers.push(server(s, lookup)?);
     }
@@ -181,7 +191,7 @@ fn server(s: RawServer, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serve
 }
 
 /// Names are used in URLs, logs and JSON keys: keep them plain.
-fn check_name(kind: &str, name: &str) -> Result<(), String> {
+pub(super) fn check_name(kind: &str, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

@@ -135,6 +135,36 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_events ADD COLUMN remote_addr TEXT;
     ALTER TABLE batch_runs ADD COLUMN user TEXT;
     ALTER TABLE batch_runs ADD COLUMN remote_addr TEXT;",
+    // 5: workflow runs and their steps
+    "CREATE TABLE workflow_runs (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- order of creation, for newest-first paging
+        run_id       TEXT    NOT NULL UNIQUE,            -- UUID v4
+        workflow     TEXT    NOT NULL,
+        actor        TEXT    NOT NULL,                   -- connection id or 'rest'
+        user         TEXT,
+        remote_addr  TEXT,
+        params       TEXT    NOT NULL,                   -- JSON object: the bound values
+        status       TEXT    NOT NULL,                   -- running, paused, succeeded, failed, cancelled, interrupted
+        current_step INTEGER,                            -- the step running or paused at
+        started_at   TEXT    NOT NULL,                   -- RFC 3339, UTC
+        finished_at  TEXT,
+        error        TEXT                                -- JSON error body, why it stopped
+    );
+    CREATE TABLE workflow_steps (
+        run_id       TEXT    NOT NULL REFERENCES workflow_runs(run_id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        name         TEXT    NOT NULL,
+        kind         TEXT    NOT NULL,                   -- command, transfer, batch, pause
+        plan         TEXT    NOT NULL,                   -- JSON: the resolved step
+        status       TEXT    NOT NULL,                   -- pending, running, paused, succeeded, failed, cancelled, skipped, interrupted
+        started_at   TEXT,
+        duration_ms  INTEGER,
+        exit_status  INTEGER,
+        error        TEXT,                               -- JSON error body
+        output_tail  TEXT,                               -- the last 64 KiB of its output
+        confirmed_by TEXT,                               -- for a pause: who confirmed
+        PRIMARY KEY (run_id, idx)
+    );",
 ];
 
 /// Applies every migration the database has not seen yet.

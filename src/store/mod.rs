@@ -16,6 +16,7 @@ mod audit;
 mod batch;
 mod health;
 pub(crate) mod migrations;
+mod workflows;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub use batch::{
     NewBatchRun, RecordBatchResult,
 };
 pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
+pub use workflows::{
+    GetWorkflowRun, ListWorkflowRuns, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep,
+    WorkflowWrite,
+};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;
@@ -60,6 +65,10 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, AppError> {
         let mut conn = open_connection(path)?;
         migrations::migrate(&mut conn).map_err(db_error)?;
+        let interrupted = workflows::interrupt_left_runs(&mut conn)?;
+        if interrupted > 0 {
+            log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
+        }
         drop(conn);
         let owned = path.to_path_buf();
         let addr = SyncArbiter::start(STORE_THREADS, move || StoreActor {

@@ -322,7 +322,7 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                     owner: s.owner.map(|o| o.to_string()),
                     owner_user: s.owner_user.as_deref(),
                     since: s.since.as_deref(),
-                    workflow_run: s.workflow_run.as_deref(),
+                    workflow_run: s.workflow_run.as_ref(),
                 },
                 &None,
             ),

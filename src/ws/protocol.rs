@@ -47,8 +47,8 @@ pub enum Common<'a> {
         owner_user: Option<&'a str>,
         /// When the holder took the lock (RFC 3339, UTC).
         since: Option<&'a str>,
-        /// The workflow run holding the lock, if one does.
-        workflow_run: Option<&'a str>,
+        /// The workflow run working under the lock, if one does.
+        workflow_run: Option<&'a pinkpage_actors::broadcast::WorkflowRunRef>,
     },
     /// Broadcast on every change of a server's `is_healthy`, and on each
     /// failure counted while it is still unknown (`null`).

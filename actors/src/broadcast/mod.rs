@@ -34,8 +34,17 @@ pub struct SessionStatus {
     pub owner_user: Option<String>,
     /// When the holder took the lock (RFC 3339, UTC).
     pub since: Option<String>,
-    /// The workflow run holding the lock, when one does (none yet).
-    pub workflow_run: Option<String>,
+    /// The workflow run holding the lock, when one does.
+    pub workflow_run: Option<WorkflowRunRef>,
+}
+
+/// A workflow run, as `session_status` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowRunRef {
+    /// The run's id.
+    pub run_id: String,
+    /// The workflow's name.
+    pub workflow: String,
 }
 
 /// Something every connection must be told.

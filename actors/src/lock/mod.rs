@@ -35,7 +35,7 @@ use actix::{
     WrapFuture,
 };
 
-use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus};
+use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus, WorkflowRunRef};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::ConnectionId;
 
@@ -62,6 +62,21 @@ pub struct Acquire {
     pub user: Arc<str>,
     /// Told if the lock is taken away by someone else.
     pub revoked: Recipient<LockRevoked>,
+    /// The workflow run that takes the lock, when a run does (its owner id
+    /// is then one no connection has).
+    pub workflow_run: Option<WorkflowRunRef>,
+}
+
+/// Names (or clears) the workflow run working under `grant`: a connection
+/// that held the lock and started a run keeps the lock, and
+/// `session_status` names the run while it lasts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetWorkflowRun {
+    /// The grant the run works under; ignored if no longer current.
+    pub grant: Grant,
+    /// The run, or `None` once it ended.
+    pub run: Option<WorkflowRunRef>,
 }
 
 /// Give the lock back. Sent by the owner once its task is done.
@@ -107,6 +122,8 @@ struct Owner {
     /// When the lock was taken (RFC 3339, UTC).
     since: String,
     revoked: Recipient<LockRevoked>,
+    /// The workflow run working under the lock, if any.
+    workflow_run: Option<WorkflowRunRef>,
 }
 
 /// The lock. See the module docs.
@@ -135,7 +152,7 @@ impl SessionLockActor {
             owner: self.owner.as_ref().map(|o| o.grant.owner),
             owner_user: self.owner.as_ref().map(|o| o.user.to_string()),
             since: self.owner.as_ref().map(|o| o.since.clone()),
-            workflow_run: None,
+            workflow_run: self.owner.as_ref().and_then(|o| o.workflow_run.clone()),
         }
     }
 
@@ -184,6 +201,7 @@ impl Handler<Acquire> for SessionLockActor {
                     user: msg.user.clone(),
                     since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     revoked: msg.revoked,
+                    workflow_run: msg.workflow_run,
                 });
                 log::info!(connection_id = msg.id.to_string().as_str(), user = &*msg.user; "session lock acquired");
                 self.publish();
@@ -245,6 +263,20 @@ impl Handler<ForceRelease> for SessionLockActor {
     }
 }
 
+impl Handler<SetWorkflowRun> for SessionLockActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetWorkflowRun, _: &mut Context<Self>) {
+        match &mut self.owner {
+            Some(o) if o.grant == msg.grant && o.workflow_run != msg.run => {
+                o.workflow_run = msg.run;
+                self.publish();
+            }
+            _ => {}
+        }
+    }
+}
+
 impl Handler<GetStatus> for SessionLockActor {
     type Result = MessageResult<GetStatus>;
 
@@ -294,6 +326,7 @@ mod tests {
             id,
             user: "ana".into(),
             revoked: owner.start().recipient(),
+            workflow_run: None,
         };
         (msg, revoked)
     }

@@ -126,6 +126,12 @@ impl<N: Send + 'static, O: Send + 'static> Reporter<N, O> {
         });
     }
 
+    /// The task's own done signal: for a task that must answer someone
+    /// only once it has finished (a workflow run told its lock is gone).
+    pub fn done(&self) -> Done {
+        Done(self.done.subscribe())
+    }
+
     /// A cheap clone of the sending side, for futures that outlive a
     /// borrow of the reporter (the output pump).
     pub fn notifier(&self) -> Notifier<N, O> {

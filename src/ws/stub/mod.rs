@@ -6,6 +6,8 @@
 //! - [`command`]: `ssh_command`, `ssh_input`, `resize`, `cancel` and the
 //!   shell's messages.
 //! - [`transfer`]: `scp_transfer` and the transfer's messages.
+//! - [`workflow`]: `workflow_plan`, `workflow_run`, `workflow_confirm` and
+//!   `cancel {run_id}` (runs themselves live in `crate::workflows`).
 //!
 //! Who owns what: the connection actor owns [`Stub`], and with it the
 //! session lock's [`Grant`] (while this connection holds the lock) and the
@@ -24,6 +26,7 @@ mod command;
 mod session;
 mod transfer;
 pub mod wire;
+mod workflow;
 
 use actix::ContextFutureSpawner;
 use pinkpage_actors::lock::Grant;
@@ -55,6 +58,9 @@ enum TaskKind {
     },
     /// `scp_transfer`.
     Transfer { name: String },
+    /// `workflow_run` by a connection that holds the lock: the run works
+    /// under this connection's lock, so it is this connection's task.
+    Workflow,
 }
 
 /// Per-connection STUB state. Owned by the connection actor alone.
@@ -91,6 +97,9 @@ impl Domain for Stub {
         "resize",
         "cancel",
         "scp_transfer",
+        "workflow_plan",
+        "workflow_run",
+        "workflow_confirm",
     ];
     const WELCOME: &'static str = "Connected to Stub SSH WebSocket";
     const NAME: &'static str = "stub";
@@ -120,7 +129,13 @@ impl Domain for Stub {
             ),
             StubRequest::SshInput { data } => command::ssh_input(conn, data, rid, ctx),
             StubRequest::Resize { cols, rows } => command::resize(conn, cols, rows, rid, ctx),
-            StubRequest::Cancel => cancel(conn, rid, ctx),
+            StubRequest::Cancel { run_id: None } => cancel(conn, rid, ctx),
+            StubRequest::Cancel { run_id: Some(run_id) } => workflow::cancel_run(conn, run_id, rid, ctx),
+            StubRequest::WorkflowPlan { workflow, params } => {
+                workflow::plan(conn, workflow, params, rid, ctx)
+            }
+            StubRequest::WorkflowRun { workflow, params } => workflow::run(conn, workflow, params, rid, ctx),
+            StubRequest::WorkflowConfirm { run_id } => workflow::confirm(conn, run_id, rid, ctx),
             StubRequest::ScpTransfer { transfer_name } => {
                 transfer::scp_transfer(conn, transfer_name, rid, ctx)
             }

@@ -15,6 +15,7 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
         id: conn.id,
         user: conn.principal.user.clone(),
         revoked: ctx.address().recipient(),
+        workflow_run: None,
     };
     conn.state
         .session_lock

@@ -36,12 +36,36 @@ pub enum StubRequest {
         /// Rows (1-1000).
         rows: u32,
     },
-    /// Stop the running command.
-    Cancel,
+    /// Stop the running command, or (with `run_id`) a workflow run.
+    Cancel {
+        /// The workflow run to cancel; without it, this connection's task.
+        run_id: Option<String>,
+    },
     /// Run a configured transfer.
     ScpTransfer {
         /// Transfer name.
         transfer_name: String,
+    },
+    /// Show what a workflow run would do, running nothing.
+    WorkflowPlan {
+        /// The workflow's name.
+        workflow: String,
+        /// Parameter values by name (strings or whole numbers).
+        #[serde(default)]
+        params: std::collections::BTreeMap<String, serde_json::Value>,
+    },
+    /// Run a workflow under the session lock.
+    WorkflowRun {
+        /// The workflow's name.
+        workflow: String,
+        /// Parameter values by name (strings or whole numbers).
+        #[serde(default)]
+        params: std::collections::BTreeMap<String, serde_json::Value>,
+    },
+    /// Answer the pause a run waits at.
+    WorkflowConfirm {
+        /// The run.
+        run_id: String,
     },
 }
 
@@ -76,6 +100,13 @@ pub enum StubReply<'a> {
         reason: &'a str,
         /// The exit status, when it exited.
         exit_status: Option<u32>,
+    },
+    /// A pause was confirmed (the answer to `workflow_confirm`).
+    WorkflowConfirmed {
+        /// The run.
+        run_id: &'a str,
+        /// The pause's step.
+        step: usize,
     },
     /// The terminal size was recorded.
     Resized {

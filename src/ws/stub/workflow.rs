@@ -1,0 +1,208 @@
+//! Workflows on `/ws/v1/stub`: `workflow_plan`, `workflow_run`,
+//! `workflow_confirm` and `cancel {run_id}`. The runs themselves live in
+//! `crate::workflows`; this connection is one of their watchers.
+//!
+//! `workflow_run`, checked in order: the workflow exists (23002), the
+//! values fit (10001), the servers are in scope (10003); then
+//! - if this connection holds the session lock, the run works under it, as
+//!   this connection's task: 50010 while another task runs, 50008 while the
+//!   session is ending. It starts in the same step as those checks, so no
+//!   `end_session` can slip between them; ending the session, a revoked
+//!   lock or a disconnect cancel it like a command.
+//! - otherwise the run takes the lock itself (50004 when someone else holds
+//!   it) and is independent of this connection.
+
+use std::collections::BTreeMap;
+
+use actix::{ActorFutureExt, AsyncContext, Context, ContextFutureSpawner, Handler, WrapFuture};
+use pinkpage_actors::workflow::run::WorkflowRunActor;
+use pinkpage_actors::{AppError, ErrorCode};
+use serde_json::Value;
+
+use super::{flatten, Stub, StubReply, StubTask, TaskKind};
+use crate::workflows::frames::{WorkflowFrame, WorkflowReply};
+use crate::workflows::hub::{launch, Asker, CancelRun, ConfirmRun, RunParts, StartRun, Watcher};
+use crate::workflows::prepare;
+use crate::ws::connection::{WsConnection, WsCtx};
+use crate::ws::protocol::RequestId;
+
+type Params = BTreeMap<String, Value>;
+
+fn asker(conn: &WsConnection<Stub>) -> Asker {
+    Asker {
+        principal: conn.principal.clone(),
+        actor: conn.id.to_string(),
+        remote: conn.remote.map(|ip| ip.to_string()),
+    }
+}
+
+fn watcher(conn: &WsConnection<Stub>, rid: &RequestId, ctx: &mut WsCtx<Stub>) -> Watcher {
+    Watcher {
+        id: conn.id,
+        recipient: ctx.address().recipient(),
+        rid: rid.clone(),
+    }
+}
+
+pub(super) fn plan(
+    conn: &mut WsConnection<Stub>,
+    workflow: String,
+    params: Params,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    match prepare(&conn.state.settings, &conn.principal, &workflow, &params) {
+        Ok(p) => conn.send(
+            ctx,
+            &WorkflowReply::WorkflowPlan {
+                workflow: &p.workflow.name,
+                params: &p.bound.0,
+                steps: &p.steps,
+            },
+            &rid,
+        ),
+        Err(e) => conn.send_error(ctx, &e, &rid),
+    }
+}
+
+pub(super) fn run(
+    conn: &mut WsConnection<Stub>,
+    workflow: String,
+    params: Params,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    if let Err(e) = start(conn, &workflow, &params, &rid, ctx) {
+        conn.send_error(ctx, &e, &rid);
+    }
+}
+
+fn start(
+    conn: &mut WsConnection<Stub>,
+    workflow: &str,
+    params: &Params,
+    rid: &RequestId,
+    ctx: &mut WsCtx<Stub>,
+) -> Result<(), AppError> {
+    let prepared = prepare(&conn.state.settings, &conn.principal, workflow, params)?;
+    let Some(grant) = conn.domain.grant else {
+        // The run takes the lock itself.
+        let msg = StartRun {
+            prepared,
+            asker: asker(conn),
+            watcher: Some(watcher(conn, rid, ctx)),
+        };
+        let rid = rid.clone();
+        conn.state
+            .workflows
+            .send(msg)
+            .into_actor(conn)
+            .map(move |res, conn, ctx| {
+                if let Err(e) = flatten(res) {
+                    conn.send_error(ctx, &e, &rid);
+                }
+            })
+            .spawn(ctx);
+        return Ok(());
+    };
+    // Under this connection's lock: its task, started in this step.
+    if conn.domain.task.is_busy() {
+        return Err(AppError::with_detail(
+            ErrorCode::TaskAlreadyRunning,
+            "cancel it or wait for it to finish",
+        ));
+    }
+    conn.domain.require_lock()?;
+    let state = &conn.state;
+    let parts = RunParts {
+        ssh: state.ssh.clone(),
+        gate: state.transfers.clone(),
+        throttle: state.settings.throttle,
+        batch_output_cap: state.settings.batch_output_cap,
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let handle = launch(
+        &state.workflows,
+        &parts,
+        Context::<WorkflowRunActor>::new(),
+        run_id,
+        prepared,
+        asker(conn),
+        Some(watcher(conn, rid, ctx)),
+        None,
+        Some(grant),
+    );
+    let task_id = handle.task_id;
+    let done = handle.done();
+    let task = StubTask {
+        rid: rid.clone(),
+        kind: TaskKind::Workflow,
+    };
+    conn.domain.occupy(task_id, task, handle)?;
+    // The run's end reaches this connection as frames from the hub; the
+    // slot is freed by its done signal.
+    async move { done.wait().await }
+        .into_actor(conn)
+        .map(move |(), conn, _| {
+            conn.domain.task.finished(task_id, None);
+        })
+        .spawn(ctx);
+    Ok(())
+}
+
+pub(super) fn confirm(conn: &mut WsConnection<Stub>, run_id: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    let msg = ConfirmRun {
+        run_id: run_id.clone(),
+        asker: asker(conn),
+        watcher: Some(watcher(conn, &rid, ctx)),
+    };
+    conn.state
+        .workflows
+        .send(msg)
+        .into_actor(conn)
+        .map(move |res, conn, ctx| match flatten(res) {
+            Ok(step) => conn.send(
+                ctx,
+                &StubReply::WorkflowConfirmed {
+                    run_id: &run_id,
+                    step,
+                },
+                &rid,
+            ),
+            Err(e) => conn.send_error(ctx, &e, &rid),
+        })
+        .spawn(ctx);
+}
+
+/// `cancel {run_id}`: the run's `workflow_complete` follows (this
+/// connection watches the run from now on).
+pub(super) fn cancel_run(
+    conn: &mut WsConnection<Stub>,
+    run_id: String,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    let msg = CancelRun {
+        run_id,
+        asker: asker(conn),
+        watcher: Some(watcher(conn, &rid, ctx)),
+    };
+    conn.state
+        .workflows
+        .send(msg)
+        .into_actor(conn)
+        .map(move |res, conn, ctx| {
+            if let Err(e) = flatten(res) {
+                conn.send_error(ctx, &e, &rid);
+            }
+        })
+        .spawn(ctx);
+}
+
+impl Handler<WorkflowFrame> for WsConnection<Stub> {
+    type Result = ();
+
+    fn handle(&mut self, frame: WorkflowFrame, ctx: &mut WsCtx<Stub>) {
+        ctx.text(frame.0);
+    }
+}
