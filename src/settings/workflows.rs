@@ -405,6 +405,10 @@ mod tests {
     #[test]
     fn the_example_in_the_docs_parses() {
         let text = include_str!("../../examples/seed-workflow.toml");
+        assert!(
+            include_str!("../../docs/workflows.md").contains(text),
+            "docs/workflows.md must show examples/seed-workflow.toml as it is"
+        );
         let file: toml::Table = toml::from_str(text).unwrap();
         assert!(file.contains_key("workflows"));
         let text = text

@@ -65,7 +65,8 @@ pub enum WorkflowReply<'a> {
         /// Seconds until the run is cancelled.
         timeout_s: f64,
     },
-    /// A pause was confirmed.
+    /// A pause was confirmed: the answer to `workflow_confirm` (with its
+    /// `request_id`) and a notice to every other watcher.
     WorkflowConfirmed {
         /// The run.
         run_id: &'a str,

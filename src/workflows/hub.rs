@@ -202,6 +202,9 @@ struct Entry {
     watchers: Vec<Watcher>,
     writer: mpsc::UnboundedSender<WorkflowWrite>,
     held: Option<Grant>,
+    /// The connection whose `workflow_confirm` is in flight, with that
+    /// request's id: its `workflow_confirmed` answers that request.
+    confirmer: Option<(ConnectionId, RequestId)>,
 }
 
 impl Entry {
@@ -420,6 +423,7 @@ impl Handler<Register> for WorkflowHub {
                 watchers: r.watcher.into_iter().collect(),
                 writer,
                 held: r.held,
+                confirmer: None,
             },
         );
     }
@@ -431,6 +435,9 @@ impl Handler<ConfirmRun> for WorkflowHub {
     fn handle(&mut self, msg: ConfirmRun, _: &mut Context<Self>) -> Self::Result {
         let asked = self.entry(&msg.run_id).and_then(|entry| {
             entry.may_be_driven_by(&msg.asker)?;
+            if let Some(w) = &msg.watcher {
+                entry.confirmer = Some((w.id, w.rid.clone()));
+            }
             entry.watch(msg.watcher.clone());
             Ok(entry.addr.send(Confirm {
                 by: msg.asker.principal.user.clone(),
@@ -638,7 +645,7 @@ fn step_started(entry: &Entry, step: usize) {
 
 /// The step's own end frame, `workflow_step_finished`, its row; returns its
 /// audit row.
-fn step_finished(entry: &Entry, report: StepReport) -> NewAuditEvent {
+fn step_finished(entry: &mut Entry, report: StepReport) -> NewAuditEvent {
     let run_id = entry.run_id.as_str();
     let step = report.step;
     let planned = entry.steps.get(step);
@@ -664,6 +671,19 @@ fn step_finished(entry: &Entry, report: StepReport) -> NewAuditEvent {
             duration_ms: summary.duration.as_millis() as u64,
         }),
         _ => {}
+    }
+    if let StepOutcome::Confirmed { by } = &report.outcome {
+        // Before the step's end, in the run's own order: the confirming
+        // connection's answer (its request's id), everyone else's notice.
+        let confirmer = entry.confirmer.take();
+        let frame = WorkflowReply::WorkflowConfirmed { run_id, step, by };
+        for w in &entry.watchers {
+            let rid = match &confirmer {
+                Some((id, rid)) if *id == w.id => rid,
+                _ => &w.rid,
+            };
+            w.recipient.do_send(WorkflowFrame(frame.to_text(rid)));
+        }
     }
     let error = report.error.as_ref().map(AppError::body);
     let duration_ms = report.duration.as_millis() as u64;

@@ -18,3 +18,4 @@ mod startup;
 mod stub;
 mod support;
 mod transfers;
+mod workflows;

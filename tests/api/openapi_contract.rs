@@ -72,8 +72,12 @@ async fn schemathesis_finds_no_failure_against_the_openapi_document() {
                 SEED,
                 "--max-examples",
                 MAX_EXAMPLES,
+                // One worker: with two, hypothesis parses lambda sources with
+                // `ast.parse` on two threads at once, which CPython 3.11 can
+                // fail with "AST constructor recursion depth mismatch" (a
+                // runtime error of the tool, not a finding).
                 "--workers",
-                "2",
+                "1",
                 "--request-timeout",
                 "10",
                 "--generation-database",
@@ -95,7 +99,7 @@ async fn schemathesis_finds_no_failure_against_the_openapi_document() {
     // a run that tested nothing would also exit 0: every operation but
     // diff/command must have been exercised
     assert!(
-        report.contains("Tested: 26"),
+        report.contains("Tested: 33"),
         "not every operation was tested:\n{report}"
     );
 }

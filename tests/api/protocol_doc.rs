@@ -1,18 +1,21 @@
-//! docs/protocol.md is tested: every ```ws block is replayed against a real
-//! daemon with a real sshd as `mdwap1p`.
+//! docs/protocol.md and docs/workflows.md are tested: every ```ws block is
+//! replayed against a real daemon with a real sshd as `mdwap1p` (and the
+//! workflow docs/workflows.md defines in its ```toml doc-workflow block).
 //!
 //! Format of a block: the info string is `ws <path>`; `> {...}` lines are
 //! sent, `< {...}` lines are expected in order. Expected objects match when
 //! every listed key matches (recursively); `<* {...}` matches any number of
 //! frames of that shape; `"<uuid>"`, `"<string>"`,
-//! `"<number>"` and `"<any>"` match any value of that kind. Broadcasts
+//! `"<number>"` and `"<any>"` match any value of that kind. `"<uuid:NAME>"`
+//! matches a UUID and remembers it: a later sent `"$NAME"` is replaced by
+//! it (a run id the server made, sent back in `workflow_confirm`). Broadcasts
 //! (`session_status`, `server_health`) that a block does not expect next are
 //! skipped, and as they are not ordered with replies, one that came early
 //! satisfies a later expected line.
 
 use serde_json::Value;
 
-use crate::support::fixtures::app_with_server;
+use crate::support::fixtures::with_servers;
 use crate::support::ws::WsClient;
 
 struct Block {
@@ -57,7 +60,7 @@ fn matches(expected: &Value, actual: &Value) -> bool {
         Value::String(s) if s == "<any>" => true,
         Value::String(s) if s == "<string>" => actual.is_string(),
         Value::String(s) if s == "<number>" => actual.is_number(),
-        Value::String(s) if s == "<uuid>" => actual
+        Value::String(s) if s == "<uuid>" || (s.starts_with("<uuid:") && s.ends_with('>')) => actual
             .as_str()
             .map(|a| uuid::Uuid::parse_str(a).is_ok())
             .unwrap_or(false),
@@ -68,12 +71,62 @@ fn matches(expected: &Value, actual: &Value) -> bool {
     }
 }
 
+/// Remembers the values `"<uuid:NAME>"` in `expected` matched in `actual`.
+fn capture(expected: &Value, actual: &Value, vars: &mut std::collections::HashMap<String, Value>) {
+    match expected {
+        Value::String(s) if s.starts_with("<uuid:") && s.ends_with('>') => {
+            vars.insert(s[6..s.len() - 1].to_owned(), actual.clone());
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                if let Some(a) = actual.get(k) {
+                    capture(v, a, vars);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `frame` with every `"$NAME"` string replaced by what was remembered.
+fn substitute(frame: &Value, vars: &std::collections::HashMap<String, Value>) -> Value {
+    match frame {
+        Value::String(s) if s.starts_with('$') => vars
+            .get(&s[1..])
+            .cloned()
+            .unwrap_or_else(|| panic!("{s} was not captured before it is sent")),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), substitute(v, vars)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The workflow `docs/workflows.md` shows (its ```toml doc-workflow block),
+/// configured on the doc test's daemon so the doc's examples run as shown.
+fn doc_workflow() -> String {
+    let doc = include_str!("../../docs/workflows.md");
+    let start = doc
+        .find("```toml doc-workflow\n")
+        .expect("docs/workflows.md has its doc-workflow block")
+        + "```toml doc-workflow\n".len();
+    let len = doc[start..].find("```").expect("the block ends");
+    doc[start..start + len].to_owned()
+}
+
 #[tokio::test]
 async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
     let doc = include_str!("../../docs/protocol.md");
-    let blocks = blocks(doc);
+    let mut blocks = blocks(doc);
     assert!(blocks.len() >= 5, "the doc lost its examples");
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let workflow_blocks = self::blocks(include_str!("../../docs/workflows.md"));
+    assert!(workflow_blocks.len() >= 2, "docs/workflows.md lost its examples");
+    blocks.extend(workflow_blocks);
+    let (builder, [_sshd]) = with_servers(["mdwap1p"]);
+    let app = builder.transfers_toml(&doc_workflow()).spawn().await;
+    let mut vars = std::collections::HashMap::new();
 
     for (n, block) in blocks.iter().enumerate() {
         let mut lines = block.lines.iter().peekable();
@@ -102,7 +155,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
                 }
             }
             match dir {
-                '>' => client.send(value.clone()).await,
+                '>' => client.send(substitute(value, &vars)).await,
                 '*' => repeated = Some(value),
                 _ => loop {
                     let got = client
@@ -115,6 +168,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
                             )
                         });
                     if matches(value, &got) {
+                        capture(value, &got, &mut vars);
                         repeated = None;
                         break;
                     }

@@ -379,6 +379,6 @@ mod tests {
         assert!(p.check(&Arg::Text("20261129".into())).is_ok());
         assert!(p.check(&Arg::Text("x20261129".into())).is_err());
         assert!(p.check(&Arg::Text("20261129\n".into())).is_err());
-        assert!(p.check(&Arg::Text("2026\01129".into())).is_err());
+        assert!(p.check(&Arg::Text("2026\x001129".into())).is_err());
     }
 }

@@ -101,13 +101,6 @@ pub enum StubReply<'a> {
         /// The exit status, when it exited.
         exit_status: Option<u32>,
     },
-    /// A pause was confirmed (the answer to `workflow_confirm`).
-    WorkflowConfirmed {
-        /// The run.
-        run_id: &'a str,
-        /// The pause's step.
-        step: usize,
-    },
     /// The terminal size was recorded.
     Resized {
         /// Columns.

@@ -19,7 +19,7 @@ use pinkpage_actors::workflow::run::WorkflowRunActor;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde_json::Value;
 
-use super::{flatten, Stub, StubReply, StubTask, TaskKind};
+use super::{flatten, Stub, StubTask, TaskKind};
 use crate::workflows::frames::{WorkflowFrame, WorkflowReply};
 use crate::workflows::hub::{launch, Asker, CancelRun, ConfirmRun, RunParts, StartRun, Watcher};
 use crate::workflows::prepare;
@@ -152,7 +152,7 @@ fn start(
 
 pub(super) fn confirm(conn: &mut WsConnection<Stub>, run_id: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let msg = ConfirmRun {
-        run_id: run_id.clone(),
+        run_id,
         asker: asker(conn),
         watcher: Some(watcher(conn, &rid, ctx)),
     };
@@ -160,16 +160,12 @@ pub(super) fn confirm(conn: &mut WsConnection<Stub>, run_id: String, rid: Reques
         .workflows
         .send(msg)
         .into_actor(conn)
-        .map(move |res, conn, ctx| match flatten(res) {
-            Ok(step) => conn.send(
-                ctx,
-                &StubReply::WorkflowConfirmed {
-                    run_id: &run_id,
-                    step,
-                },
-                &rid,
-            ),
-            Err(e) => conn.send_error(ctx, &e, &rid),
+        .map(move |res, conn, ctx| {
+            // On success the answer, `workflow_confirmed`, comes from the
+            // run in its own order (before the pause step's end).
+            if let Err(e) = flatten(res) {
+                conn.send_error(ctx, &e, &rid);
+            }
         })
         .spawn(ctx);
 }

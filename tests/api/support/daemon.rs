@@ -163,25 +163,31 @@ impl TestAppBuilder {
             Some(bootstrap_admin(dir.path(), &db))
         };
 
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinkpage"));
-        // The working directory is the temp dir, so no stray .env is loaded
-        // and relative paths land in the temp dir.
-        cmd.current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PINKPAGE_BIND", "127.0.0.1:0")
-            .env("PINKPAGE_DB", &db)
-            .env("PINKPAGE_DATA_DIR", dir.path().join("data"))
-            .env("PINKPAGE_SERVERS_FILE", &servers_file)
-            .env("PINKPAGE_KNOWN_HOSTS", &known_hosts)
-            .env("PINKPAGE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
-            .envs(env)
-            .envs(self.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        TestApp::start(cmd, dir, admin_token).await
+        let home = dir.path().to_path_buf();
+        let extra = self.env;
+        // Every start (and restart) runs the same command.
+        let command = move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinkpage"));
+            // The working directory is the temp dir, so no stray .env is
+            // loaded and relative paths land in the temp dir.
+            cmd.current_dir(&home)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("PINKPAGE_BIND", "127.0.0.1:0")
+                .env("PINKPAGE_DB", &db)
+                .env("PINKPAGE_DATA_DIR", home.join("data"))
+                .env("PINKPAGE_SERVERS_FILE", &servers_file)
+                .env("PINKPAGE_KNOWN_HOSTS", &known_hosts)
+                .env("PINKPAGE_LOG_FORMAT", "json")
+                .env("RUST_LOG", "debug")
+                .envs(env.iter().cloned())
+                .envs(extra.iter().cloned())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd
+        };
+        TestApp::start(Box::new(command), dir, admin_token).await
     }
 }
 
@@ -264,6 +270,8 @@ pub struct Identity {
 /// A running daemon.
 pub struct TestApp {
     child: Child,
+    /// Makes the daemon's command (for a restart).
+    command: Box<dyn Fn() -> Command + Send + Sync>,
     /// The bound port.
     pub port: u16,
     /// Every log line so far (stdout and stderr).
@@ -292,8 +300,53 @@ impl TestApp {
             .await
     }
 
-    async fn start(mut cmd: Command, dir: TempDir, admin_token: Option<String>) -> TestApp {
-        let mut child = cmd.spawn().expect("spawn pinkpage");
+    async fn start(
+        command: Box<dyn Fn() -> Command + Send + Sync>,
+        dir: TempDir,
+        admin_token: Option<String>,
+    ) -> TestApp {
+        let (child, port, logs) = Self::launch(&command).await;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &admin_token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+        }
+        TestApp {
+            child,
+            command,
+            port,
+            logs,
+            dir,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            anon: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            admin_token,
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown of any kind, as a crash)
+    /// and starts it again on the same database and files. The port
+    /// changes; the log starts afresh.
+    pub async fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port, logs) = Self::launch(&self.command).await;
+        self.child = child;
+        self.port = port;
+        self.logs = logs;
+    }
+
+    /// Starts the daemon's process and waits until it listens.
+    async fn launch(command: &(dyn Fn() -> Command + Send + Sync)) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
+        let mut child = command().spawn().expect("spawn pinkpage");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
         let port_tx = Arc::new(Mutex::new(Some(port_tx)));
@@ -326,29 +379,7 @@ impl TestApp {
                 );
             }
         };
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(token) = &admin_token {
-            headers.insert(
-                reqwest::header::AUTHORIZATION,
-                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-            );
-        }
-        TestApp {
-            child,
-            port,
-            logs,
-            dir,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .default_headers(headers)
-                .build()
-                .unwrap(),
-            anon: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            admin_token,
-        }
+        (child, port, logs)
     }
 
     /// Creates an account with `role` (limited to `tags` when given) and an
