@@ -85,6 +85,9 @@ demo: Pink-Page is starting on http://$BIND
   WebSocket:    websocat -H "Authorization: Bearer $DEMO_TOKEN" ws://$BIND/ws/v1/stub, then send
                 {"type":"start_session"}
                 {"type":"ssh_command","server":"mdwap1p","command":"uname -a; ls /nbsftp/myd/myp/snd/postgresql_unload"}
+  Workflow:     the seed's unload -> confirm -> copy -> load as one run (examples/seed-workflow.toml):
+                {"type":"workflow_run","workflow":"unload_copy_load","params":{"table":"orders","parts":3}}
+                then {"type":"workflow_confirm","run_id":"<run_id from workflow_started>"}
   Ctrl-C stops the daemon and both sshd servers.
 
 INFO
@@ -93,6 +96,7 @@ HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \
 MDWAP1P_IP=127.0.0.2 MDWAP1P_PORT=2222 \
 MYPAP1D_IP=127.0.0.3 MYPAP1D_PORT=2222 \
 PINKPAGE_KNOWN_HOSTS=$DEMO/known_hosts \
+PINKPAGE_SERVERS_FILE=$ROOT_DIR/examples/seed-workflow.toml \
 PINKPAGE_DATA_DIR=$DEMO/data \
 PINKPAGE_BIND=$BIND \
     "$ROOT_DIR/target/release/pinkpage" serve

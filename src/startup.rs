@@ -69,6 +69,15 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?;
 
+        let interrupted = store
+            .interrupt_left_workflow_runs_now()
+            .map_err(|e| SettingsError {
+                variable: "PINKPAGE_DB".into(),
+                problem: format!("cannot mark interrupted workflow runs: {e}"),
+            })?;
+        if interrupted > 0 {
+            log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
+        }
         store.audit(NewAuditEvent::new("system", "daemon.start"));
         let identity = Arc::new(Identity::new(settings.access.clone()));
         {
@@ -108,6 +117,8 @@ impl Application {
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
             },
+            identity.clone(),
+            broadcast.clone(),
         )
         .start();
         let state = web::Data::new(AppState {

@@ -19,7 +19,7 @@
 //! name = "unload"
 //! server = "mdwap1p"
 //! command = "unload.sh {{table}}"   # values reach the shell quoted
-//! timeout_s = 600
+//! timeout_s = 600            # default 3600 (a step takes no input)
 //! expect_exit = [0]          # default [0]
 //! continue_on_error = false  # default false
 //!
@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use pinkpage_actors::server::{ServerSpec, TransferSpec};
 use pinkpage_actors::workflow::definition::{
-    Arg, Param, ParamKind, Step, StepKind, Workflow, DEFAULT_PAUSE_TIMEOUT,
+    Arg, Param, ParamKind, Step, StepKind, Workflow, DEFAULT_PAUSE_TIMEOUT, DEFAULT_STEP_TIMEOUT,
 };
 use pinkpage_actors::workflow::template::Template;
 use serde::Deserialize;
@@ -190,6 +190,11 @@ fn workflow(
                 if stop_phrase.as_deref() == Some("") {
                     return Err(format!("step {i}: stop_phrase is empty"));
                 }
+                if command.trim().is_empty() {
+                    return Err(format!(
+                        "step {i}: command is empty (a step takes no input, so it cannot be an interactive shell)"
+                    ));
+                }
                 step(
                     name,
                     format!("command on {s}"),
@@ -198,7 +203,9 @@ fn workflow(
                         server: server(&s).map_err(|e| format!("step {i}: {e}"))?,
                         command: template(&command).map_err(|e| format!("step {i}: {e}"))?,
                         stop_phrase,
-                        timeout: seconds(timeout_s).map_err(|e| format!("step {i}: {e}"))?,
+                        timeout: seconds(timeout_s)
+                            .map_err(|e| format!("step {i}: {e}"))?
+                            .unwrap_or(DEFAULT_STEP_TIMEOUT),
                         expect_exit,
                     },
                 )
@@ -255,7 +262,9 @@ fn workflow(
                             .map_err(|e| format!("step {i}: {e}"))?
                             .unwrap_or(Duration::from_secs(1)),
                         stop_on_error: stop_on_error.unwrap_or(true),
-                        timeout: seconds(timeout_s).map_err(|e| format!("step {i}: {e}"))?,
+                        timeout: seconds(timeout_s)
+                            .map_err(|e| format!("step {i}: {e}"))?
+                            .unwrap_or(DEFAULT_STEP_TIMEOUT),
                     },
                 )
             }
@@ -269,7 +278,7 @@ fn workflow(
                 "confirm".to_owned(),
                 continue_on_error,
                 StepKind::Pause {
-                    message: template(&message).map_err(|e| format!("step {i}: {e}"))?,
+                    message: Template::plain(&message, &declared).map_err(|e| format!("step {i}: {e}"))?,
                     timeout: seconds(timeout_s)
                         .map_err(|e| format!("step {i}: {e}"))?
                         .unwrap_or(DEFAULT_PAUSE_TIMEOUT),
@@ -507,6 +516,7 @@ mod tests {
             ),
             (format!("{head}{}expect_exit = []\n", cmd("true")), "expect_exit"),
             (format!("{head}{}timeout_s = -1\n", cmd("true")), "positive"),
+            (format!("{head}{}", cmd(" ")), "command is empty"),
             (head.to_owned(), "no steps"),
             (
                 format!("[[workflows]]\nname = \"runs\"\n{}", cmd("true")),

@@ -65,10 +65,6 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, AppError> {
         let mut conn = open_connection(path)?;
         migrations::migrate(&mut conn).map_err(db_error)?;
-        let interrupted = workflows::interrupt_left_runs(&mut conn)?;
-        if interrupted > 0 {
-            log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
-        }
         drop(conn);
         let owned = path.to_path_buf();
         let addr = SyncArbiter::start(STORE_THREADS, move || StoreActor {
@@ -88,6 +84,15 @@ impl Store {
     pub fn load_directory_now(&self) -> Result<crate::auth::directory::Loaded, AppError> {
         let mut conn = open_connection(&self.path)?;
         accounts::load_directory(&mut conn)
+    }
+
+    /// Marks workflow runs a stopped daemon left `running` or `paused` as
+    /// `interrupted`, on a connection of its own; how many. Called once at
+    /// start-up, after the daemon has its port (a second daemon started by
+    /// mistake on the same files fails there first) and before it serves.
+    pub fn interrupt_left_workflow_runs_now(&self) -> Result<usize, AppError> {
+        let mut conn = open_connection(&self.path)?;
+        workflows::interrupt_left_runs(&mut conn)
     }
 
     /// The actor's address, for sending messages.

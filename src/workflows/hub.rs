@@ -18,9 +18,10 @@
 //! (50004 when someone else holds it); a connection that holds the lock
 //! launches its run synchronously, as its own task.
 //!
-//! Output reaches watchers with backpressure: the hub answers the run's
-//! output notice only once every watcher's mailbox took the frame, and the
-//! run answers its command's output only then.
+//! Frames reach each watcher through its own ordered feed (`super::feed`):
+//! the hub answers the run's output notice once the starter's feed is
+//! below its high water mark, and the run answers its command's output
+//! only then (backpressure); other watchers never slow a run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use actix::{
     ResponseFuture, WrapFuture,
 };
 use pinkpage_actors::access::{Need, Principal};
-use pinkpage_actors::broadcast::WorkflowRunRef;
+use pinkpage_actors::broadcast::{BroadcastActor, Event, Join, WorkflowRunRef};
 use pinkpage_actors::lock::{Acquire, Grant, SessionLockActor, SetWorkflowRun};
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskHandle, TaskId};
@@ -43,8 +44,11 @@ use pinkpage_actors::workflow::run::{
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 use tokio::sync::mpsc;
 
+use super::feed::Feed;
 use super::frames::{WorkflowFrame, WorkflowReply};
 use super::prepare::Prepared;
+use crate::auth::directory::Refusal;
+use crate::auth::Identity;
 use crate::store::{NewAuditEvent, NewWorkflowRun, Store, WorkflowWrite};
 use crate::ws::protocol::{Outgoing, RequestId};
 
@@ -192,6 +196,22 @@ pub struct CancelRun {
     pub watcher: Option<Watcher>,
 }
 
+/// Queues `frame` on every feed, in order; drops the feeds of connections
+/// that are gone or too far behind.
+fn tell(feeds: &mut Vec<Feed>, frame: &WorkflowReply<'_>) {
+    feeds.retain(|f| f.push(frame.to_text(&f.rid)));
+}
+
+/// [`tell`], then resolves once the primary watcher is below its high water
+/// mark (backpressure for output).
+fn tell_waiting(feeds: &mut Vec<Feed>, frame: &WorkflowReply<'_>) -> ResponseFuture<()> {
+    tell(feeds, frame);
+    match feeds.iter().find(|f| f.primary) {
+        Some(primary) => Box::pin(primary.below_high_water()),
+        None => Box::pin(async {}),
+    }
+}
+
 struct Entry {
     run_id: String,
     workflow: String,
@@ -199,38 +219,25 @@ struct Entry {
     steps: Arc<[PlannedStep]>,
     addr: Addr<WorkflowRunActor>,
     handle: TaskHandle,
-    watchers: Vec<Watcher>,
+    /// The connections watching, each through its own ordered feed; the
+    /// starter's (if any) is the primary.
+    feeds: Vec<Feed>,
     writer: mpsc::UnboundedSender<WorkflowWrite>,
     held: Option<Grant>,
-    /// The connection whose `workflow_confirm` is in flight, with that
-    /// request's id: its `workflow_confirmed` answers that request.
-    confirmer: Option<(ConnectionId, RequestId)>,
+    /// The connections whose `workflow_confirm` is in flight, oldest first,
+    /// with the request's id: the run takes confirmations in that order, so
+    /// the first one's `workflow_confirmed` answers its request.
+    confirmers: Vec<(ConnectionId, RequestId)>,
+    /// Cancelled because its starter's access changed (once).
+    access_cancelled: bool,
 }
 
 impl Entry {
-    fn tell(&self, frame: &WorkflowReply<'_>) {
-        for w in &self.watchers {
-            w.recipient.do_send(WorkflowFrame(frame.to_text(&w.rid)));
-        }
-    }
-
-    /// Sends `frame` to every watcher and resolves once each took it (or
-    /// is gone).
-    fn tell_waiting(&self, frame: &WorkflowReply<'_>) -> ResponseFuture<()> {
-        let sends: Vec<_> = self
-            .watchers
-            .iter()
-            .map(|w| w.recipient.send(WorkflowFrame(frame.to_text(&w.rid))))
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(sends).await;
-        })
-    }
-
+    /// Adds a (non-primary) watcher, once per connection.
     fn watch(&mut self, watcher: Option<Watcher>) {
         if let Some(w) = watcher {
-            if !self.watchers.iter().any(|x| x.id == w.id) {
-                self.watchers.push(w);
+            if !self.feeds.iter().any(|f| f.id == w.id) {
+                self.feeds.push(Feed::new(w.id, w.recipient, w.rid, false));
             }
         }
     }
@@ -266,6 +273,10 @@ pub struct WorkflowHub {
     store: Store,
     lock: Addr<SessionLockActor>,
     parts: RunParts,
+    /// To re-check who started each run when access changes.
+    identity: Arc<Identity>,
+    /// Where access changes are announced.
+    broadcast: Addr<BroadcastActor>,
     /// Runs in flight, by run id.
     runs: HashMap<String, Entry>,
     /// Run ids by their task id (the runs' messages carry the task id).
@@ -274,11 +285,19 @@ pub struct WorkflowHub {
 
 impl WorkflowHub {
     /// A hub with no runs.
-    pub fn new(store: Store, lock: Addr<SessionLockActor>, parts: RunParts) -> Self {
+    pub fn new(
+        store: Store,
+        lock: Addr<SessionLockActor>,
+        parts: RunParts,
+        identity: Arc<Identity>,
+        broadcast: Addr<BroadcastActor>,
+    ) -> Self {
         WorkflowHub {
             store,
             lock,
             parts,
+            identity,
+            broadcast,
             runs: HashMap::new(),
             by_task: HashMap::new(),
         }
@@ -296,6 +315,49 @@ impl WorkflowHub {
 
 impl Actor for WorkflowHub {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Told of access changes like a connection, so a run outlives
+        // neither its user's account nor the credential that started it.
+        self.broadcast.do_send(Join {
+            id: ConnectionId::new(),
+            recipient: ctx.address().recipient(),
+        });
+    }
+}
+
+impl Handler<Event> for WorkflowHub {
+    type Result = ();
+
+    /// On an access change, cancels the runs whose starter's account was
+    /// disabled or removed, whose credential was revoked, or who may no
+    /// longer run workflows (a lower role). A sign-out or an expired
+    /// sign-in session leaves runs alone: they are not tied to one.
+    fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+        if !matches!(event, Event::AccessChanged) {
+            return;
+        }
+        for entry in self.runs.values_mut() {
+            let why = match self.identity.recheck(&entry.started_by.principal) {
+                Ok(now) if now.meets(Need::Operator) => continue,
+                Ok(_) => "the user's role no longer allows running workflows",
+                Err(Refusal::Revoked) => "the credential that started the run was revoked",
+                Err(Refusal::Disabled) => "the user's account was disabled",
+                Err(Refusal::NoAccount) => "the user's account no longer exists",
+                Err(Refusal::Unknown | Refusal::Expired) => continue,
+            };
+            if entry.access_cancelled {
+                continue;
+            }
+            entry.access_cancelled = true;
+            log::warn!(run_id = entry.run_id.as_str(), user = &*entry.started_by.principal.user, reason = why; "workflow run cancelled: access changed");
+            let _ = entry.handle.stop();
+            let mut event = NewAuditEvent::new("system", "workflow.cancel");
+            event.detail =
+                Some(serde_json::json!({"run_id": entry.run_id, "workflow": entry.workflow, "reason": why}));
+            self.store.audit(event);
+        }
+    }
 }
 
 fn mailbox(e: actix::MailboxError) -> AppError {
@@ -366,14 +428,19 @@ impl Handler<Register> for WorkflowHub {
     type Result = ();
 
     fn handle(&mut self, r: Register, _: &mut Context<Self>) {
-        if let Some(w) = &r.watcher {
+        let feeds: Vec<Feed> = r
+            .watcher
+            .map(|w| Feed::new(w.id, w.recipient, w.rid, true))
+            .into_iter()
+            .collect();
+        for f in &feeds {
             let frame = WorkflowReply::WorkflowStarted {
                 run_id: &r.run_id,
                 workflow: &r.workflow,
                 params: &r.params,
                 steps: &r.steps,
             };
-            w.recipient.do_send(WorkflowFrame(frame.to_text(&w.rid)));
+            f.push(frame.to_text(&f.rid));
         }
         let writer = spawn_writer(self.store.clone(), r.run_id.clone());
         // The first write, so every later one finds its rows.
@@ -420,10 +487,11 @@ impl Handler<Register> for WorkflowHub {
                 steps: r.steps,
                 addr: r.addr,
                 handle: r.handle,
-                watchers: r.watcher.into_iter().collect(),
+                feeds,
                 writer,
                 held: r.held,
-                confirmer: None,
+                confirmers: Vec::new(),
+                access_cancelled: false,
             },
         );
     }
@@ -436,7 +504,7 @@ impl Handler<ConfirmRun> for WorkflowHub {
         let asked = self.entry(&msg.run_id).and_then(|entry| {
             entry.may_be_driven_by(&msg.asker)?;
             if let Some(w) = &msg.watcher {
-                entry.confirmer = Some((w.id, w.rid.clone()));
+                entry.confirmers.push((w.id, w.rid.clone()));
             }
             entry.watch(msg.watcher.clone());
             Ok(entry.addr.send(Confirm {
@@ -451,6 +519,18 @@ impl Handler<ConfirmRun> for WorkflowHub {
             async move { asked.await.map_err(mailbox)? }
                 .into_actor(self)
                 .map(move |res, hub, _| {
+                    if res.is_err() {
+                        // not the one the run took: forget it
+                        if let (Some(entry), Some(w)) = (hub.runs.get_mut(&msg.run_id), &msg.watcher) {
+                            if let Some(i) = entry
+                                .confirmers
+                                .iter()
+                                .position(|(id, rid)| *id == w.id && *rid == w.rid)
+                            {
+                                entry.confirmers.remove(i);
+                            }
+                        }
+                    }
                     let step = res?;
                     let mut event = msg.asker.audit("workflow.confirm");
                     event.detail = Some(serde_json::json!({"run_id": msg.run_id, "step": step}));
@@ -505,37 +585,46 @@ impl Handler<RunMessage> for WorkflowHub {
                 }
                 RunNotice::Output { step, data } => {
                     let server = server_of(&entry.steps, step);
-                    return entry.tell_waiting(&WorkflowReply::SshOutput {
-                        run_id,
-                        step,
-                        server: &server,
-                        data: &data,
-                    });
+                    return tell_waiting(
+                        &mut entry.feeds,
+                        &WorkflowReply::SshOutput {
+                            run_id,
+                            step,
+                            server: &server,
+                            data: &data,
+                        },
+                    );
                 }
                 RunNotice::TransferProgress { step, progress } => {
-                    entry.tell(&WorkflowReply::ScpProgress {
-                        run_id,
-                        step,
-                        transfer_name: &transfer_of(&entry.steps, step),
-                        progress: &progress,
-                    });
+                    tell(
+                        &mut entry.feeds,
+                        &WorkflowReply::ScpProgress {
+                            run_id,
+                            step,
+                            transfer_name: &transfer_of(&entry.steps, step),
+                            progress: &progress,
+                        },
+                    );
                 }
                 RunNotice::BatchResult { step, result } => {
-                    return entry.tell_waiting(&WorkflowReply::BatchCommandResult {
-                        run_id,
-                        step,
-                        server: &result.server,
-                        index: result.index,
-                        command: &result.command,
-                        status: result.status.as_str(),
-                        exit_status: result.exit_status,
-                        stdout: &result.stdout,
-                        stderr: &result.stderr,
-                        truncated: result.truncated,
-                        attempts: result.attempts,
-                        duration_ms: result.duration_ms,
-                        error: result.error.as_ref().map(AppError::body),
-                    });
+                    return tell_waiting(
+                        &mut entry.feeds,
+                        &WorkflowReply::BatchCommandResult {
+                            run_id,
+                            step,
+                            server: &result.server,
+                            index: result.index,
+                            command: &result.command,
+                            status: result.status.as_str(),
+                            exit_status: result.exit_status,
+                            stdout: &result.stdout,
+                            stderr: &result.stderr,
+                            truncated: result.truncated,
+                            attempts: result.attempts,
+                            duration_ms: result.duration_ms,
+                            error: result.error.as_ref().map(AppError::body),
+                        },
+                    );
                 }
                 RunNotice::Paused {
                     step,
@@ -546,12 +635,15 @@ impl Handler<RunMessage> for WorkflowHub {
                         run_id: run_id.to_owned(),
                         step,
                     });
-                    entry.tell(&WorkflowReply::WorkflowPaused {
-                        run_id,
-                        step,
-                        message: &message,
-                        timeout_s: timeout.as_secs_f64(),
-                    });
+                    tell(
+                        &mut entry.feeds,
+                        &WorkflowReply::WorkflowPaused {
+                            run_id,
+                            step,
+                            message: &message,
+                            timeout_s: timeout.as_secs_f64(),
+                        },
+                    );
                 }
                 RunNotice::StepFinished(report) => {
                     let event = step_finished(entry, report);
@@ -565,13 +657,16 @@ impl Handler<RunMessage> for WorkflowHub {
                     status: outcome.status.as_str(),
                     error: error.clone(),
                 });
-                entry.tell(&WorkflowReply::WorkflowComplete {
-                    run_id,
-                    workflow: &entry.workflow,
-                    status: outcome.status.as_str(),
-                    stopped_at: outcome.stopped_at,
-                    error: error.clone(),
-                });
+                tell(
+                    &mut entry.feeds,
+                    &WorkflowReply::WorkflowComplete {
+                        run_id,
+                        workflow: &entry.workflow,
+                        status: outcome.status.as_str(),
+                        stopped_at: outcome.stopped_at,
+                        error: error.clone(),
+                    },
+                );
                 if let Some(grant) = entry.held {
                     self.lock.do_send(SetWorkflowRun { grant, run: None });
                 }
@@ -612,33 +707,40 @@ fn transfer_of(steps: &[PlannedStep], step: usize) -> String {
 }
 
 /// `workflow_step_started`, then the step's own start frame.
-fn step_started(entry: &Entry, step: usize) {
+fn step_started(entry: &mut Entry, step: usize) {
     let Some(planned) = entry.steps.get(step) else {
         return;
     };
     let run_id = entry.run_id.as_str();
-    entry.tell(&WorkflowReply::WorkflowStepStarted {
-        run_id,
-        step,
-        name: &planned.name,
-        kind: planned.action.kind(),
-    });
+    tell(
+        &mut entry.feeds,
+        &WorkflowReply::WorkflowStepStarted {
+            run_id,
+            step,
+            name: &planned.name,
+            kind: planned.action.kind(),
+        },
+    );
     match &planned.action {
-        Action::Command { server, .. } => {
-            entry.tell(&WorkflowReply::SshCommandStarted { run_id, step, server })
-        }
+        Action::Command { server, .. } => tell(
+            &mut entry.feeds,
+            &WorkflowReply::SshCommandStarted { run_id, step, server },
+        ),
         Action::Transfer {
             transfer,
             source_server,
             destination_server,
             ..
-        } => entry.tell(&WorkflowReply::ScpTransferStarted {
-            run_id,
-            step,
-            transfer_name: transfer,
-            source_server,
-            destination_server,
-        }),
+        } => tell(
+            &mut entry.feeds,
+            &WorkflowReply::ScpTransferStarted {
+                run_id,
+                step,
+                transfer_name: transfer,
+                source_server,
+                destination_server,
+            },
+        ),
         Action::Batch { .. } | Action::Pause { .. } => {}
     }
 }
@@ -650,51 +752,58 @@ fn step_finished(entry: &mut Entry, report: StepReport) -> NewAuditEvent {
     let step = report.step;
     let planned = entry.steps.get(step);
     match (&report.outcome, planned.map(|p| &p.action)) {
-        (StepOutcome::Command(done), Some(Action::Command { server, .. })) => {
-            entry.tell(&WorkflowReply::SshCommandComplete {
+        (StepOutcome::Command(done), Some(Action::Command { server, .. })) => tell(
+            &mut entry.feeds,
+            &WorkflowReply::SshCommandComplete {
                 run_id,
                 step,
                 server,
                 reason: done.reason.as_str(),
                 exit_status: done.exit_status,
-            })
-        }
+            },
+        ),
         (
             StepOutcome::Transfer(TransferOutcome::Complete(summary)),
             Some(Action::Transfer { transfer, .. }),
-        ) => entry.tell(&WorkflowReply::ScpComplete {
-            run_id,
-            step,
-            transfer_name: transfer,
-            files: &summary.files,
-            bytes: summary.bytes,
-            duration_ms: summary.duration.as_millis() as u64,
-        }),
+        ) => tell(
+            &mut entry.feeds,
+            &WorkflowReply::ScpComplete {
+                run_id,
+                step,
+                transfer_name: transfer,
+                files: &summary.files,
+                bytes: summary.bytes,
+                duration_ms: summary.duration.as_millis() as u64,
+            },
+        ),
         _ => {}
     }
     if let StepOutcome::Confirmed { by } = &report.outcome {
         // Before the step's end, in the run's own order: the confirming
         // connection's answer (its request's id), everyone else's notice.
-        let confirmer = entry.confirmer.take();
+        let confirmer = (!entry.confirmers.is_empty()).then(|| entry.confirmers.remove(0));
         let frame = WorkflowReply::WorkflowConfirmed { run_id, step, by };
-        for w in &entry.watchers {
+        entry.feeds.retain(|f| {
             let rid = match &confirmer {
-                Some((id, rid)) if *id == w.id => rid,
-                _ => &w.rid,
+                Some((id, rid)) if *id == f.id => rid,
+                _ => &f.rid,
             };
-            w.recipient.do_send(WorkflowFrame(frame.to_text(rid)));
-        }
+            f.push(frame.to_text(rid))
+        });
     }
     let error = report.error.as_ref().map(AppError::body);
     let duration_ms = report.duration.as_millis() as u64;
-    entry.tell(&WorkflowReply::WorkflowStepFinished {
-        run_id,
-        step,
-        status: report.status.as_str(),
-        exit_status: report.exit_status,
-        duration_ms,
-        error: error.clone(),
-    });
+    tell(
+        &mut entry.feeds,
+        &WorkflowReply::WorkflowStepFinished {
+            run_id,
+            step,
+            status: report.status.as_str(),
+            exit_status: report.exit_status,
+            duration_ms,
+            error: error.clone(),
+        },
+    );
     let confirmed_by = match &report.outcome {
         StepOutcome::Confirmed { by } => Some(by.to_string()),
         _ => None,

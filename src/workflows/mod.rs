@@ -19,6 +19,7 @@
 //! that connection's lock instead, as its task: ending the session or
 //! disconnecting cancels it, as it would a command.
 
+pub mod feed;
 pub mod frames;
 pub mod hub;
 pub mod prepare;

@@ -521,9 +521,19 @@ async fn disconnecting_during_a_pause_under_ones_own_lock_cancels_the_run_and_fr
         )
         .await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
-    a.recv_until("workflow_paused").await;
+    let (_, before) = a.recv_until("workflow_paused").await;
     // the caller keeps its lock; the lock names the run working under it
-    let (status, _) = a.recv_until("session_status").await;
+    // (a broadcast, not ordered with the run's frames)
+    let named = |f: &Value| f["type"] == "session_status" && f["workflow_run"].is_object();
+    let status = match before.into_iter().find(|f| named(f)) {
+        Some(status) => status,
+        None => loop {
+            let (status, _) = a.recv_until("session_status").await;
+            if named(&status) {
+                break status;
+            }
+        },
+    };
     assert_eq!(status["owner"], a.id.as_str());
     assert_eq!(status["workflow_run"]["run_id"], run_id.as_str());
     // its own task: a command is refused meanwhile
@@ -769,4 +779,100 @@ async fn a_run_cut_by_a_daemon_crash_is_kept_in_the_history_as_interrupted() {
     let done = stored_run(&app, finished["run_id"].as_str().unwrap()).await;
     assert_eq!(done["status"], "succeeded", "a finished run stays as it was");
     assert_eq!(lock_status(&app).await["active"], false);
+}
+
+#[tokio::test]
+async fn a_run_ends_when_its_users_account_is_disabled() {
+    let setup = Setup::new();
+    let (app, _servers) = app(&setup, SLEEPER).await;
+    let otto = app.identity("otto", "operator", None).await;
+    let mut c = WsClient::connect_with_token(&app, "/ws/v1/stub", &otto.token).await;
+    let started = c
+        .request(
+            json!({"type": "workflow_run", "workflow": "sleeper", "params": {"secs": 7334}}),
+            "workflow_started",
+        )
+        .await;
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let sleep = RemoteProcess::started("sleep 7334").await;
+    // otto's own connection closes at once; the run, not tied to it, is
+    // cancelled because the account is gone
+    let res = app
+        .http
+        .patch(app.url("/api/v1/users/otto"))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    sleep.ended("the starter's account was disabled").await;
+    let run = eventually("the run is cancelled and the lock free", async || {
+        let run = stored_run(&app, &run_id).await;
+        let free = lock_status(&app).await["active"] == false;
+        if run["status"] == "cancelled" && free {
+            Ok(run)
+        } else {
+            Err(run)
+        }
+    })
+    .await;
+    assert_eq!(step_statuses(&run), ["cancelled", "skipped"]);
+    let audit = app.audit_events("action=workflow.cancel", 1).await;
+    assert_eq!(audit[0]["actor"], "system");
+    assert!(audit[0]["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("disabled"));
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_does_not_stall_the_run() {
+    let setup = Setup::new();
+    let extra = r#"
+[[workflows]]
+name = "chatty"
+[[workflows.steps]]
+type = "pause"
+message = "go?"
+[[workflows.steps]]
+type = "command"
+server = "alpha"
+command = "head -c 24000000 /dev/zero | tr '\\0' 'x' | fold -w 100; echo chatty-done"
+"#;
+    let (app, _servers) = app(&setup, extra).await;
+    let mut starter = WsClient::stub(&app).await;
+    let started = starter
+        .request(
+            json!({"type": "workflow_run", "workflow": "chatty"}),
+            "workflow_started",
+        )
+        .await;
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    starter.recv_until("workflow_paused").await;
+    // a second connection confirms (so it watches the rest) and then never
+    // reads again
+    let mut stalled = WsClient::stub(&app).await;
+    stalled
+        .send(json!({"type": "workflow_confirm", "run_id": run_id}))
+        .await;
+    // the starter reads everything: 24 MB of output, then the end
+    let (done, frames) = until_complete(&mut starter).await;
+    assert_eq!(done["status"], "succeeded");
+    let output: usize = of_type(&frames, "ssh_output")
+        .iter()
+        .map(|f| f["data"].as_str().unwrap().len())
+        .sum();
+    assert!(output >= 24_000_000, "{output}");
+    // the stalled watcher was dropped once it fell behind, not buffered
+    // for: reading it now yields what was already on its way (at most a
+    // few MB), never the rest of the run nor its end
+    let mut late = 0;
+    while let Some(frame) = stalled.try_recv(std::time::Duration::from_secs(2)).await {
+        assert_ne!(
+            frame["type"], "workflow_complete",
+            "a dropped watcher got the end"
+        );
+        late += frame["data"].as_str().map_or(0, str::len);
+    }
+    assert!(late < 12_000_000, "the stalled watcher was sent {late} bytes");
 }

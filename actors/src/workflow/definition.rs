@@ -20,6 +20,11 @@ pub const MAX_STRING_PARAM: usize = 4096;
 /// How long a pause waits for `workflow_confirm` unless its step says.
 pub const DEFAULT_PAUSE_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// How long a command step (or each attempt of a batch step) may run
+/// unless its step says: a step takes no input, so one stuck at a prompt
+/// must not hold the session lock forever.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// One named, ordered sequence of steps.
 #[derive(Debug, Clone)]
 pub struct Workflow {
@@ -106,8 +111,10 @@ impl Param {
         let name = &self.name;
         match (&self.kind, arg) {
             (ParamKind::String { pattern, regex }, Arg::Text(text)) => {
-                if text.contains('\0') {
-                    return Err(format!("'{name}' must not contain NUL"));
+                if text.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(format!(
+                        "'{name}' must not contain control characters (a newline, NUL, escape sequences)"
+                    ));
                 }
                 if text.len() > MAX_STRING_PARAM {
                     return Err(format!("'{name}' is longer than {MAX_STRING_PARAM} bytes"));
@@ -173,7 +180,7 @@ pub enum StepKind {
         /// Finish successfully when this text appears.
         stop_phrase: Option<String>,
         /// Fail after this long.
-        timeout: Option<Duration>,
+        timeout: Duration,
         /// Exit statuses that count as success (`[0]` by default).
         expect_exit: Vec<u32>,
     },
@@ -195,7 +202,7 @@ pub enum StepKind {
         /// Whether a failed command ends its server's commands.
         stop_on_error: bool,
         /// Per-attempt timeout.
-        timeout: Option<Duration>,
+        timeout: Duration,
     },
     /// Wait for an operator's `workflow_confirm`.
     Pause {
@@ -380,5 +387,14 @@ mod tests {
         assert!(p.check(&Arg::Text("x20261129".into())).is_err());
         assert!(p.check(&Arg::Text("20261129\n".into())).is_err());
         assert!(p.check(&Arg::Text("2026\x001129".into())).is_err());
+        let free = Param {
+            kind: ParamKind::string(None).unwrap(),
+            ..p.clone()
+        };
+        assert!(free.check(&Arg::Text("a\tb c".into())).is_ok());
+        for bad in ["a\nid", "a\rb", "a\x1b[2J", "a\x00"] {
+            let err = free.check(&Arg::Text(bad.into())).unwrap_err();
+            assert!(err.contains("control characters"), "{bad:?}: {err}");
+        }
     }
 }

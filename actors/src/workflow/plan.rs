@@ -38,7 +38,7 @@ pub enum Action {
         /// Success when this text appears.
         stop_phrase: Option<String>,
         /// Failure after this many seconds.
-        timeout_s: Option<f64>,
+        timeout_s: f64,
         /// Exit statuses that count as success.
         expect_exit: Vec<u32>,
     },
@@ -68,7 +68,7 @@ pub enum Action {
         /// Whether a failure ends a server's commands.
         stop_on_error: bool,
         /// Per-attempt timeout, seconds.
-        timeout_s: Option<f64>,
+        timeout_s: f64,
     },
     /// Wait for a confirmation.
     Pause {
@@ -114,7 +114,6 @@ pub fn plan(
     transfers: &BTreeMap<String, Arc<TransferSpec>>,
 ) -> Vec<PlannedStep> {
     let value = |name: &str| bound.get(name);
-    let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
     workflow
         .steps
         .iter()
@@ -131,7 +130,7 @@ pub fn plan(
                     server: server.clone(),
                     command: command.render(Render::Shell, &value),
                     stop_phrase: stop_phrase.clone(),
-                    timeout_s: secs(*timeout),
+                    timeout_s: timeout.as_secs_f64(),
                     expect_exit: expect_exit.clone(),
                 },
                 StepKind::Transfer { transfer } => {
@@ -159,7 +158,7 @@ pub fn plan(
                     retries: *retries,
                     retry_delay_s: retry_delay.as_secs_f64(),
                     stop_on_error: *stop_on_error,
-                    timeout_s: secs(*timeout),
+                    timeout_s: timeout.as_secs_f64(),
                 },
                 StepKind::Pause { message, timeout } => Action::Pause {
                     message: message.render(Render::Plain, &value),
@@ -204,7 +203,7 @@ mod tests {
                         server: "a".into(),
                         command: Template::parse("unload {{day}}", &declared).unwrap(),
                         stop_phrase: None,
-                        timeout: Some(Duration::from_secs(60)),
+                        timeout: Duration::from_secs(60),
                         expect_exit: vec![0],
                     },
                 },
@@ -242,7 +241,7 @@ mod tests {
                 server: "a".into(),
                 command: "unload '1; reboot'".into(),
                 stop_phrase: None,
-                timeout_s: Some(60.0),
+                timeout_s: 60.0,
                 expect_exit: vec![0],
             }
         );

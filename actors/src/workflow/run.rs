@@ -46,7 +46,7 @@ use crate::batch::link::SshLinkFactory;
 use crate::batch::plan::{BatchPlan, BatchSummary, RetryPolicy};
 use crate::batch::run::{BatchMessage, BatchNotice, BatchRunActor};
 use crate::error::{AppError, ErrorCode};
-use crate::lock::{Grant, LockRevoked, Release, SessionLockActor};
+use crate::lock::{Grant, LockRevoked, Release, SessionLockActor, REVOKE_TIMEOUT};
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::{ExecLimits, PtyRequest, SshOptions};
 use crate::task::{
@@ -288,6 +288,9 @@ pub struct WorkflowRunActor {
     cancelling: Option<Option<AppError>>,
     /// The step whose failure stopped the run, with its error.
     failed: Option<(usize, Option<AppError>)>,
+    /// A cancelled step's task that did not end in time: given up, but the
+    /// lock is released only once it ended or had its cleanup time.
+    abandoned: Option<TaskHandle>,
 }
 
 impl WorkflowRunActor {
@@ -301,6 +304,7 @@ impl WorkflowRunActor {
             current: None,
             cancelling: None,
             failed: None,
+            abandoned: None,
         }
     }
 
@@ -370,7 +374,7 @@ impl WorkflowRunActor {
                     ssh: self.req.ssh.clone(),
                     command: command.clone(),
                     stop_phrase: stop_phrase.clone(),
-                    timeout: timeout_s.map(Duration::from_secs_f64),
+                    timeout: Some(Duration::from_secs_f64(*timeout_s)),
                     throttle: self.req.throttle,
                     pty: PtyRequest {
                         term: "xterm".to_owned(),
@@ -420,7 +424,7 @@ impl WorkflowRunActor {
                     limits: ExecLimits {
                         max_stdout: self.req.batch_output_cap,
                         max_stderr: self.req.batch_output_cap,
-                        timeout: timeout_s.map(Duration::from_secs_f64),
+                        timeout: Some(Duration::from_secs_f64(*timeout_s)),
                     },
                 };
                 let links = Rc::new(SshLinkFactory {
@@ -488,7 +492,8 @@ impl WorkflowRunActor {
     /// Cancels the run: the current step is stopped (its end then ends the
     /// run) or, for a pause, ended at once.
     fn cancel(&mut self, why: Option<AppError>, ctx: &mut Context<Self>) {
-        if self.cancelling.is_some() {
+        // Already ending: a failure that stopped the run stays a failure.
+        if self.cancelling.is_some() || self.failed.is_some() {
             return;
         }
         self.cancelling = Some(why.clone());
@@ -502,6 +507,7 @@ impl WorkflowRunActor {
                 let step = current.step;
                 current.timer = Some(ctx.run_later(STEP_STOP_TIMEOUT, move |act, ctx| {
                     if act.current.as_ref().is_some_and(|c| c.step == step) {
+                        act.abandoned = act.current.as_mut().and_then(|c| c.task.take());
                         let e = AppError::with_detail(
                             ErrorCode::TaskCancelTimeout,
                             format!("step {step} did not stop within {STEP_STOP_TIMEOUT:?}; given up"),
@@ -540,8 +546,9 @@ impl Actor for WorkflowRunActor {
     fn stopping(&mut self, _: &mut Context<Self>) -> actix::Running {
         // Stopped from outside (an arbiter shutting down) with a step still
         // running: that step's task must not outlive the run.
-        if let Some(task) = self.current.as_ref().and_then(|c| c.task.as_ref()) {
+        if let Some(task) = self.current.as_mut().and_then(|c| c.task.take()) {
             let _ = task.stop();
+            self.abandoned.get_or_insert(task);
         }
         actix::Running::Stop
     }
@@ -573,9 +580,15 @@ impl Actor for WorkflowRunActor {
             return;
         };
         let lock = self.req.lock.take();
+        let abandoned = self.abandoned.take();
         // Detached: the lock is released (when this run took it) before the
-        // client hears the end, so the end means "free".
+        // client hears the end, so the end means "free"; a step given up is
+        // first given the rest of its cleanup time (never past
+        // `REVOKE_TIMEOUT` from the cancel).
         actix::spawn(async move {
+            if let Some(task) = abandoned {
+                let _ = tokio::time::timeout(REVOKE_TIMEOUT - STEP_STOP_TIMEOUT, task.done().wait()).await;
+            }
             if let Some((lock, grant)) = lock {
                 let _ = lock.send(Release { grant }).await;
             }
