@@ -87,6 +87,8 @@ demo: Pink-Page is starting on http://$BIND
                 {"type":"ssh_command","server":"mdwap1p","command":"uname -a; ls /nbsftp/myd/myp/snd/postgresql_unload"}
   Ctrl-C stops the daemon and both sshd servers.
 
+  open http://$BIND/ui/ and sign in as $DEMO_USER with password $DEMO_PASSWORD
+
 INFO
 ENV=demo \
 HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \

@@ -1,0 +1,242 @@
+//! The sign-in page, the servers sidebar, the lock bar and the Terminal
+//! tab, in real headless Chromium.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::browser::{turn, Browser};
+use crate::support::fixtures::with_servers;
+use crate::support::remote::RemoteProcess;
+use crate::support::sshd::{SshdOptions, SshdServer};
+
+/// The health interval of these tests, in seconds.
+const INTERVAL_S: f64 = 1.0;
+
+/// The state of server `name` in the sidebar (`healthy`, ...).
+fn health_of(name: &str) -> String {
+    format!(
+        "document.querySelector('[data-server={}]')?.dataset.health",
+        json!(name)
+    )
+}
+
+#[tokio::test]
+async fn signing_in_shows_both_servers_healthy_and_a_stopped_sshd_goes_red_then_green() {
+    let _turn = turn().await;
+    let (builder, [mut alpha, _beta]) = with_servers(["alpha", "beta"]);
+    let app = builder
+        .env("PINKPAGE_HEALTH_INTERVAL_S", &INTERVAL_S.to_string())
+        .env("PINKPAGE_HEALTH_TIMEOUT_S", "0.5")
+        .env("PINKPAGE_HEALTH_FAILURES", "1")
+        .env("PINKPAGE_HEALTH_SUCCESSES", "1")
+        .spawn()
+        .await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+
+    browser.goto("/").await;
+    browser
+        .wait(
+            "the sign-in form after / redirects to /ui/",
+            "!document.getElementById('signin').hidden",
+        )
+        .await;
+    browser.fill("#signin-name", "olga").await;
+    browser.fill("#signin-password", "not-her-password").await;
+    browser.click("#signin-submit").await;
+    let refused = browser.wait_text("#signin-error", "10002").await;
+    assert!(refused.contains("10002"), "the error shows its code: {refused}");
+    browser.screenshot("signin").await;
+
+    browser.sign_in(&olga).await;
+    assert_eq!(browser.text("#user-name").await, "olga");
+    browser
+        .wait("alpha healthy", &format!("{} === 'healthy'", health_of("alpha")))
+        .await;
+    browser
+        .wait("beta healthy", &format!("{} === 'healthy'", health_of("beta")))
+        .await;
+    // the word is there, not only the colour
+    assert_eq!(browser.text("[data-server=alpha] .health-word").await, "healthy");
+    assert_eq!(browser.text("#env-badge").await, "dev");
+    browser.screenshot("servers-healthy").await;
+
+    let stopped = Instant::now();
+    alpha.stop();
+    browser
+        .wait(
+            "alpha unhealthy",
+            &format!("{} === 'unhealthy'", health_of("alpha")),
+        )
+        .await;
+    let took = stopped.elapsed();
+    assert!(
+        took <= Duration::from_secs_f64(2.0 * INTERVAL_S + 0.5),
+        "red after {took:?}, more than two health intervals"
+    );
+    assert_eq!(
+        browser.text("[data-server=alpha] .health-word").await,
+        "unhealthy"
+    );
+    assert!(
+        !browser.text("[data-server=alpha] .server-error").await.is_empty(),
+        "the last error is shown"
+    );
+    assert_eq!(
+        browser.js("return location.pathname", vec![]).await,
+        "/ui/",
+        "no reload"
+    );
+    browser.screenshot("servers-one-down").await;
+
+    alpha.start_again();
+    browser
+        .wait(
+            "alpha healthy again",
+            &format!("{} === 'healthy'", health_of("alpha")),
+        )
+        .await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_korean() {
+    let _turn = turn().await;
+    let legacy = SshdServer::start(SshdOptions::default());
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder
+        .sshd_with("legacy", &legacy, "encoding = \"euc-kr\"\n")
+        .spawn()
+        .await;
+    let olga = app.identity("olga", "operator", None).await;
+    let bob = app.identity("bob", "viewer", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+
+    // a command and its output
+    run(&browser, "alpha", "echo hello-from-the-console").await;
+    let ended = wait_ended(&browser).await;
+    assert!(ended.contains("exit status 0"), "{ended}");
+    assert_eq!(
+        browser
+            .js(
+                "return document.getElementById('panel-terminal').dataset.exit",
+                vec![]
+            )
+            .await,
+        "0"
+    );
+    assert!(terminal_text(&browser).await.contains("hello-from-the-console"));
+
+    // a prompt answered by typing into the terminal
+    run(
+        &browser,
+        "alpha",
+        "read -p 'your name? ' answer; echo \"got:$answer\"",
+    )
+    .await;
+    wait_terminal(&browser, "your name?").await;
+    browser.keys(".xterm-helper-textarea", "pinkpage\n").await;
+    wait_terminal(&browser, "got:pinkpage").await;
+    wait_ended(&browser).await;
+
+    // Ctrl-C reaches the program
+    run(&browser, "alpha", "sleep 107").await;
+    let sleeping = RemoteProcess::started("sleep 107").await;
+    browser
+        .keys(
+            ".xterm-helper-textarea",
+            &format!(
+                "{}c{}",
+                char::from(fantoccini::key::Key::Control),
+                char::from(fantoccini::key::Key::Null)
+            ),
+        )
+        .await;
+    let ended = wait_ended(&browser).await;
+    assert!(
+        !ended.contains("exit status 0"),
+        "interrupted, not a clean exit: {ended}"
+    );
+    sleeping.ended("Ctrl-C typed in the browser").await;
+
+    // Korean from an EUC-KR server
+    run(
+        &browser,
+        "legacy",
+        "printf '\\276\\310\\263\\347\\307\\317\\274\\274\\277\\344\\n'",
+    )
+    .await;
+    wait_ended(&browser).await;
+    wait_terminal(&browser, "안녕하세요").await;
+    browser.screenshot("terminal").await;
+
+    // another user in another browser sees who holds the lock
+    let second = Browser::open(&app).await;
+    second.sign_in(&bob).await;
+    second.wait_text("#lock-text", "held by olga").await;
+    assert!(
+        second
+            .js("return document.getElementById('take-lock') === null", vec![])
+            .await
+            == true,
+        "a viewer is not offered the lock"
+    );
+    second.screenshot("lock-held-by-another").await;
+    second.close().await;
+
+    // the Cancel button stops a command server-side
+    run(&browser, "alpha", "sleep 108").await;
+    let sleeping = RemoteProcess::started("sleep 108").await;
+    browser.click("#term-cancel").await;
+    let ended = wait_ended(&browser).await;
+    assert!(ended.contains("cancelled"), "{ended}");
+    sleeping.ended("Cancel clicked").await;
+    browser.close().await;
+}
+
+/// Runs `command` on `server` from the Terminal tab.
+async fn run(browser: &Browser, server: &str, command: &str) {
+    browser.select("#term-server", server).await;
+    browser.fill("#term-command", command).await;
+    let before = browser
+        .js(
+            "return Number(document.getElementById('panel-terminal').dataset.runs || 0)",
+            vec![],
+        )
+        .await;
+    browser.click("#term-run").await;
+    browser
+        .wait(
+            "the command to start",
+            &format!("Number(document.getElementById('panel-terminal').dataset.runs) > {before}"),
+        )
+        .await;
+}
+
+/// Waits until the last command started has ended; returns the status line.
+async fn wait_ended(browser: &Browser) -> String {
+    browser
+        .wait(
+            "the command to end",
+            "(() => { const p = document.getElementById('panel-terminal'); return p.dataset.state === 'ended' && p.dataset.ended === p.dataset.runs && document.getElementById('term-status').textContent; })()",
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What the terminal shows.
+async fn terminal_text(browser: &Browser) -> String {
+    browser.text("#panel-terminal .xterm-rows").await
+}
+
+/// Waits until the terminal shows `needle`.
+async fn wait_terminal(browser: &Browser, needle: &str) {
+    browser.wait_text("#panel-terminal .xterm-rows", needle).await;
+}
