@@ -62,7 +62,7 @@ fn driver() -> &'static Driver {
             .arg(
                 // the group (chromedriver, the browsers it starts, this
                 // shell) ends when our end of the pipe closes
-                "chromedriver --port=\"$1\" --log-level=SEVERE >/dev/null 2>&1 & read _; kill -TERM 0",
+                "chromedriver --port=\"$1\" --log-level=SEVERE >/dev/null 2>&1 & read _; trap '' TERM; kill -TERM 0; wait",
             )
             .arg("sh")
             .arg(port.to_string())

@@ -111,7 +111,7 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     browser.click("#tab-diff").await;
     browser.click("#tab-batch").await;
     browser.click("#batch-history .open-run").await;
-    browser.wait_text("#batch-summary", "(succeeded)").await;
+    browser.wait_text("#batch-summary", "(completed)").await;
     assert_eq!(
         browser
             .js(
@@ -303,6 +303,14 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     browser.click("#script-run").await;
     let status = browser.wait_text("#script-status", "ended").await;
     assert!(status.contains("exit status 4"), "{status}");
+    // xterm.js renders only what is on screen: scroll to the pane, as a
+    // person would
+    browser
+        .js(
+            "document.querySelector('#panel-files .term').scrollIntoView()",
+            vec![],
+        )
+        .await;
     browser
         .wait_text("#panel-files .xterm-rows", "arg1=a b arg2=c")
         .await;

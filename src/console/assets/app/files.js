@@ -189,11 +189,7 @@ export function mount(panel, ctx) {
             scriptCancel.disabled = false;
             scriptStatus.textContent = "running…";
             try {
-              const done = await ws.request(frame, ["script_complete"], {
-                onFrame: (f) => {
-                  if (f.type === "script_output") pane.term.write(f.data);
-                },
-              });
+              const done = await ws.request(frame, ["script_complete"]);
               scriptStatus.textContent = `ended: ${done.reason}${done.exit_status != null ? `, exit status ${done.exit_status}` : ""}`;
             } catch (e) {
               scriptStatus.textContent = errorText(e);
@@ -211,4 +207,9 @@ export function mount(panel, ctx) {
     pane.el,
   );
   panel.addEventListener("shown", () => requestAnimationFrame(pane.resize));
+  // output frames carry no request_id; one script runs per connection
+  ws.on("script_output", (f) => {
+    pane.term.write(f.data);
+    ctx.activity();
+  });
 }
