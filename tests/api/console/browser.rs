@@ -171,8 +171,13 @@ impl Browser {
     /// Polls the JavaScript expression `predicate` until it is truthy and
     /// returns its value; fails naming `what` and the last value seen.
     pub async fn wait(&self, what: &str, predicate: &str) -> Value {
+        self.wait_within(PAGE_WAIT, what, predicate).await
+    }
+
+    /// [`Browser::wait`] with its own bound, for work known to be long.
+    pub async fn wait_within(&self, within: Duration, what: &str, predicate: &str) -> Value {
         let script = format!("try {{ return ({predicate}); }} catch (e) {{ return null; }}");
-        eventually_within(PAGE_WAIT, what, async || {
+        eventually_within(within, what, async || {
             let v = self.js(&script, vec![]).await;
             let truthy = match &v {
                 Value::Null => false,
@@ -188,6 +193,15 @@ impl Browser {
             }
         })
         .await
+    }
+
+    /// Runs `script` asynchronously: it ends by calling the callback that
+    /// is its last argument, with the value returned here.
+    pub async fn js_async(&self, script: &str) -> Value {
+        self.client
+            .execute_async(script, vec![])
+            .await
+            .expect("execute async script")
     }
 
     /// The text of the first element matching `css` ("" when none).

@@ -4,6 +4,7 @@
 //! `target/console-screenshots/`.
 
 mod browser;
+mod budgets;
 mod serving;
 mod terminal;
 mod work;

@@ -186,6 +186,13 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
             == true,
         "a viewer is not offered the lock"
     );
+    assert_eq!(
+        second
+            .js("return document.getElementById('term-run').disabled", vec![])
+            .await,
+        true,
+        "nor a Run button"
+    );
     second.screenshot("lock-held-by-another").await;
     second.close().await;
 
@@ -200,7 +207,7 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
 }
 
 /// Runs `command` on `server` from the Terminal tab.
-async fn run(browser: &Browser, server: &str, command: &str) {
+pub(super) async fn run(browser: &Browser, server: &str, command: &str) {
     browser.select("#term-server", server).await;
     browser.fill("#term-command", command).await;
     let before = browser

@@ -17,7 +17,7 @@ export function mount(panel, ctx) {
   const delay = h("input", { id: "batch-delay", type: "number", min: 0, value: 1000, class: "num" });
   const stopOnError = h("input", { id: "batch-stop", type: "checkbox" });
   const timeout = h("input", { id: "batch-timeout", type: "number", min: "0.1", step: "any", placeholder: "none", class: "num" });
-  const run = h("button", { id: "batch-run", type: "submit", text: "Run batch" });
+  const run = h("button", { id: "batch-run", type: "submit", text: "Run batch", disabled: !ctx.hasRole("operator") });
   const cancel = h("button", { id: "batch-cancel", type: "button", text: "Cancel", disabled: true });
   const summary = h("div", { id: "batch-summary", role: "status" });
   const results = h("div", { id: "batch-results" });
@@ -74,7 +74,7 @@ export function mount(panel, ctx) {
       summary.replaceChildren(errorLine(e));
       panel.dataset.state = "failed";
     } finally {
-      run.disabled = false;
+      run.disabled = !ctx.hasRole("operator");
       cancel.disabled = true;
       runId = null;
       loadHistory();

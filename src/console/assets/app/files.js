@@ -8,7 +8,7 @@
 import { h, replace, bytes, errorText, errorLine, confirmDialog } from "./dom.js";
 import { upload, query } from "./api.js";
 import { field, serverSelect } from "./forms.js";
-import { makeTerminal } from "./terminal.js";
+import { makeTerminal, writeSliced } from "./terminal.js";
 
 /** `dir` joined with `name`. */
 function join(dir, name) {
@@ -209,7 +209,7 @@ export function mount(panel, ctx) {
   panel.addEventListener("shown", () => requestAnimationFrame(pane.resize));
   // output frames carry no request_id; one script runs per connection
   ws.on("script_output", (f) => {
-    pane.term.write(f.data);
+    writeSliced(pane.term, f.data);
     ctx.activity();
   });
 }

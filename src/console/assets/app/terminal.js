@@ -54,6 +54,26 @@ export function makeTerminal(options = {}) {
   return { term, fit, search, el, resize };
 }
 
+/** The most handed to xterm.js in one write: it parses one write whole. */
+const WRITE_SLICE = 16 * 1024;
+
+/**
+ * Writes `data` to `term` in slices: xterm.js yields to the page between
+ * writes (12 ms at a time) but parses each write whole, so one 500 KB
+ * frame written at once would hold the main thread for a few hundred ms.
+ * A slice never ends between the two halves of a surrogate pair.
+ */
+export function writeSliced(term, data) {
+  let at = 0;
+  while (at < data.length) {
+    let end = Math.min(data.length, at + WRITE_SLICE);
+    const last = data.charCodeAt(end - 1);
+    if (end < data.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    term.write(data.slice(at, end));
+    at = end;
+  }
+}
+
 /** A search box for a terminal's scrollback (Enter: next, Shift+Enter: previous). */
 export function searchBox(search) {
   return h("input", {
@@ -96,7 +116,8 @@ export function mount(panel, ctx) {
     panel.dataset.state = state;
     if (state === "ended") panel.dataset.ended = String(runs);
     status.textContent = text;
-    run.disabled = state === "running";
+    // a viewer watches; the daemon would refuse (10003) anyway
+    run.disabled = state === "running" || !ctx.hasRole("operator");
     cancel.disabled = state !== "running";
   };
   setState("idle", "Take the lock, pick a server, run a command (empty: a login shell).");
@@ -135,7 +156,7 @@ export function mount(panel, ctx) {
     if (running && f.request_id === running.id) status.textContent = `${f.server}: ${running.command || "login shell"} · running`;
   });
   stub.on("ssh_output", (f) => {
-    term.write(f.data);
+    writeSliced(term, f.data);
     ctx.activity();
   });
   stub.on("error", (f) => {
