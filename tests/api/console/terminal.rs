@@ -247,3 +247,41 @@ async fn terminal_text(browser: &Browser) -> String {
 async fn wait_terminal(browser: &Browser, needle: &str) {
     browser.wait_text("#panel-terminal .xterm-rows", needle).await;
 }
+
+#[tokio::test]
+async fn a_disabled_account_is_sent_back_to_the_sign_in_page_and_its_lock_is_freed() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+
+    let res = app
+        .http
+        .patch(app.url("/api/v1/users/olga"))
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+
+    // the daemon closes the WebSocket (1008); the page finds the sign-in
+    // gone and shows the sign-in form instead of reconnecting forever
+    browser
+        .wait(
+            "the sign-in page",
+            "!document.getElementById('signin').hidden && document.getElementById('app').hidden",
+        )
+        .await;
+    // released once the connection's end was handled (no event reaches
+    // the test for that, hence the bounded poll)
+    crate::support::poll::eventually("the lock freed", async || {
+        let session: serde_json::Value = app.get("/api/v1/session").await.json().await.unwrap();
+        (session["active"] == false).then_some(())
+    })
+    .await;
+    browser.close().await;
+}
