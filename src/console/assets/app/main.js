@@ -3,7 +3,7 @@
 // `mount(panel, ctx)` function, mounted the first time it is shown and kept
 // (tabs keep their state when switched).
 
-import { $, h, errorText } from "./dom.js";
+import { $, h, errorText, notify } from "./dom.js";
 import { api } from "./api.js";
 import { WsClient } from "./ws.js";
 import * as store from "./store.js";
@@ -102,7 +102,14 @@ function showApp(me) {
     for (const [name, status] of Object.entries(f.server_health || {})) store.setHealth(name, status);
   });
   stub.on("session_status", (f) => store.set("lock", f));
-  stub.on("server_health", (f) => store.setHealth(f.server_name, { ...(f.status || {}), is_healthy: f.is_healthy }));
+  stub.on("server_health", (f) => {
+    const was = (store.get("health") || new Map()).get(f.server_name);
+    store.setHealth(f.server_name, { ...(f.status || {}), is_healthy: f.is_healthy });
+    // a verdict that flipped is worth a notice; a counted failure is not
+    if (was && was.is_healthy !== f.is_healthy && f.is_healthy !== null) {
+      notify(`${f.server_name} is ${f.is_healthy ? "healthy again" : "unhealthy"}`, f.is_healthy ? "info" : "warn");
+    }
+  });
   stub.on("_state", (state) => store.set("connection", state));
 
   const ctx = { ws, stub, hasRole, signOut: () => signOut(sockets) };

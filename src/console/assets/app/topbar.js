@@ -42,7 +42,7 @@ export function mountTopbar(ctx) {
       bar.dataset.lock = mine ? "mine" : "other";
       const who = mine ? "you" : lock.owner_user || (lock.workflow_run ? `workflow ${lock.workflow_run}` : "another connection");
       lockLabel = () => `Lock: held by ${who}${lock.since ? ` for ${duration(Date.now() - Date.parse(lock.since))}` : ""}`;
-      lockText = h("span", { class: "lock-text", id: "lock-text", text: lockLabel() });
+      lockText = h("span", { class: "lock-text", id: "lock-text", text: lockLabel(), title: lock.since ? `since ${new Date(lock.since).toLocaleString()}` : "" });
       pieces.push(lockText);
       if (mine) pieces.push(button("Release", "release-lock", release));
       else if (ctx.hasRole("admin")) pieces.push(button("Force release", "force-release", forceRelease, "danger"));
