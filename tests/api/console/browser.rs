@@ -279,6 +279,14 @@ impl Browser {
             .expect("select value");
     }
 
+    /// Resizes the window (the console must stay usable when narrow).
+    pub async fn set_size(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+    }
+
     /// Saves a screenshot as `<target>/console-screenshots/<name>.png` and
     /// returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {

@@ -60,6 +60,12 @@ async fn signing_in_shows_both_servers_healthy_and_a_stopped_sshd_goes_red_then_
     // the word is there, not only the colour
     assert_eq!(browser.text("[data-server=alpha] .health-word").await, "healthy");
     assert_eq!(browser.text("#env-badge").await, "dev");
+    // "/" jumps to the server filter from anywhere outside a text field
+    browser.keys("body", "/").await;
+    assert_eq!(
+        browser.js("return document.activeElement.id", vec![]).await,
+        "server-filter"
+    );
     browser.screenshot("servers-healthy").await;
 
     let stopped = Instant::now();

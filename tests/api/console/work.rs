@@ -68,6 +68,9 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     let tree = TempTree::private("ui-diff");
     let left = tree.write("left.conf", "listen 8080\nworkers 4\nlog info\n");
     let right = tree.write("right.conf", "listen 8080\nworkers 8\nlog info\n");
+    let other = TempTree::private("ui-diff-other");
+    other.write("left.conf", "listen 8080\n");
+    other.write("only-here.txt", "x");
     let (builder, [_alpha, _beta]) = with_servers(["alpha", "beta"]);
     let app = builder.spawn().await;
     let ada = app.identity("ada", "admin", None).await;
@@ -151,6 +154,35 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     // Diff of directories: a table of what differs
     browser.select("#diff-mode", "dirs").await;
     browser
+        .fill("#diff-left-path", other.root().to_str().unwrap())
+        .await;
+    browser
+        .fill("#diff-right-path", tree.root().to_str().unwrap())
+        .await;
+    browser.click("#diff-run").await;
+    browser
+        .wait(
+            "the dirs diff",
+            "document.getElementById('panel-diff').dataset.state === 'done'",
+        )
+        .await;
+    let table = browser
+        .js(
+            "return [...document.querySelectorAll('#diff-dirs-table tr')].slice(1).map(r => [...r.cells].map(c => c.textContent));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        table,
+        json!([
+            ["only-here.txt", "only left", ""],
+            ["right.conf", "only right", ""],
+            ["left.conf", "differs", "size"]
+        ]),
+        "{table}"
+    );
+    browser.screenshot("diff-dirs").await;
+    browser
         .fill("#diff-left-path", tree.root().to_str().unwrap())
         .await;
     browser
@@ -177,6 +209,17 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
         )
         .await;
     browser.screenshot("audit").await;
+
+    // a narrow window: the sidebar moves above the tabs, nothing overflows
+    browser.set_size(800, 900).await;
+    let fits = browser
+        .js(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await;
+    assert_eq!(fits, true, "no horizontal scrolling at 800 px");
+    browser.screenshot("narrow").await;
     browser.close().await;
 }
 
@@ -187,6 +230,7 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     let dir = tree.mkdir("work");
     let hostile = "<img src=x onerror=alert(1)>";
     tree.write(&format!("work/{hostile}"), "boo");
+    tree.write("work/보고서 1.txt", "korean name");
     chown_to_test_user(&tree.join(&format!("work/{hostile}")));
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
@@ -208,6 +252,16 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
         )
         .await;
     assert_eq!(shown, hostile, "rendered as text");
+    assert_eq!(
+        browser
+            .js(
+                "return !!document.querySelector('#files-table tr[data-name=\"보고서 1.txt\"]')",
+                vec![]
+            )
+            .await,
+        true,
+        "a Korean file name is listed as it is"
+    );
     assert_eq!(
         browser
             .js(
