@@ -291,3 +291,56 @@ async fn a_disabled_account_is_sent_back_to_the_sign_in_page_and_its_lock_is_fre
     .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_admin_force_releases_a_lock_after_confirming_and_signs_out() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let ada = app.identity("ada", "admin", None).await;
+    let holder = Browser::open(&app).await;
+    holder.sign_in(&olga).await;
+    holder.click("#take-lock").await;
+    holder.wait_text("#lock-text", "held by you").await;
+
+    let admin = Browser::open(&app).await;
+    admin.sign_in(&ada).await;
+    admin.wait_text("#lock-text", "held by olga").await;
+    // cancelling the confirmation changes nothing
+    admin.click("#force-release").await;
+    admin
+        .wait("the confirmation", "document.getElementById('confirm').open")
+        .await;
+    admin.screenshot("force-release-confirm").await;
+    admin.click("#confirm-cancel").await;
+    admin
+        .wait("the dialog closed", "!document.getElementById('confirm').open")
+        .await;
+    holder.wait_text("#lock-text", "held by you").await;
+
+    admin.click("#force-release").await;
+    admin
+        .wait("the confirmation", "document.getElementById('confirm').open")
+        .await;
+    admin.click("#confirm-ok").await;
+    admin.wait_text("#lock-text", "Lock: free").await;
+    holder.wait_text("#lock-text", "Lock: free").await;
+
+    // sign out from the user menu: back to the sign-in page, and the
+    // cookie no longer opens anything
+    admin.click("#user-menu summary").await;
+    admin.click("#sign-out").await;
+    admin
+        .wait("the sign-in page", "!document.getElementById('signin').hidden")
+        .await;
+    let me = admin
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/auth/me').then(r => done(r.status));",
+        )
+        .await;
+    assert_eq!(me, 401, "signed out");
+    admin.close().await;
+    holder.close().await;
+}
