@@ -90,7 +90,12 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     if fresh {
         return res.finish();
     }
-    res.content_type(content_type(name)).body(file.data.into_owned())
+    // embedded files are static: no copy per request
+    let body = match file.data {
+        std::borrow::Cow::Borrowed(bytes) => actix_web::body::BoxBody::new(bytes),
+        std::borrow::Cow::Owned(bytes) => actix_web::body::BoxBody::new(bytes),
+    };
+    res.content_type(content_type(name)).body(body)
 }
 
 /// The media type of an embedded file, by its extension. Anything not
