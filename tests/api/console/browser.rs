@@ -140,6 +140,13 @@ impl Browser {
         }
     }
 
+    /// Makes every later [`Browser::goto`] go through `127.0.0.1:port` (a
+    /// relay in front of the daemon) instead of the daemon's own port.
+    pub fn via_port(mut self, port: u16) -> Browser {
+        self.base = format!("http://127.0.0.1:{port}");
+        self
+    }
+
     /// Opens `path` of the daemon.
     pub async fn goto(&self, path: &str) {
         self.client

@@ -5,6 +5,7 @@
 
 mod browser;
 mod budgets;
+mod cut;
 mod serving;
 mod terminal;
 mod work;

@@ -344,3 +344,50 @@ async fn an_admin_force_releases_a_lock_after_confirming_and_signs_out() {
     admin.close().await;
     holder.close().await;
 }
+
+#[tokio::test]
+async fn a_dropped_connection_shows_reconnecting_then_comes_back_with_the_lock_state() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    // the browser reaches the daemon through a relay the test can cut
+    let relay = super::cut::CuttableRelay::start(app.port).await;
+    let browser = Browser::open(&app).await.via_port(relay.port);
+    browser.sign_in(&olga).await;
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+    run(&browser, "alpha", "sleep 109").await;
+    let sleeping = RemoteProcess::started("sleep 109").await;
+    browser
+        .js(
+            "window.__states = [];
+             new MutationObserver(() => window.__states.push(document.getElementById('conn-state').dataset.state))
+               .observe(document.getElementById('conn-state'), { attributes: true });",
+            vec![],
+        )
+        .await;
+
+    relay.cut();
+    // the page says so, reports the command stopped, and comes back by
+    // itself: the daemon stopped the dropped client's command and
+    // released its lock, and the new connection's welcome says so
+    let ended = wait_ended(&browser).await;
+    assert!(ended.contains("connection dropped"), "{ended}");
+    sleeping.ended("its client was dropped").await;
+    browser.wait_text("#conn-state", "connected").await;
+    browser.wait_text("#lock-text", "Lock: free").await;
+    let states = browser.js("return window.__states", vec![]).await;
+    assert!(
+        states.as_array().unwrap().iter().any(|s| s == "reconnecting"),
+        "the drop was shown: {states}"
+    );
+    assert_eq!(
+        browser
+            .js("return document.getElementById('app').hidden", vec![])
+            .await,
+        false,
+        "still signed in"
+    );
+    browser.close().await;
+}
