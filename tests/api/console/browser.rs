@@ -294,6 +294,37 @@ impl Browser {
             .expect("window size");
     }
 
+    /// Makes the page see `prefers-color-scheme: dark` (Chrome DevTools'
+    /// media emulation, through chromedriver's CDP passthrough).
+    pub async fn prefer_dark(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let id = self.session.as_deref().expect("a session id");
+        let body = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        })
+        .to_string();
+        let port = driver().port;
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("chromedriver");
+        let request = format!(
+            "POST /session/{id}/goog/cdp/execute HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await.expect("send");
+        // the status line is all that is needed (chromedriver may keep the
+        // connection open whatever `Connection` says)
+        let mut head = [0u8; 64];
+        let n = tokio::time::timeout(PAGE_WAIT, conn.read(&mut head))
+            .await
+            .expect("chromedriver answers")
+            .expect("read");
+        let head = String::from_utf8_lossy(&head[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+
     /// Saves a screenshot as `<target>/console-screenshots/<name>.png` and
     /// returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {

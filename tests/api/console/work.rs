@@ -220,6 +220,18 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
         .await;
     assert_eq!(fits, true, "no horizontal scrolling at 800 px");
     browser.screenshot("narrow").await;
+
+    // dark, following the system
+    let light = browser
+        .js("return getComputedStyle(document.body).backgroundColor", vec![])
+        .await;
+    browser.prefer_dark().await;
+    let dark = browser
+        .js("return getComputedStyle(document.body).backgroundColor", vec![])
+        .await;
+    assert_ne!(light, dark, "the page follows prefers-color-scheme");
+    assert_eq!(dark, "rgb(15, 18, 22)", "the dark background");
+    browser.screenshot("dark").await;
     browser.close().await;
 }
 
