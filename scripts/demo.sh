@@ -90,6 +90,8 @@ demo: Pink-Page is starting on http://$BIND
                 then {"type":"workflow_confirm","run_id":"<run_id from workflow_started>"}
   Ctrl-C stops the daemon and both sshd servers.
 
+  open http://$BIND/ui/ and sign in as $DEMO_USER with password $DEMO_PASSWORD
+
 INFO
 ENV=demo \
 HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares (or tears down) what the integration tests need to run real sshd
 # servers on loopback: OpenSSH, the privilege-separation directory, the test
-# user with a password and an authorized client key.
+# user with a password and an authorized client key, and headless Chromium
+# with chromedriver for the console's browser tests.
 #
 #   scripts/test-env.sh          set up (idempotent; run as root)
 #   scripts/test-env.sh stop     kill the test user's processes and any
@@ -79,6 +80,20 @@ setup() {
         say "installing patch"
         apt-get update
         DEBIAN_FRONTEND=noninteractive apt-get install -y patch
+    fi
+
+    # the console's browser tests (tests/api/console/) drive headless
+    # Chromium through chromedriver; the CJK fonts render Korean output
+    local browser_pkgs=()
+    command -v chromium >/dev/null 2>&1 || browser_pkgs+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || browser_pkgs+=(chromium-driver)
+    dpkg -s fonts-noto-cjk >/dev/null 2>&1 || browser_pkgs+=(fonts-noto-cjk)
+    if [[ ${#browser_pkgs[@]} -gt 0 ]]; then
+        say "installing ${browser_pkgs[*]}"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "${browser_pkgs[@]}"
+    else
+        say "chromium, chromium-driver and fonts-noto-cjk present"
     fi
 
     # the OpenAPI contract test runs the schemathesis CLI against the daemon

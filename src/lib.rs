@@ -16,6 +16,7 @@
 //! - [`auth`]: identity and access: the access table, credentials, the
 //!   `Host`/`Origin` checks, login throttling.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
+//! - [`console`]: the operator console at `/ui/`, embedded static files.
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
 //!   migrations).
 //! - [`state`]: what every handler can reach.
@@ -28,6 +29,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod diff_jobs;
 pub mod logging;
 pub mod request;

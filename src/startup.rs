@@ -140,6 +140,7 @@ impl Application {
                 .wrap(middleware::from_fn(admit))
                 .configure(api::configure)
                 .configure(ws::configure)
+                .configure(crate::console::configure)
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)

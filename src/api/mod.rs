@@ -220,7 +220,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::create_token)
         .service(users::revoke_token)
         .service(SwaggerUi::new("/swagger/docs/{_:.*}").url("/api-docs/openapi.json", ApiDoc::openapi()))
-        .route("/", web::get().to(redirect_to_docs))
         .route("/swagger/docs", web::get().to(redirect_to_docs));
 }
 

@@ -5,6 +5,7 @@ mod access;
 mod bmx4;
 mod bmx5;
 mod cli;
+mod console;
 mod diff;
 mod health;
 mod identity;

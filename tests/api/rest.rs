@@ -82,12 +82,16 @@ async fn a_bad_query_parameter_gets_10001() {
 }
 
 #[tokio::test]
-async fn the_root_redirects_to_swagger_which_is_served_from_the_binary() {
+async fn the_root_redirects_to_the_console_and_swagger_is_served_from_the_binary() {
     let app = TestApp::spawn_without_ssh().await;
     let res = app.get("/").await;
     assert_eq!(res.status(), 302);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with("/swagger/docs"), "{location}");
+    assert_eq!(location, "/ui/");
+    let res = app.get("/swagger/docs").await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/swagger/docs/"), "{location}");
 
     let page = app.get("/swagger/docs/").await;
     assert_eq!(page.status(), 200);

@@ -1,0 +1,167 @@
+// The Batch tab (BMX4): commands on servers with retries, delay,
+// stop-on-error and a timeout; results stream into a table per server
+// (status, exit, attempts, duration, expandable output, truncated marker);
+// the run history re-opens any past run from REST.
+
+import { h, replace, duration, errorText, errorLine } from "./dom.js";
+import { api, query } from "./api.js";
+import { field } from "./forms.js";
+import * as store from "./store.js";
+
+/** Mounts the tab. */
+export function mount(panel, ctx) {
+  const ws = ctx.ws("/ws/v1/bmx4");
+  const commands = h("textarea", { id: "batch-commands", rows: 4, placeholder: "one command per line", spellcheck: false, class: "mono" });
+  const servers = h("div", { id: "batch-servers", class: "checks" });
+  const retries = h("input", { id: "batch-retries", type: "number", min: 0, max: 100, value: 0, class: "num" });
+  const delay = h("input", { id: "batch-delay", type: "number", min: 0, value: 1000, class: "num" });
+  const stopOnError = h("input", { id: "batch-stop", type: "checkbox" });
+  const timeout = h("input", { id: "batch-timeout", type: "number", min: "0.1", step: "any", placeholder: "none", class: "num" });
+  const run = h("button", { id: "batch-run", type: "submit", text: "Run batch", disabled: !ctx.hasRole("operator") });
+  const cancel = h("button", { id: "batch-cancel", type: "button", text: "Cancel", disabled: true });
+  const summary = h("div", { id: "batch-summary", role: "status" });
+  const results = h("div", { id: "batch-results" });
+  const history = h("div", { id: "batch-history" });
+  const form = h(
+    "form",
+    { class: "stack" },
+    field("Commands", commands),
+    field("Servers", servers),
+    h("div", { class: "row" }, field("Retries", retries), field("Delay (ms)", delay), field("Timeout (s)", timeout), h("label", { class: "field inline" }, stopOnError, h("span", { text: "stop on error" })), run, cancel),
+  );
+  panel.append(h("h2", { text: "Batch" }), form, summary, results, h("h2", { text: "History" }), history);
+
+  store.watch("servers", (names) =>
+    replace(
+      servers,
+      (names || []).map((n) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: n, name: "batch-server" }), h("span", { text: n }))),
+    ),
+  );
+
+  let runId = null;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const frame = {
+      type: "batch_execute",
+      servers: [...servers.querySelectorAll("input:checked")].map((i) => i.value),
+      commands: commands.value.split("\n").filter((l) => l.trim()),
+      retries: Number(retries.value || 0),
+      retry_delay_ms: Number(delay.value || 0),
+      stop_on_error: stopOnError.checked,
+    };
+    if (timeout.value) frame.timeout_s = Number(timeout.value);
+    const view = resultsView(frame.servers);
+    replace(results, view.el);
+    panel.dataset.state = "running";
+    summary.textContent = "starting…";
+    run.disabled = true;
+    try {
+      const done = await ws.request(frame, ["batch_complete"], {
+        onFrame: (f) => {
+          if (f.type === "batch_started") {
+            runId = f.run_id;
+            cancel.disabled = false;
+            summary.textContent = `run ${f.run_id}: ${f.commands} commands on ${f.servers.join(", ")}`;
+          } else if (f.type === "batch_command_result") {
+            view.add(f);
+            ctx.activity();
+          }
+        },
+      });
+      summary.textContent = `run ${done.run_id}: ${done.succeeded} succeeded, ${done.failed} failed, ${done.skipped} skipped in ${duration(done.duration_ms)}${done.cancelled ? " (cancelled)" : ""}`;
+      panel.dataset.state = "done";
+    } catch (e) {
+      summary.replaceChildren(errorLine(e));
+      panel.dataset.state = "failed";
+    } finally {
+      run.disabled = !ctx.hasRole("operator");
+      cancel.disabled = true;
+      runId = null;
+      loadHistory();
+    }
+  });
+  cancel.addEventListener("click", () => runId && ws.send({ type: "batch_cancel", run_id: runId }));
+
+  const loadHistory = () =>
+    api("GET", `/api/v1/bmx4/runs${query({ limit: 20 })}`)
+      .then((runs) =>
+        replace(
+          history,
+          h(
+            "table",
+            { class: "grid" },
+            h("tr", {}, ["started", "user", "servers", "status", "ok / failed / skipped", ""].map((t) => h("th", { text: t }))),
+            runs.map((r) =>
+              h(
+                "tr",
+                { dataset: { run: r.run_id } },
+                h("td", { text: new Date(r.started_at).toLocaleString() }),
+                h("td", { text: r.user || r.actor }),
+                h("td", { text: r.servers.join(", ") }),
+                h("td", { text: r.status }),
+                h("td", { text: `${r.succeeded} / ${r.failed} / ${r.skipped}` }),
+                h("td", {}, h("button", { type: "button", class: "small open-run", text: "Open", on: { click: () => open(r.run_id) } })),
+              ),
+            ),
+          ),
+        ),
+      )
+      .catch((e) => replace(history, errorLine(e)));
+  const open = async (id) => {
+    try {
+      const run = await api("GET", `/api/v1/bmx4/runs/${encodeURIComponent(id)}`);
+      const view = resultsView(run.servers);
+      for (const r of run.results) view.add(r);
+      replace(results, view.el);
+      summary.textContent = `run ${run.run_id} (${run.status}): ${run.succeeded} succeeded, ${run.failed} failed, ${run.skipped} skipped`;
+    } catch (e) {
+      summary.replaceChildren(errorLine(e));
+    }
+  };
+  panel.addEventListener("shown", loadHistory);
+}
+
+/** A table per server, filled result by result. */
+function resultsView(serverNames) {
+  const el = h("div", { class: "batch-results" });
+  const bodies = new Map();
+  const tableFor = (server) => {
+    if (!bodies.has(server)) {
+      const body = h("tbody");
+      el.append(
+        h("h3", { text: server }),
+        h(
+          "table",
+          { class: "grid", dataset: { server } },
+          h("thead", {}, h("tr", {}, ["#", "command", "status", "exit", "attempts", "duration", "output"].map((t) => h("th", { text: t })))),
+          body,
+        ),
+      );
+      bodies.set(server, body);
+    }
+    return bodies.get(server);
+  };
+  serverNames.forEach(tableFor);
+  return {
+    el,
+    add(r) {
+      const out = [];
+      if (r.stdout) out.push(h("pre", { class: "out", text: r.stdout }));
+      if (r.stderr) out.push(h("pre", { class: "out err", text: r.stderr }));
+      if (r.error) out.push(h("p", { class: "error", text: errorText(r.error) }));
+      tableFor(r.server).append(
+        h(
+          "tr",
+          { class: `result ${r.status}`, dataset: { index: r.index, status: r.status } },
+          h("td", { text: r.index }),
+          h("td", { class: "mono", text: r.command }),
+          h("td", { class: "status", text: r.status }),
+          h("td", { class: "exit", text: r.exit_status ?? r.exit_signal ?? "" }),
+          h("td", { text: r.attempts }),
+          h("td", { text: `${r.duration_ms} ms` }),
+          h("td", {}, out.length ? h("details", {}, h("summary", { text: r.truncated ? "output (truncated)" : "output" }), out) : ""),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,154 @@
+// The console's entry point: the sign-in page, then the one screen (top
+// bar, servers sidebar, tabs). Each tab is its own module with a
+// `mount(panel, ctx)` function, mounted the first time it is shown and kept
+// (tabs keep their state when switched).
+
+import { $, h, errorText, notify } from "./dom.js";
+import { api } from "./api.js";
+import { WsClient } from "./ws.js";
+import * as store from "./store.js";
+import { mountTopbar } from "./topbar.js";
+import { mountServers } from "./servers.js";
+import { mountTabs } from "./tabs.js";
+import * as terminal from "./terminal.js";
+import * as transfers from "./transfers.js";
+import * as batch from "./batch.js";
+import * as files from "./files.js";
+import * as diff from "./diff.js";
+import * as audit from "./audit.js";
+
+/**
+ * The tabs, in order. `role`: the least role that sees the tab.
+ * The Workflows tab (issue 15) belongs right after Terminal:
+ * `{ id: "workflows", label: "Workflows", mount: workflows.mount }`.
+ */
+const TABS = [
+  { id: "terminal", label: "Terminal", mount: terminal.mount },
+  { id: "transfers", label: "Transfers", mount: transfers.mount },
+  { id: "batch", label: "Batch", mount: batch.mount },
+  { id: "files", label: "Files", mount: files.mount },
+  { id: "diff", label: "Diff", mount: diff.mount },
+  { id: "audit", label: "Audit", mount: audit.mount, role: "admin" },
+];
+
+const RANK = { viewer: 1, operator: 2, admin: 3 };
+
+/** Whether the signed-in user has at least `role`. */
+export function hasRole(role) {
+  const me = store.get("me");
+  return !!me && (RANK[me.role] || 0) >= (RANK[role] || 0);
+}
+
+async function boot() {
+  let me;
+  try {
+    me = await api("GET", "/api/v1/auth/me");
+  } catch (e) {
+    if (e.status === 401) return showSignIn();
+    return showSignIn(e);
+  }
+  showApp(me);
+}
+
+function showSignIn(err) {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  const form = $("signin-form");
+  const shown = $("signin-error");
+  if (err) {
+    shown.textContent = errorText(err);
+    shown.hidden = false;
+  }
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    shown.hidden = true;
+    $("signin-submit").disabled = true;
+    try {
+      await api("POST", "/api/v1/auth/login", { name: $("signin-name").value, password: $("signin-password").value });
+      $("signin-password").value = "";
+      await boot();
+    } catch (e) {
+      shown.textContent = errorText(e);
+      shown.hidden = false;
+    } finally {
+      $("signin-submit").disabled = false;
+    }
+  };
+  $("signin-name").focus();
+}
+
+function showApp(me) {
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  store.set("me", me);
+  document.body.dataset.role = me.role;
+
+  // One connection per endpoint, opened when first used; STUB (lock,
+  // terminal, transfers) at once, since the lock bar lives on it.
+  const sockets = new Map();
+  const ws = (endpoint) => {
+    if (!sockets.has(endpoint)) {
+      const client = new WsClient(endpoint);
+      client.onDropped = stillSignedIn;
+      sockets.set(endpoint, client);
+      client.connect();
+    }
+    return sockets.get(endpoint);
+  };
+  const stub = ws("/ws/v1/stub");
+  stub.on("welcome", (f) => {
+    store.set("connection_id", f.connection_id);
+    store.set("lock", f.session_status);
+    for (const [name, status] of Object.entries(f.server_health || {})) store.setHealth(name, status);
+  });
+  stub.on("session_status", (f) => store.set("lock", f));
+  stub.on("server_health", (f) => {
+    const was = (store.get("health") || new Map()).get(f.server_name);
+    store.setHealth(f.server_name, { ...(f.status || {}), is_healthy: f.is_healthy });
+    // a verdict that flipped is worth a notice; a counted failure is not
+    if (was && was.is_healthy !== f.is_healthy && f.is_healthy !== null) {
+      notify(`${f.server_name} is ${f.is_healthy ? "healthy again" : "unhealthy"}`, f.is_healthy ? "info" : "warn");
+    }
+  });
+  stub.on("_state", (state) => store.set("connection", state));
+
+  const ctx = { ws, stub, hasRole, signOut: () => signOut(sockets) };
+  mountTopbar(ctx);
+  mountServers($("servers"), ctx);
+  mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);
+}
+
+/** After a drop: false (stop reconnecting, back to sign-in) once the sign-in is gone. */
+async function stillSignedIn() {
+  try {
+    await api("GET", "/api/v1/auth/me");
+    return true;
+  } catch (e) {
+    if (e.status === 401) {
+      location.reload();
+      return false;
+    }
+    return true;
+  }
+}
+
+async function signOut(sockets) {
+  for (const client of sockets.values()) client.stop();
+  try {
+    await api("POST", "/api/v1/auth/logout");
+  } finally {
+    location.reload();
+  }
+}
+
+// A global key: "/" focuses the server filter (outside inputs and terminals).
+document.addEventListener("keydown", (ev) => {
+  const t = ev.target;
+  const typing = t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t.closest?.(".xterm");
+  if (ev.key === "/" && !typing && !$("app").hidden) {
+    ev.preventDefault();
+    $("server-filter")?.focus();
+  }
+});
+
+boot().catch((e) => document.body.append(h("p", { class: "error", text: errorText(e) })));

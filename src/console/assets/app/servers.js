@@ -1,0 +1,106 @@
+// The servers sidebar: every configured server with its health as a dot AND
+// a word (never colour alone), latency, last error and last check; live
+// from `server_health` broadcasts, filtered by text (tags too), and a
+// "check now" action for operators.
+
+import { h, replace, errorText, notify } from "./dom.js";
+import { api } from "./api.js";
+import * as store from "./store.js";
+
+/** The word for a verdict. */
+export function healthWord(isHealthy) {
+  return isHealthy === true ? "healthy" : isHealthy === false ? "unhealthy" : "unknown";
+}
+
+/** Fills `aside` and keeps it current. */
+export function mountServers(aside, ctx) {
+  const filter = h("input", {
+    id: "server-filter",
+    type: "search",
+    placeholder: "Filter servers ( / )",
+    "aria-label": "Filter servers",
+  });
+  const list = h("ul", { id: "server-list", class: "server-list" });
+  replace(aside, h("h2", { text: "Servers" }), filter, list);
+
+  const tags = new Map();
+  const refresh = () =>
+    api("GET", "/api/v1/health/servers")
+      .then((all) => {
+        for (const s of all) store.setHealth(s.server_name, s);
+      })
+      .catch((e) => notify(errorText(e), "error"));
+  api("GET", "/api/v1/servers")
+    .then((all) => {
+      for (const s of all || []) tags.set(s.name, s.tags || []);
+      store.set("servers", (all || []).map((s) => s.name));
+      render();
+    })
+    .catch(() => {});
+  refresh();
+  // latency and "last checked" change without a broadcast (only verdicts
+  // are broadcast): a light refresh keeps them honest
+  setInterval(refresh, 30000);
+
+  const render = () => {
+    const health = store.get("health") || new Map();
+    const text = filter.value.trim().toLowerCase();
+    const names = [...new Set([...(store.get("servers") || []), ...health.keys()])].sort();
+    if (!store.get("servers") && health.size) store.set("servers", names);
+    const items = names
+      .filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)))
+      .map((name) => item(name, health.get(name) || {}, ctx, refresh, tags.get(name) || []));
+    replace(list, items.length ? items : h("li", { class: "muted", text: "no server matches" }));
+  };
+  filter.addEventListener("input", render);
+  store.watch("health", render);
+}
+
+function item(name, s, ctx, refresh, tags) {
+  const word = healthWord(s.is_healthy);
+  const details = [];
+  // a latency is that of the last good check: shown only while healthy
+  if (s.is_healthy === true && s.latency_ms != null) details.push(`${Math.round(s.latency_ms)} ms`);
+  if (s.last_checked) details.push(`checked ${new Date(s.last_checked).toLocaleTimeString()}`);
+  const title = [
+    `${name}: ${word}`,
+    s.host ? `host ${s.host}` : "",
+    s.latency_ms != null ? `latency ${s.latency_ms} ms` : "",
+    s.last_error ? `last error: ${s.last_error}` : "",
+    s.last_checked ? `last checked ${s.last_checked}` : "",
+    tags.length ? `tags: ${tags.join(", ")}` : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
+  const check = ctx.hasRole("operator")
+    ? h("button", {
+        type: "button",
+        class: "small",
+        text: "Check now",
+        "aria-label": `Check ${name} now`,
+        on: {
+          click: async (ev) => {
+            ev.target.disabled = true;
+            try {
+              await api("POST", `/api/v1/servers/${encodeURIComponent(name)}/check`);
+              await refresh();
+            } catch (e) {
+              notify(errorText(e), "error");
+            } finally {
+              ev.target.disabled = false;
+            }
+          },
+        },
+      })
+    : null;
+  return h(
+    "li",
+    { class: `server ${word}`, dataset: { server: name, health: word }, title },
+    h("span", { class: "dot", "aria-hidden": "true" }),
+    h("span", { class: "server-name", text: name }),
+    h("span", { class: "health-word", text: word }),
+    check,
+    h("div", { class: "server-details muted", text: details.join(" · ") }),
+    s.last_error ? h("div", { class: "server-error", text: s.last_error }) : null,
+  );
+}

@@ -1,0 +1,192 @@
+// The Terminal tab: xterm.js attached to `ssh_command` on /ws/v1/stub.
+// Output frames are written as they come (xterm batches its rendering; the
+// daemon never splits a character across frames). Typing goes to the
+// program as `ssh_input` (Ctrl-C included); the pane's size follows the
+// window through the fit add-on and is sent as `resize`.
+
+import { Terminal } from "../vendor/xterm/xterm.mjs";
+import { FitAddon } from "../vendor/addon-fit/addon-fit.mjs";
+import { SearchAddon } from "../vendor/addon-search/addon-search.mjs";
+import { WebLinksAddon } from "../vendor/addon-web-links/addon-web-links.mjs";
+import { h, errorText, duration } from "./dom.js";
+import { serverSelect } from "./forms.js";
+
+/** A terminal pane wired to nothing yet: the xterm, its add-ons and its element. */
+export function makeTerminal(options = {}) {
+  const term = new Terminal({
+    fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", monospace',
+    fontSize: 14,
+    scrollback: 10000,
+    cursorBlink: true,
+    theme: matchMedia("(prefers-color-scheme: dark)").matches ? {} : { background: "#1e1e1e" },
+    ...options,
+  });
+  const fit = new FitAddon();
+  const search = new SearchAddon();
+  term.loadAddon(fit);
+  term.loadAddon(search);
+  // links open in a new tab, never the console's own
+  term.loadAddon(new WebLinksAddon((ev, uri) => window.open(uri, "_blank", "noopener,noreferrer")));
+  // Ctrl+Shift+C / Ctrl+Shift+V copy and paste (plain Ctrl-C is the program's)
+  term.attachCustomKeyEventHandler((ev) => {
+    if (ev.type !== "keydown" || !ev.ctrlKey || !ev.shiftKey) return true;
+    if (ev.code === "KeyC" && term.hasSelection()) {
+      navigator.clipboard?.writeText(term.getSelection());
+      return false;
+    }
+    if (ev.code === "KeyV") {
+      navigator.clipboard?.readText().then((t) => term.paste(t));
+      return false;
+    }
+    return true;
+  });
+  const el = h("div", { class: "term" });
+  let opened = false;
+  const resize = () => {
+    if (!el.isConnected || el.offsetParent === null) return;
+    if (!opened) {
+      term.open(el);
+      opened = true;
+    }
+    fit.fit();
+  };
+  new ResizeObserver(() => requestAnimationFrame(resize)).observe(el);
+  return { term, fit, search, el, resize };
+}
+
+/** The most handed to xterm.js in one write: it parses one write whole. */
+const WRITE_SLICE = 16 * 1024;
+
+/**
+ * Writes `data` to `term` in slices: xterm.js yields to the page between
+ * writes (12 ms at a time) but parses each write whole, so one 500 KB
+ * frame written at once would hold the main thread for a few hundred ms.
+ * A slice never ends between the two halves of a surrogate pair.
+ */
+export function writeSliced(term, data) {
+  let at = 0;
+  while (at < data.length) {
+    let end = Math.min(data.length, at + WRITE_SLICE);
+    const last = data.charCodeAt(end - 1);
+    if (end < data.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    term.write(data.slice(at, end));
+    at = end;
+  }
+}
+
+/** A search box for a terminal's scrollback (Enter: next, Shift+Enter: previous). */
+export function searchBox(search) {
+  return h("input", {
+    type: "search",
+    class: "term-search",
+    placeholder: "Search output",
+    "aria-label": "Search output",
+    on: {
+      keydown: (ev) => {
+        if (ev.key !== "Enter") return;
+        if (ev.shiftKey) search.findPrevious(ev.target.value);
+        else search.findNext(ev.target.value);
+      },
+    },
+  });
+}
+
+/** Mounts the tab. */
+export function mount(panel, ctx) {
+  const stub = ctx.stub;
+  const { term, search, el, resize } = makeTerminal();
+  const server = serverSelect("term-server");
+  const command = h("input", { id: "term-command", class: "grow", placeholder: "command (empty: login shell)", "aria-label": "Command", spellcheck: false });
+  const stop = h("input", { id: "term-stop", placeholder: "stop phrase", "aria-label": "Stop phrase", size: 12 });
+  const timeout = h("input", { id: "term-timeout", type: "number", min: "0.1", step: "any", placeholder: "timeout s", "aria-label": "Timeout in seconds", class: "num" });
+  const run = h("button", { id: "term-run", type: "submit", text: "Run" });
+  const cancel = h("button", { id: "term-cancel", type: "button", text: "Cancel", disabled: true });
+  const status = h("div", { id: "term-status", class: "status-line", role: "status" });
+  const form = h("form", { class: "toolbar" }, server, command, stop, timeout, run, cancel, searchBox(search));
+  panel.append(form, status, el);
+  panel.classList.add("terminal-panel");
+  panel.addEventListener("shown", () => requestAnimationFrame(resize));
+
+  // one command at a time on this connection
+  let running = null; // {id, server, command, started}
+  // runs started and ended, so a reader (or a test) can tell this run's
+  // end from the previous one's
+  let runs = 0;
+  const setState = (state, text) => {
+    panel.dataset.state = state;
+    if (state === "ended") panel.dataset.ended = String(runs);
+    status.textContent = text;
+    // a viewer watches; the daemon would refuse (10003) anyway
+    run.disabled = state === "running" || !ctx.hasRole("operator");
+    cancel.disabled = state !== "running";
+  };
+  setState("idle", "Take the lock, pick a server, run a command (empty: a login shell).");
+  setInterval(() => {
+    if (running) status.textContent = `${running.server}: ${running.command || "login shell"} · running ${duration(Date.now() - running.started)}`;
+  }, 1000);
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (running) return;
+    const frame = { type: "ssh_command", server: server.value, command: command.value };
+    if (stop.value) frame.stop_phrase = stop.value;
+    if (timeout.value) frame.timeout_s = Number(timeout.value);
+    // the PTY gets the pane's size before the command starts
+    stub.send({ type: "resize", cols: term.cols, rows: term.rows });
+    const id = stub.nextId();
+    running = { id, server: frame.server, command: frame.command, started: Date.now() };
+    runs += 1;
+    panel.dataset.runs = String(runs);
+    term.reset();
+    setState("running", `${frame.server}: starting…`);
+    if (!stub.send({ ...frame, request_id: id })) {
+      running = null;
+      setState("ended", "not connected to the daemon");
+    }
+    term.focus();
+  });
+  cancel.addEventListener("click", () => stub.send({ type: "cancel" }));
+  term.onData((data) => {
+    if (running) stub.send({ type: "ssh_input", data });
+  });
+  term.onResize(({ cols, rows }) => stub.send({ type: "resize", cols, rows }));
+
+  let lastError = null;
+  stub.on("ssh_command_started", (f) => {
+    if (running && f.request_id === running.id) status.textContent = `${f.server}: ${running.command || "login shell"} · running`;
+  });
+  stub.on("ssh_output", (f) => {
+    writeSliced(term, f.data);
+    ctx.activity();
+  });
+  stub.on("error", (f) => {
+    if (!running || f.request_id !== running.id) return;
+    lastError = f.error;
+    term.write(`\r\n\x1b[31m${errorText(f.error).replace(/\x1b/g, "")}\x1b[0m\r\n`);
+    // connection, login and timeout errors (20000-22999) precede the
+    // completion frame; any other (no lock 50008, busy, bad request) is a
+    // refusal that ends the attempt without one
+    const code = Number(f.error.code);
+    if (!(code >= 20000 && code < 23000)) {
+      running = null;
+      setState("ended", `refused: ${errorText(f.error)}`);
+    }
+  });
+  stub.on("ssh_command_complete", (f) => {
+    if (!running) return;
+    const took = duration(Date.now() - running.started);
+    running = null;
+    const exit = f.exit_status !== undefined && f.exit_status !== null ? `, exit status ${f.exit_status}` : "";
+    const err = lastError && f.reason !== "exit" ? ` (${errorText(lastError)})` : "";
+    lastError = null;
+    setState("ended", `${f.server}: ended: ${f.reason}${exit} after ${took}${err}`);
+    panel.dataset.reason = f.reason;
+    panel.dataset.exit = f.exit_status ?? "";
+    ctx.activity();
+  });
+  stub.on("_dropped", () => {
+    if (!running) return;
+    running = null;
+    setState("ended", "the connection dropped: the command was stopped and the lock released");
+  });
+}

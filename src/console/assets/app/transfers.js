@@ -1,0 +1,96 @@
+// The Transfers tab: the configured server-to-server transfers, each with a
+// run button; progress as numbers and a bar (files, bytes, rate, time
+// left), then the result, which stays until the next run. Runs on
+// /ws/v1/stub, so it needs the lock, like the terminal.
+
+import { h, replace, bytes, duration, errorText, errorLine } from "./dom.js";
+import { api } from "./api.js";
+
+/** Mounts the tab. */
+export function mount(panel, ctx) {
+  const stub = ctx.stub;
+  const table = h("table", { class: "grid", id: "transfer-table" });
+  const progress = h("progress", { id: "transfer-progress", max: 1, value: 0 });
+  const numbers = h("div", { id: "transfer-numbers", class: "mono" });
+  const result = h("div", { id: "transfer-result" });
+  const cancel = h("button", { type: "button", id: "transfer-cancel", text: "Cancel", disabled: true, on: { click: () => stub.send({ type: "cancel" }) } });
+  const box = h("div", { class: "progress-box" }, h("div", { class: "row" }, progress, cancel), numbers, result);
+  panel.append(h("h2", { text: "Transfers" }), table, box);
+
+  let running = null; // {id, name, started}
+  const finish = (state, children) => {
+    running = null;
+    cancel.disabled = true;
+    panel.dataset.state = state;
+    replace(result, children);
+    ctx.activity();
+  };
+  const start = (name) => {
+    const id = stub.nextId();
+    running = { id, name, started: Date.now() };
+    progress.value = 0;
+    progress.max = 1;
+    replace(numbers, `${name}: starting…`);
+    replace(result);
+    panel.dataset.state = "running";
+    cancel.disabled = false;
+    if (!stub.send({ type: "scp_transfer", transfer_name: name, request_id: id })) finish("failed", errorLine({ message: "not connected to the daemon" }));
+  };
+  stub.on("scp_progress", (f) => {
+    if (!running || f.transfer_name !== running.name) return;
+    progress.max = Math.max(1, f.bytes_total);
+    progress.value = f.bytes_done;
+    const secs = (Date.now() - running.started) / 1000;
+    const rate = secs > 0 ? f.bytes_done / secs : 0;
+    const left = rate > 0 ? ((f.bytes_total - f.bytes_done) / rate) * 1000 : null;
+    numbers.textContent =
+      `files ${f.files_done}/${f.files_total} · ${bytes(f.bytes_done)} / ${bytes(f.bytes_total)} · ` +
+      `${bytes(rate)}/s · ${left === null ? "" : `${duration(left)} left`} · ${f.file || ""}`;
+  });
+  stub.on("scp_complete", (f) => {
+    if (!running || f.request_id !== running.id) return;
+    progress.max = Math.max(1, f.bytes);
+    progress.value = f.bytes;
+    numbers.textContent = `${f.files.length} files · ${bytes(f.bytes)} in ${duration(f.duration_ms)}`;
+    finish(
+      "done",
+      h(
+        "table",
+        { class: "grid" },
+        h("tr", {}, h("th", { text: "file" }), h("th", { text: "bytes" }), h("th", { text: "sha256" })),
+        f.files.map((file) => h("tr", {}, h("td", { class: "mono", text: file.name }), h("td", { text: file.bytes }), h("td", { class: "mono", text: file.sha256 || "" }))),
+      ),
+    );
+  });
+  stub.on("scp_cancelled", (f) => {
+    if (running && f.transfer_name === running.name) finish("cancelled", h("p", { text: `cancelled after ${f.files_done} files, ${bytes(f.bytes_done)}` }));
+  });
+  stub.on("error", (f) => {
+    if (running && f.request_id === running.id) finish("failed", errorLine(f.error));
+  });
+  stub.on("_dropped", () => {
+    if (running) finish("failed", errorLine({ message: "the connection dropped; the transfer was stopped" }));
+  });
+
+  api("GET", "/api/v1/transfers")
+    .then((all) => {
+      replace(
+        table,
+        h("tr", {}, ["name", "from", "to", "verify", ""].map((t) => h("th", { text: t }))),
+        all.length
+          ? all.map((t) =>
+              h(
+                "tr",
+                { dataset: { transfer: t.name } },
+                h("td", { text: t.name }),
+                h("td", { class: "mono", text: `${t.source_server}:${t.source_glob}` }),
+                h("td", { class: "mono", text: `${t.destination_server}:${t.destination_dir}` }),
+                h("td", { text: t.verify_sha256 ? "sha256" : "" }),
+                h("td", {}, ctx.hasRole("operator") ? h("button", { type: "button", class: "run-transfer", text: "Run", "aria-label": `Run ${t.name}`, on: { click: () => start(t.name) } }) : null),
+              ),
+            )
+          : h("tr", {}, h("td", { colspan: 5, class: "muted", text: "no transfer is configured" })),
+      );
+    })
+    .catch((e) => replace(table, h("tr", {}, h("td", { class: "error", text: errorText(e) }))));
+}

@@ -1,0 +1,100 @@
+//! The console's measured budget (WAVE2, "Measures that need numbers"):
+//! while 50 MB prints in the terminal, switching to another tab shows it
+//! within 100 ms and no main-thread task runs longer than 200 ms
+//! (a `PerformanceObserver` for long tasks). xterm.js parses writes in
+//! time slices and the console hands it 16 KB at a time, so neither holds
+//! the page.
+//!
+//! Ignored in the full run: a long task is wall time, and on the 2-core
+//! machine with the rest of the suite running beside it the numbers
+//! measure the machine (a descheduled renderer shows as a long task with
+//! no script in it). Run it alone before landing a console change:
+//! `cargo test --test api console::budgets -- --ignored --nocapture`
+//! (measured 2026-11-29 while another build kept both cores busy, load
+//! average 4: 50 MB in 7.5-11 s, tab switch 22-84 ms, longest task
+//! 124-331 ms, the longest attributed to no script by the Long Animation
+//! Frames API, so the 200 ms budget held only in some runs).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::browser::{turn, Browser};
+use super::terminal::run;
+use crate::support::fixtures::with_servers;
+
+/// 50 MB of text, in lines, from the server.
+const FIFTY_MB: &str = "yes 'the quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ' | head -c 50000000";
+
+#[tokio::test]
+#[ignore = "timing: run alone, see the module comment"]
+async fn printing_50_mb_keeps_the_page_responsive() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+    browser
+        .js(
+            "window.__longTasks = [];
+             new PerformanceObserver((list) => {
+               for (const e of list.getEntries()) window.__longTasks.push(e.duration);
+             }).observe({ type: 'longtask' });",
+            vec![],
+        )
+        .await;
+
+    let started = Instant::now();
+    run(&browser, "alpha", FIFTY_MB).await;
+    browser
+        .wait_text("#panel-terminal .xterm-rows", "quick brown fox")
+        .await;
+    // mid-stream: switch tabs and time until the next frame shows it
+    let switch_ms = browser
+        .js_async(
+            "const done = arguments[arguments.length - 1];
+             const t0 = performance.now();
+             document.getElementById('tab-batch').click();
+             requestAnimationFrame(() => done({
+               ms: performance.now() - t0,
+               shown: !document.getElementById('panel-batch').hidden,
+               running: document.getElementById('panel-terminal').dataset.state === 'running',
+             }));",
+        )
+        .await;
+    browser.click("#tab-terminal").await;
+    let ended = browser
+        .wait_within(
+            Duration::from_secs(300),
+            "50 MB printed",
+            "document.getElementById('panel-terminal').dataset.state === 'ended' && document.getElementById('term-status').textContent",
+        )
+        .await;
+    let took = started.elapsed();
+    let long: Vec<f64> =
+        serde_json::from_value(browser.js("return window.__longTasks", vec![]).await).unwrap();
+    let worst = long.iter().cloned().fold(0.0, f64::max);
+    eprintln!(
+        "50 MB in {took:?}; tab switch {switch_ms}; {} long tasks, longest {worst:.0} ms",
+        long.len()
+    );
+    assert!(
+        ended.as_str().unwrap_or_default().contains("exit status 0"),
+        "{ended}"
+    );
+    assert_eq!(switch_ms["shown"], Value::Bool(true), "{switch_ms}");
+    assert_eq!(
+        switch_ms["running"],
+        Value::Bool(true),
+        "the switch was measured while printing: {switch_ms}"
+    );
+    assert!(
+        switch_ms["ms"].as_f64().unwrap() < 100.0,
+        "tab switch took {switch_ms}"
+    );
+    assert!(worst < 200.0, "a main-thread task ran {worst} ms: {long:?}");
+    browser.close().await;
+}

@@ -1,0 +1,11 @@
+//! The operator console (`/ui/`): how it is served (plain HTTP, no
+//! browser), then each screen driven in real headless Chromium against the
+//! real daemon and real sshd servers. Screenshots of every screen land in
+//! `target/console-screenshots/`.
+
+mod browser;
+mod budgets;
+mod cut;
+mod serving;
+mod terminal;
+mod work;
