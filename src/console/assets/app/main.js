@@ -12,6 +12,7 @@ import { mountServers } from "./servers.js";
 import { mountTabs } from "./tabs.js";
 import * as terminal from "./terminal.js";
 import * as transfers from "./transfers.js";
+import * as workflows from "./workflows.js";
 import * as batch from "./batch.js";
 import * as files from "./files.js";
 import * as diff from "./diff.js";
@@ -19,11 +20,10 @@ import * as audit from "./audit.js";
 
 /**
  * The tabs, in order. `role`: the least role that sees the tab.
- * The Workflows tab (issue 15) belongs right after Terminal:
- * `{ id: "workflows", label: "Workflows", mount: workflows.mount }`.
  */
 const TABS = [
   { id: "terminal", label: "Terminal", mount: terminal.mount },
+  { id: "workflows", label: "Workflows", mount: workflows.mount },
   { id: "transfers", label: "Transfers", mount: transfers.mount },
   { id: "batch", label: "Batch", mount: batch.mount },
   { id: "files", label: "Files", mount: files.mount },

@@ -155,7 +155,9 @@ export function mount(panel, ctx) {
   stub.on("ssh_command_started", (f) => {
     if (running && f.request_id === running.id) status.textContent = `${f.server}: ${running.command || "login shell"} · running`;
   });
+  // a workflow's command steps (frames with a run_id) belong to the Workflows tab
   stub.on("ssh_output", (f) => {
+    if (f.run_id) return;
     writeSliced(term, f.data);
     ctx.activity();
   });
@@ -173,7 +175,7 @@ export function mount(panel, ctx) {
     }
   });
   stub.on("ssh_command_complete", (f) => {
-    if (!running) return;
+    if (!running || f.run_id) return;
     const took = duration(Date.now() - running.started);
     running = null;
     const exit = f.exit_status !== undefined && f.exit_status !== null ? `, exit status ${f.exit_status}` : "";

@@ -40,7 +40,9 @@ export function mountTopbar(ctx) {
       if (ctx.hasRole("operator")) pieces.push(button("Take lock", "take-lock", take));
     } else {
       bar.dataset.lock = mine ? "mine" : "other";
-      const who = mine ? "you" : lock.owner_user || (lock.workflow_run ? `workflow ${lock.workflow_run}` : "another connection");
+      // a workflow run holding the lock is named after its holder
+      const run = lock.workflow_run ? ` (workflow ${lock.workflow_run.workflow})` : "";
+      const who = `${mine ? "you" : lock.owner_user || "another connection"}${run}`;
       lockLabel = () => `Lock: held by ${who}${lock.since ? ` for ${duration(Date.now() - Date.parse(lock.since))}` : ""}`;
       lockText = h("span", { class: "lock-text", id: "lock-text", text: lockLabel(), title: lock.since ? `since ${new Date(lock.since).toLocaleString()}` : "" });
       pieces.push(lockText);
