@@ -9,3 +9,4 @@ mod cut;
 mod serving;
 mod terminal;
 mod work;
+mod workflows;
