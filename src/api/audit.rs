@@ -33,14 +33,7 @@ pub async fn list_audit(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(pinkpage_actors::AppError::with_detail(
-            pinkpage_actors::ErrorCode::Validation,
-            "limit must be between 1 and 1000",
-        )
-        .into());
-    }
+    let limit = super::page_limit(q.limit, 100)?;
     let events = state
         .store
         .call(ListAudit {

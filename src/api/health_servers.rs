@@ -99,10 +99,7 @@ pub async fn server_health_events(
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let server = ServerRef::known(&state.settings, &name)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());
-    }
+    let limit = super::page_limit(q.limit, 100)?;
     let events = state
         .store
         .call(ListHealthEvents {

@@ -180,6 +180,19 @@ fn declare_access(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// A listing's `limit`: `default` when absent, else 1-1000 (10001).
+pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, AppError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "limit must be between 1 and 1000",
+        ))
+    }
+}
+
 /// Mounts every REST route, the docs and the JSON error handlers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| error::validation_error(e)))

@@ -281,10 +281,7 @@ pub async fn list_runs(
     state: web::Data<AppState>,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(AppError::with_detail(ErrorCode::Validation, "limit must be between 1 and 1000").into());
-    }
+    let limit = super::page_limit(q.limit, 50)?;
     let q = q.into_inner();
     let runs = state
         .store

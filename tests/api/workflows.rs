@@ -107,6 +107,20 @@ async fn lock_status(app: &TestApp) -> Value {
     app.get("/api/v1/session").await.json().await.unwrap()
 }
 
+/// The stored run once its status is `status` (rows are written behind
+/// the run, so this waits, bounded).
+async fn stored_with_status(app: &TestApp, run_id: &str, status: &str) -> Value {
+    eventually(&format!("run {run_id} is stored as {status}"), async || {
+        let run = stored_run(app, run_id).await;
+        if run["status"] == status {
+            Ok(run)
+        } else {
+            Err(run)
+        }
+    })
+    .await
+}
+
 fn step_statuses(run: &Value) -> Vec<String> {
     run["steps"]
         .as_array()
@@ -159,15 +173,7 @@ async fn the_seed_workflow_unloads_copies_and_loads_in_one_run() {
 
     // the end means the lock is free; the history has every step
     assert_eq!(lock_status(&app).await["active"], false);
-    let run = eventually("the run's end is stored", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "succeeded" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, &run_id, "succeeded").await;
     assert_eq!(step_statuses(&run), ["succeeded"; 3]);
     assert_eq!(run["user"], TEST_ADMIN);
     assert_eq!(run["steps"][2]["exit_status"], 0);
@@ -257,15 +263,7 @@ command = "echo went-on"
         .next()
         .is_none());
     let run_id = started["run_id"].as_str().unwrap();
-    let run = eventually("the failure is stored", async || {
-        let run = stored_run(&app, run_id).await;
-        if run["status"] == "failed" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, run_id, "failed").await;
     assert_eq!(step_statuses(&run), ["failed", "skipped"]);
 
     c.request(
@@ -358,15 +356,7 @@ async fn cancel_during_a_sleep_step_kills_the_sleep_and_frees_the_lock() {
     assert!(!of_type(&frames, "ssh_output")
         .iter()
         .any(|f| f["data"].as_str().unwrap().contains("never")));
-    let run = eventually("the cancel is stored", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "cancelled" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, &run_id, "cancelled").await;
     assert_eq!(step_statuses(&run), ["cancelled", "skipped"]);
     app.audit_events("action=workflow.cancel", 1).await;
 }
@@ -458,15 +448,7 @@ async fn a_pause_waits_for_a_confirmation_from_any_connection_of_the_user() {
     assert_eq!(paused["message"], "check the row count of orders");
     assert_eq!(paused["step"], 0);
     assert!(of_type(&before, "ssh_command_started").is_empty());
-    let run = eventually("the pause is stored", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "paused" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, &run_id, "paused").await;
     assert_eq!(run["current_step"], 0);
     assert_eq!(lock_status(&app).await["workflow_run"]["run_id"], run_id.as_str());
 
@@ -487,15 +469,7 @@ async fn a_pause_waits_for_a_confirmation_from_any_connection_of_the_user() {
     assert!(of_type(&frames, "ssh_output")
         .iter()
         .any(|f| f["data"].as_str().unwrap().contains("after-the-pause")));
-    let run = eventually("the run's end is stored", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "succeeded" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, &run_id, "succeeded").await;
     assert_eq!(run["steps"][0]["confirmed_by"], TEST_ADMIN);
     app.audit_events("action=workflow.confirm", 1).await;
     // a run no longer in flight cannot be confirmed
@@ -570,29 +544,13 @@ async fn a_run_started_over_rest_pauses_until_confirmed_over_rest() {
         .as_str()
         .unwrap()
         .to_owned();
-    eventually("the REST run pauses", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "paused" {
-            Ok(())
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    stored_with_status(&app, &run_id, "paused").await;
     let res = app
         .post_json(&format!("/api/v1/workflows/runs/{run_id}/confirm"), &json!({}))
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["step"], 0);
-    let run = eventually("the REST run ends", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "succeeded" {
-            Ok(run)
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    let run = stored_with_status(&app, &run_id, "succeeded").await;
     assert_eq!(run["params"]["table"], "items");
     assert!(run["steps"][1]["output_tail"]
         .as_str()
@@ -760,15 +718,7 @@ async fn a_run_cut_by_a_daemon_crash_is_kept_in_the_history_as_interrupted() {
         .await;
     c.recv_until("workflow_paused").await;
     let run_id = started["run_id"].as_str().unwrap().to_owned();
-    eventually("the pause is stored", async || {
-        let run = stored_run(&app, &run_id).await;
-        if run["status"] == "paused" {
-            Ok(())
-        } else {
-            Err(run)
-        }
-    })
-    .await;
+    stored_with_status(&app, &run_id, "paused").await;
     drop(c);
 
     app.kill_and_restart().await;

@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::{flatten, Stub, StubTask, TaskKind};
 use crate::workflows::frames::{WorkflowFrame, WorkflowReply};
 use crate::workflows::hub::{launch, Asker, CancelRun, ConfirmRun, RunParts, StartRun, Watcher};
-use crate::workflows::prepare;
+use crate::workflows::{prepare, WorkflowHub};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -92,17 +92,7 @@ fn start(
             asker: asker(conn),
             watcher: Some(watcher(conn, rid, ctx)),
         };
-        let rid = rid.clone();
-        conn.state
-            .workflows
-            .send(msg)
-            .into_actor(conn)
-            .map(move |res, conn, ctx| {
-                if let Err(e) = flatten(res) {
-                    conn.send_error(ctx, &e, &rid);
-                }
-            })
-            .spawn(ctx);
+        ask_hub(conn, msg, rid.clone(), ctx);
         return Ok(());
     };
     // Under this connection's lock: its task, started in this step.
@@ -150,24 +140,34 @@ fn start(
     Ok(())
 }
 
+/// Sends `msg` to the hub; only a refusal is answered here: what follows
+/// a success comes as the run's frames, in the run's order (for a confirm,
+/// `workflow_confirmed` before the pause step's end).
+fn ask_hub<M, T>(conn: &mut WsConnection<Stub>, msg: M, rid: RequestId, ctx: &mut WsCtx<Stub>)
+where
+    M: actix::Message<Result = Result<T, AppError>> + Send + 'static,
+    T: Send + 'static,
+    WorkflowHub: Handler<M>,
+{
+    conn.state
+        .workflows
+        .send(msg)
+        .into_actor(conn)
+        .map(move |res, conn, ctx| {
+            if let Err(e) = flatten(res) {
+                conn.send_error(ctx, &e, &rid);
+            }
+        })
+        .spawn(ctx);
+}
+
 pub(super) fn confirm(conn: &mut WsConnection<Stub>, run_id: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let msg = ConfirmRun {
         run_id,
         asker: asker(conn),
         watcher: Some(watcher(conn, &rid, ctx)),
     };
-    conn.state
-        .workflows
-        .send(msg)
-        .into_actor(conn)
-        .map(move |res, conn, ctx| {
-            // On success the answer, `workflow_confirmed`, comes from the
-            // run in its own order (before the pause step's end).
-            if let Err(e) = flatten(res) {
-                conn.send_error(ctx, &e, &rid);
-            }
-        })
-        .spawn(ctx);
+    ask_hub(conn, msg, rid, ctx);
 }
 
 /// `cancel {run_id}`: the run's `workflow_complete` follows (this
@@ -183,16 +183,7 @@ pub(super) fn cancel_run(
         asker: asker(conn),
         watcher: Some(watcher(conn, &rid, ctx)),
     };
-    conn.state
-        .workflows
-        .send(msg)
-        .into_actor(conn)
-        .map(move |res, conn, ctx| {
-            if let Err(e) = flatten(res) {
-                conn.send_error(ctx, &e, &rid);
-            }
-        })
-        .spawn(ctx);
+    ask_hub(conn, msg, rid, ctx);
 }
 
 impl Handler<WorkflowFrame> for WsConnection<Stub> {
