@@ -71,7 +71,7 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     let other = TempTree::private("ui-diff-other");
     other.write("left.conf", "listen 8080\n");
     other.write("only-here.txt", "x");
-    let (builder, [_alpha, _beta]) = with_servers(["alpha", "beta"]);
+    let (builder, [alpha, beta]) = with_servers(["alpha", "beta"]);
     let app = builder.spawn().await;
     let ada = app.identity("ada", "admin", None).await;
     let browser = Browser::open(&app).await;
@@ -150,6 +150,36 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
         "the changed line on each side"
     );
     browser.screenshot("diff-files").await;
+
+    // Diff of one command's output on both servers: the last field of
+    // SSH_CONNECTION is the port each sshd listens on, so the outputs differ
+    browser.select("#diff-mode", "command").await;
+    browser
+        .fill("#diff-command", "echo port ${SSH_CONNECTION##* }; echo same")
+        .await;
+    browser.click("#diff-run").await;
+    browser
+        .wait(
+            "the command diff",
+            "document.getElementById('panel-diff').dataset.state === 'done'",
+        )
+        .await;
+    let changed = browser
+        .js(
+            "return [...document.querySelectorAll('table.diff td.del, table.diff td.add')].map(td => td.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        changed,
+        json!([format!("port {}", alpha.port()), format!("port {}", beta.port())]),
+        "each server's own line"
+    );
+    assert_eq!(
+        browser.text("#diff-exits").await,
+        "exit: alpha status 0, beta status 0"
+    );
+    browser.screenshot("diff-command").await;
 
     // Diff of directories: a table of what differs
     browser.select("#diff-mode", "dirs").await;
@@ -244,7 +274,7 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     tree.write(&format!("work/{hostile}"), "boo");
     tree.write("work/보고서 1.txt", "korean name");
     chown_to_test_user(&tree.join(&format!("work/{hostile}")));
-    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let (builder, [mut alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
@@ -323,6 +353,31 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     let downloaded: Vec<u8> = serde_json::from_value(downloaded).unwrap();
     assert_eq!(downloaded, upload, "downloaded byte for byte");
 
+    // upload by drag and drop: the same drop event a file dragged from the
+    // desktop fires, with the file in its DataTransfer
+    browser
+        .js(
+            "const bytes = new Uint8Array(100000).map((_, i) => (i * 7) % 251);
+             const dt = new DataTransfer();
+             dt.items.add(new File([bytes], 'dropped.bin'));
+             document.getElementById('files-drop').dispatchEvent(
+               new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+            vec![],
+        )
+        .await;
+    browser
+        .wait(
+            "dropped.bin listed",
+            "document.querySelector('#files-table tr[data-name=\"dropped.bin\"]')",
+        )
+        .await;
+    let dropped: Vec<u8> = (0..100_000u32).map(|i| ((i * 7) % 251) as u8).collect();
+    assert_eq!(
+        std::fs::read(format!("{dir}/dropped.bin")).unwrap(),
+        dropped,
+        "the dropped file arrived byte for byte"
+    );
+
     // mkdir, rename, delete with confirmation
     browser.fill("#files-new-dir", "made-here").await;
     browser.click("#files-mkdir").await;
@@ -380,5 +435,28 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     browser
         .wait_text("#panel-files .xterm-rows", "arg1=a b arg2=c")
         .await;
+
+    // "Check now" answers at once, whatever the monitor's verdict
+    alpha.stop();
+    browser.click("[data-server=alpha] .check-now").await;
+    let failed = browser
+        .wait(
+            "the failed check",
+            "document.querySelector('[data-server=alpha] .check-result[data-state=failed]')?.textContent",
+        )
+        .await;
+    assert!(
+        failed.as_str().unwrap().contains("20000"),
+        "the error shows its code: {failed}"
+    );
+    alpha.start_again();
+    browser.click("[data-server=alpha] .check-now").await;
+    let ok = browser
+        .wait(
+            "the good check",
+            "document.querySelector('[data-server=alpha] .check-result[data-state=ok]')?.textContent",
+        )
+        .await;
+    assert!(ok.as_str().unwrap().contains("reachable"), "{ok}");
     browser.close().await;
 }

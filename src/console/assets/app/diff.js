@@ -114,7 +114,7 @@ export function mount(panel, ctx) {
         replace(
           out,
           summary(r),
-          h("p", { text: `exit: ${r.left_server || leftServer.value} ${r.left_exit_status ?? r.left_exit_signal}, ${rightServer.value} ${r.right_exit_status ?? r.right_exit_signal}` }),
+          h("p", { id: "diff-exits", text: `exit: ${leftServer.value} ${ended(r.left_exit_status, r.left_exit_signal)}, ${rightServer.value} ${ended(r.right_exit_status, r.right_exit_signal)}` }),
           r.identical ? null : diffTable(r.unified_diff, `${leftServer.value}: stdout`, `${rightServer.value}: stdout`),
           r.left_stderr ? h("pre", { class: "out err", text: r.left_stderr }) : null,
           r.right_stderr ? h("pre", { class: "out err", text: r.right_stderr }) : null,
@@ -126,6 +126,11 @@ export function mount(panel, ctx) {
       panel.dataset.state = "failed";
     }
   });
+}
+
+/** How one side's command ended: its status, its signal, or neither. */
+function ended(status, signal) {
+  return status != null ? `status ${status}` : signal ? `signal ${signal}` : "unknown";
 }
 
 function summary(r) {

@@ -1,7 +1,10 @@
 // The servers sidebar: every configured server with its health as a dot AND
 // a word (never colour alone), latency, last error and last check; live
 // from `server_health` broadcasts, filtered by text (tags too), and a
-// "check now" action for operators.
+// "check now" action for operators. "Check now" connects and logs in right
+// away (`POST /api/v1/servers/{name}/check`) and shows that answer next to
+// the server: the health verdict itself stays the monitor's, which needs
+// its configured run of failures or successes before it flips.
 
 import { h, replace, errorText, notify } from "./dom.js";
 import { api } from "./api.js";
@@ -24,6 +27,9 @@ export function mountServers(aside, ctx) {
   replace(aside, h("h2", { text: "Servers" }), filter, list);
 
   const tags = new Map();
+  // the last "check now" answer per server, kept across re-renders (the
+  // list is rebuilt on every health broadcast)
+  const checks = new Map();
   const refresh = () =>
     api("GET", "/api/v1/health/servers")
       .then((all) => {
@@ -49,14 +55,26 @@ export function mountServers(aside, ctx) {
     if (!store.get("servers") && health.size) store.set("servers", names);
     const items = names
       .filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)))
-      .map((name) => item(name, health.get(name) || {}, ctx, refresh, tags.get(name) || []));
+      .map((name) => item(name, health.get(name) || {}, ctx, tags.get(name) || [], checks.get(name), () => check(name)));
     replace(list, items.length ? items : h("li", { class: "muted", text: "no server matches" }));
+  };
+  const check = async (name) => {
+    checks.set(name, { state: "checking", text: "checking…" });
+    render();
+    try {
+      const r = await api("POST", `/api/v1/servers/${encodeURIComponent(name)}/check`);
+      checks.set(name, { state: "ok", text: `reachable, logged in (${Math.round(r.latency_ms)} ms) at ${new Date().toLocaleTimeString()}` });
+    } catch (e) {
+      checks.set(name, { state: "failed", text: `${errorText(e)} (at ${new Date().toLocaleTimeString()})` });
+    }
+    render();
+    refresh();
   };
   filter.addEventListener("input", render);
   store.watch("health", render);
 }
 
-function item(name, s, ctx, refresh, tags) {
+function item(name, s, ctx, tags, checked, onCheck) {
   const word = healthWord(s.is_healthy);
   const details = [];
   // a latency is that of the last good check: shown only while healthy
@@ -75,22 +93,11 @@ function item(name, s, ctx, refresh, tags) {
   const check = ctx.hasRole("operator")
     ? h("button", {
         type: "button",
-        class: "small",
         text: "Check now",
         "aria-label": `Check ${name} now`,
-        on: {
-          click: async (ev) => {
-            ev.target.disabled = true;
-            try {
-              await api("POST", `/api/v1/servers/${encodeURIComponent(name)}/check`);
-              await refresh();
-            } catch (e) {
-              notify(errorText(e), "error");
-            } finally {
-              ev.target.disabled = false;
-            }
-          },
-        },
+        class: "small check-now",
+        disabled: checked?.state === "checking",
+        on: { click: onCheck },
       })
     : null;
   return h(
@@ -102,5 +109,6 @@ function item(name, s, ctx, refresh, tags) {
     check,
     h("div", { class: "server-details muted", text: details.join(" · ") }),
     s.last_error ? h("div", { class: "server-error", text: s.last_error }) : null,
+    checked ? h("div", { class: `check-result ${checked.state}`, role: "status", dataset: { state: checked.state }, text: checked.text }) : null,
   );
 }
