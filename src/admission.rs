@@ -14,7 +14,9 @@
 //!    checked against the in-memory directory (10002 when presented but
 //!    not good);
 //! 5. what the route needs, from the access table (`src/auth/table.rs`):
-//!    10002 without a principal, 10003 when the role falls short;
+//!    10002 without a principal, 10003 when the role falls short; a route
+//!    that starts new remote work gets 40000 while audit rows cannot be
+//!    written (the store's journal);
 //! 6. the [`Caller`] is attached for handlers, the response gets CORS
 //!    headers for a listed origin, and one log line records the request
 //!    with its user.
@@ -89,6 +91,9 @@ pub async fn admit(
             other => other?,
         };
         check_need(need, principal.as_ref(), !identity.has_accounts())?;
+        if table::route_starts_work(req.method(), pattern.as_deref()) {
+            state.store.journal().admit_new_work(req.path())?;
+        }
         Ok((
             verdict,
             Some(Caller {

@@ -57,9 +57,11 @@ impl Application {
             variable: "PINKPAGE_DATA_DIR".into(),
             problem: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
-        let store = Store::open(&settings.db_path).map_err(|e: AppError| SettingsError {
-            variable: "PINKPAGE_DB".into(),
-            problem: e.detail.unwrap_or_else(|| e.code.message().to_owned()),
+        let store = Store::open(&settings.db_path, settings.audit_fail_open).map_err(|e: AppError| {
+            SettingsError {
+                variable: "PINKPAGE_DB".into(),
+                problem: e.detail.unwrap_or_else(|| e.code.message().to_owned()),
+            }
         })?;
         let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
             variable: "PINKPAGE_BIND".into(),

@@ -97,7 +97,7 @@ catalogue! {
     WsHandler = (32000, Daemon, "handler error"),
     /// A broadcast could not reach a recipient.
     BroadcastFailed = (33000, Daemon, "broadcast failed"),
-    /// The SQLite store failed.
+    /// The SQLite store failed; for a new remote action, the audit trail cannot be written just now.
     Database = (40000, Daemon, "database error"),
     /// Another connection holds the session lock.
     SessionAlreadyActive = (50004, Client, "session already active"),

@@ -270,6 +270,46 @@ pub fn route_need(method: &Method, pattern: Option<&str>) -> Need {
         .unwrap_or(Viewer)
 }
 
+/// The REST routes that start new remote work (commands, transfers,
+/// batch, SFTP changes, scripts, diffs, workflows): refused with 40000
+/// while audit rows cannot be written (WAVE2, "Audit when the store
+/// fails"). Reads of the daemon's own state, and work already running
+/// (input, confirmations, cancels), are not.
+pub const NEW_WORK_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/workflows/{name}/runs"),
+    ("PUT", "/api/v1/bmx5/files"),
+    ("POST", "/api/v1/diff/files"),
+    ("POST", "/api/v1/diff/dirs"),
+    ("POST", "/api/v1/diff/command"),
+];
+
+/// The WebSocket message types that start new remote work; as
+/// [`NEW_WORK_ROUTES`].
+pub const NEW_WORK_MESSAGES: &[(&str, &str)] = &[
+    ("/ws/v1/stub", "ssh_command"),
+    ("/ws/v1/stub", "scp_transfer"),
+    ("/ws/v1/stub", "workflow_run"),
+    ("/ws/v1/bmx4", "batch_execute"),
+    ("/ws/v1/bmx5", "sftp_mkdir"),
+    ("/ws/v1/bmx5", "sftp_remove"),
+    ("/ws/v1/bmx5", "sftp_rename"),
+    ("/ws/v1/bmx5", "sftp_upload"),
+    ("/ws/v1/bmx5", "script_execute"),
+    ("/ws/v1/diff", "diff_files"),
+    ("/ws/v1/diff", "diff_dirs"),
+    ("/ws/v1/diff", "diff_command"),
+];
+
+/// Whether this REST route starts new remote work.
+pub fn route_starts_work(method: &Method, pattern: Option<&str>) -> bool {
+    pattern.is_some_and(|p| NEW_WORK_ROUTES.contains(&(method.as_str(), p)))
+}
+
+/// Whether this WebSocket message starts new remote work.
+pub fn message_starts_work(endpoint: &str, kind: &str) -> bool {
+    NEW_WORK_MESSAGES.contains(&(endpoint, kind))
+}
+
 /// What message `kind` on `endpoint` needs; a type the table does not name
 /// needs an admin (a new type cannot be used before it is classified).
 pub fn message_need(endpoint: &str, kind: &str) -> Need {
@@ -316,6 +356,13 @@ pub fn markdown() -> String {
             cell(m.need, Operator),
             cell(m.need, Admin)
         ));
+    }
+    out.push_str("\nWhile audit rows cannot be written, these start no new remote work: they answer 40000 (unless `PINKPAGE_AUDIT_FAIL_OPEN=true`):\n");
+    for (method, pattern) in NEW_WORK_ROUTES {
+        out.push_str(&format!("- {method} `{pattern}`\n"));
+    }
+    for (endpoint, kind) in NEW_WORK_MESSAGES {
+        out.push_str(&format!("- `{endpoint}` `{kind}`\n"));
     }
     out
 }
@@ -373,6 +420,26 @@ mod tests {
                     m.kind
                 );
             }
+        }
+    }
+
+    #[test]
+    fn new_work_names_only_rows_of_the_table() {
+        for (method, pattern) in NEW_WORK_ROUTES {
+            assert!(
+                ROUTES
+                    .iter()
+                    .any(|r| r.method == *method && r.pattern == *pattern),
+                "{method} {pattern}"
+            );
+        }
+        for (endpoint, kind) in NEW_WORK_MESSAGES {
+            assert!(
+                MESSAGES
+                    .iter()
+                    .any(|m| m.endpoint == *endpoint && m.kind == *kind),
+                "{endpoint} {kind}"
+            );
         }
     }
 

@@ -184,6 +184,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "DIFF: largest file compared, and stdout kept per side of diff_command (1 to 268435456)",
     },
     SettingDoc {
+        name: "PINKPAGE_AUDIT_FAIL_OPEN",
+        default: "false",
+        meaning: "true lets new remote actions start while audit rows cannot be written (logged loudly); by default they are refused with 40000",
+    },
+    SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
         meaning: "WebSocket ping period (fractions allowed)",
@@ -289,6 +294,8 @@ pub struct Settings {
     /// DIFF: largest file compared (bytes), and stdout kept per side of
     /// `diff_command`.
     pub diff_max_bytes: u64,
+    /// Admit new remote actions while audit rows cannot be written.
+    pub audit_fail_open: bool,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -460,6 +467,7 @@ impl Settings {
             diff_max_bytes: env.parse_or("PINKPAGE_DIFF_MAX_BYTES", 10u64 << 20, |n| {
                 (1..=256 << 20).contains(n)
             })?,
+            audit_fail_open: env.parse_or("PINKPAGE_AUDIT_FAIL_OPEN", false, |_| true)?,
             ws_heartbeat,
             ws_client_timeout,
             log_format,

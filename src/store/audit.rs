@@ -7,9 +7,14 @@ use serde::Serialize;
 
 use super::{db_error, StoreActor};
 
-/// An event to record; the time is taken when it is stored.
+/// An event to record.
 #[derive(Debug, Clone, Default)]
 pub struct NewAuditEvent {
+    /// When it happened: stamped by [`NewAuditEvent::new`]; an event made
+    /// otherwise is stamped when stored. (Rows can wait in the journal
+    /// while the store fails, so the time of writing is not the time of
+    /// the action.)
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// Connection id, `rest`, `admin` or `system`.
     pub actor: String,
     /// Dotted action name (`session.start`, `ssh.command.end`, ...).
@@ -34,6 +39,7 @@ impl NewAuditEvent {
     /// An event with just an actor and an action.
     pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
         NewAuditEvent {
+            at: Some(chrono::Utc::now()),
             actor: actor.into(),
             action: action.into(),
             ..Default::default()
@@ -77,10 +83,11 @@ pub struct AuditEvent {
     pub remote_addr: Option<String>,
 }
 
-/// Stores one event; replies with its id.
+/// Stores events in order, in one transaction: all or none (the journal
+/// keeps them queued on an error and tries again).
 #[derive(Message)]
-#[rtype(result = "Result<i64, AppError>")]
-pub struct RecordAudit(pub NewAuditEvent);
+#[rtype(result = "Result<(), AppError>")]
+pub struct RecordAuditBatch(pub Vec<NewAuditEvent>);
 
 /// Lists events newest first, `limit` at most, older than `before_id`
 /// when given (for paging).
@@ -101,7 +108,9 @@ pub struct ListAudit {
 /// threads call it, and so does the command line, which changes accounts
 /// without a running daemon but must leave the same trail.
 pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
-    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let at =
+        e.at.unwrap_or_else(chrono::Utc::now)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     conn.execute(
         "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -121,11 +130,15 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Re
     Ok(conn.last_insert_rowid())
 }
 
-impl Handler<RecordAudit> for StoreActor {
-    type Result = Result<i64, AppError>;
+impl Handler<RecordAuditBatch> for StoreActor {
+    type Result = Result<(), AppError>;
 
-    fn handle(&mut self, RecordAudit(e): RecordAudit, _: &mut Self::Context) -> Self::Result {
-        insert_audit(&self.conn, &e).map_err(db_error)
+    fn handle(&mut self, RecordAuditBatch(events): RecordAuditBatch, _: &mut Self::Context) -> Self::Result {
+        let tx = self.conn.transaction().map_err(db_error)?;
+        for e in &events {
+            insert_audit(&tx, e).map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)
     }
 }
 

@@ -15,6 +15,7 @@ mod accounts;
 mod audit;
 mod batch;
 mod health;
+mod journal;
 pub(crate) mod migrations;
 mod workflows;
 
@@ -27,12 +28,13 @@ use rusqlite::Connection;
 
 pub use accounts::{AuthRevision, LoadDirectory, PersistSessions, WithAccounts};
 pub(crate) use audit::insert_audit;
-pub use audit::{AuditEvent, ListAudit, NewAuditEvent, RecordAudit};
+pub use audit::{AuditEvent, ListAudit, NewAuditEvent};
 pub use batch::{
     BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
     NewBatchRun, RecordBatchResult,
 };
 pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
+pub use journal::{AuditJournal, JournalHealth};
 pub use workflows::{
     GetWorkflowRun, ListWorkflowRuns, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep,
     WorkflowWrite,
@@ -56,13 +58,16 @@ impl Actor for StoreActor {
 pub struct Store {
     addr: Addr<StoreActor>,
     path: PathBuf,
+    /// Every audit row goes through it (see `journal.rs`).
+    journal: AuditJournal,
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, brings its schema
-    /// up to date and starts the store threads. Must run inside an actix
-    /// system.
-    pub fn open(path: &Path) -> Result<Store, AppError> {
+    /// up to date and starts the store threads and the audit journal's
+    /// writer (`audit_fail_open`: see [`AuditJournal::start`]). Must run
+    /// inside an actix system.
+    pub fn open(path: &Path, audit_fail_open: bool) -> Result<Store, AppError> {
         let mut conn = open_connection(path)?;
         migrations::migrate(&mut conn).map_err(db_error)?;
         drop(conn);
@@ -74,6 +79,7 @@ impl Store {
             conn: open_connection(&owned).expect("reopen the database the daemon just opened"),
         });
         Ok(Store {
+            journal: AuditJournal::start(addr.clone(), audit_fail_open),
             addr,
             path: path.to_path_buf(),
         })
@@ -118,15 +124,16 @@ impl Store {
             .map_err(|e| AppError::with_detail(ErrorCode::Database, format!("store unavailable: {e}")))?
     }
 
-    /// Records an audit event without waiting; a failure is logged, since
-    /// the action it describes has already happened.
+    /// Records an audit event without waiting: queued in the journal and
+    /// written behind, in order, kept while the store fails.
     pub fn audit(&self, event: NewAuditEvent) {
-        let store = self.clone();
-        actix::spawn(async move {
-            if let Err(e) = store.call(RecordAudit(event)).await {
-                log::error!(code = e.code.code(), error = e.to_string(); "audit event not recorded");
-            }
-        });
+        self.journal.record(event);
+    }
+
+    /// The audit journal: whether new remote actions may start, and its
+    /// health.
+    pub fn journal(&self) -> &AuditJournal {
+        &self.journal
     }
 }
 

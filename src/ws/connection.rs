@@ -140,12 +140,17 @@ impl<D: Domain> WsConnection<D> {
         // go idle.
         self.state.identity.touch(&self.principal);
         let principal = &self.principal;
+        let journal = self.state.store.journal();
         let allow = |kind: &str| {
             crate::auth::check_need(
                 crate::auth::table::message_need(D::PATH, kind),
                 Some(principal),
                 false,
-            )
+            )?;
+            if crate::auth::table::message_starts_work(D::PATH, kind) {
+                journal.admit_new_work(kind)?;
+            }
+            Ok(())
         };
         match parse_frame_checked::<D::Request>(text, D::TYPES, allow) {
             Frame::Ping(rid) => self.send(ctx, &Common::Pong, &rid),

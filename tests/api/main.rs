@@ -16,6 +16,7 @@ mod rest;
 mod servers;
 mod ssh_layer;
 mod startup;
+mod store_faults;
 mod stub;
 mod support;
 mod transfers;

@@ -313,7 +313,7 @@ mod tests {
         Store,
         mpsc::UnboundedReceiver<BatchMessage>,
     ) {
-        let store = Store::open(&dir.path().join("pinkpage.db")).unwrap();
+        let store = Store::open(&dir.path().join("pinkpage.db"), false).unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let client = Client(tx).start();
         let addr = BatchRecorderActor::new(store.clone(), record(run_id), client.recipient()).start();

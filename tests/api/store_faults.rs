@@ -1,0 +1,180 @@
+//! The store in trouble (WAVE2, "Audit when the store fails"): while audit
+//! rows cannot be written, new remote actions are refused with 40000, work
+//! already running goes on, its rows wait in memory and land, in order
+//! and with the time they happened, once the store takes writes again.
+//!
+//! The trouble here is a database another process holds locked (an
+//! exclusive transaction from the test, as a `sqlite3` shell left open
+//! would): the daemon's writes fail after its 5 s busy timeout, so each
+//! test spends about that long waiting to see the first failure.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::daemon::{TestApp, TEST_ADMIN};
+use crate::support::fixtures::with_servers;
+use crate::support::poll::eventually_within;
+use crate::support::ws::WsClient;
+
+/// Longer than the daemon's busy timeout (5 s) plus its first retries.
+const DEGRADED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Holds the daemon's database locked, as another process would, until
+/// dropped or released.
+struct Locked(rusqlite::Connection);
+
+impl Locked {
+    fn take(app: &TestApp) -> Locked {
+        let conn =
+            rusqlite::Connection::open(app.dir().join("pinkpage.db")).expect("open the daemon's database");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock the database");
+        Locked(conn)
+    }
+
+    fn release(self) {
+        self.0.execute_batch("ROLLBACK").expect("release the database");
+    }
+}
+
+/// `GET /api/v1/health`'s `store` once its status is `status`.
+async fn store_health(app: &TestApp, status: &str) -> Value {
+    eventually_within(DEGRADED_WITHIN, &format!("the store {status}"), async || {
+        let body: Value = app.get("/api/v1/health").await.json().await.unwrap();
+        if body["store"]["status"] == status {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_rows_after() {
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "alpha", "command": "read x; echo got:$x"}))
+        .await;
+    c.recv_until("ssh_command_started").await;
+    let healthy: Value = app.get("/api/v1/health").await.json().await.unwrap();
+    assert_eq!(healthy["status"], "ok", "{healthy}");
+    assert_eq!(healthy["store"]["status"], "ok", "{healthy}");
+
+    let locked = Locked::take(&app);
+    // running work goes on: the command takes its input and ends, and its
+    // end row is the first the store cannot take
+    c.send(json!({"type": "ssh_input", "data": "pink\n"})).await;
+    let (out, _, done) = c.collect_until_complete().await;
+    assert!(out.contains("got:pink"), "{out:?}");
+    assert_eq!(done["exit_status"], 0);
+    let degraded = store_health(&app, "degraded").await;
+    assert_eq!(degraded["status"], "degraded", "{degraded}");
+    assert!(
+        degraded["store"]["failed_writes"].as_u64().unwrap() >= 1,
+        "{degraded}"
+    );
+    assert!(
+        degraded["store"]["pending_rows"].as_u64().unwrap() >= 1,
+        "{degraded}"
+    );
+    assert!(degraded["store"]["degraded_since"].is_string(), "{degraded}");
+    assert!(
+        app.logs().contains("40000"),
+        "the failure is logged with its code"
+    );
+
+    // new remote work is refused, over WebSocket and REST
+    c.send(
+        json!({"type": "ssh_command", "server": "alpha", "command": "touch /tmp/pinkpage-refused-while-degraded", "request_id": "n1"}),
+    )
+    .await;
+    let refused = c.expect_error().await;
+    assert_eq!(refused["error"]["code"], 40000, "{refused}");
+    assert_eq!(refused["request_id"], "n1");
+    let rest = app
+        .post_json(
+            "/api/v1/diff/command",
+            &json!({"command": "true", "left_server": "alpha", "right_server": "alpha"}),
+        )
+        .await;
+    assert_eq!(rest.status(), 500);
+    let body: Value = rest.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 40000, "{body}");
+    // what is not new work still answers: reads, and ending the session
+    assert_eq!(app.get("/api/v1/servers").await.status(), 200);
+    c.send(json!({"type": "end_session", "request_id": "e1"})).await;
+    let ended = c.recv_until("session_status").await.0;
+    assert_eq!(ended["active"], false, "{ended}");
+
+    locked.release();
+    let recovered = store_health(&app, "ok").await;
+    assert_eq!(recovered["status"], "ok", "{recovered}");
+    let drained = eventually_within(DEGRADED_WITHIN, "the queue drained", async || {
+        let body: Value = app.get("/api/v1/health").await.json().await.unwrap();
+        if body["store"]["pending_rows"] == 0 {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    })
+    .await;
+    assert_eq!(drained["store"]["dropped_rows"], 0, "{drained}");
+    // the rows written late carry the time they happened, in order
+    let rows = app.audit_events(&format!("user={TEST_ADMIN}"), 4).await;
+    let actions: Vec<&str> = rows.iter().rev().map(|r| r["action"].as_str().unwrap()).collect();
+    let end = actions
+        .iter()
+        .position(|a| *a == "ssh.command.end")
+        .unwrap_or_else(|| panic!("{actions:?}"));
+    let session_end = actions
+        .iter()
+        .position(|a| *a == "session.end")
+        .unwrap_or_else(|| panic!("{actions:?}"));
+    assert!(end < session_end, "written in order: {actions:?}");
+    // the end row was made before the first failed write gave up (5 s
+    // later), and is stamped then, not when it was finally written
+    let end_at = rows.iter().find(|r| r["action"] == "ssh.command.end").unwrap()["at"].clone();
+    assert!(
+        end_at.as_str().unwrap() < degraded["store"]["degraded_since"].as_str().unwrap(),
+        "stamped when it happened: {end_at} vs {degraded}"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/pinkpage-refused-while-degraded").exists(),
+        "the refused command never ran"
+    );
+
+    // and new work is admitted again
+    c.start_session().await;
+    let (out, _, done) = c.run("alpha", "echo again").await;
+    assert!(out.contains("again"), "{out:?}");
+    assert_eq!(done["exit_status"], 0);
+}
+
+#[tokio::test]
+async fn failing_open_admits_new_work_while_the_audit_trail_fails_and_says_so() {
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.env("PINKPAGE_AUDIT_FAIL_OPEN", "true").spawn().await;
+    let mut c = WsClient::stub(&app).await;
+    let locked = Locked::take(&app);
+    // taking the lock writes `session.start`: the first row that fails
+    c.start_session().await;
+    store_health(&app, "degraded").await;
+
+    let (out, _, done) = c.run("alpha", "echo admitted").await;
+    assert!(out.contains("admitted"), "{out:?}");
+    assert_eq!(done["exit_status"], 0);
+    assert!(
+        app.logs()
+            .contains("PINKPAGE_AUDIT_FAIL_OPEN admits this new remote action"),
+        "failing open is logged loudly"
+    );
+
+    locked.release();
+    store_health(&app, "ok").await;
+    let rows = app.audit_events("action=ssh.command.end", 1).await;
+    assert_eq!(rows[0]["exit_status"], 0, "the run's row landed after the outage");
+}
