@@ -108,6 +108,7 @@ impl Application {
                 known_hosts: settings.known_hosts.clone(),
                 mode: settings.host_key_mode,
             },
+            keepalive: settings.ssh_keepalive,
         });
         let transfers = TransferGate::default();
         let workflows = WorkflowHub::new(

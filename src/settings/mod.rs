@@ -149,6 +149,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "SSH connect + handshake + auth timeout (fractions allowed)",
     },
     SettingDoc {
+        name: "PINKPAGE_SSH_KEEPALIVE_S",
+        default: "15",
+        meaning: "ask a silent server every this many seconds whether it is still there; after 3 unanswered asks its session ends with an error (0: never ask)",
+    },
+    SettingDoc {
         name: "PINKPAGE_HEALTH_INTERVAL_S",
         default: "30",
         meaning: "health check period (fractions allowed)",
@@ -279,6 +284,8 @@ pub struct Settings {
     pub host_key_mode: HostKeyMode,
     /// SSH connect + handshake + auth timeout.
     pub ssh_connect_timeout: Duration,
+    /// Keepalive period of established SSH sessions (`None`: never).
+    pub ssh_keepalive: Option<Duration>,
     /// Health check period.
     pub health_interval: Duration,
     /// One health check's timeout.
@@ -454,6 +461,8 @@ impl Settings {
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
             host_key_mode,
             ssh_connect_timeout: env.seconds("PINKPAGE_SSH_CONNECT_TIMEOUT_S", 10.0)?,
+            ssh_keepalive: Some(env.seconds_or_zero("PINKPAGE_SSH_KEEPALIVE_S", 15.0)?)
+                .filter(|d| !d.is_zero()),
             health_interval,
             health_timeout,
             health_failures: env.parse_or("PINKPAGE_HEALTH_FAILURES", 2u32, |n| *n > 0)?,
@@ -542,6 +551,12 @@ impl Env<'_> {
         let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)?;
         Ok(Duration::from_secs_f64(secs))
     }
+
+    /// As [`Env::seconds`], and 0 allowed (for "off").
+    fn seconds_or_zero(&self, name: &str, default: f64) -> Result<Duration, SettingsError> {
+        let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)?;
+        Ok(Duration::from_secs_f64(secs))
+    }
 }
 
 #[cfg(test)]
@@ -600,6 +615,17 @@ mod tests {
     }
 
     #[test]
+    fn keepalives_default_to_15_s_and_0_turns_them_off() {
+        assert_eq!(
+            settings(SEED).unwrap().ssh_keepalive,
+            Some(Duration::from_secs(15))
+        );
+        let mut vars = SEED.to_vec();
+        vars.push(("PINKPAGE_SSH_KEEPALIVE_S", "0"));
+        assert_eq!(settings(&vars).unwrap().ssh_keepalive, None);
+    }
+
+    #[test]
     fn each_bad_value_names_its_variable() {
         for (var, value) in [
             ("PINKPAGE_BIND", "not-an-address"),
@@ -610,6 +636,8 @@ mod tests {
             ("PINKPAGE_LOG_FORMAT", "xml"),
             ("MDWAP1P_PORT", "0"),
             ("PINKPAGE_HEALTH_FAILURES", "0"),
+            ("PINKPAGE_SSH_KEEPALIVE_S", "-1"),
+            ("PINKPAGE_AUDIT_FAIL_OPEN", "yes"),
         ] {
             let mut vars = SEED.to_vec();
             vars.push((var, value));

@@ -14,6 +14,7 @@ mod openapi_contract;
 mod protocol_doc;
 mod rest;
 mod servers;
+mod silent_network;
 mod ssh_layer;
 mod startup;
 mod store_faults;

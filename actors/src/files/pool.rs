@@ -281,6 +281,7 @@ mod tests {
                 known_hosts: std::env::temp_dir().join("pinkpage-pool-test-known-hosts"),
                 mode: HostKeyMode::Strict,
             },
+            keepalive: None,
         };
         (Arc::new(server), ssh)
     }

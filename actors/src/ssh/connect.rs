@@ -38,7 +38,18 @@ pub struct SshOptions {
     /// Where known host keys are and what to do with unknown ones; ignored
     /// for servers with a pinned fingerprint.
     pub host_keys: HostKeyPolicy,
+    /// How often an established session asks a silent server whether it is
+    /// still there; after [`KEEPALIVE_MAX`] unanswered asks in a row the
+    /// session ends (its commands, transfers and SFTP work end with an
+    /// error). `None` never asks: a server behind a network that drops
+    /// packets is then only noticed by the kernel, hours later.
+    pub keepalive: Option<Duration>,
 }
+
+/// Unanswered keepalives in a row after which a session is given up, as
+/// OpenSSH's `ServerAliveCountMax` (3): a silent server is noticed within
+/// `keepalive x (KEEPALIVE_MAX + 1)`.
+pub const KEEPALIVE_MAX: usize = 3;
 
 /// Connects to `server`, checks its host key and authenticates.
 ///
@@ -78,8 +89,11 @@ async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Res
         policy: opts.host_keys.clone(),
         rejection: Arc::clone(&rejection),
     };
-    let config = Arc::new(client_config(server, &opts.host_keys));
-    let connected = russh::client::connect(config, (server.host.as_str(), server.port), handler).await;
+    let config = Arc::new(client_config(server, opts));
+    let socket = open_socket(server, opts)
+        .await
+        .map_err(|e| AppError::with_detail(ErrorCode::SshConnectionFailed, format!("{who}: {e}")))?;
+    let connected = russh::client::connect_stream(config, socket, handler).await;
     let mut handle = match connected {
         Ok(handle) => handle,
         Err(e) => {
@@ -97,11 +111,30 @@ async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Res
     Ok(SshSession::new(handle, server.name.clone()))
 }
 
+/// The TCP connection a session runs over: no Nagle delay (keystrokes),
+/// and, with keepalives on, `TCP_USER_TIMEOUT` at the same limit as the
+/// keepalives. russh's keepalives notice a silent server while the session
+/// waits; they cannot fire while its loop is blocked writing into a full
+/// socket (a bulk upload into a network that drops packets), and the
+/// kernel's user timeout covers exactly that case: data unacknowledged, or
+/// stuck behind a zero window, that long ends the connection, and every
+/// channel on it ends with an error.
+async fn open_socket(server: &ServerSpec, opts: &SshOptions) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpStream::connect((server.host.as_str(), server.port)).await?;
+    socket.set_nodelay(true)?;
+    if let Some(every) = opts.keepalive {
+        let limit = every * (KEEPALIVE_MAX as u32 + 1);
+        socket2::SockRef::from(&socket).set_tcp_user_timeout(Some(limit))?;
+    }
+    Ok(socket)
+}
+
 /// russh's defaults with aes128-gcm first (about 1.5x chacha20 here, see
-/// NOTES-russh), nodelay for keystrokes, and the host key types already
+/// NOTES-russh), nodelay for keystrokes, keepalives, and the host key types already
 /// recorded for this host put first, as OpenSSH does, so a server with
 /// several host keys presents the one we know.
-fn client_config(server: &ServerSpec, policy: &HostKeyPolicy) -> russh::client::Config {
+fn client_config(server: &ServerSpec, opts: &SshOptions) -> russh::client::Config {
+    let policy = &opts.host_keys;
     let mut ciphers = vec![cipher::AES_128_GCM];
     ciphers.extend(
         Preferred::DEFAULT
@@ -122,6 +155,8 @@ fn client_config(server: &ServerSpec, policy: &HostKeyPolicy) -> russh::client::
             ..Preferred::DEFAULT
         },
         nodelay: true,
+        keepalive_interval: opts.keepalive,
+        keepalive_max: KEEPALIVE_MAX,
         ..Default::default()
     }
 }

@@ -55,6 +55,11 @@ pub enum ShellEvent {
     Eof,
     /// The channel is closed; nothing follows.
     Closed,
+    /// The session ended before the server closed the channel: the
+    /// connection dropped, or the server stopped answering keepalives
+    /// (`SshOptions::keepalive`). Nothing follows, and whatever ran there
+    /// ended without telling us how.
+    Lost,
 }
 
 /// An interactive shell: both halves together. Split it with
@@ -141,8 +146,9 @@ pub struct ShellOutput {
 }
 
 impl ShellOutput {
-    /// The next event, or `None` once [`ShellEvent::Closed`] has been
-    /// returned. Cancel-safe: dropping the future loses nothing.
+    /// The next event, or `None` once [`ShellEvent::Closed`] or
+    /// [`ShellEvent::Lost`] has been returned. Cancel-safe: dropping the
+    /// future loses nothing.
     pub async fn next_event(&mut self) -> Option<ShellEvent> {
         if let Some(event) = self.early.pop_front() {
             return Some(event);
@@ -152,13 +158,14 @@ impl ShellOutput {
         }
         loop {
             let event = match self.half.wait().await {
-                None | Some(ChannelMsg::Close) => ShellEvent::Closed,
+                None => ShellEvent::Lost,
+                Some(ChannelMsg::Close) => ShellEvent::Closed,
                 Some(msg) => match translate(msg) {
                     Some(event) => event,
                     None => continue,
                 },
             };
-            if event == ShellEvent::Closed {
+            if matches!(event, ShellEvent::Closed | ShellEvent::Lost) {
                 self.closed = true;
             }
             return Some(event);

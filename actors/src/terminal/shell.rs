@@ -143,6 +143,8 @@ pub struct SshShellActor {
     exit_status: Rc<Cell<Option<u32>>>,
     /// Output bytes received.
     bytes: Rc<Cell<u64>>,
+    /// Set when the session ended under the channel ([`ShellEvent::Lost`]).
+    lost: Rc<Cell<bool>>,
 }
 
 impl SshShellActor {
@@ -161,6 +163,7 @@ impl SshShellActor {
             error: None,
             exit_status: Rc::new(Cell::new(None)),
             bytes: Rc::new(Cell::new(0)),
+            lost: Rc::new(Cell::new(false)),
         }
     }
 
@@ -214,6 +217,7 @@ impl SshShellActor {
 
         let exit_status = self.exit_status.clone();
         let bytes = self.bytes.clone();
+        let lost = self.lost.clone();
         let source = output.into_stream().filter_map(move |event| {
             let out = match event {
                 ShellEvent::Output(data) => {
@@ -222,6 +226,10 @@ impl SshShellActor {
                 }
                 ShellEvent::ExitStatus(status) => {
                     exit_status.set(Some(status));
+                    None
+                }
+                ShellEvent::Lost => {
+                    lost.set(true);
                     None
                 }
                 ShellEvent::ExitSignal(_) | ShellEvent::Eof | ShellEvent::Closed => None,
@@ -247,13 +255,22 @@ impl SshShellActor {
                 .await
             }
             .into_actor(self)
-            .map(|end, act, ctx| {
-                let reason = match end {
-                    PumpEnd::SourceEnded => FinishReason::Exit,
-                    PumpEnd::StopPhrase => FinishReason::StopPhrase,
-                    PumpEnd::SinkClosed => FinishReason::Cancelled,
-                };
-                act.finish(reason, None, ctx);
+            .map(|end, act, ctx| match end {
+                // the connection went before the command told us how it
+                // ended: say so, with the code of a failed connection
+                PumpEnd::SourceEnded if act.lost.get() => {
+                    let err = AppError::with_detail(
+                        ErrorCode::SshConnectionFailed,
+                        format!(
+                            "server '{}': the connection was lost before the command ended (it dropped, or the server stopped answering keepalives)",
+                            act.request.server.name
+                        ),
+                    );
+                    act.finish(FinishReason::Error, Some(err), ctx);
+                }
+                PumpEnd::SourceEnded => act.finish(FinishReason::Exit, None, ctx),
+                PumpEnd::StopPhrase => act.finish(FinishReason::StopPhrase, None, ctx),
+                PumpEnd::SinkClosed => act.finish(FinishReason::Cancelled, None, ctx),
             }),
         );
     }
