@@ -368,11 +368,14 @@ fn judge(records: &[Record], key: &PublicKey) -> Verdict {
     }
 }
 
+/// The turn to learn one host's key.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// One async mutex per known_hosts file and host, so learners in this
 /// process queue without holding a thread; never removed (one per
 /// configured host at most).
-fn learning_gate(file: &Path, host_port: &str) -> Arc<tokio::sync::Mutex<()>> {
-    static GATES: OnceLock<Mutex<HashMap<(PathBuf, String), Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+fn learning_gate(file: &Path, host_port: &str) -> Gate {
+    static GATES: OnceLock<Mutex<HashMap<(PathBuf, String), Gate>>> = OnceLock::new();
     let mut gates = GATES
         .get_or_init(Default::default)
         .lock()
