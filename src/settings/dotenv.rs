@@ -231,4 +231,10 @@ mod tests {
         assert_eq!(value("DOTTED.NAME=x"), "x");
         assert_eq!(vars("\n# only comments\n   \n").unwrap(), vec![]);
     }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let vars = vars(include_str!("../../.env.example")).unwrap();
+        assert!(vars.iter().any(|(name, _)| name == "HIWARE_PW"), "{vars:?}");
+    }
 }
