@@ -655,38 +655,40 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_first_connections_record_exactly_one_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = policy(dir.path(), HostKeyMode::AcceptNew);
-        // eight learners at once, half presenting each key
-        let learners: Vec<_> = (0..8)
-            .map(|i| {
-                let p = p.clone();
-                let k = key(if i % 2 == 0 { KEY_A } else { KEY_B });
-                tokio::spawn(async move { check_known_hosts(&p, "h", 2222, &k).await })
-            })
-            .collect();
-        let mut verdicts = Vec::new();
-        for learner in learners {
-            verdicts.push(learner.await.unwrap());
-        }
-        let text = std::fs::read_to_string(&p.known_hosts).unwrap();
-        assert_eq!(text.lines().count(), 1, "{text}");
-        let learned = verdicts
-            .iter()
-            .filter(|v| **v == Ok(HostKeyAcceptance::Learned))
-            .count();
-        assert_eq!(learned, 1, "{verdicts:?}");
-        // whoever lost to the other key is refused as changed, never accepted
-        let winner_is_a = text.contains(KEY_A);
-        for (i, verdict) in verdicts.iter().enumerate() {
-            let same_as_winner = (i % 2 == 0) == winner_is_a;
-            if same_as_winner {
-                assert!(verdict.is_ok(), "{i}: {verdict:?}");
-            } else {
-                assert!(
-                    matches!(verdict, Err(HostKeyRejection::Changed { line: 1, .. })),
-                    "{i}: {verdict:?}"
-                );
+        // 20 rounds of 16 learners at once, half presenting each key:
+        // without the serialisation two keys get recorded in most rounds
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = policy(dir.path(), HostKeyMode::AcceptNew);
+            let learners: Vec<_> = (0..16)
+                .map(|i| {
+                    let p = p.clone();
+                    let k = key(if i % 2 == 0 { KEY_A } else { KEY_B });
+                    tokio::spawn(async move { check_known_hosts(&p, "h", 2222, &k).await })
+                })
+                .collect();
+            let mut verdicts = Vec::new();
+            for learner in learners {
+                verdicts.push(learner.await.unwrap());
+            }
+            let text = std::fs::read_to_string(&p.known_hosts).unwrap();
+            assert_eq!(text.lines().count(), 1, "round {round}: {text}");
+            let learned = verdicts
+                .iter()
+                .filter(|v| **v == Ok(HostKeyAcceptance::Learned))
+                .count();
+            assert_eq!(learned, 1, "round {round}: {verdicts:?}");
+            // whoever lost to the other key is refused as changed, never accepted
+            let winner_is_a = text.contains(KEY_A);
+            for (i, verdict) in verdicts.iter().enumerate() {
+                if (i % 2 == 0) == winner_is_a {
+                    assert!(verdict.is_ok(), "round {round}, {i}: {verdict:?}");
+                } else {
+                    assert!(
+                        matches!(verdict, Err(HostKeyRejection::Changed { line: 1, .. })),
+                        "round {round}, {i}: {verdict:?}"
+                    );
+                }
             }
         }
     }
@@ -703,6 +705,22 @@ mod tests {
             let file = file.clone();
             std::thread::spawn(move || learn_locked(&file, "h", &key(KEY_A)))
         };
+        // the kernel lists a blocked flock waiter in /proc/locks as `->`
+        let inode = std::os::unix::fs::MetadataExt::ino(&other.metadata().unwrap());
+        let waiting = || {
+            std::fs::read_to_string("/proc/locks")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{inode} ")))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !waiting() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the learner never waited for the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         std::fs::write(&file, format!("h {KEY_B}\n")).unwrap();
         other.unlock().unwrap();
         let verdict = waiter.join().unwrap();
