@@ -21,12 +21,11 @@ fn main() -> ExitCode {
         }
     };
 
-    // A missing .env is normal; a broken one is not.
-    if let Err(e) = dotenvy::dotenv() {
-        if !e.not_found() {
-            eprintln!("pinkpage: cannot load .env: {e}");
-            return ExitCode::FAILURE;
-        }
+    // A missing .env is normal; a broken one is not. The error names the
+    // line and variable only: the line may hold a password.
+    if let Err(e) = settings::dotenv::load_dotenv() {
+        eprintln!("pinkpage: cannot load .env: {e}");
+        return ExitCode::FAILURE;
     }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match load_settings() {

@@ -18,6 +18,17 @@ use super::error::{ApiError, ErrorResponse};
 use crate::auth::Caller;
 use crate::diff_jobs::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
 use crate::state::AppState;
+use crate::store::NewAuditEvent;
+
+/// Writes the audit row of an accepted diff (`diff.files`, ...), before it
+/// runs, so a client that goes away halfway leaves its row too.
+fn audited(state: &AppState, caller: &Caller, job: Result<DiffJob, AppError>) -> Result<DiffJob, AppError> {
+    if let Ok(job) = &job {
+        let by = NewAuditEvent::new("rest", "diff").by(Some(&caller.user()), caller.remote_addr());
+        state.store.audit(job.audit_event(by));
+    }
+    job
+}
 
 async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Result<HttpResponse, ApiError> {
     let job = job?;
@@ -54,7 +65,11 @@ pub async fn diff_files(
     caller: Caller,
     body: web::Json<DiffFilesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::files(&state.settings, caller.principal()?, &body);
+    let job = audited(
+        &state,
+        &caller,
+        DiffJob::files(&state.settings, caller.principal()?, &body),
+    );
     run(state, job).await
 }
 
@@ -75,7 +90,11 @@ pub async fn diff_dirs(
     caller: Caller,
     body: web::Json<DiffDirsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::dirs(&state.settings, caller.principal()?, &body);
+    let job = audited(
+        &state,
+        &caller,
+        DiffJob::dirs(&state.settings, caller.principal()?, &body),
+    );
     run(state, job).await
 }
 
@@ -94,7 +113,11 @@ pub async fn diff_command(
     caller: Caller,
     body: web::Json<DiffCommandRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = DiffJob::command(&state.settings, caller.principal()?, &body);
+    let job = audited(
+        &state,
+        &caller,
+        DiffJob::command(&state.settings, caller.principal()?, &body),
+    );
     run(state, job).await
 }
 

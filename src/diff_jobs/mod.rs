@@ -6,9 +6,11 @@
 //!   both answer;
 //! - [`job`]: [`DiffJob`], a request validated once (fields checked, servers
 //!   resolved) and then run against the servers;
+//! - `audit`: [`DiffJob::audit_event`], the audit row both write;
 //! - [`task`]: `DiffJobActor`, a job of a WebSocket client run as a task
 //!   (the task contract: stop, wind down, one `Finished`).
 
+mod audit;
 pub mod job;
 pub mod requests;
 pub mod task;

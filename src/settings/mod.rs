@@ -5,7 +5,8 @@
 //! its own module.)
 //!
 //! Values come from the process environment, after `.env` has been loaded
-//! with dotenvy (by `main`). [`Settings::from_lookup`] takes the lookup as a
+//! (by `main`, with [`dotenv::load_dotenv`]: `$` literal, errors without
+//! values). [`Settings::from_lookup`] takes the lookup as a
 //! function so tests can feed it a map instead of touching the process
 //! environment.
 //!
@@ -19,6 +20,7 @@
 //! prints it and exits non-zero.
 
 pub mod access;
+pub mod dotenv;
 pub mod servers_file;
 pub mod workflows;
 

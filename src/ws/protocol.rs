@@ -188,6 +188,9 @@ pub fn parse_frame_checked<R: DeserializeOwned>(
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;

@@ -2,12 +2,15 @@
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
 mod access;
+mod audit_actions;
 mod bmx4;
 mod bmx5;
 mod cli;
 mod console;
 mod diff;
+mod dotenv;
 mod health;
+mod host_keys;
 mod identity;
 mod lock;
 mod openapi_contract;

@@ -319,9 +319,9 @@ impl russh::client::Handler for ClientHandler {
         let verdict = match server_public_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => match &self.pinned {
                 Some(pinned) => host_keys::check_pinned(pinned, key),
-                // a small local file: reading it inline is cheaper than a
-                // trip to the blocking pool
-                None => host_keys::check_known_hosts(&self.policy, &self.host, self.port, key),
+                // a small local file is read inline; only learning a new
+                // key, which may wait for a file lock, leaves this thread
+                None => host_keys::check_known_hosts(&self.policy, &self.host, self.port, key).await,
             },
             PublicKeyOrCertificate::Certificate(_) => Err(HostKeyRejection::Certificate),
         };

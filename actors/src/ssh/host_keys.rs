@@ -5,12 +5,21 @@
 //! russh's helpers. The decision is made in
 //! [`Handler::check_server_key`](russh::client::Handler::check_server_key),
 //! before any credential is sent; a refusal carries a [`HostKeyRejection`]
-//! whose text ends up in the `AppError` detail.
+//! whose text ends up in the `AppError` detail. How the file's lines are
+//! read (markers, patterns, hashed names) is in `known_hosts_file`; the
+//! decision over them and trust on first use are here.
+//!
+//! Longer than our usual file because of its tests: each refusal and each
+//! learning race has one, and they read best next to the decision.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use russh::keys::{HashAlg, PublicKey};
+
+use super::known_hosts_file::{records_for, Marker, Record};
 
 /// What to do with a host whose key is not in the known_hosts file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +64,24 @@ pub enum HostKeyRejection {
         line: usize,
         /// The fingerprint the server presented.
         presented: String,
+    },
+    /// A `@revoked` line for this host lists the presented key.
+    Revoked {
+        /// The file that revokes it.
+        file: PathBuf,
+        /// The 1-based line of the `@revoked` entry.
+        line: usize,
+        /// The fingerprint the server presented.
+        presented: String,
+    },
+    /// The only lines naming this host are `@cert-authority` lines: the
+    /// operator meant certificates, which we do not trust, so neither
+    /// strict nor accept-new may fall back to a plain key.
+    CertAuthority {
+        /// The file with the line.
+        file: PathBuf,
+        /// The 1-based line of the first such entry.
+        line: usize,
     },
     /// The host is recorded, but only with keys of other types.
     OtherKeyTypes {
@@ -102,6 +129,22 @@ impl fmt::Display for HostKeyRejection {
                 f,
                 "host key CHANGED: the server presented {presented}, which differs from \
                  the key recorded at {}:{line}",
+                file.display()
+            ),
+            HostKeyRejection::Revoked {
+                file,
+                line,
+                presented,
+            } => write!(
+                f,
+                "host key REVOKED: the server presented {presented}, which is marked \
+                 @revoked at {}:{line}",
+                file.display()
+            ),
+            HostKeyRejection::CertAuthority { file, line } => write!(
+                f,
+                "{}:{line} names a @cert-authority for this host; host certificates are \
+                 not supported, record the host's own key instead",
                 file.display()
             ),
             HostKeyRejection::OtherKeyTypes {
@@ -175,16 +218,16 @@ pub fn known_hosts_host(host: &str, port: u16) -> String {
     }
 }
 
-/// The algorithms recorded for `host:port`, in file order and without
-/// repeats; used to prefer those in the key exchange, as OpenSSH does, so a
-/// server with several host keys presents the one we know.
+/// The algorithms recorded for `host:port` (host keys only, not revoked or
+/// certificate-authority lines), in file order and without repeats; used to
+/// prefer those in the key exchange, as OpenSSH does, so a server with
+/// several host keys presents the one we know.
 pub fn recorded_algorithms(path: &Path, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut algs = Vec::new();
-    if let Ok(keys) = russh::keys::known_hosts::known_host_keys_path(host, port, path) {
-        for (_, key) in keys {
-            if !algs.contains(&key.algorithm()) {
-                algs.push(key.algorithm());
-            }
+    for record in records_for(&text, &known_hosts_host(host, port), path) {
+        if record.marker == Marker::HostKey && !algs.contains(&record.key.algorithm()) {
+            algs.push(record.key.algorithm());
         }
     }
     algs
@@ -206,63 +249,193 @@ pub fn check_pinned(pinned: &str, key: &PublicKey) -> Result<HostKeyAcceptance, 
 /// Checks `key` against the known_hosts file of `policy`, recording it when
 /// the host is unknown and the policy is accept-new.
 ///
-/// Any recorded key equal to the presented one accepts it (a host may have
-/// several keys of one type during a rotation); otherwise a recorded key of
-/// the same type means the key changed.
-pub fn check_known_hosts(
+/// A key listed `@revoked` for the host is refused first, whatever else
+/// lists it. Then any recorded host key equal to the presented one accepts
+/// it (a host may have several keys of one type during a rotation);
+/// otherwise a recorded key of the same type means the key changed.
+///
+/// Learning is serialised per host, in this process by an async mutex and
+/// across processes by a `flock` on `<known_hosts>.lock`; the file is read
+/// again under both, so of two first connections presenting different keys
+/// exactly one is recorded and the other is refused as changed.
+pub async fn check_known_hosts(
     policy: &HostKeyPolicy,
     host: &str,
     port: u16,
     key: &PublicKey,
 ) -> Result<HostKeyAcceptance, HostKeyRejection> {
-    let file = &policy.known_hosts;
-    let file_error = |cause: String| HostKeyRejection::File {
-        file: file.clone(),
-        cause,
-    };
-    let recorded = russh::keys::known_hosts::known_host_keys_path(host, port, file)
-        .map_err(|e| file_error(e.to_string()))?;
-    if recorded.iter().any(|(_, k)| k.key_data() == key.key_data()) {
-        return Ok(HostKeyAcceptance::Known);
+    let host_port = known_hosts_host(host, port);
+    match judge_file(&policy.known_hosts, &host_port, key)? {
+        Verdict::Unknown if policy.mode == HostKeyMode::AcceptNew => {}
+        verdict => return verdict.into_result(&policy.known_hosts, key),
     }
-    let presented = fingerprint(key);
-    if let Some((line, _)) = recorded.iter().find(|(_, k)| k.algorithm() == key.algorithm()) {
-        return Err(HostKeyRejection::Changed {
-            file: file.clone(),
-            line: file_line(file, *line),
-            presented,
-        });
-    }
-    if !recorded.is_empty() {
-        return Err(HostKeyRejection::OtherKeyTypes {
-            file: file.clone(),
-            presented_type: key.algorithm().to_string(),
-            presented,
-        });
-    }
-    match policy.mode {
-        HostKeyMode::Strict => Err(HostKeyRejection::Unknown {
-            file: file.clone(),
-            presented,
-        }),
-        HostKeyMode::AcceptNew => {
-            append_known_host(file, host, port, key)
-                .map_err(|e| file_error(format!("cannot record the new key: {e}")))?;
-            Ok(HostKeyAcceptance::Learned)
-        }
+    let gate = learning_gate(&policy.known_hosts, &host_port);
+    let _turn = gate.lock().await;
+    let file = policy.known_hosts.clone();
+    let key = key.clone();
+    // the flock may wait for another process: not on the event loop
+    tokio::task::spawn_blocking(move || learn_locked(&file, &host_port, &key))
+        .await
+        .map_err(|e| HostKeyRejection::File {
+            file: policy.known_hosts.clone(),
+            cause: format!("the learning task failed: {e}"),
+        })?
+}
+
+/// What the file says about a presented key, before any policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    /// A host key line lists it.
+    Known,
+    /// A `@revoked` line for the host lists it (at this line).
+    Revoked(usize),
+    /// A host key of the same type but different (the first such line).
+    Changed(usize),
+    /// Host keys are recorded, all of other types.
+    OtherKeyTypes,
+    /// Only a `@cert-authority` line names the host (at this line).
+    CertAuthority(usize),
+    /// Nothing about this host.
+    Unknown,
+}
+
+impl Verdict {
+    /// The verdict under a strict policy (accept-new learns `Unknown`
+    /// before it gets here).
+    fn into_result(self, file: &Path, key: &PublicKey) -> Result<HostKeyAcceptance, HostKeyRejection> {
+        let file = file.to_path_buf();
+        let presented = fingerprint(key);
+        Err(match self {
+            Verdict::Known => return Ok(HostKeyAcceptance::Known),
+            Verdict::Revoked(line) => HostKeyRejection::Revoked {
+                file,
+                line,
+                presented,
+            },
+            Verdict::Changed(line) => HostKeyRejection::Changed {
+                file,
+                line,
+                presented,
+            },
+            Verdict::OtherKeyTypes => HostKeyRejection::OtherKeyTypes {
+                file,
+                presented_type: key.algorithm().to_string(),
+                presented,
+            },
+            Verdict::CertAuthority(line) => HostKeyRejection::CertAuthority { file, line },
+            Verdict::Unknown => HostKeyRejection::Unknown { file, presented },
+        })
     }
 }
 
-/// Appends `host key` to the file, creating it (and its directory) if
-/// missing. russh's `learn_known_hosts_path` would start a new file with an
-/// empty line; this writes exactly one line per key.
-fn append_known_host(file: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+/// Reads the file (missing means empty) and judges `key` for `host_port`.
+fn judge_file(file: &Path, host_port: &str, key: &PublicKey) -> Result<Verdict, HostKeyRejection> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(HostKeyRejection::File {
+                file: file.to_path_buf(),
+                cause: e.to_string(),
+            })
+        }
+    };
+    Ok(judge(&records_for(&text, host_port, file), key))
+}
+
+/// The decision over the records of one host, in the order `ssh` applies
+/// it: revocation beats everything, then host keys, then certificate
+/// authorities (which we cannot honour, see [`HostKeyRejection::CertAuthority`]).
+fn judge(records: &[Record], key: &PublicKey) -> Verdict {
+    let same = |r: &&Record| r.key.key_data() == key.key_data();
+    let of = |marker: Marker| move |r: &&Record| r.marker == marker;
+    if let Some(r) = records.iter().filter(of(Marker::Revoked)).find(same) {
+        return Verdict::Revoked(r.line);
+    }
+    let mut host_keys = records.iter().filter(of(Marker::HostKey)).peekable();
+    if host_keys.peek().is_some() {
+        if host_keys.clone().any(|r| same(&r)) {
+            return Verdict::Known;
+        }
+        return match host_keys.find(|r| r.key.algorithm() == key.algorithm()) {
+            Some(r) => Verdict::Changed(r.line),
+            None => Verdict::OtherKeyTypes,
+        };
+    }
+    match records.iter().find(of(Marker::CertAuthority)) {
+        Some(r) => Verdict::CertAuthority(r.line),
+        None => Verdict::Unknown,
+    }
+}
+
+/// The turn to learn one host's key.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
+/// One async mutex per known_hosts file and host, so learners in this
+/// process queue without holding a thread; never removed (one per
+/// configured host at most).
+fn learning_gate(file: &Path, host_port: &str) -> Gate {
+    static GATES: OnceLock<Mutex<HashMap<(PathBuf, String), Gate>>> = OnceLock::new();
+    let mut gates = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Arc::clone(
+        gates
+            .entry((file.to_path_buf(), host_port.to_owned()))
+            .or_default(),
+    )
+}
+
+/// Under an exclusive `flock` on `<file>.lock`: reads the file again, and
+/// records `key` only if the host is still unknown. The lock file is left
+/// in place: removing it would let a waiter lock a file nobody else sees.
+fn learn_locked(
+    file: &Path,
+    host_port: &str,
+    key: &PublicKey,
+) -> Result<HostKeyAcceptance, HostKeyRejection> {
+    let file_error = |cause: String| HostKeyRejection::File {
+        file: file.to_path_buf(),
+        cause,
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| file_error(e.to_string()))?;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(file))
+        .map_err(|e| file_error(format!("cannot open the lock file: {e}")))?;
+    lock.lock()
+        .map_err(|e| file_error(format!("cannot lock the lock file: {e}")))?;
+    match judge_file(file, host_port, key)? {
+        Verdict::Unknown => {
+            append_known_host(file, host_port, key)
+                .map_err(|e| file_error(format!("cannot record the new key: {e}")))?;
+            Ok(HostKeyAcceptance::Learned)
+        }
+        // another learner got there first: judge its key like any other
+        verdict => verdict.into_result(file, key),
+    }
+    // `lock` closes here, which releases the flock
+}
+
+/// `known_hosts.lock` next to `known_hosts`.
+fn lock_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Appends `host key` to the file, creating it if missing. russh's
+/// `learn_known_hosts_path` would start a new file with an empty line; this
+/// writes exactly one line per key.
+fn append_known_host(file: &Path, host_port: &str, key: &PublicKey) -> std::io::Result<()> {
     use std::io::Write;
 
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
     let existing = std::fs::read(file).unwrap_or_default();
     let separator = if existing.is_empty() || existing.ends_with(b"\n") {
         ""
@@ -270,30 +443,8 @@ fn append_known_host(file: &Path, host: &str, port: u16, key: &PublicKey) -> std
         "\n"
     };
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
-    // one write, so concurrent learners append whole lines
-    f.write_all(
-        format!(
-            "{separator}{} {}\n",
-            known_hosts_host(host, port),
-            openssh.trim_end()
-        )
-        .as_bytes(),
-    )
-}
-
-/// Turns russh's record number into the file's line number: russh counts
-/// every line except those starting with `#`, so after a comment its number
-/// is short by one per comment above the record.
-fn file_line(file: &Path, russh_line: usize) -> usize {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return russh_line;
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.starts_with('#'))
-        .nth(russh_line.saturating_sub(1))
-        .map(|(i, _)| i + 1)
-        .unwrap_or(russh_line)
+    // one write, so a reader that takes no lock sees whole lines
+    f.write_all(format!("{separator}{host_port} {}\n", openssh.trim_end()).as_bytes())
 }
 
 #[cfg(test)]
@@ -360,40 +511,42 @@ mod tests {
         assert_eq!(known_hosts_host("127.0.0.1", 2222), "[127.0.0.1]:2222");
     }
 
-    #[test]
-    fn strict_refuses_an_unknown_host_and_names_the_fingerprint() {
+    #[tokio::test]
+    async fn strict_refuses_an_unknown_host_and_names_the_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let p = policy(dir.path(), HostKeyMode::Strict);
-        let rejection = check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A)).unwrap_err();
+        let rejection = check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A))
+            .await
+            .unwrap_err();
         assert!(matches!(rejection, HostKeyRejection::Unknown { .. }));
         assert!(rejection.to_string().contains("unknown host key"));
         assert!(rejection.to_string().contains(KEY_A_FP));
         assert!(!p.known_hosts.exists());
     }
 
-    #[test]
-    fn accept_new_records_the_key_and_strict_then_knows_it() {
+    #[tokio::test]
+    async fn accept_new_records_the_key_and_strict_then_knows_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = policy(dir.path(), HostKeyMode::AcceptNew);
-        let learned = check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A));
+        let learned = check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A)).await;
         assert_eq!(learned, Ok(HostKeyAcceptance::Learned));
         let text = std::fs::read_to_string(&p.known_hosts).unwrap();
         assert_eq!(text, format!("[127.0.0.1]:2222 {KEY_A}\n"));
         p.mode = HostKeyMode::Strict;
         assert_eq!(
-            check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A)),
+            check_known_hosts(&p, "127.0.0.1", 2222, &key(KEY_A)).await,
             Ok(HostKeyAcceptance::Known)
         );
     }
 
-    #[test]
-    fn a_changed_key_is_refused_under_both_modes_with_its_line() {
+    #[tokio::test]
+    async fn a_changed_key_is_refused_under_both_modes_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("known_hosts");
         std::fs::write(&file, format!("# comment\nother {KEY_A}\n[h]:2222 {KEY_B}\n")).unwrap();
         for mode in [HostKeyMode::Strict, HostKeyMode::AcceptNew] {
             let p = policy(dir.path(), mode);
-            let rejection = check_known_hosts(&p, "h", 2222, &key(KEY_A)).unwrap_err();
+            let rejection = check_known_hosts(&p, "h", 2222, &key(KEY_A)).await.unwrap_err();
             assert!(
                 matches!(rejection, HostKeyRejection::Changed { line: 3, .. }),
                 "{rejection:?}"
@@ -402,19 +555,179 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_port_is_part_of_the_host_identity() {
+    #[tokio::test]
+    async fn the_port_is_part_of_the_host_identity() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("known_hosts");
         std::fs::write(&file, format!("h {KEY_B}\n")).unwrap();
         let p = policy(dir.path(), HostKeyMode::Strict);
         assert!(matches!(
-            check_known_hosts(&p, "h", 2222, &key(KEY_A)),
+            check_known_hosts(&p, "h", 2222, &key(KEY_A)).await,
             Err(HostKeyRejection::Unknown { .. })
         ));
         assert!(matches!(
-            check_known_hosts(&p, "h", 22, &key(KEY_A)),
+            check_known_hosts(&p, "h", 22, &key(KEY_A)).await,
             Err(HostKeyRejection::Changed { line: 1, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_refused_even_when_also_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        std::fs::write(&file, format!("h {KEY_A}\n@revoked * {KEY_A}\n")).unwrap();
+        for mode in [HostKeyMode::Strict, HostKeyMode::AcceptNew] {
+            let rejection = check_known_hosts(&policy(dir.path(), mode), "h", 22, &key(KEY_A))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(rejection, HostKeyRejection::Revoked { line: 2, .. }),
+                "{rejection:?}"
+            );
+            assert!(rejection.to_string().contains("REVOKED"), "{rejection}");
+        }
+        // the other key of the host is not revoked
+        let p = policy(dir.path(), HostKeyMode::Strict);
+        std::fs::write(&file, format!("h {KEY_A}\nh {KEY_B}\n@revoked h {KEY_A}\n")).unwrap();
+        assert_eq!(
+            check_known_hosts(&p, "h", 22, &key(KEY_B)).await,
+            Ok(HostKeyAcceptance::Known)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revoked_key_is_not_learned_under_accept_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let text = format!("@revoked [h]:2222 {KEY_A}\n");
+        std::fs::write(&file, &text).unwrap();
+        let p = policy(dir.path(), HostKeyMode::AcceptNew);
+        let verdict = check_known_hosts(&p, "h", 2222, &key(KEY_A)).await;
+        assert!(
+            matches!(verdict, Err(HostKeyRejection::Revoked { line: 1, .. })),
+            "{verdict:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    }
+
+    #[tokio::test]
+    async fn wildcard_and_negated_patterns_decide_which_hosts_a_line_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        std::fs::write(&file, format!("*.example.com,!db9.example.com {KEY_A}\n")).unwrap();
+        let p = policy(dir.path(), HostKeyMode::Strict);
+        assert_eq!(
+            check_known_hosts(&p, "db1.example.com", 22, &key(KEY_A)).await,
+            Ok(HostKeyAcceptance::Known)
+        );
+        assert!(matches!(
+            check_known_hosts(&p, "db1.example.com", 22, &key(KEY_B)).await,
+            Err(HostKeyRejection::Changed { line: 1, .. })
+        ));
+        assert!(matches!(
+            check_known_hosts(&p, "db9.example.com", 22, &key(KEY_A)).await,
+            Err(HostKeyRejection::Unknown { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_cert_authority_line_is_refused_clearly_and_not_replaced_by_learning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let text = format!("# CA\n@cert-authority *.example.com {KEY_B}\n");
+        std::fs::write(&file, &text).unwrap();
+        for mode in [HostKeyMode::Strict, HostKeyMode::AcceptNew] {
+            let rejection = check_known_hosts(&policy(dir.path(), mode), "a.example.com", 22, &key(KEY_A))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(rejection, HostKeyRejection::CertAuthority { line: 2, .. }),
+                "{rejection:?}"
+            );
+            let text = rejection.to_string();
+            assert!(
+                text.contains("known_hosts:2") && text.contains("not supported"),
+                "{text}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_connections_record_exactly_one_key() {
+        // 20 rounds of 16 learners at once, half presenting each key:
+        // without the serialisation two keys get recorded in most rounds
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = policy(dir.path(), HostKeyMode::AcceptNew);
+            let learners: Vec<_> = (0..16)
+                .map(|i| {
+                    let p = p.clone();
+                    let k = key(if i % 2 == 0 { KEY_A } else { KEY_B });
+                    tokio::spawn(async move { check_known_hosts(&p, "h", 2222, &k).await })
+                })
+                .collect();
+            let mut verdicts = Vec::new();
+            for learner in learners {
+                verdicts.push(learner.await.unwrap());
+            }
+            let text = std::fs::read_to_string(&p.known_hosts).unwrap();
+            assert_eq!(text.lines().count(), 1, "round {round}: {text}");
+            let learned = verdicts
+                .iter()
+                .filter(|v| **v == Ok(HostKeyAcceptance::Learned))
+                .count();
+            assert_eq!(learned, 1, "round {round}: {verdicts:?}");
+            // whoever lost to the other key is refused as changed, never accepted
+            let winner_is_a = text.contains(KEY_A);
+            for (i, verdict) in verdicts.iter().enumerate() {
+                if (i % 2 == 0) == winner_is_a {
+                    assert!(verdict.is_ok(), "round {round}, {i}: {verdict:?}");
+                } else {
+                    assert!(
+                        matches!(verdict, Err(HostKeyRejection::Changed { line: 1, .. })),
+                        "round {round}, {i}: {verdict:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_learner_reads_the_file_again_after_taking_the_file_lock() {
+        // stands for another process: it holds the lock while it records
+        // a key, and the waiting learner must see that key
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let other = std::fs::File::create(lock_path(&file)).unwrap();
+        other.lock().unwrap();
+        let waiter = {
+            let file = file.clone();
+            std::thread::spawn(move || learn_locked(&file, "h", &key(KEY_A)))
+        };
+        // the kernel lists a blocked flock waiter in /proc/locks as `->`
+        let inode = std::os::unix::fs::MetadataExt::ino(&other.metadata().unwrap());
+        let waiting = || {
+            std::fs::read_to_string("/proc/locks")
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{inode} ")))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !waiting() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the learner never waited for the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::fs::write(&file, format!("h {KEY_B}\n")).unwrap();
+        other.unlock().unwrap();
+        let verdict = waiter.join().unwrap();
+        assert!(
+            matches!(verdict, Err(HostKeyRejection::Changed { line: 1, .. })),
+            "{verdict:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("h {KEY_B}\n"));
     }
 }

@@ -13,6 +13,7 @@
 //! (20000-22001, 52000) and a detail naming the server and the cause.
 
 pub mod host_keys;
+mod known_hosts_file;
 
 pub use host_keys::{HostKeyMode, HostKeyPolicy};
 mod connect;

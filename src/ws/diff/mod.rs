@@ -17,8 +17,9 @@
 //!   a PTY and would otherwise outlive their client).
 //!
 //! Diffs run concurrently, each its own task; the reply carries the
-//! request's `request_id`. Reads need no session lock and are not audited;
-//! each one is logged.
+//! request's `request_id`. Diffs need no session lock; each one is logged,
+//! and audited when accepted (`diff.files`, `diff.dirs`, `diff.command`
+//! with its command text), since each runs on the servers.
 
 pub mod wire;
 
@@ -62,6 +63,7 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
+        conn.state.store.audit(job.audit_event(conn.audit_event("diff")));
         let request = DiffJobRequest {
             job,
             pool: conn.domain.pool.get_or_insert_with(SftpPool::start).clone(),

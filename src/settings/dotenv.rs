@@ -1,0 +1,240 @@
+//! Loading `.env`: the seed's way of giving settings (and the seed servers'
+//! password) to the daemon.
+//!
+//! We read the file ourselves instead of with dotenvy for two reasons that
+//! touch secrets: dotenvy's parse error quotes the whole line (so
+//! `HIWARE_PW=Pa\ss` printed the password), and it substitutes `$NAME` in
+//! unquoted and double-quoted values (so a password `Pa$word` silently
+//! became `Pa`). Here an error names the file, the line number and the
+//! variable, never the value, and `$` is always taken literally.
+//!
+//! Otherwise the syntax is dotenvy's, so existing files keep their meaning:
+//! - blank lines and lines starting with `#` are skipped; `export ` before
+//!   a name is allowed;
+//! - `NAME=value`, blanks around `=` allowed; a name is letters, digits,
+//!   `_` and `.`;
+//! - unquoted values end at the first blank, after which only a
+//!   `# comment` may follow;
+//! - `'single'` quotes keep everything literally; in `"double"` quotes and
+//!   unquoted, a backslash escapes `\\`, `\'`, `\"`, `\$`, a blank, or makes
+//!   `\n` a newline; any other escape is an error;
+//! - quoted and unquoted parts may follow each other (`a'b c'"d"` is
+//!   `ab cd`); a quote must close on its own line.
+//!
+//! Variables already in the environment win over the file.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a `.env` line was refused. Its `Display` names the file, the line
+/// and (when it could be read) the variable, and never any value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DotenvError {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// The variable the line sets, if its name could be read.
+    pub name: Option<String>,
+    /// What is wrong, in words that quote nothing from the line.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for DotenvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if let Some(name) = &self.name {
+            write!(f, "{name}: ")?;
+        }
+        f.write_str(self.reason)
+    }
+}
+
+impl std::error::Error for DotenvError {}
+
+/// Finds `.env` in the working directory or the nearest ancestor that has
+/// one (as dotenvy did) and sets each of its variables that the
+/// environment does not already have. No file is not an error.
+///
+/// Call it before any thread starts: it changes the process environment.
+pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Ok(None);
+    };
+    let Some(file) = cwd.ancestors().map(|d| d.join(".env")).find(|f| f.is_file()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read(&file).map_err(|_| DotenvError {
+        file: file.clone(),
+        line: 0,
+        name: None,
+        reason: "cannot be read",
+    })?;
+    let text = String::from_utf8(text).map_err(|_| DotenvError {
+        file: file.clone(),
+        line: 0,
+        name: None,
+        reason: "is not UTF-8",
+    })?;
+    for (name, value) in parse(&text, &file)? {
+        if std::env::var_os(&name).is_none() {
+            // safe in edition 2021: main calls this before starting threads
+            std::env::set_var(name, value);
+        }
+    }
+    Ok(Some(file))
+}
+
+/// The variables of a `.env` text, in file order. `file` only names the
+/// file in errors.
+pub fn parse(text: &str, file: &Path) -> Result<Vec<(String, String)>, DotenvError> {
+    let mut vars = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let error = |name: Option<&str>, reason| DotenvError {
+            file: file.to_path_buf(),
+            line: index + 1,
+            name: name.map(str::to_owned),
+            reason,
+        };
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(error(None, "not a NAME=value line"));
+        };
+        let name = name.trim_end();
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !name_ok {
+            return Err(error(None, "the name before '=' is not a variable name"));
+        }
+        let value = parse_value(value.trim_start()).map_err(|reason| error(Some(name), reason))?;
+        vars.push((name.to_owned(), value));
+    }
+    Ok(vars)
+}
+
+/// The value after `=`; the error says what is wrong without quoting it.
+fn parse_value(input: &str) -> Result<String, &'static str> {
+    #[derive(PartialEq)]
+    enum In {
+        Bare,
+        Single,
+        Double,
+    }
+    let mut out = String::new();
+    let mut state = In::Bare;
+    let mut chars = input.chars();
+    while let Some(c) = chars.next() {
+        match (&state, c) {
+            (In::Single, '\'') | (In::Double, '"') => state = In::Bare,
+            (In::Single, c) => out.push(c),
+            (In::Bare, '\'') => state = In::Single,
+            (In::Bare, '"') => state = In::Double,
+            (In::Bare | In::Double, '\\') => match chars.next() {
+                Some(e @ ('\\' | '\'' | '"' | '$' | ' ')) => out.push(e),
+                Some('n') => out.push('\n'),
+                _ => return Err("a backslash escape other than \\\\ \\' \\\" \\$ \\n or \\<blank>"),
+            },
+            (In::Bare, ' ' | '\t') => {
+                let rest = chars.as_str().trim_start();
+                if rest.is_empty() || rest.starts_with('#') {
+                    return Ok(out);
+                }
+                return Err("a blank in an unquoted value (quote the value)");
+            }
+            (_, c) => out.push(c),
+        }
+    }
+    match state {
+        In::Bare => Ok(out),
+        In::Single => Err("a single quote that is not closed on its line"),
+        In::Double => Err("a double quote that is not closed on its line"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(text: &str) -> Result<Vec<(String, String)>, DotenvError> {
+        parse(text, Path::new(".env"))
+    }
+
+    fn value(text: &str) -> String {
+        let parsed = vars(text).unwrap();
+        assert_eq!(parsed.len(), 1, "{parsed:?}");
+        parsed[0].1.clone()
+    }
+
+    #[test]
+    fn a_malformed_secret_line_is_named_by_line_and_variable_never_by_value() {
+        let secret = "Pa\\ss-7f3e";
+        let text = format!("# seed\nHIWARE_ID=hiware\nHIWARE_PW={secret}\n");
+        let error = vars(&text).unwrap_err();
+        let shown = error.to_string();
+        assert!(shown.starts_with(".env:3: HIWARE_PW: "), "{shown}");
+        assert!(!shown.contains("Pa") && !shown.contains("7f3e"), "{shown}");
+        assert!(!format!("{error:?}").contains("7f3e"), "{error:?}");
+    }
+
+    #[test]
+    fn every_kind_of_malformed_value_hides_the_value() {
+        for line in [
+            "PW=\"open-secret-1",
+            "PW='open-secret-1",
+            "PW=open secret-1",
+            "PW=open\\qsecret-1",
+        ] {
+            let shown = vars(line).unwrap_err().to_string();
+            assert!(shown.starts_with(".env:1: PW: "), "{line}: {shown}");
+            assert!(!shown.contains("secret-1"), "{line}: {shown}");
+        }
+        // without a readable name, nothing of the line is shown at all
+        for line in ["open-secret-1", "BAD NAME=open-secret-1"] {
+            let shown = vars(line).unwrap_err().to_string();
+            assert!(!shown.contains("secret-1") && !shown.contains("BAD"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_dollar_is_taken_literally_in_every_form() {
+        std::env::set_var("PINKPAGE_DOTENV_TEST_WORD", "substituted");
+        assert_eq!(
+            value("PW=Pa$PINKPAGE_DOTENV_TEST_WORD"),
+            "Pa$PINKPAGE_DOTENV_TEST_WORD"
+        );
+        assert_eq!(
+            value("PW=\"a${PINKPAGE_DOTENV_TEST_WORD}b\""),
+            "a${PINKPAGE_DOTENV_TEST_WORD}b"
+        );
+        assert_eq!(value("PW='$x'"), "$x");
+        assert_eq!(value("PW=\\$x"), "$x");
+        // and an earlier variable of the file is not substituted either
+        let parsed = vars("A=1\nB=$A").unwrap();
+        assert_eq!(parsed[1], ("B".into(), "$A".into()));
+    }
+
+    #[test]
+    fn quotes_escapes_comments_and_export_read_as_dotenvy_read_them() {
+        assert_eq!(value("export  PW = plain # trailing comment"), "plain");
+        assert_eq!(value("PW=a#b"), "a#b");
+        assert_eq!(value("PW='a b \\n'"), "a b \\n");
+        assert_eq!(value("PW=\"a \\\"b\\\" \\n\""), "a \"b\" \n");
+        assert_eq!(value("PW=a'b c'\"d\""), "ab cd");
+        assert_eq!(value("PW=back\\\\slash\\ blank"), "back\\slash blank");
+        assert_eq!(value("PW="), "");
+        assert_eq!(value("DOTTED.NAME=x"), "x");
+        assert_eq!(vars("\n# only comments\n   \n").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let vars = vars(include_str!("../../.env.example")).unwrap();
+        assert!(vars.iter().any(|(name, _)| name == "HIWARE_PW"), "{vars:?}");
+    }
+}
