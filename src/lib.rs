@@ -20,6 +20,7 @@
 //! - [`store`]: SQLite on its own threads (audit trail, health transitions,
 //!   migrations).
 //! - [`state`]: what every handler can reach.
+//! - [`systemd`]: `sd_notify` readiness under `Type=notify`.
 //! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 //! - [`workflows`]: workflow runs from request to running actor, their
 //!   frames, history and audit (`WorkflowHub`).
@@ -37,5 +38,6 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod workflows;
 pub mod ws;

@@ -104,6 +104,8 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // the port is bound and the server accepts: tell systemd (Type=notify)
+    pinkpage::systemd::notify(&format!("READY=1\nSTATUS=listening on port {}", app.port()));
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
