@@ -17,6 +17,13 @@
 //! cannot keep the lock). So a new owner can start the moment the lock is
 //! free, and never beside a command of the old one.
 //!
+//! A connection's owner also hands the lock its [`LiveTasks`]: a force
+//! release closes that set and stops its tasks directly, and releases the
+//! lock once they are done, even when the owner's connection is stalled
+//! (a client that stopped reading is not polled, so its `LockRevoked`
+//! would sit unhandled until the timeout). Closed, the set refuses new
+//! tasks, so none can start between the stop and the release.
+//!
 //! Every change is published to the broadcast registry as a
 //! `session_status` event.
 //!
@@ -38,6 +45,7 @@ use actix::{
 use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus, WorkflowRunRef};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::ConnectionId;
+use crate::task::live::LiveTasks;
 
 /// Longest a [`ForceRelease`] waits for the owner to stop its task: the
 /// stop timeout (5 s, 50012) plus the bounded cleanup after it (5 s).
@@ -65,6 +73,9 @@ pub struct Acquire {
     /// The workflow run that takes the lock, when a run does (its owner id
     /// is then one no connection has).
     pub workflow_run: Option<WorkflowRunRef>,
+    /// The owner's tasks, stoppable directly (see the module docs); `None`
+    /// for an owner that answers `LockRevoked` itself (a workflow run).
+    pub tasks: Option<LiveTasks>,
 }
 
 /// Names (or clears) the workflow run working under `grant`: a connection
@@ -124,6 +135,8 @@ struct Owner {
     revoked: Recipient<LockRevoked>,
     /// The workflow run working under the lock, if any.
     workflow_run: Option<WorkflowRunRef>,
+    /// The owner's tasks, when it handed them over.
+    tasks: Option<LiveTasks>,
 }
 
 /// The lock. See the module docs.
@@ -202,6 +215,7 @@ impl Handler<Acquire> for SessionLockActor {
                     since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     revoked: msg.revoked,
                     workflow_run: msg.workflow_run,
+                    tasks: msg.tasks,
                 });
                 log::info!(connection_id = msg.id.to_string().as_str(), user = &*msg.user; "session lock acquired");
                 self.publish();
@@ -248,11 +262,27 @@ impl Handler<ForceRelease> for SessionLockActor {
         let grant = owner.grant;
         log::warn!(connection_id = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
         // The owner answers once its task is done; a stalled or vanished
-        // owner is not waited for past the timeout.
+        // owner is not waited for past the timeout. When it handed over its
+        // tasks, they are stopped here too, and their end is enough: the
+        // set is closed, so nothing new runs under the old grant.
         let asked = owner.revoked.send(LockRevoked { grant });
+        let stopped = owner.tasks.as_ref().map(LiveTasks::close_and_stop);
         Box::pin(
             async move {
-                let _ = tokio::time::timeout(REVOKE_TIMEOUT, asked).await;
+                let answered = async {
+                    let _ = asked.await;
+                };
+                let done = async move {
+                    match stopped {
+                        Some(dones) => {
+                            futures_util::future::join_all(dones.into_iter().map(crate::task::Done::wait))
+                                .await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let either = futures_util::future::select(Box::pin(answered), Box::pin(done));
+                let _ = tokio::time::timeout(REVOKE_TIMEOUT, either).await;
             }
             .into_actor(self)
             .map(move |(), act, _| {
@@ -327,6 +357,7 @@ mod tests {
             user: "ana".into(),
             revoked: owner.start().recipient(),
             workflow_run: None,
+            tasks: None,
         };
         (msg, revoked)
     }
@@ -447,6 +478,55 @@ mod tests {
             waited >= REVOKE_TIMEOUT && waited < REVOKE_TIMEOUT + Duration::from_secs(1),
             "{waited:?}"
         );
+    }
+
+    /// A task that stops at once when told, reporting to nobody in
+    /// particular.
+    struct QuickTask(Option<crate::task::Reporter<(), ()>>);
+    impl Actor for QuickTask {
+        type Context = Context<Self>;
+        fn stopped(&mut self, _: &mut Context<Self>) {
+            if let Some(r) = self.0.take() {
+                r.finish((), None);
+            }
+        }
+    }
+    impl Handler<crate::task::Stop> for QuickTask {
+        type Result = ();
+        fn handle(&mut self, _: crate::task::Stop, ctx: &mut Context<Self>) {
+            actix::ActorContext::stop(ctx);
+        }
+    }
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<crate::task::TaskMessage<(), ()>> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: crate::task::TaskMessage<(), ()>, _: &mut Context<Self>) {}
+    }
+
+    #[actix::test]
+    async fn force_release_stops_a_stalled_owners_tasks_itself_and_does_not_wait_for_its_answer() {
+        tokio::time::pause();
+        let lock = lock();
+        let a = ConnectionId::new();
+        // an owner that never answers LockRevoked: its connection is stalled
+        let (mut msg, revoked) = acquire_with(a, Duration::from_secs(3600));
+        let tasks = LiveTasks::default();
+        let (reporter, handle) = crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
+        let handle = handle(QuickTask(Some(reporter)).start().recipient());
+        tasks.track(&handle).unwrap();
+        msg.tasks = Some(tasks.clone());
+        lock.send(msg).await.unwrap().unwrap();
+        let started = tokio::time::Instant::now();
+        let status = lock.send(ForceRelease).await.unwrap().unwrap();
+        assert!(!status.active);
+        assert!(handle.done().is_done(), "released before the owner's task stopped");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert_eq!(revoked.get(), 1, "the owner is still told");
+        // closed: nothing new can run under the revoked grant
+        assert!(tasks.track(&handle).is_err());
     }
 
     #[actix::test]
