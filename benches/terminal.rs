@@ -123,6 +123,7 @@ async fn russh_echo(sshd: &SshdServer, user: &TestUser, known_hosts: &std::path:
             known_hosts: known_hosts.to_path_buf(),
             mode: HostKeyMode::Strict,
         },
+        sessions: Default::default(),
     };
     let session = ssh::connect(&spec, &opts).await.expect("connect");
     let pty = PtyRequest {

@@ -1,4 +1,6 @@
-//! `GET /api/v1/health`: is the daemon up, which version, for how long.
+//! `GET /api/v1/health`: is the daemon up, which version, for how long,
+//! and how much of its capped capacity is in use (totals only: the
+//! endpoint is anonymous, so no server or user is named).
 
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
@@ -18,6 +20,16 @@ pub struct DaemonHealth {
     pub uptime_s: f64,
     /// When the daemon started (RFC 3339, UTC).
     pub started_at: String,
+    /// Open WebSocket connections (capped by `PINKPAGE_WS_MAX_CONNECTIONS`).
+    pub websocket_connections: usize,
+    /// Of those, the ones whose output has not drained for two heartbeats
+    /// (a client that stopped reading; dropped at `PINKPAGE_WS_TIMEOUT_S`).
+    pub websocket_connections_not_draining: usize,
+    /// SSH sessions open now, all servers together (capped per server by
+    /// `PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER`).
+    pub ssh_sessions: usize,
+    /// Requests waiting for an SSH session slot now.
+    pub ssh_sessions_waiting: usize,
 }
 
 /// The daemon's health, version and uptime.
@@ -32,5 +44,9 @@ pub async fn daemon_health(state: web::Data<AppState>) -> HttpResponse {
         started_at: state
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        websocket_connections: state.connections.count(),
+        websocket_connections_not_draining: state.connections.not_draining(state.settings.ws_heartbeat * 2),
+        ssh_sessions: state.ssh.sessions.in_use().values().sum(),
+        ssh_sessions_waiting: state.ssh.sessions.waiting(),
     })
 }

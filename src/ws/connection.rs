@@ -80,6 +80,9 @@ pub struct WsConnection<D: Domain> {
     pub remote: Option<std::net::IpAddr>,
     /// The domain's own state.
     pub domain: D,
+    /// What the daemon keeps about this connection outside the actor (its
+    /// live tasks, operation count); shared with the stall watchdog.
+    pub watch: std::sync::Arc<super::registry::ConnWatch>,
     /// When the client last showed a sign of life.
     last_seen: Instant,
     /// A fragmented text frame being received, capped at just over
@@ -88,19 +91,22 @@ pub struct WsConnection<D: Domain> {
 }
 
 impl<D: Domain> WsConnection<D> {
-    /// A connection with a fresh id for `principal`.
+    /// Connection `id` of `principal`, admitted with `watch`.
     pub fn new(
+        id: ConnectionId,
         state: web::Data<AppState>,
         principal: Principal,
         remote: Option<std::net::IpAddr>,
+        watch: std::sync::Arc<super::registry::ConnWatch>,
         domain: D,
     ) -> Self {
         WsConnection {
-            id: ConnectionId::new(),
+            id,
             state,
             principal,
             remote,
             domain,
+            watch,
             last_seen: Instant::now(),
             partial: None,
         }
@@ -126,6 +132,14 @@ impl<D: Domain> WsConnection<D> {
             "request refused"
         );
         ctx.text(ErrorFrame::new(err).to_text(rid));
+    }
+
+    /// Starts one of this connection's concurrent operations (SFTP work, a
+    /// diff, a script): 10008 once `PINKPAGE_WS_MAX_OPS_PER_CONNECTION` run.
+    /// The operation counts until the guard is dropped.
+    pub fn begin_operation(&self) -> Result<super::registry::OperationGuard, AppError> {
+        self.watch
+            .begin_operation(self.state.settings.caps.ops_per_connection)
     }
 
     /// An audit event by this connection's user, from its address.

@@ -4,6 +4,7 @@
 mod access;
 mod bmx4;
 mod bmx5;
+mod caps;
 mod cli;
 mod console;
 mod diff;

@@ -30,6 +30,7 @@ fn options(known_hosts: &Path, mode: HostKeyMode) -> SshOptions {
             known_hosts: known_hosts.to_path_buf(),
             mode,
         },
+        sessions: Default::default(),
     }
 }
 

@@ -281,6 +281,7 @@ mod tests {
                 known_hosts: std::env::temp_dir().join("pinkpage-pool-test-known-hosts"),
                 mode: HostKeyMode::Strict,
             },
+            sessions: Default::default(),
         };
         (Arc::new(server), ssh)
     }

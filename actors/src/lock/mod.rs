@@ -514,7 +514,8 @@ mod tests {
         // an owner that never answers LockRevoked: its connection is stalled
         let (mut msg, revoked) = acquire_with(a, Duration::from_secs(3600));
         let tasks = LiveTasks::default();
-        let (reporter, handle) = crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
+        let (reporter, handle) =
+            crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
         let handle = handle(QuickTask(Some(reporter)).start().recipient());
         tasks.track(&handle).unwrap();
         msg.tasks = Some(tasks.clone());
@@ -522,8 +523,15 @@ mod tests {
         let started = tokio::time::Instant::now();
         let status = lock.send(ForceRelease).await.unwrap().unwrap();
         assert!(!status.active);
-        assert!(handle.done().is_done(), "released before the owner's task stopped");
-        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(
+            handle.done().is_done(),
+            "released before the owner's task stopped"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(revoked.get(), 1, "the owner is still told");
         // closed: nothing new can run under the revoked grant
         assert!(tasks.track(&handle).is_err());

@@ -22,6 +22,7 @@ use russh::{cipher, MethodKind, MethodSet, Preferred};
 
 use super::host_keys::{self, HostKeyAcceptance, HostKeyPolicy, HostKeyRejection};
 use super::session::SshSession;
+use super::slots::SessionSlots;
 use crate::error::{AppError, ErrorCode};
 use crate::secret::Secret;
 use crate::server::{Auth, ServerSpec};
@@ -38,6 +39,9 @@ pub struct SshOptions {
     /// Where known host keys are and what to do with unknown ones; ignored
     /// for servers with a pinned fingerprint.
     pub host_keys: HostKeyPolicy,
+    /// The daemon's SSH session slots per server (unlimited by default);
+    /// every session opened here takes one and holds it until dropped.
+    pub sessions: SessionSlots,
 }
 
 /// Connects to `server`, checks its host key and authenticates.
@@ -47,11 +51,15 @@ pub struct SshOptions {
 /// key is unknown (strict), changed, or not the pinned one;
 /// [`ErrorCode::SshAuthFailed`] when every credential is refused;
 /// [`ErrorCode::SshConnectionFailed`] for the rest (refused port, broken
-/// handshake). The detail names the server and the cause, never a secret.
+/// handshake); [`ErrorCode::SshNoSessionSlot`] when no session slot of the
+/// server came free within the queue wait (that wait comes before, and
+/// apart from, `connect_timeout`). The detail names the server and the
+/// cause, never a secret.
 pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
     let who = describe(server);
+    let slot = opts.sessions.take(&server.host, server.port, &who).await?;
     match tokio::time::timeout(opts.connect_timeout, connect_and_authenticate(server, opts)).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|session| session.holding(slot)),
         Err(_) => Err(AppError::with_detail(
             ErrorCode::SshConnectionTimeout,
             format!("{who}: no session within {:?}", opts.connect_timeout),
