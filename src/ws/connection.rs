@@ -142,6 +142,19 @@ impl<D: Domain> WsConnection<D> {
             .begin_operation(self.state.settings.caps.ops_per_connection)
     }
 
+    /// [`begin_operation`](Self::begin_operation), or `None` after
+    /// answering `rid` with 10008: the one line a domain adds where an
+    /// operation starts.
+    pub fn operation_or_refuse(
+        &self,
+        rid: &RequestId,
+        ctx: &mut WsCtx<D>,
+    ) -> Option<super::registry::OperationGuard> {
+        self.begin_operation()
+            .map_err(|e| self.send_error(ctx, &e, rid))
+            .ok()
+    }
+
     /// An audit event by this connection's user, from its address.
     pub fn audit_event(&self, action: &str) -> crate::store::NewAuditEvent {
         crate::store::NewAuditEvent::new(self.id.to_string(), action)

@@ -46,7 +46,7 @@ use actix_web::web;
 use futures_util::Stream;
 use pinkpage_actors::lock::{ConnectionClosed, REVOKE_TIMEOUT};
 use pinkpage_actors::task::live::LiveTasks;
-use pinkpage_actors::task::Done;
+use pinkpage_actors::task::{Done, TaskHandle};
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 
 use crate::settings::caps::CapSettings;
@@ -119,6 +119,19 @@ impl ConnWatch {
 
 /// One running operation of a connection; ends when dropped.
 pub struct OperationGuard(Arc<ConnWatch>);
+
+impl OperationGuard {
+    /// Keeps the operation counted until the task behind `handle` is done,
+    /// and hands the handle back (for a task kept by its domain).
+    pub fn until_done(self, handle: TaskHandle) -> TaskHandle {
+        let done = handle.done();
+        actix::spawn(async move {
+            done.wait().await;
+            drop(self);
+        });
+        handle
+    }
+}
 
 impl Drop for OperationGuard {
     fn drop(&mut self) {

@@ -239,3 +239,42 @@ async fn ssh_sessions_past_the_per_server_cap_wait_then_get_20003_and_a_freed_sl
     })
     .await;
 }
+
+#[tokio::test]
+async fn operations_past_the_per_connection_cap_get_10008_while_other_connections_are_served() {
+    let (builder, [_left, _right]) = with_servers(["left", "right"]);
+    let app = builder
+        .env("PINKPAGE_WS_MAX_OPS_PER_CONNECTION", "2")
+        .spawn()
+        .await;
+    let diff = |rid: &str, command: &str| {
+        json!({"type": "diff_command", "request_id": rid, "command": command,
+            "left_server": "left", "right_server": "right"})
+    };
+    let mut busy = WsClient::connect(&app, "/ws/v1/diff").await;
+    busy.send(diff("a", "sleep 2.25; echo caps-ops")).await;
+    busy.send(diff("b", "sleep 2.25; echo caps-ops")).await;
+    let sleeping = RemoteProcess::started("sleep 2.25").await;
+
+    busy.send(diff("c", "echo one-too-many")).await;
+    let err = busy.expect_error().await;
+    assert_eq!(err["request_id"], "c", "{err}");
+    assert_eq!(err["error"]["code"], 10008, "{err}");
+
+    // another connection has its own operations
+    let mut other = WsClient::connect(&app, "/ws/v1/diff").await;
+    let reply = other.ask(diff("o", "echo elsewhere"), "diff_command_result").await;
+    assert_eq!(reply["identical"], true, "{reply}");
+
+    // both operations end, and their places come back
+    let mut ended = Vec::new();
+    while ended.len() < 2 {
+        let (result, _) = busy.recv_until("diff_command_result").await;
+        ended.push(result["request_id"].as_str().unwrap().to_owned());
+    }
+    ended.sort();
+    assert_eq!(ended, ["a", "b"]);
+    sleeping.ended("finished").await;
+    let reply = busy.ask(diff("d", "echo again"), "diff_command_result").await;
+    assert_eq!(reply["identical"], true, "{reply}");
+}
