@@ -139,7 +139,7 @@ impl Application {
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
-        ws::registry::spawn_watchdog(state.clone());
+        ws::stall::spawn_watchdog(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -10,7 +10,9 @@
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
 //! - [`task`]: the connection side of the task contract (give-up timers).
 //! - [`registry`]: every open WebSocket: the connection caps and the
-//!   watchdog that drops a client which stopped reading.
+//!   watchdog's view of each connection.
+//! - [`stall`]: the body stream that stamps each poll and the watchdog
+//!   that drops a client which stopped reading.
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
 //!   output between two servers.
 
@@ -20,6 +22,7 @@ pub mod connection;
 pub mod diff;
 pub mod protocol;
 pub mod registry;
+pub mod stall;
 pub mod stub;
 pub mod task;
 
@@ -73,7 +76,7 @@ fn upgrade<D: Domain + Default>(
     );
     let codec = actix_http::ws::Codec::new().max_size(HARD_FRAME_LIMIT);
     let body = ws::WebsocketContext::with_codec(conn, stream, codec);
-    Ok(res.streaming(registry::Watched::new(body, admission)))
+    Ok(res.streaming(stall::Watched::new(body, admission)))
 }
 
 /// Our own duplicate of the request's TCP socket (see `registry`), when it

@@ -3,17 +3,24 @@
 //! 30002 per user, checked at upgrade), and the stall watchdog that drops
 //! a client which stopped reading (30003).
 //!
+//! The watchdog and the body wrapper it relies on are in
+//! [`stall`](super::stall).
+//!
 //! Why the watchdog lives outside the connection actor: actix-web writes
 //! the response body (the WebSocket's outgoing frames) only while the
 //! socket's write buffer has room. A client that stops reading fills it,
 //! and from then on nothing polls the body stream, and with it the
 //! connection actor: its heartbeat timer never fires, its mailbox (a
 //! `LockRevoked`, a task's output) is never handled. So:
-//! - [`Watched`] wraps the body stream and stamps each poll. A healthy
+//! - [`Watched`](super::stall::Watched) wraps the body stream and stamps each poll. A healthy
 //!   connection is polled at least once per heartbeat (the ping timer
 //!   wakes it), so a stamp older than `PINKPAGE_WS_TIMEOUT_S` means the
 //!   writer has not taken data for that long: the output is not draining.
-//! - the watchdog ([`spawn_watchdog`], a task on the system arbiter)
+//!   It hands the writer at most [`SLICE`](super::stall::SLICE) bytes at a time (zero-copy
+//!   slices of the actor's buffer, which can hold megabytes of output in
+//!   one go), so a client on a slow link that keeps reading takes a slice
+//!   well within the timeout and is never mistaken for a stalled one.
+//! - the watchdog ([`spawn_watchdog`](super::stall::spawn_watchdog), a task on the system arbiter)
 //!   looks at the stamps every `timeout / 4` (at most 1 s) and, for a
 //!   stalled connection: stops its tasks through its [`LiveTasks`] (the
 //!   task actors are polled on their own), shuts the TCP connection down
@@ -36,21 +43,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
-use futures_util::Stream;
-use pinkpage_actors::lock::{ConnectionClosed, REVOKE_TIMEOUT};
 use pinkpage_actors::task::live::LiveTasks;
-use pinkpage_actors::task::{Done, TaskHandle};
+use pinkpage_actors::task::TaskHandle;
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 
 use crate::settings::caps::CapSettings;
-use crate::state::AppState;
 
 /// The TCP socket descriptor of an HTTP connection, recorded by the
 /// server's `on_connect` so an upgrade can keep a duplicate.
@@ -80,18 +81,18 @@ pub struct ConnWatch {
 }
 
 impl ConnWatch {
-    fn stamp(&self) {
+    pub(super) fn stamp(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_polled_ms.store(ms, Ordering::Relaxed);
     }
 
     /// How long since the body stream was last polled.
-    fn idle(&self) -> Duration {
+    pub(super) fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_polled_ms.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(last)
     }
 
-    fn socket(&self) -> MutexGuard<'_, Option<std::net::TcpStream>> {
+    pub(super) fn socket(&self) -> MutexGuard<'_, Option<std::net::TcpStream>> {
         self.socket.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -255,7 +256,7 @@ impl Connections {
 
     /// The connections whose body stream has not been polled for
     /// `timeout`, each returned once.
-    fn take_stalled(&self, timeout: Duration) -> Vec<Arc<ConnWatch>> {
+    pub(super) fn take_stalled(&self, timeout: Duration) -> Vec<Arc<ConnWatch>> {
         self.inner()
             .all
             .values()
@@ -263,88 +264,6 @@ impl Connections {
             .cloned()
             .collect()
     }
-}
-
-/// A WebSocket's body stream, stamping each poll (see the module docs)
-/// and holding the connection's place until the body is dropped.
-pub struct Watched<S> {
-    inner: Pin<Box<S>>,
-    admission: Admission,
-}
-
-impl<S> Watched<S> {
-    /// Wraps `inner`, the connection actor's outgoing stream.
-    pub fn new(inner: S, admission: Admission) -> Self {
-        admission.watch.stamp();
-        Watched {
-            inner: Box::pin(inner),
-            admission,
-        }
-    }
-}
-
-impl<S: Stream> Stream for Watched<S> {
-    type Item = S::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        self.admission.watch.stamp();
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-/// How often the watchdog looks: a quarter of the timeout, at most 1 s,
-/// at least 50 ms.
-fn check_interval(timeout: Duration) -> Duration {
-    (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
-}
-
-/// Starts the stall watchdog on the current arbiter; it runs as long as
-/// the actix system does.
-pub fn spawn_watchdog(state: web::Data<AppState>) {
-    let timeout = state.settings.ws_client_timeout;
-    actix::spawn(async move {
-        let mut tick = tokio::time::interval(check_interval(timeout));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            for watch in state.connections.take_stalled(timeout) {
-                drop_stalled(&state, &watch, timeout);
-            }
-        }
-    });
-}
-
-/// Drops a connection whose output has not drained for `timeout`: stops
-/// its tasks, shuts its socket down, logs and audits 30003, and releases
-/// its lock once the tasks are done.
-fn drop_stalled(state: &web::Data<AppState>, watch: &ConnWatch, timeout: Duration) {
-    let code = ErrorCode::WsStalled;
-    log::warn!(
-        connection_id = watch.id.to_string().as_str(),
-        user = &*watch.user,
-        code = code.code(),
-        stalled_s = timeout.as_secs_f64();
-        "websocket output has not drained; dropping the connection"
-    );
-    let mut event = crate::store::NewAuditEvent::new(watch.id.to_string(), "ws.stalled")
-        .by(Some(&watch.user), watch.remote.map(|ip| ip.to_string()));
-    event.detail = Some(serde_json::json!({
-        "code": code.code(),
-        "reason": code.message(),
-        "stalled_s": timeout.as_secs_f64(),
-    }));
-    state.store.audit(event);
-    let dones = watch.tasks.kill();
-    if let Some(socket) = watch.socket().as_ref() {
-        // Fails only if the peer is already gone, which is what we want.
-        let _ = socket.shutdown(std::net::Shutdown::Both);
-    }
-    let (lock, id) = (state.session_lock.clone(), watch.id);
-    actix::spawn(async move {
-        let all = futures_util::future::join_all(dones.into_iter().map(Done::wait));
-        let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
-        lock.do_send(ConnectionClosed { id });
-    });
 }
 
 #[cfg(test)]
@@ -393,18 +312,5 @@ mod tests {
         drop(one);
         assert_eq!(w.operations(), 1);
         assert!(w.begin_operation(2).is_ok());
-    }
-
-    #[test]
-    fn a_connection_not_polled_past_the_timeout_is_reported_once() {
-        let reg = Connections::new(caps(10, 10));
-        let adm = reg.admit(ConnectionId::new(), "ana".into(), None, None).unwrap();
-        let fresh = Watched::new(futures_util::stream::empty::<()>(), adm);
-        assert!(reg.take_stalled(Duration::from_secs(60)).is_empty());
-        let stalled = reg.take_stalled(Duration::ZERO);
-        assert_eq!(stalled.len(), 1);
-        assert!(reg.take_stalled(Duration::ZERO).is_empty(), "reported twice");
-        drop(fresh);
-        assert_eq!(reg.count(), 0);
     }
 }

@@ -263,7 +263,9 @@ async fn operations_past_the_per_connection_cap_get_10008_while_other_connection
 
     // another connection has its own operations
     let mut other = WsClient::connect(&app, "/ws/v1/diff").await;
-    let reply = other.ask(diff("o", "echo elsewhere"), "diff_command_result").await;
+    let reply = other
+        .ask(diff("o", "echo elsewhere"), "diff_command_result")
+        .await;
     assert_eq!(reply["identical"], true, "{reply}");
 
     // both operations end, and their places come back
