@@ -14,7 +14,11 @@
 //!   is answered here, bad frames get their error and the connection stays
 //!   open, requests go to [`Domain::handle`].
 //! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
-//!   `PINKPAGE_WS_TIMEOUT_S` is dropped.
+//!   `PINKPAGE_WS_TIMEOUT_S` is dropped. A client that stopped reading
+//!   stops this actor from being polled at all, so that case is the stall
+//!   watchdog's (`super::stall`), which reaches the connection's tasks
+//!   through its [`ConnWatch`](super::registry::ConnWatch), not through
+//!   this actor.
 //! - `stopping`: [`Domain::stopping`] stops the domain's tasks and hands
 //!   back their done signals; the registry is told at once, the lock only
 //!   once every task is done (at most `REVOKE_TIMEOUT`), so a dropped
