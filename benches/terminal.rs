@@ -124,6 +124,7 @@ async fn russh_echo(sshd: &SshdServer, user: &TestUser, known_hosts: &std::path:
             mode: HostKeyMode::Strict,
         },
         keepalive: None,
+        sessions: Default::default(),
     };
     let session = ssh::connect(&spec, &opts).await.expect("connect");
     let pty = PtyRequest {

@@ -14,7 +14,7 @@ use pinkpage_actors::health::monitor::{
 };
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::lock::SessionLockActor;
-use pinkpage_actors::ssh::{HostKeyPolicy, SshOptions};
+use pinkpage_actors::ssh::{HostKeyPolicy, SessionSlots, SshOptions};
 use pinkpage_actors::transfer::TransferGate;
 use pinkpage_actors::AppError;
 
@@ -109,6 +109,10 @@ impl Application {
                 mode: settings.host_key_mode,
             },
             keepalive: settings.ssh_keepalive,
+            sessions: SessionSlots::new(
+                settings.caps.ssh_sessions_per_server,
+                settings.caps.ssh_session_wait,
+            ),
         });
         let transfers = TransferGate::default();
         let workflows = WorkflowHub::new(
@@ -133,10 +137,12 @@ impl Application {
             session_lock,
             health: health.clone(),
             transfers,
+            connections: ws::registry::Connections::new(settings.caps),
             workflows,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
+        ws::stall::spawn_watchdog(state.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -145,6 +151,14 @@ impl Application {
                 .configure(ws::configure)
                 .configure(crate::console::configure)
                 .default_service(web::to(api::not_found))
+        })
+        // Each connection's socket descriptor, so a WebSocket upgrade can
+        // keep a duplicate to shut a stalled client down (ws::registry).
+        .on_connect(|io, ext| {
+            use std::os::fd::AsRawFd;
+            if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                ext.insert(ws::registry::SocketFd(tcp.as_raw_fd()));
+            }
         })
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?

@@ -16,8 +16,11 @@ use crate::store::Store;
 
 /// Shared by every HTTP worker through `web::Data`.
 ///
-/// Nothing in it is mutable: live state (the session lock, health, running
-/// tasks) belongs to actors, reached through their addresses.
+/// Live state (the session lock, health, running tasks) belongs to actors,
+/// reached through their addresses; the exceptions are the connection
+/// registry and the SSH session slots, which are read and changed from
+/// outside any actor (a stalled connection's actor is not polled) and keep
+/// their own locks.
 pub struct AppState {
     /// Validated settings, including the servers.
     pub settings: Arc<Settings>,
@@ -36,6 +39,9 @@ pub struct AppState {
     pub health: Addr<HealthMonitorActor>,
     /// One transfer at a time in the whole daemon (50009).
     pub transfers: TransferGate,
+    /// Every open WebSocket: the connection caps and the stall watchdog's
+    /// view (its own locking; see `ws::registry`).
+    pub connections: Arc<crate::ws::registry::Connections>,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Monotonic start time, for uptime.

@@ -61,12 +61,18 @@ catalogue! {
     HostRefused = (10006, Client, "host not allowed"),
     /// Too many failed logins for this name or address; wait `Retry-After`.
     LoginThrottled = (10007, Client, "too many failed logins"),
+    /// This connection already runs as many operations (SFTP work,
+    /// diffs, scripts) as `PINKPAGE_WS_MAX_OPS_PER_CONNECTION` allows.
+    TooManyOperations = (10008, Client, "too many concurrent operations on this connection"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.
     SshConnectionTimeout = (20001, Remote, "ssh connection timed out"),
     /// The server's host key is unknown (under `strict`) or has changed.
     SshHostKeyRejected = (20002, Remote, "ssh host key not trusted or changed"),
+    /// Every SSH session slot of the server (`PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER`)
+    /// stayed taken for the whole queue wait (`PINKPAGE_SSH_SESSION_WAIT_S`).
+    SshNoSessionSlot = (20003, Daemon, "no ssh session slot free for this server"),
     /// The server refused every credential offered.
     SshAuthFailed = (21000, Remote, "ssh authentication failed"),
     /// A remote command could not be run.
@@ -87,6 +93,13 @@ catalogue! {
     HealthCheckFailed = (25000, Daemon, "health check failed"),
     /// The WebSocket connection failed.
     WsConnection = (30000, Client, "websocket connection error"),
+    /// The daemon already serves `PINKPAGE_WS_MAX_CONNECTIONS` WebSockets.
+    WsTooManyConnections = (30001, Daemon, "too many websocket connections"),
+    /// The user already has `PINKPAGE_WS_MAX_CONNECTIONS_PER_USER` WebSockets.
+    WsTooManyUserConnections = (30002, Client, "too many websocket connections for this user"),
+    /// The connection's output did not drain for `PINKPAGE_WS_TIMEOUT_S`:
+    /// it was dropped, its tasks stopped and its lock released.
+    WsStalled = (30003, Client, "connection dropped: the client stopped reading"),
     /// A frame is not JSON or lacks a required field.
     WsMalformed = (31000, Client, "malformed message"),
     /// A frame's `type` is not one this endpoint handles.

@@ -46,7 +46,9 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
-        LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
+        LoginThrottled | WsTooManyUserConnections | TooManyOperations => StatusCode::TOO_MANY_REQUESTS,
+        WsTooManyConnections | SshNoSessionSlot => StatusCode::SERVICE_UNAVAILABLE,
+        WsStalled => StatusCode::REQUEST_TIMEOUT,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource => {
             StatusCode::NOT_FOUND
         }

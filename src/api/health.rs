@@ -1,5 +1,7 @@
-//! `GET /api/v1/health`: is the daemon up, which version, for how long, and
-//! can it write its audit trail.
+//! `GET /api/v1/health`: is the daemon up, which version, for how long,
+//! can it write its audit trail, and how much of its capped capacity is in
+//! use (totals only: the endpoint is anonymous, so no server or user is
+//! named).
 
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
@@ -25,6 +27,16 @@ pub struct DaemonHealth {
     /// (new remote actions get 40000 then), rows waiting, failed writes
     /// and dropped rows.
     pub store: JournalHealth,
+    /// Open WebSocket connections (capped by `PINKPAGE_WS_MAX_CONNECTIONS`).
+    pub websocket_connections: usize,
+    /// Of those, the ones whose output has not drained for two heartbeats
+    /// (a client that stopped reading; dropped at `PINKPAGE_WS_TIMEOUT_S`).
+    pub websocket_connections_not_draining: usize,
+    /// SSH sessions open now, all servers together (capped per server by
+    /// `PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER`).
+    pub ssh_sessions: usize,
+    /// Requests waiting for an SSH session slot now.
+    pub ssh_sessions_waiting: usize,
 }
 
 /// The daemon's health, version and uptime.
@@ -41,5 +53,9 @@ pub async fn daemon_health(state: web::Data<AppState>) -> HttpResponse {
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         store,
+        websocket_connections: state.connections.count(),
+        websocket_connections_not_draining: state.connections.not_draining(state.settings.ws_heartbeat * 2),
+        ssh_sessions: state.ssh.sessions.in_use().values().sum(),
+        ssh_sessions_waiting: state.ssh.sessions.waiting(),
     })
 }

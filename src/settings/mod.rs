@@ -20,6 +20,7 @@
 //! prints it and exits non-zero.
 
 pub mod access;
+pub mod caps;
 pub mod dotenv;
 pub mod servers_file;
 pub mod workflows;
@@ -265,6 +266,31 @@ pub const SETTINGS: &[SettingDoc] = &[
         default: "info",
         meaning: "log filter (env_logger syntax)",
     },
+    SettingDoc {
+        name: "PINKPAGE_WS_MAX_CONNECTIONS",
+        default: "10000",
+        meaning: "WebSocket connections the daemon serves at once; past it an upgrade gets 30001 (HTTP 503)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_WS_MAX_CONNECTIONS_PER_USER",
+        default: "10000",
+        meaning: "WebSocket connections one user may hold at once; past it an upgrade gets 30002 (HTTP 429)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_WS_MAX_OPS_PER_CONNECTION",
+        default: "16",
+        meaning: "concurrent operations (SFTP work, diffs, scripts) one connection may run; past it 10008",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER",
+        default: "200",
+        meaning: "SSH sessions open at once to one server (host and port) across the daemon; more wait in a queue",
+    },
+    SettingDoc {
+        name: "PINKPAGE_SSH_SESSION_WAIT_S",
+        default: "10",
+        meaning: "longest wait in that queue before 20003",
+    },
 ];
 
 /// The daemon's settings, validated.
@@ -313,6 +339,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Who may reach the daemon from where; sign-in lifetimes.
     pub access: access::AccessSettings,
+    /// Caps on connections, operations and SSH sessions.
+    pub caps: caps::CapSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -483,6 +511,7 @@ impl Settings {
             ws_client_timeout,
             log_format,
             access,
+            caps: caps::parse(&env)?,
             servers,
             transfers,
             workflows,

@@ -399,6 +399,7 @@ impl Handler<StartRun> for WorkflowHub {
                 run_id: run_id.clone(),
                 workflow: prepared.workflow.name.clone(),
             }),
+            tasks: None,
         };
         Box::pin(
             self.lock

@@ -14,7 +14,11 @@
 //!   is answered here, bad frames get their error and the connection stays
 //!   open, requests go to [`Domain::handle`].
 //! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
-//!   `PINKPAGE_WS_TIMEOUT_S` is dropped.
+//!   `PINKPAGE_WS_TIMEOUT_S` is dropped. A client that stopped reading
+//!   stops this actor from being polled at all, so that case is the stall
+//!   watchdog's (`super::stall`), which reaches the connection's tasks
+//!   through its [`ConnWatch`](super::registry::ConnWatch), not through
+//!   this actor.
 //! - `stopping`: [`Domain::stopping`] stops the domain's tasks and hands
 //!   back their done signals; the registry is told at once, the lock only
 //!   once every task is done (at most `REVOKE_TIMEOUT`), so a dropped
@@ -80,6 +84,9 @@ pub struct WsConnection<D: Domain> {
     pub remote: Option<std::net::IpAddr>,
     /// The domain's own state.
     pub domain: D,
+    /// What the daemon keeps about this connection outside the actor (its
+    /// live tasks, operation count); shared with the stall watchdog.
+    pub watch: std::sync::Arc<super::registry::ConnWatch>,
     /// When the client last showed a sign of life.
     last_seen: Instant,
     /// A fragmented text frame being received, capped at just over
@@ -88,19 +95,22 @@ pub struct WsConnection<D: Domain> {
 }
 
 impl<D: Domain> WsConnection<D> {
-    /// A connection with a fresh id for `principal`.
+    /// Connection `id` of `principal`, admitted with `watch`.
     pub fn new(
+        id: ConnectionId,
         state: web::Data<AppState>,
         principal: Principal,
         remote: Option<std::net::IpAddr>,
+        watch: std::sync::Arc<super::registry::ConnWatch>,
         domain: D,
     ) -> Self {
         WsConnection {
-            id: ConnectionId::new(),
+            id,
             state,
             principal,
             remote,
             domain,
+            watch,
             last_seen: Instant::now(),
             partial: None,
         }
@@ -126,6 +136,27 @@ impl<D: Domain> WsConnection<D> {
             "request refused"
         );
         ctx.text(ErrorFrame::new(err).to_text(rid));
+    }
+
+    /// Starts one of this connection's concurrent operations (SFTP work, a
+    /// diff, a script): 10008 once `PINKPAGE_WS_MAX_OPS_PER_CONNECTION` run.
+    /// The operation counts until the guard is dropped.
+    pub fn begin_operation(&self) -> Result<super::registry::OperationGuard, AppError> {
+        self.watch
+            .begin_operation(self.state.settings.caps.ops_per_connection)
+    }
+
+    /// [`begin_operation`](Self::begin_operation), or `None` after
+    /// answering `rid` with 10008: the one line a domain adds where an
+    /// operation starts.
+    pub fn operation_or_refuse(
+        &self,
+        rid: &RequestId,
+        ctx: &mut WsCtx<D>,
+    ) -> Option<super::registry::OperationGuard> {
+        self.begin_operation()
+            .map_err(|e| self.send_error(ctx, &e, rid))
+            .ok()
     }
 
     /// An audit event by this connection's user, from its address.

@@ -9,6 +9,10 @@
 //! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
 //! - [`task`]: the connection side of the task contract (give-up timers).
+//! - [`registry`]: every open WebSocket: the connection caps and the
+//!   watchdog's view of each connection.
+//! - [`stall`]: the body stream that stamps each poll and the watchdog
+//!   that drops a client which stopped reading.
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
 //!   output between two servers.
 
@@ -17,6 +21,8 @@ pub mod bmx5;
 pub mod connection;
 pub mod diff;
 pub mod protocol;
+pub mod registry;
+pub mod stall;
 pub mod stub;
 pub mod task;
 
@@ -52,13 +58,45 @@ fn upgrade<D: Domain + Default>(
         .principal
         .clone()
         .ok_or_else(|| ApiError::from(AppError::with_detail(ErrorCode::Unauthenticated, "sign in first")))?;
-    ws::WsResponseBuilder::new(
-        WsConnection::new(state, principal, caller.remote, D::default()),
-        req,
-        stream,
-    )
-    .frame_size(HARD_FRAME_LIMIT)
-    .start()
+    // The caps are checked before the handshake, so a refused client gets
+    // an HTTP error with the JSON body, not an accepted-then-closed socket.
+    let id = pinkpage_actors::ConnectionId::new();
+    let admission = state
+        .connections
+        .admit(id, principal.user.clone(), caller.remote, duplicate_socket(req));
+    let admission = admission.map_err(ApiError::from)?;
+    let mut res = ws::handshake(req)?;
+    let conn = WsConnection::new(
+        id,
+        state,
+        principal,
+        caller.remote,
+        admission.watch().clone(),
+        D::default(),
+    );
+    let codec = actix_http::ws::Codec::new().max_size(HARD_FRAME_LIMIT);
+    let body = ws::WebsocketContext::with_codec(conn, stream, codec);
+    Ok(res.streaming(stall::Watched::new(body, admission)))
+}
+
+/// Our own duplicate of the request's TCP socket (see `registry`), when it
+/// came over TCP.
+fn duplicate_socket(req: &HttpRequest) -> Option<std::net::TcpStream> {
+    let fd = req.conn_data::<registry::SocketFd>()?.0;
+    // SAFETY: `fd` is the descriptor of the connection this request came
+    // on, recorded by `on_connect`; the connection is open while its
+    // request is handled (here), so the descriptor is valid for this
+    // borrow, which only duplicates it.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    match borrowed.try_clone_to_owned() {
+        Ok(owned) => Some(std::net::TcpStream::from(owned)),
+        Err(e) => {
+            // Only the stall watchdog's shutdown is lost; it still stops
+            // the connection's tasks and releases its lock.
+            log::warn!(error = e.to_string(); "cannot duplicate a websocket's socket");
+            None
+        }
+    }
 }
 
 /// `/ws/v1/stub`: terminals and the session lock.

@@ -5,6 +5,7 @@ mod access;
 mod audit_actions;
 mod bmx4;
 mod bmx5;
+mod caps;
 mod cli;
 mod console;
 mod diff;

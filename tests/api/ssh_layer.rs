@@ -31,6 +31,7 @@ fn options(known_hosts: &Path, mode: HostKeyMode) -> SshOptions {
             mode,
         },
         keepalive: None,
+        sessions: Default::default(),
     }
 }
 

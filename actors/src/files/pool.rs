@@ -282,6 +282,7 @@ mod tests {
                 mode: HostKeyMode::Strict,
             },
             keepalive: None,
+            sessions: Default::default(),
         };
         (Arc::new(server), ssh)
     }

@@ -17,6 +17,13 @@
 //! cannot keep the lock). So a new owner can start the moment the lock is
 //! free, and never beside a command of the old one.
 //!
+//! A connection's owner also hands the lock its [`LiveTasks`]: a force
+//! release closes that set and stops its tasks directly, and releases the
+//! lock once they are done, even when the owner's connection is stalled
+//! (a client that stopped reading is not polled, so its `LockRevoked`
+//! would sit unhandled until the timeout). Closed, the set refuses new
+//! tasks, so none can start between the stop and the release.
+//!
 //! Every change is published to the broadcast registry as a
 //! `session_status` event.
 //!
@@ -38,6 +45,7 @@ use actix::{
 use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus, WorkflowRunRef};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::ConnectionId;
+use crate::task::live::LiveTasks;
 
 /// Longest a [`ForceRelease`] waits for the owner to stop its task: the
 /// stop timeout (5 s, 50012) plus the bounded cleanup after it (5 s).
@@ -65,6 +73,9 @@ pub struct Acquire {
     /// The workflow run that takes the lock, when a run does (its owner id
     /// is then one no connection has).
     pub workflow_run: Option<WorkflowRunRef>,
+    /// The owner's tasks, stoppable directly (see the module docs); `None`
+    /// for an owner that answers `LockRevoked` itself (a workflow run).
+    pub tasks: Option<LiveTasks>,
 }
 
 /// Names (or clears) the workflow run working under `grant`: a connection
@@ -124,6 +135,8 @@ struct Owner {
     revoked: Recipient<LockRevoked>,
     /// The workflow run working under the lock, if any.
     workflow_run: Option<WorkflowRunRef>,
+    /// The owner's tasks, when it handed them over.
+    tasks: Option<LiveTasks>,
 }
 
 /// The lock. See the module docs.
@@ -202,6 +215,7 @@ impl Handler<Acquire> for SessionLockActor {
                     since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     revoked: msg.revoked,
                     workflow_run: msg.workflow_run,
+                    tasks: msg.tasks,
                 });
                 log::info!(connection_id = msg.id.to_string().as_str(), user = &*msg.user; "session lock acquired");
                 self.publish();
@@ -248,11 +262,27 @@ impl Handler<ForceRelease> for SessionLockActor {
         let grant = owner.grant;
         log::warn!(connection_id = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
         // The owner answers once its task is done; a stalled or vanished
-        // owner is not waited for past the timeout.
+        // owner is not waited for past the timeout. When it handed over its
+        // tasks, they are stopped here too, and their end is enough: the
+        // set is closed, so nothing new runs under the old grant.
         let asked = owner.revoked.send(LockRevoked { grant });
+        let stopped = owner.tasks.as_ref().map(LiveTasks::close_and_stop);
         Box::pin(
             async move {
-                let _ = tokio::time::timeout(REVOKE_TIMEOUT, asked).await;
+                let answered = async {
+                    let _ = asked.await;
+                };
+                let done = async move {
+                    match stopped {
+                        Some(dones) => {
+                            futures_util::future::join_all(dones.into_iter().map(crate::task::Done::wait))
+                                .await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                let either = futures_util::future::select(Box::pin(answered), Box::pin(done));
+                let _ = tokio::time::timeout(REVOKE_TIMEOUT, either).await;
             }
             .into_actor(self)
             .map(move |(), act, _| {
@@ -286,173 +316,4 @@ impl Handler<GetStatus> for SessionLockActor {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-    use std::rc::Rc;
-
-    use actix::ResponseFuture;
-
-    use super::*;
-
-    /// An owner that answers `LockRevoked` after `delay` (its task's stop),
-    /// counting the revocations it got.
-    struct Owner {
-        delay: Duration,
-        revoked: Rc<Cell<u32>>,
-    }
-    impl Actor for Owner {
-        type Context = Context<Self>;
-    }
-    impl Handler<LockRevoked> for Owner {
-        type Result = ResponseFuture<()>;
-        fn handle(&mut self, _: LockRevoked, _: &mut Context<Self>) -> Self::Result {
-            self.revoked.set(self.revoked.get() + 1);
-            let delay = self.delay;
-            Box::pin(async move { tokio::time::sleep(delay).await })
-        }
-    }
-
-    fn lock() -> Addr<SessionLockActor> {
-        SessionLockActor::new(BroadcastActor::default().start()).start()
-    }
-
-    fn acquire_with(id: ConnectionId, delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
-        let revoked = Rc::new(Cell::new(0));
-        let owner = Owner {
-            delay,
-            revoked: revoked.clone(),
-        };
-        let msg = Acquire {
-            id,
-            user: "ana".into(),
-            revoked: owner.start().recipient(),
-            workflow_run: None,
-        };
-        (msg, revoked)
-    }
-
-    fn acquire(id: ConnectionId) -> Acquire {
-        acquire_with(id, Duration::ZERO).0
-    }
-
-    #[actix::test]
-    async fn of_many_concurrent_acquires_exactly_one_wins() {
-        let lock = lock();
-        let ids: Vec<_> = (0..50).map(|_| ConnectionId::new()).collect();
-        let replies = futures_util::future::join_all(ids.iter().map(|id| lock.send(acquire(*id)))).await;
-        let winners = replies.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
-        assert_eq!(winners, 1);
-        for r in replies {
-            if let Ok(Err(e)) = r {
-                assert_eq!(e.code, ErrorCode::SessionAlreadyActive);
-            }
-        }
-    }
-
-    #[actix::test]
-    async fn codes_follow_the_catalogue() {
-        let lock = lock();
-        let (a, b) = (ConnectionId::new(), ConnectionId::new());
-        let never = Grant { owner: a, epoch: 999 };
-        assert_eq!(
-            lock.send(Release { grant: never })
-                .await
-                .unwrap()
-                .unwrap_err()
-                .code,
-            ErrorCode::NoActiveSession
-        );
-        let grant = lock.send(acquire(a)).await.unwrap().unwrap();
-        assert_eq!(grant.owner, a);
-        assert_eq!(
-            lock.send(acquire(a)).await.unwrap().unwrap_err().code,
-            ErrorCode::AlreadySessionOwner
-        );
-        assert_eq!(
-            lock.send(acquire(b)).await.unwrap().unwrap_err().code,
-            ErrorCode::SessionAlreadyActive
-        );
-        let forged = Grant {
-            owner: b,
-            epoch: grant.epoch,
-        };
-        assert_eq!(
-            lock.send(Release { grant: forged })
-                .await
-                .unwrap()
-                .unwrap_err()
-                .code,
-            ErrorCode::NotSessionOwner
-        );
-        let status = lock.send(Release { grant }).await.unwrap().unwrap();
-        assert!(!status.active);
-    }
-
-    #[actix::test]
-    async fn a_late_release_of_an_old_grant_leaves_the_new_owner_alone() {
-        let lock = lock();
-        let a = ConnectionId::new();
-        let old = lock.send(acquire(a)).await.unwrap().unwrap();
-        lock.send(Release { grant: old }).await.unwrap().unwrap();
-        let new = lock.send(acquire(a)).await.unwrap().unwrap();
-        assert_ne!(old.epoch, new.epoch);
-        assert!(lock.send(Release { grant: old }).await.unwrap().is_err());
-        assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
-    }
-
-    #[actix::test]
-    async fn closing_a_connection_releases_only_its_own_lock_and_is_idempotent() {
-        let lock = lock();
-        let (a, b) = (ConnectionId::new(), ConnectionId::new());
-        lock.send(acquire(a)).await.unwrap().unwrap();
-        lock.send(ConnectionClosed { id: b }).await.unwrap();
-        assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
-        lock.send(ConnectionClosed { id: a }).await.unwrap();
-        lock.send(ConnectionClosed { id: a }).await.unwrap();
-        assert!(!lock.send(GetStatus).await.unwrap().active);
-    }
-
-    #[actix::test]
-    async fn force_release_waits_for_the_owner_to_stop_its_task() {
-        tokio::time::pause();
-        let lock = lock();
-        let (a, b) = (ConnectionId::new(), ConnectionId::new());
-        let (msg, revoked) = acquire_with(a, Duration::from_secs(3));
-        lock.send(msg).await.unwrap().unwrap();
-        let force = lock.send(ForceRelease);
-        let started = tokio::time::Instant::now();
-        let status = force.await.unwrap().unwrap();
-        assert!(!status.active);
-        assert_eq!(revoked.get(), 1);
-        assert!(
-            started.elapsed() >= Duration::from_secs(3),
-            "released before the owner's task stopped"
-        );
-        // free at once for the next owner
-        lock.send(acquire(b)).await.unwrap().unwrap();
-    }
-
-    #[actix::test]
-    async fn force_release_does_not_wait_past_the_timeout_for_a_stalled_owner() {
-        tokio::time::pause();
-        let lock = lock();
-        let a = ConnectionId::new();
-        let (msg, _) = acquire_with(a, Duration::from_secs(3600));
-        lock.send(msg).await.unwrap().unwrap();
-        let started = tokio::time::Instant::now();
-        let status = lock.send(ForceRelease).await.unwrap().unwrap();
-        assert!(!status.active);
-        let waited = started.elapsed();
-        assert!(
-            waited >= REVOKE_TIMEOUT && waited < REVOKE_TIMEOUT + Duration::from_secs(1),
-            "{waited:?}"
-        );
-    }
-
-    #[actix::test]
-    async fn force_release_of_a_free_lock_is_50005() {
-        let lock = lock();
-        let err = lock.send(ForceRelease).await.unwrap().unwrap_err();
-        assert_eq!(err.code, ErrorCode::NoActiveSession);
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ use russh::{cipher, MethodKind, MethodSet, Preferred};
 
 use super::host_keys::{self, HostKeyAcceptance, HostKeyPolicy, HostKeyRejection};
 use super::session::SshSession;
+use super::slots::SessionSlots;
 use crate::error::{AppError, ErrorCode};
 use crate::secret::Secret;
 use crate::server::{Auth, ServerSpec};
@@ -44,6 +45,9 @@ pub struct SshOptions {
     /// error). `None` never asks: a server behind a network that drops
     /// packets is then only noticed by the kernel, hours later.
     pub keepalive: Option<Duration>,
+    /// The daemon's SSH session slots per server (unlimited by default);
+    /// every session opened here takes one and holds it until dropped.
+    pub sessions: SessionSlots,
 }
 
 /// Unanswered keepalives in a row after which a session is given up, as
@@ -58,11 +62,15 @@ pub const KEEPALIVE_MAX: usize = 3;
 /// key is unknown (strict), changed, or not the pinned one;
 /// [`ErrorCode::SshAuthFailed`] when every credential is refused;
 /// [`ErrorCode::SshConnectionFailed`] for the rest (refused port, broken
-/// handshake). The detail names the server and the cause, never a secret.
+/// handshake); [`ErrorCode::SshNoSessionSlot`] when no session slot of the
+/// server came free within the queue wait (that wait comes before, and
+/// apart from, `connect_timeout`). The detail names the server and the
+/// cause, never a secret.
 pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
     let who = describe(server);
+    let slot = opts.sessions.take(&server.host, server.port, &who).await?;
     match tokio::time::timeout(opts.connect_timeout, connect_and_authenticate(server, opts)).await {
-        Ok(result) => result,
+        Ok(result) => result.map(|session| session.holding(slot)),
         Err(_) => Err(AppError::with_detail(
             ErrorCode::SshConnectionTimeout,
             format!("{who}: no session within {:?}", opts.connect_timeout),

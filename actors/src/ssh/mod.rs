@@ -8,6 +8,7 @@
 //! - `exec`: [`SshSession::exec`], a command without a PTY, with caps and a
 //!   timeout.
 //! - `shell`: [`SshSession::open_shell`], an interactive PTY shell.
+//! - `slots`: [`SessionSlots`], the cap on sessions per server.
 //!
 //! Every failure is an [`AppError`](crate::AppError) with a catalogue code
 //! (20000-22001, 52000) and a detail naming the server and the cause.
@@ -20,8 +21,10 @@ mod connect;
 mod exec;
 mod session;
 mod shell;
+mod slots;
 
 pub use connect::{connect, SshOptions};
 pub use exec::{ExecLimits, ExecOutput, KILL_GRACE};
 pub use session::SshSession;
 pub use shell::{PtyRequest, ShellChannel, ShellEvent, ShellInput, ShellOutput};
+pub use slots::{SessionSlot, SessionSlots};

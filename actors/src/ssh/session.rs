@@ -31,6 +31,9 @@ pub struct SshSession {
     handle: Handle<ClientHandler>,
     /// The configured server name, for details and logs.
     server: String,
+    /// The server's session slot this session holds (none without a cap);
+    /// given back when the session is dropped.
+    slot: Option<super::slots::SessionSlot>,
 }
 
 impl fmt::Debug for SshSession {
@@ -38,13 +41,24 @@ impl fmt::Debug for SshSession {
         f.debug_struct("SshSession")
             .field("server", &self.server)
             .field("closed", &self.handle.is_closed())
+            .field("holds_slot", &self.slot.is_some())
             .finish()
     }
 }
 
 impl SshSession {
     pub(crate) fn new(handle: Handle<ClientHandler>, server: String) -> Self {
-        SshSession { handle, server }
+        SshSession {
+            handle,
+            server,
+            slot: None,
+        }
+    }
+
+    /// This session, holding `slot` until it is dropped.
+    pub(crate) fn holding(mut self, slot: Option<super::slots::SessionSlot>) -> Self {
+        self.slot = slot;
+        self
     }
 
     pub(crate) fn handle(&self) -> &Handle<ClientHandler> {

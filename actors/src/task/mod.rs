@@ -18,10 +18,14 @@
 //!   resolves once `Finished` was sent, or once the task is gone without
 //!   sending it (a panic, a stopped arbiter), so no waiter waits forever.
 //!
+//! [`live::LiveTasks`] lets the lock and the daemon's stall watchdog stop
+//! a connection's tasks without going through that connection's mailbox.
+//!
 //! [`Reporter`] is the task's half of the contract: it carries the id, the
 //! client's `Recipient` and the done signal, and `finish` consumes it, so
 //! "exactly one Finished" is checked by the compiler.
 
+pub mod live;
 pub mod slot;
 
 use std::fmt;

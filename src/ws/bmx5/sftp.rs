@@ -212,9 +212,13 @@ fn run<F, Fut>(
     F: FnOnce(Arc<SftpConn>) -> Fut + 'static,
     Fut: Future<Output = Result<Bmx5Reply, SftpError>> + 'static,
 {
+    let Some(counted) = conn.operation_or_refuse(&rid, ctx) else {
+        return;
+    };
     let pool = conn.domain.pool.get_or_insert_with(SftpPool::start).clone();
     let opts = conn.state.ssh.clone();
     let task = actix::spawn(async move {
+        let _counted = counted;
         let c = pool.get(server.spec(), &opts).await?;
         op(c).await
     });

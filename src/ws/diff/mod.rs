@@ -63,6 +63,9 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
+        let Some(counted) = conn.operation_or_refuse(&rid, ctx) else {
+            return;
+        };
         conn.state.store.audit(job.audit_event(conn.audit_event("diff")));
         let request = DiffJobRequest {
             job,
@@ -75,7 +78,7 @@ impl Domain for Diff {
         let addr = DiffJobActor::new(request, reporter).start();
         conn.domain
             .running
-            .insert(task_id, (rid, handle(addr.recipient())));
+            .insert(task_id, (rid, counted.until_done(handle(addr.recipient()))));
     }
 
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {

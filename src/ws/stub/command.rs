@@ -77,7 +77,7 @@ fn start(
         },
     };
     conn.domain
-        .occupy(task_id, task, handle(addr.clone().recipient()))?;
+        .occupy(&conn.watch.tasks, task_id, task, handle(addr.clone().recipient()))?;
     log::info!(
         connection_id = conn.id.to_string().as_str(),
         task_id = task_id.get(),

@@ -30,6 +30,7 @@ mod workflow;
 
 use actix::ContextFutureSpawner;
 use pinkpage_actors::lock::Grant;
+use pinkpage_actors::task::live::LiveTasks;
 use pinkpage_actors::task::slot::{Cancel, TaskSlot};
 use pinkpage_actors::task::{Done, TaskHandle, TaskId};
 use pinkpage_actors::terminal::shell::SshShellActor;
@@ -168,8 +169,25 @@ impl Stub {
     }
 
     /// Puts a task that was just started in the slot (checked free in the
-    /// same step); should that fail, the task is stopped again.
-    fn occupy(&mut self, task_id: TaskId, task: StubTask, handle: TaskHandle) -> Result<(), AppError> {
+    /// same step) and in the connection's live tasks (which the lock and
+    /// the stall watchdog stop directly); should either refuse it, the
+    /// task is stopped again. The live set refuses once the lock was taken
+    /// away (its `LockRevoked` may not be handled yet) or the connection
+    /// is being dropped.
+    fn occupy(
+        &mut self,
+        live: &LiveTasks,
+        task_id: TaskId,
+        task: StubTask,
+        handle: TaskHandle,
+    ) -> Result<(), AppError> {
+        if live.track(&handle).is_err() {
+            let _ = handle.stop();
+            return Err(AppError::with_detail(
+                pinkpage_actors::ErrorCode::ResourceLocked,
+                "the session lock was taken away",
+            ));
+        }
         self.task.occupy(task_id, task, handle).map_err(|(e, handle)| {
             let _ = handle.stop();
             e

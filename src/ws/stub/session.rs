@@ -16,6 +16,8 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
         user: conn.principal.user.clone(),
         revoked: ctx.address().recipient(),
         workflow_run: None,
+        // so a force release stops our task even if we are not polled
+        tasks: Some(conn.watch.tasks.clone()),
     };
     conn.state
         .session_lock
@@ -24,6 +26,8 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
         .map(move |res, conn, ctx| match flatten(res) {
             Ok(grant) => {
                 conn.domain.grant = Some(grant);
+                // A force release of an earlier grant closed our task set.
+                conn.watch.tasks.reopen();
                 conn.state.store.audit(audit(conn, "session.start"));
                 conn.send(
                     ctx,

@@ -117,7 +117,8 @@ fn start(
             name: name.to_owned(),
         },
     };
-    conn.domain.occupy(task_id, task, handle(addr.recipient()))?;
+    conn.domain
+        .occupy(&conn.watch.tasks, task_id, task, handle(addr.recipient()))?;
     log::info!(
         connection_id = conn.id.to_string().as_str(),
         task_id = task_id.get(),

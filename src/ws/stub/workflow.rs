@@ -128,7 +128,7 @@ fn start(
         rid: rid.clone(),
         kind: TaskKind::Workflow,
     };
-    conn.domain.occupy(task_id, task, handle)?;
+    conn.domain.occupy(&conn.watch.tasks, task_id, task, handle)?;
     // The run's end reaches this connection as frames from the hub; the
     // slot is freed by its done signal.
     async move { done.wait().await }

@@ -62,6 +62,30 @@ impl WsClient {
             .map(|(stream, _)| stream)
     }
 
+    /// Connects to `path` as the test admin over a socket with a tiny
+    /// receive buffer: a client that can stop reading (the tests of the
+    /// stall watchdog), whose unread output backs up into the daemon at
+    /// once. It reads only when a test calls `recv`.
+    pub async fn connect_slow_reader(app: &TestApp, path: &str) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token = app.admin_token.clone().expect("the test admin's token");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // the kernel doubles it and keeps a floor; still a few KiB
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = socket
+            .connect(([127, 0, 0, 1], app.port).into())
+            .await
+            .expect("connect");
+        let mut request = app.ws_url(path).into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("websocket handshake");
+        WsClient::welcomed(stream).await
+    }
+
     /// Wraps an open stream and reads its welcome frame.
     pub async fn welcomed(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
         let mut client = WsClient {
