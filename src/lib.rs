@@ -21,6 +21,7 @@
 //!   migrations).
 //! - [`state`]: what every handler can reach.
 //! - [`systemd`]: `sd_notify` readiness under `Type=notify`.
+//! - [`shutdown`]: the graceful stop on SIGTERM/SIGINT.
 //! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
 //! - [`workflows`]: workflow runs from request to running actor, their
 //!   frames, history and audit (`WorkflowHub`).
@@ -35,6 +36,7 @@ pub mod diff_jobs;
 pub mod logging;
 pub mod request;
 pub mod settings;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -46,6 +46,8 @@ pub struct Application {
     server: Server,
     /// Stopped once the HTTP server has finished, so no check outlives it.
     health: Addr<HealthMonitorActor>,
+    /// What the shutdown needs: connections, the store, the broadcast.
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -115,6 +117,7 @@ impl Application {
             ),
         });
         let transfers = TransferGate::default();
+        let in_flight = Arc::new(crate::shutdown::InFlight::default());
         let workflows = WorkflowHub::new(
             store.clone(),
             session_lock.clone(),
@@ -126,6 +129,7 @@ impl Application {
             },
             identity.clone(),
             broadcast.clone(),
+            in_flight.clone(),
         )
         .start();
         let state = web::Data::new(AppState {
@@ -139,10 +143,12 @@ impl Application {
             transfers,
             connections: ws::registry::Connections::new(settings.caps),
             workflows,
+            in_flight,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
         ws::stall::spawn_watchdog(state.clone());
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -162,7 +168,10 @@ impl Application {
         })
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
-        .shutdown_timeout(5)
+        // SIGTERM and SIGINT are ours (run_until_stopped): actix-web's own
+        // handling would close the WebSockets without a word
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace.as_secs().max(1))
         .run();
 
         log::info!(
@@ -176,6 +185,7 @@ impl Application {
             port: addr.port(),
             server,
             health,
+            state: app_state,
         })
     }
 
@@ -184,12 +194,36 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
+    /// Serves until SIGINT/SIGTERM, then shuts down gracefully
+    /// (`crate::shutdown`); a second signal during that ends it at once.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        // The monitor may already be gone if the system is stopping.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let handle = self.server.handle();
+        // The server's own commands (pause, stop) are served while its
+        // future is polled: it runs as a task of its own, not inside the
+        // select below, which stops polling its branches once a signal
+        // comes.
+        let mut server = actix::spawn(self.server);
+        let which = tokio::select! {
+            result = &mut server => {
+                let _ = self.health.send(StopMonitor).await;
+                return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            }
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        let grace = self.state.settings.shutdown_grace;
+        tokio::select! {
+            _ = crate::shutdown::graceful(&self.state, &handle, which, grace) => {}
+            _ = term.recv() => log::warn!("second signal: shutdown abandoned"),
+            _ = int.recv() => log::warn!("second signal: shutdown abandoned"),
+        }
         let _ = self.health.send(StopMonitor).await;
-        result
+        handle.stop(false).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
+        Ok(())
     }
 }
 

@@ -44,6 +44,9 @@ pub struct AppState {
     pub connections: Arc<crate::ws::registry::Connections>,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
+    /// Work a graceful shutdown waits for: closed connections' task
+    /// cleanup, workflow runs.
+    pub in_flight: Arc<crate::shutdown::InFlight>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

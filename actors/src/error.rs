@@ -100,6 +100,8 @@ catalogue! {
     /// The connection's output did not drain for `PINKPAGE_WS_TIMEOUT_S`:
     /// it was dropped, its tasks stopped and its lock released.
     WsStalled = (30003, Client, "connection dropped: the client stopped reading"),
+    /// The daemon is stopping (SIGTERM or SIGINT): sent to every WebSocket client in a `shutdown` frame before the connection closes; reconnect once it is back.
+    ShuttingDown = (30004, Daemon, "the daemon is shutting down"),
     /// A frame is not JSON or lacks a required field.
     WsMalformed = (31000, Client, "malformed message"),
     /// A frame's `type` is not one this endpoint handles.

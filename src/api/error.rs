@@ -47,7 +47,7 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
         LoginThrottled | WsTooManyUserConnections | TooManyOperations => StatusCode::TOO_MANY_REQUESTS,
-        WsTooManyConnections | SshNoSessionSlot => StatusCode::SERVICE_UNAVAILABLE,
+        WsTooManyConnections | SshNoSessionSlot | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         WsStalled => StatusCode::REQUEST_TIMEOUT,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource => {
             StatusCode::NOT_FOUND

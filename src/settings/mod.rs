@@ -192,6 +192,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "DIFF: largest file compared, and stdout kept per side of diff_command (1 to 268435456)",
     },
     SettingDoc {
+        name: "PINKPAGE_SHUTDOWN_GRACE_S",
+        default: "10",
+        meaning: "on SIGTERM/SIGINT: how long clients are told and tasks, requests and audit writes get to finish before the daemon exits anyway",
+    },
+    SettingDoc {
         name: "PINKPAGE_AUDIT_FAIL_OPEN",
         default: "false",
         meaning: "true lets new remote actions start while audit rows cannot be written (logged loudly); by default they are refused with 40000",
@@ -331,6 +336,8 @@ pub struct Settings {
     pub diff_max_bytes: u64,
     /// Admit new remote actions while audit rows cannot be written.
     pub audit_fail_open: bool,
+    /// How long a graceful shutdown may take.
+    pub shutdown_grace: Duration,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -507,6 +514,7 @@ impl Settings {
                 (1..=256 << 20).contains(n)
             })?,
             audit_fail_open: env.parse_or("PINKPAGE_AUDIT_FAIL_OPEN", false, |_| true)?,
+            shutdown_grace: env.seconds("PINKPAGE_SHUTDOWN_GRACE_S", 10.0)?,
             ws_heartbeat,
             ws_client_timeout,
             log_format,

@@ -169,6 +169,14 @@ impl AuditJournal {
         }
     }
 
+    /// Returns once every row queued so far is written (or never, while
+    /// the store fails: bound it with a timeout). For a shutdown.
+    pub async fn flushed(&self) {
+        while !self.shared.lock().queue.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The journal's state for the health endpoint.
     pub fn health(&self) -> JournalHealth {
         let state = self.shared.lock();

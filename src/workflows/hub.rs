@@ -49,6 +49,7 @@ use super::frames::{WorkflowFrame, WorkflowReply};
 use super::prepare::Prepared;
 use crate::auth::directory::Refusal;
 use crate::auth::Identity;
+use crate::shutdown::{InFlight, InFlightGuard};
 use crate::store::{NewAuditEvent, NewWorkflowRun, Store, WorkflowWrite};
 use crate::ws::protocol::{Outgoing, RequestId};
 
@@ -230,6 +231,8 @@ struct Entry {
     confirmers: Vec<(ConnectionId, RequestId)>,
     /// Cancelled because its starter's access changed (once).
     access_cancelled: bool,
+    /// Held while the run is in flight: a graceful shutdown waits for it.
+    _in_flight: InFlightGuard,
 }
 
 impl Entry {
@@ -279,6 +282,8 @@ pub struct WorkflowHub {
     broadcast: Addr<BroadcastActor>,
     /// Runs in flight, by run id.
     runs: HashMap<String, Entry>,
+    /// What a graceful shutdown waits for; each run holds a guard.
+    in_flight: Arc<InFlight>,
     /// Run ids by their task id (the runs' messages carry the task id).
     by_task: HashMap<TaskId, String>,
 }
@@ -291,6 +296,7 @@ impl WorkflowHub {
         parts: RunParts,
         identity: Arc<Identity>,
         broadcast: Addr<BroadcastActor>,
+        in_flight: Arc<InFlight>,
     ) -> Self {
         WorkflowHub {
             store,
@@ -298,6 +304,7 @@ impl WorkflowHub {
             parts,
             identity,
             broadcast,
+            in_flight,
             runs: HashMap::new(),
             by_task: HashMap::new(),
         }
@@ -334,6 +341,9 @@ impl Handler<Event> for WorkflowHub {
     /// longer run workflows (a lower role). A sign-out or an expired
     /// sign-in session leaves runs alone: they are not tied to one.
     fn handle(&mut self, event: Event, _: &mut Context<Self>) {
+        if let Event::ShuttingDown { .. } = event {
+            return self.stop_all_runs();
+        }
         if !matches!(event, Event::AccessChanged) {
             return;
         }
@@ -355,6 +365,24 @@ impl Handler<Event> for WorkflowHub {
             let mut event = NewAuditEvent::new("system", "workflow.cancel");
             event.detail =
                 Some(serde_json::json!({"run_id": entry.run_id, "workflow": entry.workflow, "reason": why}));
+            self.store.audit(event);
+        }
+    }
+}
+
+impl WorkflowHub {
+    /// The daemon is stopping: every run is cancelled, as by a user (its
+    /// current step stopped, its rows written `cancelled`), and audited.
+    fn stop_all_runs(&mut self) {
+        for entry in self.runs.values() {
+            log::warn!(run_id = entry.run_id.as_str(), workflow = entry.workflow.as_str(); "workflow run cancelled: the daemon is shutting down");
+            let _ = entry.handle.stop();
+            let mut event = NewAuditEvent::new("system", "workflow.cancel");
+            event.detail = Some(serde_json::json!({
+                "run_id": entry.run_id,
+                "workflow": entry.workflow,
+                "reason": "the daemon is shutting down",
+            }));
             self.store.audit(event);
         }
     }
@@ -493,6 +521,7 @@ impl Handler<Register> for WorkflowHub {
                 held: r.held,
                 confirmers: Vec::new(),
                 access_cancelled: false,
+                _in_flight: self.in_flight.enter(),
             },
         );
     }

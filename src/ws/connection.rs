@@ -284,11 +284,14 @@ impl<D: Domain> Actor for WsConnection<D> {
         if tasks.is_empty() {
             lock.do_send(ConnectionClosed { id });
         } else {
-            // Detached: the connection is gone, the lock must still wait.
+            // Detached: the connection is gone, the lock must still wait,
+            // and so must a shutdown (the tasks' cleanup is in flight).
+            let in_flight = self.state.in_flight.enter();
             actix::spawn(async move {
                 let all = futures_util::future::join_all(tasks.into_iter().map(Done::wait));
                 let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
                 lock.do_send(ConnectionClosed { id });
+                drop(in_flight);
             });
         }
         log::info!(connection_id = self.id.to_string().as_str(), domain = D::NAME; "websocket disconnected");
@@ -378,6 +381,25 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                     ctx.stop();
                 }
             },
+            Event::ShuttingDown { grace } => {
+                let error = AppError::with_detail(
+                    ErrorCode::ShuttingDown,
+                    "the daemon is stopping or restarting; reconnect once it is back",
+                );
+                self.send(
+                    ctx,
+                    &Common::Shutdown {
+                        error: error.body(),
+                        grace_s: grace.as_secs_f64(),
+                    },
+                    &None,
+                );
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Restart,
+                    description: Some("the daemon is shutting down (30004)".into()),
+                }));
+                ctx.stop();
+            }
             Event::ServerHealth(h) => self.send(
                 ctx,
                 &Common::ServerHealth {

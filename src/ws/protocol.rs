@@ -50,6 +50,15 @@ pub enum Common<'a> {
         /// The workflow run working under the lock, if one does.
         workflow_run: Option<&'a pinkpage_actors::broadcast::WorkflowRunRef>,
     },
+    /// The daemon is stopping: the last frame before the close frame
+    /// (1012). The connection's command, transfer or script is stopped as
+    /// on any disconnect.
+    Shutdown {
+        /// 30004 with its message.
+        error: ErrorBody,
+        /// How long the daemon gives its work to stop, in seconds.
+        grace_s: f64,
+    },
     /// Broadcast on every change of a server's `is_healthy`, and on each
     /// failure counted while it is still unknown (`null`).
     ServerHealth {

@@ -264,6 +264,17 @@ impl Connections {
             .cloned()
             .collect()
     }
+
+    /// Every connection not already dropped, each returned once (a
+    /// shutdown cutting off the clients that did not go).
+    pub fn take_all(&self) -> Vec<Arc<ConnWatch>> {
+        self.inner()
+            .all
+            .values()
+            .filter(|w| !w.dropped.swap(true, Ordering::AcqRel))
+            .cloned()
+            .collect()
+    }
 }
 
 #[cfg(test)]

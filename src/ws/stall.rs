@@ -109,16 +109,27 @@ fn drop_stalled(state: &web::Data<AppState>, watch: &ConnWatch, timeout: Duratio
         "stalled_s": timeout.as_secs_f64(),
     }));
     state.store.audit(event);
+    cut_off(state, watch);
+}
+
+/// Ends a connection from outside its actor (which may not be polled):
+/// stops its tasks, shuts its socket down, and tells the lock it is gone
+/// once those tasks are done (bounded by `REVOKE_TIMEOUT`); a shutdown
+/// waits for that too. Used for a stalled client and, at shutdown, for a
+/// client that did not go after its `shutdown` frame.
+pub fn cut_off(state: &web::Data<AppState>, watch: &ConnWatch) {
     let dones = watch.tasks.kill();
     if let Some(socket) = watch.socket().as_ref() {
         // Fails only if the peer is already gone, which is what we want.
         let _ = socket.shutdown(std::net::Shutdown::Both);
     }
     let (lock, id) = (state.session_lock.clone(), watch.id);
+    let in_flight = state.in_flight.enter();
     actix::spawn(async move {
         let all = futures_util::future::join_all(dones.into_iter().map(Done::wait));
         let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
         lock.do_send(ConnectionClosed { id });
+        drop(in_flight);
     });
 }
 

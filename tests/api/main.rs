@@ -18,6 +18,7 @@ mod openapi_contract;
 mod protocol_doc;
 mod rest;
 mod servers;
+mod shutdown;
 mod silent_network;
 mod ssh_layer;
 mod startup;

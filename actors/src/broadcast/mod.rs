@@ -60,6 +60,13 @@ pub enum Event {
     /// its principal and closes if it is no longer good. Never sent to
     /// clients as a frame.
     AccessChanged,
+    /// The daemon is stopping: every connection tells its client (a
+    /// `shutdown` frame), closes and stops its tasks; the workflow hub
+    /// cancels its runs. `grace` is how long the daemon waits for them.
+    ShuttingDown {
+        /// `PINKPAGE_SHUTDOWN_GRACE_S`.
+        grace: std::time::Duration,
+    },
 }
 
 /// What a joining connection is told about the current state.
@@ -165,7 +172,7 @@ impl Handler<Publish> for BroadcastActor {
             Event::ServerHealth(h) => {
                 self.health.insert(h.server_name.clone(), h.clone());
             }
-            Event::AccessChanged => {}
+            Event::AccessChanged | Event::ShuttingDown { .. } => {}
         }
         // do_send never blocks the registry on a slow connection; a stopped
         // one is noticed here and dropped.

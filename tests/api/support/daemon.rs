@@ -344,6 +344,30 @@ impl TestApp {
         self.logs = logs;
     }
 
+    /// Sends `signal` (`TERM`, `INT`) to the daemon and waits at most
+    /// `within` for it to exit; its exit status, or `None` if it still runs.
+    pub async fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -s {signal} failed");
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for pinkpage") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Starts the daemon's process and waits until it listens.
     async fn launch(command: &(dyn Fn() -> Command + Send + Sync)) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
         let mut child = command().spawn().expect("spawn pinkpage");

@@ -1,0 +1,178 @@
+//! Graceful shutdown on SIGTERM or SIGINT, within
+//! `PINKPAGE_SHUTDOWN_GRACE_S` (default 10 s), in this order:
+//! 1. stop accepting connections; tell systemd `STOPPING=1`;
+//! 2. tell every WebSocket client (a `shutdown` frame with 30004, then a
+//!    close frame, code 1012 "service restart"), which stops the
+//!    connection's tasks as any disconnect does (remote processes killed,
+//!    temporary files removed); workflow runs are cancelled;
+//! 3. a client that does not go by itself within a moment (it stopped
+//!    reading) has its tasks stopped and its socket shut down, as the stall
+//!    watchdog does;
+//! 4. wait for every task's cleanup and every run's end ([`InFlight`]);
+//! 5. stop the HTTP workers, letting requests in flight finish;
+//! 6. write the audit rows still queued;
+//! 7. record workflow runs that did not end as `interrupted`.
+//!
+//! What is not done by the deadline is abandoned: the log names what was
+//! left, and the next start marks leftover runs `interrupted`. A second
+//! signal during the shutdown abandons it at once. The process exits 0
+//! either way: the stop was asked for.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use pinkpage_actors::broadcast::{Event, Publish};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+
+/// How long clients get to take their `shutdown` frame and go before the
+/// ones still there are cut off (at most; less when the grace is short).
+const CLIENTS_GO_WITHIN: Duration = Duration::from_secs(2);
+
+/// Work that must end before the daemon exits: each connection's tasks
+/// after it closed (their cleanup), each workflow run. Whoever starts such
+/// work holds an [`InFlightGuard`] until it ended.
+///
+/// Who owns what: the count is atomic and only guards change it; the
+/// `Notify` wakes [`InFlight::drained`] when it reaches zero, and a waiter
+/// checks the count after registering, so a guard dropped in between is
+/// not missed.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+/// One piece of work in flight; dropping it ends it.
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    /// Counts one more piece of work until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Work in flight now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no work is in flight.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Runs the shutdown (see the module docs) until `deadline`; true when
+/// everything finished in time.
+pub async fn graceful(
+    state: &web::Data<AppState>,
+    server: &ServerHandle,
+    signal: &str,
+    grace: Duration,
+) -> bool {
+    let deadline = Instant::now() + grace;
+    log::warn!(
+        signal = signal,
+        grace_s = grace.as_secs_f64(),
+        websockets = state.connections.count(),
+        in_flight = state.in_flight.count();
+        "shutting down: accepting no new connections, telling clients, stopping tasks"
+    );
+    crate::systemd::notify("STOPPING=1");
+    server.pause().await;
+    state.broadcast.do_send(Publish(Event::ShuttingDown { grace }));
+
+    let clients_deadline = deadline.min(Instant::now() + CLIENTS_GO_WITHIN.min(grace / 2));
+    let clients_gone = until(clients_deadline, async {
+        while state.connections.count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if !clients_gone {
+        let left = state.connections.take_all();
+        for watch in &left {
+            crate::ws::stall::cut_off(state, watch);
+        }
+        log::warn!(connections = left.len(); "clients still connected after the shutdown frame (not reading): their tasks stopped, their sockets shut down");
+    }
+    let tasks_done = until(deadline, state.in_flight.drained()).await;
+    let http_done = until(deadline, server.stop(true)).await;
+    let audit_done = until(deadline, state.store.journal().flushed()).await;
+    match state.store.interrupt_left_workflow_runs_now() {
+        Ok(0) => {}
+        Ok(n) => {
+            log::warn!(runs = n; "workflow runs that did not end before the shutdown marked interrupted")
+        }
+        Err(e) => {
+            log::error!(code = e.code.code(), error = e.to_string(); "cannot mark unfinished workflow runs interrupted")
+        }
+    }
+    let clean = tasks_done && http_done && audit_done;
+    if clean {
+        log::info!("shutdown complete");
+    } else {
+        log::warn!(
+            tasks_in_flight = state.in_flight.count(),
+            http_stopped = http_done,
+            audit_rows_unwritten = state.store.journal().health().pending_rows;
+            "shutdown grace over: what is left is abandoned"
+        );
+    }
+    clean
+}
+
+/// Runs `work` until `deadline`; whether it finished.
+async fn until(deadline: Instant, work: impl std::future::Future) -> bool {
+    tokio::time::timeout_at(deadline, work).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn drained_waits_for_the_last_guard() {
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.drained().await;
+        let a = in_flight.enter();
+        let b = in_flight.enter();
+        assert_eq!(in_flight.count(), 2);
+        let waiter = tokio::spawn({
+            let in_flight = in_flight.clone();
+            async move { in_flight.drained().await }
+        });
+        drop(a);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one guard still held");
+        drop(b);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("drained once the last guard went")
+            .unwrap();
+        assert_eq!(in_flight.count(), 0);
+    }
+}
