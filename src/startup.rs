@@ -146,6 +146,12 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
         .shutdown_timeout(5)
+        // A client's EOF ends its request: the handler's future is dropped,
+        // and with it the cancel signal of the remote work it started (a
+        // REST diff_command, upload or download stops on the servers).
+        // Half-closing clients (shut the write side, then read) lose their
+        // answer; no client we know of does that (issue 11 item 4).
+        .h1_allow_half_closed(false)
         .run();
 
         log::info!(

@@ -412,3 +412,40 @@ async fn a_diff_command_whose_client_disconnects_is_stopped_on_both_servers() {
     c.close().await;
     sleepers.ended("a diff_command outlived its client").await;
 }
+
+#[tokio::test]
+async fn a_rest_diff_command_whose_client_disconnects_is_stopped_on_both_servers() {
+    let s = two_servers().await;
+    let sb = sandbox();
+    let command = format!(
+        "echo $SSH_CONNECTION | cut -d' ' -f4 >> {}/started; exec sleep 300.7531",
+        sb.root().display()
+    );
+    let body = json!({"command": command, "left_server": "left", "right_server": "right"});
+    let app = &s.app;
+    let request = async move { app.post_json("/api/v1/diff/command", &body).await };
+
+    // the request runs until both sides are seen, then is dropped with its
+    // connection: what a client that goes away looks like to the daemon
+    let started = sb.join("started");
+    let seen = async {
+        let sleepers = RemoteProcess::started("^sleep 300.7531").await;
+        eventually("both sides started", async || {
+            std::fs::read_to_string(&started).is_ok_and(|s| s.lines().count() == 2)
+        })
+        .await;
+        sleepers
+    };
+    let sleepers = tokio::select! {
+        res = request => panic!("the diff answered before its client left: {}", res.status()),
+        sleepers = seen => sleepers,
+    };
+
+    // the bound: nothing left after 10 s
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sleepers.ended("a REST diff_command outlived its client"),
+    )
+    .await
+    .expect("the sleeps still run 10 s after the client left");
+}
