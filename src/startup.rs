@@ -130,6 +130,9 @@ impl Application {
             session_lock,
             health: health.clone(),
             transfers,
+            diff_budget: pinkpage_actors::diff::budget::DiffBudget::new(
+                settings.work_limits.diff_budget_bytes,
+            ),
             workflows,
             started: Instant::now(),
             started_at: chrono::Utc::now(),

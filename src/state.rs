@@ -36,6 +36,8 @@ pub struct AppState {
     pub health: Addr<HealthMonitorActor>,
     /// One transfer at a time in the whole daemon (50009).
     pub transfers: TransferGate,
+    /// The bytes running diffs may hold, daemon-wide (53001).
+    pub diff_budget: pinkpage_actors::diff::budget::DiffBudget,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Monotonic start time, for uptime.

@@ -61,6 +61,10 @@ catalogue! {
     HostRefused = (10006, Client, "host not allowed"),
     /// Too many failed logins for this name or address; wait `Retry-After`.
     LoginThrottled = (10007, Client, "too many failed logins"),
+    /// A request body (a REST upload) sent nothing for
+    /// `PINKPAGE_BODY_IDLE_TIMEOUT_S`; the upload was aborted and its
+    /// temporary file removed.
+    RequestBodyStalled = (10009, Client, "request body stalled"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.
@@ -131,6 +135,9 @@ catalogue! {
     SftpFailed = (52000, Remote, "sftp operation failed"),
     /// A diff could not be computed.
     DiffFailed = (53000, Remote, "diff failed"),
+    /// The diffs running in the daemon hold as much memory as
+    /// `PINKPAGE_DIFF_BUDGET_BYTES` allows; retry once one ends.
+    DiffBudgetExhausted = (53001, Daemon, "diff memory budget exhausted"),
 }
 
 /// Whose side a failure is on.

@@ -47,6 +47,8 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
         LoginThrottled => StatusCode::TOO_MANY_REQUESTS,
+        RequestBodyStalled => StatusCode::REQUEST_TIMEOUT,
+        DiffBudgetExhausted => StatusCode::SERVICE_UNAVAILABLE,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource => {
             StatusCode::NOT_FOUND
         }

@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod servers_file;
+pub mod work_limits;
 pub mod workflows;
 
 use std::collections::BTreeMap;
@@ -183,6 +184,8 @@ pub const SETTINGS: &[SettingDoc] = &[
         default: "10485760",
         meaning: "DIFF: largest file compared, and stdout kept per side of diff_command (1 to 268435456)",
     },
+    work_limits::DIFF_BUDGET_DOC,
+    work_limits::BODY_IDLE_TIMEOUT_DOC,
     SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
@@ -289,6 +292,8 @@ pub struct Settings {
     /// DIFF: largest file compared (bytes), and stdout kept per side of
     /// `diff_command`.
     pub diff_max_bytes: u64,
+    /// The diff memory budget and the upload body idle timeout.
+    pub work_limits: work_limits::WorkLimits,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -460,6 +465,7 @@ impl Settings {
             diff_max_bytes: env.parse_or("PINKPAGE_DIFF_MAX_BYTES", 10u64 << 20, |n| {
                 (1..=256 << 20).contains(n)
             })?,
+            work_limits: work_limits::parse(&env)?,
             ws_heartbeat,
             ws_client_timeout,
             log_format,

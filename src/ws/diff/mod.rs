@@ -62,7 +62,12 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
+        let reservation = match conn.state.diff_budget.reserve(job.memory_bound()) {
+            Ok(r) => r,
+            Err(e) => return conn.send_error(ctx, &e, &rid),
+        };
         let request = DiffJobRequest {
+            reservation,
             job,
             pool: conn.domain.pool.get_or_insert_with(SftpPool::start).clone(),
             ssh: conn.state.ssh.clone(),

@@ -178,9 +178,11 @@ async fn a_client_that_stops_reading_slows_a_fast_script_instead_of_growing_the_
     // Random bytes as base64 at PTY speed with no throttle: the daemon
     // must stop reading the channel rather than hold what the client does
     // not take.
-    c.send(json!({"type": "script_execute", "server": "mdwap1p", "throttle_ms": 0,
-        "script": "#!/bin/sh\ncat /dev/urandom | base64\n"}))
-        .await;
+    c.send(
+        json!({"type": "script_execute", "server": "mdwap1p", "throttle_ms": 0,
+        "script": "#!/bin/sh\ncat /dev/urandom | base64\n"}),
+    )
+    .await;
     let (started, _) = c.recv_until("script_started").await;
     let remote = started["remote_path"].as_str().unwrap().to_owned();
     let script = RemoteProcess::started(&remote).await;
