@@ -2,6 +2,10 @@
 //! between two real sshd servers (`left` and `right`), over the WebSocket
 //! and over REST. Both servers serve this machine's test user, so every
 //! test works in its own /tmp/pinkpage-diff-<uuid>/{left,right}.
+//!
+//! (Over 450 lines: every test shares the two-server fixture and the
+//! sandbox; the last ones are about bounds, a client gone and the memory
+//! budget, and would be a module of three tests on their own.)
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

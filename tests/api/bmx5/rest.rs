@@ -247,3 +247,35 @@ async fn an_upload_whose_body_stalls_is_aborted_with_10009_its_file_removed_and_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_download_whose_client_disconnects_closes_its_ssh_session() {
+    let (app, sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-download-gone");
+    // far more than the socket buffers hold, so the download is mid-way
+    // when the client goes
+    let path = dir.write("big.bin", vec![7u8; 64 << 20]);
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/bmx5/files?server=mdwap1p&path={path}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let first = body.next().await.expect("a first chunk").unwrap();
+    assert!(!first.is_empty());
+    assert!(
+        sshd.log().contains("Accepted "),
+        "the download's session was opened"
+    );
+
+    drop(body);
+
+    eventually("the download's SSH session is closed", async || {
+        let log = sshd.log();
+        let opened = log.matches("Accepted ").count();
+        log.matches("Disconnected from user").count() == opened
+    })
+    .await;
+}
