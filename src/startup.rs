@@ -142,6 +142,9 @@ impl Application {
             health: health.clone(),
             transfers,
             connections: ws::registry::Connections::new(settings.caps),
+            diff_budget: pinkpage_actors::diff::budget::DiffBudget::new(
+                settings.work_limits.diff_budget_bytes,
+            ),
             workflows,
             in_flight,
             started: Instant::now(),
@@ -172,6 +175,12 @@ impl Application {
         // handling would close the WebSockets without a word
         .disable_signals()
         .shutdown_timeout(settings.shutdown_grace.as_secs().max(1))
+        // A client's EOF ends its request: the handler's future is dropped,
+        // and with it the cancel signal of the remote work it started (a
+        // REST diff_command, upload or download stops on the servers).
+        // Half-closing clients (shut the write side, then read) lose their
+        // answer; no client we know of does that (issue 11 item 4).
+        .h1_allow_half_closed(false)
         .run();
 
         log::info!(

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Every open WebSocket: the connection caps and the stall watchdog's
     /// view (its own locking; see `ws::registry`).
     pub connections: Arc<crate::ws::registry::Connections>,
+    /// The bytes running diffs may hold, daemon-wide (53001).
+    pub diff_budget: pinkpage_actors::diff::budget::DiffBudget,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Work a graceful shutdown waits for: closed connections' task

@@ -64,6 +64,10 @@ catalogue! {
     /// This connection already runs as many operations (SFTP work,
     /// diffs, scripts) as `PINKPAGE_WS_MAX_OPS_PER_CONNECTION` allows.
     TooManyOperations = (10008, Client, "too many concurrent operations on this connection"),
+    /// A request body (a REST upload) sent nothing for
+    /// `PINKPAGE_BODY_IDLE_TIMEOUT_S`; the upload was aborted and its
+    /// temporary file removed.
+    RequestBodyStalled = (10009, Client, "request body stalled"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.
@@ -146,6 +150,9 @@ catalogue! {
     SftpFailed = (52000, Remote, "sftp operation failed"),
     /// A diff could not be computed.
     DiffFailed = (53000, Remote, "diff failed"),
+    /// The diffs running in the daemon hold as much memory as
+    /// `PINKPAGE_DIFF_BUDGET_BYTES` allows; retry once one ends.
+    DiffBudgetExhausted = (53001, Daemon, "diff memory budget exhausted"),
 }
 
 /// Whose side a failure is on.

@@ -1,5 +1,6 @@
 //! `GET /api/v1/bmx4/runs` and `GET /api/v1/bmx4/runs/{run_id}`: stored
-//! batch runs (BMX4), newest first, and one run with its results.
+//! batch runs (BMX4), newest first, and one run with a page of its
+//! results (by count and by bytes: a whole run can be gigabytes).
 
 use actix_web::{get, web, HttpResponse};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -41,19 +42,41 @@ pub async fn list_runs(
     Ok(HttpResponse::Ok().json(runs))
 }
 
-/// One batch run with its commands and every result.
+/// Paging of one run's results.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ResultsQuery {
+    /// At most this many results (1-1000, default 1000); a page also ends
+    /// once it holds 16 MiB of output.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Skip this many results (default 0): the previous page's
+    /// `next_offset`.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295.0)]
+    pub offset: Option<u32>,
+}
+
+/// One batch run with its commands and a page of its results
+/// (`results_total` in all; `next_offset` for the next page, null on the
+/// last).
 #[utoipa::path(tag = "bmx4",
-    params(("run_id" = String, Path, description = "The run id from `batch_started`")),
+    params(("run_id" = String, Path, description = "The run id from `batch_started`"), ResultsQuery),
     responses(
         (status = 200, body = BatchRunDetail),
+        (status = 400, description = "bad limit or offset (10001)", body = super::error::ErrorResponse),
         (status = 404, description = "no such run (10004)", body = super::error::ErrorResponse)))]
 #[get("/api/v1/bmx4/runs/{run_id}")]
 pub async fn get_run(
     state: web::Data<AppState>,
     run_id: web::Path<String>,
+    q: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
-    match state.store.call(GetBatchRun(run_id.clone())).await? {
+    let query = GetBatchRun {
+        run_id: run_id.clone(),
+        limit: super::page_limit(q.limit, 1000)?,
+        offset: u64::from(q.offset.unwrap_or(0)),
+    };
+    match state.store.call(query).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no batch run '{run_id}'")).into()),
     }

@@ -10,7 +10,9 @@
 //!   the target and renames it over the target once the body ended
 //!   cleanly; a client that disconnects mid-body leaves no file behind.
 //!   The write runs in a detached task, so the cleanup runs even when
-//!   actix drops the handler of a vanished client.
+//!   actix drops the handler of a vanished client. A body that sends
+//!   nothing for `PINKPAGE_BODY_IDLE_TIMEOUT_S` ends the same way, with
+//!   10009 (408).
 //! - `GET` streams the file with `Content-Length`; a single `Range:
 //!   bytes=a-b` (also `a-` and `-n`) gives 206 with `Content-Range`, an
 //!   unsatisfiable one 416. Several ranges in one header are not supported:
@@ -20,11 +22,16 @@
 //! status that fits it (404 no such file, 403 permission denied, ...;
 //! [`ApiError`] decides).
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{get, put, web, HttpRequest, HttpResponse, ResponseError};
+use futures_util::{Stream, StreamExt};
 use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::files::sftp::{SftpConn, SftpError};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -153,6 +160,7 @@ async fn open(state: &AppState, server: &ServerRef) -> Result<Arc<SftpConn>, Sft
     responses(
         (status = 200, description = "written", body = UploadResult),
         (status = 400, description = "bad query (10001) or body ended early (52000)", body = ErrorResponse),
+        (status = 408, description = "10009, the body sent nothing for PINKPAGE_BODY_IDLE_TIMEOUT_S; nothing was written", body = ErrorResponse),
         (status = 403, description = "52000, SFTP permission denied", body = ErrorResponse),
         (status = 404, description = "unknown server (23000) or directory missing (52000)", body = ErrorResponse),
         (status = 409, description = "52000, the target is a directory or SFTP failed on it", body = ErrorResponse),
@@ -174,9 +182,13 @@ pub async fn put_file(
     let (task_server, task_path) = (server.clone(), path.clone());
     // Detached: when the client vanishes, actix drops this handler, but
     // the write must still remove its temporary file.
+    let idle = state.settings.work_limits.body_idle_timeout;
+    let stalled = Rc::new(Cell::new(false));
+    let task_stalled = stalled.clone();
     let task = actix_web::rt::spawn(async move {
         let state = task_state;
         let conn = open(&state, &server_ref).await?;
+        let body = idle_bounded(body, idle, task_stalled);
         let result = conn.write_atomic(&task_path, body).await;
         conn.close().await;
         let mut event =
@@ -194,13 +206,54 @@ pub async fn put_file(
         }
         result
     });
-    let size = task.await.map_err(|e| {
+    let result = task.await.map_err(|e| {
         ApiError::from(AppError::with_detail(
             ErrorCode::Internal,
             format!("upload task: {e}"),
         ))
-    })??;
+    })?;
+    if result.is_err() && stalled.get() {
+        return Err(AppError::with_detail(
+            ErrorCode::RequestBodyStalled,
+            format!(
+                "the body sent nothing for {idle:?} (PINKPAGE_BODY_IDLE_TIMEOUT_S); the upload was aborted"
+            ),
+        )
+        .into());
+    }
+    let size = result?;
     Ok(HttpResponse::Ok().json(UploadResult { server, path, size }))
+}
+
+/// `body` that ends with an error once it yields nothing for `idle`, and
+/// sets `stalled` then: a client that stops sending mid-body would
+/// otherwise hold an SSH session and a temporary file for as long as it
+/// keeps the connection open.
+fn idle_bounded<S, E>(
+    body: S,
+    idle: Duration,
+    stalled: Rc<Cell<bool>>,
+) -> impl Stream<Item = Result<Bytes, String>> + Unpin
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    Box::pin(futures_util::stream::unfold(Some(body), move |body| {
+        let stalled = stalled.clone();
+        async move {
+            // `None`: the error was given, the stream is over
+            let mut body = body?;
+            match tokio::time::timeout(idle, body.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+                Ok(Some(Err(e))) => Some((Err(e.to_string()), None)),
+                Ok(None) => None,
+                Err(_) => {
+                    stalled.set(true);
+                    Some((Err(format!("no body bytes for {idle:?}")), None))
+                }
+            }
+        }
+    }))
 }
 
 /// Downloads a file, streamed, with `Range` support for resuming.

@@ -32,6 +32,8 @@ fn audited(state: &AppState, caller: &Caller, job: Result<DiffJob, AppError>) ->
 
 async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Result<HttpResponse, ApiError> {
     let job = job?;
+    // the most the diff may hold, given back when the task ends
+    let reservation = state.diff_budget.reserve(job.memory_bound())?;
     let ssh = state.ssh.clone();
     // held until this handler ends (or is dropped with its client)
     let (_cancel, cancelled) = watch::channel(());
@@ -39,6 +41,7 @@ async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Resu
         let pool = SftpPool::start();
         let res = job.run(&pool, &ssh, cancelled, "rest").await;
         pool.stop();
+        drop(reservation);
         res
     });
     match task.await {
@@ -58,6 +61,7 @@ async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Resu
     (status = 501, description = "the server does not support an SFTP operation (53000)", body = ErrorResponse),
     (status = 502, description = "connection failed (2xxxx) or SFTP was lost (53000)", body = ErrorResponse),
     (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
+    (status = 503, description = "the daemon's diff memory budget is taken (53001); retry later", body = ErrorResponse),
     (status = 404, description = "a path is missing (53000, the side in `detail`) or unknown server (23000)", body = ErrorResponse)))]
 #[post("/api/v1/diff/files")]
 pub async fn diff_files(
@@ -83,6 +87,7 @@ pub async fn diff_files(
     (status = 501, description = "the server does not support an SFTP operation (53000)", body = ErrorResponse),
     (status = 502, description = "connection failed (2xxxx) or SFTP was lost (53000)", body = ErrorResponse),
     (status = 504, description = "a connection or SFTP request timed out", body = ErrorResponse),
+    (status = 503, description = "the daemon's diff memory budget is taken (53001); retry later", body = ErrorResponse),
     (status = 413, description = "more than 100000 entries on a side (53000)", body = ErrorResponse)))]
 #[post("/api/v1/diff/dirs")]
 pub async fn diff_dirs(
@@ -106,7 +111,8 @@ pub async fn diff_dirs(
     (status = 400, description = "bad field (10001)", body = ErrorResponse),
     (status = 404, description = "unknown server (23000)", body = ErrorResponse),
     (status = 502, description = "connection failed (2xxxx) or the command could not run (22000)", body = ErrorResponse),
-    (status = 504, description = "the command ran past timeout_s (22001)", body = ErrorResponse)))]
+    (status = 504, description = "the command ran past timeout_s (22001)", body = ErrorResponse),
+    (status = 503, description = "the daemon's diff memory budget is taken (53001); retry later", body = ErrorResponse)))]
 #[post("/api/v1/diff/command")]
 pub async fn diff_command(
     state: web::Data<AppState>,

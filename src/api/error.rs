@@ -47,8 +47,10 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
         LoginThrottled | WsTooManyUserConnections | TooManyOperations => StatusCode::TOO_MANY_REQUESTS,
-        WsTooManyConnections | SshNoSessionSlot | ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-        WsStalled => StatusCode::REQUEST_TIMEOUT,
+        WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        WsStalled | RequestBodyStalled => StatusCode::REQUEST_TIMEOUT,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource => {
             StatusCode::NOT_FOUND
         }

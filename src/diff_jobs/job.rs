@@ -24,6 +24,9 @@ use pinkpage_actors::access::Principal;
 pub const MAX_CONTEXT: usize = 10_000;
 /// Most entries walked per side of a `diff_dirs`.
 pub const MAX_DIR_ENTRIES: usize = 100_000;
+/// What one walked directory entry is taken to hold (its relative path,
+/// kind, size, time and hash), for [`DiffJob::memory_bound`].
+pub const DIR_ENTRY_BYTES: u64 = 256;
 /// `diff_command`'s run time per side when the request names none.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest `timeout_s` a `diff_command` may ask for: tighter than
@@ -155,6 +158,20 @@ impl DiffJob {
                 timeout,
             },
         })
+    }
+
+    /// The most bytes this job may hold while it runs, reserved from the
+    /// daemon's diff budget before it starts: both files, both commands'
+    /// kept output, or both directory listings (estimated at
+    /// [`DIR_ENTRY_BYTES`] an entry).
+    pub fn memory_bound(&self) -> u64 {
+        match self {
+            DiffJob::Files { max_bytes, .. } => max_bytes.saturating_mul(2),
+            DiffJob::Command { options, .. } => {
+                2 * (options.max_stdout as u64 + remote::COMMAND_STDERR_MAX as u64)
+            }
+            DiffJob::Dirs { options, .. } => 2 * options.max_entries as u64 * DIR_ENTRY_BYTES,
+        }
     }
 
     /// `diff_files`, `diff_dirs` or `diff_command`, for the log.

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
+use pinkpage_actors::diff::budget::Reservation;
 use pinkpage_actors::diff::remote::DiffError;
 use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::ssh::SshOptions;
@@ -46,6 +47,9 @@ pub struct DiffJobRequest {
     pub ssh: Arc<SshOptions>,
     /// The client, for the log.
     pub who: String,
+    /// The job's share of the diff budget, given back when the job's
+    /// future ends (with this request), whatever way it ends.
+    pub reservation: Reservation,
 }
 
 /// The actor. See the module docs.
@@ -106,26 +110,31 @@ async fn run(
     let winds_down = matches!(req.job, DiffJob::Command { .. });
     let mut stopped = cancel.clone();
     let job = req.job.run(&req.pool, &req.ssh, cancel, &req.who);
-    tokio::pin!(job);
-    let (outcome, cleanup_error) = tokio::select! {
-        res = &mut job => (Some(res), None),
-        _ = async { while stopped.changed().await.is_ok() {} } => {
-            if !winds_down {
-                (None, None)
-            } else {
-                match tokio::time::timeout(CLEANUP_TIMEOUT, &mut job).await {
-                    Ok(_) => (None, None),
-                    Err(_) => (
-                        None,
-                        Some(AppError::with_detail(
-                            ErrorCode::TaskCleanupFailed,
-                            format!("diff_command did not end within {CLEANUP_TIMEOUT:?} of its cancel"),
-                        )),
-                    ),
+    let (outcome, cleanup_error) = {
+        tokio::pin!(job);
+        tokio::select! {
+            res = &mut job => (Some(res), None),
+            _ = async { while stopped.changed().await.is_ok() {} } => {
+                if !winds_down {
+                    (None, None)
+                } else {
+                    match tokio::time::timeout(CLEANUP_TIMEOUT, &mut job).await {
+                        Ok(_) => (None, None),
+                        Err(_) => (
+                            None,
+                            Some(AppError::with_detail(
+                                ErrorCode::TaskCleanupFailed,
+                                format!("diff_command did not end within {CLEANUP_TIMEOUT:?} of its cancel"),
+                            )),
+                        ),
+                    }
                 }
             }
         }
     };
+    // the job's future is gone: its bytes go back before its client hears
+    // of the end, so a client that saw the end can start the next diff
+    drop(req.reservation);
     reporter.finish(outcome, cleanup_error);
     let _ = ended.send(());
 }

@@ -23,6 +23,7 @@ pub mod access;
 pub mod caps;
 pub mod dotenv;
 pub mod servers_file;
+pub mod work_limits;
 pub mod workflows;
 
 use std::collections::BTreeMap;
@@ -191,6 +192,8 @@ pub const SETTINGS: &[SettingDoc] = &[
         default: "10485760",
         meaning: "DIFF: largest file compared, and stdout kept per side of diff_command (1 to 268435456)",
     },
+    work_limits::DIFF_BUDGET_DOC,
+    work_limits::BODY_IDLE_TIMEOUT_DOC,
     SettingDoc {
         name: "PINKPAGE_SHUTDOWN_GRACE_S",
         default: "10",
@@ -338,6 +341,8 @@ pub struct Settings {
     pub audit_fail_open: bool,
     /// How long a graceful shutdown may take.
     pub shutdown_grace: Duration,
+    /// The diff memory budget and the upload body idle timeout.
+    pub work_limits: work_limits::WorkLimits,
     /// WebSocket ping period.
     pub ws_heartbeat: Duration,
     /// A WebSocket client silent this long is dropped.
@@ -515,6 +520,7 @@ impl Settings {
             })?,
             audit_fail_open: env.parse_or("PINKPAGE_AUDIT_FAIL_OPEN", false, |_| true)?,
             shutdown_grace: env.seconds("PINKPAGE_SHUTDOWN_GRACE_S", 10.0)?,
+            work_limits: work_limits::parse(&env)?,
             ws_heartbeat,
             ws_client_timeout,
             log_format,

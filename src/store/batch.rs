@@ -120,9 +120,19 @@ pub struct BatchRunDetail {
     pub run: BatchRun,
     /// Command lines, in order.
     pub commands: Vec<String>,
-    /// Results by server, then index.
+    /// One page of the results by server, then index (see [`GetBatchRun`]).
     pub results: Vec<BatchResult>,
+    /// How many results the run has stored in all.
+    pub results_total: u64,
+    /// The `offset` of the next page; null when this page is the last.
+    pub next_offset: Option<u64>,
 }
+
+/// Most bytes of output (stdout and stderr) one page of results carries:
+/// with 1,000 results of up to 2 MiB each a whole run could be gigabytes
+/// in one response; a page ends early at this bound instead (always with
+/// at least one result, so paging moves on).
+pub const RESULTS_PAGE_MAX_BYTES: usize = 16 << 20;
 
 /// Stores a new run as `running`.
 #[derive(Message)]
@@ -162,10 +172,29 @@ pub struct ListBatchRuns {
     pub offset: u32,
 }
 
-/// One run with its results; `None` when unknown.
+/// One run with a page of its results: at most `limit` from `offset`, and
+/// at most [`RESULTS_PAGE_MAX_BYTES`] of output; `None` when unknown.
 #[derive(Message)]
 #[rtype(result = "Result<Option<BatchRunDetail>, AppError>")]
-pub struct GetBatchRun(pub String);
+pub struct GetBatchRun {
+    /// Which run.
+    pub run_id: String,
+    /// Most results to return.
+    pub limit: u32,
+    /// Results to skip.
+    pub offset: u64,
+}
+
+impl GetBatchRun {
+    /// The first page (as many results as a page may hold).
+    pub fn first_page(run_id: impl Into<String>) -> Self {
+        GetBatchRun {
+            run_id: run_id.into(),
+            limit: 1000,
+            offset: 0,
+        }
+    }
+}
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -313,7 +342,8 @@ impl Handler<ListBatchRuns> for StoreActor {
 impl Handler<GetBatchRun> for StoreActor {
     type Result = Result<Option<BatchRunDetail>, AppError>;
 
-    fn handle(&mut self, GetBatchRun(run_id): GetBatchRun, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, q: GetBatchRun, _: &mut Self::Context) -> Self::Result {
+        let run_id = q.run_id;
         let found = self
             .conn
             .query_row(
@@ -331,11 +361,11 @@ impl Handler<GetBatchRun> for StoreActor {
             .prepare_cached(
                 "SELECT server, idx, command, status, exit_status, exit_signal, stdout, stderr, truncated,
                     attempts, duration_ms, error_code, error_detail
-                 FROM batch_results WHERE run_id = ?1 ORDER BY server, idx",
+                 FROM batch_results WHERE run_id = ?1 ORDER BY server, idx LIMIT ?2 OFFSET ?3",
             )
             .map_err(db_error)?;
-        let results = stmt
-            .query_map(params![run_id], |r| {
+        let rows = stmt
+            .query_map(params![run_id, q.limit, q.offset as i64], |r| {
                 let code: Option<u32> = r.get(11)?;
                 let detail: Option<String> = r.get(12)?;
                 Ok(BatchResult {
@@ -359,13 +389,37 @@ impl Handler<GetBatchRun> for StoreActor {
                     }),
                 })
             })
-            .map_err(db_error)?
-            .collect::<Result<Vec<_>, _>>()
             .map_err(db_error)?;
+        // rows are read one at a time, so a page cut at the byte bound
+        // never had the rest in memory
+        let mut results = Vec::new();
+        let mut bytes = 0usize;
+        for row in rows {
+            let result = row.map_err(db_error)?;
+            let size = result.stdout.len() + result.stderr.len();
+            if !results.is_empty() && bytes + size > RESULTS_PAGE_MAX_BYTES {
+                break;
+            }
+            bytes += size;
+            results.push(result);
+        }
+        let results_total: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM batch_results WHERE run_id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .map_err(db_error)?;
+        let results_total = results_total.max(0) as u64;
+        let end = q.offset + results.len() as u64;
+        let next_offset = (end < results_total).then_some(end);
         Ok(Some(BatchRunDetail {
             run,
             commands,
             results,
+            results_total,
+            next_offset,
         }))
     }
 }

@@ -2,6 +2,10 @@
 //! between two real sshd servers (`left` and `right`), over the WebSocket
 //! and over REST. Both servers serve this machine's test user, so every
 //! test works in its own /tmp/pinkpage-diff-<uuid>/{left,right}.
+//!
+//! (Over 450 lines: every test shares the two-server fixture and the
+//! sandbox; the last ones are about bounds, a client gone and the memory
+//! budget, and would be a module of three tests on their own.)
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -411,4 +415,101 @@ async fn a_diff_command_whose_client_disconnects_is_stopped_on_both_servers() {
     .await;
     c.close().await;
     sleepers.ended("a diff_command outlived its client").await;
+}
+
+#[tokio::test]
+async fn a_rest_diff_command_whose_client_disconnects_is_stopped_on_both_servers() {
+    let s = two_servers().await;
+    let sb = sandbox();
+    let command = format!(
+        "echo $SSH_CONNECTION | cut -d' ' -f4 >> {}/started; exec sleep 300.7531",
+        sb.root().display()
+    );
+    let body = json!({"command": command, "left_server": "left", "right_server": "right"});
+    let app = &s.app;
+    let request = async move { app.post_json("/api/v1/diff/command", &body).await };
+
+    // the request runs until both sides are seen, then is dropped with its
+    // connection: what a client that goes away looks like to the daemon
+    let started = sb.join("started");
+    let seen = async {
+        let sleepers = RemoteProcess::started("^sleep 300.7531").await;
+        eventually("both sides started", async || {
+            std::fs::read_to_string(&started).is_ok_and(|s| s.lines().count() == 2)
+        })
+        .await;
+        sleepers
+    };
+    let sleepers = tokio::select! {
+        res = request => panic!("the diff answered before its client left: {}", res.status()),
+        sleepers = seen => sleepers,
+    };
+
+    // the bound: nothing left after 10 s
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sleepers.ended("a REST diff_command outlived its client"),
+    )
+    .await
+    .expect("the sleeps still run 10 s after the client left");
+}
+
+#[tokio::test]
+async fn a_diff_past_the_daemons_memory_budget_gets_53001_and_the_budget_is_whole_again_after() {
+    // 1 MiB a side: a diff_command reserves 2 x (1 MiB + 64 KiB), a
+    // diff_files 2 MiB; 3,000,000 bytes fit one of them, never two
+    let s = two_servers_with(&[
+        ("PINKPAGE_DIFF_MAX_BYTES", "1048576"),
+        ("PINKPAGE_DIFF_BUDGET_BYTES", "3000000"),
+    ])
+    .await;
+    let sb = sandbox();
+    let l = sb.write("left/a.txt", "one\n");
+    let r = sb.write("right/a.txt", "two\n");
+    let files = json!({"left": {"server": "left", "path": l}, "right": {"server": "right", "path": r}});
+    // A holds the budget with a command that waits for `go`
+    let mut holder = diff_ws(&s.app).await;
+    let root = sb.root().display().to_string();
+    holder
+        .send(json!({"type": "diff_command", "request_id": "hold", "left_server": "left", "right_server": "right",
+            "command": format!("touch {root}/held.$$; while [ ! -e {root}/go ]; do sleep 0.05; done; echo done")}))
+        .await;
+    eventually("both sides of the holding diff run", async || {
+        std::fs::read_dir(sb.root())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("held.")
+            })
+            .count()
+            == 2
+    })
+    .await;
+
+    let refused = s.app.post_json("/api/v1/diff/files", &files).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 53001, "{body}");
+    let mut other = diff_ws(&s.app).await;
+    let ws_refused = other.ask(files_request(&l, &r), "diff_result").await;
+    assert_eq!(ws_refused["error"]["code"], 53001, "{ws_refused}");
+
+    sb.write("go", "");
+    let held = holder.ask(json!({"type": "ping"}), "diff_command_result").await;
+    assert_eq!(held["identical"], true, "{held}");
+
+    // released on every path: after an answer, after an error, repeatedly
+    let missing =
+        json!({"left": {"server": "left", "path": format!("{root}/left/none")}, "right": files["right"]});
+    for _ in 0..3 {
+        let res = s.app.post_json("/api/v1/diff/files", &missing).await;
+        assert_eq!(res.status(), 404);
+        let ok = other.ask(files_request(&l, &r), "diff_result").await;
+        assert_eq!(ok["identical"], false, "{ok}");
+        let ok = s.app.post_json("/api/v1/diff/files", &files).await;
+        assert_eq!(ok.status(), 200);
+    }
 }

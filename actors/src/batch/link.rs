@@ -8,6 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 
+use super::group::own_group;
 use crate::error::{AppError, ErrorCode};
 use crate::server::ServerSpec;
 use crate::ssh::{self, ExecLimits, ExecOutput, SshOptions, SshSession};
@@ -102,8 +103,11 @@ impl ServerLink for SshLink {
                 }
             };
             let cancel = self.cancel.clone();
+            // its own process group: a timeout or cancel ends all of it
             let result = session
-                .exec_until(command, self.limits, async move { cancel.cancelled().await })
+                .exec_until(&own_group(command), self.limits, async move {
+                    cancel.cancelled().await
+                })
                 .await;
             if result.is_err() && session.is_closed() {
                 // the connection went down under the command: report the

@@ -3,7 +3,8 @@
 //!
 //! What it owns: the run's plan (servers, commands, retry policy, output
 //! caps), the cancel signal its per-server workers watch, the workers'
-//! join handles, and the tally of results. Each server gets one worker
+//! join handles, the tally of results, and the gate its workers share
+//! (at most [`RUN_OUTPUT_IN_FLIGHT_MAX`] of output held at once). Each server gets one worker
 //! task holding ONE connection for the whole run (an exec channel per
 //! command, no reconnect per command); the workers of different servers
 //! run in parallel.
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message};
 use futures_util::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -83,6 +84,20 @@ impl Tally {
             }
         }
     }
+}
+
+/// Most output bytes a run holds at once: the kept output of the commands
+/// it runs in parallel (each up to `max_stdout + max_stderr`, held from
+/// the command's start until its result was stored and passed on). With
+/// the default 1 MiB caps, 64 servers run side by side; more servers wait
+/// their turn instead of holding 2 MiB each.
+pub const RUN_OUTPUT_IN_FLIGHT_MAX: usize = 128 << 20;
+
+/// How many commands of a run with `limits` may run at once (at least
+/// one) under [`RUN_OUTPUT_IN_FLIGHT_MAX`].
+pub fn commands_in_flight(limits: &crate::ssh::ExecLimits) -> usize {
+    let per_command = limits.max_stdout.saturating_add(limits.max_stderr).max(1);
+    (RUN_OUTPUT_IN_FLIGHT_MAX / per_command).max(1)
 }
 
 /// A worker is done with its server.
@@ -148,6 +163,7 @@ impl Actor for BatchRunActor {
             ctx.stop();
             return;
         }
+        let gate = Rc::new(Semaphore::new(commands_in_flight(&self.plan.limits)));
         for server in &self.plan.servers {
             let mut link = self.links.link(server, self.plan.limits, self.cancel_rx.clone());
             let server = Arc::clone(server);
@@ -158,6 +174,7 @@ impl Actor for BatchRunActor {
             let tally = Rc::clone(&self.tally);
             let run_id = self.plan.run_id.clone();
             let addr = ctx.address();
+            let gate = Rc::clone(&gate);
             self.workers.push(actix::spawn(async move {
                 let mut report = |mut result: CommandResult| {
                     result.run_id = run_id.clone();
@@ -170,7 +187,16 @@ impl Actor for BatchRunActor {
                     }
                     .boxed_local()
                 };
-                run_server(&server, link.as_mut(), &commands, policy, &cancel, &mut report).await;
+                run_server(
+                    &server,
+                    link.as_mut(),
+                    &commands,
+                    policy,
+                    &cancel,
+                    &gate,
+                    &mut report,
+                )
+                .await;
                 addr.do_send(ServerFinished);
             }));
         }

@@ -4,6 +4,7 @@
 //! time and a scripted link (`worker/tests.rs`).
 
 use futures_util::future::LocalBoxFuture;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::link::{Cancel, ServerLink};
@@ -36,12 +37,18 @@ pub(crate) fn is_connection_error(e: &AppError) -> bool {
 /// tried: they are reported with that error, failed (or skipped under
 /// `stop_on_error`). On cancel it returns at once, reporting nothing more.
 /// The link is closed at the end either way.
+///
+/// A command runs only with a permit of `gate`, held from its first
+/// attempt until its result was reported: the run's servers share one
+/// gate, so what a run holds in output at once is bounded by the gate's
+/// permits, not by its number of servers.
 pub async fn run_server(
     server: &ServerSpec,
     link: &mut dyn ServerLink,
     commands: &[String],
     policy: RetryPolicy,
     cancel: &Cancel,
+    gate: &Semaphore,
     report: &mut dyn FnMut(CommandResult) -> LocalBoxFuture<'static, ()>,
 ) {
     let mut stopped = false;
@@ -77,6 +84,14 @@ pub async fn run_server(
             report(result).await;
             continue;
         }
+        // never closed, so only a cancel ends the wait
+        let _permit = tokio::select! {
+            permit = gate.acquire() => permit.ok(),
+            _ = cancel.cancelled() => {
+                link.close().await;
+                return;
+            }
+        };
         let started = Instant::now();
         let outcome = loop {
             result.attempts += 1;

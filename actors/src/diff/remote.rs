@@ -25,6 +25,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::batch::group::own_group;
 use crate::diff::compare::{self, CompareBy, DirDiff, FileDiff, Input, Side, Tree};
 use crate::error::{AppError, ErrorCode};
 use crate::files::pool::SftpPool;
@@ -373,7 +374,9 @@ async fn run_side(
     };
     // fires when the caller sends or drops its sender
     let cancelled = async move { while cancel.changed().await.is_ok() {} };
-    let out = session.exec_until(command, limits, cancelled).await;
+    // its own process group, killed whole on cancel or when the channel
+    // closes (crate::batch::group)
+    let out = session.exec_until(&own_group(command), limits, cancelled).await;
     let _ = session.disconnect().await;
     out.map_err(|e| DiffError::wrap(side, e, None))
 }

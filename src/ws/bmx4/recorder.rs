@@ -331,7 +331,11 @@ mod tests {
         rec.do_send(notice);
         let passed = rx.recv().await.unwrap();
         assert_eq!(passed.task_id, id, "passed on unchanged");
-        let run = store.call(GetBatchRun("run-1".into())).await.unwrap().unwrap();
+        let run = store
+            .call(GetBatchRun::first_page("run-1"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(run.results.len(), 1);
         assert_eq!(run.run.status, "running");
 
@@ -355,7 +359,11 @@ mod tests {
         let end = rx.recv().await.unwrap();
         assert!(matches!(end.event, TaskEvent::Finished { .. }));
         // the client hears the end only once it is stored
-        let run = store.call(GetBatchRun("run-1".into())).await.unwrap().unwrap();
+        let run = store
+            .call(GetBatchRun::first_page("run-1"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(run.run.status, "cancelled");
         assert_eq!((run.run.succeeded, run.run.failed, run.run.skipped), (1, 0, 1));
         assert_eq!(run.run.duration_ms, Some(40));
@@ -377,7 +385,11 @@ mod tests {
         // the write itself runs detached: poll the store, bounded
         let mut run = None;
         for _ in 0..400 {
-            let got = store.call(GetBatchRun("run-2".into())).await.unwrap().unwrap();
+            let got = store
+                .call(GetBatchRun::first_page("run-2"))
+                .await
+                .unwrap()
+                .unwrap();
             if got.run.status != "running" {
                 run = Some(got);
                 break;

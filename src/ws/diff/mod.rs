@@ -66,8 +66,13 @@ impl Domain for Diff {
         let Some(counted) = conn.operation_or_refuse(&rid, ctx) else {
             return;
         };
+        let reservation = match conn.state.diff_budget.reserve(job.memory_bound()) {
+            Ok(r) => r,
+            Err(e) => return conn.send_error(ctx, &e, &rid),
+        };
         conn.state.store.audit(job.audit_event(conn.audit_event("diff")));
         let request = DiffJobRequest {
+            reservation,
             job,
             pool: conn.domain.pool.get_or_insert_with(SftpPool::start).clone(),
             ssh: conn.state.ssh.clone(),

@@ -104,3 +104,69 @@ async fn a_client_that_disconnects_mid_run_leaves_it_recorded_cancelled_with_its
     assert_eq!(events[0]["detail"]["status"], "cancelled", "{events:?}");
     assert_eq!(events[0]["detail"]["run_id"], run_id.as_str());
 }
+
+/// `a & b; wait`: a compound command whose shell is not the only process.
+/// The patterns match the sleeps themselves (`^`), not the shells whose
+/// command lines contain them.
+fn compound() -> (String, String, String) {
+    let (a, b) = (unique_sleep(), unique_sleep());
+    let command = format!("{a} & {b}; wait");
+    (format!("^{a}"), format!("^{b}"), command)
+}
+
+#[tokio::test]
+async fn a_compound_command_past_its_timeout_leaves_none_of_its_processes_behind() {
+    let (app, _sshd) = app_with_server("s1").await;
+    let mut c = bmx4(&app).await;
+    let (a, b, command) = compound();
+
+    let ((first, second), batch) = tokio::join!(
+        async { (RemoteProcess::started(&a).await, RemoteProcess::started(&b).await) },
+        run_batch(
+            &mut c,
+            json!({"server": "s1", "commands": [command], "timeout_s": 2})
+        )
+    );
+
+    assert_eq!(batch.results[0]["error"]["code"], 22001, "{:?}", batch.results);
+    first.ended("the background child outlived the timeout").await;
+    second.ended("the foreground child outlived the timeout").await;
+}
+
+#[tokio::test]
+async fn a_cancelled_compound_command_leaves_none_of_its_processes_behind() {
+    let (app, _sshd) = app_with_server("s1").await;
+    let mut c = bmx4(&app).await;
+    let (a, b, command) = compound();
+    c.send(json!({"type": "batch_execute", "server": "s1", "commands": [command]}))
+        .await;
+    let started = c.request_wait("batch_started").await;
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let first = RemoteProcess::started(&a).await;
+    let second = RemoteProcess::started(&b).await;
+
+    c.send(json!({"type": "batch_cancel", "run_id": run_id})).await;
+    let complete = c.request_wait("batch_complete").await;
+
+    assert_eq!(complete["cancelled"], true, "{complete}");
+    first.ended("the background child outlived the cancel").await;
+    second.ended("the foreground child outlived the cancel").await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_dies_mid_run_leaves_none_of_the_commands_processes_behind() {
+    let (mut app, _sshd) = app_with_server("s1").await;
+    let mut c = bmx4(&app).await;
+    let (a, b, command) = compound();
+    c.send(json!({"type": "batch_execute", "server": "s1", "commands": [command]}))
+        .await;
+    let first = RemoteProcess::started(&a).await;
+    let second = RemoteProcess::started(&b).await;
+
+    // SIGKILL: no cleanup of any kind runs; only the closed connection
+    // tells the server (sshd sends no SIGHUP to commands without a PTY)
+    app.kill_and_restart().await;
+
+    first.ended("the background child outlived the daemon").await;
+    second.ended("the foreground child outlived the daemon").await;
+}

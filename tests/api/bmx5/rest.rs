@@ -191,3 +191,91 @@ async fn an_upload_whose_client_disconnects_mid_body_leaves_no_file() {
     assert_eq!(audit[0]["detail"]["error"], 52000, "{audit:?}");
     assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
 }
+
+#[tokio::test]
+async fn an_upload_whose_body_stalls_is_aborted_with_10009_its_file_removed_and_its_session_closed() {
+    // 1 s instead of the default 30, to keep the suite short
+    let (builder, [sshd]) = with_servers(["mdwap1p"]);
+    let app = builder.env("PINKPAGE_BODY_IDLE_TIMEOUT_S", "1").spawn().await;
+    let dir = TempTree::for_test_user("bmx5-stalled");
+    let path = dir.path("stalled.bin");
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/v1/bmx5/files?server=mdwap1p&path={path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 50000000\r\n\r\n",
+        app.admin_token.as_deref().unwrap()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&chunk(0)).await.unwrap();
+    eventually("the temporary file appears", async || {
+        dir.entries()
+            .iter()
+            .any(|n| n.starts_with(".stalled.bin.pinkpage-"))
+    })
+    .await;
+
+    // the stimulus: send nothing more, keep the connection open, read
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read(&mut sock, &mut buf),
+        )
+        .await
+        .expect("no answer 10 s into a stalled body")
+        .unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":10009"), "{answer}");
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+    // every SSH session the daemon opened to the server was closed
+    eventually("the upload's SSH session is closed", async || {
+        let log = sshd.log();
+        let opened = log.matches("Accepted ").count();
+        opened > 0 && log.matches("Disconnected from user").count() == opened
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_download_whose_client_disconnects_closes_its_ssh_session() {
+    let (app, sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-download-gone");
+    // far more than the socket buffers hold, so the download is mid-way
+    // when the client goes
+    let path = dir.write("big.bin", vec![7u8; 64 << 20]);
+    let res = app
+        .http
+        .get(app.url(&format!("/api/v1/bmx5/files?server=mdwap1p&path={path}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut body = res.bytes_stream();
+    let first = body.next().await.expect("a first chunk").unwrap();
+    assert!(!first.is_empty());
+    assert!(
+        sshd.log().contains("Accepted "),
+        "the download's session was opened"
+    );
+
+    drop(body);
+
+    eventually("the download's SSH session is closed", async || {
+        let log = sshd.log();
+        let opened = log.matches("Accepted ").count();
+        log.matches("Disconnected from user").count() == opened
+    })
+    .await;
+}

@@ -1,7 +1,10 @@
 //! BMX5 remote scripts: arguments, exit codes, timeout, cancel,
 //! disconnect, names from the scripts directory.
 
+use std::time::Duration;
+
 use super::*;
+use crate::support::remote::pgrep;
 
 /// Runs `script` with `args` and returns (output with `\r\n` as `\n`,
 /// the remote temporary path, the completion).
@@ -166,4 +169,46 @@ async fn script_names_are_plain_file_names_from_the_scripts_directory() {
     .await;
     assert_eq!(out, "hello world\n");
     assert_eq!(done["exit_status"], 0);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_slows_a_fast_script_instead_of_growing_the_daemon() {
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let mut c = bmx5(&app).await;
+    // Random bytes as base64 at PTY speed with no throttle: the daemon
+    // must stop reading the channel rather than hold what the client does
+    // not take.
+    c.send(
+        json!({"type": "script_execute", "server": "mdwap1p", "throttle_ms": 0,
+        "script": "#!/bin/sh\ncat /dev/urandom | base64\n"}),
+    )
+    .await;
+    let (started, _) = c.recv_until("script_started").await;
+    let remote = started["remote_path"].as_str().unwrap().to_owned();
+    let script = RemoteProcess::started(&remote).await;
+    // The stimulus: read nothing for 6 s (the 30 s cut to keep the
+    // suite short; the bound is reached within the first second).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let held_kib = app.peak_rss_kib();
+    eprintln!("daemon peak RSS while the script client did not read: {held_kib} KiB");
+    // the same bound as STUB's: a bounded mailbox of output plus the socket
+    // buffers, not six seconds of PTY output (hundreds of MB)
+    assert!(
+        held_kib < 64 * 1024,
+        "the daemon buffered {held_kib} KiB for a client that did not read"
+    );
+    // slowed, not killed: it still runs, and output flows once read again
+    assert!(pgrep(&remote), "the script was killed instead of slowed");
+    let mut bytes = 0;
+    while bytes < 4 << 20 {
+        let f = c.recv().await;
+        assert_ne!(f["type"], "script_complete", "the script ended: {f}");
+        if f["type"] == "script_output" {
+            bytes += f["data"].as_str().unwrap().len();
+        }
+    }
+    c.send(json!({"type": "script_cancel"})).await;
+    let (done, _) = c.recv_until("script_complete").await;
+    assert_eq!(done["reason"], "cancelled", "{done}");
+    script.ended("the cancelled script still runs").await;
 }

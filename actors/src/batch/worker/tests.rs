@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::*;
@@ -30,6 +31,7 @@ async fn run(
         &commands(names),
         policy,
         &cancel,
+        &Semaphore::new(1),
         &mut |r| {
             results.push(r);
             async {}.boxed_local()
@@ -183,16 +185,70 @@ async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_lin
         results.push(r);
         async {}.boxed_local()
     };
+    let gate = Semaphore::new(1);
     let work = run_server(
         &spec,
         &mut link,
         &names,
         policy(10, 60_000, false),
         &cancel,
+        &gate,
         &mut report,
     );
     tokio::join!(work, cancel_later);
     assert!(results.is_empty());
     assert_eq!(t0.elapsed(), Duration::from_millis(500), "the delay is cut short");
     assert_eq!(seen.borrow().closed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn servers_sharing_a_gate_of_one_permit_run_their_commands_one_at_a_time() {
+    let script = [("a", vec![exit(0, 100)]), ("b", vec![exit(0, 100)])];
+    let (seen1, seen2) = (
+        Rc::new(RefCell::new(Seen::default())),
+        Rc::new(RefCell::new(Seen::default())),
+    );
+    let (mut l1, mut l2) = (
+        Scripted::new(&script, seen1.clone()),
+        Scripted::new(&script, seen2.clone()),
+    );
+    let (_tx, cancel) = Cancel::new();
+    let (s1, s2, names) = (server("s1"), server("s2"), commands(&["a", "b"]));
+    let gate = Semaphore::new(1);
+    let t0 = Instant::now();
+    let mut r1 = |_| async {}.boxed_local();
+    let mut r2 = |_| async {}.boxed_local();
+
+    tokio::join!(
+        run_server(&s1, &mut l1, &names, policy(0, 0, false), &cancel, &gate, &mut r1),
+        run_server(&s2, &mut l2, &names, policy(0, 0, false), &cancel, &gate, &mut r2),
+    );
+
+    // four commands of 100 ms, never two at once
+    assert_eq!(t0.elapsed(), Duration::from_millis(400));
+    let mut starts: Vec<u128> = [seen1, seen2]
+        .iter()
+        .flat_map(|s| {
+            s.borrow()
+                .attempts
+                .iter()
+                .map(|(_, at)| at.as_millis())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    starts.sort();
+    assert_eq!(starts, vec![0, 100, 200, 300]);
+}
+
+#[test]
+fn a_run_holds_at_most_its_in_flight_bound_of_output() {
+    let limits = |cap: usize| crate::ssh::ExecLimits {
+        max_stdout: cap,
+        max_stderr: cap,
+        timeout: None,
+    };
+    use crate::batch::run::commands_in_flight;
+    assert_eq!(commands_in_flight(&limits(1 << 20)), 64);
+    assert_eq!(commands_in_flight(&limits(64 << 20)), 1, "at least one");
+    assert_eq!(commands_in_flight(&limits(0)), 128 << 20);
 }
