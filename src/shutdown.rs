@@ -122,7 +122,7 @@ pub async fn graceful(
     let tasks_done = until(deadline, state.in_flight.drained()).await;
     let http_done = until(deadline, server.stop(true)).await;
     let audit_done = until(deadline, state.store.journal().flushed()).await;
-    match state.store.interrupt_left_workflow_runs_now() {
+    match state.store.interrupt_left_runs_now() {
         Ok(0) => {}
         Ok(n) => {
             log::warn!(runs = n; "workflow runs that did not end before the shutdown marked interrupted")

@@ -73,12 +73,10 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?;
 
-        let interrupted = store
-            .interrupt_left_workflow_runs_now()
-            .map_err(|e| SettingsError {
-                variable: "PINKPAGE_DB".into(),
-                problem: format!("cannot mark interrupted workflow runs: {e}"),
-            })?;
+        let interrupted = store.interrupt_left_runs_now().map_err(|e| SettingsError {
+            variable: "PINKPAGE_DB".into(),
+            problem: format!("cannot mark interrupted workflow runs: {e}"),
+        })?;
         if interrupted > 0 {
             log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
         }

@@ -120,6 +120,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<(String, String)>, DotenvErr
 
 /// The value after `=`; the error says what is wrong without quoting it.
 fn parse_value(input: &str) -> Result<String, &'static str> {
+    // the environment cannot hold a NUL, and setting one panics with the
+    // value in the message
+    if input.contains('\0') {
+        return Err("a NUL character");
+    }
     #[derive(PartialEq)]
     enum In {
         Bare,
@@ -163,6 +168,13 @@ mod tests {
 
     fn vars(text: &str) -> Result<Vec<(String, String)>, DotenvError> {
         parse(text, Path::new(".env"))
+    }
+
+    #[test]
+    fn a_nul_in_a_value_is_refused_without_the_value() {
+        let err = vars("HIWARE_PW=sec\0ret-nul\n").unwrap_err().to_string();
+        assert!(err.contains("HIWARE_PW") && err.contains("NUL"), "{err}");
+        assert!(!err.contains("ret-nul"), "{err}");
     }
 
     fn value(text: &str) -> String {

@@ -503,8 +503,21 @@ impl Settings {
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
             host_key_mode,
             ssh_connect_timeout: env.seconds("PINKPAGE_SSH_CONNECT_TIMEOUT_S", 10.0)?,
+            // 0 is off; below 0.25 s the kernel's user timeout (4 periods)
+            // would round to "off" and the server would be flooded
             ssh_keepalive: Some(env.seconds_or_zero("PINKPAGE_SSH_KEEPALIVE_S", 15.0)?)
-                .filter(|d| !d.is_zero()),
+                .filter(|d| !d.is_zero())
+                .map(|d| {
+                    if d < Duration::from_millis(250) {
+                        Err(SettingsError::new(
+                            "PINKPAGE_SSH_KEEPALIVE_S",
+                            "must be 0 (off) or at least 0.25",
+                        ))
+                    } else {
+                        Ok(d)
+                    }
+                })
+                .transpose()?,
             health_interval,
             health_timeout,
             health_failures: env.parse_or("PINKPAGE_HEALTH_FAILURES", 2u32, |n| *n > 0)?,
@@ -682,6 +695,7 @@ mod tests {
             ("MDWAP1P_PORT", "0"),
             ("PINKPAGE_HEALTH_FAILURES", "0"),
             ("PINKPAGE_SSH_KEEPALIVE_S", "-1"),
+            ("PINKPAGE_SSH_KEEPALIVE_S", "0.01"),
             ("PINKPAGE_AUDIT_FAIL_OPEN", "yes"),
         ] {
             let mut vars = SEED.to_vec();

@@ -57,8 +57,8 @@ pub struct BatchRun {
     pub started_at: String,
     /// When it ended; null while running.
     pub finished_at: Option<String>,
-    /// `running`, `completed` or `cancelled` (a run left `running` by a
-    /// daemon restart stays so).
+    /// `running`, `completed`, `cancelled`, or `interrupted` (left
+    /// `running` by a daemon that was killed; marked at the next start).
     pub status: String,
     /// Server names.
     pub servers: Vec<String>,
@@ -422,4 +422,15 @@ impl Handler<GetBatchRun> for StoreActor {
             next_offset,
         }))
     }
+}
+
+/// Marks BMX4 runs a stopped daemon left `running` as `interrupted`, now;
+/// how many. Their results so far stay as stored.
+pub(crate) fn interrupt_left_runs(conn: &rusqlite::Connection) -> Result<usize, AppError> {
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    conn.execute(
+        "UPDATE batch_runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running'",
+        params![at],
+    )
+    .map_err(db_error)
 }

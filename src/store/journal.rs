@@ -45,6 +45,12 @@ const RETRY_FIRST: Duration = Duration::from_millis(500);
 /// The longest wait between retries: how late recovery is noticed at most.
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// A write still unfinished after this long (a hung disk, a stuck network
+/// filesystem) makes the journal degraded as a failed one does; it is not
+/// cancelled (that could write its rows twice), and its end decides.
+/// Longer than SQLite's busy timeout (5 s), which ends a locked write.
+const WRITE_HANGS_AFTER: Duration = Duration::from_secs(10);
+
 /// The journal; cheap to clone, every clone the same queue.
 #[derive(Clone)]
 pub struct AuditJournal {
@@ -217,7 +223,26 @@ where
             continue;
         }
         let n = batch.len();
-        match sink(batch).await {
+        let write = sink(batch);
+        tokio::pin!(write);
+        let written = tokio::select! {
+            result = &mut write => result,
+            () = tokio::time::sleep(WRITE_HANGS_AFTER) => {
+                {
+                    let mut state = shared.lock();
+                    if state.failing.is_none() {
+                        state.failing = Some(Failing { since: Utc::now() });
+                    }
+                    log::error!(
+                        code = ErrorCode::Database.code(),
+                        pending = state.queue.len();
+                        "an audit write has not finished for {WRITE_HANGS_AFTER:?}: the store is taken as failing until it ends"
+                    );
+                }
+                write.await
+            }
+        };
+        match written {
             Ok(()) => {
                 let mut state = shared.lock();
                 state.queue.drain(..n);
@@ -366,6 +391,38 @@ mod tests {
         assert_eq!(rows.len(), MAX_PENDING);
         assert_eq!(rows[0], "a0");
         assert_eq!(rows[MAX_PENDING - 1], format!("a{}", MAX_PENDING - 1));
+    }
+
+    #[actix::test(start_paused = true)]
+    async fn a_write_that_hangs_degrades_the_journal_until_it_ends() {
+        let release = Rc::new(tokio::sync::Notify::new());
+        let rows = Rc::new(RefCell::new(0usize));
+        let journal = AuditJournal::with_sink(false, {
+            let (release, rows) = (release.clone(), rows.clone());
+            move |batch: Vec<NewAuditEvent>| {
+                let (release, rows) = (release.clone(), rows.clone());
+                async move {
+                    release.notified().await;
+                    *rows.borrow_mut() += batch.len();
+                    Ok(())
+                }
+            }
+        });
+        journal.record(event(1));
+        settle().await;
+        assert_eq!(
+            journal.health().status,
+            "ok",
+            "a write in progress is not a failure"
+        );
+        tokio::time::sleep(WRITE_HANGS_AFTER + Duration::from_millis(10)).await;
+        settle().await;
+        assert_eq!(journal.health().status, "degraded");
+        assert!(journal.admit_new_work("ssh_command").is_err());
+        release.notify_one();
+        settle().await;
+        assert_eq!(*rows.borrow(), 1);
+        assert_eq!(journal.health().status, "ok");
     }
 
     #[actix::test(start_paused = true)]

@@ -92,12 +92,17 @@ impl Store {
         accounts::load_directory(&mut conn)
     }
 
-    /// Marks workflow runs a stopped daemon left `running` or `paused` as
-    /// `interrupted`, on a connection of its own; how many. Called once at
+    /// Marks workflow runs a stopped daemon left `running` or `paused`, and
+    /// BMX4 runs it left `running`, as `interrupted`, on a connection of its
+    /// own; how many workflow runs (the BMX4 count is logged). Called once at
     /// start-up, after the daemon has its port (a second daemon started by
     /// mistake on the same files fails there first) and before it serves.
-    pub fn interrupt_left_workflow_runs_now(&self) -> Result<usize, AppError> {
+    pub fn interrupt_left_runs_now(&self) -> Result<usize, AppError> {
         let mut conn = open_connection(&self.path)?;
+        let batches = batch::interrupt_left_runs(&conn)?;
+        if batches > 0 {
+            log::warn!(runs = batches; "BMX4 runs left running by the last daemon marked interrupted");
+        }
         workflows::interrupt_left_runs(&mut conn)
     }
 

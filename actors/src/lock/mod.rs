@@ -209,6 +209,13 @@ impl Handler<Acquire> for SessionLockActor {
                     owner: msg.id,
                     epoch: self.epoch,
                 };
+                // A force release of an earlier grant closed this owner's
+                // task set; it is reopened here, in the same step as the
+                // grant, so a later force release (closing it again) can
+                // never be undone by a late reopen on the owner's side.
+                if let Some(tasks) = &msg.tasks {
+                    tasks.reopen();
+                }
                 self.owner = Some(Owner {
                     grant,
                     user: msg.user.clone(),
@@ -267,10 +274,17 @@ impl Handler<ForceRelease> for SessionLockActor {
         // set is closed, so nothing new runs under the old grant.
         let asked = owner.revoked.send(LockRevoked { grant });
         let stopped = owner.tasks.as_ref().map(LiveTasks::close_and_stop);
+        let waits_for_tasks = stopped.is_some();
         Box::pin(
             async move {
-                let answered = async {
-                    let _ = asked.await;
+                // An owner whose mailbox is closed has gone, but its tasks
+                // may still be stopping: then only their end (or the
+                // timeout) frees the lock. An owner that handed over no
+                // tasks (a workflow run) and is gone has nothing left.
+                let answered = async move {
+                    if asked.await.is_err() && waits_for_tasks {
+                        std::future::pending::<()>().await;
+                    }
                 };
                 let done = async move {
                     match stopped {

@@ -226,3 +226,87 @@ async fn force_release_of_a_free_lock_is_50005() {
     let err = lock.send(ForceRelease).await.unwrap().unwrap_err();
     assert_eq!(err.code, ErrorCode::NoActiveSession);
 }
+
+/// An owner that is gone: it stops as soon as it starts, so its mailbox
+/// is closed (a connection whose actor has already stopped).
+struct GoneOwner;
+impl Actor for GoneOwner {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        actix::ActorContext::stop(ctx);
+    }
+}
+impl Handler<LockRevoked> for GoneOwner {
+    type Result = ();
+    fn handle(&mut self, _: LockRevoked, _: &mut Context<Self>) {}
+}
+
+/// A task that takes `STOPS_IN` to stop once told (its remote process is
+/// slow to die, or its cleanup runs).
+struct SlowTask(Option<crate::task::Reporter<(), ()>>);
+const STOPS_IN: Duration = Duration::from_secs(2);
+impl Actor for SlowTask {
+    type Context = Context<Self>;
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(r) = self.0.take() {
+            r.finish((), None);
+        }
+    }
+}
+impl Handler<crate::task::Stop> for SlowTask {
+    type Result = ();
+    fn handle(&mut self, _: crate::task::Stop, ctx: &mut Context<Self>) {
+        actix::AsyncContext::run_later(ctx, STOPS_IN, |_, ctx| actix::ActorContext::stop(ctx));
+    }
+}
+
+#[actix::test]
+async fn force_release_of_a_gone_owner_still_waits_for_its_stopping_task() {
+    tokio::time::pause();
+    let lock = lock();
+    let gone = GoneOwner.start();
+    tokio::task::yield_now().await;
+    let tasks = LiveTasks::default();
+    let (reporter, handle) =
+        crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
+    let handle = handle(SlowTask(Some(reporter)).start().recipient());
+    tasks.track(&handle).unwrap();
+    let msg = Acquire {
+        id: ConnectionId::new(),
+        user: "ana".into(),
+        revoked: gone.recipient(),
+        workflow_run: None,
+        tasks: Some(tasks),
+    };
+    lock.send(msg).await.unwrap().unwrap();
+    let started = tokio::time::Instant::now();
+    let status = lock.send(ForceRelease).await.unwrap().unwrap();
+    assert!(!status.active);
+    assert!(
+        handle.done().is_done(),
+        "released while the gone owner's task was still stopping"
+    );
+    assert!(started.elapsed() >= STOPS_IN, "{:?}", started.elapsed());
+}
+
+#[actix::test]
+async fn a_new_grant_reopens_the_owners_task_set_a_force_release_closed() {
+    let lock = lock();
+    let a = ConnectionId::new();
+    let tasks = LiveTasks::default();
+    let (mut msg, _) = acquire_with(a, Duration::ZERO);
+    msg.tasks = Some(tasks.clone());
+    lock.send(msg).await.unwrap().unwrap();
+    lock.send(ForceRelease).await.unwrap().unwrap();
+    let (reporter, handle) =
+        crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
+    let handle = handle(QuickTask(Some(reporter)).start().recipient());
+    assert!(tasks.track(&handle).is_err(), "closed by the force release");
+    let (mut again, _) = acquire_with(a, Duration::ZERO);
+    again.tasks = Some(tasks.clone());
+    lock.send(again).await.unwrap().unwrap();
+    assert!(
+        tasks.track(&handle).is_ok(),
+        "reopened by the lock with the grant"
+    );
+}

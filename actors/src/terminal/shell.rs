@@ -258,7 +258,7 @@ impl SshShellActor {
             .map(|end, act, ctx| match end {
                 // the connection went before the command told us how it
                 // ended: say so, with the code of a failed connection
-                PumpEnd::SourceEnded if act.lost.get() => {
+                PumpEnd::SourceEnded if act.lost.get() && act.exit_status.get().is_none() => {
                     let err = AppError::with_detail(
                         ErrorCode::SshConnectionFailed,
                         format!(

@@ -68,6 +68,11 @@ enum TaskKind {
 pub struct Stub {
     /// Held while this connection owns the session lock.
     grant: Option<Grant>,
+    /// The highest lock epoch revoked from this connection. A grant's
+    /// reply can reach the actor after the revocation of that very grant
+    /// (actix handles the mailbox before spawned futures): such a grant is
+    /// never adopted.
+    revoked_through: u64,
     /// At most one task per connection.
     task: TaskSlot<StubTask>,
     /// Last size from `resize` (80x24 until then).
@@ -81,6 +86,7 @@ impl Default for Stub {
     fn default() -> Self {
         Stub {
             grant: None,
+            revoked_through: 0,
             task: TaskSlot::default(),
             pty: (80, 24),
             ending: false,

@@ -24,10 +24,17 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
         .send(msg)
         .into_actor(conn)
         .map(move |res, conn, ctx| match flatten(res) {
+            Ok(grant) if grant.epoch <= conn.domain.revoked_through => {
+                // revoked before this reply was handled: it was never ours
+                let e = AppError::with_detail(
+                    ErrorCode::NoActiveSession,
+                    "the lock was taken back by an administrator before it reached this connection",
+                );
+                conn.send_error(ctx, &e, &rid);
+            }
             Ok(grant) => {
+                // (the lock reopened our task set when it granted)
                 conn.domain.grant = Some(grant);
-                // A force release of an earlier grant closed our task set.
-                conn.watch.tasks.reopen();
                 conn.state.store.audit(audit(conn, "session.start"));
                 conn.send(
                     ctx,
@@ -137,6 +144,9 @@ impl Handler<LockRevoked> for WsConnection<Stub> {
 
     fn handle(&mut self, msg: LockRevoked, ctx: &mut WsCtx<Stub>) -> Self::Result {
         let ours = self.domain.grant == Some(msg.grant);
+        if msg.grant.owner == self.id {
+            self.domain.revoked_through = self.domain.revoked_through.max(msg.grant.epoch);
+        }
         if ours {
             self.domain.grant = None;
             self.send(ctx, &StubReply::SessionEnded, &None);

@@ -160,6 +160,8 @@ async fn a_daemon_that_dies_mid_run_leaves_none_of_the_commands_processes_behind
     let (a, b, command) = compound();
     c.send(json!({"type": "batch_execute", "server": "s1", "commands": [command]}))
         .await;
+    let started = c.request_wait("batch_started").await;
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
     let first = RemoteProcess::started(&a).await;
     let second = RemoteProcess::started(&b).await;
 
@@ -169,4 +171,13 @@ async fn a_daemon_that_dies_mid_run_leaves_none_of_the_commands_processes_behind
 
     first.ended("the background child outlived the daemon").await;
     second.ended("the foreground child outlived the daemon").await;
+    // the run the dead daemon left `running` is on record as interrupted
+    let run: serde_json::Value = app
+        .get(&format!("/api/v1/bmx4/runs/{run_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(run["finished_at"].is_string(), "{run}");
 }
