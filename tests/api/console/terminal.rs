@@ -391,3 +391,30 @@ async fn a_dropped_connection_shows_reconnecting_then_comes_back_with_the_lock_s
     );
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_daemon_that_stops_says_it_is_restarting_not_that_the_network_failed() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let mut app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.wait_text("#conn-state", "connected").await;
+
+    let status = app
+        .signal_and_wait("TERM", Duration::from_secs(20))
+        .await
+        .expect("the daemon exits");
+    assert_eq!(status.code(), Some(0));
+    // the shutdown frame (30004) came before the close: the page tells a
+    // restart from a network fault, and keeps trying
+    let shown = browser
+        .wait(
+            "the restart shown",
+            "document.getElementById('conn-state').dataset.state === 'restarting' && document.getElementById('conn-state').textContent",
+        )
+        .await;
+    assert!(shown.as_str().unwrap().contains("30004"), "{shown}");
+    browser.close().await;
+}

@@ -72,7 +72,14 @@ export function mountTopbar(ctx) {
   store.watch("connection", (state) => {
     const el = $("conn-state");
     el.dataset.state = state;
-    el.textContent = state === "open" ? "connected" : state === "reconnecting" ? "reconnecting…" : state;
+    el.textContent =
+      state === "open"
+        ? "connected"
+        : state === "reconnecting"
+          ? "reconnecting…"
+          : state === "restarting"
+            ? "the daemon is restarting (30004); reconnecting when it is back…"
+            : state;
   });
 }
 

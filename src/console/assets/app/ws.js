@@ -29,9 +29,10 @@ export class WsClient {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}${this.endpoint}`);
     this.ws = ws;
-    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    this.setState(this.attempt === 0 ? "connecting" : this.restarting ? "restarting" : "reconnecting");
     ws.addEventListener("open", () => {
       this.attempt = 0;
+      this.restarting = false;
       this.setState("open");
     });
     ws.addEventListener("message", (ev) => this.dispatch(ev.data));
@@ -52,6 +53,9 @@ export class WsClient {
     } catch {
       return;
     }
+    // the daemon is stopping (30004): the drop that follows is a restart,
+    // not a network fault, and says so until the daemon is back
+    if (frame.type === "shutdown") this.restarting = true;
     const id = frame.request_id;
     const waiting = id !== undefined ? this.pending.get(id) : undefined;
     if (waiting) {
@@ -76,7 +80,7 @@ export class WsClient {
     this.pending.clear();
     this.emit("_dropped", { code: ev.code, reason: ev.reason });
     if (this.stopped) return;
-    this.setState("reconnecting");
+    this.setState(this.restarting ? "restarting" : "reconnecting");
     const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** this.attempt) * (0.75 + Math.random() / 2);
     this.attempt += 1;
     Promise.resolve(this.onDropped ? this.onDropped(ev) : true).then((goOn) => {
