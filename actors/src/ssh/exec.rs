@@ -142,6 +142,10 @@ impl SshSession {
             .map_err(|e| failed(format!("cannot send the command: {e}")))?;
 
         let mut out = ExecOutput::default();
+        // whether the server closed the channel (as it does after the
+        // command's end); the channel ending without that means the
+        // session under it went
+        let mut closed = false;
         loop {
             let next = tokio::select! {
                 next = channel.wait() => next,
@@ -175,8 +179,20 @@ impl SshSession {
                 ChannelMsg::ExitSignal { signal_name: sig, .. } => out.exit_signal = Some(signal_name(&sig)),
                 // the only request we made with want_reply is the exec
                 ChannelMsg::Failure => return Err(failed("the server refused to run the command".into())),
+                ChannelMsg::Close => closed = true,
                 _ => {}
             }
+        }
+        if !closed && out.exit_status.is_none() && out.exit_signal.is_none() {
+            // an empty "identical" diff or a "succeeded" batch command
+            // must not come out of a connection that died under them
+            return Err(AppError::with_detail(
+                ErrorCode::SshConnectionFailed,
+                format!(
+                    "server '{}': the connection was lost before the command ended (it dropped, or the server stopped answering keepalives)",
+                    self.server()
+                ),
+            ));
         }
         Ok(out)
     }
