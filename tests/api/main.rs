@@ -17,6 +17,7 @@ mod lock;
 mod openapi_contract;
 mod protocol_doc;
 mod rest;
+mod restart;
 mod server_dies;
 mod servers;
 mod shutdown;

@@ -1,0 +1,104 @@
+//! Restart under load: `kill -9` the daemon while a large transfer and
+//! twenty commands run, then start it again on the same database. Nothing
+//! half-done may be left: the destination keeps its old file (never a
+//! partial one), no remote process of the old daemon survives, and every
+//! client that comes back sees a consistent, free lock.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::remote::RemoteProcess;
+use crate::support::ws::WsClient;
+
+/// The transfer's file: sparse, so making it costs no disk and no time.
+const BIG: u64 = 1 << 30;
+
+/// Commands running when the daemon dies, spread over the servers so no
+/// sshd sees more than a handful of new connections at once (its
+/// `MaxStartups` starts refusing at 10).
+const COMMANDS: usize = 20;
+
+#[tokio::test]
+async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_lock() {
+    let tree = TempTree::for_test_user("restart-load");
+    tree.mkdir("src");
+    let dst = tree.mkdir("dst");
+    let big = std::fs::File::create(tree.join("src/big.dat")).unwrap();
+    big.set_len(BIG).unwrap();
+    drop(big);
+    tree.write("dst/big.dat", "the old file");
+    let names = ["s1", "s2", "s3", "s4", "s5"];
+    let (builder, _servers) = with_servers(names);
+    let transfer = format!(
+        "[[transfers]]\nname = \"big\"\nsource_server = \"s1\"\nsource_glob = {:?}\n\
+         destination_server = \"s2\"\ndestination_dir = {:?}\n",
+        tree.path("src/*.dat"),
+        dst,
+    );
+    let mut app = builder.transfers_toml(&transfer).spawn().await;
+
+    let mut owner = WsClient::stub(&app).await;
+    owner.start_session().await;
+    owner
+        .send(json!({"type": "scp_transfer", "transfer_name": "big", "request_id": "t1"}))
+        .await;
+    owner.recv_until("scp_progress").await;
+    let mut batches = Vec::new();
+    let mut sleepers = Vec::new();
+    for i in 0..COMMANDS {
+        let mut c = WsClient::connect(&app, "/ws/v1/bmx4").await;
+        let command = format!("sleep 1091.{}{:02}", app.port, i);
+        c.send(json!({"type": "batch_execute", "server": names[i % names.len()], "commands": [command]}))
+            .await;
+        batches.push(c);
+        sleepers.push(command);
+    }
+    let mut running = Vec::new();
+    for command in &sleepers {
+        running.push(RemoteProcess::started(command).await);
+    }
+
+    // SIGKILL: no cleanup of any kind runs in the daemon
+    app.kill_and_restart().await;
+
+    // the old daemon's remote processes end with their connections
+    for (sleeper, command) in running.into_iter().zip(&sleepers) {
+        sleeper
+            .ended(&format!("`{command}` outlived the killed daemon"))
+            .await;
+    }
+    // the destination has the old file, whole, and never a partial one
+    assert_eq!(
+        std::fs::read_to_string(tree.join("dst/big.dat")).unwrap(),
+        "the old file"
+    );
+    let finals: Vec<String> = std::fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(finals, ["big.dat"], "only the old file under a final name");
+    // clients that come back see the lock free, in the welcome and over REST
+    let back = WsClient::stub(&app).await;
+    assert_eq!(
+        back.welcome["session_status"]["active"], false,
+        "{}",
+        back.welcome
+    );
+    let session: Value = app.get("/api/v1/session").await.json().await.unwrap();
+    assert_eq!(session["active"], false, "{session}");
+    // and the runs the dead daemon left are on record as interrupted
+    let runs: Value = app.get("/api/v1/bmx4/runs?limit=100").await.json().await.unwrap();
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), COMMANDS, "{runs}");
+    assert!(statuses.iter().all(|s| *s == "interrupted"), "{statuses:?}");
+    assert!(Path::new(&dst).is_dir());
+    drop(batches);
+}
