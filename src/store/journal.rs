@@ -33,8 +33,17 @@ use tokio::sync::Notify;
 use super::audit::RecordAuditBatch;
 use super::{NewAuditEvent, StoreActor};
 
-/// Most rows held in memory while the store fails; about 1 KB each.
+/// Most rows held in memory while the store fails.
 pub const MAX_PENDING: usize = 10_000;
+
+/// Most bytes those rows may hold (a command row carries up to 64 KiB of
+/// command text, so the row bound alone would allow 640 MB).
+pub const MAX_PENDING_BYTES: usize = 16 << 20;
+
+/// Rows anyone can cause without signing in (`auth.*`: failed logins)
+/// may fill at most this share of either bound, so a flood of them while
+/// the store fails cannot crowd out the rows of work already running.
+const ANONYMOUS_SHARE: usize = 4;
 
 /// Most rows written in one transaction.
 const BATCH: usize = 256;
@@ -67,6 +76,10 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queue: VecDeque<NewAuditEvent>,
+    /// Estimated bytes of the queued rows ([`weight`]).
+    bytes: usize,
+    /// Of the queued rows, those anyone can cause (`auth.*`).
+    anonymous: usize,
     /// Set from the first failed write until a write succeeds.
     failing: Option<Failing>,
     failed_writes: u64,
@@ -134,7 +147,13 @@ impl AuditJournal {
     /// [`MAX_PENDING`] rows already wait.
     pub fn record(&self, event: NewAuditEvent) {
         let mut state = self.shared.lock();
-        if state.queue.len() >= MAX_PENDING {
+        let size = weight(&event);
+        let anonymous = is_anonymous(&event);
+        let full = state.queue.len() >= MAX_PENDING || state.bytes + size > MAX_PENDING_BYTES;
+        let share_used = anonymous
+            && (state.anonymous >= MAX_PENDING / ANONYMOUS_SHARE
+                || state.anonymous_bytes() + size > MAX_PENDING_BYTES / ANONYMOUS_SHARE);
+        if full || share_used {
             state.dropped += 1;
             log::error!(
                 code = ErrorCode::Database.code(),
@@ -142,10 +161,12 @@ impl AuditJournal {
                 user = event.user.as_deref().unwrap_or("-"),
                 server = event.server.as_deref().unwrap_or("-"),
                 dropped = state.dropped;
-                "audit row dropped: the store has failed and {MAX_PENDING} rows already wait"
+                "audit row dropped: the store has failed and the rows waiting fill its bound"
             );
             return;
         }
+        state.bytes += size;
+        state.anonymous += usize::from(anonymous);
         state.queue.push_back(event);
         drop(state);
         self.shared.wake.notify_one();
@@ -199,6 +220,34 @@ impl AuditJournal {
     }
 }
 
+/// A row's size in memory, near enough: its strings and its detail.
+fn weight(e: &NewAuditEvent) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    256 + e.actor.len()
+        + e.action.len()
+        + text(&e.server)
+        + text(&e.command)
+        + text(&e.user)
+        + text(&e.remote_addr)
+        + e.detail.as_ref().map_or(0, |d| d.to_string().len())
+}
+
+/// Whether anyone can cause this row without signing in.
+fn is_anonymous(e: &NewAuditEvent) -> bool {
+    e.action.starts_with("auth.")
+}
+
+impl State {
+    /// Bytes of the anonymous rows queued (they are few and small: counted
+    /// when asked rather than kept).
+    fn anonymous_bytes(&self) -> usize {
+        if self.anonymous == 0 {
+            return 0;
+        }
+        self.queue.iter().filter(|e| is_anonymous(e)).map(weight).sum()
+    }
+}
+
 impl Shared {
     /// The state; a panic while it was held cannot leave it half-changed
     /// (every change is one field assignment or one queue operation), so a
@@ -245,7 +294,10 @@ where
         match written {
             Ok(()) => {
                 let mut state = shared.lock();
-                state.queue.drain(..n);
+                for written in state.queue.drain(..n).collect::<Vec<_>>() {
+                    state.bytes -= weight(&written);
+                    state.anonymous -= usize::from(is_anonymous(&written));
+                }
                 if let Some(f) = state.failing.take() {
                     log::warn!(
                         degraded_for_s = (Utc::now() - f.since).num_seconds(),
@@ -423,6 +475,49 @@ mod tests {
         settle().await;
         assert_eq!(*rows.borrow(), 1);
         assert_eq!(journal.health().status, "ok");
+    }
+
+    #[actix::test(start_paused = true)]
+    async fn the_queue_is_bounded_by_bytes_too() {
+        let fake = FakeStore::default();
+        fake.set_down(true);
+        let journal = fake.journal(false);
+        let big = |n: usize| {
+            let mut e = event(n);
+            e.command = Some("x".repeat(64 * 1024));
+            e
+        };
+        let fits = MAX_PENDING_BYTES / weight(&big(0));
+        for n in 0..fits + 3 {
+            journal.record(big(n));
+        }
+        let h = journal.health();
+        assert_eq!((h.pending_rows, h.dropped_rows), (fits, 3));
+        assert!(fits < MAX_PENDING, "the byte bound is the one that held");
+    }
+
+    #[actix::test(start_paused = true)]
+    async fn a_flood_of_anonymous_rows_leaves_room_for_the_rows_of_work() {
+        let fake = FakeStore::default();
+        fake.set_down(true);
+        let journal = fake.journal(false);
+        for _ in 0..MAX_PENDING {
+            journal.record(NewAuditEvent::new("rest", "auth.login.failed"));
+        }
+        let h = journal.health();
+        assert_eq!(h.pending_rows, MAX_PENDING / ANONYMOUS_SHARE);
+        // the work already running still gets its rows queued
+        journal.record(NewAuditEvent::new("conn", "ssh.command.end"));
+        assert_eq!(journal.health().pending_rows, MAX_PENDING / ANONYMOUS_SHARE + 1);
+        fake.set_down(false);
+        tokio::time::sleep(RETRY_MAX).await;
+        settle().await;
+        let h = journal.health();
+        assert_eq!((h.status, h.pending_rows), ("ok", 0));
+        assert_eq!(
+            fake.rows.borrow().last().map(String::as_str),
+            Some("ssh.command.end")
+        );
     }
 
     #[actix::test(start_paused = true)]

@@ -142,3 +142,57 @@ async fn a_transfer_whose_destination_dies_fails_and_leaves_no_final_file() {
     assert!(errors.iter().all(|e| e["error"]["code"] != 50009), "{errors:?}");
     assert_eq!(again["files"][0]["name"], "big.dat", "{again}");
 }
+
+#[tokio::test]
+async fn a_rest_upload_whose_server_dies_fails_and_leaves_no_final_file() {
+    let (builder, [mut alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let dir = TempTree::for_test_user("dies-upload");
+    let path = dir.path("upload.bin");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(tokio_stream_of(rx));
+    let put = {
+        let request = app
+            .http
+            .put(app.url("/api/v1/bmx5/files"))
+            .query(&[("server", "alpha"), ("path", path.as_str())])
+            .body(body);
+        tokio::spawn(async move { request.send().await })
+    };
+    for _ in 0..4 {
+        tx.send(Ok(vec![7u8; 1 << 20])).await.unwrap();
+    }
+    // the upload is under way: its temporary file is on the server
+    crate::support::poll::eventually("the upload's temporary file", async || !dir.entries().is_empty()).await;
+
+    alpha.stop();
+    // the client goes on sending until the daemon answers
+    let feeder = tokio::spawn(async move {
+        for _ in 0..64 {
+            if tx.send(Ok(vec![7u8; 1 << 20])).await.is_err() {
+                break;
+            }
+        }
+    });
+    let res = put.await.unwrap().expect("the upload is answered");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    // a lost connection, not the server's catch-all "failure" (409)
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], 52000, "{body}");
+    let detail = body["error"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("connection lost"), "{body}");
+    assert!(
+        !dir.entries().iter().any(|e| e == "upload.bin"),
+        "no file under its final name: {:?}",
+        dir.entries()
+    );
+    feeder.abort();
+
+    /// The receiver as a `Stream` (reqwest's body wants one).
+    fn tokio_stream_of(
+        rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+    ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    }
+}

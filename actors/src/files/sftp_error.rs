@@ -93,6 +93,7 @@ impl SftpError {
             },
             SftpLibError::Timeout => SftpStatus::Timeout,
             SftpLibError::IO(_) => SftpStatus::ConnectionLost,
+            e if session_gone(e) => SftpStatus::ConnectionLost,
             _ => SftpStatus::Failure,
         };
         let cause = match &e {
@@ -106,14 +107,35 @@ impl SftpError {
     /// Errors of file reads and writes, which russh-sftp reports as
     /// `io::Error` carrying only the server's message.
     pub(crate) fn from_io(server: &str, what: impl fmt::Display, e: std::io::Error) -> Self {
+        use std::io::ErrorKind;
         let status = match e.kind() {
-            std::io::ErrorKind::TimedOut => SftpStatus::Timeout,
-            std::io::ErrorKind::NotFound => SftpStatus::NoSuchFile,
-            std::io::ErrorKind::PermissionDenied => SftpStatus::PermissionDenied,
+            ErrorKind::TimedOut => SftpStatus::Timeout,
+            ErrorKind::NotFound => SftpStatus::NoSuchFile,
+            ErrorKind::PermissionDenied => SftpStatus::PermissionDenied,
+            ErrorKind::BrokenPipe
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected
+            | ErrorKind::UnexpectedEof => SftpStatus::ConnectionLost,
+            _ if e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<SftpLibError>())
+                .is_some_and(session_gone) =>
+            {
+                SftpStatus::ConnectionLost
+            }
             _ => SftpStatus::Failure,
         };
         SftpError::new(status, server, format!("{what} ({e})"))
     }
+}
+
+/// Whether russh-sftp failed because the session under it went: a request
+/// whose answer can never come reports "sender dropped" (its reply channel
+/// was dropped with the session's reader), which is a lost connection, not
+/// the server's catch-all failure (409 over REST).
+fn session_gone(e: &SftpLibError) -> bool {
+    matches!(e, SftpLibError::UnexpectedBehavior(m) if m == "sender dropped")
 }
 
 impl From<SftpError> for AppError {
