@@ -78,8 +78,10 @@ struct State {
     queue: VecDeque<NewAuditEvent>,
     /// Estimated bytes of the queued rows ([`weight`]).
     bytes: usize,
-    /// Of the queued rows, those anyone can cause (`auth.*`).
+    /// Of the queued rows, those anyone can cause (`auth.*`), and their
+    /// estimated bytes.
     anonymous: usize,
+    anonymous_bytes: usize,
     /// Set from the first failed write until a write succeeds.
     failing: Option<Failing>,
     failed_writes: u64,
@@ -152,7 +154,7 @@ impl AuditJournal {
         let full = state.queue.len() >= MAX_PENDING || state.bytes + size > MAX_PENDING_BYTES;
         let share_used = anonymous
             && (state.anonymous >= MAX_PENDING / ANONYMOUS_SHARE
-                || state.anonymous_bytes() + size > MAX_PENDING_BYTES / ANONYMOUS_SHARE);
+                || state.anonymous_bytes + size > MAX_PENDING_BYTES / ANONYMOUS_SHARE);
         if full || share_used {
             state.dropped += 1;
             log::error!(
@@ -166,7 +168,10 @@ impl AuditJournal {
             return;
         }
         state.bytes += size;
-        state.anonymous += usize::from(anonymous);
+        if anonymous {
+            state.anonymous += 1;
+            state.anonymous_bytes += size;
+        }
         state.queue.push_back(event);
         drop(state);
         self.shared.wake.notify_one();
@@ -238,13 +243,11 @@ fn is_anonymous(e: &NewAuditEvent) -> bool {
 }
 
 impl State {
-    /// Bytes of the anonymous rows queued (they are few and small: counted
-    /// when asked rather than kept).
-    fn anonymous_bytes(&self) -> usize {
-        if self.anonymous == 0 {
-            return 0;
+    /// Marks the journal failing from now, unless it already is.
+    fn mark_failing(&mut self) {
+        if self.failing.is_none() {
+            self.failing = Some(Failing { since: Utc::now() });
         }
-        self.queue.iter().filter(|e| is_anonymous(e)).map(weight).sum()
     }
 }
 
@@ -279,9 +282,7 @@ where
             () = tokio::time::sleep(WRITE_HANGS_AFTER) => {
                 {
                     let mut state = shared.lock();
-                    if state.failing.is_none() {
-                        state.failing = Some(Failing { since: Utc::now() });
-                    }
+                    state.mark_failing();
                     log::error!(
                         code = ErrorCode::Database.code(),
                         pending = state.queue.len();
@@ -295,8 +296,12 @@ where
             Ok(()) => {
                 let mut state = shared.lock();
                 for written in state.queue.drain(..n).collect::<Vec<_>>() {
-                    state.bytes -= weight(&written);
-                    state.anonymous -= usize::from(is_anonymous(&written));
+                    let size = weight(&written);
+                    state.bytes -= size;
+                    if is_anonymous(&written) {
+                        state.anonymous -= 1;
+                        state.anonymous_bytes -= size;
+                    }
                 }
                 if let Some(f) = state.failing.take() {
                     log::warn!(
@@ -312,9 +317,7 @@ where
                 {
                     let mut state = shared.lock();
                     state.failed_writes += 1;
-                    if state.failing.is_none() {
-                        state.failing = Some(Failing { since: Utc::now() });
-                    }
+                    state.mark_failing();
                     let new_work = if shared.fail_open {
                         "admitted anyway (PINKPAGE_AUDIT_FAIL_OPEN)"
                     } else {

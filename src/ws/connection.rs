@@ -280,23 +280,30 @@ impl<D: Domain> Actor for WsConnection<D> {
     fn stopping(&mut self, ctx: &mut Self::Context) -> actix::Running {
         let tasks = D::stopping(self, ctx);
         self.state.broadcast.do_send(Leave { id: self.id });
-        let (lock, id) = (self.state.session_lock.clone(), self.id);
-        if tasks.is_empty() {
-            lock.do_send(ConnectionClosed { id });
-        } else {
-            // Detached: the connection is gone, the lock must still wait,
-            // and so must a shutdown (the tasks' cleanup is in flight).
-            let in_flight = self.state.in_flight.enter();
-            actix::spawn(async move {
-                let all = futures_util::future::join_all(tasks.into_iter().map(Done::wait));
-                let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
-                lock.do_send(ConnectionClosed { id });
-                drop(in_flight);
-            });
-        }
+        release_when_done(&self.state, self.id, tasks);
         log::info!(connection_id = self.id.to_string().as_str(), domain = D::NAME; "websocket disconnected");
         actix::Running::Stop
     }
+}
+
+/// Tells the lock connection `id` is gone once its `tasks` are done
+/// (bounded by `REVOKE_TIMEOUT`): WAVE2's rule, the lock is released after
+/// the task stopped or was given up. Detached, since the connection itself
+/// is gone; a shutdown waits for it too (the tasks' cleanup is in flight).
+/// Used when the connection actor stops and when the daemon cuts a
+/// connection off from outside it (a stalled client, a shutdown).
+pub fn release_when_done(state: &web::Data<AppState>, id: ConnectionId, tasks: Vec<Done>) {
+    let lock = state.session_lock.clone();
+    if tasks.is_empty() {
+        return lock.do_send(ConnectionClosed { id });
+    }
+    let in_flight = state.in_flight.enter();
+    actix::spawn(async move {
+        let all = futures_util::future::join_all(tasks.into_iter().map(Done::wait));
+        let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
+        lock.do_send(ConnectionClosed { id });
+        drop(in_flight);
+    });
 }
 
 impl<D: Domain> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConnection<D> {

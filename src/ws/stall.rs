@@ -11,8 +11,6 @@ use std::time::Duration;
 use actix_web::web;
 use actix_web::web::Bytes;
 use futures_util::Stream;
-use pinkpage_actors::lock::{ConnectionClosed, REVOKE_TIMEOUT};
-use pinkpage_actors::task::Done;
 use pinkpage_actors::ErrorCode;
 
 use super::registry::{Admission, ConnWatch};
@@ -123,14 +121,7 @@ pub fn cut_off(state: &web::Data<AppState>, watch: &ConnWatch) {
         // Fails only if the peer is already gone, which is what we want.
         let _ = socket.shutdown(std::net::Shutdown::Both);
     }
-    let (lock, id) = (state.session_lock.clone(), watch.id);
-    let in_flight = state.in_flight.enter();
-    actix::spawn(async move {
-        let all = futures_util::future::join_all(dones.into_iter().map(Done::wait));
-        let _ = tokio::time::timeout(REVOKE_TIMEOUT, all).await;
-        lock.do_send(ConnectionClosed { id });
-        drop(in_flight);
-    });
+    super::connection::release_when_done(state, watch.id, dones);
 }
 
 #[cfg(test)]

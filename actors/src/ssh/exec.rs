@@ -186,16 +186,22 @@ impl SshSession {
         if !closed && out.exit_status.is_none() && out.exit_signal.is_none() {
             // an empty "identical" diff or a "succeeded" batch command
             // must not come out of a connection that died under them
-            return Err(AppError::with_detail(
-                ErrorCode::SshConnectionFailed,
-                format!(
-                    "server '{}': the connection was lost before the command ended (it dropped, or the server stopped answering keepalives)",
-                    self.server()
-                ),
-            ));
+            return Err(connection_lost(self.server()));
         }
         Ok(out)
     }
+}
+
+/// 20000 for a command whose session ended under it before it said how it
+/// ended (the connection dropped, or the server stopped answering
+/// keepalives). Shared by exec and the PTY shell.
+pub fn connection_lost(server: &str) -> AppError {
+    AppError::with_detail(
+        ErrorCode::SshConnectionFailed,
+        format!(
+            "server '{server}': the connection was lost before the command ended (it dropped, or the server stopped answering keepalives)"
+        ),
+    )
 }
 
 /// TERM, then KILL, then close; draining the channel all along. Says how

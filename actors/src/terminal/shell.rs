@@ -259,13 +259,7 @@ impl SshShellActor {
                 // the connection went before the command told us how it
                 // ended: say so, with the code of a failed connection
                 PumpEnd::SourceEnded if act.lost.get() && act.exit_status.get().is_none() => {
-                    let err = AppError::with_detail(
-                        ErrorCode::SshConnectionFailed,
-                        format!(
-                            "server '{}': the connection was lost before the command ended (it dropped, or the server stopped answering keepalives)",
-                            act.request.server.name
-                        ),
-                    );
+                    let err = ssh::connection_lost(&act.request.server.name);
                     act.finish(FinishReason::Error, Some(err), ctx);
                 }
                 PumpEnd::SourceEnded => act.finish(FinishReason::Exit, None, ctx),
