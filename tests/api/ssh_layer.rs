@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::support::fixtures::TempTree;
 use crate::support::remote::RemoteProcess;
-use crate::support::sshd::{free_port, SshdOptions, SshdServer, TestUser};
+use crate::support::sshd::{ClosedPort, SshdOptions, SshdServer, TestUser};
 
 /// Generous: PAM delays a refused password by ~2 s, and we try it twice
 /// (password, then keyboard-interactive).
@@ -265,7 +265,8 @@ async fn a_wrong_pinned_fingerprint_is_refused_even_if_known_hosts_trusts_the_ke
 async fn a_closed_port_fails_with_20000() {
     let (_dir, known_hosts) = known_hosts_file();
     let user = TestUser::get();
-    let spec = user.server_spec("closed", free_port(), user.password_auth());
+    let closed = ClosedPort::new();
+    let spec = user.server_spec("closed", closed.port(), user.password_auth());
 
     let result = ssh::connect(&spec, &options(&known_hosts, HostKeyMode::Strict)).await;
 

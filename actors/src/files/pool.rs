@@ -261,10 +261,12 @@ mod tests {
     use crate::ssh::{HostKeyMode, HostKeyPolicy};
 
     /// A server on a port nothing listens on: connecting fails at once.
-    fn closed_port() -> (Arc<ServerSpec>, SshOptions) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+    /// The returned socket is bound but never listens; it keeps the port
+    /// refused (and out of reach of parallel tests) while it lives.
+    fn closed_port() -> (Arc<ServerSpec>, SshOptions, tokio::net::TcpSocket) {
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = reserved.local_addr().unwrap().port();
         let server = ServerSpec {
             name: "nowhere".into(),
             host: "127.0.0.1".into(),
@@ -284,12 +286,12 @@ mod tests {
             keepalive: None,
             sessions: Default::default(),
         };
-        (Arc::new(server), ssh)
+        (Arc::new(server), ssh, reserved)
     }
 
     #[actix_rt::test]
     async fn a_failed_connect_keeps_its_own_code_and_its_slot_waits_for_the_sweep() {
-        let (server, ssh) = closed_port();
+        let (server, ssh, _reserved) = closed_port();
         let pool = SftpPool::start();
         let err = pool.get(&server, &ssh).await.unwrap_err();
         assert_eq!(err.status, SftpStatus::NotConnected);
@@ -321,7 +323,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_stopped_pool_refuses_checkouts_and_counts_nothing() {
-        let (server, ssh) = closed_port();
+        let (server, ssh, _reserved) = closed_port();
         let pool = SftpPool::start();
         let _ = pool.get(&server, &ssh).await;
         pool.stop();

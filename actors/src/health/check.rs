@@ -340,11 +340,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_port_is_unhealthy_with_the_connect_error() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // A socket bound but never listening keeps the port ours for the
+        // whole test, so connects to it are refused. (Dropping a listener
+        // and reusing its port raced with parallel tests that bound the
+        // same free port in between: the check then found a live peer.)
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = reserved.local_addr().unwrap().port();
         let error = error_of(check(port, 5000).await);
+        drop(reserved);
         assert!(
             error.starts_with(&format!("tcp connect to 127.0.0.1:{port} failed")),
             "{error}"

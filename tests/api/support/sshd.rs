@@ -367,7 +367,27 @@ impl Drop for SshdServer {
     }
 }
 
-/// A port that was free a moment ago.
+/// A loopback port that refuses connections for as long as this lives: the
+/// socket is bound but never listens, so no parallel test can take the
+/// port between our choosing it and connecting to it.
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("address"))
+            .expect("bind 127.0.0.1:0");
+        ClosedPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("local address").port()
+    }
+}
+
+/// A port that was free a moment ago (for starting a server, with retries;
+/// a test that needs a port nobody answers on uses [`ClosedPort`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
