@@ -9,6 +9,7 @@ use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::health::monitor::{
     HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT,
 };
@@ -24,7 +25,7 @@ use crate::auth::refresher::Refresher;
 use crate::auth::Identity;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::store::{NewAuditEvent, Store};
+use crate::store::{NewAuditEvent, Store, StoreTempFiles};
 use crate::workflows::hub::RunParts;
 use crate::workflows::WorkflowHub;
 use crate::{api, settings::SettingsError, ws};
@@ -80,6 +81,14 @@ impl Application {
         if interrupted > 0 {
             log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
         }
+        let left_temp_files = store.left_temp_files_now().map_err(|e| SettingsError {
+            variable: "PINKPAGE_DB".into(),
+            problem: format!("cannot read the records of temporary files: {e}"),
+        })?;
+        if !left_temp_files.is_empty() {
+            log::warn!(files = left_temp_files.len();
+                "temporary files the last daemon left on servers; each is removed at the next connection to its server");
+        }
         store.audit(NewAuditEvent::new("system", "daemon.start"));
         let identity = Arc::new(Identity::new(settings.access.clone()));
         {
@@ -113,6 +122,7 @@ impl Application {
                 settings.caps.ssh_sessions_per_server,
                 settings.caps.ssh_session_wait,
             ),
+            temp_files: TempFiles::new(Arc::new(StoreTempFiles(store.clone())), left_temp_files),
         });
         let transfers = TransferGate::default();
         let in_flight = Arc::new(crate::shutdown::InFlight::default());

@@ -165,6 +165,19 @@ pub const MIGRATIONS: &[&str] = &[
         confirmed_by TEXT,                               -- for a pause: who confirmed
         PRIMARY KEY (run_id, idx)
     );",
+    // 6: temporary files on servers, recorded before they are created and
+    // dropped once renamed or removed; what a killed daemon left is removed
+    // at the next connection (actors' files::temp_files)
+    "CREATE TABLE temp_files (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        recorded_at TEXT    NOT NULL,                   -- RFC 3339, UTC
+        server      TEXT    NOT NULL,                   -- configured name, when recorded
+        username    TEXT    NOT NULL,                   -- the account on the machine ...
+        host        TEXT    NOT NULL,                   -- ... lowercase ...
+        port        INTEGER NOT NULL,                   -- ... and port: whose connection cleans it
+        path        TEXT    NOT NULL,                   -- full path on the server
+        kind        TEXT    NOT NULL                    -- upload, transfer, script
+    );",
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -1,5 +1,5 @@
-//! The SQLite store: audit trail and health transitions (and, as the
-//! product grows, batch runs and recordings).
+//! The SQLite store: audit trail, health transitions, batch and workflow
+//! runs, accounts, and the records of temporary files on servers.
 //!
 //! Blocking SQLite work never runs on the actix event loop: [`StoreActor`]
 //! lives on a `SyncArbiter` (its own OS threads), each thread with its own
@@ -17,6 +17,7 @@ mod batch;
 mod health;
 mod journal;
 pub(crate) mod migrations;
+mod temp_files;
 mod workflows;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use batch::{
 };
 pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
 pub use journal::{AuditJournal, JournalHealth};
+pub use temp_files::StoreTempFiles;
 pub use workflows::{
     GetWorkflowRun, ListWorkflowRuns, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep,
     WorkflowWrite,
@@ -104,6 +106,16 @@ impl Store {
             log::warn!(runs = batches; "BMX4 runs left running by the last daemon marked interrupted");
         }
         workflows::interrupt_left_runs(&mut conn)
+    }
+
+    /// The temporary-file records a stopped daemon left (every record in
+    /// the database: call it before this daemon writes any), read on a
+    /// connection of its own at start-up.
+    pub fn left_temp_files_now(
+        &self,
+    ) -> Result<Vec<pinkpage_actors::files::temp_files::RecordedTempFile>, AppError> {
+        let conn = open_connection(&self.path)?;
+        temp_files::load_left(&conn)
     }
 
     /// The actor's address, for sending messages.

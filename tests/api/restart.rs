@@ -1,14 +1,16 @@
 //! Restart under load: `kill -9` the daemon while a large transfer and
 //! twenty commands run, then start it again on the same database. Nothing
 //! half-done may be left: the destination keeps its old file (never a
-//! partial one), no remote process of the old daemon survives, and every
-//! client that comes back sees a consistent, free lock.
+//! partial one), no remote process of the old daemon survives, every
+//! client that comes back sees a consistent, free lock, and the next
+//! connection to a server removes the temporary files left there.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
 use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
 use crate::support::ws::WsClient;
 
@@ -59,6 +61,26 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
     for command in &sleepers {
         running.push(RemoteProcess::started(command).await);
     }
+    // a script running on s3, its temporary file in /tmp
+    let mut scripts = WsClient::connect(&app, "/ws/v1/bmx5").await;
+    let marker = format!("sleep 1092.{}", app.port);
+    scripts
+        .send(json!({"type": "script_execute", "server": "s3", "script": format!("{marker}\n")}))
+        .await;
+    let (started, _) = scripts.recv_until("script_started").await;
+    let script_file = started["remote_path"].as_str().unwrap().to_owned();
+    let script = RemoteProcess::started(&marker).await;
+    // the copy's temporary file is on the destination, and beside it a file
+    // with a look-alike name that Pink-Page never recorded
+    let copy_temp = eventually("the copy's temporary file", async || {
+        match hidden_files(&dst).as_slice() {
+            [one] => Ok(one.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(copy_temp.starts_with(".big.dat.pinkpage-"), "{copy_temp}");
+    let look_alike = tree.write("dst/.mine.dat.pinkpage-0123456789ab.part", "not pinkpage's");
 
     // SIGKILL: no cleanup of any kind runs in the daemon
     app.kill_and_restart().await;
@@ -69,6 +91,7 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
             .ended(&format!("`{command}` outlived the killed daemon"))
             .await;
     }
+    script.ended("the script outlived the killed daemon").await;
     // the destination has the old file, whole, and never a partial one
     assert_eq!(
         std::fs::read_to_string(tree.join("dst/big.dat")).unwrap(),
@@ -101,4 +124,40 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
     assert!(statuses.iter().all(|s| *s == "interrupted"), "{statuses:?}");
     assert!(Path::new(&dst).is_dir());
     drop(batches);
+
+    // the dead daemon's temporary files stay until a connection to their
+    // server: then exactly the recorded ones go, and each removal is audited
+    assert!(Path::new(&script_file).exists(), "nothing connected to s3 yet");
+    assert!(
+        tree.join(&format!("dst/{copy_temp}")).exists(),
+        "nothing connected to s2 yet"
+    );
+    for server in ["s2", "s3"] {
+        let mut c = WsClient::connect(&app, "/ws/v1/bmx4").await;
+        c.send(json!({"type": "batch_execute", "server": server, "commands": ["true"]}))
+            .await;
+        c.recv_until("batch_complete").await;
+    }
+    assert!(!Path::new(&script_file).exists(), "the script's file was removed");
+    assert_eq!(hidden_files(&dst), [".mine.dat.pinkpage-0123456789ab.part"]);
+    assert_eq!(std::fs::read_to_string(look_alike).unwrap(), "not pinkpage's");
+    let removed = app.audit_events("action=recovery.temp_removed", 2).await;
+    let mut paths: Vec<&str> = removed
+        .iter()
+        .map(|e| e["detail"]["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    let copy_path = format!("{dst}/{copy_temp}");
+    let mut want = vec![copy_path.as_str(), script_file.as_str()];
+    want.sort();
+    assert_eq!(paths, want, "{removed:?}");
+}
+
+/// The names of the hidden files in `dir` (the daemon's temporary files).
+fn hidden_files(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
 }

@@ -129,8 +129,13 @@ async fn a_transfer_to_a_silent_server_fails_and_leaves_no_final_file() {
         !tree.join("dst/big.dat").exists(),
         "no partial file under the final name"
     );
+    // the temporary file the dead session could not remove is still there
+    let left = hidden_files(&dst);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(".big.dat.pinkpage-"), "{left:?}");
     relay.thaw();
-    // the slot and the gate are free: the same transfer runs again
+    // the slot and the gate are free: the same transfer runs again, and its
+    // connection to the destination first removes what the failed one left
     c.send(json!({"type": "scp_transfer", "transfer_name": "big", "request_id": "t2"}))
         .await;
     let (again, _) = c.recv_until("scp_complete").await;
@@ -139,6 +144,23 @@ async fn a_transfer_to_a_silent_server_fails_and_leaves_no_final_file() {
         std::fs::metadata(tree.join("dst/big.dat")).unwrap().len(),
         64 * 1024 * 1024
     );
+    assert_eq!(hidden_files(&dst), Vec::<String>::new(), "no temporary file left");
+    let removed = app.audit_events("action=recovery.temp_removed", 1).await;
+    assert_eq!(removed[0]["server"], "beta", "{removed:?}");
+    assert_eq!(
+        removed[0]["detail"]["path"],
+        format!("{dst}/{}", left[0]),
+        "{removed:?}"
+    );
+}
+
+/// The names of the hidden files in `dir` (the daemon's temporary files).
+fn hidden_files(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@
 //! - [`script`]: `ScriptRunActor`, upload a script, run it on a PTY,
 //!   remove it.
 //! - [`shell_quote`]: POSIX shell quoting of script arguments.
+//! - [`temp_files`]: records of the temporary files written on servers, and
+//!   their removal at the next connection after a crash.
 
 pub mod digest;
 pub mod pool;
@@ -17,4 +19,5 @@ pub mod script;
 pub mod sftp;
 pub mod sftp_error;
 pub mod shell_quote;
+pub mod temp_files;
 pub mod write;

@@ -285,6 +285,7 @@ mod tests {
             },
             keepalive: None,
             sessions: Default::default(),
+            temp_files: Default::default(),
         };
         (Arc::new(server), ssh, reserved)
     }

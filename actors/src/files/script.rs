@@ -35,6 +35,7 @@ use actix::{
 use crate::error::{AppError, ErrorCode};
 use crate::files::sftp::SftpConn;
 use crate::files::shell_quote;
+use crate::files::temp_files::{TempKind, TempRecord};
 use crate::server::ServerSpec;
 use crate::ssh::{PtyRequest, SshOptions};
 use crate::task::{
@@ -107,6 +108,31 @@ pub enum ScriptNotice {
 /// What a script run sends its client: notices, then one `Finished`.
 pub type ScriptMessage = TaskMessage<ScriptNotice, ScriptCompletion>;
 
+/// What a script's temporary file is called: `/tmp/.pinkpage-script-`
+/// and 32 hex digits.
+const SCRIPT_PREFIX: &str = ".pinkpage-script-";
+
+fn script_path() -> String {
+    format!(
+        "{REMOTE_TEMP_DIR}/{SCRIPT_PREFIX}{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether `path` is a name [`ScriptRunActor`] gives its temporary file;
+/// crash recovery removes nothing else.
+pub fn is_script_path(path: &str) -> bool {
+    path.strip_prefix(REMOTE_TEMP_DIR)
+        .and_then(|p| p.strip_prefix('/'))
+        .and_then(|p| p.strip_prefix(SCRIPT_PREFIX))
+        .is_some_and(|id| {
+            id.len() == 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 /// The actor. See the module docs.
 pub struct ScriptRunActor {
     request: ScriptRequest,
@@ -118,6 +144,9 @@ pub struct ScriptRunActor {
     conn: Rc<RefCell<Option<Arc<SftpConn>>>>,
     /// The temporary file's path, chosen before the upload starts.
     remote_path: String,
+    /// Its crash-recovery record, made before the file is created; done
+    /// once the file is removed (see `files::temp_files`).
+    record: Rc<RefCell<Option<TempRecord>>>,
     /// The shell running the script, once started.
     shell: Option<TaskHandle>,
     /// How it ended, once known (none: stopped on request).
@@ -127,12 +156,12 @@ pub struct ScriptRunActor {
 impl ScriptRunActor {
     /// An actor that will run `request` and report through `reporter`.
     pub fn new(request: ScriptRequest, reporter: Reporter<ScriptNotice, ScriptCompletion>) -> Self {
-        let name = uuid::Uuid::new_v4().simple().to_string();
         ScriptRunActor {
             request,
             reporter: Some(reporter),
             conn: Rc::default(),
-            remote_path: format!("{REMOTE_TEMP_DIR}/.pinkpage-script-{name}"),
+            remote_path: script_path(),
+            record: Rc::default(),
             shell: None,
             completion: None,
         }
@@ -175,12 +204,20 @@ impl Actor for ScriptRunActor {
         let request = self.request.clone();
         let path = self.remote_path.clone();
         let shared = self.conn.clone();
+        let record = self.record.clone();
         log::info!(server = request.server.name.as_str(), path = path.as_str(); "script uploading");
         async move {
             let conn = Arc::new(SftpConn::open(&request.server, &request.ssh).await?);
             // from here on the connection is kept, so the file can be
             // removed whatever happens next
             *shared.borrow_mut() = Some(conn.clone());
+            let recorded = request
+                .ssh
+                .temp_files
+                .for_server(&request.server)
+                .record(&path, TempKind::Script)
+                .await;
+            *record.borrow_mut() = Some(recorded);
             // create_private removes what it had written if it fails
             conn.create_private(&path, &request.script, SCRIPT_MODE).await?;
             Ok::<_, AppError>(())
@@ -213,6 +250,7 @@ impl Actor for ScriptRunActor {
         );
         let shell = self.shell.take();
         let conn = self.conn.borrow_mut().take();
+        let record = self.record.borrow_mut().take();
         let path = std::mem::take(&mut self.remote_path);
         let server = self.request.server.name.clone();
         actix::spawn(async move {
@@ -227,6 +265,11 @@ impl Actor for ScriptRunActor {
                 };
                 let removed = conn.remove_file_if_exists(&path).await;
                 conn.close().await;
+                if let (Ok(()), Some(record)) = (&removed, record) {
+                    record.done();
+                }
+                // else the record, dropped, makes the next connection to
+                // the server remove the file
                 removed.map_err(|e| format!("temporary script '{path}' not removed: {e}"))
             };
             let failure = match tokio::time::timeout(CLEANUP_TIMEOUT, cleanup).await {
@@ -294,5 +337,23 @@ impl Handler<Stop> for ScriptRunActor {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_paths_are_recognised_and_nothing_else_is() {
+        assert!(is_script_path(&script_path()));
+        for other in [
+            "/tmp/.pinkpage-script-",
+            "/tmp/.pinkpage-script-0123456789abcdef0123456789abcdeg",
+            "/var/tmp/.pinkpage-script-0123456789abcdef0123456789abcdef",
+            "/tmp/x/.pinkpage-script-0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(!is_script_path(other), "{other}");
+        }
     }
 }

@@ -32,6 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 pub use crate::files::sftp_error::{SftpError, SftpStatus};
+use crate::files::temp_files::{ServerTempFiles, TempKind};
 use crate::files::{digest, write};
 use crate::server::ServerSpec;
 use crate::ssh::{self, SshOptions, SshSession};
@@ -109,6 +110,8 @@ pub struct SftpConn {
     /// The channel for `posix-rename@openssh.com`, opened at the first
     /// write (reads never need it); holds `None` when the server lacks it.
     posix: OnceCell<Option<RawSftpSession>>,
+    /// Where uploads record their temporary files (crash recovery).
+    temp_files: ServerTempFiles,
 }
 
 impl fmt::Debug for SftpConn {
@@ -131,6 +134,7 @@ impl SftpConn {
                 sftp,
                 server: server.name.clone(),
                 posix: OnceCell::new(),
+                temp_files: opts.temp_files.for_server(server),
             }),
             Err(e) => {
                 let _ = session.disconnect().await;
@@ -429,6 +433,9 @@ impl SftpConn {
                 )
             })?;
         let temp = write::temp_name_for(path);
+        // recorded before it exists: a daemon killed from here on leaves a
+        // record, and the next connection removes the file
+        let record = self.temp_files.record(&temp, TempKind::Upload).await;
         let mut file = write::create_temp(&self.sftp, &temp, mode)
             .await
             .map_err(self.fail(format_args!("create '{path}'")))?;
@@ -462,11 +469,16 @@ impl SftpConn {
             Ok(written)
         }
         .await;
-        if written.is_err() {
-            // close the handle (if still open) first so the server lets go
-            // of the file
-            drop(file);
-            let _ = write::remove_temp(&self.sftp, &self.server, &temp).await;
+        match written {
+            Ok(_) => record.done(),
+            Err(_) => {
+                // close the handle (if still open) first so the server lets
+                // go of the file
+                drop(file);
+                if write::remove_temp(&self.sftp, &self.server, &temp).await.is_ok() {
+                    record.done();
+                }
+            }
         }
         written
     }

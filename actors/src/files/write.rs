@@ -59,6 +59,23 @@ pub fn temp_name_for(path: &str) -> String {
     format!("{dir}{PREFIX}{}{MARK}{}{SUFFIX}", &name[..keep], &tag[..TAG_LEN])
 }
 
+/// Whether the last component of `path` is a name [`temp_name_for`]
+/// gives: `.<name>.pinkpage-<12 hex>.part`. Crash recovery removes nothing
+/// else.
+pub fn is_temp_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some(rest) = name.strip_prefix(PREFIX).and_then(|n| n.strip_suffix(SUFFIX)) else {
+        return false;
+    };
+    let Some(tag) = rest.len().checked_sub(TAG_LEN).and_then(|i| rest.get(i..)) else {
+        return false;
+    };
+    rest[..rest.len() - TAG_LEN].ends_with(MARK)
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Opens a second, low-level SFTP channel on `session` for
 /// `posix-rename@openssh.com` (russh-sftp's session has no call for it),
 /// and keeps it only when the server offers the extension. `None` means
@@ -182,6 +199,29 @@ pub async fn remove_temp(sftp: &SftpSession, server: &str, temp: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_names_are_recognised_and_nothing_else_is() {
+        for target in [
+            "/srv/notes.txt",
+            "relative.bin",
+            &format!("/d/{}", "가".repeat(100)),
+        ] {
+            let temp = temp_name_for(target);
+            assert!(is_temp_name(&temp), "{temp}");
+        }
+        for other in [
+            "/srv/notes.txt",
+            "/srv/.notes.txt.pinkpage-0123456789ab.partx",
+            "/srv/notes.txt.pinkpage-0123456789ab.part",
+            "/srv/.notes.txt.pinkpage-0123456789AB.part",
+            "/srv/.notes.txt.pinkpage-0123456789a.part",
+            "/srv/.notes.txt.pinkpage-0123456789ab.part/x",
+            ".pinkpage-.part",
+        ] {
+            assert!(!is_temp_name(other), "{other}");
+        }
+    }
 
     #[test]
     fn temporary_names_are_hidden_unique_siblings_of_the_target() {

@@ -24,6 +24,7 @@ use super::host_keys::{self, HostKeyAcceptance, HostKeyPolicy, HostKeyRejection}
 use super::session::SshSession;
 use super::slots::SessionSlots;
 use crate::error::{AppError, ErrorCode};
+use crate::files::temp_files::TempFiles;
 use crate::secret::Secret;
 use crate::server::{Auth, ServerSpec};
 
@@ -48,6 +49,10 @@ pub struct SshOptions {
     /// The daemon's SSH session slots per server (unlimited by default);
     /// every session opened here takes one and holds it until dropped.
     pub sessions: SessionSlots,
+    /// Records of the temporary files written on servers; a connection
+    /// first removes those an earlier write left on its server (see
+    /// [`crate::files::temp_files`]). The default records nothing.
+    pub temp_files: TempFiles,
 }
 
 /// Unanswered keepalives in a row after which a session is given up, as
@@ -66,16 +71,25 @@ pub const KEEPALIVE_MAX: usize = 3;
 /// server came free within the queue wait (that wait comes before, and
 /// apart from, `connect_timeout`). The detail names the server and the
 /// cause, never a secret.
+///
+/// Before the session is handed out, the temporary files an earlier write
+/// left on this server are removed over it ([`TempFiles::recover`]; at
+/// once when there are none, the usual case).
 pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
     let who = describe(server);
     let slot = opts.sessions.take(&server.host, server.port, &who).await?;
-    match tokio::time::timeout(opts.connect_timeout, connect_and_authenticate(server, opts)).await {
-        Ok(result) => result.map(|session| session.holding(slot)),
-        Err(_) => Err(AppError::with_detail(
-            ErrorCode::SshConnectionTimeout,
-            format!("{who}: no session within {:?}", opts.connect_timeout),
-        )),
-    }
+    let session =
+        match tokio::time::timeout(opts.connect_timeout, connect_and_authenticate(server, opts)).await {
+            Ok(result) => result.map(|session| session.holding(slot))?,
+            Err(_) => {
+                return Err(AppError::with_detail(
+                    ErrorCode::SshConnectionTimeout,
+                    format!("{who}: no session within {:?}", opts.connect_timeout),
+                ))
+            }
+        };
+    opts.temp_files.recover(server, &session).await;
+    Ok(session)
 }
 
 /// `server 'name' (user@host:port)`, the prefix of every detail.

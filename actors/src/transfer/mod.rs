@@ -279,11 +279,16 @@ impl Actor for TransferActor {
 async fn cleanup(res: relay::Resources) -> Result<(), String> {
     let mut first_failure = None;
     if let Some(sftp) = &res.destination {
-        for temp in &res.temps {
+        for (temp, record) in res.temps {
             match sftp.remove_file(temp.as_str()).await {
-                Ok(()) => {}
+                Ok(()) => record.done(),
                 Err(russh_sftp::client::error::Error::Status(s))
-                    if s.status_code == russh_sftp::protocol::StatusCode::NoSuchFile => {}
+                    if s.status_code == russh_sftp::protocol::StatusCode::NoSuchFile =>
+                {
+                    record.done()
+                }
+                // the record, dropped, makes the next connection to the
+                // destination remove it
                 Err(e) => {
                     first_failure.get_or_insert(format!("cannot remove temporary file '{temp}': {e}"));
                 }

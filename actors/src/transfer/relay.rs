@@ -19,7 +19,7 @@
 //! are in [`crate::files::write`].
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +35,7 @@ use super::progress::{Throttle, PROGRESS_INTERVAL};
 use super::{FileDone, TransferProgress, TransferRequest, TransferSummary};
 use crate::error::{AppError, ErrorCode};
 use crate::files::digest::{sha256_reader, Sha256Hex};
+use crate::files::temp_files::{ServerTempFiles, TempKind, TempRecord};
 use crate::files::write;
 use crate::ssh::{self, SshSession};
 
@@ -59,8 +60,9 @@ pub struct Resources {
     pub sftps: Vec<Arc<SftpSession>>,
     /// The destination's posix-rename channel, when it has one, to close.
     pub raw: Option<Arc<RawSftpSession>>,
-    /// Temporary files created and not yet renamed into place.
-    pub temps: HashSet<String>,
+    /// Temporary files created and not yet renamed into place, with
+    /// their crash-recovery records (done once removed).
+    pub temps: HashMap<String, TempRecord>,
 }
 
 /// Shared between the copy and the actor's cleanup; never locked across an
@@ -268,6 +270,7 @@ async fn copy_all(
         destination: &destination,
         posix: posix.as_deref(),
         resources,
+        temp_files: request.ssh.temp_files.for_server(&request.destination),
         dir: &spec.destination_dir,
         verify: spec.verify_sha256,
         progress: &progress,
@@ -334,6 +337,8 @@ struct CopyCtx<'a, F: Fn(TransferProgress)> {
     destination: &'a SftpSession,
     posix: Option<&'a RawSftpSession>,
     resources: &'a SharedResources,
+    /// Where the destination's temporary files are recorded.
+    temp_files: ServerTempFiles,
     dir: &'a str,
     verify: bool,
     progress: &'a Progress<F>,
@@ -351,7 +356,9 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             .open(file.path.as_str())
             .await
             .map_err(|e| fail("cannot open it on the source", &e))?;
-        // private while incomplete; the source's mode is set before the rename
+        // recorded before it exists (crash recovery), then private while
+        // incomplete; the source's mode is set before the rename
+        let record = self.temp_files.record(&temp, TempKind::Transfer).await;
         let mut writer = write::create_temp(self.destination, &temp, Some(0o600))
             .await
             .map_err(|e| fail(&format!("cannot create '{temp}' on the destination"), &e))?;
@@ -359,7 +366,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             .lock()
             .expect("resources lock")
             .temps
-            .insert(temp.clone());
+            .insert(temp.clone(), record);
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_CHUNKS);
         let verify = self.verify;
@@ -443,7 +450,10 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         write::replace(self.destination, self.posix, &temp, &target)
             .await
             .map_err(|e| fail(&format!("cannot rename the copy to '{target}'"), &e))?;
-        self.resources.lock().expect("resources lock").temps.remove(&temp);
+        let record = self.resources.lock().expect("resources lock").temps.remove(&temp);
+        if let Some(record) = record {
+            record.done();
+        }
         self.progress.advance(name, 0, true);
         Ok(FileDone {
             name: file.name.clone(),
