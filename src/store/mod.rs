@@ -164,19 +164,48 @@ pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, AppError> {
-    let conn = Connection::open(path).map_err(|e| {
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    };
+    open().map_err(|e| {
         AppError::with_detail(
             ErrorCode::Database,
-            format!("cannot open {}: {e}", path.display()),
+            format!("cannot open {}: {e}{}", path.display(), why_not_writable(path)),
         )
-    })?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(db_error)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(db_error)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(db_error)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
-    Ok(conn)
+    })
+}
+
+/// What the operating system says when `path` (or, while it does not
+/// exist, a new file beside it) is opened for writing: SQLite's own message
+/// ("unable to open database file") does not tell a read-only file system
+/// from a missing directory or a permission. Empty when writing works.
+fn why_not_writable(path: &Path) -> String {
+    let refused = if path.exists() {
+        std::fs::OpenOptions::new().write(true).open(path).err()
+    } else {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let probe = dir.join(format!(".pinkpage-probe-{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+                None
+            }
+            Err(e) => Some(e),
+        }
+    };
+    refused.map(|e| format!(" ({e})")).unwrap_or_default()
 }
 
 /// Maps a rusqlite failure to 40000 with its cause.

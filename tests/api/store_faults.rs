@@ -3,38 +3,80 @@
 //! already running goes on, its rows wait in memory and land, in order
 //! and with the time they happened, once the store takes writes again.
 //!
-//! The trouble here is a database another process holds locked (an
-//! exclusive transaction from the test, as a `sqlite3` shell left open
-//! would): the daemon's writes fail after its 5 s busy timeout, so each
-//! test spends about that long waiting to see the first failure.
+//! Two troubles, one behaviour ([`StoreFault`]):
+//! - a database another process holds locked (an exclusive transaction from
+//!   the test, as a `sqlite3` shell left open would): the daemon's writes
+//!   fail after its 5 s busy timeout, so that test spends about that long
+//!   waiting to see the first failure;
+//! - the database on a full disk: a tmpfs the test mounts and fills (skipped,
+//!   saying why, where mounting is refused).
+//!
+//! A database on a read-only file system is found at start-up: the daemon
+//! does not start without its audit trail, and says why.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::daemon::{TestApp, TEST_ADMIN};
+use crate::support::daemon::{cli, run_to_exit, TestApp, TEST_ADMIN};
 use crate::support::fixtures::with_servers;
 use crate::support::poll::eventually_within;
+use crate::support::tmpfs::Tmpfs;
 use crate::support::ws::WsClient;
 
 /// Longer than the daemon's busy timeout (5 s) plus its first retries.
 const DEGRADED_WITHIN: Duration = Duration::from_secs(30);
 
-/// Holds the daemon's database locked, as another process would, until
-/// dropped or released.
-struct Locked(rusqlite::Connection);
+/// Something that makes the daemon's store writes fail until it ends.
+trait StoreFault {
+    fn begin(&mut self, app: &TestApp);
+    fn end(&mut self);
+}
+
+/// Holds the daemon's database locked, as another process would.
+#[derive(Default)]
+struct Locked(Option<rusqlite::Connection>);
 
 impl Locked {
     fn take(app: &TestApp) -> Locked {
-        let conn =
-            rusqlite::Connection::open(app.dir().join("pinkpage.db")).expect("open the daemon's database");
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
-        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock the database");
-        Locked(conn)
+        let mut locked = Locked::default();
+        locked.begin(app);
+        locked
     }
 
-    fn release(self) {
-        self.0.execute_batch("ROLLBACK").expect("release the database");
+    fn release(mut self) {
+        self.end();
+    }
+}
+
+impl StoreFault for Locked {
+    fn begin(&mut self, app: &TestApp) {
+        let conn = rusqlite::Connection::open(app.database()).expect("open the daemon's database");
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").expect("lock the database");
+        self.0 = Some(conn);
+    }
+
+    fn end(&mut self) {
+        let conn = self.0.take().expect("locked");
+        conn.execute_batch("ROLLBACK").expect("release the database");
+    }
+}
+
+/// The file system under the database, filled to the last block.
+struct FullDisk<'a> {
+    disk: &'a Tmpfs,
+    filler: Option<PathBuf>,
+}
+
+impl StoreFault for FullDisk<'_> {
+    fn begin(&mut self, _: &TestApp) {
+        self.filler = Some(self.disk.fill());
+    }
+
+    fn end(&mut self) {
+        std::fs::remove_file(self.filler.take().expect("filled")).expect("free the disk");
     }
 }
 
@@ -55,7 +97,76 @@ async fn store_health(app: &TestApp, status: &str) -> Value {
 async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_rows_after() {
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
-    let mut c = WsClient::stub(&app).await;
+    refuses_new_work_keeps_running_work_and_writes_its_rows_after(&app, &mut Locked::default()).await;
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_new_work_keeps_running_work_and_writes_its_rows_after_space_frees() {
+    let disk = match Tmpfs::mount("16m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED store_faults full disk: {why}");
+            return;
+        }
+    };
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.database_in(disk.path()).spawn().await;
+    let mut full = FullDisk {
+        disk: &disk,
+        filler: None,
+    };
+    refuses_new_work_keeps_running_work_and_writes_its_rows_after(&app, &mut full).await;
+    assert!(
+        app.logs().contains("database or disk is full"),
+        "the cause is in the log"
+    );
+    drop(app);
+}
+
+#[test]
+fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
+    let disk = match Tmpfs::mount("16m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED store_faults read-only disk: {why}");
+            return;
+        }
+    };
+    let db = disk.path().join("pinkpage.db");
+    let (code, _, err) = cli(disk.path(), &db, &["user", "list"], "");
+    assert_eq!(code, Some(0), "the database is made: {err}");
+    disk.remount_read_only();
+
+    let db = db.to_str().unwrap();
+    let (code, out) = run_to_exit(
+        &[],
+        &[
+            ("HIWARE_ID", "u"),
+            ("HIWARE_PW", "pw"),
+            ("MDWAP1P_IP", "127.0.0.1"),
+            ("PINKPAGE_DB", db),
+            ("PINKPAGE_BIND", "127.0.0.1:0"),
+        ],
+    );
+    // no audit trail, no daemon: it does not start and says why, naming
+    // the setting, the file and the operating system's reason
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("PINKPAGE_DB"), "{out}");
+    assert!(out.contains(db), "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+/// The behaviour both faults must show: a command started before the fault
+/// takes its input and ends; new work is refused with 40000 over WebSocket
+/// and REST while reads and ending a session still work; health says
+/// degraded; after the fault every row lands, in order, stamped when it
+/// happened, and new work is admitted again.
+async fn refuses_new_work_keeps_running_work_and_writes_its_rows_after(
+    app: &TestApp,
+    fault: &mut dyn StoreFault,
+) {
+    let mut c = WsClient::stub(app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "alpha", "command": "read x; echo got:$x"}))
         .await;
@@ -64,14 +175,14 @@ async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_ro
     assert_eq!(healthy["status"], "ok", "{healthy}");
     assert_eq!(healthy["store"]["status"], "ok", "{healthy}");
 
-    let locked = Locked::take(&app);
+    fault.begin(app);
     // running work goes on: the command takes its input and ends, and its
     // end row is the first the store cannot take
     c.send(json!({"type": "ssh_input", "data": "pink\n"})).await;
     let (out, _, done) = c.collect_until_complete().await;
     assert!(out.contains("got:pink"), "{out:?}");
     assert_eq!(done["exit_status"], 0);
-    let degraded = store_health(&app, "degraded").await;
+    let degraded = store_health(app, "degraded").await;
     assert_eq!(degraded["status"], "degraded", "{degraded}");
     assert!(
         degraded["store"]["failed_writes"].as_u64().unwrap() >= 1,
@@ -110,8 +221,9 @@ async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_ro
     let ended = c.recv_until("session_status").await.0;
     assert_eq!(ended["active"], false, "{ended}");
 
-    locked.release();
-    let recovered = store_health(&app, "ok").await;
+    let fault_ended = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    fault.end();
+    let recovered = store_health(app, "ok").await;
     assert_eq!(recovered["status"], "ok", "{recovered}");
     let drained = eventually_within(DEGRADED_WITHIN, "the queue drained", async || {
         let body: Value = app.get("/api/v1/health").await.json().await.unwrap();
@@ -135,12 +247,16 @@ async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_ro
         .position(|a| *a == "session.end")
         .unwrap_or_else(|| panic!("{actions:?}"));
     assert!(end < session_end, "written in order: {actions:?}");
-    // the end row was made before the first failed write gave up (5 s
-    // later), and is stamped then, not when it was finally written
+    // the end row was made before its first write failed, and is stamped
+    // then, not when it was finally written after the fault
     let end_at = rows.iter().find(|r| r["action"] == "ssh.command.end").unwrap()["at"].clone();
     assert!(
-        end_at.as_str().unwrap() < degraded["store"]["degraded_since"].as_str().unwrap(),
+        end_at.as_str().unwrap() <= degraded["store"]["degraded_since"].as_str().unwrap(),
         "stamped when it happened: {end_at} vs {degraded}"
+    );
+    assert!(
+        end_at.as_str().unwrap() < fault_ended.as_str(),
+        "stamped before it could be written: {end_at} vs {fault_ended}"
     );
     assert!(
         !std::path::Path::new("/tmp/pinkpage-refused-while-degraded").exists(),

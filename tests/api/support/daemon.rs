@@ -77,6 +77,9 @@ pub struct TestAppBuilder {
     env: Vec<(String, String)>,
     /// Start with no account at all (the first-start tests).
     no_accounts: bool,
+    /// Where the database goes instead of the daemon's temp dir (a file
+    /// system a test made, to fill it up).
+    database_dir: Option<PathBuf>,
 }
 
 impl TestAppBuilder {
@@ -123,6 +126,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Keeps the database (`pinkpage.db`, its WAL and shared memory) in
+    /// `dir` instead of the daemon's temp dir.
+    pub fn database_in(mut self, dir: &Path) -> Self {
+        self.database_dir = Some(dir.to_path_buf());
+        self
+    }
+
     /// Starts with an empty account table (no test admin, no token).
     pub fn without_accounts(mut self) -> Self {
         self.no_accounts = true;
@@ -156,7 +166,11 @@ impl TestAppBuilder {
         let known_hosts = dir.path().join("known_hosts");
         std::fs::write(&known_hosts, &self.known_hosts).expect("write known_hosts");
 
-        let db = dir.path().join("pinkpage.db");
+        let db = self
+            .database_dir
+            .as_deref()
+            .unwrap_or(dir.path())
+            .join("pinkpage.db");
         let admin_token = if self.no_accounts {
             None
         } else {
@@ -187,7 +201,12 @@ impl TestAppBuilder {
                 .stderr(Stdio::piped());
             cmd
         };
-        TestApp::start(Box::new(command), dir, admin_token).await
+        let database = self
+            .database_dir
+            .as_deref()
+            .unwrap_or(dir.path())
+            .join("pinkpage.db");
+        TestApp::start(Box::new(command), dir, database, admin_token).await
     }
 }
 
@@ -278,6 +297,8 @@ pub struct TestApp {
     logs: Arc<Mutex<Vec<String>>>,
     /// Database, servers file, known_hosts; removed on drop.
     dir: TempDir,
+    /// The database file (in `dir` unless the test put it elsewhere).
+    database: PathBuf,
     /// An HTTP client for the tests, sending the test admin's token.
     pub http: reqwest::Client,
     /// An HTTP client with no credentials.
@@ -303,6 +324,7 @@ impl TestApp {
     async fn start(
         command: Box<dyn Fn() -> Command + Send + Sync>,
         dir: TempDir,
+        database: PathBuf,
         admin_token: Option<String>,
     ) -> TestApp {
         let (child, port, logs) = Self::launch(&command).await;
@@ -319,6 +341,7 @@ impl TestApp {
             port,
             logs,
             dir,
+            database,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .default_headers(headers)
@@ -452,7 +475,7 @@ impl TestApp {
 
     /// Runs `pinkpage` with `args` against this daemon's database.
     pub fn cli(&self, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-        cli(self.dir.path(), &self.dir.path().join("pinkpage.db"), args, stdin)
+        cli(self.dir.path(), &self.database, args, stdin)
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -523,6 +546,11 @@ impl TestApp {
     /// The daemon's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The daemon's database file.
+    pub fn database(&self) -> &Path {
+        &self.database
     }
 }
 

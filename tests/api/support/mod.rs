@@ -19,4 +19,5 @@ pub mod relay;
 pub mod remote;
 pub mod sshd;
 pub mod tcp;
+pub mod tmpfs;
 pub mod ws;
