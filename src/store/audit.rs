@@ -130,6 +130,85 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Re
     Ok(conn.last_insert_rowid())
 }
 
+/// The pairs of actions that open and close a piece of work a connection
+/// does (at most one of each kind at a time per connection, so a start is
+/// closed by the next end of its kind from the same actor), and the action
+/// that records it was cut off by the daemon's end. Every way such work
+/// ends while the daemon runs writes its end row, a client that leaves
+/// included (`audit_cut_off` in `ws::stub` and `ws::bmx5::script`). Lock
+/// sessions are not here: a lock released by a disconnect or taken away by
+/// an admin has no `session.end`, and a restart always starts with the lock
+/// free.
+const WORK_PAIRS: [(&str, &str, &str); 3] = [
+    ("ssh.command.start", "ssh.command.end", "ssh.command.interrupted"),
+    ("transfer.start", "transfer.end", "transfer.interrupted"),
+    ("script.start", "script.end", "script.interrupted"),
+];
+
+/// Finds the commands, transfers and scripts the previous daemon started and never ended (it was killed), and records each as
+/// `<kind>.interrupted`, stamped now (the time of discovery), under the
+/// same actor, user and server as its start, with the start's time and row
+/// in `detail`. Returns the actions written. Called once at start-up, before
+/// this daemon's own `daemon.start` row, so only rows since the previous
+/// one are read (a start older than that was dealt with by the previous
+/// daemon's start-up); they are streamed once through the `action` index,
+/// keeping only the work still open.
+pub(crate) fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let since: i64 = conn.query_row(
+        "SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'daemon.start'",
+        [],
+        |r| r.get(0),
+    )?;
+    let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, _)| [*s, *e]).collect();
+    let placeholders = vec!["?"; actions.len()].join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, at, actor, action, server, command, user, remote_addr FROM audit_events
+         WHERE id > ? AND action IN ({placeholders}) ORDER BY id"
+    ))?;
+    let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since];
+    bind.extend(actions.iter().map(|a| a as &dyn rusqlite::ToSql));
+    // (actor, pair index) -> the open start
+    let mut open: std::collections::HashMap<(String, usize), NewAuditEvent> = Default::default();
+    let mut rows = stmt.query(bind.as_slice())?;
+    while let Some(row) = rows.next()? {
+        let action: String = row.get(3)?;
+        let actor: String = row.get(2)?;
+        if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
+            let start_id: i64 = row.get(0)?;
+            let started_at: String = row.get(1)?;
+            let event = NewAuditEvent {
+                at: None,
+                actor: actor.clone(),
+                action: WORK_PAIRS[pair].2.to_owned(),
+                server: row.get(4)?,
+                command: row.get(5)?,
+                exit_status: None,
+                bytes: None,
+                detail: Some(serde_json::json!({
+                    "started_at": started_at,
+                    "start_id": start_id,
+                    "reason": "the daemon stopped without ending it",
+                })),
+                user: row.get(6)?,
+                remote_addr: row.get(7)?,
+            };
+            open.insert((actor, pair), event);
+        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, end, _)| *end == action) {
+            open.remove(&(actor, pair));
+        }
+    }
+    drop(rows);
+    let mut left: Vec<NewAuditEvent> = open.into_values().collect();
+    left.sort_by_key(|e| e.detail.as_ref().and_then(|d| d["start_id"].as_i64()));
+    let mut written = Vec::with_capacity(left.len());
+    for mut event in left {
+        event.at = Some(chrono::Utc::now());
+        insert_audit(conn, &event)?;
+        written.push(event.action);
+    }
+    Ok(written)
+}
+
 impl Handler<RecordAuditBatch> for StoreActor {
     type Result = Result<(), AppError>;
 
@@ -174,5 +253,70 @@ impl Handler<ListAudit> for StoreActor {
             })
             .map_err(db_error)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(conn: &Connection, actor: &str, action: &str) {
+        let mut event = NewAuditEvent::new(actor, action);
+        event.server = Some("alpha".into());
+        event.user = Some("ops".into());
+        insert_audit(conn, &event).unwrap();
+    }
+
+    fn actions(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT actor, action FROM audit_events WHERE action LIKE '%.interrupted' ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn only_work_started_since_the_last_daemon_start_and_never_ended_is_interrupted() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        // an older daemon's life: its open start was dealt with back then
+        row(&conn, "a", "ssh.command.start");
+        row(&conn, "system", "daemon.start");
+        // the last daemon's life
+        row(&conn, "a", "ssh.command.start");
+        row(&conn, "a", "ssh.command.end");
+        row(&conn, "a", "ssh.command.start"); // cut off
+        row(&conn, "b", "transfer.start");
+        row(&conn, "b", "transfer.end");
+        row(&conn, "c", "script.start"); // cut off
+        row(&conn, "d", "script.end"); // another actor's end closes nothing of c's
+        row(&conn, "e", "session.start"); // sessions are not work
+
+        assert_eq!(
+            interrupt_left_work(&conn).unwrap(),
+            ["ssh.command.interrupted", "script.interrupted"]
+        );
+        assert_eq!(
+            actions(&conn),
+            [
+                ("a".to_owned(), "ssh.command.interrupted".to_owned()),
+                ("c".to_owned(), "script.interrupted".to_owned())
+            ]
+        );
+        let (user, server, detail): (String, String, String) = conn
+            .query_row(
+                "SELECT user, server, detail FROM audit_events WHERE action = 'script.interrupted'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((user.as_str(), server.as_str()), ("ops", "alpha"));
+        assert!(detail.contains("started_at"), "{detail}");
+
+        // the next start-up (after this daemon's own start row) finds nothing
+        row(&conn, "system", "daemon.start");
+        assert!(interrupt_left_work(&conn).unwrap().is_empty());
     }
 }

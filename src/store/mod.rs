@@ -95,8 +95,11 @@ impl Store {
     }
 
     /// Marks workflow runs a stopped daemon left `running` or `paused`, and
-    /// BMX4 runs it left `running`, as `interrupted`, on a connection of its
-    /// own; how many workflow runs (the BMX4 count is logged). Called once at
+    /// BMX4 runs it left `running`, as `interrupted`, and records the
+    /// commands, transfers and scripts it left unfinished as
+    /// `<kind>.interrupted` audit rows, on a connection of its own; how many
+    /// workflow runs (the other counts are logged). Call it before this
+    /// daemon's `daemon.start` row. Called once at
     /// start-up, after the daemon has its port (a second daemon started by
     /// mistake on the same files fails there first) and before it serves.
     pub fn interrupt_left_runs_now(&self) -> Result<usize, AppError> {
@@ -104,6 +107,17 @@ impl Store {
         let batches = batch::interrupt_left_runs(&conn)?;
         if batches > 0 {
             log::warn!(runs = batches; "BMX4 runs left running by the last daemon marked interrupted");
+        }
+        let work = audit::interrupt_left_work(&conn).map_err(db_error)?;
+        for action in ["ssh.command", "transfer", "script"] {
+            let count = work
+                .iter()
+                .filter(|a| a.strip_suffix(".interrupted") == Some(action))
+                .count();
+            if count > 0 {
+                log::warn!(kind = action, count = count;
+                    "work the last daemon left unfinished recorded as interrupted in the audit trail");
+            }
         }
         workflows::interrupt_left_runs(&mut conn)
     }

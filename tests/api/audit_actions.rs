@@ -1,13 +1,15 @@
 //! Every remote action leaves an audit row, over the WebSocket and over
 //! REST alike, read back through `GET /api/v1/audit`; and a client string
-//! with a newline stays on one log line. (SFTP changes and scripts have
-//! their rows checked next to their own tests in `bmx5/`.)
+//! with a newline stays on one log line; work a leaving client cuts off
+//! still gets its end row. (SFTP changes and scripts have their rows checked
+//! next to their own tests in `bmx5/`.)
 
 use serde_json::{json, Value};
 
 use crate::support::daemon::TestApp;
 use crate::support::fixtures::{with_servers, TempTree};
 use crate::support::poll::eventually;
+use crate::support::remote::RemoteProcess;
 use crate::support::ws::WsClient;
 
 /// The row of `action` whose text mentions `marker`, once it is written
@@ -113,5 +115,50 @@ async fn a_path_with_a_newline_stays_on_one_log_line_with_the_newline_escaped() 
         assert!(!line.starts_with(forged), "{line}");
         let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(parsed.to_string().contains(forged));
+    }
+}
+
+#[tokio::test]
+async fn work_a_leaving_client_cuts_off_gets_its_end_row_and_is_not_taken_for_a_crash() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let mut app = builder.spawn().await;
+    let command = format!("sleep 1093.{}", app.port);
+    let mut stub = WsClient::stub(&app).await;
+    stub.start_session().await;
+    stub.send(json!({"type": "ssh_command", "server": "alpha", "command": command}))
+        .await;
+    stub.recv_until("ssh_command_started").await;
+    let mut scripts = WsClient::connect(&app, "/ws/v1/bmx5").await;
+    let marker = format!("sleep 1094.{}", app.port);
+    scripts
+        .send(json!({"type": "script_execute", "server": "alpha", "script": format!("{marker}\n")}))
+        .await;
+    scripts.recv_until("script_started").await;
+    let running = [
+        RemoteProcess::started(&command).await,
+        RemoteProcess::started(&marker).await,
+    ];
+    stub.close().await;
+    scripts.close().await;
+    for process in running {
+        process.ended("the work outlived its client").await;
+    }
+
+    let end = row(&app, "ssh.command.end", &command).await;
+    assert_eq!(end["detail"]["reason"], "disconnected", "{end}");
+    // (an inline script's row names it "(inline)", not its text)
+    let end = row(&app, "script.end", "disconnected").await;
+    assert_eq!(end["server"], "alpha", "{end}");
+
+    // the next daemon finds every start ended: nothing to mark interrupted
+    app.kill_and_restart().await;
+    for action in ["ssh.command.interrupted", "script.interrupted"] {
+        let rows: Value = app
+            .get(&format!("/api/v1/audit?action={action}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rows, json!([]), "{action}");
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::support::daemon::TEST_ADMIN;
 use crate::support::fixtures::{with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
@@ -122,6 +123,15 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
         .collect();
     assert_eq!(statuses.len(), COMMANDS, "{runs}");
     assert!(statuses.iter().all(|s| *s == "interrupted"), "{statuses:?}");
+    // and so are the transfer and the script, in the audit trail, under
+    // the user who started them, stamped when the new daemon found them
+    for (action, server) in [("transfer.interrupted", "s1"), ("script.interrupted", "s3")] {
+        let rows = app.audit_events(&format!("action={action}"), 1).await;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(rows[0]["server"], server, "{rows:?}");
+        assert_eq!(rows[0]["user"], TEST_ADMIN, "{rows:?}");
+        assert!(rows[0]["detail"]["started_at"].as_str().unwrap() < rows[0]["at"].as_str().unwrap());
+    }
     assert!(Path::new(&dst).is_dir());
     drop(batches);
 

@@ -88,7 +88,9 @@ impl Domain for Bmx5 {
 
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // The script actor cleans up on its own (its file is removed even
-        // though nobody hears the completion).
+        // though nobody hears the completion); its end row is written here,
+        // since nobody hears that either.
+        script::audit_cut_off(conn);
         let _ = conn.domain.script.cancel();
         if let Some(pool) = conn.domain.pool.take() {
             pool.stop();

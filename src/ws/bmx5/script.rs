@@ -257,6 +257,19 @@ impl Handler<ScriptMessage> for WsConnection<Bmx5> {
     }
 }
 
+/// The end row of a script a leaving client cuts off (see `Bmx5::stopping`).
+pub(super) fn audit_cut_off(conn: &WsConnection<Bmx5>) {
+    let slot = &conn.domain.script;
+    let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) else {
+        return;
+    };
+    let mut event = conn.audit_event("script.end");
+    event.server = Some(task.server.clone());
+    event.command = Some(task.label.clone());
+    event.detail = Some(serde_json::json!({"reason": "disconnected"}));
+    conn.state.store.audit(event);
+}
+
 impl WsConnection<Bmx5> {
     fn script_complete(
         &mut self,

@@ -150,10 +150,45 @@ impl Domain for Stub {
     }
 
     fn stopping(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) -> Vec<Done> {
+        audit_cut_off(conn);
         // The connection tells the lock it is gone only once this resolves,
         // so no command outlives the lock.
         stop_task(conn, ctx).ok().flatten().into_iter().collect()
     }
+}
+
+/// The end row of the command or transfer a leaving client cuts off. The
+/// task reports its own end to this connection, which is gone by then, so
+/// without this row the trail would show a start with no end (and the next
+/// daemon's start-up would take it for work a crash interrupted).
+fn audit_cut_off(conn: &WsConnection<Stub>) {
+    let slot = &conn.domain.task;
+    let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) else {
+        return;
+    };
+    let event = match &task.kind {
+        TaskKind::Shell { server, command, .. } => {
+            let mut event = audit(conn, "ssh.command.end");
+            event.server = Some(server.clone());
+            event.command = Some(command.clone());
+            event.detail = Some(serde_json::json!({"reason": "disconnected"}));
+            event
+        }
+        TaskKind::Transfer { name } => {
+            let mut event = audit(conn, "transfer.end");
+            event.server = conn
+                .state
+                .settings
+                .transfers
+                .get(name)
+                .map(|s| s.source_server.clone());
+            event.detail = Some(serde_json::json!({"transfer": name, "outcome": "disconnected"}));
+            event
+        }
+        // a workflow run records its own end (it outlives the connection)
+        TaskKind::Workflow => return,
+    };
+    conn.state.store.audit(event);
 }
 
 impl Stub {
