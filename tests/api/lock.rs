@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::fixtures::{app_with_server, TempTree};
+use crate::support::fixtures::{app_with_server, big_transfer_toml, TempTree};
 use crate::support::relay::FreezableRelay;
 use crate::support::remote::RemoteProcess;
 use crate::support::sshd::{SshdOptions, SshdServer};
@@ -151,12 +151,7 @@ async fn a_cancel_whose_cleanup_cannot_reach_the_server_reports_50014_and_frees_
     let relay_host_key = destination
         .known_hosts_line()
         .replace(&format!(":{} ", destination.port()), &format!(":{} ", relay.port));
-    let transfer = format!(
-        "[[transfers]]\nname = \"big\"\nsource_server = \"alpha\"\nsource_glob = {:?}\n\
-         destination_server = \"beta\"\ndestination_dir = {:?}\n",
-        tree.path("src/*.dat"),
-        tree.path("dst"),
-    );
+    let transfer = big_transfer_toml(&tree, "alpha", "beta", &tree.path("dst"));
     let app = TestApp::builder()
         .sshd("alpha", &source)
         .server(through_relay)

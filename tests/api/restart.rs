@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::support::daemon::TEST_ADMIN;
-use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::fixtures::{big_transfer_toml, with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
 use crate::support::ws::WsClient;
@@ -34,12 +34,7 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
     tree.write("dst/big.dat", "the old file");
     let names = ["s1", "s2", "s3", "s4", "s5"];
     let (builder, _servers) = with_servers(names);
-    let transfer = format!(
-        "[[transfers]]\nname = \"big\"\nsource_server = \"s1\"\nsource_glob = {:?}\n\
-         destination_server = \"s2\"\ndestination_dir = {:?}\n",
-        tree.path("src/*.dat"),
-        dst,
-    );
+    let transfer = big_transfer_toml(&tree, "s1", "s2", &dst);
     let mut app = builder.transfers_toml(&transfer).spawn().await;
 
     let mut owner = WsClient::stub(&app).await;

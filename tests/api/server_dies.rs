@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::fixtures::{with_servers, TempTree};
+use crate::support::fixtures::{big_transfer_toml, with_servers, TempTree};
 use crate::support::remote::RemoteProcess;
 use crate::support::ws::WsClient;
 
@@ -107,12 +107,7 @@ async fn a_transfer_whose_destination_dies_fails_and_leaves_no_final_file() {
     let dst = tree.mkdir("dst");
     tree.write("src/big.dat", vec![9u8; 64 * 1024 * 1024]);
     let (builder, [_alpha, mut beta]) = with_servers(["alpha", "beta"]);
-    let transfer = format!(
-        "[[transfers]]\nname = \"big\"\nsource_server = \"alpha\"\nsource_glob = {:?}\n\
-         destination_server = \"beta\"\ndestination_dir = {:?}\n",
-        tree.path("src/*.dat"),
-        dst,
-    );
+    let transfer = big_transfer_toml(&tree, "alpha", "beta", &dst);
     let app = builder.transfers_toml(&transfer).spawn().await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp, TestAppBuilder};
-use crate::support::fixtures::TempTree;
+use crate::support::fixtures::{big_transfer_toml, TempTree};
 use crate::support::poll::eventually;
 use crate::support::relay::FreezableRelay;
 use crate::support::remote::RemoteProcess;
@@ -97,12 +97,7 @@ async fn a_transfer_to_a_silent_server_fails_and_leaves_no_final_file() {
     let destination = SshdServer::start(SshdOptions::default());
     let (builder, relay) =
         behind_relay(TestApp::builder().sshd("alpha", &source), "beta", &destination).await;
-    let transfer = format!(
-        "[[transfers]]\nname = \"big\"\nsource_server = \"alpha\"\nsource_glob = {:?}\n\
-         destination_server = \"beta\"\ndestination_dir = {:?}\n",
-        tree.path("src/*.dat"),
-        dst,
-    );
+    let transfer = big_transfer_toml(&tree, "alpha", "beta", &dst);
     let app = builder
         .transfers_toml(&transfer)
         .env("PINKPAGE_SSH_KEEPALIVE_S", KEEPALIVE_S)

@@ -16,6 +16,17 @@ pub async fn app_with_server(name: &str) -> (TestApp, SshdServer) {
     (builder.spawn().await, sshd)
 }
 
+/// A `[[transfers]]` entry named `big` that copies `*.dat` from
+/// `tree`'s `src/` on `source` to `destination_dir` on `destination`: the
+/// transfer the fault tests interrupt.
+pub fn big_transfer_toml(tree: &TempTree, source: &str, destination: &str, destination_dir: &str) -> String {
+    format!(
+        "[[transfers]]\nname = \"big\"\nsource_server = {source:?}\nsource_glob = {:?}\n\
+         destination_server = {destination:?}\ndestination_dir = {destination_dir:?}\n",
+        tree.path("src/*.dat"),
+    )
+}
+
 /// A fresh sshd per name, each configured as that server on a daemon
 /// builder, for tests that add settings (environment, transfers) before
 /// spawning. Keep the servers alive as long as the daemon.
