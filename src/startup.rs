@@ -25,7 +25,7 @@ use crate::auth::refresher::Refresher;
 use crate::auth::Identity;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::store::{NewAuditEvent, Store, StoreTempFiles};
+use crate::store::{Store, StoreTempFiles};
 use crate::workflows::hub::RunParts;
 use crate::workflows::WorkflowHub;
 use crate::{api, settings::SettingsError, ws};
@@ -89,7 +89,10 @@ impl Application {
             log::warn!(files = left_temp_files.len();
                 "temporary files the last daemon left on servers; each is removed at the next connection to its server");
         }
-        store.audit(NewAuditEvent::new("system", "daemon.start"));
+        store.record_start_now().map_err(|e| SettingsError {
+            variable: "PINKPAGE_DB".into(),
+            problem: format!("cannot write the audit trail: {e}"),
+        })?;
         let identity = Arc::new(Identity::new(settings.access.clone()));
         {
             let loaded = store.load_directory_now().map_err(|e: AppError| SettingsError {

@@ -145,24 +145,35 @@ const WORK_PAIRS: [(&str, &str, &str); 3] = [
     ("script.start", "script.end", "script.interrupted"),
 ];
 
-/// Finds the commands, transfers and scripts the previous daemon started and never ended (it was killed), and records each as
+/// Finds the commands, transfers and scripts the previous daemon started
+/// and never ended (it was killed), and records each as
 /// `<kind>.interrupted`, stamped now (the time of discovery), under the
 /// same actor, user and server as its start, with the start's time and row
-/// in `detail`. Returns the actions written. Called once at start-up, before
-/// this daemon's own `daemon.start` row, so only rows since the previous
-/// one are read (a start older than that was dealt with by the previous
-/// daemon's start-up); they are streamed once through the `action` index,
-/// keeping only the work still open.
-pub(crate) fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+/// in `detail`; then writes this daemon's `daemon.start`. One transaction,
+/// once, at start-up, before the daemon serves: only rows since the
+/// previous `daemon.start` are read (older starts were dealt with at the
+/// previous start-up, and an `.interrupted` row closes its start, so even a
+/// start-up that failed half-way never marks one twice). The rows are
+/// streamed once through the `action` index, keeping only the work still
+/// open. Returns the `.interrupted` actions written.
+pub(crate) fn interrupt_left_work_and_start(conn: &mut Connection) -> rusqlite::Result<Vec<String>> {
+    let tx = conn.transaction()?;
+    let written = interrupt_left_work(&tx)?;
+    insert_audit(&tx, &NewAuditEvent::new("system", "daemon.start"))?;
+    tx.commit()?;
+    Ok(written)
+}
+
+fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let since: i64 = conn.query_row(
         "SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'daemon.start'",
         [],
         |r| r.get(0),
     )?;
-    let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, _)| [*s, *e]).collect();
+    let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect();
     let placeholders = vec!["?"; actions.len()].join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, at, actor, action, server, command, user, remote_addr FROM audit_events
+        "SELECT id, at, actor, action, server, command, user, remote_addr, detail FROM audit_events
          WHERE id > ? AND action IN ({placeholders}) ORDER BY id"
     ))?;
     let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since];
@@ -187,7 +198,7 @@ pub(crate) fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<Str
                 detail: Some(serde_json::json!({
                     "started_at": started_at,
                     "start_id": start_id,
-                    "reason": "the daemon stopped without ending it",
+                    "reason": "no end was recorded before the daemon stopped",
                 })),
                 user: row.get(6)?,
                 remote_addr: row.get(7)?,
@@ -195,6 +206,21 @@ pub(crate) fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<Str
             open.insert((actor, pair), event);
         } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, end, _)| *end == action) {
             open.remove(&(actor, pair));
+        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, _, cut)| *cut == action) {
+            // already marked (by a start-up that did not finish): closed,
+            // if it names the start still open
+            let detail: Option<String> = row.get(8)?;
+            let start_id = detail
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|d| d["start_id"].as_i64());
+            let key = (actor, pair);
+            let names_it = open
+                .get(&key)
+                .and_then(|e| e.detail.as_ref())
+                .is_some_and(|d| d["start_id"].as_i64() == start_id);
+            if names_it {
+                open.remove(&key);
+            }
         }
     }
     drop(rows);
@@ -295,7 +321,7 @@ mod tests {
         row(&conn, "e", "session.start"); // sessions are not work
 
         assert_eq!(
-            interrupt_left_work(&conn).unwrap(),
+            interrupt_left_work_and_start(&mut conn).unwrap(),
             ["ssh.command.interrupted", "script.interrupted"]
         );
         assert_eq!(
@@ -315,8 +341,22 @@ mod tests {
         assert_eq!((user.as_str(), server.as_str()), ("ops", "alpha"));
         assert!(detail.contains("started_at"), "{detail}");
 
-        // the next start-up (after this daemon's own start row) finds nothing
-        row(&conn, "system", "daemon.start");
-        assert!(interrupt_left_work(&conn).unwrap().is_empty());
+        // the next start-up (after this daemon's own start row, written in
+        // the same step) finds nothing
+        assert!(interrupt_left_work_and_start(&mut conn).unwrap().is_empty());
+        let starts: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM audit_events WHERE action = 'daemon.start'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(starts, 3);
+        // an .interrupted row closes its start even where no daemon.start
+        // follows it (a start-up that marked, then failed)
+        row(&conn, "f", "transfer.start");
+        let open = interrupt_left_work(&conn).unwrap();
+        assert_eq!(open, ["transfer.interrupted"]);
+        assert!(interrupt_left_work(&conn).unwrap().is_empty(), "not marked twice");
     }
 }

@@ -71,7 +71,20 @@ impl Store {
     /// inside an actix system.
     pub fn open(path: &Path, audit_fail_open: bool) -> Result<Store, AppError> {
         let mut conn = open_connection(path)?;
-        migrations::migrate(&mut conn).map_err(db_error)?;
+        // SQLite opens a database it cannot write read-only without a word
+        // (a read-only file system with a WAL left behind, for one): find
+        // out here, with the operating system's reason, rather than at the
+        // first write
+        let cannot_write = |e: &dyn std::fmt::Display| {
+            AppError::with_detail(
+                ErrorCode::Database,
+                format!("cannot write {}: {e}{}", path.display(), why_not_writable(path)),
+            )
+        };
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)? {
+            return Err(cannot_write(&"opened read-only"));
+        }
+        migrations::migrate(&mut conn).map_err(|e| cannot_write(&e))?;
         drop(conn);
         let owned = path.to_path_buf();
         let addr = SyncArbiter::start(STORE_THREADS, move || StoreActor {
@@ -95,20 +108,28 @@ impl Store {
     }
 
     /// Marks workflow runs a stopped daemon left `running` or `paused`, and
-    /// BMX4 runs it left `running`, as `interrupted`, and records the
-    /// commands, transfers and scripts it left unfinished as
-    /// `<kind>.interrupted` audit rows, on a connection of its own; how many
-    /// workflow runs (the other counts are logged). Call it before this
-    /// daemon's `daemon.start` row. Called once at
-    /// start-up, after the daemon has its port (a second daemon started by
-    /// mistake on the same files fails there first) and before it serves.
+    /// BMX4 runs it left `running`, as `interrupted`, on a connection of its
+    /// own; how many workflow runs (the BMX4 count is logged). At start-up,
+    /// after the daemon has its port (a second daemon started by mistake on
+    /// the same files fails there first) and before it serves, and again at
+    /// the end of a graceful shutdown.
     pub fn interrupt_left_runs_now(&self) -> Result<usize, AppError> {
         let mut conn = open_connection(&self.path)?;
         let batches = batch::interrupt_left_runs(&conn)?;
         if batches > 0 {
             log::warn!(runs = batches; "BMX4 runs left running by the last daemon marked interrupted");
         }
-        let work = audit::interrupt_left_work(&conn).map_err(db_error)?;
+        workflows::interrupt_left_runs(&mut conn)
+    }
+
+    /// Records the commands, transfers and scripts a stopped daemon left
+    /// unfinished as `<kind>.interrupted` audit rows, and this daemon's
+    /// `daemon.start` row, in one transaction on a connection of its own
+    /// (see `audit::interrupt_left_work_and_start`). Once, at start-up,
+    /// before the daemon serves.
+    pub fn record_start_now(&self) -> Result<(), AppError> {
+        let mut conn = open_connection(&self.path)?;
+        let work = audit::interrupt_left_work_and_start(&mut conn).map_err(db_error)?;
         for action in ["ssh.command", "transfer", "script"] {
             let count = work
                 .iter()
@@ -119,7 +140,7 @@ impl Store {
                     "work the last daemon left unfinished recorded as interrupted in the audit trail");
             }
         }
-        workflows::interrupt_left_runs(&mut conn)
+        Ok(())
     }
 
     /// The temporary-file records a stopped daemon left (every record in

@@ -88,6 +88,7 @@ pub(crate) fn load_left(conn: &Connection) -> Result<Vec<RecordedTempFile>, AppE
             continue;
         };
         left.push(RecordedTempFile {
+            attempts: 0,
             id: Some(id),
             file: TempFile {
                 server,
@@ -104,6 +105,10 @@ pub(crate) fn load_left(conn: &Connection) -> Result<Vec<RecordedTempFile>, AppE
 pub struct StoreTempFiles(pub Store);
 
 impl TempFileStore for StoreTempFiles {
+    fn accepting(&self) -> bool {
+        self.0.journal().health().status == "ok"
+    }
+
     fn insert(&self, file: &TempFile) -> BoxFuture<'static, Result<i64, AppError>> {
         let store = self.0.clone();
         let msg = InsertTempFile(file.clone());
@@ -120,12 +125,18 @@ impl TempFileStore for StoreTempFiles {
         file: &RecordedTempFile,
         outcome: Recovered,
     ) -> BoxFuture<'static, Result<(), AppError>> {
-        if outcome == Recovered::Removed {
-            let mut event = NewAuditEvent::new("system", "recovery.temp_removed");
+        let action = match outcome {
+            Recovered::Removed => Some("recovery.temp_removed"),
+            Recovered::GaveUp => Some("recovery.temp_left"),
+            Recovered::AlreadyGone | Recovered::LeftAlone => None,
+        };
+        if let Some(action) = action {
+            let mut event = NewAuditEvent::new("system", action);
             event.server = Some(file.file.server.clone());
             event.detail = Some(serde_json::json!({
                 "path": file.file.path,
                 "kind": file.file.kind.as_str(),
+                "attempts": file.attempts,
             }));
             self.0.audit(event);
         }

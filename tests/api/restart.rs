@@ -13,6 +13,7 @@ use crate::support::daemon::TEST_ADMIN;
 use crate::support::fixtures::{big_transfer_toml, with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
+use crate::support::sshd::TestUser;
 use crate::support::ws::WsClient;
 
 /// The transfer's file: sparse, so making it costs no disk and no time.
@@ -165,4 +166,87 @@ fn hidden_files(dir: &str) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect()
+}
+
+/// Leftover records as a killed daemon leaves them (written straight into
+/// the database, then the daemon restarted so it reads them): only files
+/// with Pink-Page's temporary names that are regular files are removed; a
+/// path the server refuses to remove is tried at three connections, then
+/// given up with an audit row naming it; every record is gone after.
+#[tokio::test]
+async fn only_recorded_regular_files_with_our_names_are_removed_and_a_refused_one_is_given_up() {
+    let tree = TempTree::for_test_user("leftovers");
+    let mine = tree.mkdir("mine");
+    let ours = tree.write("mine/.ours.dat.pinkpage-0123456789ab.part", "partial copy");
+    let precious = tree.write("mine/precious.txt", "not a temporary file");
+    let target = tree.write("mine/target.txt", "what a symlink points at");
+    let link = format!("{mine}/.link.dat.pinkpage-0123456789ab.part");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    // a directory the test user cannot change: removing from it is refused
+    let locked_dir = tree.path("locked");
+    std::fs::create_dir(&locked_dir).unwrap();
+    let refused = tree.write("locked/.stuck.dat.pinkpage-0123456789ab.part", "cannot go");
+
+    let (builder, [alpha]) = with_servers(["alpha"]);
+    let mut app = builder.spawn().await;
+    {
+        let db = rusqlite::Connection::open(app.database()).unwrap();
+        let user = TestUser::get();
+        for (path, kind) in [
+            (&ours, "transfer"),
+            (&precious, "transfer"),
+            (&link, "upload"),
+            (&refused, "upload"),
+        ] {
+            db.execute(
+                "INSERT INTO temp_files (recorded_at, server, username, host, port, path, kind)
+                 VALUES ('2026-01-01T00:00:00Z', 'alpha', ?1, '127.0.0.1', ?2, ?3, ?4)",
+                rusqlite::params![user.name, alpha.port(), path, kind],
+            )
+            .unwrap();
+        }
+    }
+    app.kill_and_restart().await;
+    assert!(Path::new(&ours).exists(), "nothing connected to alpha yet");
+
+    for _ in 0..3 {
+        let mut c = WsClient::connect(&app, "/ws/v1/bmx4").await;
+        c.send(json!({"type": "batch_execute", "server": "alpha", "commands": ["true"]}))
+            .await;
+        c.recv_until("batch_complete").await;
+        assert!(!Path::new(&ours).exists(), "the first connection removed ours");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "not a temporary file"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().is_symlink(),
+        "the symlink stays"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "what a symlink points at"
+    );
+    assert!(Path::new(&refused).exists(), "the server refused");
+
+    let removed = app.audit_events("action=recovery.temp_removed", 1).await;
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0]["detail"]["path"], ours.as_str());
+    let given_up = app.audit_events("action=recovery.temp_left", 1).await;
+    assert_eq!(given_up[0]["detail"]["path"], refused.as_str(), "{given_up:?}");
+    assert_eq!(given_up[0]["detail"]["attempts"], 3, "{given_up:?}");
+    let database = app.database().to_path_buf();
+    eventually("every record dropped", async || {
+        let db = rusqlite::Connection::open(&database).unwrap();
+        let left: i64 = db
+            .query_row("SELECT count(*) FROM temp_files", [], |r| r.get(0))
+            .unwrap();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(left)
+        }
+    })
+    .await;
 }

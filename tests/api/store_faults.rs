@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::daemon::{cli, run_to_exit, TestApp, TEST_ADMIN};
+use crate::support::daemon::{run_to_exit, ServerEntry, TestApp, TEST_ADMIN};
 use crate::support::fixtures::with_servers;
 use crate::support::poll::eventually_within;
 use crate::support::tmpfs::Tmpfs;
@@ -123,8 +123,8 @@ async fn a_full_disk_refuses_new_work_keeps_running_work_and_writes_its_rows_aft
     drop(app);
 }
 
-#[test]
-fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
+#[tokio::test]
+async fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
     let disk = match Tmpfs::mount("16m") {
         Ok(disk) => disk,
         Err(why) => {
@@ -132,9 +132,16 @@ fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
             return;
         }
     };
+    // a daemon killed with its database open leaves its WAL behind, and
+    // then the disk turns read-only (errors=remount-ro, an operator)
     let db = disk.path().join("pinkpage.db");
-    let (code, _, err) = cli(disk.path(), &db, &["user", "list"], "");
-    assert_eq!(code, Some(0), "the database is made: {err}");
+    let mut app = TestApp::builder()
+        .server(ServerEntry::unreachable("nowhere"))
+        .database_in(disk.path())
+        .spawn()
+        .await;
+    app.kill();
+    assert!(disk.path().join("pinkpage.db-wal").exists(), "a WAL left behind");
     disk.remount_read_only();
 
     let db = db.to_str().unwrap();

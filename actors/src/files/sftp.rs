@@ -224,11 +224,11 @@ impl SftpConn {
         for part in path.split('/').filter(|p| !p.is_empty()) {
             prefix.push_str(part);
             created = match self.lstat(&prefix).await? {
-                Some(attrs) if attrs.is_dir() => false,
+                Some(attrs) if attrs.file_type().is_dir() => false,
                 Some(_) => {
                     // a symlink to a directory is fine too, as for mkdir -p
                     let target = self.sftp.metadata(prefix.as_str()).await.ok();
-                    if !target.is_some_and(|a| a.is_dir()) {
+                    if !target.is_some_and(|a| a.file_type().is_dir()) {
                         return Err(SftpError::new(
                             SftpStatus::Unsuitable,
                             &self.server,
@@ -240,7 +240,7 @@ impl SftpConn {
                 None => match self.sftp.create_dir(prefix.as_str()).await {
                     Ok(()) => true,
                     // somebody else made it in between
-                    Err(_) if self.lstat(&prefix).await?.is_some_and(|a| a.is_dir()) => false,
+                    Err(_) if self.lstat(&prefix).await?.is_some_and(|a| a.file_type().is_dir()) => false,
                     Err(e) => {
                         return Err(SftpError::from_lib(
                             &self.server,
@@ -266,7 +266,7 @@ impl SftpConn {
                 format_args!("remove '{path}'"),
             ));
         };
-        if !attrs.is_dir() {
+        if !attrs.file_type().is_dir() {
             self.sftp
                 .remove_file(path)
                 .await
@@ -301,7 +301,7 @@ impl SftpConn {
                 .map_err(self.fail(format_args!("list '{dir}'")))?;
             for entry in entries {
                 let child = format!("{dir}/{}", entry.file_name());
-                if entry.metadata().is_dir() {
+                if entry.metadata().file_type().is_dir() {
                     stack.push((child, false));
                 } else {
                     self.sftp
@@ -384,7 +384,7 @@ impl SftpConn {
             .metadata()
             .await
             .map_err(self.fail(format_args!("stat '{path}'")))?;
-        if attrs.is_dir() {
+        if attrs.file_type().is_dir() {
             return Err(SftpError::new(
                 SftpStatus::Unsuitable,
                 &self.server,
@@ -436,9 +436,13 @@ impl SftpConn {
         // recorded before it exists: a daemon killed from here on leaves a
         // record, and the next connection removes the file
         let record = self.temp_files.record(&temp, TempKind::Upload).await;
-        let mut file = write::create_temp(&self.sftp, &temp, mode)
-            .await
-            .map_err(self.fail(format_args!("create '{path}'")))?;
+        let mut file = match write::create_temp(&self.sftp, &temp, mode).await {
+            Ok(file) => file,
+            Err(e) => {
+                write::created_nothing(&e, record);
+                return Err(self.fail(format_args!("create '{path}'"))(e));
+            }
+        };
 
         let written = async {
             let mut written = 0u64;

@@ -48,6 +48,13 @@ const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one step of a recovery (opening SFTP, one file) may take; past
 /// it the connection is used as it is and the rest waits for the next one.
 const RECOVERY_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection spends on recovery at most, however many
+/// leftovers its server has; the rest waits for the next connection.
+const RECOVERY_BUDGET: Duration = Duration::from_secs(10);
+/// Connections that may fail to remove one leftover (the server refused:
+/// a permission, an immutable file) before it is given up: its record is
+/// dropped, with an audit row naming the path for the operator.
+const MAX_ATTEMPTS: u32 = 3;
 
 /// An account on a machine: whose files a connection can see and remove.
 /// Two configured servers for one account share their leftovers; a server
@@ -114,6 +121,9 @@ pub struct TempFile {
 pub struct RecordedTempFile {
     pub id: Option<i64>,
     pub file: TempFile,
+    /// Connections that tried to remove it and were refused, in this
+    /// daemon's life.
+    pub attempts: u32,
 }
 
 /// How a leftover ended.
@@ -126,17 +136,25 @@ pub enum Recovered {
     /// Something else was there (a directory, a symlink) or the path is not
     /// a Pink-Page temporary name: left alone.
     LeftAlone,
+    /// The server refused to remove it [`MAX_ATTEMPTS`] times: given up,
+    /// left for the operator.
+    GaveUp,
 }
 
 /// Where the records live: the daemon's store. Calls must not block the
 /// caller's thread (the store runs on its own).
 pub trait TempFileStore: Send + Sync + 'static {
+    /// Whether records can be written now; while not (the store is known
+    /// to fail), files are made unrecorded at once instead of each waiting
+    /// for a write that fails.
+    fn accepting(&self) -> bool;
     /// Stores a record before its file is created; its id.
     fn insert(&self, file: &TempFile) -> BoxFuture<'static, Result<i64, AppError>>;
     /// Drops a record whose file was renamed into place or removed.
     fn delete(&self, id: i64) -> BoxFuture<'static, Result<(), AppError>>;
     /// Drops a leftover's record after a connection dealt with it, and
-    /// audits a removal.
+    /// audits a removal or a leftover given up. Runs detached: the audit
+    /// row is queued before this returns.
     fn recovered(
         &self,
         file: &RecordedTempFile,
@@ -207,62 +225,108 @@ impl TempFiles {
         let Some(files) = shared.lock_left().remove(&machine) else {
             return;
         };
-        let mut pending: VecDeque<RecordedTempFile> = files.into();
-        log::info!(server = server.name.as_str(), files = pending.len();
+        // whatever is not dealt with goes back for the next connection, also
+        // when this future is dropped half-way (a connect that is cancelled)
+        let mut pending = PutBack {
+            shared: shared.clone(),
+            machine,
+            files: files.into(),
+        };
+        let name = server.name.as_str();
+        log::info!(server = name, files = pending.files.len();
             "removing temporary files an earlier write left on this server");
+        let deadline = tokio::time::Instant::now() + RECOVERY_BUDGET;
         let sftp = match tokio::time::timeout(RECOVERY_STEP_TIMEOUT, session.sftp()).await {
-            Ok(Ok(sftp)) => Some(sftp),
+            Ok(Ok(sftp)) => sftp,
             Ok(Err(e)) => {
-                log::warn!(server = server.name.as_str(), error = e.to_string();
+                log::warn!(server = name, error = e.to_string();
                     "cannot open sftp to remove leftover temporary files; trying again at the next connection");
-                None
+                return;
             }
             Err(_) => {
-                log::warn!(server = server.name.as_str();
+                log::warn!(server = name;
                     "sftp did not open in time to remove leftover temporary files; trying again at the next connection");
-                None
+                return;
             }
         };
-        if let Some(sftp) = &sftp {
-            while let Some(file) = pending.pop_front() {
-                let outcome = match is_temp_path(&file.file.path, file.file.kind) {
-                    false => {
-                        log::error!(server = server.name.as_str(), path = file.file.path.as_str();
-                            "a temporary-file record names a path Pink-Page never creates; left alone");
-                        Ok(Recovered::LeftAlone)
+        let mut refused = Vec::new();
+        while let Some(file) = pending.files.front() {
+            if tokio::time::Instant::now() >= deadline {
+                log::warn!(server = name, left = pending.files.len();
+                    "leftover temporary files not all removed within the recovery budget; the rest at the next connection");
+                break;
+            }
+            let path = file.file.path.as_str();
+            let outcome = if is_temp_path(path, file.file.kind) {
+                tokio::time::timeout(RECOVERY_STEP_TIMEOUT, remove_leftover(&sftp, path))
+                    .await
+                    .unwrap_or_else(|_| Err(Failure::Session("no answer in time".to_owned())))
+            } else {
+                log::error!(server = name, path = path;
+                    "a temporary-file record names a path Pink-Page never creates; left alone");
+                Ok(Recovered::LeftAlone)
+            };
+            match outcome {
+                Ok(outcome) => {
+                    if outcome == Recovered::LeftAlone {
+                        log::warn!(server = name, path = path;
+                            "a leftover temporary path is not a regular file any more; left alone");
                     }
-                    true => {
-                        tokio::time::timeout(RECOVERY_STEP_TIMEOUT, remove_leftover(sftp, &file.file.path))
-                            .await
-                            .unwrap_or_else(|_| Err("no answer in time".to_owned()))
-                    }
-                };
-                match outcome {
-                    Ok(outcome) => {
-                        if outcome == Recovered::LeftAlone {
-                            log::warn!(server = server.name.as_str(), path = file.file.path.as_str();
-                                "a leftover temporary path is not a regular file any more; left alone");
-                        }
-                        if let Err(e) = shared.store.recovered(&file, outcome).await {
-                            log::warn!(server = server.name.as_str(), path = file.file.path.as_str(),
-                                code = e.code.code(), error = e.to_string();
-                                "a cleaned temporary file's record could not be dropped");
-                        }
-                    }
-                    Err(e) => {
-                        log::warn!(server = server.name.as_str(), path = file.file.path.as_str(), error = e;
-                            "cannot remove a leftover temporary file; trying again at the next connection");
-                        pending.push_front(file);
-                        break;
+                    let file = pending.files.pop_front().expect("the front file");
+                    shared.settle(&file, outcome);
+                }
+                Err(Failure::File(e)) => {
+                    let mut file = pending.files.pop_front().expect("the front file");
+                    file.attempts += 1;
+                    if file.attempts >= MAX_ATTEMPTS {
+                        log::error!(server = name, path = file.file.path.as_str(), error = e;
+                            "a leftover temporary file could not be removed; given up, remove it by hand");
+                        shared.settle(&file, Recovered::GaveUp);
+                    } else {
+                        log::warn!(server = name, path = file.file.path.as_str(), error = e;
+                            "the server refused to remove a leftover temporary file; trying again at the next connection");
+                        refused.push(file);
                     }
                 }
+                Err(Failure::Session(e)) => {
+                    log::warn!(server = name, path = path, error = e;
+                        "cannot remove leftover temporary files now; trying again at the next connection");
+                    break;
+                }
             }
-            let _ = sftp.close().await;
         }
-        if !pending.is_empty() {
-            shared.lock_left().entry(machine).or_default().extend(pending);
+        pending.files.extend(refused);
+        let _ = sftp.close().await;
+    }
+}
+
+/// Leftovers a recovery took out of the map and has not dealt with yet;
+/// they go back when it is dropped, however it ends.
+struct PutBack {
+    shared: Arc<Shared>,
+    machine: Machine,
+    files: VecDeque<RecordedTempFile>,
+}
+
+impl Drop for PutBack {
+    fn drop(&mut self) {
+        if !self.files.is_empty() {
+            let files = std::mem::take(&mut self.files);
+            self.shared
+                .lock_left()
+                .entry(self.machine.clone())
+                .or_default()
+                .extend(files);
         }
     }
+}
+
+/// Why a leftover was not removed.
+enum Failure {
+    /// The server refused this file; the others may still go.
+    File(String),
+    /// The session failed or stopped answering; nothing more now.
+    Session(String),
 }
 
 impl Shared {
@@ -278,6 +342,27 @@ impl Shared {
             .or_default()
             .push(file);
     }
+
+    /// Tells the store how a leftover ended, detached (the audit row is
+    /// queued now; the record's deletion may land later).
+    fn settle(&self, file: &RecordedTempFile, outcome: Recovered) {
+        let done = self.store.recovered(file, outcome);
+        let path = file.file.path.clone();
+        spawn_detached(async move {
+            if let Err(e) = done.await {
+                log::warn!(path = path.as_str(), code = e.code.code(), error = e.to_string();
+                    "a cleaned temporary file's record could not be dropped");
+            }
+        });
+    }
+}
+
+/// Runs `work` on the current runtime without waiting for it (nothing
+/// outside one: unit tests without a runtime, a daemon shutting down).
+fn spawn_detached(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(work);
+    }
 }
 
 /// Whether `path` has the name Pink-Page gives temporary files of `kind`;
@@ -290,18 +375,24 @@ fn is_temp_path(path: &str, kind: TempKind) -> bool {
 }
 
 /// Removes the regular file at `path`; a path with nothing or something
-/// else there is not touched.
-async fn remove_leftover(sftp: &russh_sftp::client::SftpSession, path: &str) -> Result<Recovered, String> {
+/// else there is not touched. The type is read with `file_type()`, which
+/// compares the whole type field: russh-sftp's `is_regular()` only tests
+/// the S_IFREG bit, which a symlink's (and a socket's) mode has too.
+async fn remove_leftover(sftp: &russh_sftp::client::SftpSession, path: &str) -> Result<Recovered, Failure> {
+    let failure = |e: SftpLibError| match e {
+        SftpLibError::Status(s) => Failure::File(format!("{:?}: {}", s.status_code, s.error_message)),
+        e => Failure::Session(e.to_string()),
+    };
     match sftp.symlink_metadata(path).await {
         Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(Recovered::AlreadyGone),
-        Err(e) => Err(e.to_string()),
-        Ok(attrs) if !attrs.is_regular() => Ok(Recovered::LeftAlone),
+        Err(e) => Err(failure(e)),
+        Ok(attrs) if !attrs.file_type().is_file() => Ok(Recovered::LeftAlone),
         Ok(_) => match sftp.remove_file(path).await {
             Ok(()) => Ok(Recovered::Removed),
             Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
                 Ok(Recovered::AlreadyGone)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(failure(e)),
         },
     }
 }
@@ -337,24 +428,38 @@ impl ServerTempFiles {
             return TempRecord {
                 shared: None,
                 file: None,
+                late: None,
             };
         };
-        let id = match tokio::time::timeout(RECORD_TIMEOUT, shared.store.insert(&file)).await {
-            Ok(Ok(id)) => Some(id),
-            Ok(Err(e)) => {
-                log::warn!(server = file.server.as_str(), path = path, code = e.code.code(), error = e.to_string();
-                    "temporary file not recorded; a daemon killed before removing it would leave it");
-                None
-            }
-            Err(_) => {
-                log::warn!(server = file.server.as_str(), path = path, code = crate::ErrorCode::Database.code();
-                    "temporary file not recorded in time; a daemon killed before removing it would leave it");
-                None
-            }
+        let unrecorded = |why: &str| {
+            log::warn!(server = file.server.as_str(), path = path, code = crate::ErrorCode::Database.code(), why = why;
+                "temporary file not recorded; a daemon killed before removing it would leave it");
         };
+        let (mut id, mut late) = (None, None);
+        if !shared.store.accepting() {
+            unrecorded("the store fails");
+        } else {
+            // its own task, so a write that lands after the wait still has
+            // its id, and done() can delete it
+            let mut insert = tokio::spawn(shared.store.insert(&file));
+            match tokio::time::timeout(RECORD_TIMEOUT, &mut insert).await {
+                Ok(Ok(Ok(stored))) => id = Some(stored),
+                Ok(Ok(Err(e))) => unrecorded(&e.to_string()),
+                Ok(Err(e)) => unrecorded(&e.to_string()),
+                Err(_) => {
+                    unrecorded("no answer in time");
+                    late = Some(insert);
+                }
+            }
+        }
         TempRecord {
             shared: Some(shared.clone()),
-            file: Some(RecordedTempFile { id, file }),
+            file: Some(RecordedTempFile {
+                id,
+                file,
+                attempts: 0,
+            }),
+            late,
         }
     }
 }
@@ -366,6 +471,8 @@ impl ServerTempFiles {
 pub struct TempRecord {
     shared: Option<Arc<Shared>>,
     file: Option<RecordedTempFile>,
+    /// The insert still running when the record was handed out.
+    late: Option<tokio::task::JoinHandle<Result<i64, AppError>>>,
 }
 
 impl fmt::Debug for TempRecord {
@@ -384,15 +491,20 @@ impl TempRecord {
         let (Some(shared), Some(file)) = (self.shared.take(), self.file.take()) else {
             return;
         };
-        let Some(id) = file.id else { return };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let delete = shared.store.delete(id);
-            runtime.spawn(async move {
-                if let Err(e) = delete.await {
-                    log::warn!(code = e.code.code(), error = e.to_string(); "a temporary file's record could not be dropped");
-                }
-            });
-        }
+        let late = self.late.take();
+        spawn_detached(async move {
+            let id = match (file.id, late) {
+                (Some(id), _) => id,
+                (None, Some(late)) => match late.await {
+                    Ok(Ok(id)) => id,
+                    _ => return,
+                },
+                (None, None) => return,
+            };
+            if let Err(e) = shared.store.delete(id).await {
+                log::warn!(code = e.code.code(), error = e.to_string(); "a temporary file's record could not be dropped");
+            }
+        });
     }
 }
 
@@ -417,6 +529,9 @@ mod tests {
     }
 
     impl TempFileStore for MemoryStore {
+        fn accepting(&self) -> bool {
+            true
+        }
         fn insert(&self, file: &TempFile) -> BoxFuture<'static, Result<i64, AppError>> {
             let result = if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 Err(AppError::new(crate::ErrorCode::Database))
@@ -553,6 +668,24 @@ mod tests {
         ] {
             assert_eq!(is_temp_path(path, kind), ok, "{path} as {kind:?}");
         }
+    }
+
+    #[test]
+    fn a_symlink_is_not_taken_for_a_regular_file() {
+        use russh_sftp::protocol::FileAttributes;
+        let symlink = FileAttributes {
+            permissions: Some(0o120777),
+            ..FileAttributes::empty()
+        };
+        // the library's bit test says yes; the type field says symlink
+        assert!(symlink.is_regular());
+        assert!(!symlink.file_type().is_file());
+        assert!(symlink.file_type().is_symlink());
+        let file = FileAttributes {
+            permissions: Some(0o100644),
+            ..FileAttributes::empty()
+        };
+        assert!(file.file_type().is_file());
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub async fn mode_to_keep(
     path: &str,
 ) -> Result<Result<Option<u32>, IsDir>, SftpLibError> {
     match sftp.metadata(path).await {
-        Ok(attrs) if attrs.is_dir() => Ok(Err(IsDir)),
+        Ok(attrs) if attrs.file_type().is_dir() => Ok(Err(IsDir)),
         Ok(attrs) => Ok(Ok(attrs.permissions.map(|p| p & 0o7777))),
         Err(SftpLibError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(Ok(None)),
         Err(e) => Err(e),
@@ -143,6 +143,17 @@ pub async fn create_temp(sftp: &SftpSession, temp: &str, mode: Option<u32>) -> R
         }
     }
     Ok(file)
+}
+
+/// After [`create_temp`] failed with `error`: drops the file's record when
+/// the server answered (an exclusive create it refused made no file, and a
+/// file it made is removed again by `create_temp`), so a typo in a
+/// directory does not send the next connection looking for it; otherwise
+/// (the session failed: the file may exist) the record stays a leftover.
+pub fn created_nothing(error: &SftpLibError, record: crate::files::temp_files::TempRecord) {
+    if matches!(error, SftpLibError::Status(_)) {
+        record.done();
+    }
 }
 
 /// Renames the complete `temp` over `target`: atomically with `posix`

@@ -317,7 +317,7 @@ async fn list(
                 Err(_) => continue, // dangling
             }
         }
-        if !meta.is_regular() {
+        if !meta.file_type().is_file() {
             continue;
         }
         files.push(SourceFile {
@@ -359,9 +359,13 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         // recorded before it exists (crash recovery), then private while
         // incomplete; the source's mode is set before the rename
         let record = self.temp_files.record(&temp, TempKind::Transfer).await;
-        let mut writer = write::create_temp(self.destination, &temp, Some(0o600))
-            .await
-            .map_err(|e| fail(&format!("cannot create '{temp}' on the destination"), &e))?;
+        let mut writer = match write::create_temp(self.destination, &temp, Some(0o600)).await {
+            Ok(writer) => writer,
+            Err(e) => {
+                write::created_nothing(&e, record);
+                return Err(fail(&format!("cannot create '{temp}' on the destination"), &e));
+            }
+        };
         self.resources
             .lock()
             .expect("resources lock")

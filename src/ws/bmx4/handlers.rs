@@ -142,7 +142,14 @@ pub(super) fn batch_cancel(
     }
     match conn.domain.run.cancel() {
         Ok(Cancel::StopSent(id)) => {
-            crate::ws::task::watch_stop(id, |d: &mut Bmx4| &mut d.run, |i: &RunInfo| &i.rid, ctx);
+            // a run's record is finished by its recorder, not here
+            crate::ws::task::watch_stop(
+                id,
+                |d: &mut Bmx4| &mut d.run,
+                |i: &RunInfo| &i.rid,
+                |_, _, _| {},
+                ctx,
+            );
         }
         // a second cancel is answered the same way; one batch_complete follows
         Ok(Cancel::AlreadyStopping(_) | Cancel::NotStarted(..)) => {}

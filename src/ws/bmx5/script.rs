@@ -211,9 +211,13 @@ pub(super) fn script_cancel(conn: &mut WsConnection<Bmx5>, rid: RequestId, ctx: 
             conn.send_error(ctx, &e, &rid);
         }
         Err(e) => conn.send_error(ctx, &e, &rid),
-        Ok(Cancel::StopSent(id)) => {
-            crate::ws::task::watch_stop(id, |d: &mut Bmx5| &mut d.script, |t: &ScriptTask| &t.rid, ctx)
-        }
+        Ok(Cancel::StopSent(id)) => crate::ws::task::watch_stop(
+            id,
+            |d: &mut Bmx5| &mut d.script,
+            |t: &ScriptTask| &t.rid,
+            end_row,
+            ctx,
+        ),
         Ok(Cancel::AlreadyStopping(_)) => {}
         Ok(Cancel::NotStarted(_, task)) => {
             // nothing ran: the run ends here
@@ -260,13 +264,18 @@ impl Handler<ScriptMessage> for WsConnection<Bmx5> {
 /// The end row of a script a leaving client cuts off (see `Bmx5::stopping`).
 pub(super) fn audit_cut_off(conn: &WsConnection<Bmx5>) {
     let slot = &conn.domain.script;
-    let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) else {
-        return;
-    };
+    if let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) {
+        end_row(conn, task, "disconnected");
+    }
+}
+
+/// The end row of a script whose own end will not be heard (its client
+/// left, or it was given up with 50012), with `reason`.
+fn end_row(conn: &WsConnection<Bmx5>, task: &ScriptTask, reason: &str) {
     let mut event = conn.audit_event("script.end");
     event.server = Some(task.server.clone());
     event.command = Some(task.label.clone());
-    event.detail = Some(serde_json::json!({"reason": "disconnected"}));
+    event.detail = Some(serde_json::json!({"reason": reason}));
     conn.state.store.audit(event);
 }
 

@@ -163,15 +163,20 @@ impl Domain for Stub {
 /// daemon's start-up would take it for work a crash interrupted).
 fn audit_cut_off(conn: &WsConnection<Stub>) {
     let slot = &conn.domain.task;
-    let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) else {
-        return;
-    };
+    if let Some(task) = slot.handle().and(slot.current()).and_then(|id| slot.info(id)) {
+        end_row(conn, task, "disconnected");
+    }
+}
+
+/// The end row of a command or transfer whose own end will not be heard
+/// (its client left, or it was given up with 50012), with `reason`.
+fn end_row(conn: &WsConnection<Stub>, task: &StubTask, reason: &str) {
     let event = match &task.kind {
         TaskKind::Shell { server, command, .. } => {
             let mut event = audit(conn, "ssh.command.end");
             event.server = Some(server.clone());
             event.command = Some(command.clone());
-            event.detail = Some(serde_json::json!({"reason": "disconnected"}));
+            event.detail = Some(serde_json::json!({"reason": reason}));
             event
         }
         TaskKind::Transfer { name } => {
@@ -182,7 +187,7 @@ fn audit_cut_off(conn: &WsConnection<Stub>) {
                 .transfers
                 .get(name)
                 .map(|s| s.source_server.clone());
-            event.detail = Some(serde_json::json!({"transfer": name, "outcome": "disconnected"}));
+            event.detail = Some(serde_json::json!({"transfer": name, "outcome": reason}));
             event
         }
         // a workflow run records its own end (it outlives the connection)
@@ -262,7 +267,13 @@ fn stop_task(conn: &mut WsConnection<Stub>, ctx: &mut WsCtx<Stub>) -> Result<Opt
 
 /// Arms the give-up timer (50012) of task `id`.
 fn watch_stop(id: TaskId, ctx: &mut WsCtx<Stub>) {
-    crate::ws::task::watch_stop(id, |d: &mut Stub| &mut d.task, |t: &StubTask| &t.rid, ctx);
+    crate::ws::task::watch_stop(
+        id,
+        |d: &mut Stub| &mut d.task,
+        |t: &StubTask| &t.rid,
+        end_row,
+        ctx,
+    );
 }
 
 /// Waits (at most `limit`) for `done`, then runs `then` on the connection.

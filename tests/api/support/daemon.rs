@@ -355,12 +355,18 @@ impl TestApp {
         }
     }
 
+    /// Kills the daemon (SIGKILL: nothing of its own cleanup runs) and
+    /// waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the daemon with SIGKILL (no shutdown of any kind, as a crash)
     /// and starts it again on the same database and files. The port
     /// changes; the log starts afresh.
     pub async fn kill_and_restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         let (child, port, logs) = Self::launch(&self.command).await;
         self.child = child;
         self.port = port;
