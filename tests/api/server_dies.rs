@@ -118,12 +118,9 @@ async fn a_transfer_whose_destination_dies_fails_and_leaves_no_final_file() {
     beta.stop();
     // 24000, with 50014 beside it when the temporary file could not be
     // removed (its server is gone)
-    let mut codes = Vec::new();
-    while !codes.contains(&24000) {
-        let (f, _) = until(&mut c, &["error", "scp_complete"]).await;
-        assert_eq!(f["type"], "error", "the transfer did not fail: {f}");
-        codes.push(f["error"]["code"].as_u64().unwrap());
-    }
+    let codes = c
+        .error_codes_until(24000, "scp_complete", crate::support::ws::FRAME_TIMEOUT)
+        .await;
     assert!(codes.iter().all(|c| [24000, 50014].contains(c)), "{codes:?}");
     assert!(
         !tree.join("dst/big.dat").exists(),

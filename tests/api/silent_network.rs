@@ -112,14 +112,10 @@ async fn a_transfer_to_a_silent_server_fails_and_leaves_no_final_file() {
     relay.freeze();
     // the transfer fails (24000); removing its temporary file cannot be
     // done on a dead session either (50014), and neither hangs
-    let mut codes = Vec::new();
-    while !codes.contains(&24000) {
-        match c.try_recv(std::time::Duration::from_secs(20)).await {
-            Some(f) if f["type"] == "error" => codes.push(f["error"]["code"].as_u64().unwrap()),
-            Some(f) => assert_ne!(f["type"], "scp_complete", "{f}"),
-            None => panic!("no error frame; the daemon's log:\n{}", app.logs()),
-        }
-    }
+    let codes = c
+        .error_codes_until(24000, "scp_complete", std::time::Duration::from_secs(20))
+        .await;
+    assert!(codes.iter().all(|c| [24000, 50014].contains(c)), "{codes:?}");
     assert!(
         !tree.join("dst/big.dat").exists(),
         "no partial file under the final name"

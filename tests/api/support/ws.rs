@@ -155,6 +155,21 @@ impl WsClient {
         }
     }
 
+    /// The codes of the error frames that arrive, up to and including
+    /// `code`, each within `wait` of the last; panics when a frame of type
+    /// `not` comes first (the work succeeded after all) or nothing comes.
+    pub async fn error_codes_until(&mut self, code: u64, not: &str, wait: Duration) -> Vec<u64> {
+        let mut codes = Vec::new();
+        while !codes.contains(&code) {
+            match self.try_recv(wait).await {
+                Some(f) if f["type"] == "error" => codes.push(f["error"]["code"].as_u64().unwrap_or(0)),
+                Some(f) => assert_ne!(f["type"], not, "no {code} before {not}: {f}"),
+                None => panic!("no {code} within {wait:?} of the last frame; errors so far {codes:?}"),
+            }
+        }
+        codes
+    }
+
     /// Reads frames until an `error`; panics on anything else but
     /// broadcasts, which are skipped.
     pub async fn expect_error(&mut self) -> Value {
