@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::support::daemon::TEST_ADMIN;
-use crate::support::fixtures::{big_transfer_toml, with_servers, TempTree};
+use crate::support::fixtures::{big_transfer_toml, hidden_files, with_servers, TempTree};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
 use crate::support::sshd::TestUser;
@@ -157,15 +157,6 @@ async fn kill_9_under_load_leaves_no_partial_file_no_remote_process_and_a_free_l
     let mut want = vec![copy_path.as_str(), script_file.as_str()];
     want.sort();
     assert_eq!(paths, want, "{removed:?}");
-}
-
-/// The names of the hidden files in `dir` (the daemon's temporary files).
-fn hidden_files(dir: &str) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect()
 }
 
 /// Leftover records as a killed daemon leaves them (written straight into

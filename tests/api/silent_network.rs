@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp, TestAppBuilder};
-use crate::support::fixtures::{big_transfer_toml, TempTree};
+use crate::support::fixtures::{big_transfer_toml, hidden_files, TempTree};
 use crate::support::poll::eventually;
 use crate::support::relay::FreezableRelay;
 use crate::support::remote::RemoteProcess;
@@ -143,15 +143,6 @@ async fn a_transfer_to_a_silent_server_fails_and_leaves_no_final_file() {
         format!("{dst}/{}", left[0]),
         "{removed:?}"
     );
-}
-
-/// The names of the hidden files in `dir` (the daemon's temporary files).
-fn hidden_files(dir: &str) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect()
 }
 
 #[tokio::test]

@@ -180,13 +180,7 @@ fn end_row(conn: &WsConnection<Stub>, task: &StubTask, reason: &str) {
             event
         }
         TaskKind::Transfer { name } => {
-            let mut event = audit(conn, "transfer.end");
-            event.server = conn
-                .state
-                .settings
-                .transfers
-                .get(name)
-                .map(|s| s.source_server.clone());
+            let mut event = transfer::end_event(conn, name);
             event.detail = Some(serde_json::json!({"transfer": name, "outcome": reason}));
             event
         }

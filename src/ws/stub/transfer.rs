@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::{audit, Stub, StubTask, TaskKind};
 use crate::request::ServerRef;
+use crate::store::NewAuditEvent;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -189,13 +190,7 @@ impl WsConnection<Stub> {
         };
         let name = name.as_str();
         let rid = task.rid;
-        let mut event = audit(self, "transfer.end");
-        event.server = self
-            .state
-            .settings
-            .transfers
-            .get(name)
-            .map(|s| s.source_server.clone());
+        let mut event = end_event(self, name);
         match &outcome {
             TransferOutcome::Complete(summary) => {
                 self.send(
@@ -247,4 +242,17 @@ impl WsConnection<Stub> {
         }
         self.state.store.audit(event);
     }
+}
+
+/// The `transfer.end` audit row of transfer `name` (on its source server),
+/// for its outcome to be added to.
+pub(super) fn end_event(conn: &WsConnection<Stub>, name: &str) -> NewAuditEvent {
+    let mut event = audit(conn, "transfer.end");
+    event.server = conn
+        .state
+        .settings
+        .transfers
+        .get(name)
+        .map(|s| s.source_server.clone());
+    event
 }

@@ -16,6 +16,16 @@ pub async fn app_with_server(name: &str) -> (TestApp, SshdServer) {
     (builder.spawn().await, sshd)
 }
 
+/// The names of the hidden files in `dir` (where the daemon's temporary
+/// files are), in no particular order.
+pub fn hidden_files(dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
 /// A `[[transfers]]` entry named `big` that copies `*.dat` from
 /// `tree`'s `src/` on `source` to `destination_dir` on `destination`: the
 /// transfer the fault tests interrupt.
