@@ -145,7 +145,7 @@ pub struct CreateBatchRun(pub NewBatchRun);
 pub struct RecordBatchResult(pub Arc<CommandResult>);
 
 /// Ends a run still `running`; replies whether it was.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<bool, AppError>")]
 pub struct FinishBatchRun {
     /// Which run.

@@ -164,6 +164,72 @@ async fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
     assert!(!out.contains("panicked"), "{out}");
 }
 
+#[tokio::test]
+async fn a_batch_run_across_a_full_disk_is_recorded_whole_once_space_frees() {
+    let disk = match Tmpfs::mount("16m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED store_faults batch across a full disk: {why}");
+            return;
+        }
+    };
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.database_in(disk.path()).spawn().await;
+    let flag = format!("/tmp/pinkpage-batch-flag-{}", app.port);
+    let mut c = WsClient::connect(&app, "/ws/v1/bmx4").await;
+    c.send(json!({"type": "batch_execute", "server": "alpha", "commands": [
+        "echo first",
+        format!("while [ ! -e {flag} ]; do sleep 0.1; done; echo second"),
+    ]}))
+    .await;
+    let (first, _) = c.recv_until("batch_command_result").await;
+    let run_id = first["run_id"].as_str().unwrap().to_owned();
+    let run_path = format!("/api/v1/bmx4/runs/{run_id}");
+    let stored: Value = app.get(&run_path).await.json().await.unwrap();
+    assert_eq!(stored["results_total"], 1, "{stored}");
+
+    // the disk fills while the second command runs
+    let mut full = FullDisk {
+        disk: &disk,
+        filler: None,
+    };
+    full.begin(&app);
+    std::fs::write(&flag, "").unwrap();
+    let (second, _) = c.recv_until("batch_command_result").await;
+    assert!(second["stdout"].as_str().unwrap().contains("second"), "{second}");
+    let (done, _) = c.recv_until("batch_complete").await;
+    assert_eq!(done["succeeded"], 2, "the client hears the whole run: {done}");
+    let waiting: Value = app.get(&run_path).await.json().await.unwrap();
+    assert_eq!(waiting["status"], "running", "{waiting}");
+    assert_eq!(waiting["results_total"], 1, "{waiting}");
+
+    // space again: the result that waited and the run's end are stored
+    full.end();
+    let recorded = eventually_within(DEGRADED_WITHIN, "the run recorded whole", async || {
+        let run: Value = app.get(&run_path).await.json().await.unwrap();
+        if run["status"] == "completed" {
+            Ok(run)
+        } else {
+            Err(run)
+        }
+    })
+    .await;
+    assert_eq!(recorded["results_total"], 2, "{recorded}");
+    assert_eq!(recorded["succeeded"], 2, "{recorded}");
+    let second_stored = recorded["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["index"] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("{recorded}"));
+    assert!(
+        second_stored["stdout"].as_str().unwrap().contains("second"),
+        "{recorded}"
+    );
+    let _ = std::fs::remove_file(&flag);
+}
+
 /// The behaviour both faults must show: a command started before the fault
 /// takes its input and ends; new work is refused with 40000 over WebSocket
 /// and REST while reads and ending a session still work; health says

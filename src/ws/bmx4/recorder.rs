@@ -32,13 +32,27 @@
 //! final update, and it does so either on `Finished` (then it stops at
 //! once) or in `stopped()` when `Finished` never came. The connection
 //! writes nothing; it only renders what this actor passes on.
+//!
+//! When the store fails (WAVE2: running work goes on): a result the store
+//! does not take waits in the run's [`Backlog`] and is still passed on;
+//! while the audit journal says the store is degraded, results go to the
+//! backlog without a write attempt each (a locked database would cost 5 s
+//! per result). The backlog is written first, in order, whenever the store
+//! takes writes again; the final update follows it. If the run ends while
+//! the store still fails, its client hears the end at once and a detached
+//! task keeps trying (0.5 s, doubling to 5 s) until the backlog and the end
+//! are stored. The backlog holds at most [`BACKLOG_MAX_BYTES`] of output;
+//! a result past it is dropped, logged with 40000 and counted in the run's
+//! audit row (`unrecorded_results`).
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
 };
-use pinkpage_actors::batch::plan::{BatchSummary, CommandStatus};
+use pinkpage_actors::batch::plan::{BatchSummary, CommandResult, CommandStatus};
 use pinkpage_actors::batch::run::BatchMessage;
 use pinkpage_actors::task::{TaskEvent, TaskMessage};
 use pinkpage_actors::AppError;
@@ -74,6 +88,57 @@ pub struct BatchRecorderActor {
     succeeded: u32,
     failed: u32,
     created: Instant,
+    /// Results the store has not taken yet (see the module docs).
+    backlog: Backlog,
+}
+
+/// The most output a run's unwritten results may hold while the store
+/// fails; a result past it is dropped (and counted).
+pub const BACKLOG_MAX_BYTES: usize = 16 << 20;
+/// First wait, and the longest, between attempts to store a finished run
+/// while the store fails.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A run's results the store could not take yet, oldest first.
+#[derive(Default)]
+struct Backlog {
+    rows: VecDeque<Arc<CommandResult>>,
+    /// Output bytes held in `rows`.
+    bytes: usize,
+    /// Results dropped because the backlog was full.
+    dropped: u32,
+}
+
+impl Backlog {
+    fn weight(result: &CommandResult) -> usize {
+        result.stdout.len() + result.stderr.len() + result.command.len() + 256
+    }
+
+    /// Keeps `result` to be written, unless that would pass the bound.
+    fn push(&mut self, result: Arc<CommandResult>) {
+        let size = Self::weight(&result);
+        if self.bytes + size > BACKLOG_MAX_BYTES {
+            self.dropped += 1;
+            log::error!(code = pinkpage_actors::ErrorCode::Database.code(), run_id = result.run_id.as_str(),
+                server = result.server.as_str(), index = result.index;
+                "batch result dropped: the store fails and this run's unwritten results are at their bound");
+            return;
+        }
+        self.bytes += size;
+        self.rows.push_back(result);
+    }
+
+    /// Writes what waits, oldest first, until the store refuses one;
+    /// whether everything is written.
+    async fn flush(&mut self, store: &Store) -> Result<(), AppError> {
+        while let Some(front) = self.rows.front() {
+            store.call(RecordBatchResult(front.clone())).await?;
+            let written = self.rows.pop_front().expect("the front row");
+            self.bytes -= Self::weight(&written);
+        }
+        Ok(())
+    }
 }
 
 impl BatchRecorderActor {
@@ -87,6 +152,7 @@ impl BatchRecorderActor {
             succeeded: 0,
             failed: 0,
             created: Instant::now(),
+            backlog: Backlog::default(),
         }
     }
 
@@ -124,17 +190,52 @@ impl BatchRecorderActor {
     }
 }
 
-/// Stores the final update and its audit event; logs a failure (the run
-/// is over either way, and its client must still hear the end).
-async fn store_finish(store: Store, finish: FinishBatchRun, event: NewAuditEvent) {
-    let run_id = finish.run_id.clone();
-    match store.call(finish).await {
-        Ok(true) => store.audit(event),
+/// Stores the final update and its audit event; `false` when the store
+/// failed (to be tried again). A run that was not `running` any more is
+/// logged and not tried again.
+async fn store_finish(store: &Store, finish: &FinishBatchRun, event: &NewAuditEvent) -> bool {
+    match store.call(finish.clone()).await {
+        Ok(true) => {
+            store.audit(event.clone());
+            true
+        }
         // only this actor finishes its run, once: a row not `running`
         // means someone else wrote it, which must be looked into
-        Ok(false) => log::error!(run_id = run_id.as_str(); "batch run was not running when finished"),
-        Err(e) => log::error!(code = e.code.code(), error = e.to_string(); "batch run end not recorded"),
+        Ok(false) => {
+            log::error!(run_id = finish.run_id.as_str(); "batch run was not running when finished");
+            true
+        }
+        Err(e) => {
+            log::warn!(code = e.code.code(), run_id = finish.run_id.as_str(), error = e.to_string();
+                "batch run end not recorded yet; trying again until the store takes it");
+            false
+        }
     }
+}
+
+/// Stores what the run left unwritten, then its end; while the store
+/// fails, keeps trying in a detached task (the run is over, and its client
+/// hears the end without waiting for the store).
+async fn persist_end(store: Store, mut backlog: Backlog, finish: FinishBatchRun, mut event: NewAuditEvent) {
+    if backlog.dropped > 0 {
+        if let Some(detail) = event.detail.as_mut() {
+            detail["unrecorded_results"] = backlog.dropped.into();
+        }
+    }
+    if backlog.flush(&store).await.is_ok() && store_finish(&store, &finish, &event).await {
+        return;
+    }
+    actix::spawn(async move {
+        let mut wait = RETRY_FIRST;
+        loop {
+            tokio::time::sleep(wait).await;
+            if backlog.flush(&store).await.is_ok() && store_finish(&store, &finish, &event).await {
+                log::info!(run_id = finish.run_id.as_str(); "batch run recorded after the store recovered");
+                return;
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    });
 }
 
 impl Actor for BatchRecorderActor {
@@ -158,7 +259,8 @@ impl Actor for BatchRecorderActor {
         };
         log::warn!(run_id = self.record.run_id.as_str(); "batch run ended without its summary; recorded cancelled");
         let (finish, event) = self.finish(&summary);
-        actix::spawn(store_finish(self.store.clone(), finish, event));
+        let backlog = std::mem::take(&mut self.backlog);
+        actix::spawn(persist_end(self.store.clone(), backlog, finish, event));
     }
 }
 
@@ -195,10 +297,18 @@ impl Handler<BatchMessage> for BatchRecorderActor {
                     CommandStatus::Failed => self.failed += 1,
                     CommandStatus::Skipped => {}
                 }
+                let mut backlog = std::mem::take(&mut self.backlog);
                 AtomicResponse::new(Box::pin(
                     async move {
-                        if let Err(e) = store.call(RecordBatchResult(result.clone())).await {
-                            log::error!(code = e.code.code(), error = e.to_string(); "batch result not recorded");
+                        backlog.push(result.clone());
+                        // no attempt per result while the store is known to
+                        // fail; the backlog is written once it recovers
+                        if store.journal().health().status == "ok" {
+                            if let Err(e) = backlog.flush(&store).await {
+                                log::warn!(code = e.code.code(), run_id = result.run_id.as_str(),
+                                    waiting = backlog.rows.len(), error = e.to_string();
+                                    "batch results wait for the store");
+                            }
                         }
                         // awaited: a client that renders slowly slows the run
                         let _ = client
@@ -207,8 +317,10 @@ impl Handler<BatchMessage> for BatchRecorderActor {
                                 event: TaskEvent::Notice(result),
                             })
                             .await;
+                        backlog
                     }
-                    .into_actor(self),
+                    .into_actor(self)
+                    .map(|backlog, act, _| act.backlog = backlog),
                 ))
             }
             TaskEvent::Finished {
@@ -217,10 +329,11 @@ impl Handler<BatchMessage> for BatchRecorderActor {
             } => {
                 let write = (self.row == Row::Running).then(|| self.finish(&outcome));
                 self.row = Row::Finished;
+                let backlog = std::mem::take(&mut self.backlog);
                 AtomicResponse::new(Box::pin(
                     async move {
                         if let Some((finish, event)) = write {
-                            store_finish(store, finish, event).await;
+                            persist_end(store, backlog, finish, event).await;
                         }
                         let _ = client
                             .send(TaskMessage {
