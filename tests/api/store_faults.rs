@@ -175,7 +175,13 @@ async fn a_batch_run_across_a_full_disk_is_recorded_whole_once_space_frees() {
     };
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.database_in(disk.path()).spawn().await;
-    let flag = format!("/tmp/pinkpage-batch-flag-{}", app.port);
+    let flag_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        flag_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let flag = flag_dir.path().join("go").display().to_string();
     let mut c = WsClient::connect(&app, "/ws/v1/bmx4").await;
     c.send(json!({"type": "batch_execute", "server": "alpha", "commands": [
         "echo first",
@@ -194,6 +200,17 @@ async fn a_batch_run_across_a_full_disk_is_recorded_whole_once_space_frees() {
         filler: None,
     };
     full.begin(&app);
+    // an audit row (a failed sign-in) shows the journal the store fails;
+    // from then on results wait without a write attempt each
+    let refused = app
+        .anon
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"name": "nobody", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    store_health(&app, "degraded").await;
     std::fs::write(&flag, "").unwrap();
     let (second, _) = c.recv_until("batch_command_result").await;
     assert!(second["stdout"].as_str().unwrap().contains("second"), "{second}");

@@ -132,14 +132,14 @@ impl SshSession {
         // while the channel opens needs no signal.
         let mut channel = tokio::select! {
             opened = self.handle().channel_open_session() => {
-                opened.map_err(|e| failed(format!("cannot open a channel: {e}")))?
+                opened.map_err(|e| request_failed(self, "cannot open a channel", e))?
             }
             _ = &mut cancel => return Err(failed("cancelled before it started".into())),
         };
         channel
             .exec(true, command)
             .await
-            .map_err(|e| failed(format!("cannot send the command: {e}")))?;
+            .map_err(|e| request_failed(self, "cannot send the command", e))?;
 
         let mut out = ExecOutput::default();
         // whether the server closed the channel (as it does after the
@@ -195,6 +195,22 @@ impl SshSession {
 /// 20000 for a command whose session ended under it before it said how it
 /// ended (the connection dropped, or the server stopped answering
 /// keepalives). Shared by exec and the PTY shell.
+/// A request russh could not make on `session` (open a channel, send a
+/// command, ask for a PTY): the connection lost (20000) when the session's
+/// task is gone, as for a channel that ends without a status (which of the
+/// two a dying server causes is only timing); else the command failed
+/// (22000) with `what` and the cause.
+pub(crate) fn request_failed(session: &SshSession, what: &str, e: russh::Error) -> AppError {
+    if matches!(e, russh::Error::SendError) || session.is_closed() {
+        log::debug!(server = session.server(), error = e.to_string(); "{what}: the session is gone");
+        return connection_lost(session.server());
+    }
+    AppError::with_detail(
+        ErrorCode::SshCommandFailed,
+        format!("server '{}': {what}: {e}", session.server()),
+    )
+}
+
 pub fn connection_lost(server: &str) -> AppError {
     AppError::with_detail(
         ErrorCode::SshConnectionFailed,

@@ -24,7 +24,7 @@ use futures_util::Stream;
 use russh::client::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
-use super::exec::signal_name;
+use super::exec::{request_failed, signal_name};
 use super::session::SshSession;
 use crate::error::{AppError, ErrorCode};
 
@@ -213,20 +213,20 @@ impl SshSession {
             .handle()
             .channel_open_session()
             .await
-            .map_err(|e| failed(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| request_failed(self, "cannot open a channel", e))?;
         channel
             .request_pty(true, &pty.term, pty.cols, pty.rows, 0, 0, &[])
             .await
-            .map_err(|e| failed(format!("cannot request a pty: {e}")))?;
+            .map_err(|e| request_failed(self, "cannot request a pty", e))?;
         match command {
             Some(command) => channel
                 .exec(true, command)
                 .await
-                .map_err(|e| failed(format!("cannot run the command: {e}")))?,
+                .map_err(|e| request_failed(self, "cannot run the command", e))?,
             None => channel
                 .request_shell(true)
                 .await
-                .map_err(|e| failed(format!("cannot request a shell: {e}")))?,
+                .map_err(|e| request_failed(self, "cannot request a shell", e))?,
         }
         let (read, write) = channel.split();
         let mut output = ShellOutput {

@@ -40,17 +40,21 @@
 //! per result). The backlog is written first, in order, whenever the store
 //! takes writes again; the final update follows it. If the run ends while
 //! the store still fails, its client hears the end at once and a detached
-//! task keeps trying (0.5 s, doubling to 5 s) until the backlog and the end
-//! are stored. The backlog holds at most [`BACKLOG_MAX_BYTES`] of output;
-//! a result past it is dropped, logged with 40000 and counted in the run's
-//! audit row (`unrecorded_results`).
+//! task keeps trying (0.5 s, doubling to 5 s, for at most 10 minutes) until
+//! the backlog and the end are stored. While a run waits for its next
+//! result, its backlog is tried every 2 s. The backlog holds at most
+//! [`BACKLOG_MAX_BYTES`] of output; a result past it is dropped, logged
+//! with 40000 and counted in the run's audit row (`unrecorded_results`).
+//! Every store write gives up after 10 s, so a hung store cannot keep a
+//! run's end from its client.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient,
+    WrapFuture,
 };
 use pinkpage_actors::batch::plan::{BatchSummary, CommandResult, CommandStatus};
 use pinkpage_actors::batch::run::BatchMessage;
@@ -99,6 +103,40 @@ pub const BACKLOG_MAX_BYTES: usize = 16 << 20;
 /// while the store fails.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a finished run's unwritten rows are tried before they are
+/// given up (logged with 40000; the row stays `running` until the next
+/// start marks it `interrupted`).
+const RETRY_FOR: Duration = Duration::from_secs(600);
+/// One store write may take this long before it counts as failed (a hung
+/// store must not keep a run's end from its client for ever).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a running run's unwritten results are tried while it waits
+/// for its next result.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether the store takes writes, as the audit journal last found: no
+/// attempt is made while it does not (each would wait out a locked
+/// database's busy timeout on one of the store's two threads).
+fn store_ok(store: &Store) -> bool {
+    store.journal().health().status == "ok"
+}
+
+/// Sends `msg` to the store, failing after [`WRITE_TIMEOUT`].
+async fn write<M, T>(store: &Store, msg: M) -> Result<T, AppError>
+where
+    M: actix::Message<Result = Result<T, AppError>> + Send + 'static,
+    T: Send + 'static,
+    crate::store::StoreActor: Handler<M>,
+{
+    tokio::time::timeout(WRITE_TIMEOUT, store.call(msg))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::with_detail(
+                pinkpage_actors::ErrorCode::Database,
+                format!("no answer from the store within {WRITE_TIMEOUT:?}"),
+            ))
+        })
+}
 
 /// A run's results the store could not take yet, oldest first.
 #[derive(Default)]
@@ -115,10 +153,12 @@ impl Backlog {
         result.stdout.len() + result.stderr.len() + result.command.len() + 256
     }
 
-    /// Keeps `result` to be written, unless that would pass the bound.
+    /// Keeps `result` to be written, unless that would pass the bound (an
+    /// empty backlog takes any result, so one large result is never
+    /// dropped while the store works).
     fn push(&mut self, result: Arc<CommandResult>) {
         let size = Self::weight(&result);
-        if self.bytes + size > BACKLOG_MAX_BYTES {
+        if !self.rows.is_empty() && self.bytes + size > BACKLOG_MAX_BYTES {
             self.dropped += 1;
             log::error!(code = pinkpage_actors::ErrorCode::Database.code(), run_id = result.run_id.as_str(),
                 server = result.server.as_str(), index = result.index;
@@ -133,7 +173,7 @@ impl Backlog {
     /// whether everything is written.
     async fn flush(&mut self, store: &Store) -> Result<(), AppError> {
         while let Some(front) = self.rows.front() {
-            store.call(RecordBatchResult(front.clone())).await?;
+            write(store, RecordBatchResult(front.clone())).await?;
             let written = self.rows.pop_front().expect("the front row");
             self.bytes -= Self::weight(&written);
         }
@@ -194,13 +234,14 @@ impl BatchRecorderActor {
 /// failed (to be tried again). A run that was not `running` any more is
 /// logged and not tried again.
 async fn store_finish(store: &Store, finish: &FinishBatchRun, event: &NewAuditEvent) -> bool {
-    match store.call(finish.clone()).await {
+    match write(store, finish.clone()).await {
         Ok(true) => {
             store.audit(event.clone());
             true
         }
         // only this actor finishes its run, once: a row not `running`
-        // means someone else wrote it, which must be looked into
+        // means someone else wrote it (or a stopping daemon marked it
+        // interrupted), which must be looked into
         Ok(false) => {
             log::error!(run_id = finish.run_id.as_str(); "batch run was not running when finished");
             true
@@ -213,33 +254,93 @@ async fn store_finish(store: &Store, finish: &FinishBatchRun, event: &NewAuditEv
     }
 }
 
+/// What a finished run has not stored yet: its waiting results, then its
+/// end. Dropped before it is stored (the daemon stops, or the retries give
+/// up), it says so in the log.
+struct Unstored {
+    backlog: Backlog,
+    finish: FinishBatchRun,
+    event: NewAuditEvent,
+    stored: bool,
+}
+
+impl Unstored {
+    /// One attempt; whether everything is stored now.
+    async fn store(&mut self, store: &Store) -> bool {
+        if !store_ok(store) || self.backlog.flush(store).await.is_err() {
+            return false;
+        }
+        self.stored = store_finish(store, &self.finish, &self.event).await;
+        self.stored
+    }
+}
+
+impl Drop for Unstored {
+    fn drop(&mut self) {
+        if !self.stored {
+            log::error!(code = pinkpage_actors::ErrorCode::Database.code(), run_id = self.finish.run_id.as_str(),
+                results = self.backlog.rows.len();
+                "batch run's end and waiting results not recorded; its row stays running until the next start marks it interrupted");
+        }
+    }
+}
+
 /// Stores what the run left unwritten, then its end; while the store
-/// fails, keeps trying in a detached task (the run is over, and its client
-/// hears the end without waiting for the store).
-async fn persist_end(store: Store, mut backlog: Backlog, finish: FinishBatchRun, mut event: NewAuditEvent) {
+/// fails, keeps trying in a detached task for [`RETRY_FOR`] (the run is
+/// over, and its client hears the end without waiting for the store).
+async fn persist_end(store: Store, backlog: Backlog, finish: FinishBatchRun, mut event: NewAuditEvent) {
     if backlog.dropped > 0 {
         if let Some(detail) = event.detail.as_mut() {
             detail["unrecorded_results"] = backlog.dropped.into();
         }
     }
-    if backlog.flush(&store).await.is_ok() && store_finish(&store, &finish, &event).await {
+    let mut unstored = Unstored {
+        backlog,
+        finish,
+        event,
+        stored: false,
+    };
+    if unstored.store(&store).await {
         return;
     }
     actix::spawn(async move {
+        let started = Instant::now();
         let mut wait = RETRY_FIRST;
-        loop {
+        while started.elapsed() < RETRY_FOR {
             tokio::time::sleep(wait).await;
-            if backlog.flush(&store).await.is_ok() && store_finish(&store, &finish, &event).await {
-                log::info!(run_id = finish.run_id.as_str(); "batch run recorded after the store recovered");
+            if unstored.store(&store).await {
+                log::info!(run_id = unstored.finish.run_id.as_str(); "batch run recorded after the store recovered");
                 return;
             }
             wait = (wait * 2).min(RETRY_MAX);
         }
+        // dropping `unstored` logs what is given up
     });
 }
 
 impl Actor for BatchRecorderActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // results waiting for the store are written as soon as it takes
+        // writes again, not only at the run's next result
+        ctx.run_interval(FLUSH_EVERY, |act, ctx| {
+            if act.backlog.rows.is_empty() || !store_ok(&act.store) {
+                return;
+            }
+            let store = act.store.clone();
+            let mut backlog = std::mem::take(&mut act.backlog);
+            // `wait`: no message runs until the backlog is back
+            ctx.wait(
+                async move {
+                    let _ = backlog.flush(&store).await;
+                    backlog
+                }
+                .into_actor(act)
+                .map(|backlog, act, _| act.backlog = backlog),
+            );
+        });
+    }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if self.row != Row::Running {
@@ -300,10 +401,15 @@ impl Handler<BatchMessage> for BatchRecorderActor {
                 let mut backlog = std::mem::take(&mut self.backlog);
                 AtomicResponse::new(Box::pin(
                     async move {
+                        // no attempt while the store is known to fail; the
+                        // backlog is written once it recovers. Earlier
+                        // results go first, making room before this one
+                        // is kept.
+                        if store_ok(&store) {
+                            let _ = backlog.flush(&store).await;
+                        }
                         backlog.push(result.clone());
-                        // no attempt per result while the store is known to
-                        // fail; the backlog is written once it recovers
-                        if store.journal().health().status == "ok" {
+                        if store_ok(&store) {
                             if let Err(e) = backlog.flush(&store).await {
                                 log::warn!(code = e.code.code(), run_id = result.run_id.as_str(),
                                     waiting = backlog.rows.len(), error = e.to_string();
