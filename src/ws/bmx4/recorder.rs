@@ -41,8 +41,10 @@
 //! takes writes again; the final update follows it. If the run ends while
 //! the store still fails, its client hears the end at once and a detached
 //! task keeps trying (0.5 s, doubling to 5 s, for at most 10 minutes) until
-//! the backlog and the end are stored. While a run waits for its next
-//! result, its backlog is tried every 2 s. The backlog holds at most
+//! the backlog and the end are stored. (A backlog waits for the run's next
+//! result or its end: a timer in this actor would keep it alive after its
+//! last sender is gone, and `stopped()` would never finish the row.) The
+//! backlog holds at most
 //! [`BACKLOG_MAX_BYTES`] of output; a result past it is dropped, logged
 //! with 40000 and counted in the run's audit row (`unrecorded_results`).
 //! Every store write gives up after 10 s, so a hung store cannot keep a
@@ -53,8 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, Message, Recipient,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, Message, Recipient, WrapFuture,
 };
 use pinkpage_actors::batch::plan::{BatchSummary, CommandResult, CommandStatus};
 use pinkpage_actors::batch::run::BatchMessage;
@@ -110,9 +111,6 @@ const RETRY_FOR: Duration = Duration::from_secs(600);
 /// One store write may take this long before it counts as failed (a hung
 /// store must not keep a run's end from its client for ever).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a running run's unwritten results are tried while it waits
-/// for its next result.
-const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 /// Whether the store takes writes, as the audit journal last found: no
 /// attempt is made while it does not (each would wait out a locked
@@ -320,27 +318,6 @@ async fn persist_end(store: Store, backlog: Backlog, finish: FinishBatchRun, mut
 
 impl Actor for BatchRecorderActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        // results waiting for the store are written as soon as it takes
-        // writes again, not only at the run's next result
-        ctx.run_interval(FLUSH_EVERY, |act, ctx| {
-            if act.backlog.rows.is_empty() || !store_ok(&act.store) {
-                return;
-            }
-            let store = act.store.clone();
-            let mut backlog = std::mem::take(&mut act.backlog);
-            // `wait`: no message runs until the backlog is back
-            ctx.wait(
-                async move {
-                    let _ = backlog.flush(&store).await;
-                    backlog
-                }
-                .into_actor(act)
-                .map(|backlog, act, _| act.backlog = backlog),
-            );
-        });
-    }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         if self.row != Row::Running {
