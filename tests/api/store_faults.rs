@@ -102,12 +102,8 @@ async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_ro
 
 #[tokio::test]
 async fn a_full_disk_refuses_new_work_keeps_running_work_and_writes_its_rows_after_space_frees() {
-    let disk = match Tmpfs::mount("16m") {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED store_faults full disk: {why}");
-            return;
-        }
+    let Some(disk) = Tmpfs::mount_or_skip("16m", "store_faults full disk") else {
+        return;
     };
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.database_in(disk.path()).spawn().await;
@@ -125,12 +121,8 @@ async fn a_full_disk_refuses_new_work_keeps_running_work_and_writes_its_rows_aft
 
 #[tokio::test]
 async fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
-    let disk = match Tmpfs::mount("16m") {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED store_faults read-only disk: {why}");
-            return;
-        }
+    let Some(disk) = Tmpfs::mount_or_skip("16m", "store_faults read-only disk") else {
+        return;
     };
     // a daemon killed with its database open leaves its WAL behind, and
     // then the disk turns read-only (errors=remount-ro, an operator)
@@ -166,12 +158,8 @@ async fn a_database_on_a_read_only_file_system_stops_startup_saying_so() {
 
 #[tokio::test]
 async fn a_batch_run_across_a_full_disk_is_recorded_whole_once_space_frees() {
-    let disk = match Tmpfs::mount("16m") {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED store_faults batch across a full disk: {why}");
-            return;
-        }
+    let Some(disk) = Tmpfs::mount_or_skip("16m", "store_faults batch across a full disk") else {
+        return;
     };
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.database_in(disk.path()).spawn().await;

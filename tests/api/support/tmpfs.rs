@@ -34,6 +34,13 @@ impl Tmpfs {
         Ok(Tmpfs { dir })
     }
 
+    /// [`Tmpfs::mount`], or `None` after printing why `test` is skipped.
+    pub fn mount_or_skip(size: &str, test: &str) -> Option<Tmpfs> {
+        Tmpfs::mount(size)
+            .map_err(|why| eprintln!("SKIPPED {test}: {why}"))
+            .ok()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
