@@ -125,7 +125,7 @@ async fn russh_echo(sshd: &SshdServer, user: &TestUser, known_hosts: &std::path:
         },
         keepalive: None,
         sessions: Default::default(),
-        temp_files: Default::default(),
+        on_connect: Default::default(),
     };
     let session = ssh::connect(&spec, &opts).await.expect("connect");
     let pty = PtyRequest {

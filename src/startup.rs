@@ -15,7 +15,7 @@ use pinkpage_actors::health::monitor::{
 };
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::lock::SessionLockActor;
-use pinkpage_actors::ssh::{HostKeyPolicy, SessionSlots, SshOptions};
+use pinkpage_actors::ssh::{ConnectHooks, HostKeyPolicy, SessionSlots, SshOptions};
 use pinkpage_actors::transfer::TransferGate;
 use pinkpage_actors::AppError;
 
@@ -114,6 +114,9 @@ impl Application {
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
         let health = start_health_monitor(&settings, &store, &broadcast);
         Refresher::new(identity.clone(), store.clone(), broadcast.clone()).start();
+        // The files domain records its temporary files here and removes
+        // an earlier write's leftovers on each new session to their server.
+        let temp_files = TempFiles::new(Arc::new(StoreTempFiles(store.clone())), left_temp_files);
         let ssh = Arc::new(SshOptions {
             connect_timeout: settings.ssh_connect_timeout,
             host_keys: HostKeyPolicy {
@@ -125,15 +128,16 @@ impl Application {
                 settings.caps.ssh_sessions_per_server,
                 settings.caps.ssh_session_wait,
             ),
-            temp_files: TempFiles::new(Arc::new(StoreTempFiles(store.clone())), left_temp_files),
+            on_connect: ConnectHooks::new(vec![Arc::new(temp_files.clone())]),
         });
         let transfers = TransferGate::default();
-        let in_flight = Arc::new(crate::shutdown::InFlight::default());
+        let in_flight = Arc::new(crate::in_flight::InFlight::default());
         let workflows = WorkflowHub::new(
             store.clone(),
             session_lock.clone(),
             RunParts {
                 ssh: ssh.clone(),
+                temp_files: temp_files.clone(),
                 gate: transfers.clone(),
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
@@ -146,13 +150,14 @@ impl Application {
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             ssh,
+            temp_files,
             store,
             identity,
             broadcast,
             session_lock,
             health: health.clone(),
             transfers,
-            connections: ws::registry::Connections::new(settings.caps),
+            connections: crate::connections::Connections::new(settings.caps),
             diff_budget: pinkpage_actors::diff::budget::DiffBudget::new(
                 settings.work_limits.diff_budget_bytes,
             ),
@@ -173,11 +178,11 @@ impl Application {
                 .default_service(web::to(api::not_found))
         })
         // Each connection's socket descriptor, so a WebSocket upgrade can
-        // keep a duplicate to shut a stalled client down (ws::registry).
+        // keep a duplicate to shut a stalled client down (crate::connections).
         .on_connect(|io, ext| {
             use std::os::fd::AsRawFd;
             if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                ext.insert(ws::registry::SocketFd(tcp.as_raw_fd()));
+                ext.insert(crate::connections::SocketFd(tcp.as_raw_fd()));
             }
         })
         .listen(listener)
@@ -269,4 +274,69 @@ fn start_health_monitor(
         store.addr().clone().recipient(),
     )
     .start()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The access table (`crate::auth::table`) against what the daemon
+    //! mounts: every REST operation of the OpenAPI document and every
+    //! WebSocket message type is named in it. Here, at the top, because
+    //! only the top sees both the table and the surfaces.
+    use crate::auth::table;
+    use crate::ws::connection::Domain;
+
+    fn types_of<D: Domain>() -> Vec<&'static str> {
+        D::TYPES.to_vec()
+    }
+
+    #[test]
+    fn every_websocket_type_is_in_the_table() {
+        for (endpoint, types) in [
+            ("/ws/v1/stub", types_of::<crate::ws::stub::Stub>()),
+            ("/ws/v1/bmx4", types_of::<crate::ws::bmx4::Bmx4>()),
+            ("/ws/v1/bmx5", types_of::<crate::ws::bmx5::Bmx5>()),
+            ("/ws/v1/diff", types_of::<crate::ws::diff::Diff>()),
+        ] {
+            for kind in &types {
+                assert!(
+                    table::MESSAGES
+                        .iter()
+                        .any(|m| m.endpoint == endpoint && m.kind == *kind),
+                    "{endpoint} {kind} is not in the access table"
+                );
+            }
+            for m in table::MESSAGES.iter().filter(|m| m.endpoint == endpoint) {
+                assert!(
+                    types.contains(&m.kind),
+                    "{} {} is not a type of that endpoint",
+                    endpoint,
+                    m.kind
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_openapi_operation_is_in_the_table() {
+        use utoipa::OpenApi;
+        let doc = crate::api::ApiDoc::openapi();
+        for (path, item) in &doc.paths.paths {
+            for (method, present) in [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
+            ] {
+                if present {
+                    assert!(
+                        table::ROUTES
+                            .iter()
+                            .any(|r| r.pattern == path && r.method == method),
+                        "{method} {path} is not in the access table"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix::Addr;
 use pinkpage_actors::broadcast::BroadcastActor;
+use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::health::monitor::HealthMonitorActor;
 use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::ssh::SshOptions;
@@ -26,6 +27,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// How to reach servers over SSH (timeouts, host key policy).
     pub ssh: Arc<SshOptions>,
+    /// Where file work records the temporary files it makes on servers
+    /// (the same registry `ssh`'s connect hook recovers leftovers from).
+    pub temp_files: TempFiles,
     /// The SQLite store.
     pub store: Store,
     /// Accounts, tokens and sessions (the checked copy), the login
@@ -40,15 +44,15 @@ pub struct AppState {
     /// One transfer at a time in the whole daemon (50009).
     pub transfers: TransferGate,
     /// Every open WebSocket: the connection caps and the stall watchdog's
-    /// view (its own locking; see `ws::registry`).
-    pub connections: Arc<crate::ws::registry::Connections>,
+    /// view (its own locking; see `crate::connections`).
+    pub connections: Arc<crate::connections::Connections>,
     /// The bytes running diffs may hold, daemon-wide (53001).
     pub diff_budget: pinkpage_actors::diff::budget::DiffBudget,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Work a graceful shutdown waits for: closed connections' task
     /// cleanup, workflow runs.
-    pub in_flight: Arc<crate::shutdown::InFlight>,
+    pub in_flight: Arc<crate::in_flight::InFlight>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

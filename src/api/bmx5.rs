@@ -144,7 +144,7 @@ fn check(state: &AppState, caller: &Caller, q: FileQuery) -> Result<(ServerRef, 
 /// at once: the caller holds the only reference, and the session ends when
 /// it lets go.
 async fn open(state: &AppState, server: &ServerRef) -> Result<Arc<SftpConn>, SftpError> {
-    let pool = SftpPool::start();
+    let pool = SftpPool::start(state.temp_files.clone());
     let conn = pool.get(server.spec(), &state.ssh).await;
     pool.stop();
     conn

@@ -35,10 +35,11 @@ async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Resu
     // the most the diff may hold, given back when the task ends
     let reservation = state.diff_budget.reserve(job.memory_bound())?;
     let ssh = state.ssh.clone();
+    let temp_files = state.temp_files.clone();
     // held until this handler ends (or is dropped with its client)
     let (_cancel, cancelled) = watch::channel(());
     let task = actix::spawn(async move {
-        let pool = SftpPool::start();
+        let pool = SftpPool::start(temp_files);
         let res = job.run(&pool, &ssh, cancelled, "rest").await;
         pool.stop();
         drop(reservation);

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod bmx4;
 pub mod bmx5;
+pub mod caller;
 pub mod check;
 pub mod diff;
 pub mod error;

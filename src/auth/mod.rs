@@ -21,13 +21,11 @@ pub mod refresher;
 pub mod table;
 pub mod throttle;
 
-use std::future::{ready, Ready};
 use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
 
-use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use actix_web::HttpRequest;
 use chrono::Utc;
 use pinkpage_actors::access::{Need, Principal};
 use pinkpage_actors::{AppError, ErrorCode};
@@ -88,33 +86,6 @@ impl Caller {
     /// The client address for audit rows.
     pub fn remote_addr(&self) -> Option<String> {
         self.remote.map(|ip| ip.to_string())
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Caller, actix_web::Error>>;
-
-    /// Also asks the access table again, now with the route the router
-    /// actually took: a second, independent check behind admission's, so
-    /// a path that admission saw differently from the router (an encoding
-    /// trick) still cannot reach a handler above the caller's role.
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = req.extensions().get::<Caller>().cloned();
-        ready(match caller {
-            None => Err(crate::api::error::ApiError::from(AppError::with_detail(
-                ErrorCode::Internal,
-                "request did not pass admission",
-            ))
-            .into()),
-            Some(caller) => {
-                let need = table::route_need(req.method(), req.match_pattern().as_deref());
-                match check_need(need, caller.principal.as_ref(), false) {
-                    Ok(()) => Ok(caller),
-                    Err(e) => Err(crate::api::error::ApiError::from(e).into()),
-                }
-            }
-        })
     }
 }
 

@@ -22,6 +22,7 @@
 pub mod access;
 pub mod caps;
 pub mod dotenv;
+pub mod names;
 pub mod servers_file;
 pub mod work_limits;
 pub mod workflows;

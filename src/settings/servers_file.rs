@@ -34,6 +34,7 @@ use pinkpage_actors::secret::Secret;
 use pinkpage_actors::server::{Auth, ServerSpec, TransferSpec};
 use serde::Deserialize;
 
+use super::names::check_name;
 use super::SettingsError;
 
 const VAR: &str = "PINKPAGE_SERVERS_FILE";
@@ -188,22 +189,6 @@ fn server(s: RawServer, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serve
         encoding,
         tags: s.tags,
     })
-}
-
-/// Names are used in URLs, logs and JSON keys: keep them plain.
-pub(super) fn check_name(kind: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{kind} name '{name}' must be 1-64 characters of a-z, A-Z, 0-9, '_', '-', '.'"
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ pub fn build(
     let mut out = BTreeMap::new();
     for w in raw {
         let name = w.name.clone();
-        super::servers_file::check_name("workflow", &name)?;
+        super::names::check_name("workflow", &name)?;
         if name == "runs" {
             return Err("workflow name 'runs' is reserved (it is a path of the API)".to_owned());
         }
@@ -297,7 +297,7 @@ fn workflow(
 
 fn param(p: RawParam) -> Result<Param, String> {
     let who = format!("parameter '{}'", p.name);
-    super::servers_file::check_name("parameter", &p.name)?;
+    super::names::check_name("parameter", &p.name)?;
     let misplaced = |field: &str, present: bool| {
         if present {
             Err(format!("{who}: '{field}' does not apply to type {}", p.kind))

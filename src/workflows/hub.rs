@@ -33,6 +33,7 @@ use actix::{
 };
 use pinkpage_actors::access::{Need, Principal};
 use pinkpage_actors::broadcast::{BroadcastActor, Event, Join, WorkflowRunRef};
+use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::lock::{Acquire, Grant, SessionLockActor, SetWorkflowRun};
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskHandle, TaskId};
@@ -49,7 +50,7 @@ use super::frames::{WorkflowFrame, WorkflowReply};
 use super::prepare::Prepared;
 use crate::auth::directory::Refusal;
 use crate::auth::Identity;
-use crate::shutdown::{InFlight, InFlightGuard};
+use crate::in_flight::{InFlight, InFlightGuard};
 use crate::store::{NewAuditEvent, NewWorkflowRun, Store, WorkflowWrite};
 use crate::ws::protocol::{Outgoing, RequestId};
 
@@ -99,6 +100,8 @@ pub struct StartRun {
 pub struct RunParts {
     /// How to connect.
     pub ssh: Arc<SshOptions>,
+    /// Where transfer steps record their temporary files.
+    pub temp_files: TempFiles,
     /// One transfer at a time.
     pub gate: TransferGate,
     /// Output flush interval of command steps.
@@ -164,6 +167,7 @@ pub fn launch(
         servers: prepared.servers,
         transfers: prepared.transfers,
         ssh: parts.ssh.clone(),
+        temp_files: parts.temp_files.clone(),
         gate: parts.gate.clone(),
         throttle: parts.throttle,
         batch_output_cap: parts.batch_output_cap,

@@ -17,7 +17,7 @@
 //!   `PINKPAGE_WS_TIMEOUT_S` is dropped. A client that stopped reading
 //!   stops this actor from being polled at all, so that case is the stall
 //!   watchdog's (`super::stall`), which reaches the connection's tasks
-//!   through its [`ConnWatch`](super::registry::ConnWatch), not through
+//!   through its [`ConnWatch`](crate::connections::ConnWatch), not through
 //!   this actor.
 //! - `stopping`: [`Domain::stopping`] stops the domain's tasks and hands
 //!   back their done signals; the registry is told at once, the lock only
@@ -86,7 +86,7 @@ pub struct WsConnection<D: Domain> {
     pub domain: D,
     /// What the daemon keeps about this connection outside the actor (its
     /// live tasks, operation count); shared with the stall watchdog.
-    pub watch: std::sync::Arc<super::registry::ConnWatch>,
+    pub watch: std::sync::Arc<crate::connections::ConnWatch>,
     /// When the client last showed a sign of life.
     last_seen: Instant,
     /// A fragmented text frame being received, capped at just over
@@ -101,7 +101,7 @@ impl<D: Domain> WsConnection<D> {
         state: web::Data<AppState>,
         principal: Principal,
         remote: Option<std::net::IpAddr>,
-        watch: std::sync::Arc<super::registry::ConnWatch>,
+        watch: std::sync::Arc<crate::connections::ConnWatch>,
         domain: D,
     ) -> Self {
         WsConnection {
@@ -141,7 +141,7 @@ impl<D: Domain> WsConnection<D> {
     /// Starts one of this connection's concurrent operations (SFTP work, a
     /// diff, a script): 10008 once `PINKPAGE_WS_MAX_OPS_PER_CONNECTION` run.
     /// The operation counts until the guard is dropped.
-    pub fn begin_operation(&self) -> Result<super::registry::OperationGuard, AppError> {
+    pub fn begin_operation(&self) -> Result<crate::connections::OperationGuard, AppError> {
         self.watch
             .begin_operation(self.state.settings.caps.ops_per_connection)
     }
@@ -153,7 +153,7 @@ impl<D: Domain> WsConnection<D> {
         &self,
         rid: &RequestId,
         ctx: &mut WsCtx<D>,
-    ) -> Option<super::registry::OperationGuard> {
+    ) -> Option<crate::connections::OperationGuard> {
         self.begin_operation()
             .map_err(|e| self.send_error(ctx, &e, rid))
             .ok()

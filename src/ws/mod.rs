@@ -9,8 +9,6 @@
 //! - [`bmx4`]: `/ws/v1/bmx4`, batch command runs.
 //! - [`bmx5`]: `/ws/v1/bmx5`, SFTP file work and remote scripts.
 //! - [`task`]: the connection side of the task contract (give-up timers).
-//! - [`registry`]: every open WebSocket: the connection caps and the
-//!   watchdog's view of each connection.
 //! - [`stall`]: the body stream that stamps each poll and the watchdog
 //!   that drops a client which stopped reading.
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
@@ -21,7 +19,6 @@ pub mod bmx5;
 pub mod connection;
 pub mod diff;
 pub mod protocol;
-pub mod registry;
 pub mod stall;
 pub mod stub;
 pub mod task;
@@ -79,10 +76,10 @@ fn upgrade<D: Domain + Default>(
     Ok(res.streaming(stall::Watched::new(body, admission)))
 }
 
-/// Our own duplicate of the request's TCP socket (see `registry`), when it
+/// Our own duplicate of the request's TCP socket (see `crate::connections`), when it
 /// came over TCP.
 fn duplicate_socket(req: &HttpRequest) -> Option<std::net::TcpStream> {
-    let fd = req.conn_data::<registry::SocketFd>()?.0;
+    let fd = req.conn_data::<crate::connections::SocketFd>()?.0;
     // SAFETY: `fd` is the descriptor of the connection this request came
     // on, recorded by `on_connect`; the connection is open while its
     // request is handled (here), so the descriptor is valid for this

@@ -1,6 +1,6 @@
 //! The stall watchdog: drops a WebSocket client that stopped reading
 //! (30003). Why it lives outside the connection actor, and who owns what,
-//! is in [`registry`](super::registry); here are its two halves:
+//! is in [`connections`](crate::connections); here are its two halves:
 //! [`Watched`], the body stream that stamps each poll, and the watchdog
 //! task ([`spawn_watchdog`]) that acts on stale stamps.
 
@@ -13,7 +13,7 @@ use actix_web::web::Bytes;
 use futures_util::Stream;
 use pinkpage_actors::ErrorCode;
 
-use super::registry::{Admission, ConnWatch};
+use crate::connections::{Admission, ConnWatch};
 use crate::state::AppState;
 
 /// The most a [`Watched`] body hands the writer at once: the writer asks
@@ -131,8 +131,8 @@ mod tests {
     use pinkpage_actors::ConnectionId;
 
     use super::*;
+    use crate::connections::Connections;
     use crate::settings::caps::CapSettings;
-    use crate::ws::registry::Connections;
 
     fn registry() -> Arc<Connections> {
         Connections::new(CapSettings::default())

@@ -32,7 +32,7 @@ fn options(known_hosts: &Path, mode: HostKeyMode) -> SshOptions {
         },
         keepalive: None,
         sessions: Default::default(),
-        temp_files: Default::default(),
+        on_connect: Default::default(),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`script`]: `ScriptRunActor`, upload a script, run it on a PTY,
 //!   remove it.
 //! - [`shell_quote`]: POSIX shell quoting of script arguments.
+//! - [`temp_names`]: the names of the temporary files Pink-Page makes on
+//!   servers, and the checks that recognise them.
 //! - [`temp_files`]: records of the temporary files written on servers, and
 //!   their removal at the next connection after a crash.
 
@@ -20,4 +22,5 @@ pub mod sftp;
 pub mod sftp_error;
 pub mod shell_quote;
 pub mod temp_files;
+pub mod temp_names;
 pub mod write;

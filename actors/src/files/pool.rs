@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use crate::error::{AppError, ErrorCode};
 use crate::files::sftp::{SftpConn, SftpError, SftpStatus};
+use crate::files::temp_files::TempFiles;
 use crate::server::ServerSpec;
 use crate::ssh::SshOptions;
 
@@ -97,6 +98,8 @@ pub struct SftpPoolActor {
     /// Unused sessions older than this are closed by the sweep.
     idle: Duration,
     slots: HashMap<String, Arc<Slot>>,
+    /// Where the sessions' uploads record their temporary files.
+    temp_files: TempFiles,
 }
 
 impl SftpPoolActor {
@@ -164,12 +167,17 @@ impl Handler<Checkout> for SftpPoolActor {
             }
         };
         slot.touch();
+        let temp_files = self.temp_files.clone();
         // Connecting runs beside the actor, so other checkouts (and the
         // sweep) go on meanwhile.
         Box::pin(async move {
             let conn = slot
                 .conn
-                .get_or_try_init(|| async { SftpConn::open(&msg.server, &msg.ssh).await.map(Arc::new) })
+                .get_or_try_init(|| async {
+                    SftpConn::open(&msg.server, &msg.ssh, &temp_files)
+                        .await
+                        .map(Arc::new)
+                })
                 .await?
                 .clone();
             slot.touch();
@@ -207,17 +215,19 @@ impl std::fmt::Debug for SftpPool {
 }
 
 impl SftpPool {
-    /// Starts a pool whose sessions close after [`DEFAULT_IDLE`] unused.
-    pub fn start() -> SftpPool {
-        SftpPool::with_idle(DEFAULT_IDLE)
+    /// Starts a pool whose sessions close after [`DEFAULT_IDLE`] unused;
+    /// their uploads record temporary files in `temp_files`.
+    pub fn start(temp_files: TempFiles) -> SftpPool {
+        SftpPool::with_idle(DEFAULT_IDLE, temp_files)
     }
 
     /// Starts a pool whose sessions close after `idle` unused.
-    pub fn with_idle(idle: Duration) -> SftpPool {
+    pub fn with_idle(idle: Duration, temp_files: TempFiles) -> SftpPool {
         SftpPool(
             SftpPoolActor {
                 idle,
                 slots: HashMap::new(),
+                temp_files,
             }
             .start(),
         )
@@ -285,7 +295,7 @@ mod tests {
             },
             keepalive: None,
             sessions: Default::default(),
-            temp_files: Default::default(),
+            on_connect: Default::default(),
         };
         (Arc::new(server), ssh, reserved)
     }
@@ -293,7 +303,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_failed_connect_keeps_its_own_code_and_its_slot_waits_for_the_sweep() {
         let (server, ssh, _reserved) = closed_port();
-        let pool = SftpPool::start();
+        let pool = SftpPool::start(TempFiles::default());
         let err = pool.get(&server, &ssh).await.unwrap_err();
         assert_eq!(err.status, SftpStatus::NotConnected);
         assert_eq!(err.error.code, ErrorCode::SshConnectionFailed, "{err}");
@@ -310,6 +320,7 @@ mod tests {
         let mut pool = SftpPoolActor {
             idle: Duration::from_secs(30),
             slots: HashMap::new(),
+            temp_files: TempFiles::default(),
         };
         pool.slots.insert("old".into(), Arc::new(Slot::new()));
         tokio::time::advance(Duration::from_secs(20)).await;
@@ -325,7 +336,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_stopped_pool_refuses_checkouts_and_counts_nothing() {
         let (server, ssh, _reserved) = closed_port();
-        let pool = SftpPool::start();
+        let pool = SftpPool::start(TempFiles::default());
         let _ = pool.get(&server, &ssh).await;
         pool.stop();
         pool.stop(); // idempotent

@@ -32,10 +32,11 @@ use actix::{
     ResponseFuture, WrapFuture,
 };
 
+use super::temp_names::script_path;
 use crate::error::{AppError, ErrorCode};
 use crate::files::sftp::SftpConn;
 use crate::files::shell_quote;
-use crate::files::temp_files::{TempKind, TempRecord};
+use crate::files::temp_files::{TempFiles, TempKind, TempRecord};
 use crate::server::ServerSpec;
 use crate::ssh::{PtyRequest, SshOptions};
 use crate::task::{
@@ -43,10 +44,6 @@ use crate::task::{
 };
 use crate::terminal::shell::{Completion, FinishReason, ShellMessage, ShellRequest, SshShellActor};
 
-/// The directory scripts are uploaded to: world-writable with the sticky
-/// bit on every Linux; the file's unique name, O_EXCL creation and mode
-/// 0700 keep it private.
-pub const REMOTE_TEMP_DIR: &str = "/tmp";
 /// Permission bits of the uploaded script.
 pub const SCRIPT_MODE: u32 = 0o700;
 
@@ -57,6 +54,8 @@ pub struct ScriptRequest {
     pub server: Arc<ServerSpec>,
     /// How to connect.
     pub ssh: Arc<SshOptions>,
+    /// Where the uploaded script's file is recorded (crash recovery).
+    pub temp_files: TempFiles,
     /// The script's bytes (with or without a `#!` line; without one the
     /// login shell runs it as a shell script).
     pub script: Vec<u8>,
@@ -110,29 +109,6 @@ pub type ScriptMessage = TaskMessage<ScriptNotice, ScriptCompletion>;
 
 /// What a script's temporary file is called: `/tmp/.pinkpage-script-`
 /// and 32 hex digits.
-const SCRIPT_PREFIX: &str = ".pinkpage-script-";
-
-fn script_path() -> String {
-    format!(
-        "{REMOTE_TEMP_DIR}/{SCRIPT_PREFIX}{}",
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Whether `path` is a name [`ScriptRunActor`] gives its temporary file;
-/// crash recovery removes nothing else.
-pub fn is_script_path(path: &str) -> bool {
-    path.strip_prefix(REMOTE_TEMP_DIR)
-        .and_then(|p| p.strip_prefix('/'))
-        .and_then(|p| p.strip_prefix(SCRIPT_PREFIX))
-        .is_some_and(|id| {
-            id.len() == 32
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
-}
-
 /// The actor. See the module docs.
 pub struct ScriptRunActor {
     request: ScriptRequest,
@@ -207,12 +183,11 @@ impl Actor for ScriptRunActor {
         let record = self.record.clone();
         log::info!(server = request.server.name.as_str(), path = path.as_str(); "script uploading");
         async move {
-            let conn = Arc::new(SftpConn::open(&request.server, &request.ssh).await?);
+            let conn = Arc::new(SftpConn::open(&request.server, &request.ssh, &request.temp_files).await?);
             // from here on the connection is kept, so the file can be
             // removed whatever happens next
             *shared.borrow_mut() = Some(conn.clone());
             let recorded = request
-                .ssh
                 .temp_files
                 .for_server(&request.server)
                 .record(&path, TempKind::Script)
@@ -337,23 +312,5 @@ impl Handler<Stop> for ScriptRunActor {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn script_paths_are_recognised_and_nothing_else_is() {
-        assert!(is_script_path(&script_path()));
-        for other in [
-            "/tmp/.pinkpage-script-",
-            "/tmp/.pinkpage-script-0123456789abcdef0123456789abcdeg",
-            "/var/tmp/.pinkpage-script-0123456789abcdef0123456789abcdef",
-            "/tmp/x/.pinkpage-script-0123456789abcdef0123456789abcdef",
-        ] {
-            assert!(!is_script_path(other), "{other}");
-        }
     }
 }

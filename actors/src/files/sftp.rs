@@ -32,7 +32,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
 pub use crate::files::sftp_error::{SftpError, SftpStatus};
-use crate::files::temp_files::{ServerTempFiles, TempKind};
+use crate::files::temp_files::{ServerTempFiles, TempFiles, TempKind};
 use crate::files::{digest, write};
 use crate::server::ServerSpec;
 use crate::ssh::{self, SshOptions, SshSession};
@@ -121,8 +121,13 @@ impl fmt::Debug for SftpConn {
 }
 
 impl SftpConn {
-    /// Connects to `server` and opens the SFTP subsystem.
-    pub async fn open(server: &ServerSpec, opts: &SshOptions) -> Result<SftpConn, SftpError> {
+    /// Connects to `server` and opens the SFTP subsystem; uploads record
+    /// their temporary files in `temp_files`.
+    pub async fn open(
+        server: &ServerSpec,
+        opts: &SshOptions,
+        temp_files: &TempFiles,
+    ) -> Result<SftpConn, SftpError> {
         let not_connected = |error| SftpError {
             status: SftpStatus::NotConnected,
             error,
@@ -134,7 +139,7 @@ impl SftpConn {
                 sftp,
                 server: server.name.clone(),
                 posix: OnceCell::new(),
-                temp_files: opts.temp_files.for_server(server),
+                temp_files: temp_files.for_server(server),
             }),
             Err(e) => {
                 let _ = session.disconnect().await;
@@ -432,7 +437,7 @@ impl SftpConn {
                     format_args!("'{path}' is a directory"),
                 )
             })?;
-        let temp = write::temp_name_for(path);
+        let temp = crate::files::temp_names::temp_name_for(path);
         // recorded before it exists: a daemon killed from here on leaves a
         // record, and the next connection removes the file
         let record = self.temp_files.record(&temp, TempKind::Upload).await;

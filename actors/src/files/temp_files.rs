@@ -40,7 +40,7 @@ use russh_sftp::protocol::StatusCode;
 
 use crate::error::AppError;
 use crate::server::ServerSpec;
-use crate::ssh::SshSession;
+use crate::ssh::{ConnectHook, SshSession};
 
 /// How long a record may take to be stored before the file is created
 /// without one (a hung store must not hold every copy up).
@@ -300,6 +300,16 @@ impl TempFiles {
     }
 }
 
+/// The SSH layer runs this on every new session (registered in
+/// `SshOptions::on_connect` by the daemon), so a server's leftovers are
+/// removed before its next connection is used; the SSH layer itself knows
+/// nothing of temporary files.
+impl ConnectHook for TempFiles {
+    fn connected<'a>(&'a self, server: &'a ServerSpec, session: &'a SshSession) -> BoxFuture<'a, ()> {
+        Box::pin(self.recover(server, session))
+    }
+}
+
 /// Leftovers a recovery took out of the map and has not dealt with yet;
 /// they go back when it is dropped, however it ends.
 struct PutBack {
@@ -369,8 +379,8 @@ fn spawn_detached(work: impl std::future::Future<Output = ()> + Send + 'static) 
 /// recovery removes nothing else.
 fn is_temp_path(path: &str, kind: TempKind) -> bool {
     match kind {
-        TempKind::Upload | TempKind::Transfer => crate::files::write::is_temp_name(path),
-        TempKind::Script => crate::files::script::is_script_path(path),
+        TempKind::Upload | TempKind::Transfer => super::temp_names::is_temp_name(path),
+        TempKind::Script => super::temp_names::is_script_path(path),
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`SshOptions::connect_timeout`]. The host key is decided inside russh's
 //! `check_server_key`, which runs before the first authentication request,
 //! so a refused server never sees a credential. russh only learns "refused";
-//! the handler keeps the [`HostKeyRejection`] in a slot shared with
+//! the handler keeps the `HostKeyRejection` in a slot shared with
 //! [`connect`], which turns it into the `AppError` detail.
 //!
 //! Authentication asks with `none` first, as the seed does, then with the
@@ -15,16 +15,18 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use log::{info, warn};
+use futures_util::future::BoxFuture;
+
+use log::info;
 use russh::client::{AuthResult, KeyboardInteractiveAuthResponse};
-use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg};
 use russh::{cipher, MethodKind, MethodSet, Preferred};
 
-use super::host_keys::{self, HostKeyAcceptance, HostKeyPolicy, HostKeyRejection};
+use super::handler::ClientHandler;
+use super::host_keys::{self, HostKeyPolicy};
 use super::session::SshSession;
 use super::slots::SessionSlots;
 use crate::error::{AppError, ErrorCode};
-use crate::files::temp_files::TempFiles;
 use crate::secret::Secret;
 use crate::server::{Auth, ServerSpec};
 
@@ -49,10 +51,44 @@ pub struct SshOptions {
     /// The daemon's SSH session slots per server (unlimited by default);
     /// every session opened here takes one and holds it until dropped.
     pub sessions: SessionSlots,
-    /// Records of the temporary files written on servers; a connection
-    /// first removes those an earlier write left on its server (see
-    /// [`crate::files::temp_files`]). The default records nothing.
-    pub temp_files: TempFiles,
+    /// Work that runs on every new session before it is handed out (the
+    /// files domain registers its recovery of temporary files an earlier
+    /// write left on the server). The default runs nothing.
+    pub on_connect: ConnectHooks,
+}
+
+/// Work another domain runs on every new session before [`connect`] hands
+/// it out. The SSH layer knows nothing of what it does: a domain that must
+/// act on a fresh session registers itself here (in [`SshOptions`]), so the
+/// layer below never calls up into it.
+pub trait ConnectHook: Send + Sync + 'static {
+    /// Runs on `session`, just opened to `server`. It must bound its own
+    /// time and swallow its own failures: the session is used afterwards
+    /// whatever happened here.
+    fn connected<'a>(&'a self, server: &'a ServerSpec, session: &'a SshSession) -> BoxFuture<'a, ()>;
+}
+
+/// The hooks [`connect`] runs, in order; cheap to clone.
+#[derive(Clone, Default)]
+pub struct ConnectHooks(Vec<Arc<dyn ConnectHook>>);
+
+impl ConnectHooks {
+    /// Runs `hooks`, in this order, on every new session.
+    pub fn new(hooks: Vec<Arc<dyn ConnectHook>>) -> Self {
+        ConnectHooks(hooks)
+    }
+
+    async fn run(&self, server: &ServerSpec, session: &SshSession) {
+        for hook in &self.0 {
+            hook.connected(server, session).await;
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnectHooks({})", self.0.len())
+    }
 }
 
 /// Unanswered keepalives in a row after which a session is given up, as
@@ -72,9 +108,9 @@ pub const KEEPALIVE_MAX: usize = 3;
 /// apart from, `connect_timeout`). The detail names the server and the
 /// cause, never a secret.
 ///
-/// Before the session is handed out, the temporary files an earlier write
-/// left on this server are removed over it ([`TempFiles::recover`]; at
-/// once when there are none, the usual case).
+/// Before the session is handed out, the [`ConnectHooks`] of `opts` run on
+/// it (the files domain removes the temporary files an earlier write left
+/// on this server; at once when there are none, the usual case).
 pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSession, AppError> {
     let who = describe(server);
     let slot = opts.sessions.take(&server.host, server.port, &who).await?;
@@ -88,7 +124,7 @@ pub async fn connect(server: &ServerSpec, opts: &SshOptions) -> Result<SshSessio
                 ))
             }
         };
-    opts.temp_files.recover(server, &session).await;
+    opts.on_connect.run(server, &session).await;
     Ok(session)
 }
 
@@ -313,55 +349,6 @@ fn method_names(methods: &MethodSet) -> String {
         .map(<&'static str>::from)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The russh client handler: decides on the host key and remembers why it
-/// refused one.
-pub(crate) struct ClientHandler {
-    /// Server name, for the log.
-    server: String,
-    /// Host as configured; the known_hosts lookup key with `port`.
-    host: String,
-    port: u16,
-    /// A pinned fingerprint replaces the known_hosts file entirely.
-    pinned: Option<String>,
-    policy: HostKeyPolicy,
-    /// Where the refusal reason waits for [`connect`]: russh turns our
-    /// `Ok(false)` into a bare `UnknownKey` error.
-    rejection: Arc<Mutex<Option<HostKeyRejection>>>,
-}
-
-impl russh::client::Handler for ClientHandler {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        server_public_key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let verdict = match server_public_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => match &self.pinned {
-                Some(pinned) => host_keys::check_pinned(pinned, key),
-                // a small local file is read inline; only learning a new
-                // key, which may wait for a file lock, leaves this thread
-                None => host_keys::check_known_hosts(&self.policy, &self.host, self.port, key).await,
-            },
-            PublicKeyOrCertificate::Certificate(_) => Err(HostKeyRejection::Certificate),
-        };
-        match verdict {
-            Ok(acceptance) => {
-                if acceptance == HostKeyAcceptance::Learned {
-                    info!(server = self.server.as_str(), known_hosts:% = self.policy.known_hosts.display();
-                        "recorded a new host key (accept-new)");
-                }
-                Ok(true)
-            }
-            Err(reason) => {
-                warn!(server = self.server.as_str(), reason:% = reason; "host key refused");
-                *self.rejection.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-                Ok(false)
-            }
-        }
-    }
 }
 
 #[cfg(test)]

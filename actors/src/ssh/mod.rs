@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`host_keys`]: pinned fingerprints and the known_hosts file.
-//! - `connect`: [`connect`], the russh client handler and authentication.
+//! - `connect`: [`connect`] and authentication; [`ConnectHook`], work other
+//!   domains register to run on every new session before it is used.
+//! - `handler`: the russh client handler (the host key decision).
 //! - `session`: [`SshSession`], a connected and authenticated session.
 //! - `exec`: [`SshSession::exec`], a command without a PTY, with caps and a
 //!   timeout.
@@ -19,11 +21,12 @@ mod known_hosts_file;
 pub use host_keys::{HostKeyMode, HostKeyPolicy};
 mod connect;
 mod exec;
+mod handler;
 mod session;
 mod shell;
 mod slots;
 
-pub use connect::{connect, SshOptions};
+pub use connect::{connect, ConnectHook, ConnectHooks, SshOptions};
 pub use exec::{connection_lost, ExecLimits, ExecOutput, KILL_GRACE};
 pub use session::SshSession;
 pub use shell::{PtyRequest, ShellChannel, ShellEvent, ShellInput, ShellOutput};

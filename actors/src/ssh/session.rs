@@ -14,7 +14,7 @@ use russh::Disconnect;
 use russh_sftp::client::{RawSftpSession, SftpSession};
 use russh_sftp::protocol::Version;
 
-use super::connect::ClientHandler;
+use super::handler::ClientHandler;
 use crate::error::{AppError, ErrorCode};
 
 /// A connected and authenticated session to one server.

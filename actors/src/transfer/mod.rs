@@ -37,6 +37,7 @@ use actix::{
 use serde::Serialize;
 
 use crate::error::{AppError, ErrorCode};
+use crate::files::temp_files::TempFiles;
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::SshOptions;
 pub use crate::task::CLEANUP_TIMEOUT;
@@ -96,6 +97,8 @@ pub struct TransferRequest {
     pub destination: Arc<ServerSpec>,
     /// How to connect (timeouts, host keys).
     pub ssh: Arc<SshOptions>,
+    /// Where the copies' temporary files are recorded (crash recovery).
+    pub temp_files: TempFiles,
     /// The daemon's transfer slot, released after cleanup.
     pub permit: TransferPermit,
 }

@@ -39,8 +39,8 @@ use crate::files::temp_files::{ServerTempFiles, TempKind, TempRecord};
 use crate::files::write;
 use crate::ssh::{self, SshSession};
 
-/// The temporary name of a file being copied (see [`write::temp_name_for`]).
-pub use crate::files::write::temp_name_for as temp_name;
+/// The temporary name of a file being copied (see [`crate::files::temp_names::temp_name_for`]).
+pub use crate::files::temp_names::temp_name_for as temp_name;
 
 /// Bytes per chunk handed from reader to writer.
 pub const CHUNK: usize = 256 * 1024;
@@ -270,7 +270,7 @@ async fn copy_all(
         destination: &destination,
         posix: posix.as_deref(),
         resources,
-        temp_files: request.ssh.temp_files.for_server(&request.destination),
+        temp_files: request.temp_files.for_server(&request.destination),
         dir: &spec.destination_dir,
         verify: spec.verify_sha256,
         progress: &progress,
@@ -349,7 +349,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         let name = file.name.as_str();
         let fail = |what: &str, e: &dyn std::fmt::Display| failed(format!("file '{name}': {what}: {e}"));
         let target = join(self.dir, name);
-        let temp = write::temp_name_for(&target);
+        let temp = crate::files::temp_names::temp_name_for(&target);
 
         let mut reader = self
             .source

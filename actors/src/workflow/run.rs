@@ -46,6 +46,7 @@ use crate::batch::link::SshLinkFactory;
 use crate::batch::plan::{BatchPlan, BatchSummary, RetryPolicy};
 use crate::batch::run::{BatchMessage, BatchNotice, BatchRunActor};
 use crate::error::{AppError, ErrorCode};
+use crate::files::temp_files::TempFiles;
 use crate::lock::{Grant, LockRevoked, Release, SessionLockActor, REVOKE_TIMEOUT};
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::{ExecLimits, PtyRequest, SshOptions};
@@ -78,6 +79,8 @@ pub struct RunRequest {
     pub transfers: BTreeMap<String, Arc<TransferSpec>>,
     /// How to connect.
     pub ssh: Arc<SshOptions>,
+    /// Where transfer steps record their temporary files.
+    pub temp_files: TempFiles,
     /// One transfer at a time in the daemon (50009).
     pub gate: TransferGate,
     /// Output flush interval of command steps.
@@ -399,6 +402,7 @@ impl WorkflowRunActor {
                     permit: self.req.gate.try_acquire(transfer)?,
                     spec,
                     ssh: self.req.ssh.clone(),
+                    temp_files: self.req.temp_files.clone(),
                 };
                 let (reporter, handle) =
                     Pending::new(task_id, ctx.address().recipient::<TransferMessage>()).split();

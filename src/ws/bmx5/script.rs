@@ -140,6 +140,7 @@ pub(super) fn script_execute(
         let request = ScriptRequest {
             server: spec,
             ssh: conn.state.ssh.clone(),
+            temp_files: conn.state.temp_files.clone(),
             script,
             args: args.clone(),
             timeout,

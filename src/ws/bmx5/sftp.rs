@@ -215,7 +215,11 @@ fn run<F, Fut>(
     let Some(counted) = conn.operation_or_refuse(&rid, ctx) else {
         return;
     };
-    let pool = conn.domain.pool.get_or_insert_with(SftpPool::start).clone();
+    let pool = conn
+        .domain
+        .pool
+        .get_or_insert_with(|| SftpPool::start(conn.state.temp_files.clone()))
+        .clone();
     let opts = conn.state.ssh.clone();
     let task = actix::spawn(async move {
         let _counted = counted;

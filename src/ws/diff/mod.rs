@@ -74,7 +74,11 @@ impl Domain for Diff {
         let request = DiffJobRequest {
             reservation,
             job,
-            pool: conn.domain.pool.get_or_insert_with(SftpPool::start).clone(),
+            pool: conn
+                .domain
+                .pool
+                .get_or_insert_with(|| SftpPool::start(conn.state.temp_files.clone()))
+                .clone(),
             ssh: conn.state.ssh.clone(),
             who: conn.id.to_string(),
         };

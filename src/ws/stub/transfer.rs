@@ -107,6 +107,7 @@ fn start(
         source,
         destination,
         ssh: conn.state.ssh.clone(),
+        temp_files: conn.state.temp_files.clone(),
         permit,
     };
     let task_id = TaskId::next();

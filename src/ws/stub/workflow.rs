@@ -106,6 +106,7 @@ fn start(
     let state = &conn.state;
     let parts = RunParts {
         ssh: state.ssh.clone(),
+        temp_files: state.temp_files.clone(),
         gate: state.transfers.clone(),
         throttle: state.settings.throttle,
         batch_output_cap: state.settings.batch_output_cap,

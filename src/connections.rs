@@ -4,7 +4,7 @@
 //! a client which stopped reading (30003).
 //!
 //! The watchdog and the body wrapper it relies on are in
-//! [`stall`](super::stall).
+//! `ws::stall`.
 //!
 //! Why the watchdog lives outside the connection actor: actix-web writes
 //! the response body (the WebSocket's outgoing frames) only while the
@@ -12,15 +12,15 @@
 //! and from then on nothing polls the body stream, and with it the
 //! connection actor: its heartbeat timer never fires, its mailbox (a
 //! `LockRevoked`, a task's output) is never handled. So:
-//! - [`Watched`](super::stall::Watched) wraps the body stream and stamps each poll. A healthy
+//! - `ws::stall::Watched` wraps the body stream and stamps each poll. A healthy
 //!   connection is polled at least once per heartbeat (the ping timer
 //!   wakes it), so a stamp older than `PINKPAGE_WS_TIMEOUT_S` means the
 //!   writer has not taken data for that long: the output is not draining.
-//!   It hands the writer at most [`SLICE`](super::stall::SLICE) bytes at a time (zero-copy
+//!   It hands the writer at most `ws::stall::SLICE` bytes at a time (zero-copy
 //!   slices of the actor's buffer, which can hold megabytes of output in
 //!   one go), so a client on a slow link that keeps reading takes a slice
 //!   well within the timeout and is never mistaken for a stalled one.
-//! - the watchdog ([`spawn_watchdog`](super::stall::spawn_watchdog), a task on the system arbiter)
+//! - the watchdog (`ws::stall::spawn_watchdog`, a task on the system arbiter)
 //!   looks at the stamps every `timeout / 4` (at most 1 s) and, for a
 //!   stalled connection: stops its tasks through its [`LiveTasks`] (the
 //!   task actors are polled on their own), shuts the TCP connection down
@@ -81,18 +81,18 @@ pub struct ConnWatch {
 }
 
 impl ConnWatch {
-    pub(super) fn stamp(&self) {
+    pub(crate) fn stamp(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_polled_ms.store(ms, Ordering::Relaxed);
     }
 
     /// How long since the body stream was last polled.
-    pub(super) fn idle(&self) -> Duration {
+    pub(crate) fn idle(&self) -> Duration {
         let last = Duration::from_millis(self.last_polled_ms.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(last)
     }
 
-    pub(super) fn socket(&self) -> MutexGuard<'_, Option<std::net::TcpStream>> {
+    pub(crate) fn socket(&self) -> MutexGuard<'_, Option<std::net::TcpStream>> {
         self.socket.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -256,7 +256,7 @@ impl Connections {
 
     /// The connections whose body stream has not been polled for
     /// `timeout`, each returned once.
-    pub(super) fn take_stalled(&self, timeout: Duration) -> Vec<Arc<ConnWatch>> {
+    pub(crate) fn take_stalled(&self, timeout: Duration) -> Vec<Arc<ConnWatch>> {
         self.inner()
             .all
             .values()
