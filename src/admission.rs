@@ -92,7 +92,7 @@ pub async fn admit(
         };
         check_need(need, principal.as_ref(), !identity.has_accounts())?;
         if table::route_starts_work(req.method(), pattern.as_deref()) {
-            state.store.journal().admit_new_work(req.path())?;
+            state.journal.admit_new_work(req.path())?;
         }
         Ok((
             verdict,
@@ -159,21 +159,18 @@ async fn create_proxy_account(
     remote: Option<std::net::IpAddr>,
 ) -> Result<(), AppError> {
     crate::accounts::validate_name(user).map_err(AppError::from)?;
-    let name = user.to_owned();
-    let created = state
-        .store
-        .call(crate::store::WithAccounts(Box::new(
-            move |conn| match crate::accounts::add_user(conn, &name, role, None, None) {
-                Ok(_) | Err(crate::accounts::AccountError::Exists) => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-        )))
-        .await;
-    created?;
-    let mut event = crate::store::NewAuditEvent::new("proxy", "user.autocreate")
+    match state.accounts.add_user(user.to_owned(), role, None, None).await {
+        Ok(_) => {}
+        // the name was checked above and no tags are given, so a
+        // refusal here is a name taken: another request made the account
+        // a moment ago
+        Err(e) if e.code == ErrorCode::Validation => {}
+        Err(e) => return Err(e),
+    }
+    let mut event = crate::records::NewAuditEvent::new("proxy", "user.autocreate")
         .by(Some(user), remote.map(|ip| ip.to_string()));
     event.detail = Some(serde_json::json!({"name": user, "role": role.as_str()}));
-    state.store.audit(event);
-    crate::auth::refresher::refresh(&state.identity, &state.store, &state.broadcast, true).await?;
+    state.journal.audit(event);
+    crate::auth::refresher::refresh(&state.identity, &state.accounts, &state.broadcast, true).await?;
     Ok(())
 }

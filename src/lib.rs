@@ -17,8 +17,11 @@
 //!   `Host`/`Origin` checks, login throttling.
 //! - [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! - [`console`]: the operator console at `/ui/`, embedded static files.
-//! - [`store`]: SQLite on its own threads (audit trail, health transitions,
-//!   migrations).
+//! - [`records`]: the daemon's record types, each defined once.
+//! - [`store`]: where records are kept: one trait per domain; SQLite on
+//!   its own threads, and an in-memory store for unit tests.
+//! - [`journal`]: the one path every record takes to the store, bounded
+//!   and kept while the store fails.
 //! - [`state`]: what every handler can reach.
 //! - [`systemd`]: `sd_notify` readiness under `Type=notify`.
 //! - [`shutdown`]: the graceful stop on SIGTERM/SIGINT.
@@ -35,7 +38,9 @@ pub mod connections;
 pub mod console;
 pub mod diff_jobs;
 pub mod in_flight;
+pub mod journal;
 pub mod logging;
+pub mod records;
 pub mod request;
 pub mod settings;
 pub mod shutdown;

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pinkpage::accounts::commands::{self, CommandError, Console};
+use pinkpage::cli::accounts::{self as commands, CommandError, Console};
 use pinkpage::cli::{Cli, Command};
 use pinkpage::settings::{self, Settings};
 use pinkpage::startup::Application;
@@ -72,7 +72,7 @@ fn with_database(
     run: impl FnOnce(&rusqlite::Connection, &mut Console<'_>) -> Result<(), CommandError>,
 ) -> ExitCode {
     let path = settings::db_path_from_env();
-    let conn = match pinkpage::store::open_direct(&path) {
+    let conn = match pinkpage::store::sqlite::open_direct(&path) {
         Ok(conn) => conn,
         Err(e) => {
             eprintln!("pinkpage: PINKPAGE_DB ({}): {e}", path.display());
@@ -96,7 +96,7 @@ fn with_database(
 
 #[actix_web::main]
 async fn serve(settings: Settings) -> ExitCode {
-    let app = match Application::build(settings) {
+    let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
             log::error!(error = e.to_string(); "startup failed");

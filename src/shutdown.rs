@@ -10,8 +10,8 @@
 //!    watchdog does;
 //! 4. wait for every task's cleanup and every run's end ([`InFlight`]);
 //! 5. stop the HTTP workers, letting requests in flight finish;
-//! 6. write the audit rows still queued;
-//! 7. record workflow runs that did not end as `interrupted`.
+//! 6. write the records still queued in the journal;
+//! 7. record runs that did not end as `interrupted`.
 //!
 //! What is not done by the deadline is abandoned: the log names what was
 //! left, and the next start marks leftover runs `interrupted`. A second
@@ -67,11 +67,11 @@ pub async fn graceful(
     }
     let tasks_done = until(deadline, state.in_flight.drained()).await;
     let http_done = until(deadline, server.stop(true)).await;
-    let audit_done = until(deadline, state.store.journal().flushed()).await;
-    match state.store.interrupt_left_runs_now() {
-        Ok(0) => {}
-        Ok(n) => {
-            log::warn!(runs = n; "workflow runs that did not end before the shutdown marked interrupted")
+    let audit_done = until(deadline, state.journal.flushed()).await;
+    match state.stores.interrupt_left_runs().await {
+        Ok((0, 0)) => {}
+        Ok((workflows, batches)) => {
+            log::warn!(workflow_runs = workflows, batch_runs = batches; "runs that did not end before the shutdown marked interrupted")
         }
         Err(e) => {
             log::error!(code = e.code.code(), error = e.to_string(); "cannot mark unfinished workflow runs interrupted")
@@ -84,7 +84,7 @@ pub async fn graceful(
         log::warn!(
             tasks_in_flight = state.in_flight.count(),
             http_stopped = http_done,
-            audit_rows_unwritten = state.store.journal().health().pending_rows;
+            records_unwritten = state.journal.health().pending_rows;
             "shutdown grace over: what is left is abandoned"
         );
     }

@@ -23,9 +23,13 @@ use crate::admission::admit;
 use crate::auth::directory::Directory;
 use crate::auth::refresher::Refresher;
 use crate::auth::Identity;
+use crate::journal::engine::{HealthRecorder, JournalTempFiles};
+use crate::journal::Journal;
+use crate::records::INSTANCE;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::store::{Store, StoreTempFiles};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{AccountStore, Stores};
 use crate::workflows::hub::RunParts;
 use crate::workflows::WorkflowHub;
 use crate::{api, settings::SettingsError, ws};
@@ -52,20 +56,27 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, starts the actors and binds the listener. Must run
-    /// inside an actix system (`#[actix_web::main]`).
-    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+    /// Opens the store, runs the start-up recovery, starts the actors and
+    /// binds the listener. Must run inside an actix system
+    /// (`#[actix_web::main]`).
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| SettingsError {
             variable: "PINKPAGE_DATA_DIR".into(),
             problem: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
-        let store = Store::open(&settings.db_path, settings.audit_fail_open).map_err(|e: AppError| {
-            SettingsError {
+        let db = |what: &'static str| {
+            move |e: AppError| SettingsError {
                 variable: "PINKPAGE_DB".into(),
-                problem: e.detail.unwrap_or_else(|| e.code.message().to_owned()),
+                problem: format!(
+                    "{what}{}",
+                    e.detail.unwrap_or_else(|| e.code.message().to_owned())
+                ),
             }
-        })?;
+        };
+        let sqlite = SqliteStore::open(&settings.db_path).map_err(db(""))?;
+        let stores = Stores::of(sqlite.clone());
+        let accounts: Arc<dyn AccountStore> = sqlite;
         let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
             variable: "PINKPAGE_BIND".into(),
             problem: format!("cannot listen on {}: {e}", settings.bind),
@@ -74,31 +85,45 @@ impl Application {
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?;
 
-        let interrupted = store.interrupt_left_runs_now().map_err(|e| SettingsError {
-            variable: "PINKPAGE_DB".into(),
-            problem: format!("cannot mark interrupted workflow runs: {e}"),
-        })?;
-        if interrupted > 0 {
-            log::warn!(runs = interrupted; "workflow runs left running by the last daemon marked interrupted");
+        // What the last daemon of this instance left, before this one writes
+        // anything (and after it has its port: a second daemon started by
+        // mistake on the same files fails there first).
+        let (workflows_left, batches_left) = stores
+            .interrupt_left_runs()
+            .await
+            .map_err(db("cannot mark interrupted runs: "))?;
+        if workflows_left + batches_left > 0 {
+            log::warn!(workflow_runs = workflows_left, batch_runs = batches_left;
+                "runs left running by the last daemon marked interrupted");
         }
-        let left_temp_files = store.left_temp_files_now().map_err(|e| SettingsError {
-            variable: "PINKPAGE_DB".into(),
-            problem: format!("cannot read the records of temporary files: {e}"),
-        })?;
+        let left_temp_files = stores
+            .temp_files
+            .left(INSTANCE)
+            .await
+            .map_err(db("cannot read the records of temporary files: "))?;
         if !left_temp_files.is_empty() {
             log::warn!(files = left_temp_files.len();
                 "temporary files the last daemon left on servers; each is removed at the next connection to its server");
         }
-        store.record_start_now().map_err(|e| SettingsError {
-            variable: "PINKPAGE_DB".into(),
-            problem: format!("cannot write the audit trail: {e}"),
-        })?;
+        let cut_off = stores
+            .audit
+            .interrupt_left_work_and_start(INSTANCE)
+            .await
+            .map_err(db("cannot write the audit trail: "))?;
+        for kind in ["ssh.command", "transfer", "script"] {
+            let count = cut_off
+                .iter()
+                .filter(|a| a.strip_suffix(".interrupted") == Some(kind))
+                .count();
+            if count > 0 {
+                log::warn!(kind = kind, count = count;
+                    "work the last daemon left unfinished recorded as interrupted in the audit trail");
+            }
+        }
+        let journal = Journal::start(stores.clone(), settings.audit_fail_open);
         let identity = Arc::new(Identity::new(settings.access.clone()));
         {
-            let loaded = store.load_directory_now().map_err(|e: AppError| SettingsError {
-                variable: "PINKPAGE_DB".into(),
-                problem: format!("cannot read accounts: {e}"),
-            })?;
+            let loaded = accounts.load().await.map_err(db("cannot read accounts: "))?;
             let mut dir = identity.write();
             *dir = Directory::from_loaded(loaded, &dir);
         }
@@ -112,11 +137,11 @@ impl Application {
         // by every HTTP worker through their addresses.
         let broadcast = BroadcastActor::default().start();
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
-        let health = start_health_monitor(&settings, &store, &broadcast);
-        Refresher::new(identity.clone(), store.clone(), broadcast.clone()).start();
+        let health = start_health_monitor(&settings, &journal, &broadcast);
+        Refresher::new(identity.clone(), accounts.clone(), broadcast.clone()).start();
         // The files domain records its temporary files here and removes
         // an earlier write's leftovers on each new session to their server.
-        let temp_files = TempFiles::new(Arc::new(StoreTempFiles(store.clone())), left_temp_files);
+        let temp_files = TempFiles::new(Arc::new(JournalTempFiles(journal.clone())), left_temp_files);
         let ssh = Arc::new(SshOptions {
             connect_timeout: settings.ssh_connect_timeout,
             host_keys: HostKeyPolicy {
@@ -133,7 +158,7 @@ impl Application {
         let transfers = TransferGate::default();
         let in_flight = Arc::new(crate::in_flight::InFlight::default());
         let workflows = WorkflowHub::new(
-            store.clone(),
+            journal.clone(),
             session_lock.clone(),
             RunParts {
                 ssh: ssh.clone(),
@@ -151,7 +176,9 @@ impl Application {
             settings: settings.clone(),
             ssh,
             temp_files,
-            store,
+            stores,
+            journal,
+            accounts,
             identity,
             broadcast,
             session_lock,
@@ -252,10 +279,10 @@ impl Application {
     }
 }
 
-/// Starts the health monitor; its transitions go to the store.
+/// Starts the health monitor; its transitions go to the journal.
 fn start_health_monitor(
     settings: &Settings,
-    store: &Store,
+    journal: &Journal,
     broadcast: &Addr<BroadcastActor>,
 ) -> Addr<HealthMonitorActor> {
     let config = HealthConfig {
@@ -271,7 +298,7 @@ fn start_health_monitor(
         settings.servers.values().map(|s| &**s),
         config,
         broadcast.clone(),
-        store.addr().clone().recipient(),
+        HealthRecorder(journal.clone()).start().recipient(),
     )
     .start()
 }

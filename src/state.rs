@@ -12,8 +12,9 @@ use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::transfer::TransferGate;
 
 use crate::auth::Identity;
+use crate::journal::Journal;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{AccountStore, Stores};
 
 /// Shared by every HTTP worker through `web::Data`.
 ///
@@ -30,8 +31,13 @@ pub struct AppState {
     /// Where file work records the temporary files it makes on servers
     /// (the same registry `ssh`'s connect hook recovers leftovers from).
     pub temp_files: TempFiles,
-    /// The SQLite store.
-    pub store: Store,
+    /// The records' stores, for reading (every write goes through
+    /// `journal`).
+    pub stores: Stores,
+    /// The one path every record takes to the store.
+    pub journal: Journal,
+    /// Users, API tokens and sign-in sessions.
+    pub accounts: Arc<dyn AccountStore>,
     /// Accounts, tokens and sessions (the checked copy), the login
     /// throttle and the access settings.
     pub identity: Arc<Identity>,

@@ -215,6 +215,15 @@ impl AppError {
     }
 }
 
+/// An error is written out as its [`ErrorBody`]: a record or a frame that
+/// carries an error (a batch result, a workflow step) shows the same
+/// object as an error reply.
+impl Serialize for AppError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.body().serialize(s)
+    }
+}
+
 impl From<ErrorCode> for AppError {
     fn from(code: ErrorCode) -> Self {
         AppError::new(code)
@@ -223,8 +232,9 @@ impl From<ErrorCode> for AppError {
 
 /// The `error` object of every error reply, REST or WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
-    /// The five-digit catalogue code.
+    /// The five-digit catalogue code (see `GET /api/v1/errors`).
     pub code: u32,
     /// The code's fixed message.
     pub message: String,

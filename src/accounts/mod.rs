@@ -1,21 +1,19 @@
-//! Accounts: users, API tokens and sign-in sessions, stored in SQLite.
+//! Accounts: users, API tokens and sign-in sessions: their records, the
+//! rules their names follow, and the cryptography that guards them.
 //!
-//! This module is storage and cryptography only; it knows nothing of HTTP.
-//! The daemon's `src/auth/` turns what is stored here into a
-//! [`pinkpage_actors::access::Principal`]; the command line (`pinkpage user
-//! ...`, `pinkpage token ...`) changes it directly through a connection of
-//! its own, with no daemon running.
+//! This module knows nothing of HTTP or SQL. The daemon's `src/auth/`
+//! turns accounts into a [`pinkpage_actors::access::Principal`]; the store
+//! keeps them (`crate::store::AccountStore`, SQL in
+//! `crate::store::sqlite::accounts`); the command line (`pinkpage user ...`,
+//! `pinkpage token ...`, in `crate::cli`) changes them with no daemon
+//! running.
 //!
 //! # Layout
 //! - [`password`]: Argon2id hashing and verification, the strength rule.
-//! - [`commands`]: `pinkpage user ...` and `pinkpage token ...`, each
-//!   change written with its audit row.
 //! - [`token`]: the API token format (`ppt_<id>_<secret>`), cookie secrets,
 //!   digests and their constant-time comparison.
-//! - [`db`] (re-exported here): the rows of `users`, `api_tokens`,
-//!   `web_sessions` and the `auth_revision` counter, as synchronous
-//!   functions on a `rusqlite::Connection` (the daemon calls them on its
-//!   store threads, the command line on its own connection).
+//! - `records` (re-exported here): [`User`], [`TokenInfo`], [`SessionRow`],
+//!   [`Loaded`] and the naming rules.
 //!
 //! What is never stored or printed: a password, a whole token, a cookie
 //! value. Only their hashes reach the database; [`Secret`] carries them in
@@ -23,12 +21,11 @@
 //!
 //! [`Secret`]: pinkpage_actors::secret::Secret
 
-pub mod commands;
-pub mod db;
 pub mod password;
+mod records;
 pub mod token;
 
-pub use db::*;
+pub use records::*;
 
 use pinkpage_actors::{AppError, ErrorCode};
 
@@ -53,9 +50,9 @@ pub enum AccountError {
     /// The password does not meet the strength rule; says which part.
     #[error("weak password: {0}")]
     WeakPassword(String),
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] rusqlite::Error),
+    /// The store failed (its own message).
+    #[error("{0}")]
+    Db(String),
 }
 
 impl From<AccountError> for AppError {
@@ -66,16 +63,9 @@ impl From<AccountError> for AppError {
                 AppError::with_detail(ErrorCode::Validation, e.to_string())
             }
             AccountError::NotFound => AppError::with_detail(ErrorCode::NotFound, e.to_string()),
-            AccountError::Db(db) => AppError::with_detail(ErrorCode::Database, db.to_string()),
+            AccountError::Db(db) => AppError::with_detail(ErrorCode::Database, db),
         }
     }
-}
-
-/// Now, as every time in the store is written: RFC 3339, UTC, milliseconds.
-/// One format everywhere also makes the strings sort in time order, which
-/// the expiry queries rely on.
-pub(crate) fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
@@ -93,7 +83,7 @@ mod tests {
         );
         assert_eq!(code(AccountError::NotFound), ErrorCode::NotFound);
         assert_eq!(
-            code(AccountError::Db(rusqlite::Error::QueryReturnedNoRows)),
+            code(AccountError::Db("disk I/O error".into())),
             ErrorCode::Database
         );
     }

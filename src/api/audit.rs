@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::auth::Caller;
+use crate::records::{audit, AuditEvent};
 use crate::state::AppState;
-use crate::store::{AuditEvent, ListAudit};
 
 /// Paging and filtering.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -35,8 +35,9 @@ pub async fn list_audit(
     let q = q.into_inner();
     let limit = super::page_limit(q.limit, 100)?;
     let events = state
-        .store
-        .call(ListAudit {
+        .stores
+        .audit
+        .list(audit::AuditQuery {
             limit,
             before_id: q.before_id,
             action: q.action,

@@ -19,11 +19,11 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::accounts::{self, password, token};
+use crate::accounts::{password, token};
 use crate::auth::refresher::refresh;
 use crate::auth::{cleared_session_cookie, session_cookie, Caller, SESSION_COOKIE};
+use crate::records::NewAuditEvent;
 use crate::state::AppState;
-use crate::store::{NewAuditEvent, WithAccounts};
 
 /// The sign-in form.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -104,7 +104,7 @@ fn audit(state: &AppState, caller: &Caller, action: &str, user: &str, detail: se
     event.user = Some(user.to_owned());
     event.remote_addr = caller.remote_addr();
     event.detail = Some(detail);
-    state.store.audit(event);
+    state.journal.audit(event);
 }
 
 /// Signs in with a name and password; sets the session cookie.
@@ -168,15 +168,7 @@ pub async fn login(
         return Ok(res);
     }
 
-    let lookup = name.clone();
-    let found = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            let user = accounts::get_user(conn, &lookup)?;
-            let hash = accounts::password_hash_of(conn, &lookup)?;
-            Ok(user.zip(hash))
-        })))
-        .await?;
+    let found = state.accounts.user_with_password(name.clone()).await?;
     // The password is checked off the event loop (Argon2 takes ~0.1 s by
     // design); an unknown name or one without a password spends the same.
     let user = found.as_ref().map(|(u, _)| u.clone());
@@ -215,24 +207,15 @@ pub async fn login(
     let expires_at = Utc::now()
         + chrono::Duration::from_std(identity.settings.session_max).unwrap_or(chrono::Duration::days(1));
     let remote = caller.remote_addr();
-    let user_name = user.name.clone();
     let row = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            Ok(accounts::create_session(
-                conn,
-                &user_name,
-                &digest,
-                expires_at,
-                remote.as_deref(),
-            )?)
-        })))
+        .accounts
+        .create_session(user.name.clone(), digest, expires_at, remote)
         .await?;
     let session_id = row.id.clone();
     // The new session reaches the in-memory copy by a reload, never by a
     // local insert: a reload already under way with an older revision is
     // then refused, so it cannot drop the session it did not see.
-    refresh(identity, &state.store, &state.broadcast, false).await?;
+    refresh(identity, &state.accounts, &state.broadcast, false).await?;
     let principal = identity
         .read()
         .by_session(secret.expose(), Utc::now(), chrono::Duration::MAX)
@@ -268,14 +251,8 @@ pub async fn logout(
         if let Some(id) = id {
             // The database first, then a reload (which tells open
             // connections): a reload under way cannot bring it back.
-            let gone = id.clone();
-            state
-                .store
-                .call(WithAccounts(Box::new(move |conn| {
-                    Ok(accounts::delete_session(conn, &gone)?)
-                })))
-                .await?;
-            refresh(&state.identity, &state.store, &state.broadcast, false).await?;
+            state.accounts.delete_session(id.clone()).await?;
+            refresh(&state.identity, &state.accounts, &state.broadcast, false).await?;
             audit(
                 &state,
                 &caller,

@@ -7,8 +7,9 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::records::batch::ResultsPage;
+use crate::records::{BatchRun, BatchRunDetail};
 use crate::state::AppState;
-use crate::store::{BatchRun, BatchRunDetail, GetBatchRun, ListBatchRuns};
 
 /// Paging.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -32,13 +33,7 @@ pub async fn list_runs(
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::page_limit(q.limit, 50)?;
-    let runs = state
-        .store
-        .call(ListBatchRuns {
-            limit,
-            offset: q.offset.unwrap_or(0),
-        })
-        .await?;
+    let runs = state.stores.batches.list(limit, q.offset.unwrap_or(0)).await?;
     Ok(HttpResponse::Ok().json(runs))
 }
 
@@ -71,12 +66,11 @@ pub async fn get_run(
     q: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
-    let query = GetBatchRun {
-        run_id: run_id.clone(),
+    let page = ResultsPage {
         limit: super::page_limit(q.limit, 1000)?,
         offset: u64::from(q.offset.unwrap_or(0)),
     };
-    match state.store.call(query).await? {
+    match state.stores.batches.get(run_id.clone(), page).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no batch run '{run_id}'")).into()),
     }

@@ -39,9 +39,9 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorResponse};
 use crate::auth::Caller;
+use crate::records::NewAuditEvent;
 use crate::request::{RemotePath, ServerRef};
 use crate::state::AppState;
-use crate::store::NewAuditEvent;
 
 /// Which file on which server.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -200,7 +200,7 @@ pub async fn put_file(
             Err(e) => serde_json::json!({"path": task_path, "ok": false,
                 "error": e.error.code.code(), "error_detail": e.error.detail}),
         });
-        state.store.audit(event);
+        state.journal.audit(event);
         if let Err(e) = &result {
             log::info!(path = task_path.as_str(), error = e.to_string(); "upload failed; temporary file removed");
         }

@@ -17,15 +17,15 @@ use tokio::sync::watch;
 use super::error::{ApiError, ErrorResponse};
 use crate::auth::Caller;
 use crate::diff_jobs::{DiffCommandRequest, DiffDirsRequest, DiffFilesRequest, DiffJob};
+use crate::records::NewAuditEvent;
 use crate::state::AppState;
-use crate::store::NewAuditEvent;
 
 /// Writes the audit row of an accepted diff (`diff.files`, ...), before it
 /// runs, so a client that goes away halfway leaves its row too.
 fn audited(state: &AppState, caller: &Caller, job: Result<DiffJob, AppError>) -> Result<DiffJob, AppError> {
     if let Ok(job) = &job {
         let by = NewAuditEvent::new("rest", "diff").by(Some(&caller.user()), caller.remote_addr());
-        state.store.audit(job.audit_event(by));
+        state.journal.audit(job.audit_event(by));
     }
     job
 }

@@ -22,21 +22,7 @@ pub struct ErrorResponse {
     /// Always `false`.
     pub success: bool,
     /// What went wrong.
-    #[schema(value_type = ErrorBodySchema)]
     pub error: ErrorBody,
-}
-
-/// OpenAPI view of [`ErrorBody`] (which lives in the engine crate, which
-/// knows nothing of OpenAPI).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBodySchema {
-    /// Five-digit catalogue code (see `GET /api/v1/errors`).
-    code: u32,
-    /// The code's fixed message.
-    message: String,
-    /// What explains this occurrence.
-    detail: Option<String>,
 }
 
 /// The HTTP status a REST reply with `code` carries.

@@ -6,8 +6,8 @@
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 
+use crate::journal::JournalHealth;
 use crate::state::AppState;
-use crate::store::JournalHealth;
 
 /// The daemon's own health.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -43,7 +43,7 @@ pub struct DaemonHealth {
 #[utoipa::path(tag = "daemon", responses((status = 200, body = DaemonHealth)))]
 #[get("/api/v1/health")]
 pub async fn daemon_health(state: web::Data<AppState>) -> HttpResponse {
-    let store = state.store.journal().health();
+    let store = state.journal.health();
     HttpResponse::Ok().json(DaemonHealth {
         status: store.status,
         version: env!("CARGO_PKG_VERSION"),

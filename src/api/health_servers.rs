@@ -9,9 +9,9 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::records::HealthEvent;
 use crate::request::ServerRef;
 use crate::state::AppState;
-use crate::store::{HealthEvent, ListHealthEvents};
 
 /// OpenAPI view of [`ServerHealthStatus`] (which lives in the engine crate,
 /// which knows nothing of OpenAPI).
@@ -100,13 +100,7 @@ pub async fn server_health_events(
 ) -> Result<HttpResponse, ApiError> {
     let server = ServerRef::known(&state.settings, &name)?;
     let limit = super::page_limit(q.limit, 100)?;
-    let events = state
-        .store
-        .call(ListHealthEvents {
-            server: server.name().to_owned(),
-            limit,
-        })
-        .await?;
+    let events = state.stores.health.list(server.name().to_owned(), limit).await?;
     Ok(HttpResponse::Ok().json(events))
 }
 

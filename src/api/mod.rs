@@ -78,7 +78,7 @@ use self::error::ApiError;
         workflows::confirm_run,
         workflows::cancel_run,
     ),
-    components(schemas(error::ErrorResponse, error::ErrorBodySchema, bmx5::UploadResult,
+    components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
     modifiers(&SecuritySchemes),
     security(("cookie" = []), ("bearer" = [])),

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use crate::auth::Caller;
+use crate::records::NewAuditEvent;
 use crate::state::AppState;
-use crate::store::NewAuditEvent;
 
 /// The session lock.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,6 +82,6 @@ pub async fn release_session(state: web::Data<AppState>, caller: Caller) -> Resu
         "previous_owner": before.owner.map(|o| o.to_string()),
         "previous_owner_user": before.owner_user,
     }));
-    state.store.audit(event);
+    state.journal.audit(event);
     Ok(HttpResponse::Ok().json(SessionStatusBody::from(s)))
 }

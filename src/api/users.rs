@@ -14,8 +14,9 @@ use super::error::ApiError;
 use crate::accounts::{self, password, TokenInfo, User};
 use crate::auth::refresher::refresh;
 use crate::auth::Caller;
+use crate::records::NewAuditEvent;
 use crate::state::AppState;
-use crate::store::{NewAuditEvent, WithAccounts};
+use crate::store::UserChange as Change;
 
 /// A new account.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -135,8 +136,8 @@ async fn changed(
 ) -> Result<(), AppError> {
     let mut event = NewAuditEvent::new(caller.user(), action).by(Some(&caller.user()), caller.remote_addr());
     event.detail = Some(detail);
-    state.store.audit(event);
-    refresh(&state.identity, &state.store, &state.broadcast, true).await?;
+    state.journal.audit(event);
+    refresh(&state.identity, &state.accounts, &state.broadcast, true).await?;
     Ok(())
 }
 
@@ -144,10 +145,7 @@ async fn changed(
 #[utoipa::path(tag = "users", responses((status = 200, body = Vec<User>)))]
 #[get("/api/v1/users")]
 pub async fn list_users(state: web::Data<AppState>, _admin: Caller) -> Result<HttpResponse, ApiError> {
-    let users = state
-        .store
-        .call(WithAccounts(Box::new(|conn| Ok(accounts::list_users(conn)?))))
-        .await?;
+    let users = state.accounts.list_users().await?;
     Ok(HttpResponse::Ok().json(users))
 }
 
@@ -174,13 +172,7 @@ pub async fn create_user(
         Some(p) => Some(hash_password(&state, &name, p).await?),
         None => None,
     };
-    let add = name.clone();
-    let user = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            Ok(accounts::add_user(conn, &add, role, servers, hash)?)
-        })))
-        .await?;
+    let user = state.accounts.add_user(name.clone(), role, servers, hash).await?;
     changed(
         &state,
         &caller,
@@ -235,48 +227,22 @@ pub async fn change_user(
         "password_changed": hash.is_some(),
         "disabled": change.disabled,
     });
-    let target = name.clone();
-    let servers = change
-        .servers
-        .map(|t| t.into_iter().map(|t| t.0).collect::<Vec<String>>());
-    let (all_servers, disabled) = (change.all_servers, change.disabled);
+    let servers = match (change.servers, change.all_servers) {
+        (Some(tags), _) => Some(Some(tags.into_iter().map(|t| t.0).collect::<Vec<String>>())),
+        (None, Some(true)) => Some(None),
+        (None, _) => None,
+    };
     let user = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            let tx = conn.transaction().map_err(crate::store::db_error)?;
-            let mut user = accounts::get_user(&tx, &target)?.ok_or_else(|| {
-                AppError::with_detail(ErrorCode::NotFound, format!("no account named '{target}'"))
-            })?;
-            if let Some(role) = role {
-                user = accounts::set_role(&tx, &target, role)?;
-            }
-            if let Some(tags) = servers {
-                user = accounts::set_servers(&tx, &target, Some(tags))?;
-            }
-            if all_servers == Some(true) {
-                user = accounts::set_servers(&tx, &target, None)?;
-            }
-            if let Some(hash) = hash {
-                user = accounts::set_password(&tx, &target, Some(hash))?;
-                // a new password ends the sign-ins made with the old one
-                accounts::delete_sessions_of(&tx, &target)?;
-            }
-            if let Some(d) = disabled {
-                user = accounts::set_disabled(&tx, &target, d)?;
-            }
-            let admins = accounts::list_users(&tx)?
-                .iter()
-                .filter(|u| u.role == Role::Admin && !u.disabled)
-                .count();
-            if admins == 0 {
-                return Err(AppError::with_detail(
-                    ErrorCode::Validation,
-                    "this would leave no enabled admin",
-                ));
-            }
-            tx.commit().map_err(crate::store::db_error)?;
-            Ok(user)
-        })))
+        .accounts
+        .change_user(
+            name,
+            Change {
+                role,
+                servers,
+                password_hash: hash,
+                disabled: change.disabled,
+            },
+        )
         .await?;
     changed(&state, &caller, "user.change", detail).await?;
     Ok(HttpResponse::Ok().json(user))
@@ -291,12 +257,7 @@ pub async fn list_tokens(
     q: web::Query<TokenFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let user = q.into_inner().user;
-    let tokens = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            Ok(accounts::list_tokens(conn, user.as_deref())?)
-        })))
-        .await?;
+    let tokens = state.accounts.list_tokens(user).await?;
     Ok(HttpResponse::Ok().json(tokens))
 }
 
@@ -322,12 +283,7 @@ pub async fn create_token(
     }
     let expires = (days > 0).then(|| chrono::Duration::days(i64::from(days)));
     let label = label.unwrap_or_default();
-    let (info, secret) = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            Ok(accounts::create_token(conn, &user, &label, expires)?)
-        })))
-        .await?;
+    let (info, secret) = state.accounts.create_token(user, label, expires).await?;
     changed(
         &state,
         &caller,
@@ -353,13 +309,7 @@ pub async fn revoke_token(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let target = id.clone();
-    let info = state
-        .store
-        .call(WithAccounts(Box::new(move |conn| {
-            Ok(accounts::revoke_token(conn, &target)?)
-        })))
-        .await?;
+    let info = state.accounts.revoke_token(id.clone()).await?;
     changed(
         &state,
         &caller,

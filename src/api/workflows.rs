@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::auth::Caller;
+use crate::records::workflow::WorkflowRunsQuery;
+use crate::records::{WorkflowRun, WorkflowRunDetail};
 use crate::state::AppState;
-use crate::store::{GetWorkflowRun, ListWorkflowRuns, WorkflowRun, WorkflowRunDetail};
 use crate::workflows::hub::{Asker, CancelRun, ConfirmRun, StartRun};
 use crate::workflows::prepare;
 
@@ -284,8 +285,9 @@ pub async fn list_runs(
     let limit = super::page_limit(q.limit, 50)?;
     let q = q.into_inner();
     let runs = state
-        .store
-        .call(ListWorkflowRuns {
+        .stores
+        .workflows
+        .list(WorkflowRunsQuery {
             limit,
             offset: q.offset.unwrap_or(0),
             workflow: q.workflow,
@@ -307,7 +309,7 @@ pub async fn get_run(
     run_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
-    match state.store.call(GetWorkflowRun(run_id.clone())).await? {
+    match state.stores.workflows.get(run_id.clone()).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no workflow run '{run_id}'")).into()),
     }

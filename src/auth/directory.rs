@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pinkpage_actors::access::{Credential, Principal, Role, ServerScope};
 
-use crate::accounts::{self, SessionRow, TokenInfo, User};
+use crate::accounts::{self, Loaded, User};
 
 /// Why a credential is not accepted (the detail of a 10002).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,18 +113,6 @@ impl SessionEntry {
     pub fn last_seen(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed)).unwrap_or_default()
     }
-}
-
-/// Everything loaded from the database in one read.
-pub struct Loaded {
-    /// `auth_revision` when read.
-    pub revision: i64,
-    /// Every account.
-    pub users: Vec<User>,
-    /// Every token with its digest.
-    pub tokens: Vec<(TokenInfo, String)>,
-    /// Every sign-in session.
-    pub sessions: Vec<SessionRow>,
 }
 
 /// See the module docs.

@@ -27,7 +27,10 @@ use pinkpage_actors::AppError;
 
 use super::directory::Directory;
 use super::Identity;
-use crate::store::{AuthRevision, LoadDirectory, PersistSessions, Store};
+use crate::store::AccountStore;
+
+/// The accounts' store, shared.
+type Accounts = Arc<dyn AccountStore>;
 
 /// How often the database revision is read.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -39,15 +42,15 @@ const PERSIST_EVERY: u32 = 60;
 /// tells connections. Returns whether anything changed.
 pub async fn refresh(
     identity: &Identity,
-    store: &Store,
+    store: &Accounts,
     broadcast: &Addr<BroadcastActor>,
     force: bool,
 ) -> Result<bool, AppError> {
-    let revision = store.call(AuthRevision).await?;
+    let revision = store.revision().await?;
     if !force && revision == identity.read().revision {
         return Ok(false);
     }
-    let loaded = store.call(LoadDirectory).await?;
+    let loaded = store.load().await?;
     {
         let mut dir = identity.write();
         // A slower, older load never replaces a newer one.
@@ -65,7 +68,7 @@ pub async fn refresh(
 /// last tick; the directory belongs to [`Identity`].
 pub struct Refresher {
     identity: Arc<Identity>,
-    store: Store,
+    store: Accounts,
     broadcast: Addr<BroadcastActor>,
     last_tick: DateTime<Utc>,
     ticks: u32,
@@ -77,7 +80,7 @@ pub struct Refresher {
 
 impl Refresher {
     /// A refresher for `identity`.
-    pub fn new(identity: Arc<Identity>, store: Store, broadcast: Addr<BroadcastActor>) -> Refresher {
+    pub fn new(identity: Arc<Identity>, store: Accounts, broadcast: Addr<BroadcastActor>) -> Refresher {
         Refresher {
             identity,
             store,
@@ -124,7 +127,7 @@ impl Actor for Refresher {
                     broadcast.do_send(Publish(Event::AccessChanged));
                 }
                 if let Some(seen) = seen {
-                    if let Err(e) = store.call(PersistSessions { seen, now }).await {
+                    if let Err(e) = store.persist_sessions(seen, now).await {
                         log::warn!(code = e.code.code(), error = e.to_string(); "cannot write sessions' last use");
                     }
                 }

@@ -6,7 +6,7 @@ use pinkpage_actors::diff::remote::Target;
 use serde_json::json;
 
 use super::DiffJob;
-use crate::store::NewAuditEvent;
+use crate::records::NewAuditEvent;
 
 impl DiffJob {
     /// `base` (who, from where) filled in with what this diff touches:

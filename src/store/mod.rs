@@ -1,249 +1,250 @@
-//! The SQLite store: audit trail, health transitions, batch and workflow
-//! runs, accounts, and the records of temporary files on servers.
+//! The store: where the daemon's records are kept, behind one trait per
+//! domain. The rest of the daemon talks to these traits only; SQLite
+//! ([`sqlite`]) is one implementation, an in-memory one ([`memory`]) serves
+//! unit tests, and a second database (PostgreSQL, for several instances)
+//! plugs in here without changing a caller.
 //!
-//! Blocking SQLite work never runs on the actix event loop: [`StoreActor`]
-//! lives on a `SyncArbiter` (its own OS threads), each thread with its own
-//! connection to the same WAL-mode database file. Callers `send` typed
-//! messages and await the reply.
+//! | trait | records | written by |
+//! |---|---|---|
+//! | [`AuditStore`] | the audit trail | the journal |
+//! | [`BatchStore`] | BMX4 runs and results | the journal |
+//! | [`WorkflowStore`] | workflow runs and steps | the journal |
+//! | [`HealthStore`] | health transitions | the journal |
+//! | [`TempFileStore`] | temporary files on servers | the journal |
+//! | [`AccountStore`] | users, API tokens, sign-in sessions | its callers |
 //!
-//! Who owns what: each `StoreActor` thread owns its `rusqlite::Connection`;
-//! nothing else touches it. SQLite serialises writers itself (WAL, with a
-//! busy timeout), so several threads are safe and readers never wait for a
-//! writer.
+//! What every implementation promises (`docs/architecture.md`, "Storage"):
+//! - **One transaction per method.** A write method applies its whole
+//!   batch or nothing ([`Applied`] says what became of each record); a
+//!   read sees one consistent state.
+//! - **Order per stream.** The records of one stream are applied in the
+//!   order given; nothing is promised across streams (an audit row and a
+//!   batch result written at once may land in either order).
+//! - **Ids come from the store.** Row ids (audit events, temporary-file
+//!   records) are the store's to assign and only grow within a stream;
+//!   nobody relies on the order of ids between streams. Runs are named by
+//!   their caller's UUID.
+//! - **Times come with the records.** A record carries the time its event
+//!   happened; the store writes that time, never its own clock (ordering
+//!   reads by time or id).
+//! - **A failure is the whole store's or one record's.** `Err` means the
+//!   store could not take the batch (a full disk, a lock, a lost database:
+//!   try again later, nothing was written); [`Applied::Rejected`] means the
+//!   store works but refuses this record on its own merits (it names a run
+//!   the store does not have), which no retry will change.
+//! - **Nothing blocks the caller's thread.** Methods return `Send`
+//!   futures; a blocking database runs on threads of its own, and no
+//!   transaction is held across an await on the network.
+//! - **Live work is an instance's own.** Runs, batch runs, temporary files
+//!   and audit rows carry the instance that wrote them
+//!   ([`crate::records::INSTANCE`]); start-up recovery only touches its own
+//!   instance's records.
 
-mod accounts;
-mod audit;
-mod batch;
-mod health;
-mod journal;
-pub(crate) mod migrations;
-mod temp_files;
-mod workflows;
+pub mod memory;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
-use actix::{Actor, Addr, SyncArbiter, SyncContext};
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use pinkpage_actors::access::Role;
+use pinkpage_actors::files::temp_files::RecordedTempFile;
+use pinkpage_actors::health::HealthTransition;
+use pinkpage_actors::secret::Secret;
 use pinkpage_actors::{AppError, ErrorCode};
-use rusqlite::Connection;
 
-pub use accounts::{AuthRevision, LoadDirectory, PersistSessions, WithAccounts};
-pub(crate) use audit::insert_audit;
-pub use audit::{AuditEvent, ListAudit, NewAuditEvent};
-pub use batch::{
-    BatchResult, BatchRun, BatchRunDetail, CreateBatchRun, FinishBatchRun, GetBatchRun, ListBatchRuns,
-    NewBatchRun, RecordBatchResult,
+use crate::accounts::{Loaded, SessionRow, TokenInfo, User};
+use crate::records::batch::ResultsPage;
+use crate::records::workflow::WorkflowRunsQuery;
+use crate::records::{
+    AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
+    WorkflowRunDetail, WorkflowWrite,
 };
-pub use health::{HealthEvent, ListHealthEvents, RecordHealthEvent};
-pub use journal::{AuditJournal, JournalHealth};
-pub use temp_files::StoreTempFiles;
-pub use workflows::{
-    GetWorkflowRun, ListWorkflowRuns, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep,
-    WorkflowWrite,
-};
+use crate::records::{WorkflowRun, INSTANCE};
 
-/// Threads serving the store; two let a slow write not hold up a read.
-const STORE_THREADS: usize = 2;
-
-/// One connection to the database, on its own thread.
-pub struct StoreActor {
-    /// This thread's connection; never shared.
-    conn: Connection,
+/// What became of one record of a written batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored; with the id the store gave it, where it gives one.
+    Written(Option<i64>),
+    /// Refused on its own merits (the store works): no retry will store
+    /// it. Says why.
+    Rejected(String),
 }
 
-impl Actor for StoreActor {
-    type Context = SyncContext<Self>;
+/// The answer of a write method: what became of each record, in order, or
+/// `Err` when the store could not take the batch at all (nothing written).
+pub type Writes = Result<Vec<Applied>, AppError>;
+
+/// A store future: `Send`, owning what it needs.
+pub type StoreFuture<T> = BoxFuture<'static, Result<T, AppError>>;
+
+/// The audit trail.
+pub trait AuditStore: Send + Sync + 'static {
+    /// Appends `rows` in order; each gets its id.
+    fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes>;
+    /// Events newest first (see [`AuditQuery`]).
+    fn list(&self, query: AuditQuery) -> StoreFuture<Vec<AuditEvent>>;
+    /// At start-up, before the daemon serves: the commands, transfers and
+    /// scripts `instance`'s last daemon started and never ended get
+    /// `<kind>.interrupted` rows, then this daemon's `daemon.start` row, in
+    /// one transaction. Returns the `.interrupted` actions written.
+    fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>>;
 }
 
-/// A handle to the store that can be cloned into every handler and actor.
-#[derive(Clone)]
-pub struct Store {
-    addr: Addr<StoreActor>,
-    path: PathBuf,
-    /// Every audit row goes through it (see `journal.rs`).
-    journal: AuditJournal,
+/// BMX4 runs and their results.
+pub trait BatchStore: Send + Sync + 'static {
+    /// Applies `writes` in order (an end only finishes a run still
+    /// `running`; a result of an unknown run is rejected).
+    fn apply(&self, writes: Vec<BatchWrite>) -> BoxFuture<'static, Writes>;
+    /// Runs newest first: at most `limit` after skipping `offset`.
+    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>>;
+    /// One run with a page of its results; `None` when unknown.
+    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>>;
+    /// Marks `instance`'s runs still `running` as `interrupted`, at `at`;
+    /// how many.
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path`, brings its schema
-    /// up to date and starts the store threads and the audit journal's
-    /// writer (`audit_fail_open`: see [`AuditJournal::start`]). Must run
-    /// inside an actix system.
-    pub fn open(path: &Path, audit_fail_open: bool) -> Result<Store, AppError> {
-        let mut conn = open_connection(path)?;
-        // SQLite opens a database it cannot write read-only without a word
-        // (a read-only file system with a WAL left behind, for one): find
-        // out here, with the operating system's reason, rather than at the
-        // first write
-        let cannot_write = |e: &dyn std::fmt::Display| {
-            AppError::with_detail(
-                ErrorCode::Database,
-                format!("cannot write {}: {e}{}", path.display(), why_not_writable(path)),
-            )
-        };
-        if conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)? {
-            return Err(cannot_write(&"opened read-only"));
-        }
-        migrations::migrate(&mut conn).map_err(|e| cannot_write(&e))?;
-        drop(conn);
-        let owned = path.to_path_buf();
-        let addr = SyncArbiter::start(STORE_THREADS, move || StoreActor {
-            // The file opened and migrated a moment ago; failing to open it
-            // again on a store thread leaves the store unusable, and the
-            // daemon must not run without its audit trail.
-            conn: open_connection(&owned).expect("reopen the database the daemon just opened"),
-        });
-        Ok(Store {
-            journal: AuditJournal::start(addr.clone(), audit_fail_open),
-            addr,
-            path: path.to_path_buf(),
-        })
-    }
+/// Workflow runs and their steps.
+pub trait WorkflowStore: Send + Sync + 'static {
+    /// Applies `writes` in order (each only moves a run or step forward).
+    fn apply(&self, writes: Vec<WorkflowWrite>) -> BoxFuture<'static, Writes>;
+    /// Runs newest first.
+    fn list(&self, query: WorkflowRunsQuery) -> StoreFuture<Vec<WorkflowRun>>;
+    /// One run with its steps; `None` when unknown.
+    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>>;
+    /// Marks `instance`'s runs left `running` or `paused` as `interrupted`
+    /// (their running step too, the steps never reached `skipped`), at
+    /// `at`; how many.
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
+}
 
-    /// Reads accounts, tokens and sessions on a connection of its own
-    /// (start-up, before the daemon serves).
-    pub fn load_directory_now(&self) -> Result<crate::auth::directory::Loaded, AppError> {
-        let mut conn = open_connection(&self.path)?;
-        accounts::load_directory(&mut conn)
-    }
+/// Health transitions.
+pub trait HealthStore: Send + Sync + 'static {
+    /// Records `transitions` in order, each at the time of its check.
+    fn record(&self, transitions: Vec<HealthTransition>) -> BoxFuture<'static, Writes>;
+    /// One server's transitions, newest first, `limit` at most.
+    fn list(&self, server: String, limit: u32) -> StoreFuture<Vec<HealthEvent>>;
+}
 
-    /// Marks workflow runs a stopped daemon left `running` or `paused`, and
-    /// BMX4 runs it left `running`, as `interrupted`, on a connection of its
-    /// own; how many workflow runs (the BMX4 count is logged). At start-up,
-    /// after the daemon has its port (a second daemon started by mistake on
-    /// the same files fails there first) and before it serves, and again at
-    /// the end of a graceful shutdown.
-    pub fn interrupt_left_runs_now(&self) -> Result<usize, AppError> {
-        let mut conn = open_connection(&self.path)?;
-        let batches = batch::interrupt_left_runs(&conn)?;
-        if batches > 0 {
-            log::warn!(runs = batches; "BMX4 runs left running by the last daemon marked interrupted");
-        }
-        workflows::interrupt_left_runs(&mut conn)
-    }
+/// Records of temporary files on servers.
+pub trait TempFileStore: Send + Sync + 'static {
+    /// Applies `writes` in order; an insert is written with its id.
+    fn apply(&self, writes: Vec<TempFileWrite>) -> BoxFuture<'static, Writes>;
+    /// Every record `instance` left: at start-up, before this daemon
+    /// writes any, so all of them are an earlier daemon's leftovers.
+    fn left(&self, instance: &str) -> StoreFuture<Vec<RecordedTempFile>>;
+}
 
-    /// Records the commands, transfers and scripts a stopped daemon left
-    /// unfinished as `<kind>.interrupted` audit rows, and this daemon's
-    /// `daemon.start` row, in one transaction on a connection of its own
-    /// (see `audit::interrupt_left_work_and_start`). Once, at start-up,
-    /// before the daemon serves.
-    pub fn record_start_now(&self) -> Result<(), AppError> {
-        let mut conn = open_connection(&self.path)?;
-        let work = audit::interrupt_left_work_and_start(&mut conn).map_err(db_error)?;
-        for action in ["ssh.command", "transfer", "script"] {
-            let count = work
-                .iter()
-                .filter(|a| a.strip_suffix(".interrupted") == Some(action))
-                .count();
-            if count > 0 {
-                log::warn!(kind = action, count = count;
-                    "work the last daemon left unfinished recorded as interrupted in the audit trail");
-            }
-        }
-        Ok(())
-    }
+/// A change to an account, applied whole with the rule that the daemon
+/// never loses its last enabled admin.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    /// A new role.
+    pub role: Option<Role>,
+    /// New server tags (`Some(None)`: every server).
+    pub servers: Option<Option<Vec<String>>>,
+    /// A new password hash (PHC string); ends the account's sign-ins.
+    pub password_hash: Option<String>,
+    /// Disable or enable; disabling ends the account's sign-ins.
+    pub disabled: Option<bool>,
+}
 
-    /// The temporary-file records a stopped daemon left (every record in
-    /// the database: call it before this daemon writes any), read on a
-    /// connection of its own at start-up.
-    pub fn left_temp_files_now(
+/// Users, API tokens and sign-in sessions. Every change moves the access
+/// revision ([`AccountStore::revision`]), so a daemon notices changes made
+/// by another process (the command line).
+pub trait AccountStore: Send + Sync + 'static {
+    /// The access revision.
+    fn revision(&self) -> StoreFuture<i64>;
+    /// Everything the in-memory directory needs, in one transaction.
+    fn load(&self) -> StoreFuture<Loaded>;
+    /// Every account, by name.
+    fn list_users(&self) -> StoreFuture<Vec<User>>;
+    /// An account and its password hash, when it has both.
+    fn user_with_password(&self, name: String) -> StoreFuture<Option<(User, String)>>;
+    /// Creates an account (10001 when the name is taken or not valid).
+    fn add_user(
         &self,
-    ) -> Result<Vec<pinkpage_actors::files::temp_files::RecordedTempFile>, AppError> {
-        let conn = open_connection(&self.path)?;
-        temp_files::load_left(&conn)
-    }
+        name: String,
+        role: Role,
+        servers: Option<Vec<String>>,
+        password_hash: Option<String>,
+    ) -> StoreFuture<User>;
+    /// Changes an account (10004 when unknown; 10001 when it would leave
+    /// no enabled admin).
+    fn change_user(&self, name: String, change: UserChange) -> StoreFuture<User>;
+    /// Tokens (of `user` when given), newest first.
+    fn list_tokens(&self, user: Option<String>) -> StoreFuture<Vec<TokenInfo>>;
+    /// Creates a token; its listing and the whole token (shown once).
+    fn create_token(
+        &self,
+        user: String,
+        label: String,
+        expires_in: Option<chrono::Duration>,
+    ) -> StoreFuture<(TokenInfo, Secret)>;
+    /// Revokes a token (10004 when unknown).
+    fn revoke_token(&self, id: String) -> StoreFuture<TokenInfo>;
+    /// Starts a sign-in session whose cookie has `secret_hash`.
+    fn create_session(
+        &self,
+        user: String,
+        secret_hash: String,
+        expires_at: DateTime<Utc>,
+        remote_addr: Option<String>,
+    ) -> StoreFuture<SessionRow>;
+    /// Ends a sign-in session; whether it existed.
+    fn delete_session(&self, id: String) -> StoreFuture<bool>;
+    /// Writes sessions' last use back and removes those past their
+    /// absolute lifetime at `now`.
+    fn persist_sessions(&self, seen: Vec<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> StoreFuture<()>;
+}
 
-    /// The actor's address, for sending messages.
-    pub fn addr(&self) -> &Addr<StoreActor> {
-        &self.addr
-    }
+/// The stores of the records the journal writes, and their reads. Cheap
+/// to clone.
+#[derive(Clone)]
+pub struct Stores {
+    /// The audit trail.
+    pub audit: Arc<dyn AuditStore>,
+    /// BMX4 runs.
+    pub batches: Arc<dyn BatchStore>,
+    /// Workflow runs.
+    pub workflows: Arc<dyn WorkflowStore>,
+    /// Health transitions.
+    pub health: Arc<dyn HealthStore>,
+    /// Temporary files on servers.
+    pub temp_files: Arc<dyn TempFileStore>,
+}
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Sends `msg` and flattens the mailbox error into a 40000.
-    pub async fn call<M, T>(&self, msg: M) -> Result<T, AppError>
+impl Stores {
+    /// Every store of one implementation (SQLite, or memory in tests).
+    pub fn of<S>(store: Arc<S>) -> Stores
     where
-        M: actix::Message<Result = Result<T, AppError>> + Send + 'static,
-        T: Send + 'static,
-        StoreActor: actix::Handler<M>,
+        S: AuditStore + BatchStore + WorkflowStore + HealthStore + TempFileStore,
     {
-        self.addr
-            .send(msg)
-            .await
-            .map_err(|e| AppError::with_detail(ErrorCode::Database, format!("store unavailable: {e}")))?
-    }
-
-    /// Records an audit event without waiting: queued in the journal and
-    /// written behind, in order, kept while the store fails.
-    pub fn audit(&self, event: NewAuditEvent) {
-        self.journal.record(event);
-    }
-
-    /// The audit journal: whether new remote actions may start, and its
-    /// health.
-    pub fn journal(&self) -> &AuditJournal {
-        &self.journal
-    }
-}
-
-/// Opens one connection outside the store threads, schema brought up to
-/// date: for the command line's user and token commands, which need the
-/// database but not a running daemon.
-pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
-    let mut conn = open_connection(path)?;
-    migrations::migrate(&mut conn).map_err(db_error)?;
-    Ok(conn)
-}
-
-fn open_connection(path: &Path) -> Result<Connection, AppError> {
-    let open = || -> rusqlite::Result<Connection> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(conn)
-    };
-    open().map_err(|e| {
-        AppError::with_detail(
-            ErrorCode::Database,
-            format!("cannot open {}: {e}{}", path.display(), why_not_writable(path)),
-        )
-    })
-}
-
-/// What the operating system says when `path` (or, while it does not
-/// exist, a new file beside it) is opened for writing: SQLite's own message
-/// ("unable to open database file") does not tell a read-only file system
-/// from a missing directory or a permission. Empty when writing works.
-fn why_not_writable(path: &Path) -> String {
-    let refused = if path.exists() {
-        std::fs::OpenOptions::new().write(true).open(path).err()
-    } else {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let probe = dir.join(format!(".pinkpage-probe-{}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)
-        {
-            Ok(_) => {
-                let _ = std::fs::remove_file(&probe);
-                None
-            }
-            Err(e) => Some(e),
+        Stores {
+            audit: store.clone(),
+            batches: store.clone(),
+            workflows: store.clone(),
+            health: store.clone(),
+            temp_files: store,
         }
-    };
-    refused.map(|e| format!(" ({e})")).unwrap_or_default()
+    }
+
+    /// At start-up, before the daemon serves: marks this instance's
+    /// workflow and BMX4 runs a stopped daemon left running `interrupted`,
+    /// and records its unfinished commands, transfers and scripts and this
+    /// daemon's start in the audit trail; how many workflow runs and BMX4
+    /// runs were marked. Also at the end of a graceful shutdown (runs only).
+    pub async fn interrupt_left_runs(&self) -> Result<(usize, usize), AppError> {
+        let at = crate::records::now();
+        let workflows = self.workflows.interrupt_left(INSTANCE, at).await?;
+        let batches = self.batches.interrupt_left(INSTANCE, at).await?;
+        Ok((workflows, batches))
+    }
 }
 
-/// Maps a rusqlite failure to 40000 with its cause.
-pub(crate) fn db_error(e: rusqlite::Error) -> AppError {
-    AppError::with_detail(ErrorCode::Database, e.to_string())
+/// The 40000 of a store that cannot be reached at all.
+pub fn unavailable(why: impl std::fmt::Display) -> AppError {
+    AppError::with_detail(ErrorCode::Database, format!("store unavailable: {why}"))
 }

@@ -43,7 +43,6 @@ use pinkpage_actors::workflow::run::{
     Confirm, RunMessage, RunNotice, RunRequest, StepOutcome, StepReport, WorkflowRunActor,
 };
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
-use tokio::sync::mpsc;
 
 use super::feed::Feed;
 use super::frames::{WorkflowFrame, WorkflowReply};
@@ -51,7 +50,9 @@ use super::prepare::Prepared;
 use crate::auth::directory::Refusal;
 use crate::auth::Identity;
 use crate::in_flight::{InFlight, InFlightGuard};
-use crate::store::{NewAuditEvent, NewWorkflowRun, Store, WorkflowWrite};
+use crate::journal::Journal;
+use crate::records::workflow::{RunState, StepState};
+use crate::records::{NewAuditEvent, NewWorkflowRun, WorkflowWrite};
 use crate::ws::protocol::{Outgoing, RequestId};
 
 /// A connection that is told what a run does.
@@ -227,7 +228,7 @@ struct Entry {
     /// The connections watching, each through its own ordered feed; the
     /// starter's (if any) is the primary.
     feeds: Vec<Feed>,
-    writer: mpsc::UnboundedSender<WorkflowWrite>,
+    journal: Journal,
     held: Option<Grant>,
     /// The connections whose `workflow_confirm` is in flight, oldest first,
     /// with the request's id: the run takes confirmations in that order, so
@@ -250,9 +251,7 @@ impl Entry {
     }
 
     fn write(&self, write: WorkflowWrite) {
-        // Err only once the writer is gone, which it is not while the
-        // entry exists.
-        let _ = self.writer.send(write);
+        self.journal.record(write).ignore();
     }
 
     fn run_ref(&self) -> WorkflowRunRef {
@@ -277,7 +276,7 @@ impl Entry {
 
 /// The hub. See the module docs.
 pub struct WorkflowHub {
-    store: Store,
+    journal: Journal,
     lock: Addr<SessionLockActor>,
     parts: RunParts,
     /// To re-check who started each run when access changes.
@@ -295,7 +294,7 @@ pub struct WorkflowHub {
 impl WorkflowHub {
     /// A hub with no runs.
     pub fn new(
-        store: Store,
+        journal: Journal,
         lock: Addr<SessionLockActor>,
         parts: RunParts,
         identity: Arc<Identity>,
@@ -303,7 +302,7 @@ impl WorkflowHub {
         in_flight: Arc<InFlight>,
     ) -> Self {
         WorkflowHub {
-            store,
+            journal,
             lock,
             parts,
             identity,
@@ -369,7 +368,7 @@ impl Handler<Event> for WorkflowHub {
             let mut event = NewAuditEvent::new("system", "workflow.cancel");
             event.detail =
                 Some(serde_json::json!({"run_id": entry.run_id, "workflow": entry.workflow, "reason": why}));
-            self.store.audit(event);
+            self.journal.audit(event);
         }
     }
 }
@@ -387,26 +386,13 @@ impl WorkflowHub {
                 "workflow": entry.workflow,
                 "reason": "the daemon is shutting down",
             }));
-            self.store.audit(event);
+            self.journal.audit(event);
         }
     }
 }
 
 fn mailbox(e: actix::MailboxError) -> AppError {
     AppError::with_detail(ErrorCode::Internal, format!("actor unavailable: {e}"))
-}
-
-/// The one task that writes a run's rows, in order.
-fn spawn_writer(store: Store, run_id: String) -> mpsc::UnboundedSender<WorkflowWrite> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<WorkflowWrite>();
-    actix::spawn(async move {
-        while let Some(write) = rx.recv().await {
-            if let Err(e) = store.call(write).await {
-                log::error!(run_id = run_id.as_str(), code = e.code.code(), error = e.to_string(); "workflow row not written");
-            }
-        }
-    });
-    tx
 }
 
 impl Handler<StartRun> for WorkflowHub {
@@ -475,17 +461,20 @@ impl Handler<Register> for WorkflowHub {
             };
             f.push(frame.to_text(&f.rid));
         }
-        let writer = spawn_writer(self.store.clone(), r.run_id.clone());
+        let journal = self.journal.clone();
         // The first write, so every later one finds its rows.
-        let _ = writer.send(WorkflowWrite::Create(NewWorkflowRun {
-            run_id: r.run_id.clone(),
-            workflow: r.workflow.clone(),
-            actor: r.asker.actor.clone(),
-            user: r.asker.principal.user.to_string(),
-            remote_addr: r.asker.remote.clone(),
-            params: r.params.clone(),
-            steps: r.steps.to_vec(),
-        }));
+        journal
+            .record(WorkflowWrite::Create(NewWorkflowRun {
+                run_id: r.run_id.clone(),
+                at: crate::records::now(),
+                workflow: r.workflow.clone(),
+                actor: r.asker.actor.clone(),
+                user: r.asker.principal.user.to_string(),
+                remote_addr: r.asker.remote.clone(),
+                params: r.params.clone(),
+                steps: r.steps.to_vec(),
+            }))
+            .ignore();
         if let Some(grant) = r.held {
             self.lock.do_send(SetWorkflowRun {
                 grant,
@@ -502,7 +491,7 @@ impl Handler<Register> for WorkflowHub {
             "params": r.params,
             "under_callers_lock": r.held.is_some(),
         }));
-        self.store.audit(event);
+        self.journal.audit(event);
         log::info!(
             run_id = r.run_id.as_str(),
             workflow = r.workflow.as_str(),
@@ -521,7 +510,7 @@ impl Handler<Register> for WorkflowHub {
                 addr: r.addr,
                 handle: r.handle,
                 feeds,
-                writer,
+                journal,
                 held: r.held,
                 confirmers: Vec::new(),
                 access_cancelled: false,
@@ -568,7 +557,7 @@ impl Handler<ConfirmRun> for WorkflowHub {
                     let step = res?;
                     let mut event = msg.asker.audit("workflow.confirm");
                     event.detail = Some(serde_json::json!({"run_id": msg.run_id, "step": step}));
-                    hub.store.audit(event);
+                    hub.journal.audit(event);
                     Ok(step)
                 }),
         )
@@ -590,7 +579,7 @@ impl Handler<CancelRun> for WorkflowHub {
         })?;
         let mut event = msg.asker.audit("workflow.cancel");
         event.detail = Some(serde_json::json!({"run_id": msg.run_id, "workflow": entry.workflow}));
-        self.store.audit(event);
+        self.journal.audit(event);
         Ok(())
     }
 }
@@ -614,6 +603,7 @@ impl Handler<RunMessage> for WorkflowHub {
                     entry.write(WorkflowWrite::StepStarted {
                         run_id: run_id.to_owned(),
                         step,
+                        at: crate::records::now(),
                     });
                     step_started(entry, step);
                 }
@@ -681,15 +671,16 @@ impl Handler<RunMessage> for WorkflowHub {
                 }
                 RunNotice::StepFinished(report) => {
                     let event = step_finished(entry, report);
-                    self.store.audit(event);
+                    self.journal.audit(event);
                 }
             },
             TaskEvent::Finished { outcome, .. } => {
                 let error = outcome.error.as_ref().map(AppError::body);
                 entry.write(WorkflowWrite::Finished {
                     run_id: run_id.to_owned(),
-                    status: outcome.status.as_str(),
+                    state: RunState::from(outcome.status),
                     error: error.clone(),
+                    at: crate::records::now(),
                 });
                 tell(
                     &mut entry.feeds,
@@ -715,7 +706,7 @@ impl Handler<RunMessage> for WorkflowHub {
                     "stopped_at": outcome.stopped_at,
                     "error": error.map(|e| e.code),
                 }));
-                self.store.audit(event);
+                self.journal.audit(event);
                 let run_ref = entry.run_ref();
                 log::info!(run_id = run_ref.run_id.as_str(), status = outcome.status.as_str(); "workflow run ended");
                 self.by_task.remove(&msg.task_id);
@@ -845,7 +836,7 @@ fn step_finished(entry: &mut Entry, report: StepReport) -> NewAuditEvent {
     entry.write(WorkflowWrite::StepFinished {
         run_id: run_id.to_owned(),
         step,
-        status: report.status.as_str(),
+        state: StepState::from(report.status),
         duration_ms,
         exit_status: report.exit_status,
         error: error.clone(),

@@ -160,8 +160,8 @@ impl<D: Domain> WsConnection<D> {
     }
 
     /// An audit event by this connection's user, from its address.
-    pub fn audit_event(&self, action: &str) -> crate::store::NewAuditEvent {
-        crate::store::NewAuditEvent::new(self.id.to_string(), action)
+    pub fn audit_event(&self, action: &str) -> crate::records::NewAuditEvent {
+        crate::records::NewAuditEvent::new(self.id.to_string(), action)
             .by(Some(&self.principal.user), self.remote.map(|ip| ip.to_string()))
     }
 
@@ -171,7 +171,7 @@ impl<D: Domain> WsConnection<D> {
         // go idle.
         self.state.identity.touch(&self.principal);
         let principal = &self.principal;
-        let journal = self.state.store.journal();
+        let journal = &self.state.journal;
         let allow = |kind: &str| {
             crate::auth::check_need(
                 crate::auth::table::message_need(D::PATH, kind),

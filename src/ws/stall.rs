@@ -99,14 +99,14 @@ fn drop_stalled(state: &web::Data<AppState>, watch: &ConnWatch, timeout: Duratio
         stalled_s = timeout.as_secs_f64();
         "websocket output has not drained; dropping the connection"
     );
-    let mut event = crate::store::NewAuditEvent::new(watch.id.to_string(), "ws.stalled")
+    let mut event = crate::records::NewAuditEvent::new(watch.id.to_string(), "ws.stalled")
         .by(Some(&watch.user), watch.remote.map(|ip| ip.to_string()));
     event.detail = Some(serde_json::json!({
         "code": code.code(),
         "reason": code.message(),
         "stalled_s": timeout.as_secs_f64(),
     }));
-    state.store.audit(event);
+    state.journal.audit(event);
     cut_off(state, watch);
 }
 

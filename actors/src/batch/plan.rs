@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::error::AppError;
 use crate::server::ServerSpec;
 use crate::ssh::ExecLimits;
@@ -37,7 +39,9 @@ pub struct BatchPlan {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum CommandStatus {
     /// Exit status 0 (possibly after retries).
     Succeeded,
@@ -59,8 +63,11 @@ impl CommandStatus {
     }
 }
 
-/// One command on one server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One command on one server: the one definition of a batch result, sent
+/// to clients (`batch_command_result`, a workflow's batch step), stored and
+/// read back over REST.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandResult {
     /// The run.
     pub run_id: String,
@@ -91,6 +98,7 @@ pub struct CommandResult {
     /// Why the last attempt failed without an exit status (timeout 22001,
     /// connection 20000-21000, ...), or why the command was skipped after a
     /// connection failure.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::error::ErrorBody>))]
     pub error: Option<AppError>,
 }
 

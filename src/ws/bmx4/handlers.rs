@@ -16,8 +16,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use super::recorder::{BatchRecorderActor, CreateRun};
 use super::wire::Bmx4Reply;
 use super::{Bmx4, RunInfo};
+use crate::records::NewBatchRun;
 use crate::request::{BatchExecute, BatchExecuteFields, ServerRef, TimeoutS};
-use crate::store::NewBatchRun;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -53,6 +53,7 @@ pub(super) fn batch_execute(
     };
     let record = NewBatchRun {
         run_id: run_id.clone(),
+        at: crate::records::now(),
         actor: conn.id.to_string(),
         user: Some(conn.principal.user.to_string()),
         remote_addr: conn.remote.map(|ip| ip.to_string()),
@@ -64,7 +65,7 @@ pub(super) fn batch_execute(
         timeout_s: req.timeout_s,
     };
     let recorder =
-        BatchRecorderActor::new(conn.state.store.clone(), record, ctx.address().recipient()).start();
+        BatchRecorderActor::new(conn.state.journal.clone(), record, ctx.address().recipient()).start();
     recorder
         .send(CreateRun)
         .into_actor(conn)

@@ -166,7 +166,7 @@ pub(super) fn script_execute(
         event.server = Some(task.server.clone());
         event.command = Some(task.label.clone());
         event.detail = Some(serde_json::json!({"args": args, "timeout_s": timeout.map(|t| t.as_secs_f64())}));
-        conn.state.store.audit(event);
+        conn.state.journal.audit(event);
     })
     .spawn(ctx);
 }
@@ -277,7 +277,7 @@ fn end_row(conn: &WsConnection<Bmx5>, task: &ScriptTask, reason: &str) {
     event.server = Some(task.server.clone());
     event.command = Some(task.label.clone());
     event.detail = Some(serde_json::json!({"reason": reason}));
-    conn.state.store.audit(event);
+    conn.state.journal.audit(event);
 }
 
 impl WsConnection<Bmx5> {
@@ -310,7 +310,7 @@ impl WsConnection<Bmx5> {
             "error": done.error.map(|e| e.code.code()),
             "cleanup_error": cleanup.map(|e| e.code.code()),
         }));
-        self.state.store.audit(event);
+        self.state.journal.audit(event);
     }
 }
 

@@ -19,8 +19,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use super::wire::{Bmx5Reply, Bmx5Request, INLINE_MAX_BYTES};
 use super::Bmx5;
+use crate::records::NewAuditEvent;
 use crate::request::{RemotePath, ServerRef};
-use crate::store::NewAuditEvent;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::{RequestId, MAX_FRAME_BYTES};
 
@@ -237,7 +237,7 @@ fn run<F, Fut>(
             };
             if let Some(mut event) = audit {
                 record_outcome(&mut event, &res);
-                conn.state.store.audit(event);
+                conn.state.journal.audit(event);
             }
             match res {
                 Ok(reply) => conn.send(ctx, &reply, &rid),

@@ -70,7 +70,9 @@ impl Domain for Diff {
             Ok(r) => r,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
-        conn.state.store.audit(job.audit_event(conn.audit_event("diff")));
+        conn.state
+            .journal
+            .audit(job.audit_event(conn.audit_event("diff")));
         let request = DiffJobRequest {
             reservation,
             job,

@@ -88,7 +88,7 @@ fn start(
     let mut event = audit(conn, "ssh.command.start");
     event.server = Some(p.server.clone());
     event.command = Some(p.command);
-    conn.state.store.audit(event);
+    conn.state.journal.audit(event);
     conn.send(ctx, &StubReply::SshCommandStarted { server: &p.server }, rid);
     Ok(())
 }
@@ -213,6 +213,6 @@ impl WsConnection<Stub> {
             "error": done.error.map(|e| e.code.code()),
             "cleanup_error": cleanup.map(|e| e.code.code()),
         }));
-        self.state.store.audit(event);
+        self.state.journal.audit(event);
     }
 }

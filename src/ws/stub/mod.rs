@@ -40,7 +40,7 @@ pub use self::wire::StubReply;
 use self::wire::StubRequest;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
-use crate::store::NewAuditEvent;
+use crate::records::NewAuditEvent;
 
 /// What a connection keeps about its running task.
 struct StubTask {
@@ -187,7 +187,7 @@ fn end_row(conn: &WsConnection<Stub>, task: &StubTask, reason: &str) {
         // a workflow run records its own end (it outlives the connection)
         TaskKind::Workflow => return,
     };
-    conn.state.store.audit(event);
+    conn.state.journal.audit(event);
 }
 
 impl Stub {

@@ -35,7 +35,7 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
             Ok(grant) => {
                 // (the lock reopened our task set when it granted)
                 conn.domain.grant = Some(grant);
-                conn.state.store.audit(audit(conn, "session.start"));
+                conn.state.journal.audit(audit(conn, "session.start"));
                 conn.send(
                     ctx,
                     &StubReply::SessionStarted {
@@ -129,7 +129,7 @@ fn release(
             }
             match flatten(res) {
                 Ok(_) => {
-                    conn.state.store.audit(audit(conn, "session.end"));
+                    conn.state.journal.audit(audit(conn, "session.end"));
                     conn.send(ctx, &StubReply::SessionEnded, &rid);
                 }
                 Err(e) => conn.send_error(ctx, &e, &rid),

@@ -17,8 +17,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
 use super::{audit, Stub, StubTask, TaskKind};
+use crate::records::NewAuditEvent;
 use crate::request::ServerRef;
-use crate::store::NewAuditEvent;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -136,7 +136,7 @@ fn start(
         "destination_server": spec.destination_server,
         "destination_dir": spec.destination_dir,
     }));
-    conn.state.store.audit(event);
+    conn.state.journal.audit(event);
     conn.send(
         ctx,
         &TransferReply::ScpTransferStarted {
@@ -241,7 +241,7 @@ impl WsConnection<Stub> {
                 }));
             }
         }
-        self.state.store.audit(event);
+        self.state.journal.audit(event);
     }
 }
 

@@ -1,85 +1,16 @@
-//! Health transitions: one row each time a server's `is_healthy` flips.
-//!
-//! The engine's `HealthMonitorActor` sends a [`HealthTransition`] to a
-//! `Recipient` the daemon points at the [`StoreActor`], so the engine never
-//! learns about SQLite; a failed write is logged, since the flip it
-//! describes has already been published.
+//! Health transitions in SQL (migration 2): one row each time a server's
+//! `is_healthy` flips, at the time of the check that decided it.
 
-use actix::{Handler, Message};
 use pinkpage_actors::health::HealthTransition;
-use pinkpage_actors::AppError;
 use rusqlite::{params, Connection};
-use serde::Serialize;
 
-use super::{db_error, StoreActor};
+use super::apply_each;
+use crate::records::HealthEvent;
+use crate::store::Writes;
 
-/// A stored transition.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct HealthEvent {
-    /// Row id; increases with time.
-    pub id: i64,
-    /// When the check that decided it finished (RFC 3339, UTC).
-    pub at: String,
-    /// Configured server name.
-    pub server_name: String,
-    /// Host checked.
-    pub host: String,
-    /// The new verdict.
-    pub is_healthy: bool,
-    /// The verdict before; `null` for the server's first result.
-    pub previous: Option<bool>,
-    /// Why the last check failed, when it did.
-    pub error: Option<String>,
-    /// Latency of the last good check, in milliseconds.
-    pub latency_ms: Option<f64>,
-}
-
-/// Stores one transition; replies with its id.
-#[derive(Message)]
-#[rtype(result = "Result<i64, AppError>")]
-pub struct RecordHealthEvent(pub HealthTransition);
-
-/// One server's transitions, newest first, `limit` at most.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<HealthEvent>, AppError>")]
-pub struct ListHealthEvents {
-    /// Configured server name.
-    pub server: String,
-    /// Most rows to return.
-    pub limit: u32,
-}
-
-impl Handler<RecordHealthEvent> for StoreActor {
-    type Result = Result<i64, AppError>;
-
-    fn handle(&mut self, RecordHealthEvent(t): RecordHealthEvent, _: &mut Self::Context) -> Self::Result {
-        insert(&self.conn, &t).map_err(db_error)
-    }
-}
-
-/// The adapter the monitor's `Recipient<HealthTransition>` points at.
-impl Handler<HealthTransition> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, t: HealthTransition, _: &mut Self::Context) {
-        if let Err(e) = insert(&self.conn, &t) {
-            let e = db_error(e);
-            log::error!(
-                code = e.code.code(),
-                server = t.status.server_name.as_str(),
-                error = e.to_string();
-                "health transition not recorded"
-            );
-        }
-    }
-}
-
-impl Handler<ListHealthEvents> for StoreActor {
-    type Result = Result<Vec<HealthEvent>, AppError>;
-
-    fn handle(&mut self, q: ListHealthEvents, _: &mut Self::Context) -> Self::Result {
-        list(&self.conn, &q.server, q.limit).map_err(db_error)
-    }
+/// Records `transitions` in order, in one transaction.
+pub(super) fn record(conn: &mut Connection, transitions: &[HealthTransition]) -> Writes {
+    apply_each(conn, transitions, |tx, t| insert(tx, t).map(Some))
 }
 
 fn insert(conn: &Connection, t: &HealthTransition) -> rusqlite::Result<i64> {
@@ -89,7 +20,7 @@ fn insert(conn: &Connection, t: &HealthTransition) -> rusqlite::Result<i64> {
     let at = s
         .last_checked
         .clone()
-        .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        .unwrap_or_else(|| crate::records::timestamp(crate::records::now()));
     conn.execute(
         "INSERT INTO health_events (at, server, host, healthy, previous, error, latency_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -106,7 +37,7 @@ fn insert(conn: &Connection, t: &HealthTransition) -> rusqlite::Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-fn list(conn: &Connection, server: &str, limit: u32) -> rusqlite::Result<Vec<HealthEvent>> {
+pub(super) fn list(conn: &Connection, server: &str, limit: u32) -> rusqlite::Result<Vec<HealthEvent>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, server, host, healthy, previous, error, latency_ms
          FROM health_events WHERE server = ?1 ORDER BY id DESC LIMIT ?2",

@@ -1,121 +1,21 @@
-//! The audit trail: who did what, when, on which server.
+//! The audit trail's SQL: append, list, and the start-up record of work a
+//! killed daemon left unfinished.
 
-use actix::{Handler, Message};
-use pinkpage_actors::AppError;
 use rusqlite::{params, Connection};
-use serde::Serialize;
 
-use super::{db_error, StoreActor};
+use super::apply_each;
+use crate::records::{timestamp, AuditEvent, AuditQuery, NewAuditEvent};
+use crate::store::Writes;
 
-/// An event to record.
-#[derive(Debug, Clone, Default)]
-pub struct NewAuditEvent {
-    /// When it happened: stamped by [`NewAuditEvent::new`]; an event made
-    /// otherwise is stamped when stored. (Rows can wait in the journal
-    /// while the store fails, so the time of writing is not the time of
-    /// the action.)
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Connection id, `rest`, `admin` or `system`.
-    pub actor: String,
-    /// Dotted action name (`session.start`, `ssh.command.end`, ...).
-    pub action: String,
-    /// The server acted on, when there is one.
-    pub server: Option<String>,
-    /// The command run, when there is one.
-    pub command: Option<String>,
-    /// The remote exit status, when there is one.
-    pub exit_status: Option<i64>,
-    /// Bytes moved or printed, when counted.
-    pub bytes: Option<i64>,
-    /// Anything else, as a JSON object; never a secret.
-    pub detail: Option<serde_json::Value>,
-    /// The signed-in user who did it (`None` for the daemon itself).
-    pub user: Option<String>,
-    /// The client's address.
-    pub remote_addr: Option<String>,
-}
-
-impl NewAuditEvent {
-    /// An event with just an actor and an action.
-    pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
-        NewAuditEvent {
-            at: Some(chrono::Utc::now()),
-            actor: actor.into(),
-            action: action.into(),
-            ..Default::default()
-        }
-    }
-
-    /// The same event, naming who did it and from where.
-    pub fn by(mut self, user: Option<&str>, remote_addr: Option<String>) -> Self {
-        self.user = user.map(str::to_owned);
-        self.remote_addr = remote_addr;
-        self
-    }
-}
-
-/// A stored audit event.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AuditEvent {
-    /// Row id; increases with time.
-    pub id: i64,
-    /// When it was recorded (RFC 3339, UTC).
-    pub at: String,
-    /// Connection id, `rest`, `admin` or `system`.
-    pub actor: String,
-    /// Dotted action name.
-    pub action: String,
-    /// Server acted on.
-    pub server: Option<String>,
-    /// Command run.
-    pub command: Option<String>,
-    /// Remote exit status.
-    pub exit_status: Option<i64>,
-    /// Bytes moved or printed.
-    pub bytes: Option<i64>,
-    /// Extra detail (a JSON object).
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<serde_json::Value>,
-    /// The signed-in user who did it (null for the daemon itself and for
-    /// rows from before sign-in existed).
-    pub user: Option<String>,
-    /// The client's address.
-    pub remote_addr: Option<String>,
-}
-
-/// Stores events in order, in one transaction: all or none (the journal
-/// keeps them queued on an error and tries again).
-#[derive(Message)]
-#[rtype(result = "Result<(), AppError>")]
-pub struct RecordAuditBatch(pub Vec<NewAuditEvent>);
-
-/// Lists events newest first, `limit` at most, older than `before_id`
-/// when given (for paging).
-#[derive(Message)]
-#[rtype(result = "Result<Vec<AuditEvent>, AppError>")]
-pub struct ListAudit {
-    /// Most rows to return.
-    pub limit: u32,
-    /// Only rows with a smaller id.
-    pub before_id: Option<i64>,
-    /// Only rows with this action.
-    pub action: Option<String>,
-    /// Only rows by this user.
-    pub user: Option<String>,
-}
-
-/// Writes one event through `conn`, stamped now; returns its id. The store
-/// threads call it, and so does the command line, which changes accounts
-/// without a running daemon but must leave the same trail.
-pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
-    let at =
-        e.at.unwrap_or_else(chrono::Utc::now)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+/// Writes one event through `conn` at its own time; returns its id. The
+/// store threads call it, and so does the command line, which changes
+/// accounts without a running daemon but must leave the same trail.
+pub fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr, instance)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
-            at,
+            timestamp(e.at),
             e.actor,
             e.action,
             e.server,
@@ -124,10 +24,16 @@ pub(crate) fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Re
             e.bytes,
             e.detail.as_ref().map(|d| d.to_string()),
             e.user,
-            e.remote_addr
+            e.remote_addr,
+            crate::records::INSTANCE
         ],
     )?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Appends `rows` in one transaction (see `super::apply_each`).
+pub(super) fn append(conn: &mut Connection, rows: &[NewAuditEvent]) -> Writes {
+    apply_each(conn, rows, |tx, row| insert_audit(tx, row).map(Some))
 }
 
 /// The pairs of actions that open and close a piece of work a connection
@@ -145,8 +51,8 @@ const WORK_PAIRS: [(&str, &str, &str); 3] = [
     ("script.start", "script.end", "script.interrupted"),
 ];
 
-/// Finds the commands, transfers and scripts the previous daemon started
-/// and never ended (it was killed), and records each as
+/// Finds the commands, transfers and scripts `instance`'s previous daemon
+/// started and never ended (it was killed), and records each as
 /// `<kind>.interrupted`, stamped now (the time of discovery), under the
 /// same actor, user and server as its start, with the start's time and row
 /// in `detail`; then writes this daemon's `daemon.start`. One transaction,
@@ -156,27 +62,30 @@ const WORK_PAIRS: [(&str, &str, &str); 3] = [
 /// start-up that failed half-way never marks one twice). The rows are
 /// streamed once through the `action` index, keeping only the work still
 /// open. Returns the `.interrupted` actions written.
-pub(crate) fn interrupt_left_work_and_start(conn: &mut Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn interrupt_left_work_and_start(
+    conn: &mut Connection,
+    instance: &str,
+) -> rusqlite::Result<Vec<String>> {
     let tx = conn.transaction()?;
-    let written = interrupt_left_work(&tx)?;
+    let written = interrupt_left_work(&tx, instance)?;
     insert_audit(&tx, &NewAuditEvent::new("system", "daemon.start"))?;
     tx.commit()?;
     Ok(written)
 }
 
-fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+fn interrupt_left_work(conn: &Connection, instance: &str) -> rusqlite::Result<Vec<String>> {
     let since: i64 = conn.query_row(
-        "SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'daemon.start'",
-        [],
+        "SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'daemon.start' AND instance = ?1",
+        [instance],
         |r| r.get(0),
     )?;
     let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect();
     let placeholders = vec!["?"; actions.len()].join(", ");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, at, actor, action, server, command, user, remote_addr, detail FROM audit_events
-         WHERE id > ? AND action IN ({placeholders}) ORDER BY id"
+         WHERE id > ? AND instance = ? AND action IN ({placeholders}) ORDER BY id"
     ))?;
-    let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since];
+    let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since, &instance];
     bind.extend(actions.iter().map(|a| a as &dyn rusqlite::ToSql));
     // (actor, pair index) -> the open start
     let mut open: std::collections::HashMap<(String, usize), NewAuditEvent> = Default::default();
@@ -188,7 +97,7 @@ fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
             let start_id: i64 = row.get(0)?;
             let started_at: String = row.get(1)?;
             let event = NewAuditEvent {
-                at: None,
+                at: crate::records::now(),
                 actor: actor.clone(),
                 action: WORK_PAIRS[pair].2.to_owned(),
                 server: row.get(4)?,
@@ -228,57 +137,39 @@ fn interrupt_left_work(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     left.sort_by_key(|e| e.detail.as_ref().and_then(|d| d["start_id"].as_i64()));
     let mut written = Vec::with_capacity(left.len());
     for mut event in left {
-        event.at = Some(chrono::Utc::now());
+        event.at = crate::records::now();
         insert_audit(conn, &event)?;
         written.push(event.action);
     }
     Ok(written)
 }
 
-impl Handler<RecordAuditBatch> for StoreActor {
-    type Result = Result<(), AppError>;
-
-    fn handle(&mut self, RecordAuditBatch(events): RecordAuditBatch, _: &mut Self::Context) -> Self::Result {
-        let tx = self.conn.transaction().map_err(db_error)?;
-        for e in &events {
-            insert_audit(&tx, e).map_err(db_error)?;
-        }
-        tx.commit().map_err(db_error)
-    }
-}
-
-impl Handler<ListAudit> for StoreActor {
-    type Result = Result<Vec<AuditEvent>, AppError>;
-
-    fn handle(&mut self, q: ListAudit, _: &mut Self::Context) -> Self::Result {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr
+/// Events newest first (see [`AuditQuery`]).
+pub(super) fn list(conn: &Connection, q: &AuditQuery) -> rusqlite::Result<Vec<AuditEvent>> {
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr
                  FROM audit_events
                  WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2) AND (?4 IS NULL OR user = ?4)
                  ORDER BY id DESC LIMIT ?3",
-            )
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![q.before_id, q.action, q.limit, q.user], |r| {
-                let detail: Option<String> = r.get(8)?;
-                Ok(AuditEvent {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    server: r.get(4)?,
-                    command: r.get(5)?,
-                    exit_status: r.get(6)?,
-                    bytes: r.get(7)?,
-                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
-                    user: r.get(9)?,
-                    remote_addr: r.get(10)?,
-                })
+        )?;
+        let rows = stmt.query_map(params![q.before_id, q.action, q.limit, q.user], |r| {
+            let detail: Option<String> = r.get(8)?;
+            Ok(AuditEvent {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                server: r.get(4)?,
+                command: r.get(5)?,
+                exit_status: r.get(6)?,
+                bytes: r.get(7)?,
+                detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                user: r.get(9)?,
+                remote_addr: r.get(10)?,
             })
-            .map_err(db_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+        })?;
+        rows.collect()
     }
 }
 
@@ -321,7 +212,7 @@ mod tests {
         row(&conn, "e", "session.start"); // sessions are not work
 
         assert_eq!(
-            interrupt_left_work_and_start(&mut conn).unwrap(),
+            interrupt_left_work_and_start(&mut conn, "local").unwrap(),
             ["ssh.command.interrupted", "script.interrupted"]
         );
         assert_eq!(
@@ -343,7 +234,9 @@ mod tests {
 
         // the next start-up (after this daemon's own start row, written in
         // the same step) finds nothing
-        assert!(interrupt_left_work_and_start(&mut conn).unwrap().is_empty());
+        assert!(interrupt_left_work_and_start(&mut conn, "local")
+            .unwrap()
+            .is_empty());
         let starts: i64 = conn
             .query_row(
                 "SELECT count(*) FROM audit_events WHERE action = 'daemon.start'",
@@ -355,8 +248,11 @@ mod tests {
         // an .interrupted row closes its start even where no daemon.start
         // follows it (a start-up that marked, then failed)
         row(&conn, "f", "transfer.start");
-        let open = interrupt_left_work(&conn).unwrap();
+        let open = interrupt_left_work(&conn, "local").unwrap();
         assert_eq!(open, ["transfer.interrupted"]);
-        assert!(interrupt_left_work(&conn).unwrap().is_empty(), "not marked twice");
+        assert!(
+            interrupt_left_work(&conn, "local").unwrap().is_empty(),
+            "not marked twice"
+        );
     }
 }

@@ -3,68 +3,10 @@
 use chrono::{DateTime, Duration, Utc};
 use pinkpage_actors::secret::Secret;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
 use crate::accounts::token::{digests_equal, Token};
-use crate::accounts::{rfc3339, AccountError};
-
-/// Longest token label.
-pub const MAX_LABEL_LEN: usize = 100;
-
-/// A token as listed: never its secret, nor its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct TokenInfo {
-    /// Public id (12 hex characters), the part after `ppt_`.
-    pub id: String,
-    /// The account it acts as.
-    pub user: String,
-    /// What it is for, as its creator wrote it.
-    pub label: String,
-    /// When it was created (RFC 3339, UTC).
-    pub created_at: String,
-    /// When it stops working; `null` for never.
-    pub expires_at: Option<String>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
-    /// When it last authenticated a request, if ever.
-    pub last_used_at: Option<String>,
-}
-
-/// Whether a token can be used now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenState {
-    /// Usable.
-    Active,
-    /// Past its expiry time.
-    Expired,
-    /// Revoked (which wins over expired).
-    Revoked,
-}
-
-impl TokenState {
-    /// `active`, `expired` or `revoked`, as `token list` shows it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TokenState::Active => "active",
-            TokenState::Expired => "expired",
-            TokenState::Revoked => "revoked",
-        }
-    }
-}
-
-impl TokenInfo {
-    /// The token's state at `now`.
-    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
-        if self.revoked_at.is_some() {
-            return TokenState::Revoked;
-        }
-        // Times are all written by `rfc3339`, so they compare as strings.
-        match &self.expires_at {
-            Some(at) if *at <= rfc3339(now) => TokenState::Expired,
-            _ => TokenState::Active,
-        }
-    }
-}
+use crate::accounts::{AccountError, TokenInfo, TokenState, MAX_LABEL_LEN};
+use crate::records::timestamp as rfc3339;
 
 const TOKEN_COLUMNS: &str = "t.id, u.name, t.label, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
 
@@ -200,8 +142,8 @@ pub fn touch_token(conn: &Connection, id: &str, at: DateTime<Utc>) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    use super::super::{add_user, revision, test_db};
     use super::*;
-    use crate::accounts::db::{add_user, revision, test_db};
     use crate::accounts::token::digest;
     use pinkpage_actors::access::Role;
 

@@ -14,9 +14,11 @@ use pinkpage_actors::secret::Secret;
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::{db, password, AccountError};
-use crate::cli::{PasswordInput, TokenCommand, UserCommand};
-use crate::store::{insert_audit, NewAuditEvent};
+use super::{PasswordInput, TokenCommand, UserCommand};
+use crate::accounts::{password, AccountError};
+use crate::records::NewAuditEvent;
+use crate::store::sqlite::accounts as db;
+use crate::store::sqlite::audit::insert_audit;
 
 /// Why a command failed; `main` prints it after `pinkpage: ` and exits 1.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +36,7 @@ pub enum CommandError {
 
 impl From<rusqlite::Error> for CommandError {
     fn from(e: rusqlite::Error) -> Self {
-        CommandError::Account(AccountError::Db(e))
+        CommandError::Account(AccountError::from(e))
     }
 }
 
@@ -60,7 +62,7 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
             no_password,
         } => {
             // Refuse a bad or taken name before asking for a password.
-            db::validate_name(&name)?;
+            crate::accounts::validate_name(&name)?;
             if db::get_user(conn, &name)?.is_some() {
                 return Err(AccountError::Exists.into());
             }

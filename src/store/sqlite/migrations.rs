@@ -178,6 +178,14 @@ pub const MIGRATIONS: &[&str] = &[
         path        TEXT    NOT NULL,                   -- full path on the server
         kind        TEXT    NOT NULL                    -- upload, transfer, script
     );",
+    // 7: the instance that wrote each record of live work, so start-up
+    // recovery touches only its own instance's runs, temporary files and
+    // unfinished work (one constant per daemon until several instances
+    // share a database); rows from before carry the single daemon's
+    "ALTER TABLE audit_events ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE batch_runs ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE workflow_runs ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE temp_files ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';",
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -1,12 +1,9 @@
 //! The account tables (migration 4), as synchronous functions on a
 //! connection: users here, API tokens in [`tokens`], sign-in sessions in
 //! [`sessions`]. Every function is one short statement or transaction, so
-//! the daemon can call them on its store threads and the command line on
-//! its own connection; SQLite's locking keeps the two apart.
-//!
-//! Names are checked here, once, for every caller: 1-64 characters of
-//! `[A-Za-z0-9._@-]`, the first a letter or digit (so a name is never an
-//! option like `-x`, and fits in logs and audit rows unquoted).
+//! the daemon calls them on its store threads and the command line on its
+//! own connection; SQLite's locking keeps the two apart. The records and
+//! the naming rules are the accounts domain's (`crate::accounts`).
 
 pub mod sessions;
 pub mod tokens;
@@ -15,90 +12,21 @@ pub use sessions::*;
 pub use tokens::*;
 
 use chrono::Utc;
-use pinkpage_actors::access::{Role, ServerScope};
+use pinkpage_actors::access::Role;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
-use super::{rfc3339, AccountError};
+use pinkpage_actors::{AppError, ErrorCode};
 
-/// Longest user name.
-pub const MAX_NAME_LEN: usize = 64;
+use super::db_error;
+use crate::accounts::{validate_name, validate_tags, AccountError, Loaded, User};
+use crate::records::timestamp as rfc3339;
+use crate::store::UserChange;
 
-/// Longest server tag an account may be limited to.
-const MAX_TAG_LEN: usize = 64;
-
-/// An account, as listed (never with its password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct User {
-    /// Row id.
-    pub id: i64,
-    /// Sign-in name; unique.
-    pub name: String,
-    /// `viewer`, `operator` or `admin`.
-    #[serde(serialize_with = "role_name")]
-    #[schema(value_type = String, example = "operator")]
-    pub role: Role,
-    /// Server tags the account is limited to; `null` means every server.
-    pub servers: Option<Vec<String>>,
-    /// A disabled account cannot sign in and its tokens do not work.
-    pub disabled: bool,
-    /// When it was created (RFC 3339, UTC).
-    pub created_at: String,
-    /// When it was last changed (RFC 3339, UTC).
-    pub changed_at: String,
-    /// Whether it can sign in with a password (accounts used only behind
-    /// a single-sign-on proxy have none).
-    pub has_password: bool,
-}
-
-impl User {
-    /// The servers this account may use, in the engine's terms.
-    pub fn scope(&self) -> ServerScope {
-        match &self.servers {
-            None => ServerScope::All,
-            Some(tags) => ServerScope::Tags(tags.clone()),
-        }
+/// A database failure of an account operation.
+impl From<rusqlite::Error> for AccountError {
+    fn from(e: rusqlite::Error) -> Self {
+        AccountError::Db(e.to_string())
     }
-}
-
-fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(role.as_str())
-}
-
-/// Checks a user name against the naming rule.
-pub fn validate_name(name: &str) -> Result<(), AccountError> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-');
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || name.len() > MAX_NAME_LEN || !name.chars().all(ok_char) {
-        return Err(AccountError::Invalid(format!(
-            "user name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks server tags (non-empty, no spaces or commas, at most 64
-/// characters) and returns them sorted without duplicates.
-pub fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, AccountError> {
-    if tags.is_empty() {
-        return Err(AccountError::Invalid(
-            "give at least one server tag, or none to allow every server".to_owned(),
-        ));
-    }
-    for t in &tags {
-        let bad = t.is_empty()
-            || t.len() > MAX_TAG_LEN
-            || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
-        if bad {
-            return Err(AccountError::Invalid(format!(
-                "server tag {t:?} must be 1-{MAX_TAG_LEN} characters without spaces or commas"
-            )));
-        }
-    }
-    let mut tags = tags;
-    tags.sort();
-    tags.dedup();
-    Ok(tags)
 }
 
 const USER_COLUMNS: &str =
@@ -256,18 +184,68 @@ pub fn revision(conn: &Connection) -> Result<i64, AccountError> {
     )
 }
 
+/// Everything the in-memory directory needs, read in one transaction so
+/// the revision matches the rows.
+pub fn load(conn: &mut Connection) -> Result<Loaded, AccountError> {
+    let tx = conn.transaction()?;
+    let loaded = Loaded {
+        revision: revision(&tx)?,
+        users: list_users(&tx)?,
+        tokens: list_tokens_with_digests(&tx)?,
+        sessions: list_sessions(&tx)?,
+    };
+    tx.commit()?;
+    Ok(loaded)
+}
+
+/// Applies `change` to account `name` in one transaction, refused whole
+/// (10001) when it would leave no enabled admin: the daemon never loses its
+/// last admin, which only the command line could undo.
+pub fn change_user(conn: &mut Connection, name: &str, change: UserChange) -> Result<User, AppError> {
+    let tx = conn.transaction().map_err(db_error)?;
+    let mut user = get_user(&tx, name)?
+        .ok_or_else(|| AppError::with_detail(ErrorCode::NotFound, format!("no account named '{name}'")))?;
+    if let Some(role) = change.role {
+        user = set_role(&tx, name, role)?;
+    }
+    if let Some(servers) = change.servers {
+        user = set_servers(&tx, name, servers)?;
+    }
+    if let Some(hash) = change.password_hash {
+        user = set_password(&tx, name, Some(hash))?;
+        // a new password ends the sign-ins made with the old one
+        delete_sessions_of(&tx, name)?;
+    }
+    if let Some(disabled) = change.disabled {
+        user = set_disabled(&tx, name, disabled)?;
+    }
+    let admins = list_users(&tx)?
+        .iter()
+        .filter(|u| u.role == Role::Admin && !u.disabled)
+        .count();
+    if admins == 0 {
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "this would leave no enabled admin",
+        ));
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(user)
+}
+
 /// An in-memory database with the full schema, for this module's tests.
 #[cfg(test)]
 pub(crate) fn test_db() -> Connection {
     let mut conn = Connection::open_in_memory().unwrap();
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    crate::store::migrations::migrate(&mut conn).unwrap();
+    crate::store::sqlite::migrations::migrate(&mut conn).unwrap();
     conn
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pinkpage_actors::access::ServerScope;
 
     const HASH: &str = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 

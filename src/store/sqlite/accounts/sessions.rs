@@ -3,30 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
 use crate::accounts::token::new_public_id;
-use crate::accounts::{rfc3339, AccountError};
-
-/// A stored session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionRow {
-    /// Public id: what logs and revocation name (never the cookie).
-    pub id: String,
-    /// Hex SHA-256 of the cookie value; kept out of any response.
-    #[serde(skip)]
-    pub secret_hash: String,
-    /// The account signed in.
-    pub user: String,
-    /// When the user signed in (RFC 3339, UTC).
-    pub created_at: String,
-    /// Last request or WebSocket frame, for the idle lifetime.
-    pub last_seen_at: String,
-    /// The absolute end of the session.
-    pub expires_at: String,
-    /// The address the sign-in came from, when known.
-    pub remote_addr: Option<String>,
-}
+use crate::accounts::{AccountError, SessionRow};
+use crate::records::timestamp as rfc3339;
 
 const SESSION_COLUMNS: &str =
     "s.id, s.secret_hash, u.name, s.created_at, s.last_seen_at, s.expires_at, s.remote_addr";
@@ -140,8 +120,8 @@ pub fn delete_expired_sessions(conn: &Connection, now: DateTime<Utc>) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use super::super::{add_user, revision, set_disabled, test_db};
     use super::*;
-    use crate::accounts::db::{add_user, revision, set_disabled, test_db};
     use crate::accounts::token::{digest, new_session_secret};
     use chrono::Duration;
     use pinkpage_actors::access::Role;

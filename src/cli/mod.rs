@@ -1,12 +1,13 @@
 //! The command line, parsed once by clap into [`Command`]: `pinkpage`
 //! serves; `check-config` validates the settings; `user ...` and
-//! `token ...` manage accounts in the database (run by
-//! [`crate::accounts::commands`]); `--help` lists the commands and every
-//! setting.
+//! `token ...` manage accounts in the database (run by [`accounts`]);
+//! `--help` lists the commands and every setting.
 //!
 //! Secrets never come from arguments (they would show in `ps` and
 //! `/proc/*/cmdline`): there is no `--password` option, so giving one is a
 //! usage error.
+
+pub mod accounts;
 
 use chrono::Duration;
 use clap::{Args, Parser, Subcommand};

@@ -1,0 +1,184 @@
+//! The accounts domain's records: users, API tokens and sign-in sessions
+//! as the daemon and the command line see them, and the rules every name
+//! and tag follows (checked once here, for every caller: 1-64 characters
+//! of `[A-Za-z0-9._@-]`, the first a letter or digit, so a name is never an
+//! option like `-x` and fits in logs and audit rows unquoted). How they are
+//! stored is the store's (`crate::store::sqlite::accounts`).
+
+use chrono::{DateTime, Utc};
+use pinkpage_actors::access::{Role, ServerScope};
+use serde::Serialize;
+
+use super::AccountError;
+use crate::records::timestamp;
+
+/// Longest user name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Longest server tag an account may be limited to.
+const MAX_TAG_LEN: usize = 64;
+
+/// An account, as listed (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct User {
+    /// Row id.
+    pub id: i64,
+    /// Sign-in name; unique.
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    #[serde(serialize_with = "role_name")]
+    #[schema(value_type = String, example = "operator")]
+    pub role: Role,
+    /// Server tags the account is limited to; `null` means every server.
+    pub servers: Option<Vec<String>>,
+    /// A disabled account cannot sign in and its tokens do not work.
+    pub disabled: bool,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it was last changed (RFC 3339, UTC).
+    pub changed_at: String,
+    /// Whether it can sign in with a password (accounts used only behind
+    /// a single-sign-on proxy have none).
+    pub has_password: bool,
+}
+
+impl User {
+    /// The servers this account may use, in the engine's terms.
+    pub fn scope(&self) -> ServerScope {
+        match &self.servers {
+            None => ServerScope::All,
+            Some(tags) => ServerScope::Tags(tags.clone()),
+        }
+    }
+}
+
+fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(role.as_str())
+}
+
+/// Checks a user name against the naming rule.
+pub fn validate_name(name: &str) -> Result<(), AccountError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-');
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || name.len() > MAX_NAME_LEN || !name.chars().all(ok_char) {
+        return Err(AccountError::Invalid(format!(
+            "user name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks server tags (non-empty, no spaces or commas, at most 64
+/// characters) and returns them sorted without duplicates.
+pub fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, AccountError> {
+    if tags.is_empty() {
+        return Err(AccountError::Invalid(
+            "give at least one server tag, or none to allow every server".to_owned(),
+        ));
+    }
+    for t in &tags {
+        let bad = t.is_empty()
+            || t.len() > MAX_TAG_LEN
+            || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+        if bad {
+            return Err(AccountError::Invalid(format!(
+                "server tag {t:?} must be 1-{MAX_TAG_LEN} characters without spaces or commas"
+            )));
+        }
+    }
+    let mut tags = tags;
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}
+
+/// Longest token label.
+pub const MAX_LABEL_LEN: usize = 100;
+
+/// A token as listed: never its secret, nor its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// Public id (12 hex characters), the part after `ppt_`.
+    pub id: String,
+    /// The account it acts as.
+    pub user: String,
+    /// What it is for, as its creator wrote it.
+    pub label: String,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it stops working; `null` for never.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+    /// When it last authenticated a request, if ever.
+    pub last_used_at: Option<String>,
+}
+
+/// Whether a token can be used now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// Usable.
+    Active,
+    /// Past its expiry time.
+    Expired,
+    /// Revoked (which wins over expired).
+    Revoked,
+}
+
+impl TokenState {
+    /// `active`, `expired` or `revoked`, as `token list` shows it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+}
+
+impl TokenInfo {
+    /// The token's state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        if self.revoked_at.is_some() {
+            return TokenState::Revoked;
+        }
+        // Times are all written by `rfc3339`, so they compare as strings.
+        match &self.expires_at {
+            Some(at) if *at <= timestamp(now) => TokenState::Expired,
+            _ => TokenState::Active,
+        }
+    }
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    /// Public id: what logs and revocation name (never the cookie).
+    pub id: String,
+    /// Hex SHA-256 of the cookie value; kept out of any response.
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// The account signed in.
+    pub user: String,
+    /// When the user signed in (RFC 3339, UTC).
+    pub created_at: String,
+    /// Last request or WebSocket frame, for the idle lifetime.
+    pub last_seen_at: String,
+    /// The absolute end of the session.
+    pub expires_at: String,
+    /// The address the sign-in came from, when known.
+    pub remote_addr: Option<String>,
+}
+
+/// Everything the daemon's in-memory directory is loaded from, read in
+/// one transaction so the revision matches the rows.
+pub struct Loaded {
+    /// `auth_revision` when read.
+    pub revision: i64,
+    /// Every account.
+    pub users: Vec<User>,
+    /// Every token with its digest.
+    pub tokens: Vec<(TokenInfo, String)>,
+    /// Every sign-in session.
+    pub sessions: Vec<SessionRow>,
+}

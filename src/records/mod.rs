@@ -1,0 +1,53 @@
+//! The daemon's records: what it writes down about the work it does, as
+//! plain types. Each record type is defined here once (or, for what the
+//! engine produces, such as a batch command's result, in the engine) and
+//! used by every layer: the journal queues it, the store writes and reads
+//! it, the API shows it. Nothing here knows SQL or HTTP.
+//!
+//! - [`audit`]: the audit trail's rows.
+//! - [`batch`]: BMX4 runs, their results and their end.
+//! - [`workflow`]: workflow runs and their steps.
+//! - [`health`]: server health transitions.
+//! - [`temp_files`]: changes to the records of temporary files on
+//!   servers.
+//!
+//! Accounts, API tokens and sign-in sessions are the `accounts` domain's
+//! own records (`crate::accounts`); a temporary file on a server is the
+//! engine's (`pinkpage_actors::files::temp_files::TempFile`).
+//!
+//! Time in a record is the time its event happened, taken when it
+//! happened ([`now`]): a record may wait in the journal while the store
+//! fails, so the time of writing says nothing.
+
+pub mod audit;
+pub mod batch;
+pub mod health;
+pub mod temp_files;
+pub mod workflow;
+
+use chrono::{DateTime, Utc};
+
+pub use audit::{AuditEvent, AuditQuery, NewAuditEvent};
+pub use batch::{BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun};
+pub use health::HealthEvent;
+pub use temp_files::TempFileWrite;
+pub use workflow::{NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite};
+
+/// The instance that writes this daemon's records of live work (runs,
+/// batch runs, temporary files, audit rows): one constant per daemon.
+/// What a daemon marks interrupted at start-up, or cleans up, is only what
+/// its own instance left, so once several instances share one database a
+/// later one never touches another's live work.
+pub const INSTANCE: &str = "local";
+
+/// The current time, for a record's event.
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// The one text form of a time in the store and on the wire: RFC 3339,
+/// UTC, milliseconds. One format everywhere also makes the strings sort in
+/// time order.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

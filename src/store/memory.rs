@@ -1,0 +1,464 @@
+//! [`MemoryStore`]: the record stores in memory, for unit tests of what
+//! writes through them (the journal, the BMX4 recorder, the workflow hub).
+//! It keeps the same promises as SQLite where its callers can tell: order
+//! per stream, ids that grow, a run finished once, a workflow row only
+//! moving forward, a result of an unknown run rejected. It can be told to
+//! fail ([`MemoryStore::set_failing`]) like a full disk: every write and
+//! read answers 40000 and nothing is kept.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use pinkpage_actors::batch::plan::CommandResult;
+use pinkpage_actors::files::temp_files::{RecordedTempFile, TempFile};
+use pinkpage_actors::health::HealthTransition;
+use pinkpage_actors::{AppError, ErrorCode};
+
+use super::{
+    Applied, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore, WorkflowStore, Writes,
+};
+use crate::records::batch::ResultsPage;
+use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
+use crate::records::{
+    timestamp, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite,
+    HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, WorkflowRun, WorkflowRunDetail, WorkflowStep,
+    WorkflowWrite,
+};
+
+/// See the module docs.
+#[derive(Default)]
+pub struct MemoryStore {
+    failing: AtomicBool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    audit: Vec<AuditEvent>,
+    batches: Vec<(NewBatchRun, Option<BatchEnd>, BatchRunStatus, Vec<CommandResult>)>,
+    workflows: Vec<WorkflowRunDetail>,
+    health: Vec<HealthEvent>,
+    temp_files: BTreeMap<i64, TempFile>,
+    next_temp_id: i64,
+    /// Batches the store took, per write method, in order (for tests of
+    /// the journal's batching).
+    batch_sizes: Vec<usize>,
+}
+
+impl MemoryStore {
+    /// Makes every call fail with 40000 (`true`) or work again.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self) -> Result<(), AppError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(AppError::with_detail(
+                ErrorCode::Database,
+                "database or disk is full",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs a write: nothing kept while failing.
+    fn write<T>(
+        &self,
+        records: Vec<T>,
+        mut apply: impl FnMut(&mut State, T) -> Applied,
+    ) -> BoxFuture<'static, Writes> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            state.batch_sizes.push(records.len());
+            records.into_iter().map(|r| apply(&mut state, r)).collect()
+        });
+        Box::pin(async move { result })
+    }
+
+    fn read<T: Send + 'static>(&self, read: impl FnOnce(&State) -> T) -> StoreFuture<T> {
+        let result = self.check().map(|()| read(&self.state()));
+        Box::pin(async move { result })
+    }
+
+    /// Every audit action stored, in order.
+    pub fn audit_actions(&self) -> Vec<String> {
+        self.state().audit.iter().map(|e| e.action.clone()).collect()
+    }
+
+    /// Every audit row stored, in order.
+    pub fn audit_rows(&self) -> Vec<AuditEvent> {
+        self.state().audit.clone()
+    }
+
+    /// The sizes of the write batches the store took, in order.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.state().batch_sizes.clone()
+    }
+
+    /// Every health transition stored, in order.
+    pub fn health_events(&self) -> Vec<HealthEvent> {
+        self.state().health.clone()
+    }
+
+    /// Ids of the temporary-file records kept.
+    pub fn temp_file_ids(&self) -> Vec<i64> {
+        self.state().temp_files.keys().copied().collect()
+    }
+}
+
+impl AuditStore for MemoryStore {
+    fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes> {
+        self.write(rows, |state, e| {
+            let id = state.audit.len() as i64 + 1;
+            state.audit.push(AuditEvent {
+                id,
+                at: timestamp(e.at),
+                actor: e.actor,
+                action: e.action,
+                server: e.server,
+                command: e.command,
+                exit_status: e.exit_status,
+                bytes: e.bytes,
+                detail: e.detail,
+                user: e.user,
+                remote_addr: e.remote_addr,
+            });
+            Applied::Written(Some(id))
+        })
+    }
+
+    fn list(&self, q: AuditQuery) -> StoreFuture<Vec<AuditEvent>> {
+        self.read(move |s| {
+            s.audit
+                .iter()
+                .rev()
+                .filter(|e| q.before_id.is_none_or(|b| e.id < b))
+                .filter(|e| q.action.as_ref().is_none_or(|a| &e.action == a))
+                .filter(|e| q.user.is_none() || e.user == q.user)
+                .take(q.limit as usize)
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn interrupt_left_work_and_start(&self, _instance: &str) -> StoreFuture<Vec<String>> {
+        let appended = self.append(vec![NewAuditEvent::new("system", "daemon.start")]);
+        Box::pin(async move { appended.await.map(|_| Vec::new()) })
+    }
+}
+
+impl BatchStore for MemoryStore {
+    fn apply(&self, writes: Vec<BatchWrite>) -> BoxFuture<'static, Writes> {
+        self.write(writes, |state, w| match w {
+            BatchWrite::Create(r) => {
+                if state.batches.iter().any(|(b, ..)| b.run_id == r.run_id) {
+                    return Applied::Rejected(format!("run {} exists", r.run_id));
+                }
+                state.batches.push((r, None, BatchRunStatus::Running, Vec::new()));
+                Applied::Written(None)
+            }
+            BatchWrite::Result(r) => match state.batches.iter_mut().find(|(b, ..)| b.run_id == r.run_id) {
+                Some((.., results)) => {
+                    results.retain(|x| (x.server.as_str(), x.index) != (r.server.as_str(), r.index));
+                    results.push((*r).clone());
+                    Applied::Written(None)
+                }
+                None => Applied::Rejected(format!("no run {}", r.run_id)),
+            },
+            BatchWrite::End(e) => {
+                if let Some((_, end, status, _)) = state
+                    .batches
+                    .iter_mut()
+                    .find(|(b, _, status, _)| b.run_id == e.run_id && *status == BatchRunStatus::Running)
+                {
+                    *status = e.status;
+                    *end = Some(e);
+                }
+                Applied::Written(None)
+            }
+        })
+    }
+
+    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>> {
+        self.read(move |s| {
+            s.batches
+                .iter()
+                .rev()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .map(|(r, end, status, _)| batch_run(r, end.as_ref(), *status))
+                .collect()
+        })
+    }
+
+    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>> {
+        self.read(move |s| {
+            let (r, end, status, results) = s.batches.iter().find(|(b, ..)| b.run_id == run_id)?;
+            let mut sorted = results.clone();
+            sorted.sort_by(|a, b| (a.server.as_str(), a.index).cmp(&(b.server.as_str(), b.index)));
+            let total = sorted.len() as u64;
+            let results: Vec<CommandResult> = sorted
+                .into_iter()
+                .skip(page.offset as usize)
+                .take(page.limit as usize)
+                .collect();
+            let end_at = page.offset + results.len() as u64;
+            Some(BatchRunDetail {
+                run: batch_run(r, end.as_ref(), *status),
+                commands: r.commands.clone(),
+                results,
+                results_total: total,
+                next_offset: (end_at < total).then_some(end_at),
+            })
+        })
+    }
+
+    fn interrupt_left(&self, _instance: &str, _at: DateTime<Utc>) -> StoreFuture<usize> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            let mut n = 0;
+            for (_, _, status, _) in state.batches.iter_mut() {
+                if *status == BatchRunStatus::Running {
+                    *status = BatchRunStatus::Interrupted;
+                    n += 1;
+                }
+            }
+            n
+        });
+        Box::pin(async move { result })
+    }
+}
+
+fn batch_run(r: &NewBatchRun, end: Option<&BatchEnd>, status: BatchRunStatus) -> BatchRun {
+    BatchRun {
+        run_id: r.run_id.clone(),
+        actor: r.actor.clone(),
+        user: r.user.clone(),
+        remote_addr: r.remote_addr.clone(),
+        started_at: timestamp(r.at),
+        finished_at: end.map(|e| timestamp(e.at)),
+        status,
+        servers: r.servers.clone(),
+        command_count: r.commands.len(),
+        stop_on_error: r.stop_on_error,
+        retries: r.retries,
+        retry_delay_ms: r.retry_delay_ms,
+        timeout_s: r.timeout_s,
+        succeeded: end.map_or(0, |e| e.succeeded),
+        failed: end.map_or(0, |e| e.failed),
+        skipped: end.map_or(0, |e| e.skipped),
+        duration_ms: end.map(|e| e.duration_ms),
+    }
+}
+
+impl WorkflowStore for MemoryStore {
+    fn apply(&self, writes: Vec<WorkflowWrite>) -> BoxFuture<'static, Writes> {
+        self.write(writes, |state, w| {
+            if let WorkflowWrite::Create(r) = w {
+                state.workflows.push(WorkflowRunDetail {
+                    run: WorkflowRun {
+                        run_id: r.run_id.clone(),
+                        workflow: r.workflow.clone(),
+                        actor: r.actor.clone(),
+                        user: Some(r.user.clone()),
+                        remote_addr: r.remote_addr.clone(),
+                        params: r.params.clone(),
+                        status: RunState::Running,
+                        current_step: None,
+                        started_at: timestamp(r.at),
+                        finished_at: None,
+                        error: None,
+                    },
+                    steps: r
+                        .steps
+                        .iter()
+                        .map(|p| WorkflowStep {
+                            index: p.index,
+                            name: p.name.clone(),
+                            kind: p.action.kind().to_owned(),
+                            plan: serde_json::to_value(p).unwrap_or_default(),
+                            status: StepState::Pending,
+                            started_at: None,
+                            duration_ms: None,
+                            exit_status: None,
+                            error: None,
+                            output_tail: None,
+                            confirmed_by: None,
+                        })
+                        .collect(),
+                });
+                return Applied::Written(None);
+            }
+            let Some(d) = state.workflows.iter_mut().find(|d| d.run.run_id == w.run_id()) else {
+                return Applied::Rejected(format!("no run {}", w.run_id()));
+            };
+            let live = matches!(d.run.status, RunState::Running | RunState::Paused);
+            match w {
+                WorkflowWrite::Create(_) => unreachable!("handled above"),
+                WorkflowWrite::StepStarted { step, at, .. } => {
+                    if let Some(s) = d.steps.get_mut(step).filter(|s| s.status == StepState::Pending) {
+                        s.status = StepState::Running;
+                        s.started_at = Some(timestamp(at));
+                    }
+                    if live {
+                        d.run.status = RunState::Running;
+                        d.run.current_step = Some(step);
+                    }
+                }
+                WorkflowWrite::Paused { step, .. } => {
+                    if let Some(s) = d.steps.get_mut(step).filter(|s| s.status == StepState::Running) {
+                        s.status = StepState::Paused;
+                    }
+                    if d.run.status == RunState::Running {
+                        d.run.status = RunState::Paused;
+                    }
+                }
+                WorkflowWrite::StepFinished {
+                    step,
+                    state: to,
+                    duration_ms,
+                    exit_status,
+                    error,
+                    output_tail,
+                    confirmed_by,
+                    ..
+                } => {
+                    let open = [StepState::Pending, StepState::Running, StepState::Paused];
+                    if let Some(s) = d.steps.get_mut(step).filter(|s| open.contains(&s.status)) {
+                        s.status = to;
+                        s.duration_ms = Some(duration_ms);
+                        s.exit_status = exit_status;
+                        s.error = error;
+                        s.output_tail = Some(output_tail);
+                        s.confirmed_by = confirmed_by;
+                    }
+                    if d.run.status == RunState::Paused {
+                        d.run.status = RunState::Running;
+                    }
+                }
+                WorkflowWrite::Finished {
+                    state: to, error, at, ..
+                } => {
+                    if live {
+                        d.run.status = to;
+                        d.run.finished_at = Some(timestamp(at));
+                        d.run.error = error;
+                    }
+                    for s in d.steps.iter_mut().filter(|s| s.status == StepState::Pending) {
+                        s.status = StepState::Skipped;
+                    }
+                }
+            }
+            Applied::Written(None)
+        })
+    }
+
+    fn list(&self, q: WorkflowRunsQuery) -> StoreFuture<Vec<WorkflowRun>> {
+        self.read(move |s| {
+            s.workflows
+                .iter()
+                .rev()
+                .filter(|d| q.workflow.as_ref().is_none_or(|w| &d.run.workflow == w))
+                .skip(q.offset as usize)
+                .take(q.limit as usize)
+                .map(|d| d.run.clone())
+                .collect()
+        })
+    }
+
+    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>> {
+        self.read(move |s| s.workflows.iter().find(|d| d.run.run_id == run_id).cloned())
+    }
+
+    fn interrupt_left(&self, _instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            let mut n = 0;
+            for d in state.workflows.iter_mut() {
+                if matches!(d.run.status, RunState::Running | RunState::Paused) {
+                    d.run.status = RunState::Interrupted;
+                    d.run.finished_at = Some(timestamp(at));
+                    for s in &mut d.steps {
+                        s.status = match s.status {
+                            StepState::Running | StepState::Paused => StepState::Interrupted,
+                            StepState::Pending => StepState::Skipped,
+                            other => other,
+                        };
+                    }
+                    n += 1;
+                }
+            }
+            n
+        });
+        Box::pin(async move { result })
+    }
+}
+
+impl HealthStore for MemoryStore {
+    fn record(&self, transitions: Vec<HealthTransition>) -> BoxFuture<'static, Writes> {
+        self.write(transitions, |state, t| {
+            let id = state.health.len() as i64 + 1;
+            state.health.push(HealthEvent {
+                id,
+                at: t.status.last_checked.clone().unwrap_or_default(),
+                server_name: t.status.server_name.clone(),
+                host: t.status.host.clone(),
+                is_healthy: t.status.is_healthy.unwrap_or(false),
+                previous: t.previous,
+                error: t.status.last_error.clone(),
+                latency_ms: t.status.latency_ms,
+            });
+            Applied::Written(Some(id))
+        })
+    }
+
+    fn list(&self, server: String, limit: u32) -> StoreFuture<Vec<HealthEvent>> {
+        self.read(move |s| {
+            s.health
+                .iter()
+                .rev()
+                .filter(|e| e.server_name == server)
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+impl TempFileStore for MemoryStore {
+    fn apply(&self, writes: Vec<TempFileWrite>) -> BoxFuture<'static, Writes> {
+        self.write(writes, |state, w| match w {
+            TempFileWrite::Insert(f) => {
+                state.next_temp_id += 1;
+                let id = state.next_temp_id;
+                state.temp_files.insert(id, f);
+                Applied::Written(Some(id))
+            }
+            TempFileWrite::Delete(id) => {
+                state.temp_files.remove(&id);
+                Applied::Written(None)
+            }
+        })
+    }
+
+    fn left(&self, _instance: &str) -> StoreFuture<Vec<RecordedTempFile>> {
+        self.read(|s| {
+            s.temp_files
+                .iter()
+                .map(|(id, f)| RecordedTempFile {
+                    id: Some(*id),
+                    file: f.clone(),
+                    attempts: 0,
+                })
+                .collect()
+        })
+    }
+}

@@ -1,0 +1,400 @@
+//! The SQLite implementation of the store (`super`): one file, WAL mode,
+//! the SQL of each domain in its own file here.
+//!
+//! Blocking SQLite work never runs on the actix event loop: [`SqliteStore`]
+//! hands each call, as one closure, to a `SyncArbiter` of its own threads,
+//! each with its own connection to the same database file, and the caller
+//! awaits the answer. Each trait method is one closure and one transaction.
+//!
+//! Who owns what: each store thread owns its `rusqlite::Connection`;
+//! nothing else touches it. SQLite serialises writers itself (WAL, with a
+//! busy timeout), so several threads are safe and readers never wait for a
+//! writer.
+//!
+//! - [`migrations`]: the versioned schema.
+//! - [`audit`], `batch`, `workflows`, `health`, `temp_files`: the journal's
+//!   streams and their reads.
+//! - [`accounts`]: users, tokens and sessions (also called directly by the
+//!   command line, on a connection of its own).
+
+pub mod accounts;
+pub mod audit;
+mod batch;
+mod health;
+pub mod migrations;
+mod temp_files;
+mod workflows;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Handler, Message, MessageResult, SyncArbiter, SyncContext};
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use pinkpage_actors::access::Role;
+use pinkpage_actors::files::temp_files::RecordedTempFile;
+use pinkpage_actors::health::HealthTransition;
+use pinkpage_actors::secret::Secret;
+use pinkpage_actors::{AppError, ErrorCode};
+use rusqlite::{Connection, Transaction};
+
+use super::{
+    unavailable, AccountStore, Applied, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore,
+    UserChange, WorkflowStore, Writes,
+};
+use crate::accounts::{AccountError, Loaded, SessionRow, TokenInfo, User};
+use crate::records::batch::ResultsPage;
+use crate::records::workflow::WorkflowRunsQuery;
+use crate::records::{
+    AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
+    WorkflowRun, WorkflowRunDetail, WorkflowWrite,
+};
+
+/// Threads serving the store; two let a slow write not hold up a read.
+const STORE_THREADS: usize = 2;
+
+/// One store thread and its connection.
+struct StoreThread {
+    /// This thread's connection; never shared.
+    conn: Connection,
+}
+
+impl Actor for StoreThread {
+    type Context = SyncContext<Self>;
+}
+
+/// Some work on a store thread's connection.
+struct Job<R>(Box<dyn FnOnce(&mut Connection) -> R + Send>);
+
+impl<R: 'static> Message for Job<R> {
+    type Result = R;
+}
+
+impl<R: Send + 'static> Handler<Job<R>> for StoreThread {
+    type Result = MessageResult<Job<R>>;
+
+    fn handle(&mut self, Job(work): Job<R>, _: &mut SyncContext<Self>) -> Self::Result {
+        MessageResult(work(&mut self.conn))
+    }
+}
+
+/// The SQLite store. See the module docs.
+pub struct SqliteStore {
+    threads: Addr<StoreThread>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, brings its
+    /// schema up to date and starts the store threads. Must run inside an
+    /// actix system.
+    pub fn open(path: &Path) -> Result<Arc<SqliteStore>, AppError> {
+        let mut conn = open_connection(path)?;
+        // SQLite opens a database it cannot write read-only without a word
+        // (a read-only file system with a WAL left behind, for one): find
+        // out here, with the operating system's reason, rather than at the
+        // first write
+        let cannot_write = |e: &dyn std::fmt::Display| {
+            AppError::with_detail(
+                ErrorCode::Database,
+                format!("cannot write {}: {e}{}", path.display(), why_not_writable(path)),
+            )
+        };
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)? {
+            return Err(cannot_write(&"opened read-only"));
+        }
+        migrations::migrate(&mut conn).map_err(|e| cannot_write(&e))?;
+        drop(conn);
+        let owned = path.to_path_buf();
+        let threads = SyncArbiter::start(STORE_THREADS, move || StoreThread {
+            // The file opened and migrated a moment ago; failing to open it
+            // again on a store thread leaves the store unusable, and the
+            // daemon must not run without its audit trail.
+            conn: open_connection(&owned).expect("reopen the database the daemon just opened"),
+        });
+        Ok(Arc::new(SqliteStore {
+            threads,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on a store thread.
+    fn run<R, F>(&self, work: F) -> StoreFuture<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, AppError> + Send + 'static,
+    {
+        let asked = self.threads.send(Job(Box::new(work)));
+        Box::pin(async move { asked.await.map_err(unavailable)? })
+    }
+
+    /// [`run`](Self::run) for a write of the journal.
+    fn write<F>(&self, work: F) -> BoxFuture<'static, Writes>
+    where
+        F: FnOnce(&mut Connection) -> Writes + Send + 'static,
+    {
+        self.run(work)
+    }
+}
+
+/// Applies `records` in order in one transaction: `write` stores one and
+/// returns the id the store gave it, if any. A record that breaks a
+/// constraint (SQLite rolls back just that statement and the transaction
+/// goes on) is [`Applied::Rejected`]; any other failure (a full disk, a
+/// lock held past the busy timeout, an I/O error) rolls the whole batch
+/// back and is the store's: `Err`, to be tried again.
+pub(super) fn apply_each<T>(
+    conn: &mut Connection,
+    records: &[T],
+    mut write: impl FnMut(&Transaction<'_>, &T) -> rusqlite::Result<Option<i64>>,
+) -> Writes {
+    let tx = conn.transaction().map_err(db_error)?;
+    let mut applied = Vec::with_capacity(records.len());
+    for record in records {
+        match write(&tx, record) {
+            Ok(id) => applied.push(Applied::Written(id)),
+            Err(e) if is_rejection(&e) => applied.push(Applied::Rejected(e.to_string())),
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+    tx.commit().map_err(db_error)?;
+    Ok(applied)
+}
+
+/// Whether `e` is about the record rather than the store.
+fn is_rejection(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => f.code == rusqlite::ErrorCode::ConstraintViolation,
+        rusqlite::Error::ToSqlConversionFailure(_) => true,
+        _ => false,
+    }
+}
+
+impl AuditStore for SqliteStore {
+    fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| audit::append(c, &rows))
+    }
+
+    fn list(&self, query: AuditQuery) -> StoreFuture<Vec<AuditEvent>> {
+        self.run(move |c| audit::list(c, &query).map_err(db_error))
+    }
+
+    fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>> {
+        let instance = instance.to_owned();
+        self.run(move |c| audit::interrupt_left_work_and_start(c, &instance).map_err(db_error))
+    }
+}
+
+impl BatchStore for SqliteStore {
+    fn apply(&self, writes: Vec<BatchWrite>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| batch::apply(c, &writes))
+    }
+
+    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>> {
+        self.run(move |c| batch::list(c, limit, offset).map_err(db_error))
+    }
+
+    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>> {
+        self.run(move |c| batch::get(c, &run_id, page).map_err(db_error))
+    }
+
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        let instance = instance.to_owned();
+        self.run(move |c| batch::interrupt_left(c, &instance, at).map_err(db_error))
+    }
+}
+
+impl WorkflowStore for SqliteStore {
+    fn apply(&self, writes: Vec<WorkflowWrite>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| workflows::apply(c, &writes))
+    }
+
+    fn list(&self, query: WorkflowRunsQuery) -> StoreFuture<Vec<WorkflowRun>> {
+        self.run(move |c| workflows::list(c, &query).map_err(db_error))
+    }
+
+    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>> {
+        self.run(move |c| workflows::get(c, &run_id).map_err(db_error))
+    }
+
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        let instance = instance.to_owned();
+        self.run(move |c| workflows::interrupt_left(c, &instance, at).map_err(db_error))
+    }
+}
+
+impl HealthStore for SqliteStore {
+    fn record(&self, transitions: Vec<HealthTransition>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| health::record(c, &transitions))
+    }
+
+    fn list(&self, server: String, limit: u32) -> StoreFuture<Vec<HealthEvent>> {
+        self.run(move |c| health::list(c, &server, limit).map_err(db_error))
+    }
+}
+
+impl TempFileStore for SqliteStore {
+    fn apply(&self, writes: Vec<TempFileWrite>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| temp_files::apply(c, &writes))
+    }
+
+    fn left(&self, instance: &str) -> StoreFuture<Vec<RecordedTempFile>> {
+        let instance = instance.to_owned();
+        self.run(move |c| temp_files::left(c, &instance).map_err(db_error))
+    }
+}
+
+impl AccountStore for SqliteStore {
+    fn revision(&self) -> StoreFuture<i64> {
+        self.run(|c| Ok(accounts::revision(c)?))
+    }
+
+    fn load(&self) -> StoreFuture<Loaded> {
+        self.run(|c| accounts::load(c).map_err(AppError::from))
+    }
+
+    fn list_users(&self) -> StoreFuture<Vec<User>> {
+        self.run(|c| Ok(accounts::list_users(c)?))
+    }
+
+    fn user_with_password(&self, name: String) -> StoreFuture<Option<(User, String)>> {
+        self.run(move |c| {
+            let user = accounts::get_user(c, &name)?;
+            let hash = accounts::password_hash_of(c, &name)?;
+            Ok(user.zip(hash))
+        })
+    }
+
+    fn add_user(
+        &self,
+        name: String,
+        role: Role,
+        servers: Option<Vec<String>>,
+        password_hash: Option<String>,
+    ) -> StoreFuture<User> {
+        self.run(move |c| Ok(accounts::add_user(c, &name, role, servers, password_hash)?))
+    }
+
+    fn change_user(&self, name: String, change: UserChange) -> StoreFuture<User> {
+        self.run(move |c| accounts::change_user(c, &name, change))
+    }
+
+    fn list_tokens(&self, user: Option<String>) -> StoreFuture<Vec<TokenInfo>> {
+        self.run(move |c| Ok(accounts::list_tokens(c, user.as_deref())?))
+    }
+
+    fn create_token(
+        &self,
+        user: String,
+        label: String,
+        expires_in: Option<chrono::Duration>,
+    ) -> StoreFuture<(TokenInfo, Secret)> {
+        self.run(move |c| Ok(accounts::create_token(c, &user, &label, expires_in)?))
+    }
+
+    fn revoke_token(&self, id: String) -> StoreFuture<TokenInfo> {
+        self.run(move |c| Ok(accounts::revoke_token(c, &id)?))
+    }
+
+    fn create_session(
+        &self,
+        user: String,
+        secret_hash: String,
+        expires_at: DateTime<Utc>,
+        remote_addr: Option<String>,
+    ) -> StoreFuture<SessionRow> {
+        self.run(move |c| {
+            Ok(accounts::create_session(
+                c,
+                &user,
+                &secret_hash,
+                expires_at,
+                remote_addr.as_deref(),
+            )?)
+        })
+    }
+
+    fn delete_session(&self, id: String) -> StoreFuture<bool> {
+        self.run(move |c| Ok(accounts::delete_session(c, &id)?))
+    }
+
+    fn persist_sessions(&self, seen: Vec<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> StoreFuture<()> {
+        self.run(move |c| {
+            let tx = c.transaction().map_err(db_error)?;
+            for (id, at) in &seen {
+                match accounts::touch_session(&tx, id, *at) {
+                    // a session ended meanwhile: nothing to keep
+                    Ok(()) | Err(AccountError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            accounts::delete_expired_sessions(&tx, now)?;
+            tx.commit().map_err(db_error)
+        })
+    }
+}
+
+/// Opens one connection outside the store threads, schema brought up to
+/// date: for the command line's user and token commands, which need the
+/// database but not a running daemon.
+pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
+    let mut conn = open_connection(path)?;
+    migrations::migrate(&mut conn).map_err(db_error)?;
+    Ok(conn)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, AppError> {
+    let open = || -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    };
+    open().map_err(|e| {
+        AppError::with_detail(
+            ErrorCode::Database,
+            format!("cannot open {}: {e}{}", path.display(), why_not_writable(path)),
+        )
+    })
+}
+
+/// What the operating system says when `path` (or, while it does not
+/// exist, a new file beside it) is opened for writing: SQLite's own message
+/// ("unable to open database file") does not tell a read-only file system
+/// from a missing directory or a permission. Empty when writing works.
+fn why_not_writable(path: &Path) -> String {
+    let refused = if path.exists() {
+        std::fs::OpenOptions::new().write(true).open(path).err()
+    } else {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let probe = dir.join(format!(".pinkpage-probe-{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+                None
+            }
+            Err(e) => Some(e),
+        }
+    };
+    refused.map(|e| format!(" ({e})")).unwrap_or_default()
+}
+
+/// Maps a rusqlite failure to 40000 with its cause.
+pub(crate) fn db_error(e: rusqlite::Error) -> AppError {
+    AppError::with_detail(ErrorCode::Database, e.to_string())
+}
