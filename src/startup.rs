@@ -160,13 +160,13 @@ impl Application {
         let workflows = WorkflowHub::new(
             journal.clone(),
             session_lock.clone(),
-            RunParts {
+            Arc::new(RunParts {
                 ssh: ssh.clone(),
                 temp_files: temp_files.clone(),
                 gate: transfers.clone(),
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
-            },
+            }),
             identity.clone(),
             broadcast.clone(),
             in_flight.clone(),

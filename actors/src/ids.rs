@@ -29,3 +29,52 @@ impl fmt::Display for ConnectionId {
         self.0.fmt(f)
     }
 }
+
+/// A workflow run, made by the daemon (UUID v4) when the run is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub Uuid);
+
+impl RunId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        RunId(Uuid::new_v4())
+    }
+
+    /// The run named `text`, when it is an id at all.
+    pub fn parse(text: &str) -> Option<RunId> {
+        Uuid::parse_str(text).ok().map(RunId)
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Who holds the session lock: a connection (STUB's `start_session`), or a
+/// workflow run that took the lock itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum OwnerId {
+    /// A WebSocket connection.
+    Connection(ConnectionId),
+    /// A workflow run.
+    Run(RunId),
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OwnerId::Connection(id) => id.fmt(f),
+            OwnerId::Run(id) => id.fmt(f),
+        }
+    }
+}

@@ -50,5 +50,5 @@ pub mod transfer;
 pub mod workflow;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
-pub use ids::ConnectionId;
+pub use ids::{ConnectionId, OwnerId, RunId};
 pub use secret::Secret;

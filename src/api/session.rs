@@ -44,7 +44,7 @@ impl From<SessionStatus> for SessionStatusBody {
             owner_user: s.owner_user,
             since: s.since,
             workflow_run: s.workflow_run.map(|r| WorkflowRunBody {
-                run_id: r.run_id,
+                run_id: r.run_id.to_string(),
                 workflow: r.workflow,
             }),
         }

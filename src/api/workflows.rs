@@ -16,8 +16,9 @@ use crate::auth::Caller;
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{WorkflowRun, WorkflowRunDetail};
 use crate::state::AppState;
-use crate::workflows::hub::{Asker, CancelRun, ConfirmRun, StartRun};
+use crate::workflows::hub::{CancelRun, ConfirmRun, StartRun};
 use crate::workflows::prepare;
+use crate::workflows::registry::Asker;
 
 /// A parameter of a workflow.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -217,7 +218,10 @@ pub async fn start_run(
         watcher: None,
     };
     let run_id = state.workflows.send(msg).await.map_err(mailbox)??;
-    Ok(HttpResponse::Accepted().json(RunAccepted { run_id, step: None }))
+    Ok(HttpResponse::Accepted().json(RunAccepted {
+        run_id: run_id.to_string(),
+        step: None,
+    }))
 }
 
 fn mailbox(e: actix::MailboxError) -> AppError {

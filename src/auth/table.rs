@@ -241,6 +241,7 @@ pub const MESSAGES: &[MessageRule] = &[
     m("/ws/v1/stub", "workflow_plan", Viewer),
     m("/ws/v1/stub", "workflow_run", Operator),
     m("/ws/v1/stub", "workflow_confirm", Operator),
+    m("/ws/v1/stub", "workflow_watch", Operator),
     m("/ws/v1/bmx4", "batch_execute", Operator),
     m("/ws/v1/bmx4", "batch_cancel", Operator),
     m("/ws/v1/bmx5", "sftp_list", Operator),

@@ -60,8 +60,9 @@ async fn a_receipt_tells_the_id_the_store_gave() {
     assert_eq!(journal.settled(receipt).await, Settled::Written(Some(2)));
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn a_failing_store_degrades_refuses_new_work_keeps_every_stream_and_recovers() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     store.set_failing(true);
     let journal = journal(&store, false);
@@ -120,8 +121,9 @@ fn step_output(step: usize, bytes: usize) -> WorkflowWrite {
     }
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn bulk_output_past_its_share_is_dropped_counted_and_reported_and_audit_rows_still_fit() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     store.set_failing(true);
     let bounds = Bounds {
@@ -152,8 +154,9 @@ async fn bulk_output_past_its_share_is_dropped_counted_and_reported_and_audit_ro
     assert_eq!(detail["dropped"]["workflow"], dropped);
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn a_flood_of_failed_logins_leaves_room_for_the_rows_of_work() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     store.set_failing(true);
     let journal = journal(&store, false);
@@ -166,8 +169,9 @@ async fn a_flood_of_failed_logins_leaves_room_for_the_rows_of_work() {
     assert_eq!(journal.health().pending_rows, share + 1);
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn each_stream_keeps_its_own_order_while_streams_take_turns() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     let journal = journal(&store, false);
     let run = crate::records::NewBatchRun {
@@ -207,8 +211,9 @@ async fn each_stream_keeps_its_own_order_while_streams_take_turns() {
     assert_eq!(store.audit_actions().len(), 300);
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn a_record_the_store_refuses_is_dropped_alone_and_the_rest_is_written() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     let journal = journal(&store, false);
     let orphan = pinkpage_actors::batch::plan::CommandResult {
@@ -257,8 +262,9 @@ impl AuditStore for Hanging {
     }
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn a_write_that_hangs_degrades_the_journal_until_it_ends() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     let release = Arc::new(Notify::new());
     let stores = Stores {
@@ -283,8 +289,9 @@ async fn a_write_that_hangs_degrades_the_journal_until_it_ends() {
     assert_eq!(journal.health().status, "ok");
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn failing_open_admits_new_work_while_degraded() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     store.set_failing(true);
     let journal = journal(&store, true);

@@ -1,7 +1,7 @@
-//! A watcher's feed: the frames of a run on their way to one connection,
+//! A watcher's feed: the events of a run on their way to one connection,
 //! in order, with a bound.
 //!
-//! The hub pushes every frame for a watcher into the watcher's own queue,
+//! The hub pushes every event for a watcher into the watcher's own queue,
 //! synchronously and in the order the run produced them; one forwarding
 //! task per watcher hands them to the connection one at a time
 //! (`send().await`, so a connection that does not read stops the
@@ -19,11 +19,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::Recipient;
-use pinkpage_actors::ConnectionId;
+use pinkpage_actors::{ConnectionId, RunId};
 use tokio::sync::{mpsc, Notify};
 
-use super::frames::WorkflowFrame;
-use crate::ws::protocol::RequestId;
+use super::events::{RunEvent, Watched, Watcher};
 
 /// Bytes the primary watcher may have queued before the run's output waits.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -43,24 +42,26 @@ struct Queue {
 pub struct Feed {
     /// The watching connection.
     pub id: ConnectionId,
-    /// The request its frames answer.
-    pub rid: RequestId,
+    /// The watcher's own tag for the run's events.
+    pub tag: Option<String>,
     /// Whether this watcher gives the run backpressure.
     pub primary: bool,
-    tx: mpsc::UnboundedSender<WorkflowFrame>,
+    tx: mpsc::UnboundedSender<(Option<String>, Arc<RunEvent>)>,
     queue: Arc<Queue>,
 }
 
 impl Feed {
-    /// A feed to `recipient`, with its forwarding task started.
-    pub fn new(id: ConnectionId, recipient: Recipient<WorkflowFrame>, rid: RequestId, primary: bool) -> Feed {
-        let (tx, mut rx) = mpsc::unbounded_channel::<WorkflowFrame>();
+    /// A feed of run `run_id`'s events to `watcher`, with its forwarding
+    /// task started.
+    pub fn new(run_id: RunId, watcher: Watcher, primary: bool) -> Feed {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Option<String>, Arc<RunEvent>)>();
         let queue = Arc::new(Queue::default());
         let shared = queue.clone();
+        let recipient: Recipient<Watched> = watcher.recipient;
         actix::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                let len = frame.0.len();
-                let delivered = recipient.send(frame).await.is_ok();
+            while let Some((tag, event)) = rx.recv().await {
+                let len = event.weight();
+                let delivered = recipient.send(Watched { run_id, tag, event }).await.is_ok();
                 shared.bytes.fetch_sub(len, Ordering::AcqRel);
                 shared.drained.notify_waiters();
                 if !delivered {
@@ -71,25 +72,32 @@ impl Feed {
             shared.drained.notify_waiters();
         });
         Feed {
-            id,
-            rid,
+            id: watcher.id,
+            tag: watcher.tag,
             primary,
             tx,
             queue,
         }
     }
 
-    /// Queues `text`; `false` when this watcher is gone or (not being the
-    /// primary) too far behind: the hub then drops it.
-    pub fn push(&self, text: String) -> bool {
+    /// Queues `event` with the feed's own tag; `false` when this watcher
+    /// is gone or (not being the primary) too far behind: the hub then
+    /// drops it.
+    pub fn push(&self, event: &Arc<RunEvent>) -> bool {
+        self.push_tagged(event, self.tag.clone())
+    }
+
+    /// [`push`](Self::push) with another tag (the answer to a request of
+    /// this watcher that is not the one it watches by, a confirmation).
+    pub fn push_tagged(&self, event: &Arc<RunEvent>, tag: Option<String>) -> bool {
         if self.queue.closed.load(Ordering::Acquire) {
             return false;
         }
         if !self.primary && self.queue.bytes.load(Ordering::Acquire) > MAX_BEHIND {
             return false;
         }
-        self.queue.bytes.fetch_add(text.len(), Ordering::AcqRel);
-        self.tx.send(WorkflowFrame(text)).is_ok()
+        self.queue.bytes.fetch_add(event.weight(), Ordering::AcqRel);
+        self.tx.send((tag, event.clone())).is_ok()
     }
 
     /// Resolves once this feed is below [`HIGH_WATER`] or closed.
@@ -114,7 +122,8 @@ mod tests {
 
     use super::*;
 
-    /// A connection that takes frames only when told to.
+    /// A connection that takes events only when told to, keeping the text
+    /// of each output.
     struct Slow {
         seen: Arc<std::sync::Mutex<Vec<String>>>,
         gate: Arc<tokio::sync::Semaphore>,
@@ -122,22 +131,22 @@ mod tests {
     impl Actor for Slow {
         type Context = Context<Self>;
     }
-    impl Handler<WorkflowFrame> for Slow {
+    impl Handler<Watched> for Slow {
         type Result = actix::ResponseFuture<()>;
-        fn handle(&mut self, frame: WorkflowFrame, _: &mut Context<Self>) -> Self::Result {
+        fn handle(&mut self, w: Watched, _: &mut Context<Self>) -> Self::Result {
             let (seen, gate) = (self.seen.clone(), self.gate.clone());
             Box::pin(async move {
                 gate.acquire().await.unwrap().forget();
-                seen.lock().unwrap().push(frame.0);
+                if let RunEvent::Output { data, .. } = &*w.event {
+                    seen.lock().unwrap().push(data.clone());
+                }
             })
         }
     }
 
-    fn slow() -> (
-        Recipient<WorkflowFrame>,
-        Arc<std::sync::Mutex<Vec<String>>>,
-        Arc<tokio::sync::Semaphore>,
-    ) {
+    type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+
+    fn slow() -> (Watcher, Seen, Arc<tokio::sync::Semaphore>) {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let addr = Slow {
@@ -145,16 +154,29 @@ mod tests {
             gate: gate.clone(),
         }
         .start();
-        (addr.recipient(), seen, gate)
+        let watcher = Watcher {
+            id: ConnectionId::new(),
+            recipient: addr.recipient(),
+            tag: None,
+        };
+        (watcher, seen, gate)
+    }
+
+    fn output(data: String) -> Arc<RunEvent> {
+        Arc::new(RunEvent::Output {
+            step: 0,
+            server: "alpha".into(),
+            data,
+        })
     }
 
     #[actix::test]
-    async fn frames_arrive_in_order_and_the_primary_holds_output_back_until_it_drains() {
-        let (recipient, seen, gate) = slow();
-        let feed = Feed::new(ConnectionId::new(), recipient, None, true);
+    async fn events_arrive_in_order_and_the_primary_holds_output_back_until_it_drains() {
+        let (watcher, seen, gate) = slow();
+        let feed = Feed::new(RunId::new(), watcher, true);
         let chunk = "x".repeat(100 * 1024);
         for i in 0..5 {
-            assert!(feed.push(format!("{i}{chunk}")));
+            assert!(feed.push(&output(format!("{i}{chunk}"))));
         }
         let mut waiting = Box::pin(feed.below_high_water());
         assert!(
@@ -175,11 +197,11 @@ mod tests {
 
     #[actix::test]
     async fn another_watcher_that_falls_too_far_behind_is_dropped_not_waited_for() {
-        let (recipient, _, _gate) = slow();
-        let feed = Feed::new(ConnectionId::new(), recipient, None, false);
+        let (watcher, _, _gate) = slow();
+        let feed = Feed::new(RunId::new(), watcher, false);
         let chunk = "y".repeat(1024 * 1024);
         let mut accepted = 0;
-        while feed.push(chunk.clone()) {
+        while feed.push(&output(chunk.clone())) {
             accepted += 1;
             assert!(accepted < 10, "never dropped");
         }
@@ -188,25 +210,29 @@ mod tests {
 
     #[actix::test]
     async fn a_feed_whose_connection_is_gone_is_closed_and_never_blocks() {
-        /// Takes one frame, then stops (a connection going away).
+        /// Takes one event, then stops (a connection going away).
         struct Gone;
         impl Actor for Gone {
             type Context = Context<Self>;
         }
-        impl Handler<WorkflowFrame> for Gone {
+        impl Handler<Watched> for Gone {
             type Result = ();
-            fn handle(&mut self, _: WorkflowFrame, ctx: &mut Context<Self>) {
+            fn handle(&mut self, _: Watched, ctx: &mut Context<Self>) {
                 use actix::ActorContext;
                 ctx.stop();
             }
         }
-        let gone = Gone.start();
-        let feed = Feed::new(ConnectionId::new(), gone.recipient(), None, true);
-        assert!(feed.push("a".repeat(HIGH_WATER * 2)));
+        let watcher = Watcher {
+            id: ConnectionId::new(),
+            recipient: Gone.start().recipient(),
+            tag: None,
+        };
+        let feed = Feed::new(RunId::new(), watcher, true);
+        assert!(feed.push(&output("a".repeat(HIGH_WATER * 2))));
         feed.below_high_water().await;
         // once closed, pushes are refused
         let closed = async {
-            while feed.push("b".into()) {
+            while feed.push(&output("b".into())) {
                 tokio::task::yield_now().await;
             }
         };

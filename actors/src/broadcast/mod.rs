@@ -21,15 +21,16 @@ use serde::Serialize;
 
 use crate::error::ErrorCode;
 use crate::health::ServerHealthStatus;
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, OwnerId, RunId};
 
 /// The session lock's state, as broadcast and shown in welcome messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SessionStatus {
     /// Whether someone holds the lock.
     pub active: bool,
-    /// The holder's connection id.
-    pub owner: Option<ConnectionId>,
+    /// The holder: its connection id, or the id of the workflow run that
+    /// took the lock itself.
+    pub owner: Option<OwnerId>,
     /// The holder's user name.
     pub owner_user: Option<String>,
     /// When the holder took the lock (RFC 3339, UTC).
@@ -42,7 +43,7 @@ pub struct SessionStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkflowRunRef {
     /// The run's id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The workflow's name.
     pub workflow: String,
 }
@@ -255,7 +256,7 @@ mod tests {
         registry
             .send(Publish(Event::SessionStatus(SessionStatus {
                 active: true,
-                owner: Some(idb),
+                owner: Some(OwnerId::Connection(idb)),
                 ..Default::default()
             })))
             .await
@@ -284,7 +285,7 @@ mod tests {
     #[actix::test]
     async fn join_returns_the_latest_state() {
         let registry = BroadcastActor::default().start();
-        let owner = ConnectionId::new();
+        let owner = OwnerId::Connection(ConnectionId::new());
         registry
             .send(Publish(Event::SessionStatus(SessionStatus {
                 active: true,

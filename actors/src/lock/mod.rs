@@ -44,38 +44,56 @@ use actix::{
 
 use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus, WorkflowRunRef};
 use crate::error::{AppError, ErrorCode};
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, OwnerId};
 use crate::task::live::LiveTasks;
 
 /// Longest a [`ForceRelease`] waits for the owner to stop its task: the
 /// stop timeout (5 s, 50012) plus the bounded cleanup after it (5 s).
 pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Proof of ownership, kept by the owning connection.
+/// Proof of ownership, kept by the owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grant {
     /// The owner.
-    pub owner: ConnectionId,
+    pub owner: OwnerId,
     /// Which taking of the lock this is (never reused).
     pub epoch: u64,
 }
 
-/// Take the lock for `id`.
+/// Who asks for the lock.
+pub enum Holder {
+    /// A connection (`start_session`), handing over its tasks so a force
+    /// release can stop them directly (see the module docs).
+    Connection {
+        /// The connection.
+        id: ConnectionId,
+        /// Its tasks.
+        tasks: LiveTasks,
+    },
+    /// A workflow run that takes the lock itself; it answers
+    /// `LockRevoked` itself, once its current step ended.
+    Run(WorkflowRunRef),
+}
+
+impl Holder {
+    fn owner(&self) -> OwnerId {
+        match self {
+            Holder::Connection { id, .. } => OwnerId::Connection(*id),
+            Holder::Run(run) => OwnerId::Run(run.run_id),
+        }
+    }
+}
+
+/// Take the lock for `holder`.
 #[derive(Message)]
 #[rtype(result = "Result<Grant, AppError>")]
 pub struct Acquire {
     /// Who asks.
-    pub id: ConnectionId,
-    /// The user behind the connection, shown in `session_status`.
+    pub holder: Holder,
+    /// The user behind it, shown in `session_status`.
     pub user: Arc<str>,
     /// Told if the lock is taken away by someone else.
     pub revoked: Recipient<LockRevoked>,
-    /// The workflow run that takes the lock, when a run does (its owner id
-    /// is then one no connection has).
-    pub workflow_run: Option<WorkflowRunRef>,
-    /// The owner's tasks, stoppable directly (see the module docs); `None`
-    /// for an owner that answers `LockRevoked` itself (a workflow run).
-    pub tasks: Option<LiveTasks>,
 }
 
 /// Names (or clears) the workflow run working under `grant`: a connection
@@ -127,6 +145,7 @@ pub struct LockRevoked {
     pub grant: Grant,
 }
 
+/// The holder, as the lock keeps it.
 struct Owner {
     grant: Grant,
     user: Arc<str>,
@@ -137,6 +156,22 @@ struct Owner {
     workflow_run: Option<WorkflowRunRef>,
     /// The owner's tasks, when it handed them over.
     tasks: Option<LiveTasks>,
+}
+
+impl Owner {
+    /// Who holds the lock, for a refusal's detail.
+    fn held_by(&self) -> String {
+        match &self.workflow_run {
+            Some(run) => format!(
+                "held by {}'s workflow run {} ({}), since {}",
+                self.user, run.run_id, run.workflow, self.since
+            ),
+            None => format!(
+                "held by {} (connection {}), since {}",
+                self.user, self.grant.owner, self.since
+            ),
+        }
+    }
 }
 
 /// The lock. See the module docs.
@@ -180,7 +215,7 @@ impl SessionLockActor {
     fn clear(&mut self, grant: Grant, why: &str) -> bool {
         if self.owner.as_ref().is_some_and(|o| o.grant == grant) {
             self.owner = None;
-            log::info!(connection_id = grant.owner.to_string().as_str(), reason = why; "session lock released");
+            log::info!(owner = grant.owner.to_string().as_str(), reason = why; "session lock released");
             self.publish();
             true
         } else {
@@ -198,33 +233,41 @@ impl Handler<Acquire> for SessionLockActor {
 
     fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
         match &self.owner {
-            Some(o) if o.grant.owner == msg.id => Err(AppError::new(ErrorCode::AlreadySessionOwner)),
+            Some(o) if o.grant.owner == msg.holder.owner() => {
+                Err(AppError::new(ErrorCode::AlreadySessionOwner))
+            }
             Some(o) => Err(AppError::with_detail(
                 ErrorCode::SessionAlreadyActive,
-                format!("held by connection {}", o.grant.owner),
+                o.held_by(),
             )),
             None => {
                 self.epoch += 1;
+                let owner = msg.holder.owner();
                 let grant = Grant {
-                    owner: msg.id,
+                    owner,
                     epoch: self.epoch,
                 };
-                // A force release of an earlier grant closed this owner's
-                // task set; it is reopened here, in the same step as the
-                // grant, so a later force release (closing it again) can
-                // never be undone by a late reopen on the owner's side.
-                if let Some(tasks) = &msg.tasks {
-                    tasks.reopen();
-                }
+                let (workflow_run, tasks) = match msg.holder {
+                    Holder::Connection { tasks, .. } => {
+                        // A force release of an earlier grant closed this
+                        // owner's task set; it is reopened here, in the
+                        // same step as the grant, so a later force release
+                        // (closing it again) can never be undone by a late
+                        // reopen on the owner's side.
+                        tasks.reopen();
+                        (None, Some(tasks))
+                    }
+                    Holder::Run(run) => (Some(run), None),
+                };
                 self.owner = Some(Owner {
                     grant,
                     user: msg.user.clone(),
                     since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                     revoked: msg.revoked,
-                    workflow_run: msg.workflow_run,
-                    tasks: msg.tasks,
+                    workflow_run,
+                    tasks,
                 });
-                log::info!(connection_id = msg.id.to_string().as_str(), user = &*msg.user; "session lock acquired");
+                log::info!(owner = owner.to_string().as_str(), user = &*msg.user; "session lock acquired");
                 self.publish();
                 Ok(grant)
             }
@@ -241,10 +284,7 @@ impl Handler<Release> for SessionLockActor {
         }
         match &self.owner {
             None => Err(AppError::new(ErrorCode::NoActiveSession)),
-            Some(o) => Err(AppError::with_detail(
-                ErrorCode::NotSessionOwner,
-                format!("held by connection {}", o.grant.owner),
-            )),
+            Some(o) => Err(AppError::with_detail(ErrorCode::NotSessionOwner, o.held_by())),
         }
     }
 }
@@ -253,7 +293,12 @@ impl Handler<ConnectionClosed> for SessionLockActor {
     type Result = ();
 
     fn handle(&mut self, msg: ConnectionClosed, _: &mut Context<Self>) {
-        if let Some(grant) = self.owner.as_ref().map(|o| o.grant).filter(|g| g.owner == msg.id) {
+        if let Some(grant) = self
+            .owner
+            .as_ref()
+            .map(|o| o.grant)
+            .filter(|g| g.owner == OwnerId::Connection(msg.id))
+        {
             self.clear(grant, "owner disconnected");
         }
     }
@@ -267,7 +312,7 @@ impl Handler<ForceRelease> for SessionLockActor {
             return Box::pin(actix::fut::ready(Err(AppError::new(ErrorCode::NoActiveSession))));
         };
         let grant = owner.grant;
-        log::warn!(connection_id = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
+        log::warn!(owner = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
         // The owner answers once its task is done; a stalled or vanished
         // owner is not waited for past the timeout. When it handed over its
         // tasks, they are stopped here too, and their end is enough: the

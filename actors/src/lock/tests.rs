@@ -29,24 +29,43 @@ fn lock() -> Addr<SessionLockActor> {
     SessionLockActor::new(BroadcastActor::default().start()).start()
 }
 
-fn acquire_with(id: ConnectionId, delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
+/// `holder` asks, answering `LockRevoked` after `delay`.
+fn acquire_as(holder: Holder, delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
     let revoked = Rc::new(Cell::new(0));
     let owner = Owner {
         delay,
         revoked: revoked.clone(),
     };
     let msg = Acquire {
-        id,
+        holder,
         user: "ana".into(),
         revoked: owner.start().recipient(),
-        workflow_run: None,
-        tasks: None,
     };
     (msg, revoked)
 }
 
+/// Connection `id` asks, handing over `tasks`, and answers `LockRevoked`
+/// after `delay`.
+fn acquire_with(id: ConnectionId, tasks: LiveTasks, delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
+    acquire_as(Holder::Connection { id, tasks }, delay)
+}
+
+/// A workflow run asks (it hands over no tasks: it answers `LockRevoked`
+/// itself once its step ended, after `delay`).
+fn run_acquire(delay: Duration) -> (Acquire, Rc<Cell<u32>>) {
+    let run = WorkflowRunRef {
+        run_id: crate::ids::RunId::new(),
+        workflow: "unload".into(),
+    };
+    acquire_as(Holder::Run(run), delay)
+}
+
 fn acquire(id: ConnectionId) -> Acquire {
-    acquire_with(id, Duration::ZERO).0
+    acquire_with(id, LiveTasks::default(), Duration::ZERO).0
+}
+
+fn conn(id: ConnectionId) -> OwnerId {
+    OwnerId::Connection(id)
 }
 
 #[actix::test]
@@ -67,7 +86,10 @@ async fn of_many_concurrent_acquires_exactly_one_wins() {
 async fn codes_follow_the_catalogue() {
     let lock = lock();
     let (a, b) = (ConnectionId::new(), ConnectionId::new());
-    let never = Grant { owner: a, epoch: 999 };
+    let never = Grant {
+        owner: conn(a),
+        epoch: 999,
+    };
     assert_eq!(
         lock.send(Release { grant: never })
             .await
@@ -77,7 +99,7 @@ async fn codes_follow_the_catalogue() {
         ErrorCode::NoActiveSession
     );
     let grant = lock.send(acquire(a)).await.unwrap().unwrap();
-    assert_eq!(grant.owner, a);
+    assert_eq!(grant.owner, conn(a));
     assert_eq!(
         lock.send(acquire(a)).await.unwrap().unwrap_err().code,
         ErrorCode::AlreadySessionOwner
@@ -87,7 +109,7 @@ async fn codes_follow_the_catalogue() {
         ErrorCode::SessionAlreadyActive
     );
     let forged = Grant {
-        owner: b,
+        owner: conn(b),
         epoch: grant.epoch,
     };
     assert_eq!(
@@ -111,7 +133,7 @@ async fn a_late_release_of_an_old_grant_leaves_the_new_owner_alone() {
     let new = lock.send(acquire(a)).await.unwrap().unwrap();
     assert_ne!(old.epoch, new.epoch);
     assert!(lock.send(Release { grant: old }).await.unwrap().is_err());
-    assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
+    assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(conn(a)));
 }
 
 #[actix::test]
@@ -120,18 +142,18 @@ async fn closing_a_connection_releases_only_its_own_lock_and_is_idempotent() {
     let (a, b) = (ConnectionId::new(), ConnectionId::new());
     lock.send(acquire(a)).await.unwrap().unwrap();
     lock.send(ConnectionClosed { id: b }).await.unwrap();
-    assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(a));
+    assert_eq!(lock.send(GetStatus).await.unwrap().owner, Some(conn(a)));
     lock.send(ConnectionClosed { id: a }).await.unwrap();
     lock.send(ConnectionClosed { id: a }).await.unwrap();
     assert!(!lock.send(GetStatus).await.unwrap().active);
 }
 
 #[actix::test]
-async fn force_release_waits_for_the_owner_to_stop_its_task() {
+async fn force_release_waits_for_a_run_to_stop_its_step() {
     tokio::time::pause();
     let lock = lock();
-    let (a, b) = (ConnectionId::new(), ConnectionId::new());
-    let (msg, revoked) = acquire_with(a, Duration::from_secs(3));
+    let b = ConnectionId::new();
+    let (msg, revoked) = run_acquire(Duration::from_secs(3));
     lock.send(msg).await.unwrap().unwrap();
     let force = lock.send(ForceRelease);
     let started = tokio::time::Instant::now();
@@ -147,11 +169,10 @@ async fn force_release_waits_for_the_owner_to_stop_its_task() {
 }
 
 #[actix::test]
-async fn force_release_does_not_wait_past_the_timeout_for_a_stalled_owner() {
+async fn force_release_does_not_wait_past_the_timeout_for_a_stalled_run() {
     tokio::time::pause();
     let lock = lock();
-    let a = ConnectionId::new();
-    let (msg, _) = acquire_with(a, Duration::from_secs(3600));
+    let (msg, _) = run_acquire(Duration::from_secs(3600));
     lock.send(msg).await.unwrap().unwrap();
     let started = tokio::time::Instant::now();
     let status = lock.send(ForceRelease).await.unwrap().unwrap();
@@ -195,13 +216,12 @@ async fn force_release_stops_a_stalled_owners_tasks_itself_and_does_not_wait_for
     let lock = lock();
     let a = ConnectionId::new();
     // an owner that never answers LockRevoked: its connection is stalled
-    let (mut msg, revoked) = acquire_with(a, Duration::from_secs(3600));
     let tasks = LiveTasks::default();
     let (reporter, handle) =
         crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
     let handle = handle(QuickTask(Some(reporter)).start().recipient());
     tasks.track(&handle).unwrap();
-    msg.tasks = Some(tasks.clone());
+    let (msg, revoked) = acquire_with(a, tasks.clone(), Duration::from_secs(3600));
     lock.send(msg).await.unwrap().unwrap();
     let started = tokio::time::Instant::now();
     let status = lock.send(ForceRelease).await.unwrap().unwrap();
@@ -272,11 +292,12 @@ async fn force_release_of_a_gone_owner_still_waits_for_its_stopping_task() {
     let handle = handle(SlowTask(Some(reporter)).start().recipient());
     tasks.track(&handle).unwrap();
     let msg = Acquire {
-        id: ConnectionId::new(),
+        holder: Holder::Connection {
+            id: ConnectionId::new(),
+            tasks,
+        },
         user: "ana".into(),
         revoked: gone.recipient(),
-        workflow_run: None,
-        tasks: Some(tasks),
     };
     lock.send(msg).await.unwrap().unwrap();
     let started = tokio::time::Instant::now();
@@ -294,16 +315,14 @@ async fn a_new_grant_reopens_the_owners_task_set_a_force_release_closed() {
     let lock = lock();
     let a = ConnectionId::new();
     let tasks = LiveTasks::default();
-    let (mut msg, _) = acquire_with(a, Duration::ZERO);
-    msg.tasks = Some(tasks.clone());
+    let (msg, _) = acquire_with(a, tasks.clone(), Duration::ZERO);
     lock.send(msg).await.unwrap().unwrap();
     lock.send(ForceRelease).await.unwrap().unwrap();
     let (reporter, handle) =
         crate::task::Pending::new(crate::task::TaskId::next(), Sink.start().recipient()).split();
     let handle = handle(QuickTask(Some(reporter)).start().recipient());
     assert!(tasks.track(&handle).is_err(), "closed by the force release");
-    let (mut again, _) = acquire_with(a, Duration::ZERO);
-    again.tasks = Some(tasks.clone());
+    let (again, _) = acquire_with(a, tasks.clone(), Duration::ZERO);
     lock.send(again).await.unwrap().unwrap();
     assert!(
         tasks.track(&handle).is_ok(),

@@ -6,8 +6,10 @@
 //! - [`command`]: `ssh_command`, `ssh_input`, `resize`, `cancel` and the
 //!   shell's messages.
 //! - [`transfer`]: `scp_transfer` and the transfer's messages.
-//! - [`workflow`]: `workflow_plan`, `workflow_run`, `workflow_confirm` and
-//!   `cancel {run_id}` (runs themselves live in `crate::workflows`).
+//! - [`workflow`]: `workflow_plan`, `workflow_run`, `workflow_confirm`,
+//!   `workflow_watch` and `cancel {run_id}` (runs themselves live in
+//!   `crate::workflows`); [`workflow_frames`]: how a run's events are
+//!   written as frames.
 //!
 //! Who owns what: the connection actor owns [`Stub`], and with it the
 //! session lock's [`Grant`] (while this connection holds the lock) and the
@@ -27,6 +29,7 @@ mod session;
 mod transfer;
 pub mod wire;
 mod workflow;
+mod workflow_frames;
 
 use actix::ContextFutureSpawner;
 use pinkpage_actors::lock::Grant;
@@ -107,6 +110,7 @@ impl Domain for Stub {
         "workflow_plan",
         "workflow_run",
         "workflow_confirm",
+        "workflow_watch",
     ];
     const WELCOME: &'static str = "Connected to Stub SSH WebSocket";
     const NAME: &'static str = "stub";
@@ -143,6 +147,7 @@ impl Domain for Stub {
             }
             StubRequest::WorkflowRun { workflow, params } => workflow::run(conn, workflow, params, rid, ctx),
             StubRequest::WorkflowConfirm { run_id } => workflow::confirm(conn, run_id, rid, ctx),
+            StubRequest::WorkflowWatch { run_id } => workflow::watch(conn, run_id, rid, ctx),
             StubRequest::ScpTransfer { transfer_name } => {
                 transfer::scp_transfer(conn, transfer_name, rid, ctx)
             }

@@ -2,9 +2,9 @@
 //! what happens when an administrator revokes the lock.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, ResponseActFuture, WrapFuture};
-use pinkpage_actors::lock::{Acquire, GetStatus, LockRevoked, Release, REVOKE_TIMEOUT};
+use pinkpage_actors::lock::{Acquire, GetStatus, Holder, LockRevoked, Release, REVOKE_TIMEOUT};
 use pinkpage_actors::task::STOP_TIMEOUT;
-use pinkpage_actors::{AppError, ErrorCode};
+use pinkpage_actors::{AppError, ErrorCode, OwnerId};
 
 use super::{after_done, audit, flatten, mailbox, stop_task, Stub, StubReply};
 use crate::ws::connection::{WsConnection, WsCtx};
@@ -12,12 +12,13 @@ use crate::ws::protocol::RequestId;
 
 pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let msg = Acquire {
-        id: conn.id,
+        holder: Holder::Connection {
+            id: conn.id,
+            // so a force release stops our task even if we are not polled
+            tasks: conn.watch.tasks.clone(),
+        },
         user: conn.principal.user.clone(),
         revoked: ctx.address().recipient(),
-        workflow_run: None,
-        // so a force release stops our task even if we are not polled
-        tasks: Some(conn.watch.tasks.clone()),
     };
     conn.state
         .session_lock
@@ -62,9 +63,14 @@ pub(super) fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &m
         return async move {
             let status = lock.send(GetStatus).await.map_err(mailbox)?;
             Err(match status.owner {
-                Some(owner) if owner != id => {
-                    AppError::with_detail(ErrorCode::NotSessionOwner, format!("held by connection {owner}"))
-                }
+                Some(owner) if owner != OwnerId::Connection(id) => AppError::with_detail(
+                    ErrorCode::NotSessionOwner,
+                    format!(
+                        "held by {} since {}",
+                        status.owner_user.as_deref().unwrap_or("someone"),
+                        status.since.as_deref().unwrap_or("-")
+                    ),
+                ),
                 _ => AppError::new(ErrorCode::NoActiveSession),
             })
         }
@@ -144,7 +150,7 @@ impl Handler<LockRevoked> for WsConnection<Stub> {
 
     fn handle(&mut self, msg: LockRevoked, ctx: &mut WsCtx<Stub>) -> Self::Result {
         let ours = self.domain.grant == Some(msg.grant);
-        if msg.grant.owner == self.id {
+        if msg.grant.owner == OwnerId::Connection(self.id) {
             self.domain.revoked_through = self.domain.revoked_through.max(msg.grant.epoch);
         }
         if ours {

@@ -67,6 +67,11 @@ pub enum StubRequest {
         /// The run.
         run_id: String,
     },
+    /// Follow a run in flight: `workflow_state`, then its frames.
+    WorkflowWatch {
+        /// The run.
+        run_id: String,
+    },
 }
 
 /// What the STUB domain sends (besides the common frames).

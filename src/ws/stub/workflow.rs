@@ -1,6 +1,7 @@
 //! Workflows on `/ws/v1/stub`: `workflow_plan`, `workflow_run`,
-//! `workflow_confirm` and `cancel {run_id}`. The runs themselves live in
-//! `crate::workflows`; this connection is one of their watchers.
+//! `workflow_confirm`, `workflow_watch` and `cancel {run_id}`. The runs
+//! themselves live in `crate::workflows`; this connection is one of their
+//! watchers, and renders what it is told as frames (`super::workflow_frames`).
 //!
 //! `workflow_run`, checked in order: the workflow exists (23002), the
 //! values fit (10001), the servers are in scope (10003); then
@@ -19,9 +20,14 @@ use pinkpage_actors::workflow::run::WorkflowRunActor;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde_json::Value;
 
+use pinkpage_actors::workflow::run::RunLock;
+use pinkpage_actors::RunId;
+
+use super::workflow_frames::WorkflowReply;
 use super::{flatten, Stub, StubTask, TaskKind};
-use crate::workflows::frames::{WorkflowFrame, WorkflowReply};
-use crate::workflows::hub::{launch, Asker, CancelRun, ConfirmRun, RunParts, StartRun, Watcher};
+use crate::workflows::events::{Watched, Watcher};
+use crate::workflows::hub::{launch, CancelRun, ConfirmRun, RunParts, StartRun, WatchRun};
+use crate::workflows::registry::Asker;
 use crate::workflows::{prepare, WorkflowHub};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
@@ -40,7 +46,7 @@ fn watcher(conn: &WsConnection<Stub>, rid: &RequestId, ctx: &mut WsCtx<Stub>) ->
     Watcher {
         id: conn.id,
         recipient: ctx.address().recipient(),
-        rid: rid.clone(),
+        tag: rid.clone(),
     }
 }
 
@@ -111,17 +117,15 @@ fn start(
         throttle: state.settings.throttle,
         batch_output_cap: state.settings.batch_output_cap,
     };
-    let run_id = uuid::Uuid::new_v4().to_string();
     let handle = launch(
         &state.workflows,
         &parts,
         Context::<WorkflowRunActor>::new(),
-        run_id,
+        RunId::new(),
         prepared,
         asker(conn),
         Some(watcher(conn, rid, ctx)),
-        None,
-        Some(grant),
+        RunLock::Callers(grant),
     );
     let task_id = handle.task_id;
     let done = handle.done();
@@ -171,6 +175,17 @@ pub(super) fn confirm(conn: &mut WsConnection<Stub>, run_id: String, rid: Reques
     ask_hub(conn, msg, rid, ctx);
 }
 
+/// `workflow_watch {run_id}`: `workflow_state` first, then the run's
+/// frames, to a connection that did not start it (a reconnecting browser).
+pub(super) fn watch(conn: &mut WsConnection<Stub>, run_id: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    let msg = WatchRun {
+        run_id,
+        asker: asker(conn),
+        watcher: watcher(conn, &rid, ctx),
+    };
+    ask_hub(conn, msg, rid, ctx);
+}
+
 /// `cancel {run_id}`: the run's `workflow_complete` follows (this
 /// connection watches the run from now on).
 pub(super) fn cancel_run(
@@ -187,10 +202,11 @@ pub(super) fn cancel_run(
     ask_hub(conn, msg, rid, ctx);
 }
 
-impl Handler<WorkflowFrame> for WsConnection<Stub> {
+impl Handler<Watched> for WsConnection<Stub> {
     type Result = ();
 
-    fn handle(&mut self, frame: WorkflowFrame, ctx: &mut WsCtx<Stub>) {
-        ctx.text(frame.0);
+    /// A run's event, written as its frame answering the watcher's tag.
+    fn handle(&mut self, w: Watched, ctx: &mut WsCtx<Stub>) {
+        self.send(ctx, &WorkflowReply::of(w.run_id, &w.event), &w.tag);
     }
 }

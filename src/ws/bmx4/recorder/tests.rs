@@ -164,8 +164,9 @@ async fn a_run_that_ends_without_its_summary_is_recorded_cancelled_with_the_coun
     assert_eq!(batch_rows.len(), 1, "one audit row for the run");
 }
 
-#[actix::test(start_paused = true)]
+#[actix::test]
 async fn a_run_across_a_failing_store_reaches_its_client_at_once_and_is_recorded_whole_after() {
+    tokio::time::pause();
     let store = Arc::new(MemoryStore::default());
     let (rec, journal, mut rx) = recorder(&store, "run-3").await;
     store.set_failing(true);
