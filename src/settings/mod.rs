@@ -628,8 +628,9 @@ impl Env<'_> {
     fn encoding(&self, name: &str) -> Result<&'static encoding_rs::Encoding, SettingsError> {
         match self.get(name) {
             None => Ok(encoding_rs::UTF_8),
-            Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes())
-                .ok_or_else(|| SettingsError::new(name, format!("'{}' is not a known encoding", label.trim()))),
+            Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+                SettingsError::new(name, format!("'{}' is not a known encoding", label.trim()))
+            }),
         }
     }
 
@@ -637,8 +638,9 @@ impl Env<'_> {
     fn command_mode(&self, name: &str) -> Result<CommandMode, SettingsError> {
         match self.get(name) {
             None => Ok(CommandMode::Exec),
-            Some(raw) => CommandMode::parse(raw.trim())
-                .ok_or_else(|| SettingsError::new(name, format!("'{}' is not one of exec, shell", raw.trim()))),
+            Some(raw) => CommandMode::parse(raw.trim()).ok_or_else(|| {
+                SettingsError::new(name, format!("'{}' is not one of exec, shell", raw.trim()))
+            }),
         }
     }
 

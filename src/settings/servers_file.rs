@@ -288,13 +288,25 @@ mod tests {
     #[test]
     fn command_mode_defaults_to_exec_and_takes_shell() {
         let base = "[[servers]]\nname='a'\nhost='h'\nusername='u'\npassword_env='WEB_PW'\n";
-        assert_eq!(parse(base, &env).unwrap().servers[0].command_mode, CommandMode::Exec);
+        assert_eq!(
+            parse(base, &env).unwrap().servers[0].command_mode,
+            CommandMode::Exec
+        );
         let shell = format!("{base}command_mode = 'shell'\n");
-        assert_eq!(parse(&shell, &env).unwrap().servers[0].command_mode, CommandMode::Shell);
+        assert_eq!(
+            parse(&shell, &env).unwrap().servers[0].command_mode,
+            CommandMode::Shell
+        );
         let exec = format!("{base}command_mode = 'exec'\n");
-        assert_eq!(parse(&exec, &env).unwrap().servers[0].command_mode, CommandMode::Exec);
+        assert_eq!(
+            parse(&exec, &env).unwrap().servers[0].command_mode,
+            CommandMode::Exec
+        );
         let err = parse(&format!("{base}command_mode = 'pty'\n"), &env).unwrap_err();
-        assert!(err.contains("command_mode 'pty'") && err.contains("exec, shell"), "{err}");
+        assert!(
+            err.contains("command_mode 'pty'") && err.contains("exec, shell"),
+            "{err}"
+        );
     }
 
     #[test]

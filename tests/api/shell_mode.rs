@@ -53,7 +53,10 @@ async fn bmx4_in_shell_mode_returns_merged_output_and_each_exit_status() {
     assert_eq!(results[2]["stdout"], "a\nb");
     // the login profile was read, and stdin is /dev/null (cat ends)
     assert_eq!(results[3]["stdout"], "[loaded]\n");
-    assert_eq!((&complete["succeeded"], &complete["failed"]), (&json!(3), &json!(1)));
+    assert_eq!(
+        (&complete["succeeded"], &complete["failed"]),
+        (&json!(3), &json!(1))
+    );
 }
 
 #[tokio::test]
@@ -89,7 +92,8 @@ async fn diff_command_in_shell_mode_compares_the_output_and_reports_both_statuse
         left.port()
     );
     let mut c = WsClient::connect(&app, "/ws/v1/diff").await;
-    let frame = json!({"type": "diff_command", "command": command, "left_server": "left", "right_server": "right"});
+    let frame =
+        json!({"type": "diff_command", "command": command, "left_server": "left", "right_server": "right"});
     let reply = c.ask(frame, "diff_command_result").await;
     assert_eq!(reply["type"], "diff_command_result", "{reply}");
     assert_eq!(
@@ -102,7 +106,10 @@ async fn diff_command_in_shell_mode_compares_the_output_and_reports_both_statuse
     );
     assert_eq!(reply["left_exit_status"], 0);
     assert_eq!(reply["right_exit_status"], 1);
-    assert_eq!(reply["left_stderr"], "", "stderr is merged into the compared output");
+    assert_eq!(
+        reply["left_stderr"], "",
+        "stderr is merged into the compared output"
+    );
 }
 
 #[tokio::test]
@@ -141,10 +148,11 @@ async fn a_20_kib_command_with_quotes_a_here_doc_and_a_comment_runs_whole_in_she
     // 700 numbered lines through a here-doc into a file, then a count: far
     // past a tty line (4095 bytes), within a 64 KiB frame, and full of what
     // the shell and the terminal would act on if typed as itself
-    let body: String = (0..700).map(|i| format!("it's line {i}: \"$x\" `id` 100%\t!\n")).collect();
-    let command = format!(
-        "cat > {file} <<'EOF'\n{body}EOF\n# a comment\nwc -l < {file}; grep -c \"it's line\" {file}"
-    );
+    let body: String = (0..700)
+        .map(|i| format!("it's line {i}: \"$x\" `id` 100%\t!\n"))
+        .collect();
+    let command =
+        format!("cat > {file} <<'EOF'\n{body}EOF\n# a comment\nwc -l < {file}; grep -c \"it's line\" {file}");
     assert!(command.len() > 20 * 1024);
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
@@ -172,7 +180,10 @@ async fn a_login_shell_that_is_not_posix_is_refused_with_22002_naming_it() {
     let (out, _, res) = c.run("csh-box", "echo should-not-run").await;
     assert_eq!(res["error"]["error"]["code"], 22002, "{res}");
     let detail = res["error"]["error"]["detail"].as_str().unwrap();
-    assert!(detail.contains("/usr/bin/tcsh") && detail.contains("POSIX"), "{detail}");
+    assert!(
+        detail.contains("/usr/bin/tcsh") && detail.contains("POSIX"),
+        "{detail}"
+    );
     assert_eq!(res["complete"]["reason"], "error");
     assert_eq!(out, "", "nothing of the refused shell is shown");
     // BMX4 is refused the same way

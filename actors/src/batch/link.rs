@@ -107,7 +107,11 @@ impl ServerLink for SshLink {
             let cancelled = async move { cancel.cancelled().await };
             let result = match self.server.command_mode {
                 // its own process group: a timeout or cancel ends all of it
-                CommandMode::Exec => session.exec_until(&own_group(command), self.limits, cancelled).await,
+                CommandMode::Exec => {
+                    session
+                        .exec_until(&own_group(command), self.limits, cancelled)
+                        .await
+                }
                 // typed into the login shell; its output (stdout and stderr
                 // merged) comes from the PTY, whose closing ends it all
                 CommandMode::Shell => run_captured(session, command, self.limits, cancelled).await,

@@ -232,13 +232,20 @@ mod tests {
 
     #[test]
     fn a_comment_a_trailing_ampersand_and_a_here_doc_stay_inside_the_eval() {
-        for command in ["echo one # a comment", "sleep 10 &", "cat <<'EOF'\nline $1\n\tTab\nEOF\necho after"] {
+        for command in [
+            "echo one # a comment",
+            "sleep 10 &",
+            "cat <<'EOF'\nline $1\n\tTab\nEOF\necho after",
+        ] {
             let lines = assert_round_trips(command);
             // the end marker follows the eval on the same line, whatever
             // the command holds
             let last = lines.lines().last().unwrap();
             assert!(last.contains("(eval \"$_pp_c\"); printf"), "{last}");
-            assert!(!lines.contains('#') && !lines.contains('&') && !lines.contains('<'), "{lines}");
+            assert!(
+                !lines.contains('#') && !lines.contains('&') && !lines.contains('<'),
+                "{lines}"
+            );
         }
     }
 
@@ -274,7 +281,10 @@ mod tests {
     #[test]
     fn an_empty_command_still_prints_both_markers() {
         let lines = assert_round_trips("");
-        assert!(lines.contains(";B\\007'") && lines.contains(";E%s\\007'"), "{lines}");
+        assert!(
+            lines.contains(";B\\007'") && lines.contains(";E%s\\007'"),
+            "{lines}"
+        );
     }
 
     #[test]
@@ -283,7 +293,10 @@ mod tests {
         assert!(lines.contains("stty -onlcr 2>/dev/null; printf"), "{lines}");
         assert!(lines.contains("(eval \"$_pp_c\") </dev/null;"), "{lines}");
         let terminal = command_lines(&token(), "cat", Flavour::Terminal);
-        assert!(!terminal.contains("/dev/null") && !terminal.contains("stty"), "{terminal}");
+        assert!(
+            !terminal.contains("/dev/null") && !terminal.contains("stty"),
+            "{terminal}"
+        );
     }
 
     #[test]

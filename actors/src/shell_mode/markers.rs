@@ -192,7 +192,11 @@ impl MarkerFilter {
                     posix: self.posix,
                     shell: String::from_utf8_lossy(payload).into_owned(),
                 });
-                self.phase = if self.posix { Phase::AwaitingBegin } else { Phase::Done };
+                self.phase = if self.posix {
+                    Phase::AwaitingBegin
+                } else {
+                    Phase::Done
+                };
             }
             (Phase::AwaitingBegin, b'B') => {
                 events.push(MarkerEvent::Began);
@@ -223,22 +227,25 @@ where
     S: Stream<Item = Bytes> + Unpin,
     F: FnMut(MarkerEvent),
 {
-    futures_util::stream::unfold((source, filter, on_event), |(mut source, mut filter, mut on_event)| async move {
-        while !filter.is_done() {
-            let output = match source.next().await {
-                Some(chunk) => {
-                    let filtered = filter.push(&chunk);
-                    filtered.events.into_iter().for_each(&mut on_event);
-                    filtered.output
+    futures_util::stream::unfold(
+        (source, filter, on_event),
+        |(mut source, mut filter, mut on_event)| async move {
+            while !filter.is_done() {
+                let output = match source.next().await {
+                    Some(chunk) => {
+                        let filtered = filter.push(&chunk);
+                        filtered.events.into_iter().for_each(&mut on_event);
+                        filtered.output
+                    }
+                    None => filter.finish(),
+                };
+                if !output.is_empty() {
+                    return Some((Bytes::from(output), (source, filter, on_event)));
                 }
-                None => filter.finish(),
-            };
-            if !output.is_empty() {
-                return Some((Bytes::from(output), (source, filter, on_event)));
             }
-        }
-        None
-    })
+            None
+        },
+    )
 }
 
 /// Where `needle` first occurs in `hay`.
@@ -250,7 +257,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// `prefix` (0 when none is).
 fn partial_prefix_len(buf: &[u8], prefix: &[u8]) -> usize {
     let longest = buf.len().min(prefix.len() - 1);
-    (1..=longest).rev().find(|&k| buf.ends_with(&prefix[..k])).unwrap_or(0)
+    (1..=longest)
+        .rev()
+        .find(|&k| buf.ends_with(&prefix[..k]))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -320,8 +330,16 @@ mod tests {
         let bytes = session("안녕\r\nno newline at the end".as_bytes(), "130");
         for size in 1..=48 {
             let (out, events) = run_in_chunks(&bytes, size);
-            assert_eq!(out, "안녕\r\nno newline at the end".as_bytes(), "chunks of {size}");
-            assert_eq!(events.last(), Some(&MarkerEvent::Ended(Some(130))), "chunks of {size}");
+            assert_eq!(
+                out,
+                "안녕\r\nno newline at the end".as_bytes(),
+                "chunks of {size}"
+            );
+            assert_eq!(
+                events.last(),
+                Some(&MarkerEvent::Ended(Some(130))),
+                "chunks of {size}"
+            );
         }
     }
 

@@ -73,7 +73,11 @@ where
 
 /// 22002: the login shell is not a POSIX shell.
 pub fn not_posix(server: &str, shell: &str) -> AppError {
-    let shell = if shell.is_empty() { "(unnamed: $SHELL is empty)" } else { shell };
+    let shell = if shell.is_empty() {
+        "(unnamed: $SHELL is empty)"
+    } else {
+        shell
+    };
     AppError::with_detail(
         ErrorCode::ShellModeUnusable,
         format!(
@@ -117,7 +121,10 @@ mod tests {
 
     type Typed = Rc<RefCell<Vec<String>>>;
 
-    fn recorder() -> (Typed, impl FnMut(Vec<u8>) -> std::future::Ready<Result<(), AppError>>) {
+    fn recorder() -> (
+        Typed,
+        impl FnMut(Vec<u8>) -> std::future::Ready<Result<(), AppError>>,
+    ) {
         let typed: Typed = Rc::default();
         let t = typed.clone();
         let write = move |bytes: Vec<u8>| {
@@ -161,7 +168,9 @@ mod tests {
         let (typed, write) = recorder();
         let (tx, rx) = oneshot::channel::<()>();
         drop(tx);
-        type_command("s", "probe".into(), "command".into(), rx, write).await.unwrap();
+        type_command("s", "probe".into(), "command".into(), rx, write)
+            .await
+            .unwrap();
         assert_eq!(*typed.borrow(), ["probe"]);
     }
 
@@ -170,6 +179,9 @@ mod tests {
         let e = not_posix("mdwap1p", "/usr/bin/tcsh");
         assert_eq!(e.code.code(), 22002);
         let d = e.detail.unwrap();
-        assert!(d.contains("/usr/bin/tcsh") && d.contains("POSIX") && d.contains("mdwap1p"), "{d}");
+        assert!(
+            d.contains("/usr/bin/tcsh") && d.contains("POSIX") && d.contains("mdwap1p"),
+            "{d}"
+        );
     }
 }

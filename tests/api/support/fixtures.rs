@@ -49,7 +49,10 @@ impl Mode {
 /// A daemon with one real sshd configured as server `name` in `mode`.
 pub async fn app_with_server_in(name: &str, mode: Mode) -> (TestApp, SshdServer) {
     let sshd = SshdServer::start(SshdOptions::default());
-    let app = TestApp::builder().sshd_with(name, &sshd, mode.toml()).spawn().await;
+    let app = TestApp::builder()
+        .sshd_with(name, &sshd, mode.toml())
+        .spawn()
+        .await;
     (app, sshd)
 }
 
