@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prepares (or tears down) what the integration tests need to run real sshd
 # servers on loopback: OpenSSH, the privilege-separation directory, the test
-# user with a password and an authorized client key, and headless Chromium
-# with chromedriver for the console's browser tests.
+# user with a password, an authorized client key and a login profile that
+# exports PINKPAGE_PROFILE_MARK (shell mode reads it, exec mode does not), a
+# second user whose login shell is tcsh (shell mode refuses it), and
+# headless Chromium with chromedriver for the console's browser tests.
 #
 #   scripts/test-env.sh          set up (idempotent; run as root)
 #   scripts/test-env.sh stop     kill the test user's processes and any
@@ -15,6 +17,9 @@
 set -euo pipefail
 
 TEST_USER=pinkpage-test
+# shell mode (command_mode = "shell") needs a POSIX login shell; this user
+# has tcsh, to see it refused
+TCSH_USER=pinkpage-tcsh
 # The OpenAPI contract test runs this exact version: a newer one may add
 # checks, which is a deliberate upgrade, not a surprise in CI.
 SCHEMATHESIS_VERSION=4.32.5
@@ -55,12 +60,15 @@ stop() {
     else
         say "no harness sshd running"
     fi
-    if id "$TEST_USER" >/dev/null 2>&1 && pgrep -u "$TEST_USER" >/dev/null; then
-        pkill -KILL -u "$TEST_USER" || true
-        say "killed every process of $TEST_USER"
-    else
-        say "no process of $TEST_USER running"
-    fi
+    local user
+    for user in "$TEST_USER" "$TCSH_USER"; do
+        if id "$user" >/dev/null 2>&1 && pgrep -u "$user" >/dev/null; then
+            pkill -KILL -u "$user" || true
+            say "killed every process of $user"
+        else
+            say "no process of $user running"
+        fi
+    done
 }
 
 setup() {
@@ -104,6 +112,15 @@ setup() {
         python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     fi
 
+    # shell mode's refusal of a non-POSIX login shell is tested with tcsh
+    if [[ -x /usr/bin/tcsh ]]; then
+        say "tcsh present"
+    else
+        say "installing tcsh"
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y tcsh
+    fi
+
     install -d -m 0755 /run/sshd
     say "privilege separation dir /run/sshd ready"
 
@@ -115,6 +132,30 @@ setup() {
     fi
     printf '%s:%s\n' "$TEST_USER" "${PINKPAGE_TEST_PASSWORD:-pinkpage-test-pw}" | chpasswd
     say "set the password of $TEST_USER (from PINKPAGE_TEST_PASSWORD or the default)"
+
+    # bash reads ~/.profile as a login shell (shell mode), not under exec
+    local profile=$TEST_HOME/.profile mark='export PINKPAGE_PROFILE_MARK=loaded'
+    if [[ -f $TEST_HOME/.bash_profile || -f $TEST_HOME/.bash_login ]]; then
+        echo "test-env: $TEST_HOME/.bash_profile or .bash_login would hide ~/.profile from bash" >&2
+        exit 1
+    fi
+    if [[ -f $profile ]] && grep -qxF "$mark" "$profile"; then
+        say "$profile exports PINKPAGE_PROFILE_MARK"
+    else
+        printf '\n# the shell-mode tests look for this (scripts/test-env.sh)\n%s\n' "$mark" >>"$profile"
+        chown "$TEST_USER:$TEST_USER" "$profile"
+        say "$profile now exports PINKPAGE_PROFILE_MARK"
+    fi
+
+    if id "$TCSH_USER" >/dev/null 2>&1; then
+        usermod --shell /usr/bin/tcsh "$TCSH_USER"
+        say "user $TCSH_USER exists (login shell tcsh)"
+    else
+        useradd --create-home --shell /usr/bin/tcsh "$TCSH_USER"
+        say "created user $TCSH_USER (login shell tcsh)"
+    fi
+    printf '%s:%s\n' "$TCSH_USER" "${PINKPAGE_TEST_PASSWORD:-pinkpage-test-pw}" | chpasswd
+    say "set the password of $TCSH_USER (the same as $TEST_USER's)"
 
     install -d -m 0700 "$ENV_DIR"
     if [[ -f $CLIENT_KEY && -f $CLIENT_KEY.pub ]]; then

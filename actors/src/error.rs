@@ -83,6 +83,10 @@ catalogue! {
     SshCommandFailed = (22000, Remote, "ssh command failed"),
     /// A remote command ran past its timeout and was ended.
     SshCommandTimeout = (22001, Remote, "ssh command timed out"),
+    /// A server in `command_mode = "shell"` cannot run commands that way:
+    /// its login shell is not a POSIX shell (csh, tcsh, fish), or it never
+    /// answered the setup lines.
+    ShellModeUnusable = (22002, Remote, "login shell cannot run commands in shell mode"),
     /// The named server is not configured.
     UnknownServer = (23000, Client, "unknown server"),
     /// The named transfer is not configured.
@@ -274,7 +278,7 @@ mod tests {
             .collect();
         assert_eq!(
             remote,
-            [20000, 20001, 20002, 21000, 22000, 22001, 24000, 51000, 52000, 53000]
+            [20000, 20001, 20002, 21000, 22000, 22001, 22002, 24000, 51000, 52000, 53000]
         );
         assert!(!ErrorCode::Validation.is_server_side());
         assert!(ErrorCode::Internal.is_server_side());

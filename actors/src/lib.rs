@@ -16,6 +16,9 @@
 //! - [`broadcast`]: `BroadcastActor`, the registry of every WebSocket
 //!   connection and the fan-out of `session_status` / `server_health`.
 //! - [`lock`]: `SessionLockActor`, one owner at a time.
+//! - [`shell_mode`]: commands typed into the login shell on a PTY
+//!   (`command_mode = "shell"`): the typed lines, the markers, a captured
+//!   run for BMX4 and `diff_command`.
 //! - [`terminal`]: `SshShellActor` (one interactive command on a PTY) and
 //!   the output pipeline (throttle, redraws, decoding, stop phrases).
 //! - [`transfer`]: `TransferActor`, a named server-to-server copy relayed
@@ -43,6 +46,7 @@ pub mod ids;
 pub mod lock;
 pub mod secret;
 pub mod server;
+pub mod shell_mode;
 pub mod ssh;
 pub mod task;
 pub mod terminal;

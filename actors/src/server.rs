@@ -23,6 +23,40 @@ pub enum Auth {
     },
 }
 
+/// How a command given as a string (STUB `ssh_command`, workflow command
+/// steps, BMX5 scripts, BMX4 commands, `diff_command`) is run on a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CommandMode {
+    /// An SSH `exec` request: the user's shell runs the command with `-c`,
+    /// without reading the login profile. The default.
+    #[default]
+    Exec,
+    /// The command is typed into the user's interactive login shell on a
+    /// PTY (an SSH `shell` request), as the seed did: for access gateways
+    /// that allow only shell channels, and for commands that need the
+    /// login profile. Needs a POSIX login shell (`crate::shell_mode`).
+    Shell,
+}
+
+impl CommandMode {
+    /// The configuration name (`exec`, `shell`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandMode::Exec => "exec",
+            CommandMode::Shell => "shell",
+        }
+    }
+
+    /// Parses a configuration name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<CommandMode> {
+        match name {
+            "exec" => Some(CommandMode::Exec),
+            "shell" => Some(CommandMode::Shell),
+            _ => None,
+        }
+    }
+}
+
 /// One server operators can work on.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
@@ -45,6 +79,8 @@ pub struct ServerSpec {
     pub encoding: &'static encoding_rs::Encoding,
     /// Free-form labels for grouping in the UI.
     pub tags: Vec<String>,
+    /// How commands given as strings run there.
+    pub command_mode: CommandMode,
 }
 
 /// A named server-to-server copy (SPEC section 7).

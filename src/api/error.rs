@@ -52,8 +52,8 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         ResourceLocked => StatusCode::LOCKED,
         Internal | HealthCheckFailed | WsHandler | BroadcastFailed | Database | TaskCancelTimeout
         | TaskCancelFailed | TaskCleanupFailed => StatusCode::INTERNAL_SERVER_ERROR,
-        SshConnectionFailed | SshHostKeyRejected | SshAuthFailed | SshCommandFailed | TransferFailed
-        | BatchFailed | SftpFailed | DiffFailed => StatusCode::BAD_GATEWAY,
+        SshConnectionFailed | SshHostKeyRejected | SshAuthFailed | SshCommandFailed | ShellModeUnusable
+        | TransferFailed | BatchFailed | SftpFailed | DiffFailed => StatusCode::BAD_GATEWAY,
         SshConnectionTimeout | SshCommandTimeout => StatusCode::GATEWAY_TIMEOUT,
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinkpage_actors::secret::Secret;
-use pinkpage_actors::server::{Auth, ServerSpec, TransferSpec};
+use pinkpage_actors::server::{Auth, CommandMode, ServerSpec, TransferSpec};
 use pinkpage_actors::ssh::HostKeyMode;
 
 /// A setting that is missing or cannot be used.
@@ -137,6 +137,26 @@ pub const SETTINGS: &[SettingDoc] = &[
         name: "MYPAP1D_PORT",
         default: "22",
         meaning: "SSH port of mypap1d",
+    },
+    SettingDoc {
+        name: "MDWAP1P_COMMAND_MODE",
+        default: "exec",
+        meaning: "how mdwap1p runs commands: exec, or shell (typed into the login shell on a PTY, for gateways that allow only shell channels)",
+    },
+    SettingDoc {
+        name: "MYPAP1D_COMMAND_MODE",
+        default: "exec",
+        meaning: "how mypap1d runs commands: exec or shell",
+    },
+    SettingDoc {
+        name: "MDWAP1P_ENCODING",
+        default: "utf-8",
+        meaning: "output encoding of mdwap1p (a WHATWG label: utf-8, euc-kr, ...)",
+    },
+    SettingDoc {
+        name: "MYPAP1D_ENCODING",
+        default: "utf-8",
+        meaning: "output encoding of mypap1d",
     },
     SettingDoc {
         name: "PINKPAGE_KNOWN_HOSTS",
@@ -376,10 +396,9 @@ impl Settings {
         let mut transfers = BTreeMap::new();
         let mut raw_workflows = Vec::new();
 
-        for (name, ip_var, port_var) in [
-            ("mdwap1p", "MDWAP1P_IP", "MDWAP1P_PORT"),
-            ("mypap1d", "MYPAP1D_IP", "MYPAP1D_PORT"),
-        ] {
+        for (name, prefix) in [("mdwap1p", "MDWAP1P"), ("mypap1d", "MYPAP1D")] {
+            let ip_var = &format!("{prefix}_IP");
+            let port_var = &format!("{prefix}_PORT");
             if let Some(host) = env.get(ip_var) {
                 let username = env.get("HIWARE_ID").ok_or_else(|| {
                     SettingsError::new("HIWARE_ID", format!("required because {ip_var} is set"))
@@ -394,8 +413,9 @@ impl Settings {
                     username,
                     auth: Auth::Password(Secret::new(password)),
                     host_key_fingerprint: None,
-                    encoding: encoding_rs::UTF_8,
+                    encoding: env.encoding(&format!("{prefix}_ENCODING"))?,
                     tags: vec!["seed".to_owned()],
+                    command_mode: env.command_mode(&format!("{prefix}_COMMAND_MODE"))?,
                 };
                 servers.insert(name.to_owned(), Arc::new(spec));
             }
@@ -605,6 +625,26 @@ impl Env<'_> {
         }
     }
 
+    /// An output encoding by WHATWG label (`euc-kr`); UTF-8 when unset.
+    fn encoding(&self, name: &str) -> Result<&'static encoding_rs::Encoding, SettingsError> {
+        match self.get(name) {
+            None => Ok(encoding_rs::UTF_8),
+            Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
+                SettingsError::new(name, format!("'{}' is not a known encoding", label.trim()))
+            }),
+        }
+    }
+
+    /// `exec` or `shell`; `exec` when unset.
+    fn command_mode(&self, name: &str) -> Result<CommandMode, SettingsError> {
+        match self.get(name) {
+            None => Ok(CommandMode::Exec),
+            Some(raw) => CommandMode::parse(raw.trim()).ok_or_else(|| {
+                SettingsError::new(name, format!("'{}' is not one of exec, shell", raw.trim()))
+            }),
+        }
+    }
+
     /// A positive, finite number of seconds (fractions allowed).
     fn seconds(&self, name: &str, default: f64) -> Result<Duration, SettingsError> {
         let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)?;
@@ -664,6 +704,21 @@ mod tests {
     }
 
     #[test]
+    fn seed_servers_take_a_command_mode_and_an_encoding_each() {
+        let s = settings(SEED).unwrap();
+        assert_eq!(s.servers["mdwap1p"].command_mode, CommandMode::Exec);
+        assert_eq!(s.servers["mdwap1p"].encoding, encoding_rs::UTF_8);
+        let mut vars = SEED.to_vec();
+        vars.push(("MDWAP1P_COMMAND_MODE", "shell"));
+        vars.push(("MYPAP1D_ENCODING", "euc-kr"));
+        let s = settings(&vars).unwrap();
+        assert_eq!(s.servers["mdwap1p"].command_mode, CommandMode::Shell);
+        assert_eq!(s.servers["mypap1d"].command_mode, CommandMode::Exec);
+        assert_eq!(s.servers["mypap1d"].encoding, encoding_rs::EUC_KR);
+        assert_eq!(s.servers["mdwap1p"].encoding, encoding_rs::UTF_8);
+    }
+
+    #[test]
     fn fractional_health_intervals_are_allowed() {
         let mut vars = SEED.to_vec();
         vars.push(("PINKPAGE_HEALTH_INTERVAL_S", "0.2"));
@@ -698,6 +753,8 @@ mod tests {
             ("PINKPAGE_SSH_KEEPALIVE_S", "-1"),
             ("PINKPAGE_SSH_KEEPALIVE_S", "0.01"),
             ("PINKPAGE_AUDIT_FAIL_OPEN", "yes"),
+            ("MDWAP1P_COMMAND_MODE", "pty"),
+            ("MYPAP1D_ENCODING", "klingon"),
         ] {
             let mut vars = SEED.to_vec();
             vars.push((var, value));

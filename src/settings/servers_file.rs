@@ -13,6 +13,7 @@
 //! host_key_fingerprint = "SHA256:..."          # optional pin
 //! encoding = "euc-kr"            # default utf-8
 //! tags = ["prod", "web"]
+//! command_mode = "shell"         # default "exec"; see docs/configuration.md
 //!
 //! [[transfers]]
 //! name = "nightly_unload"
@@ -31,7 +32,7 @@
 use std::path::{Path, PathBuf};
 
 use pinkpage_actors::secret::Secret;
-use pinkpage_actors::server::{Auth, ServerSpec, TransferSpec};
+use pinkpage_actors::server::{Auth, CommandMode, ServerSpec, TransferSpec};
 use serde::Deserialize;
 
 use super::names::check_name;
@@ -78,6 +79,8 @@ struct RawServer {
     encoding: String,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    command_mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +182,11 @@ fn server(s: RawServer, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serve
     }
     let encoding = encoding_rs::Encoding::for_label(s.encoding.as_bytes())
         .ok_or_else(|| format!("{who}: unknown encoding '{}'", s.encoding))?;
+    let command_mode = match s.command_mode.as_deref() {
+        None => CommandMode::Exec,
+        Some(name) => CommandMode::parse(name)
+            .ok_or_else(|| format!("{who}: command_mode '{name}' is not one of exec, shell"))?,
+    };
     Ok(ServerSpec {
         name: s.name,
         host: s.host,
@@ -188,6 +196,7 @@ fn server(s: RawServer, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serve
         host_key_fingerprint: s.host_key_fingerprint,
         encoding,
         tags: s.tags,
+        command_mode,
     })
 }
 
@@ -259,6 +268,30 @@ mod tests {
             &env
         )
         .is_err());
+    }
+
+    #[test]
+    fn command_mode_defaults_to_exec_and_takes_shell() {
+        let base = "[[servers]]\nname='a'\nhost='h'\nusername='u'\npassword_env='WEB_PW'\n";
+        assert_eq!(
+            parse(base, &env).unwrap().servers[0].command_mode,
+            CommandMode::Exec
+        );
+        let shell = format!("{base}command_mode = 'shell'\n");
+        assert_eq!(
+            parse(&shell, &env).unwrap().servers[0].command_mode,
+            CommandMode::Shell
+        );
+        let exec = format!("{base}command_mode = 'exec'\n");
+        assert_eq!(
+            parse(&exec, &env).unwrap().servers[0].command_mode,
+            CommandMode::Exec
+        );
+        let err = parse(&format!("{base}command_mode = 'pty'\n"), &env).unwrap_err();
+        assert!(
+            err.contains("command_mode 'pty'") && err.contains("exec, shell"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -381,6 +381,7 @@ mod tests {
             host_key_fingerprint: None,
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
+            command_mode: Default::default(),
         };
         ["a", "b"]
             .into_iter()

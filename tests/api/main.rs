@@ -20,6 +20,7 @@ mod rest;
 mod restart;
 mod server_dies;
 mod servers;
+mod shell_mode;
 mod shutdown;
 mod silent_network;
 mod ssh_layer;

@@ -2,6 +2,10 @@
 //!
 //! (Just over 450 lines: one test per protocol rule of SPEC sections 4-6;
 //! the lock's grant and revocation tests live in `lock.rs`.)
+//!
+//! The tests of how a command runs and ends (exit status, stop phrase,
+//! timeout, cancel, input, decoding) run once per command mode
+//! (`both_modes!`): exec and shell mode pass the same tests.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::fixtures::app_with_server;
+use crate::support::fixtures::{app_with_server, app_with_server_in};
 use crate::support::poll::eventually;
 use crate::support::remote::{no_remote_process_for, RemoteProcess};
 use crate::support::sshd::{SshdOptions, SshdServer};
@@ -114,9 +118,9 @@ async fn twenty_clients_grabbing_the_lock_at_once_have_exactly_one_winner() {
     assert!(owners_seen.contains(&winners[0]));
 }
 
-#[tokio::test]
-async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     let (out, _, done) = c.run("mdwap1p", "echo hello-from-pinkpage").await;
@@ -128,6 +132,25 @@ async fn echo_completes_with_exit_and_status_0_and_exit_3_gives_3() {
     let (_, _, done) = c.run("mdwap1p", "exit 3").await;
     assert_eq!(done["reason"], "exit");
     assert_eq!(done["exit_status"], 3);
+}
+}
+
+crate::both_modes! {
+/// The login profile is read in shell mode only, and nothing but the
+/// command's output is shown: no banner, MOTD, prompt or echo of the
+/// command (test-env.sh exports the mark in the test user's ~/.profile).
+async fn only_shell_mode_sees_the_login_profile_and_only_the_output_is_shown(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let (out, _, done) = c.run("mdwap1p", "echo \"[$PINKPAGE_PROFILE_MARK]\"").await;
+    assert_eq!(done["exit_status"], 0, "{done}");
+    let expected = match mode {
+        Mode::Exec => "[]\r\n",
+        Mode::Shell => "[loaded]\r\n",
+    };
+    assert_eq!(out, expected);
+}
 }
 
 #[tokio::test]
@@ -143,22 +166,24 @@ async fn an_unknown_server_gives_23000() {
     assert_eq!(done["exit_status"], 0);
 }
 
-#[tokio::test]
-async fn a_stop_phrase_printed_in_two_halves_is_detected() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn a_stop_phrase_printed_in_two_halves_is_detected(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     // The sleep starts before the phrase is complete, so the test sees it
     // running before the stop phrase ends it (the shell's hang-up reaches
     // it: without job control it is in the shell's process group).
+    let sleep = format!("sleep 1002.5{}", mode.digit());
     c.send(json!({"type": "ssh_command", "server": "mdwap1p",
-        "command": "sleep 1002.5 & printf 'ALL-DO'; sleep 0.5; printf 'NE\\n'; wait", "stop_phrase": "ALL-DONE"}))
+        "command": format!("{sleep} & printf 'ALL-DO'; sleep 0.5; printf 'NE\\n'; wait"), "stop_phrase": "ALL-DONE"}))
         .await;
     let (sleeper, (out, _, done)) =
-        tokio::join!(RemoteProcess::started("sleep 1002.5"), c.collect_until_complete());
+        tokio::join!(RemoteProcess::started(&sleep), c.collect_until_complete());
     assert_eq!(done["reason"], "stop_phrase", "{done}");
     assert!(out.contains("ALL-DONE"), "{out}");
     sleeper.ended("the command survived its stop phrase").await;
+}
 }
 
 #[tokio::test]
@@ -198,11 +223,11 @@ async fn a_utf8_character_printed_one_byte_at_a_time_arrives_whole() {
     assert!(!out.contains('\u{FFFD}'), "{out:?}");
 }
 
-#[tokio::test]
-async fn an_euc_kr_server_has_its_korean_output_decoded() {
+crate::both_modes! {
+async fn an_euc_kr_server_has_its_korean_output_decoded(mode) {
     let sshd = SshdServer::start(SshdOptions::default());
     let app = TestApp::builder()
-        .sshd_with("legacy", &sshd, "encoding = \"euc-kr\"\n")
+        .sshd_with("legacy", &sshd, &format!("encoding = \"euc-kr\"\n{}", mode.toml()))
         .spawn()
         .await;
     let mut c = WsClient::stub(&app).await;
@@ -213,10 +238,11 @@ async fn an_euc_kr_server_has_its_korean_output_decoded() {
     assert_eq!(done["reason"], "exit");
     assert!(out.contains("안녕하세요"), "{out:?}");
 }
+}
 
-#[tokio::test]
-async fn a_prompt_is_answered_through_ssh_input() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn a_prompt_is_answered_through_ssh_input(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "read x; echo got:$x"}))
@@ -227,20 +253,28 @@ async fn a_prompt_is_answered_through_ssh_input() {
     assert!(out.contains("got:pink"), "{out:?}");
     assert_eq!(done["exit_status"], 0);
 }
+}
 
-#[tokio::test]
-async fn ctrl_c_through_ssh_input_stops_a_sleep() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn ctrl_c_through_ssh_input_stops_a_sleep(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "echo ready; sleep 1003.5"}))
+    let sleep = format!("sleep 1003.5{}", mode.digit());
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": format!("echo ready; {sleep}")}))
         .await;
     c.wait_for_output("ready").await;
-    let sleeper = RemoteProcess::started("sleep 1003.5").await;
+    let sleeper = RemoteProcess::started(&sleep).await;
     c.send(json!({"type": "ssh_input", "data": "\u{0003}"})).await;
     let (_, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "exit", "{done}");
+    if mode == Mode::Shell {
+        // the end marker still came: the status of a command ended by
+        // SIGINT (exec mode reports the signal, without a status)
+        assert_eq!(done["exit_status"], 130, "{done}");
+    }
     sleeper.ended("ctrl-c did not stop it").await;
+}
 }
 
 #[tokio::test]
@@ -284,15 +318,16 @@ async fn fifty_megabytes_of_output_arrive_whole_in_few_messages() {
     );
 }
 
-#[tokio::test]
-async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn cancel_kills_the_remote_command_and_keeps_the_lock(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1004.5"}))
+    let sleep = format!("sleep 1004.5{}", mode.digit());
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": sleep}))
         .await;
     c.recv_until("ssh_command_started").await;
-    let sleeper = RemoteProcess::started("sleep 1004.5").await;
+    let sleeper = RemoteProcess::started(&sleep).await;
     c.send(json!({"type": "cancel"})).await;
     let (_, _, done) = c.collect_until_complete().await;
     assert_eq!(done["reason"], "cancelled");
@@ -306,6 +341,7 @@ async fn cancel_kills_the_remote_command_and_keeps_the_lock() {
         "{status}"
     );
     assert_eq!(status["workflow_run"], Value::Null);
+}
 }
 
 #[tokio::test]
@@ -422,20 +458,22 @@ async fn a_second_command_while_one_runs_is_50010_and_cancel_with_nothing_runnin
     assert_eq!(done["reason"], "cancelled");
 }
 
-#[tokio::test]
-async fn a_timeout_sends_22001_and_ends_the_command() {
-    let (app, _sshd) = app_with_server("mdwap1p").await;
+crate::both_modes! {
+async fn a_timeout_sends_22001_and_ends_the_command(mode) {
+    let (app, _sshd) = app_with_server_in("mdwap1p", mode).await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
     // 2 s rather than 0.5 s: long enough that the sleep is surely seen
     // running before the timeout ends it
-    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1008.5", "timeout_s": 2}))
+    let sleep = format!("sleep 1008.5{}", mode.digit());
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": sleep, "timeout_s": 2}))
         .await;
     let (sleeper, (_, _, res)) =
-        tokio::join!(RemoteProcess::started("sleep 1008.5"), c.collect_until_complete());
+        tokio::join!(RemoteProcess::started(&sleep), c.collect_until_complete());
     assert_eq!(res["error"]["error"]["code"], 22001, "{res}");
     assert_eq!(res["complete"]["reason"], "timeout");
     sleeper.ended("the command survived its timeout").await;
+}
 }
 
 #[tokio::test]

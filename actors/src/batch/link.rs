@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::group::own_group;
 use crate::error::{AppError, ErrorCode};
-use crate::server::ServerSpec;
+use crate::server::{CommandMode, ServerSpec};
+use crate::shell_mode::capture::run_captured;
 use crate::ssh::{self, ExecLimits, ExecOutput, SshOptions, SshSession};
 
 /// The cancel signal the workers watch: set by the actor, and also seen as
@@ -103,12 +104,18 @@ impl ServerLink for SshLink {
                 }
             };
             let cancel = self.cancel.clone();
-            // its own process group: a timeout or cancel ends all of it
-            let result = session
-                .exec_until(&own_group(command), self.limits, async move {
-                    cancel.cancelled().await
-                })
-                .await;
+            let cancelled = async move { cancel.cancelled().await };
+            let result = match self.server.command_mode {
+                // its own process group: a timeout or cancel ends all of it
+                CommandMode::Exec => {
+                    session
+                        .exec_until(&own_group(command), self.limits, cancelled)
+                        .await
+                }
+                // typed into the login shell; its output (stdout and stderr
+                // merged) comes from the PTY, whose closing ends it all
+                CommandMode::Shell => run_captured(session, command, self.limits, cancelled).await,
+            };
             if result.is_err() && session.is_closed() {
                 // the connection went down under the command: report the
                 // connection, not the channel, and reconnect next time

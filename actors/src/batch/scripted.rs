@@ -126,6 +126,7 @@ pub(crate) fn server(name: &str) -> Arc<ServerSpec> {
         host_key_fingerprint: None,
         encoding: encoding_rs::UTF_8,
         tags: Vec::new(),
+        command_mode: Default::default(),
     })
 }
 

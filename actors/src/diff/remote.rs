@@ -10,7 +10,9 @@
 //!   followed), at most `max_entries` per side; contents hashed over SFTP
 //!   in 64 KiB chunks when asked, never held whole;
 //! - commands: run on both servers in parallel without a PTY, output
-//!   capped, stopped (TERM, then KILL) when the caller's cancel fires.
+//!   capped, stopped (TERM, then KILL) when the caller's cancel fires; on a
+//!   server in shell mode, typed into its login shell on a PTY instead
+//!   (stdout and stderr merged into the compared output, closed on cancel).
 //!
 //! SFTP connections come from the caller's [`SftpPool`] (the WebSocket
 //! client's own, or one made for a REST request). Every failure is a
@@ -30,7 +32,8 @@ use crate::diff::compare::{self, CompareBy, DirDiff, FileDiff, Input, Side, Tree
 use crate::error::{AppError, ErrorCode};
 use crate::files::pool::SftpPool;
 use crate::files::sftp::{EntryKind, SftpConn, SftpError, SftpStatus};
-use crate::server::ServerSpec;
+use crate::server::{CommandMode, ServerSpec};
+use crate::shell_mode::capture::run_captured;
 use crate::ssh::{self, ExecLimits, SshOptions};
 
 /// Files hashed at the same time per side in a `sha256` directory diff.
@@ -374,9 +377,12 @@ async fn run_side(
     };
     // fires when the caller sends or drops its sender
     let cancelled = async move { while cancel.changed().await.is_ok() {} };
-    // its own process group, killed whole on cancel or when the channel
-    // closes (crate::batch::group)
-    let out = session.exec_until(&own_group(command), limits, cancelled).await;
+    let out = match server.command_mode {
+        // its own process group, killed whole on cancel or when the channel
+        // closes (crate::batch::group)
+        CommandMode::Exec => session.exec_until(&own_group(command), limits, cancelled).await,
+        CommandMode::Shell => run_captured(&session, command, limits, cancelled).await,
+    };
     let _ = session.disconnect().await;
     out.map_err(|e| DiffError::wrap(side, e, None))
 }

@@ -286,6 +286,7 @@ mod tests {
             host_key_fingerprint: None,
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
+            command_mode: Default::default(),
         };
         let ssh = SshOptions {
             connect_timeout: Duration::from_secs(5),

@@ -579,6 +579,7 @@ mod tests {
             host_key_fingerprint: None,
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
+            command_mode: Default::default(),
         }
     }
 

@@ -59,7 +59,7 @@ pub struct ExecOutput {
 }
 
 /// Appends what fits under `cap` and reports whether anything was dropped.
-fn keep_up_to(buf: &mut Vec<u8>, cap: usize, data: &[u8]) -> bool {
+pub fn keep_up_to(buf: &mut Vec<u8>, cap: usize, data: &[u8]) -> bool {
     let room = cap.saturating_sub(buf.len());
     buf.extend_from_slice(&data[..room.min(data.len())]);
     data.len() > room

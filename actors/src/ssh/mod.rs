@@ -27,7 +27,7 @@ mod shell;
 mod slots;
 
 pub use connect::{connect, ConnectHook, ConnectHooks, SshOptions};
-pub use exec::{connection_lost, ExecLimits, ExecOutput, KILL_GRACE};
+pub use exec::{connection_lost, keep_up_to, ExecLimits, ExecOutput, KILL_GRACE};
 pub use session::SshSession;
 pub use shell::{PtyRequest, ShellChannel, ShellEvent, ShellInput, ShellOutput};
 pub use slots::{SessionSlot, SessionSlots};

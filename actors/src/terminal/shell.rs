@@ -19,6 +19,13 @@
 //! Output that was waiting for its throttle slot when the actor is
 //! cancelled (at most one throttle interval's worth) is discarded with it;
 //! on exit and on the stop phrase everything is flushed first.
+//!
+//! On a server in shell mode (`crate::shell_mode`) a command is typed into
+//! the login shell instead of sent as `exec`: the writer types the probe
+//! and command lines before any of the client's input, and the output
+//! passes a marker filter before the pipeline, so the stop phrase is looked
+//! for in the command's output only (never in the echo of its own text).
+//! An empty command is an interactive shell in both modes.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -28,8 +35,14 @@ use std::time::Duration;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
 use futures_util::StreamExt;
 
+use bytes::Bytes;
+use futures_util::stream::LocalBoxStream;
+
 use crate::error::{AppError, ErrorCode};
-use crate::server::ServerSpec;
+use crate::server::{CommandMode, ServerSpec};
+use crate::shell_mode::lines::{command_lines, probe_lines, Flavour, Token};
+use crate::shell_mode::markers::{filter_stream, MarkerEvent, MarkerFilter};
+use crate::shell_mode::{ended_before_start, not_posix, type_command};
 use crate::ssh::{self, PtyRequest, ShellEvent, SshOptions, SshSession};
 use crate::task::{Reporter, Stop, TaskMessage, CLEANUP_TIMEOUT};
 use crate::terminal::output::{pump, OutputPipeline, PumpEnd};
@@ -121,6 +134,19 @@ enum InputOp {
     Resize(u32, u32),
 }
 
+/// What the markers said, in shell mode (`crate::shell_mode::markers`).
+#[derive(Debug, Default)]
+struct MarkersSeen {
+    /// `$SHELL` of a login shell that is not POSIX.
+    refused: Option<String>,
+    /// The begin marker came: the command runs.
+    began: bool,
+    /// The end marker came, with the command's status.
+    ended: Option<Option<u32>>,
+    /// The prompt came back instead of the end marker.
+    aborted: bool,
+}
+
 /// The actor. See the module docs.
 pub struct SshShellActor {
     request: ShellRequest,
@@ -145,6 +171,8 @@ pub struct SshShellActor {
     bytes: Rc<Cell<u64>>,
     /// Set when the session ended under the channel ([`ShellEvent::Lost`]).
     lost: Rc<Cell<bool>>,
+    /// In shell mode with a command: what the markers said so far.
+    markers: Option<Rc<std::cell::RefCell<MarkersSeen>>>,
 }
 
 impl SshShellActor {
@@ -152,7 +180,9 @@ impl SshShellActor {
     /// started.
     pub fn new(request: ShellRequest, reporter: Reporter<String, Completion>) -> Self {
         let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_QUEUE);
+        let typed = request.server.command_mode == CommandMode::Shell && !request.command.is_empty();
         SshShellActor {
+            markers: typed.then(Rc::default),
             input_tx,
             input_rx: Some(input_rx),
             request,
@@ -194,8 +224,31 @@ impl SshShellActor {
         let Some(mut rx) = self.input_rx.take() else {
             return;
         };
+        // shell mode: the lines to type, and the signal that the shell is
+        // ready for the command lines
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let typing = self.markers.is_some().then(|| {
+            let token = Token::random();
+            let lines = (
+                probe_lines(&token),
+                command_lines(&token, &self.request.command, Flavour::Terminal),
+            );
+            (token, lines)
+        });
+        let (token, lines) = typing.unzip();
+        let server = self.request.server.name.clone();
         ctx.spawn(
             async move {
+                // before any of the client's input, which waits in `rx`
+                if let Some((probe, command)) = lines {
+                    let typed = type_command(&server, probe, command, ready_rx, |bytes| {
+                        let writer = writer.clone();
+                        async move { writer.write(bytes).await }
+                    });
+                    if let Err(e) = typed.await {
+                        return Some(e);
+                    }
+                }
                 while let Some(op) = rx.recv().await {
                     let result = match op {
                         InputOp::Write(text) => writer.write(text.into_bytes()).await,
@@ -218,12 +271,9 @@ impl SshShellActor {
         let exit_status = self.exit_status.clone();
         let bytes = self.bytes.clone();
         let lost = self.lost.clone();
-        let source = output.into_stream().filter_map(move |event| {
+        let events = output.into_stream().filter_map(move |event| {
             let out = match event {
-                ShellEvent::Output(data) => {
-                    bytes.set(bytes.get() + data.len() as u64);
-                    Some(data)
-                }
+                ShellEvent::Output(data) => Some(data),
                 ShellEvent::ExitStatus(status) => {
                     exit_status.set(Some(status));
                     None
@@ -236,6 +286,30 @@ impl SshShellActor {
             };
             std::future::ready(out)
         });
+        let source: LocalBoxStream<'static, Bytes> = match (token, &self.markers) {
+            (Some(token), Some(seen)) => {
+                let seen = seen.clone();
+                let mut ready_tx = Some(ready_tx);
+                let on_event = move |event: MarkerEvent| {
+                    let mut seen = seen.borrow_mut();
+                    match event {
+                        MarkerEvent::Probed { posix: true, .. } => {
+                            if let Some(tx) = ready_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        MarkerEvent::Probed { posix: false, shell } => seen.refused = Some(shell),
+                        MarkerEvent::Began => seen.began = true,
+                        MarkerEvent::Ended(status) => seen.ended = Some(status),
+                        MarkerEvent::Aborted => seen.aborted = true,
+                    }
+                };
+                filter_stream(events, MarkerFilter::new(&token), on_event).boxed_local()
+            }
+            _ => events.boxed_local(),
+        };
+        // counted after the markers: in shell mode, the command's output only
+        let source = source.inspect(move |data| bytes.set(bytes.get() + data.len() as u64));
         let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
             return;
         };
@@ -256,6 +330,7 @@ impl SshShellActor {
             }
             .into_actor(self)
             .map(|end, act, ctx| match end {
+                PumpEnd::SourceEnded if act.markers.is_some() => act.shell_mode_ended(ctx),
                 // the connection went before the command told us how it
                 // ended: say so, with the code of a failed connection
                 PumpEnd::SourceEnded if act.lost.get() && act.exit_status.get().is_none() => {
@@ -267,6 +342,39 @@ impl SshShellActor {
                 PumpEnd::SinkClosed => act.finish(FinishReason::Cancelled, None, ctx),
             }),
         );
+    }
+}
+
+impl SshShellActor {
+    /// Shell mode: the output ended (end marker, refusal, or the channel
+    /// went); says how the command ended.
+    fn shell_mode_ended(&mut self, ctx: &mut Context<Self>) {
+        let Some(seen) = self.markers.clone() else {
+            return;
+        };
+        let seen = seen.borrow();
+        let server = self.request.server.name.as_str();
+        if let Some(shell) = &seen.refused {
+            let err = not_posix(server, shell);
+            self.finish(FinishReason::Error, Some(err), ctx);
+        } else if let Some(status) = seen.ended {
+            // the marker's status, not the shell's (which exits 0 after it)
+            self.exit_status.set(status);
+            self.finish(FinishReason::Exit, None, ctx);
+        } else if seen.aborted {
+            // the shell dropped the command line: no status to report
+            self.exit_status.set(None);
+            self.finish(FinishReason::Exit, None, ctx);
+        } else if self.lost.get() {
+            let err = ssh::connection_lost(server);
+            self.finish(FinishReason::Error, Some(err), ctx);
+        } else if !seen.began {
+            let err = ended_before_start(server, self.exit_status.get());
+            self.finish(FinishReason::Error, Some(err), ctx);
+        } else {
+            // the shell itself ended mid-command: its status is the answer
+            self.finish(FinishReason::Exit, None, ctx);
+        }
     }
 }
 
@@ -286,10 +394,13 @@ impl Actor for SshShellActor {
             });
         }
         let request = self.request.clone();
+        let typed = self.markers.is_some();
         ctx.spawn(
             async move {
                 let session = ssh::connect(&request.server, &request.ssh).await?;
-                let command = (!request.command.is_empty()).then_some(request.command.as_str());
+                // shell mode types the command into a shell; otherwise exec
+                // it, or an interactive shell for an empty command
+                let command = (!request.command.is_empty() && !typed).then_some(request.command.as_str());
                 match session.open_pty(request.pty.clone(), command).await {
                     Ok(channel) => Ok((session, channel, request.pty)),
                     Err(e) => {

@@ -1,6 +1,7 @@
 //! The fixtures most tests start from: a daemon with real sshd servers
-//! ([`app_with_server`], [`with_servers`]) and a temporary directory tree
-//! ([`TempTree`]) that the harness servers can work in.
+//! ([`app_with_server`], [`with_servers`], [`app_with_server_in`] for a
+//! [`Mode`]) and a temporary directory tree ([`TempTree`]) that the harness
+//! servers can work in.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,45 @@ use super::sshd::{SshdOptions, SshdServer};
 pub async fn app_with_server(name: &str) -> (TestApp, SshdServer) {
     let (builder, [sshd]) = with_servers([name]);
     (builder.spawn().await, sshd)
+}
+
+/// A server's `command_mode`: tests that must behave the same in both take
+/// one (see [`both_modes!`](crate::both_modes)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `exec` requests (the default).
+    Exec,
+    /// Typed into the login shell on a PTY.
+    Shell,
+}
+
+impl Mode {
+    /// The servers-file line that selects this mode.
+    pub fn toml(self) -> &'static str {
+        match self {
+            Mode::Exec => "command_mode = \"exec\"\n",
+            Mode::Shell => "command_mode = \"shell\"\n",
+        }
+    }
+
+    /// A digit that keeps the remote processes of one test's two runs
+    /// apart (`sleep 1004.51` and `sleep 1004.52` may run at once).
+    pub fn digit(self) -> u8 {
+        match self {
+            Mode::Exec => 1,
+            Mode::Shell => 2,
+        }
+    }
+}
+
+/// A daemon with one real sshd configured as server `name` in `mode`.
+pub async fn app_with_server_in(name: &str, mode: Mode) -> (TestApp, SshdServer) {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder()
+        .sshd_with(name, &sshd, mode.toml())
+        .spawn()
+        .await;
+    (app, sshd)
 }
 
 /// The names of the hidden files in `dir` (where the daemon's temporary

@@ -21,6 +21,9 @@ use pinkpage_actors::Secret;
 
 const SSHD: &str = "/usr/sbin/sshd";
 const TEST_USER: &str = "pinkpage-test";
+/// A second account, whose login shell is tcsh (`scripts/test-env.sh`):
+/// shell mode must refuse it. Same password as [`TEST_USER`].
+pub const TCSH_USER: &str = "pinkpage-tcsh";
 const DEFAULT_PASSWORD: &str = "pinkpage-test-pw";
 /// How long sshd may take to print "Server listening on".
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,6 +114,7 @@ impl TestUser {
             host_key_fingerprint: None,
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
+            command_mode: Default::default(),
         }
     }
 
@@ -286,7 +290,7 @@ impl SshdServer {
              KbdInteractiveAuthentication {kbd}\n\
              PubkeyAuthentication yes\n\
              AuthorizedKeysFile .ssh/authorized_keys\n\
-             AllowUsers {user}\n\
+             AllowUsers {user} {tcsh_user}\n\
              PermitRootLogin no\n\
              StrictModes yes\n\
              Subsystem sftp internal-sftp\n\
@@ -297,6 +301,7 @@ impl SshdServer {
             password = yes_no(self.options.password_authentication),
             kbd = yes_no(self.options.kbd_interactive_authentication),
             user = TEST_USER,
+            tcsh_user = TCSH_USER,
             log_level = self.options.log_level,
         );
         let config = match &self.options.sftp_jail {
