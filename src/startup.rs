@@ -297,7 +297,7 @@ fn start_health_monitor(
     HealthMonitorActor::new(
         settings.servers.values().map(|s| &**s),
         config,
-        broadcast.clone(),
+        broadcast.clone().recipient(),
         HealthRecorder(journal.clone()).start().recipient(),
     )
     .start()

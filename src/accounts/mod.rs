@@ -27,49 +27,16 @@ pub mod token;
 
 pub use records::*;
 
-use pinkpage_actors::{AppError, ErrorCode};
-
 /// What the daemon logs at start-up (and `/api/v1/auth/me` shows) while no
 /// account exists: how to create the first admin.
 pub fn first_admin_hint() -> &'static str {
     "pinkpage user add NAME --role admin"
 }
 
-/// Why an account operation failed. Messages never carry a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    /// A user with this name already exists.
-    #[error("a user with this name already exists")]
-    Exists,
-    /// No such user, token or session.
-    #[error("not found")]
-    NotFound,
-    /// A name, tag, label or time that cannot be used; says which and why.
-    #[error("{0}")]
-    Invalid(String),
-    /// The password does not meet the strength rule; says which part.
-    #[error("weak password: {0}")]
-    WeakPassword(String),
-    /// The store failed (its own message).
-    #[error("{0}")]
-    Db(String),
-}
-
-impl From<AccountError> for AppError {
-    fn from(e: AccountError) -> AppError {
-        match e {
-            AccountError::Exists => AppError::with_detail(ErrorCode::Validation, e.to_string()),
-            AccountError::Invalid(_) | AccountError::WeakPassword(_) => {
-                AppError::with_detail(ErrorCode::Validation, e.to_string())
-            }
-            AccountError::NotFound => AppError::with_detail(ErrorCode::NotFound, e.to_string()),
-            AccountError::Db(db) => AppError::with_detail(ErrorCode::Database, db),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use pinkpage_actors::{AppError, ErrorCode};
+
     use super::*;
 
     #[test]

@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use pinkpage_actors::secret::Secret;
 
-use super::AccountError;
+use super::records::AccountError;
 
 /// Memory per hash, in KiB (64 MiB). Memory is what makes guessing on GPUs
 /// expensive, so it is the parameter we spend most on; with

@@ -7,10 +7,43 @@
 
 use chrono::{DateTime, Utc};
 use pinkpage_actors::access::{Role, ServerScope};
+use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
-use super::AccountError;
 use crate::records::timestamp;
+
+/// Why an account operation failed. Messages never carry a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// A user with this name already exists.
+    #[error("a user with this name already exists")]
+    Exists,
+    /// No such user, token or session.
+    #[error("not found")]
+    NotFound,
+    /// A name, tag, label or time that cannot be used; says which and why.
+    #[error("{0}")]
+    Invalid(String),
+    /// The password does not meet the strength rule; says which part.
+    #[error("weak password: {0}")]
+    WeakPassword(String),
+    /// The store failed (its own message).
+    #[error("{0}")]
+    Db(String),
+}
+
+impl From<AccountError> for AppError {
+    fn from(e: AccountError) -> AppError {
+        match e {
+            AccountError::Exists => AppError::with_detail(ErrorCode::Validation, e.to_string()),
+            AccountError::Invalid(_) | AccountError::WeakPassword(_) => {
+                AppError::with_detail(ErrorCode::Validation, e.to_string())
+            }
+            AccountError::NotFound => AppError::with_detail(ErrorCode::NotFound, e.to_string()),
+            AccountError::Db(db) => AppError::with_detail(ErrorCode::Database, db),
+        }
+    }
+}
 
 /// Longest user name.
 pub const MAX_NAME_LEN: usize = 64;

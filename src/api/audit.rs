@@ -33,7 +33,7 @@ pub async fn list_audit(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let limit = super::page_limit(q.limit, 100)?;
+    let limit = super::paging::page_limit(q.limit, 100)?;
     let events = state
         .stores
         .audit

@@ -32,7 +32,7 @@ pub async fn list_runs(
     state: web::Data<AppState>,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::page_limit(q.limit, 50)?;
+    let limit = super::paging::page_limit(q.limit, 50)?;
     let runs = state.stores.batches.list(limit, q.offset.unwrap_or(0)).await?;
     Ok(HttpResponse::Ok().json(runs))
 }
@@ -67,7 +67,7 @@ pub async fn get_run(
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
     let page = ResultsPage {
-        limit: super::page_limit(q.limit, 1000)?,
+        limit: super::paging::page_limit(q.limit, 1000)?,
         offset: u64::from(q.offset.unwrap_or(0)),
     };
     match state.stores.batches.get(run_id.clone(), page).await? {

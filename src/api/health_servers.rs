@@ -99,7 +99,7 @@ pub async fn server_health_events(
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let server = ServerRef::known(&state.settings, &name)?;
-    let limit = super::page_limit(q.limit, 100)?;
+    let limit = super::paging::page_limit(q.limit, 100)?;
     let events = state.stores.health.list(server.name().to_owned(), limit).await?;
     Ok(HttpResponse::Ok().json(events))
 }

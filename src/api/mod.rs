@@ -20,6 +20,7 @@ pub mod error;
 pub mod errors;
 pub mod health;
 pub mod health_servers;
+pub mod paging;
 pub mod servers;
 pub mod session;
 pub mod transfers;
@@ -178,19 +179,6 @@ fn declare_access(doc: &mut utoipa::openapi::OpenApi) {
                 error("foreign Origin (10005), Host not allowed (10006), or the caller's role or servers do not allow it (10003)").into()
             });
         }
-    }
-}
-
-/// A listing's `limit`: `default` when absent, else 1-1000 (10001).
-pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, AppError> {
-    let limit = limit.unwrap_or(default);
-    if (1..=1000).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(AppError::with_detail(
-            ErrorCode::Validation,
-            "limit must be between 1 and 1000",
-        ))
     }
 }
 

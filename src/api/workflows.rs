@@ -286,7 +286,7 @@ pub async fn list_runs(
     state: web::Data<AppState>,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = super::page_limit(q.limit, 50)?;
+    let limit = super::paging::page_limit(q.limit, 50)?;
     let q = q.into_inner();
     let runs = state
         .stores

@@ -52,7 +52,7 @@ use tokio::sync::{oneshot, watch, Notify};
 
 pub use self::queue::Bounds;
 use self::queue::{Pending, Queues};
-pub use self::record::{Class, Record, Stream};
+pub use self::record::{Class, Record, Settled, Stream};
 use crate::records::NewAuditEvent;
 use crate::store::{Applied, Stores, Writes};
 
@@ -70,20 +70,6 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 /// cancelled (that could write its records twice), and its end decides.
 /// Longer than SQLite's busy timeout (5 s), which ends a locked write.
 const WRITE_HANGS_AFTER: Duration = Duration::from_secs(10);
-
-/// How a recorded record ended, as its [`Receipt`] tells.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settled {
-    /// Stored; with the id the store gave it, where it gives one.
-    Written(Option<i64>),
-    /// The store refused it on its own merits (logged).
-    Rejected(String),
-    /// Dropped: the journal's bound was full (logged and counted).
-    Dropped,
-    /// Not stored yet, and the store fails: it waits in the journal and is
-    /// written once the store recovers (given by [`Journal::settled`]).
-    Waiting,
-}
 
 /// Tells once a record is written, refused or dropped. Dropping it is
 /// fine: the record is written anyway.

@@ -20,8 +20,7 @@ use std::collections::VecDeque;
 
 use tokio::sync::oneshot;
 
-use super::record::{Class, Record, Stream, STREAMS};
-use super::Settled;
+use super::record::{Class, Record, Settled, Stream, STREAMS};
 
 /// The shared bound and its reserved shares.
 #[derive(Debug, Clone, Copy)]

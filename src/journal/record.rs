@@ -173,3 +173,17 @@ impl From<TempFileWrite> for Record {
         Record::TempFile(w)
     }
 }
+
+/// How a recorded record ended, as its receipt tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Stored; with the id the store gave it, where it gives one.
+    Written(Option<i64>),
+    /// The store refused it on its own merits (logged).
+    Rejected(String),
+    /// Dropped: the journal's bound was full (logged and counted).
+    Dropped,
+    /// Not stored yet, and the store fails: it waits in the journal and is
+    /// written once the store recovers (given by `Journal::settled`).
+    Waiting,
+}

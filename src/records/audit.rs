@@ -33,7 +33,7 @@ impl NewAuditEvent {
     /// An event with just an actor and an action, happening now.
     pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
         NewAuditEvent {
-            at: super::now(),
+            at: chrono::Utc::now(),
             actor: actor.into(),
             action: action.into(),
             server: None,

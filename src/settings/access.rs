@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderName;
 use pinkpage_actors::access::Role;
 
-use super::{Env, SettingsError};
+use super::env::{Env, SettingsError};
 
 /// A network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is
 /// the one-address network).

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{Env, SettingsError};
+use super::env::{Env, SettingsError};
 
 /// WAVE2: the defaults must allow 10,000 WebSocket clients.
 const DEFAULT_WS_MAX: usize = 10_000;

@@ -22,6 +22,7 @@
 pub mod access;
 pub mod caps;
 pub mod dotenv;
+mod env;
 pub mod names;
 pub mod servers_file;
 pub mod work_limits;
@@ -34,27 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinkpage_actors::secret::Secret;
-use pinkpage_actors::server::{Auth, CommandMode, ServerSpec, TransferSpec};
+use pinkpage_actors::server::{Auth, ServerSpec, TransferSpec};
 use pinkpage_actors::ssh::HostKeyMode;
 
-/// A setting that is missing or cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid setting {variable}: {problem}")]
-pub struct SettingsError {
-    /// The environment variable (or servers-file key) at fault.
-    pub variable: String,
-    /// What is wrong with it, without echoing secret values.
-    pub problem: String,
-}
-
-impl SettingsError {
-    fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
-        SettingsError {
-            variable: variable.into(),
-            problem: problem.into(),
-        }
-    }
-}
+use self::env::Env;
+pub use self::env::{SettingDoc, SettingsError};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +48,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object a line: time, level, target, message, fields.
     Json,
-}
-
-/// One documented setting: the single list behind `pinkpage --help`,
-/// `.env.example` (a test keeps them in step) and the README table.
-pub struct SettingDoc {
-    /// Environment variable name.
-    pub name: &'static str,
-    /// Default value, or `unset` / `required`.
-    pub default: &'static str,
-    /// What it controls.
-    pub meaning: &'static str,
 }
 
 /// Every setting the daemon reads.
@@ -595,72 +569,10 @@ pub fn default_transfer() -> TransferSpec {
     }
 }
 
-/// Typed access to the lookup, each failure naming its variable.
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
-
-impl Env<'_> {
-    /// The value, with empty strings treated as unset (as `.env` files
-    /// often carry `NAME=`).
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    fn path(&self, name: &str, default: &str) -> PathBuf {
-        PathBuf::from(self.get(name).unwrap_or_else(|| default.to_owned()))
-    }
-
-    fn parse_or<T>(&self, name: &str, default: T, valid: impl Fn(&T) -> bool) -> Result<T, SettingsError>
-    where
-        T: std::str::FromStr,
-    {
-        match self.get(name) {
-            None => Ok(default),
-            Some(raw) => match raw.trim().parse::<T>() {
-                Ok(v) if valid(&v) => Ok(v),
-                _ => Err(SettingsError::new(
-                    name,
-                    format!("'{}' is not a valid value", raw.trim()),
-                )),
-            },
-        }
-    }
-
-    /// An output encoding by WHATWG label (`euc-kr`); UTF-8 when unset.
-    fn encoding(&self, name: &str) -> Result<&'static encoding_rs::Encoding, SettingsError> {
-        match self.get(name) {
-            None => Ok(encoding_rs::UTF_8),
-            Some(label) => encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
-                SettingsError::new(name, format!("'{}' is not a known encoding", label.trim()))
-            }),
-        }
-    }
-
-    /// `exec` or `shell`; `exec` when unset.
-    fn command_mode(&self, name: &str) -> Result<CommandMode, SettingsError> {
-        match self.get(name) {
-            None => Ok(CommandMode::Exec),
-            Some(raw) => CommandMode::parse(raw.trim()).ok_or_else(|| {
-                SettingsError::new(name, format!("'{}' is not one of exec, shell", raw.trim()))
-            }),
-        }
-    }
-
-    /// A positive, finite number of seconds (fractions allowed).
-    fn seconds(&self, name: &str, default: f64) -> Result<Duration, SettingsError> {
-        let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s > 0.0 && *s < 1e9)?;
-        Ok(Duration::from_secs_f64(secs))
-    }
-
-    /// As [`Env::seconds`], and 0 allowed (for "off").
-    fn seconds_or_zero(&self, name: &str, default: f64) -> Result<Duration, SettingsError> {
-        let secs = self.parse_or(name, default, |s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e9)?;
-        Ok(Duration::from_secs_f64(secs))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pinkpage_actors::server::CommandMode;
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {

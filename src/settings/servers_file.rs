@@ -35,8 +35,8 @@ use pinkpage_actors::secret::Secret;
 use pinkpage_actors::server::{Auth, CommandMode, ServerSpec, TransferSpec};
 use serde::Deserialize;
 
+use super::env::SettingsError;
 use super::names::check_name;
-use super::SettingsError;
 
 const VAR: &str = "PINKPAGE_SERVERS_FILE";
 

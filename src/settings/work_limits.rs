@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Env, SettingDoc, SettingsError};
+use super::env::{Env, SettingDoc, SettingsError};
 
 /// Default of `PINKPAGE_DIFF_BUDGET_BYTES`: 512 MiB, room for 25 diffs of
 /// two 10 MiB files (the default `PINKPAGE_DIFF_MAX_BYTES`) at once.

@@ -16,7 +16,7 @@
 //! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
 //!   `PINKPAGE_WS_TIMEOUT_S` is dropped. A client that stopped reading
 //!   stops this actor from being polled at all, so that case is the stall
-//!   watchdog's (`super::stall`), which reaches the connection's tasks
+//!   watchdog's (in `stall.rs`), which reaches the connection's tasks
 //!   through its [`ConnWatch`](crate::connections::ConnWatch), not through
 //!   this actor.
 //! - `stopping`: [`Domain::stopping`] stops the domain's tasks and hands

@@ -18,6 +18,8 @@ pub mod bmx4;
 pub mod bmx5;
 pub mod connection;
 pub mod diff;
+#[cfg(test)]
+mod fuzz;
 pub mod protocol;
 pub mod stall;
 pub mod stub;

@@ -197,9 +197,6 @@ pub fn parse_frame_checked<R: DeserializeOwned>(
 }
 
 #[cfg(test)]
-mod fuzz;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use serde::Deserialize;

@@ -13,6 +13,7 @@ mod dotenv;
 mod health;
 mod host_keys;
 mod identity;
+mod layers;
 mod lock;
 mod openapi_contract;
 mod protocol_doc;

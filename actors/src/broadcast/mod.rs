@@ -20,7 +20,7 @@ use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use serde::Serialize;
 
 use crate::error::ErrorCode;
-use crate::health::ServerHealthStatus;
+use crate::health::{HealthNews, ServerHealthStatus};
 use crate::ids::{ConnectionId, OwnerId, RunId};
 
 /// The session lock's state, as broadcast and shown in welcome messages.
@@ -102,12 +102,6 @@ pub struct Leave {
 #[rtype(result = "()")]
 pub struct Publish(pub Event);
 
-/// Seeds or updates the health map without broadcasting (a status that
-/// changed counters but not `is_healthy`).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RememberHealth(pub ServerHealthStatus);
-
 /// How many connections are registered (for tests and metrics).
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -148,11 +142,20 @@ impl Handler<Leave> for BroadcastActor {
     }
 }
 
-impl Handler<RememberHealth> for BroadcastActor {
+/// The health monitor's news: remembered for snapshots, and a change
+/// announced to every connection.
+impl Handler<HealthNews> for BroadcastActor {
     type Result = ();
 
-    fn handle(&mut self, RememberHealth(status): RememberHealth, _: &mut Context<Self>) {
-        self.health.insert(status.server_name.clone(), status);
+    fn handle(&mut self, news: HealthNews, ctx: &mut Context<Self>) {
+        match news {
+            HealthNews::Updated(status) => {
+                self.health.insert(status.server_name.clone(), status);
+            }
+            HealthNews::Changed(status) => {
+                <Self as Handler<Publish>>::handle(self, Publish(Event::ServerHealth(status)), ctx)
+            }
+        }
     }
 }
 
@@ -295,7 +298,7 @@ mod tests {
             .await
             .unwrap();
         registry
-            .send(RememberHealth(ServerHealthStatus::unchecked("mdwap1p", "h")))
+            .send(HealthNews::Updated(ServerHealthStatus::unchecked("mdwap1p", "h")))
             .await
             .unwrap();
         let probe = Probe(Arc::default()).start();

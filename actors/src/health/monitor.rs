@@ -5,13 +5,13 @@
 //!
 //! What it does:
 //! - At start it tells the registry every server is not yet checked
-//!   ([`RememberHealth`]), sweeps at once, then sweeps every `interval`
+//!   ([`HealthNews::Updated`]), sweeps at once, then sweeps every `interval`
 //!   (see [`crate::health::check::sweep`]). A tick that comes while the
 //!   previous sweep still runs is skipped and logged: overlapping sweeps
 //!   would double the sockets and race each other's results.
 //! - Each result is folded in as soon as it arrives. A flip of `is_healthy`
 //!   (the first verdict included) is published to every connection
-//!   ([`Publish`]) and sent to the history keeper as a [`HealthTransition`].
+//!   ([`HealthNews::Changed`]) and sent to the history keeper as a [`HealthTransition`].
 //!   A failure that leaves the verdict unknown (fewer in a row than the
 //!   threshold since start) is published too, with `is_healthy: null` and
 //!   its counters, but is no transition. Any other change only refreshes
@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use actix::fut::{wrap_stream, ActorStreamExt};
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult,
-    Recipient,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
 };
 
-use crate::broadcast::{BroadcastActor, Event, Publish, RememberHealth};
 use crate::error::ErrorCode;
 use crate::health::check::{ssh_banner_probe, sweep, Probe, Target};
-use crate::health::{Change, CheckOutcome, HealthTracker, HealthTransition, ServerHealthStatus, Thresholds};
+use crate::health::{
+    Change, CheckOutcome, HealthNews, HealthTracker, HealthTransition, ServerHealthStatus, Thresholds,
+};
 use crate::server::ServerSpec;
 
 /// Checks in flight at once; enough for a large fleet in one timeout while
@@ -80,8 +80,9 @@ pub struct HealthMonitorActor {
     /// One verdict per server, by name.
     trackers: BTreeMap<String, HealthTracker>,
     config: HealthConfig,
-    /// Where flips are published and every status is remembered.
-    broadcast: Addr<BroadcastActor>,
+    /// Whoever shows health to clients (the broadcast registry): told
+    /// every status, and which to announce.
+    news: Recipient<HealthNews>,
     /// Where flips are recorded (the daemon's store).
     transitions: Recipient<HealthTransition>,
     /// How a server is checked; replaced in tests.
@@ -95,7 +96,7 @@ impl HealthMonitorActor {
     pub fn new<'a>(
         servers: impl IntoIterator<Item = &'a ServerSpec>,
         config: HealthConfig,
-        broadcast: Addr<BroadcastActor>,
+        news: Recipient<HealthNews>,
         transitions: Recipient<HealthTransition>,
     ) -> Self {
         let targets: Vec<Target> = servers
@@ -106,7 +107,7 @@ impl HealthMonitorActor {
                 port: s.port,
             })
             .collect();
-        Self::with_targets(targets, config, broadcast, transitions, ssh_banner_probe())
+        Self::with_targets(targets, config, news, transitions, ssh_banner_probe())
     }
 
     /// A monitor of `targets` checked by `probe` (tests use probes that
@@ -114,7 +115,7 @@ impl HealthMonitorActor {
     pub fn with_targets(
         mut targets: Vec<Target>,
         config: HealthConfig,
-        broadcast: Addr<BroadcastActor>,
+        news: Recipient<HealthNews>,
         transitions: Recipient<HealthTransition>,
         probe: Probe,
     ) -> Self {
@@ -132,7 +133,7 @@ impl HealthMonitorActor {
             targets,
             trackers,
             config,
-            broadcast,
+            news,
             transitions,
             probe,
             sweeping: false,
@@ -187,7 +188,7 @@ impl HealthMonitorActor {
         let change = tracker.record(&outcome, now);
         let status = tracker.status().clone();
         match change {
-            Change::Updated => self.broadcast.do_send(RememberHealth(status)),
+            Change::Updated => self.news.do_send(HealthNews::Updated(status)),
             Change::Pending => {
                 log::info!(
                     server = status.server_name.as_str(),
@@ -195,8 +196,8 @@ impl HealthMonitorActor {
                     threshold = self.config.thresholds.failures;
                     "server failed its check; health unknown until the threshold"
                 );
-                // publishing also remembers it for welcome messages
-                self.broadcast.do_send(Publish(Event::ServerHealth(status)));
+                // announcing also remembers it for welcome messages
+                self.news.do_send(HealthNews::Changed(status));
             }
             Change::Flipped { previous } => {
                 if status.is_healthy == Some(false) {
@@ -209,8 +210,7 @@ impl HealthMonitorActor {
                 } else {
                     log::info!(server = status.server_name.as_str(); "server is healthy");
                 }
-                self.broadcast
-                    .do_send(Publish(Event::ServerHealth(status.clone())));
+                self.news.do_send(HealthNews::Changed(status.clone()));
                 self.transitions.do_send(HealthTransition { status, previous });
             }
         }
@@ -222,7 +222,7 @@ impl Actor for HealthMonitorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         for tracker in self.trackers.values() {
-            self.broadcast.do_send(RememberHealth(tracker.status().clone()));
+            self.news.do_send(HealthNews::Updated(tracker.status().clone()));
         }
         log::info!(
             servers = self.targets.len(),

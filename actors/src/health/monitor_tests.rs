@@ -3,7 +3,7 @@
 //! sitting.
 
 use super::*;
-use crate::broadcast::Join;
+use crate::broadcast::{BroadcastActor, Event, Join};
 use crate::ids::ConnectionId;
 use futures_util::FutureExt;
 use std::collections::HashMap;
@@ -84,7 +84,7 @@ async fn every_server_is_not_yet_checked_before_its_first_result() {
     let monitor = HealthMonitorActor::with_targets(
         targets(3),
         config(30_000, 5_000),
-        registry.clone(),
+        registry.clone().recipient(),
         transitions,
         probe,
     )
@@ -123,7 +123,14 @@ async fn a_sweep_of_hanging_checks_completes_in_one_timeout() {
         },
         ..config(60_000, 5_000)
     };
-    let monitor = HealthMonitorActor::with_targets(targets(64), config, registry, transitions, probe).start();
+    let monitor = HealthMonitorActor::with_targets(
+        targets(64),
+        config,
+        registry.clone().recipient(),
+        transitions,
+        probe,
+    )
+    .start();
 
     sleep(Duration::from_millis(4_999) - t0.elapsed()).await;
     let all = monitor.send(GetHealth).await.unwrap();
@@ -155,9 +162,14 @@ async fn the_first_verdict_and_every_flip_are_published_and_recorded() {
         ("s001".to_owned(), false),
     ])));
     let probe = scripted(script.clone(), Arc::default());
-    let monitor =
-        HealthMonitorActor::with_targets(targets(2), config(10_000, 1_000), registry, transitions, probe)
-            .start();
+    let monitor = HealthMonitorActor::with_targets(
+        targets(2),
+        config(10_000, 1_000),
+        registry.clone().recipient(),
+        transitions,
+        probe,
+    )
+    .start();
 
     let mut first = [
         health_of(events_rx.recv().await.unwrap()),
@@ -221,9 +233,14 @@ async fn a_tick_is_skipped_while_the_previous_sweep_runs() {
     let probe = scripted(Arc::default(), calls.clone());
     let t0 = Instant::now();
     // Checks hang for the whole 2.5 s timeout; ticks come every second.
-    let _monitor =
-        HealthMonitorActor::with_targets(targets(5), config(1_000, 2_500), registry, transitions, probe)
-            .start();
+    let _monitor = HealthMonitorActor::with_targets(
+        targets(5),
+        config(1_000, 2_500),
+        registry.clone().recipient(),
+        transitions,
+        probe,
+    )
+    .start();
 
     sleep(Duration::from_millis(2_900) - t0.elapsed()).await;
     assert_eq!(
@@ -246,9 +263,14 @@ async fn stop_monitor_stops_the_actor_and_its_sweep() {
     let (transitions, _rx) = tap::<HealthTransition>();
     let calls = Arc::new(AtomicUsize::new(0));
     let probe = scripted(Arc::default(), calls.clone());
-    let monitor =
-        HealthMonitorActor::with_targets(targets(2), config(1_000, 500), registry, transitions, probe)
-            .start();
+    let monitor = HealthMonitorActor::with_targets(
+        targets(2),
+        config(1_000, 500),
+        registry.clone().recipient(),
+        transitions,
+        probe,
+    )
+    .start();
     sleep(Duration::from_millis(100)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the first sweep runs at start");
     monitor.send(StopMonitor).await.unwrap();

@@ -164,6 +164,20 @@ impl HealthTracker {
     }
 }
 
+/// What the `HealthMonitorActor` tells whoever shows health to clients
+/// (the broadcast registry, which keeps the latest for welcome messages):
+/// the engine's health domain defines the message, so it never depends on
+/// who listens.
+#[derive(Debug, Clone, actix::Message)]
+#[rtype(result = "()")]
+pub enum HealthNews {
+    /// The latest status of a server, nothing to announce (counters moved).
+    Updated(ServerHealthStatus),
+    /// A status every client must be told (a flip, or a failure that
+    /// leaves the verdict unknown).
+    Changed(ServerHealthStatus),
+}
+
 /// A server's verdict flipped; sent by the `HealthMonitorActor` to whoever
 /// keeps the history (the daemon's SQLite store). The engine only defines
 /// the message, so it never learns where the history lives.

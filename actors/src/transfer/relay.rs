@@ -31,8 +31,8 @@ use russh_sftp::protocol::FileAttributes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::glob::{join, Matcher, SourceGlob};
+use super::plan::{FileDone, TransferProgress, TransferRequest, TransferSummary};
 use super::progress::{Throttle, PROGRESS_INTERVAL};
-use super::{FileDone, TransferProgress, TransferRequest, TransferSummary};
 use crate::error::{AppError, ErrorCode};
 use crate::files::digest::{sha256_reader, Sha256Hex};
 use crate::files::temp_files::{ServerTempFiles, TempKind, TempRecord};

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::apply_each;
+use super::tx::apply_each;
 use crate::records::{timestamp, AuditEvent, AuditQuery, NewAuditEvent};
 use crate::store::Writes;
 

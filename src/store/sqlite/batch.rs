@@ -5,7 +5,7 @@ use pinkpage_actors::batch::plan::{CommandResult, CommandStatus};
 use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::apply_each;
+use super::tx::apply_each;
 use crate::records::batch::{ResultsPage, RESULTS_PAGE_MAX_BYTES};
 use crate::records::{
     timestamp, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun,

@@ -4,7 +4,7 @@
 use pinkpage_actors::health::HealthTransition;
 use rusqlite::{params, Connection};
 
-use super::apply_each;
+use super::tx::apply_each;
 use crate::records::HealthEvent;
 use crate::store::Writes;
 

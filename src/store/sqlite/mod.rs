@@ -23,6 +23,7 @@ mod batch;
 mod health;
 pub mod migrations;
 mod temp_files;
+mod tx;
 mod workflows;
 
 use std::path::{Path, PathBuf};
@@ -37,11 +38,13 @@ use pinkpage_actors::files::temp_files::RecordedTempFile;
 use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::secret::Secret;
 use pinkpage_actors::{AppError, ErrorCode};
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
+
+pub(crate) use self::tx::db_error;
 
 use super::{
-    unavailable, AccountStore, Applied, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore,
-    UserChange, WorkflowStore, Writes,
+    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore, UserChange,
+    WorkflowStore, Writes,
 };
 use crate::accounts::{AccountError, Loaded, SessionRow, TokenInfo, User};
 use crate::records::batch::ResultsPage;
@@ -140,39 +143,6 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Writes + Send + 'static,
     {
         self.run(work)
-    }
-}
-
-/// Applies `records` in order in one transaction: `write` stores one and
-/// returns the id the store gave it, if any. A record that breaks a
-/// constraint (SQLite rolls back just that statement and the transaction
-/// goes on) is [`Applied::Rejected`]; any other failure (a full disk, a
-/// lock held past the busy timeout, an I/O error) rolls the whole batch
-/// back and is the store's: `Err`, to be tried again.
-pub(super) fn apply_each<T>(
-    conn: &mut Connection,
-    records: &[T],
-    mut write: impl FnMut(&Transaction<'_>, &T) -> rusqlite::Result<Option<i64>>,
-) -> Writes {
-    let tx = conn.transaction().map_err(db_error)?;
-    let mut applied = Vec::with_capacity(records.len());
-    for record in records {
-        match write(&tx, record) {
-            Ok(id) => applied.push(Applied::Written(id)),
-            Err(e) if is_rejection(&e) => applied.push(Applied::Rejected(e.to_string())),
-            Err(e) => return Err(db_error(e)),
-        }
-    }
-    tx.commit().map_err(db_error)?;
-    Ok(applied)
-}
-
-/// Whether `e` is about the record rather than the store.
-fn is_rejection(e: &rusqlite::Error) -> bool {
-    match e {
-        rusqlite::Error::SqliteFailure(f, _) => f.code == rusqlite::ErrorCode::ConstraintViolation,
-        rusqlite::Error::ToSqlConversionFailure(_) => true,
-        _ => false,
     }
 }
 
@@ -392,9 +362,4 @@ fn why_not_writable(path: &Path) -> String {
         }
     };
     refused.map(|e| format!(" ({e})")).unwrap_or_default()
-}
-
-/// Maps a rusqlite failure to 40000 with its cause.
-pub(crate) fn db_error(e: rusqlite::Error) -> AppError {
-    AppError::with_detail(ErrorCode::Database, e.to_string())
 }

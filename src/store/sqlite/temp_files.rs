@@ -5,7 +5,7 @@
 use pinkpage_actors::files::temp_files::{Machine, RecordedTempFile, TempFile, TempKind};
 use rusqlite::{params, Connection};
 
-use super::apply_each;
+use super::tx::apply_each;
 use crate::records::TempFileWrite;
 use crate::store::Writes;
 

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use pinkpage_actors::ErrorBody;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::apply_each;
 use super::batch::bad_text;
+use super::tx::apply_each;
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite,

@@ -14,8 +14,8 @@ use pinkpage_actors::task::{Pending, TaskEvent};
 use pinkpage_actors::{AppError, ErrorCode};
 
 use super::recorder::{BatchRecorderActor, CreateRun};
+use super::state::{Bmx4, RunInfo};
 use super::wire::Bmx4Reply;
-use super::{Bmx4, RunInfo};
 use crate::records::NewBatchRun;
 use crate::request::{BatchExecute, BatchExecuteFields, ServerRef, TimeoutS};
 use crate::ws::connection::{WsConnection, WsCtx};

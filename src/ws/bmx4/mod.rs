@@ -36,31 +36,15 @@
 
 mod handlers;
 pub mod recorder;
+mod state;
 pub mod wire;
 
-use pinkpage_actors::task::slot::TaskSlot;
 use pinkpage_actors::task::Done;
 
+pub use self::state::Bmx4;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
 pub use wire::{Bmx4Reply, Bmx4Request};
-
-/// What the connection keeps about its run.
-struct RunInfo {
-    /// The run's id (for `batch_cancel` and the frames).
-    run_id: String,
-    /// The `batch_execute` request, answered by every frame of the run.
-    rid: RequestId,
-    /// How many servers it runs on (to tell "no server reachable").
-    servers: usize,
-}
-
-/// Per-connection BMX4 state.
-#[derive(Default)]
-pub struct Bmx4 {
-    /// At most one run per connection.
-    run: TaskSlot<RunInfo>,
-}
 
 impl Domain for Bmx4 {
     type Request = Bmx4Request;

@@ -8,7 +8,7 @@
 //! - here: the per-connection state and the dispatch.
 //!
 //! Per connection it owns:
-//! - an [`SftpPool`] (started with the first SFTP request): one SSH + SFTP
+//! - an `SftpPool` (started with the first SFTP request): one SSH + SFTP
 //!   session per server, reused by this client's requests; its actor
 //!   closes them after [`pool::DEFAULT_IDLE`] unused and when the client
 //!   goes away (stopped in `stopping`);
@@ -21,26 +21,17 @@
 
 mod script;
 mod sftp;
+mod state;
 mod wire;
 
-use pinkpage_actors::files::pool::SftpPool;
-use pinkpage_actors::task::slot::TaskSlot;
 use pinkpage_actors::task::Done;
 
 pub use self::script::{check_script_name, MAX_SCRIPT_BYTES};
-use self::script::{script_cancel, script_execute, ScriptParams, ScriptTask};
+use self::script::{script_cancel, script_execute, ScriptParams};
+pub use self::state::Bmx5;
 pub use self::wire::{Bmx5Reply, Bmx5Request, INLINE_MAX_BYTES};
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
-
-/// Per-connection BMX5 state.
-#[derive(Default)]
-pub struct Bmx5 {
-    /// This client's SFTP sessions; `None` until the first SFTP request.
-    pool: Option<SftpPool>,
-    /// At most one script per connection.
-    script: TaskSlot<ScriptTask>,
-}
 
 impl Domain for Bmx5 {
     type Request = Bmx5Request;

@@ -17,23 +17,14 @@ use pinkpage_actors::task::{Pending, TaskEvent};
 use pinkpage_actors::terminal::shell::FinishReason;
 use pinkpage_actors::{AppError, ErrorCode};
 
+use super::state::{Bmx5, ScriptTask};
 use super::wire::Bmx5Reply;
-use super::Bmx5;
 use crate::request::{ServerRef, ThrottleMs, TimeoutS};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
 /// Largest named script read from the scripts directory.
 pub const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
-
-/// What a connection keeps about its script run.
-pub(super) struct ScriptTask {
-    server: String,
-    /// Inline text or the script's name, for the audit trail.
-    label: String,
-    /// The request that started it, answered on completion.
-    rid: RequestId,
-}
 
 /// `script_execute`'s fields.
 pub(super) struct ScriptParams {

@@ -17,8 +17,8 @@ use pinkpage_actors::files::pool::SftpPool;
 use pinkpage_actors::files::sftp::{SftpConn, SftpError};
 use pinkpage_actors::{AppError, ErrorCode};
 
+use super::state::Bmx5;
 use super::wire::{Bmx5Reply, Bmx5Request, INLINE_MAX_BYTES};
-use super::Bmx5;
 use crate::records::NewAuditEvent;
 use crate::request::{RemotePath, ServerRef};
 use crate::ws::connection::{WsConnection, WsCtx};

@@ -10,7 +10,9 @@ use pinkpage_actors::terminal::shell::{
 };
 use pinkpage_actors::{AppError, ErrorCode};
 
-use super::{audit, flatten, Stub, StubReply, StubTask, TaskKind};
+use super::state::{flatten, Stub, StubTask, TaskKind};
+use super::tasks::audit;
+use super::wire::StubReply;
 use crate::request::{ServerRef, ThrottleMs, TimeoutS};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;

@@ -6,7 +6,9 @@ use pinkpage_actors::lock::{Acquire, GetStatus, Holder, LockRevoked, Release, RE
 use pinkpage_actors::task::STOP_TIMEOUT;
 use pinkpage_actors::{AppError, ErrorCode, OwnerId};
 
-use super::{after_done, audit, flatten, mailbox, stop_task, Stub, StubReply};
+use super::state::{flatten, mailbox, Stub};
+use super::tasks::{after_done, audit, stop_task};
+use super::wire::StubReply;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 

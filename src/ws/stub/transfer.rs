@@ -16,8 +16,8 @@ use pinkpage_actors::transfer::{
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
-use super::{audit, Stub, StubTask, TaskKind};
-use crate::records::NewAuditEvent;
+use super::state::{Stub, StubTask, TaskKind};
+use super::tasks::{audit, transfer_end};
 use crate::request::ServerRef;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
@@ -191,7 +191,7 @@ impl WsConnection<Stub> {
         };
         let name = name.as_str();
         let rid = task.rid;
-        let mut event = end_event(self, name);
+        let mut event = transfer_end(self, name);
         match &outcome {
             TransferOutcome::Complete(summary) => {
                 self.send(
@@ -243,17 +243,4 @@ impl WsConnection<Stub> {
         }
         self.state.journal.audit(event);
     }
-}
-
-/// The `transfer.end` audit row of transfer `name` (on its source server),
-/// for its outcome to be added to.
-pub(super) fn end_event(conn: &WsConnection<Stub>, name: &str) -> NewAuditEvent {
-    let mut event = audit(conn, "transfer.end");
-    event.server = conn
-        .state
-        .settings
-        .transfers
-        .get(name)
-        .map(|s| s.source_server.clone());
-    event
 }

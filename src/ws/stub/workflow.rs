@@ -23,8 +23,8 @@ use serde_json::Value;
 use pinkpage_actors::workflow::run::RunLock;
 use pinkpage_actors::RunId;
 
+use super::state::{flatten, Stub, StubTask, TaskKind};
 use super::workflow_frames::WorkflowReply;
-use super::{flatten, Stub, StubTask, TaskKind};
 use crate::workflows::events::{Watched, Watcher};
 use crate::workflows::hub::{launch, CancelRun, ConfirmRun, RunParts, StartRun, WatchRun};
 use crate::workflows::registry::Asker;

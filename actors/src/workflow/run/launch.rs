@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix::{Actor, Recipient};
 
-use super::StepStatus;
+use super::outcome::StepStatus;
 use crate::batch::link::SshLinkFactory;
 use crate::batch::plan::{BatchPlan, BatchSummary, RetryPolicy};
 use crate::batch::run::{BatchMessage, BatchRunActor};

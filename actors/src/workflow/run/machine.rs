@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{RunOutcome, RunStatus, StepStatus, OUTPUT_TAIL};
+use super::outcome::{RunOutcome, RunStatus, StepStatus, OUTPUT_TAIL};
 use crate::error::{AppError, ErrorCode};
 use crate::task::TaskId;
 

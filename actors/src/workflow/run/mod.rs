@@ -39,6 +39,7 @@
 
 pub mod launch;
 pub mod machine;
+mod outcome;
 #[cfg(test)]
 mod scripted;
 #[cfg(test)]
@@ -54,6 +55,7 @@ use actix::{
 
 pub use self::launch::{SshSteps, StepClients, StepLauncher};
 use self::machine::{Cancelling, RunMachine, Waits};
+pub use self::outcome::{RunOutcome, RunStatus, StepStatus, OUTPUT_TAIL};
 use super::plan::{Action, PlannedStep};
 use crate::batch::plan::BatchSummary;
 use crate::batch::run::{BatchMessage, BatchNotice};
@@ -63,9 +65,6 @@ use crate::lock::{Grant, LockRevoked, Release, SessionLockActor, REVOKE_TIMEOUT}
 use crate::task::{Notifier, Reporter, Stop, TaskEvent, TaskHandle, TaskId, TaskMessage, CLEANUP_TIMEOUT};
 use crate::terminal::shell::{Completion, ShellMessage};
 use crate::transfer::{TransferMessage, TransferOutcome, TransferProgress};
-
-/// How much of a step's output is kept for its record (the last bytes).
-pub const OUTPUT_TAIL: usize = 64 * 1024;
 
 /// How long a cancelled step may take to end before it is given up: its
 /// task's own cleanup bound (plus a little), below the client's
@@ -96,17 +95,6 @@ pub struct RunRequest {
     pub launcher: Rc<dyn StepLauncher>,
     /// How the run holds the lock.
     pub lock: RunLock,
-}
-
-/// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// It did what it should.
-    Succeeded,
-    /// It failed (a wrong exit status, a timeout, an error).
-    Failed,
-    /// The run was cancelled while it ran.
-    Cancelled,
 }
 
 /// What the step's task said at its end.
@@ -187,28 +175,6 @@ pub enum RunNotice {
     },
     /// A step ended.
     StepFinished(StepReport),
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Every step succeeded (or failed with `continue_on_error`).
-    Succeeded,
-    /// A step failed and stopped the run.
-    Failed,
-    /// It was cancelled (a cancel, a revoked lock, an expired pause).
-    Cancelled,
-}
-
-/// The run's end.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    /// How it ended.
-    pub status: RunStatus,
-    /// The step that stopped it, if one did.
-    pub stopped_at: Option<usize>,
-    /// Why, when there is a code for it.
-    pub error: Option<AppError>,
 }
 
 /// What a run sends its client.

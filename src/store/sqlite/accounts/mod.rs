@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use pinkpage_actors::{AppError, ErrorCode};
 
-use super::db_error;
+use super::tx::db_error;
 use crate::accounts::{validate_name, validate_tags, AccountError, Loaded, User};
 use crate::records::timestamp as rfc3339;
 use crate::store::UserChange;

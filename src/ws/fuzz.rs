@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};
 
-use super::{parse_frame_checked, Frame};
+use super::protocol::{parse_frame_checked, Frame};
 use crate::diff_jobs::DiffJob;
 use crate::request::{BatchExecute, RemotePath, ThrottleMs, TimeoutS};
 use crate::settings::Settings;
