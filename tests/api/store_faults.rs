@@ -235,6 +235,148 @@ async fn a_batch_run_across_a_full_disk_is_recorded_whole_once_space_frees() {
     let _ = std::fs::remove_file(&flag);
 }
 
+#[tokio::test]
+async fn a_workflow_run_and_health_flips_across_a_full_disk_are_recorded_with_their_times_once_space_frees() {
+    let Some(disk) = Tmpfs::mount_or_skip("16m", "store_faults workflow across a full disk") else {
+        return;
+    };
+    let (builder, [_alpha, mut beta]) = with_servers(["alpha", "beta"]);
+    let toml = r#"
+[[workflows]]
+name = "paused"
+description = "a command, a pause, a command"
+[[workflows.steps]]
+type = "command"
+name = "before"
+server = "alpha"
+command = "echo before-the-pause"
+[[workflows.steps]]
+type = "pause"
+name = "check"
+message = "go on?"
+timeout_s = 600
+[[workflows.steps]]
+type = "command"
+name = "after"
+server = "alpha"
+command = "echo after-the-pause"
+"#;
+    let app = builder
+        .transfers_toml(toml)
+        .database_in(disk.path())
+        .env("PINKPAGE_HEALTH_INTERVAL_S", "0.2")
+        .env("PINKPAGE_HEALTH_TIMEOUT_S", "1")
+        .env("PINKPAGE_HEALTH_FAILURES", "1")
+        .spawn()
+        .await;
+    let started: Value = app
+        .post_json("/api/v1/workflows/paused/runs", &json!({"params": {}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let run_id = started["run_id"].as_str().unwrap().to_owned();
+    let run_path = format!("/api/v1/workflows/runs/{run_id}");
+    eventually_within(DEGRADED_WITHIN, "the run paused", async || {
+        let run: Value = app.get(&run_path).await.json().await.unwrap();
+        if run["status"] == "paused" {
+            Ok(run)
+        } else {
+            Err(run)
+        }
+    })
+    .await;
+
+    // the disk fills during the pause; a failed sign-in shows it
+    let mut full = FullDisk {
+        disk: &disk,
+        filler: None,
+    };
+    full.begin(&app);
+    let refused = app
+        .anon
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"name": "nobody", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    store_health(&app, "degraded").await;
+
+    // a server goes down meanwhile: its flip is published at once
+    beta.stop();
+    eventually_within(DEGRADED_WITHIN, "beta seen unhealthy", async || {
+        let h: Value = app.get("/api/v1/health/servers/beta").await.json().await.unwrap();
+        if h["is_healthy"] == false {
+            Ok(h)
+        } else {
+            Err(h)
+        }
+    })
+    .await;
+    let seen_down = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+
+    // the run goes on: confirmed, it runs its last step and ends, which
+    // frees the lock it holds
+    let confirmed = app.post_json(&format!("{run_path}/confirm"), &json!({})).await;
+    assert_eq!(confirmed.status(), 200);
+    eventually_within(DEGRADED_WITHIN, "the run ended (the lock is free)", async || {
+        let s: Value = app.get("/api/v1/session").await.json().await.unwrap();
+        if s["active"] == false {
+            Ok(s)
+        } else {
+            Err(s)
+        }
+    })
+    .await;
+    let waiting: Value = app.get(&run_path).await.json().await.unwrap();
+    assert_eq!(
+        waiting["status"], "paused",
+        "the store still has the pause: {waiting}"
+    );
+
+    // space again: the run is recorded whole, the flip at its check's time
+    full.end();
+    let recorded = eventually_within(DEGRADED_WITHIN, "the run recorded whole", async || {
+        let run: Value = app.get(&run_path).await.json().await.unwrap();
+        if run["status"] == "succeeded" {
+            Ok(run)
+        } else {
+            Err(run)
+        }
+    })
+    .await;
+    let steps = recorded["steps"].as_array().unwrap();
+    let states: Vec<&str> = steps.iter().map(|s| s["status"].as_str().unwrap()).collect();
+    assert_eq!(states, ["succeeded", "succeeded", "succeeded"], "{recorded}");
+    assert_eq!(steps[1]["confirmed_by"], TEST_ADMIN, "{recorded}");
+    assert!(
+        steps[2]["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("after-the-pause"),
+        "{recorded}"
+    );
+    let events: Value = app
+        .get("/api/v1/health/servers/beta/events?limit=5")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let flip = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["is_healthy"] == false)
+        .unwrap_or_else(|| panic!("the flip is recorded: {events}"));
+    assert!(
+        flip["at"].as_str().unwrap() <= seen_down.as_str(),
+        "recorded at the time of its check, not of its write: {flip} vs {seen_down}"
+    );
+    let drained = store_health(&app, "ok").await;
+    assert_eq!(drained["store"]["dropped_rows"], 0, "{drained}");
+}
+
 /// The behaviour both faults must show: a command started before the fault
 /// takes its input and ends; new work is refused with 40000 over WebSocket
 /// and REST while reads and ending a session still work; health says
