@@ -83,8 +83,11 @@ pub struct ServerSpec {
     pub command_mode: CommandMode,
 }
 
-/// A named server-to-server copy (SPEC section 7).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A named server-to-server copy (SPEC section 7), as configured and as
+/// `GET /api/v1/transfers` lists it (run it with `scp_transfer` on
+/// `/ws/v1/stub`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferSpec {
     /// The name clients use (`stub_data_transfer`); unique.
     pub name: String,

@@ -148,9 +148,9 @@ async fn bulk_output_past_its_share_is_dropped_counted_and_reported_and_audit_ro
     tokio::time::sleep(RETRY_MAX).await;
     settle().await;
     let rows = store.audit_rows();
-    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    let actions: Vec<&str> = rows.iter().map(|r| r.event.action.as_str()).collect();
     assert_eq!(actions, ["ssh.command.end", "records.dropped"]);
-    let detail = rows[1].detail.as_ref().unwrap();
+    let detail = rows[1].event.detail.as_ref().unwrap();
     assert_eq!(detail["dropped"]["workflow"], dropped);
 }
 

@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// An event to record.
-#[derive(Debug, Clone)]
+/// An audit event: recorded through the journal, listed with its id
+/// ([`AuditEvent`]).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewAuditEvent {
-    /// When it happened (rows can wait in the journal while the store
-    /// fails, so the time of writing is not the time of the action).
+    /// When it happened (RFC 3339, UTC). Rows can wait in the journal while
+    /// the store fails, so the time of writing is not the time of the
+    /// action.
     pub at: DateTime<Utc>,
     /// Connection id, `rest`, `admin`, `system`, or `workflow:<run>`.
     pub actor: String,
@@ -22,6 +24,7 @@ pub struct NewAuditEvent {
     /// Bytes moved or printed, when counted.
     pub bytes: Option<i64>,
     /// Anything else, as a JSON object; never a secret.
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
     /// The signed-in user who did it (`None` for the daemon itself).
     pub user: Option<String>,
@@ -73,33 +76,14 @@ impl NewAuditEvent {
     }
 }
 
-/// A stored audit event.
+/// A stored audit event: the event and the id the store gave it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Row id, assigned by the store; increases with time.
     pub id: i64,
-    /// When it happened (RFC 3339, UTC).
-    pub at: String,
-    /// Connection id, `rest`, `admin` or `system`.
-    pub actor: String,
-    /// Dotted action name.
-    pub action: String,
-    /// Server acted on.
-    pub server: Option<String>,
-    /// Command run.
-    pub command: Option<String>,
-    /// Remote exit status.
-    pub exit_status: Option<i64>,
-    /// Bytes moved or printed.
-    pub bytes: Option<i64>,
-    /// Extra detail (a JSON object).
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<serde_json::Value>,
-    /// The signed-in user who did it (null for the daemon itself and for
-    /// rows from before sign-in existed).
-    pub user: Option<String>,
-    /// The client's address.
-    pub remote_addr: Option<String>,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewAuditEvent,
 }
 
 /// Which events to list: newest first, `limit` at most, older than
@@ -114,4 +98,21 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only rows by this user.
     pub user: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_event_is_written_out_flat_with_its_time_in_rfc_3339_utc() {
+        let mut event = NewAuditEvent::new("rest", "user.add");
+        event.at = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:42:00.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let json = serde_json::to_value(AuditEvent { id: 7, event }).unwrap();
+        assert_eq!(json["id"], 7);
+        assert_eq!(json["action"], "user.add");
+        assert_eq!(json["at"], "2026-12-07T10:42:00.250Z");
+    }
 }

@@ -90,7 +90,11 @@ impl MemoryStore {
 
     /// Every audit action stored, in order.
     pub fn audit_actions(&self) -> Vec<String> {
-        self.state().audit.iter().map(|e| e.action.clone()).collect()
+        self.state()
+            .audit
+            .iter()
+            .map(|e| e.event.action.clone())
+            .collect()
     }
 
     /// Every audit row stored, in order.
@@ -118,19 +122,7 @@ impl AuditStore for MemoryStore {
     fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes> {
         self.write(rows, |state, e| {
             let id = state.audit.len() as i64 + 1;
-            state.audit.push(AuditEvent {
-                id,
-                at: timestamp(e.at),
-                actor: e.actor,
-                action: e.action,
-                server: e.server,
-                command: e.command,
-                exit_status: e.exit_status,
-                bytes: e.bytes,
-                detail: e.detail,
-                user: e.user,
-                remote_addr: e.remote_addr,
-            });
+            state.audit.push(AuditEvent { id, event: e });
             Applied::Written(Some(id))
         })
     }
@@ -141,8 +133,8 @@ impl AuditStore for MemoryStore {
                 .iter()
                 .rev()
                 .filter(|e| q.before_id.is_none_or(|b| e.id < b))
-                .filter(|e| q.action.as_ref().is_none_or(|a| &e.action == a))
-                .filter(|e| q.user.is_none() || e.user == q.user)
+                .filter(|e| q.action.as_ref().is_none_or(|a| &e.event.action == a))
+                .filter(|e| q.user.is_none() || e.event.user == q.user)
                 .take(q.limit as usize)
                 .cloned()
                 .collect()

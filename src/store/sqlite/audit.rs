@@ -155,18 +155,29 @@ pub(super) fn list(conn: &Connection, q: &AuditQuery) -> rusqlite::Result<Vec<Au
         )?;
         let rows = stmt.query_map(params![q.before_id, q.action, q.limit, q.user], |r| {
             let detail: Option<String> = r.get(8)?;
+            let at: String = r.get(1)?;
             Ok(AuditEvent {
                 id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                server: r.get(4)?,
-                command: r.get(5)?,
-                exit_status: r.get(6)?,
-                bytes: r.get(7)?,
-                detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
-                user: r.get(9)?,
-                remote_addr: r.get(10)?,
+                event: NewAuditEvent {
+                    at: chrono::DateTime::parse_from_rfc3339(&at)
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                1,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    server: r.get(4)?,
+                    command: r.get(5)?,
+                    exit_status: r.get(6)?,
+                    bytes: r.get(7)?,
+                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                    user: r.get(9)?,
+                    remote_addr: r.get(10)?,
+                },
             })
         })?;
         rows.collect()
