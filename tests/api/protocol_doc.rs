@@ -4,7 +4,8 @@
 //!
 //! Format of a block: the info string is `ws <path>`; `> {...}` lines are
 //! sent, `< {...}` lines are expected in order. Expected objects match when
-//! every listed key matches (recursively); `<* {...}` matches any number of
+//! every listed key matches (recursively), arrays when they are as long and
+//! each element matches; `<* {...}` matches any number of
 //! frames of that shape; `"<uuid>"`, `"<string>"`,
 //! `"<number>"` and `"<any>"` match any value of that kind. `"<uuid:NAME>"`
 //! matches a UUID and remembers it: a later sent `"$NAME"` is replaced by
@@ -67,6 +68,9 @@ fn matches(expected: &Value, actual: &Value) -> bool {
         Value::Object(map) => map
             .iter()
             .all(|(k, v)| actual.get(k).map(|a| matches(v, a)).unwrap_or(v.is_null())),
+        Value::Array(items) => actual
+            .as_array()
+            .is_some_and(|a| a.len() == items.len() && items.iter().zip(a).all(|(e, a)| matches(e, a))),
         other => other == actual,
     }
 }
@@ -216,5 +220,19 @@ fn the_matcher_can_fail() {
     assert!(matches(
         &serde_json::json!({"a": {"b": "<number>"}}),
         &serde_json::json!({"a": {"b": 1, "c": 2}})
+    ));
+    // arrays: as long, each element matching
+    let listed = serde_json::json!({"steps": [{"status": "paused"}]});
+    assert!(matches(
+        &listed,
+        &serde_json::json!({"steps": [{"status": "paused", "index": 1}]})
+    ));
+    assert!(!matches(
+        &listed,
+        &serde_json::json!({"steps": [{"status": "pending"}]})
+    ));
+    assert!(!matches(
+        &listed,
+        &serde_json::json!({"steps": [{"status": "paused"}, {"status": "paused"}]})
     ));
 }

@@ -483,6 +483,83 @@ async fn a_pause_waits_for_a_confirmation_from_any_connection_of_the_user() {
 }
 
 #[tokio::test]
+async fn a_reconnecting_browser_watches_a_run_it_did_not_start_and_others_may_not() {
+    let setup = Setup::new();
+    let (app, _servers) = app(&setup, PAUSER).await;
+    // started over REST: no connection watches it
+    let res = app
+        .post_json(
+            "/api/v1/workflows/pauser/runs",
+            &json!({"params": {"table": "items"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let run_id = res.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stored_with_status(&app, &run_id, "paused").await;
+
+    // another user may not watch it, a viewer may not watch at all
+    let olga = app.identity("olga", "operator", None).await;
+    let mut other = WsClient::connect_with_token(&app, "/ws/v1/stub", &olga.token).await;
+    let refused = other
+        .ask(
+            json!({"type": "workflow_watch", "run_id": run_id}),
+            "workflow_state",
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], 10003, "{refused}");
+    let vera = app.identity("vera", "viewer", None).await;
+    let mut viewer = WsClient::connect_with_token(&app, "/ws/v1/stub", &vera.token).await;
+    let refused = viewer
+        .ask(
+            json!({"type": "workflow_watch", "run_id": run_id}),
+            "workflow_state",
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], 10003, "{refused}");
+
+    // its user, on a new connection, is told where it stands, then follows it
+    let mut mine = WsClient::stub(&app).await;
+    let state = mine
+        .request(
+            json!({"type": "workflow_watch", "run_id": run_id, "request_id": "w"}),
+            "workflow_state",
+        )
+        .await;
+    assert_eq!(state["request_id"], "w");
+    assert_eq!(state["status"], "paused", "{state}");
+    assert_eq!(state["current_step"], 0, "{state}");
+    let steps: Vec<&str> = state["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["paused", "pending"], "{state}");
+    let res = app
+        .post_json(&format!("/api/v1/workflows/runs/{run_id}/confirm"), &json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let (done, frames) = until_complete(&mut mine).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["request_id"], "w", "the watch's frames answer its request");
+    assert!(of_type(&frames, "workflow_confirmed").len() == 1, "{frames:?}");
+    assert!(of_type(&frames, "ssh_output")
+        .iter()
+        .any(|f| f["data"].as_str().unwrap().contains("after-the-pause")));
+    // once it ended it is history, not in flight
+    let gone = mine
+        .ask(
+            json!({"type": "workflow_watch", "run_id": run_id}),
+            "workflow_state",
+        )
+        .await;
+    assert_eq!(gone["error"]["code"], 10004, "{gone}");
+}
+
+#[tokio::test]
 async fn disconnecting_during_a_pause_under_ones_own_lock_cancels_the_run_and_frees_the_lock() {
     let setup = Setup::new();
     let (app, _servers) = app(&setup, PAUSER).await;

@@ -190,8 +190,9 @@ pub struct CancelRun {
 }
 
 /// Follows run `run_id`: the watcher is told where it stands
-/// ([`RunEvent::State`]), then everything it does; a run no longer in
-/// flight answers 10004 (its history is over REST).
+/// ([`RunEvent::State`], the answer to this request), then everything it
+/// does (a connection that already watches gets the snapshot only); a run
+/// no longer in flight answers 10004 (its history is over REST).
 #[derive(Message)]
 #[rtype(result = "Result<(), AppError>")]
 pub struct WatchRun {
@@ -478,14 +479,15 @@ impl Handler<WatchRun> for WorkflowHub {
     fn handle(&mut self, msg: WatchRun, _: &mut Context<Self>) -> Self::Result {
         let entry = self.runs.get_mut(&msg.run_id)?;
         entry.may_be_driven_by(&msg.asker)?;
-        let id = msg.watcher.id;
-        if entry.feeds.iter().any(|f| f.id == id) {
-            return Ok(());
-        }
+        let (id, tag) = (msg.watcher.id, msg.watcher.tag.clone());
+        // a connection that already watches only gets the snapshot, as the
+        // answer to this request; a new one watches from now on
         entry.watch(msg.watcher, false);
         // the snapshot first, to this watcher alone, then everything after
         let state = Arc::new(RunEvent::State(entry.view()));
-        entry.feeds.retain(|f| f.id != id || f.push(&state));
+        entry
+            .feeds
+            .retain(|f| f.id != id || f.push_tagged(&state, tag.clone()));
         Ok(())
     }
 }
