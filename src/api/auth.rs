@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use crate::accounts::{self, password, token};
 use crate::auth::refresher::refresh;
-use crate::auth::{cleared_session_cookie, session_cookie, Caller, SESSION_COOKIE};
+use crate::auth::{cleared_session_cookie, presented_session_cookies, session_cookie, Caller};
 use crate::state::AppState;
 use crate::store::{NewAuditEvent, WithAccounts};
 
@@ -263,8 +263,10 @@ pub async fn logout(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut signed_out = false;
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        let id = state.identity.read().session_id_of(cookie.value());
+    // the first session cookie names the session to end (a stale one
+    // names none)
+    if let Some(Some(cookie)) = presented_session_cookies(&req).into_iter().next() {
+        let id = state.identity.read().session_id_of(&cookie);
         if let Some(id) = id {
             // The database first, then a reload (which tells open
             // connections): a reload under way cannot bring it back.
