@@ -21,6 +21,112 @@ pub(crate) fn invalid(detail: impl Into<String>) -> AppError {
     AppError::with_detail(ErrorCode::Validation, detail)
 }
 
+// ---------------------------------------------------------------------------
+// Character rules, made once for both the check and the OpenAPI document.
+// ---------------------------------------------------------------------------
+
+/// A set of characters, as ranges: a rule's check and its OpenAPI
+/// `pattern` are both made from it, so a client reading the document
+/// learns exactly what the daemon refuses.
+///
+/// The pattern spells every range as `\uXXXX`, which ECMA-262 (what JSON
+/// Schema means), Python's `re` (schemathesis and many clients) and Rust's
+/// `regex` read alike; shorthands such as `\s` differ between them (ECMA's
+/// includes U+FEFF, Rust's U+0085, Python's ASCII mode neither).
+#[derive(Debug, Clone, Copy)]
+pub struct CharRanges(&'static [(char, char)]);
+
+impl CharRanges {
+    /// Whether `c` is in the set.
+    pub fn contains(&self, c: char) -> bool {
+        self.0.iter().any(|(from, to)| (*from..=*to).contains(&c))
+    }
+
+    /// The set as the inside of a regular-expression character class
+    /// (`\u0000-\u001f...`), to be put in `[...]` or `[^...]`.
+    pub fn class(&self) -> String {
+        let u = |c: char| format!("\\u{:04x}", u32::from(c));
+        self.0
+            .iter()
+            .map(|(from, to)| {
+                if from == to {
+                    u(*from)
+                } else {
+                    format!("{}-{}", u(*from), u(*to))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Control characters, Unicode's `Cc` (what [`char::is_control`] says).
+pub const CONTROL: CharRanges = CharRanges(&[('\u{0}', '\u{1f}'), ('\u{7f}', '\u{9f}')]);
+
+/// Whitespace, Unicode's `White_Space` (what [`char::is_whitespace`] and
+/// [`str::trim`] say).
+pub const WHITESPACE: CharRanges = CharRanges(&[
+    ('\u{9}', '\u{d}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+]);
+
+/// A string schema for the OpenAPI document: `pattern`, and `null` allowed
+/// when `nullable`. For fields whose pattern is made from [`CharRanges`]
+/// (utoipa's `pattern = "..."` takes only a literal).
+pub(crate) fn string_schema(
+    pattern: String,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    nullable: bool,
+    description: &str,
+) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(ty)
+        .pattern(Some(pattern))
+        .min_length(min_length)
+        .max_length(max_length)
+        .description(Some(description))
+        .build()
+}
+
+/// A count that JSON may spell `7` or `7.0`: JSON Schema (and so OpenAPI
+/// 3.1) counts both as the integer 7, so both are accepted; `7.5`,
+/// negatives and values past `T` are refused. For optional integer fields
+/// of request bodies: `#[serde(default, deserialize_with = "whole_number")]`.
+pub(crate) fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, found {n}")))
+}
+
 /// A per-request timeout, `timeout_s` on the wire: a finite number of
 /// seconds in `(0, 86400]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -395,6 +501,20 @@ mod batch_execute_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_character_sets_are_exactly_what_the_standard_library_says() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(CONTROL.contains(c), c.is_control(), "{c:?}");
+            assert_eq!(WHITESPACE.contains(c), c.is_whitespace(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_character_class_is_spelled_in_four_hex_digits() {
+        assert_eq!(CONTROL.class(), r"\u0000-\u001f\u007f-\u009f");
+        assert!(WHITESPACE.class().starts_with(r"\u0009-\u000d\u0020\u0085"));
+    }
 
     #[test]
     fn timeouts_outside_zero_to_a_day_are_refused_with_10001() {

@@ -122,8 +122,14 @@ pub async fn login(
     let LoginRequest { name, password } = body.into_inner();
     let password = Secret::new(password);
     let identity = &state.identity;
-    if name.is_empty() || name.len() > 64 {
-        return Err(AppError::with_detail(ErrorCode::Validation, "name must be 1 to 64 characters").into());
+    // characters, as the document's maxLength counts them (no account
+    // name is longer, so a longer one is refused before the throttle)
+    if name.is_empty() || name.chars().count() > accounts::MAX_NAME_LEN {
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            format!("name must be 1 to {} characters", accounts::MAX_NAME_LEN),
+        )
+        .into());
     }
     // A name that is no account is often a password typed into the wrong
     // field: the trail keeps only a fingerprint of it (enough to see one

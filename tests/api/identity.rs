@@ -561,3 +561,23 @@ async fn a_malformed_session_cookie_beside_a_good_token_is_refused_like_any_bad_
         assert_eq!(res.status(), 200, "Cookie: {cookie}");
     }
 }
+
+#[tokio::test]
+async fn a_login_name_is_measured_in_characters_as_the_document_says() {
+    let app = TestApp::spawn_without_ssh().await;
+    let login = |name: String| {
+        app.anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"name": name, "password": "not-the-password"}))
+            .send()
+    };
+    // 64 characters (128 bytes): within the document's maxLength, so it is
+    // judged like any name (no such account)
+    let res = login("é".repeat(64)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    // one more is past it
+    let res = login("é".repeat(65)).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 10001, "{body}");
+}

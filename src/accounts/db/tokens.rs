@@ -7,9 +7,16 @@ use serde::Serialize;
 
 use crate::accounts::token::{digests_equal, Token};
 use crate::accounts::{rfc3339, AccountError};
+use crate::request::CONTROL;
 
-/// Longest token label.
+/// Longest token label, in characters.
 pub const MAX_LABEL_LEN: usize = 100;
+
+/// The OpenAPI pattern of a token label: no control characters, made from
+/// the same set as [`create_token`] checks.
+pub fn label_pattern() -> String {
+    format!("^[^{}]*$", CONTROL.class())
+}
 
 /// A token as listed: never its secret, nor its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -89,7 +96,7 @@ pub fn create_token(
     label: &str,
     expires_in: Option<Duration>,
 ) -> Result<(TokenInfo, Secret), AccountError> {
-    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control) {
+    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(|c| CONTROL.contains(c)) {
         return Err(AccountError::Invalid(format!(
             "token label must be at most {MAX_LABEL_LEN} characters, without control characters"
         )));
@@ -275,10 +282,17 @@ mod tests {
             create_token(&conn, "ghost", "", None),
             Err(AccountError::NotFound)
         ));
-        assert!(matches!(
-            create_token(&conn, "ana", "a\nb", None),
-            Err(AccountError::Invalid(_))
-        ));
+        for control in ["a\nb", "a\u{7f}b", "a\u{9b}b"] {
+            assert!(
+                matches!(
+                    create_token(&conn, "ana", control, None),
+                    Err(AccountError::Invalid(_))
+                ),
+                "{control:?}"
+            );
+        }
+        // the limit is in characters, not bytes
+        create_token(&conn, "ana", &"é".repeat(MAX_LABEL_LEN), None).unwrap();
         let long = "x".repeat(MAX_LABEL_LEN + 1);
         assert!(matches!(
             create_token(&conn, "ana", &long, None),
