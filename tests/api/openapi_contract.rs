@@ -74,6 +74,8 @@ async fn schemathesis_with_any_seed_finds_no_failure() {
         report.contains(OPERATIONS),
         "seed {seed}: not every operation was tested:\n{report}"
     );
+    // its warnings and counts, for whoever ran it with --nocapture
+    println!("{report}");
 }
 
 /// A seed nobody chose: the clock's nanoseconds through the standard
