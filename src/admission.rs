@@ -32,7 +32,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::api::error::ApiError;
 use crate::auth::origin::{self, OriginVerdict};
-use crate::auth::{check_need, table, Caller, SESSION_COOKIE};
+use crate::auth::{check_need, presented_session_cookies, table, Caller};
 use crate::state::AppState;
 
 /// The admission middleware; mounted with `middleware::from_fn(admit)`.
@@ -110,7 +110,8 @@ pub async fn admit(
             let mut res = ApiError::from(err.clone()).error_response();
             // A refused session cookie is cleared, so the browser stops
             // sending it (it is HttpOnly: the page cannot).
-            if err.code == ErrorCode::Unauthenticated && req.cookie(SESSION_COOKIE).is_some() {
+            if err.code == ErrorCode::Unauthenticated && !presented_session_cookies(req.request()).is_empty()
+            {
                 let gone = crate::auth::cleared_session_cookie();
                 let _ = res.add_cookie(&gone);
             }

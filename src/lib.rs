@@ -48,5 +48,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod text;
 pub mod workflows;
 pub mod ws;

@@ -21,6 +21,56 @@ pub(crate) fn invalid(detail: impl Into<String>) -> AppError {
     AppError::with_detail(ErrorCode::Validation, detail)
 }
 
+/// A string schema for the OpenAPI document: `pattern`, and `null` allowed
+/// when `nullable`. For fields whose pattern is made from [`CharRanges`]
+/// (utoipa's `pattern = "..."` takes only a literal).
+pub(crate) fn string_schema(
+    pattern: String,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    nullable: bool,
+    description: &str,
+) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(ty)
+        .pattern(Some(pattern))
+        .min_length(min_length)
+        .max_length(max_length)
+        .description(Some(description))
+        .build()
+}
+
+/// A count that JSON may spell `7` or `7.0`: JSON Schema (and so OpenAPI
+/// 3.1) counts both as the integer 7, so both are accepted; `7.5`,
+/// negatives and values past `T` are refused. For optional integer fields
+/// of request bodies: `#[serde(default, deserialize_with = "whole_number")]`.
+pub(crate) fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
+        return Ok(None);
+    };
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|w| T::try_from(w).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, found {n}")))
+}
+
 /// A per-request timeout, `timeout_s` on the wire: a finite number of
 /// seconds in `(0, 86400]`.
 #[derive(Debug, Clone, Copy, PartialEq)]

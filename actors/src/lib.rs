@@ -34,6 +34,8 @@
 //! - [`workflow`]: named, parameterised step sequences (definitions,
 //!   parameter binding, plans) and `WorkflowRunActor`, one run under the
 //!   session lock.
+//! - `testing` (tests only: `cfg(test)` or the `testing` feature): helpers
+//!   every test of the workspace shares, such as `eventually`.
 
 pub mod access;
 pub mod batch;
@@ -50,6 +52,8 @@ pub mod shell_mode;
 pub mod ssh;
 pub mod task;
 pub mod terminal;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transfer;
 pub mod workflow;
 

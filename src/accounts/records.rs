@@ -11,6 +11,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
 use crate::records::timestamp;
+use crate::text::{CONTROL, WHITESPACE};
 
 /// Why an account operation failed. Messages never carry a secret.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +49,8 @@ impl From<AccountError> for AppError {
 /// Longest user name.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Longest server tag an account may be limited to.
-const MAX_TAG_LEN: usize = 64;
+/// Longest server tag an account may be limited to, in characters.
+pub const MAX_TAG_LEN: usize = 64;
 
 /// An account, as listed (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -93,7 +94,7 @@ fn role_name<S: serde::Serializer>(role: &Role, s: S) -> Result<S::Ok, S::Error>
 pub fn validate_name(name: &str) -> Result<(), AccountError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-');
     let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || name.len() > MAX_NAME_LEN || !name.chars().all(ok_char) {
+    if !first_ok || name.chars().count() > MAX_NAME_LEN || !name.chars().all(ok_char) {
         return Err(AccountError::Invalid(format!(
             "user name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit"
         )));
@@ -101,8 +102,21 @@ pub fn validate_name(name: &str) -> Result<(), AccountError> {
     Ok(())
 }
 
-/// Checks server tags (non-empty, no spaces or commas, at most 64
-/// characters) and returns them sorted without duplicates.
+/// Whether a server tag may contain `c`: no whitespace, no control
+/// characters, no comma (it separates tags in `--servers a,b`).
+fn tag_char_ok(c: char) -> bool {
+    !(WHITESPACE.contains(c) || CONTROL.contains(c) || c == ',')
+}
+
+/// The OpenAPI pattern of a server tag, made from the same sets as
+/// [`validate_tags`] checks (the length is `minLength`/`maxLength`).
+pub fn tag_pattern() -> String {
+    format!("^[^{}{},]+$", WHITESPACE.class(), CONTROL.class())
+}
+
+/// Checks server tags (non-empty, 1-64 characters without whitespace,
+/// control characters or commas) and returns them sorted without
+/// duplicates.
 pub fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, AccountError> {
     if tags.is_empty() {
         return Err(AccountError::Invalid(
@@ -110,12 +124,10 @@ pub fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, AccountError> {
         ));
     }
     for t in &tags {
-        let bad = t.is_empty()
-            || t.len() > MAX_TAG_LEN
-            || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+        let bad = t.is_empty() || t.chars().count() > MAX_TAG_LEN || !t.chars().all(tag_char_ok);
         if bad {
             return Err(AccountError::Invalid(format!(
-                "server tag {t:?} must be 1-{MAX_TAG_LEN} characters without spaces or commas"
+                "server tag {t:?} must be 1-{MAX_TAG_LEN} characters without whitespace, control characters or commas"
             )));
         }
     }
@@ -125,8 +137,14 @@ pub fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, AccountError> {
     Ok(tags)
 }
 
-/// Longest token label.
+/// Longest token label, in characters.
 pub const MAX_LABEL_LEN: usize = 100;
+
+/// The OpenAPI pattern of a token label: no control characters, made from
+/// the same set as the store's `create_token` checks.
+pub fn label_pattern() -> String {
+    format!("^[^{}]*$", CONTROL.class())
+}
 
 /// A token as listed: never its secret, nor its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -214,4 +232,25 @@ pub struct Loaded {
     pub tokens: Vec<(TokenInfo, String)>,
     /// Every sign-in session.
     pub sessions: Vec<SessionRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_pattern_says_what_the_check_does() {
+        // every character the pattern's class names is one the check
+        // refuses, and no other (the class is made from the same sets)
+        let pattern = tag_pattern();
+        let class = pattern
+            .strip_prefix("^[^")
+            .and_then(|p| p.strip_suffix("]+$"))
+            .expect("one negated class");
+        assert_eq!(class, format!("{}{},", WHITESPACE.class(), CONTROL.class()));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let in_class = WHITESPACE.contains(c) || CONTROL.contains(c) || c == ',';
+            assert_eq!(tag_char_ok(c), !in_class, "{c:?}");
+        }
+    }
 }

@@ -19,9 +19,9 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use crate::accounts::{password, token};
+use crate::accounts::{self, password, token};
 use crate::auth::refresher::refresh;
-use crate::auth::{cleared_session_cookie, session_cookie, Caller, SESSION_COOKIE};
+use crate::auth::{cleared_session_cookie, presented_session_cookies, session_cookie, Caller};
 use crate::records::NewAuditEvent;
 use crate::state::AppState;
 
@@ -122,8 +122,14 @@ pub async fn login(
     let LoginRequest { name, password } = body.into_inner();
     let password = Secret::new(password);
     let identity = &state.identity;
-    if name.is_empty() || name.len() > 64 {
-        return Err(AppError::with_detail(ErrorCode::Validation, "name must be 1 to 64 characters").into());
+    // characters, as the document's maxLength counts them (no account
+    // name is longer, so a longer one is refused before the throttle)
+    if name.is_empty() || name.chars().count() > accounts::MAX_NAME_LEN {
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            format!("name must be 1 to {} characters", accounts::MAX_NAME_LEN),
+        )
+        .into());
     }
     // A name that is no account is often a password typed into the wrong
     // field: the trail keeps only a fingerprint of it (enough to see one
@@ -246,8 +252,10 @@ pub async fn logout(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut signed_out = false;
-    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-        let id = state.identity.read().session_id_of(cookie.value());
+    // the first session cookie names the session to end (a stale one
+    // names none)
+    if let Some(Some(cookie)) = presented_session_cookies(&req).into_iter().next() {
+        let id = state.identity.read().session_id_of(&cookie);
         if let Some(id) = id {
             // The database first, then a reload (which tells open
             // connections): a reload under way cannot bring it back.

@@ -322,4 +322,46 @@ mod tests {
         assert_eq!(declared_methods("/api/v1/nothing"), None);
         assert_eq!(declared_methods("/api/v1/servers/web1/check/more"), None);
     }
+
+    /// utoipa takes a literal for most limits: this holds each literal to
+    /// the constant the daemon checks against, so the document cannot
+    /// promise what the handler refuses.
+    #[test]
+    fn the_documents_limits_are_the_ones_the_daemon_checks() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let prop =
+            |schema: &str, field: &str| doc["components"]["schemas"][schema]["properties"][field].clone();
+        let name_max = crate::accounts::MAX_NAME_LEN;
+        assert_eq!(prop("LoginRequest", "name")["maxLength"], name_max);
+        assert_eq!(prop("NewUser", "name")["maxLength"], name_max);
+        assert_eq!(prop("NewToken", "user")["maxLength"], name_max);
+        assert_eq!(
+            prop("NewToken", "expires_in_days")["maximum"],
+            users::MAX_TOKEN_DAYS
+        );
+        assert_eq!(
+            prop("NewToken", "label")["maxLength"],
+            crate::accounts::MAX_LABEL_LEN
+        );
+        assert_eq!(
+            prop("NewToken", "label")["pattern"],
+            crate::accounts::label_pattern()
+        );
+        let tag = &doc["components"]["schemas"]["Tag"];
+        assert_eq!(tag["maxLength"], crate::accounts::MAX_TAG_LEN);
+        assert_eq!(tag["pattern"], crate::accounts::tag_pattern());
+        let mut limits = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["name"] == "limit" {
+                        assert_eq!(p["schema"]["maximum"], paging::MAX_PAGE, "{method} {path}");
+                        assert_eq!(p["schema"]["minimum"], 1, "{method} {path}");
+                        limits += 1;
+                    }
+                }
+            }
+        }
+        assert!(limits >= 4, "the listings' limits were found");
+    }
 }

@@ -15,6 +15,7 @@ use crate::accounts::{self, password, TokenInfo, User};
 use crate::auth::refresher::refresh;
 use crate::auth::Caller;
 use crate::records::NewAuditEvent;
+use crate::request::{string_schema, whole_number};
 use crate::state::AppState;
 use crate::store::UserChange as Change;
 
@@ -68,29 +69,46 @@ pub struct NewToken {
     /// The account the token acts as.
     #[schema(min_length = 1, max_length = 64)]
     pub user: String,
-    /// What it is for (no control characters).
-    #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f]*$")]
+    /// What it is for (at most 100 characters, no control characters).
+    #[schema(schema_with = label_schema)]
     pub label: Option<String>,
     /// Lifetime in days (1 to 3650); omit for 90, `0` for never.
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 
+/// Longest token lifetime over REST, in days (ten years).
+pub(crate) const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// `label`: the pattern and length [`accounts::create_token`] checks.
+fn label_schema() -> utoipa::openapi::Object {
+    string_schema(
+        accounts::label_pattern(),
+        None,
+        Some(accounts::MAX_LABEL_LEN),
+        true,
+        "What it is for (at most 100 characters, no control characters).",
+    )
+}
+
 /// A server tag: 1-64 characters, no whitespace, control characters or
-/// commas.
+/// commas (checked by [`accounts::validate_tags`], whose sets the
+/// pattern is made from).
 #[derive(Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Tag(pub String);
 
 impl utoipa::PartialSchema for Tag {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .min_length(Some(1))
-            .max_length(Some(64))
-            .pattern(Some(r"^[^\s,\x00-\x1f\x7f]+$"))
-            .description(Some("a server tag: no whitespace, control characters or commas"))
-            .into()
+        string_schema(
+            accounts::tag_pattern(),
+            Some(1),
+            Some(accounts::MAX_TAG_LEN),
+            false,
+            "a server tag: 1-64 characters without whitespace, control characters or commas",
+        )
+        .into()
     }
 }
 
@@ -278,8 +296,12 @@ pub async fn create_token(
         expires_in_days,
     } = body.into_inner();
     let days = expires_in_days.unwrap_or(90);
-    if days > 3650 {
-        return Err(AppError::with_detail(ErrorCode::Validation, "expires_in_days must be 0 to 3650").into());
+    if days > MAX_TOKEN_DAYS {
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            format!("expires_in_days must be 0 to {MAX_TOKEN_DAYS}"),
+        )
+        .into());
     }
     let expires = (days > 0).then(|| chrono::Duration::days(i64::from(days)));
     let label = label.unwrap_or_default();

@@ -53,6 +53,40 @@ pub fn cleared_session_cookie() -> actix_web::cookie::Cookie<'static> {
     gone
 }
 
+/// Every session cookie a request presents, in every `Cookie` header, in
+/// order: `Some(value)` for a `pinkpage_session=value` pair, `None` for
+/// one that names the cookie without a usable value (`pinkpage_session`
+/// alone, bytes that are not text).
+///
+/// Read here rather than with actix's cookie jar: the jar drops a whole
+/// header it cannot parse, so a malformed session cookie (or one beside a
+/// malformed cookie of another site) would look like no cookie at all, and
+/// a bearer token beside it would be accepted. A credential that is
+/// presented is judged, well-formed or not.
+pub fn presented_session_cookies(req: &HttpRequest) -> Vec<Option<String>> {
+    let name = SESSION_COOKIE.as_bytes();
+    req.headers()
+        .get_all(header::COOKIE)
+        .flat_map(|h| h.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (pair[..i].trim_ascii(), Some(pair[i + 1..].trim_ascii())),
+                None => (pair, None),
+            };
+            (key == name).then(|| {
+                // RFC 6265: a value may be wrapped in double quotes
+                let value = value.map(|v| {
+                    v.strip_prefix(b"\"")
+                        .and_then(|v| v.strip_suffix(b"\""))
+                        .unwrap_or(v)
+                });
+                value.and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned)
+            })
+        })
+        .collect()
+}
+
 /// Who is asking, as admission found: attached to every request that got
 /// past it, read by handlers with this extractor.
 #[derive(Debug, Clone)]
@@ -175,11 +209,12 @@ impl Identity {
                 })?;
             found = Some(self.read().by_token(token, now).map_err(refused)?);
         }
-        if let Some(cookie) = req.cookie(SESSION_COOKIE) {
-            let by_cookie = self
-                .read()
-                .by_session(cookie.value(), now, self.idle())
-                .map_err(refused)?;
+        for cookie in presented_session_cookies(req) {
+            let by_cookie = match cookie {
+                Some(value) => self.read().by_session(&value, now, self.idle()),
+                None => Err(Refusal::Unknown),
+            }
+            .map_err(refused)?;
             found = found.or(Some(by_cookie));
         }
         if found.is_some() {
@@ -254,5 +289,42 @@ pub fn check_need(need: Need, principal: Option<&Principal>, first_admin_hint: b
             ErrorCode::Forbidden,
             format!("needs the {} role; {} is {}", need.as_str(), p.user, p.role),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test::TestRequest;
+
+    fn presented(headers: &[&[u8]]) -> Vec<Option<String>> {
+        let mut req = TestRequest::default();
+        for h in headers {
+            req = req.append_header((header::COOKIE, HeaderValue::from_bytes(h).unwrap()));
+        }
+        presented_session_cookies(&req.to_http_request())
+    }
+
+    #[test]
+    fn every_session_cookie_presented_is_found_well_formed_or_not() {
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(presented(&[]), vec![]);
+        assert_eq!(presented(&[b"theme=dark; junk"]), vec![]);
+        assert_eq!(presented(&[b"pinkpage_session_old=x"]), vec![]);
+        assert_eq!(presented(&[b"pinkpage_session=abc"]), vec![some("abc")]);
+        assert_eq!(presented(&[b"pinkpage_session=\"abc\""]), vec![some("abc")]);
+        assert_eq!(presented(&[b"pinkpage_session="]), vec![some("")]);
+        // no value: presented, and not good
+        assert_eq!(presented(&[b"pinkpage_session"]), vec![None]);
+        assert_eq!(presented(&[b" pinkpage_session ; a=b"]), vec![None]);
+        // a malformed neighbour does not hide it (actix's jar drops the header)
+        assert_eq!(presented(&[b"junk; pinkpage_session=abc"]), vec![some("abc")]);
+        assert_eq!(presented(&[b"pinkpage_session=\xff"]), vec![None]);
+        // every one, across headers
+        assert_eq!(
+            presented(&[b"pinkpage_session=a", b"x=1; pinkpage_session=b"]),
+            vec![some("a"), some("b")]
+        );
     }
 }

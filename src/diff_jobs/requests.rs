@@ -5,7 +5,10 @@
 
 use pinkpage_actors::diff::remote::CommandDiff;
 use pinkpage_actors::diff::{CompareBy, DirDiff, FileDiff};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
+
+use crate::request::{string_schema, whole_number};
+use crate::text::WHITESPACE;
 
 /// A path on a server.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -57,7 +60,7 @@ pub struct DiffDirsRequest {
 pub struct DiffCommandRequest {
     /// The command, run by each server's login shell, without a PTY (not
     /// blank, no NUL).
-    #[schema(pattern = "^[^\\x00]*\\S[^\\x00]*$")]
+    #[schema(schema_with = command_schema)]
     pub command: String,
     /// One server.
     #[schema(min_length = 1)]
@@ -70,27 +73,17 @@ pub struct DiffCommandRequest {
     pub timeout_s: Option<f64>,
 }
 
-/// An optional count that JSON may spell `7` or `7.0`: JSON Schema (and so
-/// OpenAPI 3.1) counts both as the integer 7, so both are accepted; `7.5`,
-/// negatives and values past `T` are refused.
-fn whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    use serde::de::Error;
-    let Some(n) = Option::<serde_json::Number>::deserialize(de)? else {
-        return Ok(None);
-    };
-    let whole = n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-            .map(|f| f as u64)
-    });
-    whole
-        .and_then(|w| T::try_from(w).ok())
-        .map(Some)
-        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, found {n}")))
+/// `command`: something besides whitespace (as `str::trim` means it), and
+/// no NUL, as [`super::DiffJob`] checks.
+fn command_schema() -> utoipa::openapi::Object {
+    let not_blank = format!("^[^\\u0000]*[^\\u0000{}][^\\u0000]*$", WHITESPACE.class());
+    string_schema(
+        not_blank,
+        None,
+        None,
+        false,
+        "The command, run by each server's login shell, without a PTY (not blank, no NUL).",
+    )
 }
 
 /// What the DIFF domain answers (REST answers the same objects).

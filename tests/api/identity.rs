@@ -521,3 +521,63 @@ async fn a_stale_cookie_does_not_lock_its_browser_out() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+#[tokio::test]
+async fn a_malformed_session_cookie_beside_a_good_token_is_refused_like_any_bad_credential() {
+    let app = TestApp::spawn_without_ssh().await;
+    // the token alone is good
+    assert_eq!(app.get("/api/v1/servers").await.status(), 200);
+    for cookie in [
+        "pinkpage_session",
+        "pinkpage_session=",
+        "pinkpage_session=forged",
+        "theme=dark; pinkpage_session",
+        // a cookie parser that gives up on the whole header at `junk`
+        // would not see the session cookie after it
+        "junk; pinkpage_session=forged",
+    ] {
+        let res = app
+            .http
+            .get(app.url("/api/v1/servers"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "Cookie: {cookie}");
+        let cleared = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cleared.contains("Max-Age=0"), "Cookie: {cookie}: {cleared}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], 10002, "Cookie: {cookie}: {body}");
+    }
+    // other sites' cookies, well-formed or not, are no credential of ours
+    for cookie in ["theme=dark", "junk", "pinkpage_session_old=x"] {
+        let res = app
+            .http
+            .get(app.url("/api/v1/servers"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "Cookie: {cookie}");
+    }
+}
+
+#[tokio::test]
+async fn a_login_name_is_measured_in_characters_as_the_document_says() {
+    let app = TestApp::spawn_without_ssh().await;
+    let login = |name: String| {
+        app.anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"name": name, "password": "not-the-password"}))
+            .send()
+    };
+    // 64 characters (128 bytes): within the document's maxLength, so it is
+    // judged like any name (no such account)
+    let res = login("é".repeat(64)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    // one more is past it
+    let res = login("é".repeat(65)).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 10001, "{body}");
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// The daemon's layers, lowest first.
 const DAEMON: &[&[&str]] = &[
-    &["settings", "systemd", "in_flight", "records"],
+    &["settings", "systemd", "in_flight", "records", "text"],
     &["accounts", "logging", "request", "connections"],
     &["store"],
     &["journal", "auth"],
@@ -33,7 +33,7 @@ const DAEMON: &[&[&str]] = &[
 
 /// The engine's layers, lowest first.
 const ENGINE: &[&[&str]] = &[
-    &["error", "secret", "ids", "access"],
+    &["error", "secret", "ids", "access", "testing"],
     &["server", "task"],
     &["ssh"],
     &["shell_mode", "health"],

@@ -2,10 +2,13 @@
 //! order "task finished, then lock free", and what a client is told when a
 //! task's cleanup fails (50014).
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::fixtures::{app_with_server, big_transfer_toml, TempTree};
+use crate::support::fixtures::{app_with_server, big_transfer_toml, hidden_files, TempTree};
+use crate::support::poll::eventually;
 use crate::support::relay::FreezableRelay;
 use crate::support::remote::RemoteProcess;
 use crate::support::sshd::{SshdOptions, SshdServer};
@@ -92,9 +95,98 @@ async fn a_disconnected_owners_lock_is_released_only_after_its_command_ended() {
             break;
         }
     }
-    // Released after the shell's channel and session were closed: the
-    // command is dead or dying (sshd hangs up its PTY), never still served.
-    sleeper.ended("sleep survived the disconnect").await;
+    // The order is the claim, so it is looked at the moment the lock is
+    // seen free, without waiting: the task closed the shell's channel and
+    // session (sshd hangs up the PTY, the command dies) before it finished,
+    // and only then was the lock released. (The command dies within
+    // milliseconds of the stop, so a lock freed with the stop rather than
+    // after it may still pass here; the transfer test below holds the
+    // cleanup back to tell the two apart.)
+    sleeper.already_ended("the lock was free while its command still ran");
+    watcher.start_session().await;
+}
+
+/// How long a silent network holds a stopping transfer's cleanup back in
+/// the test below: long enough for an early release to show, well inside
+/// the cleanup's own bound (`CLEANUP_TIMEOUT`, 4 s), after which the task
+/// gives its cleanup up and the lock is freed anyway.
+const HELD_WHILE_SILENT: Duration = Duration::from_millis(700);
+
+/// Reads `watcher`'s frames until a `session_status` says the lock is
+/// free, for at most `wait`: whether it did.
+async fn released_within(watcher: &mut WsClient, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    while let Some(frame) = watcher.try_recv(left()).await {
+        if frame["type"] == "session_status" && frame["active"] == false {
+            return true;
+        }
+    }
+    false
+}
+
+/// The order of the test above where it can be seen from outside. A PTY
+/// command's cleanup only sends the channel's close, and the command dies
+/// within the moment a test takes to look, so that test cannot tell a lock
+/// freed together with the stop from one freed after the task finished.
+/// A transfer's cleanup removes its temporary file on the destination: a
+/// silent network holds that back, and the lock must wait with it.
+#[tokio::test]
+async fn a_disconnected_owners_lock_is_released_only_after_its_transfer_cleaned_up() {
+    let tree = TempTree::for_test_user("lock-order");
+    tree.mkdir("src");
+    let dst = tree.mkdir("dst");
+    // 64 MiB: still copying when the owner leaves
+    tree.write("src/big.dat", vec![7u8; 64 * 1024 * 1024]);
+    let source = SshdServer::start(SshdOptions::default());
+    let destination = SshdServer::start(SshdOptions::default());
+    let relay = FreezableRelay::start(destination.port()).await;
+    let through_relay = ServerEntry {
+        port: relay.port,
+        ..ServerEntry::for_sshd("beta", &destination)
+    };
+    let relay_host_key = destination
+        .known_hosts_line()
+        .replace(&format!(":{} ", destination.port()), &format!(":{} ", relay.port));
+    let app = TestApp::builder()
+        .sshd("alpha", &source)
+        .server(through_relay)
+        .known_hosts(&relay_host_key)
+        .transfers_toml(&big_transfer_toml(&tree, "alpha", "beta", &dst))
+        .spawn()
+        .await;
+    let mut watcher = WsClient::stub(&app).await;
+    let mut owner = WsClient::stub(&app).await;
+    owner.start_session().await;
+    owner
+        .send(json!({"type": "scp_transfer", "transfer_name": "big"}))
+        .await;
+    owner.recv_until("scp_progress").await;
+    eventually("the transfer's temporary file exists", async || {
+        !hidden_files(&dst).is_empty()
+    })
+    .await;
+
+    // The destination's network goes silent and the owner leaves: its
+    // transfer stops, and its cleanup waits for the destination.
+    relay.freeze();
+    owner.close().await;
+    assert!(
+        !released_within(&mut watcher, HELD_WHILE_SILENT).await,
+        "the lock was freed while its task's cleanup could not run"
+    );
+    // Once the network is back the cleanup runs, and then the lock is
+    // freed: at that moment the temporary file is gone already.
+    relay.thaw();
+    assert!(
+        released_within(&mut watcher, Duration::from_secs(10)).await,
+        "the lock was never freed"
+    );
+    assert_eq!(
+        hidden_files(&dst),
+        Vec::<String>::new(),
+        "the lock was free before its task's cleanup ran"
+    );
     watcher.start_session().await;
 }
 

@@ -211,16 +211,36 @@ async fn a_utf8_character_printed_one_byte_at_a_time_arrives_whole() {
     let (app, _sshd) = app_with_server("mdwap1p").await;
     let mut c = WsClient::stub(&app).await;
     c.start_session().await;
-    // 한 is ED 95 9C
-    let (out, _, done) = c
-        .run(
-            "mdwap1p",
-            "printf '\\355'; sleep 0.2; printf '\\225'; sleep 0.2; printf '\\234'; echo",
-        )
+    // 한 is ED 95 9C: each byte on its own read, 0.2 s apart (twice the
+    // throttle), between an ASCII line before and one after
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command":
+        "echo before; sleep 0.2; printf '\\355'; sleep 0.2; printf '\\225'; sleep 0.2; printf '\\234'; sleep 0.5; echo after"}))
         .await;
-    assert_eq!(done["reason"], "exit");
-    assert!(out.contains('한'), "{out:?}");
-    assert!(!out.contains('\u{FFFD}'), "{out:?}");
+    let (frames, done) = c.output_frames_until_complete().await;
+    assert_eq!(done["reason"], "exit", "{done}");
+    // no frame carries a piece of it (as U+FFFD, or a byte taken for a
+    // character of its own): nothing but ASCII and the whole character...
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.chars().all(|ch| ch.is_ascii() || ch == '한')),
+        "{frames:?}"
+    );
+    // ...one frame carries it whole...
+    let whole = frames.iter().position(|f| f.contains('한'));
+    let whole = whole.unwrap_or_else(|| panic!("never arrived: {frames:?}"));
+    assert_eq!(
+        frames.iter().filter(|f| f.contains('한')).count(),
+        1,
+        "{frames:?}"
+    );
+    // ...as soon as it was complete: the line before went out while its
+    // bytes trickled in, the line after in a later frame (a decoder that
+    // kept everything to the end would put all three in one)
+    let before = frames.iter().position(|f| f.contains("before"));
+    let after = frames.iter().position(|f| f.contains("after"));
+    assert!(before.is_some_and(|b| b < whole), "{frames:?}");
+    assert!(after.is_some_and(|a| a > whole), "{frames:?}");
 }
 
 crate::both_modes! {

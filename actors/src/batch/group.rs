@@ -80,9 +80,9 @@ pub fn own_group(command: &str) -> String {
 mod tests {
     use std::io::Read;
     use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::testing::eventually;
 
     /// Runs the wrapped `command` here as sshd would: the login shell with
     /// `-c`, stdin a pipe the test holds (the channel).
@@ -108,14 +108,6 @@ mod tests {
             .expect("pgrep")
             .status
             .success()
-    }
-
-    fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-        let until = Instant::now() + Duration::from_secs(10);
-        while !check() {
-            assert!(Instant::now() < until, "timed out waiting: {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn signal(child: &Child, sig: &str) {
@@ -146,23 +138,25 @@ mod tests {
         assert!(child.wait().unwrap().success());
     }
 
-    #[test]
-    fn term_to_the_wrapper_ends_every_process_of_a_compound_command() {
+    // Processes have no event to await: these poll (real time; the
+    // blocking calls are short, and nothing else runs on the test's runtime).
+    #[tokio::test]
+    async fn term_to_the_wrapper_ends_every_process_of_a_compound_command() {
         let (a, b) = ("sleep 1000.41", "sleep 2000.41");
         let mut child = spawn(&format!("{a} & {b}; wait"));
-        eventually("both sleeps run", || running(a) && running(b));
+        eventually("both sleeps run", async || running(a) && running(b)).await;
         signal(&child, "TERM");
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(15), "reported as ended by TERM: {status:?}");
-        eventually("both sleeps are gone", || !running(a) && !running(b));
+        eventually("both sleeps are gone", async || !running(a) && !running(b)).await;
     }
 
-    #[test]
-    fn a_closed_channel_kills_the_group_even_when_it_ignores_term() {
+    #[tokio::test]
+    async fn a_closed_channel_kills_the_group_even_when_it_ignores_term() {
         let (a, b) = ("sleep 1000.42", "sleep 2000.42");
         let mut child = spawn(&format!("trap '' TERM; {a} & {b}; wait"));
-        eventually("both sleeps run", || running(a) && running(b));
+        eventually("both sleeps run", async || running(a) && running(b)).await;
         // held apart: `Child::wait` would close it
         let channel = child.stdin.take();
         // what happens when TERM is not enough: OpenSSH sends KILL to the
@@ -177,6 +171,6 @@ mod tests {
         child.wait().unwrap();
         assert!(running(a) && running(b), "KILL of the wrapper alone ended them");
         drop(channel);
-        eventually("both sleeps are gone", || !running(a) && !running(b));
+        eventually("both sleeps are gone", async || !running(a) && !running(b)).await;
     }
 }

@@ -371,13 +371,7 @@ mod tests {
         handle.done().wait().await;
         // the mailbox closes once the actor has fully stopped: no event
         // says when, so poll (bounded)
-        for _ in 0..1000 {
-            if !task.connected() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        assert!(!task.connected());
+        crate::testing::eventually("the task's mailbox closes", async || !task.connected()).await;
         assert_eq!(handle.stop(), Err(TaskGone));
     }
 }

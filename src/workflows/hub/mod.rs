@@ -502,33 +502,48 @@ impl Handler<RunMessage> for WorkflowHub {
                 Some(wait) => Box::pin(wait),
                 None => Box::pin(async {}),
             },
-            TaskEvent::Finished { outcome, .. } => {
-                self.finished(msg.task_id, outcome);
-                Box::pin(async {})
-            }
+            TaskEvent::Finished { outcome, .. } => match self.finished(msg.task_id, outcome) {
+                Some(told) => Box::pin(told),
+                None => Box::pin(async {}),
+            },
         }
     }
 }
 
 impl WorkflowHub {
-    /// Records and tells a run's end; the run leaves the registry.
-    fn finished(&mut self, task_id: TaskId, outcome: RunOutcome) {
-        let Some(mut entry) = self.runs.remove(task_id) else {
-            return;
-        };
+    /// Records a run's end and takes it out of the registry; the returned
+    /// future tells the watchers once the history row is settled, so a
+    /// client that sees `workflow_complete` and then asks for the history
+    /// finds the run there. (A failing store settles as `Waiting` at once:
+    /// the end is still told, the row follows when the store recovers.)
+    /// The lock forgets the run at once: a caller that starts another
+    /// workflow right after the end is not refused by this one.
+    fn finished(
+        &mut self,
+        task_id: TaskId,
+        outcome: RunOutcome,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let mut entry = self.runs.remove(task_id)?;
         let (write, event) = history::finished(&entry, &outcome);
-        self.journal.record(write).ignore();
+        let receipt = self.journal.record(write);
         self.journal.audit(event);
-        entry.tell(RunEvent::Finished {
-            workflow: entry.workflow.clone(),
-            state: outcome.status.into(),
-            stopped_at: outcome.stopped_at,
-            error: outcome.error.clone(),
-        });
-        if let LockHeld::Callers(grant) = entry.lock {
-            self.lock.do_send(SetWorkflowRun { grant, run: None });
+        if let LockHeld::Callers(grant) = &entry.lock {
+            self.lock.do_send(SetWorkflowRun {
+                grant: *grant,
+                run: None,
+            });
         }
         log::info!(run_id = entry.run_id.to_string().as_str(), status = format!("{:?}", outcome.status).as_str(); "workflow run ended");
+        let journal = self.journal.clone();
+        Some(async move {
+            journal.settled(receipt).await;
+            entry.tell(RunEvent::Finished {
+                workflow: entry.workflow.clone(),
+                state: outcome.status.into(),
+                stopped_at: outcome.stopped_at,
+                error: outcome.error.clone(),
+            });
+        })
     }
 
     /// Records and tells a run's notice; for output, what to wait for

@@ -222,22 +222,27 @@ impl WsClient {
         self.collect_until_complete().await
     }
 
-    /// Collects `ssh_output` until `ssh_command_complete`.
+    /// Collects `ssh_output` until `ssh_command_complete`: the output, the
+    /// number of frames it came in, and the completion.
     pub async fn collect_until_complete(&mut self) -> (String, usize, Value) {
-        let mut out = String::new();
-        let mut frames = 0;
+        let (frames, done) = self.output_frames_until_complete().await;
+        (frames.concat(), frames.len(), done)
+    }
+
+    /// Collects the data of each `ssh_output` frame, one string per frame,
+    /// until `ssh_command_complete` (returned second; after an error, both
+    /// as `{"error", "complete"}`).
+    pub async fn output_frames_until_complete(&mut self) -> (Vec<String>, Value) {
+        let mut frames = Vec::new();
         loop {
             let f = self.recv().await;
             match f["type"].as_str() {
-                Some("ssh_output") => {
-                    out.push_str(f["data"].as_str().unwrap());
-                    frames += 1;
-                }
-                Some("ssh_command_complete") => return (out, frames, f),
+                Some("ssh_output") => frames.push(f["data"].as_str().unwrap().to_owned()),
+                Some("ssh_command_complete") => return (frames, f),
                 Some("error") => {
                     // an error is followed by the completion
                     let (complete, _) = self.recv_until("ssh_command_complete").await;
-                    return (out, frames, serde_json::json!({"error": f, "complete": complete}));
+                    return (frames, serde_json::json!({"error": f, "complete": complete}));
                 }
                 _ => {}
             }

@@ -172,9 +172,7 @@ async fn a_worker_that_does_not_end_in_time_is_reported_as_a_cleanup_failure_500
     });
     let (id, run, mut rx) = start(plan(&["a"], &["sleep"]), factory);
     // the command has started once the link saw it
-    while seen.borrow().attempts.is_empty() {
-        tokio::task::yield_now().await;
-    }
+    crate::testing::eventually("the command starts", async || !seen.borrow().attempts.is_empty()).await;
     let stopped_at = Instant::now();
     run.send(Stop).await.unwrap();
 

@@ -304,10 +304,16 @@ mod tests {
             vec!["".to_owned()],
             vec!["a b".to_owned()],
             vec!["a,b".to_owned()],
+            vec!["a\u{a0}b".to_owned()],
+            vec!["a\u{85}b".to_owned()],
+            vec!["a\u{9b}b".to_owned()],
+            vec!["é".repeat(65)],
         ] {
             let r = add_user(&conn, "tagged", Role::Viewer, Some(tags.clone()), None);
             assert!(matches!(r, Err(AccountError::Invalid(_))), "{tags:?}");
         }
+        // the limit is in characters, as the document says, not bytes
+        add_user(&conn, "tagged", Role::Viewer, Some(vec!["é".repeat(64)]), None).unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::accounts::token::{digests_equal, Token};
 use crate::accounts::{AccountError, TokenInfo, TokenState, MAX_LABEL_LEN};
 use crate::records::timestamp as rfc3339;
+use crate::text::CONTROL;
 
 const TOKEN_COLUMNS: &str = "t.id, u.name, t.label, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
 
@@ -31,7 +32,7 @@ pub fn create_token(
     label: &str,
     expires_in: Option<Duration>,
 ) -> Result<(TokenInfo, Secret), AccountError> {
-    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(char::is_control) {
+    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(|c| CONTROL.contains(c)) {
         return Err(AccountError::Invalid(format!(
             "token label must be at most {MAX_LABEL_LEN} characters, without control characters"
         )));
@@ -217,10 +218,17 @@ mod tests {
             create_token(&conn, "ghost", "", None),
             Err(AccountError::NotFound)
         ));
-        assert!(matches!(
-            create_token(&conn, "ana", "a\nb", None),
-            Err(AccountError::Invalid(_))
-        ));
+        for control in ["a\nb", "a\u{7f}b", "a\u{9b}b"] {
+            assert!(
+                matches!(
+                    create_token(&conn, "ana", control, None),
+                    Err(AccountError::Invalid(_))
+                ),
+                "{control:?}"
+            );
+        }
+        // the limit is in characters, not bytes
+        create_token(&conn, "ana", &"é".repeat(MAX_LABEL_LEN), None).unwrap();
         let long = "x".repeat(MAX_LABEL_LEN + 1);
         assert!(matches!(
             create_token(&conn, "ana", &long, None),
