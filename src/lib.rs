@@ -1,33 +1,38 @@
-//! Pink-Page, the daemon: settings, the HTTP/WebSocket surface and the
-//! SQLite store, on top of the `pinkpage-actors` engine.
+//! Pink-Page, the daemon: settings, the HTTP/WebSocket surface, the
+//! records path and the store, on top of the `pinkpage-actors` engine.
 //!
-//! # Layout
-//! - [`accounts`]: users, API tokens and sign-in sessions in SQLite,
-//!   password hashing; shared by the daemon and the command line.
-//! - [`settings`]: environment, `.env` and the servers file, validated once.
-//! - [`logging`]: `env_logger` set up for text or JSON lines.
-//! - [`startup`]: [`startup::Application`] builds the store, the actors and
-//!   the HTTP server; `main` only loads settings and runs it.
-//! - [`request`]: request fields parsed once into validated types, shared
-//!   by WebSocket and REST.
-//! - [`diff_jobs`]: diff requests validated once and run, shared by the
-//!   DIFF WebSocket domain and the REST diff handlers.
-//! - [`admission`]: the single middleware every request passes through.
-//! - [`auth`]: identity and access: the access table, credentials, the
-//!   `Host`/`Origin` checks, login throttling.
-//! - [`api`]: REST handlers, OpenAPI and Swagger UI.
-//! - [`console`]: the operator console at `/ui/`, embedded static files.
-//! - [`records`]: the daemon's record types, each defined once.
-//! - [`store`]: where records are kept: one trait per domain; SQLite on
-//!   its own threads, and an in-memory store for unit tests.
-//! - [`journal`]: the one path every record takes to the store, bounded
-//!   and kept while the store fails.
-//! - [`state`]: what every handler can reach.
-//! - [`systemd`]: `sd_notify` readiness under `Type=notify`.
-//! - [`shutdown`]: the graceful stop on SIGTERM/SIGINT.
-//! - [`ws`]: the WebSocket endpoints, one connection actor for all domains.
-//! - [`workflows`]: workflow runs from request to running actor, their
-//!   frames, history and audit (`WorkflowHub`).
+//! # Layout, lowest layer first
+//! A module imports its own layer and those below, never one above, and
+//! no two files import each other (`tests/api/layers.rs` checks both;
+//! `docs/architecture.md` draws them).
+//! 1. Leaves:
+//!    [`settings`] (environment, `.env` and the servers file, validated
+//!    once), [`systemd`] (`sd_notify` readiness), [`in_flight`] (work the
+//!    graceful stop waits for), [`records`] (every record type, defined
+//!    once), [`text`] (character rules of names and labels).
+//! 2. [`accounts`] (users, tokens, sessions as records; password hashing),
+//!    [`logging`] (text or JSON lines), [`request`] (request fields parsed
+//!    once into validated types), [`connections`] (the open WebSockets and
+//!    their caps).
+//! 3. [`store`]: where records are kept, one trait per domain; SQLite on
+//!    its own threads, and an in-memory store for unit tests.
+//! 4. [`journal`] (the one path every record takes to the store, bounded
+//!    and kept while the store fails) and [`auth`] (who may do what: the
+//!    access table, credentials, `Host`/`Origin`, login throttling).
+//! 5. [`diff_jobs`] (diff requests validated once and run, for WebSocket
+//!    and REST) and [`workflows`] (`WorkflowHub`: runs in flight, their
+//!    history, typed events for watchers).
+//! 6. [`state`]: what every handler can reach.
+//! 7. [`api`]: REST handlers, OpenAPI and Swagger UI.
+//! 8. [`ws`]: the WebSocket endpoints, one connection actor for all
+//!    domains, each domain's frames.
+//! 9. [`admission`] (the single middleware every request passes through)
+//!    and [`console`] (the operator console at `/ui/`, embedded files).
+//! 10. [`shutdown`] (the graceful stop on SIGTERM/SIGINT) and [`cli`] (the
+//!     command line's account commands).
+//! 11. [`startup`]: [`startup::Application`] builds the store, the journal,
+//!     the actors and the HTTP server; `main` only loads settings and runs
+//!     it.
 
 pub mod accounts;
 pub mod admission;

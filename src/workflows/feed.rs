@@ -231,13 +231,7 @@ mod tests {
         assert!(feed.push(&output("a".repeat(HIGH_WATER * 2))));
         feed.below_high_water().await;
         // once closed, pushes are refused
-        let closed = async {
-            while feed.push(&output("b".into())) {
-                tokio::task::yield_now().await;
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(5), closed)
-            .await
-            .expect("the feed closes");
+        pinkpage_actors::testing::eventually("the feed closing", async || !feed.push(&output("b".into())))
+            .await;
     }
 }

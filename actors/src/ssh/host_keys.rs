@@ -693,8 +693,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_learner_reads_the_file_again_after_taking_the_file_lock() {
+    #[tokio::test]
+    async fn a_learner_reads_the_file_again_after_taking_the_file_lock() {
         // stands for another process: it holds the lock while it records
         // a key, and the waiting learner must see that key
         let dir = tempfile::tempdir().unwrap();
@@ -713,14 +713,7 @@ mod tests {
                 .lines()
                 .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{inode} ")))
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !waiting() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the learner never waited for the lock"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        crate::testing::eventually("the learner waiting for the lock", async || waiting()).await;
         std::fs::write(&file, format!("h {KEY_B}\n")).unwrap();
         other.unlock().unwrap();
         let verdict = waiter.join().unwrap();
