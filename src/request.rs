@@ -10,10 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinkpage_actors::access::Principal;
+use pinkpage_actors::access::{Principal, Role, ServerScope};
 use pinkpage_actors::server::ServerSpec;
 use pinkpage_actors::{AppError, ErrorCode};
 
+use crate::records::Visible;
 use crate::settings::Settings;
 
 /// A 10001 with `detail`.
@@ -172,6 +173,24 @@ impl ServerRef {
             ));
         }
         Ok(ServerRef(spec))
+    }
+
+    /// Which stored runs `who` may read: runs on servers it may use, as
+    /// use is limited (WAVE2: reads are filtered by the same server scope
+    /// as use). Administrators and accounts on every server read all of
+    /// them; a run on a server no longer configured is shown only to them.
+    pub fn visible_to(settings: &Settings, who: &Principal) -> Visible {
+        if who.role == Role::Admin || who.servers == ServerScope::All {
+            return Visible::All;
+        }
+        Visible::OnlyOn(
+            settings
+                .servers
+                .values()
+                .filter(|s| who.may_use(&s.tags))
+                .map(|s| s.name.clone())
+                .collect(),
+        )
     }
 
     /// Looks `name` up for a read that acts on nothing (its health): any

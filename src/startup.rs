@@ -168,6 +168,7 @@ impl Application {
                 batch_output_cap: settings.batch_output_cap,
             }),
             identity.clone(),
+            settings.clone(),
             broadcast.clone(),
             in_flight.clone(),
         )

@@ -68,6 +68,11 @@ catalogue! {
     /// `PINKPAGE_BODY_IDLE_TIMEOUT_S`; the upload was aborted and its
     /// temporary file removed.
     RequestBodyStalled = (10009, Client, "request body stalled"),
+    /// The access of whoever started this work was withdrawn while it ran
+    /// (a lower role, fewer servers, a disabled account, a revoked
+    /// credential, a server no longer configured): the work was stopped,
+    /// and a lock its holder may no longer hold was released.
+    AccessChanged = (10010, Client, "access changed"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.

@@ -7,8 +7,10 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::records::batch::ResultsPage;
 use crate::records::{BatchRun, BatchRunDetail};
+use crate::request::ServerRef;
 use crate::state::AppState;
 
 /// Paging.
@@ -23,17 +25,24 @@ pub struct RunsQuery {
     pub offset: Option<u32>,
 }
 
-/// Batch runs, newest first, without their results.
+/// Batch runs, newest first, without their results: those on servers the
+/// caller may use (all of them for administrators).
 #[utoipa::path(tag = "bmx4", params(RunsQuery), responses(
     (status = 200, body = [BatchRun]),
     (status = 400, body = super::error::ErrorResponse)))]
 #[get("/api/v1/bmx4/runs")]
 pub async fn list_runs(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::paging::page_limit(q.limit, 50)?;
-    let runs = state.stores.batches.list(limit, q.offset.unwrap_or(0)).await?;
+    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    let runs = state
+        .stores
+        .batches
+        .list(limit, q.offset.unwrap_or(0), visible)
+        .await?;
     Ok(HttpResponse::Ok().json(runs))
 }
 
@@ -58,10 +67,11 @@ pub struct ResultsQuery {
     responses(
         (status = 200, body = BatchRunDetail),
         (status = 400, description = "bad limit or offset (10001)", body = super::error::ErrorResponse),
-        (status = 404, description = "no such run (10004)", body = super::error::ErrorResponse)))]
+        (status = 404, description = "no such run, or one on a server the caller may not use (10004)", body = super::error::ErrorResponse)))]
 #[get("/api/v1/bmx4/runs/{run_id}")]
 pub async fn get_run(
     state: web::Data<AppState>,
+    caller: Caller,
     run_id: web::Path<String>,
     q: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -70,7 +80,8 @@ pub async fn get_run(
         limit: super::paging::page_limit(q.limit, 1000)?,
         offset: u64::from(q.offset.unwrap_or(0)),
     };
-    match state.stores.batches.get(run_id.clone(), page).await? {
+    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    match state.stores.batches.get(run_id.clone(), page, visible).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no batch run '{run_id}'")).into()),
     }

@@ -31,7 +31,7 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
     match code {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
+        Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
         LoginThrottled | WsTooManyUserConnections | TooManyOperations => StatusCode::TOO_MANY_REQUESTS,
         WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted => {
             StatusCode::SERVICE_UNAVAILABLE

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use crate::auth::Caller;
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{WorkflowRun, WorkflowRunDetail};
+use crate::request::ServerRef;
 use crate::state::AppState;
 use crate::workflows::hub::{CancelRun, ConfirmRun, StartRun};
 use crate::workflows::prepare;
@@ -277,16 +278,19 @@ pub async fn cancel_run(
     Ok(HttpResponse::Accepted().json(RunAccepted { run_id, step: None }))
 }
 
-/// Workflow runs, newest first, without their steps.
+/// Workflow runs, newest first, without their steps: those on servers the
+/// caller may use (all of them for administrators).
 #[utoipa::path(tag = "workflows", params(RunsQuery), responses(
     (status = 200, body = [WorkflowRun]),
     (status = 400, body = super::error::ErrorResponse)))]
 #[get("/api/v1/workflows/runs")]
 pub async fn list_runs(
     state: web::Data<AppState>,
+    caller: Caller,
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::paging::page_limit(q.limit, 50)?;
+    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
     let q = q.into_inner();
     let runs = state
         .stores
@@ -295,6 +299,7 @@ pub async fn list_runs(
             limit,
             offset: q.offset.unwrap_or(0),
             workflow: q.workflow,
+            visible,
         })
         .await?;
     Ok(HttpResponse::Ok().json(runs))
@@ -310,10 +315,12 @@ pub async fn list_runs(
 #[get("/api/v1/workflows/runs/{run_id}")]
 pub async fn get_run(
     state: web::Data<AppState>,
+    caller: Caller,
     run_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
-    match state.stores.workflows.get(run_id.clone()).await? {
+    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    match state.stores.workflows.get(run_id.clone(), visible).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no workflow run '{run_id}'")).into()),
     }

@@ -284,6 +284,13 @@ impl Directory {
         Ok(self.usable(&p.user)?.principal(p.credential.clone()))
     }
 
+    /// The account behind `p` as it is now, whatever became of the
+    /// credential `p` presented: for work that outlives its credential (a
+    /// workflow run goes on after its starter signs out).
+    pub fn account_now(&self, p: &Principal) -> Result<Principal, Refusal> {
+        Ok(self.usable(&p.user)?.principal(p.credential.clone()))
+    }
+
     /// Marks the session behind `p` used at `now` (a WebSocket frame),
     /// unless it is already idle past `idle`: a frame cannot bring an
     /// expired session back in the moment before the tick notices.

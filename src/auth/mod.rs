@@ -10,6 +10,8 @@
 //! - [`throttle`]: slowing down repeated failed logins.
 //! - [`refresher`]: keeps the directory in step with the database and tells
 //!   open WebSockets when credentials change.
+//! - [`rejudge`]: whether running work may go on once access changed (the
+//!   one rule every owner of running work applies; 10010 when not).
 //!
 //! The admission middleware (`src/admission.rs`) calls [`Identity::admit`]
 //! for every request; handlers read the result with the [`Caller`]
@@ -18,6 +20,7 @@
 pub mod directory;
 pub mod origin;
 pub mod refresher;
+pub mod rejudge;
 pub mod table;
 pub mod throttle;
 

@@ -160,6 +160,18 @@ impl DiffJob {
         })
     }
 
+    /// The message type that asks for this job (what it needs comes from
+    /// the access table), and the names of its two servers: what a
+    /// re-judging of access looks at.
+    pub fn scope(&self) -> (&'static str, [&str; 2]) {
+        let (kind, left, right) = match self {
+            DiffJob::Files { left, right, .. } => ("diff_files", left, right),
+            DiffJob::Dirs { left, right, .. } => ("diff_dirs", left, right),
+            DiffJob::Command { left, right, .. } => ("diff_command", left, right),
+        };
+        (kind, [&left.server.name, &right.server.name])
+    }
+
     /// The most bytes this job may hold while it runs, reserved from the
     /// daemon's diff budget before it starts: both files, both commands'
     /// kept output, or both directory listings (estimated at

@@ -202,10 +202,15 @@ async fn each_stream_keeps_its_own_order_while_streams_take_turns() {
     };
     let receipt = journal.record(BatchWrite::End(end));
     assert_eq!(journal.settled(receipt).await, Settled::Written(None));
-    let run = crate::store::BatchStore::get(&*store, "b1".into(), crate::records::batch::ResultsPage::FIRST)
-        .await
-        .unwrap()
-        .unwrap();
+    let run = crate::store::BatchStore::get(
+        &*store,
+        "b1".into(),
+        crate::records::batch::ResultsPage::FIRST,
+        crate::records::Visible::All,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(run.run.status, crate::records::BatchRunStatus::Completed);
     settle().await;
     assert_eq!(store.audit_actions().len(), 300);

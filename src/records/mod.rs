@@ -10,6 +10,7 @@
 //! - [`health`]: server health transitions.
 //! - [`temp_files`]: changes to the records of temporary files on
 //!   servers.
+//! - [`visible`]: which runs a reader may see.
 //!
 //! Accounts, API tokens and sign-in sessions are the `accounts` domain's
 //! own records (`crate::accounts`); a temporary file on a server is the
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod batch;
 pub mod health;
 pub mod temp_files;
+pub mod visible;
 pub mod workflow;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +33,7 @@ pub use audit::{AuditEvent, AuditQuery, NewAuditEvent};
 pub use batch::{BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun};
 pub use health::HealthEvent;
 pub use temp_files::TempFileWrite;
+pub use visible::Visible;
 pub use workflow::{NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite};
 
 /// The instance that writes this daemon's records of live work (runs,

@@ -283,7 +283,7 @@ pub struct WorkflowRunDetail {
 }
 
 /// Which runs to list: newest first.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WorkflowRunsQuery {
     /// Most rows to return.
     pub limit: u32,
@@ -291,4 +291,6 @@ pub struct WorkflowRunsQuery {
     pub offset: u32,
     /// Only runs of this workflow.
     pub workflow: Option<String>,
+    /// Only runs the reader may see.
+    pub visible: super::visible::Visible,
 }

@@ -24,8 +24,8 @@ use crate::records::batch::ResultsPage;
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite,
-    HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, WorkflowRun, WorkflowRunDetail, WorkflowStep,
-    WorkflowWrite,
+    HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, Visible, WorkflowRun, WorkflowRunDetail,
+    WorkflowStep, WorkflowWrite,
 };
 
 /// See the module docs.
@@ -179,11 +179,12 @@ impl BatchStore for MemoryStore {
         })
     }
 
-    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>> {
+    fn list(&self, limit: u32, offset: u32, visible: Visible) -> StoreFuture<Vec<BatchRun>> {
         self.read(move |s| {
             s.batches
                 .iter()
                 .rev()
+                .filter(|(r, ..)| visible.allows(&r.servers))
                 .skip(offset as usize)
                 .take(limit as usize)
                 .map(|(r, end, status, _)| batch_run(r, end.as_ref(), *status))
@@ -191,9 +192,17 @@ impl BatchStore for MemoryStore {
         })
     }
 
-    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>> {
+    fn get(
+        &self,
+        run_id: String,
+        page: ResultsPage,
+        visible: Visible,
+    ) -> StoreFuture<Option<BatchRunDetail>> {
         self.read(move |s| {
-            let (r, end, status, results) = s.batches.iter().find(|(b, ..)| b.run_id == run_id)?;
+            let (r, end, status, results) = s
+                .batches
+                .iter()
+                .find(|(b, ..)| b.run_id == run_id && visible.allows(&b.servers))?;
             let mut sorted = results.clone();
             sorted.sort_by(|a, b| (a.server.as_str(), a.index).cmp(&(b.server.as_str(), b.index)));
             let total = sorted.len() as u64;
@@ -359,6 +368,7 @@ impl WorkflowStore for MemoryStore {
                 .iter()
                 .rev()
                 .filter(|d| q.workflow.as_ref().is_none_or(|w| &d.run.workflow == w))
+                .filter(|d| q.visible.allows(&servers_of(d)))
                 .skip(q.offset as usize)
                 .take(q.limit as usize)
                 .map(|d| d.run.clone())
@@ -366,8 +376,13 @@ impl WorkflowStore for MemoryStore {
         })
     }
 
-    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>> {
-        self.read(move |s| s.workflows.iter().find(|d| d.run.run_id == run_id).cloned())
+    fn get(&self, run_id: String, visible: Visible) -> StoreFuture<Option<WorkflowRunDetail>> {
+        self.read(move |s| {
+            s.workflows
+                .iter()
+                .find(|d| d.run.run_id == run_id && visible.allows(&servers_of(d)))
+                .cloned()
+        })
     }
 
     fn interrupt_left(&self, _instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
@@ -453,4 +468,21 @@ impl TempFileStore for MemoryStore {
                 .collect()
         })
     }
+}
+
+/// The servers a stored run's steps name, from their plans (as SQLite's
+/// migration 8 reads them).
+fn servers_of(d: &WorkflowRunDetail) -> Vec<String> {
+    let mut all = Vec::new();
+    for step in &d.steps {
+        for key in ["server", "source_server", "destination_server"] {
+            if let Some(name) = step.plan.get(key).and_then(|v| v.as_str()) {
+                all.push(name.to_owned());
+            }
+        }
+        if let Some(list) = step.plan.get("servers").and_then(|v| v.as_array()) {
+            all.extend(list.iter().filter_map(|v| v.as_str()).map(str::to_owned));
+        }
+    }
+    all
 }

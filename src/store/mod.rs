@@ -35,6 +35,9 @@
 //! - **Nothing blocks the caller's thread.** Methods return `Send`
 //!   futures; a blocking database runs on threads of its own, and no
 //!   transaction is held across an await on the network.
+//! - **Reads are filtered in the store.** A list of runs takes the
+//!   reader's [`Visible`] and pages over what it allows (a page is never
+//!   short because of the filter); a run is on the servers its plan names.
 //! - **Live work is an instance's own.** Runs, batch runs, temporary files
 //!   and audit rows carry the instance that wrote them
 //!   ([`crate::records::INSTANCE`]); start-up recovery only touches its own
@@ -60,7 +63,7 @@ use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
     WorkflowRunDetail, WorkflowWrite,
 };
-use crate::records::{WorkflowRun, INSTANCE};
+use crate::records::{Visible, WorkflowRun, INSTANCE};
 
 /// What became of one record of a written batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +100,13 @@ pub trait BatchStore: Send + Sync + 'static {
     /// Applies `writes` in order (an end only finishes a run still
     /// `running`; a result of an unknown run is rejected).
     fn apply(&self, writes: Vec<BatchWrite>) -> BoxFuture<'static, Writes>;
-    /// Runs newest first: at most `limit` after skipping `offset`.
-    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>>;
-    /// One run with a page of its results; `None` when unknown.
-    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>>;
+    /// Runs `visible` allows, newest first: at most `limit` after skipping
+    /// `offset` (of those it allows).
+    fn list(&self, limit: u32, offset: u32, visible: Visible) -> StoreFuture<Vec<BatchRun>>;
+    /// One run with a page of its results; `None` when unknown or not
+    /// `visible`.
+    fn get(&self, run_id: String, page: ResultsPage, visible: Visible)
+        -> StoreFuture<Option<BatchRunDetail>>;
     /// Marks `instance`'s runs still `running` as `interrupted`, at `at`;
     /// how many.
     fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
@@ -110,10 +116,10 @@ pub trait BatchStore: Send + Sync + 'static {
 pub trait WorkflowStore: Send + Sync + 'static {
     /// Applies `writes` in order (each only moves a run or step forward).
     fn apply(&self, writes: Vec<WorkflowWrite>) -> BoxFuture<'static, Writes>;
-    /// Runs newest first.
+    /// Runs the query's `visible` allows, newest first.
     fn list(&self, query: WorkflowRunsQuery) -> StoreFuture<Vec<WorkflowRun>>;
-    /// One run with its steps; `None` when unknown.
-    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>>;
+    /// One run with its steps; `None` when unknown or not `visible`.
+    fn get(&self, run_id: String, visible: Visible) -> StoreFuture<Option<WorkflowRunDetail>>;
     /// Marks `instance`'s runs left `running` or `paused` as `interrupted`
     /// (their running step too, the steps never reached `skipped`), at
     /// `at`; how many.

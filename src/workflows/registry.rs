@@ -16,6 +16,7 @@ use pinkpage_actors::{AppError, ConnectionId, ErrorCode, RunId};
 
 use super::events::{RunEvent, RunView, Watcher};
 use super::feed::Feed;
+use crate::auth::rejudge::Servers;
 use crate::in_flight::InFlightGuard;
 use crate::records::workflow::{RunState, StepState};
 use crate::records::NewAuditEvent;
@@ -77,24 +78,41 @@ pub struct Entry {
     /// request's tag: the run takes confirmations in that order, so the
     /// first one's `Confirmed` answers its request.
     pub confirmers: Vec<(ConnectionId, Option<String>)>,
-    /// Cancelled because its starter's access changed (once).
-    pub access_cancelled: bool,
+    /// Why it was cancelled when its starter's access changed (10010;
+    /// once): the error its end carries.
+    pub withdrawn: Option<AppError>,
     /// Held while the run is in flight: a graceful shutdown waits for it.
     pub in_flight: InFlightGuard,
 }
 
 impl Entry {
-    /// The same user, or an administrator (10003 otherwise): who may
-    /// confirm, cancel or watch a run.
-    pub fn may_be_driven_by(&self, asker: &Asker) -> Result<(), AppError> {
-        if asker.principal.user == self.started_by.principal.user || asker.principal.meets(Need::Admin) {
-            Ok(())
-        } else {
-            Err(AppError::with_detail(
+    /// Every server its plan acts on, each once.
+    pub fn servers(&self) -> Vec<&str> {
+        pinkpage_actors::workflow::plan::servers_of(&self.steps)
+    }
+
+    /// The same user, or an administrator, who may still use every server
+    /// of the run (10003 otherwise): who may confirm, cancel or watch a
+    /// run. `servers` is the configuration as it is now, so an account
+    /// whose tags were narrowed drives nothing on servers it lost, even in
+    /// the moment before the run is withdrawn.
+    pub fn may_be_driven_by(&self, asker: &Asker, servers: &dyn Servers) -> Result<(), AppError> {
+        let who = &asker.principal;
+        if who.user != self.started_by.principal.user && !who.meets(Need::Admin) {
+            return Err(AppError::with_detail(
                 ErrorCode::Forbidden,
                 "only the user who started the run, or an administrator, may confirm, cancel or watch it",
-            ))
+            ));
         }
+        for name in self.servers() {
+            if !servers.tags(name).is_some_and(|tags| who.may_use(tags)) {
+                return Err(AppError::with_detail(
+                    ErrorCode::Forbidden,
+                    format!("{} may not use server '{name}', which this run acts on", who.user),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Adds a watcher (once per connection); the first, its starter,

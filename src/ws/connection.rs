@@ -63,6 +63,12 @@ pub trait Domain: Sized + Unpin + 'static {
     /// Handles one parsed request.
     fn handle(conn: &mut WsConnection<Self>, req: Self::Request, rid: RequestId, ctx: &mut WsCtx<Self>);
 
+    /// Access changed and this connection's credential is still good:
+    /// `conn.principal` is the principal as it is now. Re-judges the
+    /// domain's running work with [`crate::auth::rejudge`] and withdraws
+    /// what it no longer covers ([`WsConnection::withdraw`]).
+    fn access_changed(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) {}
+
     /// Stops the domain's tasks; called once when the connection stops.
     /// Returns the done signals of the tasks that must end before the
     /// session lock is released (STUB's command or transfer).
@@ -119,6 +125,45 @@ impl<D: Domain> WsConnection<D> {
     /// Sends a frame, answering `rid` when given.
     pub fn send(&self, ctx: &mut WsCtx<D>, frame: &impl Outgoing, rid: &RequestId) {
         ctx.text(frame.to_text(rid));
+    }
+
+    /// Whether this connection's principal, as it is now, may go on with
+    /// work that needs what message type `kind` needs on `servers`; 10010
+    /// saying why not ([`crate::auth::rejudge::judge`]).
+    pub fn judge(&self, kind: &str, servers: &[&str]) -> Result<(), AppError> {
+        let need = crate::auth::table::message_need(D::PATH, kind);
+        crate::auth::rejudge::judge(&*self.state.settings, &self.principal, need, servers)
+    }
+
+    /// Tells the client that the work its request `rid` started was
+    /// withdrawn (`err`, 10010), logs it and writes its `access.withdrawn`
+    /// audit row. The caller has sent the work its stop; the work's own end
+    /// frames follow.
+    pub fn withdraw(
+        &self,
+        ctx: &mut WsCtx<D>,
+        err: &AppError,
+        rid: &RequestId,
+        what: &str,
+        servers: &[&str],
+    ) {
+        log::warn!(
+            connection_id = self.id.to_string().as_str(),
+            domain = D::NAME,
+            user = &*self.principal.user,
+            code = err.code.code(),
+            what = what;
+            "running work withdrawn: access changed"
+        );
+        let mut event = self.audit_event("access.withdrawn");
+        event.server = servers.first().map(|s| (*s).to_owned());
+        event.detail = Some(serde_json::json!({
+            "what": what,
+            "servers": servers,
+            "reason": err.detail,
+        }));
+        self.state.journal.audit(event);
+        self.send_error(ctx, err, rid);
     }
 
     /// Sends an error frame (and logs it).
@@ -373,7 +418,10 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                 &None,
             ),
             Event::AccessChanged => match self.state.identity.recheck(&self.principal) {
-                Ok(current) => self.principal = current,
+                Ok(current) => {
+                    self.principal = current;
+                    D::access_changed(self, ctx);
+                }
                 Err(refusal) => {
                     log::info!(
                         connection_id = self.id.to_string().as_str(),

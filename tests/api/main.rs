@@ -2,6 +2,7 @@
 //! WebSockets, against real OpenSSH `sshd` processes on loopback.
 
 mod access;
+mod access_changes;
 mod audit_actions;
 mod bmx4;
 mod bmx5;

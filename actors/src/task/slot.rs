@@ -122,6 +122,22 @@ impl<I, H: Stoppable> TaskSlot<I, H> {
         }
     }
 
+    /// The current task's id and what the connection keeps about it, while
+    /// it is starting or running and no stop was sent yet: the work a
+    /// re-judging of access looks at.
+    pub fn live(&self) -> Option<(TaskId, &I)> {
+        match &self.state {
+            State::Starting { id, info }
+            | State::Running {
+                id,
+                info,
+                stopping: false,
+                ..
+            } => Some((*id, info)),
+            _ => None,
+        }
+    }
+
     /// The handle of the current task, stopping or not.
     pub fn handle(&self) -> Option<&H> {
         match &self.state {

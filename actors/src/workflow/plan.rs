@@ -79,6 +79,15 @@ pub enum Action {
     },
 }
 
+/// Every server a plan's steps act on, each once, sorted: what a run is
+/// judged on when access changes, and shown to whom.
+pub fn servers_of(steps: &[PlannedStep]) -> Vec<&str> {
+    let mut all: Vec<&str> = steps.iter().flat_map(|s| s.action.servers()).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 impl Action {
     /// Every server the step acts on.
     pub fn servers(&self) -> Vec<&str> {

@@ -5,10 +5,10 @@ use pinkpage_actors::batch::plan::{CommandResult, CommandStatus};
 use pinkpage_actors::{AppError, ErrorCode};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::tx::apply_each;
+use super::tx::{apply_each, visible_on};
 use crate::records::batch::{ResultsPage, RESULTS_PAGE_MAX_BYTES};
 use crate::records::{
-    timestamp, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun,
+    timestamp, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun, Visible,
 };
 use crate::store::Writes;
 
@@ -140,12 +140,20 @@ pub(super) fn bad_text(column: usize, text: &str) -> rusqlite::Error {
     )
 }
 
-/// Runs newest first.
-pub(super) fn list(conn: &Connection, limit: u32, offset: u32) -> rusqlite::Result<Vec<BatchRun>> {
+/// Runs `visible` allows, newest first.
+pub(super) fn list(
+    conn: &Connection,
+    limit: u32,
+    offset: u32,
+    visible: &Visible,
+) -> rusqlite::Result<Vec<BatchRun>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {RUN_COLUMNS} FROM batch_runs ORDER BY seq DESC LIMIT ?1 OFFSET ?2"
+        "SELECT {RUN_COLUMNS} FROM batch_runs WHERE {} ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
+        visible_on("batch_runs.servers", "?3")
     ))?;
-    let rows = stmt.query_map(params![limit, offset], |r| run_from_row(r).map(|(run, _)| run))?;
+    let rows = stmt.query_map(params![limit, offset, visible.as_json()], |r| {
+        run_from_row(r).map(|(run, _)| run)
+    })?;
     rows.collect()
 }
 
@@ -187,11 +195,15 @@ pub(super) fn get(
     conn: &Connection,
     run_id: &str,
     page: ResultsPage,
+    visible: &Visible,
 ) -> rusqlite::Result<Option<BatchRunDetail>> {
     let found = conn
         .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM batch_runs WHERE run_id = ?1"),
-            params![run_id],
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM batch_runs WHERE run_id = ?1 AND {}",
+                visible_on("batch_runs.servers", "?2")
+            ),
+            params![run_id, visible.as_json()],
             run_from_row,
         )
         .optional()?;
@@ -244,4 +256,48 @@ pub(super) fn interrupt_left(
         "UPDATE batch_runs SET status = 'interrupted', finished_at = ?1 WHERE status = 'running' AND instance = ?2",
         params![timestamp(at), instance],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(run_id: &str, servers: &[&str]) -> BatchWrite {
+        BatchWrite::Create(NewBatchRun {
+            run_id: run_id.into(),
+            at: crate::records::now(),
+            actor: "c".into(),
+            user: Some("ana".into()),
+            remote_addr: None,
+            servers: servers.iter().map(|s| (*s).to_owned()).collect(),
+            commands: vec!["true".into()],
+            stop_on_error: false,
+            retries: 0,
+            retry_delay_ms: 0,
+            timeout_s: None,
+        })
+    }
+
+    #[test]
+    fn a_reader_sees_only_batch_runs_whose_every_server_it_may_use() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        apply(
+            &mut conn,
+            &[run("web", &["web-1"]), run("both", &["web-1", "db-1"])],
+        )
+        .unwrap();
+        let web = Visible::OnlyOn(vec!["web-1".into()]);
+        let listed: Vec<String> = list(&conn, 10, 0, &web)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(listed, ["web"]);
+        assert!(get(&conn, "both", ResultsPage::FIRST, &web).unwrap().is_none());
+        assert!(get(&conn, "both", ResultsPage::FIRST, &Visible::All)
+            .unwrap()
+            .is_some());
+        assert_eq!(list(&conn, 10, 0, &Visible::All).unwrap().len(), 2);
+    }
 }

@@ -186,6 +186,26 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE batch_runs ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';
     ALTER TABLE workflow_runs ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';
     ALTER TABLE temp_files ADD COLUMN instance TEXT NOT NULL DEFAULT 'local';",
+    // 8: the servers a workflow run acts on (JSON array of names), so a
+    // reader sees only runs on servers it may use, filtered in the query
+    // (batch runs have had theirs since 2); runs from before get theirs
+    // from their steps' plans
+    "ALTER TABLE workflow_runs ADD COLUMN servers TEXT NOT NULL DEFAULT '[]';
+    UPDATE workflow_runs SET servers = (
+        SELECT json_group_array(name) FROM (
+            SELECT DISTINCT name FROM (
+                SELECT json_extract(st.plan, '$.server') AS name
+                    FROM workflow_steps st WHERE st.run_id = workflow_runs.run_id
+                UNION ALL SELECT json_extract(st.plan, '$.source_server')
+                    FROM workflow_steps st WHERE st.run_id = workflow_runs.run_id
+                UNION ALL SELECT json_extract(st.plan, '$.destination_server')
+                    FROM workflow_steps st WHERE st.run_id = workflow_runs.run_id
+                UNION ALL SELECT s.value
+                    FROM workflow_steps st, json_each(st.plan, '$.servers') AS s
+                    WHERE st.run_id = workflow_runs.run_id
+            ) WHERE name IS NOT NULL ORDER BY name
+        )
+    );",
 ];
 
 /// Applies every migration the database has not seen yet.
@@ -204,6 +224,37 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workflow_runs_from_before_get_the_servers_of_their_steps() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO workflow_runs (run_id, workflow, actor, params, status, started_at)
+                   VALUES ('r1', 'w', 'rest', '{}', 'succeeded', '2026-01-01T00:00:00.000Z'),
+                          ('r2', 'w', 'rest', '{}', 'succeeded', '2026-01-01T00:00:00.000Z');
+               INSERT INTO workflow_steps (run_id, idx, name, kind, plan, status) VALUES
+                   ('r1', 0, 'a', 'command', '{"kind":"command","server":"web-1"}', 'succeeded'),
+                   ('r1', 1, 'b', 'transfer', '{"kind":"transfer","source_server":"web-1","destination_server":"db-1"}', 'succeeded'),
+                   ('r1', 2, 'c', 'batch', '{"kind":"batch","servers":["app-1","db-1"]}', 'succeeded'),
+                   ('r2', 0, 'p', 'pause', '{"kind":"pause","message":"x"}', 'succeeded');"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let servers = |run: &str| -> String {
+            conn.query_row(
+                "SELECT servers FROM workflow_runs WHERE run_id = ?1",
+                [run],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(servers("r1"), r#"["app-1","db-1","web-1"]"#);
+        assert_eq!(servers("r2"), "[]");
+    }
 
     #[test]
     fn migrating_twice_is_a_no_op() {

@@ -51,7 +51,7 @@ use crate::records::batch::ResultsPage;
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
-    WorkflowRun, WorkflowRunDetail, WorkflowWrite,
+    Visible, WorkflowRun, WorkflowRunDetail, WorkflowWrite,
 };
 
 /// Threads serving the store; two let a slow write not hold up a read.
@@ -166,12 +166,17 @@ impl BatchStore for SqliteStore {
         self.write(move |c| batch::apply(c, &writes))
     }
 
-    fn list(&self, limit: u32, offset: u32) -> StoreFuture<Vec<BatchRun>> {
-        self.run(move |c| batch::list(c, limit, offset).map_err(db_error))
+    fn list(&self, limit: u32, offset: u32, visible: Visible) -> StoreFuture<Vec<BatchRun>> {
+        self.run(move |c| batch::list(c, limit, offset, &visible).map_err(db_error))
     }
 
-    fn get(&self, run_id: String, page: ResultsPage) -> StoreFuture<Option<BatchRunDetail>> {
-        self.run(move |c| batch::get(c, &run_id, page).map_err(db_error))
+    fn get(
+        &self,
+        run_id: String,
+        page: ResultsPage,
+        visible: Visible,
+    ) -> StoreFuture<Option<BatchRunDetail>> {
+        self.run(move |c| batch::get(c, &run_id, page, &visible).map_err(db_error))
     }
 
     fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
@@ -189,8 +194,8 @@ impl WorkflowStore for SqliteStore {
         self.run(move |c| workflows::list(c, &query).map_err(db_error))
     }
 
-    fn get(&self, run_id: String) -> StoreFuture<Option<WorkflowRunDetail>> {
-        self.run(move |c| workflows::get(c, &run_id).map_err(db_error))
+    fn get(&self, run_id: String, visible: Visible) -> StoreFuture<Option<WorkflowRunDetail>> {
+        self.run(move |c| workflows::get(c, &run_id, &visible).map_err(db_error))
     }
 
     fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {

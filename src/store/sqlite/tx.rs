@@ -45,3 +45,14 @@ fn is_rejection(e: &rusqlite::Error) -> bool {
 pub(crate) fn db_error(e: rusqlite::Error) -> AppError {
     AppError::with_detail(ErrorCode::Database, e.to_string())
 }
+
+/// The SQL condition "every server of the run is one the reader may see",
+/// for a table whose `column` holds the run's servers as a JSON array,
+/// with the allowed names bound at `param` as a JSON array (NULL: every
+/// run; `Visible::as_json`).
+pub fn visible_on(column: &str, param: &str) -> String {
+    format!(
+        "({param} IS NULL OR NOT EXISTS (SELECT 1 FROM json_each({column}) AS s \
+         WHERE s.value NOT IN (SELECT value FROM json_each({param}))))"
+    )
+}

@@ -8,12 +8,13 @@ use pinkpage_actors::ErrorBody;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::batch::bad_text;
-use super::tx::apply_each;
+use super::tx::{apply_each, visible_on};
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
-    timestamp, NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite,
+    timestamp, NewWorkflowRun, Visible, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite,
 };
 use crate::store::Writes;
+use pinkpage_actors::workflow::plan::servers_of;
 
 /// Applies `writes` in order, in one transaction.
 pub(super) fn apply(conn: &mut Connection, writes: &[WorkflowWrite]) -> Writes {
@@ -101,8 +102,8 @@ fn write(tx: &Connection, write: &WorkflowWrite) -> rusqlite::Result<()> {
 
 fn create(tx: &Connection, r: &NewWorkflowRun) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO workflow_runs (run_id, workflow, actor, user, remote_addr, params, status, started_at, instance)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8)",
+        "INSERT INTO workflow_runs (run_id, workflow, actor, user, remote_addr, params, status, started_at, instance, servers)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7, ?8, ?9)",
         params![
             r.run_id,
             r.workflow,
@@ -112,6 +113,7 @@ fn create(tx: &Connection, r: &NewWorkflowRun) -> rusqlite::Result<()> {
             serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".to_owned()),
             timestamp(r.at),
             crate::records::INSTANCE,
+            serde_json::to_string(&servers_of(&r.steps)).unwrap_or_else(|_| "[]".to_owned()),
         ],
     )?;
     for step in &r.steps {
@@ -190,19 +192,30 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<WorkflowRun> {
 pub(super) fn list(conn: &Connection, q: &WorkflowRunsQuery) -> rusqlite::Result<Vec<WorkflowRun>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM workflow_runs
-         WHERE ?3 IS NULL OR workflow = ?3
-         ORDER BY seq DESC LIMIT ?1 OFFSET ?2"
+         WHERE (?3 IS NULL OR workflow = ?3) AND {}
+         ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
+        visible_on("workflow_runs.servers", "?4")
     ))?;
-    let rows = stmt.query_map(params![q.limit, q.offset, q.workflow], run_row)?;
+    let rows = stmt.query_map(
+        params![q.limit, q.offset, q.workflow, q.visible.as_json()],
+        run_row,
+    )?;
     rows.collect()
 }
 
 /// One run with its steps; `None` when unknown.
-pub(super) fn get(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<WorkflowRunDetail>> {
+pub(super) fn get(
+    conn: &Connection,
+    run_id: &str,
+    visible: &Visible,
+) -> rusqlite::Result<Option<WorkflowRunDetail>> {
     let run = conn
         .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE run_id = ?1"),
-            params![run_id],
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE run_id = ?1 AND {}",
+                visible_on("workflow_runs.servers", "?2")
+            ),
+            params![run_id, visible.as_json()],
             run_row,
         )
         .optional()?;
@@ -234,4 +247,68 @@ pub(super) fn get(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<Wo
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(WorkflowRunDetail { run, steps }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use pinkpage_actors::workflow::plan::{Action, PlannedStep};
+
+    use super::*;
+
+    fn run(run_id: &str, servers: &[&str]) -> WorkflowWrite {
+        WorkflowWrite::Create(NewWorkflowRun {
+            run_id: run_id.into(),
+            at: crate::records::now(),
+            workflow: "w".into(),
+            actor: "rest".into(),
+            user: "ana".into(),
+            remote_addr: None,
+            params: BTreeMap::new(),
+            steps: vec![PlannedStep {
+                index: 0,
+                name: "b".into(),
+                continue_on_error: false,
+                action: Action::Batch {
+                    servers: servers.iter().map(|s| (*s).to_owned()).collect(),
+                    commands: vec!["true".into()],
+                    retries: 0,
+                    retry_delay_s: 0.0,
+                    stop_on_error: false,
+                    timeout_s: 1.0,
+                },
+            }],
+        })
+    }
+
+    #[test]
+    fn a_reader_sees_only_runs_whose_every_server_it_may_use_and_pages_over_those() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let writes = [
+            run("web", &["web-1"]),
+            run("both", &["web-1", "db-1"]),
+            run("db", &["db-1"]),
+        ];
+        apply(&mut conn, &writes).unwrap();
+        let query = |visible: Visible, offset: u32| WorkflowRunsQuery {
+            limit: 1,
+            offset,
+            workflow: None,
+            visible,
+        };
+        let web = Visible::OnlyOn(vec!["web-1".into()]);
+        let ids = |runs: Vec<WorkflowRun>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+        // one a page: the filter comes before the paging
+        assert_eq!(ids(list(&conn, &query(web.clone(), 0)).unwrap()), ["web"]);
+        assert!(list(&conn, &query(web.clone(), 1)).unwrap().is_empty());
+        assert!(get(&conn, "both", &web).unwrap().is_none());
+        assert!(get(&conn, "web", &web).unwrap().is_some());
+        let all = WorkflowRunsQuery {
+            limit: 10,
+            ..query(Visible::All, 0)
+        };
+        assert_eq!(ids(list(&conn, &all).unwrap()), ["db", "both", "web"]);
+    }
 }

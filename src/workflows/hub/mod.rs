@@ -29,7 +29,6 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture, ResponseFuture,
     WrapFuture,
 };
-use pinkpage_actors::access::Need;
 use pinkpage_actors::broadcast::{BroadcastActor, Event, Join, WorkflowRunRef};
 use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::lock::{Acquire, Holder, SessionLockActor, SetWorkflowRun};
@@ -47,7 +46,7 @@ use super::events::{RunEvent, Watcher};
 use super::history;
 use super::prepare::Prepared;
 use super::registry::{Asker, Entry, LockHeld, Params, Runs};
-use crate::auth::directory::Refusal;
+use crate::auth::rejudge::{self, Servers};
 use crate::auth::Identity;
 use crate::in_flight::InFlight;
 use crate::journal::Journal;
@@ -212,6 +211,8 @@ pub struct WorkflowHub {
     steps: Arc<dyn StepsFor>,
     /// To re-check who started each run when access changes.
     identity: Arc<Identity>,
+    /// The servers as configured now, to judge runs again on theirs.
+    servers: Arc<dyn Servers>,
     /// Where access changes are announced.
     broadcast: Addr<BroadcastActor>,
     /// Runs in flight.
@@ -227,6 +228,7 @@ impl WorkflowHub {
         lock: Addr<SessionLockActor>,
         steps: Arc<dyn StepsFor>,
         identity: Arc<Identity>,
+        servers: Arc<dyn Servers>,
         broadcast: Addr<BroadcastActor>,
         in_flight: Arc<InFlight>,
     ) -> Self {
@@ -235,6 +237,7 @@ impl WorkflowHub {
             lock,
             steps,
             identity,
+            servers,
             broadcast,
             in_flight,
             runs: Runs::default(),
@@ -258,10 +261,12 @@ impl Actor for WorkflowHub {
 impl Handler<Event> for WorkflowHub {
     type Result = ();
 
-    /// On an access change, cancels the runs whose starter's account was
-    /// disabled or removed, whose credential was revoked, or who may no
-    /// longer run workflows (a lower role). A sign-out or an expired
-    /// sign-in session leaves runs alone: they are not tied to one.
+    /// On an access change, judges every run in flight again
+    /// ([`crate::auth::rejudge`]): its starter's account as it is now (a
+    /// disabled or removed account, or a revoked token that started it,
+    /// withdraws it; a sign-out does not, runs are not tied to a sign-in)
+    /// against what starting a run needs, on every server of its plan. A
+    /// run no longer covered is cancelled once, and ends with 10010.
     fn handle(&mut self, event: Event, _: &mut Context<Self>) {
         if let Event::ShuttingDown { .. } = event {
             return self.stop_all_runs();
@@ -269,22 +274,22 @@ impl Handler<Event> for WorkflowHub {
         if !matches!(event, Event::AccessChanged) {
             return;
         }
+        let need = crate::auth::table::message_need("/ws/v1/stub", "workflow_run");
         for entry in self.runs.iter_mut() {
-            let why = match self.identity.recheck(&entry.started_by.principal) {
-                Ok(now) if now.meets(Need::Operator) => continue,
-                Ok(_) => "the user's role no longer allows running workflows",
-                Err(Refusal::Revoked) => "the credential that started the run was revoked",
-                Err(Refusal::Disabled) => "the user's account was disabled",
-                Err(Refusal::NoAccount) => "the user's account no longer exists",
-                Err(Refusal::Unknown | Refusal::Expired) => continue,
-            };
-            if entry.access_cancelled {
+            if entry.withdrawn.is_some() {
                 continue;
             }
-            entry.access_cancelled = true;
-            log::warn!(run_id = entry.run_id.to_string().as_str(), user = &*entry.started_by.principal.user, reason = why; "workflow run cancelled: access changed");
+            let servers = entry.servers();
+            let verdict = rejudge::account_now(&self.identity, &entry.started_by.principal)
+                .and_then(|now| rejudge::judge(&*self.servers, &now, need, &servers));
+            let Err(why) = verdict else {
+                continue;
+            };
+            let reason = why.detail.clone().unwrap_or_default();
+            log::warn!(run_id = entry.run_id.to_string().as_str(), user = &*entry.started_by.principal.user, reason = reason.as_str(); "workflow run cancelled: access changed");
             let _ = entry.handle.stop();
-            self.journal.audit(history::cancelled(entry, None, Some(why)));
+            self.journal.audit(history::cancelled(entry, None, Some(&reason)));
+            entry.withdrawn = Some(why);
         }
     }
 }
@@ -373,7 +378,7 @@ impl Handler<Register> for WorkflowHub {
             lock: r.lock,
             feeds: Vec::new(),
             confirmers: Vec::new(),
-            access_cancelled: false,
+            withdrawn: None,
             in_flight: self.in_flight.enter(),
         };
         if let Some(w) = r.watcher {
@@ -414,7 +419,7 @@ impl Handler<ConfirmRun> for WorkflowHub {
 
     fn handle(&mut self, msg: ConfirmRun, _: &mut Context<Self>) -> Self::Result {
         let asked = self.runs.get_mut(&msg.run_id).and_then(|entry| {
-            entry.may_be_driven_by(&msg.asker)?;
+            entry.may_be_driven_by(&msg.asker, &*self.servers)?;
             if let Some(w) = &msg.watcher {
                 entry.confirmers.push((w.id, w.tag.clone()));
                 entry.watch(w.clone(), false);
@@ -457,7 +462,7 @@ impl Handler<CancelRun> for WorkflowHub {
 
     fn handle(&mut self, msg: CancelRun, _: &mut Context<Self>) -> Self::Result {
         let entry = self.runs.get_mut(&msg.run_id)?;
-        entry.may_be_driven_by(&msg.asker)?;
+        entry.may_be_driven_by(&msg.asker, &*self.servers)?;
         if let Some(w) = msg.watcher {
             entry.watch(w, false);
         }
@@ -478,7 +483,7 @@ impl Handler<WatchRun> for WorkflowHub {
 
     fn handle(&mut self, msg: WatchRun, _: &mut Context<Self>) -> Self::Result {
         let entry = self.runs.get_mut(&msg.run_id)?;
-        entry.may_be_driven_by(&msg.asker)?;
+        entry.may_be_driven_by(&msg.asker, &*self.servers)?;
         let (id, tag) = (msg.watcher.id, msg.watcher.tag.clone());
         // a connection that already watches only gets the snapshot, as the
         // answer to this request; a new one watches from now on
@@ -524,6 +529,11 @@ impl WorkflowHub {
         outcome: RunOutcome,
     ) -> Option<impl std::future::Future<Output = ()> + 'static> {
         let mut entry = self.runs.remove(task_id)?;
+        let mut outcome = outcome;
+        if let Some(why) = &entry.withdrawn {
+            // cancelled because access changed: that is why it ended
+            outcome.error = Some(why.clone());
+        }
         let (write, event) = history::finished(&entry, &outcome);
         let receipt = self.journal.record(write);
         self.journal.audit(event);

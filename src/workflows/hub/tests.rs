@@ -193,6 +193,7 @@ fn pause(index: usize) -> PlannedStep {
 
 struct World {
     hub: Addr<WorkflowHub>,
+    identity: Arc<Identity>,
     lock: Addr<SessionLockActor>,
     store: Arc<MemoryStore>,
     journal: Journal,
@@ -215,17 +216,20 @@ fn world() -> World {
         login_max_failures: 5,
         login_window: Duration::from_secs(60),
     };
+    let identity = Arc::new(Identity::new(access));
     let hub = WorkflowHub::new(
         journal.clone(),
         lock.clone(),
         Arc::new(PrintingSteps),
-        Arc::new(Identity::new(access)),
+        identity.clone(),
+        Arc::new(BTreeMap::from([("alpha".to_owned(), vec!["web".to_owned()])])),
         broadcast,
         Arc::new(InFlight::default()),
     )
     .start();
     World {
         hub,
+        identity,
         lock,
         store,
         journal,
@@ -406,7 +410,7 @@ async fn a_cancelled_run_is_recorded_whole_in_order_and_the_steps_it_never_reach
     assert_eq!(seen.all().last().unwrap(), "r: finished cancelled");
     let stored = w
         .store
-        .get(run_id.to_string())
+        .get(run_id.to_string(), crate::records::Visible::All)
         .await
         .unwrap()
         .expect("the run is recorded");
@@ -425,4 +429,131 @@ async fn a_cancelled_run_is_recorded_whole_in_order_and_the_steps_it_never_reach
             "workflow.end"
         ]
     );
+}
+
+/// The directory holds one account, `ana`, an operator limited to `tags`,
+/// with the token the test principals present.
+fn ana_is(identity: &Identity, role: Role, tags: &[&str]) {
+    use crate::accounts::{Loaded, TokenInfo, User};
+    use crate::auth::directory::Directory;
+    let loaded = Loaded {
+        revision: identity.read().revision + 1,
+        users: vec![User {
+            id: 1,
+            name: "ana".into(),
+            role,
+            servers: Some(tags.iter().map(|t| (*t).to_owned()).collect()),
+            disabled: false,
+            created_at: "2026-12-07T00:00:00Z".into(),
+            changed_at: "2026-12-07T00:00:00Z".into(),
+            has_password: false,
+        }],
+        tokens: vec![(
+            TokenInfo {
+                id: "t".into(),
+                user: "ana".into(),
+                label: "test".into(),
+                created_at: "2026-12-07T00:00:00Z".into(),
+                expires_at: None,
+                revoked_at: None,
+                last_used_at: None,
+            },
+            String::new(),
+        )],
+        sessions: Vec::new(),
+    };
+    let mut dir = identity.write();
+    let fresh = Directory::from_loaded(loaded, &dir);
+    *dir = fresh;
+}
+
+#[actix::test]
+async fn a_run_whose_starter_may_no_longer_use_its_server_is_cancelled_with_10010_and_one_still_covered_goes_on(
+) {
+    tokio::time::pause();
+    let w = world();
+    ana_is(&w.identity, Role::Operator, &["web"]);
+    let (starter, seen) = watcher("r");
+    let run_id = w
+        .hub
+        .send(StartRun {
+            prepared: prepared(vec![command(0, "a"), pause(1), command(2, "never")]),
+            asker: asker("ana", Role::Operator),
+            watcher: Some(starter),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    assert_eq!(seen.all().last().unwrap(), "r: paused 1");
+
+    // an access change that still covers the run: it stays paused
+    w.hub.send(Event::AccessChanged).await.unwrap();
+    settle().await;
+    assert_eq!(seen.all().last().unwrap(), "r: paused 1");
+
+    // ana now may use `db` servers only; alpha is `web`
+    ana_is(&w.identity, Role::Operator, &["db"]);
+    w.hub.send(Event::AccessChanged).await.unwrap();
+    settle().await;
+    tokio::time::timeout(Duration::from_secs(5), w.journal.flushed())
+        .await
+        .unwrap();
+    assert_eq!(seen.all().last().unwrap(), "r: finished cancelled");
+    let stored = w
+        .store
+        .get(run_id.to_string(), crate::records::Visible::All)
+        .await
+        .unwrap()
+        .unwrap();
+    let error = stored.run.error.expect("the run says why it ended");
+    assert_eq!(error.code, 10010, "{error:?}");
+    assert!(error.detail.as_deref().unwrap().contains("'alpha'"), "{error:?}");
+    let states: Vec<&str> = stored.steps.iter().map(|s| s.status.as_str()).collect();
+    assert_eq!(states, ["succeeded", "cancelled", "skipped"]);
+    // a confirmation that comes after finds no run in flight
+    let late = w
+        .hub
+        .send(ConfirmRun {
+            run_id: run_id.to_string(),
+            asker: asker("ana", Role::Operator),
+            watcher: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(late.unwrap_err().code, ErrorCode::NotFound);
+    assert!(!w.lock.send(GetStatus).await.unwrap().active, "the lock is free");
+}
+
+#[actix::test]
+async fn a_run_is_withdrawn_when_its_starter_becomes_a_viewer_but_not_when_its_sign_in_ends() {
+    tokio::time::pause();
+    let w = world();
+    ana_is(&w.identity, Role::Operator, &["web"]);
+    let (starter, seen) = watcher("r");
+    let mut ana = asker("ana", Role::Operator);
+    // started from a sign-in session the directory does not hold (signed
+    // out since): the run is judged by the account
+    ana.principal.credential = Credential::Session("gone".into());
+    w.hub
+        .send(StartRun {
+            prepared: prepared(vec![pause(0)]),
+            asker: ana,
+            watcher: Some(starter),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    settle().await;
+    w.hub.send(Event::AccessChanged).await.unwrap();
+    settle().await;
+    assert_eq!(
+        seen.all().last().unwrap(),
+        "r: paused 0",
+        "a sign-out does not end a run"
+    );
+    ana_is(&w.identity, Role::Viewer, &["web"]);
+    w.hub.send(Event::AccessChanged).await.unwrap();
+    settle().await;
+    assert_eq!(seen.all().last().unwrap(), "r: finished cancelled");
 }

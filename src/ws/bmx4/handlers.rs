@@ -45,7 +45,7 @@ pub(super) fn batch_execute(
     let reserved = conn.domain.run.reserve(RunInfo {
         run_id: run_id.clone(),
         rid: rid.clone(),
-        servers: servers.len(),
+        servers: servers.clone(),
     });
     let task_id = match reserved {
         Ok(id) => id,
@@ -141,22 +141,43 @@ pub(super) fn batch_cancel(
         );
         return conn.send_error(ctx, &e, &rid);
     }
-    match conn.domain.run.cancel() {
-        Ok(Cancel::StopSent(id)) => {
-            // a run's record is finished by its recorder, not here
-            crate::ws::task::watch_stop(
-                id,
-                |d: &mut Bmx4| &mut d.run,
-                |i: &RunInfo| &i.rid,
-                |_, _, _| {},
-                ctx,
-            );
-        }
-        // a second cancel is answered the same way; one batch_complete follows
-        Ok(Cancel::AlreadyStopping(_) | Cancel::NotStarted(..)) => {}
-        Err(e) => return conn.send_error(ctx, &e, &rid),
+    if let Err(e) = stop_run(conn, ctx) {
+        return conn.send_error(ctx, &e, &rid);
     }
     conn.send(ctx, &Bmx4Reply::BatchCancelled { run_id: &run_id }, &rid);
+}
+
+/// Stops the connection's run and arms its give-up timer. A second stop is
+/// fine (one `batch_complete` follows); a run still being recorded is
+/// dropped before it starts (its recorder records it cancelled).
+fn stop_run(conn: &mut WsConnection<Bmx4>, ctx: &mut WsCtx<Bmx4>) -> Result<(), AppError> {
+    if let Cancel::StopSent(id) = conn.domain.run.cancel()? {
+        // a run's record is finished by its recorder, not here
+        crate::ws::task::watch_stop(
+            id,
+            |d: &mut Bmx4| &mut d.run,
+            |i: &RunInfo| &i.rid,
+            |_, _, _| {},
+            ctx,
+        );
+    }
+    Ok(())
+}
+
+/// Access changed: the run is judged again on its servers with the
+/// principal as it is now, and stopped with 10010 when no longer covered.
+pub(super) fn access_changed(conn: &mut WsConnection<Bmx4>, ctx: &mut WsCtx<Bmx4>) {
+    let Some((_, info)) = conn.domain.run.live() else {
+        return;
+    };
+    let servers: Vec<String> = info.servers.clone();
+    let rid = info.rid.clone();
+    let names: Vec<&str> = servers.iter().map(String::as_str).collect();
+    if let Err(why) = conn.judge("batch_execute", &names) {
+        // 10010 first, then the run's own end
+        conn.withdraw(ctx, &why, &rid, "batch run", &names);
+        let _ = stop_run(conn, ctx);
+    }
 }
 
 impl Handler<BatchMessage> for WsConnection<Bmx4> {
@@ -184,7 +205,7 @@ impl Handler<BatchMessage> for WsConnection<Bmx4> {
                 if let Some(e) = cleanup {
                     self.send_error(ctx, &e, &info.rid);
                 }
-                let whole_run_failed = !summary.cancelled && summary.unreachable.len() == info.servers;
+                let whole_run_failed = !summary.cancelled && summary.unreachable.len() == info.servers.len();
                 if whole_run_failed {
                     let causes: Vec<String> = summary
                         .unreachable

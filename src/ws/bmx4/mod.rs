@@ -60,6 +60,10 @@ impl Domain for Bmx4 {
         }
     }
 
+    fn access_changed(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) {
+        handlers::access_changed(conn, ctx);
+    }
+
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // The client is gone: stop the run (the engine ends the remote
         // commands; the recorder stores its end). A run still starting is

@@ -11,8 +11,9 @@ pub(super) struct RunInfo {
     pub(super) run_id: String,
     /// The `batch_execute` request, answered by every frame of the run.
     pub(super) rid: RequestId,
-    /// How many servers it runs on (to tell "no server reachable").
-    pub(super) servers: usize,
+    /// The servers it runs on (to tell "no server reachable", and to judge
+    /// it again when access changes).
+    pub(super) servers: Vec<String>,
 }
 
 /// Per-connection BMX4 state.

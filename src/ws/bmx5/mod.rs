@@ -77,6 +77,10 @@ impl Domain for Bmx5 {
         }
     }
 
+    fn access_changed(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) {
+        script::access_changed(conn, ctx);
+    }
+
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // The script actor cleans up on its own (its file is removed even
         // though nobody hears the completion); its end row is written here,

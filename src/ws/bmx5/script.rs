@@ -197,21 +197,29 @@ async fn read_named_script(dir: &std::path::Path, name: &str) -> Result<Vec<u8>,
 
 pub(super) fn script_cancel(conn: &mut WsConnection<Bmx5>, rid: RequestId, ctx: &mut WsCtx<Bmx5>) {
     // script_complete (reason "cancelled") answers the script_execute
-    match conn.domain.script.cancel() {
+    match stop_script(conn, ctx) {
         Err(e) if e.code == ErrorCode::NoRunningTask => {
             let e = AppError::with_detail(ErrorCode::NoRunningTask, "no script is running");
             conn.send_error(ctx, &e, &rid);
         }
         Err(e) => conn.send_error(ctx, &e, &rid),
-        Ok(Cancel::StopSent(id)) => crate::ws::task::watch_stop(
+        Ok(()) => {}
+    }
+}
+
+/// Stops the running script and arms its give-up timer; a script that had
+/// not started yet ends here (`script_complete`, cancelled).
+fn stop_script(conn: &mut WsConnection<Bmx5>, ctx: &mut WsCtx<Bmx5>) -> Result<(), AppError> {
+    match conn.domain.script.cancel()? {
+        Cancel::StopSent(id) => crate::ws::task::watch_stop(
             id,
             |d: &mut Bmx5| &mut d.script,
             |t: &ScriptTask| &t.rid,
             end_row,
             ctx,
         ),
-        Ok(Cancel::AlreadyStopping(_)) => {}
-        Ok(Cancel::NotStarted(_, task)) => {
+        Cancel::AlreadyStopping(_) => {}
+        Cancel::NotStarted(_, task) => {
             // nothing ran: the run ends here
             let done = ScriptCompletion {
                 reason: FinishReason::Cancelled,
@@ -221,6 +229,23 @@ pub(super) fn script_cancel(conn: &mut WsConnection<Bmx5>, rid: RequestId, ctx: 
             };
             conn.script_complete(task, done, None, ctx);
         }
+    }
+    Ok(())
+}
+
+/// Access changed: the running script is judged again on its server with
+/// the principal as it is now, and stopped with 10010 when no longer
+/// covered. (SFTP operations are single requests, each judged when it
+/// comes; the pool's sessions serve only requests judged that way.)
+pub(super) fn access_changed(conn: &mut WsConnection<Bmx5>, ctx: &mut WsCtx<Bmx5>) {
+    let Some((_, task)) = conn.domain.script.live() else {
+        return;
+    };
+    let (server, rid) = (task.server.clone(), task.rid.clone());
+    if let Err(why) = conn.judge("script_execute", &[&server]) {
+        // 10010 first, then the script's own end
+        conn.withdraw(ctx, &why, &rid, "script", &[&server]);
+        let _ = stop_script(conn, ctx);
     }
 }
 

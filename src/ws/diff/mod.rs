@@ -41,8 +41,21 @@ pub struct Diff {
     /// This client's SFTP sessions; started with the first diff, stopped
     /// with the connection.
     pool: Option<SftpPool>,
-    /// The running diffs and the requests they answer.
-    running: HashMap<TaskId, (RequestId, TaskHandle)>,
+    /// The running diffs.
+    running: HashMap<TaskId, RunningDiff>,
+}
+
+/// A running diff: the request it answers, how to stop it, and what it
+/// was allowed on (judged again when access changes).
+struct RunningDiff {
+    rid: RequestId,
+    task: TaskHandle,
+    /// Its message type.
+    kind: &'static str,
+    /// Its two servers.
+    servers: [String; 2],
+    /// Stopped with 10010 (once).
+    withdrawn: bool,
 }
 
 impl Domain for Diff {
@@ -73,6 +86,8 @@ impl Domain for Diff {
         conn.state
             .journal
             .audit(job.audit_event(conn.audit_event("diff")));
+        let (kind, [left, right]) = job.scope();
+        let (kind, servers) = (kind, [left.to_owned(), right.to_owned()]);
         let request = DiffJobRequest {
             reservation,
             job,
@@ -87,15 +102,49 @@ impl Domain for Diff {
         let task_id = TaskId::next();
         let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
         let addr = DiffJobActor::new(request, reporter).start();
-        conn.domain
-            .running
-            .insert(task_id, (rid, counted.until_done(handle(addr.recipient()))));
+        let task = counted.until_done(handle(addr.recipient()));
+        conn.domain.running.insert(
+            task_id,
+            RunningDiff {
+                rid,
+                task,
+                kind,
+                servers,
+                withdrawn: false,
+            },
+        );
+    }
+
+    /// Each running diff is judged again on its two servers with the
+    /// principal as it is now, and stopped with 10010 when no longer
+    /// covered (a `diff_command` signals its commands).
+    fn access_changed(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) {
+        let mut withdrawn = Vec::new();
+        for (id, diff) in &conn.domain.running {
+            let servers = [diff.servers[0].as_str(), diff.servers[1].as_str()];
+            if diff.withdrawn {
+                continue;
+            }
+            if let Err(why) = conn.judge(diff.kind, &servers) {
+                withdrawn.push((*id, why));
+            }
+        }
+        for (id, why) in withdrawn {
+            let Some(diff) = conn.domain.running.get_mut(&id) else {
+                continue;
+            };
+            diff.withdrawn = true;
+            let _ = diff.task.stop();
+            let (rid, servers) = (diff.rid.clone(), diff.servers.clone());
+            let servers = [servers[0].as_str(), servers[1].as_str()];
+            conn.withdraw(ctx, &why, &rid, "diff", &servers);
+        }
     }
 
     fn stopping(conn: &mut WsConnection<Self>, _: &mut WsCtx<Self>) -> Vec<Done> {
         // Stop every diff: a diff_command signals its commands.
-        for (_, (_, task)) in conn.domain.running.drain() {
-            let _ = task.stop();
+        for (_, diff) in conn.domain.running.drain() {
+            let _ = diff.task.stop();
         }
         if let Some(pool) = conn.domain.pool.take() {
             pool.stop();
@@ -115,7 +164,7 @@ impl Handler<DiffMessage> for WsConnection<Diff> {
         else {
             return; // diff jobs send no notices
         };
-        let Some((rid, _)) = self.domain.running.remove(&msg.task_id) else {
+        let Some(RunningDiff { rid, .. }) = self.domain.running.remove(&msg.task_id) else {
             return;
         };
         match outcome {

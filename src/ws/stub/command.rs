@@ -108,11 +108,26 @@ fn shell(conn: &WsConnection<Stub>) -> Option<&actix::Addr<SshShellActor>> {
     }
 }
 
+/// Input goes to the running command only while its server is still in
+/// this connection's scope: an access change stops the command, and until
+/// its stop lands no keystroke of a withdrawn user reaches it.
 pub(super) fn ssh_input(conn: &mut WsConnection<Stub>, data: String, rid: RequestId, ctx: &mut WsCtx<Stub>) {
     let Some(addr) = shell(conn) else {
         let e = AppError::with_detail(ErrorCode::NoRunningTask, "no command is running");
         return conn.send_error(ctx, &e, &rid);
     };
+    if let Some((
+        _,
+        StubTask {
+            kind: TaskKind::Shell { server, .. },
+            ..
+        },
+    )) = conn.domain.task.running()
+    {
+        if let Err(e) = conn.judge("ssh_input", &[server]) {
+            return conn.send_error(ctx, &e, &rid);
+        }
+    }
     addr.send(ShellInput(data))
         .into_actor(conn)
         .map(move |res, conn, ctx| {

@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: the frames.
 //! - [`session`]: `start_session`, `end_session` and a revoked lock.
+//! - [`access`]: what an access change does to the task and the lock.
 //! - [`command`]: `ssh_command`, `ssh_input`, `resize`, `cancel` and the
 //!   shell's messages.
 //! - [`transfer`]: `scp_transfer` and the transfer's messages.
@@ -24,6 +25,7 @@
 //! had its time); a disconnect hands the task's done signal to the
 //! connection, which tells the lock only after it resolved.
 
+mod access;
 mod command;
 mod session;
 mod state;
@@ -97,6 +99,10 @@ impl Domain for Stub {
                 transfer::scp_transfer(conn, transfer_name, rid, ctx)
             }
         }
+    }
+
+    fn access_changed(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) {
+        access::access_changed(conn, ctx);
     }
 
     fn stopping(conn: &mut WsConnection<Self>, ctx: &mut WsCtx<Self>) -> Vec<Done> {

@@ -88,6 +88,32 @@ pub(super) fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &m
         let e = AppError::with_detail(ErrorCode::ResourceLocked, "the session is already ending");
         return conn.send_error(ctx, &e, &rid);
     }
+    end(conn, grant, rid, ctx);
+}
+
+/// Access changed and this connection may no longer hold the lock (`why`,
+/// 10010): it is given back as by `end_session` (the task stopped first,
+/// the lock released once it ended), and the client hears `why`, then
+/// `session_ended`. Nothing to do if the lock is not held or already being
+/// given back.
+pub(super) fn give_back(conn: &mut WsConnection<Stub>, why: AppError, ctx: &mut WsCtx<Stub>) {
+    let Some(grant) = conn.domain.grant else {
+        return;
+    };
+    if conn.domain.ending {
+        return;
+    }
+    conn.withdraw(ctx, &why, &None, "session lock", &[]);
+    end(conn, grant, None, ctx);
+}
+
+/// Stops the task, then releases `grant` and answers `rid`.
+fn end(
+    conn: &mut WsConnection<Stub>,
+    grant: pinkpage_actors::lock::Grant,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
     conn.domain.ending = true;
     let done = stop_task(conn, ctx).unwrap_or(None);
     let stop_rid = rid.clone();

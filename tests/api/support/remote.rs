@@ -48,12 +48,6 @@ impl RemoteProcess {
         let pattern = self.pattern.as_str();
         eventually(&format!("`{pattern}` ends ({why})"), async || !pgrep(pattern)).await;
     }
-
-    /// Checks, without waiting, that the process is gone already: for an
-    /// order ("gone before X was seen"), which waiting would hide.
-    pub fn already_ended(self, why: &str) {
-        assert!(!pgrep(&self.pattern), "`{}` still runs: {why}", self.pattern);
-    }
 }
 
 /// Checks that no process matches `pattern` now and none appears for

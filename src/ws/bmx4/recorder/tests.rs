@@ -105,7 +105,7 @@ async fn recorder(
 
 async fn stored(store: &MemoryStore, run_id: &str) -> crate::records::BatchRunDetail {
     store
-        .get(run_id.into(), ResultsPage::FIRST)
+        .get(run_id.into(), ResultsPage::FIRST, crate::records::Visible::All)
         .await
         .unwrap()
         .expect("the run is stored")
@@ -187,7 +187,10 @@ async fn a_run_across_a_failing_store_reaches_its_client_at_once_and_is_recorded
     let end = rx.recv().await.unwrap();
     assert!(matches!(end.event, TaskEvent::Finished { .. }));
     assert!(
-        store.get("run-3".into(), ResultsPage::FIRST).await.is_err(),
+        store
+            .get("run-3".into(), ResultsPage::FIRST, crate::records::Visible::All)
+            .await
+            .is_err(),
         "nothing stored yet"
     );
 
