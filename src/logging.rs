@@ -11,10 +11,13 @@
 //!
 //! Client strings (paths, server names, error details quoting them) reach
 //! the log through messages and fields, so both formats make sure one
-//! record is one line: JSON escapes by itself, and the text format passes
-//! the message and every field through [`escape_control`], so a path with
-//! a newline cannot forge a log line of its own, nor an escape sequence
-//! repaint the operator's terminal.
+//! record is one line and one value one field: JSON escapes by itself, and
+//! the text format passes the message and every field through
+//! [`escape_control`], so a path with a newline cannot forge a log line of
+//! its own, nor an escape sequence repaint the operator's terminal, and
+//! quotes every value that could read as more than one (logfmt's rule:
+//! [`text_value`]), so a path `/x user=admin peer=10.9.9.9` stays one
+//! quoted value of its own field instead of forging `user` and `peer`.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -52,14 +55,23 @@ pub fn json_line(record: &log::Record<'_>) -> serde_json::Value {
 
 /// Renders one record as the `text` format writes it, env_logger's layout
 /// (`[time LEVEL target] message key=value ...`) with every control
-/// character of the message and the values escaped.
+/// character of the message and the values escaped, and values (and a
+/// message) that could read as fields quoted.
 pub fn text_line(record: &log::Record<'_>) -> String {
+    let message = record.args().to_string();
+    // A message is words; one with `=` or `"` in it (a client string
+    // formatted into it) is quoted whole, so it cannot read as fields.
+    let message = if message.contains(['=', '"']) {
+        Cow::Owned(quoted(&message))
+    } else {
+        escape_control(&message)
+    };
     let mut line = format!(
         "[{} {:<5} {}] {}",
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         record.level(),
         record.target(),
-        escape_control(&record.args().to_string()),
+        message,
     );
     let _ = record.key_values().visit(&mut TextFields(&mut line));
     line
@@ -92,17 +104,44 @@ pub fn escape_control(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// One field value as the text format writes it: as it is when it is one
+/// plain word, otherwise in double quotes with `"` and `\` escaped (and
+/// control characters, as everywhere): empty, or with whitespace, `=`,
+/// `"`, `\` or a control character in it.
+pub fn text_value(value: &str) -> Cow<'_, str> {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '=' | '"' | '\\') || c.is_control());
+    if plain {
+        escape_control(value)
+    } else {
+        Cow::Owned(quoted(value))
+    }
+}
+
+/// `text` in double quotes, `"` and `\` escaped, control characters as
+/// [`escape_control`] writes them.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push_str(&escape_control(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out.push('"');
+    out
+}
+
 struct TextFields<'a>(&'a mut String);
 
 impl<'kvs> VisitSource<'kvs> for TextFields<'_> {
     fn visit_pair(&mut self, key: kv::Key<'kvs>, value: kv::Value<'kvs>) -> Result<(), kv::Error> {
         let value = value.to_string();
-        let _ = write!(
-            self.0,
-            " {}={}",
-            escape_control(key.as_str()),
-            escape_control(&value)
-        );
+        let _ = write!(self.0, " {}={}", text_value(key.as_str()), text_value(&value));
         Ok(())
     }
 }
@@ -160,7 +199,7 @@ mod tests {
         assert_eq!(line.lines().count(), 1, "{line}");
         assert!(line.contains("opened /tmp/x\\n[2026"), "{line}");
         assert!(
-            line.ends_with(" path=/tmp/x\\n[2026-11-29T00:00:00Z INFO  pinkpage] forged"),
+            line.ends_with(" path=\"/tmp/x\\n[2026-11-29T00:00:00Z INFO  pinkpage] forged\""),
             "{line}"
         );
         assert!(line.contains(" INFO  pinkpage::test] "), "{line}");
@@ -180,5 +219,85 @@ mod tests {
             escape_control("plain 한글 \\n"),
             Cow::Borrowed("plain 한글 \\n")
         ));
+    }
+
+    /// The fields a text line reads as, the way a reader (or `grep
+    /// user=`) splits it: `key=value` words, a value in quotes taken whole.
+    fn fields_of(line: &str) -> Vec<(String, String)> {
+        let rest = &line[line.find("] ").unwrap() + 2..];
+        let mut out = Vec::new();
+        let mut chars = rest.chars().peekable();
+        let mut word = String::new();
+        let mut words = Vec::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => {
+                    word.push(c);
+                    while let Some(c) = chars.next() {
+                        word.push(c);
+                        if c == '\\' {
+                            word.extend(chars.next());
+                        } else if c == '"' {
+                            break;
+                        }
+                    }
+                }
+                ' ' => words.push(std::mem::take(&mut word)),
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+        for w in words {
+            // a key is a bare word; a quoted word is a value, never a key
+            match w.split_once('=') {
+                Some((k, v)) if !k.contains('"') => out.push((k.to_owned(), v.to_owned())),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_value_with_spaces_and_equals_signs_stays_one_quoted_field_in_text_and_json() {
+        let path = "/x user=admin peer=10.9.9.9";
+        let kvs: &[(&str, kv::Value)] = &[("path", kv::Value::from(path)), ("user", kv::Value::from("ana"))];
+        let record = || {
+            log::Record::builder()
+                .level(log::Level::Info)
+                .target("pinkpage::test")
+                .args(format_args!("sftp download"))
+                .key_values(&kvs)
+                .build()
+        };
+        let line = text_line(&record());
+        assert_eq!(
+            fields_of(&line),
+            [
+                ("path".to_owned(), "\"/x user=admin peer=10.9.9.9\"".to_owned()),
+                ("user".to_owned(), "ana".to_owned())
+            ],
+            "{line}"
+        );
+        let json = json_line(&record());
+        assert_eq!(json["fields"]["path"], path);
+        assert_eq!(json["fields"]["user"], "ana");
+        assert_eq!(json["fields"].as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn quotes_backslashes_and_empty_values_are_quoted_and_a_message_with_fields_in_it_too() {
+        assert_eq!(text_value("plain-word_1.2:3/x"), "plain-word_1.2:3/x");
+        assert_eq!(text_value(""), "\"\"");
+        assert_eq!(text_value("a\"b"), "\"a\\\"b\"");
+        assert_eq!(text_value("a\\b"), "\"a\\\\b\"");
+        assert_eq!(text_value("a\nb c"), "\"a\\nb c\"");
+        let record = log::Record::builder()
+            .level(log::Level::Warn)
+            .target("pinkpage::test")
+            .args(format_args!("refused /x user=admin"))
+            .build();
+        let line = text_line(&record);
+        assert!(line.ends_with("] \"refused /x user=admin\""), "{line}");
+        assert!(fields_of(&line).is_empty(), "{line}");
     }
 }

@@ -61,7 +61,7 @@ impl Application {
     /// (`#[actix_web::main]`).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
-        std::fs::create_dir_all(&settings.data_dir).map_err(|e| SettingsError {
+        private_dir(&settings.data_dir).map_err(|e| SettingsError {
             variable: "PINKPAGE_DATA_DIR".into(),
             problem: format!("cannot create {}: {e}", settings.data_dir.display()),
         })?;
@@ -302,6 +302,23 @@ fn start_health_monitor(
         HealthRecorder(journal.clone()).start().recipient(),
     )
     .start()
+}
+
+/// Creates `dir` (and its missing parents) owner-only (0700) whatever the
+/// process umask: recordings and other files the daemon keeps there are
+/// nobody else's to read. A directory that exists already is the
+/// operator's: it is left as it is, with a warning when others may read it.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        log::warn!(path = dir.display().to_string().as_str(), mode = format!("{:o}", mode & 0o777).as_str(); "the data directory is readable by others; make it owner-only (chmod 700)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

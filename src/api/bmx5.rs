@@ -18,6 +18,10 @@
 //!   unsatisfiable one 416. Several ranges in one header are not supported:
 //!   the whole file is sent (RFC 9110 lets a server ignore `Range`).
 //!
+//! Both are audited: `sftp.upload` once the write ended, `sftp.download`
+//! once the body ended or the client left, with the bytes actually sent
+//! (a read of a file's content is a remote action like a write).
+//!
 //! SFTP failures are 52000 with the SFTP status in `detail` and an HTTP
 //! status that fits it (404 no such file, 403 permission denied, ...;
 //! [`ApiError`] decides).
@@ -282,8 +286,21 @@ pub async fn get_file(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (server, path) = check(&state, &caller, q.into_inner())?;
-    let conn = open(&state, &server).await?;
-    let file = conn.open_read(path.as_str()).await?;
+    let mut row = NewAuditEvent::new("rest", "sftp.download").by(Some(&caller.user()), caller.remote_addr());
+    row.server = Some(server.name().to_owned());
+    let opened = async {
+        let conn = open(&state, &server).await?;
+        conn.open_read(path.as_str()).await
+    };
+    let file = match opened.await {
+        Ok(file) => file,
+        Err(e) => {
+            row.detail = Some(serde_json::json!({"path": path.as_str(), "ok": false,
+                "error": e.error.code.code(), "error_detail": e.error.detail}));
+            state.journal.audit(row);
+            return Err(e.into());
+        }
+    };
     let size = file.size();
     let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, len) = match parse_range(range, size) {
@@ -305,6 +322,13 @@ pub async fn get_file(
         }
     };
     let stream = file.into_stream(start, len).await?;
+    row.detail =
+        Some(serde_json::json!({"path": path.as_str(), "offset": start, "length": len, "size": size}));
+    let stream = Audited {
+        inner: Box::pin(stream),
+        sent: 0,
+        row: Some((state.journal.clone(), row, len)),
+    };
     let mut res = HttpResponse::build(status);
     res.insert_header((header::CONTENT_TYPE, "application/octet-stream"))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
@@ -316,6 +340,45 @@ pub async fn get_file(
         ));
     }
     Ok(res.streaming(stream))
+}
+
+/// A download's body: the file's bytes, counted. Its `sftp.download` row
+/// is written when the body is dropped, which is when it ended or the
+/// client left (actix drops the body of a closed connection): with the
+/// bytes sent and whether that was all of them.
+struct Audited<S> {
+    inner: std::pin::Pin<Box<S>>,
+    sent: u64,
+    /// The journal, the row and the bytes the response promised; taken
+    /// when the row is written.
+    row: Option<(crate::journal::Journal, NewAuditEvent, u64)>,
+}
+
+impl<S: Stream<Item = Result<Bytes, std::io::Error>>> Stream for Audited<S> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            self.sent += chunk.len() as u64;
+        }
+        polled
+    }
+}
+
+impl<S> Drop for Audited<S> {
+    fn drop(&mut self) {
+        if let Some((journal, mut row, promised)) = self.row.take() {
+            row.bytes = Some(self.sent as i64);
+            if let Some(serde_json::Value::Object(detail)) = row.detail.as_mut() {
+                detail.insert("ok".into(), (self.sent == promised).into());
+            }
+            journal.audit(row);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -137,3 +137,39 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// The database holds password hashes and command output: it, its WAL and
+/// shared-memory files, and the data directory are the daemon user's alone
+/// even when the daemon runs under a umask that would give them to
+/// everyone (0000: every file 0666 and directory 0777 without the fix).
+#[tokio::test]
+async fn the_database_its_wal_and_the_data_directory_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::support::daemon::{ServerEntry, TestApp};
+
+    let app = TestApp::builder()
+        .server(ServerEntry::unreachable("mdwap1p"))
+        .without_accounts()
+        .umask(0o000)
+        .spawn()
+        .await;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let db = app.database().to_path_buf();
+    let with = |suffix: &str| {
+        let mut name = db.clone().into_os_string();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    // the daemon wrote its start row: the WAL and its index exist
+    for file in [db.clone(), with("-wal"), with("-shm")] {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&app.dir().join("data")), 0o700, "the data directory");
+}

@@ -324,7 +324,50 @@ pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
     Ok(conn)
 }
 
+/// The database, its WAL and its shared-memory file, owner-only (0600)
+/// whatever the process umask: they hold password hashes, command text and
+/// output. A missing database is created so before SQLite opens it (SQLite
+/// gives the WAL and shared-memory files it creates the database's mode);
+/// an existing one readable by others is tightened, and the log says so.
+fn owner_only(path: &Path) -> Result<(), AppError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |e: std::io::Error| {
+        AppError::with_detail(
+            ErrorCode::Database,
+            format!("cannot make {} owner-only: {e}", path.display()),
+        )
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // not ours to create here (a read-only disk, a missing directory):
+        // opening it says why, with the operating system's reason
+        Err(_) => return Ok(()),
+    }
+    let mut name = path.as_os_str().to_owned();
+    let base = name.clone();
+    for suffix in ["", "-wal", "-shm"] {
+        name.clone_from(&base);
+        name.push(suffix);
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+            log::warn!(path = file.display().to_string().as_str(); "database file was readable by others; made owner-only (0600)");
+        }
+    }
+    Ok(())
+}
+
 fn open_connection(path: &Path) -> Result<Connection, AppError> {
+    owner_only(path)?;
     let open = || -> rusqlite::Result<Connection> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -367,4 +410,32 @@ fn why_not_writable(path: &Path) -> String {
         }
     };
     refused.map(|e| format!(" ({e})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_database_is_created_owner_only_and_one_others_could_read_is_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.db");
+        owner_only(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+
+        let old = dir.path().join("old.db");
+        let wal = dir.path().join("old.db-wal");
+        for file in [&old, &wal] {
+            std::fs::write(file, b"").unwrap();
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        owner_only(&old).unwrap();
+        assert_eq!((mode(&old), mode(&wal)), (0o600, 0o600));
+    }
 }

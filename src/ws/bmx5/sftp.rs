@@ -170,15 +170,18 @@ pub(super) fn handle(conn: &mut WsConnection<Bmx5>, req: Bmx5Request, rid: Reque
                 })
             })
         }
-        OpKind::Download(p) => run(conn, server, None, rid, ctx, move |c| async move {
-            let bytes = c.read_small(p.as_str(), INLINE_MAX_BYTES).await?;
-            Ok(Bmx5Reply::SftpDownloadResult {
-                server: s,
-                path: p.into_string(),
-                size: bytes.len() as u64,
-                data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        OpKind::Download(p) => {
+            let audit = audit_event(conn, "sftp.download", &s, p.as_str(), None);
+            run(conn, server, Some(audit), rid, ctx, move |c| async move {
+                let bytes = c.read_small(p.as_str(), INLINE_MAX_BYTES).await?;
+                Ok(Bmx5Reply::SftpDownloadResult {
+                    server: s,
+                    path: p.into_string(),
+                    size: bytes.len() as u64,
+                    data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                })
             })
-        }),
+        }
     }
 }
 
@@ -249,7 +252,7 @@ fn run<F, Fut>(
 
 /// Adds the outcome (ok, error code and detail, bytes) to an audit event.
 fn record_outcome(event: &mut NewAuditEvent, res: &Result<Bmx5Reply, AppError>) {
-    if let Ok(Bmx5Reply::SftpUploadResult { size, .. }) = res {
+    if let Ok(Bmx5Reply::SftpUploadResult { size, .. } | Bmx5Reply::SftpDownloadResult { size, .. }) = res {
         event.bytes = Some(*size as i64);
     }
     if let Some(serde_json::Value::Object(map)) = event.detail.as_mut() {

@@ -279,3 +279,68 @@ async fn a_download_whose_client_disconnects_closes_its_ssh_session() {
     })
     .await;
 }
+
+/// Every read of a file's content leaves its row, as a diff of the same
+/// file does: an inline `sftp_download`, a REST download (with the bytes
+/// sent), and one whose client leaves half-way (the bytes it got, `ok`
+/// false).
+#[tokio::test]
+async fn downloads_over_the_websocket_and_rest_are_audited_with_server_path_and_bytes() {
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let dir = TempTree::for_test_user("bmx5-read-audit");
+    let small = dir.write("small.txt", "read me\n");
+    let big = dir.path("big.bin");
+    std::fs::write(&big, chunk(0).repeat(64)).unwrap();
+    chown_to_test_user(Path::new(&big));
+
+    let mut ws = WsClient::connect(&app, "/ws/v1/bmx5").await;
+    ws.request(
+        json!({"type": "sftp_download", "server": "mdwap1p", "path": small}),
+        "sftp_download_result",
+    )
+    .await;
+    let url = app.url("/api/v1/bmx5/files");
+    let whole = app
+        .http
+        .get(&url)
+        .query(&[("server", "mdwap1p"), ("path", small.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.bytes().await.unwrap().as_ref(), b"read me\n");
+    // 64 MiB asked for, one chunk read, then the client goes
+    let mut partial = app
+        .http
+        .get(&url)
+        .query(&[("server", "mdwap1p"), ("path", big.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(partial.chunk().await.unwrap().is_some());
+    drop(partial);
+
+    let rows = app.audit_events("action=sftp.download", 3).await;
+    // the REST rows' actor is `rest`, the WebSocket's its connection id
+    let row = |over_rest: bool, path: &str| {
+        rows.iter()
+            .find(|r| (r["actor"] == "rest") == over_rest && r["detail"]["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row (rest: {over_rest}) for {path}: {rows:?}"))
+    };
+    let inline = row(false, &small);
+    assert_eq!(
+        (inline["server"].as_str(), inline["bytes"].as_i64()),
+        (Some("mdwap1p"), Some(8))
+    );
+    let rest = row(true, &small);
+    assert_eq!(
+        (rest["bytes"].as_i64(), rest["detail"]["ok"].as_bool()),
+        (Some(8), Some(true)),
+        "{rest}"
+    );
+    let cut = row(true, &big);
+    let sent = cut["bytes"].as_i64().unwrap();
+    assert!(sent > 0 && sent < 64 << 20, "{cut}");
+    assert_eq!(cut["detail"]["ok"], false, "{cut}");
+    assert_eq!(cut["detail"]["length"], 64 << 20, "{cut}");
+}

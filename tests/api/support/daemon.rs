@@ -80,6 +80,8 @@ pub struct TestAppBuilder {
     /// Where the database goes instead of the daemon's temp dir (a file
     /// system a test made, to fill it up).
     database_dir: Option<PathBuf>,
+    /// The daemon's umask instead of the test process's.
+    umask: Option<u32>,
 }
 
 impl TestAppBuilder {
@@ -133,6 +135,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Runs the daemon under umask `mask` (through `sh -c 'umask ..; exec'`,
+    /// so the daemon keeps the process id the shell had).
+    pub fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
     /// Starts with an empty account table (no test admin, no token).
     pub fn without_accounts(mut self) -> Self {
         self.no_accounts = true;
@@ -179,9 +188,20 @@ impl TestAppBuilder {
 
         let home = dir.path().to_path_buf();
         let extra = self.env;
+        let umask = self.umask;
         // Every start (and restart) runs the same command.
         let command = move || {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_pinkpage"));
+            let bin = env!("CARGO_BIN_EXE_pinkpage");
+            let mut cmd = match umask {
+                None => Command::new(bin),
+                Some(mask) => {
+                    let mut sh = Command::new("/bin/sh");
+                    sh.arg("-c")
+                        .arg(format!("umask {mask:03o} && exec \"$0\""))
+                        .arg(bin);
+                    sh
+                }
+            };
             // The working directory is the temp dir, so no stray .env is
             // loaded and relative paths land in the temp dir.
             cmd.current_dir(&home)
