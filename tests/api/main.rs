@@ -3,6 +3,7 @@
 
 mod access;
 mod audit_actions;
+mod bench;
 mod bmx4;
 mod bmx5;
 mod caps;
