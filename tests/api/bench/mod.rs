@@ -8,14 +8,17 @@
 //! [`crate::support`] and the file by path) and the ignored tests
 //! `bench::bmx4::benchmark_*` and `bench::bmx5::benchmark_*` run that;
 //! the tests below run the same code, in the test profile, in a few
-//! seconds each, and check that it produced its figures. Figures from a debug
-//! build on a busy machine mean nothing, so nothing here compares them.
+//! seconds each, and check that it produced its figures. Figures from a
+//! debug build on a busy machine mean nothing, so nothing here compares
+//! them. The transfer benchmark is a script (`scripts/bench-transfers.sh`);
+//! its smoke run calls the script with the test profile's daemon.
 
 mod bmx4;
 mod bmx5;
 mod identity;
 mod stats;
 mod terminal;
+mod transfers;
 mod workflows;
 
 use std::time::Duration;
@@ -154,4 +157,46 @@ async fn bmx5_benchmark_measures_memory_under_slow_clients_on_a_tiny_workload() 
         "| slow clients | idle RSS | RSS after 300ms | peak RSS | peak above idle, per client |",
     );
     assert_table_line(&table, "| 2 | ");
+}
+
+#[tokio::test]
+async fn transfers_benchmark_script_reports_every_tool_on_a_tiny_workload() {
+    const TEST: &str = "bench::transfers_benchmark_script_reports_every_tool_on_a_tiny_workload";
+    if !transfers::root_or_skip(TEST) {
+        return;
+    }
+    let w = transfers::Workload {
+        large_mib: 1,
+        small_files: 5,
+        runs: 1,
+        ..transfers::Workload::FULL
+    };
+    let rows = transfers::run(w).await;
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.workload.as_str(), r.tool.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("large", "pinkpage"),
+            ("large", "scp3"),
+            ("large", "scp3-aes"),
+            ("small", "pinkpage"),
+            ("small", "scp3"),
+            ("small", "scp3-aes"),
+        ]
+    );
+    for r in &rows {
+        let what = format!("{} {}", r.workload, r.tool);
+        assert_figures(&format!("{what}, runs s"), &r.runs_s, 1);
+        assert_eq!(r.median_s, r.runs_s[0], "{what}: the median of one run");
+        // printed to 0.1 MB/s, which a tiny workload may round to 0.0
+        let mb_s = w.bytes(&r.workload) as f64 / r.median_s / 1e6;
+        assert!(
+            (r.mb_s - mb_s).abs() <= 0.05 + 1e-9,
+            "{what}: {} MB/s printed, {mb_s} copied",
+            r.mb_s
+        );
+    }
 }
