@@ -45,12 +45,17 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# one private sshd, as the test harness runs them
+# One private sshd, as the test harness runs them, on a free port (another
+# process may take the port between our probe and sshd's bind: a few
+# attempts); sets SSHD_PORT.
 start_sshd() {
-  local name=$1 port=$2 d=$W/$1
+  local name=$1 d=$W/$1 port pid _
   mkdir -p "$d"
   ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey"
-  cat > "$d/sshd_config" <<CFG
+  install -d -m 0755 /run/sshd
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    cat > "$d/sshd_config" <<CFG
 Port $port
 ListenAddress 127.0.0.1
 HostKey $d/hostkey
@@ -64,18 +69,27 @@ AllowUsers $TUSER
 PermitRootLogin no
 Subsystem sftp internal-sftp
 CFG
-  install -d -m 0755 /run/sshd
-  /usr/sbin/sshd -D -e -f "$d/sshd_config" > /dev/null 2> "$d/log" &
-  PIDS+=($!)
-  local _
-  for _ in $(seq 100); do grep -qs 'Server listening' "$d/log" && break; sleep 0.05; done
-  grep -qs 'Server listening' "$d/log" || { echo "sshd $name did not start:" >&2; cat "$d/log" >&2; exit 1; }
-  echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
+    /usr/sbin/sshd -D -e -f "$d/sshd_config" > /dev/null 2> "$d/log" &
+    pid=$!
+    for _ in $(seq 200); do
+      grep -qs 'Server listening' "$d/log" && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if grep -qs 'Server listening' "$d/log"; then
+      PIDS+=("$pid")
+      SSHD_PORT=$port
+      echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
+      return
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "sshd $name did not start:" >&2; cat "$d/log" >&2; exit 1
 }
 
-PA=$(free_port); PB=$(free_port)
-start_sshd alpha "$PA"
-start_sshd beta "$PB"
+start_sshd alpha; PA=$SSHD_PORT
+start_sshd beta; PB=$SSHD_PORT
 
 echo "preparing data: ${LARGE_MIB} MiB file, ${SMALL_FILES} x ${SMALL_BYTES} B files" >&2
 install -d -m 0755 -o "$TUSER" "$W/src" "$W/src/small" "$W/dst"
@@ -127,15 +141,34 @@ if ! TOKEN=$(cd "$W" && "${daemon_env[@]}" "$BIN" token create bench --label ben
   echo "pinkpage token create failed:" >&2; cat "$W/cli.log" >&2; exit 1
 fi
 
-DPORT=$(free_port)
-(cd "$W" && exec "${daemon_env[@]}" PINKPAGE_BIND="127.0.0.1:$DPORT" PINKPAGE_DATA_DIR="$W/data" \
-  PINKPAGE_SERVERS_FILE="$W/servers.toml" PINKPAGE_KNOWN_HOSTS="$W/known_hosts" RUST_LOG=warn \
-  "$BIN") > "$W/daemon.log" 2>&1 &
-PIDS+=($!)
-health() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
-  "http://127.0.0.1:$DPORT/api/v1/health" 2>/dev/null; }
-for _ in $(seq 100); do health && break; sleep 0.1; done
-health || { echo "the daemon did not start:" >&2; cat "$W/daemon.log" >&2; exit 1; }
+# on a port of its own choosing (no race for it), read from its JSON
+# `listening` line
+(cd "$W" && exec "${daemon_env[@]}" PINKPAGE_BIND=127.0.0.1:0 PINKPAGE_DATA_DIR="$W/data" \
+  PINKPAGE_SERVERS_FILE="$W/servers.toml" PINKPAGE_KNOWN_HOSTS="$W/known_hosts" \
+  PINKPAGE_LOG_FORMAT=json RUST_LOG=warn,pinkpage::startup=info "$BIN") > "$W/daemon.log" 2>&1 &
+DPID=$!
+PIDS+=("$DPID")
+listening_port() {
+  python3 - "$W/daemon.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(v, dict) and v.get("message") == "listening":
+        print(v["fields"]["addr"].rsplit(":", 1)[1])
+        break
+PY
+}
+DPORT=
+for _ in $(seq 300); do
+  DPORT=$(listening_port)
+  [[ -n $DPORT ]] && break
+  kill -0 "$DPID" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n $DPORT ]] || { echo "the daemon did not start:" >&2; cat "$W/daemon.log" >&2; exit 1; }
 
 SSH_OPTS=(-i "$KEY" -o UserKnownHostsFile="$W/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes)
 reset_dst() { find "$W/dst" -mindepth 1 -delete; }
