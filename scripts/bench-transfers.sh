@@ -5,9 +5,16 @@
 #
 # Usage (as root, after scripts/test-env.sh):
 #   scripts/bench-transfers.sh [LARGE_MIB=1024] [SMALL_FILES=1000] [SMALL_BYTES=4096] [RUNS=3]
-# Needs target/release/pinkpage (or $PINKPAGE_BIN); builds it if missing.
+# Runs $PINKPAGE_BIN, or target/release/pinkpage (built if missing). The
+# suite runs it with a tiny workload and the test profile's binary
+# (tests/api/bench/transfers.rs).
 # Prints one line per tool and workload: median seconds and MB/s (10^6 B/s).
+# The daemon gets an operator account and an API token of its own, in its
+# own database; the token goes to the WebSocket client by environment,
+# never on a command line or in a log.
 set -euo pipefail
+# a failure inside $(...) stops the script too
+shopt -s inherit_errexit
 
 LARGE_MIB=${1:-1024}
 SMALL_FILES=${2:-1000}
@@ -16,9 +23,13 @@ RUNS=${4:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KEY=$ROOT/.test-env/id_ed25519
 TUSER=pinkpage-test
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${PINKPAGE_BIN:-$TARGET/release/pinkpage}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release --bin pinkpage)
+if [[ -n ${PINKPAGE_BIN:-} ]]; then
+  BIN=$PINKPAGE_BIN
+  [[ -x $BIN ]] || { echo "PINKPAGE_BIN=$BIN is not an executable" >&2; exit 1; }
+else
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/pinkpage
+  [[ -x $BIN ]] || (cd "$ROOT" && cargo build --release --bin pinkpage)
+fi
 [ -r "$KEY" ] || { echo "missing $KEY: run scripts/test-env.sh" >&2; exit 1; }
 
 W=$(mktemp -d /tmp/pinkpage-bench-XXXXXX)
@@ -26,18 +37,25 @@ chmod 755 "$W"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # gone before their files are: nothing outlives the script
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$W"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# one private sshd, as the test harness runs them
+# One private sshd, as the test harness runs them, on a free port (another
+# process may take the port between our probe and sshd's bind: a few
+# attempts); sets SSHD_PORT.
 start_sshd() {
-  local name=$1 port=$2 d=$W/$1
+  local name=$1 d=$W/$1 port pid _
   mkdir -p "$d"
   ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey"
-  cat > "$d/sshd_config" <<CFG
+  install -d -m 0755 /run/sshd
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    cat > "$d/sshd_config" <<CFG
 Port $port
 ListenAddress 127.0.0.1
 HostKey $d/hostkey
@@ -51,16 +69,27 @@ AllowUsers $TUSER
 PermitRootLogin no
 Subsystem sftp internal-sftp
 CFG
-  install -d -m 0755 /run/sshd
-  /usr/sbin/sshd -D -e -f "$d/sshd_config" 2> "$d/log" &
-  PIDS+=($!)
-  for _ in $(seq 100); do grep -qs 'Server listening' "$d/log" && break; sleep 0.05; done
-  echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
+    /usr/sbin/sshd -D -e -f "$d/sshd_config" > /dev/null 2> "$d/log" &
+    pid=$!
+    for _ in $(seq 200); do
+      grep -qs 'Server listening' "$d/log" && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    if grep -qs 'Server listening' "$d/log"; then
+      PIDS+=("$pid")
+      SSHD_PORT=$port
+      echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
+      return
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  echo "sshd $name did not start:" >&2; cat "$d/log" >&2; exit 1
 }
 
-PA=$(free_port); PB=$(free_port)
-start_sshd alpha "$PA"
-start_sshd beta "$PB"
+start_sshd alpha; PA=$SSHD_PORT
+start_sshd beta; PB=$SSHD_PORT
 
 echo "preparing data: ${LARGE_MIB} MiB file, ${SMALL_FILES} x ${SMALL_BYTES} B files" >&2
 install -d -m 0755 -o "$TUSER" "$W/src" "$W/src/small" "$W/dst"
@@ -98,15 +127,61 @@ destination_server = "beta"
 destination_dir = "$W/dst"
 TOML
 
-DPORT=$(free_port)
-PINKPAGE_BIND=127.0.0.1:$DPORT PINKPAGE_DB=$W/pinkpage.db PINKPAGE_DATA_DIR=$W/data \
-  PINKPAGE_SERVERS_FILE=$W/servers.toml PINKPAGE_KNOWN_HOSTS=$W/known_hosts RUST_LOG=warn \
-  "$BIN" > "$W/daemon.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$DPORT/api/v1/health" > /dev/null 2>&1 && break; sleep 0.1; done
+# The daemon and its account commands run in $W with only the variables
+# they are given: no .env file or stray PINKPAGE_* setting of the caller
+# changes what is measured.
+daemon_env=(env -i "PATH=$PATH" "PINKPAGE_DB=$W/pinkpage.db")
+# An operator account (its password random, read from stdin and dropped)
+# and an API token for it: the WebSocket client's credential.
+if ! head -c 18 /dev/urandom | base64 | (cd "$W" && "${daemon_env[@]}" "$BIN" user add bench \
+    --role operator --password-stdin) > "$W/cli.log" 2>&1; then
+  echo "pinkpage user add failed:" >&2; cat "$W/cli.log" >&2; exit 1
+fi
+if ! TOKEN=$(cd "$W" && "${daemon_env[@]}" "$BIN" token create bench --label bench-transfers --expires 1d 2> "$W/cli.log"); then
+  echo "pinkpage token create failed:" >&2; cat "$W/cli.log" >&2; exit 1
+fi
+
+# on a port of its own choosing (no race for it), read from its JSON
+# `listening` line
+(cd "$W" && exec "${daemon_env[@]}" PINKPAGE_BIND=127.0.0.1:0 PINKPAGE_DATA_DIR="$W/data" \
+  PINKPAGE_SERVERS_FILE="$W/servers.toml" PINKPAGE_KNOWN_HOSTS="$W/known_hosts" \
+  PINKPAGE_LOG_FORMAT=json RUST_LOG=warn,pinkpage::startup=info "$BIN") > "$W/daemon.log" 2>&1 &
+DPID=$!
+PIDS+=("$DPID")
+listening_port() {
+  python3 - "$W/daemon.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        v = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(v, dict) and v.get("message") == "listening":
+        print(v["fields"]["addr"].rsplit(":", 1)[1])
+        break
+PY
+}
+DPORT=
+for _ in $(seq 300); do
+  DPORT=$(listening_port)
+  [[ -n $DPORT ]] && break
+  kill -0 "$DPID" 2>/dev/null || break
+  sleep 0.1
+done
+[[ -n $DPORT ]] || { echo "the daemon did not start:" >&2; cat "$W/daemon.log" >&2; exit 1; }
 
 SSH_OPTS=(-i "$KEY" -o UserKnownHostsFile="$W/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes)
 reset_dst() { find "$W/dst" -mindepth 1 -delete; }
+
+# prints seconds (bash's `time`, wall clock) of one `scp -3` of $1, with
+# more scp options after it
+scp3() {
+  local src=$1 TIMEFORMAT=%R
+  shift
+  { time scp -q -3 "$@" "${SSH_OPTS[@]}" \
+      "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" > /dev/null 2> "$W/scp.err"; } 2>&1 \
+    || { echo "scp -3 $* failed:" >&2; cat "$W/scp.err" >&2; exit 1; }
+}
 
 # prints seconds for one run of $1 (workload) with tool $2
 run_once() {
@@ -114,11 +189,9 @@ run_once() {
   reset_dst
   if [ "$workload" = large ]; then src=$W/src/large.bin; else src="$W/src/small/*.dat"; fi
   case $tool in
-    pinkpage) python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1 ;;
-    scp3) /usr/bin/time -f %e scp -q -3 "${SSH_OPTS[@]}" \
-            "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" 2>&1 >/dev/null | tail -1 ;;
-    scp3-aes) /usr/bin/time -f %e scp -q -3 -c aes128-gcm@openssh.com "${SSH_OPTS[@]}" \
-            "scp://$TUSER@127.0.0.1:$PA/$src" "scp://$TUSER@127.0.0.1:$PB/$W/dst/" 2>&1 >/dev/null | tail -1 ;;
+    pinkpage) PINKPAGE_TOKEN=$TOKEN python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1 ;;
+    scp3) scp3 "$src" ;;
+    scp3-aes) scp3 "$src" -c aes128-gcm@openssh.com ;;
   esac
   # a run that did not copy everything does not count
   local want=1 got
@@ -141,7 +214,8 @@ for workload in large small; do
   done
   for tool in pinkpage scp3 scp3-aes; do
     med=$(echo "${times[$tool]}" | tr ' ' '\n' | grep . | median)
-    printf '%-8s %-10s %8s %10.1f %s\n' "$workload" "$tool" "$med" "$(echo "$bytes / $med / 1000000" | bc -l)" "${times[$tool]}"
+    printf '%-8s %-10s %8s %10s %s\n' "$workload" "$tool" "$med" \
+      "$(awk -v b="$bytes" -v s="$med" 'BEGIN { printf "%.1f", b / s / 1e6 }')" "${times[$tool]}"
   done
   unset times
 done

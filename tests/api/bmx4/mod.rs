@@ -1,18 +1,14 @@
 //! The BMX4 domain end to end: batch runs through the real daemon, over a
 //! real WebSocket, against real sshd processes.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::support::daemon::{ServerEntry, TestApp};
-use crate::support::fixtures::{app_with_server, with_servers, TempTree};
+use crate::support::fixtures::{app_with_server, with_servers};
 use crate::support::poll::eventually;
 use crate::support::remote::RemoteProcess;
-use crate::support::sshd::{SshdOptions, SshdServer, TestUser};
 use crate::support::ws::WsClient;
 
-mod benchmark;
 mod history;
 mod runs;
 mod stopping;

@@ -17,7 +17,6 @@ use crate::support::poll::eventually;
 use crate::support::remote::{chown_to_test_user, RemoteProcess};
 use crate::support::ws::WsClient;
 
-mod benchmark;
 mod rest;
 mod scripts;
 mod sftp;

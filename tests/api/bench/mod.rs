@@ -1,0 +1,202 @@
+//! Every benchmark of docs/benchmarks.md, run in the suite with a tiny
+//! workload, so a benchmark that no longer runs fails CI instead of
+//! waiting for the next person who measures.
+//!
+//! Each benchmark's body is a function taking its workload, in a file
+//! here, with the full workload as `Workload::FULL`: `cargo bench --bench
+//! <name>` (`benches/<name>.rs`, a thin `main` that includes
+//! [`crate::support`] and the file by path) and the ignored tests
+//! `bench::bmx4::benchmark_*` and `bench::bmx5::benchmark_*` run that;
+//! the tests below run the same code, in the test profile, in a few
+//! seconds each, and check that it produced its figures. Figures from a
+//! debug build on a busy machine mean nothing, so nothing here compares
+//! them. The transfer benchmark is a script (`scripts/bench-transfers.sh`);
+//! its smoke run calls the script with the test profile's daemon.
+
+mod bmx4;
+mod bmx5;
+mod identity;
+mod stats;
+mod terminal;
+mod transfers;
+mod workflows;
+
+use std::time::Duration;
+
+/// Asserts that `figures` holds `count` positive, finite numbers.
+fn assert_figures(what: &str, figures: &[f64], count: usize) {
+    assert_eq!(figures.len(), count, "{what}: {figures:?}");
+    assert!(
+        figures.iter().all(|x| x.is_finite() && *x > 0.0),
+        "{what}: {figures:?}"
+    );
+}
+
+/// Asserts that the printed table has a line starting with `start`.
+fn assert_table_line(table: &str, start: &str) {
+    assert!(
+        table.lines().any(|l| l.starts_with(start)),
+        "no line starting {start:?} in\n{table}"
+    );
+}
+
+#[tokio::test]
+async fn terminal_benchmark_reports_throughput_and_echo_on_a_tiny_workload() {
+    let w = terminal::Workload {
+        bytes: 1_000_000,
+        runs: 2,
+        keystrokes: 3,
+        ..terminal::Workload::FULL
+    };
+    let report = terminal::run(w).await;
+    assert_figures("through the daemon, MB/s", &report.daemon_mb_s, 2);
+    assert_figures("ssh -tt, MB/s", &report.openssh_mb_s, 2);
+    assert_figures("echo through the daemon, ms", &report.echo_daemon_ms, 3);
+    assert_figures("echo with russh, ms", &report.echo_russh_ms, 3);
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        "## Terminal (1 MB of text on a PTY, median of 2; 3 keystrokes 150 ms apart)",
+    );
+    assert_table_line(&table, "| PTY output through the daemon to a WebSocket client | ");
+    assert_table_line(&table, "| added by the daemon, p50 / p99 | ");
+}
+
+#[tokio::test]
+async fn identity_benchmark_reports_rates_round_trips_and_sign_ins_on_a_tiny_workload() {
+    let w = identity::Workload {
+        requests: 20,
+        frames: 20,
+        logins: 2,
+        ..identity::Workload::FULL
+    };
+    let report = identity::run(w).await;
+    let rounds = w.rounds;
+    assert_figures("anonymous health, req/s", &report.anon_rps, rounds);
+    assert_figures("health with a token, req/s", &report.token_rps, rounds);
+    assert_figures("health with a cookie, req/s", &report.session_rps, rounds);
+    assert_figures("servers with a token, req/s", &report.servers_rps, rounds);
+    assert_figures("ping round trip, µs", &report.ping_us, rounds);
+    assert_figures("cancel round trip, µs", &report.checked_us, rounds);
+    assert_eq!(report.logins.len(), 2);
+    assert!(
+        report.logins.iter().all(|d| *d > Duration::ZERO),
+        "{:?}",
+        report.logins
+    );
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        &format!("## Identity (20 sequential requests a round, median of {rounds} alternating rounds)"),
+    );
+    assert_table_line(&table, "| `GET /api/v1/health` with an API token | ");
+    assert_table_line(
+        &table,
+        "| login (Argon2id verify + session), min / median / max of 2 | ",
+    );
+}
+
+#[tokio::test]
+async fn workflows_benchmark_times_the_three_ways_on_a_tiny_workload() {
+    let w = workflows::Workload {
+        files: 5,
+        rounds: 1,
+        ..workflows::Workload::FULL
+    };
+    let report = workflows::run(w).await;
+    assert_figures("one workflow_run, s", &report.workflow_s, 1);
+    assert_figures("by hand, s", &report.by_hand_s, 1);
+    assert_figures("OpenSSH, s", &report.openssh_s, 1);
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        "| 5 files, median of 1 rounds | wall time | vs OpenSSH script |",
+    );
+    assert_table_line(&table, "| (a) one `workflow_run` | ");
+    assert_table_line(&table, "| (c) `ssh` + `scp -3` + `ssh` (OpenSSH) | ");
+}
+
+#[tokio::test]
+async fn bmx4_benchmark_times_the_three_ways_on_a_tiny_workload() {
+    let w = bmx4::Workload {
+        commands: 3,
+        rounds: 1,
+    };
+    let report = bmx4::run(w).await;
+    assert_figures("daemon batch_execute, ms", &report.daemon_ms, 1);
+    assert_figures("one connection per command, ms", &report.per_connection_ms, 1);
+    assert_figures("ControlMaster, ms", &report.multiplexed_ms, 1);
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        "BMX4 benchmark: 3 x `true` on one server, median of 1 rounds",
+    );
+    assert_table_line(
+        &table,
+        "| daemon batch_execute (one connection, connect included) | ",
+    );
+    assert_table_line(&table, "| OpenSSH ControlMaster (master connect excluded) | ");
+}
+
+#[tokio::test]
+async fn bmx5_benchmark_measures_memory_under_slow_clients_on_a_tiny_workload() {
+    let w = bmx5::Workload {
+        clients: &[2],
+        soak: Duration::from_millis(300),
+    };
+    let report = bmx5::run(w).await;
+    let [row] = &report.rows[..] else {
+        panic!("one row per count of clients: {:?}", report.rows)
+    };
+    assert_eq!(row.clients, 2);
+    assert!(row.idle_kib > 0 && row.rss_kib > 0, "{row:?}");
+    assert!(row.peak_kib >= row.rss_kib.max(row.idle_kib), "{row:?}");
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        "| slow clients | idle RSS | RSS after 300ms | peak RSS | peak above idle, per client |",
+    );
+    assert_table_line(&table, "| 2 | ");
+}
+
+#[tokio::test]
+async fn transfers_benchmark_script_reports_every_tool_on_a_tiny_workload() {
+    const TEST: &str = "bench::transfers_benchmark_script_reports_every_tool_on_a_tiny_workload";
+    if !transfers::root_or_skip(TEST) {
+        return;
+    }
+    let w = transfers::Workload {
+        large_mib: 1,
+        small_files: 5,
+        runs: 1,
+        ..transfers::Workload::FULL
+    };
+    let rows = transfers::run(w).await;
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.workload.as_str(), r.tool.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("large", "pinkpage"),
+            ("large", "scp3"),
+            ("large", "scp3-aes"),
+            ("small", "pinkpage"),
+            ("small", "scp3"),
+            ("small", "scp3-aes"),
+        ]
+    );
+    for r in &rows {
+        let what = format!("{} {}", r.workload, r.tool);
+        assert_figures(&format!("{what}, runs s"), &r.runs_s, 1);
+        assert_eq!(r.median_s, r.runs_s[0], "{what}: the median of one run");
+        // printed to 0.1 MB/s, which a tiny workload may round to 0.0
+        let mb_s = w.bytes(&r.workload) as f64 / r.median_s / 1e6;
+        assert!(
+            (r.mb_s - mb_s).abs() <= 0.05 + 1e-9,
+            "{what}: {} MB/s printed, {mb_s} copied",
+            r.mb_s
+        );
+    }
+}
