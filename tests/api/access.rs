@@ -264,7 +264,8 @@ async fn a_foreign_origin_cannot_open_a_websocket_even_with_a_good_cookie() {
         }
     }
     // only the four controls ever became connections
-    assert_eq!(app.logs().matches("websocket connected").count(), 4);
+    let logs = app.logs_settled().await;
+    assert_eq!(logs.matches("websocket connected").count(), 4);
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ async fn a_path_with_a_newline_stays_on_one_log_line_with_the_newline_escaped() 
     // the diff's row (written before it ran) carries the path as it was
     let audited = row(&app, "diff.files", forged).await;
     assert_eq!(audited["detail"]["left"]["path"], path.as_str());
-    let logs = app.logs();
+    let logs = app.logs_settled().await;
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains(forged)).collect();
     assert!(
         !lines.is_empty(),

@@ -132,7 +132,7 @@ async fn the_daemon_starts_and_serves_with_every_server_down() {
     assert_eq!(names, ["mdwap1p", "mypap1d"]);
     assert_eq!(app.get("/api/v1/health").await.status(), 200);
     assert!(
-        app.logs().contains("25000"),
+        app.logs_settled().await.contains("25000"),
         "failed checks are logged with 25000"
     );
 }

@@ -62,8 +62,12 @@ async fn concurrent_first_connections_under_accept_new_record_exactly_one_key() 
         vec![sshd.known_hosts_line()],
         "{recorded}"
     );
-    let learned = app.logs().matches("recorded a new host key").count();
-    assert_eq!(learned, 1, "{}", app.logs());
+    let learned = app
+        .logs_settled()
+        .await
+        .matches("recorded a new host key")
+        .count();
+    assert_eq!(learned, 1, "{}", app.logs_settled().await);
 }
 
 #[tokio::test]
@@ -101,10 +105,14 @@ async fn two_daemons_sharing_one_known_hosts_file_record_exactly_one_key() {
         vec![sshd.known_hosts_line()],
         "{recorded}"
     );
-    let learned = [&one, &two]
-        .iter()
-        .map(|app| app.logs().matches("recorded a new host key").count())
-        .sum::<usize>();
+    let mut learned = 0;
+    for app in [&one, &two] {
+        learned += app
+            .logs_settled()
+            .await
+            .matches("recorded a new host key")
+            .count();
+    }
     assert_eq!(learned, 1);
     assert!(known_hosts.with_file_name("known_hosts.lock").exists());
 }

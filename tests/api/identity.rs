@@ -238,7 +238,10 @@ async fn the_first_start_says_how_to_create_the_first_admin() {
             .contains("pinkpage user add NAME --role admin"),
         "{body}"
     );
-    assert!(app.logs().contains("pinkpage user add NAME --role admin"));
+    assert!(app
+        .logs_settled()
+        .await
+        .contains("pinkpage user add NAME --role admin"));
     // health and the docs stay reachable without signing in
     let health: Value = app
         .anon
@@ -430,7 +433,7 @@ async fn a_canary_password_and_token_appear_nowhere_but_their_hashes() {
     app.audit_events("action=auth.login.failed", 1).await;
 
     let secrets = [password, token.as_str(), cookie_value.as_str()];
-    let logs = app.logs();
+    let logs = app.logs_settled().await;
     let mut responses = String::new();
     for path in [
         "/api/v1/audit?limit=1000",

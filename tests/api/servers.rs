@@ -37,7 +37,7 @@ async fn a_wrong_password_gives_21000_and_no_password_reaches_the_logs() {
     assert_eq!(body["error"]["code"], 21000);
     assert!(!text.contains(wrong));
 
-    let logs = app.logs();
+    let logs = app.logs_settled().await;
     assert!(
         logs.contains("ssh session established"),
         "the good login is not in the log, so the log check below proves nothing"

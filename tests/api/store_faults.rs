@@ -113,7 +113,7 @@ async fn a_full_disk_refuses_new_work_keeps_running_work_and_writes_its_rows_aft
     };
     refuses_new_work_keeps_running_work_and_writes_its_rows_after(&app, &mut full).await;
     assert!(
-        app.logs().contains("database or disk is full"),
+        app.logs_settled().await.contains("database or disk is full"),
         "the cause is in the log"
     );
     drop(app);
@@ -415,7 +415,7 @@ async fn refuses_new_work_keeps_running_work_and_writes_its_rows_after(
     );
     assert!(degraded["store"]["degraded_since"].is_string(), "{degraded}");
     assert!(
-        app.logs().contains("40000"),
+        app.logs_settled().await.contains("40000"),
         "the failure is logged with its code"
     );
 
@@ -505,7 +505,8 @@ async fn failing_open_admits_new_work_while_the_audit_trail_fails_and_says_so() 
     assert!(out.contains("admitted"), "{out:?}");
     assert_eq!(done["exit_status"], 0);
     assert!(
-        app.logs()
+        app.logs_settled()
+            .await
             .contains("PINKPAGE_AUDIT_FAIL_OPEN admits this new remote action"),
         "failing open is logged loudly"
     );

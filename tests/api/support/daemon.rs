@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use super::poll::eventually;
+
 /// How long a daemon may take to print its `listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -559,9 +561,25 @@ impl TestApp {
             .expect("VmHWM in /proc/<pid>/status")
     }
 
-    /// Every log line so far, joined.
+    /// Every log line the test's reader thread has read so far, joined:
+    /// lines the daemon wrote a moment ago may still be in the pipe. To
+    /// see everything logged before now, use [`TestApp::logs_settled`].
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Every log line the daemon wrote before this call: a request to a
+    /// path nobody else uses is logged after them, through the same
+    /// ordered writer and pipe, so once its line has been read all
+    /// earlier lines have been too.
+    pub async fn logs_settled(&self) -> String {
+        let marker = format!("/logs-settled-{}", uuid_like());
+        let _ = self.anon.get(self.url(&marker)).send().await;
+        eventually(&format!("the request to {marker} in the log"), async || {
+            let logs = self.logs();
+            logs.contains(&marker).then_some(logs)
+        })
+        .await
     }
 
     /// The daemon's process id (for /proc/<pid>/status measurements).
