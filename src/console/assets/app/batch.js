@@ -7,6 +7,7 @@ import { h, replace, duration, errorText, errorLine } from "./dom.js";
 import { api, query } from "./api.js";
 import { field } from "./forms.js";
 import * as store from "./store.js";
+import * as work from "./work.js";
 
 /** Mounts the tab. */
 export function mount(panel, ctx) {
@@ -55,6 +56,7 @@ export function mount(panel, ctx) {
     panel.dataset.state = "running";
     summary.textContent = "starting…";
     run.disabled = true;
+    const running = work.begin(`the batch run on ${frame.servers.join(", ")}`);
     try {
       const done = await ws.request(frame, ["batch_complete"], {
         onFrame: (f) => {
@@ -74,6 +76,7 @@ export function mount(panel, ctx) {
       summary.replaceChildren(errorLine(e));
       panel.dataset.state = "failed";
     } finally {
+      running();
       run.disabled = !ctx.hasRole("operator");
       cancel.disabled = true;
       runId = null;

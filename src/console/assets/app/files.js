@@ -9,6 +9,7 @@ import { h, replace, bytes, errorText, errorLine, confirmDialog } from "./dom.js
 import { upload, query } from "./api.js";
 import { field, serverSelect } from "./forms.js";
 import { makeTerminal, writeSliced } from "./terminal.js";
+import * as work from "./work.js";
 
 /** `dir` joined with `name`. */
 function join(dir, name) {
@@ -85,6 +86,7 @@ export function mount(panel, ctx) {
       uploadBar.max = Math.max(1, file.size);
       uploadBar.value = 0;
       uploadText.textContent = `${file.name}: 0%`;
+      const running = work.begin(`the upload of ${file.name} to ${server.value}`);
       try {
         await upload(`/api/v1/bmx5/files${query({ server: server.value, path: target })}`, file, (done, total) => {
           uploadBar.max = Math.max(1, total);
@@ -97,6 +99,8 @@ export function mount(panel, ctx) {
         uploadText.textContent = "";
         say(errorLine(e));
         return;
+      } finally {
+        running();
       }
     }
     await open(current);
@@ -188,12 +192,14 @@ export function mount(panel, ctx) {
             scriptRun.disabled = true;
             scriptCancel.disabled = false;
             scriptStatus.textContent = "running…";
+            const running = work.begin(`the script ${frame.script_name || "(pasted)"} on ${frame.server}`);
             try {
               const done = await ws.request(frame, ["script_complete"]);
               scriptStatus.textContent = `ended: ${done.reason}${done.exit_status != null ? `, exit status ${done.exit_status}` : ""}`;
             } catch (e) {
               scriptStatus.textContent = errorText(e);
             } finally {
+              running();
               scriptRun.disabled = false;
               scriptCancel.disabled = true;
             }

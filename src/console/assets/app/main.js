@@ -7,6 +7,7 @@ import { $, h, errorText, notify } from "./dom.js";
 import { api } from "./api.js";
 import { WsClient } from "./ws.js";
 import * as store from "./store.js";
+import * as work from "./work.js";
 import { mountTopbar } from "./topbar.js";
 import { mountServers } from "./servers.js";
 import { mountTabs } from "./tabs.js";
@@ -125,6 +126,8 @@ async function stillSignedIn() {
     return true;
   } catch (e) {
     if (e.status === 401) {
+      // the daemon ended the sign-in: the work went with the connection
+      work.abandon();
       location.reload();
       return false;
     }
@@ -132,7 +135,12 @@ async function stillSignedIn() {
   }
 }
 
+/** Signs out after naming what that stops (running work, the held lock). */
 async function signOut(sockets) {
+  const lock = store.get("lock");
+  const holding = !!lock?.active && lock.owner === store.get("connection_id");
+  if (!(await work.confirmStopping("Sign out", { extra: holding ? ["the session lock you hold"] : [] }))) return;
+  work.abandon();
   for (const client of sockets.values()) client.stop();
   try {
     await api("POST", "/api/v1/auth/logout");

@@ -10,6 +10,7 @@ import { SearchAddon } from "../vendor/addon-search/addon-search.mjs";
 import { WebLinksAddon } from "../vendor/addon-web-links/addon-web-links.mjs";
 import { h, errorText, duration } from "./dom.js";
 import { serverSelect } from "./forms.js";
+import * as work from "./work.js";
 
 /** A terminal pane wired to nothing yet: the xterm, its add-ons and its element. */
 export function makeTerminal(options = {}) {
@@ -74,7 +75,11 @@ export function writeSliced(term, data) {
   }
 }
 
-/** A search box for a terminal's scrollback (Enter: next, Shift+Enter: previous). */
+/**
+ * A search box for a terminal's scrollback (Enter: next, Shift+Enter:
+ * previous). It must never sit in a form and its Enter never goes further:
+ * an Enter that reached a command form would run the command again.
+ */
 export function searchBox(search) {
   return h("input", {
     type: "search",
@@ -84,6 +89,8 @@ export function searchBox(search) {
     on: {
       keydown: (ev) => {
         if (ev.key !== "Enter") return;
+        ev.preventDefault();
+        ev.stopPropagation();
         if (ev.shiftKey) search.findPrevious(ev.target.value);
         else search.findNext(ev.target.value);
       },
@@ -102,13 +109,20 @@ export function mount(panel, ctx) {
   const run = h("button", { id: "term-run", type: "submit", text: "Run" });
   const cancel = h("button", { id: "term-cancel", type: "button", text: "Cancel", disabled: true });
   const status = h("div", { id: "term-status", class: "status-line", role: "status" });
-  const form = h("form", { class: "toolbar" }, server, command, stop, timeout, run, cancel, searchBox(search));
-  panel.append(form, status, el);
+  // the search box is beside the form, not in it: Enter there searches
+  const form = h("form", { class: "toolbar grow" }, server, command, stop, timeout, run, cancel);
+  panel.append(h("div", { class: "row toolbar-row" }, form, searchBox(search)), status, el);
   panel.classList.add("terminal-panel");
   panel.addEventListener("shown", () => requestAnimationFrame(resize));
 
   // one command at a time on this connection
-  let running = null; // {id, server, command, started}
+  let running = null; // {id, server, command, started, done}
+  // the run ends here whatever ended it, and with it its entry in the
+  // page's running work
+  const finishRun = () => {
+    running?.done();
+    running = null;
+  };
   // runs started and ended, so a reader (or a test) can tell this run's
   // end from the previous one's
   let runs = 0;
@@ -134,13 +148,14 @@ export function mount(panel, ctx) {
     // the PTY gets the pane's size before the command starts
     stub.send({ type: "resize", cols: term.cols, rows: term.rows });
     const id = stub.nextId();
-    running = { id, server: frame.server, command: frame.command, started: Date.now() };
+    const done = work.begin(`the command ${frame.command ? `"${frame.command}"` : "(login shell)"} on ${frame.server}`, { underLock: true });
+    running = { id, server: frame.server, command: frame.command, started: Date.now(), done };
     runs += 1;
     panel.dataset.runs = String(runs);
     term.reset();
     setState("running", `${frame.server}: starting…`);
     if (!stub.send({ ...frame, request_id: id })) {
-      running = null;
+      finishRun();
       setState("ended", "not connected to the daemon");
     }
     term.focus();
@@ -170,14 +185,14 @@ export function mount(panel, ctx) {
     // refusal that ends the attempt without one
     const code = Number(f.error.code);
     if (!(code >= 20000 && code < 23000)) {
-      running = null;
+      finishRun();
       setState("ended", `refused: ${errorText(f.error)}`);
     }
   });
   stub.on("ssh_command_complete", (f) => {
     if (!running || f.run_id) return;
     const took = duration(Date.now() - running.started);
-    running = null;
+    finishRun();
     const exit = f.exit_status !== undefined && f.exit_status !== null ? `, exit status ${f.exit_status}` : "";
     const err = lastError && f.reason !== "exit" ? ` (${errorText(lastError)})` : "";
     lastError = null;
@@ -188,7 +203,7 @@ export function mount(panel, ctx) {
   });
   stub.on("_dropped", () => {
     if (!running) return;
-    running = null;
+    finishRun();
     setState("ended", "the connection dropped: the command was stopped and the lock released");
   });
 }

@@ -5,6 +5,7 @@
 import { $, h, replace, duration, errorText, confirmDialog, notify } from "./dom.js";
 import { api } from "./api.js";
 import * as store from "./store.js";
+import * as work from "./work.js";
 
 /** Fills the top bar; `ctx.stub` carries the lock. */
 export function mountTopbar(ctx) {
@@ -52,7 +53,11 @@ export function mountTopbar(ctx) {
     replace(bar, pieces);
   };
   const take = () => ctx.stub.request({ type: "start_session" }, ["session_started"]).catch(showError);
-  const release = () => ctx.stub.request({ type: "end_session" }, ["session_ended"]).catch(showError);
+  // releasing stops what runs under the lock: it is named and asked first
+  const release = async () => {
+    if (!(await work.confirmStopping("Release the lock", { underLock: true }))) return;
+    ctx.stub.request({ type: "end_session" }, ["session_ended"]).catch(showError);
+  };
   const forceRelease = async () => {
     const lock = store.get("lock");
     const ok = await confirmDialog(`Force release the lock held by ${lock.owner_user || "another connection"}? Its running command is stopped.`, "Force release");

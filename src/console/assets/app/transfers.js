@@ -5,6 +5,7 @@
 
 import { h, replace, bytes, duration, errorText, errorLine } from "./dom.js";
 import { api } from "./api.js";
+import * as work from "./work.js";
 
 /** Mounts the tab. */
 export function mount(panel, ctx) {
@@ -17,8 +18,9 @@ export function mount(panel, ctx) {
   const box = h("div", { class: "progress-box" }, h("div", { class: "row" }, progress, cancel), numbers, result);
   panel.append(h("h2", { text: "Transfers" }), table, box);
 
-  let running = null; // {id, name, started}
+  let running = null; // {id, name, started, done}
   const finish = (state, children) => {
+    running?.done();
     running = null;
     cancel.disabled = true;
     panel.dataset.state = state;
@@ -27,7 +29,7 @@ export function mount(panel, ctx) {
   };
   const start = (name) => {
     const id = stub.nextId();
-    running = { id, name, started: Date.now() };
+    running = { id, name, started: Date.now(), done: work.begin(`the transfer ${name}`, { underLock: true }) };
     progress.value = 0;
     progress.max = 1;
     replace(numbers, `${name}: starting…`);
