@@ -233,6 +233,7 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     r("GET", "/", Anyone, "redirect to the console"),
     r("GET", "/ui", Anyone, "redirect to the console"),
+    r("GET", "/favicon.ico", Anyone, "the console's icon"),
     r(
         "GET",
         "/ui/{path:.*}",

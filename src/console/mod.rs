@@ -38,15 +38,18 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
 img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
-/// Mounts `/`, `/ui` and `/ui/...`. Compression applies to the console's
-/// files only: the API and WebSockets keep their own framing.
+/// Mounts `/`, `/ui`, `/ui/...` and `/favicon.ico`. Compression applies
+/// to the console's files only: the API and WebSockets keep their own
+/// framing.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(redirect_to_console)).service(
-        web::scope("/ui")
-            .wrap(middleware::Compress::default())
-            .route("", web::get().to(redirect_to_console))
-            .route("/{path:.*}", web::get().to(asset)),
-    );
+    cfg.route("/", web::get().to(redirect_to_console))
+        .route("/favicon.ico", web::get().to(favicon))
+        .service(
+            web::scope("/ui")
+                .wrap(middleware::Compress::default())
+                .route("", web::get().to(redirect_to_console))
+                .route("/{path:.*}", web::get().to(asset)),
+        );
 }
 
 /// `/` and `/ui` lead to the console (Swagger stays at `/swagger/docs/`).
@@ -54,6 +57,13 @@ async fn redirect_to_console() -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, "/ui/"))
         .finish()
+}
+
+/// `/favicon.ico`, which browsers and tools ask for by that name whatever
+/// the page says: the console's icon (an SVG, named by its media type),
+/// without a credential like every console file.
+async fn favicon(req: HttpRequest) -> HttpResponse {
+    serve(&req, "favicon.svg")
 }
 
 /// One embedded file; `/ui/` is `index.html`. A file that does not exist
@@ -65,8 +75,17 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     } else {
         path.as_str()
     };
-    let Some(file) = Assets::get(name) else {
+    if Assets::get(name).is_none() {
         return crate::api::not_found(req).await;
+    }
+    serve(&req, name)
+}
+
+/// Serves the embedded file `name`, which exists (a missing one is a 404
+/// the caller answers).
+fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
+    let Some(file) = Assets::get(name) else {
+        return HttpResponse::NotFound().finish();
     };
     let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
     let fresh = req

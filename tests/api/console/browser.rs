@@ -205,8 +205,14 @@ impl Browser {
     /// Runs `script` asynchronously: it ends by calling the callback that
     /// is its last argument, with the value returned here.
     pub async fn js_async(&self, script: &str) -> Value {
+        self.js_async_with(script, vec![]).await
+    }
+
+    /// [`Browser::js_async`] with arguments (`arguments[0]`, ...; the
+    /// callback comes after them).
+    pub async fn js_async_with(&self, script: &str, args: Vec<Value>) -> Value {
         self.client
-            .execute_async(script, vec![])
+            .execute_async(script, args)
             .await
             .expect("execute async script")
     }

@@ -6,6 +6,7 @@
 mod browser;
 mod budgets;
 mod cut;
+mod everyday;
 mod safety;
 mod serving;
 mod terminal;

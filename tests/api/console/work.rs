@@ -458,5 +458,15 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
         )
         .await;
     assert!(ok.as_str().unwrap().contains("reachable"), "{ok}");
+    // one check shows: the newer of the monitor's and this one, with one
+    // latency and one time (not one of each beside the other)
+    let shown = format!(
+        "{} {}",
+        browser.text("[data-server=alpha] .server-details").await,
+        browser.text("[data-server=alpha] .check-result").await
+    );
+    assert_eq!(shown.matches(" ms").count(), 1, "{shown}");
+    assert_eq!(shown.matches("checked").count(), 1, "{shown}");
+    assert_eq!(shown.matches(':').count(), 2, "one time of day: {shown}");
     browser.close().await;
 }

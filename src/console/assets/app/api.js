@@ -4,12 +4,15 @@
 
 /** An error body from the daemon (`{success: false, error: {code, message, detail}}`). */
 export class ApiError extends Error {
-  constructor(status, body) {
+  constructor(status, body, headers = null) {
     const e = (body && body.error) || {};
     super(e.message || `HTTP ${status}`);
     this.status = status;
     this.code = e.code || status;
     this.detail = e.detail || null;
+    /** seconds to wait before trying again (`Retry-After`), when said */
+    const wait = Number(headers?.get("retry-after"));
+    this.retryAfter = Number.isFinite(wait) && wait > 0 ? wait : null;
   }
 }
 
@@ -28,7 +31,7 @@ export async function api(method, path, body) {
   } catch {
     data = null;
   }
-  if (!res.ok) throw new ApiError(res.status, data);
+  if (!res.ok) throw new ApiError(res.status, data, res.headers);
   return data;
 }
 

@@ -69,7 +69,7 @@ function showSignIn(err) {
       $("signin-password").value = "";
       await boot();
     } catch (e) {
-      shown.textContent = errorText(e);
+      shown.textContent = signInError(e);
       shown.hidden = false;
     } finally {
       $("signin-submit").disabled = false;
@@ -117,6 +117,20 @@ function showApp(me) {
   mountTopbar(ctx);
   mountServers($("servers"), ctx);
   mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);
+}
+
+/**
+ * What a refused sign-in says to a person: never which of the two was
+ * wrong (that would confirm a user name), and how long to wait when the
+ * daemon is slowing attempts down.
+ */
+function signInError(e) {
+  if (e.code === 10002) return "Wrong user name or password.";
+  if (e.code === 10007) {
+    const wait = e.retryAfter ? ` Try again in ${e.retryAfter} s.` : " Try again in a moment.";
+    return `Too many failed sign-ins.${wait}`;
+  }
+  return errorText(e);
 }
 
 /** After a drop: false (stop reconnecting, back to sign-in) once the sign-in is gone. */

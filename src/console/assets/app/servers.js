@@ -27,8 +27,8 @@ export function mountServers(aside, ctx) {
   replace(aside, h("h2", { text: "Servers" }), filter, list);
 
   const tags = new Map();
-  // the last "check now" answer per server, kept across re-renders (the
-  // list is rebuilt on every health broadcast)
+  // the last "check now" answer per server ({state, text, at, latency_ms}),
+  // kept across re-renders (the list is rebuilt on every health broadcast)
   const checks = new Map();
   const refresh = () =>
     api("GET", "/api/v1/health/servers")
@@ -63,9 +63,9 @@ export function mountServers(aside, ctx) {
     render();
     try {
       const r = await api("POST", `/api/v1/servers/${encodeURIComponent(name)}/check`);
-      checks.set(name, { state: "ok", text: `reachable, logged in (${Math.round(r.latency_ms)} ms) at ${new Date().toLocaleTimeString()}` });
+      checks.set(name, { state: "ok", text: "reachable, logged in", at: Date.now(), latency_ms: r.latency_ms });
     } catch (e) {
-      checks.set(name, { state: "failed", text: `${errorText(e)} (at ${new Date().toLocaleTimeString()})` });
+      checks.set(name, { state: "failed", text: errorText(e), at: Date.now(), latency_ms: null });
     }
     render();
     refresh();
@@ -74,12 +74,26 @@ export function mountServers(aside, ctx) {
   store.watch("health", render);
 }
 
+/**
+ * The one check a server's line shows: the monitor's last, or the
+ * operator's "check now" when that came later. Two checks side by side
+ * (two latencies, two times) read as a contradiction.
+ */
+function lastCheck(s, checked) {
+  const monitorAt = s.last_checked ? Date.parse(s.last_checked) : null;
+  if (checked?.at && (monitorAt === null || checked.at >= monitorAt)) {
+    return { at: checked.at, latency_ms: checked.latency_ms, by: "check now" };
+  }
+  // a latency is that of the last good check: shown only while healthy
+  return { at: monitorAt, latency_ms: s.is_healthy === true ? s.latency_ms : null, by: "monitor" };
+}
+
 function item(name, s, ctx, tags, checked, onCheck) {
   const word = healthWord(s.is_healthy);
+  const last = lastCheck(s, checked);
   const details = [];
-  // a latency is that of the last good check: shown only while healthy
-  if (s.is_healthy === true && s.latency_ms != null) details.push(`${Math.round(s.latency_ms)} ms`);
-  if (s.last_checked) details.push(`checked ${new Date(s.last_checked).toLocaleTimeString()}`);
+  if (last.latency_ms != null) details.push(`${Math.round(last.latency_ms)} ms`);
+  if (last.at !== null) details.push(`checked ${new Date(last.at).toLocaleTimeString()}`);
   const title = [
     `${name}: ${word}`,
     s.host ? `host ${s.host}` : "",
