@@ -77,9 +77,27 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     let browser = Browser::open(&app).await;
     browser.sign_in(&ada).await;
 
-    // Batch: three commands, three results with their exit statuses
+    // Batch: the healthy servers the sidebar's filter shows are picked
+    browser
+        .wait(
+            "both servers healthy",
+            "document.querySelectorAll('[data-health=healthy]').length === 2",
+        )
+        .await;
     browser.click("#tab-batch").await;
-    browser.click("#batch-servers input[value=alpha]").await;
+    let picked = "[...document.querySelectorAll('#batch-servers input:checked')].map(i => i.value).join(',')";
+    browser
+        .wait(
+            "the healthy servers picked",
+            &format!("{picked} === 'alpha,beta'"),
+        )
+        .await;
+    browser.fill("#server-filter", "alph").await;
+    browser
+        .wait("the filter narrows the pick", &format!("{picked} === 'alpha'"))
+        .await;
+
+    // three commands, three results with their exit statuses
     browser
         .fill("#batch-commands", "echo one\nexit 3\necho three")
         .await;
@@ -103,6 +121,17 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     );
     let summary = browser.text("#batch-summary").await;
     assert!(summary.contains("2 succeeded, 1 failed"), "{summary}");
+    // the output shows inline, without a click
+    assert_eq!(
+        browser
+            .js(
+                "const p = document.querySelector('#batch-results tr.result .out-head'); return p && p.offsetParent !== null ? p.textContent : null;",
+                vec![]
+            )
+            .await,
+        "one"
+    );
+    browser.fill("#server-filter", "").await;
     browser.screenshot("batch").await;
     // history re-opens the run from REST
     browser
@@ -125,8 +154,18 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
         3
     );
 
-    // Diff: two files side by side, the changed line marked
+    // Diff: the right server starts as the other one
     browser.click("#tab-diff").await;
+    assert_eq!(
+        browser
+            .js(
+                "return [document.getElementById('diff-left-server').value, document.getElementById('diff-right-server').value]",
+                vec![]
+            )
+            .await,
+        json!(["alpha", "beta"])
+    );
+    // two files side by side, the changed line marked
     browser.select("#diff-left-server", "alpha").await;
     browser.select("#diff-right-server", "beta").await;
     browser.fill("#diff-left-path", &left).await;
@@ -149,6 +188,20 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
         json!(["workers 4", "workers 8"]),
         "the changed line on each side"
     );
+    // line numbers take a narrow column; the text takes the rest
+    let widths = browser
+        .js(
+            "const t = document.querySelector('table.diff'); return [t.querySelector('td.ln').getBoundingClientRect().width, t.querySelector('td.code').getBoundingClientRect().width, t.getBoundingClientRect().width];",
+            vec![],
+        )
+        .await;
+    let (ln, code, table) = (
+        widths[0].as_f64().unwrap(),
+        widths[1].as_f64().unwrap(),
+        widths[2].as_f64().unwrap(),
+    );
+    assert!(ln < 80.0, "the line-number column is {ln} px");
+    assert!(code > 0.4 * table, "the text column is {code} of {table} px");
     browser.screenshot("diff-files").await;
 
     // Diff of one command's output on both servers: the last field of
@@ -183,6 +236,16 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
 
     // Diff of directories: a table of what differs
     browser.select("#diff-mode", "dirs").await;
+    // each directory option is labelled
+    assert_eq!(
+        browser
+            .js(
+                "return document.getElementById('diff-compare').closest('label')?.querySelector('span')?.textContent",
+                vec![]
+            )
+            .await,
+        "Compare by"
+    );
     browser
         .fill("#diff-left-path", other.root().to_str().unwrap())
         .await;

@@ -32,12 +32,33 @@ export function mount(panel, ctx) {
   );
   panel.append(h("h2", { text: "Batch" }), form, summary, results, h("h2", { text: "History" }), history);
 
-  store.watch("servers", (names) =>
+  // Until the operator picks servers, the healthy ones the sidebar's
+  // filter shows are picked; after a pick, the choice is theirs.
+  let picked = false;
+  const byDefault = () => {
+    const shown = new Set(store.get("shown_servers") || store.get("servers") || []);
+    const health = store.get("health") || new Map();
+    return (name) => shown.has(name) && health.get(name)?.is_healthy === true;
+  };
+  const renderServers = () => {
+    const names = store.get("servers") || [];
+    const was = new Set([...servers.querySelectorAll("input:checked")].map((i) => i.value));
+    const chosen = picked ? (n) => was.has(n) : byDefault();
     replace(
       servers,
-      (names || []).map((n) => h("label", { class: "inline" }, h("input", { type: "checkbox", value: n, name: "batch-server" }), h("span", { text: n }))),
-    ),
-  );
+      names.map((n) =>
+        h(
+          "label",
+          { class: "inline" },
+          h("input", { type: "checkbox", value: n, name: "batch-server", checked: chosen(n), on: { change: () => (picked = true) } }),
+          h("span", { text: n }),
+        ),
+      ),
+    );
+  };
+  store.watch("servers", renderServers);
+  store.watch("shown_servers", () => picked || renderServers());
+  store.watch("health", () => picked || renderServers());
 
   let runId = null;
   form.addEventListener("submit", async (ev) => {
@@ -149,8 +170,8 @@ function resultsView(serverNames) {
     el,
     add(r) {
       const out = [];
-      if (r.stdout) out.push(h("pre", { class: "out", text: r.stdout }));
-      if (r.stderr) out.push(h("pre", { class: "out err", text: r.stderr }));
+      if (r.stdout) out.push(outputBlock(r.stdout, "out", r.truncated));
+      if (r.stderr) out.push(outputBlock(r.stderr, "out err", r.truncated));
       if (r.error) out.push(h("p", { class: "error", text: errorText(r.error) }));
       tableFor(r.server).append(
         h(
@@ -162,9 +183,27 @@ function resultsView(serverNames) {
           h("td", { class: "exit", text: r.exit_status ?? r.exit_signal ?? "" }),
           h("td", { text: r.attempts }),
           h("td", { text: `${r.duration_ms} ms` }),
-          h("td", {}, out.length ? h("details", {}, h("summary", { text: r.truncated ? "output (truncated)" : "output" }), out) : ""),
+          h("td", { class: "output" }, out),
         ),
       );
     },
   };
+}
+
+/** Lines of output shown inline; the rest opens on a click. */
+const INLINE_LINES = 3;
+
+/**
+ * One stream's output: its first lines inline, the whole behind a
+ * "show all" disclosure when there is more (or when the daemon cut it).
+ */
+function outputBlock(text, cls, truncated) {
+  const lines = text.replace(/\n$/, "").split("\n");
+  const head = h("pre", { class: `${cls} out-head`, text: lines.slice(0, INLINE_LINES).join("\n") });
+  if (lines.length <= INLINE_LINES && !truncated) return head;
+  const label = `show all ${lines.length} lines${truncated ? " (truncated by the daemon)" : ""}`;
+  const details = h("details", { class: "out-more" }, h("summary", { text: label }), h("pre", { class: `${cls} out-all`, text }));
+  // open: the whole replaces the first lines
+  details.addEventListener("toggle", () => (head.hidden = details.open));
+  return h("div", {}, head, details);
 }

@@ -6,6 +6,7 @@
 import { h, replace, errorLine } from "./dom.js";
 import { api } from "./api.js";
 import { field, serverSelect } from "./forms.js";
+import * as store from "./store.js";
 
 /**
  * Rows for a side-by-side view of a unified diff: `{left, right, kind}`
@@ -45,9 +46,14 @@ export function sideBySide(unified) {
 /** A side-by-side table of `unified`. */
 function diffTable(unified, leftLabel, rightLabel) {
   const side = (s, cls) => [h("td", { class: "ln", text: s ? s.n : "" }), h("td", { class: `code ${s ? cls : "empty"}`, text: s ? s.text : "" })];
+  // the columns' widths are set by a colgroup: with `table-layout: fixed`
+  // the first row (two headers spanning two columns each) would otherwise
+  // split the width in four, a quarter of it for line numbers
+  const cols = h("colgroup", {}, h("col", { class: "ln" }), h("col"), h("col", { class: "ln" }), h("col"));
   return h(
     "table",
     { class: "diff" },
+    cols,
     h("thead", {}, h("tr", {}, h("th", { colspan: 2, text: leftLabel }), h("th", { colspan: 2, text: rightLabel }))),
     h(
       "tbody",
@@ -78,7 +84,7 @@ export function mount(panel, ctx) {
   const command = h("input", { id: "diff-command", class: "mono grow", placeholder: "command run on both servers", "aria-label": "Command", hidden: true });
   const recursive = h("input", { id: "diff-recursive", type: "checkbox", checked: true });
   const compare = h("select", { id: "diff-compare", "aria-label": "Compare by" }, ["size", "mtime", "sha256"].map((c) => h("option", { value: c, text: c })));
-  const dirOptions = h("span", { class: "inline", hidden: true }, h("label", { class: "inline" }, recursive, h("span", { text: "recursive" })), compare);
+  const dirOptions = h("span", { class: "row inline", hidden: true }, h("label", { class: "inline" }, recursive, h("span", { text: "recursive" })), field("Compare by", compare));
   const run = h("button", { id: "diff-run", type: "submit", text: "Compare" });
   const form = h(
     "form",
@@ -88,6 +94,13 @@ export function mount(panel, ctx) {
     h("div", { class: "row" }, command, run),
   );
   panel.append(h("h2", { text: "Diff" }), form, out);
+  // two servers are compared: the right one starts as another than the left
+  store.watch("servers", (names) => {
+    if (rightServer.value === leftServer.value) {
+      const other = (names || []).find((n) => n !== leftServer.value);
+      if (other) rightServer.value = other;
+    }
+  });
   mode.addEventListener("change", () => {
     const cmd = mode.value === "command";
     leftPath.hidden = cmd;

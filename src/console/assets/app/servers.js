@@ -57,6 +57,9 @@ export function mountServers(aside, ctx) {
       .filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)))
       .map((name) => item(name, health.get(name) || {}, ctx, tags.get(name) || [], checks.get(name), () => check(name)));
     replace(list, items.length ? items : h("li", { class: "muted", text: "no server matches" }));
+    // what the filter shows, for tabs that default to it (Batch)
+    const shown = names.filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)));
+    if (String(shown) !== String(store.get("shown_servers"))) store.set("shown_servers", shown);
   };
   const check = async (name) => {
     checks.set(name, { state: "checking", text: "checking…" });
