@@ -325,6 +325,39 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     assert_ne!(light, dark, "the page follows prefers-color-scheme");
     assert_eq!(dark, "rgb(15, 18, 22)", "the dark background");
     browser.screenshot("dark").await;
+
+    // the toggle picks light against a dark system, and the pick stays
+    // after a reload
+    let background = "getComputedStyle(document.body).backgroundColor";
+    assert_eq!(browser.text("#theme-toggle").await, "Theme: system");
+    browser.click("#theme-toggle").await;
+    assert_eq!(browser.text("#theme-toggle").await, "Theme: dark");
+    browser.click("#theme-toggle").await;
+    assert_eq!(browser.text("#theme-toggle").await, "Theme: light");
+    browser
+        .wait(
+            "light against a dark system",
+            &format!("{background} === 'rgb(246, 247, 249)'"),
+        )
+        .await;
+    browser.goto("/ui/").await;
+    browser
+        .wait("the console again", "!document.getElementById('app').hidden")
+        .await;
+    assert_eq!(browser.text("#theme-toggle").await, "Theme: light");
+    assert_eq!(
+        browser.js(&format!("return {background}"), vec![]).await,
+        "rgb(246, 247, 249)",
+        "remembered"
+    );
+    browser.click("#theme-toggle").await;
+    assert_eq!(browser.text("#theme-toggle").await, "Theme: system");
+    browser
+        .wait(
+            "dark again, as the system",
+            &format!("{background} === 'rgb(15, 18, 22)'"),
+        )
+        .await;
     browser.close().await;
 }
 

@@ -8,6 +8,8 @@ import { api } from "./api.js";
 import { WsClient } from "./ws.js";
 import * as store from "./store.js";
 import * as work from "./work.js";
+// applies the remembered light or dark pick as the page loads
+import "./theme.js";
 import { mountTopbar } from "./topbar.js";
 import { mountServers } from "./servers.js";
 import { mountTabs } from "./tabs.js";

@@ -11,6 +11,8 @@ import { WebLinksAddon } from "../vendor/addon-web-links/addon-web-links.mjs";
 import { h, errorText, duration } from "./dom.js";
 import { serverSelect } from "./forms.js";
 import * as work from "./work.js";
+import * as store from "./store.js";
+import { terminalTheme } from "./theme.js";
 
 /** A terminal pane wired to nothing yet: the xterm, its add-ons and its element. */
 export function makeTerminal(options = {}) {
@@ -19,9 +21,10 @@ export function makeTerminal(options = {}) {
     fontSize: 14,
     scrollback: 10000,
     cursorBlink: true,
-    theme: matchMedia("(prefers-color-scheme: dark)").matches ? {} : { background: "#1e1e1e" },
+    theme: terminalTheme(),
     ...options,
   });
+  store.watch("theme", () => (term.options.theme = terminalTheme()));
   const fit = new FitAddon();
   const search = new SearchAddon();
   term.loadAddon(fit);

@@ -6,6 +6,7 @@ import { $, h, replace, duration, errorText, confirmDialog, notify } from "./dom
 import { api } from "./api.js";
 import * as store from "./store.js";
 import * as work from "./work.js";
+import * as theme from "./theme.js";
 
 /** Fills the top bar; `ctx.stub` carries the lock. */
 export function mountTopbar(ctx) {
@@ -17,6 +18,13 @@ export function mountTopbar(ctx) {
       badge.title = `environment ${d.env}, version ${d.version || ""}`;
     })
     .catch(() => {});
+
+  const toggle = $("theme-toggle");
+  toggle.addEventListener("click", theme.toggle);
+  store.watch("theme", (t) => {
+    toggle.textContent = `Theme: ${t.pick}`;
+    toggle.setAttribute("aria-label", `Theme: ${t.pick}; click for the next`);
+  });
 
   const me = store.get("me");
   $("user-name").textContent = me.user;
