@@ -342,6 +342,58 @@ impl Browser {
         path
     }
 
+    /// How many pixels of each pixel row of the element matching `css`
+    /// differ from its background (its most common colour): the ink of
+    /// each line, top to bottom, from a screenshot of the element as
+    /// drawn. The PNG is decoded by the page itself (a data: image on a
+    /// canvas), so the test needs no image library.
+    pub async fn ink_rows(&self, css: &str) -> Vec<u64> {
+        use base64::Engine as _;
+        let png = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .expect("element")
+            .screenshot()
+            .await
+            .expect("element screenshot");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+        let rows = self
+            .js_async_with(
+                "const [b64, done] = arguments;
+                 const img = new Image();
+                 img.onload = () => {
+                   const c = document.createElement('canvas');
+                   c.width = img.width; c.height = img.height;
+                   const g = c.getContext('2d');
+                   g.drawImage(img, 0, 0);
+                   const px = g.getImageData(0, 0, c.width, c.height).data;
+                   const count = new Map();
+                   for (let i = 0; i < px.length; i += 4) {
+                     const k = (px[i] << 16) | (px[i + 1] << 8) | px[i + 2];
+                     count.set(k, (count.get(k) || 0) + 1);
+                   }
+                   const bg = [...count.entries()].sort((a, b) => b[1] - a[1])[0][0];
+                   const rows = [];
+                   for (let y = 0; y < c.height; y++) {
+                     let ink = 0;
+                     for (let x = 0; x < c.width; x++) {
+                       const i = (y * c.width + x) * 4;
+                       const k = (px[i] << 16) | (px[i + 1] << 8) | px[i + 2];
+                       if (k !== bg) ink++;
+                     }
+                     rows.push(ink);
+                   }
+                   done(rows);
+                 };
+                 img.onerror = () => done(null);
+                 img.src = 'data:image/png;base64,' + b64;",
+                vec![b64.into()],
+            )
+            .await;
+        serde_json::from_value(rows).expect("ink per pixel row")
+    }
+
     /// Ends the session (Chromium quits).
     pub async fn close(mut self) {
         self.session = None;

@@ -97,3 +97,63 @@ async fn the_icon_loads_signed_out_and_signed_in() {
     }
     browser.close().await;
 }
+
+/// The CSS selector of the terminal row that shows `needle`.
+async fn terminal_row(browser: &Browser, needle: &str) -> String {
+    let index = browser
+        .wait(
+            &format!("a terminal row showing {needle}"),
+            &format!(
+                "(() => {{ const rows = [...document.querySelectorAll('#panel-terminal .xterm-rows > div')]; const i = rows.findIndex(r => r.textContent.includes({})); return i < 0 ? null : String(i + 1); }})()",
+                serde_json::json!(needle)
+            ),
+        )
+        .await;
+    format!(
+        "#panel-terminal .xterm-rows > div:nth-child({})",
+        index.as_str().unwrap()
+    )
+}
+
+#[tokio::test]
+async fn underscores_descenders_and_korean_show_whole_in_the_terminal() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+    super::terminal::run(
+        &browser,
+        "alpha",
+        "printf '%s\\n' '________________' 'PREEMPT_DYNAMIC _|gjpqy 한국어'",
+    )
+    .await;
+    browser
+        .wait(
+            "the command to end",
+            "document.getElementById('panel-terminal').dataset.state === 'ended'",
+        )
+        .await;
+    browser.screenshot("terminal-glyphs").await;
+
+    // a row of underscores only: its ink is the underscores
+    let row = terminal_row(&browser, "________________").await;
+    let ink = browser.ink_rows(&row).await;
+    assert!(ink.iter().sum::<u64>() > 0, "the underscores are drawn: {ink:?}");
+    // every glyph fits its row: nothing is drawn on the row's last pixel
+    // line, where a clipped underscore or descender would end
+    for needle in ["________________", "PREEMPT_DYNAMIC"] {
+        let row = terminal_row(&browser, needle).await;
+        let ink = browser.ink_rows(&row).await;
+        assert!(ink.len() >= 2, "{ink:?}");
+        assert_eq!(
+            ink.last().copied(),
+            Some(0),
+            "{needle}: the row's bottom line is inked, so glyphs are cut: {ink:?}"
+        );
+    }
+    browser.close().await;
+}

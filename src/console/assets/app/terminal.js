@@ -19,6 +19,11 @@ export function makeTerminal(options = {}) {
   const term = new Terminal({
     fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", monospace',
     fontSize: 14,
+    // A 14 px cell of DejaVu Sans Mono is measured 16 px high, and the
+    // DOM renderer clips each row to that: the underscore and the lowest
+    // pixels of descenders fell outside it. A taller line gives every
+    // glyph of the bundled fonts (Latin, box drawing, Korean) its room.
+    lineHeight: 1.2,
     scrollback: 10000,
     cursorBlink: true,
     theme: terminalTheme(),
