@@ -10,7 +10,7 @@ use crate::support::daemon::{ServerEntry, TestApp};
 use crate::support::fixtures::{app_with_server, big_transfer_toml, hidden_files, TempTree};
 use crate::support::poll::eventually;
 use crate::support::relay::FreezableRelay;
-use crate::support::remote::RemoteProcess;
+use crate::support::remote::{pgrep, RemoteProcess};
 use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
 
@@ -277,4 +277,63 @@ async fn a_cancel_whose_cleanup_cannot_reach_the_server_reports_50014_and_frees_
     // The lock is still held by this connection (a cancel keeps it).
     let status: Value = app.get("/api/v1/session").await.json().await.unwrap();
     assert_eq!(status["owner"], c.id.as_str());
+}
+
+#[tokio::test]
+async fn a_user_takes_its_lock_over_from_its_other_tab_and_no_one_else_can() {
+    let (app, _sshd) = app_with_server("mdwap1p").await;
+    let olga = app.identity("olga", "operator", None).await;
+    let bob = app.identity("bob", "operator", None).await;
+    let mut first_tab = WsClient::connect_with_token(&app, "/ws/v1/stub", &olga.token).await;
+    first_tab.start_session().await;
+    first_tab
+        .send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1021.5", "request_id": "cmd"}))
+        .await;
+    first_tab.recv_until("ssh_command_started").await;
+    let sleeper = RemoteProcess::started("sleep 1021.5").await;
+
+    // another user cannot: 50006, naming the holder by name, not by id
+    let mut other = WsClient::connect_with_token(&app, "/ws/v1/stub", &bob.token).await;
+    let refused = other
+        .ask(
+            json!({"type": "end_session", "take_over": true, "request_id": "t"}),
+            "session_ended",
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], 50006, "{refused}");
+    let detail = refused["error"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("held by olga"), "{detail}");
+    assert!(!detail.contains("connection"), "{detail}");
+    // and a plain start_session by the same user's other tab is still 50004
+    let mut second_tab = WsClient::connect_with_token(&app, "/ws/v1/stub", &olga.token).await;
+    let busy = second_tab
+        .ask(
+            json!({"type": "start_session", "request_id": "s"}),
+            "session_started",
+        )
+        .await;
+    assert_eq!(busy["error"]["code"], 50004, "{busy}");
+    assert!(pgrep("sleep 1021.5"), "nothing was stopped by the refusals");
+
+    // the same user's other tab takes over: the holder's session ends as
+    // if it had sent end_session, and the answer comes once the lock is free
+    let ended = second_tab
+        .request(
+            json!({"type": "end_session", "take_over": true, "request_id": "t"}),
+            "session_ended",
+        )
+        .await;
+    assert_eq!(ended["request_id"], "t");
+    let (told, before) = first_tab.recv_until("session_ended").await;
+    assert!(told["request_id"].is_null(), "unsolicited: {told}");
+    let complete = match before.iter().find(|f| f["type"] == "ssh_command_complete") {
+        Some(c) => c.clone(),
+        None => first_tab.recv_until("ssh_command_complete").await.0,
+    };
+    assert_eq!(complete["reason"], "cancelled");
+    sleeper.ended("the taken-over command").await;
+    second_tab.start_session().await;
+    let rows = app.audit_events("action=session.take_over", 1).await;
+    assert_eq!(rows[0]["user"], "olga", "{}", rows[0]);
+    assert!(rows[0]["detail"]["previous_owner"].is_string(), "{}", rows[0]);
 }

@@ -38,8 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, Addr, Context, Handler, Message, MessageResult, Recipient, ResponseActFuture,
-    WrapFuture,
+    Actor, ActorFuture, ActorFutureExt, Addr, Context, Handler, Message, MessageResult, Recipient,
+    ResponseActFuture,
 };
 
 use crate::broadcast::{BroadcastActor, Event, Publish, SessionStatus, WorkflowRunRef};
@@ -131,6 +131,22 @@ pub struct ConnectionClosed {
 #[rtype(result = "Result<SessionStatus, AppError>")]
 pub struct ForceRelease;
 
+/// A user takes its own lock back from another of its connections (a
+/// second browser tab): the holder is revoked as by [`ForceRelease`], so
+/// its task stops and the lock is free once it did. Only a lock that a
+/// connection of `user` holds is taken: another user's (or a workflow
+/// run's) is refused with 50006; a free lock is 50005. Answers the status
+/// before the take-over (who was asked to stop) once the lock is free.
+#[derive(Message)]
+#[rtype(result = "Result<SessionStatus, AppError>")]
+pub struct TakeOver {
+    /// Who takes the lock back.
+    pub user: Arc<str>,
+    /// The connection asking, which may not be the holder (that one ends
+    /// its session with `Release`).
+    pub by: ConnectionId,
+}
+
 /// The current status.
 #[derive(Message)]
 #[rtype(result = "SessionStatus")]
@@ -159,17 +175,15 @@ struct Owner {
 }
 
 impl Owner {
-    /// Who holds the lock, for a refusal's detail.
+    /// Who holds the lock, for a refusal's detail: a person and what
+    /// they do, never a connection id (which tells a reader nothing).
     fn held_by(&self) -> String {
         match &self.workflow_run {
             Some(run) => format!(
-                "held by {}'s workflow run {} ({}), since {}",
-                self.user, run.run_id, run.workflow, self.since
+                "held by {} (workflow {}, run {}), since {}",
+                self.user, run.workflow, run.run_id, self.since
             ),
-            None => format!(
-                "held by {} (connection {}), since {}",
-                self.user, self.grant.owner, self.since
-            ),
+            None => format!("held by {}, since {}", self.user, self.since),
         }
     }
 }
@@ -311,45 +325,78 @@ impl Handler<ForceRelease> for SessionLockActor {
         let Some(owner) = &self.owner else {
             return Box::pin(actix::fut::ready(Err(AppError::new(ErrorCode::NoActiveSession))));
         };
-        let grant = owner.grant;
-        log::warn!(owner = grant.owner.to_string().as_str(); "session lock being taken by an administrator");
-        // The owner answers once its task is done; a stalled or vanished
-        // owner is not waited for past the timeout. When it handed over its
-        // tasks, they are stopped here too, and their end is enough: the
-        // set is closed, so nothing new runs under the old grant.
-        let asked = owner.revoked.send(LockRevoked { grant });
-        let stopped = owner.tasks.as_ref().map(LiveTasks::close_and_stop);
-        let waits_for_tasks = stopped.is_some();
-        Box::pin(
-            async move {
-                // An owner whose mailbox is closed has gone, but its tasks
-                // may still be stopping: then only their end (or the
-                // timeout) frees the lock. An owner that handed over no
-                // tasks (a workflow run) and is gone has nothing left.
-                let answered = async move {
-                    if asked.await.is_err() && waits_for_tasks {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                let done = async move {
-                    match stopped {
-                        Some(dones) => {
-                            futures_util::future::join_all(dones.into_iter().map(crate::task::Done::wait))
-                                .await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                };
-                let either = futures_util::future::select(Box::pin(answered), Box::pin(done));
-                let _ = tokio::time::timeout(REVOKE_TIMEOUT, either).await;
+        log::warn!(owner = owner.grant.owner.to_string().as_str(); "session lock being taken by an administrator");
+        Box::pin(revoke(owner, "taken by an administrator").map(|_, act, _| Ok(act.status())))
+    }
+}
+
+impl Handler<TakeOver> for SessionLockActor {
+    type Result = ResponseActFuture<Self, Result<SessionStatus, AppError>>;
+
+    fn handle(&mut self, msg: TakeOver, _: &mut Context<Self>) -> Self::Result {
+        let refused = |e| Box::pin(actix::fut::ready(Err(e))) as Self::Result;
+        let owner = match &self.owner {
+            None => return refused(AppError::new(ErrorCode::NoActiveSession)),
+            Some(o) if o.grant.owner == OwnerId::Connection(msg.by) => {
+                return refused(AppError::with_detail(
+                    ErrorCode::AlreadySessionOwner,
+                    "this connection holds the lock",
+                ))
             }
-            .into_actor(self)
-            .map(move |(), act, _| {
-                act.clear(grant, "taken by an administrator");
-                Ok(act.status())
-            }),
+            Some(o)
+                if o.user != msg.user
+                    || o.workflow_run.is_some()
+                    || !matches!(o.grant.owner, OwnerId::Connection(_)) =>
+            {
+                return refused(AppError::with_detail(ErrorCode::NotSessionOwner, o.held_by()))
+            }
+            Some(o) => o,
+        };
+        let before = self.status();
+        log::info!(user = &*msg.user; "session lock taken over from another connection of its user");
+        Box::pin(
+            revoke(owner, "taken over by its user from another connection").map(move |_, _, _| Ok(before)),
         )
     }
+}
+
+/// Takes the lock from `owner`, its current owner: tells it with
+/// [`LockRevoked`], stops the tasks it handed over, and frees the lock
+/// once it answered or they ended, or after [`REVOKE_TIMEOUT`] (a newer
+/// owner by then is left alone: `clear` checks the grant).
+fn revoke(owner: &Owner, why: &'static str) -> impl ActorFuture<SessionLockActor, Output = ()> + 'static {
+    let grant = owner.grant;
+    // The owner answers once its task is done; a stalled or vanished
+    // owner is not waited for past the timeout. When it handed over its
+    // tasks, they are stopped here too, and their end is enough: the
+    // set is closed, so nothing new runs under the old grant.
+    let asked = owner.revoked.send(LockRevoked { grant });
+    let stopped = owner.tasks.as_ref().map(LiveTasks::close_and_stop);
+    let waits_for_tasks = stopped.is_some();
+    actix::fut::wrap_future::<_, SessionLockActor>(async move {
+        // An owner whose mailbox is closed has gone, but its tasks
+        // may still be stopping: then only their end (or the
+        // timeout) frees the lock. An owner that handed over no
+        // tasks (a workflow run) and is gone has nothing left.
+        let answered = async move {
+            if asked.await.is_err() && waits_for_tasks {
+                std::future::pending::<()>().await;
+            }
+        };
+        let done = async move {
+            match stopped {
+                Some(dones) => {
+                    futures_util::future::join_all(dones.into_iter().map(crate::task::Done::wait)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let either = futures_util::future::select(Box::pin(answered), Box::pin(done));
+        let _ = tokio::time::timeout(REVOKE_TIMEOUT, either).await;
+    })
+    .map(move |(), act, _| {
+        act.clear(grant, why);
+    })
 }
 
 impl Handler<SetWorkflowRun> for SessionLockActor {

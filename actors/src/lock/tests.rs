@@ -329,3 +329,49 @@ async fn a_new_grant_reopens_the_owners_task_set_a_force_release_closed() {
         "reopened by the lock with the grant"
     );
 }
+
+#[actix::test]
+async fn a_take_over_frees_only_a_lock_another_connection_of_the_same_user_holds() {
+    let lock = lock();
+    let take = |user: &str, by: ConnectionId| TakeOver {
+        user: user.into(),
+        by,
+    };
+    let holder = ConnectionId::new();
+    let other_tab = ConnectionId::new();
+
+    // free: 50005
+    let e = lock.send(take("ana", other_tab)).await.unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NoActiveSession);
+
+    let (msg, revoked) = acquire_with(holder, LiveTasks::default(), Duration::ZERO);
+    lock.send(msg).await.unwrap().unwrap();
+    // another user: 50006 naming the holder, and nothing revoked
+    let e = lock.send(take("bob", other_tab)).await.unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotSessionOwner);
+    assert!(
+        e.detail
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("held by ana, since"),
+        "{e:?}"
+    );
+    // the holder itself: 50007 (it ends its session with end_session)
+    let e = lock.send(take("ana", holder)).await.unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::AlreadySessionOwner);
+    assert_eq!(revoked.get(), 0);
+
+    // the same user from another connection: revoked, then free
+    let before = lock.send(take("ana", other_tab)).await.unwrap().unwrap();
+    assert_eq!(before.owner, Some(conn(holder)));
+    assert!(!lock.send(GetStatus).await.unwrap().active);
+    // (that the holder is told, and stops, is proven end to end in
+    // tests/api/lock.rs: this fake holder may be gone before it reads)
+
+    // a workflow run's lock is not taken over, even by its user
+    let (msg, revoked) = run_acquire(Duration::ZERO);
+    lock.send(msg).await.unwrap().unwrap();
+    let e = lock.send(take("ana", other_tab)).await.unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotSessionOwner);
+    assert_eq!(revoked.get(), 0);
+}

@@ -66,7 +66,7 @@ impl Domain for Stub {
     fn handle(conn: &mut WsConnection<Self>, req: StubRequest, rid: RequestId, ctx: &mut WsCtx<Self>) {
         match req {
             StubRequest::StartSession => session::start_session(conn, rid, ctx),
-            StubRequest::EndSession => session::end_session(conn, rid, ctx),
+            StubRequest::EndSession { take_over } => session::end_session(conn, take_over, rid, ctx),
             StubRequest::SshCommand {
                 server,
                 command,

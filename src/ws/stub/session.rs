@@ -2,7 +2,7 @@
 //! what happens when an administrator revokes the lock.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, ResponseActFuture, WrapFuture};
-use pinkpage_actors::lock::{Acquire, GetStatus, Holder, LockRevoked, Release, REVOKE_TIMEOUT};
+use pinkpage_actors::lock::{Acquire, GetStatus, Holder, LockRevoked, Release, TakeOver, REVOKE_TIMEOUT};
 use pinkpage_actors::task::STOP_TIMEOUT;
 use pinkpage_actors::{AppError, ErrorCode, OwnerId};
 
@@ -55,8 +55,17 @@ pub(super) fn start_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: 
 /// Stops the task, then releases the lock. A task that does not stop is
 /// given up after `STOP_TIMEOUT` (50012, on this request too) and the lock
 /// is released once its bounded cleanup had its time, so never later than
-/// `REVOKE_TIMEOUT` after the request.
-pub(super) fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+/// `REVOKE_TIMEOUT` after the request. With `take_over`, from a connection
+/// that does not hold the lock: see [`take_over`].
+pub(super) fn end_session(
+    conn: &mut WsConnection<Stub>,
+    take_over: bool,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    if take_over && conn.domain.grant.is_none() {
+        return self::take_over(conn, rid, ctx);
+    }
     let Some(grant) = conn.domain.grant else {
         // Not ours: the lock says whether it is free (50005) or someone
         // else's (50006).
@@ -89,6 +98,36 @@ pub(super) fn end_session(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &m
         return conn.send_error(ctx, &e, &rid);
     }
     end(conn, grant, rid, ctx);
+}
+
+/// `end_session {take_over: true}`: the session another connection of the
+/// same user holds (a second tab, a forgotten laptop) ends as if that
+/// connection had sent `end_session`: it hears `session_ended`, its task
+/// stops, and the lock is free once it did. Another user's lock, or a
+/// workflow run's, is refused (50006) as a plain `end_session` is. The
+/// answer is `session_ended` once the lock is free; audited as
+/// `session.take_over` with the connection whose session ended.
+fn take_over(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub>) {
+    let msg = TakeOver {
+        user: conn.principal.user.clone(),
+        by: conn.id,
+    };
+    conn.state
+        .session_lock
+        .send(msg)
+        .into_actor(conn)
+        .map(move |res, conn, ctx| match flatten(res) {
+            Ok(before) => {
+                let mut event = audit(conn, "session.take_over");
+                event.detail = Some(serde_json::json!({
+                    "previous_owner": before.owner.map(|o| o.to_string()),
+                }));
+                conn.state.journal.audit(event);
+                conn.send(ctx, &StubReply::SessionEnded, &rid);
+            }
+            Err(e) => conn.send_error(ctx, &e, &rid),
+        })
+        .spawn(ctx);
 }
 
 /// Access changed and this connection may no longer hold the lock (`why`,

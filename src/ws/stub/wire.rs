@@ -9,8 +9,14 @@ use serde::{Deserialize, Serialize};
 pub enum StubRequest {
     /// Take the session lock.
     StartSession,
-    /// Stop my tasks and release the lock.
-    EndSession,
+    /// Stop my tasks and release the lock; with `take_over`, end the
+    /// session another connection of the same user holds (a second tab).
+    EndSession {
+        /// End the session of another connection of this user, as if it
+        /// had sent `end_session` itself.
+        #[serde(default)]
+        take_over: bool,
+    },
     /// Run a command on a PTY.
     SshCommand {
         /// Server name.

@@ -169,3 +169,122 @@ async fn releasing_signing_out_or_leaving_names_the_running_command_and_asks_fir
     assert_eq!(browser.js(LEAVING_ASKS, vec![]).await, false);
     browser.close().await;
 }
+
+/// `disabled` and `title` of the element matching `css`.
+async fn disabled_and_title(browser: &Browser, css: &str) -> (bool, String) {
+    let v = browser
+        .js(
+            "const b = document.querySelector(arguments[0]); return [b.disabled, b.title];",
+            vec![css.into()],
+        )
+        .await;
+    (
+        v[0].as_bool().unwrap(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn controls_wait_for_the_lock_and_a_second_tab_of_the_holder_takes_it_over_after_asking() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder
+        .transfers_toml(
+            "[[transfers]]\nname = \"nightly\"\nsource_server = \"alpha\"\nsource_glob = \"/nonexistent-pp/*\"\ndestination_server = \"alpha\"\ndestination_dir = \"/tmp\"\n",
+        )
+        .spawn()
+        .await;
+    let olga = app.identity("olga", "operator", None).await;
+    let bob = app.identity("bob", "operator", None).await;
+    let first = Browser::open(&app).await;
+    first.sign_in(&olga).await;
+
+    // without the lock, Run waits for it and says why, in words
+    first
+        .wait("the lock state", "document.getElementById('take-lock')")
+        .await;
+    let (disabled, title) = disabled_and_title(&first, "#term-run").await;
+    assert!(disabled, "Run without the lock");
+    assert!(title.contains("Take the lock first"), "{title}");
+    first.click("#tab-transfers").await;
+    first
+        .wait(
+            "the transfers",
+            "document.querySelector('[data-transfer=nightly] .run-transfer')",
+        )
+        .await;
+    let (disabled, title) = disabled_and_title(&first, "[data-transfer=nightly] .run-transfer").await;
+    assert!(disabled && title.contains("Take the lock first"), "{title}");
+    first.click("#tab-terminal").await;
+    assert_eq!(
+        first
+            .js("return document.getElementById('term-stop').placeholder", vec![])
+            .await,
+        "finish when output contains"
+    );
+    first.click("#take-lock").await;
+    first.wait_text("#lock-text", "held by you (since ").await;
+    first
+        .wait("Run enabled", "!document.getElementById('term-run').disabled")
+        .await;
+    run(&first, "alpha", "sleep 118").await;
+    let sleeping = RemoteProcess::started("sleep 118").await;
+
+    // another user sees a person and a time, not a connection id, and is
+    // offered no take-over
+    let other = Browser::open(&app).await;
+    other.sign_in(&bob).await;
+    let shown = other.wait_text("#lock-text", "held by olga (since ").await;
+    assert!(!shown.contains('-'), "no id: {shown}");
+    assert_eq!(
+        other
+            .js("return document.getElementById('take-over') === null", vec![])
+            .await,
+        true
+    );
+    other.close().await;
+
+    // the same user's second tab: "you, in another tab", and a take-over
+    // that asks first
+    let second = Browser::open(&app).await;
+    second.sign_in(&olga).await;
+    second
+        .wait_text("#lock-text", "held by you, in another tab")
+        .await;
+    second.click("#take-over").await;
+    second
+        .wait("the confirmation", "document.getElementById('confirm').open")
+        .await;
+    second.screenshot("take-over-asks").await;
+    second.click("#confirm-cancel").await;
+    second
+        .wait("the dialog closed", "!document.getElementById('confirm').open")
+        .await;
+    assert!(pgrep("sleep 118"), "Cancel stopped nothing");
+    second.click("#take-over").await;
+    second
+        .wait("the confirmation", "document.getElementById('confirm').open")
+        .await;
+    second.click("#confirm-ok").await;
+    second.wait_text("#lock-text", "held by you (since ").await;
+    sleeping.ended("taken over").await;
+    // the first tab learns its session ended and now sees the other tab
+    first.wait_text("#lock-text", "held by you, in another tab").await;
+    first
+        .wait(
+            "the first tab's command ended",
+            "document.getElementById('panel-terminal').dataset.state === 'ended'",
+        )
+        .await;
+    // no protocol words anywhere on either page
+    for page in [&first, &second] {
+        let text = page.js("return document.body.innerText", vec![]).await;
+        let text = text.as_str().unwrap();
+        for word in ["start_session", "end_session", "stop_phrase", "request_id"] {
+            assert!(!text.contains(word), "{word} shown: {text}");
+        }
+    }
+    app.audit_events("action=session.take_over", 1).await;
+    first.close().await;
+    second.close().await;
+}

@@ -112,7 +112,7 @@ async fn a_workflow_is_planned_run_confirmed_at_its_pause_and_listed_in_the_hist
         .wait_text("#wf-pause-message", "did ops get the greeting?")
         .await;
     browser
-        .wait_text("#lock-text", "held by olga (workflow greet)")
+        .wait_text("#lock-text", "held by olga (workflow greet, since ")
         .await;
     let first = browser
         .js(

@@ -43,11 +43,27 @@ export const $ = (id) => document.getElementById(id);
 
 /** An error as the operator should see it: its code and its message. */
 export function errorText(err) {
+  const said = err && PHRASES[err.code];
+  if (said) return said(err);
   if (err && err.code) {
     return `${err.code}: ${err.message}${err.detail ? ` (${err.detail})` : ""}`;
   }
   return String(err && err.message ? err.message : err);
 }
+
+/**
+ * Refusals a person meets in the console, said in words (the daemon's
+ * message names protocol frames such as `start_session`, which mean
+ * nothing here). Who holds the lock is the lock bar's business: it names
+ * the person, what they run and since when.
+ */
+const PHRASES = {
+  50004: () => "Someone else holds the lock: see who at the top.",
+  50005: () => "No one holds the lock.",
+  50006: () => "The lock is not yours: see who holds it at the top.",
+  50008: () => "Take the lock first (Take lock, at the top).",
+  10010: () => "Your access changed, so this work was stopped.",
+};
 
 /** A one-line error element (role=alert), or nothing when `err` is null. */
 export function errorLine(err) {

@@ -13,6 +13,7 @@ import { serverSelect } from "./forms.js";
 import * as work from "./work.js";
 import * as store from "./store.js";
 import { terminalTheme } from "./theme.js";
+import * as lockState from "./lock.js";
 
 /** A terminal pane wired to nothing yet: the xterm, its add-ons and its element. */
 export function makeTerminal(options = {}) {
@@ -112,7 +113,7 @@ export function mount(panel, ctx) {
   const { term, search, el, resize } = makeTerminal();
   const server = serverSelect("term-server");
   const command = h("input", { id: "term-command", class: "grow", placeholder: "command (empty: login shell)", "aria-label": "Command", spellcheck: false });
-  const stop = h("input", { id: "term-stop", placeholder: "stop phrase", "aria-label": "Stop phrase", size: 12 });
+  const stop = h("input", { id: "term-stop", placeholder: "finish when output contains", "aria-label": "Finish when the output contains", size: 22 });
   const timeout = h("input", { id: "term-timeout", type: "number", min: "0.1", step: "any", placeholder: "timeout s", "aria-label": "Timeout in seconds", class: "num" });
   const run = h("button", { id: "term-run", type: "submit", text: "Run" });
   const cancel = h("button", { id: "term-cancel", type: "button", text: "Cancel", disabled: true });
@@ -138,10 +139,18 @@ export function mount(panel, ctx) {
     panel.dataset.state = state;
     if (state === "ended") panel.dataset.ended = String(runs);
     status.textContent = text;
-    // a viewer watches; the daemon would refuse (10003) anyway
-    run.disabled = state === "running" || !ctx.hasRole("operator");
     cancel.disabled = state !== "running";
+    enableRun();
   };
+  // a viewer watches (the daemon would refuse, 10003); an operator runs
+  // once this page holds the lock, and the button says why until then
+  const enableRun = () => {
+    const mine = lockState.isMine();
+    run.disabled = panel.dataset.state === "running" || !ctx.hasRole("operator") || !mine;
+    run.title = !ctx.hasRole("operator") ? "Viewers watch; running needs an operator" : mine ? "" : lockState.NEEDS_LOCK;
+  };
+  store.watch("lock", enableRun);
+  store.watch("connection_id", enableRun);
   setState("idle", "Take the lock, pick a server, run a command (empty: a login shell).");
   setInterval(() => {
     if (running) status.textContent = `${running.server}: ${running.command || "login shell"} · running ${duration(Date.now() - running.started)}`;

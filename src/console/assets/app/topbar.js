@@ -7,6 +7,7 @@ import { api } from "./api.js";
 import * as store from "./store.js";
 import * as work from "./work.js";
 import * as theme from "./theme.js";
+import * as lockState from "./lock.js";
 
 /** Fills the top bar; `ctx.stub` carries the lock. */
 export function mountTopbar(ctx) {
@@ -40,7 +41,7 @@ export function mountTopbar(ctx) {
   const render = () => {
     const lock = store.get("lock");
     if (!lock) return replace(bar, h("span", { class: "muted", text: "Lock: …" }));
-    const mine = lock.active && lock.owner === store.get("connection_id");
+    const mine = lockState.isMine();
     const pieces = [];
     if (!lock.active) {
       bar.dataset.lock = "free";
@@ -48,14 +49,15 @@ export function mountTopbar(ctx) {
       pieces.push(h("span", { class: "lock-text", id: "lock-text", text: "Lock: free" }));
       if (ctx.hasRole("operator")) pieces.push(button("Take lock", "take-lock", take));
     } else {
-      bar.dataset.lock = mine ? "mine" : "other";
-      // a workflow run holding the lock is named after its holder
-      const run = lock.workflow_run ? ` (workflow ${lock.workflow_run.workflow})` : "";
-      const who = `${mine ? "you" : lock.owner_user || "another connection"}${run}`;
-      lockLabel = () => `Lock: held by ${who}${lock.since ? ` for ${duration(Date.now() - Date.parse(lock.since))}` : ""}`;
+      const otherTab = lockState.isMyOtherTab();
+      bar.dataset.lock = mine ? "mine" : otherTab ? "my-other-tab" : "other";
+      // a person, what they run and since when; the running time beside
+      const who = lockState.holder(lock);
+      lockLabel = () => `Lock: held by ${who}${lock.since ? ` · ${duration(Date.now() - Date.parse(lock.since))}` : ""}`;
       lockText = h("span", { class: "lock-text", id: "lock-text", text: lockLabel(), title: lock.since ? `since ${new Date(lock.since).toLocaleString()}` : "" });
       pieces.push(lockText);
       if (mine) pieces.push(button("Release", "release-lock", release));
+      else if (otherTab && ctx.hasRole("operator")) pieces.push(button("Take over", "take-over", takeOver));
       else if (ctx.hasRole("admin")) pieces.push(button("Force release", "force-release", forceRelease, "danger"));
     }
     replace(bar, pieces);
@@ -66,9 +68,21 @@ export function mountTopbar(ctx) {
     if (!(await work.confirmStopping("Release the lock", { underLock: true }))) return;
     ctx.stub.request({ type: "end_session" }, ["session_ended"]).catch(showError);
   };
+  // the same user's other tab holds the lock: end that session (its
+  // command stops) and take the lock here, after a confirmation
+  const takeOver = async () => {
+    const ok = await confirmDialog("Take the lock over from your other tab? Whatever runs there under the lock is stopped.", "Take over");
+    if (!ok) return;
+    try {
+      await ctx.stub.request({ type: "end_session", take_over: true }, ["session_ended"]);
+      await ctx.stub.request({ type: "start_session" }, ["session_started"]);
+    } catch (e) {
+      showError(e);
+    }
+  };
   const forceRelease = async () => {
     const lock = store.get("lock");
-    const ok = await confirmDialog(`Force release the lock held by ${lock.owner_user || "another connection"}? Its running command is stopped.`, "Force release");
+    const ok = await confirmDialog(`Force release the lock held by ${lockState.holder(lock)}? Its running command is stopped.`, "Force release");
     if (ok) api("DELETE", "/api/v1/session").catch(showError);
   };
   store.watch("lock", (lock) => {
@@ -78,6 +92,7 @@ export function mountTopbar(ctx) {
     render();
   });
   store.watch("connection_id", render);
+  store.watch("me", render);
   setInterval(() => {
     if (lockText) lockText.textContent = lockLabel();
   }, 1000);

@@ -6,6 +6,8 @@
 import { h, replace, bytes, duration, errorText, errorLine } from "./dom.js";
 import { api } from "./api.js";
 import * as work from "./work.js";
+import * as store from "./store.js";
+import * as lockState from "./lock.js";
 
 /** Mounts the tab. */
 export function mount(panel, ctx) {
@@ -23,6 +25,7 @@ export function mount(panel, ctx) {
     running?.done();
     running = null;
     cancel.disabled = true;
+    enableRuns();
     panel.dataset.state = state;
     replace(result, children);
     ctx.activity();
@@ -36,6 +39,7 @@ export function mount(panel, ctx) {
     replace(result);
     panel.dataset.state = "running";
     cancel.disabled = false;
+    enableRuns();
     if (!stub.send({ type: "scp_transfer", transfer_name: name, request_id: id })) finish("failed", errorLine({ message: "not connected to the daemon" }));
   };
   stub.on("scp_progress", (f) => {
@@ -74,6 +78,17 @@ export function mount(panel, ctx) {
     if (running) finish("failed", errorLine({ message: "the connection dropped; the transfer was stopped" }));
   });
 
+  // a transfer runs under the lock: its buttons wait for it, saying why
+  const enableRuns = () => {
+    const mine = lockState.isMine();
+    for (const b of table.querySelectorAll("button.run-transfer")) {
+      b.disabled = !mine || !!running;
+      b.title = mine ? "" : lockState.NEEDS_LOCK;
+    }
+  };
+  store.watch("lock", enableRuns);
+  store.watch("connection_id", enableRuns);
+
   api("GET", "/api/v1/transfers")
     .then((all) => {
       replace(
@@ -93,6 +108,7 @@ export function mount(panel, ctx) {
             )
           : h("tr", {}, h("td", { colspan: 5, class: "muted", text: "no transfer is configured" })),
       );
+      enableRuns();
     })
     .catch((e) => replace(table, h("tr", {}, h("td", { class: "error", text: errorText(e) }))));
 }
