@@ -61,6 +61,7 @@ ListenAddress 127.0.0.1
 HostKey $d/hostkey
 PidFile $d/sshd.pid
 UsePAM yes
+PrintMotd no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes

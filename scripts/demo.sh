@@ -2,13 +2,21 @@
 # One command for a working demo: two local OpenSSH servers standing for the
 # seed's mdwap1p (127.0.0.2:2222) and mypap1d (127.0.0.3:2222), sample files
 # for the seed's stub_data_transfer, and the daemon on 127.0.0.1:8000.
-# Needs root (it creates the demo user and runs sshd). Ctrl-C stops it all.
+# Needs root (it creates the demo's own Unix user and runs sshd). Ctrl-C
+# stops what it started, by process id, and nothing else: a test run going
+# on beside it (as pinkpage-test) is left alone.
+#
+# For the test that proves that (tests/api/demo.rs), a few settings may
+# come from the environment: PINKPAGE_DEMO_DIR (state, default .demo),
+# PINKPAGE_DEMO_SSH_PORT (default 2222), PINKPAGE_DEMO_BINARY (a built
+# daemon, instead of building the release one).
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT_DIR"
-DEMO=$ROOT_DIR/.demo
-USER_NAME=pinkpage-test
-PASSWORD=${PINKPAGE_TEST_PASSWORD:-pinkpage-test-pw}
+DEMO=${PINKPAGE_DEMO_DIR:-$ROOT_DIR/.demo}
+SSH_PORT=${PINKPAGE_DEMO_SSH_PORT:-2222}
+# the demo's own account on its sshd servers: never the test suite's
+USER_NAME=pinkpage-demo
 BIND=${PINKPAGE_BIND:-127.0.0.1:8000}
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -17,25 +25,52 @@ fi
 
 bash scripts/test-env.sh
 mkdir -p "$DEMO"
+chmod 0700 "$DEMO"
 : >"$DEMO/known_hosts"
 
+# The demo's Unix user, with a password of its own kept in .demo (root
+# only) and given to chpasswd and the daemon through stdin and the
+# environment, never on a command line.
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$USER_NAME"
+    echo "demo: created user $USER_NAME"
+fi
+if [[ ! -f $DEMO/ssh-password ]]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DEMO/ssh-password")
+fi
+PASSWORD=$(cat "$DEMO/ssh-password")
+printf '%s:%s\n' "$USER_NAME" "$PASSWORD" | chpasswd
+
+# What this script started, by process id: the daemon first (its SSH
+# sessions end with it, and their remote shells with them), then the sshd
+# listeners. Nothing is killed by user or by name.
+daemon_pid=
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    pkill -KILL -u "$USER_NAME" 2>/dev/null || true
+    trap - EXIT INT TERM
+    if [[ -n $daemon_pid ]]; then
+        kill -TERM "$daemon_pid" 2>/dev/null || true
+        wait "$daemon_pid" 2>/dev/null || true
+    fi
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 start_sshd() { # name address
     local name=$1 addr=$2 dir=$DEMO/$1
     mkdir -p "$dir"
     [[ -f $dir/host_key ]] || ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
     cat >"$dir/sshd_config" <<CFG
-Port 2222
+Port $SSH_PORT
 ListenAddress $addr
 HostKey $dir/host_key
 PidFile $dir/sshd.pid
 UsePAM yes
+# PAM's pam_motd prints the login banner already (Debian's own sshd_config
+# says the same); sshd printing it too showed it twice in every shell
+PrintMotd no
 PasswordAuthentication yes
 KbdInteractiveAuthentication yes
 PubkeyAuthentication yes
@@ -47,8 +82,8 @@ CFG
     /usr/sbin/sshd -t -f "$dir/sshd_config"
     /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" &
     pids+=($!)
-    echo "[$addr]:2222 $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$DEMO/known_hosts"
-    echo "demo: $name is sshd on $addr:2222 (log: $dir/sshd.log)"
+    echo "[$addr]:$SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$DEMO/known_hosts"
+    echo "demo: $name is sshd on $addr:$SSH_PORT (log: $dir/sshd.log)"
 }
 start_sshd mdwap1p 127.0.0.2
 start_sshd mypap1d 127.0.0.3
@@ -61,8 +96,12 @@ for i in 1 2 3; do
 done
 chown "$USER_NAME" /nbsftp/myd/myp/snd/postgresql_unload/*.dat
 
-cargo build --release --locked
-PP=$ROOT_DIR/target/release/pinkpage
+if [[ -n ${PINKPAGE_DEMO_BINARY:-} ]]; then
+    PP=$PINKPAGE_DEMO_BINARY
+else
+    cargo build --release --locked
+    PP=$ROOT_DIR/target/release/pinkpage
+fi
 export PINKPAGE_DB=$DEMO/pinkpage.db
 # A demo operator: created once, its password and a fresh token printed on
 # every start (the password is kept in .demo, readable by root only).
@@ -95,10 +134,12 @@ demo: Pink-Page is starting on http://$BIND
 INFO
 ENV=demo \
 HIWARE_ID=$USER_NAME HIWARE_PW=$PASSWORD \
-MDWAP1P_IP=127.0.0.2 MDWAP1P_PORT=2222 \
-MYPAP1D_IP=127.0.0.3 MYPAP1D_PORT=2222 \
+MDWAP1P_IP=127.0.0.2 MDWAP1P_PORT=$SSH_PORT \
+MYPAP1D_IP=127.0.0.3 MYPAP1D_PORT=$SSH_PORT \
 PINKPAGE_KNOWN_HOSTS=$DEMO/known_hosts \
 PINKPAGE_SERVERS_FILE=$ROOT_DIR/examples/seed-workflow.toml \
 PINKPAGE_DATA_DIR=$DEMO/data \
 PINKPAGE_BIND=$BIND \
-    "$ROOT_DIR/target/release/pinkpage" serve
+    "$PP" serve &
+daemon_pid=$!
+wait "$daemon_pid"

@@ -10,6 +10,7 @@ mod bmx5;
 mod caps;
 mod cli;
 mod console;
+mod demo;
 mod diff;
 mod dotenv;
 mod health;

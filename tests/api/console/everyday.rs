@@ -157,3 +157,43 @@ async fn underscores_descenders_and_korean_show_whole_in_the_terminal() {
     }
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_login_shell_shows_the_login_banner_once() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.click("#take-lock").await;
+    browser.wait_text("#lock-text", "held by you").await;
+    // an empty command is a login shell; its prompt comes after the banner
+    super::terminal::run(&browser, "alpha", "").await;
+    browser
+        .keys(".xterm-helper-textarea", "echo shell-$((6*7))\n")
+        .await;
+    browser.wait_text("#panel-terminal .xterm-rows", "shell-42").await;
+    let banner = std::fs::read_to_string("/etc/motd").unwrap_or_default();
+    let first_line = banner
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .expect("a login banner (/etc/motd) on this machine")
+        .trim()
+        .to_owned();
+    let shown = browser.text("#panel-terminal .xterm-rows").await;
+    browser.screenshot("login-shell").await;
+    assert_eq!(
+        shown.matches(first_line.as_str()).count(),
+        1,
+        "the banner's first line once: {shown}"
+    );
+    browser.keys(".xterm-helper-textarea", "exit\n").await;
+    browser
+        .wait(
+            "the shell to end",
+            "document.getElementById('panel-terminal').dataset.state === 'ended'",
+        )
+        .await;
+    browser.close().await;
+}

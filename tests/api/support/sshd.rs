@@ -286,6 +286,7 @@ impl SshdServer {
              HostKey {host_key}\n\
              PidFile {pid}\n\
              UsePAM yes\n\
+             PrintMotd no\n\
              PasswordAuthentication {password}\n\
              KbdInteractiveAuthentication {kbd}\n\
              PubkeyAuthentication yes\n\
