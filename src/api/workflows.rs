@@ -113,6 +113,9 @@ pub struct RunsQuery {
     pub offset: Option<u32>,
     /// Only runs of this workflow.
     pub workflow: Option<String>,
+    /// Only runs in flight (`running` or `paused`): what a console that
+    /// was reloaded comes back to.
+    pub in_flight: Option<bool>,
 }
 
 fn asker(caller: &Caller) -> Result<Asker, AppError> {
@@ -300,6 +303,7 @@ pub async fn list_runs(
             offset: q.offset.unwrap_or(0),
             workflow: q.workflow,
             visible,
+            in_flight: q.in_flight.unwrap_or(false),
         })
         .await?;
     Ok(HttpResponse::Ok().json(runs))

@@ -293,4 +293,14 @@ pub struct WorkflowRunsQuery {
     pub workflow: Option<String>,
     /// Only runs the reader may see.
     pub visible: super::visible::Visible,
+    /// Only runs in flight (`running` or `paused`), for a console that
+    /// comes back to a run it did not start here.
+    pub in_flight: bool,
+}
+
+impl RunState {
+    /// Whether a run in this state has not ended yet.
+    pub fn in_flight(self) -> bool {
+        matches!(self, RunState::Running | RunState::Paused)
+    }
 }

@@ -369,6 +369,7 @@ impl WorkflowStore for MemoryStore {
                 .rev()
                 .filter(|d| q.workflow.as_ref().is_none_or(|w| &d.run.workflow == w))
                 .filter(|d| q.visible.allows(&servers_of(d)))
+                .filter(|d| !q.in_flight || d.run.status.in_flight())
                 .skip(q.offset as usize)
                 .take(q.limit as usize)
                 .map(|d| d.run.clone())

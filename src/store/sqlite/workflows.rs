@@ -193,11 +193,12 @@ pub(super) fn list(conn: &Connection, q: &WorkflowRunsQuery) -> rusqlite::Result
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {RUN_COLUMNS} FROM workflow_runs
          WHERE (?3 IS NULL OR workflow = ?3) AND {}
+           AND (?5 = 0 OR status IN ('running', 'paused'))
          ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
         visible_on("workflow_runs.servers", "?4")
     ))?;
     let rows = stmt.query_map(
-        params![q.limit, q.offset, q.workflow, q.visible.as_json()],
+        params![q.limit, q.offset, q.workflow, q.visible.as_json(), q.in_flight],
         run_row,
     )?;
     rows.collect()
@@ -297,6 +298,7 @@ mod tests {
             offset,
             workflow: None,
             visible,
+            in_flight: false,
         };
         let web = Visible::OnlyOn(vec!["web-1".into()]);
         let ids = |runs: Vec<WorkflowRun>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();

@@ -200,3 +200,113 @@ async fn a_workflow_is_planned_run_confirmed_at_its_pause_and_listed_in_the_hist
     assert_eq!(runs[0]["status"], "succeeded");
     browser.close().await;
 }
+
+/// A command, a pause, a failing command, and a step never reached.
+const FAILING: &str = r#"
+[[workflows]]
+name = "fails"
+description = "one step fails after a pause"
+
+[[workflows.steps]]
+type = "command"
+name = "first"
+server = "alpha"
+command = "echo wf-first"
+timeout_s = 30
+
+[[workflows.steps]]
+type = "pause"
+name = "look"
+message = "go on to the failing step?"
+timeout_s = 600
+
+[[workflows.steps]]
+type = "command"
+name = "breaks"
+server = "alpha"
+command = "exit 3"
+timeout_s = 30
+
+[[workflows.steps]]
+type = "command"
+name = "never"
+server = "alpha"
+command = "echo never-reached"
+timeout_s = 30
+"#;
+
+/// The statuses of the live timeline's steps, in order.
+const LIVE_STATUSES: &str =
+    "return [...document.querySelectorAll('#wf-timeline .wf-step')].map(s => s.dataset.status)";
+
+#[tokio::test]
+async fn a_reloaded_page_comes_back_to_its_paused_run_and_the_live_view_ends_as_the_history_says() {
+    let _turn = turn().await;
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.transfers_toml(FAILING).spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.sign_in(&olga).await;
+    browser.click("#tab-workflows").await;
+    browser.wait_text("#wf-list", "one step fails").await;
+    browser.click("#wf-run").await;
+    browser
+        .wait("the pause", "!document.getElementById('wf-pause').hidden")
+        .await;
+
+    // a reload: the run goes on without the page, and the page comes
+    // back to it, at its pause, with Confirm
+    browser.goto("/ui/").await;
+    browser
+        .wait(
+            "the console again",
+            "!document.getElementById('app').hidden && document.getElementById('conn-state').dataset.state === 'open'",
+        )
+        .await;
+    browser.click("#tab-workflows").await;
+    browser
+        .wait(
+            "the run in flight",
+            "document.querySelector('#wf-inflight .wf-inflight-run[data-status=paused]')",
+        )
+        .await;
+    browser
+        .wait("the pause again", "!document.getElementById('wf-pause').hidden")
+        .await;
+    assert!(browser
+        .text("#wf-pause-message")
+        .await
+        .contains("go on to the failing step?"));
+    assert_eq!(
+        browser.js(LIVE_STATUSES, vec![]).await,
+        json!(["succeeded", "paused", "pending", "pending"])
+    );
+    browser.screenshot("workflow-back-after-reload").await;
+    browser.click("#wf-confirm").await;
+    let last = browser.wait_text("#wf-final", "failed").await;
+    assert!(last.contains("at step 2"), "{last}");
+
+    // the live view and the history say the same of every step
+    let live = browser.js(LIVE_STATUSES, vec![]).await;
+    let runs = stored_runs(&app).await;
+    let id = runs[0]["run_id"].as_str().unwrap();
+    let stored: Value = app
+        .get(&format!("/api/v1/workflows/runs/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let history: Vec<Value> = stored["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].clone())
+        .collect();
+    assert_eq!(live, json!(history), "live {live} against stored {history:?}");
+    assert_eq!(live, json!(["succeeded", "succeeded", "failed", "skipped"]));
+    // nothing is in flight any more
+    browser
+        .wait_text("#wf-inflight", "No run of yours is in flight")
+        .await;
+    browser.close().await;
+}

@@ -8,6 +8,7 @@
 import { h, replace, bytes, duration, errorText, errorLine } from "./dom.js";
 import { api, query } from "./api.js";
 import { field } from "./forms.js";
+import * as store from "./store.js";
 
 /** The most output kept in the page per step, like the stored tail. */
 const OUTPUT_CAP = 64 * 1024;
@@ -33,12 +34,17 @@ export function mount(panel, ctx) {
   const cancel = h("button", { id: "wf-cancel", type: "button", text: "Cancel", hidden: !operator, disabled: true });
   const timeline = h("div", { id: "wf-timeline" });
   const history = h("div", { id: "wf-history" });
+  // runs in flight (the caller's; an admin's sees everyone's): what a
+  // reloaded page comes back to, with Confirm and Cancel
+  const inflight = h("div", { id: "wf-inflight" });
   const opened = h("div", { id: "wf-history-run" });
   const detail = h("div", { id: "wf-detail", hidden: true }, title, description, form, h("div", { class: "row" }, planButton, runButton, cancel), error, planOut);
   panel.append(
     h("h2", { text: "Workflows" }),
     list,
     detail,
+    h("h2", { text: "In flight" }),
+    inflight,
     summary,
     pause,
     timeline,
@@ -123,6 +129,20 @@ export function mount(panel, ctx) {
     if (!runId || f.run_id !== runId) return;
     ctx.activity();
     switch (f.type) {
+      case "workflow_state":
+        // following a run this page did not start (or started before a
+        // reload): the timeline from where it stands
+        view = timelineView(f.steps);
+        for (const s of f.steps) view.status(s.index, s.status);
+        replace(timeline, view.el);
+        summary.textContent = `run ${f.run_id} of ${f.workflow}: ${f.status}`;
+        panel.dataset.state = f.status;
+        cancel.disabled = !operator;
+        if (f.status === "paused") {
+          const at = f.steps.find((s) => s.status === "paused");
+          showPause({ step: at?.index ?? f.current_step, message: at?.message || "" });
+        }
+        break;
       case "workflow_started":
         view = timelineView(f.steps);
         replace(timeline, view.el);
@@ -147,6 +167,8 @@ export function mount(panel, ctx) {
     }
   });
   stub.on("_dropped", () => {
+    // after the reconnect, come back to a run still in flight
+    followedOnce = false;
     if (!runId) return;
     summary.textContent = `the connection dropped: a run that took the lock itself goes on (see its history); one under your lock was cancelled`;
     endRun("dropped");
@@ -170,6 +192,8 @@ export function mount(panel, ctx) {
   };
 
   const finish = (f) => {
+    // steps the run never reached read as the history has them
+    view?.settle();
     const err = f.error ? ` · ${errorText(f.error)}` : "";
     const at = f.stopped_at !== null && f.stopped_at !== undefined ? ` at step ${f.stopped_at}` : "";
     summary.replaceChildren(h("span", { class: `wf-status ${f.status}`, id: "wf-final", text: `run ${f.run_id} of ${f.workflow}: ${f.status}${at}${err}` }));
@@ -183,7 +207,62 @@ export function mount(panel, ctx) {
     runButton.disabled = false;
     panel.dataset.state = state;
     loadHistory();
+    loadInFlight();
   };
+
+  // Follows run `id` live: `workflow_watch` answers where it stands, and
+  // its frames follow on this connection.
+  const follow = async (id) => {
+    if (runId === id) return;
+    replace(error);
+    const was = runId;
+    runId = id;
+    try {
+      await stub.request({ type: "workflow_watch", run_id: id }, ["workflow_state"]);
+    } catch (e) {
+      runId = was;
+      replace(error, errorLine(e));
+      loadInFlight();
+    }
+  };
+  const loadInFlight = () =>
+    api("GET", `/api/v1/workflows/runs${query({ in_flight: true, limit: 50 })}`)
+      .then((runs) => {
+        const me = store.get("me");
+        const mine = runs.filter((r) => ctx.hasRole("admin") || r.user === me?.user);
+        replace(
+          inflight,
+          mine.length
+            ? h(
+                "table",
+                { class: "grid" },
+                h("tr", {}, ["started", "workflow", "user", "status", ""].map((t) => h("th", { text: t }))),
+                mine.map((r) =>
+                  h(
+                    "tr",
+                    { class: "wf-inflight-run", dataset: { run: r.run_id, status: r.status } },
+                    h("td", { text: new Date(r.started_at).toLocaleString() }),
+                    h("td", { text: r.workflow }),
+                    h("td", { text: r.user || r.actor }),
+                    h("td", { class: "status", text: r.status }),
+                    h(
+                      "td",
+                      { class: "actions" },
+                      h("button", { type: "button", class: "small follow-run", text: runId === r.run_id ? "Following" : "Follow", disabled: runId === r.run_id, on: { click: () => follow(r.run_id).then(loadInFlight) } }),
+                    ),
+                  ),
+                ),
+              )
+            : h("p", { class: "muted", text: "No run of yours is in flight." }),
+        );
+        // a reloaded page comes back to the newest run it left
+        if (!runId && mine.length && !followedOnce) {
+          followedOnce = true;
+          follow(mine[0].run_id).then(loadInFlight);
+        }
+      })
+      .catch((e) => replace(inflight, errorLine(e)));
+  let followedOnce = false;
 
   let offset = 0;
   const loadHistory = () =>
@@ -246,6 +325,8 @@ export function mount(panel, ctx) {
     })
     .catch((e) => replace(list, errorLine(e)));
   panel.addEventListener("shown", loadHistory);
+  panel.addEventListener("shown", loadInFlight);
+  stub.on("welcome", loadInFlight);
 }
 
 /** One parameter's input: its type's control, default filled, required marked. */
@@ -373,6 +454,10 @@ function timelineView(steps) {
           break;
         default:
       }
+    },
+    /** The run ended: steps it never reached are `skipped`, as in the history. */
+    settle() {
+      for (const [i, r] of rows) if (r.row.dataset.status === "pending") setStatus(i, "skipped");
     },
     /** A stored step (GET /api/v1/workflows/runs/{id}). */
     stored(s) {
