@@ -9,6 +9,15 @@ use crate::support::poll::eventually_within;
 use crate::support::remote::{pgrep, RemoteProcess};
 use crate::support::sshd::free_port;
 
+/// Ends the processes matching `.0` when dropped, so a failed test
+/// leaves nothing running.
+struct KillOnDrop(&'static str);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-f", self.0]).status();
+    }
+}
+
 /// Whether process `pid` still exists.
 fn alive(pid: &str) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -21,12 +30,13 @@ async fn the_demo_runs_as_its_own_user_and_ctrl_c_stops_only_what_it_started() {
     let ssh = free_port();
     let root = env!("CARGO_MANIFEST_DIR");
     // a process of the test suite's user, as a test run beside the demo has
-    let beside = Command::new("runuser")
+    let mut beside = Command::new("runuser")
         .args(["-u", "pinkpage-test", "--", "sleep", "1017.25"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("runuser");
+    let _cleanup = KillOnDrop("sleep 1017.25");
     let beside_sleep = RemoteProcess::started("sleep 1017.25").await;
 
     let mut demo = Command::new("bash");
@@ -130,7 +140,7 @@ async fn the_demo_runs_as_its_own_user_and_ctrl_c_stops_only_what_it_started() {
     );
     // and the test suite's process beside it was left alone
     assert!(pgrep("sleep 1017.25"), "the suite's process survived");
-    let _ = Command::new("kill").arg(beside.id().to_string()).status();
     let _ = Command::new("pkill").args(["-f", "sleep 1017.25"]).status();
     beside_sleep.ended("killed by the test").await;
+    let _ = beside.wait();
 }
