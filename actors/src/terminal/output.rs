@@ -24,6 +24,9 @@
 //! - **Bounded memory**: [`OutputPipeline::is_full`] tells the reader to
 //!   stop reading (which applies SSH flow control to the remote program)
 //!   until the next flush; nothing is dropped.
+//! - **Bounded frames**: a flush goes out as messages of at most
+//!   [`MAX_FRAME_BYTES`], cut between characters: at full speed one 100 ms
+//!   flush held 8-10 MB, which every client had to take and parse whole.
 //!
 //! [`pump`] is the async driver used by `SshShellActor`: it reads chunks
 //! from a stream, feeds the pipeline and hands due text to a sink whose
@@ -38,6 +41,36 @@ use tokio::time::Instant;
 /// Default cap on text waiting for a flush: above a PTY's ~90 MB/s for a
 /// 100 ms throttle, so the cap never adds messages at normal speed.
 pub const DEFAULT_MAX_PENDING: usize = 16 * 1024 * 1024;
+
+/// The most text one output message carries. A flush holding more goes
+/// out as several messages, in order, each awaited by the sink (so a slow
+/// client still slows the reading).
+pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+
+/// Hands `text` to `sink` in pieces of at most [`MAX_FRAME_BYTES`], each
+/// ending on a character boundary; `false` once the sink refused one.
+async fn send_framed<F, Fut>(text: String, sink: &mut F) -> bool
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    if text.len() <= MAX_FRAME_BYTES {
+        return sink(text).await;
+    }
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let mut end = rest.len().min(MAX_FRAME_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (piece, tail) = rest.split_at(end);
+        if !sink(piece.to_owned()).await {
+            return false;
+        }
+        rest = tail;
+    }
+    true
+}
 
 /// Bytes in, throttled text out. See the module docs.
 pub struct OutputPipeline {
@@ -229,7 +262,7 @@ where
         // add up to a millisecond to every echo.
         if due.is_some_and(|at| at <= now) {
             if let Some(text) = pipeline.take(now) {
-                if !sink(text).await {
+                if !send_framed(text, &mut sink).await {
                     break PumpEnd::SinkClosed;
                 }
             }
@@ -247,7 +280,7 @@ where
             biased;
             _ = flush_timer => {
                 if let Some(text) = pipeline.take(Instant::now()) {
-                    if !sink(text).await {
+                    if !send_framed(text, &mut sink).await {
                         break PumpEnd::SinkClosed;
                     }
                 }
@@ -271,7 +304,7 @@ where
     };
     if end != PumpEnd::SinkClosed {
         if let Some(text) = pipeline.take(Instant::now()) {
-            sink(text).await;
+            send_framed(text, &mut sink).await;
         }
     }
     end
@@ -493,6 +526,44 @@ mod tests {
         assert_eq!(*read.lock().unwrap(), 100);
         // never more than the cap (plus one chunk) buffered at once
         assert!(*max_seen_pending.lock().unwrap() <= 60);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_flush_goes_out_in_frames_of_at_most_256_kib_cut_between_characters() {
+        // 3 MiB of three-byte characters after one ASCII byte, read while
+        // the throttle holds them: one flush, cut into frames
+        let text: String = std::iter::once('x')
+            .chain(std::iter::repeat_n('가', 1024 * 1024))
+            .collect();
+        let chunks: Vec<Vec<u8>> = text
+            .as_bytes()
+            .chunks(64 * 1024 + 1)
+            .map(<[u8]>::to_vec)
+            .collect();
+        let source = futures_util::stream::iter(chunks);
+        let frames = Arc::new(Mutex::new(Vec::<String>::new()));
+        let f = frames.clone();
+        let mut p = utf8(100);
+        let end = pump(&mut p, source, |t| {
+            let f = f.clone();
+            async move {
+                f.lock().unwrap().push(t);
+                true
+            }
+        })
+        .await;
+        assert_eq!(end, PumpEnd::SourceEnded);
+        let frames = frames.lock().unwrap();
+        assert!(
+            frames.len() >= text.len() / MAX_FRAME_BYTES,
+            "{} frames",
+            frames.len()
+        );
+        for frame in frames.iter() {
+            assert!(frame.len() <= MAX_FRAME_BYTES, "a frame of {} bytes", frame.len());
+        }
+        // in order, nothing lost, and a String cannot hold half a character
+        assert_eq!(frames.concat(), text);
     }
 
     #[tokio::test(start_paused = true)]
