@@ -172,6 +172,16 @@ impl SftpConn {
         move |e| SftpError::from_lib(&self.server, what, e)
     }
 
+    /// `path` as the server resolves it (SFTP `realpath`): absolute, with
+    /// `.`, `..` and a relative start (the login directory) worked out, so
+    /// an operator sees where it is ("." means nothing on a screen).
+    pub async fn resolve(&self, path: &str) -> Result<String, SftpError> {
+        self.sftp
+            .canonicalize(path)
+            .await
+            .map_err(self.fail(format_args!("resolve '{path}'")))
+    }
+
     /// The entries of directory `path` (without `.` and `..`), sorted by
     /// name. Symlinks are reported as such, not followed.
     pub async fn list(&self, path: &str) -> Result<Vec<Entry>, SftpError> {

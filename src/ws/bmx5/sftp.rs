@@ -108,10 +108,13 @@ pub(super) fn handle(conn: &mut WsConnection<Bmx5>, req: Bmx5Request, rid: Reque
     let s = server.name().to_owned();
     match what {
         OpKind::List(p) => run(conn, server, None, rid, ctx, move |c| async move {
-            let entries = c.list(p.as_str()).await?;
+            // the directory as the server resolves it: the reply names the
+            // absolute path that was listed ("." becomes the home directory)
+            let path = c.resolve(p.as_str()).await?;
+            let entries = c.list(&path).await?;
             Ok(Bmx5Reply::SftpListResult {
                 server: s,
-                path: p.into_string(),
+                path,
                 entries,
             })
         }),

@@ -101,7 +101,8 @@ pub enum Bmx5Reply {
     SftpListResult {
         /// Server name.
         server: String,
-        /// The directory, as asked.
+        /// The directory listed, absolute, as the server resolves it
+        /// (SFTP `realpath`: `.` is the login directory).
         path: String,
         /// `{name, kind, size, mode, mtime}` each.
         entries: Vec<Entry>,

@@ -377,6 +377,26 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     browser.sign_in(&olga).await;
 
     browser.click("#tab-files").await;
+    // the login directory is listed at once, by its real path
+    let home = browser
+        .wait(
+            "the home directory listed without pressing Open",
+            "document.getElementById('panel-files').dataset.path",
+        )
+        .await;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let expected = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("pinkpage-test:"))
+        .and_then(|l| l.split(':').nth(4))
+        .expect("the test user's home");
+    assert_eq!(home, expected, "the absolute path, not '.'");
+    assert_eq!(
+        browser
+            .js("return document.getElementById('files-path').value", vec![])
+            .await,
+        expected
+    );
     browser.select("#files-server", "alpha").await;
     browser.fill("#files-path", &dir).await;
     browser.click("#files-go").await;
@@ -503,6 +523,12 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     browser
         .wait("the confirmation", "document.getElementById('confirm').open")
         .await;
+    // the confirmation names the server and the whole path
+    let asked = browser.text("#confirm-text").await;
+    assert!(
+        asked.contains(&format!("alpha:{}", tree.join("work/renamed.bin").display())),
+        "{asked}"
+    );
     browser.click("#confirm-ok").await;
     browser
         .wait(

@@ -10,6 +10,7 @@ import { upload, query } from "./api.js";
 import { field, serverSelect } from "./forms.js";
 import { makeTerminal, writeSliced } from "./terminal.js";
 import * as work from "./work.js";
+import * as store from "./store.js";
 
 /** `dir` joined with `name`. */
 function join(dir, name) {
@@ -149,7 +150,8 @@ export function mount(panel, ctx) {
       input.focus();
     };
     const remove = async () => {
-      const ok = await confirmDialog(e.kind === "dir" ? `Delete the folder ${e.name} and everything in it?` : `Delete ${e.name}?`, "Delete");
+      const where = `${server.value}:${full}`;
+      const ok = await confirmDialog(e.kind === "dir" ? `Delete the folder ${where} and everything in it?` : `Delete ${where}?`, "Delete");
       if (ok) act({ type: "sftp_remove", path: full, recursive: e.kind === "dir" }, "sftp_remove_result", `deleted ${e.name}`);
     };
     return h(
@@ -213,6 +215,14 @@ export function mount(panel, ctx) {
     pane.el,
   );
   panel.addEventListener("shown", () => requestAnimationFrame(pane.resize));
+
+  // The login directory is listed at once, and again for another server;
+  // after a reconnect the folder on screen is listed again.
+  ws.on("welcome", () => server.value && open(current));
+  server.addEventListener("change", () => open("."));
+  store.watch("servers", () => {
+    if (server.value && !entries.length && ws.state === "open") open(current);
+  });
   // output frames carry no request_id; one script runs per connection
   ws.on("script_output", (f) => {
     writeSliced(pane.term, f.data);
