@@ -13,7 +13,12 @@
 //! - (b) WebSocket, on one token-authenticated connection: the round trip
 //!   of `ping` (answered before any role check) vs `cancel` with nothing
 //!   running (role-checked, then answered 50011);
-//! - (c) login time with the chosen Argon2id parameters.
+//! - (c) login time with the chosen Argon2id parameters;
+//! - (d) the same logins with 100,000 other sign-in sessions stored
+//!   (written into the database while the daemon is stopped, then a
+//!   restart), and the daemon's resident memory before and after them: a
+//!   login must cost the same at any number of sessions.
+//!   `PINKPAGE_BENCH_SESSIONS` sets another number.
 //!
 //! Prints a markdown table for docs/benchmarks.md.
 
@@ -76,7 +81,7 @@ async fn main() {
         println!("identity benchmark: run with `cargo bench --bench identity`");
         return;
     }
-    let app = TestApp::builder()
+    let mut app = TestApp::builder()
         .server(support::daemon::ServerEntry::unreachable("bench"))
         .env("RUST_LOG", "warn,pinkpage::startup=info")
         .spawn()
@@ -126,6 +131,35 @@ async fn main() {
     logins.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
 
+    // (d) the same logins among many stored sessions of another user
+    let crowd: usize = std::env::var("PINKPAGE_BENCH_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let res = app
+        .post_json("/api/v1/users", &json!({"name": "crowd", "role": "viewer"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    app.kill();
+    store_sessions(&app, "crowd", crowd);
+    app.kill_and_restart().await;
+    let rss_before = rss_kib(&app);
+    let mut crowded = Vec::new();
+    for _ in 0..LOGINS {
+        let started = Instant::now();
+        let res = app
+            .anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"name": who.name, "password": who.password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        crowded.push(started.elapsed());
+    }
+    crowded.sort();
+    let rss_after = rss_kib(&app);
+
     let (a, t, s, v) = (
         median(anon.clone()),
         median(token.clone()),
@@ -163,4 +197,56 @@ async fn main() {
         ms(logins[LOGINS / 2]),
         ms(logins[LOGINS - 1])
     );
+    println!(
+        "| the same with {crowd} other sessions stored, min / median / max | {:.0} / {:.0} / {:.0} ms |",
+        ms(crowded[0]),
+        ms(crowded[LOGINS / 2]),
+        ms(crowded[LOGINS - 1])
+    );
+    println!(
+        "| daemon resident memory with {crowd} sessions, before / after those logins | {:.0} / {:.0} MiB |",
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+}
+
+/// Writes `count` sign-in sessions of `user` straight into the stopped
+/// daemon's database (as many users' browsers would have over weeks).
+fn store_sessions(app: &TestApp, user: &str, count: usize) {
+    let mut db = rusqlite::Connection::open(app.database()).unwrap();
+    let tx = db.transaction().unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let far = (chrono::Utc::now() + chrono::Duration::days(365))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO web_sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at)
+                 VALUES (?1, ?2, (SELECT id FROM users WHERE name = ?3), ?4, ?4, ?5)",
+            )
+            .unwrap();
+        for i in 0..count {
+            insert
+                .execute(rusqlite::params![
+                    format!("bench{i:07}"),
+                    format!("{i:064x}"),
+                    user,
+                    now,
+                    far
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The daemon's resident memory now (`VmRSS`), in KiB.
+fn rss_kib(app: &TestApp) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap()
 }

@@ -214,6 +214,10 @@ fn world() -> World {
         session_max: Duration::from_secs(600),
         login_max_failures: 5,
         login_window: Duration::from_secs(60),
+        login_max_delay: Duration::from_secs(30),
+        sessions_per_user: 20,
+        login_audit_interval: Duration::from_secs(60),
+        login_audit_rows: 100,
     };
     let hub = WorkflowHub::new(
         journal.clone(),
