@@ -25,5 +25,12 @@ async fn main() {
         println!("identity benchmark: run with `cargo bench --bench identity`");
         return;
     }
-    print!("{}", identity::run(identity::Workload::FULL).await);
+    let mut w = identity::Workload::FULL;
+    if let Some(n) = std::env::var("PINKPAGE_BENCH_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        w.sessions = n;
+    }
+    print!("{}", identity::run(w).await);
 }

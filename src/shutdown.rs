@@ -67,6 +67,8 @@ pub async fn graceful(
     }
     let tasks_done = until(deadline, state.in_flight.drained()).await;
     let http_done = until(deadline, server.stop(true)).await;
+    // the login summaries counted so far, before the journal's last write
+    crate::api::auth::flush_login_audit(state, true);
     let audit_done = until(deadline, state.journal.flushed()).await;
     match state.stores.interrupt_left_runs().await {
         Ok((0, 0)) => {}

@@ -195,6 +195,7 @@ impl Application {
             started_at: chrono::Utc::now(),
         });
         ws::stall::spawn_watchdog(state.clone());
+        crate::api::auth::spawn_login_audit(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

@@ -219,19 +219,61 @@ pub struct SessionRow {
     pub expires_at: String,
     /// The address the sign-in came from, when known.
     pub remote_addr: Option<String>,
+    /// Its number in the session log when it started: orders a user's
+    /// sessions (the oldest ends first past the per-user cap).
+    #[serde(skip)]
+    pub seq: i64,
 }
 
 /// Everything the daemon's in-memory directory is loaded from, read in
 /// one transaction so the revision matches the rows.
 pub struct Loaded {
-    /// `auth_revision` when read.
+    /// The access revision (accounts and tokens) when read.
     pub revision: i64,
+    /// The session log's number when read: the sessions below are every
+    /// session started up to it and not ended.
+    pub session_seq: i64,
     /// Every account.
     pub users: Vec<User>,
     /// Every token with its digest.
     pub tokens: Vec<(TokenInfo, String)>,
     /// Every sign-in session.
     pub sessions: Vec<SessionRow>,
+}
+
+/// How sign-in sessions changed after a number of the session log, read
+/// in one transaction: applied to a copy that reflects that number, it
+/// brings the copy to [`SessionChanges::seq`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionChanges {
+    /// The session log's number these changes reach.
+    pub seq: i64,
+    /// Sessions started since and still there at `seq`.
+    pub started: Vec<SessionRow>,
+    /// Public ids of sessions ended since (including some started since).
+    pub ended: Vec<String>,
+}
+
+/// What a daemon's copy of accounts, tokens and sessions needs to catch
+/// up with the store (`crate::store::AccountStore::changes`).
+pub enum AccessChanges {
+    /// Nothing changed.
+    Unchanged,
+    /// Only sign-in sessions changed: apply these.
+    Sessions(SessionChanges),
+    /// Accounts or tokens changed, or the copy is older than the session
+    /// log still keeps: everything, to replace the copy with.
+    Reload(Loaded),
+}
+
+/// A sign-in session just started, and the sessions of the same user it
+/// ended (past the per-user cap, oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedSession {
+    /// The new session.
+    pub session: SessionRow,
+    /// Public ids of the sessions it ended.
+    pub ended: Vec<String>,
 }
 
 #[cfg(test)]

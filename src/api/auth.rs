@@ -5,9 +5,13 @@
 //! the database only their SHA-256. The cookie is `HttpOnly`,
 //! `SameSite=Strict`, `Path=/`, `Secure` when `PINKPAGE_COOKIE_SECURE=true`
 //! or the client came over HTTPS through a trusted proxy. Failed logins
-//! are throttled per name and per address (10007, 429 + `Retry-After`) and
-//! every failure is audited; an unknown name costs the same Argon2 time as
-//! a wrong password, so timing does not tell which names exist.
+//! are throttled per name and per address (10007, 429 + `Retry-After`,
+//! answered at once: see [`login`]) and audited within a bound
+//! (`crate::auth::login_audit`, flushed by [`spawn_login_audit`]); an
+//! unknown name costs the same Argon2 time as a wrong password, so timing
+//! does not tell which names exist. A user holds at most
+//! `PINKPAGE_SESSIONS_PER_USER` sign-in sessions: a sign-in past it ends
+//! the user's oldest.
 
 use std::time::Instant;
 
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::accounts::{self, password, token};
+use crate::auth::login_audit;
 use crate::auth::refresher::refresh;
 use crate::auth::{cleared_session_cookie, presented_session_cookies, session_cookie, Caller};
 use crate::records::NewAuditEvent;
@@ -107,7 +112,40 @@ fn audit(state: &AppState, caller: &Caller, action: &str, user: &str, detail: se
     state.journal.audit(event);
 }
 
+/// Writes the summaries of failed and throttled logins whose interval
+/// ended (every one so far with `all`, at shutdown).
+pub fn flush_login_audit(state: &AppState, all: bool) {
+    let rows = state
+        .identity
+        .login_audit
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .due(Utc::now(), all);
+    for row in rows {
+        state.journal.audit(row);
+    }
+}
+
+/// Starts the task that writes login summaries once their interval ends;
+/// it runs as long as the actix system does.
+pub fn spawn_login_audit(state: web::Data<AppState>) {
+    actix::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            flush_login_audit(&state, false);
+        }
+    });
+}
+
 /// Signs in with a name and password; sets the session cookie.
+///
+/// An attempt that must wait is answered at once, 429 with 10007 and
+/// `Retry-After` (whole seconds, rounded up), its password unchecked:
+/// holding the request open for the wait would let a flood of attempts
+/// hold connections and workers for free, while an answer costs nothing
+/// and tells an honest client exactly when to come back.
 #[utoipa::path(tag = "auth", request_body = LoginRequest, responses(
     (status = 200, body = Me, description = "signed in; the session cookie is set"),
     (status = 400, description = "malformed request (10001)", body = super::error::ErrorResponse),
@@ -154,13 +192,12 @@ pub async fn login(
         begun: begun.is_ok(),
     };
     if let Err(wait) = begun {
-        audit(
-            &state,
-            &caller,
-            "auth.login.throttled",
-            &shown_name,
-            serde_json::json!({"name": shown_name}),
-        );
+        // counted, and written as one row per name and address per interval
+        identity
+            .login_audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .throttled(&shown_name, caller.remote, Utc::now());
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let err = AppError::with_detail(
             ErrorCode::LoginThrottled,
@@ -195,13 +232,20 @@ pub async fn login(
     };
     if let Some(reason) = reason {
         attempt.outcome = Some(false);
-        audit(
-            &state,
-            &caller,
-            "auth.login.failed",
-            &shown_name,
-            serde_json::json!({"name": shown_name, "reason": reason}),
-        );
+        let one_by_one = identity
+            .login_audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failed(&shown_name, caller.remote, reason, Utc::now());
+        if one_by_one {
+            audit(
+                &state,
+                &caller,
+                login_audit::FAILED,
+                &shown_name,
+                serde_json::json!({"name": shown_name, "reason": reason, "count": 1}),
+            );
+        }
         return Err(AppError::with_detail(ErrorCode::Unauthenticated, "wrong name or password").into());
     }
     let user = user.expect("checked above");
@@ -213,25 +257,40 @@ pub async fn login(
     let expires_at = Utc::now()
         + chrono::Duration::from_std(identity.settings.session_max).unwrap_or(chrono::Duration::days(1));
     let remote = caller.remote_addr();
-    let row = state
+    let started = state
         .accounts
-        .create_session(user.name.clone(), digest, expires_at, remote)
+        .create_session(
+            user.name.clone(),
+            digest,
+            expires_at,
+            remote,
+            identity.settings.sessions_per_user,
+        )
         .await?;
-    let session_id = row.id.clone();
-    // The new session reaches the in-memory copy by a reload, never by a
-    // local insert: a reload already under way with an older revision is
-    // then refused, so it cannot drop the session it did not see.
+    let session_id = started.session.id.clone();
+    // The new session (and the end of those past the per-user cap) reaches
+    // the in-memory copy as the store's change since the copy's session log
+    // number, applied in turn with every other change: no whole reload, and
+    // no reload under way can drop the session it did not see. Ended
+    // sessions close their WebSockets from there.
     refresh(identity, &state.accounts, &state.broadcast, false).await?;
     let principal = identity
         .read()
         .by_session(secret.expose(), Utc::now(), chrono::Duration::MAX)
-        .map_err(|r| AppError::with_detail(ErrorCode::Internal, r.reason()))?;
+        .map_err(|_| {
+            // another sign-in of the same user, past the cap, ended it
+            // already (only with a cap of one or two and parallel sign-ins)
+            AppError::with_detail(
+                ErrorCode::Unauthenticated,
+                "the new session was ended at once by another sign-in of the same user (PINKPAGE_SESSIONS_PER_USER)",
+            )
+        })?;
     audit(
         &state,
         &caller,
         "auth.login",
         &user.name,
-        serde_json::json!({"session": session_id}),
+        serde_json::json!({"session": session_id, "ended_sessions": started.ended}),
     );
     let cookie = session_cookie(secret.expose().to_owned())
         .secure(identity.settings.cookie_secure || caller.https)

@@ -4,10 +4,13 @@
 //! Who owns it: [`super::Identity`] holds it behind a `RwLock`. Readers (the
 //! admission middleware, WebSocket connections re-checking their
 //! principal) take the read lock for a few map lookups and never hold it
-//! across an `.await`. Writers are the refresher (a whole new copy after
-//! the database's auth revision moved, swapped in at once), sign-in and
-//! sign-out (one session inserted or removed). A session's last use is an
-//! atomic inside it, so marking use needs only the read lock.
+//! across an `.await`. Writers go through [`super::refresher::refresh`],
+//! one at a time: a whole new copy swapped in at once after an account or
+//! token changed, or the sessions started and ended since the copy's
+//! session log number applied in place (after every sign-in and sign-out,
+//! so a sign-in costs the same at any number of sessions). A session's
+//! last use is an atomic inside it, so marking use needs only the read
+//! lock.
 //!
 //! The database stays the truth: every write goes there first, and a
 //! change made by another process (the `pinkpage user` / `token` commands)
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use pinkpage_actors::access::{Credential, Principal, Role, ServerScope};
 
-use crate::accounts::{self, Loaded, User};
+use crate::accounts::{self, Loaded, SessionChanges, SessionRow, User};
 
 /// Why a credential is not accepted (the detail of a 10002).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,22 +107,46 @@ pub struct SessionEntry {
     pub user: String,
     /// When it ends however it is used.
     pub expires_at: DateTime<Utc>,
+    /// The digest of its cookie (the key it is found by; not a secret).
+    cookie_digest: String,
     /// Last use, Unix milliseconds; bumped by every request and frame.
     last_seen_ms: AtomicI64,
+    /// The last use the database has, Unix milliseconds: only sessions
+    /// used since are written back.
+    persisted_ms: AtomicI64,
 }
 
 impl SessionEntry {
+    fn from_row(s: &SessionRow) -> SessionEntry {
+        let last = parse_time(&s.last_seen_at).unwrap_or_else(Utc::now);
+        SessionEntry {
+            id: s.id.clone(),
+            user: s.user.clone(),
+            expires_at: parse_time(&s.expires_at).unwrap_or_else(Utc::now),
+            cookie_digest: s.secret_hash.clone(),
+            last_seen_ms: AtomicI64::new(last.timestamp_millis()),
+            persisted_ms: AtomicI64::new(last.timestamp_millis()),
+        }
+    }
+
     /// Last use.
     pub fn last_seen(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.last_seen_ms.load(Ordering::Relaxed)).unwrap_or_default()
+    }
+
+    /// Whether it still lets its holder in at `now`.
+    fn live(&self, now: DateTime<Utc>, idle: chrono::Duration) -> bool {
+        self.expires_at > now && !idle_past(self.last_seen(), idle, now)
     }
 }
 
 /// See the module docs.
 #[derive(Default)]
 pub struct Directory {
-    /// The database revision this copy reflects.
+    /// The access revision (accounts and tokens) this copy reflects.
     pub revision: i64,
+    /// The session log number this copy's sessions reflect.
+    pub session_seq: i64,
     accounts: HashMap<String, Account>,
     tokens: HashMap<String, TokenEntry>,
     /// By the cookie's digest.
@@ -171,24 +198,57 @@ impl Directory {
                 if let Some(old) = previous.sessions.get(&s.secret_hash) {
                     return (s.secret_hash, old.clone());
                 }
-                let last = parse_time(&s.last_seen_at).unwrap_or_else(Utc::now);
-                let entry = SessionEntry {
-                    id: s.id,
-                    user: s.user,
-                    expires_at: parse_time(&s.expires_at).unwrap_or_else(Utc::now),
-                    last_seen_ms: AtomicI64::new(last.timestamp_millis()),
-                };
+                let entry = SessionEntry::from_row(&s);
                 (s.secret_hash, Arc::new(entry))
             })
             .collect::<HashMap<String, Arc<SessionEntry>>>();
         let session_ids = sessions.values().map(|s| (s.id.clone(), s.clone())).collect();
         Directory {
             revision: loaded.revision,
+            session_seq: loaded.session_seq,
             accounts,
             tokens,
             sessions,
             session_ids,
         }
+    }
+
+    /// Applies the sessions started and ended since this copy's session
+    /// log number, unless the copy already reflects `changes.seq` (then
+    /// they are older than what it has). Returns whether a session that
+    /// still let its holder in ended (open connections must re-check; one
+    /// that had already run out was announced when it did).
+    pub fn apply_sessions(
+        &mut self,
+        changes: SessionChanges,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> bool {
+        if changes.seq <= self.session_seq {
+            return false;
+        }
+        let mut live_ended = false;
+        for id in changes.ended {
+            if let Some(entry) = self.session_ids.remove(&id) {
+                live_ended |= entry.live(now, idle);
+                self.sessions.remove(&entry.cookie_digest);
+            }
+        }
+        for row in changes.started {
+            if self.sessions.contains_key(&row.secret_hash) {
+                continue;
+            }
+            let entry = Arc::new(SessionEntry::from_row(&row));
+            self.session_ids.insert(entry.id.clone(), entry.clone());
+            self.sessions.insert(row.secret_hash, entry);
+        }
+        self.session_seq = changes.seq;
+        live_ended
+    }
+
+    /// How many sign-in sessions this copy holds.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Whether any account exists (with none, the log and `/auth/me` say
@@ -313,13 +373,23 @@ impl Directory {
             .map(|s| s.id.clone())
     }
 
-    /// Sessions whose last use is newer in memory than `since` allows to
-    /// wait: (public id, last use) to write back.
+    /// Sessions used since their last use was last written back: (public
+    /// id, last use) to write.
     pub fn sessions_to_persist(&self) -> Vec<(String, DateTime<Utc>)> {
         self.sessions
             .values()
+            .filter(|s| s.last_seen_ms.load(Ordering::Relaxed) > s.persisted_ms.load(Ordering::Relaxed))
             .map(|s| (s.id.clone(), s.last_seen()))
             .collect()
+    }
+
+    /// Records that the database now has these last uses.
+    pub fn persisted(&self, seen: &[(String, DateTime<Utc>)]) {
+        for (id, at) in seen {
+            if let Some(s) = self.session_ids.get(id) {
+                s.persisted_ms.fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether something in this copy ran out between `before` and `now`
@@ -337,5 +407,83 @@ impl Directory {
                 .sessions
                 .values()
                 .any(|s| crossed(s.expires_at) || s.last_seen().checked_add_signed(idle).is_some_and(crossed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, user: &str, seq: i64) -> SessionRow {
+        let now = accounts_time(Utc::now());
+        SessionRow {
+            id: id.to_owned(),
+            secret_hash: format!("digest-of-{id}"),
+            user: user.to_owned(),
+            created_at: now.clone(),
+            last_seen_at: now,
+            expires_at: accounts_time(Utc::now() + chrono::Duration::hours(1)),
+            remote_addr: None,
+            seq,
+        }
+    }
+
+    fn accounts_time(t: DateTime<Utc>) -> String {
+        crate::records::timestamp(t)
+    }
+
+    fn changes(seq: i64, started: Vec<SessionRow>, ended: &[&str]) -> SessionChanges {
+        SessionChanges {
+            seq,
+            started,
+            ended: ended.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn session_changes_are_applied_in_place_once() {
+        let idle = chrono::Duration::minutes(30);
+        let now = Utc::now();
+        let mut dir = Directory::default();
+        assert!(!dir.apply_sessions(
+            changes(2, vec![row("a", "ana", 1), row("b", "ana", 2)], &[]),
+            now,
+            idle
+        ));
+        assert_eq!((dir.session_count(), dir.session_seq), (2, 2));
+        assert_eq!(dir.session_ids["a"].user, "ana");
+        // an older read (a slower caller) changes nothing
+        assert!(!dir.apply_sessions(changes(1, vec![], &["a"]), now, idle));
+        assert_eq!(dir.session_count(), 2);
+        // a live session ended: connections must re-check
+        assert!(dir.apply_sessions(changes(4, vec![row("c", "bo", 4)], &["a"]), now, idle));
+        assert_eq!(dir.session_count(), 2);
+        assert!(!dir.session_ids.contains_key("a") && !dir.sessions.contains_key("digest-of-a"));
+        // one that had run out already was announced when it did
+        let later = now + chrono::Duration::hours(2);
+        assert!(!dir.apply_sessions(changes(5, vec![], &["b"]), later, idle));
+        assert_eq!(dir.session_count(), 1);
+    }
+
+    #[test]
+    fn only_sessions_used_since_the_last_write_back_are_written_again() {
+        let mut dir = Directory::default();
+        let now = Utc::now();
+        let idle = chrono::Duration::minutes(30);
+        dir.apply_sessions(
+            changes(2, vec![row("a", "ana", 1), row("b", "ana", 2)], &[]),
+            now,
+            idle,
+        );
+        assert!(dir.sessions_to_persist().is_empty(), "nothing used yet");
+        let used = now + chrono::Duration::seconds(5);
+        dir.session_ids["a"]
+            .last_seen_ms
+            .store(used.timestamp_millis(), Ordering::Relaxed);
+        let seen = dir.sessions_to_persist();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, "a");
+        dir.persisted(&seen);
+        assert!(dir.sessions_to_persist().is_empty());
     }
 }

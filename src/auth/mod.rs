@@ -8,6 +8,8 @@
 //!   headers only from trusted proxies), the `Host` and `Origin` checks and
 //!   CORS.
 //! - [`throttle`]: slowing down repeated failed logins.
+//! - [`login_audit`]: bounding the audit rows of failed and throttled
+//!   logins (one summary row per name and address per interval).
 //! - [`refresher`]: keeps the directory in step with the database and tells
 //!   open WebSockets when credentials change.
 //! - [`rejudge`]: whether running work may go on once access changed (the
@@ -18,6 +20,7 @@
 //! extractor.
 
 pub mod directory;
+pub mod login_audit;
 pub mod origin;
 pub mod refresher;
 pub mod rejudge;
@@ -25,6 +28,7 @@ pub mod table;
 pub mod throttle;
 
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
 
 use actix_web::http::header;
@@ -34,6 +38,7 @@ use pinkpage_actors::access::{Need, Principal};
 use pinkpage_actors::{AppError, ErrorCode};
 
 use self::directory::{Directory, Refusal};
+use self::login_audit::LoginAudit;
 use self::throttle::LoginThrottle;
 use crate::settings::access::AccessSettings;
 
@@ -130,14 +135,25 @@ impl Caller {
 /// access settings. Shared by every worker through `AppState`.
 ///
 /// Who owns what: the directory is behind a `RwLock` (see
-/// [`directory`] for who writes); the throttle behind a `Mutex` taken only
-/// for a map update. Neither lock is ever held across an `.await`, so no
-/// request can wait on another's I/O.
+/// [`directory`] for who writes); the throttle and the login audit behind
+/// `Mutex`es taken only for a map update. None of these is ever held across
+/// an `.await`, so no request can wait on another's I/O. `catching_up` is
+/// the one lock held across the store's answer: it makes the directory's
+/// writers take turns (see [`refresher::refresh`]).
 pub struct Identity {
     /// The checked copy of accounts, tokens and sessions.
     pub directory: RwLock<Directory>,
+    /// Held by whoever brings the directory up to date with the store, so
+    /// two callers never apply answers out of order or reload whole side
+    /// by side (a second waits, then finds little or nothing left to do).
+    pub catching_up: tokio::sync::Mutex<()>,
+    /// Whole reloads of the directory since the start (logged with each):
+    /// a sign-in must not cause one.
+    pub reloads: AtomicU64,
     /// Failed-login counters.
     pub throttle: Mutex<LoginThrottle>,
+    /// The bounded audit of failed and throttled logins.
+    pub login_audit: Mutex<LoginAudit>,
     /// The access settings.
     pub settings: AccessSettings,
     /// Password hashes computed at once. Argon2id takes 64 MiB and ~0.2 s
@@ -156,9 +172,16 @@ impl Identity {
     pub fn new(settings: AccessSettings) -> Identity {
         Identity {
             directory: RwLock::new(Directory::default()),
+            catching_up: tokio::sync::Mutex::new(()),
+            reloads: AtomicU64::new(0),
             throttle: Mutex::new(LoginThrottle::new(
                 settings.login_max_failures,
                 settings.login_window,
+                settings.login_max_delay,
+            )),
+            login_audit: Mutex::new(LoginAudit::new(
+                settings.login_audit_interval,
+                settings.login_audit_rows,
             )),
             hashing: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
             settings,

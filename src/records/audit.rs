@@ -56,11 +56,13 @@ impl NewAuditEvent {
         self
     }
 
-    /// Whether anyone can cause this row without signing in (`auth.*`:
-    /// failed logins): the journal holds such rows to a small share of its
-    /// bound, so a flood of them cannot crowd out the rows of real work.
+    /// Whether anyone can cause this row without signing in
+    /// (`auth.login.*`: failed and throttled logins): the journal holds
+    /// such rows to a small share of its bound, so a flood of them cannot
+    /// crowd out the rows of real work. A good sign-in (`auth.login`) and a
+    /// sign-out are real work: they need a password or a session.
     pub fn is_anonymous(&self) -> bool {
-        self.action.starts_with("auth.")
+        self.action.starts_with("auth.login.")
     }
 
     /// The row's size in memory, near enough: its strings and its detail.
@@ -114,5 +116,15 @@ mod tests {
         assert_eq!(json["id"], 7);
         assert_eq!(json["action"], "user.add");
         assert_eq!(json["at"], "2026-12-07T10:42:00.250Z");
+    }
+
+    #[test]
+    fn only_failed_and_throttled_logins_are_anonymous_rows() {
+        let anonymous = |action| NewAuditEvent::new("rest", action).is_anonymous();
+        assert!(anonymous("auth.login.failed"));
+        assert!(anonymous("auth.login.throttled"));
+        assert!(!anonymous("auth.login"), "a good sign-in is real work");
+        assert!(!anonymous("auth.logout"));
+        assert!(!anonymous("user.add"));
     }
 }

@@ -79,11 +79,21 @@ pub struct AccessSettings {
     pub session_idle: Duration,
     /// A sign-in session ends this long after sign-in, used or not.
     pub session_max: Duration,
-    /// Failed logins (per name and per address) before further attempts
-    /// are slowed down.
+    /// Failed logins (per address, per name) allowed before the next
+    /// attempt must wait.
     pub login_max_failures: u32,
-    /// How long failures are remembered, and the longest wait imposed.
+    /// How long failures are remembered.
     pub login_window: Duration,
+    /// The longest wait imposed on a login attempt.
+    pub login_max_delay: Duration,
+    /// Sign-in sessions one user may hold; the oldest ends past it.
+    pub sessions_per_user: usize,
+    /// How often throttled and surplus failed logins are summarised in
+    /// the audit trail.
+    pub login_audit_interval: Duration,
+    /// Failed-login rows written one by one per interval, and summary rows
+    /// per interval.
+    pub login_audit_rows: usize,
 }
 
 impl AccessSettings {
@@ -204,6 +214,10 @@ pub(super) fn parse(env: &Env<'_>, bind: SocketAddr) -> Result<AccessSettings, S
         session_max,
         login_max_failures: env.parse_or("PINKPAGE_LOGIN_MAX_FAILURES", 5u32, |n| *n > 0)?,
         login_window: env.seconds("PINKPAGE_LOGIN_WINDOW_S", 900.0)?,
+        login_max_delay: env.seconds("PINKPAGE_LOGIN_MAX_DELAY_S", 30.0)?,
+        sessions_per_user: env.parse_or("PINKPAGE_SESSIONS_PER_USER", 20usize, |n| *n > 0)?,
+        login_audit_interval: env.seconds("PINKPAGE_LOGIN_AUDIT_INTERVAL_S", 60.0)?,
+        login_audit_rows: env.parse_or("PINKPAGE_LOGIN_AUDIT_ROWS", 100usize, |n| *n > 0)?,
     })
 }
 

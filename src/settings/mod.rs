@@ -250,14 +250,34 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "a sign-in session ends this long after sign-in, used or not",
     },
     SettingDoc {
+        name: "PINKPAGE_SESSIONS_PER_USER",
+        default: "20",
+        meaning: "sign-in sessions one user may hold; a new sign-in past it ends the user's oldest session",
+    },
+    SettingDoc {
         name: "PINKPAGE_LOGIN_MAX_FAILURES",
         default: "5",
-        meaning: "failed logins per name and per address before further attempts wait (429 with Retry-After)",
+        meaning: "failed logins per address (and per name, for the addresses that failed on it) before the next attempt waits 1 s, 2 s, 4 s, ... (429 with Retry-After)",
     },
     SettingDoc {
         name: "PINKPAGE_LOGIN_WINDOW_S",
         default: "900",
-        meaning: "how long failed logins are remembered, and the longest wait imposed",
+        meaning: "how long failed logins are remembered",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOGIN_MAX_DELAY_S",
+        default: "30",
+        meaning: "the longest wait imposed on a login attempt (fractions allowed)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOGIN_AUDIT_INTERVAL_S",
+        default: "60",
+        meaning: "throttled logins, and failed logins past PINKPAGE_LOGIN_AUDIT_ROWS, are audited as one row per name and address per this many seconds",
+    },
+    SettingDoc {
+        name: "PINKPAGE_LOGIN_AUDIT_ROWS",
+        default: "100",
+        meaning: "failed-login audit rows written one by one per interval, and summary rows per interval (the rest in one row)",
     },
     SettingDoc {
         name: "PINKPAGE_LOG_FORMAT",

@@ -56,7 +56,7 @@ use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::secret::Secret;
 use pinkpage_actors::{AppError, ErrorCode};
 
-use crate::accounts::{Loaded, SessionRow, TokenInfo, User};
+use crate::accounts::{AccessChanges, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
@@ -157,14 +157,20 @@ pub struct UserChange {
     pub disabled: Option<bool>,
 }
 
-/// Users, API tokens and sign-in sessions. Every change moves the access
-/// revision ([`AccountStore::revision`]), so a daemon notices changes made
-/// by another process (the command line).
+/// Users, API tokens and sign-in sessions. Every change of a user or a
+/// token moves the access revision, and every session started or ended
+/// gets the next number of the session log, so a daemon notices changes
+/// made by another process (the command line, another instance) and
+/// follows sign-ins without reloading everything
+/// ([`AccountStore::changes`]).
 pub trait AccountStore: Send + Sync + 'static {
-    /// The access revision.
-    fn revision(&self) -> StoreFuture<i64>;
     /// Everything the in-memory directory needs, in one transaction.
     fn load(&self) -> StoreFuture<Loaded>;
+    /// What a copy made at access revision `revision` and session log
+    /// number `session_seq` needs to catch up: nothing, the sessions
+    /// started and ended since, or everything (accounts or tokens changed,
+    /// or the log no longer reaches back that far).
+    fn changes(&self, revision: i64, session_seq: i64) -> StoreFuture<AccessChanges>;
     /// Every account, by name.
     fn list_users(&self) -> StoreFuture<Vec<User>>;
     /// An account and its password hash, when it has both.
@@ -191,19 +197,28 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreFuture<(TokenInfo, Secret)>;
     /// Revokes a token (10004 when unknown).
     fn revoke_token(&self, id: String) -> StoreFuture<TokenInfo>;
-    /// Starts a sign-in session whose cookie has `secret_hash`.
+    /// Starts a sign-in session whose cookie has `secret_hash`, and ends
+    /// the user's oldest sessions so that at most `per_user` remain.
     fn create_session(
         &self,
         user: String,
         secret_hash: String,
         expires_at: DateTime<Utc>,
         remote_addr: Option<String>,
-    ) -> StoreFuture<SessionRow>;
+        per_user: usize,
+    ) -> StoreFuture<StartedSession>;
     /// Ends a sign-in session; whether it existed.
     fn delete_session(&self, id: String) -> StoreFuture<bool>;
-    /// Writes sessions' last use back and removes those past their
-    /// absolute lifetime at `now`.
-    fn persist_sessions(&self, seen: Vec<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> StoreFuture<()>;
+    /// Writes sessions' last use back, then removes the sessions past
+    /// their absolute lifetime at `now` or unused for `idle`, and forgets
+    /// session log entries older than a few minutes; how many sessions
+    /// were removed.
+    fn persist_sessions(
+        &self,
+        seen: Vec<(String, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> StoreFuture<usize>;
 }
 
 /// The stores of the records the journal writes, and their reads. Cheap

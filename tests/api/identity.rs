@@ -184,6 +184,7 @@ async fn repeated_failed_logins_are_slowed_down_and_audited() {
     let app = TestApp::builder()
         .server(ServerEntry::unreachable("mdwap1p"))
         .env("PINKPAGE_LOGIN_MAX_FAILURES", "2")
+        .env("PINKPAGE_LOGIN_AUDIT_INTERVAL_S", "1")
         .spawn()
         .await;
     let otto = app.identity("otto", "operator", None).await;
@@ -218,7 +219,10 @@ async fn repeated_failed_logins_are_slowed_down_and_audited() {
     let failed = app.audit_events("action=auth.login.failed", 2).await;
     assert!(failed.iter().all(|e| !e.to_string().contains("not-the-password")));
     assert!(failed.iter().any(|e| e["detail"]["reason"] == "wrong password"));
-    app.audit_events("action=auth.login.throttled", 1).await;
+    // the throttled attempt is summarised when its interval ends
+    let throttled = app.audit_events("action=auth.login.throttled", 1).await;
+    assert_eq!(throttled[0]["detail"]["count"], 1, "{}", throttled[0]);
+    assert_eq!(throttled[0]["user"], "otto");
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ mod server_dies;
 mod servers;
 mod shell_mode;
 mod shutdown;
+mod sign_in_limits;
 mod silent_network;
 mod ssh_layer;
 mod startup;

@@ -206,6 +206,47 @@ pub const MIGRATIONS: &[&str] = &[
             ) WHERE name IS NOT NULL ORDER BY name
         )
     );",
+    // 9: sign-in sessions leave the access revision and get a change log
+    // of their own, so a daemon follows sessions started and ended (by
+    // itself, another instance or the command line) by reading what changed
+    // since it last looked, instead of reloading every account, token and
+    // session after each sign-in. `auth_revision.sessions` numbers every
+    // session change (the counter row's lock orders concurrent writers, so
+    // the numbers follow commit order on any database); `session_log` says
+    // what each number did, and is pruned: `sessions_pruned` is the highest
+    // number no longer in it (a daemon that has not seen it reloads whole).
+    // `web_sessions.seq` orders a user's sessions (the oldest ends first
+    // past the per-user cap).
+    "ALTER TABLE auth_revision ADD COLUMN sessions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE auth_revision ADD COLUMN sessions_pruned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE web_sessions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE web_sessions SET seq = rowid;
+    UPDATE auth_revision SET sessions = (SELECT coalesce(max(seq), 0) FROM web_sessions),
+                             sessions_pruned = (SELECT coalesce(max(seq), 0) FROM web_sessions);
+    CREATE TABLE session_log (
+        seq        INTEGER PRIMARY KEY,         -- auth_revision.sessions after the change
+        session_id TEXT    NOT NULL,            -- web_sessions.id
+        ended      INTEGER NOT NULL,            -- 0 started, 1 ended
+        at         TEXT    NOT NULL             -- RFC 3339, UTC: when, for pruning
+    );
+    DROP TRIGGER web_sessions_insert_bumps;
+    DROP TRIGGER web_sessions_delete_bumps;
+    CREATE TRIGGER web_sessions_insert_logs AFTER INSERT ON web_sessions
+        BEGIN
+            UPDATE auth_revision SET sessions = sessions + 1 WHERE id = 1;
+            UPDATE web_sessions SET seq = (SELECT sessions FROM auth_revision WHERE id = 1)
+                WHERE id = NEW.id;
+            INSERT INTO session_log (seq, session_id, ended, at)
+                SELECT sessions, NEW.id, 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                FROM auth_revision WHERE id = 1;
+        END;
+    CREATE TRIGGER web_sessions_delete_logs AFTER DELETE ON web_sessions
+        BEGIN
+            UPDATE auth_revision SET sessions = sessions + 1 WHERE id = 1;
+            INSERT INTO session_log (seq, session_id, ended, at)
+                SELECT sessions, OLD.id, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                FROM auth_revision WHERE id = 1;
+        END;",
 ];
 
 /// Applies every migration the database has not seen yet.

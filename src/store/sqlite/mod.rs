@@ -46,7 +46,7 @@ use super::{
     unavailable, AccountStore, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore, UserChange,
     WorkflowStore, Writes,
 };
-use crate::accounts::{AccountError, Loaded, SessionRow, TokenInfo, User};
+use crate::accounts::{AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
@@ -226,12 +226,12 @@ impl TempFileStore for SqliteStore {
 }
 
 impl AccountStore for SqliteStore {
-    fn revision(&self) -> StoreFuture<i64> {
-        self.run(|c| Ok(accounts::revision(c)?))
-    }
-
     fn load(&self) -> StoreFuture<Loaded> {
         self.run(|c| accounts::load(c).map_err(AppError::from))
+    }
+
+    fn changes(&self, revision: i64, session_seq: i64) -> StoreFuture<AccessChanges> {
+        self.run(move |c| Ok(accounts::changes(c, revision, session_seq)?))
     }
 
     fn list_users(&self) -> StoreFuture<Vec<User>> {
@@ -283,7 +283,8 @@ impl AccountStore for SqliteStore {
         secret_hash: String,
         expires_at: DateTime<Utc>,
         remote_addr: Option<String>,
-    ) -> StoreFuture<SessionRow> {
+        per_user: usize,
+    ) -> StoreFuture<StartedSession> {
         self.run(move |c| {
             Ok(accounts::create_session(
                 c,
@@ -291,6 +292,7 @@ impl AccountStore for SqliteStore {
                 &secret_hash,
                 expires_at,
                 remote_addr.as_deref(),
+                per_user,
             )?)
         })
     }
@@ -299,7 +301,12 @@ impl AccountStore for SqliteStore {
         self.run(move |c| Ok(accounts::delete_session(c, &id)?))
     }
 
-    fn persist_sessions(&self, seen: Vec<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> StoreFuture<()> {
+    fn persist_sessions(
+        &self,
+        seen: Vec<(String, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+        idle: chrono::Duration,
+    ) -> StoreFuture<usize> {
         self.run(move |c| {
             let tx = c.transaction().map_err(db_error)?;
             for (id, at) in &seen {
@@ -309,8 +316,10 @@ impl AccountStore for SqliteStore {
                     Err(e) => return Err(e.into()),
                 }
             }
-            accounts::delete_expired_sessions(&tx, now)?;
-            tx.commit().map_err(db_error)
+            let removed = accounts::delete_ended_sessions(&tx, now, idle)?;
+            accounts::prune_session_log(&tx, now - accounts::SESSION_LOG_KEPT)?;
+            tx.commit().map_err(db_error)?;
+            Ok(removed)
         })
     }
 }

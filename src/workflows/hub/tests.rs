@@ -215,6 +215,10 @@ fn world() -> World {
         session_max: Duration::from_secs(600),
         login_max_failures: 5,
         login_window: Duration::from_secs(60),
+        login_max_delay: Duration::from_secs(30),
+        sessions_per_user: 20,
+        login_audit_interval: Duration::from_secs(60),
+        login_audit_rows: 100,
     };
     let identity = Arc::new(Identity::new(access));
     let hub = WorkflowHub::new(
@@ -438,6 +442,7 @@ fn ana_is(identity: &Identity, role: Role, tags: &[&str]) {
     use crate::auth::directory::Directory;
     let loaded = Loaded {
         revision: identity.read().revision + 1,
+        session_seq: 0,
         users: vec![User {
             id: 1,
             name: "ana".into(),

@@ -12,7 +12,12 @@
 //! - (b) WebSocket, on one token-authenticated connection: the round trip
 //!   of `ping` (answered before any role check) vs `cancel` with nothing
 //!   running (role-checked, then answered 50011);
-//! - (c) login time with the chosen Argon2id parameters.
+//! - (c) login time with the chosen Argon2id parameters;
+//! - (d) the same logins with many other sign-in sessions stored (written
+//!   into the database while the daemon is stopped, then a restart), and
+//!   the daemon's resident memory before and after them: a login must cost
+//!   the same at any number of sessions. `PINKPAGE_BENCH_SESSIONS` sets
+//!   another number for the full run.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -34,6 +39,8 @@ pub struct Workload {
     pub frames: usize,
     /// Sign-ins timed.
     pub logins: usize,
+    /// Other sign-in sessions stored for (d).
+    pub sessions: usize,
 }
 
 impl Workload {
@@ -43,6 +50,7 @@ impl Workload {
         rounds: 5,
         frames: 3000,
         logins: 20,
+        sessions: 100_000,
     };
 }
 
@@ -64,11 +72,15 @@ pub struct Report {
     pub checked_us: Vec<f64>,
     /// Each sign-in's time, sorted.
     pub logins: Vec<Duration>,
+    /// Each sign-in's time with `workload.sessions` others stored, sorted.
+    pub crowded_logins: Vec<Duration>,
+    /// The daemon's resident memory (KiB) before and after those sign-ins.
+    pub crowded_rss_kib: (u64, u64),
 }
 
 /// Runs the benchmark against a fresh daemon.
 pub async fn run(w: Workload) -> Report {
-    let app = TestApp::builder()
+    let mut app = TestApp::builder()
         .server(ServerEntry::unreachable("bench"))
         .env("RUST_LOG", "warn,pinkpage::startup=info")
         .spawn()
@@ -116,8 +128,36 @@ pub async fn run(w: Workload) -> Report {
         logins.push(started.elapsed());
     }
     logins.sort();
+    drop(ws);
+
+    // (d) the same logins among many stored sessions of another user
+    let res = app
+        .post_json("/api/v1/users", &json!({"name": "crowd", "role": "viewer"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    app.kill();
+    store_sessions(&app, "crowd", w.sessions);
+    app.kill_and_restart().await;
+    let rss_before = rss_kib(&app);
+    let mut crowded_logins = Vec::new();
+    for _ in 0..w.logins {
+        let started = Instant::now();
+        let res = app
+            .anon
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"name": who.name, "password": who.password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        crowded_logins.push(started.elapsed());
+    }
+    crowded_logins.sort();
+    let crowded_rss_kib = (rss_before, rss_kib(&app));
     Report {
         workload: w,
+        crowded_logins,
+        crowded_rss_kib,
         anon_rps,
         token_rps,
         session_rps,
@@ -126,6 +166,47 @@ pub async fn run(w: Workload) -> Report {
         checked_us,
         logins,
     }
+}
+
+/// Writes `count` sign-in sessions of `user` straight into the stopped
+/// daemon's database (as many users' browsers would have over weeks).
+fn store_sessions(app: &TestApp, user: &str, count: usize) {
+    let mut db = rusqlite::Connection::open(app.database()).unwrap();
+    let tx = db.transaction().unwrap();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let far = (chrono::Utc::now() + chrono::Duration::days(365))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO web_sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at)
+                 VALUES (?1, ?2, (SELECT id FROM users WHERE name = ?3), ?4, ?4, ?5)",
+            )
+            .unwrap();
+        for i in 0..count {
+            insert
+                .execute(rusqlite::params![
+                    format!("bench{i:07}"),
+                    format!("{i:064x}"),
+                    user,
+                    now,
+                    far
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The daemon's resident memory now (`VmRSS`), in KiB.
+fn rss_kib(app: &TestApp) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap()
 }
 
 /// Requests per second of `w.requests` sequential GETs of `path` on one
@@ -230,6 +311,22 @@ impl fmt::Display for Report {
             ms(logins[0]),
             ms(logins[logins.len() / 2]),
             ms(logins[logins.len() - 1])
+        )?;
+        let crowded = &self.crowded_logins;
+        writeln!(
+            f,
+            "| the same with {} other sessions stored, min / median / max | {:.0} / {:.0} / {:.0} ms |",
+            w.sessions,
+            ms(crowded[0]),
+            ms(crowded[crowded.len() / 2]),
+            ms(crowded[crowded.len() - 1])
+        )?;
+        writeln!(
+            f,
+            "| daemon resident memory with {} sessions, before / after those logins | {:.0} / {:.0} MiB |",
+            w.sessions,
+            self.crowded_rss_kib.0 as f64 / 1024.0,
+            self.crowded_rss_kib.1 as f64 / 1024.0
         )
     }
 }

@@ -68,6 +68,7 @@ async fn identity_benchmark_reports_rates_round_trips_and_sign_ins_on_a_tiny_wor
         requests: 20,
         frames: 20,
         logins: 2,
+        sessions: 500,
         ..identity::Workload::FULL
     };
     let report = identity::run(w).await;
@@ -79,6 +80,8 @@ async fn identity_benchmark_reports_rates_round_trips_and_sign_ins_on_a_tiny_wor
     assert_figures("ping round trip, µs", &report.ping_us, rounds);
     assert_figures("cancel round trip, µs", &report.checked_us, rounds);
     assert_eq!(report.logins.len(), 2);
+    assert_eq!(report.crowded_logins.len(), 2);
+    assert!(report.crowded_rss_kib.0 > 0 && report.crowded_rss_kib.1 > 0);
     assert!(
         report.logins.iter().all(|d| *d > Duration::ZERO),
         "{:?}",

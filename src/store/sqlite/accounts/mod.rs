@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use pinkpage_actors::{AppError, ErrorCode};
 
 use super::tx::db_error;
-use crate::accounts::{validate_name, validate_tags, AccountError, Loaded, User};
+use crate::accounts::{validate_name, validate_tags, AccessChanges, AccountError, Loaded, User};
 use crate::records::timestamp as rfc3339;
 use crate::store::UserChange;
 
@@ -173,9 +173,10 @@ pub fn set_servers(
     update_user(conn, name, "servers = ?1", &tags_json(&servers))
 }
 
-/// The access revision: a number that grows whenever a user, a token or
-/// the set of sessions changes (not when one is merely used). A daemon
-/// polls it to notice changes made by another process.
+/// The access revision: a number that grows whenever a user or a token
+/// changes (not when one is merely used). A daemon polls it to notice
+/// changes made by another process. Sign-in sessions have a log of their
+/// own ([`session_changes`]).
 pub fn revision(conn: &Connection) -> Result<i64, AccountError> {
     Ok(
         conn.query_row("SELECT revision FROM auth_revision WHERE id = 1", [], |r| {
@@ -188,14 +189,47 @@ pub fn revision(conn: &Connection) -> Result<i64, AccountError> {
 /// the revision matches the rows.
 pub fn load(conn: &mut Connection) -> Result<Loaded, AccountError> {
     let tx = conn.transaction()?;
-    let loaded = Loaded {
-        revision: revision(&tx)?,
-        users: list_users(&tx)?,
-        tokens: list_tokens_with_digests(&tx)?,
-        sessions: list_sessions(&tx)?,
-    };
+    let loaded = load_in(&tx)?;
     tx.commit()?;
     Ok(loaded)
+}
+
+fn load_in(conn: &Connection) -> Result<Loaded, AccountError> {
+    Ok(Loaded {
+        revision: revision(conn)?,
+        session_seq: session_seq(conn)?.0,
+        users: list_users(conn)?,
+        tokens: list_tokens_with_digests(conn)?,
+        sessions: list_sessions(conn)?,
+    })
+}
+
+/// What a copy made at access revision `revision` and session log number
+/// `session_seq` needs to catch up, read in one transaction: nothing, the
+/// sessions started and ended since (the cheap, common case: sign-ins and
+/// sign-outs), or everything when accounts or tokens changed or the log no
+/// longer reaches back that far.
+pub fn changes(
+    conn: &mut Connection,
+    revision_seen: i64,
+    session_seq_seen: i64,
+) -> Result<AccessChanges, AccountError> {
+    let tx = conn.transaction()?;
+    let seq = session_seq(&tx)?.0;
+    // a log behind the copy (a database put back from a backup) is
+    // another history: start again from it
+    let changes = if revision(&tx)? != revision_seen || seq < session_seq_seen {
+        AccessChanges::Reload(load_in(&tx)?)
+    } else if seq == session_seq_seen {
+        AccessChanges::Unchanged
+    } else {
+        match session_changes(&tx, session_seq_seen)? {
+            Some(c) => AccessChanges::Sessions(c),
+            None => AccessChanges::Reload(load_in(&tx)?),
+        }
+    };
+    tx.commit()?;
+    Ok(changes)
 }
 
 /// Applies `change` to account `name` in one transaction, refused whole
