@@ -217,6 +217,35 @@ impl ServerRef {
     }
 }
 
+/// A named transfer the caller may run: configured (23001), and both of
+/// its servers in the caller's scope (10003), as the run and its dry run
+/// both need.
+pub struct TransferRef {
+    /// The transfer.
+    pub spec: Arc<pinkpage_actors::server::TransferSpec>,
+    /// Its source server.
+    pub source: Arc<ServerSpec>,
+    /// Its destination server.
+    pub destination: Arc<ServerSpec>,
+}
+
+impl TransferRef {
+    /// Looks `name` up and checks both ends against `who`.
+    pub fn resolve(settings: &Settings, who: &Principal, name: &str) -> Result<TransferRef, AppError> {
+        let spec = settings.transfers.get(name).cloned().ok_or_else(|| {
+            AppError::with_detail(ErrorCode::UnknownTransfer, format!("no transfer named '{name}'"))
+        })?;
+        // settings checked at startup that both servers exist
+        let source = ServerRef::resolve(settings, who, &spec.source_server)?.into_spec();
+        let destination = ServerRef::resolve(settings, who, &spec.destination_server)?.into_spec();
+        Ok(TransferRef {
+            spec,
+            source,
+            destination,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Batch runs (BMX4): `batch_execute`, parsed once.
 // ---------------------------------------------------------------------------

@@ -59,6 +59,8 @@ use self::error::ApiError;
         bmx4::list_runs,
         bmx4::get_run,
         transfers::list_transfers,
+        transfers::plan_transfer,
+        transfers::list_transfer_runs,
         diff::diff_files,
         diff::diff_dirs,
         diff::diff_command,
@@ -202,6 +204,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(bmx4::list_runs)
         .service(bmx4::get_run)
         .service(transfers::list_transfers)
+        .service(transfers::list_transfer_runs)
+        .service(transfers::plan_transfer)
         .service(diff::diff_files)
         .service(diff::diff_dirs)
         .service(diff::diff_command)

@@ -106,6 +106,18 @@ pub const ROUTES: &[RouteRule] = &[
         "force release of the session lock",
     ),
     r("GET", "/api/v1/transfers", Viewer, "configured transfers"),
+    r(
+        "GET",
+        "/api/v1/transfers/runs",
+        Viewer,
+        "the last transfer runs on the caller's servers",
+    ),
+    r(
+        "POST",
+        "/api/v1/transfers/{name}/plan",
+        Operator,
+        "a transfer's dry run: what it would copy and replace",
+    ),
     r("GET", "/api/v1/workflows", Viewer, "configured workflows"),
     r(
         "POST",
@@ -254,6 +266,7 @@ pub const MESSAGES: &[MessageRule] = &[
     m("/ws/v1/stub", "resize", Operator),
     m("/ws/v1/stub", "cancel", Operator),
     m("/ws/v1/stub", "scp_transfer", Operator),
+    m("/ws/v1/stub", "scp_transfer_plan", Operator),
     m("/ws/v1/stub", "workflow_plan", Viewer),
     m("/ws/v1/stub", "workflow_run", Operator),
     m("/ws/v1/stub", "workflow_confirm", Operator),

@@ -406,3 +406,79 @@ async fn a_second_transfer_while_one_runs_gives_50009_and_a_command_gives_50010(
     assert_eq!(cancelled["transfer_name"], "t");
     assert!(dirs.dst_names().is_empty(), "{:?}", dirs.dst_names());
 }
+
+#[tokio::test]
+async fn a_dry_run_lists_what_would_be_copied_and_replaced_and_copies_nothing() {
+    let dirs = Dirs::new(true);
+    dirs.put("a.dat", b"new file");
+    dirs.put("b.dat", b"newer contents");
+    dirs.put("skip.txt", b"not matched");
+    std::fs::write(dirs.dst.join("b.dat"), b"old").unwrap();
+    let (app, _alpha, _beta) = app_with_two_servers(&dirs.toml("nightly", "*.dat", false)).await;
+    let before = dirs.dst_names();
+
+    // over REST
+    let res = app
+        .http
+        .post(app.url("/api/v1/transfers/nightly/plan"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rest: Value = res.json().await.unwrap();
+    assert_eq!(
+        rest["files"],
+        json!([
+            {"name": "a.dat", "bytes": 8, "replaces_bytes": null},
+            {"name": "b.dat", "bytes": 14, "replaces_bytes": 3}
+        ]),
+        "{rest}"
+    );
+    assert_eq!(rest["bytes"], 22);
+    assert_eq!(rest["replaces"], 1);
+    assert_eq!(rest["source_server"], "alpha");
+    assert_eq!(rest["destination_server"], "beta");
+
+    // over the WebSocket, without the lock: the same plan
+    let mut c = WsClient::stub(&app).await;
+    let ws = c
+        .request(
+            json!({"type": "scp_transfer_plan", "transfer_name": "nightly", "request_id": "p"}),
+            "scp_transfer_plan",
+        )
+        .await;
+    assert_eq!(ws["files"], rest["files"], "{ws}");
+    assert_eq!(ws["request_id"], "p");
+    // an unknown transfer is 23001 on both
+    let unknown = c
+        .ask(
+            json!({"type": "scp_transfer_plan", "transfer_name": "nope", "request_id": "u"}),
+            "scp_transfer_plan",
+        )
+        .await;
+    assert_eq!(unknown["error"]["code"], 23001, "{unknown}");
+    let res = app
+        .http
+        .post(app.url("/api/v1/transfers/nope/plan"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // looking changed nothing
+    assert_eq!(dirs.dst_names(), before);
+    assert_eq!(std::fs::read(dirs.dst.join("b.dat")).unwrap(), b"old");
+
+    // a run then shows in the history
+    c.start_session().await;
+    let (done, _) = run_transfer(&mut c, "nightly").await;
+    assert_eq!(done["type"], "scp_complete", "{done}");
+    let runs: Value = eventually("the run in the history", async || {
+        let runs: Value = app.get("/api/v1/transfers/runs").await.json().await.unwrap();
+        (runs.as_array().is_some_and(|r| !r.is_empty())).then_some(runs)
+    })
+    .await;
+    assert_eq!(runs[0]["transfer_name"], "nightly", "{runs}");
+    assert_eq!(runs[0]["outcome"], "complete");
+    assert_eq!(runs[0]["files"], json!(["a.dat", "b.dat"]));
+}

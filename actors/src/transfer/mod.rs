@@ -24,6 +24,7 @@
 //! daemon's transfer slot, and then sends `Finished` and stops both
 //! threads. So when a client sees the outcome, no partial file is left.
 
+mod dry_run;
 mod glob;
 mod plan;
 mod progress;
@@ -39,6 +40,7 @@ use crate::error::{AppError, ErrorCode};
 pub use crate::task::CLEANUP_TIMEOUT;
 use crate::task::{Reporter, Stop, TaskMessage};
 
+pub use self::dry_run::{dry_run, PlannedCopy, TransferPlan, DRY_RUN_TIMEOUT};
 pub use self::glob::{Matcher, SourceGlob};
 pub use self::plan::{
     FileDone, TransferGate, TransferOutcome, TransferPermit, TransferProgress, TransferRequest,

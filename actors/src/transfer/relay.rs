@@ -71,11 +71,11 @@ pub type SharedResources = Arc<Mutex<Resources>>;
 
 /// A file the glob matched.
 #[derive(Debug, Clone)]
-struct SourceFile {
-    name: String,
-    path: String,
-    size: u64,
-    permissions: u32,
+pub(super) struct SourceFile {
+    pub(super) name: String,
+    pub(super) path: String,
+    pub(super) size: u64,
+    pub(super) permissions: u32,
 }
 
 /// Counters behind `scp_progress`, updated per chunk written.
@@ -141,7 +141,7 @@ where
 /// Connects to `server` and opens SFTP (and, for the destination, the
 /// posix-rename channel when the server offers it), disconnecting again if
 /// SFTP fails.
-async fn open_side(
+pub(super) async fn open_side(
     server: Arc<crate::server::ServerSpec>,
     options: Arc<ssh::SshOptions>,
     destination: bool,
@@ -290,7 +290,7 @@ async fn copy_all(
 
 /// Lists `glob.dir` on the source and keeps the regular files (or links to
 /// them) whose names match, sorted by name.
-async fn list(
+pub(super) async fn list(
     sftp: &SftpSession,
     glob: &SourceGlob,
     matcher: &Matcher,

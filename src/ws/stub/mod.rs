@@ -54,6 +54,7 @@ impl Domain for Stub {
         "resize",
         "cancel",
         "scp_transfer",
+        "scp_transfer_plan",
         "workflow_plan",
         "workflow_run",
         "workflow_confirm",
@@ -97,6 +98,9 @@ impl Domain for Stub {
             StubRequest::WorkflowWatch { run_id } => workflow::watch(conn, run_id, rid, ctx),
             StubRequest::ScpTransfer { transfer_name } => {
                 transfer::scp_transfer(conn, transfer_name, rid, ctx)
+            }
+            StubRequest::ScpTransferPlan { transfer_name } => {
+                transfer::scp_transfer_plan(conn, transfer_name, rid, ctx)
             }
         }
     }

@@ -8,17 +8,18 @@
 //! configured (23001); no transfer runs anywhere in the daemon (50009, the
 //! [`pinkpage_actors::transfer::TransferGate`]).
 
-use actix::{AsyncContext, Handler};
+use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
 use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
 use pinkpage_actors::transfer::{
-    FileDone, TransferActor, TransferMessage, TransferOutcome, TransferProgress, TransferRequest,
+    dry_run, FileDone, TransferActor, TransferMessage, TransferOutcome, TransferPlan, TransferProgress,
+    TransferRequest,
 };
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 
 use super::state::{Stub, StubTask, TaskKind};
 use super::tasks::{audit, transfer_end};
-use crate::request::ServerRef;
+use crate::request::TransferRef;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -46,6 +47,15 @@ enum TransferReply<'a> {
         bytes: u64,
         duration_ms: u64,
     },
+    /// A dry run's answer: what the transfer would copy now.
+    ScpTransferPlan {
+        transfer_name: &'a str,
+        source_server: &'a str,
+        destination_server: &'a str,
+        destination_dir: &'a str,
+        #[serde(flatten)]
+        plan: &'a TransferPlan,
+    },
     /// Stopped by `cancel`, `end_session` or a revoked lock; no partial
     /// file is left.
     ScpCancelled {
@@ -53,6 +63,48 @@ enum TransferReply<'a> {
         files_done: usize,
         bytes_done: u64,
     },
+}
+
+/// `scp_transfer_plan`: the dry run of a named transfer (what it would
+/// copy, which destination files it would replace), answered as
+/// `scp_transfer_plan`. Runs beside anything else on the connection (it
+/// needs no lock and takes no transfer slot) as one of its operations
+/// (10008 past the cap), bounded by the engine's dry-run timeout.
+pub(super) fn scp_transfer_plan(
+    conn: &mut WsConnection<Stub>,
+    transfer_name: String,
+    rid: RequestId,
+    ctx: &mut WsCtx<Stub>,
+) {
+    let ends = match TransferRef::resolve(&conn.state.settings, &conn.principal, &transfer_name) {
+        Ok(ends) => ends,
+        Err(e) => return conn.send_error(ctx, &e, &rid),
+    };
+    let Some(guard) = conn.operation_or_refuse(&rid, ctx) else {
+        return;
+    };
+    let ssh = conn.state.ssh.clone();
+    async move {
+        let plan = dry_run(&ends.spec, ends.source, ends.destination, ssh).await;
+        drop(guard);
+        (ends.spec, plan)
+    }
+    .into_actor(conn)
+    .map(move |(spec, plan), conn, ctx| match plan {
+        Ok(plan) => conn.send(
+            ctx,
+            &TransferReply::ScpTransferPlan {
+                transfer_name: &spec.name,
+                source_server: &spec.source_server,
+                destination_server: &spec.destination_server,
+                destination_dir: &spec.destination_dir,
+                plan: &plan,
+            },
+            &rid,
+        ),
+        Err(e) => conn.send_error(ctx, &e, &rid),
+    })
+    .spawn(ctx);
 }
 
 pub(super) fn scp_transfer(
@@ -93,14 +145,11 @@ fn start(
         });
     }
     conn.domain.require_lock()?;
-    let settings = &conn.state.settings;
-    let spec = settings.transfers.get(name).cloned().ok_or_else(|| {
-        AppError::with_detail(ErrorCode::UnknownTransfer, format!("no transfer named '{name}'"))
-    })?;
-    // Settings checked at startup that both servers exist; both ends must
-    // be in the caller's server scope.
-    let source = ServerRef::resolve(settings, &conn.principal, &spec.source_server)?.into_spec();
-    let destination = ServerRef::resolve(settings, &conn.principal, &spec.destination_server)?.into_spec();
+    let TransferRef {
+        spec,
+        source,
+        destination,
+    } = TransferRef::resolve(&conn.state.settings, &conn.principal, name)?;
     let permit = conn.state.transfers.try_acquire(name)?;
     let request = TransferRequest {
         spec: spec.clone(),

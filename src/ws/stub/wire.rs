@@ -47,6 +47,11 @@ pub enum StubRequest {
         /// The workflow run to cancel; without it, this connection's task.
         run_id: Option<String>,
     },
+    /// What a configured transfer would copy now (a dry run).
+    ScpTransferPlan {
+        /// Transfer name.
+        transfer_name: String,
+    },
     /// Run a configured transfer.
     ScpTransfer {
         /// Transfer name.

@@ -21,6 +21,8 @@ async fn a_transfer_runs_from_the_console_to_100_percent_and_the_files_arrive() 
     let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     tree.write("src/a.dat", &payload);
     tree.write("src/b.dat", b"small");
+    // b.dat is at the destination already: the plan says it is replaced
+    tree.write("dst/b.dat", b"older");
     let (builder, [_alpha, _beta]) = with_servers(["alpha", "beta"]);
     let app = builder
         .transfers_toml(&format!(
@@ -36,7 +38,27 @@ async fn a_transfer_runs_from_the_console_to_100_percent_and_the_files_arrive() 
     browser.wait_text("#lock-text", "held by you").await;
 
     browser.click("#tab-transfers").await;
+    browser
+        .wait_text("#transfer-history", "No transfer has run yet")
+        .await;
+    // Run shows the dry run first: what is copied, what is replaced
     browser.click("[data-transfer=nightly] .run-transfer").await;
+    let plan = browser
+        .wait_text("#transfer-plan-summary", "copies 2 files")
+        .await;
+    assert!(plan.contains("replacing 1"), "{plan}");
+    let rows = browser
+        .js(
+            "return [...document.querySelectorAll('#transfer-plan-files tr[data-file]')].map(r => [r.dataset.file, r.dataset.replaces]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(rows, json!([["a.dat", "false"], ["b.dat", "true"]]));
+    browser.screenshot("transfer-plan").await;
+    // nothing was copied by looking
+    assert_eq!(std::fs::read(format!("{dst}/b.dat")).unwrap(), b"older");
+    assert!(!std::path::Path::new(&format!("{dst}/a.dat")).exists());
+    browser.click("#transfer-start").await;
     browser
         .wait(
             "the transfer to finish",
@@ -59,6 +81,18 @@ async fn a_transfer_runs_from_the_console_to_100_percent_and_the_files_arrive() 
 
     assert_eq!(std::fs::read(format!("{dst}/a.dat")).unwrap(), payload);
     assert_eq!(std::fs::read(format!("{dst}/b.dat")).unwrap(), b"small");
+    // the run is in the history
+    let last = browser
+        .wait(
+            "the run in the history",
+            "document.querySelector('#transfer-runs tr.transfer-run')?.textContent",
+        )
+        .await;
+    let last = last.as_str().unwrap();
+    assert!(
+        last.contains("nightly") && last.contains("complete") && last.contains("olga"),
+        "{last}"
+    );
     browser.close().await;
 }
 
