@@ -197,3 +197,65 @@ async fn a_login_shell_shows_the_login_banner_once() {
         .await;
     browser.close().await;
 }
+
+/// Whether the element matching `css` lies wholly inside the window.
+fn in_view(css: &str) -> String {
+    format!(
+        "(() => {{ const r = document.querySelector({}).getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight + 1; }})()",
+        serde_json::json!(css)
+    )
+}
+
+#[tokio::test]
+async fn names_stay_whole_notices_take_no_clicks_and_the_terminal_fits_at_800_px() {
+    let _turn = turn().await;
+    let (builder, [_a, _b]) = with_servers(["payments-db-primary-01", "web-frontend-02"]);
+    let app = builder.spawn().await;
+    let olga = app.identity("olga", "operator", None).await;
+    let browser = Browser::open(&app).await;
+    browser.set_size(1400, 900).await;
+    browser.sign_in(&olga).await;
+    browser
+        .wait(
+            "both servers listed",
+            "document.querySelectorAll('#server-list .server-name').length === 2",
+        )
+        .await;
+    // each name on one line, never broken inside a word
+    let lines = browser
+        .js(
+            "return [...document.querySelectorAll('#server-list .server-name')].map(e => [e.textContent, e.getClientRects().length, Math.round(e.getBoundingClientRect().height)]);",
+            vec![],
+        )
+        .await;
+    let one_line = lines[0][2].as_i64().unwrap();
+    for l in lines.as_array().unwrap() {
+        assert_eq!(l[1], 1, "{lines}");
+        assert_eq!(l[2].as_i64().unwrap(), one_line, "one line high: {lines}");
+    }
+
+    // a notice does not take a click meant for what is under it
+    browser.click("#take-lock").await;
+    browser.wait_text("#notices", "Lock taken by olga").await;
+    let under = browser
+        .js(
+            "const n = document.querySelector('#notices .notice span').getBoundingClientRect(); \
+             const hit = document.elementFromPoint(n.left + 2, n.top + n.height / 2); \
+             return hit ? !hit.closest('.notice') : null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(under, true, "the point under the notice's text reaches the page");
+    browser.screenshot("wide-1400").await;
+
+    // at 800 px the terminal ends above the fold
+    browser.set_size(800, 700).await;
+    browser
+        .wait(
+            "the terminal inside the window at 800 px",
+            &in_view("#panel-terminal .term"),
+        )
+        .await;
+    browser.screenshot("narrow-800-terminal").await;
+    browser.close().await;
+}

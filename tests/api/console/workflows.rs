@@ -178,8 +178,17 @@ async fn a_workflow_is_planned_run_confirmed_at_its_pause_and_listed_in_the_hist
             .await,
         1
     );
+    // a short window, so the opened run lands below the fold unless the
+    // page brings it into view
+    browser.set_size(1400, 600).await;
     browser.click("#wf-history .open-run").await;
     browser.wait_text("#wf-opened-title", "(succeeded)").await;
+    browser
+        .wait(
+            "the opened run in view",
+            "(() => { const r = document.getElementById('wf-opened-title').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()",
+        )
+        .await;
     let stored = browser
         .js(
             "return [...document.querySelectorAll('#wf-history-run .wf-step')].map(s => s.dataset.status)",

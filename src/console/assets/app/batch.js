@@ -141,6 +141,8 @@ export function mount(panel, ctx) {
     } catch (e) {
       summary.replaceChildren(errorLine(e));
     }
+    // the run opens above the history list: bring it into view
+    summary.scrollIntoView({ block: "start" });
   };
   panel.addEventListener("shown", loadHistory);
 }

@@ -303,6 +303,8 @@ export function mount(panel, ctx) {
     } catch (e) {
       replace(opened, errorLine(e));
     }
+    // what was opened is below the list: bring it into view
+    opened.scrollIntoView({ block: "start" });
   };
 
   api("GET", "/api/v1/workflows")
