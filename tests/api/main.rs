@@ -7,6 +7,7 @@ mod bmx4;
 mod bmx5;
 mod caps;
 mod cli;
+mod client_limits;
 mod console;
 mod diff;
 mod dotenv;
