@@ -4,6 +4,8 @@
 //! it.
 //!
 //! In order:
+//! 0. a connection not admitted yet whose address has too many such
+//!    connections is refused (30005; `crate::limits::pending`);
 //! 1. the real client (a trusted proxy's forwarding headers, else the TCP
 //!    peer), then the `Host` check (10006, against DNS rebinding);
 //! 2. a CORS preflight is answered here (allowed origins only);
@@ -17,9 +19,15 @@
 //!    10002 without a principal, 10003 when the role falls short; a route
 //!    that starts new remote work gets 40000 while audit rows cannot be
 //!    written (the store's journal);
-//! 6. the [`Caller`] is attached for handlers, the response gets CORS
+//! 6. the connection counts as admitted; the body is read whole within its
+//!    caller's size and idle limits (10011, 10009;
+//!    `crate::limits::bodies`), except a streamed upload's;
+//! 7. the [`Caller`] is attached for handlers, the response gets CORS
 //!    headers for a listed origin, and one log line records the request
 //!    with its user.
+//!
+//! A refusal that leaves a body unread (or a 30005) closes the connection,
+//! so the server neither drains an unwanted body nor keeps the place.
 
 use std::time::Instant;
 
@@ -33,11 +41,13 @@ use pinkpage_actors::{AppError, ErrorCode};
 use crate::api::error::ApiError;
 use crate::auth::origin::{self, OriginVerdict};
 use crate::auth::{check_need, presented_session_cookies, table, Caller};
+use crate::limits::bodies::{self, BodyRule};
+use crate::limits::pending::PendingConn;
 use crate::state::AppState;
 
 /// The admission middleware; mounted with `middleware::from_fn(admit)`.
 pub async fn admit(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let started = Instant::now();
@@ -51,20 +61,24 @@ pub async fn admit(
 
     let client = origin::client(req.request(), &identity.settings);
     let remote = client.remote.map(|ip| ip.to_string()).unwrap_or_default();
+    // The pattern of the route the router will take: it matches the
+    // decoded path (`/api/v1/%75sers` routes to `/api/v1/users`), so
+    // the need is looked up with that path, never the raw one.
+    let pattern = req
+        .request()
+        .resource_map()
+        .match_pattern(req.match_info().as_str());
+    let (has_body, _) = bodies::announced(&req);
     let decided = async {
+        if let Some(pending) = req.conn_data::<PendingConn>() {
+            pending.check()?;
+        }
         origin::check_host(&client, &identity.settings)?;
         let verdict = origin::check_origin(req.request(), &client, &identity.settings)?;
         // a preflight is answered here and reaches no handler: no caller
         if origin::is_preflight(req.request()) {
             return Ok((verdict, None));
         }
-        // The pattern of the route the router will take: it matches the
-        // decoded path (`/api/v1/%75sers` routes to `/api/v1/users`), so
-        // the need is looked up with that path, never the raw one.
-        let pattern = req
-            .request()
-            .resource_map()
-            .match_pattern(req.match_info().as_str());
         let need = table::route_need(req.method(), pattern.as_deref());
         let principal = match identity.authenticate(req.request(), client.via_trusted_proxy) {
             Err(e) if e.code == ErrorCode::Unauthenticated => {
@@ -104,10 +118,33 @@ pub async fn admit(
         ))
     }
     .await;
+    if decided.is_ok() {
+        if let Some(pending) = req.conn_data::<PendingConn>() {
+            pending.admitted();
+        }
+    }
+    let decided = match decided {
+        Ok((verdict, Some(caller))) => {
+            let rule = BodyRule::of(
+                req.method().as_str(),
+                pattern.as_deref(),
+                caller.principal.is_some(),
+                &state.settings.work_limits,
+            );
+            bodies::take_whole(&mut req, rule, state.settings.work_limits.body_idle_timeout)
+                .await
+                .map(|()| (verdict, Some(caller)))
+        }
+        other => other,
+    };
 
     let (res, user) = match decided {
         Err(err) => {
             let mut res = ApiError::from(err.clone()).error_response();
+            if has_body || err.code == ErrorCode::TooManyPending {
+                res.head_mut()
+                    .set_connection_type(actix_http::ConnectionType::Close);
+            }
             // A refused session cookie is cleared, so the browser stops
             // sending it (it is HttpOnly: the page cannot).
             if err.code == ErrorCode::Unauthenticated && !presented_session_cookies(req.request()).is_empty()

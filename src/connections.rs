@@ -149,6 +149,9 @@ struct Inner {
 /// Every open WebSocket. See the module docs.
 pub struct Connections {
     caps: CapSettings,
+    /// Why `caps.ws_max` is what it is (the setting, or the descriptor
+    /// limit), for the 30001 detail.
+    ws_max_reason: String,
     inner: Mutex<Inner>,
 }
 
@@ -178,8 +181,16 @@ impl Drop for Admission {
 impl Connections {
     /// An empty registry with these caps.
     pub fn new(caps: CapSettings) -> Arc<Connections> {
+        Connections::bounded(caps, "PINKPAGE_WS_MAX_CONNECTIONS".to_owned())
+    }
+
+    /// An empty registry with these caps, `caps.ws_max` set for `reason`
+    /// (the descriptor limit may give fewer places than the setting; see
+    /// `crate::limits::descriptors`).
+    pub fn bounded(caps: CapSettings, reason: String) -> Arc<Connections> {
         Arc::new(Connections {
             caps,
+            ws_max_reason: reason,
             inner: Mutex::default(),
         })
     }
@@ -201,7 +212,7 @@ impl Connections {
         if inner.all.len() >= self.caps.ws_max {
             return Err(AppError::with_detail(
                 ErrorCode::WsTooManyConnections,
-                format!("the limit is {}", self.caps.ws_max),
+                format!("the limit is {} ({})", self.caps.ws_max, self.ws_max_reason),
             ));
         }
         let mine = inner.per_user.get(&user).copied().unwrap_or(0);

@@ -13,7 +13,9 @@
 //! 2. [`accounts`] (users, tokens, sessions as records; password hashing),
 //!    [`logging`] (text or JSON lines), [`request`] (request fields parsed
 //!    once into validated types), [`connections`] (the open WebSockets and
-//!    their caps).
+//!    their caps), [`limits`] (what else one client may make the daemon
+//!    hold: descriptors, connections not yet admitted, request bodies, the
+//!    memory of incomplete WebSocket messages).
 //! 3. [`store`]: where records are kept, one trait per domain; SQLite on
 //!    its own threads, and an in-memory store for unit tests.
 //! 4. [`journal`] (the one path every record takes to the store, bounded
@@ -44,6 +46,7 @@ pub mod console;
 pub mod diff_jobs;
 pub mod in_flight;
 pub mod journal;
+pub mod limits;
 pub mod logging;
 pub mod records;
 pub mod request;

@@ -77,6 +77,7 @@ impl Application {
         let sqlite = SqliteStore::open(&settings.db_path).map_err(db(""))?;
         let stores = Stores::of(sqlite.clone());
         let accounts: Arc<dyn AccountStore> = sqlite;
+        let descriptors = plan_descriptors(&settings)?;
         let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
             variable: "PINKPAGE_BIND".into(),
             problem: format!("cannot listen on {}: {e}", settings.bind),
@@ -185,10 +186,17 @@ impl Application {
             session_lock,
             health: health.clone(),
             transfers,
-            connections: crate::connections::Connections::new(settings.caps),
+            connections: crate::connections::Connections::bounded(
+                crate::settings::caps::CapSettings {
+                    ws_max: descriptors.websockets,
+                    ..settings.caps
+                },
+                descriptors.websockets_reason(),
+            ),
             diff_budget: pinkpage_actors::diff::budget::DiffBudget::new(
                 settings.work_limits.diff_budget_bytes,
             ),
+            frame_budget: crate::limits::frame_budget::FrameBudget::new(settings.caps.ws_frame_budget),
             workflows,
             in_flight,
             started: Instant::now(),
@@ -197,6 +205,9 @@ impl Application {
         ws::stall::spawn_watchdog(state.clone());
         crate::api::auth::spawn_login_audit(state.clone());
         let app_state = state.clone();
+        let pending = crate::limits::pending::Pending::new(settings.caps.pending_per_address);
+        let access = settings.access.clone();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -207,13 +218,26 @@ impl Application {
                 .default_service(web::to(api::not_found))
         })
         // Each connection's socket descriptor, so a WebSocket upgrade can
-        // keep a duplicate to shut a stalled client down (crate::connections).
-        .on_connect(|io, ext| {
+        // keep a duplicate to shut a stalled client down (crate::connections);
+        // and its place among its address's connections not yet admitted
+        // (crate::limits::pending), given back when the connection ends.
+        .on_connect(move |io, ext| {
             use std::os::fd::AsRawFd;
             if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
                 ext.insert(crate::connections::SocketFd(tcp.as_raw_fd()));
+                if let Ok(peer) = tcp.peer_addr() {
+                    if !access.is_trusted_proxy(peer.ip()) {
+                        ext.insert(pending.arrived(peer.ip()));
+                    }
+                }
             }
         })
+        // Client connections never take the descriptors kept for SSH, the
+        // store and health checks: past this many, accepting pauses
+        // (crate::limits::descriptors).
+        .workers(workers)
+        .max_connections(descriptors.connections_per_worker(workers))
+        .client_request_timeout(settings.caps.request_head_timeout)
         .listen(listener)
         .map_err(|e| StartupError::Other(e.to_string()))?
         // SIGTERM and SIGINT are ours (run_until_stopped): actix-web's own
@@ -279,6 +303,38 @@ impl Application {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
         Ok(())
     }
+}
+
+/// Raises the descriptor limit and decides what clients may take of it
+/// (`crate::limits::descriptors`); logs both.
+fn plan_descriptors(settings: &Settings) -> Result<crate::limits::descriptors::DescriptorPlan, StartupError> {
+    use crate::limits::descriptors::{raise_nofile, DescriptorPlan};
+    let limit = match raise_nofile() {
+        Ok(got) => {
+            log::info!(soft_before = got.before, soft = got.now, hard = got.hard;
+                "file descriptor limit (RLIMIT_NOFILE)");
+            got.now
+        }
+        Err(e) => {
+            log::warn!(error = e.to_string(); "cannot read or raise the file descriptor limit; assuming 1024");
+            1024
+        }
+    };
+    let plan =
+        DescriptorPlan::new(limit, settings.caps.reserved_fds, settings.caps.ws_max).map_err(|problem| {
+            SettingsError {
+                variable: "PINKPAGE_RESERVED_FDS".into(),
+                problem,
+            }
+        })?;
+    if plan.websockets_bound_by_descriptors {
+        log::warn!(websockets = plan.websockets, setting = settings.caps.ws_max, limit = plan.limit,
+            reserved = plan.reserved;
+            "the descriptor limit allows fewer WebSockets than PINKPAGE_WS_MAX_CONNECTIONS: raise `ulimit -n` to three times the setting plus PINKPAGE_RESERVED_FDS");
+    }
+    log::info!(websockets = plan.websockets, connections = plan.connections, reserved = plan.reserved;
+        "client connections bounded to leave descriptors for SSH, the store and health checks");
+    Ok(plan)
 }
 
 /// Starts the health monitor; its transitions go to the journal.

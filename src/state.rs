@@ -54,6 +54,9 @@ pub struct AppState {
     pub connections: Arc<crate::connections::Connections>,
     /// The bytes running diffs may hold, daemon-wide (53001).
     pub diff_budget: pinkpage_actors::diff::budget::DiffBudget,
+    /// The bytes incomplete WebSocket messages may hold beyond each
+    /// connection's allowance, daemon-wide (see `crate::ws::reader`).
+    pub frame_budget: crate::limits::frame_budget::FrameBudget,
     /// The workflow runs in flight.
     pub workflows: Addr<crate::workflows::WorkflowHub>,
     /// Work a graceful shutdown waits for: closed connections' task

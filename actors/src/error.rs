@@ -73,6 +73,11 @@ catalogue! {
     /// credential, a server no longer configured): the work was stopped,
     /// and a lock its holder may no longer hold was released.
     AccessChanged = (10010, Client, "access changed"),
+    /// A request body is larger than the route allows its caller
+    /// (`PINKPAGE_BODY_MAX_BYTES` signed in, `PINKPAGE_ANON_BODY_MAX_BYTES`
+    /// without credentials); refused from `Content-Length` before the
+    /// body is read.
+    RequestBodyTooLarge = (10011, Client, "request body too large"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.
@@ -115,6 +120,10 @@ catalogue! {
     WsStalled = (30003, Client, "connection dropped: the client stopped reading"),
     /// The daemon is stopping (SIGTERM or SIGINT): sent to every WebSocket client in a `shutdown` frame before the connection closes; reconnect once it is back.
     ShuttingDown = (30004, Daemon, "the daemon is shutting down"),
+    /// The client's address already has `PINKPAGE_MAX_PENDING_PER_ADDRESS`
+    /// connections that have not got through admission (handshakes and
+    /// requests still arriving, or not yet authenticated).
+    TooManyPending = (30005, Client, "too many connections from this address awaiting admission"),
     /// A frame is not JSON or lacks a required field.
     WsMalformed = (31000, Client, "malformed message"),
     /// A frame's `type` is not one this endpoint handles.

@@ -32,7 +32,9 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused => StatusCode::FORBIDDEN,
-        LoginThrottled | WsTooManyUserConnections | TooManyOperations => StatusCode::TOO_MANY_REQUESTS,
+        LoginThrottled | WsTooManyUserConnections | TooManyOperations | TooManyPending => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -48,7 +50,7 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         | NoRunningTask
         | WorkflowNotPaused
         | WorkflowPauseExpired => StatusCode::CONFLICT,
-        WsTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        WsTooLarge | RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ResourceLocked => StatusCode::LOCKED,
         Internal | HealthCheckFailed | WsHandler | BroadcastFailed | Database | TaskCancelTimeout
         | TaskCancelFailed | TaskCleanupFailed => StatusCode::INTERNAL_SERVER_ERROR,

@@ -180,6 +180,16 @@ fn declare_access(doc: &mut utoipa::openapi::OpenApi) {
             responses.entry("403".to_owned()).or_insert_with(|| {
                 error("foreign Origin (10005), Host not allowed (10006), or the caller's role or servers do not allow it (10003)").into()
             });
+            // admission reads every body before the handler
+            // (crate::limits::bodies)
+            if op.request_body.is_some() {
+                responses.entry("413".to_owned()).or_insert_with(|| {
+                    error("the body is larger than this caller may send (10011; PINKPAGE_BODY_MAX_BYTES, PINKPAGE_ANON_BODY_MAX_BYTES)").into()
+                });
+                responses.entry("408".to_owned()).or_insert_with(|| {
+                    error("the body sent nothing for PINKPAGE_BODY_IDLE_TIMEOUT_S (10009)").into()
+                });
+            }
         }
     }
 }

@@ -292,11 +292,11 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         name: "PINKPAGE_WS_MAX_CONNECTIONS",
         default: "10000",
-        meaning: "WebSocket connections the daemon serves at once; past it an upgrade gets 30001 (HTTP 503)",
+        meaning: "WebSocket connections the daemon serves at once (fewer when the descriptor limit binds, see PINKPAGE_RESERVED_FDS); past it an upgrade gets 30001 (HTTP 503)",
     },
     SettingDoc {
         name: "PINKPAGE_WS_MAX_CONNECTIONS_PER_USER",
-        default: "10000",
+        default: "100",
         meaning: "WebSocket connections one user may hold at once; past it an upgrade gets 30002 (HTTP 429)",
     },
     SettingDoc {
@@ -314,6 +314,13 @@ pub const SETTINGS: &[SettingDoc] = &[
         default: "10",
         meaning: "longest wait in that queue before 20003",
     },
+    caps::PENDING_DOC,
+    caps::RESERVED_FDS_DOC,
+    caps::REQUEST_HEAD_TIMEOUT_DOC,
+    caps::FRAME_ALLOWANCE_DOC,
+    caps::FRAME_BUDGET_DOC,
+    work_limits::BODY_MAX_DOC,
+    work_limits::ANON_BODY_MAX_DOC,
 ];
 
 /// The daemon's settings, validated.

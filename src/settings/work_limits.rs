@@ -1,9 +1,10 @@
 //! Limits on the work one client can hold the daemon to (issue 11): the
 //! memory every running diff may reserve together, and how long a REST
-//! upload's body may send nothing. Each is a `PINKPAGE_*` variable with a
+//! request's body may send nothing; and (issue 23) how large a request
+//! body may be, signed in and not. Each is a `PINKPAGE_*` variable with a
 //! default; `mod.rs` lists them with the rest ([`DIFF_BUDGET_DOC`],
-//! [`BODY_IDLE_TIMEOUT_DOC`]) and keeps the
-//! parsed values in `Settings::work_limits`.
+//! [`BODY_IDLE_TIMEOUT_DOC`], [`BODY_MAX_DOC`], [`ANON_BODY_MAX_DOC`]) and
+//! keeps the parsed values in `Settings::work_limits`.
 
 use std::time::Duration;
 
@@ -29,7 +30,32 @@ pub const DIFF_BUDGET_DOC: SettingDoc = SettingDoc {
 pub const BODY_IDLE_TIMEOUT_DOC: SettingDoc = SettingDoc {
         name: "PINKPAGE_BODY_IDLE_TIMEOUT_S",
         default: "30",
-        meaning: "abort a REST upload whose body sends nothing this long (10009; its temporary file removed, its SSH session closed; fractions allowed)",
+        meaning: "end a REST request whose body sends nothing this long with 10009 (HTTP 408); an upload is aborted, its temporary file removed and its SSH session closed (fractions allowed)",
+};
+
+/// Default of `PINKPAGE_BODY_MAX_BYTES`: the largest JSON body a route
+/// takes (a workflow's parameters, a diff request) is a few KiB; actix-web's
+/// own default would have been 2 MiB, preallocated from `Content-Length`.
+pub const DEFAULT_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Default of `PINKPAGE_ANON_BODY_MAX_BYTES`: the largest login the API
+/// document allows (a name of 64 characters and a password of 1024, even
+/// with every character sent as an escaped surrogate pair, 12 bytes: about
+/// 13 KiB) and nothing more.
+pub const DEFAULT_ANON_BODY_MAX_BYTES: usize = 16 * 1024;
+
+/// `PINKPAGE_BODY_MAX_BYTES`, for the one list in `mod.rs`.
+pub const BODY_MAX_DOC: SettingDoc = SettingDoc {
+    name: "PINKPAGE_BODY_MAX_BYTES",
+    default: "65536",
+    meaning: "largest request body of a signed-in caller on any route but the streamed upload (PUT /api/v1/bmx5/files); past it 10011 (HTTP 413), refused from Content-Length before the body is read",
+};
+
+/// `PINKPAGE_ANON_BODY_MAX_BYTES`, for the one list in `mod.rs`.
+pub const ANON_BODY_MAX_DOC: SettingDoc = SettingDoc {
+    name: "PINKPAGE_ANON_BODY_MAX_BYTES",
+    default: "16384",
+    meaning: "largest request body of a caller without credentials (POST /api/v1/auth/login); past it 10011 (HTTP 413)",
 };
 
 /// The parsed limits.
@@ -37,8 +63,12 @@ pub const BODY_IDLE_TIMEOUT_DOC: SettingDoc = SettingDoc {
 pub struct WorkLimits {
     /// Bytes all running diffs may reserve at once.
     pub diff_budget_bytes: u64,
-    /// How long an upload's body may send nothing.
+    /// How long a request's body may send nothing.
     pub body_idle_timeout: Duration,
+    /// The largest body of a signed-in caller (uploads stream instead).
+    pub body_max_bytes: usize,
+    /// The largest body of a caller without credentials.
+    pub anon_body_max_bytes: usize,
 }
 
 /// Reads the limits from `env`.
@@ -48,6 +78,14 @@ pub(super) fn parse(env: &Env<'_>) -> Result<WorkLimits, SettingsError> {
             *n > 0
         })?,
         body_idle_timeout: env.seconds("PINKPAGE_BODY_IDLE_TIMEOUT_S", DEFAULT_BODY_IDLE_TIMEOUT_S)?,
+        body_max_bytes: env.parse_or("PINKPAGE_BODY_MAX_BYTES", DEFAULT_BODY_MAX_BYTES, |n| {
+            (1024..=64 << 20).contains(n)
+        })?,
+        anon_body_max_bytes: env.parse_or(
+            "PINKPAGE_ANON_BODY_MAX_BYTES",
+            DEFAULT_ANON_BODY_MAX_BYTES,
+            |n| (1024..=1 << 20).contains(n),
+        )?,
     })
 }
 
@@ -68,6 +106,12 @@ mod tests {
         let limits = parse_vars(&[]).unwrap();
         assert_eq!(limits.diff_budget_bytes, 512 << 20);
         assert_eq!(limits.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(limits.body_max_bytes, 64 * 1024);
+        assert_eq!(
+            limits.anon_body_max_bytes,
+            16 * 1024,
+            "a few KB at most without credentials"
+        );
     }
 
     #[test]
@@ -76,6 +120,13 @@ mod tests {
         assert_eq!(e.variable, "PINKPAGE_DIFF_BUDGET_BYTES");
         let e = parse_vars(&[("PINKPAGE_BODY_IDLE_TIMEOUT_S", "-1")]).unwrap_err();
         assert_eq!(e.variable, "PINKPAGE_BODY_IDLE_TIMEOUT_S");
+        for (name, value) in [
+            ("PINKPAGE_BODY_MAX_BYTES", "100"),
+            ("PINKPAGE_ANON_BODY_MAX_BYTES", "lots"),
+            ("PINKPAGE_ANON_BODY_MAX_BYTES", "2097152"),
+        ] {
+            assert_eq!(parse_vars(&[(name, value)]).unwrap_err().variable, name);
+        }
         let limits = parse_vars(&[("PINKPAGE_BODY_IDLE_TIMEOUT_S", "0.5")]).unwrap();
         assert_eq!(limits.body_idle_timeout, Duration::from_millis(500));
     }

@@ -1,18 +1,20 @@
 //! `WsConnection<D>`: the one connection actor every WebSocket domain uses.
 //!
-//! What it owns: the connection id, the heartbeat clock, a partly received
-//! fragmented frame, and the domain's own state `D` (for STUB: the running
-//! shell). Everything else (the lock, the health map) it reaches through
-//! actor addresses in [`AppState`].
+//! What it owns: the connection id, the heartbeat clock, and the domain's
+//! own state `D` (for STUB: the running shell). Everything else (the lock,
+//! the health map) it reaches through actor addresses in [`AppState`].
+//! Its frames come whole from its [`FrameReader`](super::reader::FrameReader),
+//! which bounds what a message still arriving may hold.
 //!
 //! Lifecycle:
 //! - `started`: registers with the broadcast registry and, in the same
 //!   handshake (`.wait`, so no frame is handled before it), sends the
 //!   welcome message built from the registry's snapshot; starts the
 //!   heartbeat.
-//! - text frames: parsed once by [`parse_frame`] into `D::Request`; `ping`
-//!   is answered here, bad frames get their error and the connection stays
-//!   open, requests go to [`Domain::handle`].
+//! - text messages: parsed once by [`parse_frame`] into `D::Request`
+//!   (after their type's size is checked); `ping` is answered here, bad
+//!   frames get their error and the connection stays open, requests go to
+//!   [`Domain::handle`].
 //! - heartbeat: a ping every `PINKPAGE_WS_HEARTBEAT_S`; a client silent for
 //!   `PINKPAGE_WS_TIMEOUT_S` is dropped. A client that stopped reading
 //!   stops this actor from being polled at all, so that case is the stall
@@ -40,7 +42,8 @@ use pinkpage_actors::task::Done;
 use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 use serde::de::DeserializeOwned;
 
-use super::protocol::{parse_frame_checked, Common, ErrorFrame, Frame, Outgoing, RequestId, MAX_FRAME_BYTES};
+use super::protocol::{parse_frame_checked, Common, ErrorFrame, Frame, Outgoing, RequestId};
+use super::reader::Inbound;
 use crate::state::AppState;
 
 /// The WebSocket context of a connection of domain `D`.
@@ -93,11 +96,9 @@ pub struct WsConnection<D: Domain> {
     /// What the daemon keeps about this connection outside the actor (its
     /// live tasks, operation count); shared with the stall watchdog.
     pub watch: std::sync::Arc<crate::connections::ConnWatch>,
-    /// When the client last showed a sign of life.
+    /// When the client last showed a sign of life: a whole message, or a
+    /// control frame outside a message (see `ws::reader`).
     last_seen: Instant,
-    /// A fragmented text frame being received, capped at just over
-    /// [`MAX_FRAME_BYTES`] (the rest is counted, not kept).
-    partial: Option<(Vec<u8>, usize)>,
 }
 
 impl<D: Domain> WsConnection<D> {
@@ -118,7 +119,6 @@ impl<D: Domain> WsConnection<D> {
             domain,
             watch,
             last_seen: Instant::now(),
-            partial: None,
         }
     }
 
@@ -235,40 +235,6 @@ impl<D: Domain> WsConnection<D> {
         }
     }
 
-    fn on_fragment(&mut self, bytes: &[u8], first: bool, last: bool, ctx: &mut WsCtx<D>) {
-        if first {
-            self.partial = Some((Vec::new(), 0));
-        }
-        let Some((buf, total)) = self.partial.as_mut() else {
-            return self.send_error(
-                ctx,
-                &AppError::with_detail(ErrorCode::WsMalformed, "continuation without a first frame"),
-                &None,
-            );
-        };
-        *total += bytes.len();
-        let room = (MAX_FRAME_BYTES + 1).saturating_sub(buf.len());
-        buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        if last {
-            let (buf, total) = self.partial.take().unwrap_or_default();
-            if total > MAX_FRAME_BYTES {
-                let err = AppError::with_detail(
-                    ErrorCode::WsTooLarge,
-                    format!("{total} bytes; the limit is {MAX_FRAME_BYTES}"),
-                );
-                return self.send_error(ctx, &err, &None);
-            }
-            match String::from_utf8(buf) {
-                Ok(text) => self.on_text(&text, ctx),
-                Err(_) => self.send_error(
-                    ctx,
-                    &AppError::with_detail(ErrorCode::WsMalformed, "text frame is not UTF-8"),
-                    &None,
-                ),
-            }
-        }
-    }
-
     fn start_heartbeat(&self, ctx: &mut WsCtx<D>) {
         let interval = self.state.settings.ws_heartbeat;
         let timeout = self.state.settings.ws_client_timeout;
@@ -351,54 +317,51 @@ pub fn release_when_done(state: &web::Data<AppState>, id: ConnectionId, tasks: V
     });
 }
 
-impl<D: Domain> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConnection<D> {
-    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                // The codec cannot continue after a protocol error (e.g. a
-                // frame over the hard limit): close with the reason.
-                log::info!(connection_id = self.id.to_string().as_str(), error = e.to_string(); "websocket protocol error");
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Protocol,
-                    description: Some(e.to_string()),
-                }));
-                ctx.stop();
-                return;
+impl<D: Domain> StreamHandler<Inbound> for WsConnection<D> {
+    fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
+        match item {
+            Inbound::Text(text) => {
+                self.last_seen = Instant::now();
+                self.on_text(&text, ctx);
             }
-        };
-        match msg {
-            ws::Message::Text(text) => self.on_text(&text, ctx),
-            ws::Message::Binary(_) => self.send_error(
-                ctx,
-                &AppError::with_detail(
-                    ErrorCode::WsMalformed,
-                    "binary frames are not accepted; send JSON text",
-                ),
-                &None,
-            ),
-            ws::Message::Continuation(item) => match item {
-                actix_http::ws::Item::FirstText(b) => self.on_fragment(&b, true, false, ctx),
-                actix_http::ws::Item::Continue(b) => self.on_fragment(&b, false, false, ctx),
-                actix_http::ws::Item::Last(b) => self.on_fragment(&b, false, true, ctx),
-                actix_http::ws::Item::FirstBinary(_) => self.send_error(
-                    ctx,
-                    &AppError::with_detail(
-                        ErrorCode::WsMalformed,
-                        "binary frames are not accepted; send JSON text",
-                    ),
-                    &None,
-                ),
-            },
-            ws::Message::Ping(bytes) => ctx.pong(&bytes),
-            ws::Message::Pong(_) | ws::Message::Nop => {}
-            ws::Message::Close(reason) => {
+            Inbound::Refused(err) => {
+                self.last_seen = Instant::now();
+                self.send_error(ctx, &err, &None);
+            }
+            Inbound::Ping { data, mid_message } => {
+                if !mid_message {
+                    self.last_seen = Instant::now();
+                }
+                ctx.pong(&data);
+            }
+            Inbound::Pong { mid_message } => {
+                if !mid_message {
+                    self.last_seen = Instant::now();
+                }
+            }
+            Inbound::Close(reason) => {
                 ctx.close(reason);
+                ctx.stop();
+            }
+            Inbound::Broken { code, reason } => {
+                // The stream cannot continue (a protocol error, a frame over
+                // the hard limit): close with the reason.
+                log::info!(connection_id = self.id.to_string().as_str(), error = reason.as_str(); "websocket protocol error");
+                ctx.close(Some(ws::CloseReason {
+                    code,
+                    description: Some(reason),
+                }));
                 ctx.stop();
             }
         }
     }
+}
+
+/// The context's own frame stream, which [`WebsocketContext`](ws::WebsocketContext)
+/// requires a handler for, is given nothing to read (`ws::upgrade`): the
+/// connection's frames come through its `FrameReader` as [`Inbound`].
+impl<D: Domain> StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConnection<D> {
+    fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
 }
 
 impl<D: Domain> Handler<Event> for WsConnection<D> {

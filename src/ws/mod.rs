@@ -11,6 +11,8 @@
 //! - [`task`]: the connection side of the task contract (give-up timers).
 //! - [`stall`]: the body stream that stamps each poll and the watchdog
 //!   that drops a client which stopped reading.
+//! - [`reader`]: the incoming frames, read so that what a message still
+//!   arriving holds is bounded per connection and in all.
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
 //!   output between two servers.
 
@@ -21,6 +23,7 @@ pub mod diff;
 #[cfg(test)]
 mod fuzz;
 pub mod protocol;
+pub mod reader;
 pub mod stall;
 pub mod stub;
 pub mod task;
@@ -33,11 +36,6 @@ use self::connection::{Domain, WsConnection};
 use crate::api::error::ApiError;
 use crate::auth::Caller;
 use crate::state::AppState;
-
-/// Frames above this size are refused by the codec and close the
-/// connection; frames between [`protocol::MAX_FRAME_BYTES`] and this get a
-/// 31002 error and the connection stays open.
-const HARD_FRAME_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Upgrades `req` to a WebSocket served by domain `D`.
 /// Admission has already refused a caller without a principal or with a
@@ -65,6 +63,7 @@ fn upgrade<D: Domain + Default>(
         .admit(id, principal.user.clone(), caller.remote, duplicate_socket(req));
     let admission = admission.map_err(ApiError::from)?;
     let mut res = ws::handshake(req)?;
+    let state_frames = state.clone();
     let conn = WsConnection::new(
         id,
         state,
@@ -73,8 +72,20 @@ fn upgrade<D: Domain + Default>(
         admission.watch().clone(),
         D::default(),
     );
-    let codec = actix_http::ws::Codec::new().max_size(HARD_FRAME_LIMIT);
-    let body = ws::WebsocketContext::with_codec(conn, stream, codec);
+    // Frames are read by our own reader, which bounds what an incomplete
+    // message holds (`reader`); the context's own would keep whole frames
+    // of up to its limit, so it is given nothing to read.
+    let frames = reader::FrameReader::new(
+        stream,
+        state_frames.frame_budget.clone(),
+        state_frames.settings.caps.ws_frame_allowance,
+    );
+    let nothing = futures_util::stream::pending::<Result<web::Bytes, actix_web::error::PayloadError>>();
+    let body = ws::WebsocketContext::with_factory(nothing, move |ctx| {
+        use actix::AsyncContext;
+        ctx.add_stream(frames);
+        conn
+    });
     Ok(res.streaming(stall::Watched::new(body, admission)))
 }
 

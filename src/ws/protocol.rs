@@ -14,8 +14,58 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Frames larger than this get 31002 (the connection stays open).
+/// The largest message of any type: larger ones get 31002 (the
+/// connection stays open) and are not even kept (`ws::reader`).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The largest message of a type not in [`LARGE_TYPES`]: these carry ids,
+/// names and paths (two 4 KiB paths in a rename), never data.
+pub const SMALL_FRAME_BYTES: usize = 16 * 1024;
+
+/// The types that carry data (typed or pasted input, a command, a script,
+/// an inline upload, a batch's commands, a workflow's parameters) and may
+/// be up to [`MAX_FRAME_BYTES`]. A new type is small unless named here.
+pub const LARGE_TYPES: &[&str] = &[
+    "ssh_input",
+    "ssh_command",
+    "batch_execute",
+    "sftp_upload",
+    "script_execute",
+    "workflow_plan",
+    "workflow_run",
+    "diff_command",
+];
+
+/// The largest message of type `kind`.
+pub fn type_limit(kind: &str) -> usize {
+    if LARGE_TYPES.contains(&kind) {
+        MAX_FRAME_BYTES
+    } else {
+        SMALL_FRAME_BYTES
+    }
+}
+
+/// What the size check reads of a message larger than
+/// [`SMALL_FRAME_BYTES`] before parsing it: its type (borrowed from the
+/// text when it has no escapes) and its correlation id; every other field
+/// is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    request_id: Option<Value>,
+}
+
+/// The client's correlation id as it is echoed: a string as it is, any
+/// other JSON value as its text.
+fn request_id_of(value: Option<&Value>) -> RequestId {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
 
 /// The client's correlation id, echoed on every reply to its request.
 pub type RequestId = Option<String>;
@@ -141,6 +191,10 @@ pub fn parse_frame<R: DeserializeOwned>(text: &str, known: &[&str]) -> Frame<R> 
 /// [`parse_frame`], asking `allow` whether the caller may send a frame of
 /// this type before its fields are looked at (so a caller without the
 /// role learns nothing from field validation: 10002/10003 come first).
+///
+/// Size first: a message over [`SMALL_FRAME_BYTES`] has its type read
+/// (nothing else built) and is refused with 31002 when its type allows
+/// less ([`type_limit`]), before it is parsed into anything.
 pub fn parse_frame_checked<R: DeserializeOwned>(
     text: &str,
     known: &[&str],
@@ -155,6 +209,24 @@ pub fn parse_frame_checked<R: DeserializeOwned>(
             None,
         );
     }
+    if text.len() > SMALL_FRAME_BYTES {
+        if let Ok(head) = serde_json::from_str::<Head<'_>>(text) {
+            let limit = type_limit(&head.kind);
+            if text.len() > limit {
+                let mut kind: String = head.kind.chars().take(64).collect();
+                if kind.len() < head.kind.len() {
+                    kind.push_str("...");
+                }
+                return Frame::Invalid(
+                    AppError::with_detail(
+                        ErrorCode::WsTooLarge,
+                        format!("{} bytes; '{kind}' messages are limited to {limit}", text.len()),
+                    ),
+                    request_id_of(head.request_id.as_ref()),
+                );
+            }
+        }
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -164,11 +236,7 @@ pub fn parse_frame_checked<R: DeserializeOwned>(
             )
         }
     };
-    let request_id = match value.get("request_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => Some(other.to_string()),
-    };
+    let request_id = request_id_of(value.get("request_id"));
     let Some(kind) = value.get("type").and_then(Value::as_str).map(str::to_owned) else {
         return Frame::Invalid(
             AppError::with_detail(ErrorCode::WsMalformed, "missing field `type`"),
@@ -237,6 +305,44 @@ mod tests {
         );
         let big = format!(r#"{{"type":"hello","name":"{}"}}"#, "x".repeat(MAX_FRAME_BYTES));
         assert_eq!(code(parse_frame::<Req>(&big, KNOWN)), 31002);
+    }
+
+    #[test]
+    fn a_small_type_past_its_size_is_refused_before_it_is_parsed() {
+        let known = &["hello", "ssh_input"];
+        // a 20 KiB ping, and a known small type: 31002 with the request id
+        let pad = "x".repeat(20 * 1024);
+        let ping = format!(r#"{{"type":"ping","pad":"{pad}","request_id":"p9"}}"#);
+        match parse_frame::<Req>(&ping, known) {
+            Frame::Invalid(e, rid) => {
+                assert_eq!(e.code, ErrorCode::WsTooLarge);
+                assert!(
+                    e.to_string().contains("'ping' messages are limited to 16384"),
+                    "{e}"
+                );
+                assert_eq!(rid.as_deref(), Some("p9"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // nested so deep that a full parse would refuse it as malformed:
+        // the size check decides first, on the type alone
+        let deep = format!(
+            r#"{{"type":"hello","x":{}{}}}"#,
+            "[".repeat(9000),
+            "]".repeat(9000)
+        );
+        assert_eq!(code(parse_frame::<Req>(&deep, known)), 31002);
+        // a large type of the same size goes on to be parsed (and fails
+        // on its fields here, not on its size)
+        let input = format!(r#"{{"type":"ssh_input","data":"{pad}"}}"#);
+        assert_eq!(code(parse_frame::<Req>(&input, known)), 31000);
+        assert_eq!(type_limit("ssh_input"), MAX_FRAME_BYTES);
+        assert_eq!(type_limit("anything_new"), SMALL_FRAME_BYTES);
+    }
+
+    #[test]
+    fn the_largest_message_is_the_one_the_settings_budget_for() {
+        assert_eq!(MAX_FRAME_BYTES, crate::settings::caps::LARGEST_MESSAGE_BYTES);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The daemon's layers, lowest first.
 const DAEMON: &[&[&str]] = &[
     &["settings", "systemd", "in_flight", "records", "text"],
-    &["accounts", "logging", "request", "connections"],
+    &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
     &["journal", "auth"],
     &["diff_jobs", "workflows"],

@@ -9,6 +9,7 @@ mod bmx4;
 mod bmx5;
 mod caps;
 mod cli;
+mod client_limits;
 mod console;
 mod demo;
 mod diff;

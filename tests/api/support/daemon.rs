@@ -84,6 +84,8 @@ pub struct TestAppBuilder {
     database_dir: Option<PathBuf>,
     /// The daemon's umask instead of the test process's.
     umask: Option<u32>,
+    /// The daemon's descriptor limit (soft, hard), set before it starts.
+    nofile: Option<(u64, u64)>,
 }
 
 impl TestAppBuilder {
@@ -144,6 +146,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Starts the daemon with a descriptor limit (`ulimit -n`) of `soft`,
+    /// which it may raise up to `hard`.
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Self {
+        self.nofile = Some((soft, hard));
+        self
+    }
+
     /// Starts with an empty account table (no test admin, no token).
     pub fn without_accounts(mut self) -> Self {
         self.no_accounts = true;
@@ -191,6 +200,7 @@ impl TestAppBuilder {
         let home = dir.path().to_path_buf();
         let extra = self.env;
         let umask = self.umask;
+        let nofile = self.nofile;
         // Every start (and restart) runs the same command.
         let command = move || {
             let bin = env!("CARGO_BIN_EXE_pinkpage");
@@ -221,6 +231,24 @@ impl TestAppBuilder {
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
+            if let Some((soft, hard)) = nofile {
+                use std::os::unix::process::CommandExt;
+                let limit = libc::rlimit {
+                    rlim_cur: soft as libc::rlim_t,
+                    rlim_max: hard as libc::rlim_t,
+                };
+                // SAFETY: between fork and exec the closure only calls
+                // setrlimit, which is async-signal-safe, on a struct it owns.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                            Ok(())
+                        } else {
+                            Err(std::io::Error::last_os_error())
+                        }
+                    });
+                }
+            }
             cmd
         };
         let database = self
@@ -546,6 +574,16 @@ impl TestApp {
             }
         })
         .await
+    }
+
+    /// Starts the peak of [`TestApp::peak_rss_kib`] afresh from the
+    /// resident memory now (`5` to `/proc/<pid>/clear_refs` resets
+    /// `VmHWM`), and returns that memory in KiB: a test measures what its
+    /// own work added, not the Argon2 hashing of the sign-ins that set it
+    /// up (64 MiB each).
+    pub fn reset_peak_rss(&self) -> u64 {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset the daemon's VmHWM");
+        self.peak_rss_kib()
     }
 
     /// The daemon's peak resident memory so far (`VmHWM` of

@@ -291,4 +291,14 @@ impl WsClient {
     pub fn into_raw(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
         self.stream
     }
+
+    /// Wraps a stream whose welcome was already read (one taken apart
+    /// with [`WsClient::into_raw`]).
+    pub fn from_raw(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
+        WsClient {
+            stream,
+            welcome: Value::Null,
+            id: String::new(),
+        }
+    }
 }
