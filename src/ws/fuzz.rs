@@ -42,13 +42,14 @@ fn templates() -> Vec<Value> {
     let file = |p: &str| json!({"server": "mdwap1p", "path": p});
     vec![
         json!({"type": "start_session"}),
-        json!({"type": "end_session"}),
+        json!({"type": "end_session", "take_over": true}),
         json!({"type": "ssh_command", "server": "mdwap1p", "command": "ls", "stop_phrase": "$",
             "timeout_s": 5.0, "throttle_ms": 100, "request_id": "r1"}),
         json!({"type": "ssh_input", "data": "y\n"}),
         json!({"type": "resize", "cols": 80, "rows": 24}),
         json!({"type": "cancel", "run_id": "x"}),
         json!({"type": "scp_transfer", "transfer_name": "stub_data_transfer"}),
+        json!({"type": "scp_transfer_plan", "transfer_name": "stub_data_transfer"}),
         json!({"type": "workflow_plan", "workflow": "w", "params": {"a": 1}}),
         json!({"type": "workflow_run", "workflow": "w", "params": {"a": "b"}}),
         json!({"type": "workflow_confirm", "run_id": "r"}),
