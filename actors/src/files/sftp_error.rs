@@ -130,12 +130,15 @@ impl SftpError {
     }
 }
 
-/// Whether russh-sftp failed because the session under it went: a request
-/// whose answer can never come reports "sender dropped" (its reply channel
-/// was dropped with the session's reader), which is a lost connection, not
-/// the server's catch-all failure (409 over REST).
+/// Whether russh-sftp failed because the session under it went, which is
+/// a lost connection, not the server's catch-all failure (409 over REST):
+/// a request whose answer can never come reports "sender dropped" (its
+/// reply channel was dropped with the session's reader), and a request
+/// made after that reader ended reports "session closed" (russh-sftp
+/// 3.0.1, `RawSftpSession::send_bytes`). Which one a dying server gives
+/// depends on the moment, so both are the same status.
 fn session_gone(e: &SftpLibError) -> bool {
-    matches!(e, SftpLibError::UnexpectedBehavior(m) if m == "sender dropped")
+    matches!(e, SftpLibError::UnexpectedBehavior(m) if m == "sender dropped" || m == "session closed")
 }
 
 impl From<SftpError> for AppError {
@@ -147,6 +150,19 @@ impl From<SftpError> for AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_that_went_is_a_lost_connection_whichever_way_russh_sftp_says_it() {
+        for said in ["sender dropped", "session closed"] {
+            let e = SftpError::from_lib("x", "write", SftpLibError::UnexpectedBehavior(said.into()));
+            assert_eq!(e.status, SftpStatus::ConnectionLost, "{said}");
+            let io = std::io::Error::other(SftpLibError::UnexpectedBehavior(said.into()));
+            let e = SftpError::from_io("x", "write", io);
+            assert_eq!(e.status, SftpStatus::ConnectionLost, "{said} as io::Error");
+        }
+        let e = SftpError::from_lib("x", "write", SftpLibError::UnexpectedBehavior("other".into()));
+        assert_eq!(e.status, SftpStatus::Failure);
+    }
 
     #[test]
     fn errors_carry_their_status_first_in_the_detail() {
