@@ -63,7 +63,7 @@ async fn redirect_to_console() -> HttpResponse {
 /// the page says: the console's icon (an SVG, named by its media type),
 /// without a credential like every console file.
 async fn favicon(req: HttpRequest) -> HttpResponse {
-    serve(&req, "favicon.svg")
+    asset_or_404(req, "favicon.svg").await
 }
 
 /// One embedded file; `/ui/` is `index.html`. A file that does not exist
@@ -75,18 +75,19 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     } else {
         path.as_str()
     };
-    if Assets::get(name).is_none() {
-        return crate::api::not_found(req).await;
-    }
-    serve(&req, name)
+    asset_or_404(req, name).await
 }
 
-/// Serves the embedded file `name`, which exists (a missing one is a 404
-/// the caller answers).
-fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
-    let Some(file) = Assets::get(name) else {
-        return HttpResponse::NotFound().finish();
-    };
+/// The embedded file `name`, or the usual 404 body (10004).
+async fn asset_or_404(req: HttpRequest, name: &str) -> HttpResponse {
+    match Assets::get(name) {
+        Some(file) => serve(&req, name, file),
+        None => crate::api::not_found(req).await,
+    }
+}
+
+/// Serves `file`, the embedded file `name`.
+fn serve(req: &HttpRequest, name: &str, file: rust_embed::EmbeddedFile) -> HttpResponse {
     let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
     let fresh = req
         .headers()

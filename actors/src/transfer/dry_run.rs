@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::glob::{join, Matcher, SourceGlob};
-use super::relay::{list, open_side};
-use crate::error::{AppError, ErrorCode};
+use super::relay::{failed, list, open_side};
+use crate::error::AppError;
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::SshOptions;
 
@@ -124,8 +124,4 @@ async fn look_up(
         replaces: copies.iter().filter(|c| c.replaces_bytes.is_some()).count(),
         files: copies,
     })
-}
-
-fn failed(detail: impl Into<String>) -> AppError {
-    AppError::with_detail(ErrorCode::TransferFailed, detail)
 }

@@ -115,7 +115,8 @@ impl<F: Fn(TransferProgress)> Progress<F> {
     }
 }
 
-fn failed(detail: impl Into<String>) -> AppError {
+/// A 24000 with `detail`: every failure of a transfer (and of its dry run).
+pub(super) fn failed(detail: impl Into<String>) -> AppError {
     AppError::with_detail(ErrorCode::TransferFailed, detail)
 }
 

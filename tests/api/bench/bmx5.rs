@@ -68,7 +68,7 @@ pub async fn run(w: Workload) -> Report {
     let mut rows = Vec::new();
     for &n in w.clients {
         let (app, sshd) = app_with_server("mdwap1p").await;
-        let (idle_kib, _) = rss_kib(app.pid());
+        let idle_kib = app.rss_kib();
         let mut clients = Vec::with_capacity(n);
         for _ in 0..n {
             let mut c = WsClient::connect(&app, "/ws/v1/bmx5").await;
@@ -81,7 +81,7 @@ pub async fn run(w: Workload) -> Report {
             clients.push(c);
         }
         tokio::time::sleep(w.soak).await;
-        let (rss_kib, peak_kib) = rss_kib(app.pid());
+        let (rss_kib, peak_kib) = (app.rss_kib(), app.peak_rss_kib());
         let bound = idle_kib + FIXED_KIB + n as u64 * PER_CLIENT_KIB;
         assert!(
             peak_kib <= bound,
@@ -98,20 +98,6 @@ pub async fn run(w: Workload) -> Report {
         drop(sshd);
     }
     Report { workload: w, rows }
-}
-
-/// Resident and peak resident memory of `pid`, in KiB.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The markdown of docs/benchmarks.md.

@@ -138,7 +138,7 @@ pub async fn run(w: Workload) -> Report {
     app.kill();
     store_sessions(&app, "crowd", w.sessions);
     app.kill_and_restart().await;
-    let rss_before = rss_kib(&app);
+    let rss_before = app.rss_kib();
     let mut crowded_logins = Vec::new();
     for _ in 0..w.logins {
         let started = Instant::now();
@@ -153,7 +153,7 @@ pub async fn run(w: Workload) -> Report {
         crowded_logins.push(started.elapsed());
     }
     crowded_logins.sort();
-    let crowded_rss_kib = (rss_before, rss_kib(&app));
+    let crowded_rss_kib = (rss_before, app.rss_kib());
     Report {
         workload: w,
         crowded_logins,
@@ -196,17 +196,6 @@ fn store_sessions(app: &TestApp, user: &str, count: usize) {
         }
     }
     tx.commit().unwrap();
-}
-
-/// The daemon's resident memory now (`VmRSS`), in KiB.
-fn rss_kib(app: &TestApp) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", app.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .unwrap()
 }
 
 /// Requests per second of `w.requests` sequential GETs of `path` on one

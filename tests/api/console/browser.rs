@@ -155,11 +155,16 @@ impl Browser {
             .expect("navigate");
     }
 
-    /// Signs `who` in through the sign-in page and waits for the console.
-    pub async fn sign_in(&self, who: &Identity) {
+    /// Opens the console signed out and waits for its sign-in form.
+    pub async fn open_sign_in(&self) {
         self.goto("/ui/").await;
         self.wait("the sign-in form", "!document.getElementById('signin').hidden")
             .await;
+    }
+
+    /// Signs `who` in through the sign-in page and waits for the console.
+    pub async fn sign_in(&self, who: &Identity) {
+        self.open_sign_in().await;
         self.fill("#signin-name", &who.name).await;
         self.fill("#signin-password", &who.password).await;
         self.click("#signin-submit").await;
@@ -168,6 +173,12 @@ impl Browser {
             "!document.getElementById('app').hidden && document.getElementById('conn-state').dataset.state === 'open'",
         )
         .await;
+    }
+
+    /// Takes the session lock from the top bar and waits until it is held.
+    pub async fn take_lock(&self) {
+        self.click("#take-lock").await;
+        self.wait_text("#lock-text", "held by you").await;
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the page.

@@ -35,8 +35,7 @@ async fn printing_50_mb_keeps_the_page_responsive() {
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
     browser
         .js(
             "window.__longTasks = [];

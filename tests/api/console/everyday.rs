@@ -33,10 +33,7 @@ async fn a_refused_sign_in_says_so_in_words_without_saying_which_was_wrong_and_h
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
-    browser.goto("/ui/").await;
-    browser
-        .wait("the sign-in form", "!document.getElementById('signin').hidden")
-        .await;
+    browser.open_sign_in().await;
 
     // a wrong password and an unknown name read the same
     let wrong_password = refused_sign_in(&browser, &olga.name, "not-her-password").await;
@@ -73,10 +70,7 @@ async fn the_icon_loads_signed_out_and_signed_in() {
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
-    browser.goto("/ui/").await;
-    browser
-        .wait("the sign-in form", "!document.getElementById('signin').hidden")
-        .await;
+    browser.open_sign_in().await;
     for stage in ["signed out", "signed in"] {
         if stage == "signed in" {
             browser.sign_in(&olga).await;
@@ -123,20 +117,14 @@ async fn underscores_descenders_and_korean_show_whole_in_the_terminal() {
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
     super::terminal::run(
         &browser,
         "alpha",
         "printf '%s\\n' '________________' 'PREEMPT_DYNAMIC _|gjpqy 한국어'",
     )
     .await;
-    browser
-        .wait(
-            "the command to end",
-            "document.getElementById('panel-terminal').dataset.state === 'ended'",
-        )
-        .await;
+    super::terminal::wait_ended(&browser).await;
     browser.screenshot("terminal-glyphs").await;
 
     // a row of underscores only: its ink is the underscores
@@ -166,8 +154,7 @@ async fn a_login_shell_shows_the_login_banner_once() {
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
     // an empty command is a login shell; its prompt comes after the banner
     super::terminal::run(&browser, "alpha", "").await;
     browser
@@ -189,12 +176,7 @@ async fn a_login_shell_shows_the_login_banner_once() {
         "the banner's first line once: {shown}"
     );
     browser.keys(".xterm-helper-textarea", "exit\n").await;
-    browser
-        .wait(
-            "the shell to end",
-            "document.getElementById('panel-terminal').dataset.state === 'ended'",
-        )
-        .await;
+    super::terminal::wait_ended(&browser).await;
     browser.close().await;
 }
 

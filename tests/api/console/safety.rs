@@ -30,19 +30,13 @@ async fn enter_in_the_output_search_finds_text_and_never_runs_the_command_again(
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
 
     run(&browser, "alpha", "echo needle-in-the-output").await;
     browser
         .wait_text("#panel-terminal .xterm-rows", "needle-in-the-output")
         .await;
-    browser
-        .wait(
-            "the command to end",
-            "document.getElementById('panel-terminal').dataset.state === 'ended'",
-        )
-        .await;
+    super::terminal::wait_ended(&browser).await;
     app.audit_events("action=ssh.command.start", 1).await;
 
     // Enter, then Shift+Enter, in the search box: the match is selected
@@ -94,8 +88,7 @@ async fn releasing_signing_out_or_leaving_names_the_running_command_and_asks_fir
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
     // nothing runs: leaving does not ask
     assert_eq!(browser.js(LEAVING_ASKS, vec![]).await, false);
 
@@ -270,12 +263,7 @@ async fn controls_wait_for_the_lock_and_a_second_tab_of_the_holder_takes_it_over
     sleeping.ended("taken over").await;
     // the first tab learns its session ended and now sees the other tab
     first.wait_text("#lock-text", "held by you, in another tab").await;
-    first
-        .wait(
-            "the first tab's command ended",
-            "document.getElementById('panel-terminal').dataset.state === 'ended'",
-        )
-        .await;
+    super::terminal::wait_ended(&first).await;
     // no protocol words anywhere on either page
     for page in [&first, &second] {
         let text = page.js("return document.body.innerText", vec![]).await;

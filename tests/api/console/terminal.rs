@@ -122,8 +122,7 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
 
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
 
     // a command and its output
     run(&browser, "alpha", "echo hello-from-the-console").await;
@@ -236,7 +235,7 @@ pub(super) async fn run(browser: &Browser, server: &str, command: &str) {
 }
 
 /// Waits until the last command started has ended; returns the status line.
-async fn wait_ended(browser: &Browser) -> String {
+pub(super) async fn wait_ended(browser: &Browser) -> String {
     browser
         .wait(
             "the command to end",
@@ -261,8 +260,7 @@ async fn a_disabled_account_is_sent_back_to_the_sign_in_page_and_its_lock_is_fre
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
 
     let res = app
         .http
@@ -300,8 +298,7 @@ async fn an_admin_force_releases_a_lock_after_confirming_and_signs_out() {
     let ada = app.identity("ada", "admin", None).await;
     let holder = Browser::open(&app).await;
     holder.sign_in(&olga).await;
-    holder.click("#take-lock").await;
-    holder.wait_text("#lock-text", "held by you").await;
+    holder.take_lock().await;
 
     let admin = Browser::open(&app).await;
     admin.sign_in(&ada).await;
@@ -354,8 +351,7 @@ async fn a_dropped_connection_shows_reconnecting_then_comes_back_with_the_lock_s
     let relay = super::cut::CuttableRelay::start(app.port).await;
     let browser = Browser::open(&app).await.via_port(relay.port);
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
     run(&browser, "alpha", "sleep 109").await;
     let sleeping = RemoteProcess::started("sleep 109").await;
     browser

@@ -34,8 +34,7 @@ async fn a_transfer_runs_from_the_console_to_100_percent_and_the_files_arrive() 
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::open(&app).await;
     browser.sign_in(&olga).await;
-    browser.click("#take-lock").await;
-    browser.wait_text("#lock-text", "held by you").await;
+    browser.take_lock().await;
 
     browser.click("#tab-transfers").await;
     browser

@@ -590,13 +590,23 @@ impl TestApp {
     /// `/proc/<pid>/status`), in KiB: it covers every moment of the
     /// process's life, so it is read once after the work.
     pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
+    /// The daemon's resident memory now (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A KiB figure of `/proc/<pid>/status` (`field` with its colon).
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("daemon status");
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|kb| kb.parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
+            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
     }
 
     /// Every log line the test's reader thread has read so far, joined:

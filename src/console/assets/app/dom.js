@@ -57,11 +57,14 @@ export function errorText(err) {
  * nothing here). Who holds the lock is the lock bar's business: it names
  * the person, what they run and since when.
  */
+/** What a control or a refusal that needs the lock says. */
+export const NEEDS_LOCK = "Take the lock first (Take lock, at the top).";
+
 const PHRASES = {
   50004: () => "Someone else holds the lock: see who at the top.",
   50005: () => "No one holds the lock.",
   50006: () => "The lock is not yours: see who holds it at the top.",
-  50008: () => "Take the lock first (Take lock, at the top).",
+  50008: () => NEEDS_LOCK,
   10010: () => "Your access changed, so this work was stopped.",
 };
 

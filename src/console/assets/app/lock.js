@@ -6,8 +6,8 @@
 
 import * as store from "./store.js";
 
-/** What a control that needs the lock says while it is disabled. */
-export const NEEDS_LOCK = "Take the lock first (Take lock, at the top)";
+/** What a control that needs the lock says while it is disabled (a refusal says the same). */
+export { NEEDS_LOCK } from "./dom.js";
 
 /** Whether this page's connection holds the lock. */
 export function isMine() {

@@ -53,12 +53,10 @@ export function mountServers(aside, ctx) {
     const text = filter.value.trim().toLowerCase();
     const names = [...new Set([...(store.get("servers") || []), ...health.keys()])].sort();
     if (!store.get("servers") && health.size) store.set("servers", names);
-    const items = names
-      .filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)))
-      .map((name) => item(name, health.get(name) || {}, ctx, tags.get(name) || [], checks.get(name), () => check(name)));
+    const shown = names.filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)));
+    const items = shown.map((name) => item(name, health.get(name) || {}, ctx, tags.get(name) || [], checks.get(name), () => check(name)));
     replace(list, items.length ? items : h("li", { class: "muted", text: "no server matches" }));
     // what the filter shows, for tabs that default to it (Batch)
-    const shown = names.filter((n) => !text || n.toLowerCase().includes(text) || (tags.get(n) || []).some((t) => t.toLowerCase().includes(text)));
     if (String(shown) !== String(store.get("shown_servers"))) store.set("shown_servers", shown);
   };
   const check = async (name) => {

@@ -233,25 +233,8 @@ export function mount(panel, ctx) {
         replace(
           inflight,
           mine.length
-            ? h(
-                "table",
-                { class: "grid" },
-                h("tr", {}, ["started", "workflow", "user", "status", ""].map((t) => h("th", { text: t }))),
-                mine.map((r) =>
-                  h(
-                    "tr",
-                    { class: "wf-inflight-run", dataset: { run: r.run_id, status: r.status } },
-                    h("td", { text: new Date(r.started_at).toLocaleString() }),
-                    h("td", { text: r.workflow }),
-                    h("td", { text: r.user || r.actor }),
-                    h("td", { class: "status", text: r.status }),
-                    h(
-                      "td",
-                      { class: "actions" },
-                      h("button", { type: "button", class: "small follow-run", text: runId === r.run_id ? "Following" : "Follow", disabled: runId === r.run_id, on: { click: () => follow(r.run_id).then(loadInFlight) } }),
-                    ),
-                  ),
-                ),
+            ? runsTable(mine, "wf-inflight-run", (r) =>
+                h("button", { type: "button", class: "small follow-run", text: runId === r.run_id ? "Following" : "Follow", disabled: runId === r.run_id, on: { click: () => follow(r.run_id).then(loadInFlight) } }),
               )
             : h("p", { class: "muted", text: "No run of yours is in flight." }),
         );
@@ -272,22 +255,7 @@ export function mount(panel, ctx) {
         const next = h("button", { type: "button", class: "small", text: "Older", disabled: runs.length < PAGE, on: { click: () => ((offset += PAGE), loadHistory()) } });
         replace(
           history,
-          h(
-            "table",
-            { class: "grid" },
-            h("tr", {}, ["started", "workflow", "user", "status", ""].map((t) => h("th", { text: t }))),
-            runs.map((r) =>
-              h(
-                "tr",
-                { class: "wf-run", dataset: { run: r.run_id, status: r.status } },
-                h("td", { text: new Date(r.started_at).toLocaleString() }),
-                h("td", { text: r.workflow }),
-                h("td", { text: r.user || r.actor }),
-                h("td", { class: "status", text: r.status }),
-                h("td", {}, h("button", { type: "button", class: "small open-run", text: "Open", on: { click: () => open(r.run_id) } })),
-              ),
-            ),
-          ),
+          runsTable(runs, "wf-run", (r) => h("button", { type: "button", class: "small open-run", text: "Open", on: { click: () => open(r.run_id) } })),
           h("div", { class: "row" }, prev, next),
         );
       })
@@ -329,6 +297,29 @@ export function mount(panel, ctx) {
   panel.addEventListener("shown", loadHistory);
   panel.addEventListener("shown", loadInFlight);
   stub.on("welcome", loadInFlight);
+}
+
+/**
+ * A table of stored runs (`GET /api/v1/workflows/runs`), a row each with
+ * class `rowClass` and the control `action(run)` makes in its last cell.
+ */
+function runsTable(runs, rowClass, action) {
+  return h(
+    "table",
+    { class: "grid" },
+    h("tr", {}, ["started", "workflow", "user", "status", ""].map((t) => h("th", { text: t }))),
+    runs.map((r) =>
+      h(
+        "tr",
+        { class: rowClass, dataset: { run: r.run_id, status: r.status } },
+        h("td", { text: new Date(r.started_at).toLocaleString() }),
+        h("td", { text: r.workflow }),
+        h("td", { text: r.user || r.actor }),
+        h("td", { class: "status", text: r.status }),
+        h("td", { class: "actions" }, action(r)),
+      ),
+    ),
+  );
 }
 
 /** One parameter's input: its type's control, default filled, required marked. */
