@@ -22,8 +22,10 @@
 //!    and kept while the store fails) and [`auth`] (who may do what: the
 //!    access table, credentials, `Host`/`Origin`, login throttling).
 //! 5. [`diff_jobs`] (diff requests validated once and run, for WebSocket
-//!    and REST) and [`workflows`] (`WorkflowHub`: runs in flight, their
-//!    history, typed events for watchers).
+//!    and REST), [`workflows`] (`WorkflowHub`: runs in flight, their
+//!    history, typed events for watchers) and [`terminals`]
+//!    (`TerminalWarden`: operator terminals re-judged, closed at shutdown
+//!    and audited outside any connection).
 //! 6. [`state`]: what every handler can reach.
 //! 7. [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! 8. [`ws`]: the WebSocket endpoints, one connection actor for all
@@ -56,6 +58,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod terminals;
 pub mod text;
 pub mod workflows;
 pub mod ws;

@@ -8,6 +8,8 @@ use std::time::Instant;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
+use pinkpage_actors::pty::book::PtyBook;
+use pinkpage_actors::terminal::book::TerminalBook;
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::health::monitor::{
@@ -157,6 +159,12 @@ impl Application {
             on_connect: ConnectHooks::new(vec![Arc::new(temp_files.clone())]),
         });
         let transfers = TransferGate::default();
+        // Every running PTY, and the operator terminals among them.
+        let ptys = PtyBook::new(
+            pinkpage_actors::pty::book::DEFAULT_COMMAND_SCROLLBACK,
+            settings.terminals.max_watchers,
+        );
+        let terminals = TerminalBook::new(settings.terminals.per_user, settings.terminals.max);
         let in_flight = Arc::new(crate::in_flight::InFlight::default());
         let workflows = WorkflowHub::new(
             journal.clone(),
@@ -167,9 +175,19 @@ impl Application {
                 gate: transfers.clone(),
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
+                ptys: ptys.clone(),
             }),
             identity.clone(),
             settings.clone(),
+            broadcast.clone(),
+            in_flight.clone(),
+        )
+        .start();
+        let terminal_warden = crate::terminals::TerminalWarden::new(
+            terminals.clone(),
+            identity.clone(),
+            settings.clone(),
+            journal.clone(),
             broadcast.clone(),
             in_flight.clone(),
         )
@@ -199,6 +217,9 @@ impl Application {
             frame_budget: crate::limits::frame_budget::FrameBudget::new(settings.caps.ws_frame_budget),
             workflows,
             in_flight,
+            ptys,
+            terminals,
+            terminal_warden,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });

@@ -62,6 +62,16 @@ pub struct AppState {
     /// Work a graceful shutdown waits for: closed connections' task
     /// cleanup, workflow runs.
     pub in_flight: Arc<crate::in_flight::InFlight>,
+    /// Every running PTY (commands, scripts, workflow steps, operator
+    /// terminals): what `GET /api/v1/ptys` lists and watchers follow. Its
+    /// own lock, held for no await (`pinkpage_actors::pty::book`).
+    pub ptys: pinkpage_actors::pty::book::PtyBook,
+    /// The operator terminals, their shares and limits. Its own lock, held
+    /// for no await (`pinkpage_actors::terminal::book`).
+    pub terminals: pinkpage_actors::terminal::book::TerminalBook,
+    /// Re-judges, closes and audits operator terminals outside any
+    /// connection (`crate::terminals`).
+    pub terminal_warden: Addr<crate::terminals::TerminalWarden>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

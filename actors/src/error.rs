@@ -171,6 +171,28 @@ catalogue! {
     /// The diffs running in the daemon hold as much memory as
     /// `PINKPAGE_DIFF_BUDGET_BYTES` allows; retry once one ends.
     DiffBudgetExhausted = (53001, Daemon, "diff memory budget exhausted"),
+    /// No operator terminal has that id (it closed, or never was).
+    UnknownTerminal = (54000, Client, "unknown terminal"),
+    /// The user has `PINKPAGE_TERMINALS_PER_USER` terminals open (attached
+    /// or detached); close one first.
+    TooManyTerminalsForUser = (54001, Client, "too many terminals for this user"),
+    /// The daemon has `PINKPAGE_TERMINALS_MAX` terminals open.
+    TooManyTerminals = (54002, Daemon, "too many terminals in the daemon"),
+    /// Input or a resize from a connection that only watches the PTY.
+    WatchOnly = (54003, Client, "watching only: input refused"),
+    /// The PTY has `PINKPAGE_TERMINAL_MAX_WATCHERS` watchers already.
+    TooManyWatchers = (54004, Client, "too many watchers of this PTY"),
+    /// The terminal had no input and no output for
+    /// `PINKPAGE_TERMINAL_IDLE_S` and was closed.
+    TerminalIdle = (54005, Client, "terminal closed: idle"),
+    /// The terminal stayed detached for `PINKPAGE_TERMINAL_DETACH_S` and
+    /// was closed.
+    TerminalDetachExpired = (54006, Client, "terminal closed: detached too long"),
+    /// No running PTY has that id.
+    UnknownPty = (54007, Client, "unknown pty"),
+    /// A share with a user who may not have it (unknown or disabled, the
+    /// server outside their scope, co-typing for less than an operator).
+    ShareRefused = (54008, Client, "share refused"),
 }
 
 /// Whose side a failure is on.

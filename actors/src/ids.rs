@@ -78,3 +78,46 @@ impl fmt::Display for OwnerId {
         }
     }
 }
+
+/// A random id made by the daemon (UUID v4), with `new`, `parse` and
+/// `Display`; `$what` says what it names.
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh random id.
+            #[allow(clippy::new_without_default)]
+            pub fn new() -> Self {
+                $name(Uuid::new_v4())
+            }
+
+            /// The id written as `text`, when it is one.
+            pub fn parse(text: &str) -> Option<Self> {
+                Uuid::parse_str(text).ok().map($name)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+random_id!(
+    /// A running PTY of any kind (a STUB command, a script, a workflow
+    /// command step, an operator terminal): what `GET /api/v1/ptys` lists
+    /// and `terminal_watch` names.
+    PtyId
+);
+
+random_id!(
+    /// An operator terminal (`terminal_open`), which outlives the
+    /// connection that opened it.
+    TerminalId
+);

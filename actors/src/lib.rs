@@ -17,12 +17,16 @@
 //! 3. [`ssh`]: connecting, authenticating and checking host keys with
 //!    russh; exec, PTY shells and SFTP on a connected session; the
 //!    `ConnectHook` other domains plug into.
-//! 4. [`shell_mode`] (commands typed into the login shell on a PTY: the
+//! 4. [`pty`] (every running PTY as others may see it: its scrollback
+//!    ring, its watchers, the book `GET /api/v1/ptys` lists),
+//!    [`shell_mode`] (commands typed into the login shell on a PTY: the
 //!    typed lines, the markers, a captured run for BMX4 and
 //!    `diff_command`) and [`health`] (the pure state machine, one check,
 //!    the bounded sweep and `HealthMonitorActor`).
-//! 5. [`terminal`] (`SshShellActor`, one interactive command on a PTY, and
-//!    the output pipeline: throttle, redraws, decoding, stop phrases) and
+//! 5. [`terminal`] (`SshShellActor`, one interactive command on a PTY;
+//!    `OperatorTerminal`, an operator's own shell that outlives its
+//!    connection; the output pipeline: throttle, redraws, decoding, stop
+//!    phrases) and
 //!    [`broadcast`] (`BroadcastActor`: every WebSocket connection and the
 //!    fan-out of `session_status` / `server_health`).
 //! 6. [`files`] (SFTP file operations, the one SFTP write path,
@@ -44,6 +48,7 @@ pub mod files;
 pub mod health;
 pub mod ids;
 pub mod lock;
+pub mod pty;
 pub mod secret;
 pub mod server;
 pub mod shell_mode;
@@ -56,5 +61,5 @@ pub mod transfer;
 pub mod workflow;
 
 pub use error::{AppError, ErrorBody, ErrorCode};
-pub use ids::{ConnectionId, OwnerId, RunId};
+pub use ids::{ConnectionId, OwnerId, PtyId, RunId, TerminalId};
 pub use secret::Secret;

@@ -21,6 +21,7 @@ pub mod errors;
 pub mod health;
 pub mod health_servers;
 pub mod paging;
+pub mod ptys;
 pub mod servers;
 pub mod session;
 pub mod transfers;
@@ -80,6 +81,7 @@ use self::error::ApiError;
         workflows::get_run,
         workflows::confirm_run,
         workflows::cancel_run,
+        ptys::list_ptys,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -97,6 +99,7 @@ use self::error::ApiError;
         (name = "auth", description = "Signing in and out (see docs/security.md)"),
         (name = "users", description = "Accounts and API tokens (admins)"),
         (name = "workflows", description = "Named step sequences run under the session lock (also over /ws/v1/stub); see docs/workflows.md"),
+        (name = "terminals", description = "Running PTYs and operator terminals (terminals themselves are on /ws/v1/terminal; see docs/terminals.md)"),
         (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
@@ -204,6 +207,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health_servers::server_health)
         .service(health_servers::server_health_events)
         .service(servers::list_servers)
+        .service(ptys::list_ptys)
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)

@@ -351,6 +351,15 @@ impl Directory {
         Ok(self.usable(&p.user)?.principal(p.credential.clone()))
     }
 
+    /// Account `name` as it is now, whatever credential its work was
+    /// started with: for work that belongs to the account rather than to
+    /// a sign-in (operator terminals and their shares outlive a sign-out).
+    /// The principal's credential is a placeholder: it is for judging
+    /// ([`super::rejudge::judge`]), never for admitting a request.
+    pub fn account_as_is(&self, name: &str) -> Result<Principal, Refusal> {
+        Ok(self.usable(name)?.principal(Credential::Proxy))
+    }
+
     /// Marks the session behind `p` used at `now` (a WebSocket frame),
     /// unless it is already idle past `idle`: a frame cannot bring an
     /// expired session back in the moment before the tick notices.

@@ -104,6 +104,15 @@ pub fn account_now(identity: &Identity, started_by: &Principal) -> Result<Princi
     }
 }
 
+/// Account `name` as it is now (see [`super::directory::Directory::account_as_is`]):
+/// 10010 when it was disabled or removed.
+pub fn account_by_name(identity: &Identity, name: &str) -> Result<Principal, AppError> {
+    identity
+        .read()
+        .account_as_is(name)
+        .map_err(|r| withdrawn(format!("{name}: {}", r.reason())))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

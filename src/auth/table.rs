@@ -243,6 +243,18 @@ pub const ROUTES: &[RouteRule] = &[
         Viewer,
         "WebSocket upgrade; each message as below",
     ),
+    r(
+        "GET",
+        "/ws/v1/terminal",
+        Viewer,
+        "WebSocket upgrade; each message as below",
+    ),
+    r(
+        "GET",
+        "/api/v1/ptys",
+        Viewer,
+        "running PTYs the caller may watch (admins: all; others: their own and terminals shared with them)",
+    ),
     r("GET", "/", Anyone, "redirect to the console"),
     r("GET", "/ui", Anyone, "redirect to the console"),
     r("GET", "/favicon.ico", Anyone, "the console's icon"),
@@ -285,6 +297,20 @@ pub const MESSAGES: &[MessageRule] = &[
     m("/ws/v1/diff", "diff_files", Operator),
     m("/ws/v1/diff", "diff_dirs", Operator),
     m("/ws/v1/diff", "diff_command", Operator),
+    // operator terminals: the owner or a co-typist (shares are judged per
+    // terminal, `ws::terminal::access`); watching needs the PTY's owner,
+    // a share of it, or an admin
+    m("/ws/v1/terminal", "terminal_open", Operator),
+    m("/ws/v1/terminal", "terminal_input", Operator),
+    m("/ws/v1/terminal", "terminal_resize", Operator),
+    m("/ws/v1/terminal", "terminal_close", Operator),
+    m("/ws/v1/terminal", "terminal_attach", Operator),
+    m("/ws/v1/terminal", "terminal_detach", Viewer),
+    m("/ws/v1/terminal", "terminal_list", Viewer),
+    m("/ws/v1/terminal", "terminal_share", Operator),
+    m("/ws/v1/terminal", "terminal_unshare", Operator),
+    m("/ws/v1/terminal", "terminal_watch", Viewer),
+    m("/ws/v1/terminal", "terminal_unwatch", Viewer),
 ];
 
 /// What `method` on the route `pattern` needs; a route the table does not
@@ -328,6 +354,7 @@ pub const NEW_WORK_MESSAGES: &[(&str, &str)] = &[
     ("/ws/v1/diff", "diff_files"),
     ("/ws/v1/diff", "diff_dirs"),
     ("/ws/v1/diff", "diff_command"),
+    ("/ws/v1/terminal", "terminal_open"),
 ];
 
 /// Whether this REST route starts new remote work.

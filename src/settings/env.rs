@@ -29,6 +29,7 @@ impl SettingsError {
 
 /// One documented setting: the single list behind `pinkpage --help`,
 /// `.env.example` (a test keeps them in step) and the README table.
+#[derive(Debug, Clone, Copy)]
 pub struct SettingDoc {
     /// Environment variable name.
     pub name: &'static str,

@@ -25,6 +25,7 @@ pub mod dotenv;
 mod env;
 pub mod names;
 pub mod servers_file;
+pub mod terminals;
 pub mod work_limits;
 pub mod workflows;
 
@@ -321,6 +322,12 @@ pub const SETTINGS: &[SettingDoc] = &[
     caps::FRAME_BUDGET_DOC,
     work_limits::BODY_MAX_DOC,
     work_limits::ANON_BODY_MAX_DOC,
+    terminals::DOCS[0],
+    terminals::DOCS[1],
+    terminals::DOCS[2],
+    terminals::DOCS[3],
+    terminals::DOCS[4],
+    terminals::DOCS[5],
 ];
 
 /// The daemon's settings, validated.
@@ -375,6 +382,8 @@ pub struct Settings {
     pub access: access::AccessSettings,
     /// Caps on connections, operations and SSH sessions.
     pub caps: caps::CapSettings,
+    /// Operator terminals: scrollback, detach and idle times, limits.
+    pub terminals: terminals::TerminalSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -561,6 +570,7 @@ impl Settings {
             log_format,
             access,
             caps: caps::parse(&env)?,
+            terminals: terminals::parse(&env)?,
             servers,
             transfers,
             workflows,

@@ -72,6 +72,10 @@ pub trait Domain: Sized + Unpin + 'static {
     /// what it no longer covers ([`WsConnection::withdraw`]).
     fn access_changed(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) {}
 
+    /// The daemon is stopping: the domain's last frames before the
+    /// `shutdown` frame and the close (operator terminals say they close).
+    fn shutting_down(_conn: &mut WsConnection<Self>, _ctx: &mut WsCtx<Self>) {}
+
     /// Stops the domain's tasks; called once when the connection stops.
     /// Returns the done signals of the tasks that must end before the
     /// session lock is released (STUB's command or transfer).
@@ -400,6 +404,7 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                 }
             },
             Event::ShuttingDown { grace } => {
+                D::shutting_down(self, ctx);
                 let error = AppError::with_detail(
                     ErrorCode::ShuttingDown,
                     "the daemon is stopping or restarting; reconnect once it is back",

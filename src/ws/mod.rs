@@ -13,6 +13,8 @@
 //!   that drops a client which stopped reading.
 //! - [`reader`]: the incoming frames, read so that what a message still
 //!   arriving holds is bounded per connection and in all.
+//! - [`terminal`]: `/ws/v1/terminal`, operators' own terminals (outside
+//!   the session lock, surviving a dropped connection) and watching PTYs.
 //! - [`diff`]: `/ws/v1/diff`, comparing files, directories and command
 //!   output between two servers.
 
@@ -27,6 +29,7 @@ pub mod reader;
 pub mod stall;
 pub mod stub;
 pub mod task;
+pub mod terminal;
 
 use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
@@ -149,8 +152,19 @@ pub async fn diff_ws(
     upgrade::<diff::Diff>(&req, stream, state)
 }
 
+/// `/ws/v1/terminal`: operator terminals and watching PTYs.
+#[get("/ws/v1/terminal")]
+pub async fn terminal_ws(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    upgrade::<terminal::TerminalConn>(&req, stream, state)
+}
+
 /// Mounts every WebSocket endpoint.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(terminal_ws);
     cfg.service(stub_ws);
     cfg.service(bmx4_ws);
     cfg.service(bmx5_ws);

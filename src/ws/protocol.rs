@@ -34,6 +34,8 @@ pub const LARGE_TYPES: &[&str] = &[
     "workflow_plan",
     "workflow_run",
     "diff_command",
+    "terminal_open",
+    "terminal_input",
 ];
 
 /// The largest message of type `kind`.

@@ -65,6 +65,8 @@ pub struct ScriptRequest {
     pub timeout: Option<Duration>,
     /// Output flush interval.
     pub throttle: Duration,
+    /// How its PTY is listed among the running PTYs (and watched).
+    pub listed: Option<crate::pty::book::PtyTag>,
 }
 
 /// How a script run ended.
@@ -166,6 +168,7 @@ impl ScriptRunActor {
                 cols: 200,
                 rows: 50,
             },
+            listed: self.request.listed.clone(),
         };
         let (reporter, handle) = Pending::new(TaskId::next(), ctx.address().recipient()).split();
         let shell = SshShellActor::new(request, reporter).start();

@@ -1,9 +1,18 @@
-//! Interactive commands on a PTY (STUB's `ssh_command`, BMX5 scripts).
+//! Interactive PTYs: STUB's `ssh_command` and BMX5 scripts, and the
+//! operators' own terminals.
 //!
 //! - [`shell`]: `SshShellActor`, one command on a PTY from connect to the
 //!   last byte of output.
+//! - [`operator`]: `OperatorTerminal`, an operator's own shell that
+//!   outlives its connection (detach and attach by offset, shares, idle).
+//! - [`book`]: `TerminalBook`, every operator terminal, their shares and
+//!   the limits on how many there are.
+//! - [`idle`]: when an idle terminal is warned and closed.
 //! - [`output`]: the output pipeline (throttle, `\r` redraws, decoding,
 //!   stop phrases) and its async driver, pure and tested under paused time.
 
+pub mod book;
+pub mod idle;
+pub mod operator;
 pub mod output;
 pub mod shell;

@@ -42,10 +42,11 @@ use tokio::time::Instant;
 /// 100 ms throttle, so the cap never adds messages at normal speed.
 pub const DEFAULT_MAX_PENDING: usize = 16 * 1024 * 1024;
 
-/// The most text one output message carries. A flush holding more goes
+/// The most text one output message carries (defined with the PTYs'
+/// feeds, which cut their frames the same way). A flush holding more goes
 /// out as several messages, in order, each awaited by the sink (so a slow
 /// client still slows the reading).
-pub const MAX_FRAME_BYTES: usize = 256 * 1024;
+pub use crate::pty::MAX_FRAME_BYTES;
 
 /// Hands `text` to `sink` in pieces of at most [`MAX_FRAME_BYTES`], each
 /// ending on a character boundary; `false` once the sink refused one.
@@ -91,6 +92,9 @@ pub struct OutputPipeline {
     stop_tail: String,
     /// Total bytes fed in.
     bytes_in: u64,
+    /// Operator terminals: text goes out as it came, `\r` redraws and all
+    /// (xterm renders them, and offsets must count every byte).
+    keep_redraws: bool,
 }
 
 impl OutputPipeline {
@@ -109,7 +113,15 @@ impl OutputPipeline {
             stop_phrase: stop_phrase.filter(|p| !p.is_empty()),
             stop_tail: String::new(),
             bytes_in: 0,
+            keep_redraws: false,
         }
+    }
+
+    /// Sends text as it came, without collapsing `\r` redraws (operator
+    /// terminals).
+    pub fn keeping_redraws(mut self) -> Self {
+        self.keep_redraws = true;
+        self
     }
 
     /// Changes the pending-text cap (tests use a small one).
@@ -191,6 +203,9 @@ impl OutputPipeline {
         }
         self.last_flush = Some(now);
         let text = std::mem::take(&mut self.pending);
+        if self.keep_redraws {
+            return Some(text);
+        }
         Some(collapse_redraws(text))
     }
 

@@ -39,6 +39,8 @@ use bytes::Bytes;
 use futures_util::stream::LocalBoxStream;
 
 use crate::error::{AppError, ErrorCode};
+use crate::pty::book::{PtyRegistration, PtyTag};
+use crate::pty::NOBODY_WAITS;
 use crate::server::{CommandMode, ServerSpec};
 use crate::shell_mode::lines::{command_lines, probe_lines, Flavour, Token};
 use crate::shell_mode::markers::{filter_stream, MarkerEvent, MarkerFilter};
@@ -67,6 +69,8 @@ pub struct ShellRequest {
     pub throttle: Duration,
     /// Terminal size and type.
     pub pty: PtyRequest,
+    /// How it is listed among the running PTYs (and watched), if at all.
+    pub listed: Option<PtyTag>,
 }
 
 /// Why a command finished.
@@ -173,6 +177,8 @@ pub struct SshShellActor {
     lost: Rc<Cell<bool>>,
     /// In shell mode with a command: what the markers said so far.
     markers: Option<Rc<std::cell::RefCell<MarkersSeen>>>,
+    /// Its place among the running PTYs, from the PTY's open to the end.
+    listed: Option<PtyRegistration>,
 }
 
 impl SshShellActor {
@@ -194,6 +200,7 @@ impl SshShellActor {
             exit_status: Rc::new(Cell::new(None)),
             bytes: Rc::new(Cell::new(0)),
             lost: Rc::new(Cell::new(false)),
+            listed: None,
         }
     }
 
@@ -313,6 +320,8 @@ impl SshShellActor {
         let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
             return;
         };
+        self.listed = self.request.listed.as_ref().map(PtyTag::register);
+        let feed = self.listed.as_ref().map(|l| l.feed().clone());
         let mut pipeline = OutputPipeline::new(
             self.request.server.encoding,
             self.request.throttle,
@@ -322,6 +331,10 @@ impl SshShellActor {
             async move {
                 pump(&mut pipeline, source, |text| {
                     let notify = notify.clone();
+                    // watchers see what the client sees, never waited for
+                    if let Some(feed) = &feed {
+                        feed.push(&text, NOBODY_WAITS);
+                    }
                     // Awaiting the delivery is the backpressure: while the
                     // client's mailbox is full, the channel is not read.
                     async move { notify.send(text).await }
@@ -424,6 +437,8 @@ impl Actor for SshShellActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // no longer listed nor watched: its watchers hear it ended
+        self.listed.take();
         let completion = Completion {
             reason: self.reason.unwrap_or(FinishReason::Cancelled),
             exit_status: self.exit_status.get(),

@@ -29,6 +29,7 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture, ResponseFuture,
     WrapFuture,
 };
+use pinkpage_actors::pty::book::PtyBook;
 use pinkpage_actors::broadcast::{BroadcastActor, Event, Join, WorkflowRunRef};
 use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::lock::{Acquire, Holder, SessionLockActor, SetWorkflowRun};
@@ -68,8 +69,9 @@ pub struct StartRun {
 /// Makes the launcher of a run's steps: the real one reaches servers over
 /// SSH ([`RunParts`]); the hub's tests script them.
 pub trait StepsFor: Send + Sync + 'static {
-    /// The launcher of run `run_id`'s steps of `prepared`.
-    fn launcher(&self, run_id: RunId, prepared: &Prepared) -> Rc<dyn StepLauncher>;
+    /// The launcher of run `run_id`'s steps of `prepared`, started by
+    /// `user`.
+    fn launcher(&self, run_id: RunId, prepared: &Prepared, user: Arc<str>) -> Rc<dyn StepLauncher>;
 }
 
 /// What a run needs from the daemon besides its plan.
@@ -85,10 +87,12 @@ pub struct RunParts {
     pub throttle: Duration,
     /// Bytes kept per stream of a batch command.
     pub batch_output_cap: usize,
+    /// Where command steps' PTYs are listed for watchers.
+    pub ptys: PtyBook,
 }
 
 impl StepsFor for RunParts {
-    fn launcher(&self, run_id: RunId, prepared: &Prepared) -> Rc<dyn StepLauncher> {
+    fn launcher(&self, run_id: RunId, prepared: &Prepared, user: Arc<str>) -> Rc<dyn StepLauncher> {
         Rc::new(SshSteps {
             run_id: run_id.to_string(),
             servers: prepared.servers.clone(),
@@ -98,6 +102,7 @@ impl StepsFor for RunParts {
             gate: self.gate.clone(),
             throttle: self.throttle,
             batch_output_cap: self.batch_output_cap,
+            ptys: Some((self.ptys.clone(), user)),
         })
     }
 }
@@ -136,6 +141,7 @@ pub fn launch(
     lock: RunLock,
 ) -> TaskHandle {
     let task_id = TaskId::next();
+    let user = asker.principal.user.clone();
     let addr = run_ctx.address();
     let (reporter, handle) = Pending::new(task_id, hub.clone().recipient::<RunMessage>()).split();
     let handle = handle(addr.clone().recipient());
@@ -156,7 +162,7 @@ pub fn launch(
     });
     let request = RunRequest {
         run_id,
-        launcher: steps.launcher(run_id, &prepared),
+        launcher: steps.launcher(run_id, &prepared, user),
         steps: prepared.steps,
         lock,
     };

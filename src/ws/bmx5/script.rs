@@ -9,6 +9,7 @@
 //! the completion.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::files::script::{
     ScriptCompletion, ScriptMessage, ScriptNotice, ScriptRequest, ScriptRunActor,
 };
@@ -101,6 +102,7 @@ pub(super) fn script_execute(
         ScriptSource::Inline(_) => "(inline)".to_owned(),
         ScriptSource::Named(n) => n.clone(),
     };
+    let (server_name, script_label) = (p.server.clone(), label.clone());
     // Reserve the slot before awaiting anything.
     let reserved = conn.domain.script.reserve(ScriptTask {
         server: p.server.clone(),
@@ -136,6 +138,13 @@ pub(super) fn script_execute(
             args: args.clone(),
             timeout,
             throttle,
+            listed: Some(PtyTag::new(
+                &conn.state.ptys,
+                PtyKind::Script,
+                conn.principal.user.clone(),
+                &server_name,
+                &script_label,
+            )),
         };
         if conn.domain.script.info(task_id).is_none() {
             return; // cancelled while the script was read: already answered

@@ -3,6 +3,7 @@
 //! to it; its output and end come back as [`ShellMessage`]s.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::ssh::PtyRequest;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
 use pinkpage_actors::terminal::shell::{
@@ -65,7 +66,15 @@ fn start(
             cols,
             rows,
         },
+        listed: Some(PtyTag::new(
+            &conn.state.ptys,
+            PtyKind::Command,
+            conn.principal.user.clone(),
+            &p.server,
+            &p.command,
+        )),
     };
+    let pty_id = request.listed.as_ref().map(|t| t.info.pty_id.to_string());
     // Checked above, start and occupy the slot: one step of this actor.
     let task_id = TaskId::next();
     let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
@@ -91,7 +100,11 @@ fn start(
     event.server = Some(p.server.clone());
     event.command = Some(p.command);
     conn.state.journal.audit(event);
-    conn.send(ctx, &StubReply::SshCommandStarted { server: &p.server }, rid);
+    let started = StubReply::SshCommandStarted {
+        server: &p.server,
+        pty_id: pty_id.as_deref(),
+    };
+    conn.send(ctx, &started, rid);
     Ok(())
 }
 

@@ -100,6 +100,10 @@ pub enum StubReply<'a> {
     SshCommandStarted {
         /// Server name.
         server: &'a str,
+        /// The command's PTY, as `GET /api/v1/ptys` lists it and
+        /// `terminal_watch` names it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pty_id: Option<&'a str>,
     },
     /// Output.
     SshOutput {

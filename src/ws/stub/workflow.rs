@@ -116,6 +116,7 @@ fn start(
         gate: state.transfers.clone(),
         throttle: state.settings.throttle,
         batch_output_cap: state.settings.batch_output_cap,
+        ptys: state.ptys.clone(),
     };
     let handle = launch(
         &state.workflows,

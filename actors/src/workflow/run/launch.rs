@@ -21,6 +21,7 @@ use crate::batch::plan::{BatchPlan, BatchSummary, RetryPolicy};
 use crate::batch::run::{BatchMessage, BatchRunActor};
 use crate::error::{AppError, ErrorCode};
 use crate::files::temp_files::TempFiles;
+use crate::pty::book::{PtyKind, PtyTag};
 use crate::server::{ServerSpec, TransferSpec};
 use crate::ssh::{ExecLimits, PtyRequest, SshOptions};
 use crate::task::{Pending, TaskHandle, TaskId};
@@ -66,6 +67,8 @@ pub struct SshSteps {
     pub throttle: Duration,
     /// Bytes kept of each stream of a batch command.
     pub batch_output_cap: usize,
+    /// Where command steps' PTYs are listed, and the run's user.
+    pub ptys: Option<(crate::pty::book::PtyBook, Arc<str>)>,
 }
 
 impl SshSteps {
@@ -98,6 +101,11 @@ impl StepLauncher for SshSteps {
                         cols: 200,
                         rows: 50,
                     },
+                    listed: self.ptys.as_ref().map(|(book, user)| {
+                        let mut tag = PtyTag::new(book, PtyKind::WorkflowStep, user.clone(), server, command);
+                        tag.info.run_id = crate::ids::RunId::parse(&self.run_id);
+                        tag
+                    }),
                 };
                 let (reporter, handle) = Pending::new(task_id, to.shell.clone()).split();
                 handle(SshShellActor::new(request, reporter).start().recipient())
