@@ -8,8 +8,6 @@ use std::time::Instant;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
-use pinkpage_actors::pty::book::PtyBook;
-use pinkpage_actors::terminal::book::TerminalBook;
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::health::monitor::{
@@ -17,7 +15,9 @@ use pinkpage_actors::health::monitor::{
 };
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::lock::SessionLockActor;
+use pinkpage_actors::pty::book::PtyBook;
 use pinkpage_actors::ssh::{ConnectHooks, HostKeyPolicy, SessionSlots, SshOptions};
+use pinkpage_actors::terminal::book::TerminalBook;
 use pinkpage_actors::transfer::TransferGate;
 use pinkpage_actors::AppError;
 

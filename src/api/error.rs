@@ -31,22 +31,21 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
     match code {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
-        Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused | WatchOnly | ShareRefused => {
-            StatusCode::FORBIDDEN
-        }
-        LoginThrottled | WsTooManyUserConnections | TooManyOperations | TooManyPending | TooManyTerminalsForUser
-        | TooManyWatchers => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
+        Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused | WatchOnly
+        | ShareRefused => StatusCode::FORBIDDEN,
+        LoginThrottled
+        | WsTooManyUserConnections
+        | TooManyOperations
+        | TooManyPending
+        | TooManyTerminalsForUser
+        | TooManyWatchers => StatusCode::TOO_MANY_REQUESTS,
         WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted | TooManyTerminals => {
             StatusCode::SERVICE_UNAVAILABLE
         }
         WsStalled | RequestBodyStalled | TerminalIdle => StatusCode::REQUEST_TIMEOUT,
         TerminalDetachExpired => StatusCode::GONE,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource | UnknownTerminal
-        | UnknownPty => {
-            StatusCode::NOT_FOUND
-        }
+        | UnknownPty => StatusCode::NOT_FOUND,
         SessionAlreadyActive
         | NoActiveSession
         | AlreadySessionOwner

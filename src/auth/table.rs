@@ -301,8 +301,10 @@ pub const MESSAGES: &[MessageRule] = &[
     // terminal, `ws::terminal::access`); watching needs the PTY's owner,
     // a share of it, or an admin
     m("/ws/v1/terminal", "terminal_open", Operator),
-    m("/ws/v1/terminal", "terminal_input", Operator),
-    m("/ws/v1/terminal", "terminal_resize", Operator),
+    // input from anyone but the owner or a co-typist (both operators) is
+    // refused per terminal, a watcher's with its own code (54003)
+    m("/ws/v1/terminal", "terminal_input", Viewer),
+    m("/ws/v1/terminal", "terminal_resize", Viewer),
     m("/ws/v1/terminal", "terminal_close", Operator),
     m("/ws/v1/terminal", "terminal_attach", Operator),
     m("/ws/v1/terminal", "terminal_detach", Viewer),

@@ -47,7 +47,11 @@ pub fn forbidden(why: impl Into<String>) -> AppError {
 
 /// What `who`, as it is now, may do with `entry`; 10003 (at a request) or
 /// 10010 (re-judged: `judged`) saying why not.
-pub fn terminal_right(settings: &Settings, who: &Principal, entry: &TerminalEntry) -> Result<Right, AppError> {
+pub fn terminal_right(
+    settings: &Settings,
+    who: &Principal,
+    entry: &TerminalEntry,
+) -> Result<Right, AppError> {
     let servers = [entry.server.as_str()];
     if entry.owner == who.user {
         rejudge::judge(settings, who, Need::Operator, &servers)?;
@@ -99,4 +103,3 @@ pub fn at_request(e: AppError) -> AppError {
         e
     }
 }
-

@@ -34,5 +34,6 @@ mod startup;
 mod store_faults;
 mod stub;
 mod support;
+mod terminals;
 mod transfers;
 mod workflows;

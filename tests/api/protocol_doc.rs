@@ -9,7 +9,9 @@
 //! frames of that shape; `"<uuid>"`, `"<string>"`,
 //! `"<number>"` and `"<any>"` match any value of that kind. `"<uuid:NAME>"`
 //! matches a UUID and remembers it: a later sent `"$NAME"` is replaced by
-//! it (a run id the server made, sent back in `workflow_confirm`). Broadcasts
+//! it (a run id the server made, sent back in `workflow_confirm`), and a
+//! `"$NAME"` in a later expected line must equal it. docs/terminals.md's
+//! blocks run too. Broadcasts
 //! (`session_status`, `server_health`) that a block does not expect next are
 //! skipped, and as they are not ordered with replies, one that came early
 //! satisfies a later expected line.
@@ -108,6 +110,21 @@ fn substitute(frame: &Value, vars: &std::collections::HashMap<String, Value>) ->
     }
 }
 
+/// `frame` with every `"$NAME"` already captured replaced by its value
+/// (for expected lines; others stay as written).
+fn substitute_known(frame: &Value, vars: &std::collections::HashMap<String, Value>) -> Value {
+    match frame {
+        Value::String(s) if s.starts_with('$') => vars.get(&s[1..]).cloned().unwrap_or_else(|| frame.clone()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), substitute_known(v, vars)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| substitute_known(v, vars)).collect()),
+        other => other.clone(),
+    }
+}
+
 /// The workflow `docs/workflows.md` shows (its ```toml doc-workflow block),
 /// configured on the doc test's daemon so the doc's examples run as shown.
 fn doc_workflow() -> String {
@@ -128,6 +145,9 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
     let workflow_blocks = self::blocks(include_str!("../../docs/workflows.md"));
     assert!(workflow_blocks.len() >= 2, "docs/workflows.md lost its examples");
     blocks.extend(workflow_blocks);
+    let terminal_blocks = self::blocks(include_str!("../../docs/terminals.md"));
+    assert!(terminal_blocks.len() >= 2, "docs/terminals.md lost its examples");
+    blocks.extend(terminal_blocks);
     let (builder, [_sshd]) = with_servers(["mdwap1p"]);
     let app = builder.transfers_toml(&doc_workflow()).spawn().await;
     let mut vars = std::collections::HashMap::new();
@@ -147,11 +167,14 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
                 lines.next();
             }
         }
-        let mut repeated: Option<&Value> = None;
+        let mut repeated: Option<Value> = None;
         // broadcasts are not ordered with replies: one skipped earlier
         // still satisfies a later expected line
         let mut skipped_broadcasts: Vec<Value> = Vec::new();
         for (dir, value) in lines {
+            // a captured id named in an expected line is that id
+            let expected = substitute_known(value, &vars);
+            let value = &expected;
             if *dir == '<' {
                 if let Some(i) = skipped_broadcasts.iter().position(|b| matches(value, b)) {
                     skipped_broadcasts.remove(i);
@@ -160,7 +183,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
             }
             match dir {
                 '>' => client.send(substitute(value, &vars)).await,
-                '*' => repeated = Some(value),
+                '*' => repeated = Some(value.clone()),
                 _ => loop {
                     let got = client
                         .try_recv(crate::support::ws::FRAME_TIMEOUT)
@@ -180,7 +203,7 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
                     if broadcast {
                         skipped_broadcasts.push(got.clone());
                     }
-                    let skippable = broadcast || repeated.is_some_and(|r| matches(r, &got));
+                    let skippable = broadcast || repeated.as_ref().is_some_and(|r| matches(r, &got));
                     assert!(
                         skippable,
                         "block {n} ({}): expected {value}, got {got}",

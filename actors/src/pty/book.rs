@@ -128,7 +128,9 @@ pub struct PtyBook {
 
 impl std::fmt::Debug for PtyBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PtyBook").field("ptys", &self.lock().len()).finish()
+        f.debug_struct("PtyBook")
+            .field("ptys", &self.lock().len())
+            .finish()
     }
 }
 
@@ -244,7 +246,10 @@ mod tests {
     #[test]
     fn a_registration_lists_the_pty_until_it_is_dropped() {
         let book = PtyBook::default();
-        let reg = book.register(PtyInfo::new(PtyKind::Command, Arc::from("ann"), "web1", "ls"), None);
+        let reg = book.register(
+            PtyInfo::new(PtyKind::Command, Arc::from("ann"), "web1", "ls"),
+            None,
+        );
         reg.feed().push("hello", u64::MAX);
         let listed = book.list();
         assert_eq!(listed.len(), 1);

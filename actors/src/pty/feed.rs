@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use actix::{Message, Recipient};
 
 use super::ring::{Scrollback, Slice};
+use super::MAX_FRAME_BYTES;
 use crate::error::{AppError, ErrorCode};
 use crate::ids::PtyId;
-use super::MAX_FRAME_BYTES;
 
 /// One watch of one PTY, numbered by its feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -244,7 +244,11 @@ impl PtyFeed {
                 data: Arc::from(slice.text),
             });
         }
-        inner.watchers.push(Watcher { id: watch, user, sink });
+        inner.watchers.push(Watcher {
+            id: watch,
+            user,
+            sink,
+        });
         Ok(Watching {
             watch,
             from: start,

@@ -133,7 +133,9 @@ impl Scrollback {
             return None;
         }
         // the first chunk holding `from`
-        let first = self.chunks.partition_point(|(at, text)| at + text.len() as u64 <= from);
+        let first = self
+            .chunks
+            .partition_point(|(at, text)| at + text.len() as u64 <= from);
         let mut text = String::new();
         let mut at_out = None;
         for (at, chunk) in self.chunks.iter().skip(first) {

@@ -78,7 +78,10 @@ impl TerminalStats {
 
     /// How long since the last input or output.
     pub fn idle(&self) -> std::time::Duration {
-        self.last_activity.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+        self.last_activity
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 }
 
@@ -154,7 +157,6 @@ impl TerminalSeat {
     pub fn terminal_id(&self) -> TerminalId {
         self.terminal_id
     }
-
 }
 
 impl Drop for TerminalSeat {
@@ -240,7 +242,12 @@ impl TerminalBook {
 
     /// Records terminal `id`'s running actor and its feed (its seat moved
     /// into the actor); nothing when it already ended.
-    pub fn started(&self, id: TerminalId, addr: Addr<OperatorTerminal>, feed: Arc<crate::pty::feed::PtyFeed>) {
+    pub fn started(
+        &self,
+        id: TerminalId,
+        addr: Addr<OperatorTerminal>,
+        feed: Arc<crate::pty::feed::PtyFeed>,
+    ) {
         if let Some(e) = self.lock().entries.get_mut(&id) {
             e.addr = Some(addr);
             e.feed = Some(feed);
@@ -350,6 +357,9 @@ mod tests {
         assert_eq!(book.unshare(id, "bob"), Some(ShareMode::Type));
         assert_eq!(book.get(id).unwrap().share_of("bob"), None);
         drop(seat);
-        assert_eq!(book.share(id, "bob", ShareMode::Watch).unwrap_err().code, ErrorCode::UnknownTerminal);
+        assert_eq!(
+            book.share(id, "bob", ShareMode::Watch).unwrap_err().code,
+            ErrorCode::UnknownTerminal
+        );
     }
 }

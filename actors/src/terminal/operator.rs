@@ -650,10 +650,7 @@ impl OperatorTerminal {
             .into_actor(self)
             .map(move |end, act, ctx| {
                 let exit = if lost_seen.get() {
-                    (
-                        CloseReason::Error,
-                        Some(ssh::connection_lost(&act.server.name)),
-                    )
+                    (CloseReason::Error, Some(ssh::connection_lost(&act.server.name)))
                 } else {
                     (CloseReason::Exit, None)
                 };

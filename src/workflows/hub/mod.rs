@@ -29,10 +29,10 @@ use actix::{
     Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture, ResponseFuture,
     WrapFuture,
 };
-use pinkpage_actors::pty::book::PtyBook;
 use pinkpage_actors::broadcast::{BroadcastActor, Event, Join, WorkflowRunRef};
 use pinkpage_actors::files::temp_files::TempFiles;
 use pinkpage_actors::lock::{Acquire, Holder, SessionLockActor, SetWorkflowRun};
+use pinkpage_actors::pty::book::PtyBook;
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskHandle, TaskId};
 use pinkpage_actors::transfer::{TransferGate, TransferOutcome};

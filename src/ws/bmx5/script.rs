@@ -9,10 +9,10 @@
 //! the completion.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
-use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::files::script::{
     ScriptCompletion, ScriptMessage, ScriptNotice, ScriptRequest, ScriptRunActor,
 };
+use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::task::slot::Cancel;
 use pinkpage_actors::task::{Pending, TaskEvent};
 use pinkpage_actors::terminal::shell::FinishReason;

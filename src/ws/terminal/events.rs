@@ -93,7 +93,9 @@ impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
             } => {
                 if let Some((rid, _, _)) = self.domain.opening.remove(&terminal_id) {
                     // it never opened: the error answers the open
-                    let e = error.unwrap_or_else(|| AppError::with_detail(ErrorCode::SshCommandFailed, "the terminal did not open"));
+                    let e = error.unwrap_or_else(|| {
+                        AppError::with_detail(ErrorCode::SshCommandFailed, "the terminal did not open")
+                    });
                     return self.send_error(ctx, &e, &rid);
                 }
                 self.domain.following.remove(&terminal_id);
@@ -127,7 +129,11 @@ impl Handler<PtyEvent> for WsConnection<TerminalConn> {
                 };
                 self.send(ctx, &frame, &None);
             }
-            PtyEvent::Ended { pty_id, watch, reason } => {
+            PtyEvent::Ended {
+                pty_id,
+                watch,
+                reason,
+            } => {
                 match self.domain.watching.get(&pty_id) {
                     Some(w) if w.watch == watch => {}
                     _ => return, // an earlier watch of it

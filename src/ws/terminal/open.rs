@@ -13,10 +13,10 @@ use pinkpage_actors::terminal::operator::{
 };
 use pinkpage_actors::{AppError, ErrorCode, TerminalId};
 
-use crate::terminals::access::{at_request, forbidden, terminal_right, Right};
 use super::wire::{Listed, Share, TerminalReply};
 use super::{terminal_id, Following, TerminalConn};
 use crate::request::ServerRef;
+use crate::terminals::access::{at_request, forbidden, terminal_right, Right};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -73,7 +73,10 @@ pub(super) fn open(
     let rows = size(rows, 24, "rows")?;
     let command = command.unwrap_or_default();
     if command.contains('\0') {
-        return Err(AppError::with_detail(ErrorCode::Validation, "command must not contain NUL"));
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "command must not contain NUL",
+        ));
     }
     let spec = ServerRef::resolve(&conn.state.settings, &conn.principal, &server)?.into_spec();
     let settings = &conn.state.settings.terminals;
@@ -109,7 +112,9 @@ pub(super) fn open(
     // the seat moves into the actor: the book learns its address
     let addr = actix::Actor::start(OperatorTerminal::new(request));
     conn.state.terminals.started(id, addr, feed);
-    conn.domain.opening.insert(id, (rid.clone(), server.clone(), command.clone()));
+    conn.domain
+        .opening
+        .insert(id, (rid.clone(), server.clone(), command.clone()));
     log::info!(
         connection_id = conn.id.to_string().as_str(),
         terminal_id = id.to_string().as_str(),
@@ -120,12 +125,22 @@ pub(super) fn open(
     if let Some(entry) = conn.state.terminals.get(id) {
         let mut event = conn.audit_event("terminal.open");
         event.command = Some(command);
-        audit_with(conn, event, &entry, serde_json::json!({"cols": cols, "rows": rows}));
+        audit_with(
+            conn,
+            event,
+            &entry,
+            serde_json::json!({"cols": cols, "rows": rows}),
+        );
     }
     Ok(())
 }
 
-fn audit_with(conn: &Conn, mut event: crate::records::NewAuditEvent, entry: &TerminalEntry, detail: serde_json::Value) {
+fn audit_with(
+    conn: &Conn,
+    mut event: crate::records::NewAuditEvent,
+    entry: &TerminalEntry,
+    detail: serde_json::Value,
+) {
     event.server = Some(entry.server.clone());
     let mut detail = detail;
     if let Some(map) = detail.as_object_mut() {
@@ -169,7 +184,13 @@ fn typist<'a>(conn: &'a Conn, text: &str) -> Result<(TerminalId, &'a Following),
 
 /// `terminal_input`: to a terminal this connection follows, re-judged
 /// first (no keystroke of a withdrawn user reaches the shell).
-pub(super) fn input(conn: &mut Conn, text: &str, data: String, rid: &RequestId, ctx: &mut Ctx) -> Result<(), AppError> {
+pub(super) fn input(
+    conn: &mut Conn,
+    text: &str,
+    data: String,
+    rid: &RequestId,
+    ctx: &mut Ctx,
+) -> Result<(), AppError> {
     let (_, f) = typist(conn, text)?;
     conn.judge("terminal_input", &[f.server.as_str()])?;
     let rid = rid.clone();
@@ -225,10 +246,16 @@ pub(super) fn resize(
 pub(super) fn close(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx) -> Result<(), AppError> {
     let entry = entry(conn, text)?;
     if entry.owner != conn.principal.user {
-        return Err(forbidden(format!("terminal belongs to {}; only its owner may close it", entry.owner)));
+        return Err(forbidden(format!(
+            "terminal belongs to {}; only its owner may close it",
+            entry.owner
+        )));
     }
     let Some(addr) = entry.addr.clone() else {
-        return Err(AppError::with_detail(ErrorCode::UnknownTerminal, "the terminal is still opening"));
+        return Err(AppError::with_detail(
+            ErrorCode::UnknownTerminal,
+            "the terminal is still opening",
+        ));
     };
     audit(conn, "terminal.close", &entry, serde_json::json!({}));
     let id = entry.terminal_id;
@@ -282,7 +309,10 @@ pub(super) fn attach(
         ));
     }
     let Some(addr) = entry.addr.clone() else {
-        return Err(AppError::with_detail(ErrorCode::UnknownTerminal, "the terminal is still opening"));
+        return Err(AppError::with_detail(
+            ErrorCode::UnknownTerminal,
+            "the terminal is still opening",
+        ));
     };
     let id = entry.terminal_id;
     conn.domain.attaching.insert(id, rid.clone());

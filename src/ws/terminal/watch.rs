@@ -6,11 +6,11 @@ use pinkpage_actors::terminal::book::ShareMode;
 use pinkpage_actors::terminal::operator::DropUser;
 use pinkpage_actors::{AppError, ErrorCode};
 
-use crate::terminals::access::{at_request, forbidden, may_watch};
 use super::open::audit;
 use super::wire::TerminalReply;
 use super::{pty_id, terminal_id, TerminalConn, Watching};
 use crate::auth::rejudge;
+use crate::terminals::access::{at_request, forbidden, may_watch};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -42,10 +42,16 @@ pub(super) fn share(
         .get(id)
         .ok_or_else(pinkpage_actors::terminal::book::unknown)?;
     if entry.owner != conn.principal.user {
-        return Err(forbidden(format!("terminal belongs to {}; only its owner may share it", entry.owner)));
+        return Err(forbidden(format!(
+            "terminal belongs to {}; only its owner may share it",
+            entry.owner
+        )));
     }
     if user == &*conn.principal.user {
-        return Err(AppError::with_detail(ErrorCode::Validation, "the owner needs no share"));
+        return Err(AppError::with_detail(
+            ErrorCode::Validation,
+            "the owner needs no share",
+        ));
     }
     let target = rejudge::account_by_name(&conn.state.identity, user)
         .map_err(|_| refused(format!("no enabled account named '{user}'")))?;
@@ -88,7 +94,13 @@ pub(super) fn share(
 
 /// `terminal_unshare`: the owner ends `user`'s share; the user's
 /// connections stop following and watching it at once (10010).
-pub(super) fn unshare(conn: &mut Conn, text: &str, user: &str, rid: &RequestId, ctx: &mut Ctx) -> Result<(), AppError> {
+pub(super) fn unshare(
+    conn: &mut Conn,
+    text: &str,
+    user: &str,
+    rid: &RequestId,
+    ctx: &mut Ctx,
+) -> Result<(), AppError> {
     let id = terminal_id(text)?;
     let entry = conn
         .state
@@ -96,7 +108,10 @@ pub(super) fn unshare(conn: &mut Conn, text: &str, user: &str, rid: &RequestId, 
         .get(id)
         .ok_or_else(pinkpage_actors::terminal::book::unknown)?;
     if entry.owner != conn.principal.user {
-        return Err(forbidden(format!("terminal belongs to {}; only its owner may unshare it", entry.owner)));
+        return Err(forbidden(format!(
+            "terminal belongs to {}; only its owner may unshare it",
+            entry.owner
+        )));
     }
     let was = conn.state.terminals.unshare(id, user);
     if let Some(addr) = &entry.addr {

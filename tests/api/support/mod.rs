@@ -47,5 +47,6 @@ pub mod relay;
 pub mod remote;
 pub mod sshd;
 pub mod tcp;
+pub mod term;
 pub mod tmpfs;
 pub mod ws;
