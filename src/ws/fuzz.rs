@@ -31,6 +31,8 @@ use crate::ws::bmx5::Bmx5Request;
 use crate::ws::connection::Domain;
 use crate::ws::diff::wire::DiffRequest;
 use crate::ws::stub::wire::StubRequest;
+use crate::ws::terminal::wire::TerminalRequest;
+use crate::ws::terminal::TerminalConn;
 use crate::ws::{bmx4::Bmx4, bmx5::Bmx5, diff::Diff, stub::Stub};
 
 /// Cases in the normal run.
@@ -72,6 +74,17 @@ fn templates() -> Vec<Value> {
             "max_depth": 2, "compare": "sha256"}),
         json!({"type": "diff_command", "command": "uname", "left_server": "mdwap1p",
             "right_server": "mypap1d", "timeout_s": 10}),
+        json!({"type": "terminal_open", "server": "mdwap1p", "cols": 80, "rows": 24, "command": "top"}),
+        json!({"type": "terminal_input", "terminal_id": "t", "data": "ls\n"}),
+        json!({"type": "terminal_resize", "terminal_id": "t", "cols": 80, "rows": 24}),
+        json!({"type": "terminal_close", "terminal_id": "t"}),
+        json!({"type": "terminal_attach", "terminal_id": "t", "since": 0}),
+        json!({"type": "terminal_detach", "terminal_id": "t"}),
+        json!({"type": "terminal_list"}),
+        json!({"type": "terminal_share", "terminal_id": "t", "user": "u", "mode": "watch"}),
+        json!({"type": "terminal_unshare", "terminal_id": "t", "user": "u"}),
+        json!({"type": "terminal_watch", "pty_id": "p"}),
+        json!({"type": "terminal_unwatch", "pty_id": "p"}),
         json!({"type": "ping"}),
     ]
 }
@@ -176,7 +189,54 @@ fn diff_fields(req: DiffRequest, s: &Settings, who: &Principal) -> Result<(), pi
     }
 }
 
+/// What the terminal handlers check before touching a terminal: ids,
+/// sizes, the share mode, the server.
+fn terminal_fields(
+    req: TerminalRequest,
+    s: &Settings,
+    who: &Principal,
+) -> Result<(), pinkpage_actors::AppError> {
+    use crate::ws::terminal::state::{pty_id, size, terminal_id};
+    use TerminalRequest::*;
+    match req {
+        TerminalOpen {
+            server, cols, rows, ..
+        } => {
+            size(cols, 80, "cols")?;
+            size(rows, 24, "rows")?;
+            crate::request::ServerRef::resolve(s, who, &server).map(drop)
+        }
+        TerminalResize {
+            terminal_id: id,
+            cols,
+            rows,
+        } => {
+            size(Some(cols), 80, "cols")?;
+            size(Some(rows), 24, "rows")?;
+            terminal_id(&id).map(drop)
+        }
+        TerminalShare {
+            terminal_id: id,
+            mode,
+            ..
+        } => {
+            terminal_id(&id)?;
+            pinkpage_actors::terminal::book::ShareMode::parse(&mode)
+                .map(drop)
+                .ok_or_else(|| pinkpage_actors::AppError::new(pinkpage_actors::ErrorCode::Validation))
+        }
+        TerminalInput { terminal_id: id, .. }
+        | TerminalClose { terminal_id: id }
+        | TerminalAttach { terminal_id: id, .. }
+        | TerminalDetach { terminal_id: id }
+        | TerminalUnshare { terminal_id: id, .. } => terminal_id(&id).map(drop),
+        TerminalWatch { pty_id: id } | TerminalUnwatch { pty_id: id } => pty_id(&id).map(drop),
+        TerminalList => Ok(()),
+    }
+}
+
 fn every_domain(text: &str, s: &Settings, who: &Principal) -> Result<(), TestCaseError> {
+    through::<TerminalConn>(text, s, who, terminal_fields)?;
     through::<Stub>(text, s, who, stub_fields)?;
     through::<Bmx4>(text, s, who, bmx4_fields)?;
     through::<Bmx5>(text, s, who, bmx5_fields)?;
@@ -317,7 +377,15 @@ fn every_message_type_has_a_template() {
         .iter()
         .map(|t| t["type"].as_str().unwrap().to_owned())
         .collect();
-    for kind in [Stub::TYPES, Bmx4::TYPES, Bmx5::TYPES, Diff::TYPES].concat() {
+    for kind in [
+        Stub::TYPES,
+        Bmx4::TYPES,
+        Bmx5::TYPES,
+        Diff::TYPES,
+        TerminalConn::TYPES,
+    ]
+    .concat()
+    {
         assert!(types.iter().any(|t| t == kind), "no fuzz template for {kind}");
     }
 }
@@ -344,6 +412,10 @@ fn every_template_is_accepted_and_every_field_removed_is_answered() {
             ),
             !matches!(
                 parse_frame_checked::<DiffRequest>(&text, Diff::TYPES, |_| Ok(())),
+                Frame::Invalid(..)
+            ),
+            !matches!(
+                parse_frame_checked::<TerminalRequest>(&text, TerminalConn::TYPES, |_| Ok(())),
                 Frame::Invalid(..)
             ),
         ];

@@ -14,13 +14,13 @@
 //! daemon's decision; the book only keeps the facts it decides on.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
 
 use super::operator::OperatorTerminal;
+pub use super::seat::{TerminalSeat, TerminalStats};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{PtyId, TerminalId};
 
@@ -49,39 +49,6 @@ impl ShareMode {
             "type" => Some(ShareMode::Type),
             _ => None,
         }
-    }
-}
-
-/// Numbers a running terminal keeps up to date for listings.
-#[derive(Debug)]
-pub struct TerminalStats {
-    /// Connections attached now.
-    pub attached: AtomicUsize,
-    /// When there was last input or output.
-    pub last_activity: Mutex<tokio::time::Instant>,
-}
-
-impl Default for TerminalStats {
-    fn default() -> Self {
-        TerminalStats {
-            attached: AtomicUsize::new(0),
-            last_activity: Mutex::new(tokio::time::Instant::now()),
-        }
-    }
-}
-
-impl TerminalStats {
-    /// Marks input or output now.
-    pub fn active(&self) {
-        *self.last_activity.lock().unwrap_or_else(|p| p.into_inner()) = tokio::time::Instant::now();
-    }
-
-    /// How long since the last input or output.
-    pub fn idle(&self) -> std::time::Duration {
-        self.last_activity
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
     }
 }
 
@@ -142,26 +109,6 @@ impl std::fmt::Debug for TerminalBook {
             .field("per_user", &self.per_user)
             .field("total", &self.total)
             .finish()
-    }
-}
-
-/// A terminal's place in the book; dropping it frees the place.
-#[derive(Debug)]
-pub struct TerminalSeat {
-    book: TerminalBook,
-    terminal_id: TerminalId,
-}
-
-impl TerminalSeat {
-    /// The terminal's id.
-    pub fn terminal_id(&self) -> TerminalId {
-        self.terminal_id
-    }
-}
-
-impl Drop for TerminalSeat {
-    fn drop(&mut self) {
-        self.book.lock().entries.remove(&self.terminal_id);
     }
 }
 
@@ -232,10 +179,12 @@ impl TerminalBook {
             },
         );
         Ok((
-            TerminalSeat {
-                book: self.clone(),
-                terminal_id,
-            },
+            TerminalSeat::new(terminal_id, {
+                let book = self.clone();
+                Box::new(move || {
+                    book.lock().entries.remove(&terminal_id);
+                })
+            }),
             stats,
         ))
     }
@@ -267,7 +216,7 @@ impl TerminalBook {
     /// Every terminal, oldest first.
     pub fn all(&self) -> Vec<TerminalEntry> {
         let mut all: Vec<_> = self.lock().entries.values().cloned().collect();
-        all.sort_by(|a, b| a.started.cmp(&b.started));
+        all.sort_by_key(|e| e.started);
         all
     }
 
@@ -304,17 +253,6 @@ impl TerminalBook {
 /// 54000.
 pub fn unknown() -> AppError {
     AppError::with_detail(ErrorCode::UnknownTerminal, "no open terminal has that id")
-}
-
-/// Marks `stats` attached by one more (`delta` 1) or one fewer (-1).
-pub(crate) fn attached(stats: &TerminalStats, delta: isize) {
-    if delta > 0 {
-        stats.attached.fetch_add(1, Ordering::Relaxed);
-    } else {
-        let _ = stats
-            .attached
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //!   outlives its connection (detach and attach by offset, shares, idle).
 //! - [`book`]: `TerminalBook`, every operator terminal, their shares and
 //!   the limits on how many there are.
+//! - [`seat`]: a terminal's place in the book and its live numbers (a
+//!   leaf both of the above use).
 //! - [`idle`]: when an idle terminal is warned and closed.
 //! - [`output`]: the output pipeline (throttle, `\r` redraws, decoding,
 //!   stop phrases) and its async driver, pure and tested under paused time.
@@ -15,4 +17,5 @@ pub mod book;
 pub mod idle;
 pub mod operator;
 pub mod output;
+pub mod seat;
 pub mod shell;

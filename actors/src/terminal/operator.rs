@@ -48,9 +48,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
-use super::book::{attached, TerminalSeat, TerminalStats};
 use super::idle::{IdleClock, IdleStep, DEFAULT_WARN_BEFORE};
 use super::output::{pump, OutputPipeline, PumpEnd};
+use super::seat::{attached, TerminalSeat, TerminalStats};
 use crate::error::{AppError, ErrorCode};
 use crate::ids::{ConnectionId, PtyId, TerminalId};
 use crate::pty::book::PtyRegistration;
@@ -862,7 +862,7 @@ impl Handler<DropUser> for OperatorTerminal {
         let theirs: Vec<ConnectionId> = self
             .followers
             .iter()
-            .filter(|(_, f)| &*f.follow.user == msg.user)
+            .filter(|(_, f)| *f.follow.user == msg.user)
             .map(|(conn, _)| *conn)
             .collect();
         for conn in theirs {

@@ -10,8 +10,8 @@
 use pinkpage_actors::terminal::operator::Detach;
 use pinkpage_actors::ErrorCode;
 
+use super::state::TerminalConn;
 use super::wire::TerminalReply;
-use super::TerminalConn;
 use crate::auth::rejudge;
 use crate::terminals::access::{may_watch, terminal_right, Right};
 use crate::ws::connection::{WsConnection, WsCtx};

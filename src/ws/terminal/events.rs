@@ -8,8 +8,8 @@ use pinkpage_actors::pty::feed::PtyEvent;
 use pinkpage_actors::terminal::operator::{CloseReason, TerminalEvent};
 use pinkpage_actors::{AppError, ErrorCode};
 
+use super::state::TerminalConn;
 use super::wire::TerminalReply;
-use super::TerminalConn;
 use crate::ws::connection::{WsConnection, WsCtx};
 
 impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
@@ -25,7 +25,7 @@ impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
                     if let Some(addr) = entry.addr {
                         self.domain.following.insert(
                             terminal_id,
-                            super::Following {
+                            super::state::Following {
                                 addr,
                                 server: server.clone(),
                             },

@@ -2,7 +2,7 @@
 //! shells, outside the session lock, several over one WebSocket; attach
 //! and detach by offset; shares; read-only watching of any PTY.
 //!
-//! - [`wire`]: the frames.
+//! - [`wire`]: the frames; `state`: what one connection keeps.
 //! - [`open`]: `terminal_open`, `_input`, `_resize`, `_close`, `_attach`,
 //!   `_detach`, `_list`.
 //! - [`watch`]: `terminal_share`, `_unshare`, `_watch`, `_unwatch`.
@@ -22,47 +22,16 @@
 mod access;
 mod events;
 mod open;
+pub(crate) mod state;
 mod watch;
 pub mod wire;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use pinkpage_actors::terminal::operator::Detach;
 
-use actix::Addr;
-use pinkpage_actors::pty::feed::{PtyFeed, WatchId};
-use pinkpage_actors::terminal::operator::{Detach, OperatorTerminal};
-use pinkpage_actors::{AppError, ErrorCode, PtyId, TerminalId};
-
+pub use self::state::TerminalConn;
 use self::wire::TerminalRequest;
 use super::connection::{Domain, WsConnection, WsCtx};
 use super::protocol::RequestId;
-
-/// A terminal this connection follows.
-pub(super) struct Following {
-    addr: Addr<OperatorTerminal>,
-    server: String,
-}
-
-/// A PTY this connection watches.
-pub(super) struct Watching {
-    watch: WatchId,
-    feed: Arc<PtyFeed>,
-}
-
-/// Per-connection state. Owned by the connection actor alone.
-#[derive(Default)]
-pub struct TerminalConn {
-    /// Opens not answered yet: the request to answer.
-    opening: HashMap<TerminalId, (RequestId, String, String)>,
-    /// Attaches not answered yet.
-    attaching: HashMap<TerminalId, RequestId>,
-    /// Closes asked by this connection of terminals it follows.
-    closing: HashMap<TerminalId, RequestId>,
-    /// Terminals it follows.
-    following: HashMap<TerminalId, Following>,
-    /// PTYs it watches.
-    watching: HashMap<PtyId, Watching>,
-}
 
 impl Domain for TerminalConn {
     type Request = TerminalRequest;
@@ -123,15 +92,4 @@ impl Domain for TerminalConn {
         }
         Vec::new()
     }
-}
-
-/// The terminal id in `text`: 10001 when it is not one.
-fn terminal_id(text: &str) -> Result<TerminalId, AppError> {
-    TerminalId::parse(text)
-        .ok_or_else(|| AppError::with_detail(ErrorCode::Validation, "terminal_id is not a terminal id"))
-}
-
-/// The PTY id in `text`: 10001 when it is not one.
-fn pty_id(text: &str) -> Result<PtyId, AppError> {
-    PtyId::parse(text).ok_or_else(|| AppError::with_detail(ErrorCode::Validation, "pty_id is not a PTY id"))
 }

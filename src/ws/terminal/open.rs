@@ -13,8 +13,8 @@ use pinkpage_actors::terminal::operator::{
 };
 use pinkpage_actors::{AppError, ErrorCode, TerminalId};
 
+use super::state::{size, terminal_id, Following, TerminalConn};
 use super::wire::{Listed, Share, TerminalReply};
-use super::{terminal_id, Following, TerminalConn};
 use crate::request::ServerRef;
 use crate::terminals::access::{at_request, forbidden, terminal_right, Right};
 use crate::ws::connection::{WsConnection, WsCtx};
@@ -22,17 +22,6 @@ use crate::ws::protocol::RequestId;
 
 type Conn = WsConnection<TerminalConn>;
 type Ctx = WsCtx<TerminalConn>;
-
-fn size(n: Option<u32>, default: u32, what: &str) -> Result<u32, AppError> {
-    let n = n.unwrap_or(default);
-    if !(1..=1000).contains(&n) {
-        return Err(AppError::with_detail(
-            ErrorCode::Validation,
-            format!("{what} must be between 1 and 1000"),
-        ));
-    }
-    Ok(n)
-}
 
 fn follow(conn: &Conn, ctx: &Ctx, can_type: bool) -> Follow {
     Follow {
@@ -277,8 +266,7 @@ pub(super) fn close(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx)
     });
     let rid = rid.clone();
     let bytes = entry.bytes();
-    async move { rx.await }
-        .into_actor(conn)
+    rx.into_actor(conn)
         .map(move |_, conn, ctx| {
             let frame = TerminalReply::TerminalClosed {
                 terminal_id: id.to_string(),

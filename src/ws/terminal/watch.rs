@@ -7,8 +7,8 @@ use pinkpage_actors::terminal::operator::DropUser;
 use pinkpage_actors::{AppError, ErrorCode};
 
 use super::open::audit;
+use super::state::{pty_id, terminal_id, TerminalConn, Watching};
 use super::wire::TerminalReply;
-use super::{pty_id, terminal_id, TerminalConn, Watching};
 use crate::auth::rejudge;
 use crate::terminals::access::{at_request, forbidden, may_watch};
 use crate::ws::connection::{WsConnection, WsCtx};
