@@ -555,3 +555,91 @@ async fn disabling_the_owner_closes_its_terminals_and_a_shutdown_closes_them_wit
         .ended("the daemon closed its terminals on the way out")
         .await;
 }
+
+crate::both_modes! {
+async fn a_terminal_is_an_interactive_login_shell_in_both_modes_with_the_servers_encoding(mode) {
+    let sshd = crate::support::sshd::SshdServer::start(crate::support::sshd::SshdOptions::default());
+    let app = crate::support::daemon::TestApp::builder()
+        .sshd_with("legacy", &sshd, &format!("encoding = \"euc-kr\"\n{}", mode.toml()))
+        .spawn()
+        .await;
+    let ann = app.identity("ann", "operator", None).await;
+    let mut a = Terms::connect(&app, &ann.token).await;
+    let (id, _) = a.open("legacy").await;
+    // an interactive shell: a variable set by one line is there for the next
+    a.type_in(&id, "K=kept\n").await;
+    let (bytes, _, _) = encoding_rs::EUC_KR.encode("안녕하세요");
+    let octal: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+    a.type_in(&id, &format!("printf '{octal} %s\\n' $K\n")).await;
+    a.output(&id, "안녕하세요 kept").await;
+    // offsets count UTF-8 bytes of the decoded text: all of it so far
+    assert_eq!(a.next(&id), a.text(&id).len() as u64);
+}
+}
+
+#[tokio::test]
+async fn two_connections_of_the_owner_both_see_the_output_and_both_may_type() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let ann = app.identity("ann", "operator", None).await;
+    let mut laptop = Terms::connect(&app, &ann.token).await;
+    let (id, _) = laptop.open("alpha").await;
+    let mut desktop = Terms::connect(&app, &ann.token).await;
+    let attached = desktop
+        .ask(
+            json!({"type": "terminal_attach", "terminal_id": id}),
+            "terminal_attached",
+        )
+        .await;
+    assert_eq!(attached["from"], 0, "all of the scrollback: {attached}");
+    desktop.type_in(&id, "echo from-desk-$((2*3))\n").await;
+    laptop.output(&id, "from-desk-6").await;
+    desktop.output(&id, "from-desk-6").await;
+    laptop.type_in(&id, "echo from-lap-$((3*3))\n").await;
+    desktop.output(&id, "from-lap-9").await;
+    laptop.output(&id, "from-lap-9").await;
+    let list = laptop
+        .ask(json!({"type": "terminal_list"}), "terminal_list")
+        .await;
+    assert_eq!(list["terminals"][0]["attached"], 2, "{list}");
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_dropped_and_never_slows_the_terminal() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let ann = app.identity("ann", "operator", None).await;
+    let mut a = Terms::connect(&app, &ann.token).await;
+    let (id, pty_id) = a.open("alpha").await;
+    // the admin watches over a socket with a tiny buffer, and stops reading
+    let mut watcher = WsClient::connect_slow_reader(&app, "/ws/v1/terminal").await;
+    watcher
+        .send(json!({"type": "terminal_watch", "pty_id": pty_id, "request_id": "w"}))
+        .await;
+    let watching = watcher.recv().await;
+    assert_eq!(watching["type"], "terminal_watching", "{watching}");
+    // 20 MB through the terminal while the watcher reads nothing
+    a.type_in(
+        &id,
+        "head -c 20000000 /dev/zero | tr '\\0' 'z'; echo; echo printed-''all\n",
+    )
+    .await;
+    let text = a.output(&id, "printed-all").await;
+    assert!(text.len() > 20_000_000, "the owner got it all: {}", text.len());
+    let logs = app.logs_settled().await;
+    assert!(
+        logs.contains("watcher fell behind; dropped"),
+        "the watcher was dropped"
+    );
+    // reading again, it finds its watch ended (or the socket dropped as stalled)
+    let mut ended = None;
+    while let Some(f) = watcher.try_recv(Duration::from_secs(10)).await {
+        if f["type"] == "pty_watch_ended" {
+            ended = Some(f);
+            break;
+        }
+    }
+    if let Some(ended) = ended {
+        assert_eq!(ended["reason"], "behind", "{ended}");
+    }
+}

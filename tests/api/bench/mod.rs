@@ -80,18 +80,20 @@ async fn terminals_benchmark_reports_load_echo_memory_and_resume_on_a_tiny_workl
     assert_figures("echo under the load, ms", &report.echo_loaded_ms, 3);
     assert_figures("resume to the first byte, ms", &report.resume_first_ms, 2);
     assert_figures("resume to the last byte, ms", &report.resume_all_ms, 2);
-    assert_figures(
-        "CPU %, MB/s",
-        &[report.cpu_percent, report.received_mb_s],
-        2,
-    );
+    assert_figures("CPU %, MB/s", &[report.cpu_percent, report.received_mb_s], 2);
     assert!(report.rss_kib.0 > 0 && report.rss_kib.1 > 0, "{report:?}");
     assert!(report.detached_kib_each.is_finite(), "{report:?}");
     let table = report.to_string();
-    assert_table_line(&table, "## Operator terminals (3 terminals x 100 KB/s over 2 connections");
+    assert_table_line(
+        &table,
+        "## Operator terminals (3 terminals x 100 KB/s over 2 connections",
+    );
     assert_table_line(&table, "| keystroke echo under the load, p50 / p99 | ");
     assert_table_line(&table, "| RSS per idle detached terminal with a full ring | ");
-    assert_table_line(&table, "| resume, attach to the first missed byte, median / max | ");
+    assert_table_line(
+        &table,
+        "| resume, attach to the first missed byte, median / max | ",
+    );
 }
 
 #[tokio::test]

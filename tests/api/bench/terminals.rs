@@ -287,7 +287,8 @@ pub async fn run(w: Workload) -> Report {
     for id in &ids {
         let mut ws = WsClient::connect(&app, "/ws/v1/terminal").await;
         let start = Instant::now();
-        ws.send(json!({"type": "terminal_attach", "terminal_id": id})).await;
+        ws.send(json!({"type": "terminal_attach", "terminal_id": id}))
+            .await;
         let attached = loop {
             let f = ws.recv().await;
             if f["type"] == "terminal_attached" {
@@ -306,8 +307,11 @@ pub async fn run(w: Workload) -> Report {
         }
         resume_first_ms.push(first.unwrap().as_secs_f64() * 1e3);
         resume_all_ms.push(start.elapsed().as_secs_f64() * 1e3);
-        ws.ask(json!({"type": "terminal_close", "terminal_id": id}), "terminal_closed")
-            .await;
+        ws.ask(
+            json!({"type": "terminal_close", "terminal_id": id}),
+            "terminal_closed",
+        )
+        .await;
     }
 
     Report {
@@ -359,7 +363,11 @@ impl fmt::Display for Report {
             p(&self.echo_loaded_ms, 0.5),
             p(&self.echo_loaded_ms, 0.99)
         )?;
-        writeln!(f, "| daemon CPU under the load | {:.0}% of one core |", self.cpu_percent)?;
+        writeln!(
+            f,
+            "| daemon CPU under the load | {:.0}% of one core |",
+            self.cpu_percent
+        )?;
         writeln!(
             f,
             "| output delivered to the clients | {:.1} MB/s (offered {:.1} MB/s) |",

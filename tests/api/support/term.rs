@@ -140,10 +140,21 @@ impl Terms {
     /// Reads until terminal `id`'s output contains `needle` after byte
     /// `after` of what was seen of it; returns everything seen of it.
     pub async fn output_after(&mut self, id: &str, after: usize, needle: &str) -> String {
+        // where the next search starts: only new text (and a needle's
+        // length before it) is searched again
+        let mut from = after;
         loop {
             if let Some(seen) = self.seen.get(id) {
-                if seen.text.len() >= after && seen.text[after..].contains(needle) {
-                    return seen.text.clone();
+                let text = &seen.text;
+                if text.len() >= from {
+                    let mut start = from;
+                    while !text.is_char_boundary(start) {
+                        start -= 1;
+                    }
+                    if text[start..].contains(needle) {
+                        return text.clone();
+                    }
+                    from = text.len().saturating_sub(needle.len()).max(after);
                 }
             }
             if let Some(f) = self.pump().await {
