@@ -25,5 +25,13 @@ async fn main() {
         println!("terminals benchmark: run with `cargo bench --bench terminals`");
         return;
     }
-    print!("{}", terminals::run(terminals::Workload::FULL).await);
+    // PINKPAGE_BENCH_TERMINALS=50 for a smaller load (the table says so)
+    let mut w = terminals::Workload::FULL;
+    if let Some(n) = std::env::var("PINKPAGE_BENCH_TERMINALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        w.terminals = n;
+    }
+    print!("{}", terminals::run(w).await);
 }

@@ -166,6 +166,9 @@ pub async fn run(w: Workload) -> Report {
         .env("PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER", &most)
         .env("PINKPAGE_TERMINAL_IDLE_S", "3600")
         .env("PINKPAGE_TERMINAL_SCROLLBACK_BYTES", &w.ring_bytes.to_string())
+        // the harness logs at debug, which for russh is a line per packet:
+        // at 20 MB/s the log, not the terminals, would be measured
+        .env("RUST_LOG", "info,russh=warn")
         .spawn()
         .await;
 
@@ -173,80 +176,22 @@ pub async fn run(w: Workload) -> Report {
     let (mut echo_ws, echo_id) = echo_terminal(&app).await;
     echoes(&mut echo_ws, &echo_id, 3).await; // warm-up
     let echo_idle_ms = echoes(&mut echo_ws, &echo_id, w.keystrokes).await;
-    let rss_before = app.rss_kib();
-
-    // (b) the load
-    let line = w.rate_kb_s * 100; // bytes per 100 ms
-    let printer = format!(
-        "perl -e '$|=1; $l = (q(x) x {}) . qq(\\n); while (1) {{ print $l; select(undef, undef, undef, 0.1) }}'",
-        line - 1
-    );
-    let per = w.terminals.div_ceil(w.connections);
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut readers = Vec::new();
-    let mut opened = 0;
-    for _ in 0..w.connections {
-        let n = per.min(w.terminals - opened);
-        if n == 0 {
-            break;
-        }
-        let mut ws = WsClient::connect(&app, "/ws/v1/terminal").await;
-        for _ in 0..n {
-            open(&mut ws, &printer).await;
-        }
-        opened += n;
-        let received = received.clone();
-        let mut stop = stop_rx.clone();
-        readers.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return ws,
-                    f = ws.try_recv(Duration::from_secs(5)) => {
-                        let Some(f) = f else { return ws };
-                        if f["type"] == "terminal_output" {
-                            let n = f["data"].as_str().map_or(0, str::len) as u64;
-                            received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
-        }));
-    }
-    // let every printer start before measuring
-    tokio::time::sleep(w.settle).await;
-    let cpu0 = cpu_seconds(&app);
-    let bytes0 = received.load(std::sync::atomic::Ordering::Relaxed);
-    let t0 = Instant::now();
-    let echo_loaded_ms = echoes(&mut echo_ws, &echo_id, w.keystrokes).await;
-    let left = w.soak.saturating_sub(t0.elapsed());
-    tokio::time::sleep(left).await;
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu_percent = (cpu_seconds(&app) - cpu0) / wall * 100.0;
-    let received_mb_s = (received.load(std::sync::atomic::Ordering::Relaxed) - bytes0) as f64 / wall / 1e6;
-    let rss_loaded = app.rss_kib();
-    let _ = stop_tx.send(true);
-    for r in readers {
-        if let Ok(ws) = r.await {
-            // closing the clients leaves the terminals detached: close them
-            drop(ws);
-        }
-    }
+    echo_ws
+        .ask(
+            json!({"type": "terminal_close", "terminal_id": echo_id}),
+            "terminal_closed",
+        )
+        .await;
     drop(echo_ws);
-    // every terminal of the load: closed, so (c) starts from a quiet daemon
-    let mut admin = WsClient::connect(&app, "/ws/v1/terminal").await;
-    let list = admin.ask(json!({"type": "terminal_list"}), "terminal_list").await;
-    for t in list["terminals"].as_array().unwrap() {
-        admin
-            .ask(
-                json!({"type": "terminal_close", "terminal_id": t["terminal_id"]}),
-                "terminal_closed",
-            )
-            .await;
-    }
 
     // (c) idle detached terminals with full rings
+    eprintln!(
+        "terminals bench: echo alone measured; filling {} detached rings",
+        w.detached
+    );
+    // measured on the fresh daemon, before the load allocated anything
     let rss_quiet = app.rss_kib();
+    let mut admin = WsClient::connect(&app, "/ws/v1/terminal").await;
     let filler = "perl -e '$|=1; print q(y) x 2500000; sleep 100000'";
     let mut fill_ws = WsClient::connect(&app, "/ws/v1/terminal").await;
     let mut ids = Vec::new();
@@ -281,6 +226,8 @@ pub async fn run(w: Workload) -> Report {
     let rss_detached = app.rss_kib();
     let detached_kib_each = (rss_detached as f64 - rss_quiet as f64) / w.detached as f64;
 
+    drop(admin);
+
     // (d) resume: all of each ring
     let mut resume_first_ms = Vec::new();
     let mut resume_all_ms = Vec::new();
@@ -313,6 +260,73 @@ pub async fn run(w: Workload) -> Report {
         )
         .await;
     }
+
+    // (b) the load
+    eprintln!(
+        "terminals bench: detached rings and resume measured; opening {} printers",
+        w.terminals
+    );
+    let line = w.rate_kb_s * 100; // bytes per 100 ms
+    let printer = format!(
+        "perl -e '$|=1; $l = (q(x) x {}) . qq(\\n); while (1) {{ print $l; select(undef, undef, undef, 0.1) }}'",
+        line - 1
+    );
+    let per = w.terminals.div_ceil(w.connections);
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let rss_before = app.rss_kib();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut readers = Vec::new();
+    let mut opened = 0;
+    for _ in 0..w.connections {
+        let n = per.min(w.terminals - opened);
+        if n == 0 {
+            break;
+        }
+        let mut ws = WsClient::connect(&app, "/ws/v1/terminal").await;
+        for _ in 0..n {
+            open(&mut ws, &printer).await;
+        }
+        opened += n;
+        let received = received.clone();
+        let mut stop = stop_rx.clone();
+        readers.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return ws,
+                    f = ws.try_recv(Duration::from_secs(5)) => {
+                        let Some(f) = f else { return ws };
+                        if f["type"] == "terminal_output" {
+                            let n = f["data"].as_str().map_or(0, str::len) as u64;
+                            received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // let every printer start before measuring; the echo terminal opens
+    // now (a client that reads nothing for the heartbeat timeout while
+    // the printers open would be dropped)
+    tokio::time::sleep(w.settle).await;
+    let (mut echo_ws, echo_id) = echo_terminal(&app).await;
+    let cpu0 = cpu_seconds(&app);
+    let bytes0 = received.load(std::sync::atomic::Ordering::Relaxed);
+    let t0 = Instant::now();
+    let echo_loaded_ms = echoes(&mut echo_ws, &echo_id, w.keystrokes).await;
+    let left = w.soak.saturating_sub(t0.elapsed());
+    tokio::time::sleep(left).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu_percent = (cpu_seconds(&app) - cpu0) / wall * 100.0;
+    let received_mb_s = (received.load(std::sync::atomic::Ordering::Relaxed) - bytes0) as f64 / wall / 1e6;
+    let rss_loaded = app.rss_kib();
+    let _ = stop_tx.send(true);
+    for r in readers {
+        if let Ok(ws) = r.await {
+            // closing the clients leaves the terminals detached: close them
+            drop(ws);
+        }
+    }
+    drop(echo_ws);
 
     Report {
         workload: w,
