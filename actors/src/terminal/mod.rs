@@ -5,6 +5,8 @@
 //!   last byte of output.
 //! - [`operator`]: `OperatorTerminal`, an operator's own shell that
 //!   outlives its connection (detach and attach by offset, shares, idle).
+//! - [`messages`]: what an `OperatorTerminal` is opened with, takes and
+//!   sends.
 //! - [`book`]: `TerminalBook`, every operator terminal, their shares and
 //!   the limits on how many there are.
 //! - [`seat`]: a terminal's place in the book and its live numbers (a
@@ -15,6 +17,7 @@
 
 pub mod book;
 pub mod idle;
+pub mod messages;
 pub mod operator;
 pub mod output;
 pub mod seat;
