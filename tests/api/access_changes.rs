@@ -413,3 +413,67 @@ commands = ["true"]
         }
     }
 }
+
+/// The frame of type `kind`, after at most the 10010 that says why.
+async fn after_10010(t: &mut crate::support::term::Terms, kind: &str) -> Value {
+    loop {
+        let f = t.until(kind).await;
+        if f["type"] == kind {
+            return f;
+        }
+        assert_eq!(f["error"]["code"], 10010, "{f}");
+    }
+}
+
+#[tokio::test]
+async fn terminals_shares_and_watches_are_judged_again_when_access_changes() {
+    use crate::support::term::Terms;
+    let (app, _sshd) = app("").await;
+    let ann = app.identity("ann", "operator", Some(&["web"])).await;
+    let bob = app.identity("bob", "operator", Some(&["web"])).await;
+    let vic = app.identity("vic", "viewer", Some(&["web"])).await;
+    let mut a = Terms::connect(&app, &ann.token).await;
+    let (id, pty_id) = a.open("web-a").await;
+    for (user, mode) in [("bob", "type"), ("vic", "watch")] {
+        a.ask(
+            json!({"type": "terminal_share", "terminal_id": id, "user": user, "mode": mode}),
+            "terminal_shared",
+        )
+        .await;
+    }
+    let mut b = Terms::connect(&app, &bob.token).await;
+    b.ask(
+        json!({"type": "terminal_attach", "terminal_id": id}),
+        "terminal_attached",
+    )
+    .await;
+    let mut v = Terms::connect(&app, &vic.token).await;
+    v.ask(
+        json!({"type": "terminal_watch", "pty_id": pty_id}),
+        "terminal_watching",
+    )
+    .await;
+
+    // bob becomes a viewer: he may still watch, no longer type
+    change_over_rest(&app, "bob", json!({"role": "viewer"})).await;
+    let detached = after_10010(&mut b, "terminal_detached").await;
+    assert_eq!(detached["error"]["code"], 10010, "{detached}");
+    // vic loses the server: his watch ends, and the share is gone
+    change_over_rest(&app, "vic", json!({"servers": ["db"]})).await;
+    let ended = after_10010(&mut v, "pty_watch_ended").await;
+    assert_eq!(ended["reason"], "withdrawn", "{ended}");
+    let list = a.ask(json!({"type": "terminal_list"}), "terminal_list").await;
+    let shared = &list["terminals"][0]["shared_with"];
+    assert_eq!(shared, &json!([{"user": "bob", "mode": "type"}]), "{list}");
+
+    // ann loses the server: her terminal closes, the remote shell with it
+    a.type_in(&id, "sleep 7304.5\n").await;
+    let sleep = RemoteProcess::started("sleep 7304.5").await;
+    change_over_rest(&app, "ann", json!({"servers": ["db"]})).await;
+    let closed = a.until("terminal_closed").await;
+    assert_eq!(closed["reason"], "access_changed", "{closed}");
+    assert_eq!(closed["error"]["code"], 10010);
+    sleep.ended("the owner lost the terminal's server").await;
+    let row = audit_row(&app, "terminal").await;
+    assert_eq!(row["user"], "ann", "{row}");
+}

@@ -25,6 +25,13 @@ pub(super) fn access_changed(conn: &mut WsConnection<TerminalConn>, ctx: &mut Ws
         let Some(entry) = conn.state.terminals.get(id) else {
             continue; // closed: its terminal_closed is on its way
         };
+        if entry.owner == conn.principal.user {
+            // the owner's own terminal: the daemon closes it for every
+            // connection at once if the owner lost it (`crate::terminals`),
+            // and its terminal_closed says why; meanwhile input is refused
+            // by the same judgement at each keystroke
+            continue;
+        }
         let verdict = match terminal_right(&settings, &conn.principal, &entry) {
             Ok(Right::Watch) => Err(rejudge::withdrawn("the share no longer allows typing")),
             Ok(_) => Ok(()),
@@ -54,7 +61,7 @@ pub(super) fn access_changed(conn: &mut WsConnection<TerminalConn>, ctx: &mut Ws
             continue;
         };
         let why = if why.code == ErrorCode::Forbidden {
-            rejudge::withdrawn(why.detail.unwrap_or_default())
+            rejudge::withdrawn("the PTY is no longer shared with you")
         } else {
             why
         };
