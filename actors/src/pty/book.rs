@@ -219,7 +219,7 @@ impl PtyBook {
                 info,
             })
             .collect();
-        listed.sort_by(|a, b| a.info.started.cmp(&b.info.started));
+        listed.sort_by_key(|a| a.info.started);
         listed
     }
 

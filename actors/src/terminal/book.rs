@@ -267,7 +267,7 @@ impl TerminalBook {
     /// Every terminal, oldest first.
     pub fn all(&self) -> Vec<TerminalEntry> {
         let mut all: Vec<_> = self.lock().entries.values().cloned().collect();
-        all.sort_by(|a, b| a.started.cmp(&b.started));
+        all.sort_by_key(|a| a.started);
         all
     }
 

@@ -862,7 +862,7 @@ impl Handler<DropUser> for OperatorTerminal {
         let theirs: Vec<ConnectionId> = self
             .followers
             .iter()
-            .filter(|(_, f)| &*f.follow.user == msg.user)
+            .filter(|(_, f)| *f.follow.user == *msg.user)
             .map(|(conn, _)| *conn)
             .collect();
         for conn in theirs {

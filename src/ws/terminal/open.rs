@@ -277,8 +277,7 @@ pub(super) fn close(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx)
     });
     let rid = rid.clone();
     let bytes = entry.bytes();
-    async move { rx.await }
-        .into_actor(conn)
+    rx.into_actor(conn)
         .map(move |_, conn, ctx| {
             let frame = TerminalReply::TerminalClosed {
                 terminal_id: id.to_string(),
