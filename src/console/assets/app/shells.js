@@ -676,8 +676,8 @@ class TerminalTab {
       const on = v.key === key;
       v.button.setAttribute("aria-selected", String(on));
       v.button.tabIndex = on ? 0 : -1;
-      if (on) v.button.classList.remove("activity");
       const shown = on || (tiled && v instanceof StreamView);
+      if (shown) v.button.classList.remove("activity");
       v.pane.hidden = !shown;
       v.pane.classList.toggle("current", on && tiled);
       if (shown && !this.panel.hidden) v.pane.dispatchEvent(new CustomEvent("shown"));
