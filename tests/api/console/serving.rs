@@ -21,6 +21,7 @@ const FIRST_LOAD: &[&str] = &[
     "/ui/app/forms.js",
     "/ui/app/terminal.js",
     "/ui/app/shells.js",
+    "/ui/app/streams.js",
     "/ui/app/sessions.js",
     "/ui/app/lock.js",
     "/ui/app/work.js",
