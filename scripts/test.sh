@@ -23,7 +23,9 @@ cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 # them (see tests/api/console/budgets.rs). Only on a full run.
 if [[ $# -eq 0 ]]; then
     cargo test --locked --test api -- --ignored --exact \
-        console::budgets::printing_50_mb_keeps_the_page_responsive 2>&1 | tee -a "$log" || status=$?
+        console::budgets::printing_50_mb_keeps_the_page_responsive \
+        console::terminals::a_keystroke_in_a_second_terminal_echoes_within_100_ms_while_50_mb_prints_in_the_first \
+        2>&1 | tee -a "$log" || status=$?
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"

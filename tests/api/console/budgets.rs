@@ -49,7 +49,7 @@ async fn printing_50_mb_keeps_the_page_responsive() {
     let started = Instant::now();
     run(&browser, "alpha", FIFTY_MB).await;
     browser
-        .wait_text("#panel-terminal .xterm-rows", "quick brown fox")
+        .wait_text("#stub-pane .xterm-rows", "quick brown fox")
         .await;
     // mid-stream: switch tabs and time until the next frame shows it
     let switch_ms = browser
@@ -60,7 +60,7 @@ async fn printing_50_mb_keeps_the_page_responsive() {
              requestAnimationFrame(() => done({
                ms: performance.now() - t0,
                shown: !document.getElementById('panel-batch').hidden,
-               running: document.getElementById('panel-terminal').dataset.state === 'running',
+               running: document.getElementById('stub-pane').dataset.state === 'running',
              }));",
         )
         .await;
@@ -69,7 +69,7 @@ async fn printing_50_mb_keeps_the_page_responsive() {
         .wait_within(
             Duration::from_secs(300),
             "50 MB printed",
-            "document.getElementById('panel-terminal').dataset.state === 'ended' && document.getElementById('term-status').textContent",
+            "document.getElementById('stub-pane').dataset.state === 'ended' && document.getElementById('term-status').textContent",
         )
         .await;
     let took = started.elapsed();

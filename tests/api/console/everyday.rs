@@ -98,13 +98,13 @@ async fn terminal_row(browser: &Browser, needle: &str) -> String {
         .wait(
             &format!("a terminal row showing {needle}"),
             &format!(
-                "(() => {{ const rows = [...document.querySelectorAll('#panel-terminal .xterm-rows > div')]; const i = rows.findIndex(r => r.textContent.includes({})); return i < 0 ? null : String(i + 1); }})()",
+                "(() => {{ const rows = [...document.querySelectorAll('#stub-pane .xterm-rows > div')]; const i = rows.findIndex(r => r.textContent.includes({})); return i < 0 ? null : String(i + 1); }})()",
                 serde_json::json!(needle)
             ),
         )
         .await;
     format!(
-        "#panel-terminal .xterm-rows > div:nth-child({})",
+        "#stub-pane .xterm-rows > div:nth-child({})",
         index.as_str().unwrap()
     )
 }
@@ -160,7 +160,7 @@ async fn a_login_shell_shows_the_login_banner_once() {
     browser
         .keys(".xterm-helper-textarea", "echo shell-$((6*7))\n")
         .await;
-    browser.wait_text("#panel-terminal .xterm-rows", "shell-42").await;
+    browser.wait_text("#stub-pane .xterm-rows", "shell-42").await;
     let banner = std::fs::read_to_string("/etc/motd").unwrap_or_default();
     let first_line = banner
         .lines()
@@ -168,7 +168,7 @@ async fn a_login_shell_shows_the_login_banner_once() {
         .expect("a login banner (/etc/motd) on this machine")
         .trim()
         .to_owned();
-    let shown = browser.text("#panel-terminal .xterm-rows").await;
+    let shown = browser.text("#stub-pane .xterm-rows").await;
     browser.screenshot("login-shell").await;
     assert_eq!(
         shown.matches(first_line.as_str()).count(),
@@ -235,7 +235,7 @@ async fn names_stay_whole_notices_take_no_clicks_and_the_terminal_fits_at_800_px
     browser
         .wait(
             "the terminal inside the window at 800 px",
-            &in_view("#panel-terminal .term"),
+            &in_view("#stub-pane .term"),
         )
         .await;
     browser.screenshot("narrow-800-terminal").await;

@@ -10,5 +10,6 @@ mod everyday;
 mod safety;
 mod serving;
 mod terminal;
+mod terminals;
 mod work;
 mod workflows;

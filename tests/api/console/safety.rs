@@ -34,7 +34,7 @@ async fn enter_in_the_output_search_finds_text_and_never_runs_the_command_again(
 
     run(&browser, "alpha", "echo needle-in-the-output").await;
     browser
-        .wait_text("#panel-terminal .xterm-rows", "needle-in-the-output")
+        .wait_text("#stub-pane .xterm-rows", "needle-in-the-output")
         .await;
     super::terminal::wait_ended(&browser).await;
     app.audit_events("action=ssh.command.start", 1).await;
@@ -45,7 +45,7 @@ async fn enter_in_the_output_search_finds_text_and_never_runs_the_command_again(
     browser
         .wait(
             "the search to select its match",
-            "document.querySelector('#panel-terminal .xterm-selection div') !== null",
+            "document.querySelector('#stub-pane .xterm-selection div') !== null",
         )
         .await;
     browser.keys(".term-search", "\u{E008}\u{E007}").await;
@@ -55,15 +55,12 @@ async fn enter_in_the_output_search_finds_text_and_never_runs_the_command_again(
     // being searched is still there
     assert_eq!(
         browser
-            .js(
-                "return document.getElementById('panel-terminal').dataset.runs",
-                vec![]
-            )
+            .js("return document.getElementById('stub-pane').dataset.runs", vec![])
             .await,
         "1"
     );
     assert!(browser
-        .text("#panel-terminal .xterm-rows")
+        .text("#stub-pane .xterm-rows")
         .await
         .contains("needle-in-the-output"));
     // the search box is in no form, so no Enter of it can submit one
@@ -119,7 +116,7 @@ async fn releasing_signing_out_or_leaving_names_the_running_command_and_asks_fir
     assert_eq!(
         browser
             .js(
-                "return document.getElementById('panel-terminal').dataset.state",
+                "return document.getElementById('stub-pane').dataset.state",
                 vec![]
             )
             .await,

@@ -130,10 +130,7 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
     assert!(ended.contains("exit status 0"), "{ended}");
     assert_eq!(
         browser
-            .js(
-                "return document.getElementById('panel-terminal').dataset.exit",
-                vec![]
-            )
+            .js("return document.getElementById('stub-pane').dataset.exit", vec![])
             .await,
         "0"
     );
@@ -221,7 +218,7 @@ pub(super) async fn run(browser: &Browser, server: &str, command: &str) {
     browser.fill("#term-command", command).await;
     let before = browser
         .js(
-            "return Number(document.getElementById('panel-terminal').dataset.runs || 0)",
+            "return Number(document.getElementById('stub-pane').dataset.runs || 0)",
             vec![],
         )
         .await;
@@ -229,7 +226,7 @@ pub(super) async fn run(browser: &Browser, server: &str, command: &str) {
     browser
         .wait(
             "the command to start",
-            &format!("Number(document.getElementById('panel-terminal').dataset.runs) > {before}"),
+            &format!("Number(document.getElementById('stub-pane').dataset.runs) > {before}"),
         )
         .await;
 }
@@ -239,7 +236,7 @@ pub(super) async fn wait_ended(browser: &Browser) -> String {
     browser
         .wait(
             "the command to end",
-            "(() => { const p = document.getElementById('panel-terminal'); return p.dataset.state === 'ended' && p.dataset.ended === p.dataset.runs && document.getElementById('term-status').textContent; })()",
+            "(() => { const p = document.getElementById('stub-pane'); return p.dataset.state === 'ended' && p.dataset.ended === p.dataset.runs && document.getElementById('term-status').textContent; })()",
         )
         .await
         .as_str()
@@ -249,7 +246,7 @@ pub(super) async fn wait_ended(browser: &Browser) -> String {
 
 /// Waits until the terminal shows `needle`.
 async fn wait_terminal(browser: &Browser, needle: &str) {
-    browser.wait_text("#panel-terminal .xterm-rows", needle).await;
+    browser.wait_text("#stub-pane .xterm-rows", needle).await;
 }
 
 #[tokio::test]

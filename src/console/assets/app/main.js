@@ -13,7 +13,7 @@ import "./theme.js";
 import { mountTopbar } from "./topbar.js";
 import { mountServers } from "./servers.js";
 import { mountTabs } from "./tabs.js";
-import * as terminal from "./terminal.js";
+import * as shells from "./shells.js";
 import * as transfers from "./transfers.js";
 import * as workflows from "./workflows.js";
 import * as batch from "./batch.js";
@@ -25,7 +25,7 @@ import * as audit from "./audit.js";
  * The tabs, in order. `role`: the least role that sees the tab.
  */
 const TABS = [
-  { id: "terminal", label: "Terminal", mount: terminal.mount },
+  { id: "terminal", label: "Terminal", mount: shells.mount },
   { id: "workflows", label: "Workflows", mount: workflows.mount },
   { id: "transfers", label: "Transfers", mount: transfers.mount },
   { id: "batch", label: "Batch", mount: batch.mount },
@@ -115,7 +115,8 @@ function showApp(me) {
   });
   stub.on("_state", (state) => store.set("connection", state));
 
-  const ctx = { ws, stub, hasRole, signOut: () => signOut(sockets) };
+  // `showTab` is set by the tab bar once it exists
+  const ctx = { ws, stub, hasRole, signOut: () => signOut(sockets), openTerminal: shells.open, showStub: shells.showStub, showTab: null };
   mountTopbar(ctx);
   mountServers($("servers"), ctx);
   mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);

@@ -4,7 +4,8 @@
 // "check now" action for operators. "Check now" connects and logs in right
 // away (`POST /api/v1/servers/{name}/check`) and shows that answer next to
 // the server: the health verdict itself stays the monitor's, which needs
-// its configured run of failures or successes before it flips.
+// its configured run of failures or successes before it flips. "Open
+// terminal" opens a shell of one's own there, in the Terminal tab.
 
 import { h, replace, errorText, notify } from "./dom.js";
 import { api } from "./api.js";
@@ -105,7 +106,8 @@ function item(name, s, ctx, tags, checked, onCheck) {
   ]
     .filter(Boolean)
     .join("\n");
-  const check = ctx.hasRole("operator")
+  const operator = ctx.hasRole("operator");
+  const check = operator
     ? h("button", {
         type: "button",
         text: "Check now",
@@ -115,13 +117,23 @@ function item(name, s, ctx, tags, checked, onCheck) {
         on: { click: onCheck },
       })
     : null;
+  // a shell of one's own on this server (no lock needed)
+  const terminal = operator
+    ? h("button", {
+        type: "button",
+        text: "Open terminal",
+        "aria-label": `Open a terminal on ${name}`,
+        class: "small open-terminal",
+        on: { click: () => ctx.openTerminal(name) },
+      })
+    : null;
   return h(
     "li",
     { class: `server ${word}`, dataset: { server: name, health: word }, title },
     h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "server-name", text: name }),
     h("span", { class: "health-word", text: word }),
-    check,
+    operator ? h("div", { class: "server-actions" }, terminal, check) : null,
     h("div", { class: "server-details muted", text: details.join(" · ") }),
     s.last_error ? h("div", { class: "server-error", text: s.last_error }) : null,
     checked ? h("div", { class: `check-result ${checked.state}`, role: "status", dataset: { state: checked.state }, text: checked.text }) : null,

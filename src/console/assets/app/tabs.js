@@ -34,6 +34,12 @@ export function mountTabs(nav, panels, tabs, ctx) {
     mounted.get(tab.id).dispatchEvent(new CustomEvent("shown"));
     if (focus) buttons[i].focus();
   };
+  // other parts of the page bring a tab forward (the sidebar's "Open
+  // terminal" shows the Terminal tab)
+  ctx.showTab = (id) => {
+    const i = tabs.findIndex((t) => t.id === id);
+    if (i >= 0 && buttons[i].getAttribute("aria-selected") !== "true") select(i);
+  };
   tabs.forEach((tab, i) => {
     const b = h("button", {
       type: "button",

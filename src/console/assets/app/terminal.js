@@ -1,8 +1,12 @@
-// The Terminal tab: xterm.js attached to `ssh_command` on /ws/v1/stub.
-// Output frames are written as they come (xterm batches its rendering; the
-// daemon never splits a character across frames). Typing goes to the
-// program as `ssh_input` (Ctrl-C included); the pane's size follows the
-// window through the fit add-on and is sent as `resize`.
+// xterm.js panes for every tab that shows output (the Terminal tab's
+// shells, the Files tab's scripts), and the lock holder's terminal: the
+// seed's STUB terminal, xterm.js attached to `ssh_command` on /ws/v1/stub,
+// which runs one command at a time under the session lock. It is one view
+// of the Terminal tab (`shells.js` holds the tab and the operator's own
+// shells). Output frames are written as they come (xterm batches its
+// rendering; the daemon never splits a character across frames). Typing
+// goes to the program as `ssh_input` (Ctrl-C included); the pane's size
+// follows the window through the fit add-on and is sent as `resize`.
 
 import { Terminal } from "../vendor/xterm/xterm.mjs";
 import { FitAddon } from "../vendor/addon-fit/addon-fit.mjs";
@@ -15,7 +19,20 @@ import * as store from "./store.js";
 import { terminalTheme } from "./theme.js";
 import * as lockState from "./lock.js";
 
-/** A terminal pane wired to nothing yet: the xterm, its add-ons and its element. */
+/**
+ * Whether a key belongs to the console rather than the program: Ctrl+Shift+T
+ * (a new terminal) and Ctrl+Shift+W (close it). xterm.js would otherwise
+ * send them to the shell as Ctrl-T and Ctrl-W.
+ */
+export function isConsoleKey(ev) {
+  return ev.ctrlKey && ev.shiftKey && !ev.altKey && (ev.code === "KeyT" || ev.code === "KeyW");
+}
+
+/**
+ * A terminal pane wired to nothing yet: the xterm, its add-ons, its
+ * element, `resize` (fit to the element now) and `dispose` (when the pane
+ * goes away for good).
+ */
 export function makeTerminal(options = {}) {
   const term = new Terminal({
     fontFamily: '"DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", monospace',
@@ -30,7 +47,7 @@ export function makeTerminal(options = {}) {
     theme: terminalTheme(),
     ...options,
   });
-  store.watch("theme", () => (term.options.theme = terminalTheme()));
+  const unwatchTheme = store.watch("theme", () => (term.options.theme = terminalTheme()));
   const fit = new FitAddon();
   const search = new SearchAddon();
   term.loadAddon(fit);
@@ -39,6 +56,8 @@ export function makeTerminal(options = {}) {
   term.loadAddon(new WebLinksAddon((ev, uri) => window.open(uri, "_blank", "noopener,noreferrer")));
   // Ctrl+Shift+C / Ctrl+Shift+V copy and paste (plain Ctrl-C is the program's)
   term.attachCustomKeyEventHandler((ev) => {
+    // false: xterm leaves the key alone and the page's own handler has it
+    if (isConsoleKey(ev)) return false;
     if (ev.type !== "keydown" || !ev.ctrlKey || !ev.shiftKey) return true;
     if (ev.code === "KeyC" && term.hasSelection()) {
       navigator.clipboard?.writeText(term.getSelection());
@@ -60,8 +79,14 @@ export function makeTerminal(options = {}) {
     }
     fit.fit();
   };
-  new ResizeObserver(() => requestAnimationFrame(resize)).observe(el);
-  return { term, fit, search, el, resize };
+  const observer = new ResizeObserver(() => requestAnimationFrame(resize));
+  observer.observe(el);
+  const dispose = () => {
+    observer.disconnect();
+    unwatchTheme();
+    term.dispose();
+  };
+  return { term, fit, search, el, resize, dispose };
 }
 
 /** The most handed to xterm.js in one write: it parses one write whole. */
@@ -107,8 +132,12 @@ export function searchBox(search) {
   });
 }
 
-/** Mounts the tab. */
-export function mount(panel, ctx) {
+/**
+ * Mounts the lock holder's terminal in `panel` (its own element in the
+ * Terminal tab): its state is on `panel.dataset` (`state`, `runs`,
+ * `ended`, `reason`, `exit`) for styles and tests.
+ */
+export function mountStub(panel, ctx) {
   const stub = ctx.stub;
   const { term, search, el, resize } = makeTerminal();
   const server = serverSelect("term-server");

@@ -56,7 +56,8 @@ export function mountTopbar(ctx) {
       lockLabel = () => `Lock: held by ${who}${lock.since ? ` · ${duration(Date.now() - Date.parse(lock.since))}` : ""}`;
       lockText = h("span", { class: "lock-text", id: "lock-text", text: lockLabel(), title: lock.since ? `since ${new Date(lock.since).toLocaleString()}` : "" });
       pieces.push(lockText);
-      if (mine) pieces.push(button("Release", "release-lock", release));
+      // the lock holder's terminal is one click from the lock
+      if (mine) pieces.push(button("Release", "release-lock", release), button("Run under lock", "goto-stub", () => ctx.showStub(), "small"));
       else if (otherTab && ctx.hasRole("operator")) pieces.push(button("Take over", "take-over", takeOver));
       else if (ctx.hasRole("admin")) pieces.push(button("Force release", "force-release", forceRelease, "danger"));
     }
