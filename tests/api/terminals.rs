@@ -643,3 +643,28 @@ async fn a_watcher_that_stops_reading_is_dropped_and_never_slows_the_terminal() 
         assert_eq!(ended["reason"], "behind", "{ended}");
     }
 }
+
+#[tokio::test]
+async fn a_terminal_whose_command_exits_closes_with_its_exit_status_after_its_last_output() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let ann = app.identity("ann", "operator", None).await;
+    let mut a = Terms::connect(&app, &ann.token).await;
+    let opened = a
+        .ask(
+            json!({"type": "terminal_open", "server": "alpha", "command": "echo last-words; exit 3"}),
+            "terminal_opened",
+        )
+        .await;
+    let id = opened["terminal_id"].as_str().unwrap().to_owned();
+    a.seen.entry(id.clone()).or_default();
+    let closed = a.until("terminal_closed").await;
+    assert_eq!(closed["reason"], "exit", "{closed}");
+    assert_eq!(closed["exit_status"], 3, "{closed}");
+    assert!(
+        a.text(&id).contains("last-words"),
+        "its output came before its end"
+    );
+    let rows = app.audit_events("action=terminal.end", 1).await;
+    assert_eq!(rows[0]["detail"]["reason"], "exit", "{rows:?}");
+}

@@ -160,6 +160,8 @@ pub enum TerminalEvent {
         error: Option<AppError>,
         /// Output bytes in all.
         bytes: u64,
+        /// The shell's (or the command's) exit status, when it exited.
+        exit_status: Option<u32>,
     },
 }
 

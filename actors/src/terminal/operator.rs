@@ -141,6 +141,8 @@ pub struct OperatorTerminal {
     done: Vec<oneshot::Sender<()>>,
     opener: Option<Follow>,
     on_ended: Option<Recipient<TerminalEnded>>,
+    /// The exit status the server sent, set by the pump's stream.
+    exit_status: std::rc::Rc<std::cell::Cell<Option<u32>>>,
 }
 
 impl OperatorTerminal {
@@ -175,6 +177,7 @@ impl OperatorTerminal {
             done: Vec::new(),
             opener: Some(request.opener),
             on_ended: request.on_ended,
+            exit_status: std::rc::Rc::default(),
         }
     }
 
@@ -395,9 +398,14 @@ impl OperatorTerminal {
         );
         let lost = std::rc::Rc::new(std::cell::Cell::new(false));
         let lost_seen = lost.clone();
+        let exit_status = self.exit_status.clone();
         let source = output.into_stream().filter_map(move |event| {
             std::future::ready(match event {
                 ShellEvent::Output(data) => Some(data),
+                ShellEvent::ExitStatus(status) => {
+                    exit_status.set(Some(status));
+                    None
+                }
                 ShellEvent::Lost => {
                     lost.set(true);
                     None
@@ -480,6 +488,7 @@ impl Actor for OperatorTerminal {
                             reason: CloseReason::Error,
                             error: Some(e.clone()),
                             bytes: 0,
+                            exit_status: None,
                         });
                     }
                     act.close(CloseReason::Error, Some(e), ctx);
@@ -499,6 +508,7 @@ impl Actor for OperatorTerminal {
                 reason,
                 error: error.clone(),
                 bytes,
+                exit_status: self.exit_status.get(),
             });
         }
         self.stats.attached.store(0, std::sync::atomic::Ordering::Relaxed);

@@ -90,6 +90,7 @@ impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
                 reason,
                 error,
                 bytes,
+                exit_status,
             } => {
                 if let Some((rid, _, _)) = self.domain.opening.remove(&terminal_id) {
                     // it never opened: the error answers the open
@@ -106,6 +107,7 @@ impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
                     reason: reason.as_str(),
                     error: error.map(|e| e.body()),
                     bytes,
+                    exit_status,
                 };
                 self.send(ctx, &frame, &rid);
             }
@@ -164,6 +166,7 @@ pub(super) fn shutting_down(conn: &mut WsConnection<TerminalConn>, ctx: &mut WsC
             reason: CloseReason::Shutdown.as_str(),
             error: Some(error.body()),
             bytes: conn.state.terminals.get(id).map_or(0, |e| e.bytes()),
+            exit_status: None,
         };
         conn.send(ctx, &frame, &None);
     }

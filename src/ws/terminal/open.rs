@@ -273,6 +273,7 @@ pub(super) fn close(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx)
                 reason: CloseReason::Closed.as_str(),
                 error: None,
                 bytes,
+                exit_status: None,
             };
             conn.send(ctx, &frame, &rid);
         })

@@ -202,6 +202,8 @@ pub enum TerminalReply<'a> {
         error: Option<ErrorBody>,
         /// Output bytes in all.
         bytes: u64,
+        /// The shell's (or the command's) exit status, for `exit`.
+        exit_status: Option<u32>,
     },
     /// It closes for idleness in `closes_in_s` unless something happens.
     TerminalIdleWarning {
