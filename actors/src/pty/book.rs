@@ -227,16 +227,6 @@ impl PtyBook {
     pub fn get(&self, pty_id: PtyId) -> Option<(PtyInfo, Arc<PtyFeed>)> {
         self.lock().get(&pty_id).cloned()
     }
-
-    /// How many PTYs run.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether none runs.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -259,6 +249,6 @@ mod tests {
         assert!(book.get(id).is_some());
         drop(reg);
         assert!(book.get(id).is_none());
-        assert!(book.is_empty());
+        assert!(book.list().is_empty());
     }
 }

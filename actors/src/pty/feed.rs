@@ -135,11 +135,6 @@ impl PtyFeed {
         }
     }
 
-    /// The PTY this feed is of.
-    pub fn pty_id(&self) -> PtyId {
-        self.pty_id
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // a panic while held cannot leave the ring half-changed in a way
         // that matters more than losing the PTY's output: go on with it
@@ -196,20 +191,10 @@ impl PtyFeed {
         self.lock().ring.capacity()
     }
 
-    /// Bytes held.
-    pub fn held(&self) -> usize {
-        self.lock().ring.held()
-    }
-
     /// Whether the writer may push more without evicting anything at or
     /// after `keep_from`.
     pub fn has_room(&self, keep_from: u64) -> bool {
         self.lock().ring.has_room(keep_from)
-    }
-
-    /// Drops held history that ends before `before`.
-    pub fn forget_before(&self, before: u64) {
-        self.lock().ring.forget_before(before);
     }
 
     /// Up to `max` bytes from `since` on; see [`Scrollback::read`].

@@ -84,19 +84,9 @@ impl Scrollback {
     /// Drops the oldest chunks while more than the capacity is held, but
     /// none that ends after `keep_from` (a reader still needs it).
     pub fn evict(&mut self, keep_from: u64) {
-        self.drop_front(|held, cap, _| held > cap, keep_from);
-    }
-
-    /// Drops every chunk that ends at or before `before`, whatever the
-    /// capacity (history nobody may ask for any more).
-    pub fn forget_before(&mut self, before: u64) {
-        self.drop_front(|_, _, _| true, before);
-    }
-
-    fn drop_front(&mut self, mut more: impl FnMut(usize, usize, u64) -> bool, keep_from: u64) {
         while let Some((at, text)) = self.chunks.front() {
             let chunk_end = at + text.len() as u64;
-            if chunk_end > keep_from || !more(self.held, self.capacity, chunk_end) {
+            if chunk_end > keep_from || self.held <= self.capacity {
                 break;
             }
             self.held -= text.len();
@@ -232,13 +222,5 @@ mod tests {
     fn a_short_read_ends_on_a_character_boundary() {
         let r = ring(100, &["한한"]);
         assert_eq!(r.read(0, 4).unwrap().text, "한");
-    }
-
-    #[test]
-    fn forgetting_history_drops_whole_chunks_before_the_offset() {
-        let mut r = ring(100, &["0123", "4567", "89"]);
-        r.forget_before(5);
-        assert_eq!(r.start(), 4);
-        assert_eq!(r.read(0, 100).unwrap().from, 4);
     }
 }

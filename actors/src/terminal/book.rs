@@ -208,11 +208,6 @@ impl TerminalBook {
         self.lock().entries.get(&id).cloned()
     }
 
-    /// The terminal whose PTY is `pty_id`.
-    pub fn by_pty(&self, pty_id: PtyId) -> Option<TerminalEntry> {
-        self.lock().entries.values().find(|e| e.pty_id == pty_id).cloned()
-    }
-
     /// Every terminal, oldest first.
     pub fn all(&self) -> Vec<TerminalEntry> {
         let mut all: Vec<_> = self.lock().entries.values().cloned().collect();
@@ -232,21 +227,6 @@ impl TerminalBook {
     /// Ends `user`'s share of terminal `id`; the mode it had, if any.
     pub fn unshare(&self, id: TerminalId, user: &str) -> Option<ShareMode> {
         self.lock().entries.get_mut(&id)?.shares.remove(user)
-    }
-
-    /// How many terminals run (or connect).
-    pub fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    /// Whether none does.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// How many `user` has.
-    pub fn count_of(&self, user: &str) -> usize {
-        self.lock().entries.values().filter(|e| &*e.owner == user).count()
     }
 }
 
@@ -280,7 +260,7 @@ mod tests {
         assert_eq!(e.code, ErrorCode::TooManyTerminals);
         // a closed terminal frees its place
         drop(a1);
-        assert_eq!(book.count_of("ann"), 1);
+        assert_eq!(book.all().iter().filter(|e| &*e.owner == "ann").count(), 1);
         book.reserve(new("bob")).unwrap();
     }
 
