@@ -11,11 +11,13 @@
 //!   the limits on how many there are.
 //! - [`seat`]: a terminal's place in the book and its live numbers (a
 //!   leaf both of the above use).
+//! - `channel`: the input queue and the output data both PTY actors use.
 //! - [`idle`]: when an idle terminal is warned and closed.
 //! - [`output`]: the output pipeline (throttle, `\r` redraws, decoding,
 //!   stop phrases) and its async driver, pure and tested under paused time.
 
 pub mod book;
+mod channel;
 pub mod idle;
 pub mod messages;
 pub mod operator;

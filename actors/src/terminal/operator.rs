@@ -48,10 +48,9 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
     WrapFuture,
 };
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
+use super::channel::{data_of, enqueue, input_queue, write_queued, InputOp};
 use super::idle::{IdleClock, IdleStep, DEFAULT_WARN_BEFORE};
 pub use super::messages::{
     Attach, Attached, Close, CloseReason, Detach, DropUser, Follow, Input, Resize, TerminalEnded,
@@ -65,7 +64,7 @@ use crate::pty::book::PtyRegistration;
 use crate::pty::feed::PtyFeed;
 use crate::pty::MAX_FRAME_BYTES;
 use crate::server::{CommandMode, ServerSpec};
-use crate::ssh::{self, PtyRequest, ShellEvent, SshOptions, SshSession};
+use crate::ssh::{self, PtyRequest, SshOptions, SshSession};
 use crate::task::CLEANUP_TIMEOUT;
 
 /// The share of the ring a detached terminal keeps from before what its
@@ -77,20 +76,12 @@ pub const DETACH_GUARD_SHARE: usize = 4;
 /// followers to take the last output before it closes anyway.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(10);
 
-/// How many input and resize operations may wait for the channel.
-const INPUT_QUEUE: usize = 1024;
-
 /// One flush of output from the pump; answered once the ring has room for
 /// the next (the pump waits for the answer: that is the backpressure).
 struct Flushed(String);
 
 impl Message for Flushed {
     type Result = bool;
-}
-
-enum InputOp {
-    Write(String),
-    Resize(u32, u32),
 }
 
 struct Follower {
@@ -148,7 +139,7 @@ pub struct OperatorTerminal {
 impl OperatorTerminal {
     /// A terminal that will open `request` once started.
     pub fn new(request: TerminalRequest) -> Self {
-        let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_QUEUE);
+        let (input_tx, input_rx) = input_queue();
         let feed = request.registration.feed().clone();
         OperatorTerminal {
             terminal_id: request.seat.terminal_id(),
@@ -319,12 +310,7 @@ impl OperatorTerminal {
     }
 
     fn queue(&self, op: InputOp) -> Result<(), AppError> {
-        self.input_tx.try_send(op).map_err(|_| {
-            AppError::with_detail(
-                ErrorCode::SshCommandFailed,
-                "input queue full; the server is not reading",
-            )
-        })
+        enqueue(&self.input_tx, op)
     }
 
     fn arm_idle(&mut self, ctx: &mut Context<Self>) {
@@ -377,42 +363,17 @@ impl OperatorTerminal {
             return;
         };
         ctx.spawn(
-            async move {
-                while let Some(op) = rx.recv().await {
-                    let result = match op {
-                        InputOp::Write(text) => input.write(Bytes::from(text.into_bytes())).await,
-                        InputOp::Resize(cols, rows) => input.resize(cols, rows).await,
-                    };
-                    if let Err(e) = result {
-                        return Some(e);
+            async move { write_queued(&input, &mut rx).await }
+                .into_actor(self)
+                .map(|failed, act, ctx| {
+                    if let Some(e) = failed {
+                        act.close(CloseReason::Error, Some(e), ctx);
                     }
-                }
-                None
-            }
-            .into_actor(self)
-            .map(|failed, act, ctx| {
-                if let Some(e) = failed {
-                    act.close(CloseReason::Error, Some(e), ctx);
-                }
-            }),
+                }),
         );
         let lost = std::rc::Rc::new(std::cell::Cell::new(false));
         let lost_seen = lost.clone();
-        let exit_status = self.exit_status.clone();
-        let source = output.into_stream().filter_map(move |event| {
-            std::future::ready(match event {
-                ShellEvent::Output(data) => Some(data),
-                ShellEvent::ExitStatus(status) => {
-                    exit_status.set(Some(status));
-                    None
-                }
-                ShellEvent::Lost => {
-                    lost.set(true);
-                    None
-                }
-                _ => None,
-            })
-        });
+        let source = data_of(output, self.exit_status.clone(), lost);
         let capacity = self.feed.capacity();
         let mut pipeline = OutputPipeline::new(self.server.encoding, self.throttle, None)
             .keeping_redraws()

@@ -45,12 +45,10 @@ use crate::server::{CommandMode, ServerSpec};
 use crate::shell_mode::lines::{command_lines, probe_lines, Flavour, Token};
 use crate::shell_mode::markers::{filter_stream, MarkerEvent, MarkerFilter};
 use crate::shell_mode::{ended_before_start, not_posix, type_command};
-use crate::ssh::{self, PtyRequest, ShellEvent, SshOptions, SshSession};
+use crate::ssh::{self, PtyRequest, SshOptions, SshSession};
 use crate::task::{Reporter, Stop, TaskMessage, CLEANUP_TIMEOUT};
+use crate::terminal::channel::{data_of, enqueue, input_queue, write_queued, InputOp};
 use crate::terminal::output::{pump, OutputPipeline, PumpEnd};
-
-/// How many input/resize operations may wait for the channel.
-const INPUT_QUEUE: usize = 1024;
 
 /// What to run, where and how.
 #[derive(Debug, Clone)]
@@ -133,11 +131,6 @@ pub struct ShellResize {
     pub rows: u32,
 }
 
-enum InputOp {
-    Write(String),
-    Resize(u32, u32),
-}
-
 /// What the markers said, in shell mode (`crate::shell_mode::markers`).
 #[derive(Debug, Default)]
 struct MarkersSeen {
@@ -173,7 +166,7 @@ pub struct SshShellActor {
     exit_status: Rc<Cell<Option<u32>>>,
     /// Output bytes received.
     bytes: Rc<Cell<u64>>,
-    /// Set when the session ended under the channel ([`ShellEvent::Lost`]).
+    /// Set when the session ended under the channel ([`ShellEvent::Lost`](crate::ssh::ShellEvent::Lost)).
     lost: Rc<Cell<bool>>,
     /// In shell mode with a command: what the markers said so far.
     markers: Option<Rc<std::cell::RefCell<MarkersSeen>>>,
@@ -185,7 +178,7 @@ impl SshShellActor {
     /// An actor that will run `request` and report through `reporter` once
     /// started.
     pub fn new(request: ShellRequest, reporter: Reporter<String, Completion>) -> Self {
-        let (input_tx, input_rx) = tokio::sync::mpsc::channel(INPUT_QUEUE);
+        let (input_tx, input_rx) = input_queue();
         let typed = request.server.command_mode == CommandMode::Shell && !request.command.is_empty();
         SshShellActor {
             markers: typed.then(Rc::default),
@@ -213,12 +206,7 @@ impl SshShellActor {
     }
 
     fn queue(&self, op: InputOp) -> Result<(), AppError> {
-        self.input_tx.try_send(op).map_err(|_| {
-            AppError::with_detail(
-                ErrorCode::SshCommandFailed,
-                "input queue full; the server is not reading",
-            )
-        })
+        enqueue(&self.input_tx, op)
     }
 
     /// Connected and the PTY is open: start the writer and the pump.
@@ -256,16 +244,7 @@ impl SshShellActor {
                         return Some(e);
                     }
                 }
-                while let Some(op) = rx.recv().await {
-                    let result = match op {
-                        InputOp::Write(text) => writer.write(text.into_bytes()).await,
-                        InputOp::Resize(cols, rows) => writer.resize(cols, rows).await,
-                    };
-                    if let Err(e) = result {
-                        return Some(e);
-                    }
-                }
-                None
+                write_queued(&writer, &mut rx).await
             }
             .into_actor(self)
             .map(|failed, act, ctx| {
@@ -278,21 +257,7 @@ impl SshShellActor {
         let exit_status = self.exit_status.clone();
         let bytes = self.bytes.clone();
         let lost = self.lost.clone();
-        let events = output.into_stream().filter_map(move |event| {
-            let out = match event {
-                ShellEvent::Output(data) => Some(data),
-                ShellEvent::ExitStatus(status) => {
-                    exit_status.set(Some(status));
-                    None
-                }
-                ShellEvent::Lost => {
-                    lost.set(true);
-                    None
-                }
-                ShellEvent::ExitSignal(_) | ShellEvent::Eof | ShellEvent::Closed => None,
-            };
-            std::future::ready(out)
-        });
+        let events = data_of(output, exit_status, lost);
         let source: LocalBoxStream<'static, Bytes> = match (token, &self.markers) {
             (Some(token), Some(seen)) => {
                 let seen = seen.clone();
