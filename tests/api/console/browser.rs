@@ -254,20 +254,33 @@ impl Browser {
             .to_owned()
     }
 
-    /// Clicks the element matching `css`, once it exists.
+    /// Clicks the element matching `css`, once it exists. A list the page
+    /// re-renders (Sessions refreshes every few seconds) can replace the
+    /// element between finding and clicking it: a stale element is found
+    /// again, a few times, as a person's second click would.
     pub async fn click(&self, css: &str) {
-        self.wait(
-            &format!("{css} exists"),
-            &format!("document.querySelector({})", json!(css)),
-        )
-        .await;
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .expect("element")
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        for attempt in 1.. {
+            self.wait(
+                &format!("{css} exists"),
+                &format!("document.querySelector({})", json!(css)),
+            )
+            .await;
+            let clicked = match self.client.find(Locator::Css(css)).await {
+                Ok(el) => el.click().await.map(drop),
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(e)
+                    if attempt < 5
+                        && (e.to_string().contains("stale element")
+                            || e.to_string().contains("no such element")) =>
+                {
+                    continue
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Types `text` into the element matching `css` (after clearing it).
