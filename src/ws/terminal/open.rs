@@ -41,6 +41,19 @@ fn entry(conn: &Conn, text: &str) -> Result<TerminalEntry, AppError> {
         .ok_or_else(pinkpage_actors::terminal::book::unknown)
 }
 
+/// The terminal named `text`, when the caller owns it: 10001, 54000, and
+/// 10003 for anyone but its owner, who alone may `what` it.
+pub(super) fn owned(conn: &Conn, text: &str, what: &str) -> Result<TerminalEntry, AppError> {
+    let entry = entry(conn, text)?;
+    if entry.owner != conn.principal.user {
+        return Err(forbidden(format!(
+            "terminal belongs to {}; only its owner may {what} it",
+            entry.owner
+        )));
+    }
+    Ok(entry)
+}
+
 /// An audit row about terminal `entry`.
 pub(super) fn audit(conn: &Conn, action: &str, entry: &TerminalEntry, detail: serde_json::Value) {
     audit_with(conn, conn.audit_event(action), entry, detail);
@@ -233,13 +246,7 @@ pub(super) fn resize(
 /// `terminal_close`: its owner only (10003). The answer is its
 /// `terminal_closed`, sent once the remote shell's session is closed.
 pub(super) fn close(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx) -> Result<(), AppError> {
-    let entry = entry(conn, text)?;
-    if entry.owner != conn.principal.user {
-        return Err(forbidden(format!(
-            "terminal belongs to {}; only its owner may close it",
-            entry.owner
-        )));
-    }
+    let entry = owned(conn, text, "close")?;
     let Some(addr) = entry.addr.clone() else {
         return Err(AppError::with_detail(
             ErrorCode::UnknownTerminal,

@@ -6,11 +6,11 @@ use pinkpage_actors::terminal::book::ShareMode;
 use pinkpage_actors::terminal::operator::DropUser;
 use pinkpage_actors::{AppError, ErrorCode};
 
-use super::open::audit;
-use super::state::{pty_id, terminal_id, TerminalConn, Watching};
+use super::open::{audit, owned};
+use super::state::{pty_id, TerminalConn, Watching};
 use super::wire::TerminalReply;
 use crate::auth::rejudge;
-use crate::terminals::access::{at_request, forbidden, may_watch};
+use crate::terminals::access::{at_request, may_watch};
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
 
@@ -33,20 +33,10 @@ pub(super) fn share(
     rid: &RequestId,
     ctx: &mut Ctx,
 ) -> Result<(), AppError> {
-    let id = terminal_id(text)?;
     let mode = ShareMode::parse(mode)
         .ok_or_else(|| AppError::with_detail(ErrorCode::Validation, "mode must be watch or type"))?;
-    let entry = conn
-        .state
-        .terminals
-        .get(id)
-        .ok_or_else(pinkpage_actors::terminal::book::unknown)?;
-    if entry.owner != conn.principal.user {
-        return Err(forbidden(format!(
-            "terminal belongs to {}; only its owner may share it",
-            entry.owner
-        )));
-    }
+    let entry = owned(conn, text, "share")?;
+    let id = entry.terminal_id;
     if user == &*conn.principal.user {
         return Err(AppError::with_detail(
             ErrorCode::Validation,
@@ -101,18 +91,8 @@ pub(super) fn unshare(
     rid: &RequestId,
     ctx: &mut Ctx,
 ) -> Result<(), AppError> {
-    let id = terminal_id(text)?;
-    let entry = conn
-        .state
-        .terminals
-        .get(id)
-        .ok_or_else(pinkpage_actors::terminal::book::unknown)?;
-    if entry.owner != conn.principal.user {
-        return Err(forbidden(format!(
-            "terminal belongs to {}; only its owner may unshare it",
-            entry.owner
-        )));
-    }
+    let entry = owned(conn, text, "unshare")?;
+    let id = entry.terminal_id;
     let was = conn.state.terminals.unshare(id, user);
     if let Some(addr) = &entry.addr {
         addr.do_send(DropUser {
