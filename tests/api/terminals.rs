@@ -164,13 +164,12 @@ async fn a_terminal_detached_past_the_detach_time_closes_its_remote_shell() {
     assert_eq!(rows[0]["detail"]["reason"], "detach_expired", "{rows:?}");
     assert_eq!(rows[0]["detail"]["error"], 54006);
     let mut back = Terms::connect(&app, &ann.token).await;
-    let refused = back
-        .ask(
-            json!({"type": "terminal_attach", "terminal_id": id}),
-            "terminal_attached",
-        )
-        .await;
-    assert_eq!(refused["error"]["code"], 54000, "{refused}");
+    back.refused(
+        json!({"type": "terminal_attach", "terminal_id": id}),
+        "terminal_attached",
+        54000,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -266,8 +265,7 @@ async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_r
         json!({"type": "terminal_input", "terminal_id": id, "data": "echo no\n"}),
         json!({"type": "terminal_watch", "pty_id": pty_id}),
     ] {
-        let refused = b.ask(frame.clone(), "never").await;
-        assert_eq!(refused["error"]["code"], 10003, "{frame}: {refused}");
+        b.refused(frame, "never", 10003).await;
     }
     let list = b.ask(json!({"type": "terminal_list"}), "terminal_list").await;
     assert_eq!(list["terminals"], json!([]), "{list}");
@@ -284,16 +282,13 @@ async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_r
     assert_eq!(ptys, json!([]), "bob sees no one else's PTY");
 
     // a viewer it is shared with to watch sees the output; its input is refused
-    let viewer_type = a
-        .ask(
-            json!({"type": "terminal_share", "terminal_id": id, "user": "vic", "mode": "type"}),
-            "terminal_shared",
-        )
-        .await;
-    assert_eq!(
-        viewer_type["error"]["code"], 54008,
-        "co-typing needs an operator: {viewer_type}"
-    );
+    // co-typing needs an operator
+    a.refused(
+        json!({"type": "terminal_share", "terminal_id": id, "user": "vic", "mode": "type"}),
+        "terminal_shared",
+        54008,
+    )
+    .await;
     a.ask(
         json!({"type": "terminal_share", "terminal_id": id, "user": "vic", "mode": "watch"}),
         "terminal_shared",
@@ -316,13 +311,12 @@ async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_r
             break;
         }
     }
-    let refused = v
-        .ask(
-            json!({"type": "terminal_input", "terminal_id": id, "data": "x"}),
-            "never",
-        )
-        .await;
-    assert_eq!(refused["error"]["code"], 54003, "{refused}");
+    v.refused(
+        json!({"type": "terminal_input", "terminal_id": id, "data": "x"}),
+        "never",
+        54003,
+    )
+    .await;
 
     // a co-typist's input arrives
     a.ask(
@@ -351,13 +345,12 @@ async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_r
     .await;
     let detached = b.until("terminal_detached").await;
     assert_eq!(detached["error"]["code"], 10010, "{detached}");
-    let refused = b
-        .ask(
-            json!({"type": "terminal_input", "terminal_id": id, "data": "echo late\n"}),
-            "never",
-        )
-        .await;
-    assert_eq!(refused["error"]["code"], 10003, "{refused}");
+    b.refused(
+        json!({"type": "terminal_input", "terminal_id": id, "data": "echo late\n"}),
+        "never",
+        10003,
+    )
+    .await;
     for action in ["terminal.share", "terminal.unshare", "terminal.watch"] {
         let rows = app.audit_events(&format!("action={action}"), 1).await;
         assert_eq!(
@@ -418,13 +411,13 @@ async fn an_admin_watches_a_stub_command_from_its_scrollback_and_ptys_lists_it()
     }
     assert!(seen.contains("early-line"), "{seen}");
     // its input is refused: the PTY is not a terminal it may type into
-    let refused = admin
-        .ask(
+    admin
+        .refused(
             json!({"type": "terminal_input", "terminal_id": pty_id, "data": "x"}),
             "never",
+            54000,
         )
         .await;
-    assert_eq!(refused["error"]["code"], 54000, "{refused}");
     stub.send(json!({"type": "cancel"})).await;
     let ended = admin.until("pty_watch_ended").await;
     assert_eq!(ended["reason"], "ended", "{ended}");
@@ -445,22 +438,20 @@ async fn the_per_user_and_daemon_limits_refuse_with_their_codes() {
     let mut a = Terms::connect(&app, &ann.token).await;
     a.open("alpha").await;
     let (second, _) = a.open("alpha").await;
-    let refused = a
-        .ask(
-            json!({"type": "terminal_open", "server": "alpha"}),
-            "terminal_opened",
-        )
-        .await;
-    assert_eq!(refused["error"]["code"], 54001, "{refused}");
+    a.refused(
+        json!({"type": "terminal_open", "server": "alpha"}),
+        "terminal_opened",
+        54001,
+    )
+    .await;
     let mut b = Terms::connect(&app, &bob.token).await;
     b.open("alpha").await;
-    let refused = b
-        .ask(
-            json!({"type": "terminal_open", "server": "alpha"}),
-            "terminal_opened",
-        )
-        .await;
-    assert_eq!(refused["error"]["code"], 54002, "{refused}");
+    b.refused(
+        json!({"type": "terminal_open", "server": "alpha"}),
+        "terminal_opened",
+        54002,
+    )
+    .await;
     // closing one gives its place back
     let closed = a
         .ask(
@@ -471,27 +462,24 @@ async fn the_per_user_and_daemon_limits_refuse_with_their_codes() {
     assert_eq!(closed["reason"], "closed", "{closed}");
     b.open("alpha").await;
     // bad input has its own codes
-    let bad = a
-        .ask(
-            json!({"type": "terminal_open", "server": "alpha", "cols": 0}),
-            "terminal_opened",
-        )
-        .await;
-    assert_eq!(bad["error"]["code"], 10001, "{bad}");
-    let unknown = a
-        .ask(
-            json!({"type": "terminal_open", "server": "nowhere"}),
-            "terminal_opened",
-        )
-        .await;
-    assert_eq!(unknown["error"]["code"], 23000, "{unknown}");
-    let garbage = a
-        .ask(
-            json!({"type": "terminal_attach", "terminal_id": "not-an-id"}),
-            "terminal_attached",
-        )
-        .await;
-    assert_eq!(garbage["error"]["code"], 10001, "{garbage}");
+    a.refused(
+        json!({"type": "terminal_open", "server": "alpha", "cols": 0}),
+        "terminal_opened",
+        10001,
+    )
+    .await;
+    a.refused(
+        json!({"type": "terminal_open", "server": "nowhere"}),
+        "terminal_opened",
+        23000,
+    )
+    .await;
+    a.refused(
+        json!({"type": "terminal_attach", "terminal_id": "not-an-id"}),
+        "terminal_attached",
+        10001,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -116,6 +116,13 @@ impl Terms {
         self.until(kind).await
     }
 
+    /// Sends `frame`, which must be refused with `code`: its reply is
+    /// that error, not a frame of type `kind` (whose arrival fails at once).
+    pub async fn refused(&mut self, frame: Value, kind: &str, code: u64) {
+        let reply = self.ask(frame.clone(), kind).await;
+        assert_eq!(reply["error"]["code"], code, "{frame}: {reply}");
+    }
+
     /// Opens a login shell on `server`: (terminal_id, pty_id).
     pub async fn open(&mut self, server: &str) -> (String, String) {
         let reply = self
