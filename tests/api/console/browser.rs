@@ -140,6 +140,13 @@ impl Browser {
         }
     }
 
+    /// A fresh browser on `app`, signed in as `who`.
+    pub async fn signed_in(app: &TestApp, who: &Identity) -> Browser {
+        let browser = Browser::open(app).await;
+        browser.sign_in(who).await;
+        browser
+    }
+
     /// Makes every later [`Browser::goto`] go through `127.0.0.1:port` (a
     /// relay in front of the daemon) instead of the daemon's own port.
     pub fn via_port(mut self, port: u16) -> Browser {

@@ -33,8 +33,7 @@ async fn printing_50_mb_keeps_the_page_responsive() {
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
     browser
         .js(

@@ -115,8 +115,7 @@ async fn underscores_descenders_and_korean_show_whole_in_the_terminal() {
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
     super::terminal::run(
         &browser,
@@ -152,8 +151,7 @@ async fn a_login_shell_shows_the_login_banner_once() {
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
     // an empty command is a login shell; its prompt comes after the banner
     super::terminal::run(&browser, "alpha", "").await;

@@ -28,8 +28,7 @@ async fn enter_in_the_output_search_finds_text_and_never_runs_the_command_again(
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
 
     run(&browser, "alpha", "echo needle-in-the-output").await;
@@ -83,8 +82,7 @@ async fn releasing_signing_out_or_leaving_names_the_running_command_and_asks_fir
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
     // nothing runs: leaving does not ask
     assert_eq!(browser.js(LEAVING_ASKS, vec![]).await, false);
@@ -186,8 +184,7 @@ async fn controls_wait_for_the_lock_and_a_second_tab_of_the_holder_takes_it_over
         .await;
     let olga = app.identity("olga", "operator", None).await;
     let bob = app.identity("bob", "operator", None).await;
-    let first = Browser::open(&app).await;
-    first.sign_in(&olga).await;
+    let first = Browser::signed_in(&app, &olga).await;
 
     // without the lock, Run waits for it and says why, in words
     first
@@ -222,8 +219,7 @@ async fn controls_wait_for_the_lock_and_a_second_tab_of_the_holder_takes_it_over
 
     // another user sees a person and a time, not a connection id, and is
     // offered no take-over
-    let other = Browser::open(&app).await;
-    other.sign_in(&bob).await;
+    let other = Browser::signed_in(&app, &bob).await;
     let shown = other.wait_text("#lock-text", "held by olga (since ").await;
     assert!(!shown.contains('-'), "no id: {shown}");
     assert_eq!(
@@ -236,8 +232,7 @@ async fn controls_wait_for_the_lock_and_a_second_tab_of_the_holder_takes_it_over
 
     // the same user's second tab: "you, in another tab", and a take-over
     // that asks first
-    let second = Browser::open(&app).await;
-    second.sign_in(&olga).await;
+    let second = Browser::signed_in(&app, &olga).await;
     second
         .wait_text("#lock-text", "held by you, in another tab")
         .await;

@@ -119,8 +119,7 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
         .await;
     let olga = app.identity("olga", "operator", None).await;
     let bob = app.identity("bob", "viewer", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
 
     browser.take_lock().await;
 
@@ -182,8 +181,7 @@ async fn the_terminal_runs_commands_answers_prompts_stops_with_ctrl_c_and_shows_
     browser.screenshot("terminal").await;
 
     // another user in another browser sees who holds the lock
-    let second = Browser::open(&app).await;
-    second.sign_in(&bob).await;
+    let second = Browser::signed_in(&app, &bob).await;
     second.wait_text("#lock-text", "held by olga").await;
     assert!(
         second
@@ -255,8 +253,7 @@ async fn a_disabled_account_is_sent_back_to_the_sign_in_page_and_its_lock_is_fre
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
 
     let res = app
@@ -293,12 +290,10 @@ async fn an_admin_force_releases_a_lock_after_confirming_and_signs_out() {
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
     let ada = app.identity("ada", "admin", None).await;
-    let holder = Browser::open(&app).await;
-    holder.sign_in(&olga).await;
+    let holder = Browser::signed_in(&app, &olga).await;
     holder.take_lock().await;
 
-    let admin = Browser::open(&app).await;
-    admin.sign_in(&ada).await;
+    let admin = Browser::signed_in(&app, &ada).await;
     admin.wait_text("#lock-text", "held by olga").await;
     // cancelling the confirmation changes nothing
     admin.click("#force-release").await;
@@ -390,8 +385,7 @@ async fn a_daemon_that_stops_says_it_is_restarting_not_that_the_network_failed()
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let mut app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.wait_text("#conn-state", "connected").await;
 
     let status = app

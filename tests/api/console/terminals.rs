@@ -135,8 +135,7 @@ async fn two_shells_on_two_servers_show_their_own_output_without_the_lock_and_se
     let (builder, [alpha, beta]) = with_servers(["alpha", "beta"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
 
     // one from the sidebar, one from the strip's picker; no lock taken
     let a = open_from_sidebar(&browser, "alpha").await;
@@ -392,8 +391,7 @@ async fn an_admin_watches_a_stub_command_from_the_live_list_and_cannot_type_into
     let pty_id = started["pty_id"].as_str().unwrap().to_owned();
     stub.wait_for_output("watched-line-3").await;
 
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&ada).await;
+    let browser = Browser::signed_in(&app, &ada).await;
     browser.click("#ttab-sessions").await;
     let row = format!("#live-table tr[data-pty-id={}]", json!(pty_id));
     let listed = browser.wait_text(&row, "olga").await;
@@ -453,8 +451,7 @@ async fn an_idle_shell_warns_with_the_seconds_left_and_each_end_is_said_in_words
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.env("PINKPAGE_TERMINAL_IDLE_S", "4").spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
 
     // the shell exits
     let gone = open_with_plus(&browser, "alpha").await;
@@ -554,8 +551,7 @@ async fn a_keystroke_in_a_second_terminal_echoes_within_100_ms_while_50_mb_print
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     let first = open_with_plus(&browser, "alpha").await;
     let second = open_with_plus(&browser, "alpha").await;
     browser.click("#term-side").await;

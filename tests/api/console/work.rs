@@ -32,8 +32,7 @@ async fn a_transfer_runs_from_the_console_to_100_percent_and_the_files_arrive() 
         .spawn()
         .await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.take_lock().await;
 
     browser.click("#tab-transfers").await;
@@ -107,8 +106,7 @@ async fn a_batch_of_three_commands_shows_three_results_then_diff_and_audit_work(
     let (builder, [alpha, beta]) = with_servers(["alpha", "beta"]);
     let app = builder.spawn().await;
     let ada = app.identity("ada", "admin", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&ada).await;
+    let browser = Browser::signed_in(&app, &ada).await;
 
     // Batch: the healthy servers the sidebar's filter shows are picked
     browser
@@ -406,8 +404,7 @@ async fn files_upload_and_download_byte_for_byte_and_a_hostile_name_is_only_text
     let (builder, [mut alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
 
     browser.click("#tab-files").await;
     // the login directory is listed at once, by its real path

@@ -56,8 +56,7 @@ async fn a_workflow_is_planned_run_confirmed_at_its_pause_and_listed_in_the_hist
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.transfers_toml(WORKFLOW).spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
 
     browser.click("#tab-workflows").await;
     browser.wait_text("#wf-list", "say hello on alpha").await;
@@ -254,8 +253,7 @@ async fn a_reloaded_page_comes_back_to_its_paused_run_and_the_live_view_ends_as_
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.transfers_toml(FAILING).spawn().await;
     let olga = app.identity("olga", "operator", None).await;
-    let browser = Browser::open(&app).await;
-    browser.sign_in(&olga).await;
+    let browser = Browser::signed_in(&app, &olga).await;
     browser.click("#tab-workflows").await;
     browser.wait_text("#wf-list", "one step fails").await;
     browser.click("#wf-run").await;
