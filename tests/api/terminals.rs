@@ -12,11 +12,38 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::daemon::{Identity, TestApp};
 use crate::support::fixtures::with_servers;
 use crate::support::poll::eventually_within;
 use crate::support::remote::RemoteProcess;
+use crate::support::sshd::SshdServer;
 use crate::support::term::Terms;
 use crate::support::ws::WsClient;
+
+/// A daemon whose one server is `alpha`, with settings `env`.
+async fn alpha_with(env: &[(&str, &str)]) -> (TestApp, [SshdServer; 1]) {
+    let (builder, servers) = with_servers(["alpha"]);
+    let app = env
+        .iter()
+        .fold(builder, |b, (name, value)| b.env(name, value))
+        .spawn()
+        .await;
+    (app, servers)
+}
+
+/// A new operator `name` and its connection to `/ws/v1/terminal`.
+async fn operator(app: &TestApp, name: &str) -> (Identity, Terms) {
+    let who = app.identity(name, "operator", None).await;
+    let terms = Terms::connect(app, &who.token).await;
+    (who, terms)
+}
+
+/// Types `command` (a `sleep` of a number no other test uses) into
+/// terminal `id` and returns its process once seen running.
+async fn running(terms: &mut Terms, id: &str, command: &str) -> RemoteProcess {
+    terms.type_in(id, &format!("{command}\n")).await;
+    RemoteProcess::started(command).await
+}
 
 /// The numbers of the lines `<prefix><n>` (or `<prefix><n> ...`) in
 /// `text`, in order.
@@ -101,10 +128,8 @@ async fn two_operators_each_with_two_terminals_work_at_once_while_a_workflow_hol
 
 #[tokio::test]
 async fn a_dropped_socket_leaves_the_terminal_running_and_attach_resumes_exactly_where_it_was() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[]).await;
+    let (ann, mut a) = operator(&app, "ann").await;
     let (id, pty_id) = a.open("alpha").await;
     a.type_in(&id, "for i in $(seq 1 100000); do echo c$i; sleep 0.1; done\n")
         .await;
@@ -151,13 +176,10 @@ async fn a_dropped_socket_leaves_the_terminal_running_and_attach_resumes_exactly
 
 #[tokio::test]
 async fn a_terminal_detached_past_the_detach_time_closes_its_remote_shell() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.env("PINKPAGE_TERMINAL_DETACH_S", "2").spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[("PINKPAGE_TERMINAL_DETACH_S", "2")]).await;
+    let (ann, mut a) = operator(&app, "ann").await;
     let (id, _) = a.open("alpha").await;
-    a.type_in(&id, "sleep 7301.25\n").await;
-    let sleep = RemoteProcess::started("sleep 7301.25").await;
+    let sleep = running(&mut a, &id, "sleep 7301.25").await;
     drop(a);
     sleep.ended("the detach time expired").await;
     let rows = app.audit_events("action=terminal.end", 1).await;
@@ -174,11 +196,7 @@ async fn a_terminal_detached_past_the_detach_time_closes_its_remote_shell() {
 
 #[tokio::test]
 async fn a_detached_terminal_full_of_unseen_output_pauses_its_program_and_loses_nothing() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder
-        .env("PINKPAGE_TERMINAL_SCROLLBACK_BYTES", "65536")
-        .spawn()
-        .await;
+    let (app, _servers) = alpha_with(&[("PINKPAGE_TERMINAL_SCROLLBACK_BYTES", "65536")]).await;
     let ann = app.identity("ann", "operator", None).await;
     let counter = format!("/tmp/pinkpage-counter-{}", std::process::id());
     let _ = std::fs::remove_file(&counter);
@@ -247,8 +265,7 @@ async fn a_detached_terminal_full_of_unseen_output_pauses_its_program_and_loses_
 
 #[tokio::test]
 async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_revoked() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
+    let (app, _servers) = alpha_with(&[]).await;
     let ann = app.identity("ann", "operator", None).await;
     let bob = app.identity("bob", "operator", None).await;
     let vic = app.identity("vic", "viewer", None).await;
@@ -363,8 +380,7 @@ async fn other_users_cannot_touch_a_terminal_and_shares_watch_or_co_type_until_r
 
 #[tokio::test]
 async fn an_admin_watches_a_stub_command_from_its_scrollback_and_ptys_lists_it() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
+    let (app, _servers) = alpha_with(&[]).await;
     let carol = app.identity("carol", "operator", None).await;
     let mut stub = WsClient::connect_with_token(&app, "/ws/v1/stub", &carol.token).await;
     stub.start_session().await;
@@ -427,12 +443,11 @@ async fn an_admin_watches_a_stub_command_from_its_scrollback_and_ptys_lists_it()
 
 #[tokio::test]
 async fn the_per_user_and_daemon_limits_refuse_with_their_codes() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder
-        .env("PINKPAGE_TERMINALS_PER_USER", "2")
-        .env("PINKPAGE_TERMINALS_MAX", "3")
-        .spawn()
-        .await;
+    let (app, _servers) = alpha_with(&[
+        ("PINKPAGE_TERMINALS_PER_USER", "2"),
+        ("PINKPAGE_TERMINALS_MAX", "3"),
+    ])
+    .await;
     let ann = app.identity("ann", "operator", None).await;
     let bob = app.identity("bob", "operator", None).await;
     let mut a = Terms::connect(&app, &ann.token).await;
@@ -484,13 +499,10 @@ async fn the_per_user_and_daemon_limits_refuse_with_their_codes() {
 
 #[tokio::test]
 async fn an_idle_terminal_is_warned_then_closed_with_54005() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.env("PINKPAGE_TERMINAL_IDLE_S", "3").spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[("PINKPAGE_TERMINAL_IDLE_S", "3")]).await;
+    let (_ann, mut a) = operator(&app, "ann").await;
     let (id, _) = a.open("alpha").await;
-    a.type_in(&id, "sleep 7302.5\n").await;
-    let sleep = RemoteProcess::started("sleep 7302.5").await;
+    let sleep = running(&mut a, &id, "sleep 7302.5").await;
     let warning = a.until("terminal_idle_warning").await;
     assert_eq!(warning["terminal_id"], id.as_str(), "{warning}");
     let left = warning["closes_in_s"].as_f64().unwrap();
@@ -503,14 +515,12 @@ async fn an_idle_terminal_is_warned_then_closed_with_54005() {
 
 #[tokio::test]
 async fn disabling_the_owner_closes_its_terminals_and_a_shutdown_closes_them_with_a_reason() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let mut app = builder.spawn().await;
+    let (mut app, _servers) = alpha_with(&[]).await;
     let otto = app.identity("otto", "operator", None).await;
     let ann = app.identity("ann", "operator", None).await;
     let mut o = Terms::connect(&app, &otto.token).await;
     let (id, _) = o.open("alpha").await;
-    o.type_in(&id, "sleep 7303.5\n").await;
-    let sleep = RemoteProcess::started("sleep 7303.5").await;
+    let sleep = running(&mut o, &id, "sleep 7303.5").await;
     drop(o); // detached: the account, not a connection, is judged
     let res = app
         .http
@@ -528,8 +538,7 @@ async fn disabling_the_owner_closes_its_terminals_and_a_shutdown_closes_them_wit
     // the daemon stops: an attached client is told why its terminal closed
     let mut a = Terms::connect(&app, &ann.token).await;
     let (id, _) = a.open("alpha").await;
-    a.type_in(&id, "sleep 7303.75\n").await;
-    let sleep = RemoteProcess::started("sleep 7303.75").await;
+    let sleep = running(&mut a, &id, "sleep 7303.75").await;
     let stopping = tokio::spawn(async move {
         let status = app.signal_and_wait("TERM", Duration::from_secs(20)).await;
         (app, status)
@@ -551,8 +560,7 @@ async fn a_terminal_is_an_interactive_login_shell_in_both_modes_with_the_servers
         .sshd_with("legacy", &sshd, &format!("encoding = \"euc-kr\"\n{}", mode.toml()))
         .spawn()
         .await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (_ann, mut a) = operator(&app, "ann").await;
     let (id, _) = a.open("legacy").await;
     // an interactive shell: a variable set by one line is there for the next
     a.type_in(&id, "K=kept\n").await;
@@ -567,10 +575,8 @@ async fn a_terminal_is_an_interactive_login_shell_in_both_modes_with_the_servers
 
 #[tokio::test]
 async fn two_connections_of_the_owner_both_see_the_output_and_both_may_type() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut laptop = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[]).await;
+    let (ann, mut laptop) = operator(&app, "ann").await;
     let (id, _) = laptop.open("alpha").await;
     let mut desktop = Terms::connect(&app, &ann.token).await;
     let attached = desktop
@@ -594,10 +600,8 @@ async fn two_connections_of_the_owner_both_see_the_output_and_both_may_type() {
 
 #[tokio::test]
 async fn a_watcher_that_stops_reading_is_dropped_and_never_slows_the_terminal() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[]).await;
+    let (_ann, mut a) = operator(&app, "ann").await;
     let (id, pty_id) = a.open("alpha").await;
     // the admin watches over a socket with a tiny buffer, and stops reading
     let mut watcher = WsClient::connect_slow_reader(&app, "/ws/v1/terminal").await;
@@ -634,10 +638,8 @@ async fn a_watcher_that_stops_reading_is_dropped_and_never_slows_the_terminal() 
 
 #[tokio::test]
 async fn a_terminal_whose_command_exits_closes_with_its_exit_status_after_its_last_output() {
-    let (builder, _servers) = with_servers(["alpha"]);
-    let app = builder.spawn().await;
-    let ann = app.identity("ann", "operator", None).await;
-    let mut a = Terms::connect(&app, &ann.token).await;
+    let (app, _servers) = alpha_with(&[]).await;
+    let (_ann, mut a) = operator(&app, "ann").await;
     let opened = a
         .ask(
             json!({"type": "terminal_open", "server": "alpha", "command": "echo last-words; exit 3"}),
