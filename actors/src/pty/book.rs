@@ -12,7 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 
 use super::feed::PtyFeed;
+use super::record::{Recorder, RecorderOpener};
+use crate::error::AppError;
 use crate::ids::{PtyId, RunId, TerminalId};
+use crate::server::ServerSpec;
+use crate::ssh::PtyRequest;
 
 /// What runs on a PTY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +62,8 @@ pub struct PtyInfo {
     pub terminal_id: Option<TerminalId>,
     /// The workflow run it belongs to, for a workflow step.
     pub run_id: Option<RunId>,
+    /// The step of that run (from 0).
+    pub step: Option<usize>,
 }
 
 impl PtyInfo {
@@ -72,6 +78,7 @@ impl PtyInfo {
             started: Utc::now(),
             terminal_id: None,
             run_id: None,
+            step: None,
         }
     }
 }
@@ -86,15 +93,26 @@ pub struct PtyTag {
     pub book: PtyBook,
     /// What to list it as.
     pub info: PtyInfo,
+    /// Its recording, when it is recorded.
+    pub recorder: Option<Recorder>,
 }
 
 impl PtyTag {
-    /// A PTY of `kind` by `user` on `server` running `command`, for `book`.
+    /// A PTY of `kind` by `user` on `server` running `command`, for `book`,
+    /// not recorded.
     pub fn new(book: &PtyBook, kind: PtyKind, user: Arc<str>, server: &str, command: &str) -> Self {
         PtyTag {
             book: book.clone(),
             info: PtyInfo::new(kind, user, server, command),
+            recorder: None,
         }
+    }
+
+    /// Starts its recording (when the book records): the PTY may open only
+    /// if this succeeds. Call once `info` is complete.
+    pub fn recorded(mut self, server: &ServerSpec, pty: &PtyRequest) -> Result<Self, AppError> {
+        self.recorder = self.book.record(&self.info, server, pty)?;
+        Ok(self)
     }
 
     /// Registers it now.
@@ -124,6 +142,8 @@ pub struct PtyBook {
     scrollback: usize,
     /// Watchers one PTY may have.
     max_watchers: usize,
+    /// Starts recordings, when PTYs are recorded.
+    recordings: Option<Arc<dyn RecorderOpener>>,
 }
 
 impl std::fmt::Debug for PtyBook {
@@ -188,6 +208,23 @@ impl PtyBook {
             entries: Arc::default(),
             scrollback,
             max_watchers,
+            recordings: None,
+        }
+    }
+
+    /// The same book, recording every PTY through `opener`.
+    pub fn recording(mut self, opener: Arc<dyn RecorderOpener>) -> Self {
+        self.recordings = Some(opener);
+        self
+    }
+
+    /// The recording of the PTY `info` about to open on `server`: `None`
+    /// when the book does not record or the server is not recorded; an
+    /// error when it cannot be recorded (the PTY must not open).
+    pub fn record(&self, info: &PtyInfo, server: &ServerSpec, pty: &PtyRequest) -> Result<Option<Recorder>, AppError> {
+        match &self.recordings {
+            Some(opener) => opener.open(info, server, pty),
+            None => Ok(None),
         }
     }
 
