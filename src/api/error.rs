@@ -40,9 +40,7 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         | TooManyTerminalsForUser
         | TooManyWatchers => StatusCode::TOO_MANY_REQUESTS,
         WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted | TooManyTerminals
-        | RecordingUnavailable | RecordingStopped => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        | RecordingUnavailable | RecordingStopped => StatusCode::SERVICE_UNAVAILABLE,
         WsStalled | RequestBodyStalled | TerminalIdle => StatusCode::REQUEST_TIMEOUT,
         TerminalDetachExpired => StatusCode::GONE,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource | UnknownTerminal

@@ -21,9 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use super::bmx5::{parse_range, RangeSpec};
 use super::error::ApiError;
 use crate::auth::Caller;
-use crate::records::recording::{Recording, RecordingState, RecordingsQuery};
 use crate::recordings::access::{may_delete, may_read, scope};
 use crate::recordings::cast::whole_length;
+use crate::records::recording::{Recording, RecordingState, RecordingsQuery};
 use crate::state::AppState;
 
 /// Filters and paging.
@@ -96,10 +96,7 @@ pub async fn list_recordings(
         })
         .await?;
     // a running recording's size is its file's now
-    for r in listed
-        .iter_mut()
-        .filter(|r| r.state == RecordingState::Recording)
-    {
+    for r in listed.iter_mut().filter(|r| r.state == RecordingState::Recording) {
         if let Some(len) = state
             .recordings
             .path_of(r)
@@ -114,9 +111,10 @@ pub async fn list_recordings(
 /// The recording `id`, when the caller may read it.
 async fn readable(state: &AppState, caller: &Caller, id: String) -> Result<Recording, AppError> {
     let who = caller.principal()?;
-    let recording = state.stores.recordings.get(id.clone()).await?.ok_or_else(|| {
-        AppError::with_detail(ErrorCode::UnknownRecording, format!("no recording {id}"))
-    })?;
+    let recording =
+        state.stores.recordings.get(id.clone()).await?.ok_or_else(|| {
+            AppError::with_detail(ErrorCode::UnknownRecording, format!("no recording {id}"))
+        })?;
     may_read(&state.settings, who, &recording)?;
     Ok(recording)
 }
@@ -224,14 +222,22 @@ pub async fn delete_recording(
     if recording.state == RecordingState::Recording {
         return Err(AppError::with_detail(
             ErrorCode::Validation,
-            format!("recording {} is still being written: delete it once its PTY ended", recording.id),
+            format!(
+                "recording {} is still being written: delete it once its PTY ended",
+                recording.id
+            ),
         )
         .into());
     }
     let user = caller.user();
     let receipt = state
         .recordings
-        .remove(&recording, Some((&user, caller.remote_addr())), "recording.delete", "deleted")
+        .remove(
+            &recording,
+            Some((&user, caller.remote_addr())),
+            "recording.delete",
+            "deleted",
+        )
         .await?;
     state.recordings.settled(receipt).await;
     Ok(HttpResponse::NoContent().finish())

@@ -104,7 +104,10 @@ mod tests {
         let mut out = Vec::new();
         push_event(&mut out, 1.5, Kind::Output, "a\"b\n\u{1b}[0m");
         let line = String::from_utf8(out).unwrap();
-        assert!(line.ends_with("]\n") && line.matches('\n').count() == 1, "{line:?}");
+        assert!(
+            line.ends_with("]\n") && line.matches('\n').count() == 1,
+            "{line:?}"
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v[0].as_f64(), Some(1.5));
         assert_eq!(v[1], "o");

@@ -243,7 +243,12 @@ impl Recordings {
 }
 
 impl RecorderOpener for Recordings {
-    fn open(&self, info: &PtyInfo, server: &ServerSpec, pty: &PtyRequest) -> Result<Option<Recorder>, AppError> {
+    fn open(
+        &self,
+        info: &PtyInfo,
+        server: &ServerSpec,
+        pty: &PtyRequest,
+    ) -> Result<Option<Recorder>, AppError> {
         if !server.record {
             return Ok(None);
         }
@@ -295,7 +300,9 @@ impl RecorderOpener for Recordings {
             height: i64::from(pty.rows),
             file: rel,
         };
-        self.journal.record(RecordingWrite::Start(recording)).ignore();
+        self.journal
+            .record(RecordingWrite::Start(Box::new(recording)))
+            .ignore();
         self.open.count.fetch_add(1, Ordering::SeqCst);
         let reports = Arc::new(Reporter {
             info: info.clone(),
@@ -318,10 +325,16 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn closed(&self) {
+    /// The writer is done; `end` is the receipt of the index's end row:
+    /// retention is woken once it is written (its size then counts).
+    fn closed(&self, end: Receipt) {
         self.open.count.fetch_sub(1, Ordering::SeqCst);
         self.open.changed.notify_waiters();
-        self.open.ended.notify_one();
+        let (journal, open) = (self.journal.clone(), self.open.clone());
+        tokio::spawn(async move {
+            journal.settled(end).await;
+            open.ended.notify_one();
+        });
     }
 }
 
@@ -329,17 +342,15 @@ impl writer::Reports for Reporter {
     fn failed(&self, error: String, bytes: u64) {
         let pty_id = self.info.pty_id.to_string();
         log::error!(server = self.info.server.as_str(), user = &*self.info.user, pty_id = pty_id.as_str(), error = error.as_str(); "recording failed: the PTY goes on unrecorded");
-        self.journal
-            .record(RecordingWrite::End {
-                id: pty_id.clone(),
-                at: Utc::now(),
-                state: RecordingState::Failed,
-                reason: "recording failed".to_owned(),
-                exit_status: None,
-                error: Some(error.clone()),
-                bytes: bytes as i64,
-            })
-            .ignore();
+        let end = self.journal.record(RecordingWrite::End {
+            id: pty_id.clone(),
+            at: Utc::now(),
+            state: RecordingState::Failed,
+            reason: "recording failed".to_owned(),
+            exit_status: None,
+            error: Some(error.clone()),
+            bytes: bytes as i64,
+        });
         let mut event = NewAuditEvent::new("system", "recording.failed").by(Some(&self.info.user), None);
         event.server = Some(self.info.server.clone());
         event.bytes = Some(bytes as i64);
@@ -355,21 +366,19 @@ impl writer::Reports for Reporter {
                 ),
             }));
         }
-        self.closed();
+        self.closed(end);
     }
 
     fn ended(&self, end: RecordingEnd, bytes: u64) {
-        self.journal
-            .record(RecordingWrite::End {
-                id: self.info.pty_id.to_string(),
-                at: Utc::now(),
-                state: RecordingState::Ended,
-                reason: end.reason,
-                exit_status: end.exit_status.map(i64::from),
-                error: None,
-                bytes: bytes as i64,
-            })
-            .ignore();
-        self.closed();
+        let written = self.journal.record(RecordingWrite::End {
+            id: self.info.pty_id.to_string(),
+            at: Utc::now(),
+            state: RecordingState::Ended,
+            reason: end.reason,
+            exit_status: end.exit_status.map(i64::from),
+            error: None,
+            bytes: bytes as i64,
+        });
+        self.closed(written);
     }
 }

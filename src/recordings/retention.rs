@@ -94,7 +94,9 @@ pub fn spawn(recordings: Arc<Recordings>, store: Arc<dyn RecordingStore>) {
             match sweep(&recordings, &store, Utc::now()).await {
                 Ok(Swept { removed: 0, .. }) => {}
                 Ok(s) => log::info!(removed = s.removed, bytes = s.bytes; "recordings retention swept"),
-                Err(e) => log::error!(code = e.code.code(), error = e.to_string(); "recordings retention failed"),
+                Err(e) => {
+                    log::error!(code = e.code.code(), error = e.to_string(); "recordings retention failed")
+                }
             }
         }
     });

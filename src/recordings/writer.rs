@@ -24,7 +24,6 @@
 //! and the owner's `recording_stopped`), marks the handle failed so output
 //! is taken at once, and drains the channel until the end.
 
-use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,8 +123,8 @@ impl PtyRecorder for CastRecorder {
 
 /// Starts the writer of `file` (its header written, `written` bytes long)
 /// and returns the handle that feeds it.
-pub fn start(
-    file: File,
+pub fn start<W: Write + Send + 'static>(
+    file: W,
     written: u64,
     encoding: &'static encoding_rs::Encoding,
     keep_input: bool,
@@ -155,9 +154,9 @@ pub fn start(
 }
 
 /// The writer task's state. See the module docs.
-struct Writer {
+struct Writer<W> {
     /// `None` while a write runs on a blocking thread, or once failed.
-    file: Option<File>,
+    file: Option<W>,
     written: u64,
     decoder: encoding_rs::Decoder,
     /// The last event's time: times never go back (an input offered while
@@ -169,7 +168,7 @@ struct Writer {
     reports: Arc<dyn Reports>,
 }
 
-impl Writer {
+impl<W: Write + Send + 'static> Writer<W> {
     async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
         let mut end = None;
         let mut batch = Vec::with_capacity(BATCH);
@@ -264,5 +263,174 @@ impl Writer {
         self.failed.store(true, Ordering::Relaxed);
         self.file = None;
         self.reports.failed(error, self.written);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc as std_mpsc;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// What the writer reported.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<String>>);
+
+    impl Reports for Told {
+        fn failed(&self, error: String, bytes: u64) {
+            self.0.lock().unwrap().push(format!("failed {bytes}: {error}"));
+        }
+        fn ended(&self, end: RecordingEnd, bytes: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("ended {bytes}: {}", end.reason));
+        }
+    }
+
+    /// A disk that takes one write per permit, or fails every write.
+    struct Disk {
+        taken: Arc<Mutex<Vec<u8>>>,
+        permits: Option<std_mpsc::Receiver<()>>,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match &self.permits {
+                Some(permits) => {
+                    let _ = permits.recv();
+                    self.taken.lock().unwrap().extend_from_slice(buf);
+                    Ok(buf.len())
+                }
+                None => Err(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn end() -> RecordingEnd {
+        RecordingEnd {
+            reason: "exit".into(),
+            exit_status: Some(0),
+        }
+    }
+
+    /// What the writer reported, once its task ended (it holds the only
+    /// other reference to `told`, dropped as the task ends).
+    async fn until_done(told: &Arc<Told>) -> Vec<String> {
+        while Arc::strong_count(told) > 1 {
+            tokio::task::yield_now().await;
+        }
+        told.0.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_slow_disk_makes_output_wait_and_loses_nothing() {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let (permit, permits) = std_mpsc::channel();
+        let told = Arc::new(Told::default());
+        let disk = Disk {
+            taken: taken.clone(),
+            permits: Some(permits),
+        };
+        let rec = start(disk, 0, encoding_rs::UTF_8, false, told.clone());
+        // the first event is taken into a write the disk holds up; the
+        // channel then takes SLOTS more, and the next must wait
+        let mut waited = None;
+        for n in 0..SLOTS + 10 {
+            let mut sent = rec.output(Bytes::from(format!("line-{n}\n")));
+            tokio::task::yield_now().await;
+            if (&mut sent).now_or_never().is_none() {
+                waited = Some((n, sent));
+                break;
+            }
+        }
+        let (n, pending) = waited.expect("output waits once the buffer is full");
+        assert!(n > SLOTS / 2 && n <= SLOTS + 2, "waited at event {n}");
+        // the disk catches up: the waiting output goes in, then the rest
+        for _ in 0..1000 {
+            let _ = permit.send(());
+        }
+        pending.await;
+        for m in n + 1..n + 5 {
+            rec.output(Bytes::from(format!("line-{m}\n"))).await;
+        }
+        rec.end(end());
+        drop(rec);
+        let said = until_done(&told).await;
+        let text = String::from_utf8(taken.lock().unwrap().clone()).unwrap();
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()[2]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let expected: Vec<String> = (0..n + 5).map(|i| format!("line-{i}\n")).collect();
+        assert_eq!(lines.concat(), expected.concat(), "every byte, in order");
+        assert_eq!(said, [format!("ended {}: exit", text.len())]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_once_and_output_no_longer_waits() {
+        let told = Arc::new(Told::default());
+        let disk = Disk {
+            taken: Arc::default(),
+            permits: None,
+        };
+        let rec = start(disk, 120, encoding_rs::UTF_8, false, told.clone());
+        rec.output(Bytes::from_static(b"first")).await;
+        while told.0.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // a failed recording takes everything at once, however much
+        for _ in 0..SLOTS * 4 {
+            assert!(rec.output(Bytes::from_static(b"more")).now_or_never().is_some());
+        }
+        rec.end(end());
+        drop(rec);
+        let said = until_done(&told).await;
+        assert_eq!(said.len(), 1, "reported once, and no end after it: {said:?}");
+        assert!(said[0].starts_with("failed 120: "), "{said:?}");
+    }
+
+    #[tokio::test]
+    async fn a_character_split_between_reads_is_recorded_whole_in_the_servers_encoding() {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let (permit, permits) = std_mpsc::channel();
+        for _ in 0..100 {
+            permit.send(()).unwrap();
+        }
+        let told = Arc::new(Told::default());
+        let disk = Disk {
+            taken: taken.clone(),
+            permits: Some(permits),
+        };
+        let rec = start(disk, 0, encoding_rs::EUC_KR, true, told.clone());
+        // "한" in EUC-KR is B0 A1... split between two reads
+        let (encoded, _, _) = encoding_rs::EUC_KR.encode("한글");
+        rec.output(Bytes::copy_from_slice(&encoded[..1])).await;
+        rec.output(Bytes::copy_from_slice(&encoded[1..])).await;
+        rec.input("typed");
+        rec.resize(100, 30);
+        rec.end(end());
+        drop(rec);
+        until_done(&told).await;
+        let text = String::from_utf8(taken.lock().unwrap().clone()).unwrap();
+        let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let output: String = events
+            .iter()
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap())
+            .collect();
+        assert_eq!(output, "한글");
+        assert!(events.iter().any(|e| e[1] == "i" && e[2] == "typed"));
+        assert!(events.iter().any(|e| e[1] == "r" && e[2] == "100x30"));
     }
 }

@@ -96,7 +96,7 @@ pub struct Recording {
 #[derive(Debug, Clone)]
 pub enum RecordingWrite {
     /// A recording started (its file exists, with its header).
-    Start(Recording),
+    Start(Box<Recording>),
     /// A recording ended: whole (`Ended`) or cut short (`Failed`).
     End {
         /// The recording.

@@ -21,8 +21,8 @@ use super::{
     Applied, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture, TempFileStore, WorkflowStore,
     Writes,
 };
-use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite,
@@ -498,7 +498,7 @@ impl RecordingStore for MemoryStore {
                 if state.recordings.contains_key(&r.id) {
                     return Applied::Rejected(format!("recording {} exists", r.id));
                 }
-                state.recordings.insert(r.id.clone(), r);
+                state.recordings.insert(r.id.clone(), *r);
                 Applied::Written(None)
             }
             RecordingWrite::End {
@@ -547,7 +547,10 @@ impl RecordingStore for MemoryStore {
                 .cloned()
                 .collect();
             all.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
-            all.into_iter().skip(q.offset as usize).take(q.limit as usize).collect()
+            all.into_iter()
+                .skip(q.offset as usize)
+                .take(q.limit as usize)
+                .collect()
         })
     }
 

@@ -59,12 +59,12 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::accounts::{AccessChanges, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
     WorkflowRunDetail, WorkflowWrite,
 };
-use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::{Visible, WorkflowRun, INSTANCE};
 
 /// What became of one record of a written batch.

@@ -9,79 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
-
 use super::feed::PtyFeed;
+pub use super::info::{PtyInfo, PtyKind};
 use super::record::{Recorder, RecorderOpener};
 use crate::error::AppError;
-use crate::ids::{PtyId, RunId, TerminalId};
+use crate::ids::PtyId;
 use crate::server::ServerSpec;
 use crate::ssh::PtyRequest;
-
-/// What runs on a PTY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PtyKind {
-    /// A STUB `ssh_command`.
-    Command,
-    /// A BMX5 script.
-    Script,
-    /// A workflow's command step.
-    WorkflowStep,
-    /// An operator terminal.
-    Terminal,
-}
-
-impl PtyKind {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PtyKind::Command => "command",
-            PtyKind::Script => "script",
-            PtyKind::WorkflowStep => "workflow_step",
-            PtyKind::Terminal => "terminal",
-        }
-    }
-}
-
-/// What the book knows of one PTY.
-#[derive(Debug, Clone)]
-pub struct PtyInfo {
-    /// Its id.
-    pub pty_id: PtyId,
-    /// What runs on it.
-    pub kind: PtyKind,
-    /// Whose it is.
-    pub user: Arc<str>,
-    /// The server it runs on.
-    pub server: String,
-    /// The command (empty for an interactive shell).
-    pub command: String,
-    /// When it was opened.
-    pub started: DateTime<Utc>,
-    /// The operator terminal it is, if it is one.
-    pub terminal_id: Option<TerminalId>,
-    /// The workflow run it belongs to, for a workflow step.
-    pub run_id: Option<RunId>,
-    /// The step of that run (from 0).
-    pub step: Option<usize>,
-}
-
-impl PtyInfo {
-    /// A PTY of `kind` opened now by `user` on `server`.
-    pub fn new(kind: PtyKind, user: Arc<str>, server: &str, command: &str) -> Self {
-        PtyInfo {
-            pty_id: PtyId::new(),
-            kind,
-            user,
-            server: server.to_owned(),
-            command: command.to_owned(),
-            started: Utc::now(),
-            terminal_id: None,
-            run_id: None,
-            step: None,
-        }
-    }
-}
 
 /// What a PTY that is not an operator terminal needs to be seen: the book
 /// and what to list it as. Its actor registers when the PTY opens and stays
@@ -221,7 +155,12 @@ impl PtyBook {
     /// The recording of the PTY `info` about to open on `server`: `None`
     /// when the book does not record or the server is not recorded; an
     /// error when it cannot be recorded (the PTY must not open).
-    pub fn record(&self, info: &PtyInfo, server: &ServerSpec, pty: &PtyRequest) -> Result<Option<Recorder>, AppError> {
+    pub fn record(
+        &self,
+        info: &PtyInfo,
+        server: &ServerSpec,
+        pty: &PtyRequest,
+    ) -> Result<Option<Recorder>, AppError> {
         match &self.recordings {
             Some(opener) => opener.open(info, server, pty),
             None => Ok(None),

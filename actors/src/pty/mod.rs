@@ -6,6 +6,7 @@
 //!   offset (UTF-8 bytes from the PTY's start).
 //! - [`feed`]: [`feed::PtyFeed`], one PTY's scrollback and watchers; a
 //!   watcher that falls behind is dropped, never waited for.
+//! - [`info`]: [`info::PtyInfo`], what is known of one PTY.
 //! - [`book`]: [`book::PtyBook`], every PTY running now, what
 //!   `GET /api/v1/ptys` lists.
 //! - [`record`]: the seam through which a PTY's traffic reaches its
@@ -16,6 +17,7 @@
 
 pub mod book;
 pub mod feed;
+pub mod info;
 pub mod record;
 pub mod ring;
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::book::PtyInfo;
+use super::info::PtyInfo;
 use crate::error::AppError;
 use crate::server::ServerSpec;
 use crate::ssh::PtyRequest;
@@ -77,5 +77,10 @@ pub trait RecorderOpener: Send + Sync + 'static {
     /// The recording of the PTY `info` on `server`, opened with `pty`:
     /// `Ok(None)` when it is not to be recorded (the server says so), an
     /// error when it cannot be recorded and the PTY must not open.
-    fn open(&self, info: &PtyInfo, server: &ServerSpec, pty: &PtyRequest) -> Result<Option<Recorder>, AppError>;
+    fn open(
+        &self,
+        info: &PtyInfo,
+        server: &ServerSpec,
+        pty: &PtyRequest,
+    ) -> Result<Option<Recorder>, AppError>;
 }

@@ -44,12 +44,12 @@ use rusqlite::Connection;
 pub(crate) use self::tx::db_error;
 
 use super::{
-    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture, TempFileStore,
-    UserChange, WorkflowStore, Writes,
+    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture,
+    TempFileStore, UserChange, WorkflowStore, Writes,
 };
-use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::accounts::{AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,

@@ -60,7 +60,15 @@ pub(super) fn apply(conn: &mut Connection, writes: &[RecordingWrite]) -> Writes 
                 tx.execute(
                     "UPDATE recordings SET ended_at = ?2, state = ?3, reason = ?4, exit_status = ?5, \
                      error = ?6, bytes = ?7 WHERE id = ?1 AND state = 'recording'",
-                    params![id, timestamp(*at), state.as_str(), reason, exit_status, error, bytes],
+                    params![
+                        id,
+                        timestamp(*at),
+                        state.as_str(),
+                        reason,
+                        exit_status,
+                        error,
+                        bytes
+                    ],
                 )?;
             }
             RecordingWrite::Remove(id) => {
@@ -76,7 +84,9 @@ fn time(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     text.map(|t| {
         DateTime::parse_from_rfc3339(&t)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+            })
     })
     .transpose()
 }
@@ -138,13 +148,21 @@ pub(super) fn list(conn: &Connection, q: &RecordingsQuery) -> rusqlite::Result<V
 
 /// One recording, whoever's it is (the caller judges access).
 pub(super) fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<Recording>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"), [id], recording)
-        .optional()
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"),
+        [id],
+        recording,
+    )
+    .optional()
 }
 
 /// Marks `instance`'s recordings still `recording` as `interrupted` (a
 /// killed daemon left them open), at `at`; how many.
-pub(super) fn interrupt_left(conn: &Connection, instance: &str, at: DateTime<Utc>) -> rusqlite::Result<usize> {
+pub(super) fn interrupt_left(
+    conn: &Connection,
+    instance: &str,
+    at: DateTime<Utc>,
+) -> rusqlite::Result<usize> {
     conn.execute(
         "UPDATE recordings SET state = 'interrupted', reason = 'interrupted', ended_at = ?2 \
          WHERE state = 'recording' AND instance = ?1",

@@ -46,8 +46,13 @@ pub trait StepLauncher {
     /// Starts `action`, the run's step `step`, as task `task_id`,
     /// reporting to `to`; its handle, or why it could not start (an
     /// unknown server, a busy transfer, a recording that cannot start).
-    fn launch(&self, step: usize, action: &Action, task_id: TaskId, to: &StepClients)
-        -> Result<TaskHandle, AppError>;
+    fn launch(
+        &self,
+        step: usize,
+        action: &Action,
+        task_id: TaskId,
+        to: &StepClients,
+    ) -> Result<TaskHandle, AppError>;
 }
 
 /// The real launcher: everything a run's steps need to reach servers.
