@@ -34,8 +34,10 @@ pub struct ListQuery {
     /// Only recordings on this server.
     pub server: Option<String>,
     /// Only recordings started at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// Only recordings started before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// Only recordings whose command contains this text.
     pub q: Option<String>,
@@ -83,12 +85,12 @@ pub async fn list_recordings(
         .stores
         .recordings
         .list(RecordingsQuery {
-            user: q.user,
-            server: q.server,
+            user: q.user.filter(|u| !u.is_empty()),
+            server: q.server.filter(|s| !s.is_empty()),
             since: time("since", q.since)?,
             until: time("until", q.until)?,
             text: q.q.filter(|t| !t.is_empty()),
-            run_id: q.run_id,
+            run_id: q.run_id.filter(|r| !r.is_empty()),
             visible,
             owner,
             limit,

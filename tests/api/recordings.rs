@@ -750,3 +750,62 @@ async fn a_running_recording_is_served_whole_with_ranges_and_gzip() {
     );
     assert!(unzipped.contains("range-me"));
 }
+
+#[tokio::test]
+async fn a_cancelled_command_and_a_client_that_leaves_end_their_recordings_with_their_reasons() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let mut stub = WsClient::stub(&app).await;
+    stub.start_session().await;
+    let cancelled = command(&mut stub, "alpha", "echo before-cancel; sleep 1093.1").await;
+    stub.wait_for_output("before-cancel").await;
+    stub.send(json!({"type": "cancel"})).await;
+    stub.collect_until_complete().await;
+    let left = command(&mut stub, "alpha", "echo before-leaving; sleep 1093.2").await;
+    stub.wait_for_output("before-leaving").await;
+    stub.close().await;
+    for (id, reason, text) in [
+        (cancelled, "cancelled", "before-cancel"),
+        (left, "cancelled", "before-leaving"),
+    ] {
+        let indexed = finished(&app, None, &id).await;
+        assert_eq!(indexed["state"], "ended", "{indexed}");
+        assert_eq!(indexed["reason"], reason, "{indexed}");
+        assert!(Cast::parse(&fetch(&app, &id).await).output().contains(text));
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_ends_a_detached_terminals_recording_whole() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let mut app = builder.spawn().await;
+    let ann = app.identity("ann", "operator", None).await;
+    let mut terms = Terms::connect(&app, &ann.token).await;
+    let (tid, pty_id) = terms.open("alpha").await;
+    terms.type_in(&tid, "echo before-shutdown\n").await;
+    terms.output(&tid, "before-shutdown").await;
+    terms
+        .ask(
+            json!({"type": "terminal_detach", "terminal_id": tid}),
+            "terminal_detached",
+        )
+        .await;
+    drop(terms);
+    let status = app
+        .signal_and_wait("TERM", std::time::Duration::from_secs(30))
+        .await
+        .expect("the daemon stops");
+    assert!(status.success(), "{status}");
+    // the daemon is gone: its database says how the recording ended
+    let db = rusqlite::Connection::open(app.database()).unwrap();
+    let (state, reason, file): (String, String, String) = db
+        .query_row(
+            "SELECT state, reason, file FROM recordings WHERE id = ?1",
+            [&pty_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), reason.as_str()), ("ended", "shutdown"));
+    let text = std::fs::read_to_string(recordings_dir(&app).join(file)).unwrap();
+    assert!(Cast::parse(&text).output().contains("before-shutdown"));
+}
