@@ -6,8 +6,10 @@
 //! pump; it only puts events on a bounded channel ([`SLOTS`] events, each
 //! at most one SSH data message, ~32 KiB) and never touches the file. The
 //! writer task alone owns the file, the decoder and the counts; it takes
-//! what the channel holds, formats it and writes it in one `write_all` on
-//! a blocking thread, so the event loop never waits for the disk. While it
+//! what the channel holds and hands it, with the file and the decoder, to
+//! a blocking thread that formats it and writes it in one `write_all`, so
+//! the event loop neither waits for the disk nor spends its time
+//! escaping output into JSON. While it
 //! writes, the channel fills; output then waits for room, and the PTY's
 //! channel is not read until the disk has caught up: backpressure, never
 //! loss, and memory bounded by the channel. Typed input and resizes never
@@ -140,10 +142,12 @@ pub fn start<W: Write + Send + 'static>(
         end: Arc::default(),
     };
     let writer = Writer {
-        file: Some(file),
+        sink: Some(Sink {
+            file,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            last: 0.0,
+        }),
         written,
-        decoder: encoding.new_decoder_without_bom_handling(),
-        last: 0.0,
         failed: recorder.failed.clone(),
         end_slot: recorder.end.clone(),
         lost: recorder.lost.clone(),
@@ -155,17 +159,77 @@ pub fn start<W: Write + Send + 'static>(
 
 /// The writer task's state. See the module docs.
 struct Writer<W> {
-    /// `None` while a write runs on a blocking thread, or once failed.
-    file: Option<W>,
+    /// The file and what formats into it; `None` while a batch is on a
+    /// blocking thread, or once writing failed.
+    sink: Option<Sink<W>>,
+    /// Bytes in the file so far (whole batches).
     written: u64,
-    decoder: encoding_rs::Decoder,
-    /// The last event's time: times never go back (an input offered while
-    /// an earlier output waited for room may arrive first).
-    last: f64,
     failed: Arc<AtomicBool>,
     end_slot: Arc<Mutex<Option<RecordingEnd>>>,
     lost: Arc<AtomicU64>,
     reports: Arc<dyn Reports>,
+}
+
+/// What turns events into lines in the file: moved to a blocking thread
+/// with each batch (decoding and JSON escaping are the work, and they stay
+/// off the event loop the PTY's actors run on) and back.
+struct Sink<W> {
+    file: W,
+    decoder: encoding_rs::Decoder,
+    /// The last event's time: times never go back (an input offered while
+    /// an earlier output waited for room may arrive first).
+    last: f64,
+}
+
+impl<W: Write> Sink<W> {
+    /// Formats `batch` and writes it whole: the bytes written, and the end
+    /// when the batch held it.
+    fn write(&mut self, batch: Vec<Event>) -> std::io::Result<(u64, Option<RecordingEnd>)> {
+        let mut out = Vec::new();
+        let mut end = None;
+        for event in batch {
+            match event {
+                Event::Output(t, bytes) => {
+                    let text = self.decode(&bytes, false);
+                    self.push(&mut out, t, Kind::Output, &text);
+                }
+                Event::Input(t, text) => self.push(&mut out, t, Kind::Input, &text),
+                Event::Resize(t, cols, rows) => {
+                    self.push(&mut out, t, Kind::Resize, &format!("{cols}x{rows}"))
+                }
+                Event::End(e) => {
+                    // an incomplete character at the very end
+                    let text = self.decode(&[], true);
+                    let t = self.last;
+                    self.push(&mut out, t, Kind::Output, &text);
+                    end = Some(e);
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            self.file.write_all(&out)?;
+        }
+        Ok((out.len() as u64, end))
+    }
+
+    fn decode(&mut self, bytes: &[u8], last: bool) -> String {
+        let mut text = String::with_capacity(
+            self.decoder
+                .max_utf8_buffer_length(bytes.len())
+                .unwrap_or(bytes.len() * 3 + 16),
+        );
+        let _ = self.decoder.decode_to_string(bytes, &mut text, last);
+        text
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, t: f64, kind: Kind, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        self.last = self.last.max(t);
+        push_event(out, self.last, kind, text);
+    }
 }
 
 impl<W: Write + Send + 'static> Writer<W> {
@@ -176,31 +240,20 @@ impl<W: Write + Send + 'static> Writer<W> {
             if rx.recv_many(&mut batch, BATCH).await == 0 {
                 break; // every handle dropped without an end
             }
-            let mut out = Vec::new();
-            for event in batch.drain(..) {
-                match event {
-                    Event::Output(t, bytes) => {
-                        let text = self.decode(&bytes, false);
-                        self.push(&mut out, t, Kind::Output, &text);
-                    }
-                    Event::Input(t, text) => self.push(&mut out, t, Kind::Input, &text),
-                    Event::Resize(t, cols, rows) => {
-                        self.push(&mut out, t, Kind::Resize, &format!("{cols}x{rows}"))
-                    }
-                    Event::End(e) => {
-                        // an incomplete character at the very end
-                        let text = self.decode(&[], true);
-                        let t = self.last;
-                        self.push(&mut out, t, Kind::Output, &text);
-                        end = Some(e);
-                        break;
-                    }
+            let taken = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            match self.sink.take() {
+                Some(sink) => end = self.write(sink, taken).await,
+                // failed: drained until the end
+                None => {
+                    end = taken.into_iter().find_map(|e| match e {
+                        Event::End(e) => Some(e),
+                        _ => None,
+                    })
                 }
             }
-            self.write(out).await;
         }
         drop(rx);
-        self.file.take();
+        self.sink.take();
         let end = end
             .or_else(|| self.end_slot.lock().unwrap_or_else(|p| p.into_inner()).take())
             .unwrap_or(RecordingEnd {
@@ -216,52 +269,34 @@ impl<W: Write + Send + 'static> Writer<W> {
         }
     }
 
-    fn decode(&mut self, bytes: &[u8], last: bool) -> String {
-        let mut text = String::with_capacity(
-            self.decoder
-                .max_utf8_buffer_length(bytes.len())
-                .unwrap_or(bytes.len() * 3 + 16),
-        );
-        let _ = self.decoder.decode_to_string(bytes, &mut text, last);
-        text
-    }
-
-    fn push(&mut self, out: &mut Vec<u8>, t: f64, kind: Kind, text: &str) {
-        if text.is_empty() || self.failed.load(Ordering::Relaxed) {
-            return;
-        }
-        self.last = self.last.max(t);
-        push_event(out, self.last, kind, text);
-    }
-
-    /// Writes `out` whole on a blocking thread; on failure, reports it and
-    /// stops writing.
-    async fn write(&mut self, out: Vec<u8>) {
-        if out.is_empty() {
-            return;
-        }
-        let Some(mut file) = self.file.take() else {
-            return;
-        };
-        let n = out.len() as u64;
+    /// Formats and writes `batch` on a blocking thread; on failure, reports
+    /// it and stops writing. The end, when the batch held it.
+    async fn write(&mut self, mut sink: Sink<W>, batch: Vec<Event>) -> Option<RecordingEnd> {
         let done = tokio::task::spawn_blocking(move || {
-            let result = file.write_all(&out);
-            (file, result)
+            let result = sink.write(batch);
+            (sink, result)
         })
         .await;
         match done {
-            Ok((file, Ok(()))) => {
+            Ok((sink, Ok((n, end)))) => {
                 self.written += n;
-                self.file = Some(file);
+                self.sink = Some(sink);
+                end
             }
-            Ok((_, Err(e))) => self.fail(e.to_string()),
-            Err(e) => self.fail(format!("the writing thread failed: {e}")),
+            Ok((_, Err(e))) => {
+                self.fail(e.to_string());
+                None
+            }
+            Err(e) => {
+                self.fail(format!("the writing thread failed: {e}"));
+                None
+            }
         }
     }
 
     fn fail(&mut self, error: String) {
         self.failed.store(true, Ordering::Relaxed);
-        self.file = None;
+        self.sink = None;
         self.reports.failed(error, self.written);
     }
 }

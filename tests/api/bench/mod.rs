@@ -247,9 +247,12 @@ async fn recordings_benchmark_reports_throughput_on_and_off_on_a_tiny_workload()
     assert_figures("recorded, MB/s", &report.recorded_mb_s, 2);
     assert_figures("not recorded, MB/s", &report.plain_mb_s, 2);
     assert_figures("disk bytes per MB", &report.disk_bytes_per_mb, 2);
+    assert_figures("STUB recorded, MB/s", &report.stub_recorded_mb_s, 2);
+    assert_figures("STUB not recorded, MB/s", &report.stub_plain_mb_s, 2);
     // every printed byte is in the recording (at least once)
     assert!(report.disk_bytes_per_mb.iter().all(|b| *b >= 1e6), "{report:?}");
     let table = report.to_string();
     assert_table_line(&table, "## Recordings (0 MB of text through an operator terminal");
-    assert_table_line(&table, "| ratio recorded / not recorded | ");
+    assert_table_line(&table, "| STUB ratio recorded / not recorded | ");
+    assert_table_line(&table, "| terminal ratio recorded / not recorded | ");
 }

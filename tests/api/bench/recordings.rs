@@ -5,11 +5,12 @@
 //!
 //! In one run, against one daemon and one harness sshd reached as two
 //! servers, `rec` (recorded, the default) and `plain` (`record = false`):
-//! an operator terminal runs a command printing `bytes` of text and a
-//! WebSocket client reads it all, alternately on each server, `runs`
-//! times. Reported: MB/s each way (median), the ratio recorded / plain,
-//! and the recording's size on disk per MB the command printed (the
-//! asciicast framing, JSON escaping and the PTY's `\r` included).
+//! a command printing `bytes` of text runs on a PTY and a WebSocket
+//! client reads it all, alternately on each server, `runs` times, two
+//! ways: as a STUB `ssh_command` and in an operator terminal. Reported:
+//! MB/s each way (median), the ratio recorded / plain, and the
+//! recording's size on disk per MB the command printed (the asciicast
+//! framing, JSON escaping and the PTY's `\r` included).
 
 use std::fmt;
 use std::time::Instant;
@@ -48,6 +49,10 @@ pub struct Report {
     pub plain_mb_s: Vec<f64>,
     /// Bytes on disk per MB printed, of each recording.
     pub disk_bytes_per_mb: Vec<f64>,
+    /// MB/s of each STUB command on the recorded server.
+    pub stub_recorded_mb_s: Vec<f64>,
+    /// MB/s of each STUB command on the unrecorded one.
+    pub stub_plain_mb_s: Vec<f64>,
 }
 
 /// Runs the benchmark.
@@ -59,29 +64,64 @@ pub async fn run(w: Workload) -> Report {
         .env("RUST_LOG", "info,russh=warn")
         .spawn()
         .await;
-    let mut ws = WsClient::connect(&app, "/ws/v1/terminal").await;
     let (mut recorded_mb_s, mut plain_mb_s, mut disk_bytes_per_mb) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stub_recorded_mb_s, mut stub_plain_mb_s) = (Vec::new(), Vec::new());
     for _ in 0..w.runs {
-        let (mb_s, pty_id) = flood(&mut ws, "rec", w.bytes).await;
+        stub_recorded_mb_s.push(stub_flood(&app, "rec", w.bytes).await);
+        stub_plain_mb_s.push(stub_flood(&app, "plain", w.bytes).await);
+        let (mb_s, pty_id) = flood(&app, "rec", w.bytes).await;
         recorded_mb_s.push(mb_s);
         let size = recorded_size(&app, &pty_id).await;
         disk_bytes_per_mb.push(size as f64 / (w.bytes as f64 / 1e6));
-        plain_mb_s.push(flood(&mut ws, "plain", w.bytes).await.0);
+        plain_mb_s.push(flood(&app, "plain", w.bytes).await.0);
     }
     Report {
         workload: w,
         recorded_mb_s,
         plain_mb_s,
         disk_bytes_per_mb,
+        stub_recorded_mb_s,
+        stub_plain_mb_s,
     }
 }
 
-/// Opens a terminal on `server` running the flood, reads it to its close:
-/// MB/s, and the PTY's id.
-async fn flood(ws: &mut WsClient, server: &str, bytes: u64) -> (f64, String) {
+fn flood_command(bytes: u64) -> String {
+    format!("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {bytes}")
+}
+
+/// Runs the flood as a STUB command on `server`: MB/s. A connection of
+/// its own each time: one left silent through a terminal's run would be
+/// dropped by the heartbeat.
+async fn stub_flood(app: &TestApp, server: &str, bytes: u64) -> f64 {
+    let mut stub = WsClient::stub(app).await;
+    stub.start_session().await;
     let started = Instant::now();
-    ws.send(json!({"type": "terminal_open", "server": server,
-        "command": format!("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {bytes}")}))
+    stub.send(json!({"type": "ssh_command", "server": server, "command": flood_command(bytes)}))
+        .await;
+    let mut chars = 0u64;
+    loop {
+        let f = stub.recv().await;
+        match f["type"].as_str() {
+            Some("ssh_output") => chars += f["data"].as_str().unwrap().len() as u64,
+            Some("ssh_command_complete") => break,
+            Some("error") => panic!("{f}"),
+            _ => {}
+        }
+    }
+    let mb_s = bytes as f64 / started.elapsed().as_secs_f64() / 1e6;
+    assert!(chars >= bytes, "only {chars} bytes arrived");
+    stub.request(json!({"type": "end_session"}), "session_ended")
+        .await;
+    stub.close().await;
+    mb_s
+}
+
+/// Opens a terminal on `server` running the flood, reads it to its close:
+/// MB/s, and the PTY's id. A connection of its own, like the STUB runs.
+async fn flood(app: &TestApp, server: &str, bytes: u64) -> (f64, String) {
+    let mut ws = WsClient::connect(app, "/ws/v1/terminal").await;
+    let started = Instant::now();
+    ws.send(json!({"type": "terminal_open", "server": server, "command": flood_command(bytes)}))
         .await;
     let mut pty_id = String::new();
     let mut chars = 0u64;
@@ -98,6 +138,7 @@ async fn flood(ws: &mut WsClient, server: &str, bytes: u64) -> (f64, String) {
     let secs = started.elapsed().as_secs_f64();
     // the PTY adds a \r per line; count what the program printed
     assert!(chars >= bytes, "only {chars} bytes arrived");
+    ws.close().await;
     (bytes as f64 / secs / 1e6, pty_id)
 }
 
@@ -127,18 +168,33 @@ impl fmt::Display for Report {
             w.bytes / 1_000_000,
             w.runs
         )?;
+        let (s_on, s_off) = (
+            median(self.stub_recorded_mb_s.clone()),
+            median(self.stub_plain_mb_s.clone()),
+        );
         writeln!(f, "| path | result |\n|---|---|")?;
         writeln!(
             f,
-            "| recorded (`rec`) | {on:.1} MB/s (runs: {:.1?}) |",
+            "| STUB command, recorded (`rec`) | {s_on:.1} MB/s (runs: {:.1?}) |",
+            self.stub_recorded_mb_s
+        )?;
+        writeln!(
+            f,
+            "| STUB command, not recorded (`plain`, `record = false`) | {s_off:.1} MB/s (runs: {:.1?}) |",
+            self.stub_plain_mb_s
+        )?;
+        writeln!(f, "| STUB ratio recorded / not recorded | {:.3} |", s_on / s_off)?;
+        writeln!(
+            f,
+            "| operator terminal, recorded | {on:.1} MB/s (runs: {:.1?}) |",
             self.recorded_mb_s
         )?;
         writeln!(
             f,
-            "| not recorded (`plain`, `record = false`) | {off:.1} MB/s (runs: {:.1?}) |",
+            "| operator terminal, not recorded | {off:.1} MB/s (runs: {:.1?}) |",
             self.plain_mb_s
         )?;
-        writeln!(f, "| ratio recorded / not recorded | {:.3} |", on / off)?;
+        writeln!(f, "| terminal ratio recorded / not recorded | {:.3} |", on / off)?;
         writeln!(
             f,
             "| recording on disk per MB printed | {:.0} bytes |",
