@@ -32,6 +32,7 @@ const FIRST_LOAD: &[&str] = &[
     "/ui/app/files.js",
     "/ui/app/diff.js",
     "/ui/app/audit.js",
+    "/ui/app/recordings.js",
     "/ui/vendor/xterm/xterm.mjs",
     "/ui/vendor/addon-fit/addon-fit.mjs",
     "/ui/vendor/addon-search/addon-search.mjs",
@@ -94,6 +95,7 @@ async fn the_console_is_served_to_anyone_with_a_strict_policy_and_its_media_type
             "/ui/vendor/asciinema-player/asciinema-player.css",
             "text/css; charset=utf-8",
         ),
+        ("/ui/app/recording-search.js", "text/javascript; charset=utf-8"),
     ] {
         let res = app.anon.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");

@@ -20,6 +20,7 @@ import * as batch from "./batch.js";
 import * as files from "./files.js";
 import * as diff from "./diff.js";
 import * as audit from "./audit.js";
+import * as recordings from "./recordings.js";
 
 /**
  * The tabs, in order. `role`: the least role that sees the tab.
@@ -31,6 +32,7 @@ const TABS = [
   { id: "batch", label: "Batch", mount: batch.mount },
   { id: "files", label: "Files", mount: files.mount },
   { id: "diff", label: "Diff", mount: diff.mount },
+  { id: "recordings", label: "Recordings", mount: recordings.mount },
   { id: "audit", label: "Audit", mount: audit.mount, role: "admin" },
 ];
 
@@ -120,6 +122,14 @@ function showApp(me) {
   mountTopbar(ctx);
   mountServers($("servers"), ctx);
   mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);
+
+  // `#recordings/<id>` (a link passed on, the back button) opens that recording
+  const route = () => {
+    const id = recordings.fromHash(location.hash);
+    if (id) recordings.show(ctx, id);
+  };
+  window.addEventListener("hashchange", route);
+  route();
 }
 
 /**
