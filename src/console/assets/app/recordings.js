@@ -27,6 +27,11 @@ const FONT = '"DejaVu Sans Mono", "Noto Sans Mono CJK KR", "Noto Sans CJK KR", m
 /** The address of a recording: `#recordings/<id>`. */
 const ROUTE = /^#recordings\/(.+)$/;
 
+/** Where recording `id`'s cast is streamed from. */
+function castUrl(id) {
+  return new URL(`/api/v1/recordings/${encodeURIComponent(id)}`, location.href).href;
+}
+
 /** The id a `#recordings/<id>` address names, or null. */
 export function fromHash(hash) {
   const m = ROUTE.exec(hash || "");
@@ -223,7 +228,11 @@ export function mount(panel, ctx) {
   // ---- the list
   let offset = 0;
   let rows = [];
+  // the answer to the latest ask wins (a tab shown while a filter's answer
+  // is on its way asks again)
+  let asked = 0;
   const load = async () => {
+    const mine = ++asked;
     panel.dataset.list = "loading";
     try {
       const got = await api(
@@ -238,6 +247,7 @@ export function mount(panel, ctx) {
           offset,
         })}`,
       );
+      if (mine !== asked) return;
       rows = got || [];
       replace(listError);
       // a recording opened from a link is named better once its row is known
@@ -249,6 +259,7 @@ export function mount(panel, ctx) {
       pageText.textContent = rows.length ? `${offset + 1}–${offset + rows.length}` : "";
       panel.dataset.list = "loaded";
     } catch (e) {
+      if (mine !== asked) return;
       replace(listError, errorLine(e));
       panel.dataset.list = "failed";
     }
@@ -325,7 +336,7 @@ export function mount(panel, ctx) {
     }
     if (gen !== generation) return;
     stopPlayer();
-    const url = new URL(`/api/v1/recordings/${encodeURIComponent(opened.id)}`, location.href).href;
+    const url = castUrl(opened.id);
     const worker = new URL(`${VENDOR}/asciinema-player-worker.min.js`, document.baseURI).href;
     const { value: p, worker: thread } = catchingWorker(() =>
       lib.create({ url }, box, worker, {
@@ -460,7 +471,7 @@ export function mount(panel, ctx) {
         showMatches(m);
       }
     };
-    worker.postMessage({ type: "open", url: new URL(`/api/v1/recordings/${encodeURIComponent(id)}`, location.href).href });
+    worker.postMessage({ type: "open", url: castUrl(id) });
   };
 
   const find = () => {
@@ -482,9 +493,13 @@ export function mount(panel, ctx) {
             "button",
             { type: "button", class: "rec-match", dataset: { time: x.time }, on: { click: () => seekTo(x.time) } },
             h("span", { class: "rec-time", text: clock(x.time) }),
-            h("span", { class: "rec-context", text: x.before.replace(/\n/g, " ↵ ") }),
-            h("mark", { text: x.match }),
-            h("span", { class: "rec-context", text: x.after.replace(/\n/g, " ↵ ") }),
+            h(
+              "span",
+              { class: "rec-context" },
+              x.before.replace(/\n/g, " ↵ "),
+              h("mark", { text: x.match }),
+              x.after.replace(/\n/g, " ↵ "),
+            ),
           ),
         ),
       ),
