@@ -23,6 +23,8 @@ TCSH_USER=pinkpage-tcsh
 # The OpenAPI contract test runs this exact version: a newer one may add
 # checks, which is a deliberate upgrade, not a surprise in CI.
 SCHEMATHESIS_VERSION=4.32.5
+# the recordings tests replay each .cast file with the real player's reader
+ASCIINEMA_VERSION=2.4.0
 TEST_HOME=/home/$TEST_USER
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENV_DIR=$ROOT_DIR/.test-env
@@ -110,6 +112,15 @@ setup() {
     else
         say "installing schemathesis $SCHEMATHESIS_VERSION"
         python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    # `asciinema cat` reads back every recording the tests make
+    if python3 -m pip show asciinema 2>/dev/null | grep -qx "Version: $ASCIINEMA_VERSION" \
+        && command -v asciinema >/dev/null 2>&1; then
+        say "asciinema $ASCIINEMA_VERSION present"
+    else
+        say "installing asciinema $ASCIINEMA_VERSION"
+        python3 -m pip install --quiet --disable-pip-version-check "asciinema==$ASCIINEMA_VERSION"
+        command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
     fi
 
     # shell mode's refusal of a non-POSIX login shell is tested with tcsh

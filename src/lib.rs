@@ -50,6 +50,7 @@ pub mod in_flight;
 pub mod journal;
 pub mod limits;
 pub mod logging;
+pub mod recordings;
 pub mod records;
 pub mod request;
 pub mod settings;

@@ -67,6 +67,10 @@ pub async fn graceful(
     }
     let tasks_done = until(deadline, state.in_flight.drained()).await;
     let http_done = until(deadline, server.stop(true)).await;
+    // the PTYs closed with their tasks: their recordings write their last
+    // events and hand their ends to the journal before its last write
+    let left = deadline.saturating_duration_since(Instant::now());
+    state.recordings.drained(left).await;
     // the login summaries counted so far, before the journal's last write
     crate::api::auth::flush_login_audit(state, true);
     let audit_done = until(deadline, state.journal.flushed()).await;

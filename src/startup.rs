@@ -159,11 +159,21 @@ impl Application {
             on_connect: ConnectHooks::new(vec![Arc::new(temp_files.clone())]),
         });
         let transfers = TransferGate::default();
+        // Every PTY is recorded (issue 26): the book asks the recordings
+        // service for each PTY about to open.
+        let recordings = Arc::new(crate::recordings::Recordings::new(
+            crate::recordings::directory(&settings.data_dir),
+            settings.recordings.clone(),
+            journal.clone(),
+            Some(broadcast.clone()),
+        ));
+        crate::recordings::retention::spawn(recordings.clone(), stores.recordings.clone());
         // Every running PTY, and the operator terminals among them.
         let ptys = PtyBook::new(
             pinkpage_actors::pty::book::DEFAULT_COMMAND_SCROLLBACK,
             settings.terminals.max_watchers,
-        );
+        )
+        .recording(recordings.clone());
         let terminals = TerminalBook::new(settings.terminals.per_user, settings.terminals.max);
         let in_flight = Arc::new(crate::in_flight::InFlight::default());
         let workflows = WorkflowHub::new(
@@ -220,6 +230,7 @@ impl Application {
             ptys,
             terminals,
             terminal_warden,
+            recordings,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });

@@ -72,6 +72,9 @@ pub struct AppState {
     /// Re-judges, closes and audits operator terminals outside any
     /// connection (`crate::terminals`).
     pub terminal_warden: Addr<crate::terminals::TerminalWarden>,
+    /// Recordings of PTYs: the files, their writers, reads and deletions
+    /// (`crate::recordings`).
+    pub recordings: Arc<crate::recordings::Recordings>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

@@ -193,6 +193,15 @@ catalogue! {
     /// A share with a user who may not have it (unknown or disabled, the
     /// server outside their scope, co-typing for less than an operator).
     ShareRefused = (54008, Client, "share refused"),
+    /// No recording has that id (it was never made, or was deleted or
+    /// expired).
+    UnknownRecording = (56000, Client, "unknown recording"),
+    /// The PTY's recording could not be started (a full or failing disk):
+    /// the PTY was not opened (unless `PINKPAGE_RECORD_FAIL_OPEN=true`).
+    RecordingUnavailable = (56001, Daemon, "recording unavailable"),
+    /// Writing a running PTY's recording failed; the PTY goes on
+    /// unrecorded.
+    RecordingStopped = (56002, Daemon, "recording stopped"),
 }
 
 /// Whose side a failure is on.

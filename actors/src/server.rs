@@ -81,6 +81,9 @@ pub struct ServerSpec {
     pub tags: Vec<String>,
     /// How commands given as strings run there.
     pub command_mode: CommandMode,
+    /// Whether its PTYs are recorded (`record = false` in the servers
+    /// file: for servers whose output must not be kept).
+    pub record: bool,
 }
 
 /// A named server-to-server copy (SPEC section 7), as configured and as

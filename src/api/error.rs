@@ -39,13 +39,12 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         | TooManyPending
         | TooManyTerminalsForUser
         | TooManyWatchers => StatusCode::TOO_MANY_REQUESTS,
-        WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted | TooManyTerminals => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted | TooManyTerminals
+        | RecordingUnavailable | RecordingStopped => StatusCode::SERVICE_UNAVAILABLE,
         WsStalled | RequestBodyStalled | TerminalIdle => StatusCode::REQUEST_TIMEOUT,
         TerminalDetachExpired => StatusCode::GONE,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource | UnknownTerminal
-        | UnknownPty => StatusCode::NOT_FOUND,
+        | UnknownPty | UnknownRecording => StatusCode::NOT_FOUND,
         SessionAlreadyActive
         | NoActiveSession
         | AlreadySessionOwner

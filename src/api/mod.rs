@@ -22,6 +22,7 @@ pub mod health;
 pub mod health_servers;
 pub mod paging;
 pub mod ptys;
+pub mod recordings;
 pub mod servers;
 pub mod session;
 pub mod transfers;
@@ -82,6 +83,9 @@ use self::error::ApiError;
         workflows::confirm_run,
         workflows::cancel_run,
         ptys::list_ptys,
+        recordings::list_recordings,
+        recordings::get_recording,
+        recordings::delete_recording,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -100,6 +104,7 @@ use self::error::ApiError;
         (name = "users", description = "Accounts and API tokens (admins)"),
         (name = "workflows", description = "Named step sequences run under the session lock (also over /ws/v1/stub); see docs/workflows.md"),
         (name = "terminals", description = "Running PTYs and operator terminals (terminals themselves are on /ws/v1/terminal; see docs/terminals.md)"),
+        (name = "recordings", description = "Recordings of every PTY in asciicast v2 (see docs/recordings.md)"),
         (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
     )
 )]
@@ -208,6 +213,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health_servers::server_health_events)
         .service(servers::list_servers)
         .service(ptys::list_ptys)
+        .service(recordings::list_recordings)
+        .service(recordings::get_recording)
+        .service(recordings::delete_recording)
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)

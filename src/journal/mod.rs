@@ -302,6 +302,10 @@ fn write(stores: &Stores, stream: Stream, batch: Vec<Record>) -> BoxFuture<'stat
             Record::TempFile(w) => Some(w),
             _ => None,
         })),
+        Stream::Recording => stores.recordings.apply(only(batch, |r| match r {
+            Record::Recording(w) => Some(w),
+            _ => None,
+        })),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use pinkpage_actors::health::HealthTransition;
 
+use crate::records::recording::RecordingWrite;
 use crate::records::{BatchWrite, NewAuditEvent, TempFileWrite, WorkflowWrite};
 
 /// The streams; order is kept within each, not across them.
@@ -18,10 +19,12 @@ pub enum Stream {
     Health = 3,
     /// Records of temporary files on servers.
     TempFile = 4,
+    /// The index of PTY recordings.
+    Recording = 5,
 }
 
 /// How many streams there are.
-pub const STREAMS: usize = 5;
+pub const STREAMS: usize = 6;
 
 impl Stream {
     /// Every stream, in index order.
@@ -31,6 +34,7 @@ impl Stream {
         Stream::Workflow,
         Stream::Health,
         Stream::TempFile,
+        Stream::Recording,
     ];
 
     /// The stream at `i` (`i < STREAMS`).
@@ -46,6 +50,7 @@ impl Stream {
             Stream::Workflow => "workflow",
             Stream::Health => "health",
             Stream::TempFile => "temp_file",
+            Stream::Recording => "recording",
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum Record {
     Health(HealthTransition),
     /// A change to the records of temporary files.
     TempFile(TempFileWrite),
+    /// A change to the recordings index.
+    Recording(RecordingWrite),
 }
 
 impl Record {
@@ -85,6 +92,7 @@ impl Record {
             Record::Workflow(_) => Stream::Workflow,
             Record::Health(_) => Stream::Health,
             Record::TempFile(_) => Stream::TempFile,
+            Record::Recording(_) => Stream::Recording,
         }
     }
 
@@ -96,6 +104,7 @@ impl Record {
             Record::Workflow(w) => w.weight(),
             Record::Health(t) => 256 + t.status.last_error.as_ref().map_or(0, String::len),
             Record::TempFile(w) => w.weight(),
+            Record::Recording(w) => w.weight(),
         }
     }
 
@@ -130,6 +139,7 @@ impl Record {
                 format!("temporary file record {} on {}", f.path, f.server)
             }
             Record::TempFile(TempFileWrite::Delete(id)) => format!("removal of temporary file record {id}"),
+            Record::Recording(w) => format!("recording index change of {}", w.id()),
         }
     }
 }
@@ -165,6 +175,12 @@ impl From<WorkflowWrite> for Record {
 impl From<HealthTransition> for Record {
     fn from(t: HealthTransition) -> Self {
         Record::Health(t)
+    }
+}
+
+impl From<RecordingWrite> for Record {
+    fn from(w: RecordingWrite) -> Self {
+        Record::Recording(w)
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`batch`]: BMX4 runs, their results and their end.
 //! - [`workflow`]: workflow runs and their steps.
 //! - [`health`]: server health transitions.
+//! - [`recording`]: the index of PTY recordings.
 //! - [`temp_files`]: changes to the records of temporary files on
 //!   servers.
 //! - [`visible`]: which runs a reader may see.
@@ -23,6 +24,7 @@
 pub mod audit;
 pub mod batch;
 pub mod health;
+pub mod recording;
 pub mod temp_files;
 pub mod visible;
 pub mod workflow;

@@ -24,6 +24,7 @@ pub mod caps;
 pub mod dotenv;
 mod env;
 pub mod names;
+pub mod recordings;
 pub mod servers_file;
 pub mod terminals;
 pub mod work_limits;
@@ -328,6 +329,10 @@ pub const SETTINGS: &[SettingDoc] = &[
     terminals::DOCS[3],
     terminals::DOCS[4],
     terminals::DOCS[5],
+    recordings::DOCS[0],
+    recordings::DOCS[1],
+    recordings::DOCS[2],
+    recordings::DOCS[3],
 ];
 
 /// The daemon's settings, validated.
@@ -384,6 +389,8 @@ pub struct Settings {
     pub caps: caps::CapSettings,
     /// Operator terminals: scrollback, detach and idle times, limits.
     pub terminals: terminals::TerminalSettings,
+    /// Recordings of PTYs: input, failure, retention.
+    pub recordings: recordings::RecordingSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -426,6 +433,7 @@ impl Settings {
                     encoding: env.encoding(&format!("{prefix}_ENCODING"))?,
                     tags: vec!["seed".to_owned()],
                     command_mode: env.command_mode(&format!("{prefix}_COMMAND_MODE"))?,
+                    record: true,
                 };
                 servers.insert(name.to_owned(), Arc::new(spec));
             }
@@ -571,6 +579,7 @@ impl Settings {
             access,
             caps: caps::parse(&env)?,
             terminals: terminals::parse(&env)?,
+            recordings: recordings::parse(&env)?,
             servers,
             transfers,
             workflows,

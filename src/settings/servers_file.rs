@@ -81,6 +81,12 @@ struct RawServer {
     tags: Vec<String>,
     #[serde(default)]
     command_mode: Option<String>,
+    #[serde(default = "recorded")]
+    record: bool,
+}
+
+fn recorded() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -197,6 +203,7 @@ fn server(s: RawServer, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serve
         encoding,
         tags: s.tags,
         command_mode,
+        record: s.record,
     })
 }
 

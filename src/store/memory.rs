@@ -18,9 +18,11 @@ use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::{AppError, ErrorCode};
 
 use super::{
-    Applied, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore, WorkflowStore, Writes,
+    Applied, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture, TempFileStore, WorkflowStore,
+    Writes,
 };
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite,
@@ -43,6 +45,7 @@ struct State {
     health: Vec<HealthEvent>,
     temp_files: BTreeMap<i64, TempFile>,
     next_temp_id: i64,
+    recordings: BTreeMap<String, Recording>,
     /// Batches the store took, per write method, in order (for tests of
     /// the journal's batching).
     batch_sizes: Vec<usize>,
@@ -486,4 +489,114 @@ fn servers_of(d: &WorkflowRunDetail) -> Vec<String> {
         }
     }
     all
+}
+
+impl RecordingStore for MemoryStore {
+    fn apply(&self, writes: Vec<RecordingWrite>) -> BoxFuture<'static, Writes> {
+        self.write(writes, |state, w| match w {
+            RecordingWrite::Start(r) => {
+                if state.recordings.contains_key(&r.id) {
+                    return Applied::Rejected(format!("recording {} exists", r.id));
+                }
+                state.recordings.insert(r.id.clone(), *r);
+                Applied::Written(None)
+            }
+            RecordingWrite::End {
+                id,
+                at,
+                state: end,
+                reason,
+                exit_status,
+                error,
+                bytes,
+            } => {
+                if let Some(r) = state.recordings.get_mut(&id) {
+                    if r.state == RecordingState::Recording {
+                        r.ended_at = Some(at);
+                        r.state = end;
+                        r.reason = Some(reason);
+                        r.exit_status = exit_status;
+                        r.error = error;
+                        r.bytes = bytes;
+                    }
+                }
+                Applied::Written(None)
+            }
+            RecordingWrite::Remove(id) => {
+                state.recordings.remove(&id);
+                Applied::Written(None)
+            }
+        })
+    }
+
+    fn list(&self, q: RecordingsQuery) -> StoreFuture<Vec<Recording>> {
+        self.read(move |s| {
+            let mut all: Vec<Recording> = s
+                .recordings
+                .values()
+                .filter(|r| {
+                    q.user.as_ref().is_none_or(|u| &r.user == u)
+                        && q.owner.as_ref().is_none_or(|u| &r.user == u)
+                        && q.server.as_ref().is_none_or(|v| &r.server == v)
+                        && q.since.is_none_or(|t| r.started_at >= t)
+                        && q.until.is_none_or(|t| r.started_at < t)
+                        && q.text.as_ref().is_none_or(|t| r.command.contains(t.as_str()))
+                        && q.run_id.as_ref().is_none_or(|id| r.run_id.as_ref() == Some(id))
+                        && q.visible.allows(&[&r.server])
+                })
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+            all.into_iter()
+                .skip(q.offset as usize)
+                .take(q.limit as usize)
+                .collect()
+        })
+    }
+
+    fn get(&self, id: String) -> StoreFuture<Option<Recording>> {
+        self.read(move |s| s.recordings.get(&id).cloned())
+    }
+
+    fn interrupt_left(&self, _instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        let marked = self.check().map(|()| {
+            let mut state = self.state();
+            let mut n = 0;
+            for r in state.recordings.values_mut() {
+                if r.state == RecordingState::Recording {
+                    r.state = RecordingState::Interrupted;
+                    r.reason = Some("interrupted".to_owned());
+                    r.ended_at = Some(at);
+                    n += 1;
+                }
+            }
+            n
+        });
+        Box::pin(async move { marked })
+    }
+
+    fn expired(&self, before: DateTime<Utc>, max_bytes: u64, limit: u32) -> StoreFuture<Vec<Recording>> {
+        self.read(move |s| {
+            let mut done: Vec<Recording> = s
+                .recordings
+                .values()
+                .filter(|r| r.state != RecordingState::Recording)
+                .cloned()
+                .collect();
+            done.sort_by(|a, b| a.started_at.cmp(&b.started_at).then(a.id.cmp(&b.id)));
+            let total: i64 = s.recordings.values().map(|r| r.bytes).sum();
+            let mut over = total - max_bytes.min(i64::MAX as u64) as i64;
+            let mut out = Vec::new();
+            for r in done {
+                if out.len() >= limit as usize {
+                    break;
+                }
+                if r.started_at < before || over > 0 {
+                    over -= r.bytes;
+                    out.push(r);
+                }
+            }
+            out
+        })
+    }
 }

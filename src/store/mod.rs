@@ -11,6 +11,7 @@
 //! | [`WorkflowStore`] | workflow runs and steps | the journal |
 //! | [`HealthStore`] | health transitions | the journal |
 //! | [`TempFileStore`] | temporary files on servers | the journal |
+//! | [`RecordingStore`] | the index of PTY recordings | the journal |
 //! | [`AccountStore`] | users, API tokens, sign-in sessions | its callers |
 //!
 //! What every implementation promises (`docs/architecture.md`, "Storage"):
@@ -58,6 +59,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::accounts::{AccessChanges, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
@@ -141,6 +143,25 @@ pub trait TempFileStore: Send + Sync + 'static {
     /// Every record `instance` left: at start-up, before this daemon
     /// writes any, so all of them are an earlier daemon's leftovers.
     fn left(&self, instance: &str) -> StoreFuture<Vec<RecordedTempFile>>;
+}
+
+/// The index of PTY recordings (the files are `crate::recordings`').
+pub trait RecordingStore: Send + Sync + 'static {
+    /// Applies `writes` in order (an end only ends a recording still
+    /// `recording`; a second start of an id is rejected).
+    fn apply(&self, writes: Vec<RecordingWrite>) -> BoxFuture<'static, Writes>;
+    /// The recordings the query asks for and its reader may see, newest
+    /// first.
+    fn list(&self, query: RecordingsQuery) -> StoreFuture<Vec<Recording>>;
+    /// One recording, whoever's (the caller judges access).
+    fn get(&self, id: String) -> StoreFuture<Option<Recording>>;
+    /// Marks `instance`'s recordings left `recording` as `interrupted`, at
+    /// `at`; how many.
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
+    /// What retention removes, oldest first, at most `limit`: finished
+    /// recordings started before `before`, then the oldest finished ones
+    /// while all together hold more than `max_bytes`.
+    fn expired(&self, before: DateTime<Utc>, max_bytes: u64, limit: u32) -> StoreFuture<Vec<Recording>>;
 }
 
 /// A change to an account, applied whole with the rule that the daemon
@@ -235,20 +256,23 @@ pub struct Stores {
     pub health: Arc<dyn HealthStore>,
     /// Temporary files on servers.
     pub temp_files: Arc<dyn TempFileStore>,
+    /// The index of PTY recordings.
+    pub recordings: Arc<dyn RecordingStore>,
 }
 
 impl Stores {
     /// Every store of one implementation (SQLite, or memory in tests).
     pub fn of<S>(store: Arc<S>) -> Stores
     where
-        S: AuditStore + BatchStore + WorkflowStore + HealthStore + TempFileStore,
+        S: AuditStore + BatchStore + WorkflowStore + HealthStore + TempFileStore + RecordingStore,
     {
         Stores {
             audit: store.clone(),
             batches: store.clone(),
             workflows: store.clone(),
             health: store.clone(),
-            temp_files: store,
+            temp_files: store.clone(),
+            recordings: store,
         }
     }
 
@@ -257,10 +281,15 @@ impl Stores {
     /// and records its unfinished commands, transfers and scripts and this
     /// daemon's start in the audit trail; how many workflow runs and BMX4
     /// runs were marked. Also at the end of a graceful shutdown (runs only).
+    /// Recordings left open are marked `interrupted` too.
     pub async fn interrupt_left_runs(&self) -> Result<(usize, usize), AppError> {
         let at = crate::records::now();
         let workflows = self.workflows.interrupt_left(INSTANCE, at).await?;
         let batches = self.batches.interrupt_left(INSTANCE, at).await?;
+        let recordings = self.recordings.interrupt_left(INSTANCE, at).await?;
+        if recordings > 0 {
+            log::warn!(recordings = recordings; "recordings a stopped daemon left open marked interrupted");
+        }
         Ok((workflows, batches))
     }
 }

@@ -403,6 +403,18 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                     ctx.stop();
                 }
             },
+            Event::RecordingStopped { user, pty_id, error } => {
+                if user == self.principal.user {
+                    self.send(
+                        ctx,
+                        &Common::RecordingStopped {
+                            pty_id: pty_id.to_string(),
+                            error: error.body(),
+                        },
+                        &None,
+                    );
+                }
+            }
             Event::ShuttingDown { grace } => {
                 D::shutting_down(self, ctx);
                 let error = AppError::with_detail(

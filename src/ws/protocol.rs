@@ -111,6 +111,14 @@ pub enum Common<'a> {
         /// How long the daemon gives its work to stop, in seconds.
         grace_s: f64,
     },
+    /// Sent to every connection of a PTY's owner when its recording could
+    /// not be written any more (56002): the PTY goes on unrecorded.
+    RecordingStopped {
+        /// The PTY (and the recording's id).
+        pty_id: String,
+        /// 56002 with its cause.
+        error: ErrorBody,
+    },
     /// Broadcast on every change of a server's `is_healthy`, and on each
     /// failure counted while it is still unknown (`null`).
     ServerHealth {

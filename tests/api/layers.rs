@@ -22,7 +22,7 @@ const DAEMON: &[&[&str]] = &[
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
     &["journal", "auth"],
-    &["diff_jobs", "workflows", "terminals"],
+    &["diff_jobs", "workflows", "terminals", "recordings"],
     &["state"],
     &["api"],
     &["ws"],

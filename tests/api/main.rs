@@ -21,6 +21,7 @@ mod layers;
 mod lock;
 mod openapi_contract;
 mod protocol_doc;
+mod recordings;
 mod rest;
 mod restart;
 mod server_dies;

@@ -127,6 +127,7 @@ pub(crate) fn server(name: &str) -> Arc<ServerSpec> {
         encoding: encoding_rs::UTF_8,
         tags: Vec::new(),
         command_mode: Default::default(),
+        record: true,
     })
 }
 

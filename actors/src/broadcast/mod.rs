@@ -61,6 +61,17 @@ pub enum Event {
     /// its principal and closes if it is no longer good. Never sent to
     /// clients as a frame.
     AccessChanged,
+    /// A user's PTY is no longer recorded (its recording failed: a full or
+    /// failing disk); it goes on. Every connection of that user tells its
+    /// client (`recording_stopped`).
+    RecordingStopped {
+        /// Whose PTY.
+        user: std::sync::Arc<str>,
+        /// Which PTY.
+        pty_id: crate::ids::PtyId,
+        /// Why (56002, with the cause).
+        error: crate::error::AppError,
+    },
     /// The daemon is stopping: every connection tells its client (a
     /// `shutdown` frame), closes and stops its tasks; the workflow hub
     /// cancels its runs. `grace` is how long the daemon waits for them.
@@ -176,7 +187,7 @@ impl Handler<Publish> for BroadcastActor {
             Event::ServerHealth(h) => {
                 self.health.insert(h.server_name.clone(), h.clone());
             }
-            Event::AccessChanged | Event::ShuttingDown { .. } => {}
+            Event::AccessChanged | Event::ShuttingDown { .. } | Event::RecordingStopped { .. } => {}
         }
         // do_send never blocks the registry on a slow connection; a stopped
         // one is noticed here and dropped.

@@ -287,6 +287,7 @@ mod tests {
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
             command_mode: Default::default(),
+            record: true,
         };
         let ssh = SshOptions {
             connect_timeout: Duration::from_secs(5),

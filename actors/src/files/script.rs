@@ -163,16 +163,21 @@ impl ScriptRunActor {
             stop_phrase: None,
             timeout: self.request.timeout,
             throttle: self.request.throttle,
-            pty: PtyRequest {
-                term: "xterm".to_owned(),
-                cols: 200,
-                rows: 50,
-            },
+            pty: script_pty(),
             listed: self.request.listed.clone(),
         };
         let (reporter, handle) = Pending::new(TaskId::next(), ctx.address().recipient()).split();
         let shell = SshShellActor::new(request, reporter).start();
         self.shell = Some(handle(shell.recipient()));
+    }
+}
+
+/// The PTY a script runs on (what its recording's header says).
+pub fn script_pty() -> PtyRequest {
+    PtyRequest {
+        term: "xterm".to_owned(),
+        cols: 200,
+        rows: 50,
     }
 }
 

@@ -580,6 +580,7 @@ mod tests {
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
             command_mode: Default::default(),
+            record: true,
         }
     }
 

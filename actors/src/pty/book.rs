@@ -9,72 +9,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
-
 use super::feed::PtyFeed;
-use crate::ids::{PtyId, RunId, TerminalId};
-
-/// What runs on a PTY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PtyKind {
-    /// A STUB `ssh_command`.
-    Command,
-    /// A BMX5 script.
-    Script,
-    /// A workflow's command step.
-    WorkflowStep,
-    /// An operator terminal.
-    Terminal,
-}
-
-impl PtyKind {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PtyKind::Command => "command",
-            PtyKind::Script => "script",
-            PtyKind::WorkflowStep => "workflow_step",
-            PtyKind::Terminal => "terminal",
-        }
-    }
-}
-
-/// What the book knows of one PTY.
-#[derive(Debug, Clone)]
-pub struct PtyInfo {
-    /// Its id.
-    pub pty_id: PtyId,
-    /// What runs on it.
-    pub kind: PtyKind,
-    /// Whose it is.
-    pub user: Arc<str>,
-    /// The server it runs on.
-    pub server: String,
-    /// The command (empty for an interactive shell).
-    pub command: String,
-    /// When it was opened.
-    pub started: DateTime<Utc>,
-    /// The operator terminal it is, if it is one.
-    pub terminal_id: Option<TerminalId>,
-    /// The workflow run it belongs to, for a workflow step.
-    pub run_id: Option<RunId>,
-}
-
-impl PtyInfo {
-    /// A PTY of `kind` opened now by `user` on `server`.
-    pub fn new(kind: PtyKind, user: Arc<str>, server: &str, command: &str) -> Self {
-        PtyInfo {
-            pty_id: PtyId::new(),
-            kind,
-            user,
-            server: server.to_owned(),
-            command: command.to_owned(),
-            started: Utc::now(),
-            terminal_id: None,
-            run_id: None,
-        }
-    }
-}
+pub use super::info::{PtyInfo, PtyKind};
+use super::record::{Recorder, RecorderOpener};
+use crate::error::AppError;
+use crate::ids::PtyId;
+use crate::server::ServerSpec;
+use crate::ssh::PtyRequest;
 
 /// What a PTY that is not an operator terminal needs to be seen: the book
 /// and what to list it as. Its actor registers when the PTY opens and stays
@@ -86,15 +27,26 @@ pub struct PtyTag {
     pub book: PtyBook,
     /// What to list it as.
     pub info: PtyInfo,
+    /// Its recording, when it is recorded.
+    pub recorder: Option<Recorder>,
 }
 
 impl PtyTag {
-    /// A PTY of `kind` by `user` on `server` running `command`, for `book`.
+    /// A PTY of `kind` by `user` on `server` running `command`, for `book`,
+    /// not recorded.
     pub fn new(book: &PtyBook, kind: PtyKind, user: Arc<str>, server: &str, command: &str) -> Self {
         PtyTag {
             book: book.clone(),
             info: PtyInfo::new(kind, user, server, command),
+            recorder: None,
         }
+    }
+
+    /// Starts its recording (when the book records): the PTY may open only
+    /// if this succeeds. Call once `info` is complete.
+    pub fn recorded(mut self, server: &ServerSpec, pty: &PtyRequest) -> Result<Self, AppError> {
+        self.recorder = self.book.record(&self.info, server, pty)?;
+        Ok(self)
     }
 
     /// Registers it now.
@@ -124,6 +76,8 @@ pub struct PtyBook {
     scrollback: usize,
     /// Watchers one PTY may have.
     max_watchers: usize,
+    /// Starts recordings, when PTYs are recorded.
+    recordings: Option<Arc<dyn RecorderOpener>>,
 }
 
 impl std::fmt::Debug for PtyBook {
@@ -188,6 +142,28 @@ impl PtyBook {
             entries: Arc::default(),
             scrollback,
             max_watchers,
+            recordings: None,
+        }
+    }
+
+    /// The same book, recording every PTY through `opener`.
+    pub fn recording(mut self, opener: Arc<dyn RecorderOpener>) -> Self {
+        self.recordings = Some(opener);
+        self
+    }
+
+    /// The recording of the PTY `info` about to open on `server`: `None`
+    /// when the book does not record or the server is not recorded; an
+    /// error when it cannot be recorded (the PTY must not open).
+    pub fn record(
+        &self,
+        info: &PtyInfo,
+        server: &ServerSpec,
+        pty: &PtyRequest,
+    ) -> Result<Option<Recorder>, AppError> {
+        match &self.recordings {
+            Some(opener) => opener.open(info, server, pty),
+            None => Ok(None),
         }
     }
 

@@ -6,14 +6,19 @@
 //!   offset (UTF-8 bytes from the PTY's start).
 //! - [`feed`]: [`feed::PtyFeed`], one PTY's scrollback and watchers; a
 //!   watcher that falls behind is dropped, never waited for.
+//! - [`info`]: [`info::PtyInfo`], what is known of one PTY.
 //! - [`book`]: [`book::PtyBook`], every PTY running now, what
 //!   `GET /api/v1/ptys` lists.
+//! - [`record`]: the seam through which a PTY's traffic reaches its
+//!   recording (the daemon writes the files).
 //!
 //! Who may watch what is the daemon's decision (its access table and the
 //! operator terminals' shares); this module only keeps the PTYs.
 
 pub mod book;
 pub mod feed;
+pub mod info;
+pub mod record;
 pub mod ring;
 
 /// The most text one output message carries: a flush or a scrollback

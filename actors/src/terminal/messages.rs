@@ -33,6 +33,8 @@ pub struct TerminalRequest {
     pub stats: Arc<TerminalStats>,
     /// Its PTY in the PTY book, with the scrollback ring.
     pub registration: PtyRegistration,
+    /// Its recording, when it is recorded (it records while detached too).
+    pub recorder: Option<crate::pty::record::Recorder>,
     /// How long it stays detached before it closes.
     pub detach: Duration,
     /// How long it may be idle before it closes.

@@ -48,6 +48,9 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
     WrapFuture,
 };
+use bytes::Bytes;
+use futures_util::stream::LocalBoxStream;
+use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
 use super::channel::{data_of, enqueue, input_queue, write_queued, InputOp};
@@ -62,6 +65,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::ids::{ConnectionId, TerminalId};
 use crate::pty::book::PtyRegistration;
 use crate::pty::feed::PtyFeed;
+use crate::pty::record::{Recorder, RecordingEnd};
 use crate::pty::MAX_FRAME_BYTES;
 use crate::server::{CommandMode, ServerSpec};
 use crate::ssh::{self, PtyRequest, SshOptions, SshSession};
@@ -108,6 +112,8 @@ pub struct OperatorTerminal {
     stats: Arc<TerminalStats>,
     registration: PtyRegistration,
     feed: Arc<PtyFeed>,
+    /// Its recording: fed by the pump, ended in `stopped`.
+    recorder: Option<Recorder>,
     followers: HashMap<ConnectionId, Follower>,
     next_epoch: u64,
     /// What a detached terminal keeps (see the module docs).
@@ -151,6 +157,7 @@ impl OperatorTerminal {
             _seat: request.seat,
             stats: request.stats,
             registration: request.registration,
+            recorder: request.recorder,
             feed,
             followers: HashMap::new(),
             next_epoch: 1,
@@ -374,6 +381,20 @@ impl OperatorTerminal {
         let lost = std::rc::Rc::new(std::cell::Cell::new(false));
         let lost_seen = lost.clone();
         let source = data_of(output, self.exit_status.clone(), lost);
+        // recorded as it came (before decoding and the throttle); while the
+        // recording has no room, the channel is not read
+        let source: LocalBoxStream<'static, Bytes> = match self.recorder.clone() {
+            Some(recorder) => source
+                .then(move |data| {
+                    let taken = recorder.output(data.clone());
+                    async move {
+                        taken.await;
+                        data
+                    }
+                })
+                .boxed_local(),
+            None => source.boxed_local(),
+        };
         let capacity = self.feed.capacity();
         let mut pipeline = OutputPipeline::new(self.server.encoding, self.throttle, None)
             .keeping_redraws()
@@ -474,6 +495,12 @@ impl Actor for OperatorTerminal {
         }
         self.stats.attached.store(0, std::sync::atomic::Ordering::Relaxed);
         self.feed.end_all();
+        if let Some(recorder) = self.recorder.take() {
+            recorder.end(RecordingEnd {
+                reason: reason.as_str().to_owned(),
+                exit_status: self.exit_status.get(),
+            });
+        }
         if let Some(to) = self.on_ended.take() {
             to.do_send(TerminalEnded {
                 terminal_id: self.terminal_id,
@@ -573,6 +600,9 @@ impl Handler<Input> for OperatorTerminal {
     fn handle(&mut self, msg: Input, _: &mut Context<Self>) -> Self::Result {
         self.check_typist(msg.conn)?;
         self.active();
+        if let Some(recorder) = &self.recorder {
+            recorder.input(&msg.data);
+        }
         self.queue(InputOp::Write(msg.data))
     }
 }
@@ -584,6 +614,9 @@ impl Handler<Resize> for OperatorTerminal {
         self.check_typist(msg.conn)?;
         self.pty.cols = msg.cols;
         self.pty.rows = msg.rows;
+        if let Some(recorder) = &self.recorder {
+            recorder.resize(msg.cols, msg.rows);
+        }
         self.queue(InputOp::Resize(msg.cols, msg.rows))
     }
 }

@@ -40,6 +40,7 @@ use futures_util::stream::LocalBoxStream;
 
 use crate::error::{AppError, ErrorCode};
 use crate::pty::book::{PtyRegistration, PtyTag};
+use crate::pty::record::{Recorder, RecordingEnd};
 use crate::pty::NOBODY_WAITS;
 use crate::server::{CommandMode, ServerSpec};
 use crate::shell_mode::lines::{command_lines, probe_lines, Flavour, Token};
@@ -209,6 +210,11 @@ impl SshShellActor {
         enqueue(&self.input_tx, op)
     }
 
+    /// The PTY's recording, when it is recorded.
+    fn recorder(&self) -> Option<Recorder> {
+        self.request.listed.as_ref().and_then(|t| t.recorder.clone())
+    }
+
     /// Connected and the PTY is open: start the writer and the pump.
     fn running(&mut self, session: SshSession, channel: ssh::ShellChannel, ctx: &mut Context<Self>) {
         let (input, output) = channel.into_parts();
@@ -282,6 +288,20 @@ impl SshShellActor {
         };
         // counted after the markers: in shell mode, the command's output only
         let source = source.inspect(move |data| bytes.set(bytes.get() + data.len() as u64));
+        // recorded as it came (before decoding and the throttle); while the
+        // recording has no room, the channel is not read
+        let source: LocalBoxStream<'static, Bytes> = match self.recorder() {
+            Some(recorder) => source
+                .then(move |data| {
+                    let taken = recorder.output(data.clone());
+                    async move {
+                        taken.await;
+                        data
+                    }
+                })
+                .boxed_local(),
+            None => source.boxed_local(),
+        };
         let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
             return;
         };
@@ -410,6 +430,12 @@ impl Actor for SshShellActor {
             error: self.error.take(),
             bytes: self.bytes.get(),
         };
+        if let Some(recorder) = self.recorder() {
+            recorder.end(RecordingEnd {
+                reason: completion.reason.as_str().to_owned(),
+                exit_status: completion.exit_status,
+            });
+        }
         log::info!(
             task_id = self.reporter.as_ref().map(|r| r.task_id().get()),
             server = self.request.server.name.as_str(),
@@ -461,6 +487,9 @@ impl Handler<ShellInput> for SshShellActor {
     type Result = Result<(), AppError>;
 
     fn handle(&mut self, ShellInput(text): ShellInput, _: &mut Context<Self>) -> Self::Result {
+        if let Some(recorder) = self.recorder() {
+            recorder.input(&text);
+        }
         self.queue(InputOp::Write(text))
     }
 }
@@ -469,6 +498,9 @@ impl Handler<ShellResize> for SshShellActor {
     type Result = Result<(), AppError>;
 
     fn handle(&mut self, msg: ShellResize, _: &mut Context<Self>) -> Self::Result {
+        if let Some(recorder) = self.recorder() {
+            recorder.resize(msg.cols, msg.rows);
+        }
         if self.input.is_none() {
             // Not connected yet: remembered, and applied once the PTY is
             // open if it differs from the size it was opened with.

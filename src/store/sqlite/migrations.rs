@@ -247,6 +247,36 @@ pub const MIGRATIONS: &[&str] = &[
                 SELECT sessions, OLD.id, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                 FROM auth_revision WHERE id = 1;
         END;",
+    // 10: the index of PTY recordings (asciicast files under
+    // <data dir>/recordings/): one row per recorded PTY, by its pty_id,
+    // written when it starts and again when it ends; `file` is relative to
+    // the recordings directory; `state` is recording, ended, interrupted
+    // (a killed daemon left it open) or failed (the disk failed under it)
+    "CREATE TABLE recordings (
+        id          TEXT    PRIMARY KEY,                -- the PTY's pty_id
+        kind        TEXT    NOT NULL,                   -- command, script, workflow_step, terminal
+        user        TEXT    NOT NULL,
+        server      TEXT    NOT NULL,
+        command     TEXT    NOT NULL,                   -- empty for an interactive shell
+        terminal_id TEXT,
+        run_id      TEXT,
+        step        INTEGER,
+        started_at  TEXT    NOT NULL,                   -- RFC 3339, UTC
+        ended_at    TEXT,
+        state       TEXT    NOT NULL,
+        reason      TEXT,
+        exit_status INTEGER,
+        error       TEXT,
+        bytes       INTEGER NOT NULL DEFAULT 0,         -- the file's size once ended
+        width       INTEGER NOT NULL,
+        height      INTEGER NOT NULL,
+        file        TEXT    NOT NULL,                   -- relative to the recordings directory
+        instance    TEXT    NOT NULL
+    );
+    CREATE INDEX recordings_started ON recordings(started_at);
+    CREATE INDEX recordings_user ON recordings(user, started_at);
+    CREATE INDEX recordings_run ON recordings(run_id);
+    CREATE INDEX recordings_state ON recordings(state, instance);",
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -12,7 +12,7 @@
 //! writer.
 //!
 //! - [`migrations`]: the versioned schema.
-//! - [`audit`], `batch`, `workflows`, `health`, `temp_files`: the journal's
+//! - [`audit`], `batch`, `workflows`, `health`, `temp_files`, `recordings`: the journal's
 //!   streams and their reads.
 //! - [`accounts`]: users, tokens and sessions (also called directly by the
 //!   command line, on a connection of its own).
@@ -22,6 +22,7 @@ pub mod audit;
 mod batch;
 mod health;
 pub mod migrations;
+mod recordings;
 mod temp_files;
 mod tx;
 mod workflows;
@@ -43,11 +44,12 @@ use rusqlite::Connection;
 pub(crate) use self::tx::db_error;
 
 use super::{
-    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, StoreFuture, TempFileStore, UserChange,
-    WorkflowStore, Writes,
+    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture,
+    TempFileStore, UserChange, WorkflowStore, Writes,
 };
 use crate::accounts::{AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
+use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
     AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
@@ -222,6 +224,29 @@ impl TempFileStore for SqliteStore {
     fn left(&self, instance: &str) -> StoreFuture<Vec<RecordedTempFile>> {
         let instance = instance.to_owned();
         self.run(move |c| temp_files::left(c, &instance).map_err(db_error))
+    }
+}
+
+impl RecordingStore for SqliteStore {
+    fn apply(&self, writes: Vec<RecordingWrite>) -> BoxFuture<'static, Writes> {
+        self.write(move |c| recordings::apply(c, &writes))
+    }
+
+    fn list(&self, query: RecordingsQuery) -> StoreFuture<Vec<Recording>> {
+        self.run(move |c| recordings::list(c, &query).map_err(db_error))
+    }
+
+    fn get(&self, id: String) -> StoreFuture<Option<Recording>> {
+        self.run(move |c| recordings::get(c, &id).map_err(db_error))
+    }
+
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        let instance = instance.to_owned();
+        self.run(move |c| recordings::interrupt_left(c, &instance, at).map_err(db_error))
+    }
+
+    fn expired(&self, before: DateTime<Utc>, max_bytes: u64, limit: u32) -> StoreFuture<Vec<Recording>> {
+        self.run(move |c| recordings::expired(c, before, max_bytes, limit).map_err(db_error))
     }
 }
 

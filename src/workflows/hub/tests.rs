@@ -66,7 +66,13 @@ impl Handler<Stop> for Prints {
 struct Printing;
 
 impl StepLauncher for Printing {
-    fn launch(&self, action: &Action, task_id: TaskId, to: &StepClients) -> Result<TaskHandle, AppError> {
+    fn launch(
+        &self,
+        _step: usize,
+        action: &Action,
+        task_id: TaskId,
+        to: &StepClients,
+    ) -> Result<TaskHandle, AppError> {
         let Action::Command { command, .. } = action else {
             return Err(AppError::new(ErrorCode::Internal));
         };

@@ -130,6 +130,22 @@ pub(super) fn script_execute(
                 return conn.send_error(ctx, &e, &rid);
             }
         };
+        let listed = PtyTag::new(
+            &conn.state.ptys,
+            PtyKind::Script,
+            conn.principal.user.clone(),
+            &server_name,
+            &script_label,
+        )
+        .recorded(&spec, &pinkpage_actors::files::script::script_pty());
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(e) => {
+                conn.domain.script.abort_start(task_id);
+                return conn.send_error(ctx, &e, &rid);
+            }
+        };
+        let pty_id = listed.info.pty_id.to_string();
         let request = ScriptRequest {
             server: spec,
             ssh: conn.state.ssh.clone(),
@@ -138,13 +154,7 @@ pub(super) fn script_execute(
             args: args.clone(),
             timeout,
             throttle,
-            listed: Some(PtyTag::new(
-                &conn.state.ptys,
-                PtyKind::Script,
-                conn.principal.user.clone(),
-                &server_name,
-                &script_label,
-            )),
+            listed: Some(listed),
         };
         if conn.domain.script.info(task_id).is_none() {
             return; // cancelled while the script was read: already answered
@@ -165,7 +175,9 @@ pub(super) fn script_execute(
         let mut event = conn.audit_event("script.start");
         event.server = Some(task.server.clone());
         event.command = Some(task.label.clone());
-        event.detail = Some(serde_json::json!({"args": args, "timeout_s": timeout.map(|t| t.as_secs_f64())}));
+        event.detail = Some(
+            serde_json::json!({"args": args, "timeout_s": timeout.map(|t| t.as_secs_f64()), "pty_id": pty_id}),
+        );
         conn.state.journal.audit(event);
     })
     .spawn(ctx);

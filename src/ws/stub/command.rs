@@ -54,6 +54,21 @@ fn start(
     conn.domain.require_lock()?;
     let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
     let (cols, rows) = conn.domain.pty;
+    let pty = PtyRequest {
+        term: "xterm".to_owned(),
+        cols,
+        rows,
+    };
+    // recorded before anything runs: a recording that cannot start refuses
+    // the command (56001)
+    let listed = PtyTag::new(
+        &conn.state.ptys,
+        PtyKind::Command,
+        conn.principal.user.clone(),
+        &p.server,
+        &p.command,
+    )
+    .recorded(server.spec(), &pty)?;
     let request = ShellRequest {
         server: server.spec().clone(),
         ssh: conn.state.ssh.clone(),
@@ -61,18 +76,8 @@ fn start(
         stop_phrase: p.stop_phrase,
         timeout: timeout.map(TimeoutS::duration),
         throttle: throttle.duration(),
-        pty: PtyRequest {
-            term: "xterm".to_owned(),
-            cols,
-            rows,
-        },
-        listed: Some(PtyTag::new(
-            &conn.state.ptys,
-            PtyKind::Command,
-            conn.principal.user.clone(),
-            &p.server,
-            &p.command,
-        )),
+        pty,
+        listed: Some(listed),
     };
     let pty_id = request.listed.as_ref().map(|t| t.info.pty_id.to_string());
     // Checked above, start and occupy the slot: one step of this actor.
@@ -99,6 +104,7 @@ fn start(
     let mut event = audit(conn, "ssh.command.start");
     event.server = Some(p.server.clone());
     event.command = Some(p.command);
+    event.detail = pty_id.as_ref().map(|id| serde_json::json!({ "pty_id": id }));
     conn.state.journal.audit(event);
     let started = StubReply::SshCommandStarted {
         server: &p.server,

@@ -91,17 +91,22 @@ pub(super) fn open(
     })?;
     let id = seat.terminal_id();
     info.terminal_id = Some(id);
+    let pty = PtyRequest {
+        term: "xterm-256color".to_owned(),
+        cols,
+        rows,
+    };
+    // recorded before it connects: a recording that cannot start refuses
+    // the terminal (56001), and the seat goes back with `seat`'s drop
+    let recorder = conn.state.ptys.record(&info, &spec, &pty)?;
     let registration = conn.state.ptys.register(info, Some(settings.scrollback_bytes));
     let feed = registration.feed().clone();
     let request = TerminalRequest {
         server: spec,
         ssh: conn.state.ssh.clone(),
         command: command.clone(),
-        pty: PtyRequest {
-            term: "xterm-256color".to_owned(),
-            cols,
-            rows,
-        },
+        pty,
+        recorder,
         throttle: conn.state.settings.throttle,
         seat,
         stats,

@@ -16,6 +16,7 @@
 mod bmx4;
 mod bmx5;
 mod identity;
+mod recordings;
 mod stats;
 mod terminal;
 mod terminals;
@@ -236,4 +237,19 @@ async fn transfers_benchmark_script_reports_every_tool_on_a_tiny_workload() {
             r.mb_s
         );
     }
+}
+
+#[tokio::test]
+async fn recordings_benchmark_reports_throughput_on_and_off_on_a_tiny_workload() {
+    let mut w = recordings::Workload::FULL;
+    (w.bytes, w.runs) = (500_000, 2);
+    let report = recordings::run(w).await;
+    assert_figures("recorded, MB/s", &report.recorded_mb_s, 2);
+    assert_figures("not recorded, MB/s", &report.plain_mb_s, 2);
+    assert_figures("disk bytes per MB", &report.disk_bytes_per_mb, 2);
+    // every printed byte is in the recording (at least once)
+    assert!(report.disk_bytes_per_mb.iter().all(|b| *b >= 1e6), "{report:?}");
+    let table = report.to_string();
+    assert_table_line(&table, "## Recordings (0 MB of text through an operator terminal");
+    assert_table_line(&table, "| ratio recorded / not recorded | ");
 }

@@ -115,6 +115,7 @@ impl TestUser {
             encoding: encoding_rs::UTF_8,
             tags: Vec::new(),
             command_mode: Default::default(),
+            record: true,
         }
     }
 

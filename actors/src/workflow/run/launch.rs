@@ -43,9 +43,16 @@ pub struct StepClients {
 /// Starts the task of a step (never a pause: the run waits for those
 /// itself).
 pub trait StepLauncher {
-    /// Starts `action` as task `task_id`, reporting to `to`; its handle,
-    /// or why it could not start (an unknown server, a busy transfer).
-    fn launch(&self, action: &Action, task_id: TaskId, to: &StepClients) -> Result<TaskHandle, AppError>;
+    /// Starts `action`, the run's step `step`, as task `task_id`,
+    /// reporting to `to`; its handle, or why it could not start (an
+    /// unknown server, a busy transfer, a recording that cannot start).
+    fn launch(
+        &self,
+        step: usize,
+        action: &Action,
+        task_id: TaskId,
+        to: &StepClients,
+    ) -> Result<TaskHandle, AppError>;
 }
 
 /// The real launcher: everything a run's steps need to reach servers.
@@ -80,7 +87,13 @@ impl SshSteps {
 }
 
 impl StepLauncher for SshSteps {
-    fn launch(&self, action: &Action, task_id: TaskId, to: &StepClients) -> Result<TaskHandle, AppError> {
+    fn launch(
+        &self,
+        step: usize,
+        action: &Action,
+        task_id: TaskId,
+        to: &StepClients,
+    ) -> Result<TaskHandle, AppError> {
         Ok(match action {
             Action::Command {
                 server,
@@ -89,23 +102,30 @@ impl StepLauncher for SshSteps {
                 timeout_s,
                 ..
             } => {
+                let spec = self.server(server)?;
+                let pty = PtyRequest {
+                    term: "xterm".to_owned(),
+                    cols: 200,
+                    rows: 50,
+                };
+                let listed = match &self.ptys {
+                    Some((book, user)) => {
+                        let mut tag = PtyTag::new(book, PtyKind::WorkflowStep, user.clone(), server, command);
+                        tag.info.run_id = crate::ids::RunId::parse(&self.run_id);
+                        tag.info.step = Some(step);
+                        Some(tag.recorded(&spec, &pty)?)
+                    }
+                    None => None,
+                };
                 let request = ShellRequest {
-                    server: self.server(server)?,
+                    server: spec,
                     ssh: self.ssh.clone(),
                     command: command.clone(),
                     stop_phrase: stop_phrase.clone(),
                     timeout: Some(Duration::from_secs_f64(*timeout_s)),
                     throttle: self.throttle,
-                    pty: PtyRequest {
-                        term: "xterm".to_owned(),
-                        cols: 200,
-                        rows: 50,
-                    },
-                    listed: self.ptys.as_ref().map(|(book, user)| {
-                        let mut tag = PtyTag::new(book, PtyKind::WorkflowStep, user.clone(), server, command);
-                        tag.info.run_id = crate::ids::RunId::parse(&self.run_id);
-                        tag
-                    }),
+                    pty,
+                    listed,
                 };
                 let (reporter, handle) = Pending::new(task_id, to.shell.clone()).split();
                 handle(SshShellActor::new(request, reporter).start().recipient())

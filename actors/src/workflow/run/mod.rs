@@ -263,7 +263,7 @@ impl WorkflowRunActor {
         }
         let task_id = TaskId::next();
         let clients = Self::clients(ctx);
-        match self.launcher.launch(&action, task_id, &clients) {
+        match self.launcher.launch(step, &action, task_id, &clients) {
             Ok(handle) => {
                 self.machine.begin(step, Waits::Task(task_id));
                 self.task = Some(handle);

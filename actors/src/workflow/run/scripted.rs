@@ -56,7 +56,13 @@ impl Scripted {
 }
 
 impl StepLauncher for Scripted {
-    fn launch(&self, action: &Action, task_id: TaskId, to: &StepClients) -> Result<TaskHandle, AppError> {
+    fn launch(
+        &self,
+        _step: usize,
+        action: &Action,
+        task_id: TaskId,
+        to: &StepClients,
+    ) -> Result<TaskHandle, AppError> {
         let Action::Command { command, .. } = action else {
             return Err(AppError::with_detail(
                 ErrorCode::Internal,
