@@ -71,20 +71,34 @@ export function link(ctx, id, text = "Recording") {
   });
 }
 
-/** The player's UI script, loaded on first use (the first visit does not pay for it). */
+/** `el` (a script or a style sheet) added to the page, once it has loaded. */
+function loaded(el) {
+  return new Promise((resolve, reject) => {
+    el.addEventListener("load", resolve);
+    el.addEventListener("error", () => reject(new Error("the player could not be loaded")));
+    document.head.append(el);
+  });
+}
+
+/**
+ * The player's script and styles, loaded on first use (the first visit
+ * does not pay for them). Both must be in before a player is made: it
+ * reads its theme's colours from the style sheet once, as it starts, and
+ * a player made first draws every colour black for good.
+ */
 let library = null;
 function loadPlayer() {
   if (!library) {
-    library = new Promise((resolve, reject) => {
-      document.head.append(h("link", { rel: "stylesheet", href: `${VENDOR}/asciinema-player.css` }));
-      const script = h("script", { src: `${VENDOR}/asciinema-player-ui.min.js` });
-      script.addEventListener("load", () => resolve(window.AsciinemaPlayer));
-      script.addEventListener("error", () => {
+    library = Promise.all([
+      loaded(h("link", { rel: "stylesheet", href: `${VENDOR}/asciinema-player.css` })),
+      loaded(h("script", { src: `${VENDOR}/asciinema-player-ui.min.js` })),
+    ]).then(
+      () => window.AsciinemaPlayer,
+      (e) => {
         library = null;
-        reject(new Error("the player could not be loaded"));
-      });
-      document.head.append(script);
-    });
+        throw e;
+      },
+    );
   }
   return library;
 }
