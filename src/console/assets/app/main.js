@@ -91,10 +91,20 @@ function showApp(me) {
   // One connection per endpoint, opened when first used; STUB (lock,
   // terminal, transfers) at once, since the lock bar lives on it.
   const sockets = new Map();
+  const stopped = new Set();
   const ws = (endpoint) => {
     if (!sockets.has(endpoint)) {
       const client = new WsClient(endpoint);
       client.onDropped = stillSignedIn;
+      // a running PTY whose recording failed (a full disk) goes on
+      // unrecorded: its owner hears so on every connection; said once
+      client.on("recording_stopped", (f) => {
+        if (stopped.has(f.pty_id)) return;
+        stopped.add(f.pty_id);
+        // the detail says why and that the PTY goes on
+        const e = f.error || {};
+        notify(`Recording stopped (${e.code}): ${e.detail || e.message}`, "error");
+      });
       sockets.set(endpoint, client);
       client.connect();
     }

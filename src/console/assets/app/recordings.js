@@ -137,7 +137,9 @@ export function clock(seconds) {
 function outcome(r) {
   if (r.state === "recording") return "still recording";
   const parts = [];
-  if (r.state !== "ended") parts.push(r.state);
+  // a failed recording says why (a full disk): the PTY went on unrecorded
+  if (r.state === "failed" && r.error) parts.push(`failed: ${r.error}`);
+  else if (r.state !== "ended") parts.push(r.state);
   if (r.exit_status !== null && r.exit_status !== undefined) parts.push(`exit status ${r.exit_status}`);
   else if (r.reason) parts.push(r.reason);
   return parts.join(", ") || r.state;
