@@ -809,3 +809,28 @@ async fn a_graceful_shutdown_ends_a_detached_terminals_recording_whole() {
     let text = std::fs::read_to_string(recordings_dir(&app).join(file)).unwrap();
     assert!(Cast::parse(&text).output().contains("before-shutdown"));
 }
+
+#[tokio::test]
+async fn a_bmx5_script_is_recorded_with_its_audit_row_naming_the_recording() {
+    let (builder, _servers) = with_servers(["alpha"]);
+    let app = builder.spawn().await;
+    let mut bmx5 = WsClient::connect(&app, "/ws/v1/bmx5").await;
+    bmx5.request(
+        json!({"type": "script_execute", "server": "alpha", "script": "echo from-a-script\nexit 7\n"}),
+        "script_started",
+    )
+    .await;
+    let (done, _) = bmx5.recv_until("script_complete").await;
+    assert_eq!(done["exit_status"], 7, "{done}");
+    let start = app.audit_events("action=script.start", 1).await;
+    let id = start[0]["detail"]["pty_id"]
+        .as_str()
+        .expect("the row names the PTY")
+        .to_owned();
+    let indexed = finished(&app, None, &id).await;
+    assert_eq!(indexed["kind"], "script", "{indexed}");
+    assert_eq!(indexed["exit_status"], 7, "{indexed}");
+    assert!(Cast::parse(&fetch(&app, &id).await)
+        .output()
+        .contains("from-a-script"));
+}
