@@ -1,8 +1,9 @@
 //! The operator console: a web UI at `/ui/`, plain ES modules under
 //! `src/console/assets/` embedded in the binary (no build step, no Node.js
-//! on the user's machine). Third-party code (xterm.js and its add-ons) sits
-//! in `assets/vendor/`, copied from npm by `scripts/vendor-ui.sh`; the
-//! [`vendor`] test keeps it equal to its recorded sums.
+//! on the user's machine). Third-party code (xterm.js and its add-ons, the
+//! asciinema-player) sits in `assets/vendor/`, copied from npm by
+//! `scripts/vendor-ui.sh`; the [`vendor`] test keeps it equal to its
+//! recorded sums.
 //!
 //! What this module serves is static and needs no sign-in (the page shows
 //! a sign-in form); everything the page calls is guarded by the access
@@ -28,13 +29,17 @@ struct Assets;
 /// The Content-Security-Policy of every console asset.
 ///
 /// - scripts only from the daemon itself: no inline script, no `eval`;
+///   `'wasm-unsafe-eval'` lets a page compile WebAssembly and nothing
+///   else (not JavaScript's `eval`): the recordings player's terminal
+///   emulator is WebAssembly, shipped inside its vendored script;
 /// - `connect-src 'self'` covers `fetch` and the same-origin `ws:`/`wss:`
 ///   WebSockets (CSP Level 3; the browser tests prove Chromium allows them);
 /// - styles allow `'unsafe-inline'` because xterm.js's DOM renderer writes
 ///   its measured cell sizes and theme into `<style>` elements it creates;
 ///   no style can run code, and the console's own CSS is a file;
 /// - no frames, plugins, `<base>` or foreign form targets.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+pub const CSP: &str =
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
 img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
@@ -161,8 +166,9 @@ mod tests {
             .map(str::trim)
             .find(|d| d.starts_with("script-src"))
             .expect("a script-src directive");
-        assert_eq!(script, "script-src 'self'");
-        assert!(!CSP.contains("unsafe-eval"));
+        assert_eq!(script, "script-src 'self' 'wasm-unsafe-eval'");
+        // 'wasm-unsafe-eval' is not JavaScript's 'unsafe-eval'
+        assert!(!CSP.contains("'unsafe-eval'"));
         assert!(CSP.contains("connect-src 'self'"));
         assert!(CSP.contains("frame-ancestors 'none'"));
     }

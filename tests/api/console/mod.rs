@@ -7,6 +7,7 @@ mod browser;
 mod budgets;
 mod cut;
 mod everyday;
+mod recordings;
 mod safety;
 mod serving;
 mod terminal;

@@ -1,14 +1,17 @@
 // The Audit tab (admins): the audit trail, newest first, filtered by action
-// and user, 50 rows a page ("Older" pages back by id).
+// and user, 50 rows a page ("Older" pages back by id). A row of PTY work
+// (a command, a script, a terminal, a workflow step) names its PTY in
+// `detail.pty_id` and links to its recording.
 
 import { h, replace, errorLine } from "./dom.js";
 import { api, query } from "./api.js";
 import { field } from "./forms.js";
+import * as recordings from "./recordings.js";
 
 const PAGE = 50;
 
 /** Mounts the tab. */
-export function mount(panel) {
+export function mount(panel, ctx) {
   const action = h("input", { id: "audit-action", placeholder: "e.g. ssh.command", "aria-label": "Action" });
   const user = h("input", { id: "audit-user", placeholder: "user", "aria-label": "User" });
   const newest = h("button", { id: "audit-newest", type: "submit", text: "Show" });
@@ -25,13 +28,14 @@ export function mount(panel) {
       older.disabled = before === null;
       replace(
         table,
-        h("tr", {}, ["id", "time", "user", "actor", "action", "server", "command", "exit", "bytes", "detail"].map((t) => h("th", { text: t }))),
+        h("tr", {}, ["id", "time", "user", "actor", "action", "server", "command", "exit", "bytes", "detail", "recording"].map((t) => h("th", { text: t }))),
         rows.map((e) =>
           h(
             "tr",
             { dataset: { action: e.action } },
             [e.id, new Date(e.at).toLocaleString(), e.user, e.actor, e.action, e.server, e.command, e.exit_status, e.bytes].map((v) => h("td", { text: v ?? "" })),
             h("td", { class: "mono small-text", text: e.detail ? JSON.stringify(e.detail) : "" }),
+            h("td", {}, e.detail?.pty_id ? recordings.link(ctx, String(e.detail.pty_id), "Play") : null),
           ),
         ),
       );

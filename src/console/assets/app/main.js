@@ -20,6 +20,7 @@ import * as batch from "./batch.js";
 import * as files from "./files.js";
 import * as diff from "./diff.js";
 import * as audit from "./audit.js";
+import * as recordings from "./recordings.js";
 
 /**
  * The tabs, in order. `role`: the least role that sees the tab.
@@ -31,6 +32,7 @@ const TABS = [
   { id: "batch", label: "Batch", mount: batch.mount },
   { id: "files", label: "Files", mount: files.mount },
   { id: "diff", label: "Diff", mount: diff.mount },
+  { id: "recordings", label: "Recordings", mount: recordings.mount },
   { id: "audit", label: "Audit", mount: audit.mount, role: "admin" },
 ];
 
@@ -89,10 +91,20 @@ function showApp(me) {
   // One connection per endpoint, opened when first used; STUB (lock,
   // terminal, transfers) at once, since the lock bar lives on it.
   const sockets = new Map();
+  const stopped = new Set();
   const ws = (endpoint) => {
     if (!sockets.has(endpoint)) {
       const client = new WsClient(endpoint);
       client.onDropped = stillSignedIn;
+      // a running PTY whose recording failed (a full disk) goes on
+      // unrecorded: its owner hears so on every connection; said once
+      client.on("recording_stopped", (f) => {
+        if (stopped.has(f.pty_id)) return;
+        stopped.add(f.pty_id);
+        // the detail says why and that the PTY goes on
+        const e = f.error || {};
+        notify(`Recording stopped (${e.code}): ${e.detail || e.message}`, "error");
+      });
       sockets.set(endpoint, client);
       client.connect();
     }
@@ -120,6 +132,14 @@ function showApp(me) {
   mountTopbar(ctx);
   mountServers($("servers"), ctx);
   mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);
+
+  // `#recordings/<id>` (a link passed on, the back button) opens that recording
+  const route = () => {
+    const id = recordings.fromHash(location.hash);
+    if (id) recordings.show(ctx, id);
+  };
+  window.addEventListener("hashchange", route);
+  route();
 }
 
 /**

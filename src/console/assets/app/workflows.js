@@ -2,13 +2,15 @@
 // built from the selected one's parameters, its plan (the exact commands,
 // values quoted in, as the daemon returns them), a run streamed into a step
 // timeline (output, transfer progress, batch results, a pause to confirm),
-// and the run history from REST. The daemon judges every value: the form's
-// pattern/min/max only hint, so a refused value shows the daemon's 10001.
+// and the run history from REST, where each command step links to its
+// recording. The daemon judges every value: the form's pattern/min/max
+// only hint, so a refused value shows the daemon's 10001.
 
 import { h, replace, bytes, duration, errorText, errorLine } from "./dom.js";
 import { api, query } from "./api.js";
 import { field } from "./forms.js";
 import * as store from "./store.js";
+import * as recordings from "./recordings.js";
 
 /** The most output kept in the page per step, like the stored tail. */
 const OUTPUT_CAP = 64 * 1024;
@@ -268,6 +270,11 @@ export function mount(panel, ctx) {
       for (const s of run.steps) v.stored(s);
       const err = run.error ? ` · ${errorText(run.error)}` : "";
       replace(opened, h("h3", { id: "wf-opened-title", text: `run ${run.run_id} of ${run.workflow} (${run.status})${err}` }), v.el);
+      // each command step's recording (a step retried has one per attempt);
+      // without them the run still reads, so a refusal only says so
+      api("GET", `/api/v1/recordings${query({ run_id: run.run_id, limit: 100 })}`)
+        .then((recs) => v.linkRecordings(recs || [], ctx))
+        .catch((e) => opened.append(h("p", { class: "muted small-text", text: `Recordings: ${errorText(e)}` })));
     } catch (e) {
       replace(opened, errorLine(e));
     }
@@ -375,8 +382,9 @@ function timelineView(steps) {
     const extra = h("div", { class: "wf-extra" });
     const out = h("pre", { class: "out", hidden: true });
     const err = h("div");
-    const row = h("li", { class: "wf-step pending", dataset: { step: s.index, status: "pending" } }, h("div", { class: "row" }, stepHead(s), status, took), stepWhat(s), extra, out, err);
-    rows.set(s.index, { row, status, took, extra, out, err, text: "", started: null, progress: null, results: null });
+    const rec = h("span", { class: "wf-rec" });
+    const row = h("li", { class: "wf-step pending", dataset: { step: s.index, status: "pending" } }, h("div", { class: "row" }, stepHead(s), status, took, rec), stepWhat(s), extra, out, err);
+    rows.set(s.index, { row, status, took, extra, out, err, rec, text: "", started: null, progress: null, results: null });
     el.append(row);
   }
   const setStatus = (i, st) => {
@@ -451,6 +459,21 @@ function timelineView(steps) {
     /** The run ended: steps it never reached are `skipped`, as in the history. */
     settle() {
       for (const [i, r] of rows) if (r.row.dataset.status === "pending") setStatus(i, "skipped");
+    },
+    /** The run's recordings (GET /api/v1/recordings?run_id=): a link on each one's step, oldest first. */
+    linkRecordings(recs, ctx) {
+      const byStep = new Map();
+      for (const r of [...recs].reverse()) {
+        if (r.step === null || r.step === undefined || !rows.has(r.step)) continue;
+        if (!byStep.has(r.step)) byStep.set(r.step, []);
+        byStep.get(r.step).push(r);
+      }
+      for (const [i, list] of byStep) {
+        replace(
+          rows.get(i).rec,
+          list.map((r, n) => recordings.link(ctx, r.id, list.length > 1 ? `Recording ${n + 1}` : "Recording")),
+        );
+      }
     },
     /** A stored step (GET /api/v1/workflows/runs/{id}). */
     stored(s) {
