@@ -252,7 +252,10 @@ async fn recordings_benchmark_reports_throughput_on_and_off_on_a_tiny_workload()
     // every printed byte is in the recording (at least once)
     assert!(report.disk_bytes_per_mb.iter().all(|b| *b >= 1e6), "{report:?}");
     let table = report.to_string();
-    assert_table_line(&table, "## Recordings (0 MB of text through an operator terminal");
+    assert_table_line(
+        &table,
+        "## Recordings (0 MB of text on a PTY, recorded or not, median of 2 runs",
+    );
     assert_table_line(&table, "| STUB ratio recorded / not recorded | ");
     assert_table_line(&table, "| terminal ratio recorded / not recorded | ");
 }

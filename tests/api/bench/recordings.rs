@@ -164,7 +164,7 @@ impl fmt::Display for Report {
         );
         writeln!(
             f,
-            "\n## Recordings ({} MB of text through an operator terminal, median of {} runs each, interleaved)\n",
+            "\n## Recordings ({} MB of text on a PTY, recorded or not, median of {} runs each, interleaved)\n",
             w.bytes / 1_000_000,
             w.runs
         )?;
