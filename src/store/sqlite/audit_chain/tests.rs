@@ -269,3 +269,28 @@ fn appends_from_two_store_threads_and_another_process_at_once_keep_one_chain() {
     let ok = verified(&s.db, &s.key, None).unwrap();
     assert_eq!(ok.rows, 40 * 2 * 2 + 40);
 }
+
+#[test]
+fn a_row_put_back_below_a_cut_is_named() {
+    let s = scratch();
+    let (mut conn, chain) = open_direct(&s.db, &s.key).unwrap();
+    append(&mut conn, &chain, &["a", "b", "c"]);
+    let cut = super::cut(&mut conn, &chain, chrono::Utc::now() + chrono::Duration::days(1))
+        .unwrap()
+        .unwrap();
+    assert_eq!((cut.through_id, cut.cut_id), (3, 4));
+    // a row the cut took, put back from a backup
+    attacker(&s.db)
+        .execute(
+            "INSERT INTO audit_events (id, at, actor, action, domain, instance) VALUES (2, '2026-01-01T00:00:00.000Z', 'x', 'b', 'system', 'local')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        verified(&s.db, &s.key, None).unwrap_err(),
+        Broken {
+            row: 2,
+            problem: Problem::NotCut { cut: 4, through: 3 }
+        }
+    );
+}
