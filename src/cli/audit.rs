@@ -54,7 +54,7 @@ pub fn run_audit(
                         "audit chain verified: {} linked row(s) after row {}; head {}",
                         v.rows, v.start.id, v.head
                     )?;
-                    if let Some(given) = head.filter(|_| !v.head_checked) {
+                    if let Some(given) = head.filter(|h| !v.head_checked && h.id < v.start.id) {
                         writeln!(
                             out,
                             "the head given (row {}) is older than the chain's start (row {}, after a retention cut): it could not be compared",
