@@ -39,10 +39,10 @@ pub enum Command {
     Serve,
     /// Validate the settings and the servers file, list the servers, exit
     CheckConfig,
-    /// Manage accounts (needs only PINKPAGE_DB)
+    /// Manage accounts (needs only PINKPAGE_DB and the audit key)
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage API tokens for scripts (needs only PINKPAGE_DB)
+    /// Manage API tokens for scripts (needs only PINKPAGE_DB and the audit key)
     #[command(subcommand)]
     Token(TokenCommand),
     /// Print or verify the tamper-evident audit trail (needs PINKPAGE_DB and the audit key; read-only, works beside a running daemon)
