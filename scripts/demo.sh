@@ -103,6 +103,9 @@ else
     PP=$ROOT_DIR/target/release/pinkpage
 fi
 export PINKPAGE_DB=$DEMO/pinkpage.db
+# the audit key (data/audit.key) too: the account commands below link their
+# audit rows with the key the daemon will use
+export PINKPAGE_DATA_DIR=$DEMO/data
 # A demo operator: created once, its password and a fresh token printed on
 # every start (the password is kept in .demo, readable by root only).
 DEMO_USER=demo

@@ -206,6 +206,8 @@ async fn create_proxy_account(
         Err(e) => return Err(e),
     }
     let mut event = crate::records::NewAuditEvent::new("proxy", "user.autocreate")
+        .in_domain("auth")
+        .on(user)
         .by(Some(user), remote.map(|ip| ip.to_string()));
     event.detail = Some(serde_json::json!({"name": user, "role": role.as_str()}));
     state.journal.audit(event);

@@ -2,13 +2,16 @@
 //! settings, set up logging, serve) or run one account command against the
 //! database and exit.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pinkpage::cli::accounts::{self as commands, CommandError, Console};
+use pinkpage::cli::accounts::{self as commands, CommandError, Console, Db};
 use pinkpage::cli::{Cli, Command};
 use pinkpage::settings::{self, Settings};
 use pinkpage::startup::Application;
+use pinkpage::store::chain::KeyFile;
+use pinkpage::store::sqlite::OpenError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -39,8 +42,27 @@ fn main() -> ExitCode {
             Ok(settings) => check_config(&settings),
             Err(code) => code,
         },
-        Command::User(cmd) => with_database(|conn, io| commands::run_user(conn, cmd, io)),
-        Command::Token(cmd) => with_database(|conn, io| commands::run_token(conn, cmd, io)),
+        Command::User(cmd) => with_database(|db, io| commands::run_user(db, cmd, io)),
+        Command::Token(cmd) => with_database(|db, io| commands::run_token(db, cmd, io)),
+        Command::Audit(cmd) => {
+            let key_file = KeyFile::new(settings::audit_key_file_from_env());
+            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+            let (mut out, mut err) = (stdout.lock(), stderr.lock());
+            match pinkpage::cli::audit::run_audit(
+                &settings::db_path_from_env(),
+                &key_file,
+                cmd,
+                &mut out,
+                &mut err,
+            ) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    let _ = writeln!(err, "pinkpage: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -66,16 +88,20 @@ fn check_config(settings: &Settings) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Opens the database named by `PINKPAGE_DB` (and nothing else of the
-/// settings) and runs an account command on it.
-fn with_database(
-    run: impl FnOnce(&rusqlite::Connection, &mut Console<'_>) -> Result<(), CommandError>,
-) -> ExitCode {
+/// Opens the database named by `PINKPAGE_DB` with the audit key of
+/// `PINKPAGE_AUDIT_KEY_FILE` (and nothing else of the settings) and runs an
+/// account command on it.
+fn with_database(run: impl FnOnce(&Db<'_>, &mut Console<'_>) -> Result<(), CommandError>) -> ExitCode {
     let path = settings::db_path_from_env();
-    let conn = match pinkpage::store::sqlite::open_direct(&path) {
-        Ok(conn) => conn,
-        Err(e) => {
+    let key_file = KeyFile::new(settings::audit_key_file_from_env());
+    let (conn, chain) = match pinkpage::store::sqlite::open_direct(&path, &key_file) {
+        Ok(opened) => opened,
+        Err(OpenError::Database(e)) => {
             eprintln!("pinkpage: PINKPAGE_DB ({}): {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        Err(OpenError::Chain(e)) => {
+            eprintln!("pinkpage: PINKPAGE_AUDIT_KEY_FILE: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -85,7 +111,13 @@ fn with_database(
         out: &mut stdout.lock(),
         err: &mut stderr.lock(),
     };
-    match run(&conn, &mut console) {
+    match run(
+        &Db {
+            conn: &conn,
+            chain: &chain,
+        },
+        &mut console,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pinkpage: {e}");

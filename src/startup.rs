@@ -30,7 +30,8 @@ use crate::journal::Journal;
 use crate::records::INSTANCE;
 use crate::settings::Settings;
 use crate::state::AppState;
-use crate::store::sqlite::SqliteStore;
+use crate::store::chain::KeyFile;
+use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{AccountStore, Stores};
 use crate::workflows::hub::RunParts;
 use crate::workflows::WorkflowHub;
@@ -76,7 +77,14 @@ impl Application {
                 ),
             }
         };
-        let sqlite = SqliteStore::open(&settings.db_path).map_err(db(""))?;
+        let key_file = KeyFile::new(&settings.audit_key_file);
+        let sqlite = SqliteStore::open(&settings.db_path, &key_file).map_err(|e| match e {
+            OpenError::Database(e) => db("")(e),
+            OpenError::Chain(e) => SettingsError {
+                variable: "PINKPAGE_AUDIT_KEY_FILE".into(),
+                problem: e.to_string(),
+            },
+        })?;
         let stores = Stores::of(sqlite.clone());
         let accounts: Arc<dyn AccountStore> = sqlite;
         let descriptors = plan_descriptors(&settings)?;

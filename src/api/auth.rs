@@ -27,7 +27,7 @@ use crate::accounts::{self, password, token};
 use crate::auth::login_audit;
 use crate::auth::refresher::refresh;
 use crate::auth::{cleared_session_cookie, presented_session_cookies, session_cookie, Caller};
-use crate::records::NewAuditEvent;
+use crate::records::{NewAuditEvent, Outcome};
 use crate::state::AppState;
 
 /// The sign-in form.
@@ -105,7 +105,10 @@ pub struct LogoutResult {
 }
 
 fn audit(state: &AppState, caller: &Caller, action: &str, user: &str, detail: serde_json::Value) {
-    let mut event = NewAuditEvent::new(user, action);
+    let mut event = NewAuditEvent::new(user, action).on(user);
+    if action == login_audit::FAILED {
+        event.ended(Outcome::Refused, Some(ErrorCode::Unauthenticated.code()));
+    }
     event.user = Some(user.to_owned());
     event.remote_addr = caller.remote_addr();
     event.detail = Some(detail);

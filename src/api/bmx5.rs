@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorResponse};
 use crate::auth::Caller;
-use crate::records::NewAuditEvent;
+use crate::records::{NewAuditEvent, Outcome};
 use crate::request::{RemotePath, ServerRef};
 use crate::state::AppState;
 
@@ -195,10 +195,14 @@ pub async fn put_file(
         let body = idle_bounded(body, idle, task_stalled);
         let result = conn.write_atomic(&task_path, body).await;
         conn.close().await;
-        let mut event =
-            NewAuditEvent::new("rest", "sftp.upload").by(Some(&caller.user()), caller.remote_addr());
+        let mut event = NewAuditEvent::new("rest", "sftp.upload")
+            .by(Some(&caller.user()), caller.remote_addr())
+            .on(task_path.as_str());
         event.server = Some(task_server);
         event.bytes = result.as_ref().ok().map(|n| *n as i64);
+        if let Err(e) = &result {
+            event.ended(Outcome::Failed, Some(e.error.code.code()));
+        }
         event.detail = Some(match &result {
             Ok(_) => serde_json::json!({"path": task_path, "ok": true}),
             Err(e) => serde_json::json!({"path": task_path, "ok": false,
@@ -286,7 +290,9 @@ pub async fn get_file(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (server, path) = check(&state, &caller, q.into_inner())?;
-    let mut row = NewAuditEvent::new("rest", "sftp.download").by(Some(&caller.user()), caller.remote_addr());
+    let mut row = NewAuditEvent::new("rest", "sftp.download")
+        .by(Some(&caller.user()), caller.remote_addr())
+        .on(path.as_str());
     row.server = Some(server.name().to_owned());
     let opened = async {
         let conn = open(&state, &server).await?;
@@ -295,6 +301,7 @@ pub async fn get_file(
     let file = match opened.await {
         Ok(file) => file,
         Err(e) => {
+            row.ended(Outcome::Failed, Some(e.error.code.code()));
             row.detail = Some(serde_json::json!({"path": path.as_str(), "ok": false,
                 "error": e.error.code.code(), "error_detail": e.error.detail}));
             state.journal.audit(row);
@@ -373,6 +380,10 @@ impl<S> Drop for Audited<S> {
     fn drop(&mut self) {
         if let Some((journal, mut row, promised)) = self.row.take() {
             row.bytes = Some(self.sent as i64);
+            if self.sent != promised {
+                // the client left before the body ended
+                row.ended(Outcome::Cancelled, None);
+            }
             if let Some(serde_json::Value::Object(detail)) = row.detail.as_mut() {
                 detail.insert("ok".into(), (self.sent == promised).into());
             }

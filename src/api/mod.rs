@@ -54,6 +54,7 @@ use self::error::ApiError;
         check::check_server,
         errors::list_errors,
         audit::list_audit,
+        audit::export_audit,
         session::session_status,
         session::release_session,
         bmx5::put_file,
@@ -219,6 +220,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)
+        .service(audit::export_audit)
         .service(session::session_status)
         .service(session::release_session)
         .service(bmx5::put_file)

@@ -78,6 +78,7 @@ pub async fn release_session(state: web::Data<AppState>, caller: Caller) -> Resu
         .map_err(unavailable)??;
     let mut event = NewAuditEvent::new(caller.user(), "session.force_release")
         .by(Some(&caller.user()), caller.remote_addr());
+    event.target = before.owner.map(|o| o.to_string());
     event.detail = Some(serde_json::json!({
         "previous_owner": before.owner.map(|o| o.to_string()),
         "previous_owner_user": before.owner_user,

@@ -120,7 +120,7 @@ pub async fn list_transfer_runs(
                 limit: 200,
                 before_id,
                 action: Some("transfer.end".to_owned()),
-                user: None,
+                ..Default::default()
             })
             .await?;
         let Some(last) = rows.last() else {

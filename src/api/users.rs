@@ -150,9 +150,12 @@ async fn changed(
     state: &AppState,
     caller: &Caller,
     action: &str,
+    target: &str,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
-    let mut event = NewAuditEvent::new(caller.user(), action).by(Some(&caller.user()), caller.remote_addr());
+    let mut event = NewAuditEvent::new(caller.user(), action)
+        .by(Some(&caller.user()), caller.remote_addr())
+        .on(target);
     event.detail = Some(detail);
     state.journal.audit(event);
     refresh(&state.identity, &state.accounts, &state.broadcast, true).await?;
@@ -195,6 +198,7 @@ pub async fn create_user(
         &state,
         &caller,
         "user.add",
+        &name,
         serde_json::json!({"name": name, "role": role.as_str(), "servers": user.servers}),
     )
     .await?;
@@ -237,6 +241,7 @@ pub async fn change_user(
         Some(p) => Some(hash_password(&state, &name, p).await?),
         None => None,
     };
+    let target = name.clone();
     let detail = serde_json::json!({
         "name": name,
         "role": role.map(|r| r.as_str()),
@@ -262,7 +267,7 @@ pub async fn change_user(
             },
         )
         .await?;
-    changed(&state, &caller, "user.change", detail).await?;
+    changed(&state, &caller, "user.change", &target, detail).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -310,6 +315,7 @@ pub async fn create_token(
         &state,
         &caller,
         "token.create",
+        &info.id,
         serde_json::json!({"id": info.id, "user": info.user, "expires_at": info.expires_at}),
     )
     .await?;
@@ -336,6 +342,7 @@ pub async fn revoke_token(
         &state,
         &caller,
         "token.revoke",
+        &id,
         serde_json::json!({"id": id, "user": info.user}),
     )
     .await?;

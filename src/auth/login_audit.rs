@@ -27,7 +27,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::records::{timestamp, NewAuditEvent};
+use pinkpage_actors::ErrorCode;
+
+use crate::records::{timestamp, NewAuditEvent, Outcome};
 
 /// A failed login (its password was checked, or the name is unknown).
 pub const FAILED: &str = "auth.login.failed";
@@ -201,7 +203,9 @@ impl LoginAudit {
                     detail["reason"] = json!(reason);
                 }
                 let mut event = NewAuditEvent::new(key.name.clone(), key.action)
+                    .on(key.name.clone())
                     .by(Some(&key.name), key.addr.map(|a| a.to_string()));
+                event.ended(Outcome::Refused, Some(refusal(key.action)));
                 event.at = t.first;
                 event.detail = Some(detail);
                 event
@@ -209,6 +213,7 @@ impl LoginAudit {
             .collect();
         rows.extend(self.others.drain().map(|(action, t)| {
             let mut event = NewAuditEvent::new("anonymous", action);
+            event.ended(Outcome::Refused, Some(refusal(action)));
             event.at = t.first;
             event.detail = Some(json!({
                 "others": true,
@@ -221,6 +226,16 @@ impl LoginAudit {
         }));
         rows.sort_by_key(|e| e.at);
         rows
+    }
+}
+
+/// The code a refused login was answered with: 10007 when it was told to
+/// wait, 10002 when its name or password was wrong.
+fn refusal(action: &str) -> u32 {
+    if action == THROTTLED {
+        ErrorCode::LoginThrottled.code()
+    } else {
+        ErrorCode::Unauthenticated.code()
     }
 }
 

@@ -197,7 +197,13 @@ pub const ROUTES: &[RouteRule] = &[
         Operator,
         "compare command output (both servers' tags)",
     ),
-    r("GET", "/api/v1/audit", Admin, "the audit trail"),
+    r("GET", "/api/v1/audit", Admin, "the audit trail, filtered"),
+    r(
+        "GET",
+        "/api/v1/audit/export",
+        Admin,
+        "the audit trail as JSON lines from an id on (for a SIEM)",
+    ),
     r("GET", "/api/v1/users", Admin, "list accounts"),
     r("POST", "/api/v1/users", Admin, "create an account"),
     r(

@@ -2,8 +2,12 @@
 //! with no daemon running: a running daemon notices the change through
 //! the access revision within its polling interval.
 //!
-//! Each change and its audit row (actor `cli`) are written in one
-//! transaction, so there is never a change without its trail. Output goes
+//! Each change and its audit row (actor and domain `cli`, linked into the
+//! audit chain with the daemon's key) are written in one transaction, so
+//! there is never a change without its trail. The transaction takes the
+//! write lock first (`BEGIN IMMEDIATE`): the row's link is made from the
+//! chain's end as it is under that lock, whatever the daemon writes
+//! meanwhile. Output goes
 //! to the writers given (standard output and error in `main`); the only
 //! secret ever written is a new token, once, alone on its line of `out`.
 
@@ -11,13 +15,14 @@ use std::io::{BufRead, Write};
 
 use chrono::Utc;
 use pinkpage_actors::secret::Secret;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use serde_json::json;
 
 use super::{PasswordInput, TokenCommand, UserCommand};
 use crate::accounts::{password, AccountError};
 use crate::records::NewAuditEvent;
-use crate::store::sqlite::accounts as db;
+use crate::store::chain::Chain;
+use crate::store::sqlite::accounts as store;
 use crate::store::sqlite::audit::insert_audit;
 
 /// Why a command failed; `main` prints it after `pinkpage: ` and exits 1.
@@ -51,8 +56,38 @@ pub struct Console<'a> {
     pub err: &'a mut dyn Write,
 }
 
+/// The database and its audit chain, as the command line opened them.
+pub struct Db<'a> {
+    /// The connection.
+    pub conn: &'a Connection,
+    /// The audit chain, to link the command's row.
+    pub chain: &'a Chain,
+}
+
+impl Db<'_> {
+    /// A write transaction holding the write lock from its start.
+    fn write(&self) -> rusqlite::Result<Transaction<'_>> {
+        Transaction::new_unchecked(self.conn, TransactionBehavior::Immediate)
+    }
+
+    /// Writes the command's audit row inside `tx`.
+    fn audit(
+        &self,
+        tx: &Connection,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), CommandError> {
+        let mut event = NewAuditEvent::new("cli", action).in_domain("cli").on(target);
+        event.detail = Some(detail);
+        insert_audit(tx, self.chain, &event)?;
+        Ok(())
+    }
+}
+
 /// Runs one `user` command.
-pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+pub fn run_user(db: &Db<'_>, cmd: UserCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+    let conn = db.conn;
     match cmd {
         UserCommand::Add {
             name,
@@ -63,7 +98,7 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
         } => {
             // Refuse a bad or taken name before asking for a password.
             crate::accounts::validate_name(&name)?;
-            if db::get_user(conn, &name)?.is_some() {
+            if store::get_user(conn, &name)?.is_some() {
                 return Err(AccountError::Exists.into());
             }
             let hash = if no_password {
@@ -71,18 +106,19 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
             } else {
                 Some(new_password_hash(&name, input, io)?)
             };
-            let tx = conn.unchecked_transaction()?;
-            let user = db::add_user(&tx, &name, role, servers, hash)?;
-            audit(
+            let tx = db.write()?;
+            let user = store::add_user(&tx, &name, role, servers, hash)?;
+            db.audit(
                 &tx,
                 "user.add",
+                &user.name,
                 json!({"name": user.name, "role": user.role.as_str(), "servers": user.servers}),
             )?;
             tx.commit()?;
             writeln!(io.err, "user {} added as {}", user.name, user.role)?;
         }
         UserCommand::List => {
-            let users = db::list_users(conn)?;
+            let users = store::list_users(conn)?;
             writeln!(
                 io.out,
                 "{:<24} {:<8} {:<8} {:<8} {:<20} SERVERS",
@@ -108,35 +144,40 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
             name,
             password: input,
         } => {
-            if db::get_user(conn, &name)?.is_none() {
+            if store::get_user(conn, &name)?.is_none() {
                 return Err(AccountError::NotFound.into());
             }
             let hash = new_password_hash(&name, input, io)?;
-            let tx = conn.unchecked_transaction()?;
-            db::set_password(&tx, &name, Some(hash))?;
+            let tx = db.write()?;
+            store::set_password(&tx, &name, Some(hash))?;
             // A new password is often a response to a leaked one: sign the
             // account out everywhere.
-            let ended = db::delete_sessions_of(&tx, &name)?;
-            audit(&tx, "user.passwd", json!({"name": name, "sessions_ended": ended}))?;
+            let ended = store::delete_sessions_of(&tx, &name)?;
+            db.audit(
+                &tx,
+                "user.passwd",
+                &name,
+                json!({"name": name, "sessions_ended": ended}),
+            )?;
             tx.commit()?;
             writeln!(
                 io.err,
                 "password of {name} changed; {ended} sign-in session(s) ended"
             )?;
         }
-        UserCommand::Disable { name } => change(conn, "user.disable", &name, io, |c| {
-            db::set_disabled(c, &name, true).map(|_| json!({"name": name}))
+        UserCommand::Disable { name } => change(db, "user.disable", &name, io, |c| {
+            store::set_disabled(c, &name, true).map(|_| json!({"name": name}))
         })?,
-        UserCommand::Enable { name } => change(conn, "user.enable", &name, io, |c| {
-            db::set_disabled(c, &name, false).map(|_| json!({"name": name}))
+        UserCommand::Enable { name } => change(db, "user.enable", &name, io, |c| {
+            store::set_disabled(c, &name, false).map(|_| json!({"name": name}))
         })?,
-        UserCommand::Role { name, role } => change(conn, "user.role", &name, io, |c| {
-            db::set_role(c, &name, role).map(|u| json!({"name": name, "role": u.role.as_str()}))
+        UserCommand::Role { name, role } => change(db, "user.role", &name, io, |c| {
+            store::set_role(c, &name, role).map(|u| json!({"name": name, "role": u.role.as_str()}))
         })?,
         UserCommand::Servers { name, tags, all } => {
             let servers = if all { None } else { Some(tags) };
-            change(conn, "user.servers", &name, io, |c| {
-                db::set_servers(c, &name, servers).map(|u| json!({"name": name, "servers": u.servers}))
+            change(db, "user.servers", &name, io, |c| {
+                store::set_servers(c, &name, servers).map(|u| json!({"name": name, "servers": u.servers}))
             })?
         }
     }
@@ -144,14 +185,16 @@ pub fn run_user(conn: &Connection, cmd: UserCommand, io: &mut Console<'_>) -> Re
 }
 
 /// Runs one `token` command.
-pub fn run_token(conn: &Connection, cmd: TokenCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+pub fn run_token(db: &Db<'_>, cmd: TokenCommand, io: &mut Console<'_>) -> Result<(), CommandError> {
+    let conn = db.conn;
     match cmd {
         TokenCommand::Create { user, label, expires } => {
-            let tx = conn.unchecked_transaction()?;
-            let (info, full) = db::create_token(&tx, &user, &label, expires.0)?;
-            audit(
+            let tx = db.write()?;
+            let (info, full) = store::create_token(&tx, &user, &label, expires.0)?;
+            db.audit(
                 &tx,
                 "token.create",
+                &info.id,
                 json!({"id": info.id, "user": info.user, "label": info.label, "expires_at": info.expires_at}),
             )?;
             tx.commit()?;
@@ -173,7 +216,7 @@ pub fn run_token(conn: &Connection, cmd: TokenCommand, io: &mut Console<'_>) -> 
                 "{:<12} {:<24} {:<8} {:<20} {:<20} LABEL",
                 "ID", "USER", "STATE", "EXPIRES", "LAST USED"
             )?;
-            for t in db::list_tokens(conn, user.as_deref())? {
+            for t in store::list_tokens(conn, user.as_deref())? {
                 let short = |at: &Option<String>, none: &str| {
                     at.as_deref()
                         .map_or(none.to_owned(), |s| s.get(..19).unwrap_or(s).to_owned())
@@ -191,9 +234,14 @@ pub fn run_token(conn: &Connection, cmd: TokenCommand, io: &mut Console<'_>) -> 
             }
         }
         TokenCommand::Revoke { id } => {
-            let tx = conn.unchecked_transaction()?;
-            let info = db::revoke_token(&tx, &id)?;
-            audit(&tx, "token.revoke", json!({"id": info.id, "user": info.user}))?;
+            let tx = db.write()?;
+            let info = store::revoke_token(&tx, &id)?;
+            db.audit(
+                &tx,
+                "token.revoke",
+                &info.id,
+                json!({"id": info.id, "user": info.user}),
+            )?;
             tx.commit()?;
             writeln!(io.err, "token {} of {} revoked", info.id, info.user)?;
         }
@@ -203,24 +251,17 @@ pub fn run_token(conn: &Connection, cmd: TokenCommand, io: &mut Console<'_>) -> 
 
 /// One account change and its audit row, in one transaction.
 fn change(
-    conn: &Connection,
+    db: &Db<'_>,
     action: &str,
     name: &str,
     io: &mut Console<'_>,
     apply: impl FnOnce(&Connection) -> Result<serde_json::Value, AccountError>,
 ) -> Result<(), CommandError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = db.write()?;
     let detail = apply(&tx)?;
-    audit(&tx, action, detail)?;
+    db.audit(&tx, action, name, detail)?;
     tx.commit()?;
     writeln!(io.err, "{action} {name}: done")?;
-    Ok(())
-}
-
-fn audit(conn: &Connection, action: &str, detail: serde_json::Value) -> Result<(), CommandError> {
-    let mut event = NewAuditEvent::new("cli", action);
-    event.detail = Some(detail);
-    insert_audit(conn, &event)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The command line, parsed once by clap into [`Command`]: `pinkpage`
 //! serves; `check-config` validates the settings; `user ...` and
 //! `token ...` manage accounts in the database (run by [`accounts`]);
+//! `audit ...` prints and verifies the audit chain (run by [`audit`]);
 //! `--help` lists the commands and every setting.
 //!
 //! Secrets never come from arguments (they would show in `ps` and
@@ -8,12 +9,14 @@
 //! usage error.
 
 pub mod accounts;
+pub mod audit;
 
 use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
 use pinkpage_actors::access::Role;
 
 use crate::settings::SETTINGS;
+use crate::store::chain::Head;
 
 /// The whole command line: a command, or none to serve.
 #[derive(Debug, Parser)]
@@ -36,12 +39,32 @@ pub enum Command {
     Serve,
     /// Validate the settings and the servers file, list the servers, exit
     CheckConfig,
-    /// Manage accounts (needs only PINKPAGE_DB)
+    /// Manage accounts (needs only PINKPAGE_DB and the audit key)
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage API tokens for scripts (needs only PINKPAGE_DB)
+    /// Manage API tokens for scripts (needs only PINKPAGE_DB and the audit key)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print or verify the tamper-evident audit trail (needs PINKPAGE_DB and the audit key; read-only, works beside a running daemon)
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `pinkpage audit ...`.
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum AuditCommand {
+    /// Print the chain's head, <row id>:<MAC>, alone on its line: keep it somewhere else (a ticket, another host) to catch deleted newest rows later
+    Head,
+    /// Verify the whole chain with the key; exit 1 naming the first bad row
+    Verify {
+        /// A head printed earlier by `pinkpage audit head`: also check that its row is still there with that MAC
+        #[arg(long, value_name = "ID:MAC", value_parser = parse_head)]
+        head: Option<Head>,
+    },
+}
+
+fn parse_head(s: &str) -> Result<Head, String> {
+    s.parse()
 }
 
 /// `pinkpage user ...`.
@@ -221,7 +244,25 @@ mod tests {
         for s in SETTINGS {
             assert!(text.contains(s.name), "{}", s.name);
         }
-        assert!(text.contains("user") && text.contains("token"));
+        assert!(text.contains("user") && text.contains("token") && text.contains("audit"));
+    }
+
+    #[test]
+    fn audit_commands_parse_and_a_bad_head_is_a_usage_error() {
+        assert_eq!(
+            parse(&["audit", "head"]).unwrap().command,
+            Some(Command::Audit(AuditCommand::Head))
+        );
+        let head = format!("12:{}", "0f".repeat(32));
+        assert_eq!(
+            parse(&["audit", "verify", "--head", &head]).unwrap().command,
+            Some(Command::Audit(AuditCommand::Verify {
+                head: Some(head.parse().unwrap())
+            }))
+        );
+        let bad = parse(&["audit", "verify", "--head", "12:zz"]).unwrap_err();
+        assert_eq!(bad.exit_code(), 2);
+        assert!(bad.to_string().contains("<row id>:<64 hex digits>"), "{bad}");
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::records::NewAuditEvent;
 impl DiffJob {
     /// `base` (who, from where) filled in with what this diff touches:
     /// action `diff.files`, `diff.dirs` or `diff.command`; `server` the
-    /// left server; `command` the command text of a `diff_command`; both
-    /// sides in `detail`.
+    /// left server; `target` the left path (files and directories);
+    /// `command` the command text of a `diff_command`; both sides in
+    /// `detail`.
     pub fn audit_event(&self, mut base: NewAuditEvent) -> NewAuditEvent {
         let side = |t: &Target| json!({"server": t.server.name, "path": t.path});
         let (action, left, right) = match self {
@@ -31,6 +32,7 @@ impl DiffJob {
         };
         base.action = action.to_owned();
         base.server = left["server"].as_str().map(str::to_owned);
+        base.target = left["path"].as_str().map(str::to_owned);
         base.detail = Some(json!({"left": left, "right": right}));
         base
     }

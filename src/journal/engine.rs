@@ -14,7 +14,7 @@ use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::{AppError, ErrorCode};
 
 use super::{Journal, Settled};
-use crate::records::{NewAuditEvent, TempFileWrite};
+use crate::records::{NewAuditEvent, Outcome, TempFileWrite};
 
 /// The temporary-file records of the files domain, written through the
 /// journal.
@@ -55,7 +55,10 @@ impl TempFileStore for JournalTempFiles {
             Recovered::AlreadyGone | Recovered::LeftAlone => None,
         };
         if let Some(action) = action {
-            let mut event = NewAuditEvent::new("system", action);
+            let mut event = NewAuditEvent::new("system", action).on(file.file.path.clone());
+            if outcome == Recovered::GaveUp {
+                event.ended(Outcome::Failed, None);
+            }
             event.server = Some(file.file.server.clone());
             event.detail = Some(serde_json::json!({
                 "path": file.file.path,

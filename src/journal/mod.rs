@@ -419,6 +419,7 @@ fn settle(shared: &Shared, stream: Stream, n: usize, applied: Vec<Applied>) {
             }
         }
         let mut event = NewAuditEvent::new("system", "records.dropped");
+        event.ended(crate::records::Outcome::Failed, None);
         event.detail = Some(serde_json::json!({
             "dropped": detail,
             "reason": "the journal's memory bound was full while the store failed or could not keep up",

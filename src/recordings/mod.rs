@@ -51,6 +51,7 @@ use tokio::sync::Notify;
 
 use self::cast::{Header, HeaderEnv};
 use crate::journal::{Journal, Receipt, Settled};
+use crate::records::audit::Outcome;
 use crate::records::recording::{Recording, RecordingState, RecordingWrite};
 use crate::records::NewAuditEvent;
 use crate::settings::recordings::RecordingSettings;
@@ -176,7 +177,9 @@ impl Recordings {
         let mut event = match by {
             Some((user, remote)) => NewAuditEvent::new("rest", action).by(Some(user), remote),
             None => NewAuditEvent::new("system", action),
-        };
+        }
+        .on(recording.id.clone());
+        event.ended(Outcome::Ok, None);
         event.server = Some(recording.server.clone());
         event.bytes = Some(recording.bytes);
         event.detail = Some(serde_json::json!({
@@ -233,8 +236,11 @@ impl Recordings {
         Ok((file, rel, header.len() as u64))
     }
 
-    fn audit(&self, action: &str, info: &PtyInfo, detail: serde_json::Value) {
-        let mut event = NewAuditEvent::new("system", action).by(Some(&info.user), None);
+    fn audit(&self, action: &str, info: &PtyInfo, outcome: Outcome, code: u32, detail: serde_json::Value) {
+        let mut event = NewAuditEvent::new("system", action)
+            .by(Some(&info.user), None)
+            .on(info.pty_id.to_string());
+        event.ended(outcome, Some(code));
         event.server = Some(info.server.clone());
         event.command = (!info.command.is_empty()).then(|| info.command.clone());
         event.detail = Some(detail);
@@ -267,9 +273,16 @@ impl RecorderOpener for Recordings {
                 } else {
                     "refused"
                 };
+                let kept = if self.settings.fail_open {
+                    Outcome::Ok
+                } else {
+                    Outcome::Refused
+                };
                 self.audit(
                     "recording.unavailable",
                     info,
+                    kept,
+                    ErrorCode::RecordingUnavailable.code(),
                     serde_json::json!({"pty_id": pty_id, "error": why, "outcome": outcome}),
                 );
                 return if self.settings.fail_open {
@@ -351,7 +364,10 @@ impl writer::Reports for Reporter {
             error: Some(error.clone()),
             bytes: bytes as i64,
         });
-        let mut event = NewAuditEvent::new("system", "recording.failed").by(Some(&self.info.user), None);
+        let mut event = NewAuditEvent::new("system", "recording.failed")
+            .by(Some(&self.info.user), None)
+            .on(pty_id.clone());
+        event.ended(Outcome::Failed, Some(ErrorCode::RecordingStopped.code()));
         event.server = Some(self.info.server.clone());
         event.bytes = Some(bytes as i64);
         event.detail = Some(serde_json::json!({"pty_id": pty_id, "error": error}));

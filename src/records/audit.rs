@@ -1,7 +1,73 @@
-//! The audit trail: who did what, when, on which server.
+//! The audit trail: who did what, when, on which server, and how it
+//! ended. Every domain writes rows with the same fields; the store chains
+//! them (`crate::store::chain`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It happened (for a `*.start` row: the work started).
+    Ok,
+    /// It was not allowed: a refused sign-in, access withdrawn, a request
+    /// the daemon turned down (its `code` says why).
+    Refused,
+    /// It was tried and went wrong (its `code` says why when there is one).
+    Failed,
+    /// Someone stopped it: a cancel, a client that left.
+    Cancelled,
+    /// The daemon stopped under it (found at the next start).
+    Interrupted,
+}
+
+impl Outcome {
+    /// Every outcome, for parsing and documentation.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Refused,
+        Outcome::Failed,
+        Outcome::Cancelled,
+        Outcome::Interrupted,
+    ];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+
+    /// The outcome named `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// The domain a row belongs to when its writer does not say: the part of
+/// the daemon its action comes from. WebSocket connections name their
+/// endpoint's domain themselves (`WsConnection::audit_event`), and the
+/// command line says `cli`.
+pub fn domain_of(action: &str) -> &'static str {
+    let first = action.split('.').next().unwrap_or("");
+    match first {
+        "session" | "ssh" | "transfer" => "stub",
+        "batch" => "bmx4",
+        "sftp" | "script" => "bmx5",
+        "diff" => "diff",
+        "terminal" | "pty" => "terminal",
+        "workflow" => "workflow",
+        "auth" => "auth",
+        "user" | "token" => "rest",
+        "recording" | "recordings" => "recordings",
+        _ => "system",
+    }
+}
 
 /// An audit event: recorded through the journal, listed with its id
 /// ([`AuditEvent`]).
@@ -11,12 +77,25 @@ pub struct NewAuditEvent {
     /// the store fails, so the time of writing is not the time of the
     /// action.
     pub at: DateTime<Utc>,
-    /// Connection id, `rest`, `admin`, `system`, or `workflow:<run>`.
+    /// Connection id, `rest`, `cli`, `system`, `workflow:<run>`, or the
+    /// name tried at a sign-in.
     pub actor: String,
     /// Dotted action name (`session.start`, `ssh.command.end`, ...).
     pub action: String,
+    /// Which part of the daemon wrote it: `stub`, `bmx4`, `bmx5`, `diff`,
+    /// `terminal`, `workflow`, `rest`, `auth`, `cli`, `system`, ...
+    /// (rows from before domains were recorded: derived from their action).
+    pub domain: String,
     /// The server acted on, when there is one.
     pub server: Option<String>,
+    /// What was acted on besides the server: an account name, a token id,
+    /// a terminal id, a run id, a path, a recording id.
+    pub target: Option<String>,
+    /// How it ended (`None` only on rows from before outcomes were
+    /// recorded).
+    pub outcome: Option<Outcome>,
+    /// The error code, when it ended with one.
+    pub code: Option<u32>,
     /// The command run, when there is one.
     pub command: Option<String>,
     /// The remote exit status, when there is one.
@@ -33,13 +112,19 @@ pub struct NewAuditEvent {
 }
 
 impl NewAuditEvent {
-    /// An event with just an actor and an action, happening now.
+    /// An event with just an actor and an action, happening now, in the
+    /// action's domain ([`domain_of`]), its outcome `ok`.
     pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
+        let action = action.into();
         NewAuditEvent {
             at: chrono::Utc::now(),
             actor: actor.into(),
-            action: action.into(),
+            domain: domain_of(&action).to_owned(),
+            action,
             server: None,
+            target: None,
+            outcome: Some(Outcome::Ok),
+            code: None,
             command: None,
             exit_status: None,
             bytes: None,
@@ -56,6 +141,24 @@ impl NewAuditEvent {
         self
     }
 
+    /// The same event, written by `domain`.
+    pub fn in_domain(mut self, domain: &str) -> Self {
+        domain.clone_into(&mut self.domain);
+        self
+    }
+
+    /// The same event, acting on `target`.
+    pub fn on(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets how it ended and with which code.
+    pub fn ended(&mut self, outcome: Outcome, code: Option<u32>) {
+        self.outcome = Some(outcome);
+        self.code = code;
+    }
+
     /// Whether anyone can cause this row without signing in
     /// (`auth.login.*`: failed and throttled logins): the journal holds
     /// such rows to a small share of its bound, so a flood of them cannot
@@ -70,7 +173,9 @@ impl NewAuditEvent {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         256 + self.actor.len()
             + self.action.len()
+            + self.domain.len()
             + text(&self.server)
+            + text(&self.target)
             + text(&self.command)
             + text(&self.user)
             + text(&self.remote_addr)
@@ -78,7 +183,8 @@ impl NewAuditEvent {
     }
 }
 
-/// A stored audit event: the event and the id the store gave it.
+/// A stored audit event: the event, the id the store gave it, the
+/// instance that wrote it and its link in the chain.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Row id, assigned by the store; increases with time.
@@ -86,10 +192,18 @@ pub struct AuditEvent {
     /// The event.
     #[serde(flatten)]
     pub event: NewAuditEvent,
+    /// The daemon instance that wrote it.
+    pub instance: String,
+    /// The row's MAC in the audit chain (64 hex digits):
+    /// HMAC-SHA-256 over the previous row's MAC and this row's fields
+    /// (docs/security.md, "Tamper evidence"). `None` on rows from before
+    /// the chain, which one genesis MAC seals together.
+    pub mac: Option<String>,
 }
 
 /// Which events to list: newest first, `limit` at most, older than
-/// `before_id` when given (for paging).
+/// `before_id` when given (for paging), and only those every given filter
+/// allows.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     /// Most rows to return.
@@ -100,6 +214,28 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only rows by this user.
     pub user: Option<String>,
+    /// Only rows on this server.
+    pub server: Option<String>,
+    /// Only rows of this domain.
+    pub domain: Option<String>,
+    /// Only rows of events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only rows of events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only rows whose command, target or detail contains this text
+    /// (ASCII letters in any case).
+    pub text: Option<String>,
+}
+
+/// What a retention cut took (`AuditStore::cut`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCut {
+    /// Every row with this id or a smaller one is gone.
+    pub through_id: i64,
+    /// How many rows went.
+    pub rows: u64,
+    /// The id of the `audit.cut` row that records it.
+    pub cut_id: i64,
 }
 
 #[cfg(test)]
@@ -112,9 +248,17 @@ mod tests {
         event.at = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:42:00.250Z")
             .unwrap()
             .with_timezone(&Utc);
-        let json = serde_json::to_value(AuditEvent { id: 7, event }).unwrap();
+        let json = serde_json::to_value(AuditEvent {
+            id: 7,
+            event,
+            instance: "local".into(),
+            mac: None,
+        })
+        .unwrap();
         assert_eq!(json["id"], 7);
         assert_eq!(json["action"], "user.add");
+        assert_eq!(json["domain"], "rest");
+        assert_eq!(json["outcome"], "ok");
         assert_eq!(json["at"], "2026-12-07T10:42:00.250Z");
     }
 
@@ -126,5 +270,29 @@ mod tests {
         assert!(!anonymous("auth.login"), "a good sign-in is real work");
         assert!(!anonymous("auth.logout"));
         assert!(!anonymous("user.add"));
+    }
+
+    #[test]
+    fn a_row_takes_its_domain_from_its_action_unless_its_writer_names_one() {
+        let domain = |action| NewAuditEvent::new("x", action).domain;
+        assert_eq!(domain("ssh.command.start"), "stub");
+        assert_eq!(domain("batch.run"), "bmx4");
+        assert_eq!(domain("sftp.upload"), "bmx5");
+        assert_eq!(domain("terminal.open"), "terminal");
+        assert_eq!(domain("auth.login.failed"), "auth");
+        assert_eq!(domain("daemon.start"), "system");
+        assert_eq!(
+            NewAuditEvent::new("cli", "user.add").in_domain("cli").domain,
+            "cli"
+        );
+    }
+
+    #[test]
+    fn outcomes_read_back_what_they_write_and_nothing_else() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        assert_eq!(Outcome::parse("OK"), None);
     }
 }

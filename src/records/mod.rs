@@ -31,7 +31,7 @@ pub mod workflow;
 
 use chrono::{DateTime, Utc};
 
-pub use audit::{AuditEvent, AuditQuery, NewAuditEvent};
+pub use audit::{AuditCut, AuditEvent, AuditQuery, NewAuditEvent, Outcome};
 pub use batch::{BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun};
 pub use health::HealthEvent;
 pub use temp_files::TempFileWrite;

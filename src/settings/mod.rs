@@ -202,6 +202,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "true lets new remote actions start while audit rows cannot be written (logged loudly); by default they are refused with 40000",
     },
     SettingDoc {
+        name: "PINKPAGE_AUDIT_KEY_FILE",
+        default: "<PINKPAGE_DATA_DIR>/audit.key",
+        meaning: "key of the tamper-evident audit chain (64 hex digits); created owner-only (0600) at first start; refused if others may read it; never in the database or logs. Keep a copy: a chained trail refuses to start without its key",
+    },
+    SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
         meaning: "WebSocket ping period (fractions allowed)",
@@ -373,6 +378,8 @@ pub struct Settings {
     pub diff_max_bytes: u64,
     /// Admit new remote actions while audit rows cannot be written.
     pub audit_fail_open: bool,
+    /// The audit chain's key file (never the key itself).
+    pub audit_key_file: PathBuf,
     /// How long a graceful shutdown may take.
     pub shutdown_grace: Duration,
     /// The diff memory budget and the upload body idle timeout.
@@ -533,11 +540,13 @@ impl Settings {
             true
         })?;
         let access = access::parse(&env, bind)?;
+        let data_dir = env.path("PINKPAGE_DATA_DIR", "data");
         Ok(Settings {
             env_name: env.get("ENV").unwrap_or_else(|| "dev".to_owned()),
             bind,
             db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
-            data_dir: env.path("PINKPAGE_DATA_DIR", "data"),
+            audit_key_file: audit_key_file(&env, &data_dir),
+            data_dir,
             scripts_dir: env.path("PINKPAGE_SCRIPTS_DIR", "scripts.d"),
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),
             host_key_mode,
@@ -600,6 +609,19 @@ pub const DEFAULT_DB_PATH: &str = "pinkpage.db";
 /// servers, so they must not fail on a missing servers file.
 pub fn db_path_from_env() -> PathBuf {
     Env(&|name| std::env::var(name).ok()).path("PINKPAGE_DB", DEFAULT_DB_PATH)
+}
+
+/// `PINKPAGE_AUDIT_KEY_FILE` from the process environment (or its default
+/// in `PINKPAGE_DATA_DIR`) alone: the command line's account and audit
+/// commands read the same key file as the daemon.
+pub fn audit_key_file_from_env() -> PathBuf {
+    let env = Env(&|name| std::env::var(name).ok());
+    audit_key_file(&env, &env.path("PINKPAGE_DATA_DIR", "data"))
+}
+
+fn audit_key_file(env: &Env<'_>, data_dir: &std::path::Path) -> PathBuf {
+    env.get("PINKPAGE_AUDIT_KEY_FILE")
+        .map_or_else(|| data_dir.join("audit.key"), PathBuf::from)
 }
 
 /// The seed's `stub_data_transfer`, configured whenever `mdwap1p` and

@@ -4,7 +4,8 @@
 //! per stream, ids that grow, a run finished once, a workflow row only
 //! moving forward, a result of an unknown run rejected. It can be told to
 //! fail ([`MemoryStore::set_failing`]) like a full disk: every write and
-//! read answers 40000 and nothing is kept.
+//! read answers 40000 and nothing is kept. Its audit rows are chained as
+//! SQLite's are, with a key of its own.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,7 @@ use pinkpage_actors::files::temp_files::{RecordedTempFile, TempFile};
 use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::{AppError, ErrorCode};
 
+use super::chain::{AuditKey, Chain, Field, Head};
 use super::{
     Applied, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture, TempFileStore, WorkflowStore,
     Writes,
@@ -25,16 +27,29 @@ use crate::records::batch::ResultsPage;
 use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
-    timestamp, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite,
-    HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, Visible, WorkflowRun, WorkflowRunDetail,
-    WorkflowStep, WorkflowWrite,
+    timestamp, AuditCut, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus,
+    BatchWrite, HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, Visible, WorkflowRun,
+    WorkflowRunDetail, WorkflowStep, WorkflowWrite, INSTANCE,
 };
 
 /// See the module docs.
-#[derive(Default)]
 pub struct MemoryStore {
     failing: AtomicBool,
+    /// The audit chain: a key of its own, nothing sealed.
+    chain: Chain,
     state: Mutex<State>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        let key = AuditKey::generate();
+        let (genesis, _) = key.genesis().finish();
+        MemoryStore {
+            failing: AtomicBool::new(false),
+            chain: Chain::new(key, Head { id: 0, mac: genesis }),
+            state: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -121,27 +136,103 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Appends one audit row after the last, linked (under the state's
+    /// lock: one writer at a time, as SQLite's write lock makes it).
+    fn link(&self, state: &mut State, e: NewAuditEvent) -> i64 {
+        let tail = state.audit.last().map_or(self.chain.genesis(), |last| Head {
+            id: last.id,
+            mac: last
+                .mac
+                .as_deref()
+                .and_then(super::chain::Mac::from_hex)
+                .expect("the memory store's rows all have MACs"),
+        });
+        let id = tail.id + 1;
+        let mac = self.chain.link(&tail.mac, &Field::row(id, INSTANCE, &e));
+        state.audit.push(AuditEvent {
+            id,
+            event: e,
+            instance: INSTANCE.to_owned(),
+            mac: Some(mac.to_hex()),
+        });
+        id
+    }
+}
+
 impl AuditStore for MemoryStore {
     fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes> {
-        self.write(rows, |state, e| {
-            let id = state.audit.len() as i64 + 1;
-            state.audit.push(AuditEvent { id, event: e });
-            Applied::Written(Some(id))
-        })
+        self.write(rows, |state, e| Applied::Written(Some(self.link(state, e))))
     }
 
     fn list(&self, q: AuditQuery) -> StoreFuture<Vec<AuditEvent>> {
         self.read(move |s| {
+            let text = q.text.as_ref().map(|t| t.to_ascii_lowercase());
+            let contains =
+                |field: Option<&str>, t: &str| field.is_some_and(|f| f.to_ascii_lowercase().contains(t));
             s.audit
                 .iter()
                 .rev()
                 .filter(|e| q.before_id.is_none_or(|b| e.id < b))
                 .filter(|e| q.action.as_ref().is_none_or(|a| &e.event.action == a))
                 .filter(|e| q.user.is_none() || e.event.user == q.user)
+                .filter(|e| q.server.is_none() || e.event.server == q.server)
+                .filter(|e| q.domain.as_ref().is_none_or(|d| &e.event.domain == d))
+                .filter(|e| q.since.is_none_or(|t| e.event.at >= t))
+                .filter(|e| q.until.is_none_or(|t| e.event.at < t))
+                .filter(|e| {
+                    text.as_deref().is_none_or(|t| {
+                        contains(e.event.command.as_deref(), t)
+                            || contains(e.event.target.as_deref(), t)
+                            || contains(e.event.detail.as_ref().map(|d| d.to_string()).as_deref(), t)
+                    })
+                })
                 .take(q.limit as usize)
                 .cloned()
                 .collect()
         })
+    }
+
+    fn page_after(&self, after_id: i64, limit: u32) -> StoreFuture<Vec<AuditEvent>> {
+        self.read(move |s| {
+            s.audit
+                .iter()
+                .filter(|e| e.id > after_id)
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            // the longest prefix of rows all older than `before`
+            let keep_from = state
+                .audit
+                .iter()
+                .position(|e| e.event.at >= before)
+                .unwrap_or(state.audit.len());
+            if keep_from == 0 {
+                return None;
+            }
+            let last = &state.audit[keep_from - 1];
+            let (through, mac) = (last.id, last.mac.clone());
+            let rows = keep_from as u64;
+            let mut event = NewAuditEvent::new("system", "audit.cut");
+            event.detail = Some(serde_json::json!({
+                "through_id": through, "mac": mac, "rows": rows, "before": timestamp(before),
+            }));
+            // linked after the newest row, then the prefix goes
+            let cut_id = self.link(&mut state, event);
+            state.audit.drain(..keep_from);
+            Some(AuditCut {
+                through_id: through,
+                rows,
+                cut_id,
+            })
+        });
+        Box::pin(async move { result })
     }
 
     fn interrupt_left_work_and_start(&self, _instance: &str) -> StoreFuture<Vec<String>> {

@@ -14,6 +14,10 @@
 //! | [`RecordingStore`] | the index of PTY recordings | the journal |
 //! | [`AccountStore`] | users, API tokens, sign-in sessions | its callers |
 //!
+//! The audit trail is chained ([`chain`]: every row carries an HMAC over
+//! the previous row's and its own fields), the same for every
+//! implementation.
+//!
 //! What every implementation promises (`docs/architecture.md`, "Storage"):
 //! - **One transaction per method.** A write method applies its whole
 //!   batch or nothing ([`Applied`] says what became of each record); a
@@ -44,6 +48,7 @@
 //!   ([`crate::records::INSTANCE`]); start-up recovery only touches its own
 //!   instance's records.
 
+pub mod chain;
 pub mod memory;
 pub mod sqlite;
 
@@ -62,8 +67,8 @@ use crate::records::batch::ResultsPage;
 use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
-    AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
-    WorkflowRunDetail, WorkflowWrite,
+    AuditCut, AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent,
+    TempFileWrite, WorkflowRunDetail, WorkflowWrite,
 };
 use crate::records::{Visible, WorkflowRun, INSTANCE};
 
@@ -84,12 +89,25 @@ pub type Writes = Result<Vec<Applied>, AppError>;
 /// A store future: `Send`, owning what it needs.
 pub type StoreFuture<T> = BoxFuture<'static, Result<T, AppError>>;
 
-/// The audit trail.
+/// The audit trail, append-only and chained ([`chain`]): no method
+/// changes or removes a row but [`AuditStore::cut`], which removes a whole
+/// prefix and records that it did.
 pub trait AuditStore: Send + Sync + 'static {
-    /// Appends `rows` in order; each gets its id.
+    /// Appends `rows` in order; each gets the next id and its link in the
+    /// chain, made inside the append's transaction (so writers in other
+    /// processes, the command line, never fork the chain).
     fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes>;
     /// Events newest first (see [`AuditQuery`]).
     fn list(&self, query: AuditQuery) -> StoreFuture<Vec<AuditEvent>>;
+    /// At most `limit` events with ids above `after_id`, oldest first (the
+    /// export, page by page).
+    fn page_after(&self, after_id: i64, limit: u32) -> StoreFuture<Vec<AuditEvent>>;
+    /// Retention: removes the oldest rows, every row up to the last one
+    /// before the first event at or after `before` (the rows sealed at
+    /// genesis together, once all are that old), and appends an
+    /// `audit.cut` row with the link the chain then starts from, in one
+    /// transaction. `None` when nothing is that old.
+    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>>;
     /// At start-up, before the daemon serves: the commands, transfers and
     /// scripts `instance`'s last daemon started and never ended get
     /// `<kind>.interrupted` rows, then this daemon's `daemon.start` row, in

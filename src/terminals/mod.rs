@@ -31,7 +31,7 @@ use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 
 use crate::auth::{rejudge, Identity};
 use crate::journal::Journal;
-use crate::records::NewAuditEvent;
+use crate::records::{NewAuditEvent, Outcome};
 use crate::settings::Settings;
 
 /// See the module docs.
@@ -81,7 +81,11 @@ impl TerminalWarden {
                     reason = why.detail.as_deref().unwrap_or("");
                     "terminal closed: access changed"
                 );
-                let mut event = NewAuditEvent::new("system", "access.withdrawn").by(Some(&entry.owner), None);
+                let mut event = NewAuditEvent::new("system", "access.withdrawn")
+                    .in_domain("terminal")
+                    .on(entry.terminal_id.to_string())
+                    .by(Some(&entry.owner), None);
+                event.ended(Outcome::Refused, Some(why.code.code()));
                 event.server = Some(entry.server.clone());
                 event.detail = Some(serde_json::json!({
                     "what": "terminal",
@@ -106,7 +110,10 @@ impl TerminalWarden {
                     continue;
                 };
                 self.terminals.unshare(entry.terminal_id, user);
-                let mut event = NewAuditEvent::new("system", "terminal.unshare").by(Some(user), None);
+                let mut event = NewAuditEvent::new("system", "terminal.unshare")
+                    .on(entry.terminal_id.to_string())
+                    .by(Some(user), None);
+                event.ended(Outcome::Refused, Some(why.code.code()));
                 event.server = Some(entry.server.clone());
                 event.detail = Some(serde_json::json!({
                     "terminal_id": entry.terminal_id.to_string(),
@@ -179,7 +186,19 @@ impl Handler<TerminalEnded> for TerminalWarden {
     type Result = ();
 
     fn handle(&mut self, ended: TerminalEnded, _: &mut Context<Self>) {
-        let mut event = NewAuditEvent::new("system", "terminal.end").by(Some(&ended.owner), None);
+        let mut event = NewAuditEvent::new("system", "terminal.end")
+            .on(ended.terminal_id.to_string())
+            .by(Some(&ended.owner), None);
+        let code = ended.error.as_ref().map(|e| e.code.code());
+        event.ended(
+            match ended.reason {
+                CloseReason::Exit | CloseReason::Closed => Outcome::Ok,
+                CloseReason::Idle | CloseReason::DetachExpired | CloseReason::Shutdown => Outcome::Cancelled,
+                CloseReason::AccessChanged => Outcome::Refused,
+                CloseReason::Error => Outcome::Failed,
+            },
+            code,
+        );
         event.server = Some(ended.server);
         event.bytes = Some(ended.bytes as i64);
         event.detail = Some(serde_json::json!({

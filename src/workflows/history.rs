@@ -8,7 +8,17 @@ use pinkpage_actors::AppError;
 
 use super::registry::{Asker, Entry, Params};
 use crate::records::workflow::{RunState, StepState};
-use crate::records::{NewAuditEvent, NewWorkflowRun, WorkflowWrite};
+use crate::records::{NewAuditEvent, NewWorkflowRun, Outcome, WorkflowWrite};
+
+/// The audit outcome of a run or step that ended in `state`.
+fn outcome_of(state: &str) -> Outcome {
+    match state {
+        "failed" => Outcome::Failed,
+        "cancelled" | "skipped" => Outcome::Cancelled,
+        "interrupted" => Outcome::Interrupted,
+        _ => Outcome::Ok,
+    }
+}
 
 /// The run's first rows (the run, `running`, and every step `pending`) and
 /// its `workflow.start` audit row.
@@ -24,7 +34,7 @@ pub fn started(entry: &Entry, params: &Params, under_callers_lock: bool) -> (Wor
         params: params.clone(),
         steps: entry.steps.to_vec(),
     });
-    let mut event = asker.audit("workflow.start");
+    let mut event = asker.audit("workflow.start").on(entry.run_id.to_string());
     event.detail = Some(serde_json::json!({
         "run_id": entry.run_id,
         "workflow": entry.workflow,
@@ -73,7 +83,9 @@ pub fn step_finished(entry: &Entry, report: &StepReport) -> (WorkflowWrite, NewA
     };
     let starter = &entry.started_by;
     let mut event = NewAuditEvent::new(format!("workflow:{}", entry.run_id), "workflow.step")
+        .on(entry.run_id.to_string())
         .by(Some(&starter.principal.user), starter.remote.clone());
+    event.ended(outcome_of(state.as_str()), error.as_ref().map(|e| e.code));
     let mut detail = serde_json::json!({
         "run_id": entry.run_id,
         "workflow": entry.workflow,
@@ -137,7 +149,9 @@ pub fn finished(entry: &Entry, outcome: &RunOutcome) -> (WorkflowWrite, NewAudit
     };
     let starter = &entry.started_by;
     let mut event = NewAuditEvent::new(format!("workflow:{}", entry.run_id), "workflow.end")
+        .on(entry.run_id.to_string())
         .by(Some(&starter.principal.user), starter.remote.clone());
+    event.ended(outcome_of(state.as_str()), error.as_ref().map(|e| e.code));
     event.detail = Some(serde_json::json!({
         "run_id": entry.run_id,
         "workflow": entry.workflow,
@@ -150,7 +164,7 @@ pub fn finished(entry: &Entry, outcome: &RunOutcome) -> (WorkflowWrite, NewAudit
 
 /// A confirmation's audit row.
 pub fn confirmed(asker: &Asker, run_id: &str, step: usize) -> NewAuditEvent {
-    let mut event = asker.audit("workflow.confirm");
+    let mut event = asker.audit("workflow.confirm").on(run_id);
     event.detail = Some(serde_json::json!({"run_id": run_id, "step": step}));
     event
 }
@@ -160,7 +174,8 @@ pub fn cancelled(entry: &Entry, asker: Option<&Asker>, reason: Option<&str>) -> 
     let mut event = match asker {
         Some(a) => a.audit("workflow.cancel"),
         None => NewAuditEvent::new("system", "workflow.cancel"),
-    };
+    }
+    .on(entry.run_id.to_string());
     let mut detail = serde_json::json!({"run_id": entry.run_id, "workflow": entry.workflow});
     if let Some(reason) = reason {
         detail["reason"] = reason.into();

@@ -161,6 +161,7 @@ impl<D: Domain> WsConnection<D> {
         );
         let mut event = self.audit_event("access.withdrawn");
         event.server = servers.first().map(|s| (*s).to_owned());
+        event.ended(crate::records::Outcome::Refused, Some(err.code.code()));
         event.detail = Some(serde_json::json!({
             "what": what,
             "servers": servers,
@@ -208,9 +209,11 @@ impl<D: Domain> WsConnection<D> {
             .ok()
     }
 
-    /// An audit event by this connection's user, from its address.
+    /// An audit event by this connection's user, from its address, in
+    /// its endpoint's domain.
     pub fn audit_event(&self, action: &str) -> crate::records::NewAuditEvent {
         crate::records::NewAuditEvent::new(self.id.to_string(), action)
+            .in_domain(D::NAME)
             .by(Some(&self.principal.user), self.remote.map(|ip| ip.to_string()))
     }
 

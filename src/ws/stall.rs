@@ -101,6 +101,7 @@ fn drop_stalled(state: &web::Data<AppState>, watch: &ConnWatch, timeout: Duratio
     );
     let mut event = crate::records::NewAuditEvent::new(watch.id.to_string(), "ws.stalled")
         .by(Some(&watch.user), watch.remote.map(|ip| ip.to_string()));
+    event.ended(crate::records::Outcome::Failed, Some(code.code()));
     event.detail = Some(serde_json::json!({
         "code": code.code(),
         "reason": code.message(),

@@ -1,6 +1,7 @@
 //! The account commands of the real binary: `pinkpage user ...` and
 //! `pinkpage token ...` against a database in a temporary directory, with
-//! no servers file and no daemon (they need only `PINKPAGE_DB`).
+//! no servers file and no daemon (they need only `PINKPAGE_DB` and the audit
+//! key, made in `./data` by the first of them).
 //!
 //! Each Argon2 hash costs about 0.2 s, so each test adds as few users as
 //! it can.
@@ -324,8 +325,15 @@ fn help_lists_every_setting_and_the_account_commands() {
     for s in pinkpage::settings::SETTINGS {
         assert!(help.contains(s.name), "{} not in help:\n{help}", s.name);
     }
-    for command in ["serve", "check-config", "user", "token"] {
+    for command in ["serve", "check-config", "user", "token", "audit"] {
         assert!(help.contains(command), "{command} not in help:\n{help}");
+    }
+    let audit_help = cli.ok(&["audit", "--help"], None).stdout;
+    for command in ["head", "verify"] {
+        assert!(
+            audit_help.contains(command),
+            "{command} not in audit help:\n{audit_help}"
+        );
     }
     let user_help = cli.ok(&["user", "--help"], None).stdout;
     for command in ["add", "list", "passwd", "disable", "enable", "role", "servers"] {

@@ -1,39 +1,39 @@
-//! The audit trail's SQL: append, list, and the start-up record of work a
-//! killed daemon left unfinished.
+//! The audit trail's SQL: append (linked into the chain, see
+//! `audit_chain`), list, page for export, and the start-up record of work
+//! a killed daemon left unfinished.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::tx::apply_each;
-use crate::records::{timestamp, AuditEvent, AuditQuery, NewAuditEvent};
-use crate::store::Writes;
+#[cfg(test)]
+use super::audit_chain::CHAIN_COLUMNS;
+use super::audit_chain::{append_after, tail};
+use super::tx::db_error;
+use crate::records::{audit::Outcome, timestamp, AuditEvent, AuditQuery, NewAuditEvent};
+use crate::store::chain::Chain;
+use crate::store::{Applied, Writes};
 
-/// Writes one event through `conn` at its own time; returns its id. The
-/// store threads call it, and so does the command line, which changes
-/// accounts without a running daemon but must leave the same trail.
-pub fn insert_audit(conn: &Connection, e: &NewAuditEvent) -> rusqlite::Result<i64> {
-    conn.execute(
-        "INSERT INTO audit_events (at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr, instance)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            timestamp(e.at),
-            e.actor,
-            e.action,
-            e.server,
-            e.command,
-            e.exit_status,
-            e.bytes,
-            e.detail.as_ref().map(|d| d.to_string()),
-            e.user,
-            e.remote_addr,
-            crate::records::INSTANCE
-        ],
-    )?;
-    Ok(conn.last_insert_rowid())
+/// Writes one event through `conn`, linked into the chain; returns its id.
+/// The caller must hold the write lock (a `BEGIN IMMEDIATE` transaction):
+/// the command line calls it inside the transaction of its account change,
+/// so there is never a change without its row.
+pub fn insert_audit(conn: &Connection, chain: &Chain, e: &NewAuditEvent) -> rusqlite::Result<i64> {
+    let end = tail(conn, chain)?;
+    let (ids, _) = append_after(conn, chain, end, crate::records::INSTANCE, [e])?;
+    Ok(ids[0])
 }
 
-/// Appends `rows` in one transaction (see `super::apply_each`).
-pub(super) fn append(conn: &mut Connection, rows: &[NewAuditEvent]) -> Writes {
-    apply_each(conn, rows, |tx, row| insert_audit(tx, row).map(Some))
+/// Appends `rows` in one write transaction, linked into the chain. Any
+/// failure leaves the whole batch to be tried again: no row is refused on
+/// its own merits, and a chain cannot skip one. (The store threads' append;
+/// public for the audit benchmark.)
+pub fn append(conn: &mut Connection, chain: &Chain, rows: &[NewAuditEvent]) -> Writes {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let end = tail(&tx, chain).map_err(db_error)?;
+    let (ids, _) = append_after(&tx, chain, end, crate::records::INSTANCE, rows).map_err(db_error)?;
+    tx.commit().map_err(db_error)?;
+    Ok(ids.into_iter().map(|id| Applied::Written(Some(id))).collect())
 }
 
 /// The pairs of actions that open and close a piece of work a connection
@@ -64,16 +64,17 @@ const WORK_PAIRS: [(&str, &str, &str); 3] = [
 /// open. Returns the `.interrupted` actions written.
 pub(super) fn interrupt_left_work_and_start(
     conn: &mut Connection,
+    chain: &Chain,
     instance: &str,
 ) -> rusqlite::Result<Vec<String>> {
-    let tx = conn.transaction()?;
-    let written = interrupt_left_work(&tx, instance)?;
-    insert_audit(&tx, &NewAuditEvent::new("system", "daemon.start"))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let written = interrupt_left_work(&tx, chain, instance)?;
+    insert_audit(&tx, chain, &NewAuditEvent::new("system", "daemon.start"))?;
     tx.commit()?;
     Ok(written)
 }
 
-fn interrupt_left_work(conn: &Connection, instance: &str) -> rusqlite::Result<Vec<String>> {
+fn interrupt_left_work(conn: &Connection, chain: &Chain, instance: &str) -> rusqlite::Result<Vec<String>> {
     let since: i64 = conn.query_row(
         "SELECT coalesce(max(id), 0) FROM audit_events WHERE action = 'daemon.start' AND instance = ?1",
         [instance],
@@ -82,7 +83,7 @@ fn interrupt_left_work(conn: &Connection, instance: &str) -> rusqlite::Result<Ve
     let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect();
     let placeholders = vec!["?"; actions.len()].join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, at, actor, action, server, command, user, remote_addr, detail FROM audit_events
+        "SELECT id, at, actor, action, server, command, user, remote_addr, detail, domain, target FROM audit_events
          WHERE id > ? AND instance = ? AND action IN ({placeholders}) ORDER BY id"
     ))?;
     let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since, &instance];
@@ -96,11 +97,17 @@ fn interrupt_left_work(conn: &Connection, instance: &str) -> rusqlite::Result<Ve
         if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
             let start_id: i64 = row.get(0)?;
             let started_at: String = row.get(1)?;
+            let action = WORK_PAIRS[pair].2;
+            let domain: Option<String> = row.get(9)?;
             let event = NewAuditEvent {
                 at: crate::records::now(),
                 actor: actor.clone(),
-                action: WORK_PAIRS[pair].2.to_owned(),
+                domain: domain.unwrap_or_else(|| crate::records::audit::domain_of(action).to_owned()),
+                action: action.to_owned(),
                 server: row.get(4)?,
+                target: row.get(10)?,
+                outcome: Some(Outcome::Interrupted),
+                code: None,
                 command: row.get(5)?,
                 exit_status: None,
                 bytes: None,
@@ -138,61 +145,125 @@ fn interrupt_left_work(conn: &Connection, instance: &str) -> rusqlite::Result<Ve
     let mut written = Vec::with_capacity(left.len());
     for mut event in left {
         event.at = crate::records::now();
-        insert_audit(conn, &event)?;
+        insert_audit(conn, chain, &event)?;
         written.push(event.action);
     }
     Ok(written)
 }
 
-/// Events newest first (see [`AuditQuery`]).
+/// The columns a stored event is read with ([`event_of`]): the chain's,
+/// then the MAC (a unit test holds them together).
+const EVENT_COLUMNS: &str =
+    "id, instance, at, actor, user, remote_addr, domain, action, server, target, outcome, code, command, exit_status, bytes, detail, mac";
+
+/// A stored event read with [`EVENT_COLUMNS`].
+fn event_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let conversion = |i: usize, e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
+    };
+    let at: String = r.get(2)?;
+    let action: String = r.get(7)?;
+    let domain: Option<String> = r.get(6)?;
+    let outcome: Option<String> = r.get(10)?;
+    let outcome = match outcome {
+        None => None,
+        Some(o) => Some(Outcome::parse(&o).ok_or_else(|| {
+            conversion(
+                10,
+                format!("audit row has an unknown outcome '{o}' (run pinkpage audit verify)").into(),
+            )
+        })?),
+    };
+    let detail: Option<String> = r.get(15)?;
+    let code: Option<i64> = r.get(11)?;
+    Ok(AuditEvent {
+        id: r.get(0)?,
+        instance: r.get(1)?,
+        event: NewAuditEvent {
+            at: chrono::DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| conversion(2, Box::new(e)))?,
+            actor: r.get(3)?,
+            user: r.get(4)?,
+            remote_addr: r.get(5)?,
+            domain: domain.unwrap_or_else(|| crate::records::audit::domain_of(&action).to_owned()),
+            action,
+            server: r.get(8)?,
+            target: r.get(9)?,
+            outcome,
+            code: code.and_then(|c| u32::try_from(c).ok()),
+            command: r.get(12)?,
+            exit_status: r.get(13)?,
+            bytes: r.get(14)?,
+            detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+        },
+        mac: r.get(16)?,
+    })
+}
+
+/// Events newest first (see [`AuditQuery`]): every filter in the query, so
+/// a page is full whatever it filters.
 pub(super) fn list(conn: &Connection, q: &AuditQuery) -> rusqlite::Result<Vec<AuditEvent>> {
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, at, actor, action, server, command, exit_status, bytes, detail, user, remote_addr
-                 FROM audit_events
-                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2) AND (?4 IS NULL OR user = ?4)
-                 ORDER BY id DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![q.before_id, q.action, q.limit, q.user], |r| {
-            let detail: Option<String> = r.get(8)?;
-            let at: String = r.get(1)?;
-            Ok(AuditEvent {
-                id: r.get(0)?,
-                event: NewAuditEvent {
-                    at: chrono::DateTime::parse_from_rfc3339(&at)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                1,
-                                rusqlite::types::Type::Text,
-                                Box::new(e),
-                            )
-                        })?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    server: r.get(4)?,
-                    command: r.get(5)?,
-                    exit_status: r.get(6)?,
-                    bytes: r.get(7)?,
-                    detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
-                    user: r.get(9)?,
-                    remote_addr: r.get(10)?,
-                },
-            })
-        })?;
-        rows.collect()
-    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events
+         WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR action = ?2) AND (?3 IS NULL OR user = ?3)
+           AND (?4 IS NULL OR server = ?4) AND (?5 IS NULL OR domain = ?5)
+           AND (?6 IS NULL OR at >= ?6) AND (?7 IS NULL OR at < ?7)
+           AND (?8 IS NULL OR instr(lower(coalesce(command, '')), ?8) > 0
+                OR instr(lower(coalesce(target, '')), ?8) > 0
+                OR instr(lower(coalesce(detail, '')), ?8) > 0)
+         ORDER BY id DESC LIMIT ?9"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            q.before_id,
+            q.action,
+            q.user,
+            q.server,
+            q.domain,
+            q.since.map(timestamp),
+            q.until.map(timestamp),
+            q.text.as_ref().map(|t| t.to_ascii_lowercase()),
+            q.limit
+        ],
+        event_of,
+    )?;
+    rows.collect()
+}
+
+/// At most `limit` events with ids above `after_id`, oldest first: a page
+/// of the export (`GET /api/v1/audit/export`).
+pub(super) fn page_after(conn: &Connection, after_id: i64, limit: u32) -> rusqlite::Result<Vec<AuditEvent>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![after_id, limit], event_of)?;
+    rows.collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::chain::{AuditKey, Head, Mac};
+
+    fn chain() -> Chain {
+        let key = AuditKey::from_bytes([1; 32]);
+        let (genesis, _) = key.genesis().finish();
+        Chain::new(key, Head { id: 0, mac: genesis })
+    }
 
     fn row(conn: &Connection, actor: &str, action: &str) {
         let mut event = NewAuditEvent::new(actor, action);
         event.server = Some("alpha".into());
         event.user = Some("ops".into());
-        insert_audit(conn, &event).unwrap();
+        insert_audit(conn, &chain(), &event).unwrap();
+    }
+
+    #[test]
+    fn events_are_read_with_the_chains_columns_and_the_mac() {
+        assert_eq!(EVENT_COLUMNS, format!("{CHAIN_COLUMNS}, mac"));
+        assert_eq!(CHAIN_COLUMNS, crate::store::chain::COLUMNS.join(", "));
+        let _ = Mac([0; 32]);
     }
 
     fn actions(conn: &Connection) -> Vec<(String, String)> {
@@ -223,7 +294,7 @@ mod tests {
         row(&conn, "e", "session.start"); // sessions are not work
 
         assert_eq!(
-            interrupt_left_work_and_start(&mut conn, "local").unwrap(),
+            interrupt_left_work_and_start(&mut conn, &chain(), "local").unwrap(),
             ["ssh.command.interrupted", "script.interrupted"]
         );
         assert_eq!(
@@ -245,7 +316,7 @@ mod tests {
 
         // the next start-up (after this daemon's own start row, written in
         // the same step) finds nothing
-        assert!(interrupt_left_work_and_start(&mut conn, "local")
+        assert!(interrupt_left_work_and_start(&mut conn, &chain(), "local")
             .unwrap()
             .is_empty());
         let starts: i64 = conn
@@ -259,10 +330,10 @@ mod tests {
         // an .interrupted row closes its start even where no daemon.start
         // follows it (a start-up that marked, then failed)
         row(&conn, "f", "transfer.start");
-        let open = interrupt_left_work(&conn, "local").unwrap();
+        let open = interrupt_left_work(&conn, &chain(), "local").unwrap();
         assert_eq!(open, ["transfer.interrupted"]);
         assert!(
-            interrupt_left_work(&conn, "local").unwrap().is_empty(),
+            interrupt_left_work(&conn, &chain(), "local").unwrap().is_empty(),
             "not marked twice"
         );
     }

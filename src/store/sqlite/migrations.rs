@@ -247,7 +247,46 @@ pub const MIGRATIONS: &[&str] = &[
                 SELECT sessions, OLD.id, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
                 FROM auth_revision WHERE id = 1;
         END;",
-    // 10: the index of PTY recordings (asciicast files under
+    // 10: the audit chain (src/store/chain). Every row gets the same
+    // fields whatever wrote it (domain, target, outcome, code) and its
+    // link in the chain (`mac`, 64 hex digits); rows from before get the
+    // domain of their action and no outcome, and are sealed under one
+    // genesis MAC at the first start with the key (`audit_chain`, one row,
+    // written once: the last sealed id, the genesis MAC, the key's check
+    // value). Rows are never updated: a trigger refuses it, as a guard
+    // against the daemon's own code (anyone with the file can drop it; the
+    // chain is what shows their changes).
+    "ALTER TABLE audit_events ADD COLUMN domain TEXT;
+    ALTER TABLE audit_events ADD COLUMN target TEXT;
+    ALTER TABLE audit_events ADD COLUMN outcome TEXT;
+    ALTER TABLE audit_events ADD COLUMN code INTEGER;
+    ALTER TABLE audit_events ADD COLUMN mac TEXT;
+    UPDATE audit_events SET domain = CASE
+        WHEN actor = 'cli' THEN 'cli'
+        WHEN action = 'user.autocreate' THEN 'auth'
+        WHEN action LIKE 'session.%' OR action LIKE 'ssh.%' OR action LIKE 'transfer.%' THEN 'stub'
+        WHEN action LIKE 'batch.%' THEN 'bmx4'
+        WHEN action LIKE 'sftp.%' OR action LIKE 'script.%' THEN 'bmx5'
+        WHEN action LIKE 'diff.%' THEN 'diff'
+        WHEN action LIKE 'terminal.%' THEN 'terminal'
+        WHEN action LIKE 'workflow.%' THEN 'workflow'
+        WHEN action LIKE 'auth.%' THEN 'auth'
+        WHEN action LIKE 'user.%' OR action LIKE 'token.%' THEN 'rest'
+        ELSE 'system' END;
+    CREATE INDEX audit_events_user ON audit_events(user, id);
+    CREATE TABLE audit_chain (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        sealed_through INTEGER NOT NULL,        -- the last row sealed at genesis (0: none)
+        sealed_rows    INTEGER NOT NULL,        -- how many rows it seals
+        genesis_mac    TEXT    NOT NULL,        -- HMAC over them, 64 hex digits
+        key_check      TEXT    NOT NULL,        -- HMAC of a fixed label: which key, never the key
+        sealed_at      TEXT    NOT NULL         -- RFC 3339, UTC
+    );
+    CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+    CREATE TRIGGER audit_chain_written_once BEFORE UPDATE ON audit_chain
+        BEGIN SELECT RAISE(ABORT, 'the audit chain record is written once'); END;",
+    // 11: the index of PTY recordings (asciicast files under
     // <data dir>/recordings/): one row per recorded PTY, by its pty_id,
     // written when it starts and again when it ends; `file` is relative to
     // the recordings directory; `state` is recording, ended, interrupted

@@ -14,11 +14,14 @@
 //! - [`migrations`]: the versioned schema.
 //! - [`audit`], `batch`, `workflows`, `health`, `temp_files`, `recordings`: the journal's
 //!   streams and their reads.
+//! - [`audit_chain`]: the audit chain's SQL (sealing, linking, cutting,
+//!   verifying).
 //! - [`accounts`]: users, tokens and sessions (also called directly by the
 //!   command line, on a connection of its own).
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_chain;
 mod batch;
 mod health;
 pub mod migrations;
@@ -52,9 +55,10 @@ use crate::records::batch::ResultsPage;
 use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
 use crate::records::{
-    AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent, TempFileWrite,
-    Visible, WorkflowRun, WorkflowRunDetail, WorkflowWrite,
+    AuditCut, AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent,
+    TempFileWrite, Visible, WorkflowRun, WorkflowRunDetail, WorkflowWrite,
 };
+use crate::store::chain::{Chain, ChainError, KeyFile};
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;
@@ -88,13 +92,43 @@ impl<R: Send + 'static> Handler<Job<R>> for StoreThread {
 pub struct SqliteStore {
     threads: Addr<StoreThread>,
     path: PathBuf,
+    /// The audit chain's key and start, for the threads' appends.
+    chain: Arc<Chain>,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database cannot be opened, read or written.
+    #[error("{}", .0.detail.clone().unwrap_or_else(|| .0.code.message().to_owned()))]
+    Database(AppError),
+    /// The audit chain's key is missing, wrong or unusable.
+    #[error(transparent)]
+    Chain(ChainError),
+}
+
+impl From<AppError> for OpenError {
+    fn from(e: AppError) -> Self {
+        OpenError::Database(e)
+    }
+}
+
+impl From<ChainError> for OpenError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::Store(why) => OpenError::Database(AppError::with_detail(ErrorCode::Database, why)),
+            other => OpenError::Chain(other),
+        }
+    }
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, brings its
-    /// schema up to date and starts the store threads. Must run inside an
-    /// actix system.
-    pub fn open(path: &Path) -> Result<Arc<SqliteStore>, AppError> {
+    /// schema up to date, opens its audit chain with the key in
+    /// `key_file` (sealing the rows from before the chain at its first
+    /// start) and starts the store threads. Must run inside an actix
+    /// system.
+    pub fn open(path: &Path, key_file: &KeyFile) -> Result<Arc<SqliteStore>, OpenError> {
         let mut conn = open_connection(path)?;
         // SQLite opens a database it cannot write read-only without a word
         // (a read-only file system with a WAL left behind, for one): find
@@ -107,9 +141,10 @@ impl SqliteStore {
             )
         };
         if conn.is_readonly(rusqlite::MAIN_DB).map_err(db_error)? {
-            return Err(cannot_write(&"opened read-only"));
+            return Err(cannot_write(&"opened read-only").into());
         }
         migrations::migrate(&mut conn).map_err(|e| cannot_write(&e))?;
+        let chain = Arc::new(audit_chain::open_chain(&mut conn, key_file)?);
         drop(conn);
         let owned = path.to_path_buf();
         let threads = SyncArbiter::start(STORE_THREADS, move || StoreThread {
@@ -121,6 +156,7 @@ impl SqliteStore {
         Ok(Arc::new(SqliteStore {
             threads,
             path: path.to_path_buf(),
+            chain,
         }))
     }
 
@@ -150,16 +186,27 @@ impl SqliteStore {
 
 impl AuditStore for SqliteStore {
     fn append(&self, rows: Vec<NewAuditEvent>) -> BoxFuture<'static, Writes> {
-        self.write(move |c| audit::append(c, &rows))
+        let chain = self.chain.clone();
+        self.write(move |c| audit::append(c, &chain, &rows))
     }
 
     fn list(&self, query: AuditQuery) -> StoreFuture<Vec<AuditEvent>> {
         self.run(move |c| audit::list(c, &query).map_err(db_error))
     }
 
+    fn page_after(&self, after_id: i64, limit: u32) -> StoreFuture<Vec<AuditEvent>> {
+        self.run(move |c| audit::page_after(c, after_id, limit).map_err(db_error))
+    }
+
+    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>> {
+        let chain = self.chain.clone();
+        self.run(move |c| audit_chain::cut(c, &chain, before))
+    }
+
     fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>> {
         let instance = instance.to_owned();
-        self.run(move |c| audit::interrupt_left_work_and_start(c, &instance).map_err(db_error))
+        let chain = self.chain.clone();
+        self.run(move |c| audit::interrupt_left_work_and_start(c, &chain, &instance).map_err(db_error))
     }
 }
 
@@ -350,12 +397,14 @@ impl AccountStore for SqliteStore {
 }
 
 /// Opens one connection outside the store threads, schema brought up to
-/// date: for the command line's user and token commands, which need the
-/// database but not a running daemon.
-pub fn open_direct(path: &Path) -> Result<Connection, AppError> {
+/// date, with the audit chain (its key from `key_file`, as the daemon
+/// opens it): for the command line's user and token commands, which need
+/// the database but not a running daemon, and write linked audit rows.
+pub fn open_direct(path: &Path, key_file: &KeyFile) -> Result<(Connection, Chain), OpenError> {
     let mut conn = open_connection(path)?;
     migrations::migrate(&mut conn).map_err(db_error)?;
-    Ok(conn)
+    let chain = audit_chain::open_chain(&mut conn, key_file)?;
+    Ok((conn, chain))
 }
 
 /// The database, its WAL and its shared-memory file, owner-only (0600)

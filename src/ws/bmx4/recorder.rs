@@ -52,7 +52,7 @@ use pinkpage_actors::task::{TaskEvent, TaskMessage};
 use pinkpage_actors::{AppError, ErrorCode};
 
 use crate::journal::{Journal, Settled};
-use crate::records::{BatchEnd, BatchRunStatus, BatchWrite, NewAuditEvent, NewBatchRun};
+use crate::records::{BatchEnd, BatchRunStatus, BatchWrite, NewAuditEvent, NewBatchRun, Outcome};
 
 /// Records the run's start (status `running`); the run may start once it
 /// replies `Ok`.
@@ -122,7 +122,15 @@ impl BatchRecorderActor {
         };
         let receipt = self.journal.record(BatchWrite::End(end));
         let mut event = NewAuditEvent::new(self.record.actor.clone(), "batch.run")
+            .in_domain("bmx4")
+            .on(self.record.run_id.clone())
             .by(self.record.user.as_deref(), self.record.remote_addr.clone());
+        let outcome = match status {
+            BatchRunStatus::Cancelled => Outcome::Cancelled,
+            _ if summary.failed > 0 => Outcome::Failed,
+            _ => Outcome::Ok,
+        };
+        event.ended(outcome, None);
         if let [one] = self.record.servers.as_slice() {
             event.server = Some(one.clone());
         }

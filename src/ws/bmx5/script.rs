@@ -314,6 +314,8 @@ fn end_row(conn: &WsConnection<Bmx5>, task: &ScriptTask, reason: &str) {
     event.server = Some(task.server.clone());
     event.command = Some(task.label.clone());
     event.detail = Some(serde_json::json!({"reason": reason}));
+    let (outcome, code) = crate::ws::task::cut_off_outcome(reason);
+    event.ended(outcome, code);
     conn.state.journal.audit(event);
 }
 
@@ -340,6 +342,10 @@ impl WsConnection<Bmx5> {
         let mut event = self.audit_event("script.end");
         event.server = Some(task.server);
         event.command = Some(task.label);
+        event.ended(
+            crate::ws::task::outcome_of(done.reason),
+            done.error.as_ref().map(|e| e.code.code()),
+        );
         event.exit_status = done.exit_status.map(i64::from);
         event.bytes = Some(done.bytes as i64);
         event.detail = Some(serde_json::json!({

@@ -195,7 +195,7 @@ fn audit_event(
     path: &str,
     to: Option<&str>,
 ) -> NewAuditEvent {
-    let mut event = conn.audit_event(action);
+    let mut event = conn.audit_event(action).on(path);
     event.server = Some(server.to_owned());
     event.detail = Some(match to {
         Some(to) => serde_json::json!({"from": path, "to": to}),
@@ -257,6 +257,9 @@ fn run<F, Fut>(
 fn record_outcome(event: &mut NewAuditEvent, res: &Result<Bmx5Reply, AppError>) {
     if let Ok(Bmx5Reply::SftpUploadResult { size, .. } | Bmx5Reply::SftpDownloadResult { size, .. }) = res {
         event.bytes = Some(*size as i64);
+    }
+    if let Err(e) = res {
+        event.ended(crate::records::Outcome::Failed, Some(e.code.code()));
     }
     if let Some(serde_json::Value::Object(map)) = event.detail.as_mut() {
         map.insert("ok".into(), res.is_ok().into());

@@ -242,6 +242,10 @@ impl WsConnection<Stub> {
         let mut event = audit(self, "ssh.command.end");
         event.server = Some(server);
         event.command = Some(command);
+        event.ended(
+            crate::ws::task::outcome_of(done.reason),
+            done.error.as_ref().map(|e| e.code.code()),
+        );
         event.exit_status = done.exit_status.map(i64::from);
         event.bytes = Some(done.bytes as i64);
         event.detail = Some(serde_json::json!({

@@ -119,6 +119,7 @@ fn take_over(conn: &mut WsConnection<Stub>, rid: RequestId, ctx: &mut WsCtx<Stub
         .map(move |res, conn, ctx| match flatten(res) {
             Ok(before) => {
                 let mut event = audit(conn, "session.take_over");
+                event.target = before.owner.map(|o| o.to_string());
                 event.detail = Some(serde_json::json!({
                     "previous_owner": before.owner.map(|o| o.to_string()),
                 }));

@@ -26,17 +26,20 @@ pub(super) fn audit_cut_off(conn: &WsConnection<Stub>) {
 /// The end row of a command or transfer whose own end will not be heard
 /// (its client left, or it was given up with 50012), with `reason`.
 fn end_row(conn: &WsConnection<Stub>, task: &StubTask, reason: &str) {
+    let (outcome, code) = crate::ws::task::cut_off_outcome(reason);
     let event = match &task.kind {
         TaskKind::Shell { server, command, .. } => {
             let mut event = audit(conn, "ssh.command.end");
             event.server = Some(server.clone());
             event.command = Some(command.clone());
             event.detail = Some(serde_json::json!({"reason": reason}));
+            event.ended(outcome, code);
             event
         }
         TaskKind::Transfer { name } => {
             let mut event = transfer_end(conn, name);
             event.detail = Some(serde_json::json!({"transfer": name, "outcome": reason}));
+            event.ended(outcome, code);
             event
         }
         // a workflow run records its own end (it outlives the connection)
@@ -106,7 +109,7 @@ pub(super) fn after_done(
 /// The `transfer.end` audit row of transfer `name` (on its source server),
 /// for its outcome to be added to.
 pub(super) fn transfer_end(conn: &WsConnection<Stub>, name: &str) -> NewAuditEvent {
-    let mut event = audit(conn, "transfer.end");
+    let mut event = audit(conn, "transfer.end").on(name);
     event.server = conn
         .state
         .settings

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::state::{Stub, StubTask, TaskKind};
 use super::tasks::{audit, transfer_end};
+use crate::records::Outcome;
 use crate::request::TransferRef;
 use crate::ws::connection::{WsConnection, WsCtx};
 use crate::ws::protocol::RequestId;
@@ -177,7 +178,7 @@ fn start(
         transfer = name;
         "transfer started"
     );
-    let mut event = audit(conn, "transfer.start");
+    let mut event = audit(conn, "transfer.start").on(name);
     event.server = Some(spec.source_server.clone());
     event.detail = Some(serde_json::json!({
         "transfer": name,
@@ -263,6 +264,7 @@ impl WsConnection<Stub> {
             }
             TransferOutcome::Failed(err) => {
                 self.send_error(ctx, err, &rid);
+                event.ended(Outcome::Failed, Some(err.code.code()));
                 event.detail = Some(serde_json::json!({
                     "transfer": name,
                     "outcome": "failed",
@@ -283,6 +285,7 @@ impl WsConnection<Stub> {
                     &rid,
                 );
                 event.bytes = Some(bytes_done as i64);
+                event.ended(Outcome::Cancelled, None);
                 event.detail = Some(serde_json::json!({
                     "transfer": name,
                     "outcome": "cancelled",

@@ -149,6 +149,7 @@ fn audit_with(
     detail: serde_json::Value,
 ) {
     event.server = Some(entry.server.clone());
+    event.target = Some(entry.terminal_id.to_string());
     let mut detail = detail;
     if let Some(map) = detail.as_object_mut() {
         map.insert("terminal_id".into(), entry.terminal_id.to_string().into());

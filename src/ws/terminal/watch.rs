@@ -142,7 +142,7 @@ pub(super) fn watch(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx)
         cut: watching.cut,
     };
     conn.send(ctx, &frame, rid);
-    let mut event = conn.audit_event("terminal.watch");
+    let mut event = conn.audit_event("terminal.watch").on(pty_id.to_string());
     event.server = Some(info.server.clone());
     event.detail = Some(serde_json::json!({
         "pty_id": pty_id.to_string(),

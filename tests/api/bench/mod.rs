@@ -13,6 +13,7 @@
 //! them. The transfer benchmark is a script (`scripts/bench-transfers.sh`);
 //! its smoke run calls the script with the test profile's daemon.
 
+mod audit;
 mod bmx4;
 mod bmx5;
 mod identity;
@@ -40,6 +41,26 @@ fn assert_table_line(table: &str, start: &str) {
         table.lines().any(|l| l.starts_with(start)),
         "no line starting {start:?} in\n{table}"
     );
+}
+
+#[test]
+fn audit_benchmark_compares_chained_and_plain_appends_on_a_tiny_workload() {
+    let w = audit::Workload {
+        rows: 300,
+        ..audit::Workload::FULL
+    };
+    let report = audit::run(w);
+    assert_figures("chained, one row a transaction", &report.chained_rps[0], 3);
+    assert_figures("chained, 256 rows a transaction", &report.chained_rps[1], 3);
+    assert_figures("plain, one row a transaction", &report.plain_rps[0], 3);
+    assert_figures("plain, 256 rows a transaction", &report.plain_rps[1], 3);
+    let table = report.to_string();
+    assert_table_line(
+        &table,
+        "## Audit rows (300 rows a way and batch size, median of 3)",
+    );
+    assert_table_line(&table, "| 1 row a transaction | ");
+    assert_table_line(&table, "| 256 rows a transaction | ");
 }
 
 #[tokio::test]
