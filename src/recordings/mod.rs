@@ -70,6 +70,8 @@ pub struct Recordings {
     /// broadcast actor runs.
     broadcast: Option<Addr<BroadcastActor>>,
     open: Arc<OpenWriters>,
+    /// The thread every recording's batches are written on.
+    pool: writer::WritePool,
 }
 
 /// How many recordings are being written, and a wake-up when one ends
@@ -96,6 +98,7 @@ impl Recordings {
             journal,
             broadcast,
             open: Arc::default(),
+            pool: writer::WritePool::start(),
         }
     }
 
@@ -323,7 +326,14 @@ impl RecorderOpener for Recordings {
             broadcast: self.broadcast.clone(),
             open: self.open.clone(),
         });
-        let recorder = writer::start(file, written, server.encoding, self.settings.input, reports);
+        let recorder = writer::start(
+            file,
+            written,
+            server.encoding,
+            self.settings.input,
+            self.pool.clone(),
+            reports,
+        );
         Ok(Some(Recorder(Arc::new(recorder))))
     }
 }
@@ -344,7 +354,7 @@ impl Reporter {
         self.open.count.fetch_sub(1, Ordering::SeqCst);
         self.open.changed.notify_waiters();
         let (journal, open) = (self.journal.clone(), self.open.clone());
-        tokio::spawn(async move {
+        writer::spawn_lasting(async move {
             journal.settled(end).await;
             open.ended.notify_one();
         });

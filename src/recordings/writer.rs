@@ -7,9 +7,9 @@
 //! at most one SSH data message, ~32 KiB) and never touches the file. The
 //! writer task alone owns the file, the decoder and the counts; it takes
 //! what the channel holds and hands it, with the file and the decoder, to
-//! a blocking thread that formats it and writes it in one `write_all`, so
-//! the event loop neither waits for the disk nor spends its time
-//! escaping output into JSON. While it
+//! the recordings' writing thread ([`WritePool`], at a low priority), which
+//! formats it and writes it in one `write_all`, so the event loop neither
+//! waits for the disk nor spends its time escaping output into JSON. While it
 //! writes, the channel fills; output then waits for room, and the PTY's
 //! channel is not read until the disk has caught up: backpressure, never
 //! loss, and memory bounded by the channel. Typed input and resizes never
@@ -37,6 +37,21 @@ use pinkpage_actors::pty::record::{PtyRecorder, RecordingEnd};
 use tokio::sync::mpsc;
 
 use super::cast::{push_event, Kind};
+
+/// Spawns `task` where it outlives the HTTP workers: on the system's
+/// arbiter (a graceful shutdown stops the workers, and a recording's writer
+/// must still finish after its PTY closed), or on the current runtime
+/// outside an actix system (unit tests).
+pub(super) fn spawn_lasting(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    match actix::System::try_current() {
+        Some(system) => {
+            system.arbiter().spawn(task);
+        }
+        None => {
+            tokio::spawn(task);
+        }
+    }
+}
 
 /// Events the channel holds before output waits.
 pub const SLOTS: usize = 32;
@@ -116,10 +131,64 @@ impl PtyRecorder for CastRecorder {
             // the writer is behind: the end waits its turn (once per
             // recording)
             let tx = self.tx.clone();
-            tokio::spawn(async move {
+            spawn_lasting(async move {
                 let _ = tx.send(event).await;
             });
         }
+    }
+}
+
+/// The thread that formats and writes every recording's batches: one,
+/// at a low scheduling priority (nice 10). Recording is background work:
+/// on a busy machine an operator's keystroke echo, the daemon's event
+/// loops and the other programs come first, and a recording that falls
+/// behind slows its own PTY (backpressure), never anyone else's. Measured:
+/// writing at normal priority on the 2-core machine, a keystroke's echo in
+/// a second terminal while 50 MB printed in the first took up to 183 ms in
+/// the console test (budget 100 ms).
+#[derive(Clone)]
+pub struct WritePool {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+/// The writing thread's niceness.
+const NICE: libc::c_int = 10;
+
+impl WritePool {
+    /// Starts the thread.
+    pub fn start() -> WritePool {
+        let (jobs, queue) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let spawned = std::thread::Builder::new()
+            .name("pp-recordings".into())
+            .spawn(move || {
+                // SAFETY: plain system calls on this thread's own id.
+                let lowered = unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, NICE)
+                };
+                if lowered != 0 {
+                    log::warn!(
+                        "recordings: cannot lower the writing thread's priority; it runs at the daemon's"
+                    );
+                }
+                while let Ok(job) = queue.recv() {
+                    job();
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!(error = e.to_string(); "recordings: cannot start the writing thread");
+        }
+        WritePool { jobs }
+    }
+
+    /// Runs `work` on the thread; `None` if the thread is gone.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = tx.send(work());
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
     }
 }
 
@@ -130,6 +199,7 @@ pub fn start<W: Write + Send + 'static>(
     written: u64,
     encoding: &'static encoding_rs::Encoding,
     keep_input: bool,
+    pool: WritePool,
     reports: Arc<dyn Reports>,
 ) -> CastRecorder {
     let (tx, rx) = mpsc::channel(SLOTS);
@@ -142,6 +212,7 @@ pub fn start<W: Write + Send + 'static>(
         end: Arc::default(),
     };
     let writer = Writer {
+        pool,
         sink: Some(Sink {
             file,
             decoder: encoding.new_decoder_without_bom_handling(),
@@ -153,12 +224,14 @@ pub fn start<W: Write + Send + 'static>(
         lost: recorder.lost.clone(),
         reports,
     };
-    tokio::spawn(writer.run(rx));
+    spawn_lasting(writer.run(rx));
     recorder
 }
 
 /// The writer task's state. See the module docs.
 struct Writer<W> {
+    /// Where batches are formatted and written.
+    pool: WritePool,
     /// The file and what formats into it; `None` while a batch is on a
     /// blocking thread, or once writing failed.
     sink: Option<Sink<W>>,
@@ -269,26 +342,28 @@ impl<W: Write + Send + 'static> Writer<W> {
         }
     }
 
-    /// Formats and writes `batch` on a blocking thread; on failure, reports
-    /// it and stops writing. The end, when the batch held it.
+    /// Formats and writes `batch` on the writing thread; on failure,
+    /// reports it and stops writing. The end, when the batch held it.
     async fn write(&mut self, mut sink: Sink<W>, batch: Vec<Event>) -> Option<RecordingEnd> {
-        let done = tokio::task::spawn_blocking(move || {
-            let result = sink.write(batch);
-            (sink, result)
-        })
-        .await;
+        let done = self
+            .pool
+            .run(move || {
+                let result = sink.write(batch);
+                (sink, result)
+            })
+            .await;
         match done {
-            Ok((sink, Ok((n, end)))) => {
+            Some((sink, Ok((n, end)))) => {
                 self.written += n;
                 self.sink = Some(sink);
                 end
             }
-            Ok((_, Err(e))) => {
+            Some((_, Err(e))) => {
                 self.fail(e.to_string());
                 None
             }
-            Err(e) => {
-                self.fail(format!("the writing thread failed: {e}"));
+            None => {
+                self.fail("the writing thread is gone".to_owned());
                 None
             }
         }
@@ -372,7 +447,14 @@ mod tests {
             taken: taken.clone(),
             permits: Some(permits),
         };
-        let rec = start(disk, 0, encoding_rs::UTF_8, false, told.clone());
+        let rec = start(
+            disk,
+            0,
+            encoding_rs::UTF_8,
+            false,
+            WritePool::start(),
+            told.clone(),
+        );
         // the first event is taken into a write the disk holds up; the
         // channel then takes SLOTS more, and the next must wait
         let mut waited = None;
@@ -419,7 +501,14 @@ mod tests {
             taken: Arc::default(),
             permits: None,
         };
-        let rec = start(disk, 120, encoding_rs::UTF_8, false, told.clone());
+        let rec = start(
+            disk,
+            120,
+            encoding_rs::UTF_8,
+            false,
+            WritePool::start(),
+            told.clone(),
+        );
         rec.output(Bytes::from_static(b"first")).await;
         while told.0.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
@@ -447,7 +536,14 @@ mod tests {
             taken: taken.clone(),
             permits: Some(permits),
         };
-        let rec = start(disk, 0, encoding_rs::EUC_KR, true, told.clone());
+        let rec = start(
+            disk,
+            0,
+            encoding_rs::EUC_KR,
+            true,
+            WritePool::start(),
+            told.clone(),
+        );
         // "한" in EUC-KR is B0 A1... split between two reads
         let (encoded, _, _) = encoding_rs::EUC_KR.encode("한글");
         rec.output(Bytes::copy_from_slice(&encoded[..1])).await;

@@ -222,6 +222,10 @@ impl TestAppBuilder {
                 .env("PINKPAGE_BIND", "127.0.0.1:0")
                 .env("PINKPAGE_DB", &db)
                 .env("PINKPAGE_DATA_DIR", home.join("data"))
+                // where the command line that made the test admin put the
+                // audit key (its default, under `data`): said outright, so
+                // a test that moves the data directory keeps the key
+                .env("PINKPAGE_AUDIT_KEY_FILE", home.join("data/audit.key"))
                 .env("PINKPAGE_SERVERS_FILE", &servers_file)
                 .env("PINKPAGE_KNOWN_HOSTS", &known_hosts)
                 .env("PINKPAGE_LOG_FORMAT", "json")
