@@ -86,6 +86,35 @@ pub enum RangeSpec {
     Unsatisfiable,
 }
 
+/// What `req`'s `Range` asks of `what`, `size` bytes long: the status
+/// (200 or 206), the first byte and the length; or the 416 answer (10001,
+/// with `Content-Range: bytes */size`) when none of it is in range.
+pub fn requested_range(
+    req: &HttpRequest,
+    size: u64,
+    what: &str,
+) -> Result<(StatusCode, u64, u64), Box<HttpResponse>> {
+    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    match parse_range(range, size) {
+        RangeSpec::Full => Ok((StatusCode::OK, 0, size)),
+        RangeSpec::Partial { start, end } => Ok((StatusCode::PARTIAL_CONTENT, start, end - start + 1)),
+        RangeSpec::Unsatisfiable => {
+            let err = AppError::with_detail(
+                ErrorCode::Validation,
+                format!(
+                    "range {:?} is outside {what}'s {size} bytes",
+                    range.unwrap_or_default()
+                ),
+            );
+            let mut res = ApiError::with_status(err, StatusCode::RANGE_NOT_SATISFIABLE).error_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            Err(Box::new(res))
+        }
+    }
+}
+
 /// Interprets a `Range` header value for a file of `size` bytes. Headers
 /// that are not a single byte range are ignored (the whole file is sent).
 pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
@@ -309,24 +338,9 @@ pub async fn get_file(
         }
     };
     let size = file.size();
-    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, len) = match parse_range(range, size) {
-        RangeSpec::Full => (StatusCode::OK, 0, size),
-        RangeSpec::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        RangeSpec::Unsatisfiable => {
-            let err = AppError::with_detail(
-                ErrorCode::Validation,
-                format!(
-                    "range {:?} is outside the file's {size} bytes",
-                    range.unwrap_or_default()
-                ),
-            );
-            let mut res = ApiError::with_status(err, StatusCode::RANGE_NOT_SATISFIABLE).error_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(res);
-        }
+    let (status, start, len) = match requested_range(&req, size, "the file") {
+        Ok(range) => range,
+        Err(refused) => return Ok(*refused),
     };
     let stream = file.into_stream(start, len).await?;
     row.detail =

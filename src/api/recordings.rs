@@ -8,9 +8,9 @@
 //! asciicast. `Range` is honoured on that whole part; a full read is
 //! compressed when the client accepts it.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
-use actix_web::{delete, get, middleware, web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{delete, get, middleware, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
@@ -18,7 +18,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::bmx5::{parse_range, RangeSpec};
+use super::bmx5::requested_range;
 use super::error::ApiError;
 use crate::auth::Caller;
 use crate::recordings::access::{may_delete, may_read, scope};
@@ -151,24 +151,9 @@ pub async fn get_recording(
         .await
         .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?
         .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))?;
-    let range = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, len) = match parse_range(range, size) {
-        RangeSpec::Full => (StatusCode::OK, 0, size),
-        RangeSpec::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        RangeSpec::Unsatisfiable => {
-            let err = AppError::with_detail(
-                ErrorCode::Validation,
-                format!(
-                    "range {:?} is outside the recording's {size} bytes",
-                    range.unwrap_or_default()
-                ),
-            );
-            let mut res = ApiError::with_status(err, StatusCode::RANGE_NOT_SATISFIABLE).error_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                res.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(res);
-        }
+    let (status, start, len) = match requested_range(&req, size, "the recording") {
+        Ok(range) => range,
+        Err(refused) => return Ok(*refused),
     };
     file.seek(std::io::SeekFrom::Start(start))
         .await

@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::stream::LocalBoxStream;
+use futures_util::StreamExt;
 
 use super::info::PtyInfo;
 use crate::error::AppError;
@@ -83,4 +85,26 @@ pub trait RecorderOpener: Send + Sync + 'static {
         server: &ServerSpec,
         pty: &PtyRequest,
     ) -> Result<Option<Recorder>, AppError>;
+}
+
+/// `source`, a PTY's output as the server sent it, passed through its
+/// recording when it has one: each chunk is handed to
+/// [`PtyRecorder::output`] and goes on once the recording took it, so
+/// while the recording has no room the channel is not read.
+pub fn recorded(
+    source: LocalBoxStream<'static, Bytes>,
+    recorder: Option<Recorder>,
+) -> LocalBoxStream<'static, Bytes> {
+    match recorder {
+        Some(recorder) => source
+            .then(move |data| {
+                let taken = recorder.output(data.clone());
+                async move {
+                    taken.await;
+                    data
+                }
+            })
+            .boxed_local(),
+        None => source,
+    }
 }

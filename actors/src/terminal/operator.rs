@@ -48,8 +48,6 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
     WrapFuture,
 };
-use bytes::Bytes;
-use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
@@ -65,7 +63,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::ids::{ConnectionId, TerminalId};
 use crate::pty::book::PtyRegistration;
 use crate::pty::feed::PtyFeed;
-use crate::pty::record::{Recorder, RecordingEnd};
+use crate::pty::record::{recorded, Recorder, RecordingEnd};
 use crate::pty::MAX_FRAME_BYTES;
 use crate::server::{CommandMode, ServerSpec};
 use crate::ssh::{self, PtyRequest, SshOptions, SshSession};
@@ -381,20 +379,8 @@ impl OperatorTerminal {
         let lost = std::rc::Rc::new(std::cell::Cell::new(false));
         let lost_seen = lost.clone();
         let source = data_of(output, self.exit_status.clone(), lost);
-        // recorded as it came (before decoding and the throttle); while the
-        // recording has no room, the channel is not read
-        let source: LocalBoxStream<'static, Bytes> = match self.recorder.clone() {
-            Some(recorder) => source
-                .then(move |data| {
-                    let taken = recorder.output(data.clone());
-                    async move {
-                        taken.await;
-                        data
-                    }
-                })
-                .boxed_local(),
-            None => source.boxed_local(),
-        };
+        // recorded as it came (before decoding and the throttle)
+        let source = recorded(source.boxed_local(), self.recorder.clone());
         let capacity = self.feed.capacity();
         let mut pipeline = OutputPipeline::new(self.server.encoding, self.throttle, None)
             .keeping_redraws()

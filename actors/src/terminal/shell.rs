@@ -40,7 +40,7 @@ use futures_util::stream::LocalBoxStream;
 
 use crate::error::{AppError, ErrorCode};
 use crate::pty::book::{PtyRegistration, PtyTag};
-use crate::pty::record::{Recorder, RecordingEnd};
+use crate::pty::record::{recorded, Recorder, RecordingEnd};
 use crate::pty::NOBODY_WAITS;
 use crate::server::{CommandMode, ServerSpec};
 use crate::shell_mode::lines::{command_lines, probe_lines, Flavour, Token};
@@ -288,20 +288,8 @@ impl SshShellActor {
         };
         // counted after the markers: in shell mode, the command's output only
         let source = source.inspect(move |data| bytes.set(bytes.get() + data.len() as u64));
-        // recorded as it came (before decoding and the throttle); while the
-        // recording has no room, the channel is not read
-        let source: LocalBoxStream<'static, Bytes> = match self.recorder() {
-            Some(recorder) => source
-                .then(move |data| {
-                    let taken = recorder.output(data.clone());
-                    async move {
-                        taken.await;
-                        data
-                    }
-                })
-                .boxed_local(),
-            None => source.boxed_local(),
-        };
+        // recorded as it came (before decoding and the throttle)
+        let source = recorded(source.boxed_local(), self.recorder());
         let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
             return;
         };
