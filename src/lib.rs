@@ -53,6 +53,7 @@ pub mod logging;
 pub mod recordings;
 pub mod records;
 pub mod request;
+pub mod reviews;
 pub mod settings;
 pub mod shutdown;
 pub mod startup;

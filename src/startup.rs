@@ -184,6 +184,8 @@ impl Application {
         .recording(recordings.clone());
         let terminals = TerminalBook::new(settings.terminals.per_user, settings.terminals.max);
         let in_flight = Arc::new(crate::in_flight::InFlight::default());
+        let reviews =
+            crate::reviews::ReviewDesk::new(settings.review_timeout, journal.clone(), broadcast.clone());
         let workflows = WorkflowHub::new(
             journal.clone(),
             session_lock.clone(),
@@ -194,6 +196,9 @@ impl Application {
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
                 ptys: ptys.clone(),
+                policy: settings.command_policy.clone(),
+                reviews: reviews.clone(),
+                journal: journal.clone(),
             }),
             identity.clone(),
             settings.clone(),
@@ -211,6 +216,7 @@ impl Application {
         )
         .start();
         let state = web::Data::new(AppState {
+            reviews,
             settings: settings.clone(),
             ssh,
             temp_files,

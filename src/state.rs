@@ -75,8 +75,31 @@ pub struct AppState {
     /// Recordings of PTYs: the files, their writers, reads and deletions
     /// (`crate::recordings`).
     pub recordings: Arc<crate::recordings::Recordings>,
+    /// Commands held for review (`crate::reviews`). Its own lock, held
+    /// for no await.
+    pub reviews: Arc<crate::reviews::ReviewDesk>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.
     pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl AppState {
+    /// The command rules as `principal` meets them, its audit rows by
+    /// `actor` from `remote` (`crate::reviews::check`).
+    pub fn policy_check(
+        &self,
+        principal: &pinkpage_actors::access::Principal,
+        actor: impl Into<String>,
+        remote: Option<String>,
+    ) -> crate::reviews::check::PolicyCheck {
+        crate::reviews::check::PolicyCheck::new(
+            self.settings.command_policy.clone(),
+            self.reviews.clone(),
+            self.journal.clone(),
+            principal.clone(),
+            actor,
+            remote,
+        )
+    }
 }

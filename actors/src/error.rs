@@ -193,6 +193,25 @@ catalogue! {
     /// A share with a user who may not have it (unknown or disabled, the
     /// server outside their scope, co-typing for less than an operator).
     ShareRefused = (54008, Client, "share refused"),
+    /// A command rule refuses this command (the detail names the rule and
+    /// its message); nothing ran.
+    CommandDenied = (55000, Client, "command refused by a rule"),
+    /// A held command was rejected by an approver; nothing ran.
+    CommandRejected = (55001, Client, "command rejected by its reviewer"),
+    /// Nobody approved a held command within `PINKPAGE_REVIEW_TIMEOUT_S`;
+    /// nothing ran.
+    CommandReviewTimeout = (55002, Client, "command review timed out"),
+    /// An approver answered a review of their own command.
+    SelfApproval = (55003, Client, "an approver cannot approve their own command"),
+    /// No held command has that id (it was answered, timed out, or its
+    /// work was cancelled).
+    UnknownReview = (55004, Client, "unknown held command"),
+    /// The caller may not answer this review (the rule names other
+    /// approvers, or the caller is not an admin).
+    NotAnApprover = (55005, Client, "not an approver of this command"),
+    /// The user has `PINKPAGE_REVIEWS_PER_USER` commands waiting for
+    /// review, or the daemon its limit; wait for an answer first.
+    TooManyHeld = (55006, Client, "too many commands waiting for review"),
     /// No recording has that id (it was never made, or was deleted or
     /// expired).
     UnknownRecording = (56000, Client, "unknown recording"),

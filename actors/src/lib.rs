@@ -11,7 +11,8 @@
 //!    (who is asking, roles and needs), `testing` (tests only: `cfg(test)`
 //!    or the `testing` feature; `eventually` and friends).
 //! 2. [`server`] (configured servers and transfers, as the engine sees
-//!    them) and [`task`] (the task contract every work actor keeps: `Stop`,
+//!    them), [`policy`] (command rules, their verdicts and the line typed
+//!    at an interactive prompt) and [`task`] (the task contract every work actor keeps: `Stop`,
 //!    one `Finished` carrying its `task_id`; the connection-side
 //!    `TaskSlot`).
 //! 3. [`ssh`]: connecting, authenticating and checking host keys with
@@ -48,6 +49,7 @@ pub mod files;
 pub mod health;
 pub mod ids;
 pub mod lock;
+pub mod policy;
 pub mod pty;
 pub mod secret;
 pub mod server;

@@ -30,8 +30,18 @@ fn audited(state: &AppState, caller: &Caller, job: Result<DiffJob, AppError>) ->
     job
 }
 
-async fn run(state: web::Data<AppState>, job: Result<DiffJob, AppError>) -> Result<HttpResponse, ApiError> {
+async fn run(
+    state: web::Data<AppState>,
+    caller: &Caller,
+    job: Result<DiffJob, AppError>,
+) -> Result<HttpResponse, ApiError> {
     let job = job?;
+    // a held `diff_command` waits in this request for its approver (it is
+    // in `GET /api/v1/command-reviews`; the caller's consoles are told)
+    let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
+    if let Some(held) = job.held(&rules)? {
+        held.await?;
+    }
     // the most the diff may hold, given back when the task ends
     let reservation = state.diff_budget.reserve(job.memory_bound())?;
     let ssh = state.ssh.clone();
@@ -75,7 +85,7 @@ pub async fn diff_files(
         &caller,
         DiffJob::files(&state.settings, caller.principal()?, &body),
     );
-    run(state, job).await
+    run(state, &caller, job).await
 }
 
 /// Compare two directory trees (`diff_dirs`): the reply is a `diff_dirs_result`.
@@ -101,7 +111,7 @@ pub async fn diff_dirs(
         &caller,
         DiffJob::dirs(&state.settings, caller.principal()?, &body),
     );
-    run(state, job).await
+    run(state, &caller, job).await
 }
 
 /// Run a command on two servers and compare stdout (`diff_command`): the
@@ -125,7 +135,7 @@ pub async fn diff_command(
         &caller,
         DiffJob::command(&state.settings, caller.principal()?, &body),
     );
-    run(state, job).await
+    run(state, &caller, job).await
 }
 
 /// OpenAPI view of `diff_result` (the engine knows nothing of OpenAPI).

@@ -32,19 +32,22 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused | WatchOnly
-        | ShareRefused => StatusCode::FORBIDDEN,
+        | ShareRefused | CommandDenied | CommandRejected | SelfApproval | NotAnApprover => {
+            StatusCode::FORBIDDEN
+        }
         LoginThrottled
         | WsTooManyUserConnections
         | TooManyOperations
         | TooManyPending
         | TooManyTerminalsForUser
-        | TooManyWatchers => StatusCode::TOO_MANY_REQUESTS,
+        | TooManyWatchers
+        | TooManyHeld => StatusCode::TOO_MANY_REQUESTS,
         WsTooManyConnections | SshNoSessionSlot | ShuttingDown | DiffBudgetExhausted | TooManyTerminals
         | RecordingUnavailable | RecordingStopped => StatusCode::SERVICE_UNAVAILABLE,
-        WsStalled | RequestBodyStalled | TerminalIdle => StatusCode::REQUEST_TIMEOUT,
+        WsStalled | RequestBodyStalled | TerminalIdle | CommandReviewTimeout => StatusCode::REQUEST_TIMEOUT,
         TerminalDetachExpired => StatusCode::GONE,
         NotFound | UnknownServer | UnknownTransfer | UnknownWorkflow | TransferNoSource | UnknownTerminal
-        | UnknownPty | UnknownRecording => StatusCode::NOT_FOUND,
+        | UnknownPty | UnknownRecording | UnknownReview => StatusCode::NOT_FOUND,
         SessionAlreadyActive
         | NoActiveSession
         | AlreadySessionOwner

@@ -15,6 +15,7 @@ pub mod bmx4;
 pub mod bmx5;
 pub mod caller;
 pub mod check;
+pub mod command_policy;
 pub mod diff;
 pub mod error;
 pub mod errors;
@@ -87,6 +88,9 @@ use self::error::ApiError;
         recordings::list_recordings,
         recordings::get_recording,
         recordings::delete_recording,
+        command_policy::list_rules,
+        command_policy::list_reviews,
+        command_policy::answer_review,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -107,6 +111,7 @@ use self::error::ApiError;
         (name = "terminals", description = "Running PTYs and operator terminals (terminals themselves are on /ws/v1/terminal; see docs/terminals.md)"),
         (name = "recordings", description = "Recordings of every PTY in asciicast v2 (see docs/recordings.md)"),
         (name = "diff", description = "Compare files, directories and command output between two servers (also over /ws/v1/diff)"),
+        (name = "command policy", description = "Rules that allow, deny or hold a command for review, and the review queue (see docs/command-policy.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -217,6 +222,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(recordings::list_recordings)
         .service(recordings::get_recording)
         .service(recordings::delete_recording)
+        .service(command_policy::list_rules)
+        .service(command_policy::list_reviews)
+        .service(command_policy::answer_review)
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)

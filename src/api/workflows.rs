@@ -190,7 +190,8 @@ pub async fn plan_workflow(
     name: web::Path<String>,
     body: web::Json<RunBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = prepare(&state.settings, caller.principal()?, &name, &body.params)?;
+    let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
+    let p = prepare(&state.settings, caller.principal()?, &name, &body.params, &rules)?;
     Ok(HttpResponse::Ok().json(PlanBody {
         workflow: p.workflow.name.clone(),
         params: p.bound.0,
@@ -215,7 +216,8 @@ pub async fn start_run(
     name: web::Path<String>,
     body: web::Json<RunBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let prepared = prepare(&state.settings, caller.principal()?, &name, &body.params)?;
+    let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
+    let prepared = prepare(&state.settings, caller.principal()?, &name, &body.params, &rules)?;
     let msg = StartRun {
         prepared,
         asker: asker(&caller)?,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pinkpage_actors::diff::remote::{self, CommandOptions, DiffError, DirOptions, Target};
 use pinkpage_actors::diff::DEFAULT_CONTEXT;
 use pinkpage_actors::files::pool::SftpPool;
+use pinkpage_actors::policy::{CommandCheck, Gate};
 use pinkpage_actors::ssh::SshOptions;
 use pinkpage_actors::AppError;
 use tokio::sync::watch;
@@ -157,6 +158,32 @@ impl DiffJob {
                 max_stdout: usize::try_from(settings.diff_max_bytes).unwrap_or(usize::MAX),
                 timeout,
             },
+        })
+    }
+
+    /// The command rules on a `diff_command`, on each of its servers: the
+    /// refusal (55000), or what the job waits on before it runs (one hold
+    /// per server a `review` rule holds it on). Other jobs run no command.
+    pub fn held(&self, rules: &dyn CommandCheck) -> Result<Option<Gate>, AppError> {
+        let DiffJob::Command {
+            command, left, right, ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let first = rules.check(&left.server, command)?;
+        let second = if right.server.name == left.server.name {
+            None
+        } else {
+            rules.check(&right.server, command)?
+        };
+        Ok(match (first, second) {
+            (None, None) => None,
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            (Some(a), Some(b)) => Some(Box::pin(async move {
+                let (a, b) = futures_util::join!(a, b);
+                a.and(b)
+            })),
         })
     }
 

@@ -50,6 +50,8 @@ pub struct DiffJobRequest {
     /// The job's share of the diff budget, given back when the job's
     /// future ends (with this request), whatever way it ends.
     pub reservation: Reservation,
+    /// Waited on before the job runs: a `diff_command` held for review.
+    pub held: Option<pinkpage_actors::policy::Gate>,
 }
 
 /// The actor. See the module docs.
@@ -107,6 +109,31 @@ async fn run(
     cancel: watch::Receiver<()>,
     ended: oneshot::Sender<()>,
 ) {
+    let mut req = req;
+    if let Some(held) = req.held.take() {
+        let mut stopped = cancel.clone();
+        let answer = tokio::select! {
+            answer = held => Some(answer),
+            _ = async { while stopped.changed().await.is_ok() {} } => None,
+        };
+        // rejected, timed out or cancelled while held: nothing ran
+        let unrun = match answer {
+            Some(Ok(())) => None,
+            Some(Err(error)) => Some(Some(Err(DiffError {
+                side: None,
+                status: None,
+                too_large: false,
+                error,
+            }))),
+            None => Some(None),
+        };
+        if let Some(outcome) = unrun {
+            drop(req.reservation);
+            reporter.finish(outcome, None);
+            let _ = ended.send(());
+            return;
+        }
+    }
     let winds_down = matches!(req.job, DiffJob::Command { .. });
     let mut stopped = cancel.clone();
     let job = req.job.run(&req.pool, &req.ssh, cancel, &req.who);

@@ -65,6 +65,7 @@ pub fn domain_of(action: &str) -> &'static str {
         "auth" => "auth",
         "user" | "token" => "rest",
         "recording" | "recordings" => "recordings",
+        "command" => "policy",
         _ => "system",
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod access;
 pub mod caps;
+pub mod command_rules;
 pub mod dotenv;
 mod env;
 pub mod names;
@@ -338,6 +339,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     recordings::DOCS[1],
     recordings::DOCS[2],
     recordings::DOCS[3],
+    command_rules::REVIEW_TIMEOUT_DOC,
 ];
 
 /// The daemon's settings, validated.
@@ -405,6 +407,10 @@ pub struct Settings {
     /// Configured workflows by name, each checked against the servers and
     /// transfers.
     pub workflows: BTreeMap<String, Arc<pinkpage_actors::workflow::definition::Workflow>>,
+    /// The command rules (`[[command_rules]]`) and their default action.
+    pub command_policy: Arc<pinkpage_actors::policy::rules::CommandPolicy>,
+    /// How long a command held for review waits for an answer.
+    pub review_timeout: Duration,
 }
 
 impl Settings {
@@ -419,6 +425,7 @@ impl Settings {
         let mut servers = BTreeMap::new();
         let mut transfers = BTreeMap::new();
         let mut raw_workflows = Vec::new();
+        let mut command_policy = pinkpage_actors::policy::rules::CommandPolicy::default();
 
         for (name, prefix) in [("mdwap1p", "MDWAP1P"), ("mypap1d", "MYPAP1D")] {
             let ip_var = &format!("{prefix}_IP");
@@ -468,6 +475,7 @@ impl Settings {
                 transfers.insert(transfer.name.clone(), Arc::new(transfer));
             }
             raw_workflows = file.workflows;
+            command_policy = file.command_policy;
         }
         if servers.is_empty() {
             return Err(SettingsError::new(
@@ -592,6 +600,8 @@ impl Settings {
             servers,
             transfers,
             workflows,
+            command_policy: Arc::new(command_policy),
+            review_timeout: env.seconds("PINKPAGE_REVIEW_TIMEOUT_S", 600.0)?,
         })
     }
 

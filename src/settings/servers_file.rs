@@ -50,6 +50,8 @@ pub struct ServersFile {
     /// Workflows as written; checked against every server and transfer
     /// once all are known (`super::workflows::build`).
     pub workflows: Vec<super::workflows::RawWorkflow>,
+    /// The command rules and their default action, checked.
+    pub command_policy: pinkpage_actors::policy::rules::CommandPolicy,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +63,10 @@ struct RawFile {
     transfers: Vec<RawTransfer>,
     #[serde(default)]
     workflows: Vec<super::workflows::RawWorkflow>,
+    #[serde(default)]
+    command_rules: Vec<super::command_rules::RawRule>,
+    #[serde(default)]
+    command_policy: Option<super::command_rules::RawPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +127,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Serv
     let raw: RawFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
     let mut out = ServersFile {
         workflows: raw.workflows,
+        command_policy: super::command_rules::build(raw.command_rules, raw.command_policy)?,
         ..ServersFile::default()
     };
     for s in raw.servers {

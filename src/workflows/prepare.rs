@@ -1,6 +1,8 @@
 //! Everything decided before a run starts (or a plan is shown), in order:
 //! the workflow exists (23002), the values fit their types (10001), every
-//! server of the plan is in the caller's scope (10003).
+//! server of the plan is in the caller's scope (10003), no command of the
+//! plan is refused by a command rule (55000; a `review` rule holds its
+//! step when the step starts, and every command is judged again then).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use serde_json::Value;
 
 use crate::request::ServerRef;
+use crate::reviews::check::PolicyCheck;
 use crate::settings::Settings;
 
 /// A workflow ready to run.
@@ -36,6 +39,7 @@ pub fn prepare(
     who: &Principal,
     name: &str,
     params: &BTreeMap<String, Value>,
+    rules: &PolicyCheck,
 ) -> Result<Prepared, AppError> {
     let workflow = settings.workflows.get(name).cloned().ok_or_else(|| {
         AppError::with_detail(ErrorCode::UnknownWorkflow, format!("no workflow named '{name}'"))
@@ -64,6 +68,27 @@ pub fn prepare(
                 let spec = ServerRef::resolve(settings, who, server)?.into_spec();
                 servers.insert(server.to_owned(), spec);
             }
+        }
+        match &step.action {
+            Action::Command { server, command, .. } => {
+                if let Some(spec) = servers.get(server) {
+                    rules.refuse_denied(spec, command)?;
+                }
+            }
+            Action::Batch {
+                servers: names,
+                commands,
+                ..
+            } => {
+                for name in names {
+                    if let Some(spec) = servers.get(name) {
+                        for command in commands {
+                            rules.refuse_denied(spec, command)?;
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
         if let Action::Transfer { transfer, .. } = &step.action {
             if let Some(spec) = settings.transfers.get(transfer) {

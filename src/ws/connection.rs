@@ -171,6 +171,101 @@ impl<D: Domain> WsConnection<D> {
         self.send_error(ctx, err, rid);
     }
 
+    /// The command rules as this connection's user meets them, its audit
+    /// rows by this connection; holds are told to the user's connections.
+    pub fn rules(&self) -> crate::reviews::check::PolicyCheck {
+        self.state.policy_check(
+            &self.principal,
+            self.id.to_string(),
+            self.remote.map(|ip| ip.to_string()),
+        )
+    }
+
+    /// [`rules`](Self::rules), holds told on this connection as answers to
+    /// `rid` (`command_held`, then `command_released`).
+    pub fn rules_telling(&self, rid: &RequestId, ctx: &WsCtx<D>) -> crate::reviews::check::PolicyCheck {
+        let me = ctx.address().recipient::<ToldHold>();
+        let rid = rid.clone();
+        self.rules().telling(std::sync::Arc::new(move |notice| {
+            me.do_send(ToldHold {
+                notice,
+                rid: rid.clone(),
+            })
+        }))
+    }
+
+    /// A change in the review queue: approvers on `/ws/v1/stub` see it;
+    /// the requester's connections hear of holds not tied to one
+    /// connection.
+    fn review_notice(&self, notice: pinkpage_actors::broadcast::ReviewNotice, ctx: &mut WsCtx<D>) {
+        use pinkpage_actors::broadcast::ReviewNotice;
+        if D::PATH != "/ws/v1/stub" {
+            return;
+        }
+        let may_answer = |approvers: &[String], requester: &str| {
+            requester != &*self.principal.user
+                && if approvers.is_empty() {
+                    self.principal.role == pinkpage_actors::access::Role::Admin
+                } else {
+                    approvers.iter().any(|a| *a == *self.principal.user)
+                }
+        };
+        match &notice {
+            ReviewNotice::Requested {
+                held_id,
+                user,
+                server,
+                command,
+                rule,
+                approvers,
+                announce,
+            } => {
+                if may_answer(approvers, user) {
+                    let frame = Common::CommandReviewRequested {
+                        held_id,
+                        user,
+                        server,
+                        command,
+                        rule,
+                    };
+                    self.send(ctx, &frame, &None);
+                }
+                if *announce && **user == *self.principal.user {
+                    let frame = Common::CommandHeld {
+                        held_id,
+                        rule,
+                        message: "",
+                        command,
+                        server,
+                        expires_at: None,
+                    };
+                    self.send(ctx, &frame, &None);
+                }
+            }
+            ReviewNotice::Ended {
+                held_id,
+                user,
+                decision,
+                by,
+                approvers,
+                announce,
+            } => {
+                let mine = **user == *self.principal.user;
+                if may_answer(approvers, user) || (*announce && mine) {
+                    let frame = Common::CommandReviewEnded {
+                        held_id,
+                        decision,
+                        by: by.as_deref(),
+                    };
+                    self.send(ctx, &frame, &None);
+                }
+                if *announce && mine && decision == "approved" {
+                    self.send(ctx, &Common::CommandReleased { held_id }, &None);
+                }
+            }
+        }
+    }
+
     /// Sends an error frame (and logs it).
     pub fn send_error(&self, ctx: &mut WsCtx<D>, err: &AppError, rid: &RequestId) {
         let level = if err.code.is_server_side() {
@@ -406,6 +501,7 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                     ctx.stop();
                 }
             },
+            Event::CommandReview(notice) => self.review_notice(notice, ctx),
             Event::RecordingStopped { user, pty_id, error } => {
                 if user == self.principal.user {
                     self.send(
@@ -447,6 +543,38 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                 },
                 &None,
             ),
+        }
+    }
+}
+
+/// A hold of a command this connection asked to run, to tell its client.
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct ToldHold {
+    /// What happened.
+    pub notice: crate::reviews::check::HoldNotice,
+    /// The request that asked.
+    pub rid: RequestId,
+}
+
+impl<D: Domain> Handler<ToldHold> for WsConnection<D> {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToldHold, ctx: &mut WsCtx<D>) {
+        use crate::reviews::check::HoldNotice;
+        match &msg.notice {
+            HoldNotice::Held(held) => {
+                let frame = Common::CommandHeld {
+                    held_id: &held.held_id,
+                    rule: &held.rule,
+                    message: &held.message,
+                    command: &held.command,
+                    server: &held.server,
+                    expires_at: Some(held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                };
+                self.send(ctx, &frame, &msg.rid);
+            }
+            HoldNotice::Released(held_id) => self.send(ctx, &Common::CommandReleased { held_id }, &msg.rid),
         }
     }
 }

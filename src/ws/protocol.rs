@@ -119,6 +119,53 @@ pub enum Common<'a> {
         /// 56002 with its cause.
         error: ErrorBody,
     },
+    /// The command of the request it answers waits for an approver (a
+    /// `review` rule); `command_released` or an error (55001, 55002)
+    /// follows. Also sent to every `/ws/v1/stub` connection of the user
+    /// for a workflow step held that way (without a `request_id`).
+    CommandHeld {
+        /// The hold (what approvers answer).
+        held_id: &'a str,
+        /// The rule that held it.
+        rule: &'a str,
+        /// The rule's message.
+        message: &'a str,
+        /// The command.
+        command: &'a str,
+        /// Where.
+        server: &'a str,
+        /// When it is rejected unless answered (RFC 3339, UTC).
+        expires_at: Option<String>,
+    },
+    /// A held command was approved and starts now.
+    CommandReleased {
+        /// The hold.
+        held_id: &'a str,
+    },
+    /// To approvers on `/ws/v1/stub`: a command waits for their answer
+    /// (`command_review`).
+    CommandReviewRequested {
+        /// The hold.
+        held_id: &'a str,
+        /// Who asked.
+        user: &'a str,
+        /// Where.
+        server: &'a str,
+        /// What.
+        command: &'a str,
+        /// The rule that held it.
+        rule: &'a str,
+    },
+    /// To approvers on `/ws/v1/stub`: a hold ended (`approved`,
+    /// `rejected`, `timeout`, `withdrawn`), so their queue drops it.
+    CommandReviewEnded {
+        /// The hold.
+        held_id: &'a str,
+        /// How it ended.
+        decision: &'a str,
+        /// Who answered, when someone did.
+        by: Option<&'a str>,
+    },
     /// Broadcast on every change of a server's `is_healthy`, and on each
     /// failure counted while it is still unknown (`null`).
     ServerHealth {

@@ -21,7 +21,7 @@ const DAEMON: &[&[&str]] = &[
     &["settings", "systemd", "in_flight", "records", "text"],
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
-    &["journal", "auth"],
+    &["journal", "auth", "reviews"],
     &["diff_jobs", "workflows", "terminals", "recordings"],
     &["state"],
     &["api"],
@@ -34,7 +34,7 @@ const DAEMON: &[&[&str]] = &[
 /// The engine's layers, lowest first.
 const ENGINE: &[&[&str]] = &[
     &["error", "secret", "ids", "access", "testing"],
-    &["server", "task"],
+    &["server", "task", "policy"],
     &["ssh"],
     &["pty", "shell_mode", "health"],
     &["terminal", "broadcast"],

@@ -11,6 +11,7 @@ mod bmx5;
 mod caps;
 mod cli;
 mod client_limits;
+mod command_policy;
 mod console;
 mod demo;
 mod diff;

@@ -36,6 +36,10 @@ pub struct BatchPlan {
     pub policy: RetryPolicy,
     /// Output caps and the per-attempt timeout.
     pub limits: ExecLimits,
+    /// Asked of each command at its turn, before its first attempt: a
+    /// refused command fails unrun, a held one waits (and with it the
+    /// commands after it on that server; other servers go on).
+    pub checks: crate::policy::Checks,
 }
 
 /// How a command ended.

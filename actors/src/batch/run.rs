@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 use super::link::{Cancel, LinkFactory};
 use super::plan::{BatchPlan, BatchSummary, CommandResult, CommandStatus};
-use super::worker::{is_connection_error, run_server};
+use super::worker::{is_connection_error, run_server, ServerWork};
 use crate::error::{AppError, ErrorCode};
 use crate::task::{Reporter, Stop, TaskMessage, CLEANUP_TIMEOUT};
 
@@ -169,6 +169,7 @@ impl Actor for BatchRunActor {
             let server = Arc::clone(server);
             let commands = self.plan.commands.clone();
             let policy = self.plan.policy;
+            let checks = self.plan.checks.clone();
             let cancel = self.cancel_rx.clone();
             let notifier = reporter.notifier();
             let tally = Rc::clone(&self.tally);
@@ -190,8 +191,11 @@ impl Actor for BatchRunActor {
                 run_server(
                     &server,
                     link.as_mut(),
-                    &commands,
-                    policy,
+                    ServerWork {
+                        commands: &commands,
+                        policy,
+                        checks: &checks,
+                    },
                     &cancel,
                     &gate,
                     &mut report,

@@ -10,7 +10,19 @@ use tokio::time::Instant;
 use super::link::{Cancel, ServerLink};
 use super::plan::{CommandResult, CommandStatus, RetryPolicy};
 use crate::error::{AppError, ErrorCode};
+use crate::policy::Checks;
 use crate::server::ServerSpec;
+
+/// What one server runs, and the rules it runs them by.
+#[derive(Clone, Copy)]
+pub struct ServerWork<'a> {
+    /// The commands, in order.
+    pub commands: &'a [String],
+    /// Retries and stop-on-error.
+    pub policy: RetryPolicy,
+    /// The command rules, asked of each command at its turn.
+    pub checks: &'a Checks,
+}
 
 /// Whether `e` means the server could not be reached at all (so the next
 /// commands would fail the same way).
@@ -45,12 +57,16 @@ pub(crate) fn is_connection_error(e: &AppError) -> bool {
 pub async fn run_server(
     server: &ServerSpec,
     link: &mut dyn ServerLink,
-    commands: &[String],
-    policy: RetryPolicy,
+    work: ServerWork<'_>,
     cancel: &Cancel,
     gate: &Semaphore,
     report: &mut dyn FnMut(CommandResult) -> LocalBoxFuture<'static, ()>,
 ) {
+    let ServerWork {
+        commands,
+        policy,
+        checks,
+    } = work;
     let mut stopped = false;
     let mut unreachable: Option<AppError> = None;
     for (index, command) in commands.iter().enumerate() {
@@ -83,6 +99,30 @@ pub async fn run_server(
         if stopped {
             report(result).await;
             continue;
+        }
+        // the command rules, before any permit is taken: a held command
+        // waits without holding a share of the run's output budget
+        let held = match checks.check(server, command) {
+            Ok(held) => held,
+            Err(e) => {
+                refused(&mut result, e, policy, &mut stopped);
+                report(result).await;
+                continue;
+            }
+        };
+        if let Some(released) = held {
+            let answer = tokio::select! {
+                answer = released => answer,
+                _ = cancel.cancelled() => {
+                    link.close().await;
+                    return;
+                }
+            };
+            if let Err(e) = answer {
+                refused(&mut result, e, policy, &mut stopped);
+                report(result).await;
+                continue;
+            }
         }
         // never closed, so only a cancel ends the wait
         let _permit = tokio::select! {
@@ -142,6 +182,16 @@ pub async fn run_server(
         report(result).await;
     }
     link.close().await;
+}
+
+/// A command the rules refused, or its reviewer rejected: failed, unrun
+/// (no attempt), and under stop-on-error the rest are skipped.
+fn refused(result: &mut CommandResult, e: AppError, policy: RetryPolicy, stopped: &mut bool) {
+    result.status = CommandStatus::Failed;
+    result.error = Some(e);
+    if policy.stop_on_error {
+        *stopped = true;
+    }
 }
 
 #[cfg(test)]

@@ -72,12 +72,54 @@ pub enum Event {
         /// Why (56002, with the cause).
         error: crate::error::AppError,
     },
+    /// A command held for review, or the end of its hold: approvers'
+    /// connections show their queue, the requester's connections learn
+    /// of holds not tied to one connection (workflow steps).
+    CommandReview(ReviewNotice),
     /// The daemon is stopping: every connection tells its client (a
     /// `shutdown` frame), closes and stops its tasks; the workflow hub
     /// cancels its runs. `grace` is how long the daemon waits for them.
     ShuttingDown {
         /// `PINKPAGE_SHUTDOWN_GRACE_S`.
         grace: std::time::Duration,
+    },
+}
+
+/// A change in the queue of commands held for review.
+#[derive(Debug, Clone)]
+pub enum ReviewNotice {
+    /// A command was held.
+    Requested {
+        /// The hold.
+        held_id: String,
+        /// Who asked to run it.
+        user: std::sync::Arc<str>,
+        /// Where.
+        server: String,
+        /// What.
+        command: String,
+        /// The rule that held it.
+        rule: String,
+        /// Who may answer: these users, or every admin when empty.
+        approvers: Vec<String>,
+        /// Whether the requester's connections are told too (work not
+        /// tied to one connection).
+        announce: bool,
+    },
+    /// A hold ended: `approved`, `rejected`, `timeout` or `withdrawn`.
+    Ended {
+        /// The hold.
+        held_id: String,
+        /// Who asked to run it.
+        user: std::sync::Arc<str>,
+        /// How it ended.
+        decision: String,
+        /// The approver, for `approved` and `rejected`.
+        by: Option<String>,
+        /// Who could have answered (every admin when empty).
+        approvers: Vec<String>,
+        /// As in `Requested`.
+        announce: bool,
     },
 }
 
@@ -187,7 +229,10 @@ impl Handler<Publish> for BroadcastActor {
             Event::ServerHealth(h) => {
                 self.health.insert(h.server_name.clone(), h.clone());
             }
-            Event::AccessChanged | Event::ShuttingDown { .. } | Event::RecordingStopped { .. } => {}
+            Event::AccessChanged
+            | Event::ShuttingDown { .. }
+            | Event::RecordingStopped { .. }
+            | Event::CommandReview(_) => {}
         }
         // do_send never blocks the registry on a slow connection; a stopped
         // one is noticed here and dropped.

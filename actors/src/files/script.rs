@@ -165,6 +165,7 @@ impl ScriptRunActor {
             throttle: self.request.throttle,
             pty: script_pty(),
             listed: self.request.listed.clone(),
+            typed_lines: None,
         };
         let (reporter, handle) = Pending::new(TaskId::next(), ctx.address().recipient()).split();
         let shell = SshShellActor::new(request, reporter).start();

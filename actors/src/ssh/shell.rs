@@ -24,7 +24,7 @@ use futures_util::Stream;
 use russh::client::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
-use super::exec::{request_failed, signal_name};
+use super::exec::{connection_lost, request_failed, signal_name};
 use super::session::SshSession;
 use crate::error::{AppError, ErrorCode};
 
@@ -243,10 +243,17 @@ impl SshSession {
                     Some(ChannelMsg::Success) => answers += 1,
                     Some(ChannelMsg::Failure) => {
                         let what = if answers == 0 { "pty" } else { "shell" };
-                        return Err(format!("the server refused the {what}"));
+                        return Err(failed(format!("the server refused the {what}")));
                     }
-                    None | Some(ChannelMsg::Close) => {
-                        return Err("the channel closed before the shell started".into())
+                    // the connection died under the start (the server went
+                    // silent after running the command, before its two
+                    // answers came through): 20000, as for a channel
+                    // that dies later; which of the two a dying server
+                    // causes is only timing
+                    None => return Err(connection_lost(&server)),
+                    Some(ChannelMsg::Close) if self.is_closed() => return Err(connection_lost(&server)),
+                    Some(ChannelMsg::Close) => {
+                        return Err(failed("the channel closed before the shell started".into()))
                     }
                     Some(msg) => output.early.extend(translate(msg)),
                 }
@@ -256,9 +263,9 @@ impl SshSession {
         .await;
         match granted {
             Ok(Ok(())) => {}
-            Ok(Err(what)) => {
+            Ok(Err(error)) => {
                 let _ = write.close().await;
-                return Err(failed(what));
+                return Err(error);
             }
             Err(_) => {
                 let _ = write.close().await;

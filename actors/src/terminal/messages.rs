@@ -35,6 +35,9 @@ pub struct TerminalRequest {
     pub registration: PtyRegistration,
     /// Its recording, when it is recorded (it records while detached too).
     pub recorder: Option<crate::pty::record::Recorder>,
+    /// Under command rules: the judge of each typed line
+    /// (`crate::policy::line`), whoever of its typists typed it.
+    pub typed_lines: Option<crate::policy::line::LineJudge>,
     /// How long it stays detached before it closes.
     pub detach: Duration,
     /// How long it may be idle before it closes.

@@ -40,6 +40,7 @@
 //! by [`CLEANUP_TIMEOUT`] (closing a PTY channel makes sshd hang up the
 //! PTY, which kills what runs on it).
 
+use crate::policy::line::LineGuard;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +139,9 @@ pub struct OperatorTerminal {
     on_ended: Option<Recipient<TerminalEnded>>,
     /// The exit status the server sent, set by the pump's stream.
     exit_status: std::rc::Rc<std::cell::Cell<Option<u32>>>,
+    /// Under command rules: the line being typed (one for all typists:
+    /// they type into the same shell line).
+    guard: Option<LineGuard>,
 }
 
 impl OperatorTerminal {
@@ -174,6 +178,7 @@ impl OperatorTerminal {
             opener: Some(request.opener),
             on_ended: request.on_ended,
             exit_status: std::rc::Rc::default(),
+            guard: request.typed_lines.map(LineGuard::new),
         }
     }
 
@@ -589,7 +594,13 @@ impl Handler<Input> for OperatorTerminal {
         if let Some(recorder) = &self.recorder {
             recorder.input(&msg.data);
         }
-        self.queue(InputOp::Write(msg.data))
+        let Some(guard) = &mut self.guard else {
+            return self.queue(InputOp::Write(msg.data));
+        };
+        // the keystrokes go on at once; a refused line's Enter does not
+        let passed = guard.pass(&msg.data);
+        self.queue(InputOp::Write(passed.write))?;
+        passed.refused.map_or(Ok(()), Err)
     }
 }
 

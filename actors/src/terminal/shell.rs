@@ -39,6 +39,8 @@ use bytes::Bytes;
 use futures_util::stream::LocalBoxStream;
 
 use crate::error::{AppError, ErrorCode};
+use crate::policy::line::{LineGuard, LineJudge};
+use crate::policy::Gate;
 use crate::pty::book::{PtyRegistration, PtyTag};
 use crate::pty::record::{recorded, Recorder, RecordingEnd};
 use crate::pty::NOBODY_WAITS;
@@ -70,6 +72,9 @@ pub struct ShellRequest {
     pub pty: PtyRequest,
     /// How it is listed among the running PTYs (and watched), if at all.
     pub listed: Option<PtyTag>,
+    /// For an interactive shell under command rules: the judge of each
+    /// typed line (`crate::policy::line`).
+    pub typed_lines: Option<LineJudge>,
 }
 
 /// Why a command finished.
@@ -173,6 +178,11 @@ pub struct SshShellActor {
     markers: Option<Rc<std::cell::RefCell<MarkersSeen>>>,
     /// Its place among the running PTYs, from the PTY's open to the end.
     listed: Option<PtyRegistration>,
+    /// Waited on before anything connects (a command held for review);
+    /// taken by `started()`.
+    gate: Option<Gate>,
+    /// The typed line of an interactive shell under command rules.
+    guard: Option<LineGuard>,
 }
 
 impl SshShellActor {
@@ -181,6 +191,7 @@ impl SshShellActor {
     pub fn new(request: ShellRequest, reporter: Reporter<String, Completion>) -> Self {
         let (input_tx, input_rx) = input_queue();
         let typed = request.server.command_mode == CommandMode::Shell && !request.command.is_empty();
+        let guard = request.typed_lines.clone().map(LineGuard::new);
         SshShellActor {
             markers: typed.then(Rc::default),
             input_tx,
@@ -195,7 +206,60 @@ impl SshShellActor {
             bytes: Rc::new(Cell::new(0)),
             lost: Rc::new(Cell::new(false)),
             listed: None,
+            gate: None,
+            guard,
         }
+    }
+
+    /// Waits on `gate` before connecting: the command runs once it opens,
+    /// and finishes with its error, unrun, if it does not. The command's
+    /// timeout counts from the opening.
+    pub fn gated(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Connects and opens the PTY (after the gate, if any).
+    fn begin(&mut self, ctx: &mut Context<Self>) {
+        let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
+        log::info!(task_id = task_id, server = self.request.server.name.as_str(); "ssh command starting");
+        if let Some(timeout) = self.request.timeout {
+            ctx.run_later(timeout, move |act, ctx| {
+                let err = AppError::with_detail(
+                    ErrorCode::SshCommandTimeout,
+                    format!("server '{}': no end within {timeout:?}", act.request.server.name),
+                );
+                act.finish(FinishReason::Timeout, Some(err), ctx);
+            });
+        }
+        let request = self.request.clone();
+        let typed = self.markers.is_some();
+        ctx.spawn(
+            async move {
+                let session = ssh::connect(&request.server, &request.ssh).await?;
+                // shell mode types the command into a shell; otherwise exec
+                // it, or an interactive shell for an empty command
+                let command = (!request.command.is_empty() && !typed).then_some(request.command.as_str());
+                match session.open_pty(request.pty.clone(), command).await {
+                    Ok(channel) => Ok((session, channel, request.pty)),
+                    Err(e) => {
+                        let _ = session.disconnect().await;
+                        Err(e)
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok((session, channel, opened)) => {
+                    act.running(session, channel, ctx);
+                    // a resize that came while connecting
+                    if opened != act.request.pty {
+                        let _ = act.queue(InputOp::Resize(act.request.pty.cols, act.request.pty.rows));
+                    }
+                }
+                Err(e) => act.finish(FinishReason::Error, Some(e), ctx),
+            }),
+        );
     }
 
     fn finish(&mut self, reason: FinishReason, error: Option<AppError>, ctx: &mut Context<Self>) {
@@ -368,45 +432,15 @@ impl Actor for SshShellActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
-        log::info!(task_id = task_id, server = self.request.server.name.as_str(); "ssh command starting");
-        if let Some(timeout) = self.request.timeout {
-            ctx.run_later(timeout, move |act, ctx| {
-                let err = AppError::with_detail(
-                    ErrorCode::SshCommandTimeout,
-                    format!("server '{}': no end within {timeout:?}", act.request.server.name),
-                );
-                act.finish(FinishReason::Timeout, Some(err), ctx);
-            });
-        }
-        let request = self.request.clone();
-        let typed = self.markers.is_some();
-        ctx.spawn(
-            async move {
-                let session = ssh::connect(&request.server, &request.ssh).await?;
-                // shell mode types the command into a shell; otherwise exec
-                // it, or an interactive shell for an empty command
-                let command = (!request.command.is_empty() && !typed).then_some(request.command.as_str());
-                match session.open_pty(request.pty.clone(), command).await {
-                    Ok(channel) => Ok((session, channel, request.pty)),
-                    Err(e) => {
-                        let _ = session.disconnect().await;
-                        Err(e)
-                    }
-                }
-            }
-            .into_actor(self)
-            .map(|result, act, ctx| match result {
-                Ok((session, channel, opened)) => {
-                    act.running(session, channel, ctx);
-                    // a resize that came while connecting
-                    if opened != act.request.pty {
-                        let _ = act.queue(InputOp::Resize(act.request.pty.cols, act.request.pty.rows));
-                    }
-                }
-                Err(e) => act.finish(FinishReason::Error, Some(e), ctx),
-            }),
-        );
+        let Some(gate) = self.gate.take() else {
+            return self.begin(ctx);
+        };
+        // held for review: nothing connects until the gate opens; a stop
+        // meanwhile drops the gate, which withdraws the request
+        ctx.spawn(gate.into_actor(self).map(|opened, act, ctx| match opened {
+            Ok(()) => act.begin(ctx),
+            Err(e) => act.finish(FinishReason::Error, Some(e), ctx),
+        }));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -478,7 +512,13 @@ impl Handler<ShellInput> for SshShellActor {
         if let Some(recorder) = self.recorder() {
             recorder.input(&text);
         }
-        self.queue(InputOp::Write(text))
+        let Some(guard) = &mut self.guard else {
+            return self.queue(InputOp::Write(text));
+        };
+        // the keystrokes go on at once; a refused line's Enter does not
+        let passed = guard.pass(&text);
+        self.queue(InputOp::Write(passed.write))?;
+        passed.refused.map_or(Ok(()), Err)
     }
 }
 

@@ -71,7 +71,7 @@ pub struct StartRun {
 pub trait StepsFor: Send + Sync + 'static {
     /// The launcher of run `run_id`'s steps of `prepared`, started by
     /// `user`.
-    fn launcher(&self, run_id: RunId, prepared: &Prepared, user: Arc<str>) -> Rc<dyn StepLauncher>;
+    fn launcher(&self, run_id: RunId, prepared: &Prepared, asker: &Asker) -> Rc<dyn StepLauncher>;
 }
 
 /// What a run needs from the daemon besides its plan.
@@ -89,10 +89,27 @@ pub struct RunParts {
     pub batch_output_cap: usize,
     /// Where command steps' PTYs are listed for watchers.
     pub ptys: PtyBook,
+    /// The command rules, asked again as each step starts.
+    pub policy: Arc<pinkpage_actors::policy::rules::CommandPolicy>,
+    /// Where a step's held command waits for its approver.
+    pub reviews: Arc<crate::reviews::ReviewDesk>,
+    /// Where a refused step's audit row goes.
+    pub journal: crate::journal::Journal,
 }
 
 impl StepsFor for RunParts {
-    fn launcher(&self, run_id: RunId, prepared: &Prepared, user: Arc<str>) -> Rc<dyn StepLauncher> {
+    fn launcher(&self, run_id: RunId, prepared: &Prepared, asker: &Asker) -> Rc<dyn StepLauncher> {
+        // not tied to a connection: a held step is told to every
+        // connection of the run's user
+        let checks = crate::reviews::check::PolicyCheck::new(
+            self.policy.clone(),
+            self.reviews.clone(),
+            self.journal.clone(),
+            asker.principal.clone(),
+            format!("workflow:{run_id}"),
+            asker.remote.clone(),
+        );
+        let user = asker.principal.user.clone();
         Rc::new(SshSteps {
             run_id: run_id.to_string(),
             servers: prepared.servers.clone(),
@@ -103,6 +120,7 @@ impl StepsFor for RunParts {
             throttle: self.throttle,
             batch_output_cap: self.batch_output_cap,
             ptys: Some((self.ptys.clone(), user)),
+            checks: pinkpage_actors::policy::Checks::new(Arc::new(checks)),
         })
     }
 }
@@ -141,7 +159,7 @@ pub fn launch(
     lock: RunLock,
 ) -> TaskHandle {
     let task_id = TaskId::next();
-    let user = asker.principal.user.clone();
+    let launcher = steps.launcher(run_id, &prepared, &asker);
     let addr = run_ctx.address();
     let (reporter, handle) = Pending::new(task_id, hub.clone().recipient::<RunMessage>()).split();
     let handle = handle(addr.clone().recipient());
@@ -162,7 +180,7 @@ pub fn launch(
     });
     let request = RunRequest {
         run_id,
-        launcher: steps.launcher(run_id, &prepared, user),
+        launcher,
         steps: prepared.steps,
         lock,
     };

@@ -85,7 +85,7 @@ impl StepLauncher for Printing {
 struct PrintingSteps;
 
 impl StepsFor for PrintingSteps {
-    fn launcher(&self, _: RunId, _: &Prepared, _: Arc<str>) -> Rc<dyn StepLauncher> {
+    fn launcher(&self, _: RunId, _: &Prepared, _: &Asker) -> Rc<dyn StepLauncher> {
         Rc::new(Printing)
     }
 }

@@ -92,6 +92,11 @@ pub(super) fn batch_execute(
                     max_stderr: cap,
                     timeout: req.timeout.map(TimeoutS::duration),
                 },
+                // each command at its turn: a refused one fails unrun, a
+                // held one waits (its `command_held` answers this run)
+                checks: pinkpage_actors::policy::Checks::new(std::sync::Arc::new(
+                    conn.rules_telling(&rid, ctx),
+                )),
             };
             let commands = plan.commands.len();
             let links = Rc::new(SshLinkFactory {

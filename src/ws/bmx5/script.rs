@@ -12,6 +12,7 @@ use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFut
 use pinkpage_actors::files::script::{
     ScriptCompletion, ScriptMessage, ScriptNotice, ScriptRequest, ScriptRunActor,
 };
+use pinkpage_actors::policy::CommandCheck;
 use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::task::slot::Cancel;
 use pinkpage_actors::task::{Pending, TaskEvent};
@@ -115,6 +116,7 @@ pub(super) fn script_execute(
     };
     let scripts_dir = conn.state.settings.scripts_dir.clone();
     let args = p.args;
+    let (rid_for_rules, spec_for_rules) = (rid.clone(), spec.clone());
     async move {
         match source {
             ScriptSource::Inline(text) => Ok(text.into_bytes()),
@@ -122,7 +124,24 @@ pub(super) fn script_execute(
         }
     }
     .into_actor(conn)
-    .map(move |script, conn, ctx| {
+    .then(move |script, conn, ctx| {
+        // the command rules read the script as text: refused, it never
+        // leaves the daemon; held, it waits here with its slot taken
+        let held = script.and_then(|script| {
+            let text = String::from_utf8_lossy(&script);
+            let held = conn.rules_telling(&rid_for_rules, ctx).check(&spec_for_rules, &text)?;
+            Ok((script, held))
+        });
+        async move {
+            let (script, held) = held?;
+            if let Some(gate) = held {
+                gate.await?;
+            }
+            Ok(script)
+        }
+        .into_actor(conn)
+    })
+    .map(move |script: Result<Vec<u8>, AppError>, conn, ctx| {
         let script = match script {
             Ok(s) => s,
             Err(e) => {

@@ -76,6 +76,10 @@ impl Domain for Diff {
             Ok(j) => j,
             Err(e) => return conn.send_error(ctx, &e, &rid),
         };
+        let held = match job.held(&conn.rules_telling(&rid, ctx)) {
+            Ok(held) => held,
+            Err(e) => return conn.send_error(ctx, &e, &rid),
+        };
         let Some(counted) = conn.operation_or_refuse(&rid, ctx) else {
             return;
         };
@@ -98,6 +102,7 @@ impl Domain for Diff {
                 .clone(),
             ssh: conn.state.ssh.clone(),
             who: conn.id.to_string(),
+            held,
         };
         let task_id = TaskId::next();
         let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();

@@ -3,6 +3,7 @@
 //! to it; its output and end come back as [`ShellMessage`]s.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use pinkpage_actors::policy::CommandCheck;
 use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::ssh::PtyRequest;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
@@ -53,6 +54,15 @@ fn start(
     let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?;
     conn.domain.require_lock()?;
     let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
+    // the command rules: refused (55000) here; held, the task waits in its
+    // slot (keeping the lock) until an approver answers. An interactive
+    // shell has its typed lines judged instead.
+    let rules = conn.rules_telling(rid, ctx);
+    let (held, typed_lines) = if p.command.is_empty() {
+        (None, rules.typed_lines(server.spec()))
+    } else {
+        (rules.check(server.spec(), &p.command)?, None)
+    };
     let (cols, rows) = conn.domain.pty;
     let pty = PtyRequest {
         term: "xterm".to_owned(),
@@ -78,12 +88,18 @@ fn start(
         throttle: throttle.duration(),
         pty,
         listed: Some(listed),
+        typed_lines,
     };
     let pty_id = request.listed.as_ref().map(|t| t.info.pty_id.to_string());
     // Checked above, start and occupy the slot: one step of this actor.
     let task_id = TaskId::next();
     let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();
-    let addr = actix::Actor::start(SshShellActor::new(request, reporter));
+    let shell = SshShellActor::new(request, reporter);
+    let shell = match held {
+        Some(gate) => shell.gated(gate),
+        None => shell,
+    };
+    let addr = actix::Actor::start(shell);
     let task = StubTask {
         rid: rid.clone(),
         kind: TaskKind::Shell {

@@ -59,6 +59,7 @@ impl Domain for Stub {
         "workflow_run",
         "workflow_confirm",
         "workflow_watch",
+        "command_review",
     ];
     const WELCOME: &'static str = "Connected to Stub SSH WebSocket";
     const NAME: &'static str = "stub";
@@ -102,6 +103,25 @@ impl Domain for Stub {
             StubRequest::ScpTransferPlan { transfer_name } => {
                 transfer::scp_transfer_plan(conn, transfer_name, rid, ctx)
             }
+            StubRequest::CommandReview {
+                held_id,
+                decision,
+                comment,
+            } => match conn
+                .state
+                .reviews
+                .decide(&held_id, &conn.principal, decision, &comment)
+            {
+                Ok(_) => conn.send(
+                    ctx,
+                    &StubReply::CommandReviewed {
+                        held_id: &held_id,
+                        decision,
+                    },
+                    &rid,
+                ),
+                Err(e) => conn.send_error(ctx, &e, &rid),
+            },
         }
     }
 

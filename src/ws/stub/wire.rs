@@ -83,6 +83,16 @@ pub enum StubRequest {
         /// The run.
         run_id: String,
     },
+    /// Answer a command held for review (approvers only, never one's own).
+    CommandReview {
+        /// The hold (`command_review_requested`'s `held_id`).
+        held_id: String,
+        /// `approve` or `reject`.
+        decision: crate::reviews::Decision,
+        /// Why (kept in the audit row).
+        #[serde(default)]
+        comment: String,
+    },
 }
 
 /// What the STUB domain sends (besides the common frames).
@@ -96,6 +106,14 @@ pub enum StubReply<'a> {
     },
     /// The lock is released.
     SessionEnded,
+    /// A `command_review` was taken: the requester's command runs
+    /// (`approve`) or is refused with 55001 (`reject`).
+    CommandReviewed {
+        /// The hold.
+        held_id: &'a str,
+        /// The answer given.
+        decision: crate::reviews::Decision,
+    },
     /// The command was accepted and is connecting.
     SshCommandStarted {
         /// Server name.

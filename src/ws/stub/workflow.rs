@@ -57,7 +57,13 @@ pub(super) fn plan(
     rid: RequestId,
     ctx: &mut WsCtx<Stub>,
 ) {
-    match prepare(&conn.state.settings, &conn.principal, &workflow, &params) {
+    match prepare(
+        &conn.state.settings,
+        &conn.principal,
+        &workflow,
+        &params,
+        &conn.rules(),
+    ) {
         Ok(p) => conn.send(
             ctx,
             &WorkflowReply::WorkflowPlan {
@@ -90,7 +96,13 @@ fn start(
     rid: &RequestId,
     ctx: &mut WsCtx<Stub>,
 ) -> Result<(), AppError> {
-    let prepared = prepare(&conn.state.settings, &conn.principal, workflow, params)?;
+    let prepared = prepare(
+        &conn.state.settings,
+        &conn.principal,
+        workflow,
+        params,
+        &conn.rules(),
+    )?;
     let Some(grant) = conn.domain.grant else {
         // The run takes the lock itself.
         let msg = StartRun {
@@ -117,6 +129,9 @@ fn start(
         throttle: state.settings.throttle,
         batch_output_cap: state.settings.batch_output_cap,
         ptys: state.ptys.clone(),
+        policy: state.settings.command_policy.clone(),
+        reviews: state.reviews.clone(),
+        journal: state.journal.clone(),
     };
     let handle = launch(
         &state.workflows,

@@ -81,6 +81,16 @@ pub(super) fn open(
         ));
     }
     let spec = ServerRef::resolve(&conn.state.settings, &conn.principal, &server)?.into_spec();
+    // the command rules: a terminal's command is judged as it opens (a
+    // `review` rule refuses it: terminals are not held), and every line
+    // typed into it as Enter is pressed
+    let rules = conn.rules();
+    if !command.is_empty() {
+        if let Some(refusal) = rules.refuse_typed(&spec, &command) {
+            return Err(refusal);
+        }
+    }
+    let typed_lines = rules.typed_lines(&spec);
     let settings = &conn.state.settings.terminals;
     let mut info = PtyInfo::new(PtyKind::Terminal, conn.principal.user.clone(), &server, &command);
     let (seat, stats) = conn.state.terminals.reserve(NewTerminal {
@@ -107,6 +117,7 @@ pub(super) fn open(
         command: command.clone(),
         pty,
         recorder,
+        typed_lines,
         throttle: conn.state.settings.throttle,
         seat,
         stats,

@@ -65,6 +65,7 @@ fn plan(servers: &[&str], names: &[&str]) -> BatchPlan {
         commands: commands(names),
         policy: policy(0, 0, false),
         limits: ExecLimits::default(),
+        checks: Default::default(),
     }
 }
 

@@ -15,11 +15,30 @@ use crate::batch::plan::CommandResult;
 use crate::batch::scripted::*;
 use crate::error::ErrorCode;
 
+/// The commands `names` without retries, under `checks`.
+fn work<'a>(names: &'a [String], checks: &'a Checks) -> ServerWork<'a> {
+    ServerWork {
+        commands: names,
+        policy: policy(0, 0, false),
+        checks,
+    }
+}
+
 /// Runs one server's commands and returns the results and what the link saw.
 async fn run(
     script: &[(&str, Vec<Step>)],
     names: &[&str],
     policy: RetryPolicy,
+) -> (Vec<CommandResult>, Seen) {
+    run_checked(script, names, policy, Checks::none()).await
+}
+
+/// [`run`] with command rules.
+async fn run_checked(
+    script: &[(&str, Vec<Step>)],
+    names: &[&str],
+    policy: RetryPolicy,
+    checks: Checks,
 ) -> (Vec<CommandResult>, Seen) {
     let seen = Rc::new(RefCell::new(Seen::default()));
     let mut link = Scripted::new(script, seen.clone());
@@ -28,8 +47,11 @@ async fn run(
     run_server(
         &server("s1"),
         &mut link,
-        &commands(names),
-        policy,
+        ServerWork {
+            commands: &commands(names),
+            policy,
+            checks: &checks,
+        },
         &cancel,
         &Semaphore::new(1),
         &mut |r| {
@@ -186,11 +208,15 @@ async fn a_cancel_during_the_retry_delay_reports_nothing_more_and_closes_the_lin
         async {}.boxed_local()
     };
     let gate = Semaphore::new(1);
+    let no_checks = Checks::none();
     let work = run_server(
         &spec,
         &mut link,
-        &names,
-        policy(10, 60_000, false),
+        ServerWork {
+            commands: &names,
+            policy: policy(10, 60_000, false),
+            checks: &no_checks,
+        },
         &cancel,
         &gate,
         &mut report,
@@ -219,9 +245,10 @@ async fn servers_sharing_a_gate_of_one_permit_run_their_commands_one_at_a_time()
     let mut r1 = |_| async {}.boxed_local();
     let mut r2 = |_| async {}.boxed_local();
 
+    let no_checks = Checks::none();
     tokio::join!(
-        run_server(&s1, &mut l1, &names, policy(0, 0, false), &cancel, &gate, &mut r1),
-        run_server(&s2, &mut l2, &names, policy(0, 0, false), &cancel, &gate, &mut r2),
+        run_server(&s1, &mut l1, work(&names, &no_checks), &cancel, &gate, &mut r1),
+        run_server(&s2, &mut l2, work(&names, &no_checks), &cancel, &gate, &mut r2),
     );
 
     // four commands of 100 ms, never two at once
@@ -251,4 +278,77 @@ fn a_run_holds_at_most_its_in_flight_bound_of_output() {
     assert_eq!(commands_in_flight(&limits(1 << 20)), 64);
     assert_eq!(commands_in_flight(&limits(64 << 20)), 1, "at least one");
     assert_eq!(commands_in_flight(&limits(0)), 128 << 20);
+}
+
+/// Refuses `deny*`, holds `held*` for 5 s then lets it run, holds
+/// `rejected*` for 1 s then refuses it.
+struct FakeRules;
+
+impl crate::policy::CommandCheck for FakeRules {
+    fn check(&self, _: &ServerSpec, command: &str) -> Result<Option<crate::policy::Gate>, AppError> {
+        if command.starts_with("deny") {
+            return Err(AppError::new(ErrorCode::CommandDenied));
+        }
+        if command.starts_with("held") {
+            return Ok(Some(Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(())
+            })));
+        }
+        if command.starts_with("rejected") {
+            return Ok(Some(Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Err(AppError::new(ErrorCode::CommandRejected))
+            })));
+        }
+        Ok(None)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_commands_fail_unrun_and_held_ones_run_once_released() {
+    let script = [
+        ("deny-me", vec![exit(0, 10)]),
+        ("held", vec![exit(0, 10)]),
+        ("rejected", vec![exit(0, 10)]),
+        ("after", vec![exit(0, 10)]),
+    ];
+    let checks = Checks::new(std::sync::Arc::new(FakeRules));
+    let names = ["deny-me", "held", "rejected", "after"];
+    let (results, seen) = run_checked(&script, &names, policy(2, 100, false), checks).await;
+
+    let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            CommandStatus::Failed,
+            CommandStatus::Succeeded,
+            CommandStatus::Failed,
+            CommandStatus::Succeeded
+        ]
+    );
+    assert_eq!(results[0].error.as_ref().unwrap().code, ErrorCode::CommandDenied);
+    assert_eq!(results[0].attempts, 0, "a refused command is never tried");
+    assert_eq!(
+        results[2].error.as_ref().unwrap().code,
+        ErrorCode::CommandRejected
+    );
+    // the link ran only the two that were let through: the held one after
+    // its 5 s wait, the last after the rejection's 1 s
+    let ran: Vec<(&str, u128)> = seen
+        .attempts
+        .iter()
+        .map(|(c, at)| (c.as_str(), at.as_millis()))
+        .collect();
+    assert_eq!(ran, vec![("held", 5000), ("after", 6010)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_command_under_stop_on_error_skips_the_rest() {
+    let script = [("deny-me", vec![exit(0, 10)]), ("after", vec![exit(0, 10)])];
+    let checks = Checks::new(std::sync::Arc::new(FakeRules));
+    let (results, seen) = run_checked(&script, &["deny-me", "after"], policy(0, 0, true), checks).await;
+    assert_eq!(results[0].status, CommandStatus::Failed);
+    assert_eq!(results[1].status, CommandStatus::Skipped);
+    assert!(seen.attempts.is_empty());
 }

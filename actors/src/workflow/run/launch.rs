@@ -76,6 +76,9 @@ pub struct SshSteps {
     pub batch_output_cap: usize,
     /// Where command steps' PTYs are listed, and the run's user.
     pub ptys: Option<(crate::pty::book::PtyBook, Arc<str>)>,
+    /// The command rules, asked again as each command step starts (and
+    /// for each command of a batch step at its turn).
+    pub checks: crate::policy::Checks,
 }
 
 impl SshSteps {
@@ -103,6 +106,8 @@ impl StepLauncher for SshSteps {
                 ..
             } => {
                 let spec = self.server(server)?;
+                // refused: the step fails unrun; held: it waits in its shell
+                let held = self.checks.check(&spec, command)?;
                 let pty = PtyRequest {
                     term: "xterm".to_owned(),
                     cols: 200,
@@ -126,9 +131,15 @@ impl StepLauncher for SshSteps {
                     throttle: self.throttle,
                     pty,
                     listed,
+                    typed_lines: None,
                 };
                 let (reporter, handle) = Pending::new(task_id, to.shell.clone()).split();
-                handle(SshShellActor::new(request, reporter).start().recipient())
+                let shell = SshShellActor::new(request, reporter);
+                let shell = match held {
+                    Some(gate) => shell.gated(gate),
+                    None => shell,
+                };
+                handle(shell.start().recipient())
             }
             Action::Transfer { transfer, .. } => {
                 let spec = self.transfers.get(transfer).cloned().ok_or_else(|| {
@@ -170,6 +181,7 @@ impl StepLauncher for SshSteps {
                         max_stderr: self.batch_output_cap,
                         timeout: Some(Duration::from_secs_f64(*timeout_s)),
                     },
+                    checks: self.checks.clone(),
                 };
                 let links = Rc::new(SshLinkFactory {
                     ssh: self.ssh.clone(),
