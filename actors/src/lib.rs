@@ -11,13 +11,14 @@
 //!    (who is asking, roles and needs), `testing` (tests only: `cfg(test)`
 //!    or the `testing` feature; `eventually` and friends).
 //! 2. [`server`] (configured servers and transfers, as the engine sees
-//!    them), [`policy`] (command rules, their verdicts and the line typed
-//!    at an interactive prompt) and [`task`] (the task contract every work actor keeps: `Stop`,
+//!    them) and [`task`] (the task contract every work actor keeps: `Stop`,
 //!    one `Finished` carrying its `task_id`; the connection-side
 //!    `TaskSlot`).
 //! 3. [`ssh`]: connecting, authenticating and checking host keys with
 //!    russh; exec, PTY shells and SFTP on a connected session; the
-//!    `ConnectHook` other domains plug into.
+//!    `ConnectHook` other domains plug into. Beside it, [`policy`]:
+//!    command rules, their verdicts and the line typed at an interactive
+//!    prompt.
 //! 4. [`pty`] (every running PTY as others may see it: its scrollback
 //!    ring, its watchers, the book `GET /api/v1/ptys` lists),
 //!    [`shell_mode`] (commands typed into the login shell on a PTY: the

@@ -189,28 +189,53 @@ impl ReviewDesk {
         Ok((held, gate))
     }
 
-    /// The gate of `held`: its answer, or the timeout.
-    fn wait(self: &Arc<Self>, held: HeldCommand, rx: oneshot::Receiver<Answer>) -> Gate {
+    /// The gate of `held`: its answer, or the timeout. The guard that
+    /// withdraws the hold is made here, outside the future, so a gate
+    /// dropped before it was ever polled withdraws too.
+    fn wait(self: &Arc<Self>, held: HeldCommand, mut rx: oneshot::Receiver<Answer>) -> Gate {
         let desk = self.clone();
         let timeout = self.timeout;
+        let guard = Withdraw {
+            desk: desk.clone(),
+            held_id: Some(held.held_id.clone()),
+        };
         Box::pin(async move {
-            // removes the entry if the work goes away while it waits
-            let mut guard = Withdraw {
-                desk: desk.clone(),
-                held_id: Some(held.held_id.clone()),
+            // the whole guard moves in (a field assignment alone would
+            // capture only the field, and the guard would drop here)
+            let mut guard = guard;
+            let answer = match tokio::time::timeout(timeout, &mut rx).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    // ours to end unless a decision took it meanwhile
+                    if desk.lock().remove(&held.held_id).is_some() {
+                        guard.held_id = None;
+                        let mut row = desk.row(&held, "command.review.timeout", &held.user);
+                        row.ended(Outcome::Refused, Some(ErrorCode::CommandReviewTimeout.code()));
+                        row.detail = Some(serde_json::json!({ "held_id": held.held_id, "rule": held.rule }));
+                        desk.journal.audit(row);
+                        desk.ended(&held, "timeout", None);
+                        return Err(AppError::with_detail(
+                            ErrorCode::CommandReviewTimeout,
+                            format!("nobody answered within {}s", timeout.as_secs()),
+                        ));
+                    }
+                    // a decision removed it just before the timeout: its
+                    // answer is on its way (it is sent right after)
+                    rx.await
+                }
             };
-            let answer = tokio::time::timeout(timeout, rx).await;
+            // answered: the entry is gone already
             guard.held_id = None;
             match answer {
-                Ok(Ok(Answer {
+                Ok(Answer {
                     decision: Decision::Approve,
                     ..
-                })) => Ok(()),
-                Ok(Ok(Answer {
+                }) => Ok(()),
+                Ok(Answer {
                     decision: Decision::Reject,
                     by,
                     comment,
-                })) => {
+                }) => {
                     let mut detail = format!("'{by}' rejected it");
                     if !comment.is_empty() {
                         detail.push_str(": ");
@@ -218,26 +243,11 @@ impl ReviewDesk {
                     }
                     Err(AppError::with_detail(ErrorCode::CommandRejected, detail))
                 }
-                // the sender went without an answer: only the timeout path
-                // below removes without answering, so this is a shutdown
-                Ok(Err(_)) => Err(AppError::with_detail(
+                // the desk went without an answer (the daemon is stopping)
+                Err(_) => Err(AppError::with_detail(
                     ErrorCode::CommandRejected,
                     "the review ended unanswered",
                 )),
-                Err(_) => {
-                    // ours to end unless a decision took it meanwhile
-                    if desk.lock().remove(&held.held_id).is_some() {
-                        let mut row = desk.row(&held, "command.review.timeout", &held.user);
-                        row.ended(Outcome::Refused, Some(ErrorCode::CommandReviewTimeout.code()));
-                        row.detail = Some(serde_json::json!({ "held_id": held.held_id, "rule": held.rule }));
-                        desk.journal.audit(row);
-                        desk.ended(&held, "timeout", None);
-                    }
-                    Err(AppError::with_detail(
-                        ErrorCode::CommandReviewTimeout,
-                        format!("nobody answered within {}s", timeout.as_secs()),
-                    ))
-                }
             }
         })
     }
@@ -381,5 +391,214 @@ impl Drop for Withdraw {
         row.detail = Some(serde_json::json!({ "held_id": held_id, "rule": entry.held.rule }));
         self.desk.journal.audit(row);
         self.desk.ended(&entry.held, "withdrawn", None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix::Actor;
+    use pinkpage_actors::access::{Credential, Principal, Role, ServerScope};
+    use pinkpage_actors::broadcast::BroadcastActor;
+    use pinkpage_actors::policy::rules::{CommandPolicy, CommandRule, Matcher, RuleAction, Verdict};
+    use pinkpage_actors::ErrorCode;
+
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::Stores;
+
+    fn who(user: &str, role: Role) -> Principal {
+        Principal {
+            user: user.into(),
+            role,
+            servers: ServerScope::All,
+            credential: Credential::Proxy,
+        }
+    }
+
+    fn verdict(approvers: &[&str]) -> Verdict {
+        let rule = CommandRule {
+            name: "restarts".into(),
+            matcher: Matcher::words(&["restart".into()]).unwrap(),
+            tags: vec![],
+            roles: vec![],
+            action: RuleAction::Review,
+            message: "check it".into(),
+            approvers: approvers.iter().map(|a| a.to_string()).collect(),
+        };
+        CommandPolicy::new(vec![rule], RuleAction::Allow)
+            .unwrap()
+            .judge("restart x", &[], Role::Operator)
+    }
+
+    fn desk(timeout: Duration) -> (Arc<ReviewDesk>, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        let journal = Journal::start(Stores::of(store.clone()), false);
+        (
+            ReviewDesk::new(timeout, journal, BroadcastActor::default().start()),
+            store,
+        )
+    }
+
+    async fn settled(store: &MemoryStore, action: &str) -> bool {
+        for _ in 0..100 {
+            if store.audit_actions().iter().any(|a| a == action) {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    #[actix::test]
+    async fn an_approval_by_another_admin_opens_the_gate_and_is_audited() {
+        let (desk, store) = desk(Duration::from_secs(600));
+        let (held, gate) = desk
+            .hold(
+                &who("ana", Role::Operator),
+                "web1",
+                "restart x",
+                &verdict(&[]),
+                "c1",
+                false,
+            )
+            .unwrap();
+        assert_eq!(desk.visible_to(&who("root", Role::Admin)).len(), 1);
+        assert_eq!(
+            desk.visible_to(&who("ana", Role::Operator)).len(),
+            1,
+            "the requester sees their own"
+        );
+        assert!(desk.visible_to(&who("bo", Role::Operator)).is_empty());
+        let own = desk.decide(&held.held_id, &who("ana", Role::Admin), Decision::Approve, "");
+        assert_eq!(own.unwrap_err().code, ErrorCode::SelfApproval);
+        let not = desk.decide(&held.held_id, &who("bo", Role::Operator), Decision::Approve, "");
+        assert_eq!(not.unwrap_err().code, ErrorCode::NotAnApprover);
+        desk.decide(
+            &held.held_id,
+            &who("root", Role::Admin),
+            Decision::Approve,
+            "fine",
+        )
+        .unwrap();
+        assert!(gate.await.is_ok());
+        assert!(desk.is_empty());
+        let again = desk.decide(&held.held_id, &who("root", Role::Admin), Decision::Reject, "");
+        assert_eq!(again.unwrap_err().code, ErrorCode::UnknownReview);
+        assert!(settled(&store, "command.approved").await);
+    }
+
+    #[actix::test]
+    async fn named_approvers_replace_the_admins_and_a_rejection_carries_the_comment() {
+        let (desk, _) = desk(Duration::from_secs(600));
+        let (held, gate) = desk
+            .hold(
+                &who("ana", Role::Operator),
+                "web1",
+                "restart x",
+                &verdict(&["lee"]),
+                "c1",
+                false,
+            )
+            .unwrap();
+        let admin = desk.decide(&held.held_id, &who("root", Role::Admin), Decision::Approve, "");
+        assert_eq!(admin.unwrap_err().code, ErrorCode::NotAnApprover);
+        desk.decide(
+            &held.held_id,
+            &who("lee", Role::Viewer),
+            Decision::Reject,
+            "not today",
+        )
+        .unwrap();
+        let e = gate.await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::CommandRejected);
+        assert!(e.detail.unwrap().contains("not today"));
+    }
+
+    #[actix::test]
+    async fn an_unanswered_hold_times_out_and_leaves_the_queue() {
+        tokio::time::pause();
+        let (desk, store) = desk(Duration::from_secs(600));
+        let (_, gate) = desk
+            .hold(
+                &who("ana", Role::Operator),
+                "web1",
+                "restart x",
+                &verdict(&[]),
+                "c1",
+                false,
+            )
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let e = gate.await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::CommandReviewTimeout);
+        // the timer's millisecond rounding aside, exactly the timeout
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(600) && waited < Duration::from_millis(600_010),
+            "{waited:?}"
+        );
+        assert!(desk.is_empty());
+        assert!(settled(&store, "command.review.timeout").await);
+    }
+
+    #[actix::test]
+    async fn a_gate_dropped_unpolled_withdraws_its_hold() {
+        let (desk, store) = desk(Duration::from_secs(600));
+        let (_, gate) = desk
+            .hold(
+                &who("ana", Role::Operator),
+                "web1",
+                "restart x",
+                &verdict(&[]),
+                "c1",
+                false,
+            )
+            .unwrap();
+        assert_eq!(desk.len(), 1);
+        drop(gate);
+        assert!(desk.is_empty(), "a cancelled command leaves nothing in the queue");
+        assert!(settled(&store, "command.review.withdrawn").await);
+    }
+
+    #[actix::test]
+    async fn one_user_cannot_fill_the_queue() {
+        let (desk, _) = desk(Duration::from_secs(600));
+        let mut gates = Vec::new();
+        for _ in 0..HELD_PER_USER {
+            gates.push(
+                desk.hold(
+                    &who("ana", Role::Operator),
+                    "web1",
+                    "restart x",
+                    &verdict(&[]),
+                    "c1",
+                    false,
+                )
+                .unwrap(),
+            );
+        }
+        let refused = desk.hold(
+            &who("ana", Role::Operator),
+            "web1",
+            "restart x",
+            &verdict(&[]),
+            "c1",
+            false,
+        );
+        assert_eq!(refused.err().unwrap().code, ErrorCode::TooManyHeld);
+        // another user still may
+        assert!(desk
+            .hold(
+                &who("bo", Role::Operator),
+                "web1",
+                "restart x",
+                &verdict(&[]),
+                "c2",
+                false
+            )
+            .is_ok());
     }
 }

@@ -56,6 +56,7 @@ fn templates() -> Vec<Value> {
         json!({"type": "workflow_run", "workflow": "w", "params": {"a": "b"}}),
         json!({"type": "workflow_confirm", "run_id": "r"}),
         json!({"type": "workflow_watch", "run_id": "r"}),
+        json!({"type": "command_review", "held_id": "h", "decision": "approve", "comment": "c"}),
         json!({"type": "batch_execute", "server": "mdwap1p", "servers": ["mypap1d"], "commands": ["true"],
             "stop_on_error": true, "retries": 1, "retry_delay_ms": 10, "timeout_s": 1.5}),
         json!({"type": "batch_cancel", "run_id": "r"}),

@@ -420,3 +420,33 @@ action = "deny"
     );
     assert!(out.contains("PINKPAGE_SERVERS_FILE"), "{out}");
 }
+
+#[tokio::test]
+async fn a_denied_line_in_a_stub_login_shell_does_not_run_and_echo_goes_on() {
+    let tree = TempTree::for_test_user("policy-stub-shell");
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = two_names(&sshd, RULES).spawn().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.request(
+        json!({"type": "ssh_command", "server": "prod1", "command": ""}),
+        "ssh_command_started",
+    )
+    .await;
+    c.send(json!({"type": "ssh_input", "data": "PS1='ST''UB> '\r"}))
+        .await;
+    c.wait_for_output("STUB> ").await;
+    let line = wipe(&tree, "stub-typed");
+    c.send(json!({"type": "ssh_input", "data": format!("{line}\r"), "request_id": "i1"}))
+        .await;
+    let refused = c.expect_error_skipping_output().await;
+    assert_eq!(refused["error"]["code"], 55000, "{refused}");
+    assert_eq!(refused["request_id"], "i1");
+    // the shell is back at its prompt and runs the next line
+    c.send(json!({"type": "ssh_input", "data": "echo after-$((6*7))\r"}))
+        .await;
+    c.wait_for_output("after-42").await;
+    assert!(!exists(&tree, "stub-typed"), "the refused line ran");
+    c.send(json!({"type": "cancel"})).await;
+    c.recv_until("ssh_command_complete").await;
+}

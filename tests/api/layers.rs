@@ -21,7 +21,8 @@ const DAEMON: &[&[&str]] = &[
     &["settings", "systemd", "in_flight", "records", "text"],
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
-    &["journal", "auth", "reviews"],
+    &["journal", "auth"],
+    &["reviews"],
     &["diff_jobs", "workflows", "terminals", "recordings"],
     &["state"],
     &["api"],
@@ -34,8 +35,8 @@ const DAEMON: &[&[&str]] = &[
 /// The engine's layers, lowest first.
 const ENGINE: &[&[&str]] = &[
     &["error", "secret", "ids", "access", "testing"],
-    &["server", "task", "policy"],
-    &["ssh"],
+    &["server", "task"],
+    &["ssh", "policy"],
     &["pty", "shell_mode", "health"],
     &["terminal", "broadcast"],
     &["files", "lock"],

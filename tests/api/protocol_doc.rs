@@ -11,14 +11,14 @@
 //! matches a UUID and remembers it: a later sent `"$NAME"` is replaced by
 //! it (a run id the server made, sent back in `workflow_confirm`), and a
 //! `"$NAME"` in a later expected line must equal it. docs/terminals.md's
-//! blocks run too. Broadcasts
+//! and docs/command-policy.md's blocks run too (the latter's rules, its
+//! ```toml doc-rules block, are configured, `mdwap1p` tagged `prod`). Broadcasts
 //! (`session_status`, `server_health`) that a block does not expect next are
 //! skipped, and as they are not ordered with replies, one that came early
 //! satisfies a later expected line.
 
 use serde_json::Value;
 
-use crate::support::fixtures::with_servers;
 use crate::support::ws::WsClient;
 
 struct Block {
@@ -128,11 +128,13 @@ fn substitute_known(frame: &Value, vars: &std::collections::HashMap<String, Valu
 /// The workflow `docs/workflows.md` shows (its ```toml doc-workflow block),
 /// configured on the doc test's daemon so the doc's examples run as shown.
 fn doc_workflow() -> String {
-    let doc = include_str!("../../docs/workflows.md");
-    let start = doc
-        .find("```toml doc-workflow\n")
-        .expect("docs/workflows.md has its doc-workflow block")
-        + "```toml doc-workflow\n".len();
+    doc_block(include_str!("../../docs/workflows.md"), "toml doc-workflow")
+}
+
+/// The text of `doc`'s code block whose info string is `info`.
+fn doc_block(doc: &str, info: &str) -> String {
+    let fence = format!("```{info}\n");
+    let start = doc.find(&fence).unwrap_or_else(|| panic!("no ```{info} block")) + fence.len();
     let len = doc[start..].find("```").expect("the block ends");
     doc[start..start + len].to_owned()
 }
@@ -148,8 +150,24 @@ async fn every_example_in_the_protocol_doc_holds_against_the_real_daemon() {
     let terminal_blocks = self::blocks(include_str!("../../docs/terminals.md"));
     assert!(terminal_blocks.len() >= 2, "docs/terminals.md lost its examples");
     blocks.extend(terminal_blocks);
-    let (builder, [_sshd]) = with_servers(["mdwap1p"]);
-    let app = builder.transfers_toml(&doc_workflow()).spawn().await;
+    let policy_blocks = self::blocks(include_str!("../../docs/command-policy.md"));
+    assert!(
+        policy_blocks.len() >= 2,
+        "docs/command-policy.md lost its examples"
+    );
+    blocks.extend(policy_blocks);
+    // `mdwap1p` is tagged `prod`, so docs/command-policy.md's rules (its
+    // ```toml doc-rules block) apply to it as the doc shows
+    let sshd = crate::support::sshd::SshdServer::start(crate::support::sshd::SshdOptions::default());
+    let app = crate::support::daemon::TestApp::builder()
+        .sshd_with("mdwap1p", &sshd, "tags = [\"prod\"]")
+        .transfers_toml(&doc_workflow())
+        .transfers_toml(&doc_block(
+            include_str!("../../docs/command-policy.md"),
+            "toml doc-rules",
+        ))
+        .spawn()
+        .await;
     let mut vars = std::collections::HashMap::new();
 
     for (n, block) in blocks.iter().enumerate() {

@@ -17,6 +17,7 @@ mod audit;
 mod bmx4;
 mod bmx5;
 mod identity;
+mod policy;
 mod recordings;
 mod stats;
 mod terminal;
@@ -279,4 +280,22 @@ async fn recordings_benchmark_reports_throughput_on_and_off_on_a_tiny_workload()
     );
     assert_table_line(&table, "| STUB ratio recorded / not recorded | ");
     assert_table_line(&table, "| terminal ratio recorded / not recorded | ");
+}
+
+#[tokio::test]
+async fn policy_benchmark_reports_rule_checks_and_echo_on_a_tiny_workload() {
+    let mut w = policy::Workload::FULL;
+    (w.rules, w.checks, w.keystrokes) = (20, 200, 4);
+    let report = policy::run(w).await;
+    assert_figures("checks with rules, us", &report.check_us, 5);
+    assert_figures("checks without rules, us", &report.open_check_us, 5);
+    assert_figures("echo with rules, ms", &report.echo_ruled_ms, 4);
+    assert_figures("echo without rules, ms", &report.echo_plain_ms, 4);
+    assert_figures("enter with rules, ms", &report.enter_ruled_ms, 4);
+    assert_figures("enter without rules, ms", &report.enter_plain_ms, 4);
+    assert_eq!(report.workload.rules, 20);
+    let table = report.to_string();
+    assert_table_line(&table, "## Command policy (20 rules, none matching;");
+    assert_table_line(&table, "| one check of a command, in the process | ");
+    assert_table_line(&table, "| Enter to the next prompt, p50 / p99 | ");
 }

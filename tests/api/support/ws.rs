@@ -183,6 +183,19 @@ impl WsClient {
         }
     }
 
+    /// Reads frames until an `error`, skipping output and broadcasts;
+    /// panics on a command's completion first.
+    pub async fn expect_error_skipping_output(&mut self) -> Value {
+        loop {
+            let frame = self.recv().await;
+            match frame["type"].as_str() {
+                Some("error") => return frame,
+                Some("ssh_command_complete") => panic!("expected an error, got {frame}"),
+                _ => continue,
+            }
+        }
+    }
+
     /// Sends `frame` and returns the first reply of type `kind` (skipping
     /// broadcasts); panics on an error frame.
     pub async fn request(&mut self, frame: Value, kind: &str) -> Value {
