@@ -217,6 +217,17 @@ async fn a_review_rule_holds_a_command_until_a_second_user_approves_and_rejectio
     // approver, and nothing has run
     let queue: Value = app.get("/api/v1/command-reviews").await.json().await.unwrap();
     assert_eq!(queue[0]["held_id"], held_id.as_str(), "{queue}");
+    // nor does the queue show it to him
+    let his: Value = reqwest::Client::new()
+        .get(app.url("/api/v1/command-reviews"))
+        .bearer_auth(&bo.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(his, json!([]), "another operator sees nobody's holds");
     let mut other = WsClient::connect_with_token(&app, "/ws/v1/stub", &bo.token).await;
     let refused = other
         .ask(
