@@ -209,8 +209,8 @@ catalogue! {
     /// The caller may not answer this review (the rule names other
     /// approvers, or the caller is not an admin).
     NotAnApprover = (55005, Client, "not an approver of this command"),
-    /// The user has `PINKPAGE_REVIEWS_PER_USER` commands waiting for
-    /// review, or the daemon its limit; wait for an answer first.
+    /// The user has 20 commands waiting for review, or the daemon 1,000
+    /// or 64 MiB of command text; wait for an answer first.
     TooManyHeld = (55006, Client, "too many commands waiting for review"),
     /// No recording has that id (it was never made, or was deleted or
     /// expired).

@@ -39,6 +39,9 @@ use crate::records::audit::{NewAuditEvent, Outcome};
 pub const HELD_PER_USER: usize = 20;
 /// How many commands the daemon holds at once.
 pub const HELD_MAX: usize = 1000;
+/// How many bytes of command text the daemon holds at once (a held script
+/// may be 1 MiB).
+pub const HELD_BYTES_MAX: usize = 64 << 20;
 
 /// A held command as approvers and its requester see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -156,10 +159,14 @@ impl ReviewDesk {
         {
             let mut entries = self.lock();
             let mine = entries.values().filter(|e| e.held.user == held.user).count();
-            if mine >= HELD_PER_USER || entries.len() >= HELD_MAX {
+            let bytes: usize = entries.values().map(|e| e.held.command.len()).sum::<usize>() + command.len();
+            if mine >= HELD_PER_USER || entries.len() >= HELD_MAX || bytes > HELD_BYTES_MAX {
                 return Err(AppError::with_detail(
                     ErrorCode::TooManyHeld,
-                    format!("{mine} of your commands wait for review (at most {HELD_PER_USER}; {HELD_MAX} in the daemon)"),
+                    format!(
+                        "{mine} of your commands wait for review (at most {HELD_PER_USER}; {HELD_MAX} or {} MiB of commands in the daemon)",
+                        HELD_BYTES_MAX >> 20
+                    ),
                 ));
             }
             entries.insert(
@@ -179,7 +186,7 @@ impl ReviewDesk {
                 held_id: held.held_id.clone(),
                 user: requester.user.clone(),
                 server: held.server.clone(),
-                command: held.command.clone(),
+                command: Arc::from(held.command.as_str()),
                 rule: held.rule.clone(),
                 approvers: held.approvers.clone(),
                 announce,
@@ -597,6 +604,49 @@ mod tests {
                 "restart x",
                 &verdict(&[]),
                 "c2",
+                false
+            )
+            .is_ok());
+    }
+
+    #[actix::test]
+    async fn held_scripts_cannot_take_more_than_the_byte_bound() {
+        let (desk, _) = desk(Duration::from_secs(600));
+        let script = "x".repeat(1 << 20);
+        let mut gates = Vec::new();
+        // 64 users, one 1 MiB script each, fill it; the next is refused
+        for n in 0..HELD_BYTES_MAX >> 20 {
+            let user = format!("u{n}");
+            gates.push(
+                desk.hold(
+                    &who(&user, Role::Operator),
+                    "web1",
+                    &script,
+                    &verdict(&[]),
+                    "c",
+                    false,
+                )
+                .unwrap(),
+            );
+        }
+        let refused = desk.hold(
+            &who("late", Role::Operator),
+            "web1",
+            &script,
+            &verdict(&[]),
+            "c",
+            false,
+        );
+        assert_eq!(refused.err().unwrap().code, ErrorCode::TooManyHeld);
+        drop(gates);
+        assert!(desk.is_empty());
+        assert!(desk
+            .hold(
+                &who("late", Role::Operator),
+                "web1",
+                &script,
+                &verdict(&[]),
+                "c",
                 false
             )
             .is_ok());

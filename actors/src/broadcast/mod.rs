@@ -96,8 +96,9 @@ pub enum ReviewNotice {
         user: std::sync::Arc<str>,
         /// Where.
         server: String,
-        /// What.
-        command: String,
+        /// What (shared: every connection gets a clone of the notice,
+        /// and a held script may be 1 MiB).
+        command: std::sync::Arc<str>,
         /// The rule that held it.
         rule: String,
         /// Who may answer: these users, or every admin when empty.
