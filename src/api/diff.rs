@@ -41,6 +41,16 @@ async fn run(
     let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
     if let Some(held) = job.held(&rules)? {
         held.await?;
+        // approved, maybe minutes later: the caller's access is judged
+        // again as it is now (a revoked token, a changed role or scope
+        // ends it with 10010), as running work is judged on a change
+        let now = state
+            .identity
+            .recheck(caller.principal()?)
+            .map_err(|refusal| crate::auth::rejudge::withdrawn(refusal.reason().to_owned()))?;
+        let (kind, servers) = job.scope();
+        let need = crate::auth::table::message_need("/ws/v1/diff", kind);
+        crate::auth::rejudge::judge(&*state.settings, &now, need, &servers)?;
     }
     // the most the diff may hold, given back when the task ends
     let reservation = state.diff_budget.reserve(job.memory_bound())?;

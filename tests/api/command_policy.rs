@@ -461,3 +461,98 @@ async fn a_denied_line_in_a_stub_login_shell_does_not_run_and_echo_goes_on() {
     c.send(json!({"type": "cancel"})).await;
     c.recv_until("ssh_command_complete").await;
 }
+
+#[tokio::test]
+async fn a_rest_diff_approved_after_its_requester_lost_the_role_is_withdrawn_unrun() {
+    let tree = TempTree::for_test_user("policy-rest-held");
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = two_names(&sshd, RULES).spawn().await;
+    let ana = app.identity("ana", "operator", None).await;
+    let mut admin = WsClient::stub(&app).await;
+    let command = format!("touch {} && echo systemctl restart x", tree.path("late-diff"));
+    let request = reqwest::Client::new()
+        .post(app.url("/api/v1/diff/command"))
+        .bearer_auth(&ana.token)
+        .json(&json!({"command": command, "left_server": "dev1", "right_server": "dev1"}))
+        .send();
+    let waiting = tokio::spawn(request);
+    let asked = next_of(&mut admin, "command_review_requested").await;
+    assert_eq!(asked["user"], "ana");
+
+    // ana becomes a viewer while her diff waits; then an admin approves
+    let res = app
+        .http
+        .patch(app.url("/api/v1/users/ana"))
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answered = app
+        .post_json(
+            &format!("/api/v1/command-reviews/{}", asked["held_id"].as_str().unwrap()),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(answered.status(), 200);
+
+    let res = waiting.await.unwrap().unwrap();
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 10010, "{body}");
+    assert!(!exists(&tree, "late-diff"), "the diff ran for a viewer");
+}
+
+#[tokio::test]
+async fn a_script_is_judged_as_text_held_until_approved_and_a_cancel_withdraws_its_hold() {
+    let tree = TempTree::for_test_user("policy-script");
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = two_names(&sshd, RULES).spawn().await;
+    let ana = app.identity("ana", "operator", None).await;
+    let mut c = WsClient::connect_with_token(&app, "/ws/v1/bmx5", &ana.token).await;
+    let script = |marker: &str| {
+        format!(
+            "#!/bin/sh\ntouch {}\necho systemctl restart x\n",
+            tree.path(marker)
+        )
+    };
+
+    // refused as text: a denied line anywhere in it
+    let denied = c
+        .ask(
+            json!({"type": "script_execute", "server": "prod1", "script": format!("echo fine\n{}", wipe(&tree, "script-wipe")), "request_id": "x0"}),
+            "script_started",
+        )
+        .await;
+    assert_eq!(denied["error"]["code"], 55000, "{denied}");
+
+    // held, then approved: it runs
+    c.send(json!({"type": "script_execute", "server": "dev1", "script": script("script-ok"), "request_id": "x1"}))
+        .await;
+    let held = next_of(&mut c, "command_held").await;
+    assert_eq!(held["request_id"], "x1");
+    let res = app
+        .post_json(
+            &format!("/api/v1/command-reviews/{}", held["held_id"].as_str().unwrap()),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let done = next_of(&mut c, "script_complete").await;
+    assert_eq!(done["exit_status"], 0, "{done}");
+    assert!(exists(&tree, "script-ok"));
+
+    // held, then cancelled: the hold leaves the queue, nothing runs
+    c.send(json!({"type": "script_execute", "server": "dev1", "script": script("script-cancelled"), "request_id": "x2"}))
+        .await;
+    let held = next_of(&mut c, "command_held").await;
+    c.send(json!({"type": "script_cancel"})).await;
+    let done = next_of(&mut c, "script_complete").await;
+    assert_eq!(done["reason"], "cancelled", "{done}");
+    let rows = app.audit_events("action=command.review.withdrawn", 1).await;
+    assert_eq!(rows[0]["target"], held["held_id"]);
+    let queue: Value = app.get("/api/v1/command-reviews").await.json().await.unwrap();
+    assert_eq!(queue, json!([]));
+    assert!(!exists(&tree, "script-cancelled"));
+    assert!(!exists(&tree, "script-wipe"));
+}

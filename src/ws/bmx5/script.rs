@@ -117,7 +117,7 @@ pub(super) fn script_execute(
     let scripts_dir = conn.state.settings.scripts_dir.clone();
     let args = p.args;
     let (rid_for_rules, spec_for_rules) = (rid.clone(), spec.clone());
-    async move {
+    let starting = async move {
         match source {
             ScriptSource::Inline(text) => Ok(text.into_bytes()),
             ScriptSource::Named(name) => read_named_script(&scripts_dir, &name).await,
@@ -142,6 +142,7 @@ pub(super) fn script_execute(
         .into_actor(conn)
     })
     .map(move |script: Result<Vec<u8>, AppError>, conn, ctx| {
+        conn.domain.starting = None;
         let script = match script {
             Ok(s) => s,
             Err(e) => {
@@ -198,8 +199,8 @@ pub(super) fn script_execute(
             serde_json::json!({"args": args, "timeout_s": timeout.map(|t| t.as_secs_f64()), "pty_id": pty_id}),
         );
         conn.state.journal.audit(event);
-    })
-    .spawn(ctx);
+    });
+    conn.domain.starting = Some(ctx.spawn(starting));
 }
 
 enum ScriptSource {
@@ -260,7 +261,11 @@ fn stop_script(conn: &mut WsConnection<Bmx5>, ctx: &mut WsCtx<Bmx5>) -> Result<(
         ),
         Cancel::AlreadyStopping(_) => {}
         Cancel::NotStarted(_, task) => {
-            // nothing ran: the run ends here
+            // nothing ran: the run ends here, and its reading or held
+            // start is dropped (a hold is withdrawn)
+            if let Some(starting) = conn.domain.starting.take() {
+                ctx.cancel_future(starting);
+            }
             let done = ScriptCompletion {
                 reason: FinishReason::Cancelled,
                 exit_status: None,

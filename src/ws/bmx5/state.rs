@@ -22,4 +22,8 @@ pub struct Bmx5 {
     pub(super) pool: Option<SftpPool>,
     /// At most one script per connection.
     pub(super) script: TaskSlot<ScriptTask>,
+    /// The future reading (and, under a `review` rule, holding) the
+    /// script before it starts: cancelled with the script, which drops
+    /// its hold (the approvers' queue loses it at once).
+    pub(super) starting: Option<actix::SpawnHandle>,
 }
