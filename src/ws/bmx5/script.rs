@@ -8,7 +8,7 @@
 //! (`pinkpage_actors::task`): its file is removed even when nobody hears
 //! the completion.
 
-use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
+use actix::{ActorFutureExt, AsyncContext, Handler, WrapFuture};
 use pinkpage_actors::files::script::{
     ScriptCompletion, ScriptMessage, ScriptNotice, ScriptRequest, ScriptRunActor,
 };
