@@ -24,7 +24,9 @@
 //! verify_sha256 = true           # default false
 //! ```
 //!
-//! Workflows (`[[workflows]]`) are described in `super::workflows`.
+//! Workflows (`[[workflows]]`) are described in `super::workflows`, command
+//! rules (`[[command_rules]]`, `[command_policy]`) in
+//! `super::command_rules`.
 //!
 //! Secrets are never in the file itself: it names the environment variable
 //! that holds them, so the file can be reviewed and versioned.
