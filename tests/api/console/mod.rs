@@ -7,6 +7,7 @@ mod browser;
 mod budgets;
 mod cut;
 mod everyday;
+mod policy;
 mod recordings;
 mod safety;
 mod serving;

@@ -1,13 +1,17 @@
 // The Batch tab (BMX4): commands on servers with retries, delay,
 // stop-on-error and a timeout; results stream into a table per server
 // (status, exit, attempts, duration, expandable output, truncated marker);
-// the run history re-opens any past run from REST.
+// the run history re-opens any past run from REST. A command the rules
+// hold shows in its server's table while it waits for approval; one they
+// refuse (or its reviewer rejects) says so in its row: it never ran.
 
 import { h, replace, duration, errorText, errorLine } from "./dom.js";
 import { api, query } from "./api.js";
 import { field } from "./forms.js";
 import * as store from "./store.js";
 import * as work from "./work.js";
+import * as reviews from "./reviews.js";
+import { isPolicyError, heldWhy } from "./policy.js";
 
 /** Mounts the tab. */
 export function mount(panel, ctx) {
@@ -87,7 +91,15 @@ export function mount(panel, ctx) {
             summary.textContent = `run ${f.run_id}: ${f.commands} commands on ${f.servers.join(", ")}`;
           } else if (f.type === "batch_command_result") {
             view.add(f);
+            // a held command's end is told here only
+            reviews.ownMayHaveEnded();
             ctx.activity();
+          } else if (f.type === "command_held") {
+            view.held(f);
+            reviews.refreshSoon();
+            ctx.activity();
+          } else if (f.type === "command_released") {
+            view.released(f);
           }
         },
       });
@@ -168,20 +180,49 @@ function resultsView(serverNames) {
     return bodies.get(server);
   };
   serverNames.forEach(tableFor);
+  // commands waiting for approval, in the order they were held: a
+  // server runs its commands in order, so its result is the first
+  // waiting row with its command
+  const waiting = [];
   return {
     el,
+    /** `command_held`: the command waits for an approver at its turn. */
+    held(f) {
+      const status = h("td", { class: "status", text: "waiting for approval" });
+      const row = h(
+        "tr",
+        { class: "result held", dataset: { status: "held", held: f.held_id } },
+        h("td", { text: "" }),
+        h("td", { class: "mono", text: f.command }),
+        status,
+        h("td", { colspan: 4, class: "held-why", text: `${heldWhy(f)}. An approver answers it under Reviews.` }),
+      );
+      waiting.push({ server: f.server, command: f.command, heldId: f.held_id, row, status });
+      tableFor(f.server).append(row);
+    },
+    /** `command_released`: approved, it runs now; its result replaces the row. */
+    released(f) {
+      const w = waiting.find((x) => x.heldId === f.held_id);
+      if (!w) return;
+      w.status.textContent = "approved, running";
+      w.row.dataset.status = "released";
+    },
     add(r) {
+      const at = waiting.findIndex((x) => x.server === r.server && x.command === r.command);
+      if (at >= 0) waiting.splice(at, 1)[0].row.remove();
       const out = [];
       if (r.stdout) out.push(outputBlock(r.stdout, "out", r.truncated));
       if (r.stderr) out.push(outputBlock(r.stderr, "out err", r.truncated));
       if (r.error) out.push(h("p", { class: "error", text: errorText(r.error) }));
+      // stopped by the rules or a reviewer: it never ran, and says so
+      const policy = isPolicyError(r.error) ? POLICY_STATUS[r.error.code] : null;
       tableFor(r.server).append(
         h(
           "tr",
-          { class: `result ${r.status}`, dataset: { index: r.index, status: r.status } },
+          { class: `result ${r.status}${policy ? " policy" : ""}`, dataset: { index: r.index, status: r.status, ...(r.error ? { code: r.error.code } : {}) } },
           h("td", { text: r.index }),
           h("td", { class: "mono", text: r.command }),
-          h("td", { class: "status", text: r.status }),
+          h("td", { class: "status", text: policy ? `${policy} (never ran)` : r.status }),
           h("td", { class: "exit", text: r.exit_status ?? r.exit_signal ?? "" }),
           h("td", { text: r.attempts }),
           h("td", { text: `${r.duration_ms} ms` }),
@@ -191,6 +232,14 @@ function resultsView(serverNames) {
     },
   };
 }
+
+/** A batch row's status when the command policy stopped it, by code. */
+const POLICY_STATUS = {
+  55000: "refused by a rule",
+  55001: "rejected",
+  55002: "not approved in time",
+  55006: "not held: too many waiting",
+};
 
 /** Lines of output shown inline; the rest opens on a click. */
 const INLINE_LINES = 3;

@@ -2,6 +2,8 @@
 // text node (textContent), never markup. This is the console's only way to
 // make elements; nothing here or elsewhere assigns innerHTML.
 
+import { policyText } from "./policy.js";
+
 /**
  * Makes an element. `attrs`: `class`, `text` (textContent), `on` (event
  * handlers by name), `dataset`, properties that exist on the element
@@ -66,6 +68,15 @@ const PHRASES = {
   50006: () => "The lock is not yours: see who holds it at the top.",
   50008: () => NEEDS_LOCK,
   10010: () => "Your access changed, so this work was stopped.",
+  // the command policy (docs/command-policy.md): the detail names the
+  // rule and its message, or the reviewer and their comment
+  55000: policyText,
+  55001: policyText,
+  55002: policyText,
+  55006: policyText,
+  55003: () => "A second person must answer: nobody approves their own command.",
+  55004: () => "That command no longer waits for approval (answered, timed out or withdrawn).",
+  55005: (e) => `Not yours to answer: ${e.detail || e.message}.`,
 };
 
 /** A one-line error element (role=alert), or nothing when `err` is null. */

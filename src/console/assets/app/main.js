@@ -21,6 +21,7 @@ import * as files from "./files.js";
 import * as diff from "./diff.js";
 import * as audit from "./audit.js";
 import * as recordings from "./recordings.js";
+import * as reviews from "./reviews.js";
 
 /**
  * The tabs, in order. `role`: the least role that sees the tab.
@@ -33,6 +34,7 @@ const TABS = [
   { id: "files", label: "Files", mount: files.mount },
   { id: "diff", label: "Diff", mount: diff.mount },
   { id: "recordings", label: "Recordings", mount: recordings.mount },
+  { id: "reviews", label: "Reviews", mount: reviews.mount },
   { id: "audit", label: "Audit", mount: audit.mount, role: "admin" },
 ];
 
@@ -130,6 +132,8 @@ function showApp(me) {
   // `showTab` is set by the tab bar once it exists
   const ctx = { ws, stub, hasRole, signOut: () => signOut(sockets), openTerminal: shells.open, showStub: shells.showStub, showTab: null };
   mountTopbar(ctx);
+  // held commands: the top bar's badge from the start, the tab when shown
+  reviews.start(ctx);
   mountServers($("servers"), ctx);
   mountTabs($("tabs"), $("panels"), TABS.filter((t) => !t.role || hasRole(t.role)), ctx);
 

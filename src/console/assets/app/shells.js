@@ -143,6 +143,11 @@ class TerminalTab {
     ws.on("terminal_watching", (f) => watch(f.pty_id)?.watching(f));
     ws.on("pty_output", (f) => watch(f.pty_id)?.output(f.offset, f.data));
     ws.on("pty_watch_ended", (f) => watch(f.pty_id)?.ended(f));
+    // a refused keystroke answers the shell's own request_id
+    ws.on("error", (f) => {
+      const view = [...this.views.values()].find((v) => v.kind === "shell" && v.inputId === f.request_id);
+      if (view && f.error) view.refused(f.error);
+    });
     ws.on("welcome", () => {
       this.ready = true;
       for (const v of this.streams()) {

@@ -12,6 +12,7 @@
 
 import { h, errorText, notify, bytes, confirmDialog } from "./dom.js";
 import { makeTerminal, writeSliced, searchBox } from "./terminal.js";
+import { writeNotice } from "./policy.js";
 
 /** Why a terminal closed, in words (`terminal_closed.reason`). */
 const CLOSED = {
@@ -164,6 +165,8 @@ export class Shell extends StreamView {
     this.shownBefore = offset;
     /** The size the PTY was last given. */
     this.sent = null;
+    /** The request_id of its keystrokes: a refusal of one (a typed line a rule refuses) answers it. */
+    this.inputId = `input-${this.key}`;
     this.name(command ? `${server}: ${command}` : server, `${server} · ${command || "login shell"}`);
     this.pane.dataset.server = server;
     if (terminal_id) this.pane.dataset.terminalId = terminal_id;
@@ -272,8 +275,19 @@ export class Shell extends StreamView {
   /** Keystrokes: to the shell while attached (the overlay says why not otherwise). */
   type(data) {
     if (this.state !== "attached" || !this.id) return;
-    this.ws.send({ type: "terminal_input", terminal_id: this.id, data });
+    this.ws.send({ type: "terminal_input", terminal_id: this.id, data, request_id: this.inputId });
     this.clearIdle();
+  }
+
+  /**
+   * A keystroke was refused: most often an Enter whose line a command
+   * rule refuses (the daemon killed the line instead, so the shell's
+   * prompt comes back below). Said in the terminal, where the eyes are.
+   */
+  refused(err) {
+    writeNotice(this.term, errorText(err), "refused");
+    this.pane.dataset.refused = String((Number(this.pane.dataset.refused) || 0) + 1);
+    this.tab.activity(this);
   }
 
   output(offset, data) {

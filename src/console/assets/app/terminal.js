@@ -7,6 +7,9 @@
 // rendering; the daemon never splits a character across frames). Typing
 // goes to the program as `ssh_input` (Ctrl-C included); the pane's size
 // follows the window through the fit add-on and is sent as `resize`.
+// What the command rules say (a refused command or typed line, a command
+// waiting for approval, approved, rejected) is written into the terminal
+// itself, on a coloured line of its own (`policy.js`).
 
 import { Terminal } from "../vendor/xterm/xterm.mjs";
 import { FitAddon } from "../vendor/addon-fit/addon-fit.mjs";
@@ -18,6 +21,7 @@ import * as work from "./work.js";
 import * as store from "./store.js";
 import { terminalTheme } from "./theme.js";
 import * as lockState from "./lock.js";
+import { heldWhy, writeNotice } from "./policy.js";
 
 /**
  * Whether a key belongs to the console rather than the program: Ctrl+Shift+T
@@ -153,13 +157,16 @@ export function mountStub(panel, ctx) {
   panel.classList.add("terminal-panel");
   panel.addEventListener("shown", () => requestAnimationFrame(resize));
 
-  // one command at a time on this connection
-  let running = null; // {id, server, command, started, done}
+  // one command at a time on this connection; `inputId` answers its
+  // keystrokes (a typed line a rule refuses is refused in reply to its
+  // Enter), `held` is set while it waits for approval
+  let running = null; // {id, inputId, server, command, started, done, held}
   // the run ends here whatever ended it, and with it its entry in the
   // page's running work
   const finishRun = () => {
     running?.done();
     running = null;
+    delete panel.dataset.held;
   };
   // runs started and ended, so a reader (or a test) can tell this run's
   // end from the previous one's
@@ -182,7 +189,12 @@ export function mountStub(panel, ctx) {
   store.watch("connection_id", enableRun);
   setState("idle", "Take the lock, pick a server, run a command (empty: a login shell).");
   setInterval(() => {
-    if (running) status.textContent = `${running.server}: ${running.command || "login shell"} · running ${duration(Date.now() - running.started)}`;
+    if (!running) return;
+    const what = `${running.server}: ${running.command || "login shell"}`;
+    // held, the command is in its field: the line says why it waits
+    status.textContent = running.held
+      ? `${running.server}: waiting for approval (${heldWhy(running.held)}) for ${duration(Date.now() - running.held.since)}`
+      : `${what} · running ${duration(Date.now() - running.started)}`;
   }, 1000);
 
   form.addEventListener("submit", (ev) => {
@@ -195,7 +207,7 @@ export function mountStub(panel, ctx) {
     stub.send({ type: "resize", cols: term.cols, rows: term.rows });
     const id = stub.nextId();
     const done = work.begin(`the command ${frame.command ? `"${frame.command}"` : "(login shell)"} on ${frame.server}`, { underLock: true });
-    running = { id, server: frame.server, command: frame.command, started: Date.now(), done };
+    running = { id, inputId: `${id}-input`, server: frame.server, command: frame.command, started: Date.now(), done, held: null };
     runs += 1;
     panel.dataset.runs = String(runs);
     term.reset();
@@ -208,7 +220,7 @@ export function mountStub(panel, ctx) {
   });
   cancel.addEventListener("click", () => stub.send({ type: "cancel" }));
   term.onData((data) => {
-    if (running) stub.send({ type: "ssh_input", data });
+    if (running) stub.send({ type: "ssh_input", data, request_id: running.inputId });
   });
   term.onResize(({ cols, rows }) => stub.send({ type: "resize", cols, rows }));
 
@@ -222,15 +234,47 @@ export function mountStub(panel, ctx) {
     writeSliced(term, f.data);
     ctx.activity();
   });
-  stub.on("error", (f) => {
+  // a command held for review: it waits (keeping the lock) until an
+  // approver answers; Cancel withdraws it
+  stub.on("command_held", (f) => {
     if (!running || f.request_id !== running.id) return;
+    running.held = { ...f, since: Date.now() };
+    panel.dataset.held = f.held_id;
+    writeNotice(term, `Waiting for approval (${heldWhy(f)}). An approver answers it under Reviews; Cancel withdraws it.`, "held");
+    status.textContent = `${running.server}: waiting for approval (${heldWhy(f)})`;
+    ctx.activity();
+  });
+  stub.on("command_released", (f) => {
+    if (!running || f.request_id !== running.id) return;
+    running.held = null;
+    delete panel.dataset.held;
+    writeNotice(term, "Approved: running.", "released");
+    status.textContent = `${running.server}: ${running.command} · approved, running`;
+    ctx.activity();
+  });
+  stub.on("error", (f) => {
+    if (!running) return;
+    // a keystroke refused: a line a rule refuses at the prompt (the
+    // daemon killed the line instead of its Enter: the prompt comes back)
+    if (f.request_id === running.inputId) {
+      writeNotice(term, errorText(f.error), "refused");
+      ctx.activity();
+      return;
+    }
+    if (f.request_id !== running.id) return;
     lastError = f.error;
-    term.write(`\r\n\x1b[31m${errorText(f.error).replace(/\x1b/g, "")}\x1b[0m\r\n`);
-    // connection, login and timeout errors (20000-22999) precede the
-    // completion frame; any other (no lock 50008, busy, bad request) is a
-    // refusal that ends the attempt without one
+    writeNotice(term, errorText(f.error), "refused");
+    // connection, login and timeout errors (20000-22999), and a held
+    // command rejected or left unanswered (55001, 55002), precede the
+    // completion frame; any other (no lock 50008, busy, bad request, a
+    // rule's refusal 55000) is a refusal that ends the attempt without one
     const code = Number(f.error.code);
-    if (!(code >= 20000 && code < 23000)) {
+    const completes = (code >= 20000 && code < 23000) || code === 55001 || code === 55002;
+    if (running.held) {
+      running.held = null;
+      delete panel.dataset.held;
+    }
+    if (!completes) {
       finishRun();
       setState("ended", `refused: ${errorText(f.error)}`);
     }

@@ -11,6 +11,7 @@ import { api, query } from "./api.js";
 import { field } from "./forms.js";
 import * as store from "./store.js";
 import * as recordings from "./recordings.js";
+import { heldWhy } from "./policy.js";
 
 /** The most output kept in the page per step, like the stored tail. */
 const OUTPUT_CAP = 64 * 1024;
@@ -167,6 +168,14 @@ export function mount(panel, ctx) {
       default:
         view?.frame(f);
     }
+  });
+  // a step's command held for review: told to every STUB connection of
+  // the user, without a request_id (the run is not tied to one)
+  stub.on("command_held", (f) => {
+    if (runId && !f.request_id) view?.held(f);
+  });
+  stub.on("command_released", (f) => {
+    if (runId && !f.request_id) view?.released(f);
   });
   stub.on("_dropped", () => {
     // after the reconnect, come back to a run still in flight
@@ -384,7 +393,7 @@ function timelineView(steps) {
     const err = h("div");
     const rec = h("span", { class: "wf-rec" });
     const row = h("li", { class: "wf-step pending", dataset: { step: s.index, status: "pending" } }, h("div", { class: "row" }, stepHead(s), status, took, rec), stepWhat(s), extra, out, err);
-    rows.set(s.index, { row, status, took, extra, out, err, rec, text: "", started: null, progress: null, results: null });
+    rows.set(s.index, { step: s, row, status, took, extra, out, err, rec, text: "", started: null, progress: null, results: null, heldId: null });
     el.append(row);
   }
   const setStatus = (i, st) => {
@@ -454,6 +463,26 @@ function timelineView(steps) {
           replace(r.err, f.error ? errorLine(f.error) : null);
           break;
         default:
+      }
+    },
+    /** `command_held`: the running step with this command waits for an approver. */
+    held(f) {
+      for (const r of rows.values()) {
+        const commands = r.step.command !== undefined ? [r.step.command] : r.step.commands || [];
+        if (r.row.dataset.status !== "running" || !commands.includes(f.command)) continue;
+        r.heldId = f.held_id;
+        r.row.dataset.held = f.held_id;
+        replace(r.err, h("p", { class: "held-why", text: `${f.server}: waiting for approval (${heldWhy(f)}); an approver answers it under Reviews.` }));
+        return;
+      }
+    },
+    /** `command_released`: approved, the step's command runs. */
+    released(f) {
+      for (const r of rows.values()) {
+        if (r.heldId !== f.held_id) continue;
+        r.heldId = null;
+        delete r.row.dataset.held;
+        replace(r.err, h("p", { class: "ok", text: "Approved: running." }));
       }
     },
     /** The run ended: steps it never reached are `skipped`, as in the history. */
