@@ -44,6 +44,26 @@ fn main() -> ExitCode {
         },
         Command::User(cmd) => with_database(|db, io| commands::run_user(db, cmd, io)),
         Command::Token(cmd) => with_database(|db, io| commands::run_token(db, cmd, io)),
+        Command::Backup { file } => {
+            let db = settings::db_path_from_env();
+            match pinkpage::store::sqlite::backup::backup_into(&db, &file) {
+                Ok(bytes) => {
+                    println!(
+                        "backed up {} into {} ({bytes} bytes)",
+                        db.display(),
+                        file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "pinkpage: {}",
+                        e.detail.unwrap_or_else(|| e.code.message().to_owned())
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Audit(cmd) => {
             let key_file = KeyFile::new(settings::audit_key_file_from_env());
             let (stdout, stderr) = (std::io::stdout(), std::io::stderr());

@@ -9,6 +9,7 @@
 //! does not declare with 405 and `Allow` (schemathesis checks both, see
 //! tests/api/openapi_contract.rs).
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bmx4;
@@ -91,6 +92,7 @@ use self::error::ApiError;
         command_policy::list_rules,
         command_policy::list_reviews,
         command_policy::answer_review,
+        admin::backup,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -225,6 +227,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(command_policy::list_rules)
         .service(command_policy::list_reviews)
         .service(command_policy::answer_review)
+        .service(admin::backup)
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)

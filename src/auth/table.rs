@@ -274,6 +274,12 @@ pub const ROUTES: &[RouteRule] = &[
         "one recording's asciicast file (admins: any; others: their own on servers in their scope, 10003 otherwise)",
     ),
     r("DELETE", "/api/v1/recordings/{id}", Admin, "delete a finished recording (audited)"),
+    r(
+        "POST",
+        "/api/v1/admin/backup",
+        Admin,
+        "write a consistent copy of the database into PINKPAGE_BACKUP_DIR (audited)",
+    ),
     r("GET", "/api/v1/command-rules", Viewer, "the command rules in full, and the default action"),
     r(
         "GET",

@@ -48,6 +48,11 @@ pub enum Command {
     /// Print or verify the tamper-evident audit trail (needs PINKPAGE_DB and the audit key; read-only, works beside a running daemon)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a consistent copy of the database into FILE (a new file, made 0600) while the daemon serves; back up the audit key and the recordings directory beside it (docs/operations.md)
+    Backup {
+        /// Where the copy goes; refused if it exists
+        file: std::path::PathBuf,
+    },
 }
 
 /// `pinkpage audit ...`.

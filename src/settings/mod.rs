@@ -208,6 +208,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "key of the tamper-evident audit chain (64 hex digits); created owner-only (0600) at first start; refused if others may read it; never in the database or logs. Keep a copy: a chained trail refuses to start without its key",
     },
     SettingDoc {
+        name: "PINKPAGE_BACKUP_DIR",
+        default: "<PINKPAGE_DATA_DIR>/backups",
+        meaning: "where POST /api/v1/admin/backup writes its copies of the database (made 0700; each copy 0600, named by the daemon)",
+    },
+    SettingDoc {
         name: "PINKPAGE_WS_HEARTBEAT_S",
         default: "5",
         meaning: "WebSocket ping period (fractions allowed)",
@@ -353,6 +358,8 @@ pub struct Settings {
     pub db_path: PathBuf,
     /// Directory for recordings and other files.
     pub data_dir: PathBuf,
+    /// Where `POST /api/v1/admin/backup` writes its copies.
+    pub backup_dir: PathBuf,
     /// Scripts BMX5 `script_execute` may run by name (names only, no paths).
     pub scripts_dir: PathBuf,
     /// Known-hosts file for servers without a pinned fingerprint.
@@ -554,6 +561,10 @@ impl Settings {
             bind,
             db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
             audit_key_file: audit_key_file(&env, &data_dir),
+            backup_dir: env
+                .get("PINKPAGE_BACKUP_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("backups")),
             data_dir,
             scripts_dir: env.path("PINKPAGE_SCRIPTS_DIR", "scripts.d"),
             known_hosts: env.path("PINKPAGE_KNOWN_HOSTS", "known_hosts"),

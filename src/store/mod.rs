@@ -13,6 +13,7 @@
 //! | [`TempFileStore`] | temporary files on servers | the journal |
 //! | [`RecordingStore`] | the index of PTY recordings | the journal |
 //! | [`AccountStore`] | users, API tokens, sign-in sessions | its callers |
+//! | [`BackupStore`] | (a copy of all of the above) | `POST /api/v1/admin/backup` |
 //!
 //! The audit trail is chained ([`chain`]: every row carries an HMAC over
 //! the previous row's and its own fields), the same for every
@@ -260,6 +261,14 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreFuture<usize>;
 }
 
+/// A consistent copy of every record while the daemon serves.
+pub trait BackupStore: Send + Sync + 'static {
+    /// Writes a copy of the whole store into the new file `into` (0600;
+    /// never over an existing file, no partial file on failure) without
+    /// stopping writers; the copy's size in bytes.
+    fn backup(&self, into: std::path::PathBuf) -> StoreFuture<u64>;
+}
+
 /// The stores of the records the journal writes, and their reads. Cheap
 /// to clone.
 #[derive(Clone)]
@@ -276,13 +285,21 @@ pub struct Stores {
     pub temp_files: Arc<dyn TempFileStore>,
     /// The index of PTY recordings.
     pub recordings: Arc<dyn RecordingStore>,
+    /// Copies of the whole store.
+    pub backup: Arc<dyn BackupStore>,
 }
 
 impl Stores {
     /// Every store of one implementation (SQLite, or memory in tests).
     pub fn of<S>(store: Arc<S>) -> Stores
     where
-        S: AuditStore + BatchStore + WorkflowStore + HealthStore + TempFileStore + RecordingStore,
+        S: AuditStore
+            + BatchStore
+            + WorkflowStore
+            + HealthStore
+            + TempFileStore
+            + RecordingStore
+            + BackupStore,
     {
         Stores {
             audit: store.clone(),
@@ -290,7 +307,8 @@ impl Stores {
             workflows: store.clone(),
             health: store.clone(),
             temp_files: store.clone(),
-            recordings: store,
+            recordings: store.clone(),
+            backup: store,
         }
     }
 

@@ -5,6 +5,7 @@ mod access;
 mod access_changes;
 mod audit_actions;
 mod audit_chain;
+mod backup;
 mod bench;
 mod bmx4;
 mod bmx5;

@@ -22,6 +22,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod audit_chain;
+pub mod backup;
 mod batch;
 mod health;
 pub mod migrations;
@@ -47,7 +48,7 @@ use rusqlite::Connection;
 pub(crate) use self::tx::db_error;
 
 use super::{
-    unavailable, AccountStore, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture,
+    unavailable, AccountStore, AuditStore, BackupStore, BatchStore, HealthStore, RecordingStore, StoreFuture,
     TempFileStore, UserChange, WorkflowStore, Writes,
 };
 use crate::accounts::{AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User};
@@ -493,6 +494,25 @@ fn why_not_writable(path: &Path) -> String {
         }
     };
     refused.map(|e| format!(" ({e})")).unwrap_or_default()
+}
+
+impl BackupStore for SqliteStore {
+    fn backup(&self, into: PathBuf) -> StoreFuture<u64> {
+        let db = self.path.clone();
+        Box::pin(async move {
+            // a thread of its own, not a store thread: a large copy holds
+            // neither the store's two threads nor the event loop
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("pinkpage-backup".into())
+                .spawn(move || {
+                    let _ = tx.send(backup::backup_into(&db, &into));
+                })
+                .map_err(|e| unavailable(format!("cannot start the backup thread: {e}")))?;
+            rx.await
+                .map_err(|_| unavailable("the backup thread ended without an answer"))?
+        })
+    }
 }
 
 #[cfg(test)]
