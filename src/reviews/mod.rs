@@ -188,6 +188,9 @@ impl ReviewDesk {
                 server: held.server.clone(),
                 command: Arc::from(held.command.as_str()),
                 rule: held.rule.clone(),
+                message: held.message.clone(),
+                expires_at: held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                run_id: held.actor.strip_prefix("workflow:").map(str::to_owned),
                 approvers: held.approvers.clone(),
                 announce,
             })));

@@ -217,6 +217,9 @@ impl<D: Domain> WsConnection<D> {
                 server,
                 command,
                 rule,
+                message,
+                expires_at,
+                run_id,
                 approvers,
                 announce,
             } => {
@@ -227,6 +230,9 @@ impl<D: Domain> WsConnection<D> {
                         server,
                         command,
                         rule,
+                        message,
+                        expires_at,
+                        approvers,
                     };
                     self.send(ctx, &frame, &None);
                 }
@@ -234,10 +240,11 @@ impl<D: Domain> WsConnection<D> {
                     let frame = Common::CommandHeld {
                         held_id,
                         rule,
-                        message: "",
+                        message,
                         command,
                         server,
-                        expires_at: None,
+                        expires_at: Some(expires_at),
+                        run_id: run_id.as_deref(),
                     };
                     self.send(ctx, &frame, &None);
                 }
@@ -251,7 +258,7 @@ impl<D: Domain> WsConnection<D> {
                 announce,
             } => {
                 let mine = **user == *self.principal.user;
-                if may_answer(approvers, user) || (*announce && mine) {
+                if may_answer(approvers, user) || mine {
                     let frame = Common::CommandReviewEnded {
                         held_id,
                         decision,
@@ -564,13 +571,15 @@ impl<D: Domain> Handler<ToldHold> for WsConnection<D> {
         use crate::reviews::check::HoldNotice;
         match &msg.notice {
             HoldNotice::Held(held) => {
+                let expires_at = held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 let frame = Common::CommandHeld {
                     held_id: &held.held_id,
                     rule: &held.rule,
                     message: &held.message,
                     command: &held.command,
                     server: &held.server,
-                    expires_at: Some(held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    expires_at: Some(&expires_at),
+                    run_id: None,
                 };
                 self.send(ctx, &frame, &msg.rid);
             }

@@ -135,7 +135,10 @@ pub enum Common<'a> {
         /// Where.
         server: &'a str,
         /// When it is rejected unless answered (RFC 3339, UTC).
-        expires_at: Option<String>,
+        expires_at: Option<&'a str>,
+        /// The workflow run whose step it is (announced holds only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run_id: Option<&'a str>,
     },
     /// A held command was approved and starts now.
     CommandReleased {
@@ -155,9 +158,16 @@ pub enum Common<'a> {
         command: &'a str,
         /// The rule that held it.
         rule: &'a str,
+        /// The rule's message.
+        message: &'a str,
+        /// When it is rejected unless answered (RFC 3339, UTC).
+        expires_at: &'a str,
+        /// Who may answer: these users, or every admin when empty.
+        approvers: &'a [String],
     },
-    /// To approvers on `/ws/v1/stub`: a hold ended (`approved`,
-    /// `rejected`, `timeout`, `withdrawn`), so their queue drops it.
+    /// To approvers and the requester on `/ws/v1/stub`: a hold ended
+    /// (`approved`, `rejected`, `timeout`, `withdrawn`), so their queue
+    /// drops it.
     CommandReviewEnded {
         /// The hold.
         held_id: &'a str,

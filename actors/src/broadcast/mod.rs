@@ -101,6 +101,12 @@ pub enum ReviewNotice {
         command: std::sync::Arc<str>,
         /// The rule that held it.
         rule: String,
+        /// The rule's message.
+        message: String,
+        /// When it is rejected unless answered (RFC 3339, UTC).
+        expires_at: String,
+        /// The workflow run it is a step of, if one.
+        run_id: Option<String>,
         /// Who may answer: these users, or every admin when empty.
         approvers: Vec<String>,
         /// Whether the requester's connections are told too (work not
