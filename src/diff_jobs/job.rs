@@ -180,10 +180,8 @@ impl DiffJob {
         Ok(match (first, second) {
             (None, None) => None,
             (Some(one), None) | (None, Some(one)) => Some(one),
-            (Some(a), Some(b)) => Some(Box::pin(async move {
-                let (a, b) = futures_util::join!(a, b);
-                a.and(b)
-            })),
+            // the first refusal drops the other hold (withdrawn at once)
+            (Some(a), Some(b)) => Some(Box::pin(async move { futures_util::try_join!(a, b).map(|_| ()) })),
         })
     }
 

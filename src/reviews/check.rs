@@ -90,51 +90,66 @@ impl PolicyCheck {
     }
 
     /// The refusal of `command` where commands are never held (a
-    /// terminal's command, a typed line): `review` refuses as `deny`
-    /// does. A refusal is recorded.
+    /// terminal's command): `review` refuses as `deny` does. A refusal is
+    /// recorded.
     pub fn refuse_typed(&self, server: &ServerSpec, command: &str) -> Option<AppError> {
         let verdict = self.verdict(server, command);
         let refusal = verdict.typed_refusal(&server.name)?;
-        self.record_denial(server, command, &verdict, &refusal, true);
+        self.record_denial(server, Some(command), &verdict, &refusal, None);
         Some(refusal)
     }
 
-    /// The judge of lines typed into an interactive shell on `server`:
-    /// `review` refuses there too. A refusal is recorded.
+    /// The judge of lines typed into an interactive shell on `server`
+    /// (`review` refuses there too), or `None` when no rule can refuse
+    /// anything. One audit row per piece of input with a refused line
+    /// (the first, with the count), so a paste of many refused lines is
+    /// one row. A line only the default refuses is recorded without its
+    /// text: under a default `deny` it may be a password typed at a prompt.
     pub fn typed_lines(&self, server: &Arc<ServerSpec>) -> Option<pinkpage_actors::policy::line::LineJudge> {
         if self.policy.is_open() {
             return None;
         }
-        let this = self.clone();
-        let server = server.clone();
-        Some(pinkpage_actors::policy::line::LineJudge::new(move |line| {
-            this.refuse_typed(&server, line)
-        }))
+        let (judging, reporting) = (self.clone(), self.clone());
+        let (on, told) = (server.clone(), server.clone());
+        Some(pinkpage_actors::policy::line::LineJudge::new(
+            move |line| judging.verdict(&on, line).typed_refusal(&on.name),
+            move |line, refusal, count| {
+                let verdict = reporting.verdict(&told, line);
+                let text = verdict.rule.is_some().then_some(line);
+                reporting.record_denial(&told, text, &verdict, refusal, Some(count));
+            },
+        ))
     }
 
     fn denied(&self, server: &ServerSpec, command: &str, verdict: &Verdict) -> AppError {
         let e = verdict.denial(&server.name);
-        self.record_denial(server, command, verdict, &e, false);
+        self.record_denial(server, Some(command), verdict, &e, None);
         e
     }
 
+    /// The `command.denied` row: `command` is `None` for a typed line kept
+    /// out of the trail; `typed` is how many lines of one piece of typed
+    /// input were refused (`None`: not typed).
     fn record_denial(
         &self,
         server: &ServerSpec,
-        command: &str,
+        command: Option<&str>,
         verdict: &Verdict,
         e: &AppError,
-        typed: bool,
+        typed: Option<usize>,
     ) {
-        log::info!(user = &*self.principal.user, server = server.name.as_str(), rule = verdict.rule_name(), typed = typed; "command refused by a rule");
+        log::info!(user = &*self.principal.user, server = server.name.as_str(), rule = verdict.rule_name(), typed = typed.is_some(); "command refused by a rule");
         let mut row = NewAuditEvent::new(self.actor.clone(), "command.denied")
             .by(Some(&self.principal.user), self.remote.clone())
             .in_domain("policy")
             .on(verdict.rule_name().to_owned());
         row.server = Some(server.name.clone());
-        row.command = Some(command.to_owned());
+        row.command = command.map(str::to_owned);
         row.ended(Outcome::Refused, Some(e.code.code()));
-        row.detail = Some(serde_json::json!({ "rule": verdict.rule_name(), "typed": typed }));
+        row.detail = Some(match typed {
+            Some(lines) => serde_json::json!({ "rule": verdict.rule_name(), "typed": true, "lines": lines }),
+            None => serde_json::json!({ "rule": verdict.rule_name(), "typed": false }),
+        });
         self.journal.audit(row);
     }
 }

