@@ -556,3 +556,62 @@ async fn a_script_is_judged_as_text_held_until_approved_and_a_cancel_withdraws_i
     assert!(!exists(&tree, "script-cancelled"));
     assert!(!exists(&tree, "script-wipe"));
 }
+
+#[tokio::test]
+async fn a_co_typist_is_judged_as_themselves_in_the_owners_terminal() {
+    let tree = TempTree::for_test_user("policy-cotype");
+    let sshd = SshdServer::start(SshdOptions::default());
+    // operators may not touch files on dev1; admins may
+    let rules = r#"
+[[command_rules]]
+name = "operators-read-only"
+words = ["touch"]
+roles = ["operator"]
+action = "deny"
+message = "operators read, admins write"
+"#;
+    let app = two_names(&sshd, rules).spawn().await;
+    let root = app.identity("root2", "admin", None).await;
+    let bob = app.identity("bob", "operator", None).await;
+    let mut owner = Terms::connect(&app, &root.token).await;
+    let (id, _) = owner.open("dev1").await;
+    owner
+        .ask(
+            json!({"type": "terminal_share", "terminal_id": id, "user": "bob", "mode": "type"}),
+            "terminal_shared",
+        )
+        .await;
+    let mut typist = Terms::connect(&app, &bob.token).await;
+    typist
+        .ask(
+            json!({"type": "terminal_attach", "terminal_id": id}),
+            "terminal_attached",
+        )
+        .await;
+
+    // the owner's line runs
+    owner
+        .type_in(&id, &format!("touch {}\r", tree.path("by-owner")))
+        .await;
+    crate::support::poll::eventually("the owner's line ran", async || exists(&tree, "by-owner")).await;
+    // bob's, in the same shell, is refused by his own role's rule
+    let refused = typist
+        .ask(
+            json!({"type": "terminal_input", "terminal_id": id, "data": format!("touch {}\r", tree.path("by-bob")), "request_id": "b1"}),
+            "never",
+        )
+        .await;
+    assert_eq!(refused["error"]["code"], 55000, "{refused}");
+    assert!(refused["error"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("operators-read-only"));
+    // the shell goes on: the owner's next line runs
+    owner
+        .type_in(&id, &format!("touch {}\r", tree.path("after")))
+        .await;
+    crate::support::poll::eventually("the owner's next line ran", async || exists(&tree, "after")).await;
+    assert!(!exists(&tree, "by-bob"), "bob's refused line ran");
+    let rows = app.audit_events("action=command.denied", 1).await;
+    assert_eq!(rows[0]["user"], "bob", "the refusal is bob's, not the owner's");
+}

@@ -704,10 +704,17 @@ async fn a_running_recording_is_served_whole_with_ranges_and_gzip() {
     })
     .await;
     assert_eq!(listed["state"], "recording");
-    // while it runs, what is there reads as a whole cast
-    let whole = fetch(&app, &pty_id).await;
-    let cast = Cast::parse(&whole);
-    assert!(cast.output().contains("range-me"));
+    // while it runs, what is there reads as a whole cast; the writer is
+    // behind the client by a batch at most, so its output is awaited
+    let whole = eventually("the output in the running recording", async || {
+        let whole = fetch(&app, &pty_id).await;
+        if Cast::parse(&whole).output().contains("range-me") {
+            Ok(whole)
+        } else {
+            Err(Cast::parse(&whole).output())
+        }
+    })
+    .await;
 
     let url = app.url(&format!("/api/v1/recordings/{pty_id}"));
     let res = app

@@ -149,6 +149,13 @@ impl LineGuard {
     /// Passes `input` on: everything as it came, but for the Enter of a
     /// refused line.
     pub fn pass(&mut self, input: &str) -> Passed {
+        self.pass_as(input, None)
+    }
+
+    /// [`pass`](Self::pass), its Enters judged by `typist` when given (a
+    /// co-typist's own rules) instead of the guard's judge.
+    pub fn pass_as(&mut self, input: &str, typist: Option<&LineJudge>) -> Passed {
+        let judge = typist.unwrap_or(&self.judge).clone();
         let mut out = Passed {
             write: String::with_capacity(input.len()),
             refused: None,
@@ -177,7 +184,7 @@ impl LineGuard {
                     let refusal = if line.trim().is_empty() {
                         None
                     } else {
-                        (self.judge.judge)(&line)
+                        (judge.judge)(&line)
                     };
                     match refusal {
                         Some(refusal) => {
@@ -206,7 +213,7 @@ impl LineGuard {
             out.write.push(c);
         }
         if let (Some(line), Some(refusal)) = (&first, &out.refused) {
-            (self.judge.report)(line, refusal, refusals);
+            (judge.report)(line, refusal, refusals);
         }
         out
     }

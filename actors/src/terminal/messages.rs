@@ -36,7 +36,8 @@ pub struct TerminalRequest {
     /// Its recording, when it is recorded (it records while detached too).
     pub recorder: Option<crate::pty::record::Recorder>,
     /// Under command rules: the judge of each typed line
-    /// (`crate::policy::line`), whoever of its typists typed it.
+    /// (`crate::policy::line`), the owner's; an [`Input`] may bring its
+    /// typist's own.
     pub typed_lines: Option<crate::policy::line::LineJudge>,
     /// How long it stays detached before it closes.
     pub detach: Duration,
@@ -221,6 +222,9 @@ pub struct Input {
     pub conn: ConnectionId,
     /// What.
     pub data: String,
+    /// The command rules as the typist meets them: an Enter of theirs is
+    /// judged with these (else with the terminal's own, its owner's).
+    pub typed_lines: Option<crate::policy::line::LineJudge>,
 }
 
 /// A new terminal size from connection `conn`.

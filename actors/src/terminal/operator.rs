@@ -597,8 +597,10 @@ impl Handler<Input> for OperatorTerminal {
         let Some(guard) = &mut self.guard else {
             return self.queue(InputOp::Write(msg.data));
         };
-        // the keystrokes go on at once; a refused line's Enter does not
-        let passed = guard.pass(&msg.data);
+        // the keystrokes go on at once; a refused line's Enter does not.
+        // One line for all typists (they type into one shell line), each
+        // Enter judged as the one who pressed it.
+        let passed = guard.pass_as(&msg.data, msg.typed_lines.as_ref());
         self.queue(InputOp::Write(passed.write))?;
         passed.refused.map_or(Ok(()), Err)
     }

@@ -54,15 +54,14 @@ fn start(
     let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?;
     conn.domain.require_lock()?;
     let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
-    // the command rules: refused (55000) here; held, the task waits in its
+    // the command rules: refused (55000) here, before anything else is
+    // made; held (below, once the rest is ready), the task waits in its
     // slot (keeping the lock) until an approver answers. Lines typed into
     // it are judged too (a login shell, or a command that starts one).
     let rules = conn.rules_telling(rid, ctx);
-    let held = if p.command.is_empty() {
-        None
-    } else {
-        rules.check(server.spec(), &p.command)?
-    };
+    if !p.command.is_empty() {
+        rules.refuse_denied(server.spec(), &p.command)?;
+    }
     let typed_lines = rules.typed_lines(server.spec());
     let (cols, rows) = conn.domain.pty;
     let pty = PtyRequest {
@@ -92,6 +91,12 @@ fn start(
         typed_lines,
     };
     let pty_id = request.listed.as_ref().map(|t| t.info.pty_id.to_string());
+    // last of the checks: a hold is made only for a command that starts
+    let held = if p.command.is_empty() {
+        None
+    } else {
+        rules.check(server.spec(), &p.command)?
+    };
     // Checked above, start and occupy the slot: one step of this actor.
     let task_id = TaskId::next();
     let (reporter, handle) = Pending::new(task_id, ctx.address().recipient()).split();

@@ -23,11 +23,13 @@ impl Handler<TerminalEvent> for WsConnection<TerminalConn> {
                 };
                 if let Some(entry) = self.state.terminals.get(terminal_id) {
                     if let Some(addr) = entry.addr {
+                        let typed_lines = super::open::typed_lines(self, &server);
                         self.domain.following.insert(
                             terminal_id,
                             super::state::Following {
                                 addr,
                                 server: server.clone(),
+                                typed_lines,
                             },
                         );
                     }

@@ -201,6 +201,12 @@ fn typist<'a>(conn: &'a Conn, text: &str) -> Result<(TerminalId, &'a Following),
     }
 }
 
+/// The judge of the lines this connection types on `server`.
+pub(super) fn typed_lines(conn: &Conn, server: &str) -> Option<pinkpage_actors::policy::line::LineJudge> {
+    let spec = conn.state.settings.server(server)?;
+    conn.rules().typed_lines(spec)
+}
+
 /// `terminal_input`: to a terminal this connection follows, re-judged
 /// first (no keystroke of a withdrawn user reaches the shell).
 pub(super) fn input(
@@ -214,7 +220,11 @@ pub(super) fn input(
     conn.judge("terminal_input", &[f.server.as_str()])?;
     let rid = rid.clone();
     f.addr
-        .send(Input { conn: conn.id, data })
+        .send(Input {
+            conn: conn.id,
+            data,
+            typed_lines: f.typed_lines.clone(),
+        })
         .into_actor(conn)
         .map(move |res, conn, ctx| {
             if let Err(e) = flatten(res) {
@@ -334,6 +344,7 @@ pub(super) fn attach(
         Following {
             addr: addr.clone(),
             server: entry.server.clone(),
+            typed_lines: typed_lines(conn, &entry.server),
         },
     );
     audit(

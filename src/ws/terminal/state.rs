@@ -16,6 +16,11 @@ use crate::ws::protocol::RequestId;
 pub(crate) struct Following {
     pub(crate) addr: Addr<OperatorTerminal>,
     pub(crate) server: String,
+    /// The command rules as this connection's user meets them on the
+    /// terminal's server: the lines this connection types are judged with
+    /// them (a co-typist with the owner's terminal is judged as
+    /// themselves). `None` when no rule can refuse anything.
+    pub(crate) typed_lines: Option<pinkpage_actors::policy::line::LineJudge>,
 }
 
 /// A PTY this connection watches.
