@@ -453,8 +453,16 @@ fn owner_only(path: &Path) -> Result<(), AppError> {
 fn open_connection(path: &Path) -> Result<Connection, AppError> {
     owner_only(path)?;
     let open = || -> rusqlite::Result<Connection> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        // Every transaction takes the write lock at BEGIN: a deferred one
+        // that reads, then writes (an account change reads the user
+        // first) fails at once with SQLITE_BUSY when another connection
+        // wrote in between (WAL snapshots cannot be upgraded; the busy
+        // timeout does not apply), which a PATCH beside the journal's
+        // audit writes met as a 500. Waiting at BEGIN is what the busy
+        // timeout is for.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -540,5 +548,37 @@ mod tests {
         }
         owner_only(&old).unwrap();
         assert_eq!((mode(&old), mode(&wal)), (0o600, 0o600));
+    }
+
+    /// A transaction that reads, then writes, while another connection
+    /// writes in between: it must wait at BEGIN (the busy timeout), not
+    /// fail at its first write (a deferred transaction in WAL mode cannot
+    /// upgrade a snapshot another writer moved past).
+    #[test]
+    fn a_read_then_write_transaction_waits_for_a_writer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut a = open_connection(&path).unwrap();
+        a.execute_batch("CREATE TABLE t(x INTEGER)").unwrap();
+        let tx = a.transaction().unwrap();
+        let n: i64 = tx.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+        // another connection writes meanwhile
+        let other = path.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let b = open_connection(&other).unwrap();
+            let r = b.execute("INSERT INTO t VALUES (1)", []).map(|_| ());
+            let _ = done_tx.send(());
+            r
+        });
+        // with deferred transactions the writer finishes at once; with
+        // immediate ones it waits for `tx`
+        let _ = done_rx.recv_timeout(Duration::from_millis(300));
+        tx.execute("INSERT INTO t VALUES (2)", []).expect("the read-then-write transaction writes");
+        tx.commit().unwrap();
+        writer.join().unwrap().expect("the other writer wrote after it");
+        let n: i64 = a.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 2);
     }
 }
