@@ -575,7 +575,8 @@ mod tests {
         // with deferred transactions the writer finishes at once; with
         // immediate ones it waits for `tx`
         let _ = done_rx.recv_timeout(Duration::from_millis(300));
-        tx.execute("INSERT INTO t VALUES (2)", []).expect("the read-then-write transaction writes");
+        tx.execute("INSERT INTO t VALUES (2)", [])
+            .expect("the read-then-write transaction writes");
         tx.commit().unwrap();
         writer.join().unwrap().expect("the other writer wrote after it");
         let n: i64 = a.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
