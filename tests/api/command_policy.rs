@@ -19,7 +19,7 @@ use crate::support::ws::WsClient;
 
 /// A deny rule for `rm -rf /` on `prod` servers, and a review rule for
 /// `systemctl restart` anywhere.
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [[command_rules]]
 name = "no-root-wipe"
 words = ["rm -rf /", "mkfs"]
@@ -35,7 +35,7 @@ message = "a second person checks restarts"
 "#;
 
 /// One sshd seen as two servers: `prod1` (tagged `prod`) and `dev1`.
-fn two_names(sshd: &SshdServer, extra: &str) -> TestAppBuilder {
+pub(crate) fn two_names(sshd: &SshdServer, extra: &str) -> TestAppBuilder {
     TestApp::builder()
         .sshd_with("prod1", sshd, "tags = [\"prod\"]")
         .sshd("dev1", sshd)
@@ -43,7 +43,7 @@ fn two_names(sshd: &SshdServer, extra: &str) -> TestAppBuilder {
 }
 
 /// `touch <marker> && echo rm -rf /`: matched by `no-root-wipe`, harmless.
-fn wipe(tree: &TempTree, marker: &str) -> String {
+pub(crate) fn wipe(tree: &TempTree, marker: &str) -> String {
     format!("touch {} && echo rm -rf /", tree.path(marker))
 }
 

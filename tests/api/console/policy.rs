@@ -14,39 +14,9 @@ use serde_json::json;
 
 use super::browser::{turn, Browser};
 use super::terminal::{run, wait_ended};
-use crate::support::daemon::{TestApp, TestAppBuilder};
+use crate::command_policy::{two_names, wipe, RULES};
 use crate::support::fixtures::TempTree;
 use crate::support::sshd::{SshdOptions, SshdServer};
-
-/// A deny rule for `rm -rf /` on `prod` servers, and a review rule for
-/// `systemctl restart` anywhere (answered by every admin).
-const RULES: &str = r#"
-[[command_rules]]
-name = "no-root-wipe"
-words = ["rm -rf /", "mkfs"]
-tags = ["prod"]
-action = "deny"
-message = "never on production"
-
-[[command_rules]]
-name = "restarts"
-regex = "systemctl\\s+restart"
-action = "review"
-message = "a second person checks restarts"
-"#;
-
-/// One sshd seen as two servers: `prod1` (tagged `prod`) and `dev1`.
-fn two_names(sshd: &SshdServer) -> TestAppBuilder {
-    TestApp::builder()
-        .sshd_with("prod1", sshd, "tags = [\"prod\"]")
-        .sshd("dev1", sshd)
-        .transfers_toml(RULES)
-}
-
-/// `touch <marker> && echo rm -rf /`: refused on prod1 by `no-root-wipe`.
-fn wipe(tree: &TempTree, marker: &str) -> String {
-    format!("touch {} && echo rm -rf /", tree.path(marker))
-}
 
 /// `touch <marker> && echo systemctl restart x && echo ran-$((6*7))`:
 /// held by `restarts`; it prints `ran-42` once it runs.
@@ -96,7 +66,7 @@ async fn a_refused_command_says_its_rule_in_the_terminal_it_was_typed_in_and_in_
     let _turn = turn().await;
     let tree = TempTree::for_test_user("ui-policy-deny");
     let sshd = SshdServer::start(SshdOptions::default());
-    let app = two_names(&sshd).spawn().await;
+    let app = two_names(&sshd, RULES).spawn().await;
     let olga = app.identity("olga", "operator", None).await;
     let browser = Browser::signed_in(&app, &olga).await;
 
@@ -221,7 +191,7 @@ async fn a_held_command_waits_in_its_terminal_until_an_admin_approves_it_from_th
     let _turn = turn().await;
     let tree = TempTree::for_test_user("ui-policy-approve");
     let sshd = SshdServer::start(SshdOptions::default());
-    let app = two_names(&sshd).spawn().await;
+    let app = two_names(&sshd, RULES).spawn().await;
     let ana = app.identity("ana", "operator", None).await;
     let ada = app.identity("ada", "admin", None).await;
     let admin = Browser::signed_in(&app, &ada).await;
@@ -291,7 +261,7 @@ async fn a_rejection_with_a_comment_is_said_in_the_requesters_terminal_and_batch
     let _turn = turn().await;
     let tree = TempTree::for_test_user("ui-policy-reject");
     let sshd = SshdServer::start(SshdOptions::default());
-    let app = two_names(&sshd).spawn().await;
+    let app = two_names(&sshd, RULES).spawn().await;
     let ana = app.identity("ana", "operator", None).await;
     let ada = app.identity("ada", "admin", None).await;
     let admin = Browser::signed_in(&app, &ada).await;
