@@ -105,11 +105,6 @@ pub struct ReviewDesk {
     broadcast: Addr<BroadcastActor>,
 }
 
-/// Whether `who` may answer a hold of `held` under `verdict`.
-fn may_answer(verdict: &Verdict, who: &Principal) -> bool {
-    verdict.may_approve(&who.user, who.role)
-}
-
 impl ReviewDesk {
     /// An empty desk; holds end after `timeout`.
     pub fn new(timeout: Duration, journal: Journal, broadcast: Addr<BroadcastActor>) -> Arc<ReviewDesk> {
@@ -287,7 +282,7 @@ impl ReviewDesk {
                     "a second person must answer; ask another approver",
                 ));
             }
-            if !may_answer(&entry.verdict, approver) {
+            if !entry.verdict.may_approve(&approver.user, approver.role) {
                 let who = if entry.held.approvers.is_empty() {
                     "an admin".to_owned()
                 } else {
@@ -341,7 +336,7 @@ impl ReviewDesk {
         let mut out: Vec<HeldCommand> = self
             .lock()
             .values()
-            .filter(|e| e.held.user == *who.user || may_answer(&e.verdict, who))
+            .filter(|e| e.held.user == *who.user || e.verdict.may_approve(&who.user, who.role))
             .map(|e| e.held.clone())
             .collect();
         out.sort_by(|a, b| a.held_at.cmp(&b.held_at).then_with(|| a.held_id.cmp(&b.held_id)));
@@ -445,6 +440,19 @@ mod tests {
             .judge("restart x", &[], Role::Operator)
     }
 
+    /// `user` (an operator) asks to run `restart x` on `web1`, held for
+    /// any admin.
+    fn restart_by(desk: &Arc<ReviewDesk>, user: &str) -> Result<(HeldCommand, Gate), AppError> {
+        desk.hold(
+            &who(user, Role::Operator),
+            "web1",
+            "restart x",
+            &verdict(&[]),
+            "c1",
+            false,
+        )
+    }
+
     fn desk(timeout: Duration) -> (Arc<ReviewDesk>, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::default());
         let journal = Journal::start(Stores::of(store.clone()), false);
@@ -467,16 +475,7 @@ mod tests {
     #[actix::test]
     async fn an_approval_by_another_admin_opens_the_gate_and_is_audited() {
         let (desk, store) = desk(Duration::from_secs(600));
-        let (held, gate) = desk
-            .hold(
-                &who("ana", Role::Operator),
-                "web1",
-                "restart x",
-                &verdict(&[]),
-                "c1",
-                false,
-            )
-            .unwrap();
+        let (held, gate) = restart_by(&desk, "ana").unwrap();
         assert_eq!(desk.visible_to(&who("root", Role::Admin)).len(), 1);
         assert_eq!(
             desk.visible_to(&who("ana", Role::Operator)).len(),
@@ -533,16 +532,7 @@ mod tests {
     async fn an_unanswered_hold_times_out_and_leaves_the_queue() {
         tokio::time::pause();
         let (desk, store) = desk(Duration::from_secs(600));
-        let (_, gate) = desk
-            .hold(
-                &who("ana", Role::Operator),
-                "web1",
-                "restart x",
-                &verdict(&[]),
-                "c1",
-                false,
-            )
-            .unwrap();
+        let (_, gate) = restart_by(&desk, "ana").unwrap();
         let started = tokio::time::Instant::now();
         let e = gate.await.unwrap_err();
         assert_eq!(e.code, ErrorCode::CommandReviewTimeout);
@@ -559,16 +549,7 @@ mod tests {
     #[actix::test]
     async fn a_gate_dropped_unpolled_withdraws_its_hold() {
         let (desk, store) = desk(Duration::from_secs(600));
-        let (_, gate) = desk
-            .hold(
-                &who("ana", Role::Operator),
-                "web1",
-                "restart x",
-                &verdict(&[]),
-                "c1",
-                false,
-            )
-            .unwrap();
+        let (_, gate) = restart_by(&desk, "ana").unwrap();
         assert_eq!(desk.len(), 1);
         drop(gate);
         assert!(desk.is_empty(), "a cancelled command leaves nothing in the queue");
@@ -580,80 +561,35 @@ mod tests {
         let (desk, _) = desk(Duration::from_secs(600));
         let mut gates = Vec::new();
         for _ in 0..HELD_PER_USER {
-            gates.push(
-                desk.hold(
-                    &who("ana", Role::Operator),
-                    "web1",
-                    "restart x",
-                    &verdict(&[]),
-                    "c1",
-                    false,
-                )
-                .unwrap(),
-            );
+            gates.push(restart_by(&desk, "ana").unwrap());
         }
-        let refused = desk.hold(
-            &who("ana", Role::Operator),
-            "web1",
-            "restart x",
-            &verdict(&[]),
-            "c1",
-            false,
-        );
+        let refused = restart_by(&desk, "ana");
         assert_eq!(refused.err().unwrap().code, ErrorCode::TooManyHeld);
         // another user still may
-        assert!(desk
-            .hold(
-                &who("bo", Role::Operator),
-                "web1",
-                "restart x",
-                &verdict(&[]),
-                "c2",
-                false
-            )
-            .is_ok());
+        assert!(restart_by(&desk, "bo").is_ok());
     }
 
     #[actix::test]
     async fn held_scripts_cannot_take_more_than_the_byte_bound() {
         let (desk, _) = desk(Duration::from_secs(600));
         let script = "x".repeat(1 << 20);
-        let mut gates = Vec::new();
-        // 64 users, one 1 MiB script each, fill it; the next is refused
-        for n in 0..HELD_BYTES_MAX >> 20 {
-            let user = format!("u{n}");
-            gates.push(
-                desk.hold(
-                    &who(&user, Role::Operator),
-                    "web1",
-                    &script,
-                    &verdict(&[]),
-                    "c",
-                    false,
-                )
-                .unwrap(),
-            );
-        }
-        let refused = desk.hold(
-            &who("late", Role::Operator),
-            "web1",
-            &script,
-            &verdict(&[]),
-            "c",
-            false,
-        );
-        assert_eq!(refused.err().unwrap().code, ErrorCode::TooManyHeld);
-        drop(gates);
-        assert!(desk.is_empty());
-        assert!(desk
-            .hold(
-                &who("late", Role::Operator),
+        let script_by = |user: &str| {
+            desk.hold(
+                &who(user, Role::Operator),
                 "web1",
                 &script,
                 &verdict(&[]),
                 "c",
-                false
+                false,
             )
-            .is_ok());
+        };
+        // 64 users, one 1 MiB script each, fill it; the next is refused
+        let gates: Vec<_> = (0..HELD_BYTES_MAX >> 20)
+            .map(|n| script_by(&format!("u{n}")).unwrap())
+            .collect();
+        assert_eq!(script_by("late").err().unwrap().code, ErrorCode::TooManyHeld);
+        drop(gates);
+        assert!(desk.is_empty());
+        assert!(script_by("late").is_ok());
     }
 }

@@ -249,6 +249,17 @@ impl CommandPolicy {
     }
 }
 
+/// Whether `user` in `role` may answer a hold whose rule names
+/// `approvers`: one of them when it names some, else any admin. The one
+/// rule both the review desk and the approvers' notices follow.
+pub fn is_approver(approvers: &[String], user: &str, role: Role) -> bool {
+    if approvers.is_empty() {
+        role == Role::Admin
+    } else {
+        approvers.iter().any(|a| a == user)
+    }
+}
+
 /// What the policy says of one command.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -275,10 +286,8 @@ impl Verdict {
     /// Whether `user` (in `role`) may approve what this verdict held:
     /// the rule's approvers when it names some, else any admin.
     pub fn may_approve(&self, user: &str, role: Role) -> bool {
-        match &self.rule {
-            Some(rule) if !rule.approvers.is_empty() => rule.approvers.iter().any(|a| a == user),
-            _ => role == Role::Admin,
-        }
+        let approvers = self.rule.as_ref().map_or(&[][..], |r| r.approvers.as_slice());
+        is_approver(approvers, user, role)
     }
 
     /// The refusal (55000) of a command this verdict denies on `server`.
