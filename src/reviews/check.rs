@@ -80,13 +80,47 @@ impl PolicyCheck {
 
     /// Refuses `command` on `server` unless a rule lets it run now or
     /// after review (what a plan checks before anything starts: a held
-    /// command is held only when its step starts).
-    pub fn refuse_denied(&self, server: &ServerSpec, command: &str) -> Result<(), AppError> {
+    /// command is held only when its step starts); the verdict otherwise,
+    /// for [`hold_if_reviewed`](Self::hold_if_reviewed) once the rest of
+    /// the work is ready.
+    pub fn refuse_denied(&self, server: &ServerSpec, command: &str) -> Result<Verdict, AppError> {
         let verdict = self.verdict(server, command);
         match verdict.action {
             RuleAction::Deny => Err(self.denied(server, command, &verdict)),
-            RuleAction::Allow | RuleAction::Review => Ok(()),
+            RuleAction::Allow | RuleAction::Review => Ok(verdict),
         }
+    }
+
+    /// What `verdict` (reached on `command` on `server`, and not a
+    /// refusal) makes of it: nothing to wait for, or a hold, told to the
+    /// caller, and the gate the work waits on.
+    pub fn hold_if_reviewed(
+        &self,
+        server: &ServerSpec,
+        command: &str,
+        verdict: &Verdict,
+    ) -> Result<Option<Gate>, AppError> {
+        if verdict.action != RuleAction::Review {
+            return Ok(None);
+        }
+        let announce = self.notify.is_none();
+        let (held, gate) = self.desk.hold(
+            &self.principal,
+            &server.name,
+            command,
+            verdict,
+            &self.actor,
+            announce,
+        )?;
+        let Some(notify) = self.notify.clone() else {
+            return Ok(Some(gate));
+        };
+        notify(HoldNotice::Held(held.clone()));
+        Ok(Some(Box::pin(async move {
+            gate.await?;
+            notify(HoldNotice::Released(held.held_id));
+            Ok(())
+        })))
     }
 
     /// The refusal of `command` where commands are never held (a
@@ -156,30 +190,7 @@ impl PolicyCheck {
 
 impl CommandCheck for PolicyCheck {
     fn check(&self, server: &ServerSpec, command: &str) -> Result<Option<Gate>, AppError> {
-        let verdict = self.verdict(server, command);
-        match verdict.action {
-            RuleAction::Allow => Ok(None),
-            RuleAction::Deny => Err(self.denied(server, command, &verdict)),
-            RuleAction::Review => {
-                let announce = self.notify.is_none();
-                let (held, gate) = self.desk.hold(
-                    &self.principal,
-                    &server.name,
-                    command,
-                    &verdict,
-                    &self.actor,
-                    announce,
-                )?;
-                let Some(notify) = self.notify.clone() else {
-                    return Ok(Some(gate));
-                };
-                notify(HoldNotice::Held(held.clone()));
-                Ok(Some(Box::pin(async move {
-                    gate.await?;
-                    notify(HoldNotice::Released(held.held_id));
-                    Ok(())
-                })))
-            }
-        }
+        let verdict = self.refuse_denied(server, command)?;
+        self.hold_if_reviewed(server, command, &verdict)
     }
 }

@@ -3,7 +3,6 @@
 //! to it; its output and end come back as [`ShellMessage`]s.
 
 use actix::{ActorFutureExt, AsyncContext, ContextFutureSpawner, Handler, WrapFuture};
-use pinkpage_actors::policy::CommandCheck;
 use pinkpage_actors::pty::book::{PtyKind, PtyTag};
 use pinkpage_actors::ssh::PtyRequest;
 use pinkpage_actors::task::{Pending, TaskEvent, TaskId};
@@ -59,9 +58,11 @@ fn start(
     // slot (keeping the lock) until an approver answers. Lines typed into
     // it are judged too (a login shell, or a command that starts one).
     let rules = conn.rules_telling(rid, ctx);
-    if !p.command.is_empty() {
-        rules.refuse_denied(server.spec(), &p.command)?;
-    }
+    let verdict = if p.command.is_empty() {
+        None
+    } else {
+        Some(rules.refuse_denied(server.spec(), &p.command)?)
+    };
     let typed_lines = rules.typed_lines(server.spec());
     let (cols, rows) = conn.domain.pty;
     let pty = PtyRequest {
@@ -92,10 +93,9 @@ fn start(
     };
     let pty_id = request.listed.as_ref().map(|t| t.info.pty_id.to_string());
     // last of the checks: a hold is made only for a command that starts
-    let held = if p.command.is_empty() {
-        None
-    } else {
-        rules.check(server.spec(), &p.command)?
+    let held = match &verdict {
+        Some(verdict) => rules.hold_if_reviewed(server.spec(), &p.command, verdict)?,
+        None => None,
     };
     // Checked above, start and occupy the slot: one step of this actor.
     let task_id = TaskId::next();
