@@ -14,6 +14,11 @@ mod support;
 #[path = "../tests/api/bench/stats.rs"]
 mod stats;
 
+// its echo measure and terminal helpers are the terminals benchmark's
+#[path = "../tests/api/bench/terminals.rs"]
+#[allow(dead_code)]
+mod terminals;
+
 #[path = "../tests/api/bench/policy.rs"]
 mod policy;
 

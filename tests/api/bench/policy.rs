@@ -24,6 +24,7 @@ use pinkpage_actors::policy::rules::{CommandPolicy, CommandRule, Matcher, RuleAc
 use serde_json::json;
 
 use super::stats::{median, percentile};
+use super::terminals::{echo_terminal, echoes, open, until_output};
 use crate::support::daemon::TestApp;
 use crate::support::sshd::{SshdOptions, SshdServer};
 use crate::support::ws::WsClient;
@@ -114,49 +115,11 @@ fn time_checks(policy: &CommandPolicy, checks: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / checks as f64
 }
 
-/// Output of terminal `id` until `needle` appears (other frames skipped).
-async fn until_output(ws: &mut WsClient, id: &str, needle: &str) {
-    let mut seen = String::new();
-    loop {
-        let f = ws.recv().await;
-        if f["type"] == "terminal_output" && f["terminal_id"] == id {
-            seen.push_str(f["data"].as_str().unwrap());
-            if seen.contains(needle) {
-                return;
-            }
-        }
-        assert_ne!(f["type"], "error", "{f}");
-        assert_ne!(f["type"], "terminal_closed", "{f}");
-    }
-}
-
-async fn open(ws: &mut WsClient, command: &str) -> String {
-    let reply = ws
-        .ask(
-            json!({"type": "terminal_open", "server": "alpha", "command": command}),
-            "terminal_opened",
-        )
-        .await;
-    assert_eq!(reply["type"], "terminal_opened", "{reply}");
-    reply["terminal_id"].as_str().unwrap().to_owned()
-}
-
-/// Echo round trips of `count` keystrokes 150 ms apart, ms.
-async fn echoes(app: &TestApp, count: usize) -> Vec<f64> {
-    let mut ws = WsClient::connect(app, "/ws/v1/terminal").await;
-    let id = open(&mut ws, "stty -icanon; echo echo-rea''dy; cat >/dev/null").await;
-    until_output(&mut ws, &id, "echo-ready").await;
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let key = ["w", "x", "y", "z"][i % 4];
-        let start = Instant::now();
-        ws.send(json!({"type": "terminal_input", "terminal_id": id, "data": key}))
-            .await;
-        until_output(&mut ws, &id, key).await;
-        out.push(start.elapsed().as_secs_f64() * 1e3);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    out
+/// Echo round trips of `count` keystrokes 150 ms apart in a terminal of
+/// its own, ms (the terminals benchmark's measure).
+async fn keystrokes(app: &TestApp, count: usize) -> Vec<f64> {
+    let (mut ws, id) = echo_terminal(app).await;
+    echoes(&mut ws, &id, count).await
 }
 
 /// Enter to the next prompt at a bash prompt, `count` times 150 ms apart,
@@ -209,10 +172,10 @@ pub async fn run(w: Workload) -> Report {
     let plain = daemon(&sshd, "").await;
     // interleaved halves, so drift on the machine falls on both
     let half = w.keystrokes.div_ceil(2);
-    let mut echo_ruled_ms = echoes(&ruled, half).await;
-    let mut echo_plain_ms = echoes(&plain, half).await;
-    echo_plain_ms.extend(echoes(&plain, half).await);
-    echo_ruled_ms.extend(echoes(&ruled, half).await);
+    let mut echo_ruled_ms = keystrokes(&ruled, half).await;
+    let mut echo_plain_ms = keystrokes(&plain, half).await;
+    echo_plain_ms.extend(keystrokes(&plain, half).await);
+    echo_ruled_ms.extend(keystrokes(&ruled, half).await);
     let mut enter_ruled_ms = enters(&ruled, half).await;
     let mut enter_plain_ms = enters(&plain, half).await;
     enter_plain_ms.extend(enters(&plain, half).await);

@@ -106,7 +106,7 @@ fn cpu_seconds(app: &TestApp) -> f64 {
     ticks / 100.0
 }
 
-async fn open(ws: &mut WsClient, command: &str) -> String {
+pub(super) async fn open(ws: &mut WsClient, command: &str) -> String {
     let reply = ws
         .ask(
             json!({"type": "terminal_open", "server": "alpha", "command": command}),
@@ -118,7 +118,7 @@ async fn open(ws: &mut WsClient, command: &str) -> String {
 }
 
 /// Output of terminal `id` until `needle` appears (other frames skipped).
-async fn until_output(ws: &mut WsClient, id: &str, needle: &str) {
+pub(super) async fn until_output(ws: &mut WsClient, id: &str, needle: &str) {
     let mut seen = String::new();
     loop {
         let f = ws.recv().await;
@@ -128,13 +128,14 @@ async fn until_output(ws: &mut WsClient, id: &str, needle: &str) {
                 return;
             }
         }
+        assert_ne!(f["type"], "error", "{f}");
         assert_ne!(f["type"], "terminal_closed", "{f}");
     }
 }
 
 /// `count` keystrokes 150 ms apart (a fast typist) into an echoing
 /// terminal: each one's round trip, ms.
-async fn echoes(ws: &mut WsClient, id: &str, count: usize) -> Vec<f64> {
+pub(super) async fn echoes(ws: &mut WsClient, id: &str, count: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(count);
     for i in 0..count {
         let key = ["a", "b", "c", "d"][i % 4];
@@ -149,7 +150,7 @@ async fn echoes(ws: &mut WsClient, id: &str, count: usize) -> Vec<f64> {
 }
 
 /// A terminal whose PTY echoes each key at once.
-async fn echo_terminal(app: &TestApp) -> (WsClient, String) {
+pub(super) async fn echo_terminal(app: &TestApp) -> (WsClient, String) {
     let mut ws = WsClient::connect(app, "/ws/v1/terminal").await;
     let id = open(&mut ws, "stty -icanon; echo echo-rea''dy; cat >/dev/null").await;
     until_output(&mut ws, &id, "echo-ready").await;
