@@ -129,9 +129,9 @@ pub async fn admit(
                 req.method().as_str(),
                 pattern.as_deref(),
                 caller.principal.is_some(),
-                &state.settings.work_limits,
+                &state.settings().work_limits,
             );
-            bodies::take_whole(&mut req, rule, state.settings.work_limits.body_idle_timeout)
+            bodies::take_whole(&mut req, rule, state.settings().work_limits.body_idle_timeout)
                 .await
                 .map(|()| (verdict, Some(caller)))
         }

@@ -140,18 +140,23 @@ impl Drop for OperationGuard {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     all: HashMap<ConnectionId, Arc<ConnWatch>>,
     per_user: HashMap<Arc<str>, usize>,
+    /// The two caps now: a reload may change them ([`Connections::set_caps`]);
+    /// kept under the same lock as the counts they bound, so a place is
+    /// checked and taken against one pair of caps. A cap lowered below
+    /// the connections open refuses new ones until enough have closed.
+    ws_max: usize,
+    ws_max_per_user: usize,
 }
 
 /// Every open WebSocket. See the module docs.
 pub struct Connections {
-    caps: CapSettings,
-    /// Why `caps.ws_max` is what it is (the setting, or the descriptor
-    /// limit), for the 30001 detail.
-    ws_max_reason: String,
+    /// The most WebSockets the descriptor limit allows, whatever the
+    /// setting (`crate::limits::descriptors`), and why, for the 30001
+    /// detail when it is the bound.
+    fd_bound: (usize, String),
     inner: Mutex<Inner>,
 }
 
@@ -181,18 +186,37 @@ impl Drop for Admission {
 impl Connections {
     /// An empty registry with these caps.
     pub fn new(caps: CapSettings) -> Arc<Connections> {
-        Connections::bounded(caps, "PINKPAGE_WS_MAX_CONNECTIONS".to_owned())
+        Connections::bounded(caps, usize::MAX, String::new())
     }
 
-    /// An empty registry with these caps, `caps.ws_max` set for `reason`
-    /// (the descriptor limit may give fewer places than the setting; see
-    /// `crate::limits::descriptors`).
-    pub fn bounded(caps: CapSettings, reason: String) -> Arc<Connections> {
+    /// An empty registry with these caps, never more WebSockets than
+    /// `fd_bound` allows, for `fd_reason` (the descriptor limit may give
+    /// fewer places than the setting; see `crate::limits::descriptors`).
+    pub fn bounded(caps: CapSettings, fd_bound: usize, fd_reason: String) -> Arc<Connections> {
         Arc::new(Connections {
-            caps,
-            ws_max_reason: reason,
-            inner: Mutex::default(),
+            fd_bound: (fd_bound, fd_reason),
+            inner: Mutex::new(Inner {
+                all: HashMap::new(),
+                per_user: HashMap::new(),
+                ws_max: caps.ws_max.min(fd_bound),
+                ws_max_per_user: caps.ws_max_per_user,
+            }),
         })
+    }
+
+    /// The most WebSockets this daemon may ever admit: the plan made at
+    /// start from the descriptor limit (a reload may lower the cap, not
+    /// raise it past this).
+    pub fn ws_max_bound(&self) -> usize {
+        self.fd_bound.0
+    }
+
+    /// New caps (a reload): connections already open stay; past a
+    /// lowered cap new ones are refused until enough have closed.
+    pub fn set_caps(&self, ws_max: usize, ws_max_per_user: usize) {
+        let mut inner = self.inner();
+        inner.ws_max = ws_max.min(self.fd_bound.0);
+        inner.ws_max_per_user = ws_max_per_user;
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -209,17 +233,22 @@ impl Connections {
         socket: Option<std::net::TcpStream>,
     ) -> Result<Admission, AppError> {
         let mut inner = self.inner();
-        if inner.all.len() >= self.caps.ws_max {
+        if inner.all.len() >= inner.ws_max {
+            let why = if inner.ws_max == self.fd_bound.0 {
+                self.fd_bound.1.as_str()
+            } else {
+                "PINKPAGE_WS_MAX_CONNECTIONS"
+            };
             return Err(AppError::with_detail(
                 ErrorCode::WsTooManyConnections,
-                format!("the limit is {} ({})", self.caps.ws_max, self.ws_max_reason),
+                format!("the limit is {} ({why})", inner.ws_max),
             ));
         }
         let mine = inner.per_user.get(&user).copied().unwrap_or(0);
-        if mine >= self.caps.ws_max_per_user {
+        if mine >= inner.ws_max_per_user {
             return Err(AppError::with_detail(
                 ErrorCode::WsTooManyUserConnections,
-                format!("the limit is {} a user", self.caps.ws_max_per_user),
+                format!("the limit is {} a user", inner.ws_max_per_user),
             ));
         }
         let watch = Arc::new(ConnWatch {

@@ -9,7 +9,8 @@
 //!    [`settings`] (environment, `.env` and the servers file, validated
 //!    once), [`systemd`] (`sd_notify` readiness), [`in_flight`] (work the
 //!    graceful stop waits for), [`records`] (every record type, defined
-//!    once), [`text`] (character rules of names and labels).
+//!    once), [`text`] (character rules of names and labels), [`tls`] (the
+//!    certificate served over HTTPS, renewed without a restart).
 //! 2. [`accounts`] (users, tokens, sessions as records; password hashing),
 //!    [`logging`] (text or JSON lines), [`request`] (request fields parsed
 //!    once into validated types), [`connections`] (the open WebSockets and
@@ -26,7 +27,9 @@
 //!    history, typed events for watchers) and [`terminals`]
 //!    (`TerminalWarden`: operator terminals re-judged, closed at shutdown
 //!    and audited outside any connection).
-//! 6. [`state`]: what every handler can reach.
+//! 6. [`state`]: what every handler can reach; then [`reload`] (the
+//!    configuration read again while the daemon serves, on SIGHUP or a
+//!    request).
 //! 7. [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! 8. [`ws`]: the WebSocket endpoints, one connection actor for all
 //!    domains, each domain's frames.
@@ -52,6 +55,7 @@ pub mod limits;
 pub mod logging;
 pub mod recordings;
 pub mod records;
+pub mod reload;
 pub mod request;
 pub mod reviews;
 pub mod settings;
@@ -62,5 +66,6 @@ pub mod store;
 pub mod systemd;
 pub mod terminals;
 pub mod text;
+pub mod tls;
 pub mod workflows;
 pub mod ws;

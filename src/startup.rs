@@ -10,10 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use pinkpage_actors::broadcast::BroadcastActor;
 use pinkpage_actors::files::temp_files::TempFiles;
-use pinkpage_actors::health::monitor::{
-    HealthConfig, HealthMonitorActor, StopMonitor, DEFAULT_MAX_IN_FLIGHT,
-};
-use pinkpage_actors::health::Thresholds;
+use pinkpage_actors::health::monitor::{HealthMonitorActor, StopMonitor};
 use pinkpage_actors::lock::SessionLockActor;
 use pinkpage_actors::pty::book::PtyBook;
 use pinkpage_actors::ssh::{ConnectHooks, HostKeyPolicy, SessionSlots, SshOptions};
@@ -64,6 +61,7 @@ impl Application {
     /// (`#[actix_web::main]`).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
         let settings = Arc::new(settings);
+        let live = crate::settings::live::LiveSettings::new(settings.clone());
         private_dir(&settings.data_dir).map_err(|e| SettingsError {
             variable: "PINKPAGE_DATA_DIR".into(),
             problem: format!("cannot create {}: {e}", settings.data_dir.display()),
@@ -87,6 +85,16 @@ impl Application {
         })?;
         let stores = Stores::of(sqlite.clone());
         let accounts: Arc<dyn AccountStore> = sqlite;
+        let tls = match &settings.tls {
+            Some(files) => Some(crate::tls::Certificates::load(&files.cert, &files.key).map_err(
+                |problem| SettingsError {
+                    variable: "PINKPAGE_TLS_CERT".into(),
+                    problem,
+                },
+            )?),
+            None => None,
+        };
+        warn_if_exposed(&settings);
         let descriptors = plan_descriptors(&settings)?;
         let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
             variable: "PINKPAGE_BIND".into(),
@@ -196,12 +204,12 @@ impl Application {
                 throttle: settings.throttle,
                 batch_output_cap: settings.batch_output_cap,
                 ptys: ptys.clone(),
-                policy: settings.command_policy.clone(),
+                live: live.clone(),
                 reviews: reviews.clone(),
                 journal: journal.clone(),
             }),
             identity.clone(),
-            settings.clone(),
+            live.clone(),
             broadcast.clone(),
             in_flight.clone(),
         )
@@ -209,7 +217,7 @@ impl Application {
         let terminal_warden = crate::terminals::TerminalWarden::new(
             terminals.clone(),
             identity.clone(),
-            settings.clone(),
+            live.clone(),
             journal.clone(),
             broadcast.clone(),
             in_flight.clone(),
@@ -217,7 +225,7 @@ impl Application {
         .start();
         let state = web::Data::new(AppState {
             reviews,
-            settings: settings.clone(),
+            live,
             ssh,
             temp_files,
             stores,
@@ -229,10 +237,8 @@ impl Application {
             health: health.clone(),
             transfers,
             connections: crate::connections::Connections::bounded(
-                crate::settings::caps::CapSettings {
-                    ws_max: descriptors.websockets,
-                    ..settings.caps
-                },
+                settings.caps,
+                descriptors.websockets,
                 descriptors.websockets_reason(),
             ),
             diff_budget: pinkpage_actors::diff::budget::DiffBudget::new(
@@ -245,6 +251,7 @@ impl Application {
             terminals,
             terminal_warden,
             recordings,
+            tls: tls.clone(),
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
@@ -269,7 +276,11 @@ impl Application {
         // (crate::limits::pending), given back when the connection ends.
         .on_connect(move |io, ext| {
             use std::os::fd::AsRawFd;
-            if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+            let tcp = io
+                .downcast_ref::<actix_web::rt::net::TcpStream>()
+                .or_else(|| io.downcast_ref::<Tls>().map(|tls| (**tls).get_ref().0));
+            if let Some(tcp) = tcp {
                 ext.insert(crate::connections::SocketFd(tcp.as_raw_fd()));
                 if let Ok(peer) = tcp.peer_addr() {
                     if !access.is_trusted_proxy(peer.ip()) {
@@ -283,8 +294,14 @@ impl Application {
         // (crate::limits::descriptors).
         .workers(workers)
         .max_connections(descriptors.connections_per_worker(workers))
-        .client_request_timeout(settings.caps.request_head_timeout)
-        .listen(listener)
+        .client_request_timeout(settings.caps.request_head_timeout);
+        let server = match &tls {
+            Some(certificates) => server.listen_rustls_0_23(
+                listener,
+                certificates.server_config().map_err(StartupError::Other)?,
+            ),
+            None => server.listen(listener),
+        }
         .map_err(|e| StartupError::Other(e.to_string()))?
         // SIGTERM and SIGINT are ours (run_until_stopped): actix-web's own
         // handling would close the WebSockets without a word
@@ -300,6 +317,7 @@ impl Application {
 
         log::info!(
             addr = addr.to_string().as_str(),
+            scheme = if tls.is_some() { "https" } else { "http" },
             servers = settings.servers.len(),
             transfers = settings.transfers.len(),
             workflows = settings.workflows.len();
@@ -324,21 +342,33 @@ impl Application {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let handle = self.server.handle();
         // The server's own commands (pause, stop) are served while its
         // future is polled: it runs as a task of its own, not inside the
         // select below, which stops polling its branches once a signal
         // comes.
         let mut server = actix::spawn(self.server);
-        let which = tokio::select! {
-            result = &mut server => {
-                let _ = self.health.send(StopMonitor).await;
-                return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let which = loop {
+            tokio::select! {
+                result = &mut server => {
+                    let _ = self.health.send(StopMonitor).await;
+                    return result.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                }
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                // a refused reload is logged and audited by `reload`; the
+                // daemon goes on as it was
+                _ = hup.recv() => {
+                    let state = self.state.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::reload::reload(&state, &crate::reload::Asker::signal())
+                    })
+                    .await;
+                }
             }
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
         };
-        let grace = self.state.settings.shutdown_grace;
+        let grace = self.state.settings().shutdown_grace;
         tokio::select! {
             _ = crate::shutdown::graceful(&self.state, &handle, which, grace) => {}
             _ = term.recv() => log::warn!("second signal: shutdown abandoned"),
@@ -348,6 +378,19 @@ impl Application {
         handle.stop(false).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
         Ok(())
+    }
+}
+
+/// Warns when the daemon listens beyond loopback in clear: passwords and
+/// session cookies would cross the network readable, unless a proxy in
+/// front of it (`PINKPAGE_TRUSTED_PROXIES`) ends TLS.
+fn warn_if_exposed(settings: &Settings) {
+    if settings.tls.is_none()
+        && !settings.bind.ip().is_loopback()
+        && settings.access.trusted_proxies.is_empty()
+    {
+        log::warn!(addr = settings.bind.to_string().as_str();
+            "listening beyond loopback over plain HTTP: set PINKPAGE_TLS_CERT and PINKPAGE_TLS_KEY, or put a TLS proxy in front (PINKPAGE_TRUSTED_PROXIES)");
     }
 }
 
@@ -389,15 +432,7 @@ fn start_health_monitor(
     journal: &Journal,
     broadcast: &Addr<BroadcastActor>,
 ) -> Addr<HealthMonitorActor> {
-    let config = HealthConfig {
-        interval: settings.health_interval,
-        timeout: settings.health_timeout,
-        thresholds: Thresholds {
-            failures: settings.health_failures,
-            successes: settings.health_successes,
-        },
-        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-    };
+    let config = crate::reload::health_config(settings);
     HealthMonitorActor::new(
         settings.servers.values().map(|s| &**s),
         config,

@@ -13,6 +13,7 @@ use pinkpage_actors::transfer::TransferGate;
 
 use crate::auth::Identity;
 use crate::journal::Journal;
+use crate::settings::live::LiveSettings;
 use crate::settings::Settings;
 use crate::store::{AccountStore, Stores};
 
@@ -24,8 +25,10 @@ use crate::store::{AccountStore, Stores};
 /// outside any actor (a stalled connection's actor is not polled) and keep
 /// their own locks.
 pub struct AppState {
-    /// Validated settings, including the servers.
-    pub settings: Arc<Settings>,
+    /// Validated settings, including the servers, as they are now (a
+    /// reload replaces them: `crate::reload`). Read them with
+    /// [`AppState::settings`].
+    pub live: Arc<LiveSettings>,
     /// How to reach servers over SSH (timeouts, host key policy).
     pub ssh: Arc<SshOptions>,
     /// Where file work records the temporary files it makes on servers
@@ -78,6 +81,9 @@ pub struct AppState {
     /// Commands held for review (`crate::reviews`). Its own lock, held
     /// for no await.
     pub reviews: Arc<crate::reviews::ReviewDesk>,
+    /// The certificate served over HTTPS (`None`: plain HTTP); renewed by
+    /// a reload (`crate::tls`).
+    pub tls: Option<Arc<crate::tls::Certificates>>,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.
@@ -85,6 +91,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The settings as they are now; work keeps the copy it started with.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.live.current()
+    }
+
     /// The command rules as `principal` meets them, its audit rows by
     /// `actor` from `remote` (`crate::reviews::check`).
     pub fn policy_check(
@@ -94,7 +105,7 @@ impl AppState {
         remote: Option<String>,
     ) -> crate::reviews::check::PolicyCheck {
         crate::reviews::check::PolicyCheck::new(
-            self.settings.command_policy.clone(),
+            self.live.clone(),
             self.reviews.clone(),
             self.journal.clone(),
             principal.clone(),

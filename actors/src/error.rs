@@ -78,6 +78,10 @@ catalogue! {
     /// without credentials); refused from `Content-Length` before the
     /// body is read.
     RequestBodyTooLarge = (10011, Client, "request body too large"),
+    /// A reload found the configuration (the servers file or `.env`) not
+    /// valid; the detail says why. Nothing changed: the daemon goes on
+    /// with the configuration it had.
+    ConfigInvalid = (10012, Client, "configuration not valid; nothing changed"),
     /// The TCP connection or the SSH handshake failed.
     SshConnectionFailed = (20000, Remote, "ssh connection failed"),
     /// The server did not answer within the connect timeout.

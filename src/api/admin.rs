@@ -1,7 +1,8 @@
 //! Operations on the daemon itself (admins): `POST /api/v1/admin/backup`
 //! writes a consistent copy of the database while the daemon serves, into
 //! `PINKPAGE_BACKUP_DIR` under a name the daemon chooses (never a path from
-//! the request), owner-only.
+//! the request), owner-only; `POST /api/v1/admin/reload` reads the
+//! configuration again, as SIGHUP does (`crate::reload`).
 
 use std::os::unix::fs::DirBuilderExt;
 
@@ -36,7 +37,7 @@ pub struct BackupDone {
 #[post("/api/v1/admin/backup")]
 pub async fn backup(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     let who = caller.principal()?;
-    let dir = state.settings.backup_dir.clone();
+    let dir = state.settings().backup_dir.clone();
     let at = chrono::Utc::now();
     let file = format!(
         "pinkpage-{}-{}.db",
@@ -71,4 +72,29 @@ pub async fn backup(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
         bytes,
         at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
+}
+
+/// Reads the servers file and `.env` again and applies what can change
+/// while the daemon serves, as SIGHUP does (docs/operations.md, "Reload
+/// without a restart"); audited. An invalid configuration changes nothing
+/// (10012, saying why).
+#[utoipa::path(tag = "daemon", responses(
+    (status = 200, body = crate::reload::Reloaded),
+    (status = 401, body = super::error::ErrorResponse),
+    (status = 403, body = super::error::ErrorResponse),
+    (status = 422, description = "the configuration is not valid; nothing changed (10012)", body = super::error::ErrorResponse)))]
+#[post("/api/v1/admin/reload")]
+pub async fn reload(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let who = caller.principal()?;
+    let asker = crate::reload::Asker {
+        actor: "rest",
+        user: Some(who.user.to_string()),
+        remote: caller.remote_addr(),
+    };
+    // files are read off the event loop
+    let state = state.into_inner();
+    let report = actix_web::rt::task::spawn_blocking(move || crate::reload::reload(&state, &asker))
+        .await
+        .map_err(|e| AppError::with_detail(ErrorCode::Internal, e.to_string()))??;
+    Ok(HttpResponse::Ok().json(report))
 }

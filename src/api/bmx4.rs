@@ -37,7 +37,7 @@ pub async fn list_runs(
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::paging::page_limit(q.limit, 50)?;
-    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    let visible = ServerRef::visible_to(&state.settings(), caller.principal()?);
     let runs = state
         .stores
         .batches
@@ -80,7 +80,7 @@ pub async fn get_run(
         limit: super::paging::page_limit(q.limit, 1000)?,
         offset: u64::from(q.offset.unwrap_or(0)),
     };
-    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    let visible = ServerRef::visible_to(&state.settings(), caller.principal()?);
     match state.stores.batches.get(run_id.clone(), page, visible).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no batch run '{run_id}'")).into()),

@@ -169,7 +169,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
 /// Validates the query: the path (10001), then the server (23000).
 fn check(state: &AppState, caller: &Caller, q: FileQuery) -> Result<(ServerRef, RemotePath), ApiError> {
     let path = RemotePath::parse("path", q.path)?;
-    let server = ServerRef::resolve(&state.settings, caller.principal()?, &q.server)?;
+    let server = ServerRef::resolve(&state.settings(), caller.principal()?, &q.server)?;
     Ok((server, path))
 }
 
@@ -215,7 +215,7 @@ pub async fn put_file(
     let (task_server, task_path) = (server.clone(), path.clone());
     // Detached: when the client vanishes, actix drops this handler, but
     // the write must still remove its temporary file.
-    let idle = state.settings.work_limits.body_idle_timeout;
+    let idle = state.settings().work_limits.body_idle_timeout;
     let stalled = Rc::new(Cell::new(false));
     let task_stalled = stalled.clone();
     let task = actix_web::rt::spawn(async move {

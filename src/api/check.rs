@@ -36,7 +36,7 @@ pub async fn check_server(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::resolve(&state.settings, caller.principal()?, &name)?;
+    let server = ServerRef::resolve(&state.settings(), caller.principal()?, &name)?;
     let name = server.name().to_owned();
     let started = Instant::now();
     let session = ssh::connect(server.spec(), &state.ssh).await?;

@@ -55,7 +55,7 @@ pub struct RulesBody {
 #[get("/api/v1/command-rules")]
 pub async fn list_rules(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.principal()?;
-    let policy = &state.settings.command_policy;
+    let policy = &state.settings().command_policy;
     let rules = policy
         .rules()
         .iter()
@@ -79,7 +79,7 @@ pub async fn list_rules(state: web::Data<AppState>, caller: Caller) -> Result<Ht
     Ok(HttpResponse::Ok().json(RulesBody {
         rules,
         default: RuleAction::as_str(policy.default_action()),
-        review_timeout_s: state.settings.review_timeout.as_secs_f64(),
+        review_timeout_s: state.settings().review_timeout.as_secs_f64(),
     }))
 }
 

@@ -50,7 +50,7 @@ async fn run(
             .map_err(|refusal| crate::auth::rejudge::withdrawn(refusal.reason().to_owned()))?;
         let (kind, servers) = job.scope();
         let need = crate::auth::table::message_need("/ws/v1/diff", kind);
-        crate::auth::rejudge::judge(&*state.settings, &now, need, &servers)?;
+        crate::auth::rejudge::judge(&*state.settings(), &now, need, &servers)?;
     }
     // the most the diff may hold, given back when the task ends
     let reservation = state.diff_budget.reserve(job.memory_bound())?;
@@ -93,7 +93,7 @@ pub async fn diff_files(
     let job = audited(
         &state,
         &caller,
-        DiffJob::files(&state.settings, caller.principal()?, &body),
+        DiffJob::files(&state.settings(), caller.principal()?, &body),
     );
     run(state, &caller, job).await
 }
@@ -119,7 +119,7 @@ pub async fn diff_dirs(
     let job = audited(
         &state,
         &caller,
-        DiffJob::dirs(&state.settings, caller.principal()?, &body),
+        DiffJob::dirs(&state.settings(), caller.principal()?, &body),
     );
     run(state, &caller, job).await
 }
@@ -143,7 +143,7 @@ pub async fn diff_command(
     let job = audited(
         &state,
         &caller,
-        DiffJob::command(&state.settings, caller.principal()?, &body),
+        DiffJob::command(&state.settings(), caller.principal()?, &body),
     );
     run(state, &caller, job).await
 }

@@ -30,6 +30,7 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
         Validation | WsConnection | WsMalformed | WsUnknownType => StatusCode::BAD_REQUEST,
+        ConfigInvalid => StatusCode::UNPROCESSABLE_ENTITY,
         Unauthenticated => StatusCode::UNAUTHORIZED,
         Forbidden | AccessChanged | NotSessionOwner | OriginRefused | HostRefused | WatchOnly
         | ShareRefused | CommandDenied | CommandRejected | SelfApproval | NotAnApprover => {

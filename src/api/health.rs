@@ -47,14 +47,14 @@ pub async fn daemon_health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(DaemonHealth {
         status: store.status,
         version: env!("CARGO_PKG_VERSION"),
-        env: state.settings.env_name.clone(),
+        env: state.settings().env_name.clone(),
         uptime_s: state.started.elapsed().as_secs_f64(),
         started_at: state
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         store,
         websocket_connections: state.connections.count(),
-        websocket_connections_not_draining: state.connections.not_draining(state.settings.ws_heartbeat * 2),
+        websocket_connections_not_draining: state.connections.not_draining(state.settings().ws_heartbeat * 2),
         ssh_sessions: state.ssh.sessions.in_use().values().sum(),
         ssh_sessions_waiting: state.ssh.sessions.waiting(),
     })

@@ -66,7 +66,7 @@ pub async fn server_health(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::known(&state.settings, &name)?;
+    let server = ServerRef::known(&state.settings(), &name)?;
     let status = state
         .health
         .send(GetServerHealth {
@@ -98,7 +98,7 @@ pub async fn server_health_events(
     name: web::Path<String>,
     q: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let server = ServerRef::known(&state.settings, &name)?;
+    let server = ServerRef::known(&state.settings(), &name)?;
     let limit = super::paging::page_limit(q.limit, 100)?;
     let events = state.stores.health.list(server.name().to_owned(), limit).await?;
     Ok(HttpResponse::Ok().json(events))

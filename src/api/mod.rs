@@ -93,6 +93,7 @@ use self::error::ApiError;
         command_policy::list_reviews,
         command_policy::answer_review,
         admin::backup,
+        admin::reload,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -228,6 +229,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(command_policy::list_reviews)
         .service(command_policy::answer_review)
         .service(admin::backup)
+        .service(admin::reload)
         .service(check::check_server)
         .service(errors::list_errors)
         .service(audit::list_audit)

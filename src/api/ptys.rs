@@ -50,7 +50,7 @@ pub async fn list_ptys(state: web::Data<AppState>, caller: Caller) -> Result<Htt
         .into_iter()
         .filter(|p| {
             let entry = p.info.terminal_id.and_then(|t| state.terminals.get(t));
-            may_watch(&state.settings, who, &p.info, entry.as_ref()).is_ok()
+            may_watch(&state.settings(), who, &p.info, entry.as_ref()).is_ok()
         })
         .map(|p| PtyListing {
             pty_id: p.info.pty_id.to_string(),

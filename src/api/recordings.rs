@@ -80,7 +80,7 @@ pub async fn list_recordings(
     let who = caller.principal()?;
     let q = q.into_inner();
     let limit = super::paging::page_limit(q.limit, 100)?;
-    let (visible, owner) = scope(&state.settings, who);
+    let (visible, owner) = scope(&state.settings(), who);
     let mut listed = state
         .stores
         .recordings
@@ -117,7 +117,7 @@ async fn readable(state: &AppState, caller: &Caller, id: String) -> Result<Recor
         state.stores.recordings.get(id.clone()).await?.ok_or_else(|| {
             AppError::with_detail(ErrorCode::UnknownRecording, format!("no recording {id}"))
         })?;
-    may_read(&state.settings, who, &recording)?;
+    may_read(&state.settings(), who, &recording)?;
     Ok(recording)
 }
 

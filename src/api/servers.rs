@@ -51,7 +51,7 @@ impl From<&ServerSpec> for ServerInfo {
 #[get("/api/v1/servers")]
 pub async fn list_servers(state: web::Data<AppState>) -> HttpResponse {
     let servers: Vec<ServerInfo> = state
-        .settings
+        .settings()
         .servers
         .values()
         .map(|s| ServerInfo::from(&**s))

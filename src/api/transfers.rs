@@ -15,7 +15,8 @@ use crate::state::AppState;
 #[utoipa::path(tag = "transfers", responses((status = 200, body = [TransferSpec])))]
 #[get("/api/v1/transfers")]
 pub async fn list_transfers(state: web::Data<AppState>) -> HttpResponse {
-    let transfers: Vec<&TransferSpec> = state.settings.transfers.values().map(|t| &**t).collect();
+    let settings = state.settings();
+    let transfers: Vec<&TransferSpec> = settings.transfers.values().map(|t| &**t).collect();
     HttpResponse::Ok().json(transfers)
 }
 
@@ -50,7 +51,7 @@ pub async fn plan_transfer(
     caller: Caller,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ends = TransferRef::resolve(&state.settings, caller.principal()?, &name)?;
+    let ends = TransferRef::resolve(&state.settings(), caller.principal()?, &name)?;
     let plan = dry_run(&ends.spec, ends.source, ends.destination, state.ssh.clone()).await?;
     Ok(HttpResponse::Ok().json(TransferPlanBody {
         transfer_name: ends.spec.name.clone(),
@@ -108,7 +109,7 @@ pub async fn list_transfer_runs(
     // read in pages until `limit` are shown or the trail ends
     let shown = |name: &str| {
         who.role == pinkpage_actors::access::Role::Admin
-            || TransferRef::resolve(&state.settings, who, name).is_ok()
+            || TransferRef::resolve(&state.settings(), who, name).is_ok()
     };
     let mut runs = Vec::new();
     let mut before_id = None;

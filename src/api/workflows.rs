@@ -131,7 +131,7 @@ fn asker(caller: &Caller) -> Result<Asker, AppError> {
 #[get("/api/v1/workflows")]
 pub async fn list_workflows(state: web::Data<AppState>) -> HttpResponse {
     let list: Vec<WorkflowInfo> = state
-        .settings
+        .settings()
         .workflows
         .values()
         .map(|w| WorkflowInfo {
@@ -191,7 +191,13 @@ pub async fn plan_workflow(
     body: web::Json<RunBody>,
 ) -> Result<HttpResponse, ApiError> {
     let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
-    let p = prepare(&state.settings, caller.principal()?, &name, &body.params, &rules)?;
+    let p = prepare(
+        &state.settings(),
+        caller.principal()?,
+        &name,
+        &body.params,
+        &rules,
+    )?;
     Ok(HttpResponse::Ok().json(PlanBody {
         workflow: p.workflow.name.clone(),
         params: p.bound.0,
@@ -217,7 +223,13 @@ pub async fn start_run(
     body: web::Json<RunBody>,
 ) -> Result<HttpResponse, ApiError> {
     let rules = state.policy_check(caller.principal()?, "rest", caller.remote_addr());
-    let prepared = prepare(&state.settings, caller.principal()?, &name, &body.params, &rules)?;
+    let prepared = prepare(
+        &state.settings(),
+        caller.principal()?,
+        &name,
+        &body.params,
+        &rules,
+    )?;
     let msg = StartRun {
         prepared,
         asker: asker(&caller)?,
@@ -295,7 +307,7 @@ pub async fn list_runs(
     q: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = super::paging::page_limit(q.limit, 50)?;
-    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    let visible = ServerRef::visible_to(&state.settings(), caller.principal()?);
     let q = q.into_inner();
     let runs = state
         .stores
@@ -325,7 +337,7 @@ pub async fn get_run(
     run_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let run_id = run_id.into_inner();
-    let visible = ServerRef::visible_to(&state.settings, caller.principal()?);
+    let visible = ServerRef::visible_to(&state.settings(), caller.principal()?);
     match state.stores.workflows.get(run_id.clone(), visible).await? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => Err(AppError::with_detail(ErrorCode::NotFound, format!("no workflow run '{run_id}'")).into()),

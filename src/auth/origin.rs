@@ -46,6 +46,12 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Works out the client of `req` under `settings`.
 pub fn client(req: &HttpRequest, settings: &AccessSettings) -> Client {
     let peer = req.peer_addr().map(|a| a.ip());
+    // the daemon's own TLS (PINKPAGE_TLS_CERT): the connection is HTTPS
+    let own = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
     let trusted = peer.is_some_and(|ip| settings.is_trusted_proxy(ip));
     let headers = req.headers();
     let direct_host = header_str(headers, "host").map(str::to_ascii_lowercase);
@@ -53,7 +59,7 @@ pub fn client(req: &HttpRequest, settings: &AccessSettings) -> Client {
         return Client {
             remote: peer,
             via_trusted_proxy: false,
-            scheme: "http".to_owned(),
+            scheme: own.to_owned(),
             host: direct_host.clone(),
             direct_host,
         };
@@ -76,7 +82,8 @@ pub fn client(req: &HttpRequest, settings: &AccessSettings) -> Client {
     };
     let scheme = match last("x-forwarded-proto") {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+        Some(_) => "http",
+        None => own,
     };
     let host = last("x-forwarded-host")
         .map(str::to_ascii_lowercase)

@@ -31,6 +31,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use super::directory::Refusal;
 use super::Identity;
+use crate::settings::live::LiveSettings;
 use crate::settings::Settings;
 
 /// The servers as configured now: what a server name resolves to when
@@ -39,18 +40,26 @@ use crate::settings::Settings;
 pub trait Servers: Send + Sync + 'static {
     /// The tags of server `name`, or `None` when no such server is
     /// configured.
-    fn tags(&self, name: &str) -> Option<&[String]>;
+    fn tags(&self, name: &str) -> Option<Vec<String>>;
 }
 
 impl Servers for Settings {
-    fn tags(&self, name: &str) -> Option<&[String]> {
-        self.server(name).map(|s| &s.tags[..])
+    fn tags(&self, name: &str) -> Option<Vec<String>> {
+        self.server(name).map(|s| s.tags.clone())
+    }
+}
+
+/// The servers as a reload last left them: what running work is judged
+/// against when access changes.
+impl Servers for LiveSettings {
+    fn tags(&self, name: &str) -> Option<Vec<String>> {
+        self.current().tags(name)
     }
 }
 
 impl Servers for std::collections::BTreeMap<String, Vec<String>> {
-    fn tags(&self, name: &str) -> Option<&[String]> {
-        self.get(name).map(Vec::as_slice)
+    fn tags(&self, name: &str) -> Option<Vec<String>> {
+        self.get(name).cloned()
     }
 }
 
@@ -77,7 +86,7 @@ pub fn judge(servers: &dyn Servers, now: &Principal, need: Need, names: &[&str])
     for name in names {
         match servers.tags(name) {
             None => return Err(withdrawn(format!("server '{name}' is no longer configured"))),
-            Some(tags) if !now.may_use(tags) => {
+            Some(tags) if !now.may_use(&tags) => {
                 return Err(withdrawn(format!(
                     "{} may no longer use server '{name}' (its tags are not among the account's)",
                     now.user

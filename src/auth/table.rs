@@ -280,6 +280,12 @@ pub const ROUTES: &[RouteRule] = &[
         Admin,
         "write a consistent copy of the database into PINKPAGE_BACKUP_DIR (audited)",
     ),
+    r(
+        "POST",
+        "/api/v1/admin/reload",
+        Admin,
+        "read the servers file and .env again and apply what can change live, as SIGHUP does (audited)",
+    ),
     r("GET", "/api/v1/command-rules", Viewer, "the command rules in full, and the default action"),
     r(
         "GET",

@@ -64,7 +64,10 @@ pub fn directory(data_dir: &Path) -> PathBuf {
 /// The recordings service. See the module docs.
 pub struct Recordings {
     dir: PathBuf,
-    settings: RecordingSettings,
+    /// The settings now; a reload replaces them ([`Recordings::set_settings`]).
+    /// Read whole for each decision (a PTY that opens, a sweep), never
+    /// held across an await.
+    settings: std::sync::RwLock<RecordingSettings>,
     journal: Journal,
     /// Where the owner of a recording that stopped is told; set once the
     /// broadcast actor runs.
@@ -94,7 +97,7 @@ impl Recordings {
     ) -> Recordings {
         Recordings {
             dir,
-            settings,
+            settings: std::sync::RwLock::new(settings),
             journal,
             broadcast,
             open: Arc::default(),
@@ -107,9 +110,15 @@ impl Recordings {
         &self.dir
     }
 
-    /// The settings it was made with.
-    pub fn settings(&self) -> &RecordingSettings {
-        &self.settings
+    /// The settings now.
+    pub fn settings(&self) -> RecordingSettings {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// New settings (a reload): PTYs opened from now on and the next
+    /// retention sweep follow them; recordings being written keep theirs.
+    pub fn set_settings(&self, settings: RecordingSettings) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
     }
 
     /// Recordings being written now.
@@ -261,22 +270,25 @@ impl RecorderOpener for Recordings {
         if !server.record {
             return Ok(None);
         }
+        // one reading for the whole decision: a reload meanwhile cannot
+        // split it
+        let settings = self.settings();
         let (file, rel, written) = match self.create(info, pty) {
             Ok(created) => created,
             Err(e) => {
                 let why = format!("cannot write the recording under {}: {e}", self.dir.display());
                 let pty_id = info.pty_id.to_string();
-                if self.settings.fail_open {
+                if settings.fail_open {
                     log::warn!(server = info.server.as_str(), user = &*info.user, pty_id = pty_id.as_str(), error = why.as_str(); "recording unavailable: the PTY opens UNRECORDED (PINKPAGE_RECORD_FAIL_OPEN)");
                 } else {
                     log::error!(server = info.server.as_str(), user = &*info.user, pty_id = pty_id.as_str(), error = why.as_str(); "recording unavailable: the PTY is refused");
                 }
-                let outcome = if self.settings.fail_open {
+                let outcome = if settings.fail_open {
                     "opened unrecorded"
                 } else {
                     "refused"
                 };
-                let kept = if self.settings.fail_open {
+                let kept = if settings.fail_open {
                     Outcome::Ok
                 } else {
                     Outcome::Refused
@@ -288,7 +300,7 @@ impl RecorderOpener for Recordings {
                     ErrorCode::RecordingUnavailable.code(),
                     serde_json::json!({"pty_id": pty_id, "error": why, "outcome": outcome}),
                 );
-                return if self.settings.fail_open {
+                return if settings.fail_open {
                     Ok(None)
                 } else {
                     Err(AppError::with_detail(ErrorCode::RecordingUnavailable, why))
@@ -330,7 +342,7 @@ impl RecorderOpener for Recordings {
             file,
             written,
             server.encoding,
-            self.settings.input,
+            settings.input,
             self.pool.clone(),
             reports,
         );

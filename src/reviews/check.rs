@@ -18,6 +18,7 @@ use pinkpage_actors::AppError;
 use super::{HeldCommand, ReviewDesk};
 use crate::journal::Journal;
 use crate::records::audit::{NewAuditEvent, Outcome};
+use crate::settings::live::LiveSettings;
 
 /// What the caller of a held command is told.
 #[derive(Debug, Clone)]
@@ -34,7 +35,10 @@ pub type Notify = Arc<dyn Fn(HoldNotice) + Send + Sync>;
 /// The rules for one caller. Cheap to clone.
 #[derive(Clone)]
 pub struct PolicyCheck {
-    policy: Arc<CommandPolicy>,
+    /// The settings now: each command is judged by the rules a reload
+    /// last left (a rule change is an access change, WAVE2), so a running
+    /// shell's next line and a run's next step meet the new rules.
+    live: Arc<LiveSettings>,
     desk: Arc<ReviewDesk>,
     journal: Journal,
     principal: Principal,
@@ -49,7 +53,7 @@ pub struct PolicyCheck {
 impl PolicyCheck {
     /// The rules as `principal` meets them, acting as `actor`.
     pub fn new(
-        policy: Arc<CommandPolicy>,
+        live: Arc<LiveSettings>,
         desk: Arc<ReviewDesk>,
         journal: Journal,
         principal: Principal,
@@ -57,7 +61,7 @@ impl PolicyCheck {
         remote: Option<String>,
     ) -> PolicyCheck {
         PolicyCheck {
-            policy,
+            live,
             desk,
             journal,
             principal,
@@ -65,6 +69,11 @@ impl PolicyCheck {
             remote,
             notify: None,
         }
+    }
+
+    /// The rules now.
+    fn policy(&self) -> Arc<CommandPolicy> {
+        self.live.current().command_policy.clone()
     }
 
     /// Holds are told through `notify` (a connection's own frames).
@@ -75,7 +84,7 @@ impl PolicyCheck {
 
     /// The verdict alone, nothing recorded: for plans and listings.
     pub fn verdict(&self, server: &ServerSpec, command: &str) -> Verdict {
-        self.policy.judge(command, &server.tags, self.principal.role)
+        self.policy().judge(command, &server.tags, self.principal.role)
     }
 
     /// Refuses `command` on `server` unless a rule lets it run now or
@@ -140,7 +149,7 @@ impl PolicyCheck {
     /// one row. A line only the default refuses is recorded without its
     /// text: under a default `deny` it may be a password typed at a prompt.
     pub fn typed_lines(&self, server: &Arc<ServerSpec>) -> Option<pinkpage_actors::policy::line::LineJudge> {
-        if self.policy.is_open() {
+        if self.policy().is_open() {
             return None;
         }
         let (judging, reporting) = (self.clone(), self.clone());

@@ -23,8 +23,15 @@
 //!
 //! Variables already in the environment win over the file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// What [`load_dotenv`] did at start: the file it read and the variables
+/// it set (those the environment did not already have). Written once,
+/// before any thread starts; read by reloads ([`reread`]).
+static LOADED: OnceLock<(Option<PathBuf>, BTreeSet<String>)> = OnceLock::new();
 
 /// Why a `.env` line was refused. Its `Display` names the file, the line
 /// and (when it could be read) the variable, and never any value.
@@ -58,12 +65,89 @@ impl std::error::Error for DotenvError {}
 ///
 /// Call it before any thread starts: it changes the process environment.
 pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
-    let Ok(cwd) = std::env::current_dir() else {
+    let Some(file) = find() else {
+        let _ = LOADED.set((None, BTreeSet::new()));
         return Ok(None);
     };
-    let Some(file) = cwd.ancestors().map(|d| d.join(".env")).find(|f| f.is_file()) else {
-        return Ok(None);
+    let mut set = BTreeSet::new();
+    for (name, value) in read(&file)? {
+        if std::env::var_os(&name).is_none() {
+            // safe in edition 2021: main calls this before starting threads
+            std::env::set_var(&name, value);
+            set.insert(name);
+        }
+    }
+    let _ = LOADED.set((Some(file.clone()), set));
+    Ok(Some(file))
+}
+
+/// `.env` in the working directory or its nearest ancestor.
+fn find() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().map(|d| d.join(".env")).find(|f| f.is_file())
+}
+
+/// The variables as a reload sees them: the process environment as the
+/// daemon started with it (which cannot change), over `.env` read again
+/// now. A variable that came from `.env` at start takes the file's value
+/// now, or none when the file no longer sets it; one the environment gave
+/// keeps winning over the file, as at start. The file read is the one
+/// found at start (or, when there was none, the one found now).
+#[derive(Clone, Default)]
+pub struct Reread {
+    from_file: BTreeMap<String, String>,
+    started_from_file: BTreeSet<String>,
+    /// Values that win over both (see [`Reread::with_overrides`]).
+    overrides: BTreeMap<String, Option<String>>,
+}
+
+impl Reread {
+    /// The same, except that each of `values` reads as given: a reload
+    /// keeps the old value of a variable whose change waits for a
+    /// restart, so the next reload reports it again.
+    pub fn with_overrides<'a>(
+        mut self,
+        values: impl IntoIterator<Item = (&'a str, Option<String>)>,
+    ) -> Reread {
+        self.overrides
+            .extend(values.into_iter().map(|(name, value)| (name.to_owned(), value)));
+        self
+    }
+
+    /// The value of `name` as a reload sees it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.overrides.get(name) {
+            return value.clone();
+        }
+        if self.started_from_file.contains(name) {
+            return self.from_file.get(name).cloned();
+        }
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.from_file.get(name).cloned())
+    }
+}
+
+/// Reads `.env` again (see [`Reread`]).
+pub fn reread() -> Result<Reread, DotenvError> {
+    let (file, started_from_file) = match LOADED.get() {
+        Some((file, set)) => (file.clone().or_else(find), set.clone()),
+        None => (find(), BTreeSet::new()),
     };
+    let from_file = match file {
+        Some(file) if file.is_file() => read(&file)?.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    Ok(Reread {
+        from_file,
+        started_from_file,
+        overrides: BTreeMap::new(),
+    })
+}
+
+/// The variables of the file `file`.
+fn read(file: &Path) -> Result<Vec<(String, String)>, DotenvError> {
+    let file = file.to_path_buf();
     let text = std::fs::read(&file).map_err(|_| DotenvError {
         file: file.clone(),
         line: 0,
@@ -76,13 +160,7 @@ pub fn load_dotenv() -> Result<Option<PathBuf>, DotenvError> {
         name: None,
         reason: "is not UTF-8",
     })?;
-    for (name, value) in parse(&text, &file)? {
-        if std::env::var_os(&name).is_none() {
-            // safe in edition 2021: main calls this before starting threads
-            std::env::set_var(name, value);
-        }
-    }
-    Ok(Some(file))
+    parse(&text, &file)
 }
 
 /// The variables of a `.env` text, in file order. `file` only names the
@@ -165,6 +243,33 @@ fn parse_value(input: &str) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reread_takes_the_files_values_now_for_what_came_from_it_and_the_environment_wins_over_the_rest() {
+        let reread = Reread {
+            from_file: [
+                ("PINKPAGE_FROM_FILE_AT_START".to_owned(), "new".to_owned()),
+                ("PATH".to_owned(), "/from/the/file".to_owned()),
+                ("PINKPAGE_NEW_IN_FILE".to_owned(), "added".to_owned()),
+            ]
+            .into(),
+            started_from_file: [
+                "PINKPAGE_FROM_FILE_AT_START".to_owned(),
+                "PINKPAGE_GONE_FROM_FILE".to_owned(),
+            ]
+            .into(),
+            overrides: BTreeMap::new(),
+        };
+        assert_eq!(reread.get("PINKPAGE_FROM_FILE_AT_START").as_deref(), Some("new"));
+        // the file no longer sets it: unset, whatever the environment kept
+        // from the start
+        assert_eq!(reread.get("PINKPAGE_GONE_FROM_FILE"), None);
+        // the process environment gave it: the environment wins, as at start
+        assert_eq!(reread.get("PATH"), std::env::var("PATH").ok());
+        assert_eq!(reread.get("PINKPAGE_NEW_IN_FILE").as_deref(), Some("added"));
+        let kept = reread.with_overrides([("PINKPAGE_NEW_IN_FILE", None)]);
+        assert_eq!(kept.get("PINKPAGE_NEW_IN_FILE"), None);
+    }
 
     fn vars(text: &str) -> Result<Vec<(String, String)>, DotenvError> {
         parse(text, Path::new(".env"))

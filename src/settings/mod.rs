@@ -24,6 +24,7 @@ pub mod caps;
 pub mod command_rules;
 pub mod dotenv;
 mod env;
+pub mod live;
 pub mod names;
 pub mod recordings;
 pub mod servers_file;
@@ -53,12 +54,31 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the TLS certificate and its key are (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+}
+
 /// Every setting the daemon reads.
 pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         name: "PINKPAGE_BIND",
         default: "127.0.0.1:8000",
         meaning: "listen address (port 0 picks a free port)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_TLS_CERT",
+        default: "unset",
+        meaning: "PEM certificate chain (leaf first): serve HTTPS and WSS; read again on SIGHUP (set with PINKPAGE_TLS_KEY)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_TLS_KEY",
+        default: "unset",
+        meaning: "PEM private key of PINKPAGE_TLS_CERT (PKCS#8, PKCS#1 or SEC1); read again on SIGHUP",
     },
     SettingDoc {
         name: "PINKPAGE_DB",
@@ -407,6 +427,8 @@ pub struct Settings {
     pub terminals: terminals::TerminalSettings,
     /// Recordings of PTYs: input, failure, retention.
     pub recordings: recordings::RecordingSettings,
+    /// HTTPS: the certificate and key files (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -608,6 +630,25 @@ impl Settings {
             caps: caps::parse(&env)?,
             terminals: terminals::parse(&env)?,
             recordings: recordings::parse(&env)?,
+            tls: match (env.get("PINKPAGE_TLS_CERT"), env.get("PINKPAGE_TLS_KEY")) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(SettingsError::new(
+                        "PINKPAGE_TLS_KEY",
+                        "required because PINKPAGE_TLS_CERT is set",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(SettingsError::new(
+                        "PINKPAGE_TLS_CERT",
+                        "required because PINKPAGE_TLS_KEY is set",
+                    ))
+                }
+            },
             servers,
             transfers,
             workflows,

@@ -32,13 +32,15 @@ use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 use crate::auth::{rejudge, Identity};
 use crate::journal::Journal;
 use crate::records::{NewAuditEvent, Outcome};
-use crate::settings::Settings;
+use crate::settings::live::LiveSettings;
 
 /// See the module docs.
 pub struct TerminalWarden {
     terminals: TerminalBook,
     identity: Arc<Identity>,
-    settings: Arc<Settings>,
+    /// The settings now: a terminal is judged against the servers as a
+    /// reload last left them.
+    settings: Arc<LiveSettings>,
     journal: Journal,
     broadcast: Addr<BroadcastActor>,
     in_flight: Arc<crate::in_flight::InFlight>,
@@ -49,7 +51,7 @@ impl TerminalWarden {
     pub fn new(
         terminals: TerminalBook,
         identity: Arc<Identity>,
-        settings: Arc<Settings>,
+        settings: Arc<LiveSettings>,
         journal: Journal,
         broadcast: Addr<BroadcastActor>,
         in_flight: Arc<crate::in_flight::InFlight>,
@@ -71,8 +73,9 @@ impl TerminalWarden {
                 continue; // still opening: judged at its next change
             };
             let servers = [entry.server.as_str()];
-            let owner = rejudge::account_by_name(&self.identity, &entry.owner)
-                .and_then(|now| rejudge::judge(&*self.settings, &now, Need::Operator, &servers).map(|_| now));
+            let owner = rejudge::account_by_name(&self.identity, &entry.owner).and_then(|now| {
+                rejudge::judge(&*self.settings.current(), &now, Need::Operator, &servers).map(|_| now)
+            });
             if let Err(why) = owner {
                 log::warn!(
                     terminal_id = entry.terminal_id.to_string().as_str(),
@@ -105,7 +108,7 @@ impl TerminalWarden {
             for user in entry.shares.keys() {
                 let need = Need::Viewer;
                 let verdict = rejudge::account_by_name(&self.identity, user)
-                    .and_then(|now| rejudge::judge(&*self.settings, &now, need, &servers));
+                    .and_then(|now| rejudge::judge(&*self.settings.current(), &now, need, &servers));
                 let Err(why) = verdict else {
                     continue;
                 };

@@ -105,7 +105,7 @@ impl Entry {
             ));
         }
         for name in self.servers() {
-            if !servers.tags(name).is_some_and(|tags| who.may_use(tags)) {
+            if !servers.tags(name).is_some_and(|tags| who.may_use(&tags)) {
                 return Err(AppError::with_detail(
                     ErrorCode::Forbidden,
                     format!("{} may not use server '{name}', which this run acts on", who.user),

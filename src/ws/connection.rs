@@ -136,7 +136,7 @@ impl<D: Domain> WsConnection<D> {
     /// saying why not ([`crate::auth::rejudge::judge`]).
     pub fn judge(&self, kind: &str, servers: &[&str]) -> Result<(), AppError> {
         let need = crate::auth::table::message_need(D::PATH, kind);
-        crate::auth::rejudge::judge(&*self.state.settings, &self.principal, need, servers)
+        crate::auth::rejudge::judge(&*self.state.settings(), &self.principal, need, servers)
     }
 
     /// Tells the client that the work its request `rid` started was
@@ -296,7 +296,7 @@ impl<D: Domain> WsConnection<D> {
     /// The operation counts until the guard is dropped.
     pub fn begin_operation(&self) -> Result<crate::connections::OperationGuard, AppError> {
         self.watch
-            .begin_operation(self.state.settings.caps.ops_per_connection)
+            .begin_operation(self.state.settings().caps.ops_per_connection)
     }
 
     /// [`begin_operation`](Self::begin_operation), or `None` after
@@ -346,8 +346,8 @@ impl<D: Domain> WsConnection<D> {
     }
 
     fn start_heartbeat(&self, ctx: &mut WsCtx<D>) {
-        let interval = self.state.settings.ws_heartbeat;
-        let timeout = self.state.settings.ws_client_timeout;
+        let interval = self.state.settings().ws_heartbeat;
+        let timeout = self.state.settings().ws_client_timeout;
         ctx.run_interval(interval, move |act, ctx| {
             if act.last_seen.elapsed() > timeout {
                 log::info!(connection_id = act.id.to_string().as_str(); "websocket client silent past the timeout; dropping it");

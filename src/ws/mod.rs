@@ -81,7 +81,7 @@ fn upgrade<D: Domain + Default>(
     let frames = reader::FrameReader::new(
         stream,
         state_frames.frame_budget.clone(),
-        state_frames.settings.caps.ws_frame_allowance,
+        state_frames.settings().caps.ws_frame_allowance,
     );
     let nothing = futures_util::stream::pending::<Result<web::Bytes, actix_web::error::PayloadError>>();
     let body = ws::WebsocketContext::with_factory(nothing, move |ctx| {

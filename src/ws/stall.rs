@@ -73,7 +73,7 @@ pub fn spawn_watchdog(state: web::Data<AppState>) {
     // A healthy idle connection is polled once per heartbeat, give or take
     // timer slack: never call one stalled before two heartbeats passed,
     // even if the timeout is set barely above the heartbeat.
-    let settings = &state.settings;
+    let settings = &state.settings();
     let timeout = settings.ws_client_timeout.max(settings.ws_heartbeat * 2);
     actix::spawn(async move {
         let mut tick = tokio::time::interval(check_interval(timeout));

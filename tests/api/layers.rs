@@ -18,13 +18,14 @@ use std::path::{Path, PathBuf};
 
 /// The daemon's layers, lowest first.
 const DAEMON: &[&[&str]] = &[
-    &["settings", "systemd", "in_flight", "records", "text"],
+    &["settings", "systemd", "in_flight", "records", "text", "tls"],
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
     &["journal", "auth"],
     &["reviews"],
     &["diff_jobs", "workflows", "terminals", "recordings"],
     &["state"],
+    &["reload"],
     &["api"],
     &["ws"],
     &["admission", "console"],

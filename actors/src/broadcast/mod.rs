@@ -215,6 +215,9 @@ impl Handler<HealthNews> for BroadcastActor {
             HealthNews::Changed(status) => {
                 <Self as Handler<Publish>>::handle(self, Publish(Event::ServerHealth(status)), ctx)
             }
+            HealthNews::Removed(name) => {
+                self.health.remove(&name);
+            }
         }
     }
 }

@@ -55,6 +55,24 @@ pub struct GetServerHealth {
     pub name: String,
 }
 
+/// New servers or a new way of checking them (a reload of the daemon's
+/// configuration). A server whose name, host and port stay keeps its
+/// verdict and counters; a new or moved one starts unchecked; a removed
+/// one is forgotten and its health leaves the broadcasts
+/// ([`HealthNews::Removed`]). A sweep already running finishes with the
+/// servers it started with; results of a server removed meanwhile are
+/// dropped. A new interval starts counting now; new thresholds start
+/// every server's verdict afresh (counters made under the old ones would
+/// mean something else).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    /// Every server to check from now on.
+    pub servers: Vec<ServerSpec>,
+    /// How.
+    pub config: HealthConfig,
+}
+
 /// Stops monitoring (daemon shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -89,6 +107,8 @@ pub struct HealthMonitorActor {
     probe: Probe,
     /// Whether a sweep is running; a tick never starts a second one.
     sweeping: bool,
+    /// The tick that starts sweeps, replaced when the interval changes.
+    ticks: Option<actix::SpawnHandle>,
 }
 
 impl HealthMonitorActor {
@@ -99,15 +119,7 @@ impl HealthMonitorActor {
         news: Recipient<HealthNews>,
         transitions: Recipient<HealthTransition>,
     ) -> Self {
-        let targets: Vec<Target> = servers
-            .into_iter()
-            .map(|s| Target {
-                name: s.name.clone(),
-                host: s.host.clone(),
-                port: s.port,
-            })
-            .collect();
-        Self::with_targets(targets, config, news, transitions, ssh_banner_probe())
+        Self::with_targets(targets_of(servers), config, news, transitions, ssh_banner_probe())
     }
 
     /// A monitor of `targets` checked by `probe` (tests use probes that
@@ -137,6 +149,7 @@ impl HealthMonitorActor {
             transitions,
             probe,
             sweeping: false,
+            ticks: None,
         }
     }
 
@@ -231,7 +244,7 @@ impl Actor for HealthMonitorActor {
             "health monitor started"
         );
         self.start_sweep(ctx);
-        ctx.run_interval(self.config.interval, |act, ctx| act.start_sweep(ctx));
+        self.ticks = Some(ctx.run_interval(self.config.interval, |act, ctx| act.start_sweep(ctx)));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -253,6 +266,66 @@ impl Handler<GetServerHealth> for HealthMonitorActor {
     fn handle(&mut self, msg: GetServerHealth, _: &mut Context<Self>) -> Self::Result {
         self.trackers.get(&msg.name).map(|t| t.status().clone())
     }
+}
+
+impl Handler<Reconfigure> for HealthMonitorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
+        let mut targets = targets_of(&msg.servers);
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        let thresholds_moved = msg.config.thresholds != self.config.thresholds;
+        let mut trackers = BTreeMap::new();
+        for target in &targets {
+            let same = self
+                .targets
+                .iter()
+                .any(|t| t.name == target.name && t.host == target.host && t.port == target.port);
+            let kept = same && !thresholds_moved;
+            let tracker = match self.trackers.remove(&target.name) {
+                Some(tracker) if kept => tracker,
+                _ => {
+                    let fresh = HealthTracker::new(&target.name, &target.host, msg.config.thresholds);
+                    self.news.do_send(HealthNews::Updated(fresh.status().clone()));
+                    fresh
+                }
+            };
+            trackers.insert(target.name.clone(), tracker);
+        }
+        for gone in std::mem::take(&mut self.trackers).into_keys() {
+            self.news.do_send(HealthNews::Removed(gone));
+        }
+        let interval_moved = msg.config.interval != self.config.interval;
+        log::info!(
+            servers = targets.len(),
+            interval_s = msg.config.interval.as_secs_f64(),
+            timeout_s = msg.config.timeout.as_secs_f64();
+            "health monitor reconfigured"
+        );
+        self.targets = targets;
+        self.trackers = trackers;
+        self.config = msg.config;
+        if interval_moved {
+            if let Some(ticks) = self.ticks.take() {
+                ctx.cancel_future(ticks);
+            }
+            self.ticks = Some(ctx.run_interval(self.config.interval, |act, ctx| act.start_sweep(ctx)));
+        }
+        // new servers are checked now, not an interval from now
+        self.start_sweep(ctx);
+    }
+}
+
+/// What a check needs of each server.
+fn targets_of<'a>(servers: impl IntoIterator<Item = &'a ServerSpec>) -> Vec<Target> {
+    servers
+        .into_iter()
+        .map(|s| Target {
+            name: s.name.clone(),
+            host: s.host.clone(),
+            port: s.port,
+        })
+        .collect()
 }
 
 impl Handler<StopMonitor> for HealthMonitorActor {

@@ -278,3 +278,89 @@ async fn stop_monitor_stops_the_actor_and_its_sweep() {
     assert!(!monitor.connected());
     assert_eq!(calls.load(Ordering::SeqCst), 2, "no sweep after the stop");
 }
+
+fn spec(name: &str, port: u16) -> ServerSpec {
+    ServerSpec {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        username: "deploy".into(),
+        auth: crate::server::Auth::Password(crate::Secret::new("unused")),
+        host_key_fingerprint: None,
+        encoding: encoding_rs::UTF_8,
+        tags: Vec::new(),
+        command_mode: Default::default(),
+        record: true,
+    }
+}
+
+#[actix::test]
+async fn a_reconfigure_keeps_the_verdicts_of_servers_that_stay_checks_new_ones_at_once_and_forgets_removed_ones(
+) {
+    tokio::time::pause();
+    let (news, mut news_rx) = tap::<HealthNews>();
+    let (transitions, _rx) = tap::<HealthTransition>();
+    let script: Arc<Mutex<HashMap<String, bool>>> = Arc::default();
+    for name in ["s000", "s001", "s002"] {
+        script.lock().unwrap().insert(name.into(), true);
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let kept = |name: &str| Target {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: 22,
+    };
+    let monitor = HealthMonitorActor::with_targets(
+        vec![kept("s000"), kept("s001")],
+        config(60_000, 5_000),
+        news,
+        transitions,
+        scripted(script.clone(), calls.clone()),
+    )
+    .start();
+    let all = eventually_healthy(&monitor, 2).await;
+    let s000_checked = all[0].last_checked.clone();
+
+    // s001 removed, s002 added, s000 stays; a far longer interval
+    monitor
+        .send(Reconfigure {
+            servers: vec![spec("s000", 22), spec("s002", 22)],
+            config: config(3_600_000, 5_000),
+        })
+        .await
+        .unwrap();
+    let all = eventually_healthy(&monitor, 2).await;
+    let names: Vec<&str> = all.iter().map(|s| s.server_name.as_str()).collect();
+    assert_eq!(names, ["s000", "s002"]);
+    // s000 kept its verdict through the change (checked again with the
+    // new servers, healthy all along)
+    assert_eq!(all[0].is_healthy, Some(true));
+    assert!(all[0].last_checked >= s000_checked);
+    let mut removed = Vec::new();
+    while let Ok(n) = news_rx.try_recv() {
+        if let HealthNews::Removed(name) = n {
+            removed.push(name);
+        }
+    }
+    assert_eq!(removed, ["s001"]);
+    // the new interval: no sweep for the next 59 minutes
+    let after = calls.load(Ordering::SeqCst);
+    sleep(Duration::from_secs(59 * 60)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        after,
+        "the old interval still ticks"
+    );
+}
+
+/// The statuses once `n` servers are healthy.
+async fn eventually_healthy(monitor: &actix::Addr<HealthMonitorActor>, n: usize) -> Vec<ServerHealthStatus> {
+    for _ in 0..1000 {
+        let all = monitor.send(GetHealth).await.unwrap();
+        if all.iter().filter(|s| s.is_healthy == Some(true)).count() == n && all.len() == n {
+            return all;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    panic!("{n} servers never became healthy");
+}

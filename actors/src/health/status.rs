@@ -176,6 +176,8 @@ pub enum HealthNews {
     /// A status every client must be told (a flip, or a failure that
     /// leaves the verdict unknown).
     Changed(ServerHealthStatus),
+    /// The server is no longer configured: forget its status.
+    Removed(String),
 }
 
 /// A server's verdict flipped; sent by the `HealthMonitorActor` to whoever

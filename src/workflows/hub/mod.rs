@@ -89,8 +89,9 @@ pub struct RunParts {
     pub batch_output_cap: usize,
     /// Where command steps' PTYs are listed for watchers.
     pub ptys: PtyBook,
-    /// The command rules, asked again as each step starts.
-    pub policy: Arc<pinkpage_actors::policy::rules::CommandPolicy>,
+    /// The settings now: the command rules are asked again as each step
+    /// starts, as a reload last left them.
+    pub live: Arc<crate::settings::live::LiveSettings>,
     /// Where a step's held command waits for its approver.
     pub reviews: Arc<crate::reviews::ReviewDesk>,
     /// Where a refused step's audit row goes.
@@ -102,7 +103,7 @@ impl StepsFor for RunParts {
         // not tied to a connection: a held step is told to every
         // connection of the run's user
         let checks = crate::reviews::check::PolicyCheck::new(
-            self.policy.clone(),
+            self.live.clone(),
             self.reviews.clone(),
             self.journal.clone(),
             asker.principal.clone(),

@@ -36,7 +36,7 @@ pub(super) fn batch_execute(
         );
         return conn.send_error(ctx, &e, &rid);
     }
-    let req = match BatchExecute::parse(fields, &conn.state.settings, &conn.principal) {
+    let req = match BatchExecute::parse(fields, &conn.state.settings(), &conn.principal) {
         Ok(req) => req,
         Err(e) => return conn.send_error(ctx, &e, &rid),
     };
@@ -81,7 +81,7 @@ pub(super) fn batch_execute(
                 );
                 return conn.send_error(ctx, &e, &rid);
             }
-            let cap = conn.state.settings.batch_output_cap;
+            let cap = conn.state.settings().batch_output_cap;
             let plan = BatchPlan {
                 run_id: run_id.clone(),
                 servers: req.servers.into_iter().map(ServerRef::into_spec).collect(),

@@ -91,8 +91,8 @@ pub(super) fn script_execute(
             return Err(invalid("args must not contain NUL".into()));
         }
         let timeout = TimeoutS::parse(p.timeout_s)?.map(TimeoutS::duration);
-        let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?.duration();
-        let spec = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?.into_spec();
+        let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings().throttle)?.duration();
+        let spec = ServerRef::resolve(&conn.state.settings(), &conn.principal, &p.server)?.into_spec();
         Ok((source, timeout, throttle, spec))
     })();
     let (source, timeout, throttle, spec) = match checked {
@@ -114,7 +114,7 @@ pub(super) fn script_execute(
         Ok(id) => id,
         Err(e) => return conn.send_error(ctx, &e, &rid),
     };
-    let scripts_dir = conn.state.settings.scripts_dir.clone();
+    let scripts_dir = conn.state.settings().scripts_dir.clone();
     let args = p.args;
     let (rid_for_rules, spec_for_rules) = (rid.clone(), spec.clone());
     let starting = async move {

@@ -76,7 +76,7 @@ fn parse(conn: &WsConnection<Bmx5>, req: Bmx5Request) -> Result<Op, AppError> {
             return Err(AppError::with_detail(ErrorCode::Internal, "not an sftp request"))
         }
     };
-    let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &server)?;
+    let server = ServerRef::resolve(&conn.state.settings(), &conn.principal, &server)?;
     Ok(Op { server, what })
 }
 

@@ -66,7 +66,7 @@ impl Domain for Diff {
     const PATH: &'static str = "/ws/v1/diff";
 
     fn handle(conn: &mut WsConnection<Self>, req: DiffRequest, rid: RequestId, ctx: &mut WsCtx<Self>) {
-        let settings = &conn.state.settings;
+        let settings = &conn.state.settings();
         let job = match &req {
             DiffRequest::DiffFiles(r) => DiffJob::files(settings, &conn.principal, r),
             DiffRequest::DiffDirs(r) => DiffJob::dirs(settings, &conn.principal, r),

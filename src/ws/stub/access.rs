@@ -7,6 +7,7 @@
 //! run under this connection's lock is judged by the workflow hub, which
 //! judges every run in flight the same way.
 
+use pinkpage_actors::policy::rules::RuleAction;
 use pinkpage_actors::AppError;
 
 use super::session::give_back;
@@ -35,16 +36,40 @@ pub(super) fn access_changed(conn: &mut WsConnection<Stub>, ctx: &mut WsCtx<Stub
     }
 }
 
+/// Whether the command rules as they are now (a reload may have changed
+/// them) still let `command` run on `server`: one they now deny is
+/// withdrawn; one they now hold for review goes on, since it was allowed
+/// to start and cannot be held half-way.
+fn still_allowed(conn: &WsConnection<Stub>, server: &str, command: &str) -> Result<(), AppError> {
+    let settings = conn.state.settings();
+    let Some(spec) = settings.server(server) else {
+        return Err(withdrawn(format!("server '{server}' is no longer configured")));
+    };
+    if command.is_empty() {
+        return Ok(());
+    }
+    let verdict = conn.rules().verdict(spec, command);
+    match verdict.action {
+        RuleAction::Deny => Err(withdrawn(format!(
+            "the command rules changed: {}",
+            verdict.denial(server).detail.unwrap_or_default()
+        ))),
+        RuleAction::Allow | RuleAction::Review => Ok(()),
+    }
+}
+
 /// The running command or transfer (none for a workflow run: the hub
 /// judges runs), what it is, its servers and the verdict.
 fn judge_task(conn: &WsConnection<Stub>) -> Option<(&'static str, Vec<String>, Result<(), AppError>)> {
     let (_, task) = conn.domain.task.live()?;
     match &task.kind {
-        TaskKind::Shell { server, .. } => {
-            let verdict = conn.judge("ssh_command", &[server]);
+        TaskKind::Shell { server, command, .. } => {
+            let verdict = conn
+                .judge("ssh_command", &[server])
+                .and_then(|()| still_allowed(conn, server, command));
             Some(("ssh command", vec![server.clone()], verdict))
         }
-        TaskKind::Transfer { name } => match conn.state.settings.transfers.get(name) {
+        TaskKind::Transfer { name } => match conn.state.settings().transfers.get(name) {
             Some(t) => {
                 let servers = vec![t.source_server.clone(), t.destination_server.clone()];
                 let verdict = conn.judge("scp_transfer", &[&t.source_server, &t.destination_server]);

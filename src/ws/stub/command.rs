@@ -50,9 +50,9 @@ fn start(
         ));
     }
     let timeout = TimeoutS::parse(p.timeout_s)?;
-    let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings.throttle)?;
+    let throttle = ThrottleMs::parse(p.throttle_ms, conn.state.settings().throttle)?;
     conn.domain.require_lock()?;
-    let server = ServerRef::resolve(&conn.state.settings, &conn.principal, &p.server)?;
+    let server = ServerRef::resolve(&conn.state.settings(), &conn.principal, &p.server)?;
     // the command rules: refused (55000) here, before anything else is
     // made; held (below, once the rest is ready), the task waits in its
     // slot (keeping the lock) until an approver answers. Lines typed into

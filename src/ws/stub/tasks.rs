@@ -112,7 +112,7 @@ pub(super) fn transfer_end(conn: &WsConnection<Stub>, name: &str) -> NewAuditEve
     let mut event = audit(conn, "transfer.end").on(name);
     event.server = conn
         .state
-        .settings
+        .settings()
         .transfers
         .get(name)
         .map(|s| s.source_server.clone());

@@ -77,7 +77,7 @@ pub(super) fn scp_transfer_plan(
     rid: RequestId,
     ctx: &mut WsCtx<Stub>,
 ) {
-    let ends = match TransferRef::resolve(&conn.state.settings, &conn.principal, &transfer_name) {
+    let ends = match TransferRef::resolve(&conn.state.settings(), &conn.principal, &transfer_name) {
         Ok(ends) => ends,
         Err(e) => return conn.send_error(ctx, &e, &rid),
     };
@@ -150,7 +150,7 @@ fn start(
         spec,
         source,
         destination,
-    } = TransferRef::resolve(&conn.state.settings, &conn.principal, name)?;
+    } = TransferRef::resolve(&conn.state.settings(), &conn.principal, name)?;
     let permit = conn.state.transfers.try_acquire(name)?;
     let request = TransferRequest {
         spec: spec.clone(),

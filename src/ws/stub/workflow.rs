@@ -58,7 +58,7 @@ pub(super) fn plan(
     ctx: &mut WsCtx<Stub>,
 ) {
     match prepare(
-        &conn.state.settings,
+        &conn.state.settings(),
         &conn.principal,
         &workflow,
         &params,
@@ -97,7 +97,7 @@ fn start(
     ctx: &mut WsCtx<Stub>,
 ) -> Result<(), AppError> {
     let prepared = prepare(
-        &conn.state.settings,
+        &conn.state.settings(),
         &conn.principal,
         workflow,
         params,
@@ -126,10 +126,10 @@ fn start(
         ssh: state.ssh.clone(),
         temp_files: state.temp_files.clone(),
         gate: state.transfers.clone(),
-        throttle: state.settings.throttle,
-        batch_output_cap: state.settings.batch_output_cap,
+        throttle: state.settings().throttle,
+        batch_output_cap: state.settings().batch_output_cap,
         ptys: state.ptys.clone(),
-        policy: state.settings.command_policy.clone(),
+        live: state.live.clone(),
         reviews: state.reviews.clone(),
         journal: state.journal.clone(),
     };

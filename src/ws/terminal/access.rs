@@ -19,7 +19,7 @@ use crate::ws::connection::{WsConnection, WsCtx};
 /// Access changed: what this connection follows or watches and no longer
 /// may is withdrawn (10010), each with its frame and audit row.
 pub(super) fn access_changed(conn: &mut WsConnection<TerminalConn>, ctx: &mut WsCtx<TerminalConn>) {
-    let settings = conn.state.settings.clone();
+    let settings = conn.state.settings().clone();
     let following: Vec<_> = conn.domain.following.keys().copied().collect();
     for id in following {
         let Some(entry) = conn.state.terminals.get(id) else {

@@ -80,7 +80,7 @@ pub(super) fn open(
             "command must not contain NUL",
         ));
     }
-    let spec = ServerRef::resolve(&conn.state.settings, &conn.principal, &server)?.into_spec();
+    let spec = ServerRef::resolve(&conn.state.settings(), &conn.principal, &server)?.into_spec();
     // the command rules: a terminal's command is judged as it opens (a
     // `review` rule refuses it: terminals are not held), and every line
     // typed into it as Enter is pressed
@@ -91,7 +91,7 @@ pub(super) fn open(
         }
     }
     let typed_lines = rules.typed_lines(&spec);
-    let settings = &conn.state.settings.terminals;
+    let settings = &conn.state.settings().terminals;
     let mut info = PtyInfo::new(PtyKind::Terminal, conn.principal.user.clone(), &server, &command);
     let (seat, stats) = conn.state.terminals.reserve(NewTerminal {
         pty_id: info.pty_id,
@@ -118,7 +118,7 @@ pub(super) fn open(
         pty,
         recorder,
         typed_lines,
-        throttle: conn.state.settings.throttle,
+        throttle: conn.state.settings().throttle,
         seat,
         stats,
         registration,
@@ -189,7 +189,7 @@ fn typist<'a>(conn: &'a Conn, text: &str) -> Result<(TerminalId, &'a Following),
             "this connection watches the terminal; it may not type in it",
         ));
     }
-    match terminal_right(&conn.state.settings, &conn.principal, &entry).map_err(at_request)? {
+    match terminal_right(&conn.state.settings(), &conn.principal, &entry).map_err(at_request)? {
         Right::Watch => Err(AppError::with_detail(
             ErrorCode::WatchOnly,
             "the terminal is shared with you to watch only",
@@ -203,8 +203,8 @@ fn typist<'a>(conn: &'a Conn, text: &str) -> Result<(TerminalId, &'a Following),
 
 /// The judge of the lines this connection types on `server`.
 pub(super) fn typed_lines(conn: &Conn, server: &str) -> Option<pinkpage_actors::policy::line::LineJudge> {
-    let spec = conn.state.settings.server(server)?;
-    conn.rules().typed_lines(spec)
+    let settings = conn.state.settings();
+    conn.rules().typed_lines(settings.server(server)?)
 }
 
 /// `terminal_input`: to a terminal this connection follows, re-judged
@@ -325,7 +325,7 @@ pub(super) fn attach(
     ctx: &mut Ctx,
 ) -> Result<(), AppError> {
     let entry = entry(conn, text)?;
-    let right = terminal_right(&conn.state.settings, &conn.principal, &entry).map_err(at_request)?;
+    let right = terminal_right(&conn.state.settings(), &conn.principal, &entry).map_err(at_request)?;
     if right == Right::Watch {
         return Err(forbidden(
             "the terminal is shared with you to watch only: send terminal_watch with its pty_id",

@@ -55,7 +55,7 @@ pub(super) fn share(
             target.role
         )));
     }
-    rejudge::judge(&*conn.state.settings, &target, need, &[entry.server.as_str()])
+    rejudge::judge(&*conn.state.settings(), &target, need, &[entry.server.as_str()])
         .map_err(|e| refused(e.detail.unwrap_or_default()))?;
     let before = entry.share_of(user);
     conn.state.terminals.share(id, user, mode)?;
@@ -126,7 +126,7 @@ pub(super) fn watch(conn: &mut Conn, text: &str, rid: &RequestId, ctx: &mut Ctx)
         .get(pty_id)
         .ok_or_else(|| AppError::with_detail(ErrorCode::UnknownPty, "no running PTY has that id"))?;
     let entry = info.terminal_id.and_then(|t| conn.state.terminals.get(t));
-    may_watch(&conn.state.settings, &conn.principal, &info, entry.as_ref()).map_err(at_request)?;
+    may_watch(&conn.state.settings(), &conn.principal, &info, entry.as_ref()).map_err(at_request)?;
     if let Some(old) = conn.domain.watching.remove(&pty_id) {
         old.feed.unwatch(old.watch);
     }

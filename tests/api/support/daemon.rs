@@ -451,6 +451,15 @@ impl TestApp {
         }
     }
 
+    /// Sends `signal` (`HUP`) to the daemon, which goes on running.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -s {signal} failed");
+    }
+
     /// Starts the daemon's process and waits until it listens.
     async fn launch(command: &(dyn Fn() -> Command + Send + Sync)) -> (Child, u16, Arc<Mutex<Vec<String>>>) {
         let mut child = command().spawn().expect("spawn pinkpage");

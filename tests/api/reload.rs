@@ -1,0 +1,259 @@
+//! Changes without a restart (issue 28, part 2): SIGHUP and
+//! `POST /api/v1/admin/reload` read the servers file and `.env` again and
+//! apply what can change live; running work keeps its configuration unless
+//! the change withdraws its access; an invalid configuration changes
+//! nothing and says why.
+
+use serde_json::{json, Value};
+
+use crate::support::daemon::TestApp;
+use crate::support::remote::{pgrep, RemoteProcess};
+use crate::support::sshd::{SshdOptions, SshdServer};
+use crate::support::ws::WsClient;
+
+/// The `[[servers]]` entry of `name` on `sshd`, logging in with the
+/// password the harness gave the first server (same test user).
+fn server_toml(name: &str, sshd: &SshdServer) -> String {
+    let user = crate::support::sshd::TestUser::get();
+    format!(
+        "\n[[servers]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {}\nusername = {:?}\npassword_env = \"PINKPAGE_TEST_SERVER_PW_0\"\n",
+        sshd.port(),
+        user.name
+    )
+}
+
+/// Appends `text` to the daemon's servers file.
+fn append_to_servers_file(app: &TestApp, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(app.dir().join("servers.toml"))
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The names `GET /api/v1/servers` lists.
+async fn server_names(app: &TestApp) -> Vec<String> {
+    let servers: Value = app.get("/api/v1/servers").await.json().await.unwrap();
+    servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `config.reload` audit rows once there are `count`, newest first.
+async fn reload_rows(app: &TestApp, count: usize) -> Vec<Value> {
+    app.audit_events("action=config.reload", count).await
+}
+
+#[tokio::test]
+async fn a_server_added_by_sighup_is_served_and_checked_while_a_running_command_goes_on() {
+    let first = SshdServer::start(SshdOptions::default());
+    let second = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder()
+        .sshd("mdwap1p", &first)
+        .known_hosts(&second.known_hosts_line())
+        .spawn()
+        .await;
+    assert_eq!(server_names(&app).await, ["mdwap1p"]);
+
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 2801.5", "request_id": "s"}))
+        .await;
+    c.recv_until("ssh_command_started").await;
+    let sleeper = RemoteProcess::started("sleep 2801.5").await;
+
+    append_to_servers_file(&app, &server_toml("db3", &second));
+    app.signal("HUP");
+    let rows = reload_rows(&app, 1).await;
+    assert_eq!(rows[0]["actor"], "signal", "{}", rows[0]);
+    assert_eq!(rows[0]["outcome"], "ok", "{}", rows[0]);
+    assert_eq!(
+        rows[0]["detail"]["changes"],
+        json!(["server 'db3' added"]),
+        "{}",
+        rows[0]
+    );
+    assert_eq!(rows[0]["detail"]["access_changed"], false);
+
+    assert_eq!(server_names(&app).await, ["db3", "mdwap1p"]);
+    // checked at once and its verdict broadcast to connections already open
+    let mut frames = Vec::new();
+    loop {
+        let frame = c.recv().await;
+        if frame["type"] == "server_health" && frame["server_name"] == "db3" {
+            assert_eq!(frame["is_healthy"], true, "{frame}");
+            break;
+        }
+        frames.push(frame);
+    }
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f["type"] == "ssh_command_complete" || f["type"] == "error"),
+        "the running command was disturbed by the reload: {frames:?}"
+    );
+    assert!(pgrep("sleep 2801.5"), "the running command's process is gone");
+    // a new connection's welcome shows it; an SSH check reaches it
+    let other = WsClient::stub(&app).await;
+    let welcome_health = other.welcome["server_health"].to_string();
+    assert!(welcome_health.contains("db3"), "{welcome_health}");
+    let res = app.post_json("/api/v1/servers/db3/check", &json!({})).await;
+    let check: Value = res.json().await.unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+
+    // removed again: gone from the list and from the health a welcome shows
+    std::fs::write(
+        app.dir().join("servers.toml"),
+        std::fs::read_to_string(app.dir().join("servers.toml"))
+            .unwrap()
+            .replace(&server_toml("db3", &second), ""),
+    )
+    .unwrap();
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["changes"], json!(["server 'db3' removed"]), "{body}");
+    assert_eq!(body["access_changed"], true, "{body}");
+    assert_eq!(server_names(&app).await, ["mdwap1p"]);
+    let later = WsClient::stub(&app).await;
+    let welcome_health = later.welcome["server_health"].to_string();
+    assert!(!welcome_health.contains("db3"), "{welcome_health}");
+    // the command on the server that stayed ran through all of it
+    assert!(pgrep("sleep 2801.5"), "the running command's process is gone");
+    c.close().await;
+    sleeper.ended("its connection closed").await;
+}
+
+#[tokio::test]
+async fn an_invalid_servers_file_changes_nothing_and_the_reply_says_why() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let before = std::fs::read_to_string(app.dir().join("servers.toml")).unwrap();
+    // a transfer naming a server that does not exist
+    append_to_servers_file(
+        &app,
+        "\n[[transfers]]\nname = \"nowhere\"\nsource_server = \"mdwap1p\"\nsource_glob = \"/tmp/*\"\ndestination_server = \"ghost\"\ndestination_dir = \"/tmp/\"\n",
+    );
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 10012, "{body}");
+    let detail = body["error"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("PINKPAGE_SERVERS_FILE") && detail.contains("ghost"),
+        "{detail}"
+    );
+    let transfers: Value = app.get("/api/v1/transfers").await.json().await.unwrap();
+    assert!(!transfers.to_string().contains("nowhere"), "{transfers}");
+    let rows = reload_rows(&app, 1).await;
+    assert_eq!(rows[0]["outcome"], "failed", "{}", rows[0]);
+    assert_eq!(rows[0]["code"], 10012, "{}", rows[0]);
+
+    // the same by SIGHUP: refused, logged, and the daemon serves on
+    std::fs::write(app.dir().join("servers.toml"), "[[servers]\nthis is not TOML").unwrap();
+    app.signal("HUP");
+    let rows = reload_rows(&app, 2).await;
+    assert_eq!(rows[0]["actor"], "signal");
+    assert_eq!(rows[0]["outcome"], "failed", "{}", rows[0]);
+    assert_eq!(server_names(&app).await, ["mdwap1p"]);
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    let (out, _, _) = c.run("mdwap1p", "echo still-here").await;
+    assert!(out.contains("still-here"), "{out}");
+
+    // put right, a reload with nothing changed says so
+    std::fs::write(app.dir().join("servers.toml"), before).unwrap();
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"changes": [], "restart_needed": [], "access_changed": false})
+    );
+}
+
+#[tokio::test]
+async fn dotenv_is_read_again_and_what_needs_a_restart_is_named_not_applied() {
+    let app = TestApp::spawn_without_ssh().await;
+    std::fs::write(
+        app.dir().join(".env"),
+        "PINKPAGE_HEALTH_INTERVAL_S=7\nPINKPAGE_THROTTLE_MS=20\n",
+    )
+    .unwrap();
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["changes"],
+        json!(["PINKPAGE_HEALTH_INTERVAL_S changed"]),
+        "{body}"
+    );
+    assert_eq!(body["restart_needed"], json!(["PINKPAGE_THROTTLE_MS"]), "{body}");
+    let logs = app.logs_settled().await;
+    assert!(
+        logs.contains("health monitor reconfigured") && logs.contains("\"interval_s\":7"),
+        "the interval did not reach the health monitor"
+    );
+    // asked again, the change still waiting for a restart is named again
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["changes"], json!([]), "{body}");
+    assert_eq!(body["restart_needed"], json!(["PINKPAGE_THROTTLE_MS"]), "{body}");
+
+    // only admins reload
+    let op = app.identity("op", "operator", None).await;
+    let res = app
+        .anon
+        .post(app.url("/api/v1/admin/reload"))
+        .bearer_auth(&op.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn a_rule_added_by_reload_stops_the_running_command_it_now_denies() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 2802.5", "request_id": "s"}))
+        .await;
+    c.recv_until("ssh_command_started").await;
+    let sleeper = RemoteProcess::started("sleep 2802.5").await;
+
+    append_to_servers_file(
+        &app,
+        "\n[[command_rules]]\nname = \"no-sleeping\"\nwords = [\"sleep\"]\naction = \"deny\"\nmessage = \"stay awake\"\n",
+    );
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["access_changed"], true, "{body}");
+    assert_eq!(body["changes"], json!(["command rules changed"]), "{body}");
+
+    let stopped = loop {
+        let frame = c.recv().await;
+        if frame["type"] == "error" && frame["request_id"] == "s" {
+            break frame;
+        }
+    };
+    assert_eq!(stopped["error"]["code"], 10010, "{stopped}");
+    assert!(
+        stopped["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no-sleeping"),
+        "{stopped}"
+    );
+    sleeper.ended("the rules now deny it").await;
+    // and new work meets the new rule
+    c.recv_until("ssh_command_complete").await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "sleep 1", "request_id": "t"}))
+        .await;
+    assert_eq!(c.expect_error().await["error"]["code"], 55000);
+}
