@@ -257,3 +257,52 @@ async fn a_rule_added_by_reload_stops_the_running_command_it_now_denies() {
         .await;
     assert_eq!(c.expect_error().await["error"]["code"], 55000);
 }
+
+#[tokio::test]
+async fn a_cap_lowered_below_use_refuses_new_connections_until_use_falls_and_closes_none() {
+    let app = TestApp::spawn_without_ssh().await;
+    let first = WsClient::stub(&app).await;
+    let mut second = WsClient::stub(&app).await;
+    std::fs::write(app.dir().join(".env"), "PINKPAGE_WS_MAX_CONNECTIONS_PER_USER=1\n").unwrap();
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["changes"],
+        json!(["PINKPAGE_WS_MAX_CONNECTIONS_PER_USER changed"]),
+        "{body}"
+    );
+
+    // both stay open and answer
+    second.send(json!({"type": "ping", "request_id": "p"})).await;
+    assert_eq!(second.recv_until("pong").await.0["request_id"], "p");
+    let token = app.admin_token.clone().unwrap();
+    let headers = [("authorization".to_owned(), format!("Bearer {token}"))];
+    let refused = WsClient::open(&app, "/ws/v1/stub", &headers).await;
+    let Err(tokio_tungstenite::tungstenite::Error::Http(answer)) = refused else {
+        panic!("a third connection was admitted past the lowered cap");
+    };
+    let body = String::from_utf8_lossy(answer.body().as_deref().unwrap_or_default()).into_owned();
+    assert!(body.contains("30002"), "{body}");
+    // once both closed, use is below the cap again: admitted
+    first.close().await;
+    second.close().await;
+    crate::support::poll::eventually("a connection is admitted once use fell", async || {
+        WsClient::open(&app, "/ws/v1/stub", &headers).await.ok()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_in_clear_is_warned_at_start() {
+    let app = TestApp::builder()
+        .server(crate::support::daemon::ServerEntry::unreachable("mdwap1p"))
+        .env("PINKPAGE_BIND", "0.0.0.0:0")
+        .spawn()
+        .await;
+    assert!(
+        app.logs().contains("listening beyond loopback over plain HTTP"),
+        "no warning"
+    );
+    let local = TestApp::spawn_without_ssh().await;
+    assert!(!local.logs().contains("listening beyond loopback"));
+}
