@@ -95,6 +95,15 @@ fn load_settings() -> Result<Settings, ExitCode> {
 
 /// Prints what `check-config` has always printed: the servers and transfers.
 fn check_config(settings: &Settings) -> ExitCode {
+    if let Some(files) = &settings.tls {
+        match pinkpage::tls::Certificates::load(&files.cert, &files.key) {
+            Ok(certificates) => println!("tls ok: {}", certificates.fingerprint()),
+            Err(e) => {
+                eprintln!("pinkpage: PINKPAGE_TLS_CERT: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     println!("settings ok; servers:");
     for s in settings.servers.values() {
         println!("  {} {}@{}:{}", s.name, s.username, s.host, s.port);

@@ -50,6 +50,12 @@ pub async fn graceful(
     crate::systemd::notify("STOPPING=1");
     server.pause().await;
     state.broadcast.do_send(Publish(Event::ShuttingDown { grace }));
+    // operator terminals, attached or not, close now; answered once their
+    // closes count as work in flight
+    let _ = state
+        .terminal_warden
+        .send(crate::terminals::CloseForShutdown)
+        .await;
 
     let clients_deadline = deadline.min(Instant::now() + CLIENTS_GO_WITHIN.min(grace / 2));
     let clients_gone = until(clients_deadline, async {

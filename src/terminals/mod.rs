@@ -177,11 +177,28 @@ impl Handler<Event> for TerminalWarden {
     type Result = ();
 
     fn handle(&mut self, event: Event, _: &mut Context<Self>) {
-        match event {
-            Event::AccessChanged => self.rejudge(),
-            Event::ShuttingDown { .. } => self.close_all(),
-            _ => {}
+        // the shutdown asks directly ([`CloseForShutdown`]), so it knows
+        // the closes are in flight before it waits for them
+        if let Event::AccessChanged = event {
+            self.rejudge();
         }
+    }
+}
+
+/// The daemon stops: close every terminal. Answered once the closes are
+/// sent and counted in flight, so the shutdown's wait for work in flight
+/// cannot end before they do (the broadcast's `ShuttingDown` reached the
+/// warden after that wait had already found nothing in flight, and the
+/// terminal then stopped with the system, as `closed`).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct CloseForShutdown;
+
+impl Handler<CloseForShutdown> for TerminalWarden {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseForShutdown, _: &mut Context<Self>) {
+        self.close_all();
     }
 }
 

@@ -219,3 +219,56 @@ async fn next_json(ws: &mut tokio_tungstenite::WebSocketStream<TlsStream<TcpStre
         }
     }
 }
+
+#[test]
+fn a_key_that_does_not_match_its_certificate_is_refused_by_check_config_and_at_start() {
+    let certs = tempfile::tempdir().unwrap();
+    certificate(certs.path());
+    let cert = certs.path().join("cert.pem");
+    let key = certs.path().join("key.pem");
+    let env = |cert: &Path, key: &Path| {
+        vec![
+            ("HIWARE_ID", "hiware".to_owned()),
+            ("HIWARE_PW", "pw".to_owned()),
+            ("MDWAP1P_IP", "127.0.0.1".to_owned()),
+            ("PINKPAGE_TLS_CERT", cert.display().to_string()),
+            ("PINKPAGE_TLS_KEY", key.display().to_string()),
+        ]
+    };
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::support::daemon::run_to_exit(args, &env)
+    };
+    let (code, out) = run(&["check-config"], &env(&cert, &key));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("tls ok: SHA256:"), "{out}");
+
+    // another certificate's key
+    let other = tempfile::tempdir().unwrap();
+    certificate(other.path());
+    let (code, out) = run(&["check-config"], &env(&cert, &other.path().join("key.pem")));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not match the certificate"), "{out}");
+    let mut serve = env(&cert, &other.path().join("key.pem"));
+    serve.push(("PINKPAGE_BIND", "127.0.0.1:0".to_owned()));
+    serve.push(("PINKPAGE_DB", certs.path().join("db").display().to_string()));
+    serve.push((
+        "PINKPAGE_DATA_DIR",
+        certs.path().join("data").display().to_string(),
+    ));
+    let (code, out) = run(&["serve"], &serve);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("PINKPAGE_TLS_CERT") && out.contains("does not match"),
+        "{out}"
+    );
+    // one without the other
+    let mut half = env(&cert, &key);
+    half.retain(|(k, _)| *k != "PINKPAGE_TLS_KEY");
+    let (code, out) = run(&["check-config"], &half);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("PINKPAGE_TLS_KEY: required because PINKPAGE_TLS_CERT is set"),
+        "{out}"
+    );
+}
