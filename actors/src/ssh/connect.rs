@@ -177,7 +177,10 @@ async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Res
 /// kernel's user timeout covers exactly that case: data unacknowledged, or
 /// stuck behind a zero window, that long ends the connection, and every
 /// channel on it ends with an error.
-pub(super) async fn open_socket(server: &ServerSpec, opts: &SshOptions) -> std::io::Result<tokio::net::TcpStream> {
+pub(super) async fn open_socket(
+    server: &ServerSpec,
+    opts: &SshOptions,
+) -> std::io::Result<tokio::net::TcpStream> {
     let socket = tokio::net::TcpStream::connect((server.host.as_str(), server.port)).await?;
     socket.set_nodelay(true)?;
     if let Some(every) = opts.keepalive {

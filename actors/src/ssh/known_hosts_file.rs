@@ -362,7 +362,10 @@ mod tests {
         assert!(out.hashed);
         // nothing of this host: the text comes back as it was
         let none = without_host(&text, "[q]:2222");
-        assert_eq!((none.text.as_str(), none.removed, none.hashed), (text.as_str(), 0, false));
+        assert_eq!(
+            (none.text.as_str(), none.removed, none.hashed),
+            (text.as_str(), 0, false)
+        );
     }
 
     #[test]

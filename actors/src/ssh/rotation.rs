@@ -23,7 +23,8 @@ use serde::Serialize;
 
 use super::connect::{client_config, describe, open_socket, SshOptions};
 use super::host_keys::{
-    self, fingerprint, judge_file, known_hosts_host, learning_gate, under_file_lock, HostKeyRejection, Verdict,
+    self, fingerprint, judge_file, known_hosts_host, learning_gate, under_file_lock, HostKeyRejection,
+    Verdict,
 };
 use super::known_hosts_file::{hashed_name, records_for, without_host, Marker};
 use crate::error::{AppError, ErrorCode};
@@ -213,7 +214,10 @@ pub async fn host_key_report(server: &ServerSpec, opts: &SshOptions) -> Result<H
                 Verdict::Revoked(_) => KeyStatus::Revoked,
                 Verdict::CertAuthority(_) | Verdict::Unknown => KeyStatus::Unknown,
             };
-            (recorded_keys(&read(file).map_err(|e| rejected(server, e))?, &host_port, file), status)
+            (
+                recorded_keys(&read(file).map_err(|e| rejected(server, e))?, &host_port, file),
+                status,
+            )
         }
     };
     Ok(HostKeyReport {
@@ -252,9 +256,8 @@ pub async fn accept_host_key(
 ) -> Result<Accepted, AppError> {
     let who = describe(server);
     // the form first: a typo is a bad request, not a different key
-    host_keys::fingerprint_matches(expected, "").map_err(|e| {
-        AppError::with_detail(ErrorCode::Validation, format!("fingerprint: {e}"))
-    })?;
+    host_keys::fingerprint_matches(expected, "")
+        .map_err(|e| AppError::with_detail(ErrorCode::Validation, format!("fingerprint: {e}")))?;
     if let Some(pinned) = &server.host_key_fingerprint {
         return Err(AppError::with_detail(
             ErrorCode::HostKeyPinned,
@@ -288,13 +291,13 @@ pub async fn accept_host_key(
     let previous = {
         let (file, host_port, key) = (file.clone(), host_port.clone(), offered.clone());
         tokio::task::spawn_blocking(move || replace_in_file(&file, &host_port, &key))
-        .await
-        .map_err(|e| AppError::with_detail(ErrorCode::Internal, format!("{who}: the rewrite failed: {e}")))?
+            .await
+            .map_err(|e| {
+                AppError::with_detail(ErrorCode::Internal, format!("{who}: the rewrite failed: {e}"))
+            })?
     }
     .map_err(|e| match e {
-        HostKeyRejection::File { .. } => {
-            AppError::with_detail(ErrorCode::Internal, format!("{who}: {e}"))
-        }
+        HostKeyRejection::File { .. } => AppError::with_detail(ErrorCode::Internal, format!("{who}: {e}")),
         other => rejected(server, other),
     })?;
     info!(server = server.name.as_str(), fingerprint = offered_fp.as_str(),
@@ -308,7 +311,11 @@ pub async fn accept_host_key(
 }
 
 /// [`replace_locked`] under the known_hosts writers' lock. Blocking.
-fn replace_in_file(file: &Path, host_port: &str, key: &PublicKey) -> Result<Vec<RecordedKey>, HostKeyRejection> {
+fn replace_in_file(
+    file: &Path,
+    host_port: &str,
+    key: &PublicKey,
+) -> Result<Vec<RecordedKey>, HostKeyRejection> {
     under_file_lock(file, || replace_locked(file, host_port, key))
 }
 
@@ -461,7 +468,11 @@ mod tests {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o640);
         // no temporary file is left behind
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("known_hosts")]);
     }
 
@@ -471,7 +482,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("known_hosts");
         replace_locked(&file, "[h]:2222", &key(KEY_A)).unwrap();
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         std::fs::write(&file, format!("{} {KEY_A}\n", hashed_name("[h]:2222"))).unwrap();
         replace_locked(&file, "[h]:2222", &key(KEY_B)).unwrap();
@@ -491,7 +505,10 @@ mod tests {
         let before = format!("[h]:2222 {KEY_A}\n@revoked * {KEY_B}\n");
         std::fs::write(&file, &before).unwrap();
         let refused = replace_locked(&file, "[h]:2222", &key(KEY_B)).unwrap_err();
-        assert!(matches!(refused, HostKeyRejection::Revoked { line: 2, .. }), "{refused:?}");
+        assert!(
+            matches!(refused, HostKeyRejection::Revoked { line: 2, .. }),
+            "{refused:?}"
+        );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
     }
 
