@@ -23,8 +23,7 @@ use serde::Serialize;
 
 use super::connect::{client_config, describe, open_socket, SshOptions};
 use super::host_keys::{
-    self, fingerprint, judge_file, known_hosts_host, learning_gate, under_file_lock, HostKeyRejection,
-    Verdict,
+    self, fingerprint, known_hosts_host, learning_gate, under_file_lock, HostKeyRejection, Verdict,
 };
 use super::known_hosts_file::{hashed_name, records_for, without_host, Marker};
 use crate::error::{AppError, ErrorCode};
@@ -207,17 +206,15 @@ pub async fn host_key_report(server: &ServerSpec, opts: &SshOptions) -> Result<H
             (Vec::new(), status)
         }
         None => {
-            let verdict = judge_file(file, &host_port, &offered).map_err(|e| rejected(server, e))?;
-            let status = match verdict {
+            // one read: the status and the list describe the same file
+            let text = read(file).map_err(|e| rejected(server, e))?;
+            let status = match host_keys::judge(&records_for(&text, &host_port, file), &offered) {
                 Verdict::Known => KeyStatus::Match,
                 Verdict::Changed(..) | Verdict::OtherKeyTypes(_) => KeyStatus::Changed,
                 Verdict::Revoked(_) => KeyStatus::Revoked,
                 Verdict::CertAuthority(_) | Verdict::Unknown => KeyStatus::Unknown,
             };
-            (
-                recorded_keys(&read(file).map_err(|e| rejected(server, e))?, &host_port, file),
-                status,
-            )
+            (recorded_keys(&text, &host_port, file), status)
         }
     };
     Ok(HostKeyReport {
@@ -493,7 +490,7 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.starts_with("|1|") && text.contains(KEY_B), "{text}");
         assert!(matches!(
-            judge_file(&file, "[h]:2222", &key(KEY_B)),
+            host_keys::judge_file(&file, "[h]:2222", &key(KEY_B)),
             Ok(Verdict::Known)
         ));
     }
