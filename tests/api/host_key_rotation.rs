@@ -310,3 +310,60 @@ async fn the_command_line_accepts_a_rotated_key_only_with_its_fingerprint_and_au
     assert_eq!(ok["detail"]["new"], new.as_str());
     assert_eq!(ok["detail"]["old"], json!([old]));
 }
+
+#[tokio::test]
+async fn a_name_hashed_by_ssh_keygen_is_replaced_by_a_hashed_entry_openssh_itself_finds() {
+    let mut sshd = SshdServer::start(SshdOptions::default());
+    let app = app_for(&sshd).await;
+    let admin = app.admin_token.clone().unwrap();
+    let known_hosts = app.dir().join("known_hosts");
+    let other =
+        "[10.9.8.7]:2200 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBLmic869NihaHvl6gmBPxd+/hUrvn8eu+E+6/PWja0L";
+    let hashed = Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    assert!(
+        hashed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hashed.stderr)
+    );
+    let text = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "{text}");
+    std::fs::write(
+        &known_hosts,
+        format!("# another host, spelled out\n{other}\n{text}"),
+    )
+    .unwrap();
+    sshd.restart_with_new_host_key();
+    let new = sshd.host_key_fingerprint();
+
+    let (status, body) = accept(&app, &admin, "web", &new).await;
+
+    assert_eq!(status, 200, "{body}");
+    let text = std::fs::read_to_string(&known_hosts).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["# another host, spelled out", other], "{text}");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[2].starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    // OpenSSH finds the new key under the hashed name
+    let host = format!("[127.0.0.1]:{}", sshd.port());
+    let found = Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(&host)
+        .arg("-f")
+        .arg(&known_hosts)
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&found.stdout);
+    let new_key = sshd.known_hosts_line();
+    let new_key = new_key.split_once(' ').unwrap().1;
+    assert!(found.contains(new_key), "{found}");
+    let (status, body) = check(&app, "web").await;
+    assert_eq!(status, 200, "{body}");
+}
