@@ -64,6 +64,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Hostkey(cmd) => match load_settings() {
+            Ok(settings) => {
+                let key_file = KeyFile::new(settings::audit_key_file_from_env());
+                let stdout = std::io::stdout();
+                match pinkpage::cli::hostkey::run_hostkey(
+                    &settings,
+                    &settings::db_path_from_env(),
+                    &key_file,
+                    cmd,
+                    &mut stdout.lock(),
+                ) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("pinkpage: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(code) => code,
+        },
         Command::Audit(cmd) => {
             let key_file = KeyFile::new(settings::audit_key_file_from_env());
             let (stdout, stderr) = (std::io::stdout(), std::io::stderr());

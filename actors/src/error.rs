@@ -91,6 +91,13 @@ catalogue! {
     /// Every SSH session slot of the server (`PINKPAGE_SSH_MAX_SESSIONS_PER_SERVER`)
     /// stayed taken for the whole queue wait (`PINKPAGE_SSH_SESSION_WAIT_S`).
     SshNoSessionSlot = (20003, Daemon, "no ssh session slot free for this server"),
+    /// An admin's acceptance of a changed host key named a fingerprint
+    /// other than the one the server offers now: nothing was changed.
+    HostKeyMismatch = (20004, Client, "the server does not offer the expected host key"),
+    /// The server's host key is pinned with `host_key_fingerprint` in the
+    /// servers file, so known_hosts does not decide for it: change the pin
+    /// and reload the configuration instead.
+    HostKeyPinned = (20005, Client, "host key is pinned in the servers file"),
     /// The server refused every credential offered.
     SshAuthFailed = (21000, Remote, "ssh authentication failed"),
     /// A remote command could not be run.

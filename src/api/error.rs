@@ -56,7 +56,9 @@ pub const fn http_status(code: ErrorCode) -> StatusCode {
         | TaskAlreadyRunning
         | NoRunningTask
         | WorkflowNotPaused
-        | WorkflowPauseExpired => StatusCode::CONFLICT,
+        | WorkflowPauseExpired
+        | HostKeyMismatch
+        | HostKeyPinned => StatusCode::CONFLICT,
         WsTooLarge | RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ResourceLocked => StatusCode::LOCKED,
         Internal | HealthCheckFailed | WsHandler | BroadcastFailed | Database | TaskCancelTimeout

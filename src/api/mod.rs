@@ -22,6 +22,7 @@ pub mod error;
 pub mod errors;
 pub mod health;
 pub mod health_servers;
+pub mod host_key;
 pub mod paging;
 pub mod ptys;
 pub mod recordings;
@@ -54,6 +55,8 @@ use self::error::ApiError;
         health_servers::server_health_events,
         servers::list_servers,
         check::check_server,
+        host_key::show_host_key,
+        host_key::accept_host_key,
         errors::list_errors,
         audit::list_audit,
         audit::export_audit,
@@ -231,6 +234,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::backup)
         .service(admin::reload)
         .service(check::check_server)
+        .service(host_key::show_host_key)
+        .service(host_key::accept_host_key)
         .service(errors::list_errors)
         .service(audit::list_audit)
         .service(audit::export_audit)

@@ -98,6 +98,18 @@ pub const ROUTES: &[RouteRule] = &[
         Operator,
         "check a server now (its tags)",
     ),
+    r(
+        "GET",
+        "/api/v1/servers/{name}/host-key",
+        Admin,
+        "the host key a server offers now beside the trusted ones (its tags)",
+    ),
+    r(
+        "POST",
+        "/api/v1/servers/{name}/host-key/accept",
+        Admin,
+        "trust a changed host key, named by its fingerprint (its tags; audited)",
+    ),
     r("GET", "/api/v1/session", Viewer, "who holds the session lock"),
     r(
         "DELETE",
@@ -380,6 +392,8 @@ pub fn route_need(method: &Method, pattern: Option<&str>) -> Need {
 /// (input, confirmations, cancels), are not.
 pub const NEW_WORK_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/workflows/{name}/runs"),
+    // a change of trust that could not be audited must not happen
+    ("POST", "/api/v1/servers/{name}/host-key/accept"),
     ("PUT", "/api/v1/bmx5/files"),
     ("POST", "/api/v1/diff/files"),
     ("POST", "/api/v1/diff/dirs"),

@@ -2,6 +2,8 @@
 //! serves; `check-config` validates the settings; `user ...` and
 //! `token ...` manage accounts in the database (run by [`accounts`]);
 //! `audit ...` prints and verifies the audit chain (run by [`audit`]);
+//! `hostkey ...` shows and accepts a server's changed host key (run by
+//! [`hostkey`]);
 //! `--help` lists the commands and every setting.
 //!
 //! Secrets never come from arguments (they would show in `ps` and
@@ -10,6 +12,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod hostkey;
 
 use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
@@ -48,10 +51,30 @@ pub enum Command {
     /// Print or verify the tamper-evident audit trail (needs PINKPAGE_DB and the audit key; read-only, works beside a running daemon)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Show or accept a server's changed host key (needs the settings, the servers file and known_hosts, as the daemon; accept also PINKPAGE_DB and the audit key)
+    #[command(subcommand)]
+    Hostkey(HostKeyCommand),
     /// Write a consistent copy of the database into FILE (a new file, made 0600) while the daemon serves; back up the audit key and the recordings directory beside it (docs/operations.md)
     Backup {
         /// Where the copy goes; refused if it exists
         file: std::path::PathBuf,
+    },
+}
+
+/// `pinkpage hostkey ...` (docs/operations.md, "Host-key rotation").
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum HostKeyCommand {
+    /// Print the key the server offers now beside the keys trusted for it
+    Show {
+        /// The server's name
+        name: String,
+    },
+    /// Trust the key the server offers now in place of the recorded ones, if its fingerprint is FINGERPRINT; audited
+    Accept {
+        /// The server's name
+        name: String,
+        /// The new key's fingerprint as ssh-keygen -lf prints it (SHA256:...), checked with the server's owner
+        fingerprint: String,
     },
 }
 
@@ -268,6 +291,24 @@ mod tests {
         let bad = parse(&["audit", "verify", "--head", "12:zz"]).unwrap_err();
         assert_eq!(bad.exit_code(), 2);
         assert!(bad.to_string().contains("<row id>:<64 hex digits>"), "{bad}");
+    }
+
+    #[test]
+    fn hostkey_commands_parse() {
+        assert_eq!(
+            parse(&["hostkey", "accept", "web1", "SHA256:abc"])
+                .unwrap()
+                .command,
+            Some(Command::Hostkey(HostKeyCommand::Accept {
+                name: "web1".into(),
+                fingerprint: "SHA256:abc".into()
+            }))
+        );
+        assert_eq!(
+            parse(&["hostkey", "show", "web1"]).unwrap().command,
+            Some(Command::Hostkey(HostKeyCommand::Show { name: "web1".into() }))
+        );
+        assert!(parse(&["hostkey", "accept", "web1"]).is_err());
     }
 
     #[test]

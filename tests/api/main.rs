@@ -18,6 +18,7 @@ mod demo;
 mod diff;
 mod dotenv;
 mod health;
+mod host_key_rotation;
 mod host_keys;
 mod identity;
 mod layers;

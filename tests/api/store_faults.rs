@@ -377,6 +377,21 @@ command = "echo after-the-pause"
     assert_eq!(drained["store"]["dropped_rows"], 0, "{drained}");
 }
 
+/// The fingerprint of the one key in the daemon's known_hosts, as
+/// `ssh-keygen -lf` prints it.
+fn recorded_fingerprint(app: &TestApp) -> String {
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(app.dir().join("known_hosts"))
+        .output()
+        .expect("run ssh-keygen -lf");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fingerprint in {text:?}"))
+        .to_owned()
+}
+
 /// The behaviour both faults must show: a command started before the fault
 /// takes its input and ends; new work is refused with 40000 over WebSocket
 /// and REST while reads and ending a session still work; health says
@@ -435,6 +450,17 @@ async fn refuses_new_work_keeps_running_work_and_writes_its_rows_after(
         .await;
     assert_eq!(rest.status(), 500);
     let body: Value = rest.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 40000, "{body}");
+    // so is a change of trust that could not be audited: accepting the
+    // very key alpha offers, which would pass otherwise
+    let accept = app
+        .post_json(
+            "/api/v1/servers/alpha/host-key/accept",
+            &json!({"fingerprint": recorded_fingerprint(app)}),
+        )
+        .await;
+    assert_eq!(accept.status(), 500);
+    let body: Value = accept.json().await.unwrap();
     assert_eq!(body["error"]["code"], 40000, "{body}");
     // what is not new work still answers: reads, and ending the session
     assert_eq!(app.get("/api/v1/servers").await.status(), 200);

@@ -177,7 +177,10 @@ async fn connect_and_authenticate(server: &ServerSpec, opts: &SshOptions) -> Res
 /// kernel's user timeout covers exactly that case: data unacknowledged, or
 /// stuck behind a zero window, that long ends the connection, and every
 /// channel on it ends with an error.
-async fn open_socket(server: &ServerSpec, opts: &SshOptions) -> std::io::Result<tokio::net::TcpStream> {
+pub(super) async fn open_socket(
+    server: &ServerSpec,
+    opts: &SshOptions,
+) -> std::io::Result<tokio::net::TcpStream> {
     let socket = tokio::net::TcpStream::connect((server.host.as_str(), server.port)).await?;
     socket.set_nodelay(true)?;
     if let Some(every) = opts.keepalive {
@@ -191,7 +194,7 @@ async fn open_socket(server: &ServerSpec, opts: &SshOptions) -> std::io::Result<
 /// NOTES-russh), nodelay for keystrokes, keepalives, and the host key types already
 /// recorded for this host put first, as OpenSSH does, so a server with
 /// several host keys presents the one we know.
-fn client_config(server: &ServerSpec, opts: &SshOptions) -> russh::client::Config {
+pub(super) fn client_config(server: &ServerSpec, opts: &SshOptions) -> russh::client::Config {
     let policy = &opts.host_keys;
     let mut ciphers = vec![cipher::AES_128_GCM];
     ciphers.extend(

@@ -62,6 +62,10 @@ pub enum HostKeyRejection {
         file: PathBuf,
         /// The 1-based line of the old key.
         line: usize,
+        /// The fingerprints of every host key recorded for this host, in
+        /// file order: what an admin compares with `presented` before
+        /// accepting it (docs/operations.md, "Host-key rotation").
+        recorded: Vec<String>,
         /// The fingerprint the server presented.
         presented: String,
     },
@@ -87,6 +91,8 @@ pub enum HostKeyRejection {
     OtherKeyTypes {
         /// The file that holds the records.
         file: PathBuf,
+        /// The fingerprints of the host keys recorded for this host.
+        recorded: Vec<String>,
         /// The type the server presented (`ssh-ed25519`).
         presented_type: String,
         /// The fingerprint the server presented.
@@ -124,12 +130,14 @@ impl fmt::Display for HostKeyRejection {
             HostKeyRejection::Changed {
                 file,
                 line,
+                recorded,
                 presented,
             } => write!(
                 f,
                 "host key CHANGED: the server presented {presented}, which differs from \
-                 the key recorded at {}:{line}",
-                file.display()
+                 the key recorded at {}:{line} (recorded: {}); {ACCEPT_HINT}",
+                file.display(),
+                recorded.join(", ")
             ),
             HostKeyRejection::Revoked {
                 file,
@@ -149,13 +157,16 @@ impl fmt::Display for HostKeyRejection {
             ),
             HostKeyRejection::OtherKeyTypes {
                 file,
+                recorded,
                 presented_type,
                 presented,
             } => write!(
                 f,
                 "host key CHANGED: the server presented a {presented_type} key {presented} \
-                 but {} records only keys of other types for this host",
-                file.display()
+                 but {} records only keys of other types for this host (recorded: {}); \
+                 {ACCEPT_HINT}",
+                file.display(),
+                recorded.join(", ")
             ),
             HostKeyRejection::Unknown { file, presented } => write!(
                 f,
@@ -171,6 +182,10 @@ impl fmt::Display for HostKeyRejection {
         }
     }
 }
+
+/// The end of a "changed" detail: the way out for an expected change.
+const ACCEPT_HINT: &str = "if the change is expected, an admin checks the new fingerprint and \
+    accepts it (GET and POST /api/v1/servers/{name}/host-key, or pinkpage hostkey accept)";
 
 /// How a key was accepted, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,15 +299,16 @@ pub async fn check_known_hosts(
 
 /// What the file says about a presented key, before any policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// A host key line lists it.
     Known,
     /// A `@revoked` line for the host lists it (at this line).
     Revoked(usize),
-    /// A host key of the same type but different (the first such line).
-    Changed(usize),
-    /// Host keys are recorded, all of other types.
-    OtherKeyTypes,
+    /// A host key of the same type but different (the first such line),
+    /// and the fingerprints of every host key recorded for the host.
+    Changed(usize, Vec<String>),
+    /// Host keys are recorded (these fingerprints), all of other types.
+    OtherKeyTypes(Vec<String>),
     /// Only a `@cert-authority` line names the host (at this line).
     CertAuthority(usize),
     /// Nothing about this host.
@@ -302,7 +318,11 @@ enum Verdict {
 impl Verdict {
     /// The verdict under a strict policy (accept-new learns `Unknown`
     /// before it gets here).
-    fn into_result(self, file: &Path, key: &PublicKey) -> Result<HostKeyAcceptance, HostKeyRejection> {
+    pub(crate) fn into_result(
+        self,
+        file: &Path,
+        key: &PublicKey,
+    ) -> Result<HostKeyAcceptance, HostKeyRejection> {
         let file = file.to_path_buf();
         let presented = fingerprint(key);
         Err(match self {
@@ -312,13 +332,15 @@ impl Verdict {
                 line,
                 presented,
             },
-            Verdict::Changed(line) => HostKeyRejection::Changed {
+            Verdict::Changed(line, recorded) => HostKeyRejection::Changed {
                 file,
                 line,
+                recorded,
                 presented,
             },
-            Verdict::OtherKeyTypes => HostKeyRejection::OtherKeyTypes {
+            Verdict::OtherKeyTypes(recorded) => HostKeyRejection::OtherKeyTypes {
                 file,
+                recorded,
                 presented_type: key.algorithm().to_string(),
                 presented,
             },
@@ -329,7 +351,7 @@ impl Verdict {
 }
 
 /// Reads the file (missing means empty) and judges `key` for `host_port`.
-fn judge_file(file: &Path, host_port: &str, key: &PublicKey) -> Result<Verdict, HostKeyRejection> {
+pub(crate) fn judge_file(file: &Path, host_port: &str, key: &PublicKey) -> Result<Verdict, HostKeyRejection> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -346,7 +368,7 @@ fn judge_file(file: &Path, host_port: &str, key: &PublicKey) -> Result<Verdict, 
 /// The decision over the records of one host, in the order `ssh` applies
 /// it: revocation beats everything, then host keys, then certificate
 /// authorities (which we cannot honour, see [`HostKeyRejection::CertAuthority`]).
-fn judge(records: &[Record], key: &PublicKey) -> Verdict {
+pub(crate) fn judge(records: &[Record], key: &PublicKey) -> Verdict {
     let same = |r: &&Record| r.key.key_data() == key.key_data();
     let of = |marker: Marker| move |r: &&Record| r.marker == marker;
     if let Some(r) = records.iter().filter(of(Marker::Revoked)).find(same) {
@@ -357,9 +379,10 @@ fn judge(records: &[Record], key: &PublicKey) -> Verdict {
         if host_keys.clone().any(|r| same(&r)) {
             return Verdict::Known;
         }
+        let recorded = host_keys.clone().map(|r| fingerprint(&r.key)).collect();
         return match host_keys.find(|r| r.key.algorithm() == key.algorithm()) {
-            Some(r) => Verdict::Changed(r.line),
-            None => Verdict::OtherKeyTypes,
+            Some(r) => Verdict::Changed(r.line, recorded),
+            None => Verdict::OtherKeyTypes(recorded),
         };
     }
     match records.iter().find(of(Marker::CertAuthority)) {
@@ -368,13 +391,13 @@ fn judge(records: &[Record], key: &PublicKey) -> Verdict {
     }
 }
 
-/// The turn to learn one host's key.
-type Gate = Arc<tokio::sync::Mutex<()>>;
+/// The turn to write one host's key (learn it, or accept a new one).
+pub(crate) type Gate = Arc<tokio::sync::Mutex<()>>;
 
 /// One async mutex per known_hosts file and host, so learners in this
 /// process queue without holding a thread; never removed (one per
 /// configured host at most).
-fn learning_gate(file: &Path, host_port: &str) -> Gate {
+pub(crate) fn learning_gate(file: &Path, host_port: &str) -> Gate {
     static GATES: OnceLock<Mutex<HashMap<(PathBuf, String), Gate>>> = OnceLock::new();
     let mut gates = GATES
         .get_or_init(Default::default)
@@ -387,14 +410,38 @@ fn learning_gate(file: &Path, host_port: &str) -> Gate {
     )
 }
 
-/// Under an exclusive `flock` on `<file>.lock`: reads the file again, and
-/// records `key` only if the host is still unknown. The lock file is left
-/// in place: removing it would let a waiter lock a file nobody else sees.
+/// Under the file lock: reads the file again, and records `key` only if
+/// the host is still unknown.
 fn learn_locked(
     file: &Path,
     host_port: &str,
     key: &PublicKey,
 ) -> Result<HostKeyAcceptance, HostKeyRejection> {
+    under_file_lock(file, || match judge_file(file, host_port, key)? {
+        Verdict::Unknown => {
+            append_known_host(file, host_port, key).map_err(|e| HostKeyRejection::File {
+                file: file.to_path_buf(),
+                cause: format!("cannot record the new key: {e}"),
+            })?;
+            Ok(HostKeyAcceptance::Learned)
+        }
+        // another learner got there first: judge its key like any other
+        verdict => verdict.into_result(file, key),
+    })
+}
+
+/// Runs `change` holding an exclusive `flock` on `<file>.lock`: every
+/// writer of a known_hosts file goes through here (learning under
+/// accept-new, and an admin's acceptance of a changed key in
+/// [`rotation`](super::rotation)), in this process and in any other
+/// daemon or command line sharing the file, so no write is lost to another
+/// and each writer reads the file after the last write. Blocking: call it
+/// off the event loop. The lock file is left in place: removing it would
+/// let a waiter lock a file nobody else sees.
+pub(crate) fn under_file_lock<T>(
+    file: &Path,
+    change: impl FnOnce() -> Result<T, HostKeyRejection>,
+) -> Result<T, HostKeyRejection> {
     let file_error = |cause: String| HostKeyRejection::File {
         file: file.to_path_buf(),
         cause,
@@ -410,15 +457,7 @@ fn learn_locked(
         .map_err(|e| file_error(format!("cannot open the lock file: {e}")))?;
     lock.lock()
         .map_err(|e| file_error(format!("cannot lock the lock file: {e}")))?;
-    match judge_file(file, host_port, key)? {
-        Verdict::Unknown => {
-            append_known_host(file, host_port, key)
-                .map_err(|e| file_error(format!("cannot record the new key: {e}")))?;
-            Ok(HostKeyAcceptance::Learned)
-        }
-        // another learner got there first: judge its key like any other
-        verdict => verdict.into_result(file, key),
-    }
+    change()
     // `lock` closes here, which releases the flock
 }
 
@@ -551,7 +590,11 @@ mod tests {
                 matches!(rejection, HostKeyRejection::Changed { line: 3, .. }),
                 "{rejection:?}"
             );
-            assert!(rejection.to_string().contains("CHANGED"));
+            let text = rejection.to_string();
+            assert!(text.contains("CHANGED"), "{text}");
+            // both sides of the change: what the server presents, what we recorded
+            assert!(text.contains(KEY_A_FP), "{text}");
+            assert!(text.contains(&fingerprint(&key(KEY_B))), "{text}");
         }
     }
 

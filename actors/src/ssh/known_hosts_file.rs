@@ -180,6 +180,84 @@ pub(crate) fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
+/// The file's text without the host-key entries that name `host_port`
+/// itself, and how many names were taken out.
+///
+/// A name is taken out when it is this host spelled out (`[h]:2222`, any
+/// case) or hashed (`|1|...`). A line naming only this host goes; a line
+/// that also names other hosts keeps them and loses this name. Lines that
+/// cover the host through a wildcard speak for other hosts too and stay
+/// as they are, as do `@revoked` and `@cert-authority` lines, comments,
+/// lines we cannot read and every other host's entries: all of those
+/// are kept byte for byte, line endings included.
+pub(crate) fn without_host(text: &str, host_port: &str) -> Removal {
+    let host_port = host_port.to_ascii_lowercase();
+    let mut out = Removal::default();
+    for raw in text.split_inclusive('\n') {
+        let body = raw.trim_end_matches(['\n', '\r']);
+        let Parsed::Entry {
+            marker: Marker::HostKey,
+            patterns,
+            ..
+        } = parse_line(body)
+        else {
+            out.text.push_str(raw);
+            continue;
+        };
+        let names_it = |p: &&str| {
+            if p.starts_with("|1|") {
+                hashed_match(p, &host_port)
+            } else {
+                p.eq_ignore_ascii_case(&host_port)
+            }
+        };
+        let (theirs, ours): (Vec<&str>, Vec<&str>) = patterns.split(',').partition(|p| !names_it(p));
+        if ours.is_empty() {
+            out.text.push_str(raw);
+            continue;
+        }
+        out.removed += ours.len();
+        out.hashed |= ours.iter().any(|p| p.starts_with("|1|"));
+        // a line left with only negations would name no host at all
+        if theirs.iter().all(|p| p.starts_with('!')) {
+            continue;
+        }
+        // `patterns` is a slice of `raw`: keep what stands before and after it
+        let start = patterns.as_ptr() as usize - raw.as_ptr() as usize;
+        out.text.push_str(&raw[..start]);
+        out.text.push_str(&theirs.join(","));
+        out.text.push_str(&raw[start + patterns.len()..]);
+    }
+    out
+}
+
+/// What [`without_host`] made of a file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Removal {
+    /// The text left.
+    pub text: String,
+    /// How many host names were taken out of entries.
+    pub removed: usize,
+    /// Whether any of them was hashed: the new entry is hashed too, so a
+    /// file kept hashed (`HashKnownHosts yes`) does not start naming hosts.
+    pub hashed: bool,
+}
+
+/// `|1|salt|hash` for `host_port`, as `ssh-keygen -H` writes it, with a
+/// fresh 20-byte salt.
+pub(crate) fn hashed_name(host_port: &str) -> String {
+    // two v4 UUIDs: 244 random bits, of which the salt takes 160
+    let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
+    bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let salt = &bytes[..20];
+    let mac = Hmac::<Sha1>::new_from_slice(salt)
+        .expect("HMAC takes a key of any length")
+        .chain_update(host_port.to_ascii_lowercase().as_bytes())
+        .finalize()
+        .into_bytes();
+    format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(mac))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +336,43 @@ mod tests {
     fn a_bad_line_is_skipped_and_the_rest_still_counts() {
         let text = format!("h ssh-ed25519 !!!\n@bogus h {KEY_A}\nh\n@revoked\nh {KEY_B}\n");
         assert_eq!(lines(&text, "h"), vec![(5, Marker::HostKey)]);
+    }
+
+    #[test]
+    fn without_host_takes_out_this_hosts_entries_and_keeps_everything_else_byte_for_byte() {
+        let salt = b"0123456789abcdefghij";
+        let mac = Hmac::<Sha1>::new_from_slice(salt)
+            .unwrap()
+            .chain_update(b"[h]:2222")
+            .finalize()
+            .into_bytes();
+        let hashed = format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(mac));
+        let text = format!(
+            "# keep me\r\n[h]:2222 {KEY_A}\n[H]:2222,other {KEY_B} note\n  {hashed} {KEY_B}\n\
+             [h]:2222,!x {KEY_A}\n*:2222 {KEY_A}\n@revoked [h]:2222 {KEY_B}\nh {KEY_A}\nbad line\n[h]:2222 {KEY_B}"
+        );
+        let out = without_host(&text, "[h]:2222");
+        assert_eq!(
+            out.text,
+            format!(
+                "# keep me\r\nother {KEY_B} note\n*:2222 {KEY_A}\n@revoked [h]:2222 {KEY_B}\nh {KEY_A}\nbad line\n"
+            )
+        );
+        assert_eq!(out.removed, 5);
+        assert!(out.hashed);
+        // nothing of this host: the text comes back as it was
+        let none = without_host(&text, "[q]:2222");
+        assert_eq!(
+            (none.text.as_str(), none.removed, none.hashed),
+            (text.as_str(), 0, false)
+        );
+    }
+
+    #[test]
+    fn a_made_hashed_name_matches_its_host_only_and_differs_each_time() {
+        let one = hashed_name("[127.0.0.1]:2222");
+        assert!(hosts_match(&one, "[127.0.0.1]:2222"));
+        assert!(!hosts_match(&one, "[127.0.0.1]:2223"));
+        assert_ne!(one, hashed_name("[127.0.0.1]:2222"));
     }
 }

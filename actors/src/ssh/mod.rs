@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`host_keys`]: pinned fingerprints and the known_hosts file.
+//! - [`rotation`]: the key a server offers now against what we trust, and
+//!   an admin's acceptance of a changed one.
 //! - `connect`: [`connect`] and authentication; [`ConnectHook`], work other
 //!   domains register to run on every new session before it is used.
 //! - `handler`: the russh client handler (the host key decision).
@@ -17,6 +19,7 @@
 
 pub mod host_keys;
 mod known_hosts_file;
+pub mod rotation;
 
 pub use host_keys::{HostKeyMode, HostKeyPolicy};
 mod connect;
