@@ -25,7 +25,9 @@
 //!    and REST), [`workflows`] (`WorkflowHub`: runs in flight, their
 //!    history, typed events for watchers) and [`terminals`]
 //!    (`TerminalWarden`: operator terminals re-judged, closed at shutdown
-//!    and audited outside any connection).
+//!    and audited outside any connection); below them [`retention`]
+//!    (deleting finished work's old records and the audit trail's old
+//!    prefixes, in small batches, on a schedule).
 //! 6. [`state`]: what every handler can reach.
 //! 7. [`api`]: REST handlers, OpenAPI and Swagger UI.
 //! 8. [`ws`]: the WebSocket endpoints, one connection actor for all
@@ -53,6 +55,7 @@ pub mod logging;
 pub mod recordings;
 pub mod records;
 pub mod request;
+pub mod retention;
 pub mod reviews;
 pub mod settings;
 pub mod shutdown;

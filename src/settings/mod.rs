@@ -26,6 +26,7 @@ pub mod dotenv;
 mod env;
 pub mod names;
 pub mod recordings;
+pub mod retention;
 pub mod servers_file;
 pub mod terminals;
 pub mod work_limits;
@@ -344,6 +345,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     recordings::DOCS[1],
     recordings::DOCS[2],
     recordings::DOCS[3],
+    retention::DOCS[0],
+    retention::DOCS[1],
+    retention::DOCS[2],
     command_rules::REVIEW_TIMEOUT_DOC,
 ];
 
@@ -407,6 +411,8 @@ pub struct Settings {
     pub terminals: terminals::TerminalSettings,
     /// Recordings of PTYs: input, failure, retention.
     pub recordings: recordings::RecordingSettings,
+    /// How long finished work's records and the audit trail are kept.
+    pub retention: retention::RetentionSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -608,6 +614,7 @@ impl Settings {
             caps: caps::parse(&env)?,
             terminals: terminals::parse(&env)?,
             recordings: recordings::parse(&env)?,
+            retention: retention::parse(&env)?,
             servers,
             transfers,
             workflows,
