@@ -27,6 +27,7 @@ mod protocol_doc;
 mod recordings;
 mod rest;
 mod restart;
+mod retention;
 mod server_dies;
 mod servers;
 mod shell_mode;
