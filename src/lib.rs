@@ -26,7 +26,9 @@
 //!    and REST), [`workflows`] (`WorkflowHub`: runs in flight, their
 //!    history, typed events for watchers) and [`terminals`]
 //!    (`TerminalWarden`: operator terminals re-judged, closed at shutdown
-//!    and audited outside any connection).
+//!    and audited outside any connection); below them [`retention`]
+//!    (deleting finished work's old records and the audit trail's old
+//!    prefixes, in small batches, on a schedule).
 //! 6. [`state`]: what every handler can reach; then [`reload`] (the
 //!    configuration read again while the daemon serves, on SIGHUP or a
 //!    request).
@@ -57,6 +59,7 @@ pub mod recordings;
 pub mod records;
 pub mod reload;
 pub mod request;
+pub mod retention;
 pub mod reviews;
 pub mod settings;
 pub mod shutdown;

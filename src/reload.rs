@@ -22,7 +22,9 @@
 //! - the WebSocket caps (lowered below current use: new connections are
 //!   refused until use falls; never raised past what the descriptor plan
 //!   made at start allows) and the operations per connection;
-//! - the recordings' settings (new PTYs, the next retention sweep).
+//! - the recordings' settings (new PTYs, the next retention sweep), and
+//!   the retention of runs, health history and the audit trail (the next
+//!   sweep; a new interval after the wait under way).
 //!
 //! Every reload is audited (`config.reload`, with a summary of what
 //! changed, or why nothing did) and logged. The TLS certificate and key
@@ -71,6 +73,10 @@ pub const LIVE: &[&str] = &[
     "PINKPAGE_RECORD_FAIL_OPEN",
     "PINKPAGE_RECORDINGS_MAX_AGE_DAYS",
     "PINKPAGE_RECORDINGS_MAX_BYTES",
+    // retention of runs, health history and the audit trail
+    "PINKPAGE_RETENTION_DAYS",
+    "PINKPAGE_AUDIT_RETENTION_DAYS",
+    "PINKPAGE_RETENTION_INTERVAL_S",
 ];
 
 /// What a reload did.
@@ -269,6 +275,7 @@ fn merge(
     next.caps.ws_max_per_user = read.caps.ws_max_per_user;
     next.caps.ops_per_connection = read.caps.ops_per_connection;
     next.recordings = read.recordings;
+    next.retention = read.retention;
     (next, report)
 }
 

@@ -184,6 +184,14 @@ impl Application {
             Some(broadcast.clone()),
         ));
         crate::recordings::retention::spawn(recordings.clone(), stores.recordings.clone());
+        // Retention of the other records and the audit trail (issue 28);
+        // its limits are read at each sweep, as a reload last left them
+        let now = live.clone();
+        crate::retention::spawn(
+            stores.clone(),
+            journal.clone(),
+            Arc::new(move || now.current().retention.clone()),
+        );
         // Every running PTY, and the operator terminals among them.
         let ptys = PtyBook::new(
             pinkpage_actors::pty::book::DEFAULT_COMMAND_SCROLLBACK,

@@ -207,8 +207,8 @@ mod tests {
             self.1.fetch_add(1, Ordering::SeqCst);
             self.0.page_after(after_id, limit)
         }
-        fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>> {
-            self.0.cut(before)
+        fn cut(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Option<AuditCut>> {
+            self.0.cut(before, limit)
         }
         fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>> {
             self.0.interrupt_left_work_and_start(instance)

@@ -265,8 +265,12 @@ impl AuditStore for Hanging {
     fn page_after(&self, after_id: i64, limit: u32) -> StoreFuture<Vec<crate::records::AuditEvent>> {
         self.1.page_after(after_id, limit)
     }
-    fn cut(&self, before: chrono::DateTime<chrono::Utc>) -> StoreFuture<Option<crate::records::AuditCut>> {
-        self.1.cut(before)
+    fn cut(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreFuture<Option<crate::records::AuditCut>> {
+        self.1.cut(before, limit)
     }
     fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>> {
         self.1.interrupt_left_work_and_start(instance)

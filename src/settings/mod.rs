@@ -27,6 +27,7 @@ mod env;
 pub mod live;
 pub mod names;
 pub mod recordings;
+pub mod retention;
 pub mod servers_file;
 pub mod terminals;
 pub mod work_limits;
@@ -364,6 +365,9 @@ pub const SETTINGS: &[SettingDoc] = &[
     recordings::DOCS[1],
     recordings::DOCS[2],
     recordings::DOCS[3],
+    retention::DOCS[0],
+    retention::DOCS[1],
+    retention::DOCS[2],
     command_rules::REVIEW_TIMEOUT_DOC,
 ];
 
@@ -429,6 +433,8 @@ pub struct Settings {
     pub recordings: recordings::RecordingSettings,
     /// HTTPS: the certificate and key files (`None`: plain HTTP).
     pub tls: Option<TlsFiles>,
+    /// How long finished work's records and the audit trail are kept.
+    pub retention: retention::RetentionSettings,
     /// Configured servers by name (sorted, so listings are stable).
     pub servers: BTreeMap<String, Arc<ServerSpec>>,
     /// Configured transfers by name.
@@ -649,6 +655,7 @@ impl Settings {
                     ))
                 }
             },
+            retention: retention::parse(&env)?,
             servers,
             transfers,
             workflows,

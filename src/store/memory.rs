@@ -20,8 +20,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 
 use super::chain::{AuditKey, Chain, Field, Head};
 use super::{
-    Applied, AuditStore, BatchStore, HealthStore, RecordingStore, StoreFuture, TempFileStore, WorkflowStore,
-    Writes,
+    Applied, AuditStore, BatchStore, Expired, HealthStore, RecordingStore, StoreFuture, TempFileStore,
+    WorkflowStore, Writes,
 };
 use crate::records::batch::ResultsPage;
 use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
@@ -204,15 +204,17 @@ impl AuditStore for MemoryStore {
         })
     }
 
-    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>> {
+    fn cut(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Option<AuditCut>> {
         let result = self.check().map(|()| {
             let mut state = self.state();
-            // the longest prefix of rows all older than `before`
+            // the longest prefix of rows all older than `before`, at most
+            // `limit` of them (nothing is sealed here)
             let keep_from = state
                 .audit
                 .iter()
                 .position(|e| e.event.at >= before)
-                .unwrap_or(state.audit.len());
+                .unwrap_or(state.audit.len())
+                .min(limit.max(1) as usize);
             if keep_from == 0 {
                 return None;
             }
@@ -330,6 +332,61 @@ impl BatchStore for MemoryStore {
         });
         Box::pin(async move { result })
     }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            let mut finished: Vec<(DateTime<Utc>, usize)> = state
+                .batches
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, _, status, _))| *status != BatchRunStatus::Running)
+                .filter_map(|(i, (_, end, ..))| end.as_ref().map(|e| (e.at, i)))
+                .filter(|(at, _)| *at < before)
+                .collect();
+            finished.sort();
+            let runs = finished.into_iter().map(|(_, i)| i);
+            let (expired, gone) = expire_in_order(&mut state.batches, runs, limit, |r| &mut r.3);
+            for i in gone.into_iter().rev() {
+                state.batches.remove(i);
+            }
+            expired
+        });
+        Box::pin(async move { result })
+    }
+}
+
+/// Retention's budget over runs in the order they go (SQL's
+/// `retention::expire_runs`): each run's children, then the run once it
+/// has none left, at most `limit` rows in all. Returns what went and the
+/// indexes of the runs to remove, ascending.
+fn expire_in_order<R, T>(
+    all: &mut [R],
+    runs: impl Iterator<Item = usize>,
+    limit: u32,
+    children: impl Fn(&mut R) -> &mut Vec<T>,
+) -> (Expired, Vec<usize>) {
+    let mut budget = u64::from(limit);
+    let mut expired = Expired::default();
+    let mut gone = Vec::new();
+    for i in runs {
+        if budget == 0 {
+            break;
+        }
+        let kids = children(&mut all[i]);
+        let n = (kids.len() as u64).min(budget);
+        kids.drain(..n as usize);
+        expired.children += n;
+        budget -= n;
+        if budget == 0 {
+            break;
+        }
+        gone.push(i);
+        expired.runs += 1;
+        budget -= 1;
+    }
+    gone.sort_unstable();
+    (expired, gone)
 }
 
 fn batch_run(r: &NewBatchRun, end: Option<&BatchEnd>, status: BatchRunStatus) -> BatchRun {
@@ -502,12 +559,36 @@ impl WorkflowStore for MemoryStore {
         });
         Box::pin(async move { result })
     }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            let before = timestamp(before);
+            let mut finished: Vec<(String, usize)> = state
+                .workflows
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !matches!(d.run.status, RunState::Running | RunState::Paused))
+                .filter_map(|(i, d)| d.run.finished_at.clone().map(|at| (at, i)))
+                .filter(|(at, _)| *at < before)
+                .collect();
+            finished.sort();
+            let runs = finished.into_iter().map(|(_, i)| i);
+            let (expired, gone) = expire_in_order(&mut state.workflows, runs, limit, |d| &mut d.steps);
+            for i in gone.into_iter().rev() {
+                state.workflows.remove(i);
+            }
+            expired
+        });
+        Box::pin(async move { result })
+    }
 }
 
 impl HealthStore for MemoryStore {
     fn record(&self, transitions: Vec<HealthTransition>) -> BoxFuture<'static, Writes> {
         self.write(transitions, |state, t| {
-            let id = state.health.len() as i64 + 1;
+            // ids only grow, also after retention deleted some
+            let id = state.health.last().map_or(1, |e| e.id + 1);
             state.health.push(HealthEvent {
                 id,
                 at: t.status.last_checked.clone().unwrap_or_default(),
@@ -532,6 +613,30 @@ impl HealthStore for MemoryStore {
                 .cloned()
                 .collect()
         })
+    }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<u64> {
+        let result = self.check().map(|()| {
+            let mut state = self.state();
+            let before = timestamp(before);
+            let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+            for e in &state.health {
+                let id = newest.entry(&e.server_name).or_insert(e.id);
+                *id = (*id).max(e.id);
+            }
+            let mut old: Vec<(&str, i64)> = state
+                .health
+                .iter()
+                .filter(|e| e.at < before && newest[e.server_name.as_str()] != e.id)
+                .map(|e| (e.at.as_str(), e.id))
+                .collect();
+            old.sort();
+            let gone: std::collections::BTreeSet<i64> =
+                old.into_iter().take(limit as usize).map(|(_, id)| id).collect();
+            state.health.retain(|e| !gone.contains(&e.id));
+            gone.len() as u64
+        });
+        Box::pin(async move { result })
     }
 }
 

@@ -44,6 +44,10 @@
 //! - **Reads are filtered in the store.** A list of runs takes the
 //!   reader's [`Visible`] and pages over what it allows (a page is never
 //!   short because of the filter); a run is on the servers its plan names.
+//! - **Retention deletes in bounded steps.** Each `expire`, and the audit
+//!   `cut`, deletes at most the `limit` it is given, oldest first, in one
+//!   transaction, and never a run that is not over (`crate::retention`
+//!   calls them in a loop).
 //! - **Live work is an instance's own.** Runs, batch runs, temporary files
 //!   and audit rows carry the instance that wrote them
 //!   ([`crate::records::INSTANCE`]); start-up recovery only touches its own
@@ -83,6 +87,24 @@ pub enum Applied {
     Rejected(String),
 }
 
+/// What one retention call ([`BatchStore::expire`],
+/// [`WorkflowStore::expire`]) deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// Runs deleted whole (their last child rows went in this call or
+    /// before).
+    pub runs: u64,
+    /// Child rows deleted: a batch run's results, a workflow run's steps.
+    pub children: u64,
+}
+
+impl Expired {
+    /// Every row deleted: nothing when 0.
+    pub fn rows(&self) -> u64 {
+        self.runs + self.children
+    }
+}
+
 /// The answer of a write method: what became of each record, in order, or
 /// `Err` when the store could not take the batch at all (nothing written).
 pub type Writes = Result<Vec<Applied>, AppError>;
@@ -104,11 +126,12 @@ pub trait AuditStore: Send + Sync + 'static {
     /// export, page by page).
     fn page_after(&self, after_id: i64, limit: u32) -> StoreFuture<Vec<AuditEvent>>;
     /// Retention: removes the oldest rows, every row up to the last one
-    /// before the first event at or after `before` (the rows sealed at
-    /// genesis together, once all are that old), and appends an
-    /// `audit.cut` row with the link the chain then starts from, in one
-    /// transaction. `None` when nothing is that old.
-    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>>;
+    /// before the first event at or after `before` but at most `limit` of
+    /// them (the rows sealed at genesis together, once all are that old,
+    /// however many), and appends an `audit.cut` row with the link the
+    /// chain then starts from, in one transaction. `None` when nothing is
+    /// that old.
+    fn cut(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Option<AuditCut>>;
     /// At start-up, before the daemon serves: the commands, transfers and
     /// scripts `instance`'s last daemon started and never ended get
     /// `<kind>.interrupted` rows, then this daemon's `daemon.start` row, in
@@ -131,6 +154,11 @@ pub trait BatchStore: Send + Sync + 'static {
     /// Marks `instance`'s runs still `running` as `interrupted`, at `at`;
     /// how many.
     fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
+    /// Retention: deletes runs that finished before `before` (never one
+    /// still `running`), oldest finished first, with their results; at
+    /// most `limit` rows in all (a run's results go first, the run once it
+    /// has none left, so a run with many results takes several calls).
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired>;
 }
 
 /// Workflow runs and their steps.
@@ -145,6 +173,10 @@ pub trait WorkflowStore: Send + Sync + 'static {
     /// (their running step too, the steps never reached `skipped`), at
     /// `at`; how many.
     fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize>;
+    /// Retention: deletes runs that finished before `before` (never one
+    /// `running` or `paused`), oldest finished first, with their steps; at
+    /// most `limit` rows in all, as [`BatchStore::expire`].
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired>;
 }
 
 /// Health transitions.
@@ -153,6 +185,10 @@ pub trait HealthStore: Send + Sync + 'static {
     fn record(&self, transitions: Vec<HealthTransition>) -> BoxFuture<'static, Writes>;
     /// One server's transitions, newest first, `limit` at most.
     fn list(&self, server: String, limit: u32) -> StoreFuture<Vec<HealthEvent>>;
+    /// Retention: deletes at most `limit` transitions checked before
+    /// `before`, oldest first, but never a server's newest one (its
+    /// history always says since when it is in its state); how many.
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<u64>;
 }
 
 /// Records of temporary files on servers.

@@ -527,7 +527,7 @@ async fn a_prefix_cut_verifies_and_deleting_more_than_it_took_is_caught() {
     let before: chrono::DateTime<chrono::Utc> = times[split].1.parse().unwrap();
     let key_file = pinkpage::store::chain::KeyFile::new(key_path(&app));
     let (mut conn, chain) = pinkpage::store::sqlite::open_direct(app.database(), &key_file).unwrap();
-    let cut = pinkpage::store::sqlite::audit_chain::cut(&mut conn, &chain, before)
+    let cut = pinkpage::store::sqlite::audit_chain::cut(&mut conn, &chain, before, u32::MAX)
         .unwrap()
         .expect("something to cut");
     assert_eq!(cut.through_id, times[split - 1].0);

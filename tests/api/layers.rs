@@ -22,7 +22,7 @@ const DAEMON: &[&[&str]] = &[
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
     &["journal", "auth"],
-    &["reviews"],
+    &["reviews", "retention"],
     &["diff_jobs", "workflows", "terminals", "recordings"],
     &["state"],
     &["reload"],

@@ -29,6 +29,7 @@ mod recordings;
 mod reload;
 mod rest;
 mod restart;
+mod retention;
 mod server_dies;
 mod servers;
 mod shell_mode;

@@ -180,23 +180,28 @@ async fn dotenv_is_read_again_and_what_needs_a_restart_is_named_not_applied() {
     let app = TestApp::spawn_without_ssh().await;
     std::fs::write(
         app.dir().join(".env"),
-        "PINKPAGE_HEALTH_INTERVAL_S=7\nPINKPAGE_THROTTLE_MS=20\n",
+        "PINKPAGE_HEALTH_INTERVAL_S=7\nPINKPAGE_THROTTLE_MS=20\nPINKPAGE_RETENTION_DAYS=30\n",
     )
     .unwrap();
     let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
+    // in the order of the settings list, as every report
     assert_eq!(
         body["changes"],
-        json!(["PINKPAGE_HEALTH_INTERVAL_S changed"]),
+        json!([
+            "PINKPAGE_HEALTH_INTERVAL_S changed",
+            "PINKPAGE_RETENTION_DAYS changed"
+        ]),
         "{body}"
     );
     assert_eq!(body["restart_needed"], json!(["PINKPAGE_THROTTLE_MS"]), "{body}");
-    let logs = app.logs_settled().await;
-    assert!(
-        logs.contains("health monitor reconfigured") && logs.contains("\"interval_s\":7"),
-        "the interval did not reach the health monitor"
-    );
+    crate::support::poll::eventually("the health monitor takes the new interval", async || {
+        app.logs()
+            .lines()
+            .any(|l| l.contains("health monitor reconfigured") && l.contains("\"interval_s\":7"))
+    })
+    .await;
     // asked again, the change still waiting for a restart is named again
     let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
     let body: Value = res.json().await.unwrap();

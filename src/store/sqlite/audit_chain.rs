@@ -222,13 +222,15 @@ pub(super) fn append_after<'e>(
 /// Cuts the oldest rows (`AuditStore::cut`; public for the tests that
 /// attack it on a real daemon's file): every row up to the last one before the first
 /// row at or after `before` (so no younger row goes, even one written
-/// late), and records the cut in an `audit.cut` row with the link the
-/// chain now starts from. The rows sealed at genesis go together, once
-/// all of them are old enough. `None` when nothing is old enough.
+/// late), at most `limit` of them, and records the cut in an `audit.cut`
+/// row with the link the chain now starts from. The rows sealed at
+/// genesis go together, once all of them are old enough, whatever
+/// `limit` says (they share one MAC). `None` when nothing is old enough.
 pub fn cut(
     conn: &mut Connection,
     chain: &Chain,
     before: chrono::DateTime<chrono::Utc>,
+    limit: u32,
 ) -> Result<Option<crate::records::AuditCut>, AppError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -253,6 +255,11 @@ pub fn cut(
     if through < genesis.id {
         // the sealed rows share one MAC: they go together, once all are old
         through = 0;
+    } else {
+        // ids have no gaps, so this is at most `limit` rows (the sealed
+        // ones excepted)
+        let bounded = oldest.saturating_add(i64::from(limit.max(1)) - 1);
+        through = through.min(bounded.max(genesis.id));
     }
     if through < oldest {
         return Ok(None);

@@ -316,6 +316,14 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX recordings_user ON recordings(user, started_at);
     CREATE INDEX recordings_run ON recordings(run_id);
     CREATE INDEX recordings_state ON recordings(state, instance);",
+    // 12: retention (issue 28) deletes the oldest finished runs and health
+    // transitions a few hundred at a time; each step finds its rows through
+    // these instead of reading the whole table (running runs have no
+    // finished_at and are not in the range). Children go by their primary
+    // keys, which start with run_id.
+    "CREATE INDEX batch_runs_finished ON batch_runs(finished_at);
+    CREATE INDEX workflow_runs_finished ON workflow_runs(finished_at);
+    CREATE INDEX health_events_at ON health_events(at);",
 ];
 
 /// Applies every migration the database has not seen yet.

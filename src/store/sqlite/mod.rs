@@ -14,6 +14,8 @@
 //! - [`migrations`]: the versioned schema.
 //! - [`audit`], `batch`, `workflows`, `health`, `temp_files`, `recordings`: the journal's
 //!   streams and their reads.
+//! - `retention`: deleting the oldest finished runs and health
+//!   transitions, a bounded number of rows per transaction.
 //! - [`audit_chain`]: the audit chain's SQL (sealing, linking, cutting,
 //!   verifying).
 //! - [`accounts`]: users, tokens and sessions (also called directly by the
@@ -27,6 +29,7 @@ mod batch;
 mod health;
 pub mod migrations;
 mod recordings;
+mod retention;
 mod temp_files;
 mod tx;
 mod workflows;
@@ -48,8 +51,8 @@ use rusqlite::Connection;
 pub(crate) use self::tx::db_error;
 
 use super::{
-    unavailable, AccountStore, AuditStore, BackupStore, BatchStore, HealthStore, RecordingStore, StoreFuture,
-    TempFileStore, UserChange, WorkflowStore, Writes,
+    unavailable, AccountStore, AuditStore, BackupStore, BatchStore, Expired, HealthStore, RecordingStore,
+    StoreFuture, TempFileStore, UserChange, WorkflowStore, Writes,
 };
 use crate::accounts::{AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
@@ -199,9 +202,9 @@ impl AuditStore for SqliteStore {
         self.run(move |c| audit::page_after(c, after_id, limit).map_err(db_error))
     }
 
-    fn cut(&self, before: DateTime<Utc>) -> StoreFuture<Option<AuditCut>> {
+    fn cut(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Option<AuditCut>> {
         let chain = self.chain.clone();
-        self.run(move |c| audit_chain::cut(c, &chain, before))
+        self.run(move |c| audit_chain::cut(c, &chain, before, limit))
     }
 
     fn interrupt_left_work_and_start(&self, instance: &str) -> StoreFuture<Vec<String>> {
@@ -233,6 +236,10 @@ impl BatchStore for SqliteStore {
         let instance = instance.to_owned();
         self.run(move |c| batch::interrupt_left(c, &instance, at).map_err(db_error))
     }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
+        self.run(move |c| retention::expire_runs(c, &retention::BATCH_RUNS, before, limit).map_err(db_error))
+    }
 }
 
 impl WorkflowStore for SqliteStore {
@@ -252,6 +259,12 @@ impl WorkflowStore for SqliteStore {
         let instance = instance.to_owned();
         self.run(move |c| workflows::interrupt_left(c, &instance, at).map_err(db_error))
     }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
+        self.run(move |c| {
+            retention::expire_runs(c, &retention::WORKFLOW_RUNS, before, limit).map_err(db_error)
+        })
+    }
 }
 
 impl HealthStore for SqliteStore {
@@ -261,6 +274,10 @@ impl HealthStore for SqliteStore {
 
     fn list(&self, server: String, limit: u32) -> StoreFuture<Vec<HealthEvent>> {
         self.run(move |c| health::list(c, &server, limit).map_err(db_error))
+    }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<u64> {
+        self.run(move |c| retention::expire_health(c, before, limit).map_err(db_error))
     }
 }
 

@@ -86,7 +86,14 @@ pub struct TestAppBuilder {
     umask: Option<u32>,
     /// The daemon's descriptor limit (soft, hard), set before it starts.
     nofile: Option<(u64, u64)>,
+    /// Runs first, before the test admin is made: see
+    /// [`TestAppBuilder::seed`].
+    seed: Option<Seed>,
 }
+
+/// What [`TestAppBuilder::seed`] runs: given the database's path and the
+/// audit key file's.
+type Seed = Box<dyn FnOnce(&Path, &Path) + Send>;
 
 impl TestAppBuilder {
     /// Adds a server to the servers file.
@@ -153,6 +160,15 @@ impl TestAppBuilder {
         self
     }
 
+    /// Calls `seed` with the database's path and the audit key file's
+    /// before anything else touches either (before the test admin is
+    /// made): for rows that must come first, such as audit rows older than
+    /// any the daemon writes.
+    pub fn seed(mut self, seed: impl FnOnce(&Path, &Path) + Send + 'static) -> Self {
+        self.seed = Some(Box::new(seed));
+        self
+    }
+
     /// Starts with an empty account table (no test admin, no token).
     pub fn without_accounts(mut self) -> Self {
         self.no_accounts = true;
@@ -191,6 +207,10 @@ impl TestAppBuilder {
             .as_deref()
             .unwrap_or(dir.path())
             .join("pinkpage.db");
+        if let Some(seed) = self.seed {
+            // where the command line and the daemon find the key
+            seed(&db, &dir.path().join("data/audit.key"));
+        }
         let admin_token = if self.no_accounts {
             None
         } else {

@@ -164,9 +164,14 @@ fn a_cut_takes_the_old_prefix_records_it_and_still_verifies() {
         .collect();
     audit::append(&mut conn, &chain, &rows).unwrap();
     append(&mut conn, &chain, &["young1", "young2"]);
-    let cut = super::cut(&mut conn, &chain, chrono::Utc::now() - chrono::Duration::days(1))
-        .unwrap()
-        .unwrap();
+    let cut = super::cut(
+        &mut conn,
+        &chain,
+        chrono::Utc::now() - chrono::Duration::days(1),
+        u32::MAX,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(
         cut,
         crate::records::AuditCut {
@@ -179,7 +184,13 @@ fn a_cut_takes_the_old_prefix_records_it_and_still_verifies() {
     assert_eq!((ok.start.id, ok.rows, ok.head.id), (4, 3, 7));
     // nothing more is old enough
     assert_eq!(
-        super::cut(&mut conn, &chain, chrono::Utc::now() - chrono::Duration::days(1)).unwrap(),
+        super::cut(
+            &mut conn,
+            &chain,
+            chrono::Utc::now() - chrono::Duration::days(1),
+            u32::MAX
+        )
+        .unwrap(),
         None
     );
     // appending goes on after the cut row
@@ -197,6 +208,37 @@ fn a_cut_takes_the_old_prefix_records_it_and_still_verifies() {
             problem: Problem::Missing { next: 6 }
         }
     );
+}
+
+#[test]
+fn a_cut_with_a_limit_takes_the_old_prefix_in_pieces_and_each_verifies() {
+    let s = scratch();
+    let (mut conn, chain) = open_direct(&s.db, &s.key).unwrap();
+    let old = chrono::Utc::now() - chrono::Duration::days(30);
+    let rows: Vec<NewAuditEvent> = (0..5)
+        .map(|i| {
+            let mut e = event(&format!("old{i}"));
+            e.at = old;
+            e
+        })
+        .collect();
+    audit::append(&mut conn, &chain, &rows).unwrap();
+    append(&mut conn, &chain, &["young"]);
+    let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    let mut pieces = Vec::new();
+    while let Some(cut) = super::cut(&mut conn, &chain, day_ago, 2).unwrap() {
+        pieces.push((cut.through_id, cut.rows));
+        assert!(verified(&s.db, &s.key, None).is_ok(), "after {cut:?}");
+    }
+    assert_eq!(pieces, [(2, 2), (4, 2), (5, 1)]);
+    let left: Vec<String> = conn
+        .prepare("SELECT action FROM audit_events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left, ["young", "audit.cut", "audit.cut", "audit.cut"]);
 }
 
 #[test]
@@ -221,12 +263,13 @@ fn a_cut_waits_for_every_sealed_row_to_be_old_and_then_takes_them_all() {
     let (mut conn, chain) = open_direct(&s.db, &s.key).unwrap();
     let week_ago = chrono::Utc::now() - chrono::Duration::days(7);
     assert_eq!(
-        super::cut(&mut conn, &chain, week_ago).unwrap(),
+        super::cut(&mut conn, &chain, week_ago, u32::MAX).unwrap(),
         None,
         "row 2 is young"
     );
     let everything = chrono::Utc::now() + chrono::Duration::days(1);
-    let cut = super::cut(&mut conn, &chain, everything).unwrap().unwrap();
+    // a limit of one row does not split the sealed rows: they share a MAC
+    let cut = super::cut(&mut conn, &chain, everything, 1).unwrap().unwrap();
     assert_eq!((cut.through_id, cut.rows, cut.cut_id), (2, 2, 3));
     let detail: String = conn
         .query_row("SELECT detail FROM audit_events WHERE id = 3", [], |r| r.get(0))
@@ -275,9 +318,14 @@ fn a_row_put_back_below_a_cut_is_named() {
     let s = scratch();
     let (mut conn, chain) = open_direct(&s.db, &s.key).unwrap();
     append(&mut conn, &chain, &["a", "b", "c"]);
-    let cut = super::cut(&mut conn, &chain, chrono::Utc::now() + chrono::Duration::days(1))
-        .unwrap()
-        .unwrap();
+    let cut = super::cut(
+        &mut conn,
+        &chain,
+        chrono::Utc::now() + chrono::Duration::days(1),
+        u32::MAX,
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!((cut.through_id, cut.cut_id), (3, 4));
     // a row the cut took, put back from a backup
     attacker(&s.db)
