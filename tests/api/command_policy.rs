@@ -589,10 +589,14 @@ message = "operators read, admins write"
         )
         .await;
 
+    // a prompt of our own, to see each new one
+    owner.type_in(&id, "PS1='CO''TY> '\r").await;
+    let seen = owner.output(&id, "COTY> ").await.len();
     // the owner's line runs
     owner
         .type_in(&id, &format!("touch {}\r", tree.path("by-owner")))
         .await;
+    let seen = owner.output_after(&id, seen, "COTY> ").await.len();
     crate::support::poll::eventually("the owner's line ran", async || exists(&tree, "by-owner")).await;
     // bob's, in the same shell, is refused by his own role's rule
     let refused = typist
@@ -606,7 +610,11 @@ message = "operators read, admins write"
         .as_str()
         .unwrap()
         .contains("operators-read-only"));
-    // the shell goes on: the owner's next line runs
+    // the shell goes on: the refused Enter became Ctrl-C, and once the
+    // shell has dealt with it (its next prompt: keys that arrive while
+    // bash handles the interrupt are discarded with the line) the owner's
+    // next line runs
+    owner.output_after(&id, seen, "COTY> ").await;
     owner
         .type_in(&id, &format!("touch {}\r", tree.path("after")))
         .await;
