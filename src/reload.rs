@@ -21,7 +21,9 @@
 //!   applies from now (`HealthMonitorActor`'s `Reconfigure`);
 //! - the WebSocket caps (lowered below current use: new connections are
 //!   refused until use falls; never raised past what the descriptor plan
-//!   made at start allows) and the operations per connection;
+//!   made at start allows), the operations per connection, and the
+//!   operator terminals a user and the daemon may have;
+//! - how long a command held for review waits (holds made after it);
 //! - the recordings' settings (new PTYs, the next retention sweep), and
 //!   the retention of runs, health history and the audit trail (the next
 //!   sweep; a new interval after the wait under way).
@@ -68,6 +70,10 @@ pub const LIVE: &[&str] = &[
     "PINKPAGE_WS_MAX_CONNECTIONS",
     "PINKPAGE_WS_MAX_CONNECTIONS_PER_USER",
     "PINKPAGE_WS_MAX_OPS_PER_CONNECTION",
+    "PINKPAGE_TERMINALS_PER_USER",
+    "PINKPAGE_TERMINALS_MAX",
+    // command review
+    "PINKPAGE_REVIEW_TIMEOUT_S",
     // recordings and their retention
     "PINKPAGE_RECORD_INPUT",
     "PINKPAGE_RECORD_FAIL_OPEN",
@@ -274,6 +280,9 @@ fn merge(
     next.caps.ws_max = read.caps.ws_max.min(ws_bound);
     next.caps.ws_max_per_user = read.caps.ws_max_per_user;
     next.caps.ops_per_connection = read.caps.ops_per_connection;
+    next.terminals.per_user = read.terminals.per_user;
+    next.terminals.max = read.terminals.max;
+    next.review_timeout = read.review_timeout;
     next.recordings = read.recordings;
     next.retention = read.retention;
     (next, report)
@@ -336,6 +345,10 @@ fn apply(state: &AppState, next: &Settings) {
         .connections
         .set_caps(next.caps.ws_max, next.caps.ws_max_per_user);
     state.recordings.set_settings(next.recordings.clone());
+    state
+        .terminals
+        .set_limits(next.terminals.per_user, next.terminals.max);
+    state.reviews.set_timeout(next.review_timeout);
 }
 
 fn audit(state: &AppState, asker: &Asker, outcome: Result<&Reloaded, &str>) {

@@ -100,7 +100,10 @@ struct Entry {
 /// The queue of held commands. See the module docs.
 pub struct ReviewDesk {
     entries: Mutex<HashMap<String, Entry>>,
-    timeout: Duration,
+    /// How long a hold waits, now: a reload may change it for holds made
+    /// after it (`set_timeout`); each hold reads it once, into its
+    /// `expires_at`, and waits exactly that long.
+    timeout: Mutex<Duration>,
     journal: Journal,
     broadcast: Addr<BroadcastActor>,
 }
@@ -110,10 +113,15 @@ impl ReviewDesk {
     pub fn new(timeout: Duration, journal: Journal, broadcast: Addr<BroadcastActor>) -> Arc<ReviewDesk> {
         Arc::new(ReviewDesk {
             entries: Mutex::new(HashMap::new()),
-            timeout,
+            timeout: Mutex::new(timeout),
             journal,
             broadcast,
         })
+    }
+
+    /// Holds made from now on wait `timeout` (a reload).
+    pub fn set_timeout(&self, timeout: Duration) {
+        *self.timeout.lock().unwrap_or_else(|p| p.into_inner()) = timeout;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -148,7 +156,9 @@ impl ReviewDesk {
             actor: actor.to_owned(),
             announce,
             held_at: now,
-            expires_at: now + chrono::Duration::from_std(self.timeout).unwrap_or_default(),
+            expires_at: now
+                + chrono::Duration::from_std(*self.timeout.lock().unwrap_or_else(|p| p.into_inner()))
+                    .unwrap_or_default(),
         };
         let (tx, rx) = oneshot::channel();
         {
@@ -201,7 +211,8 @@ impl ReviewDesk {
     /// dropped before it was ever polled withdraws too.
     fn wait(self: &Arc<Self>, held: HeldCommand, mut rx: oneshot::Receiver<Answer>) -> Gate {
         let desk = self.clone();
-        let timeout = self.timeout;
+        // the hold's own wait, as it was told (`expires_at`)
+        let timeout = (held.expires_at - held.held_at).to_std().unwrap_or_default();
         let guard = Withdraw {
             desk: desk.clone(),
             held_id: Some(held.held_id.clone()),

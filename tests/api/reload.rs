@@ -311,3 +311,62 @@ async fn listening_beyond_loopback_in_clear_is_warned_at_start() {
     let local = TestApp::spawn_without_ssh().await;
     assert!(!local.logs().contains("listening beyond loopback"));
 }
+
+#[tokio::test]
+async fn terminal_limits_and_the_review_wait_change_by_reload() {
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = TestApp::builder().sshd("mdwap1p", &sshd).spawn().await;
+    let ana = app.identity("ana", "operator", None).await;
+    let mut terms = crate::support::term::Terms::connect(&app, &ana.token).await;
+    let (first, _) = terms.open("mdwap1p").await;
+    std::fs::write(
+        app.dir().join(".env"),
+        "PINKPAGE_TERMINALS_PER_USER=1\nPINKPAGE_REVIEW_TIMEOUT_S=42\n",
+    )
+    .unwrap();
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["changes"],
+        json!([
+            "PINKPAGE_REVIEW_TIMEOUT_S changed",
+            "PINKPAGE_TERMINALS_PER_USER changed"
+        ]),
+        "{body}"
+    );
+    // at the new limit: the open terminal stays, a second is refused
+    terms
+        .refused(
+            json!({"type": "terminal_open", "server": "mdwap1p"}),
+            "terminal_opened",
+            54001,
+        )
+        .await;
+    terms.type_in(&first, "echo still-open\r").await;
+    terms.output(&first, "still-open").await;
+
+    // a command held after the reload waits the new time
+    append_to_servers_file(
+        &app,
+        "\n[[command_rules]]\nname = \"ask-first\"\nwords = [\"uptime\"]\naction = \"review\"\n",
+    );
+    let res = app.post_json("/api/v1/admin/reload", &json!({})).await;
+    assert_eq!(res.status(), 200);
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+    c.send(json!({"type": "ssh_command", "server": "mdwap1p", "command": "uptime", "request_id": "u"}))
+        .await;
+    let (held, _) = c.recv_until("command_held").await;
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(held[field].as_str().unwrap()).unwrap();
+    let reviews: Value = app.get("/api/v1/command-reviews").await.json().await.unwrap();
+    let listed = reviews.to_string();
+    assert!(listed.contains(held["held_id"].as_str().unwrap()), "{listed}");
+    let held_at = reviews
+        .as_array()
+        .and_then(|r| r.iter().find(|h| h["held_id"] == held["held_id"]))
+        .map(|h| chrono::DateTime::parse_from_rfc3339(h["held_at"].as_str().unwrap()).unwrap())
+        .expect("the hold is listed with its time");
+    // expires_at is told in whole seconds, held_at in milliseconds
+    let waits = (at("expires_at") - held_at).num_milliseconds();
+    assert!((41_000..=42_000).contains(&waits), "waits {waits} ms: {held}");
+}

@@ -92,22 +92,27 @@ impl TerminalEntry {
 
 struct Inner {
     entries: BTreeMap<TerminalId, TerminalEntry>,
+    /// The limits now, under the lock of the entries they bound: a place
+    /// is checked and taken against one pair. A reload may change them
+    /// ([`TerminalBook::set_limits`]); lowered below use, they refuse new
+    /// terminals until enough have closed, and close none.
+    per_user: usize,
+    total: usize,
 }
 
 /// Every operator terminal. See the module docs.
 #[derive(Clone)]
 pub struct TerminalBook {
     inner: Arc<Mutex<Inner>>,
-    per_user: usize,
-    total: usize,
 }
 
 impl std::fmt::Debug for TerminalBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
         f.debug_struct("TerminalBook")
-            .field("terminals", &self.lock().entries.len())
-            .field("per_user", &self.per_user)
-            .field("total", &self.total)
+            .field("terminals", &inner.entries.len())
+            .field("per_user", &inner.per_user)
+            .field("total", &inner.total)
             .finish()
     }
 }
@@ -131,10 +136,17 @@ impl TerminalBook {
         TerminalBook {
             inner: Arc::new(Mutex::new(Inner {
                 entries: BTreeMap::new(),
+                per_user: per_user.max(1),
+                total: total.max(1),
             })),
-            per_user: per_user.max(1),
-            total: total.max(1),
         }
+    }
+
+    /// New limits (a reload), for every clone of the book.
+    pub fn set_limits(&self, per_user: usize, total: usize) {
+        let mut inner = self.lock();
+        inner.per_user = per_user.max(1);
+        inner.total = total.max(1);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -146,7 +158,7 @@ impl TerminalBook {
     pub fn reserve(&self, new: NewTerminal) -> Result<(TerminalSeat, Arc<TerminalStats>), AppError> {
         let mut inner = self.lock();
         let mine = inner.entries.values().filter(|e| e.owner == new.owner).count();
-        if mine >= self.per_user {
+        if mine >= inner.per_user {
             return Err(AppError::with_detail(
                 ErrorCode::TooManyTerminalsForUser,
                 format!(
@@ -155,10 +167,13 @@ impl TerminalBook {
                 ),
             ));
         }
-        if inner.entries.len() >= self.total {
+        if inner.entries.len() >= inner.total {
             return Err(AppError::with_detail(
                 ErrorCode::TooManyTerminals,
-                format!("the daemon has {} terminals open, the most it allows", self.total),
+                format!(
+                    "the daemon has {} terminals open, the most it allows",
+                    inner.total
+                ),
             ));
         }
         let terminal_id = TerminalId::new();
