@@ -44,6 +44,7 @@ use serde::Serialize;
 
 use crate::records::audit::{NewAuditEvent, Outcome};
 use crate::settings::dotenv::{self, Reread};
+use crate::settings::live::Updating;
 use crate::settings::{Settings, SETTINGS};
 use crate::state::AppState;
 
@@ -152,14 +153,10 @@ pub fn reload(state: &AppState, asker: &Asker) -> Result<Reloaded, AppError> {
         }
     };
     let old = state.live.current();
-    let before = |name: &str| match updating.last_env() {
-        Some(last) => last.get(name),
-        None => std::env::var(name).ok(),
-    };
     let changed_vars: BTreeSet<&'static str> = SETTINGS
         .iter()
         .map(|doc| doc.name)
-        .filter(|name| before(name) != env.get(name))
+        .filter(|name| updating.before(name) != env.get(name))
         .collect();
     let (next, mut report) = merge(&old, read, &changed_vars, state.connections.ws_max_bound());
     if let (Some(tls), Some(renewal)) = (&state.tls, renewal) {
@@ -170,7 +167,7 @@ pub fn reload(state: &AppState, asker: &Asker) -> Result<Reloaded, AppError> {
         }
     }
     let next = Arc::new(next);
-    updating.replace(next.clone(), env_for_next(env, &changed_vars, &report, &updating));
+    updating.replace(next.clone(), env_for_next(env, &changed_vars, &updating));
     apply(state, &next);
     drop(updating);
     if report.access_changed {
@@ -184,24 +181,13 @@ pub fn reload(state: &AppState, asker: &Asker) -> Result<Reloaded, AppError> {
 }
 
 /// The `.env` the next reload compares with: the one just read, except
-/// that a variable whose change waits for a restart keeps its old value
-/// there, so the next reload reports it again.
-fn env_for_next(
-    env: Reread,
-    changed: &BTreeSet<&'static str>,
-    report: &Reloaded,
-    updating: &crate::settings::live::Updating<'_>,
-) -> Reread {
+/// that a changed variable a reload does not apply (not in [`LIVE`]) keeps
+/// its old value there, so the next reload reports it again.
+fn env_for_next(env: Reread, changed: &BTreeSet<&'static str>, updating: &Updating<'_>) -> Reread {
     let waiting: Vec<(&'static str, Option<String>)> = changed
         .iter()
-        .filter(|name| report.restart_needed.iter().any(|r| r == *name))
-        .map(|name| {
-            let was = match updating.last_env() {
-                Some(last) => last.get(name),
-                None => std::env::var(name).ok(),
-            };
-            (*name, was)
-        })
+        .filter(|name| !LIVE.contains(name))
+        .map(|name| (*name, updating.before(name)))
         .collect();
     env.with_overrides(waiting)
 }

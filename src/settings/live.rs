@@ -32,9 +32,14 @@ pub struct Updating<'a> {
 }
 
 impl Updating<'_> {
-    /// `.env` as the last reload read it; `None`: as the daemon started.
-    pub fn last_env(&self) -> Option<&Reread> {
-        self.last_env.as_ref()
+    /// Variable `name` as the settings in effect were read: through `.env`
+    /// as the last reload read it, or the process environment when no
+    /// reload has happened yet.
+    pub fn before(&self, name: &str) -> Option<String> {
+        match self.last_env.as_ref() {
+            Some(last) => last.get(name),
+            None => std::env::var(name).ok(),
+        }
     }
 
     /// Makes `settings`, read from `env`, the settings; returns the ones
