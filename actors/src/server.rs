@@ -89,6 +89,27 @@ pub struct ServerSpec {
 /// A named server-to-server copy (SPEC section 7), as configured and as
 /// `GET /api/v1/transfers` lists it (run it with `scp_transfer` on
 /// `/ws/v1/stub`).
+#[cfg(any(test, feature = "testing"))]
+impl ServerSpec {
+    /// A server for tests that never log in to it: `name` at `host:port`
+    /// as `nobody` with a password that is never sent, no tags, UTF-8,
+    /// exec mode, recorded.
+    pub fn for_tests(name: &str, host: &str, port: u16) -> ServerSpec {
+        ServerSpec {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port,
+            username: "nobody".to_owned(),
+            auth: Auth::Password(crate::Secret::new("unused")),
+            host_key_fingerprint: None,
+            encoding: encoding_rs::UTF_8,
+            tags: Vec::new(),
+            command_mode: CommandMode::default(),
+            record: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TransferSpec {

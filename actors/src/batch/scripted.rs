@@ -117,18 +117,7 @@ impl ServerLink for Scripted {
 }
 
 pub(crate) fn server(name: &str) -> Arc<ServerSpec> {
-    Arc::new(ServerSpec {
-        name: name.to_owned(),
-        host: "127.0.0.1".to_owned(),
-        port: 1,
-        username: "nobody".to_owned(),
-        auth: crate::server::Auth::Password(crate::Secret::new("unused".to_owned())),
-        host_key_fingerprint: None,
-        encoding: encoding_rs::UTF_8,
-        tags: Vec::new(),
-        command_mode: Default::default(),
-        record: true,
-    })
+    Arc::new(ServerSpec::for_tests(name, "127.0.0.1", 1))
 }
 
 pub(crate) fn policy(retries: u32, delay_ms: u64, stop_on_error: bool) -> RetryPolicy {

@@ -267,7 +267,6 @@ impl SftpPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Auth;
     use crate::ssh::{HostKeyMode, HostKeyPolicy};
 
     /// A server on a port nothing listens on: connecting fails at once.
@@ -277,18 +276,7 @@ mod tests {
         let reserved = tokio::net::TcpSocket::new_v4().unwrap();
         reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = reserved.local_addr().unwrap().port();
-        let server = ServerSpec {
-            name: "nowhere".into(),
-            host: "127.0.0.1".into(),
-            port,
-            username: "nobody".into(),
-            auth: Auth::Password(crate::Secret::new("unused")),
-            host_key_fingerprint: None,
-            encoding: encoding_rs::UTF_8,
-            tags: Vec::new(),
-            command_mode: Default::default(),
-            record: true,
-        };
+        let server = ServerSpec::for_tests("nowhere", "127.0.0.1", port);
         let ssh = SshOptions {
             connect_timeout: Duration::from_secs(5),
             host_keys: HostKeyPolicy {

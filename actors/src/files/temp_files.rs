@@ -570,18 +570,7 @@ mod tests {
     }
 
     fn spec(name: &str, port: u16) -> ServerSpec {
-        ServerSpec {
-            name: name.into(),
-            host: "Example.COM".into(),
-            port,
-            username: "deploy".into(),
-            auth: crate::server::Auth::Password(crate::Secret::new("unused")),
-            host_key_fingerprint: None,
-            encoding: encoding_rs::UTF_8,
-            tags: Vec::new(),
-            command_mode: Default::default(),
-            record: true,
-        }
+        ServerSpec::for_tests(name, "Example.COM", port)
     }
 
     #[tokio::test]

@@ -280,18 +280,7 @@ async fn stop_monitor_stops_the_actor_and_its_sweep() {
 }
 
 fn spec(name: &str, port: u16) -> ServerSpec {
-    ServerSpec {
-        name: name.into(),
-        host: "127.0.0.1".into(),
-        port,
-        username: "deploy".into(),
-        auth: crate::server::Auth::Password(crate::Secret::new("unused")),
-        host_key_fingerprint: None,
-        encoding: encoding_rs::UTF_8,
-        tags: Vec::new(),
-        command_mode: Default::default(),
-        record: true,
-    }
+    ServerSpec::for_tests(name, "127.0.0.1", port)
 }
 
 #[actix::test]
