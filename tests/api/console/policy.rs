@@ -27,6 +27,45 @@ fn restart(tree: &TempTree, marker: &str) -> String {
     )
 }
 
+/// ana (an operator) has run [`restart`] with marker `marker` in the STUB
+/// terminal and it is held for review; ada (an admin) looks on in a
+/// browser of her own.
+struct Held {
+    tree: TempTree,
+    _sshd: SshdServer,
+    app: crate::support::daemon::TestApp,
+    /// ada's console.
+    admin: Browser,
+    /// ana's console.
+    browser: Browser,
+    held_id: String,
+    /// ana's terminal once it said the command waits.
+    shown: String,
+}
+
+async fn held(tree: &str, marker: &str) -> Held {
+    let tree = TempTree::for_test_user(tree);
+    let sshd = SshdServer::start(SshdOptions::default());
+    let app = two_names(&sshd, RULES).spawn().await;
+    let ana = app.identity("ana", "operator", None).await;
+    let ada = app.identity("ada", "admin", None).await;
+    let admin = Browser::signed_in(&app, &ada).await;
+    let browser = Browser::signed_in(&app, &ana).await;
+    browser.take_lock().await;
+    run(&browser, "dev1", &restart(&tree, marker)).await;
+    let held_id = held_in_stub(&browser).await;
+    let shown = wait_in_terminal(&browser, "#stub-pane", "Waiting for approval").await;
+    Held {
+        tree,
+        _sshd: sshd,
+        app,
+        admin,
+        browser,
+        held_id,
+        shown,
+    }
+}
+
 /// Waits until the xterm inside `css` shows `needle` (its rows' text,
 /// non-breaking spaces read as spaces); returns that text.
 async fn wait_in_terminal(browser: &Browser, css: &str, needle: &str) -> String {
@@ -189,19 +228,16 @@ async fn a_refused_command_says_its_rule_in_the_terminal_it_was_typed_in_and_in_
 #[tokio::test]
 async fn a_held_command_waits_in_its_terminal_until_an_admin_approves_it_from_the_queue() {
     let _turn = turn().await;
-    let tree = TempTree::for_test_user("ui-policy-approve");
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = two_names(&sshd, RULES).spawn().await;
-    let ana = app.identity("ana", "operator", None).await;
-    let ada = app.identity("ada", "admin", None).await;
-    let admin = Browser::signed_in(&app, &ada).await;
-    let browser = Browser::signed_in(&app, &ana).await;
-
     // ana's command waits, said in her terminal with the rule and its message
-    browser.take_lock().await;
-    run(&browser, "dev1", &restart(&tree, "approved")).await;
-    let held_id = held_in_stub(&browser).await;
-    let shown = wait_in_terminal(&browser, "#stub-pane", "Waiting for approval").await;
+    let Held {
+        tree,
+        _sshd,
+        app,
+        admin,
+        browser,
+        held_id,
+        shown,
+    } = held("ui-policy-approve", "approved").await;
     assert!(
         shown.contains("restarts") && shown.contains("a second person checks restarts"),
         "{shown}"
@@ -259,18 +295,16 @@ async fn a_held_command_waits_in_its_terminal_until_an_admin_approves_it_from_th
 #[tokio::test]
 async fn a_rejection_with_a_comment_is_said_in_the_requesters_terminal_and_batch_row_and_nothing_runs() {
     let _turn = turn().await;
-    let tree = TempTree::for_test_user("ui-policy-reject");
-    let sshd = SshdServer::start(SshdOptions::default());
-    let app = two_names(&sshd, RULES).spawn().await;
-    let ana = app.identity("ana", "operator", None).await;
-    let ada = app.identity("ada", "admin", None).await;
-    let admin = Browser::signed_in(&app, &ada).await;
-    let browser = Browser::signed_in(&app, &ana).await;
-
-    browser.take_lock().await;
-    run(&browser, "dev1", &restart(&tree, "rejected")).await;
-    let held_id = held_in_stub(&browser).await;
-    wait_in_terminal(&browser, "#stub-pane", "Waiting for approval").await;
+    let Held {
+        tree,
+        _sshd,
+        // the daemon lives as long as the test
+        app: _app,
+        admin,
+        browser,
+        held_id,
+        shown: _,
+    } = held("ui-policy-reject", "rejected").await;
 
     // her own hold in her queue: hers, waiting, with nothing to answer
     browser.wait_text("#reviews-badge", "1 of yours waiting").await;
