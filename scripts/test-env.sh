@@ -13,7 +13,9 @@
 # The password comes from $PINKPAGE_TEST_PASSWORD (default pinkpage-test-pw)
 # and is fed to chpasswd on stdin, never on a command line. schemathesis
 # (pinned) checks the daemon against its own OpenAPI document
-# (tests/api/openapi_contract.rs).
+# (tests/api/openapi_contract.rs). promtool, from Debian's prometheus
+# package, checks the shipped alert rules where the package installs; its
+# server is stopped and disabled.
 set -euo pipefail
 
 TEST_USER=pinkpage-test
@@ -73,6 +75,26 @@ stop() {
     done
 }
 
+# The prometheus package starts its server (systemd, or its init script
+# where systemd is absent) unless policy-rc.d forbids it, and enables it
+# at boot. Only promtool is wanted: stop the server and disable it.
+stop_packaged_prometheus() {
+    systemctl disable --now prometheus 2>/dev/null || true
+    if [[ -x /etc/init.d/prometheus ]]; then
+        /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+    # whatever is left running as the package's own user is its server
+    local pids
+    pids=$(pgrep -x -u prometheus prometheus 2>/dev/null || true)
+    if [[ -n $pids ]]; then
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        say "stopped the packaged prometheus server: $(echo $pids)"
+    fi
+    say "the packaged prometheus server is stopped and disabled"
+}
+
 setup() {
     require_root
     if [[ ! -x /usr/sbin/sshd ]]; then
@@ -121,6 +143,25 @@ setup() {
         say "installing asciinema $ASCIINEMA_VERSION"
         python3 -m pip install --quiet --disable-pip-version-check "asciinema==$ASCIINEMA_VERSION"
         command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    fi
+
+    # promtool checks the shipped alert rules (docs/monitoring/,
+    # tests/api/metrics_docs.rs). Debian has it only in the prometheus
+    # package, whose server is not wanted here: it is stopped and disabled
+    # right after the install. Optional: without it that check is skipped.
+    if command -v promtool >/dev/null 2>&1; then
+        say "promtool present ($(promtool --version 2>&1 | head -n1 || true))"
+    else
+        say "installing prometheus (for promtool only)"
+        apt-get update || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus || true
+        # also after a failed install: its postinst may have started it
+        stop_packaged_prometheus
+        if command -v promtool >/dev/null 2>&1; then
+            say "promtool installed ($(promtool --version 2>&1 | head -n1 || true))"
+        else
+            say "WARNING: promtool could not be installed: the promtool checks of the alert rules will be skipped"
+        fi
     fi
 
     # shell mode's refusal of a non-POSIX login shell is tested with tcsh

@@ -17,7 +17,10 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: one failing binary must not hide the rest of the suite,
+# and the closing lines name every failing test so the tail of a CI log says
+# what broke.
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # Timing budgets measure wall time in a real browser: they run after the
 # suite, alone, so the machine's other tests do not measure themselves into
 # them (see tests/api/console/budgets.rs). Only on a full run.
@@ -47,4 +50,8 @@ if [[ $# -eq 0 ]]; then
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+if grep -q '^test .* FAILED$' "$log"; then
+    echo "failed tests:"
+    grep '^test .* FAILED$' "$log" | sed -e 's/^test /  /' -e 's/ \.\.\. FAILED$//' | sort -u
+fi
 exit "$status"

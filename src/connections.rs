@@ -53,6 +53,10 @@ use pinkpage_actors::{AppError, ConnectionId, ErrorCode};
 
 use crate::settings::caps::CapSettings;
 
+/// Every WebSocket endpoint's domain name (`Domain::NAME` in `ws`), so
+/// the metrics show each one, at zero when none is open.
+pub const ENDPOINTS: &[&str] = &["stub", "bmx4", "bmx5", "diff", "terminal"];
+
 /// The TCP socket descriptor of an HTTP connection, recorded by the
 /// server's `on_connect` so an upgrade can keep a duplicate.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +68,8 @@ pub struct ConnWatch {
     pub id: ConnectionId,
     /// Its user, for the per-user count and the audit row.
     pub user: Arc<str>,
+    /// Its endpoint's domain (`stub`, `terminal`, ...), for the metrics.
+    pub endpoint: &'static str,
     /// Its client's address, for the audit row.
     pub remote: Option<IpAddr>,
     /// Its tasks, stoppable without its mailbox.
@@ -228,10 +234,15 @@ impl Connections {
     pub fn admit(
         self: &Arc<Self>,
         id: ConnectionId,
+        endpoint: &'static str,
         user: Arc<str>,
         remote: Option<IpAddr>,
         socket: Option<std::net::TcpStream>,
     ) -> Result<Admission, AppError> {
+        debug_assert!(
+            ENDPOINTS.contains(&endpoint),
+            "{endpoint} is missing from ENDPOINTS"
+        );
         let mut inner = self.inner();
         if inner.all.len() >= inner.ws_max {
             let why = if inner.ws_max == self.fd_bound.0 {
@@ -253,6 +264,7 @@ impl Connections {
         }
         let watch = Arc::new(ConnWatch {
             id,
+            endpoint,
             user: user.clone(),
             remote,
             tasks: LiveTasks::default(),
@@ -264,6 +276,8 @@ impl Connections {
         });
         inner.all.insert(id, watch.clone());
         *inner.per_user.entry(user).or_insert(0) += 1;
+        metrics::counter!(pinkpage_actors::metrics::WEBSOCKET_CONNECTIONS_OPENED, "endpoint" => endpoint)
+            .increment(1);
         Ok(Admission {
             watch,
             registry: self.clone(),
@@ -285,6 +299,16 @@ impl Connections {
     /// Open WebSockets now.
     pub fn count(&self) -> usize {
         self.inner().all.len()
+    }
+
+    /// Open WebSockets now, by endpoint (every one of [`ENDPOINTS`]).
+    pub fn count_by_endpoint(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut by: std::collections::BTreeMap<&'static str, usize> =
+            ENDPOINTS.iter().map(|e| (*e, 0)).collect();
+        for w in self.inner().all.values() {
+            *by.entry(w.endpoint).or_insert(0) += 1;
+        }
+        by
     }
 
     /// Open WebSockets whose output has not drained for `threshold` (a
@@ -333,26 +357,33 @@ mod tests {
     fn the_caps_are_checked_at_admission_and_places_come_back_when_dropped() {
         let reg = Connections::new(caps(3, 2));
         let ana = || Arc::<str>::from("ana");
-        let a1 = reg.admit(ConnectionId::new(), ana(), None, None).unwrap();
-        let _a2 = reg.admit(ConnectionId::new(), ana(), None, None).unwrap();
-        let err = reg.admit(ConnectionId::new(), ana(), None, None).err().unwrap();
-        assert_eq!(err.code, ErrorCode::WsTooManyUserConnections);
-        let _b = reg.admit(ConnectionId::new(), "bo".into(), None, None).unwrap();
+        let a1 = reg.admit(ConnectionId::new(), "stub", ana(), None, None).unwrap();
+        let _a2 = reg.admit(ConnectionId::new(), "stub", ana(), None, None).unwrap();
         let err = reg
-            .admit(ConnectionId::new(), "cy".into(), None, None)
+            .admit(ConnectionId::new(), "stub", ana(), None, None)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, ErrorCode::WsTooManyUserConnections);
+        let _b = reg
+            .admit(ConnectionId::new(), "stub", "bo".into(), None, None)
+            .unwrap();
+        let err = reg
+            .admit(ConnectionId::new(), "stub", "cy".into(), None, None)
             .err()
             .unwrap();
         assert_eq!(err.code, ErrorCode::WsTooManyConnections);
         assert_eq!(reg.count(), 3);
         drop(a1);
         assert_eq!(reg.count(), 2);
-        reg.admit(ConnectionId::new(), ana(), None, None).unwrap();
+        reg.admit(ConnectionId::new(), "stub", ana(), None, None).unwrap();
     }
 
     #[test]
     fn operations_past_the_cap_get_10008_and_ending_one_frees_a_place() {
         let reg = Connections::new(caps(10, 10));
-        let adm = reg.admit(ConnectionId::new(), "ana".into(), None, None).unwrap();
+        let adm = reg
+            .admit(ConnectionId::new(), "stub", "ana".into(), None, None)
+            .unwrap();
         let w = adm.watch().clone();
         let one = w.begin_operation(2).unwrap();
         let _two = w.begin_operation(2).unwrap();

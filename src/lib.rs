@@ -10,7 +10,9 @@
 //!    once), [`systemd`] (`sd_notify` readiness), [`in_flight`] (work the
 //!    graceful stop waits for), [`records`] (every record type, defined
 //!    once), [`text`] (character rules of names and labels), [`tls`] (the
-//!    certificate served over HTTPS, renewed without a restart).
+//!    certificate served over HTTPS, renewed without a restart),
+//!    [`metrics`] (the Prometheus recorder and the text format of the
+//!    series read at scrape time).
 //! 2. [`accounts`] (users, tokens, sessions as records; password hashing),
 //!    [`logging`] (text or JSON lines), [`request`] (request fields parsed
 //!    once into validated types), [`connections`] (the open WebSockets and
@@ -55,6 +57,7 @@ pub mod in_flight;
 pub mod journal;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod recordings;
 pub mod records;
 pub mod reload;

@@ -49,6 +49,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics-only listener (`PINKPAGE_METRICS_BIND`), when set.
+    metrics_server: Option<Server>,
     /// Stopped once the HTTP server has finished, so no check outlives it.
     health: Addr<HealthMonitorActor>,
     /// What the shutdown needs: connections, the store, the broadcast.
@@ -60,6 +62,8 @@ impl Application {
     /// binds the listener. Must run inside an actix system
     /// (`#[actix_web::main]`).
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // first: everything started below counts into it
+        let metrics = crate::metrics::install();
         let settings = Arc::new(settings);
         let live = crate::settings::live::LiveSettings::new(settings.clone());
         private_dir(&settings.data_dir).map_err(|e| SettingsError {
@@ -103,6 +107,13 @@ impl Application {
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Other(e.to_string()))?;
+        let metrics_listener = match settings.metrics_bind {
+            None => None,
+            Some(at) => Some(TcpListener::bind(at).map_err(|e| SettingsError {
+                variable: "PINKPAGE_METRICS_BIND".into(),
+                problem: format!("cannot listen on {at}: {e}"),
+            })?),
+        };
 
         // What the last daemon of this instance left, before this one writes
         // anything (and after it has its port: a second daemon started by
@@ -260,6 +271,7 @@ impl Application {
             terminal_warden,
             recordings,
             tls: tls.clone(),
+            metrics,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
@@ -323,6 +335,11 @@ impl Application {
         .h1_allow_half_closed(false)
         .run();
 
+        let metrics_server = match metrics_listener {
+            None => None,
+            Some(listener) => Some(metrics_server(listener, app_state.clone())?),
+        };
+
         log::info!(
             addr = addr.to_string().as_str(),
             scheme = if tls.is_some() { "https" } else { "http" },
@@ -334,6 +351,7 @@ impl Application {
         Ok(Application {
             port: addr.port(),
             server,
+            metrics_server,
             health,
             state: app_state,
         })
@@ -357,6 +375,11 @@ impl Application {
         // select below, which stops polling its branches once a signal
         // comes.
         let mut server = actix::spawn(self.server);
+        let metrics = self.metrics_server.map(|m| {
+            let handle = m.handle();
+            actix::spawn(m);
+            handle
+        });
         let which = loop {
             tokio::select! {
                 result = &mut server => {
@@ -383,10 +406,39 @@ impl Application {
             _ = int.recv() => log::warn!("second signal: shutdown abandoned"),
         }
         let _ = self.health.send(StopMonitor).await;
+        if let Some(metrics) = metrics {
+            metrics.stop(false).await;
+        }
         handle.stop(false).await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), server).await;
         Ok(())
     }
+}
+
+/// The listener of `PINKPAGE_METRICS_BIND`: `GET /metrics` and nothing
+/// else, without a credential (anything else is 404), on one worker.
+/// Its address is logged as `metrics listening`.
+fn metrics_server(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, StartupError> {
+    let at = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).route(
+            "/metrics",
+            web::get().to(crate::api::metrics::metrics_unauthenticated),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| StartupError::Other(e.to_string()))?
+    .run();
+    if !at.ip().is_loopback() {
+        log::warn!(addr = at.to_string().as_str();
+            "metrics listening beyond loopback without a credential: server names and health are readable by anyone who reaches it");
+    }
+    log::info!(addr = at.to_string().as_str(); "metrics listening");
+    Ok(server)
 }
 
 /// Warns when the daemon listens beyond loopback in clear: passwords and

@@ -84,6 +84,9 @@ pub struct AppState {
     /// The certificate served over HTTPS (`None`: plain HTTP); renewed by
     /// a reload (`crate::tls`).
     pub tls: Option<Arc<crate::tls::Certificates>>,
+    /// The Prometheus recorder's handle: renders the counted series for
+    /// `GET /metrics` (`crate::metrics`).
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

@@ -13,7 +13,8 @@
 //! 2. [`server`] (configured servers and transfers, as the engine sees
 //!    them) and [`task`] (the task contract every work actor keeps: `Stop`,
 //!    one `Finished` carrying its `task_id`; the connection-side
-//!    `TaskSlot`).
+//!    `TaskSlot`), and [`metrics`] (every series `/metrics` shows, named
+//!    once, and the counters work moves as it happens).
 //! 3. [`ssh`]: connecting, authenticating and checking host keys with
 //!    russh; exec, PTY shells and SFTP on a connected session; the
 //!    `ConnectHook` other domains plug into. Beside it, [`policy`]:
@@ -50,6 +51,7 @@ pub mod files;
 pub mod health;
 pub mod ids;
 pub mod lock;
+pub mod metrics;
 pub mod policy;
 pub mod pty;
 pub mod secret;

@@ -151,6 +151,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        pinkpage_actors::metrics::error_answered(self.error.code);
         // Unexpected failures keep their cause in the log; the client gets
         // the code and an opaque message.
         let body = if self.error.code == ErrorCode::Internal {

@@ -23,6 +23,7 @@ pub mod errors;
 pub mod health;
 pub mod health_servers;
 pub mod host_key;
+pub mod metrics;
 pub mod paging;
 pub mod ptys;
 pub mod recordings;
@@ -97,6 +98,7 @@ use self::error::ApiError;
         command_policy::answer_review,
         admin::backup,
         admin::reload,
+        metrics::metrics,
     ),
     components(schemas(error::ErrorResponse, pinkpage_actors::ErrorBody, bmx5::UploadResult,
         diff::DiffResultSchema, diff::DiffDirsResultSchema, diff::DiffCommandResultSchema)),
@@ -220,6 +222,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(|e, _| error::validation_error(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| error::validation_error(e)))
         .service(health::daemon_health)
+        .service(metrics::metrics)
         .service(health_servers::list_server_health)
         .service(health_servers::server_health)
         .service(health_servers::server_health_events)

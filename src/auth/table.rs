@@ -61,6 +61,12 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     r("GET", "/api/v1/errors", Anyone, "the error catalogue"),
     r(
+        "GET",
+        "/metrics",
+        Viewer,
+        "Prometheus metrics (an account limited to some servers' tags: 10003; PINKPAGE_METRICS_BIND serves them without a credential)",
+    ),
+    r(
         "POST",
         "/api/v1/auth/login",
         Anyone,

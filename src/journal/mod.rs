@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use pinkpage_actors::metrics as metrics_names;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
 use tokio::sync::{oneshot, watch, Notify};
@@ -145,6 +146,12 @@ impl Journal {
                 bounds,
             }),
         };
+        // every stream's failures start at zero, so an alert on their
+        // increase has a series from the first scrape
+        for i in 0..record::STREAMS {
+            let stream = Stream::from_index(i);
+            metrics::counter!(metrics_names::STORE_WRITE_FAILURES, "stream" => stream.name()).increment(0);
+        }
         actix::spawn(write_behind(journal.shared.clone(), stores));
         journal
     }
@@ -328,6 +335,7 @@ async fn write_behind(shared: Arc<Shared>, stores: Stores) {
         };
         turn = stream as usize;
         let n = batch.len();
+        let began = std::time::Instant::now();
         let write = write(&stores, stream, batch);
         tokio::pin!(write);
         let written = tokio::select! {
@@ -346,6 +354,11 @@ async fn write_behind(shared: Arc<Shared>, stores: Stores) {
                 write.await
             }
         };
+        metrics::histogram!(metrics_names::STORE_WRITE_SECONDS, "stream" => stream.name())
+            .record(began.elapsed().as_secs_f64());
+        if written.is_err() {
+            metrics::counter!(metrics_names::STORE_WRITE_FAILURES, "stream" => stream.name()).increment(1);
+        }
         match written {
             Ok(applied) => {
                 settle(&shared, stream, n, applied);

@@ -72,6 +72,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "listen address (port 0 picks a free port)",
     },
     SettingDoc {
+        name: "PINKPAGE_METRICS_BIND",
+        default: "unset (off)",
+        meaning: "a second listener serving only GET /metrics, without a credential, for a Prometheus on this host: a port (`9464`: on 127.0.0.1) or an address; beyond loopback only behind a firewall (the main listener's /metrics needs a sign-in)",
+    },
+    SettingDoc {
         name: "PINKPAGE_TLS_CERT",
         default: "unset",
         meaning: "PEM certificate chain (leaf first): serve HTTPS and WSS; read again on SIGHUP (set with PINKPAGE_TLS_KEY)",
@@ -378,6 +383,8 @@ pub struct Settings {
     pub env_name: String,
     /// Listen address; port 0 picks a free one.
     pub bind: SocketAddr,
+    /// The metrics-only listener, when set (`PINKPAGE_METRICS_BIND`).
+    pub metrics_bind: Option<SocketAddr>,
     /// SQLite file.
     pub db_path: PathBuf,
     /// Directory for recordings and other files.
@@ -587,6 +594,7 @@ impl Settings {
         Ok(Settings {
             env_name: env.get("ENV").unwrap_or_else(|| "dev".to_owned()),
             bind,
+            metrics_bind: metrics_bind(&env)?,
             db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
             audit_key_file: audit_key_file(&env, &data_dir),
             backup_dir: env
@@ -686,6 +694,24 @@ pub fn db_path_from_env() -> PathBuf {
 pub fn audit_key_file_from_env() -> PathBuf {
     let env = Env(&|name| std::env::var(name).ok());
     audit_key_file(&env, &env.path("PINKPAGE_DATA_DIR", "data"))
+}
+
+/// `PINKPAGE_METRICS_BIND`: a port alone listens on loopback; an address
+/// is taken as written.
+fn metrics_bind(env: &Env<'_>) -> Result<Option<SocketAddr>, SettingsError> {
+    let Some(raw) = env.get("PINKPAGE_METRICS_BIND") else {
+        return Ok(None);
+    };
+    let raw = raw.trim();
+    if let Ok(port) = raw.parse::<u16>() {
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], port))));
+    }
+    raw.parse::<SocketAddr>().map(Some).map_err(|_| {
+        SettingsError::new(
+            "PINKPAGE_METRICS_BIND",
+            format!("'{raw}' is neither a port nor an address like 127.0.0.1:9464"),
+        )
+    })
 }
 
 fn audit_key_file(env: &Env<'_>, data_dir: &std::path::Path) -> PathBuf {

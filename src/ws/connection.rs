@@ -288,6 +288,7 @@ impl<D: Domain> WsConnection<D> {
             error = err.to_string();
             "request refused"
         );
+        pinkpage_actors::metrics::error_answered(err.code);
         ctx.text(ErrorFrame::new(err).to_text(rid));
     }
 

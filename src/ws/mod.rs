@@ -61,9 +61,13 @@ fn upgrade<D: Domain + Default>(
     // The caps are checked before the handshake, so a refused client gets
     // an HTTP error with the JSON body, not an accepted-then-closed socket.
     let id = pinkpage_actors::ConnectionId::new();
-    let admission = state
-        .connections
-        .admit(id, principal.user.clone(), caller.remote, duplicate_socket(req));
+    let admission = state.connections.admit(
+        id,
+        D::NAME,
+        principal.user.clone(),
+        caller.remote,
+        duplicate_socket(req),
+    );
     let admission = admission.map_err(ApiError::from)?;
     let mut res = ws::handshake(req)?;
     let state_frames = state.clone();

@@ -143,7 +143,9 @@ mod tests {
     async fn a_large_chunk_reaches_the_writer_in_slices_whole_and_in_order() {
         use futures_util::StreamExt;
         let reg = registry();
-        let adm = reg.admit(ConnectionId::new(), "ana".into(), None, None).unwrap();
+        let adm = reg
+            .admit(ConnectionId::new(), "stub", "ana".into(), None, None)
+            .unwrap();
         let big: Vec<u8> = (0..(SLICE * 2 + 10)).map(|i| i as u8).collect();
         let chunks = vec![
             Ok::<_, ()>(Bytes::from(big.clone())),
@@ -164,7 +166,9 @@ mod tests {
     #[test]
     fn a_connection_not_polled_past_the_timeout_is_reported_once() {
         let reg = registry();
-        let adm = reg.admit(ConnectionId::new(), "ana".into(), None, None).unwrap();
+        let adm = reg
+            .admit(ConnectionId::new(), "stub", "ana".into(), None, None)
+            .unwrap();
         let fresh = Watched::new(futures_util::stream::empty::<Result<Bytes, ()>>(), adm);
         assert!(reg.take_stalled(Duration::from_secs(60)).is_empty());
         let stalled = reg.take_stalled(Duration::ZERO);

@@ -18,7 +18,15 @@ use std::path::{Path, PathBuf};
 
 /// The daemon's layers, lowest first.
 const DAEMON: &[&[&str]] = &[
-    &["settings", "systemd", "in_flight", "records", "text", "tls"],
+    &[
+        "settings",
+        "systemd",
+        "in_flight",
+        "records",
+        "text",
+        "tls",
+        "metrics",
+    ],
     &["accounts", "logging", "request", "connections", "limits"],
     &["store"],
     &["journal", "auth"],
@@ -36,7 +44,7 @@ const DAEMON: &[&[&str]] = &[
 /// The engine's layers, lowest first.
 const ENGINE: &[&[&str]] = &[
     &["error", "secret", "ids", "access", "testing"],
-    &["server", "task"],
+    &["server", "task", "metrics"],
     &["ssh", "policy"],
     &["pty", "shell_mode", "health"],
     &["terminal", "broadcast"],

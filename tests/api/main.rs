@@ -23,6 +23,8 @@ mod host_keys;
 mod identity;
 mod layers;
 mod lock;
+mod metrics;
+mod metrics_docs;
 mod openapi_contract;
 mod protocol_doc;
 mod recordings;

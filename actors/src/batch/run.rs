@@ -71,11 +71,21 @@ struct Tally {
 
 impl Tally {
     fn count(&mut self, result: &CommandResult) {
-        match result.status {
-            CommandStatus::Succeeded => self.succeeded += 1,
-            CommandStatus::Failed => self.failed += 1,
-            CommandStatus::Skipped => self.skipped += 1,
-        }
+        let status = match result.status {
+            CommandStatus::Succeeded => {
+                self.succeeded += 1;
+                "succeeded"
+            }
+            CommandStatus::Failed => {
+                self.failed += 1;
+                "failed"
+            }
+            CommandStatus::Skipped => {
+                self.skipped += 1;
+                "skipped"
+            }
+        };
+        crate::metrics::batch_result(status);
         // The first command of a server that never connected stands for
         // the server: the rest carry the same error.
         if result.index == 0 && result.attempts > 0 {
@@ -257,6 +267,13 @@ impl Actor for BatchRunActor {
                 duration_ms = summary.duration_ms;
                 "batch run finished"
             );
+            crate::metrics::batch_run_finished(if summary.cancelled {
+                "cancelled"
+            } else if summary.failed > 0 {
+                "failed"
+            } else {
+                "completed"
+            });
             reporter.finish(summary, cleanup_error);
         });
     }

@@ -59,7 +59,13 @@ pub type Probe = Arc<dyn Fn(Target, Budget) -> BoxFuture<'static, CheckOutcome> 
 /// The real check: TCP connect, then read the SSH identification line.
 pub fn ssh_banner_probe() -> Probe {
     Arc::new(|target: Target, budget: Budget| {
-        async move { check_ssh_banner(&target.host, target.port, budget).await }.boxed()
+        async move {
+            let started = Instant::now();
+            let outcome = check_ssh_banner(&target.host, target.port, budget).await;
+            crate::metrics::health_check(matches!(outcome, CheckOutcome::Up { .. }), started.elapsed());
+            outcome
+        }
+        .boxed()
     })
 }
 

@@ -167,6 +167,8 @@ struct Owner {
     user: Arc<str>,
     /// When the lock was taken (RFC 3339, UTC).
     since: String,
+    /// The same moment on the monotonic clock, for the hold time.
+    taken: std::time::Instant,
     revoked: Recipient<LockRevoked>,
     /// The workflow run working under the lock, if any.
     workflow_run: Option<WorkflowRunRef>,
@@ -228,7 +230,9 @@ impl SessionLockActor {
     /// Frees the lock if `grant` is still the current one.
     fn clear(&mut self, grant: Grant, why: &str) -> bool {
         if self.owner.as_ref().is_some_and(|o| o.grant == grant) {
-            self.owner = None;
+            if let Some(owner) = self.owner.take() {
+                crate::metrics::lock_released(owner.taken.elapsed());
+            }
             log::info!(owner = grant.owner.to_string().as_str(), reason = why; "session lock released");
             self.publish();
             true
@@ -277,6 +281,7 @@ impl Handler<Acquire> for SessionLockActor {
                     grant,
                     user: msg.user.clone(),
                     since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    taken: std::time::Instant::now(),
                     revoked: msg.revoked,
                     workflow_run,
                     tasks,

@@ -383,7 +383,9 @@ impl OperatorTerminal {
         );
         let lost = std::rc::Rc::new(std::cell::Cell::new(false));
         let lost_seen = lost.clone();
-        let source = data_of(output, self.exit_status.clone(), lost);
+        let counted = crate::metrics::output_bytes("terminal");
+        let source = data_of(output, self.exit_status.clone(), lost)
+            .inspect(move |data| counted.increment(data.len() as u64));
         // recorded as it came (before decoding and the throttle)
         let source = recorded(source.boxed_local(), self.recorder.clone());
         let capacity = self.feed.capacity();
@@ -434,6 +436,7 @@ impl Actor for OperatorTerminal {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let (id, server) = self.log_fields();
         log::info!(terminal_id = id.as_str(), server = server; "terminal opening");
+        crate::metrics::command_started("terminal");
         let server = self.server.clone();
         let opts = self.ssh.clone();
         let pty = self.pty.clone();
@@ -475,6 +478,7 @@ impl Actor for OperatorTerminal {
         let bytes = self.feed.end();
         let (id, server) = self.log_fields();
         log::info!(terminal_id = id.as_str(), server = server, reason = reason.as_str(), bytes = bytes; "terminal closed");
+        crate::metrics::command_finished("terminal", reason.as_str());
         for (_, f) in self.followers.drain() {
             f.follow.sink.do_send(TerminalEvent::Closed {
                 terminal_id: self.terminal_id,

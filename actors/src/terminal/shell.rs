@@ -223,6 +223,7 @@ impl SshShellActor {
     fn begin(&mut self, ctx: &mut Context<Self>) {
         let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
         log::info!(task_id = task_id, server = self.request.server.name.as_str(); "ssh command starting");
+        crate::metrics::command_started("command");
         if let Some(timeout) = self.request.timeout {
             ctx.run_later(timeout, move |act, ctx| {
                 let err = AppError::with_detail(
@@ -351,7 +352,11 @@ impl SshShellActor {
             _ => events.boxed_local(),
         };
         // counted after the markers: in shell mode, the command's output only
-        let source = source.inspect(move |data| bytes.set(bytes.get() + data.len() as u64));
+        let counted = crate::metrics::output_bytes("command");
+        let source = source.inspect(move |data| {
+            bytes.set(bytes.get() + data.len() as u64);
+            counted.increment(data.len() as u64);
+        });
         // recorded as it came (before decoding and the throttle)
         let source = recorded(source.boxed_local(), self.recorder());
         let Some(notify) = self.reporter.as_ref().map(Reporter::notifier) else {
@@ -452,6 +457,7 @@ impl Actor for SshShellActor {
             error: self.error.take(),
             bytes: self.bytes.get(),
         };
+        crate::metrics::command_finished("command", completion.reason.as_str());
         if let Some(recorder) = self.recorder() {
             recorder.end(RecordingEnd {
                 reason: completion.reason.as_str().to_owned(),

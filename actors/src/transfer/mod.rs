@@ -139,6 +139,11 @@ impl Actor for TransferActor {
             ),
             TransferOutcome::Cancelled { .. } => log::info!(transfer = name.as_str(); "transfer cancelled"),
         }
+        crate::metrics::transfer_finished(match &outcome {
+            TransferOutcome::Complete(_) => "completed",
+            TransferOutcome::Failed(_) => "failed",
+            TransferOutcome::Cancelled { .. } => "cancelled",
+        });
         let resources = std::mem::take(&mut *self.resources.lock().expect("resources lock"));
         let reporter = self.reporter.take();
         let helper = self.helper.clone();

@@ -407,6 +407,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                     .await
                     .map_err(|e| fail("writing the destination failed", &e))?;
                 written += chunk.len() as u64;
+                crate::metrics::transfer_bytes(chunk.len() as u64);
                 self.progress.advance(name, chunk.len() as u64, false);
             }
             // completes the outstanding writes and closes the handle
@@ -460,6 +461,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             record.done();
         }
         self.progress.advance(name, 0, true);
+        crate::metrics::transfer_file_done();
         Ok(FileDone {
             name: file.name.clone(),
             bytes: written,

@@ -292,6 +292,7 @@ impl WorkflowRunActor {
             return;
         };
         log::info!(run_id = self.run_id.to_string().as_str(), step = ended.step, status = status_name(status); "workflow step finished");
+        crate::metrics::workflow_step(self.steps[ended.step].action.kind(), ended.duration);
         self.notifier.do_send(RunNotice::StepFinished(StepReport {
             step: ended.step,
             status,
@@ -387,6 +388,11 @@ impl Actor for WorkflowRunActor {
     fn stopped(&mut self, _: &mut Context<Self>) {
         let outcome = self.machine.outcome();
         log::info!(run_id = self.run_id.to_string().as_str(), status = format!("{:?}", outcome.status).as_str(); "workflow run finished");
+        crate::metrics::workflow_run_ended(match outcome.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        });
         let Some(reporter) = self.reporter.take() else {
             return;
         };
