@@ -172,6 +172,17 @@ setup() {
         apt-get update
         DEBIAN_FRONTEND=noninteractive apt-get install -y tcsh
     fi
+    # the memory benchmark measures mimalloc and jemalloc in place of
+    # glibc's malloc (LD_PRELOAD; tests/api/bench/memory.rs); without them
+    # it reports them as not installed
+    if dpkg -s libmimalloc2.0 libjemalloc2 >/dev/null 2>&1; then
+        say "libmimalloc2.0 and libjemalloc2 present"
+    else
+        say "installing libmimalloc2.0 and libjemalloc2"
+        apt-get update || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y libmimalloc2.0 libjemalloc2 || \
+            say "WARNING: mimalloc or jemalloc could not be installed: the memory benchmark leaves them out"
+    fi
     # the store_faults tests put the database on a small tmpfs of their own
     # and fill it (tests/api/support/tmpfs.rs): mount/umount, df, and a
     # kernel that lets root mount (a container needs CAP_SYS_ADMIN). As

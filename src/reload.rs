@@ -37,7 +37,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use pinkpage_actors::broadcast::{Event, Publish};
-use pinkpage_actors::health::monitor::{HealthConfig, Reconfigure, DEFAULT_MAX_IN_FLIGHT};
+use pinkpage_actors::health::monitor::{HealthConfig, Reconfigure};
 use pinkpage_actors::health::Thresholds;
 use pinkpage_actors::{AppError, ErrorCode};
 use serde::Serialize;
@@ -325,7 +325,7 @@ fn named_changes<T>(
 fn apply(state: &AppState, next: &Settings) {
     state.health.do_send(Reconfigure {
         servers: next.servers.values().map(|s| (**s).clone()).collect(),
-        config: health_config(next),
+        config: health_config(next, state.health_in_flight),
     });
     state
         .connections
@@ -357,8 +357,9 @@ fn audit(state: &AppState, asker: &Asker, outcome: Result<&Reloaded, &str>) {
     state.journal.audit(row);
 }
 
-/// How the health monitor checks, from `settings`.
-pub fn health_config(settings: &Settings) -> HealthConfig {
+/// How the health monitor checks, from `settings`, with at most
+/// `in_flight` checks at once (planned at start with the descriptors).
+pub fn health_config(settings: &Settings, in_flight: usize) -> HealthConfig {
     HealthConfig {
         interval: settings.health_interval,
         timeout: settings.health_timeout,
@@ -366,6 +367,6 @@ pub fn health_config(settings: &Settings) -> HealthConfig {
             failures: settings.health_failures,
             successes: settings.health_successes,
         },
-        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        max_in_flight: in_flight,
     }
 }

@@ -100,6 +100,7 @@ impl Application {
         };
         warn_if_exposed(&settings);
         let descriptors = plan_descriptors(&settings)?;
+        crate::limits::heap::spawn_trimmer(settings.heap_trim);
         let listener = TcpListener::bind(settings.bind).map_err(|e| SettingsError {
             variable: "PINKPAGE_BIND".into(),
             problem: format!("cannot listen on {}: {e}", settings.bind),
@@ -167,7 +168,7 @@ impl Application {
         // by every HTTP worker through their addresses.
         let broadcast = BroadcastActor::default().start();
         let session_lock = SessionLockActor::new(broadcast.clone()).start();
-        let health = start_health_monitor(&settings, &journal, &broadcast);
+        let health = start_health_monitor(&settings, descriptors.health_checks, &journal, &broadcast);
         Refresher::new(identity.clone(), accounts.clone(), broadcast.clone()).start();
         // The files domain records its temporary files here and removes
         // an earlier write's leftovers on each new session to their server.
@@ -272,6 +273,7 @@ impl Application {
             recordings,
             tls: tls.clone(),
             metrics,
+            health_in_flight: descriptors.health_checks,
             started: Instant::now(),
             started_at: chrono::Utc::now(),
         });
@@ -469,30 +471,45 @@ fn plan_descriptors(settings: &Settings) -> Result<crate::limits::descriptors::D
             1024
         }
     };
-    let plan =
-        DescriptorPlan::new(limit, settings.caps.reserved_fds, settings.caps.ws_max).map_err(|problem| {
-            SettingsError {
-                variable: "PINKPAGE_RESERVED_FDS".into(),
-                problem,
-            }
-        })?;
+    let plan = DescriptorPlan::new(
+        limit,
+        settings.caps.reserved_fds,
+        settings.caps.ws_max,
+        health_wanted(settings),
+    )
+    .map_err(|problem| SettingsError {
+        variable: "PINKPAGE_RESERVED_FDS".into(),
+        problem,
+    })?;
     if plan.websockets_bound_by_descriptors {
         log::warn!(websockets = plan.websockets, setting = settings.caps.ws_max, limit = plan.limit,
             reserved = plan.reserved;
             "the descriptor limit allows fewer WebSockets than PINKPAGE_WS_MAX_CONNECTIONS: raise `ulimit -n` to three times the setting plus PINKPAGE_RESERVED_FDS");
     }
-    log::info!(websockets = plan.websockets, connections = plan.connections, reserved = plan.reserved;
+    log::info!(websockets = plan.websockets, connections = plan.connections, reserved = plan.reserved,
+        health_checks = plan.health_checks;
         "client connections bounded to leave descriptors for SSH, the store and health checks");
     Ok(plan)
+}
+
+/// Health checks wanted at once: `PINKPAGE_HEALTH_MAX_IN_FLIGHT`, or every
+/// server (at least as many as the reserve covers, so servers added by a
+/// reload are checked at once too).
+fn health_wanted(settings: &Settings) -> usize {
+    use crate::limits::descriptors::HEALTH_IN_RESERVE;
+    settings
+        .health_max_in_flight
+        .unwrap_or(settings.servers.len().max(HEALTH_IN_RESERVE))
 }
 
 /// Starts the health monitor; its transitions go to the journal.
 fn start_health_monitor(
     settings: &Settings,
+    in_flight: usize,
     journal: &Journal,
     broadcast: &Addr<BroadcastActor>,
 ) -> Addr<HealthMonitorActor> {
-    let config = crate::reload::health_config(settings);
+    let config = crate::reload::health_config(settings, in_flight);
     HealthMonitorActor::new(
         settings.servers.values().map(|s| &**s),
         config,

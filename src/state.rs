@@ -87,6 +87,9 @@ pub struct AppState {
     /// The Prometheus recorder's handle: renders the counted series for
     /// `GET /metrics` (`crate::metrics`).
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Health checks in flight at most, planned at start with the
+    /// descriptors (`crate::limits::descriptors`); a reload keeps it.
+    pub health_in_flight: usize,
     /// Monotonic start time, for uptime.
     pub started: Instant,
     /// Wall-clock start time.

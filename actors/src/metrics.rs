@@ -127,6 +127,8 @@ pub const SERVER_UP: &str = "pinkpage_server_up";
 pub const SERVER_LAST_CHECK_SECONDS: &str = "pinkpage_server_last_check_seconds";
 /// How long health checks take, by result.
 pub const HEALTH_CHECK_SECONDS: &str = "pinkpage_health_check_duration_seconds";
+/// How long a health sweep of every server took.
+pub const HEALTH_SWEEP_SECONDS: &str = "pinkpage_health_sweep_duration_seconds";
 /// Whether the session lock is held (1) or free (0).
 pub const LOCK_HELD: &str = "pinkpage_lock_held";
 /// For how long the current holder has held the lock (0 when free).
@@ -222,6 +224,12 @@ pub const CATALOGUE: &[Metric] = &[
         Histogram,
         &["result"],
         "How long health checks take, by result (up, down).",
+    ),
+    counted(
+        HEALTH_SWEEP_SECONDS,
+        Histogram,
+        &[],
+        "How long one health sweep of every configured server took (about one health timeout at most when servers hang).",
     ),
     scraped(LOCK_HELD, Gauge, &[], "Whether the session lock is held (1) or free (0)."),
     scraped(
@@ -369,6 +377,11 @@ pub fn workflow_step(kind: &'static str, took: Duration) {
 pub fn health_check(up: bool, took: Duration) {
     let result = if up { "up" } else { "down" };
     metrics::histogram!(HEALTH_CHECK_SECONDS, "result" => result).record(took.as_secs_f64());
+}
+
+/// A health sweep of every server ended after `took`.
+pub fn health_sweep(took: Duration) {
+    metrics::histogram!(HEALTH_SWEEP_SECONDS).record(took.as_secs_f64());
 }
 
 /// The session lock was released after being held for `held`.

@@ -47,12 +47,41 @@ pub struct EventsQuery {
     pub limit: Option<u32>,
 }
 
-/// Every configured server's health, sorted by name.
-#[utoipa::path(tag = "health", responses((status = 200, body = [ServerHealthSchema])))]
+/// Paging of the servers' health: by name, after a cursor.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HealthQuery {
+    /// At most this many servers (1-1000); absent: every server.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Only servers whose names sort after this one (the last name of the
+    /// previous page).
+    pub after: Option<String>,
+}
+
+/// Every configured server's health, sorted by name; with `limit`, one
+/// page of it (the next page: `after` = the last name of this one).
+#[utoipa::path(tag = "health", params(HealthQuery), responses((status = 200, body = [ServerHealthSchema])))]
 #[get("/api/v1/health/servers")]
-pub async fn list_server_health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_server_health(
+    state: web::Data<AppState>,
+    q: web::Query<HealthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = match q.limit {
+        None => usize::MAX,
+        Some(limit) => super::paging::page_limit(Some(limit), limit)? as usize,
+    };
     let all: Vec<ServerHealthStatus> = state.health.send(GetHealth).await.map_err(monitor_gone)?;
-    Ok(HttpResponse::Ok().json(all))
+    // sorted by name already (the monitor keeps them so)
+    let page: Vec<&ServerHealthStatus> = all
+        .iter()
+        .filter(|s| {
+            q.after
+                .as_deref()
+                .is_none_or(|after| s.server_name.as_str() > after)
+        })
+        .take(limit)
+        .collect();
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// One server's health.

@@ -27,6 +27,18 @@
 //! With a limit of 20,000 and the default reserve of 256 that is 6,581
 //! WebSockets; 10,000 need a limit of at least 30,256 (the start log says
 //! which bound applies).
+//!
+//! Health checks: a sweep checks every server at once (unless
+//! `PINKPAGE_HEALTH_MAX_IN_FLIGHT` says fewer), so that servers
+//! which accept and never answer (each holding its socket for the whole
+//! timeout) cannot fill the places and push the rest into a second
+//! timeout. The reserve covers [`HEALTH_IN_RESERVE`] checks (a smaller
+//! fleet is planned that many, so a reload may add servers); a larger
+//! fleet takes one more descriptor per server from the client budget, up
+//! to [`HEALTH_MAX`] and never more than a quarter of that budget
+//! ([`DescriptorPlan::health_checks`], logged at start). A reload that
+//! adds servers keeps the number planned at start: past it, a sweep
+//! checks in waves again.
 
 /// The soft descriptor limit before and after [`raise_nofile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +95,12 @@ pub fn raise_nofile() -> std::io::Result<NoFile> {
     })
 }
 
+/// Health checks the reserve (`PINKPAGE_RESERVED_FDS`) covers by itself.
+pub const HEALTH_IN_RESERVE: usize = 64;
+
+/// Most health checks in flight at once, whatever the fleet.
+pub const HEALTH_MAX: usize = 4096;
+
 /// What client connections may take of the descriptor limit. See the
 /// module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,15 +116,29 @@ pub struct DescriptorPlan {
     pub websockets_bound_by_descriptors: bool,
     /// Accepted TCP connections at most, across all workers.
     pub connections: usize,
+    /// Health checks in flight at most: every configured server, within
+    /// [`HEALTH_MAX`] and a quarter of the client budget.
+    pub health_checks: usize,
 }
 
 impl DescriptorPlan {
     /// The plan for a soft limit of `limit` descriptors, `reserved` of them
-    /// kept from clients, and at most `ws_setting` WebSockets. An error
-    /// (the problem, for `PINKPAGE_RESERVED_FDS`) when the reserve leaves
-    /// clients nothing.
-    pub fn new(limit: u64, reserved: usize, ws_setting: usize) -> Result<DescriptorPlan, String> {
+    /// kept from clients, at most `ws_setting` WebSockets and `health`
+    /// checks wanted at once (the servers, or
+    /// `PINKPAGE_HEALTH_MAX_IN_FLIGHT`). An error (the problem, for
+    /// `PINKPAGE_RESERVED_FDS`) when the reserve leaves clients nothing.
+    pub fn new(
+        limit: u64,
+        reserved: usize,
+        ws_setting: usize,
+        health: usize,
+    ) -> Result<DescriptorPlan, String> {
         let budget = limit.saturating_sub(reserved as u64);
+        let health = health.clamp(1, HEALTH_MAX);
+        let health_extra = health
+            .saturating_sub(HEALTH_IN_RESERVE)
+            .min(usize::try_from(budget / 4).unwrap_or(usize::MAX));
+        let budget = budget - health_extra as u64;
         let by_descriptors = usize::try_from(budget / 3).unwrap_or(usize::MAX);
         if by_descriptors == 0 {
             return Err(format!(
@@ -121,6 +153,7 @@ impl DescriptorPlan {
             websockets,
             websockets_bound_by_descriptors: websockets < ws_setting,
             connections: usize::try_from(budget).unwrap_or(usize::MAX) - websockets,
+            health_checks: health.min(HEALTH_IN_RESERVE + health_extra),
         })
     }
 
@@ -159,7 +192,7 @@ mod tests {
             (1024, 0, 3),
             (259, 256, 10),
         ] {
-            let plan = DescriptorPlan::new(limit, reserved, setting).unwrap();
+            let plan = DescriptorPlan::new(limit, reserved, setting, 0).unwrap();
             let budget = (limit - reserved as u64) as usize;
             // every WebSocket is an accepted connection holding two
             assert!(plan.connections + plan.websockets <= budget, "{plan:?}");
@@ -175,32 +208,66 @@ mod tests {
 
     #[test]
     fn the_setting_binds_when_descriptors_are_plenty_and_the_descriptors_when_not() {
-        let plenty = DescriptorPlan::new(1 << 20, 256, 10_000).unwrap();
+        let plenty = DescriptorPlan::new(1 << 20, 256, 10_000, 0).unwrap();
         assert_eq!(plenty.websockets, 10_000);
         assert!(!plenty.websockets_bound_by_descriptors);
         assert_eq!(plenty.websockets_reason(), "PINKPAGE_WS_MAX_CONNECTIONS");
 
-        let tight = DescriptorPlan::new(400, 256, 10_000).unwrap();
+        let tight = DescriptorPlan::new(400, 256, 10_000, 0).unwrap();
         assert_eq!((tight.websockets, tight.connections), (48, 96));
         assert!(tight.websockets_bound_by_descriptors);
         assert!(tight.websockets_reason().contains("ulimit -n 400"));
 
         assert_eq!(
-            DescriptorPlan::new(20_000, 256, 10_000).unwrap().websockets,
+            DescriptorPlan::new(20_000, 256, 10_000, 0).unwrap().websockets,
             6_581
         );
         assert_eq!(
-            DescriptorPlan::new(30_256, 256, 10_000).unwrap().websockets,
+            DescriptorPlan::new(30_256, 256, 10_000, 0).unwrap().websockets,
             10_000
         );
     }
 
     #[test]
-    fn a_reserve_that_leaves_clients_nothing_is_refused() {
-        assert!(DescriptorPlan::new(256, 256, 10).is_err());
-        assert!(DescriptorPlan::new(100, 256, 10).is_err());
+    fn a_large_fleet_is_checked_at_once_within_a_quarter_of_the_client_budget() {
+        // a small fleet: the reserve covers its checks, clients lose nothing
+        let small = DescriptorPlan::new(20_000, 256, 10_000, HEALTH_IN_RESERVE).unwrap();
         assert_eq!(
-            DescriptorPlan::new(400, 256, 10)
+            (small.health_checks, small.websockets),
+            (HEALTH_IN_RESERVE, 6_581)
+        );
+        // fewer asked for (PINKPAGE_HEALTH_MAX_IN_FLIGHT): fewer
+        assert_eq!(
+            DescriptorPlan::new(20_000, 256, 10_000, 8).unwrap().health_checks,
+            8
+        );
+        // a thousand servers, all at once, paid for by the clients
+        let fleet = DescriptorPlan::new(1 << 20, 256, 10_000, 1_000).unwrap();
+        assert_eq!(fleet.health_checks, 1_000);
+        let budget = (1 << 20) - 256;
+        assert_eq!(
+            fleet.connections + fleet.websockets + (1_000 - HEALTH_IN_RESERVE),
+            budget
+        );
+        // never past the cap
+        assert_eq!(
+            DescriptorPlan::new(1 << 20, 256, 10, 50_000)
+                .unwrap()
+                .health_checks,
+            HEALTH_MAX
+        );
+        // nor a quarter of what clients would have had
+        let tight = DescriptorPlan::new(1_280, 256, 10_000, 1_000).unwrap();
+        assert_eq!(tight.health_checks, HEALTH_IN_RESERVE + 256);
+        assert!(tight.websockets > 0 && tight.connections > tight.websockets);
+    }
+
+    #[test]
+    fn a_reserve_that_leaves_clients_nothing_is_refused() {
+        assert!(DescriptorPlan::new(256, 256, 10, 0).is_err());
+        assert!(DescriptorPlan::new(100, 256, 10, 0).is_err());
+        assert_eq!(
+            DescriptorPlan::new(400, 256, 10, 0)
                 .unwrap()
                 .connections_per_worker(2),
             67

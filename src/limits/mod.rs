@@ -10,7 +10,9 @@
 //!   time between two of their bytes, before any handler reads them;
 //! - [`frame_budget`]: the memory every WebSocket's incomplete messages
 //!   may hold together beyond each connection's own allowance (the reader
-//!   that spends it is `ws::reader`).
+//!   that spends it is `ws::reader`);
+//! - [`heap`]: memory a burst took, given back to the system once it is
+//!   free (`PINKPAGE_HEAP_TRIM_S`).
 //!
 //! Each limit is a setting with a default (`crate::settings::caps`,
 //! `crate::settings::work_limits`); docs/security.md lists them.
@@ -18,4 +20,5 @@
 pub mod bodies;
 pub mod descriptors;
 pub mod frame_budget;
+pub mod heap;
 pub mod pending;

@@ -192,6 +192,16 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "one health check's timeout (fractions allowed)",
     },
     SettingDoc {
+        name: "PINKPAGE_HEAP_TRIM_S",
+        default: "10",
+        meaning: "every this many seconds, give free heap memory back to the system when more than 8 MiB is free (glibc; fractions allowed; 0: never)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_HEALTH_MAX_IN_FLIGHT",
+        default: "every server (at least 64)",
+        meaning: "health checks at once (1-4096): by default every server is checked at once, so servers that hang cost one timeout, not one per wave; each takes a descriptor from the clients' share (planned at start; a reload keeps it)",
+    },
+    SettingDoc {
         name: "PINKPAGE_HEALTH_FAILURES",
         default: "2",
         meaning: "consecutive failed checks that make a server unhealthy",
@@ -405,6 +415,12 @@ pub struct Settings {
     pub health_interval: Duration,
     /// One health check's timeout.
     pub health_timeout: Duration,
+    /// How often free heap is given back (`PINKPAGE_HEAP_TRIM_S`; zero:
+    /// never).
+    pub heap_trim: Duration,
+    /// Health checks at once, when set (`PINKPAGE_HEALTH_MAX_IN_FLIGHT`);
+    /// unset: every server.
+    pub health_max_in_flight: Option<usize>,
     /// Consecutive failures that make a server unhealthy.
     pub health_failures: u32,
     /// Consecutive successes that make a server healthy again.
@@ -623,6 +639,13 @@ impl Settings {
                 .transpose()?,
             health_interval,
             health_timeout,
+            heap_trim: env.seconds_or_zero("PINKPAGE_HEAP_TRIM_S", 10.0)?,
+            health_max_in_flight: match env.get("PINKPAGE_HEALTH_MAX_IN_FLIGHT") {
+                None => None,
+                Some(_) => Some(env.parse_or("PINKPAGE_HEALTH_MAX_IN_FLIGHT", 0usize, |n| {
+                    (1..=4096).contains(n)
+                })?),
+            },
             health_failures: env.parse_or("PINKPAGE_HEALTH_FAILURES", 2u32, |n| *n > 0)?,
             health_successes: env.parse_or("PINKPAGE_HEALTH_SUCCESSES", 1u32, |n| *n > 0)?,
             throttle: Duration::from_millis(

@@ -480,17 +480,17 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
 
     fn handle(&mut self, event: Event, ctx: &mut Self::Context) {
         match event {
-            Event::SessionStatus(s) => self.send(
-                ctx,
-                &Common::SessionStatus {
+            // rendered once per worker thread, shared by its connections
+            Event::SessionStatus(s) => ctx.text(super::shared_frames::rendered(&s, |s| {
+                Common::SessionStatus {
                     active: s.active,
                     owner: s.owner.map(|o| o.to_string()),
                     owner_user: s.owner_user.as_deref(),
                     since: s.since.as_deref(),
                     workflow_run: s.workflow_run.as_ref(),
-                },
-                &None,
-            ),
+                }
+                .to_text(&None)
+            })),
             Event::AccessChanged => match self.state.identity.recheck(&self.principal) {
                 Ok(current) => {
                     self.principal = current;
@@ -543,15 +543,14 @@ impl<D: Domain> Handler<Event> for WsConnection<D> {
                 }));
                 ctx.stop();
             }
-            Event::ServerHealth(h) => self.send(
-                ctx,
-                &Common::ServerHealth {
+            Event::ServerHealth(h) => ctx.text(super::shared_frames::rendered(&h, |h| {
+                Common::ServerHealth {
                     server_name: &h.server_name,
                     is_healthy: h.is_healthy,
-                    status: &h,
-                },
-                &None,
-            ),
+                    status: h,
+                }
+                .to_text(&None)
+            })),
         }
     }
 }

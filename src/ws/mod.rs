@@ -26,6 +26,7 @@ pub mod diff;
 mod fuzz;
 pub mod protocol;
 pub mod reader;
+pub mod shared_frames;
 pub mod stall;
 pub mod stub;
 pub mod task;

@@ -347,3 +347,41 @@ async fn a_server_down_from_the_start_is_unknown_with_its_count_until_the_thresh
         (&false.into(), &Value::Null)
     );
 }
+
+#[tokio::test]
+async fn the_servers_health_pages_by_name_after_a_cursor() {
+    let app = TestApp::builder()
+        .env("PINKPAGE_HEALTH_INTERVAL_S", "600")
+        .server(ServerEntry::unreachable("c3"))
+        .server(ServerEntry::unreachable("a1"))
+        .server(ServerEntry::unreachable("b2"))
+        .spawn()
+        .await;
+    let names = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["server_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all: Value = app.get("/api/v1/health/servers").await.json().await.unwrap();
+    assert_eq!(names(&all), ["a1", "b2", "c3"]);
+    let first: Value = app
+        .get("/api/v1/health/servers?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&first), ["a1", "b2"]);
+    let next: Value = app
+        .get("/api/v1/health/servers?limit=2&after=b2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(names(&next), ["c3"]);
+    let res = app.get("/api/v1/health/servers?limit=0").await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 10001);
+}

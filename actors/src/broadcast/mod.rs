@@ -52,10 +52,13 @@ pub struct WorkflowRunRef {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub enum Event {
-    /// The session lock changed hands.
-    SessionStatus(SessionStatus),
-    /// A server's health changed (`is_healthy` flipped).
-    ServerHealth(ServerHealthStatus),
+    /// The session lock changed hands. Shared, not copied, by the
+    /// connections it goes to (one allocation for ten thousand of them;
+    /// the daemon renders its frame once per thread, by this `Arc`).
+    SessionStatus(std::sync::Arc<SessionStatus>),
+    /// A server's health changed (`is_healthy` flipped). Shared as
+    /// `SessionStatus` is.
+    ServerHealth(std::sync::Arc<ServerHealthStatus>),
     /// Accounts, tokens or sign-in sessions changed (a revocation, a
     /// disabled user, a sign-out, an expiry): every connection re-checks
     /// its principal and closes if it is no longer good. Never sent to
@@ -213,7 +216,7 @@ impl Handler<HealthNews> for BroadcastActor {
                 self.health.insert(status.server_name.clone(), status);
             }
             HealthNews::Changed(status) => {
-                <Self as Handler<Publish>>::handle(self, Publish(Event::ServerHealth(status)), ctx)
+                <Self as Handler<Publish>>::handle(self, Publish(Event::ServerHealth(status.into())), ctx)
             }
             HealthNews::Removed(name) => {
                 self.health.remove(&name);
@@ -235,9 +238,9 @@ impl Handler<Publish> for BroadcastActor {
 
     fn handle(&mut self, Publish(event): Publish, _: &mut Context<Self>) {
         match &event {
-            Event::SessionStatus(s) => self.session = s.clone(),
+            Event::SessionStatus(s) => self.session = (**s).clone(),
             Event::ServerHealth(h) => {
-                self.health.insert(h.server_name.clone(), h.clone());
+                self.health.insert(h.server_name.clone(), (**h).clone());
             }
             Event::AccessChanged
             | Event::ShuttingDown { .. }
@@ -317,18 +320,21 @@ mod tests {
         // a's context finishing closes its mailbox: no event says when
         crate::testing::eventually("a's mailbox closes", async || !a.connected()).await;
         registry
-            .send(Publish(Event::SessionStatus(SessionStatus {
-                active: true,
-                owner: Some(OwnerId::Connection(idb)),
-                ..Default::default()
-            })))
+            .send(Publish(Event::SessionStatus(
+                SessionStatus {
+                    active: true,
+                    owner: Some(OwnerId::Connection(idb)),
+                    ..Default::default()
+                }
+                .into(),
+            )))
             .await
             .unwrap();
         assert_eq!(registry.send(MemberCount).await.unwrap(), 1);
         // b is still served
         let before = seen_b.lock().unwrap().len();
         registry
-            .send(Publish(Event::SessionStatus(SessionStatus::default())))
+            .send(Publish(Event::SessionStatus(SessionStatus::default().into())))
             .await
             .unwrap();
         b.send(MemberCountProbe).await.ok();
@@ -350,11 +356,14 @@ mod tests {
         let registry = BroadcastActor::default().start();
         let owner = OwnerId::Connection(ConnectionId::new());
         registry
-            .send(Publish(Event::SessionStatus(SessionStatus {
-                active: true,
-                owner: Some(owner),
-                ..Default::default()
-            })))
+            .send(Publish(Event::SessionStatus(
+                SessionStatus {
+                    active: true,
+                    owner: Some(owner),
+                    ..Default::default()
+                }
+                .into(),
+            )))
             .await
             .unwrap();
         registry

@@ -38,8 +38,10 @@ use crate::health::{
 };
 use crate::server::ServerSpec;
 
-/// Checks in flight at once; enough for a large fleet in one timeout while
-/// keeping the daemon's open sockets bounded.
+/// Checks in flight at once where nobody planned them (tests). The daemon
+/// plans the number with its descriptors: every server at once, up to a
+/// bound (`src/limits/descriptors.rs`), so servers that hang cannot push
+/// the others into a second timeout.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// Every server's status, sorted by name.
@@ -175,6 +177,7 @@ impl HealthMonitorActor {
             .finish()
             .map(move |(), act, _| {
                 act.sweeping = false;
+                crate::metrics::health_sweep(started.elapsed());
                 log::debug!(
                     servers = act.targets.len(),
                     duration_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -70,7 +70,7 @@ fn scripted(script: Arc<Mutex<HashMap<String, bool>>>, calls: Arc<AtomicUsize>) 
 
 fn health_of(e: Event) -> ServerHealthStatus {
     match e {
-        Event::ServerHealth(s) => s,
+        Event::ServerHealth(s) => (*s).clone(),
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -223,7 +223,7 @@ impl SessionLockActor {
     fn publish(&self) -> SessionStatus {
         let status = self.status();
         self.broadcast
-            .do_send(Publish(Event::SessionStatus(status.clone())));
+            .do_send(Publish(Event::SessionStatus(status.clone().into())));
         status
     }
 

@@ -16,7 +16,10 @@
 mod audit;
 mod bmx4;
 mod bmx5;
+mod clients;
+mod health;
 mod identity;
+mod memory;
 mod policy;
 mod recordings;
 mod stats;
@@ -62,6 +65,90 @@ fn audit_benchmark_compares_chained_and_plain_appends_on_a_tiny_workload() {
     );
     assert_table_line(&table, "| 1 row a transaction | ");
     assert_table_line(&table, "| 256 rows a transaction | ");
+}
+
+#[tokio::test]
+async fn clients_benchmark_reports_memory_and_broadcast_spread_on_a_tiny_workload() {
+    let w = clients::Workload {
+        steps: [4, 10, 20],
+        settle: Duration::from_millis(100),
+        ..clients::Workload::FULL
+    };
+    // a client process is this test binary running the test below
+    let exe = [
+        std::env::current_exe().unwrap().display().to_string(),
+        "bench::clients_benchmark_client_process".to_owned(),
+        "--exact".to_owned(),
+        "--ignored".to_owned(),
+        "--nocapture".to_owned(),
+    ];
+    let report = clients::run(w, &exe).await;
+    assert_eq!(report.step_kib.len(), 3);
+    assert!(report.idle_kib > 0 && report.step_kib.iter().all(|k| *k > 0));
+    // every client heard each broadcast: 20 arrivals, the first at 0
+    assert_eq!(report.daemon_spread_ms.len(), 20);
+    assert_eq!(report.minimal_spread_ms.len(), 20);
+    assert!(report.daemon_spread_ms.contains(&0.0));
+    let table = report.to_string();
+    assert_table_line(&table, "## Idle clients (4 client processes");
+    assert_table_line(&table, "| 20 | ");
+    assert_table_line(&table, "| the daemon (`server_health`) | ");
+    assert_table_line(&table, "| a minimal WebSocket server (same clients) | ");
+}
+
+/// The client process of the test above (and only that: without its
+/// environment it does nothing).
+#[tokio::test]
+#[ignore = "a client process of clients_benchmark_reports_memory_and_broadcast_spread_on_a_tiny_workload"]
+async fn clients_benchmark_client_process() {
+    if std::env::var_os(clients::CLIENT_ENV).is_some() {
+        clients::client_process().await;
+    }
+}
+
+#[tokio::test]
+async fn health_benchmark_times_sweeps_welcomes_and_listings_on_a_tiny_workload() {
+    let w = health::Workload {
+        servers: 40,
+        timeout: Duration::from_millis(200),
+        sweeps: 2,
+        requests: 3,
+        ..health::Workload::FULL
+    };
+    let report = health::run(w).await;
+    assert_figures("sweep wall time, s", &report.sweep_s, 2);
+    assert_figures("sweep wall time at 64, s", &report.sweep_64_s, 2);
+    assert_eq!(report.cpu_ms.len(), 2);
+    assert_figures("welcome, ms", &report.welcome_ms, 3);
+    assert_figures("whole listing, ms", &report.list_ms, 3);
+    assert_figures("one page, ms", &report.page_ms, 3);
+    // every server at once: the reserve covers 40
+    assert!(report.in_flight >= 40, "{report:?}");
+    let table = report.to_string();
+    assert_table_line(&table, "## Health of 40 servers");
+    assert_table_line(&table, "| sweep wall time, median (each) | ");
+    assert_table_line(&table, "| the same with 64 checks at once: sweep");
+    assert_table_line(&table, "| welcome (every server's health)");
+}
+
+#[tokio::test]
+async fn memory_benchmark_reports_idle_burst_and_after_per_allocator_on_a_tiny_workload() {
+    let w = memory::Workload {
+        bytes: 200_000,
+        settle: Duration::from_millis(100),
+        ..memory::Workload::FULL
+    };
+    let report = memory::run(w).await;
+    assert_eq!(report.sides.len(), 4);
+    // glibc, both ways, always runs
+    for side in &report.sides[..2] {
+        let x = side.figures.expect("glibc always runs");
+        assert!(x.fresh > 0 && x.peak > 0 && x.after > 0, "{report:?}");
+    }
+    let table = report.to_string();
+    assert_table_line(&table, "## Memory after a burst (0 MB");
+    assert_table_line(&table, "| glibc, trimmed when idle (shipped) | ");
+    assert_table_line(&table, "| mimalloc (LD_PRELOAD) | ");
 }
 
 #[tokio::test]
