@@ -14,6 +14,8 @@ use pinkpage::store::chain::KeyFile;
 use pinkpage::store::sqlite::OpenError;
 
 fn main() -> ExitCode {
+    // before any thread allocates: memory a burst took comes back
+    pinkpage::limits::heap::limit_arenas();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version are "errors" to clap with exit code 0;

@@ -151,6 +151,10 @@ pub const JOURNAL_DROPPED_ROWS: &str = "pinkpage_journal_dropped_rows_total";
 pub const CAPS_HIT: &str = "pinkpage_caps_hit_total";
 /// Errors answered to clients, by code (the catalogue: bounded).
 pub const ERRORS: &str = "pinkpage_errors_total";
+/// Heap memory in use (glibc's `mallinfo2`).
+pub const HEAP_IN_USE_BYTES: &str = "pinkpage_heap_in_use_bytes";
+/// Heap memory free but still held by the allocator.
+pub const HEAP_FREE_BYTES: &str = "pinkpage_heap_free_bytes";
 /// Seconds since the daemon started.
 pub const UPTIME_SECONDS: &str = "pinkpage_uptime_seconds";
 
@@ -272,6 +276,18 @@ pub const CATALOGUE: &[Metric] = &[
         "Requests and messages refused by a cap, by kind (operations_per_connection, request_body, login_attempts, ssh_sessions_per_server, websocket_connections, websocket_connections_per_user, pending_per_address, message_size, diff_memory, terminals_per_user, terminals, watchers_per_pty, held_commands).",
     ),
     counted(ERRORS, Counter, &["code"], "Errors answered to clients, by catalogue code."),
+    scraped(
+        HEAP_IN_USE_BYTES,
+        Gauge,
+        &[],
+        "Heap memory the daemon uses now (glibc's allocator; absent on other C libraries).",
+    ),
+    scraped(
+        HEAP_FREE_BYTES,
+        Gauge,
+        &[],
+        "Heap memory freed but still held by the allocator (given back when idle, PINKPAGE_HEAP_TRIM_S; absent on other C libraries).",
+    ),
 ];
 
 /// Every kind [`cap_kind`] names, so each starts at zero.

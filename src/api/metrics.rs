@@ -162,6 +162,17 @@ pub async fn render(state: &AppState) -> String {
     e.family(m::JOURNAL_DROPPED_ROWS)
         .sample(m::JOURNAL_DROPPED_ROWS, &[], journal.dropped_rows as f64);
 
+    // glibc's heap; on another C library the families stay empty
+    let heap = crate::limits::heap::heap();
+    e.family(m::HEAP_IN_USE_BYTES);
+    if let Some((in_use, _)) = heap {
+        e.sample(m::HEAP_IN_USE_BYTES, &[], in_use as f64);
+    }
+    e.family(m::HEAP_FREE_BYTES);
+    if let Some((_, free)) = heap {
+        e.sample(m::HEAP_FREE_BYTES, &[], free as f64);
+    }
+
     let mut text = e.finish();
     text.push_str(&state.metrics.render());
     text

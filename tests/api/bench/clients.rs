@@ -56,11 +56,17 @@ impl Workload {
 /// What one run measured.
 #[derive(Debug)]
 pub struct Report {
+    /// The steps as run (cut to what the descriptor limit allows).
     pub workload: Workload,
+    /// The hard descriptor limit the daemon ran under.
+    pub hard_nofile: u64,
     /// Daemon RSS with no client, KiB.
     pub idle_kib: u64,
     /// Daemon RSS at each step, KiB.
     pub step_kib: Vec<u64>,
+    /// glibc heap in use with no client and at each step, bytes (the
+    /// daemon's `pinkpage_heap_in_use_bytes`; 0 where it has none).
+    pub heap_bytes: Vec<u64>,
     /// Arrival after the first client's, ms, every client: the daemon.
     pub daemon_spread_ms: Vec<f64>,
     /// The same against the minimal server.
@@ -148,6 +154,17 @@ async fn connect(url: &str, token: Option<&str>) -> Ws {
     // the welcome (or the minimal server's hello)
     let _ = ws.next().await;
     ws
+}
+
+/// This process's hard descriptor limit (the daemon inherits it).
+fn hard_nofile() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_max
 }
 
 fn raise_nofile(want: u64) {
@@ -336,7 +353,16 @@ impl Minimal {
 
 /// Runs the benchmark. `exe` is how to run this executable as a client
 /// process (`CLIENT_ENV` is added).
-pub async fn run(w: Workload, exe: &[String]) -> Report {
+pub async fn run(mut w: Workload, exe: &[String]) -> Report {
+    // The daemon takes two descriptors a WebSocket and keeps a third of
+    // what is left after its reserve for them (src/limits/descriptors.rs);
+    // where the hard limit cannot be raised (no CAP_SYS_RESOURCE), the
+    // steps stop at what the limit allows, and the report says so.
+    let hard = hard_nofile();
+    let fits = (hard.saturating_sub(256) / 3) as usize;
+    for step in w.steps.iter_mut() {
+        *step = (*step).min(fits.saturating_sub(16));
+    }
     raise_nofile(w.steps[2] as u64 * 2 + 1024);
     let flip = BannerListener::start().await;
     let total = w.steps[2];
@@ -354,7 +380,6 @@ pub async fn run(w: Workload, exe: &[String]) -> Report {
         .env("PINKPAGE_WS_MAX_CONNECTIONS", &(total + 100).to_string())
         .env("PINKPAGE_WS_MAX_CONNECTIONS_PER_USER", &(total + 100).to_string())
         .env("PINKPAGE_MAX_PENDING_PER_ADDRESS", "1000")
-        .nofile(total as u64 * 4 + 4096, total as u64 * 4 + 4096)
         .spawn()
         .await;
     let token = app.admin_token.clone().expect("the test admin's token");
@@ -368,6 +393,14 @@ pub async fn run(w: Workload, exe: &[String]) -> Report {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let idle_kib = app.rss_kib();
+    let heap = async || -> u64 {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("pinkpage_heap_in_use_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    let mut heap_bytes = vec![heap().await];
     let mut clients = Vec::new();
     let mut step_kib = Vec::new();
     let mut so_far = 0;
@@ -378,6 +411,7 @@ pub async fn run(w: Workload, exe: &[String]) -> Report {
         // let the last welcomes' buffers settle
         tokio::time::sleep(w.settle).await;
         step_kib.push(app.rss_kib());
+        heap_bytes.push(heap().await);
     }
     let daemon_spread_ms = spread(clients, total, async {
         flip.stop().await;
@@ -394,8 +428,10 @@ pub async fn run(w: Workload, exe: &[String]) -> Report {
     .await;
     Report {
         workload: w,
+        hard_nofile: hard,
         idle_kib,
         step_kib,
+        heap_bytes,
         daemon_spread_ms,
         minimal_spread_ms,
     }
@@ -406,17 +442,29 @@ impl fmt::Display for Report {
         let w = self.workload;
         writeln!(
             f,
-            "\n## Idle clients ({} client processes; one user, per-user cap raised)\n",
-            w.processes
+            "\n## Idle clients ({} client processes; one user, per-user cap raised; hard descriptor limit {})\n",
+            w.processes, self.hard_nofile
         )?;
-        writeln!(f, "| clients | daemon RSS | per connection |\n|---|---|---|")?;
-        writeln!(f, "| 0 | {:.1} MiB | |", self.idle_kib as f64 / 1024.0)?;
-        for (n, kib) in w.steps.iter().zip(&self.step_kib) {
+        writeln!(
+            f,
+            "| clients | daemon RSS | per connection | heap in use | of it, per connection |\n|---|---|---|---|---|"
+        )?;
+        let heap0 = self.heap_bytes.first().copied().unwrap_or(0);
+        writeln!(
+            f,
+            "| 0 | {:.1} MiB | | {:.1} MiB | |",
+            self.idle_kib as f64 / 1024.0,
+            heap0 as f64 / 1048576.0
+        )?;
+        for (i, (n, kib)) in w.steps.iter().zip(&self.step_kib).enumerate() {
+            let heap = self.heap_bytes.get(i + 1).copied().unwrap_or(0);
             writeln!(
                 f,
-                "| {n} | {:.1} MiB | {:.1} KB |",
+                "| {n} | {:.1} MiB | {:.1} KB | {:.1} MiB | {:.1} KB |",
                 *kib as f64 / 1024.0,
-                (kib.saturating_sub(self.idle_kib)) as f64 * 1.024 / *n as f64
+                (kib.saturating_sub(self.idle_kib)) as f64 * 1.024 / *n as f64,
+                heap as f64 / 1048576.0,
+                heap.saturating_sub(heap0) as f64 / 1000.0 / *n as f64
             )?;
         }
         writeln!(

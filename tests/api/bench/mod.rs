@@ -139,15 +139,19 @@ async fn memory_benchmark_reports_idle_burst_and_after_per_allocator_on_a_tiny_w
         ..memory::Workload::FULL
     };
     let report = memory::run(w).await;
-    assert_eq!(report.sides.len(), 4);
-    // glibc, both ways, always runs
-    for side in &report.sides[..2] {
+    assert_eq!(report.sides.len(), 6);
+    // glibc, every way, always runs, and the daemon reports its heap
+    for side in &report.sides[..4] {
         let x = side.figures.expect("glibc always runs");
         assert!(x.fresh > 0 && x.peak > 0 && x.after > 0, "{report:?}");
+        assert!(x.heap.is_some_and(|(used, _)| used > 0), "{report:?}");
     }
     let table = report.to_string();
-    assert_table_line(&table, "## Memory after a burst (0 MB");
-    assert_table_line(&table, "| glibc, trimmed when idle (shipped) | ");
+    assert_table_line(&table, "## Memory after a burst (0 MB through a STUB command");
+    assert_table_line(
+        &table,
+        "| glibc, one arena a core, trimmed when idle (shipped) | ",
+    );
     assert_table_line(&table, "| mimalloc (LD_PRELOAD) | ");
 }
 

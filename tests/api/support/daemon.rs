@@ -252,6 +252,7 @@ impl TestAppBuilder {
                 .env("RUST_LOG", "debug")
                 .envs(env.iter().cloned())
                 .envs(extra.iter().cloned())
+                .envs(bench_daemon_env())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
@@ -691,6 +692,20 @@ impl Drop for TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `PINKPAGE_BENCH_DAEMON_ENV` (`NAME=value` pairs, space-separated),
+/// given to every daemon on top of its own: how a benchmark is run again
+/// against another configuration of the same binary (the allocator's
+/// `MALLOC_ARENA_MAX`, `LD_PRELOAD`, `PINKPAGE_HEAP_TRIM_S`; see
+/// docs/benchmarks.md). Unset in the suite.
+fn bench_daemon_env() -> Vec<(String, String)> {
+    std::env::var("PINKPAGE_BENCH_DAEMON_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// The port of the daemon's `listening` JSON log line, if this is it.
