@@ -26,6 +26,10 @@ const SECONDS_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the Prometheus recorder as the process's recorder (once; later
 /// calls return the same handle) and describes every counted series.
 pub fn install() -> PrometheusHandle {
@@ -36,6 +40,19 @@ pub fn install() -> PrometheusHandle {
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
+            // Histogram samples wait in the recorder until a scrape or an
+            // upkeep drains them into their buckets; without a Prometheus
+            // scraping, only the upkeep keeps them bounded.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                log::warn!(error = e.to_string(); "cannot start the metrics upkeep; histogram samples wait for a scrape");
+            }
             if metrics::set_global_recorder(recorder).is_err() {
                 // another recorder came first (a test binary's own): the
                 // counted series go there, and this handle renders none

@@ -417,6 +417,9 @@ impl Application {
     }
 }
 
+/// Connections the metrics-only listener serves at once.
+const METRICS_CONNECTIONS: usize = 8;
+
 /// The listener of `PINKPAGE_METRICS_BIND`: `GET /metrics` and nothing
 /// else, without a credential (anything else is 404), on one worker.
 /// Its address is logged as `metrics listening`.
@@ -431,6 +434,11 @@ fn metrics_server(listener: TcpListener, state: web::Data<AppState>) -> Result<S
         )
     })
     .workers(1)
+    // anyone who reaches it needs no credential: a few connections at
+    // a time, taken from the descriptors kept for the daemon's own work
+    // (PINKPAGE_RESERVED_FDS), never enough to starve it
+    .max_connections(METRICS_CONNECTIONS)
+    .max_connection_rate(METRICS_CONNECTIONS)
     .disable_signals()
     .listen(listener)
     .map_err(|e| StartupError::Other(e.to_string()))?
@@ -484,7 +492,7 @@ fn plan_descriptors(settings: &Settings) -> Result<crate::limits::descriptors::D
     if plan.websockets_bound_by_descriptors {
         log::warn!(websockets = plan.websockets, setting = settings.caps.ws_max, limit = plan.limit,
             reserved = plan.reserved;
-            "the descriptor limit allows fewer WebSockets than PINKPAGE_WS_MAX_CONNECTIONS: raise `ulimit -n` to three times the setting plus PINKPAGE_RESERVED_FDS");
+            "the descriptor limit allows fewer WebSockets than PINKPAGE_WS_MAX_CONNECTIONS: raise `ulimit -n` to three times the setting plus PINKPAGE_RESERVED_FDS (plus one for each health check beyond 64)");
     }
     log::info!(websockets = plan.websockets, connections = plan.connections, reserved = plan.reserved,
         health_checks = plan.health_checks;

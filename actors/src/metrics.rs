@@ -123,8 +123,9 @@ pub const WORKFLOW_STEP_SECONDS: &str = "pinkpage_workflow_step_duration_seconds
 pub const TERMINALS: &str = "pinkpage_terminals";
 /// Whether a configured server is healthy (1) or not (0).
 pub const SERVER_UP: &str = "pinkpage_server_up";
-/// How long the last health check of a server took.
-pub const SERVER_LAST_CHECK_SECONDS: &str = "pinkpage_server_last_check_seconds";
+/// How long the last good health check of a server took (kept while the
+/// server is down).
+pub const SERVER_LAST_GOOD_CHECK_SECONDS: &str = "pinkpage_server_last_good_check_seconds";
 /// How long health checks take, by result.
 pub const HEALTH_CHECK_SECONDS: &str = "pinkpage_health_check_duration_seconds";
 /// How long a health sweep of every server took.
@@ -218,10 +219,10 @@ pub const CATALOGUE: &[Metric] = &[
     scraped(TERMINALS, Gauge, &["state"], "Operator terminals now, by state (attached, detached)."),
     scraped(SERVER_UP, Gauge, &["server"], "Whether a configured server is healthy (1) or not (0)."),
     scraped(
-        SERVER_LAST_CHECK_SECONDS,
+        SERVER_LAST_GOOD_CHECK_SECONDS,
         Gauge,
         &["server"],
-        "How long the last health check of a configured server took.",
+        "How long the last good health check of a configured server took (TCP connect and SSH banner; kept while the server is down).",
     ),
     counted(
         HEALTH_CHECK_SECONDS,
@@ -286,7 +287,7 @@ pub const CATALOGUE: &[Metric] = &[
         HEAP_FREE_BYTES,
         Gauge,
         &[],
-        "Heap memory freed but still held by the allocator (given back when idle, PINKPAGE_HEAP_TRIM_S; absent on other C libraries).",
+        "Heap memory freed but still held by the allocator (above 8 MiB given back every PINKPAGE_HEAP_TRIM_S; absent on other C libraries).",
     ),
 ];
 

@@ -60,7 +60,9 @@ pub struct HealthQuery {
 
 /// Every configured server's health, sorted by name; with `limit`, one
 /// page of it (the next page: `after` = the last name of this one).
-#[utoipa::path(tag = "health", params(HealthQuery), responses((status = 200, body = [ServerHealthSchema])))]
+#[utoipa::path(tag = "health", params(HealthQuery), responses(
+    (status = 200, body = [ServerHealthSchema]),
+    (status = 400, description = "`limit` outside 1-1000 (10001)", body = super::error::ErrorResponse)))]
 #[get("/api/v1/health/servers")]
 pub async fn list_server_health(
     state: web::Data<AppState>,

@@ -14,7 +14,7 @@
 //! unless configured otherwise; see `startup`).
 
 use actix_web::{get, web, HttpResponse};
-use pinkpage_actors::access::ServerScope;
+use pinkpage_actors::access::{Role, ServerScope};
 use pinkpage_actors::health::monitor::GetHealth;
 use pinkpage_actors::lock::GetStatus;
 use pinkpage_actors::metrics as m;
@@ -37,7 +37,11 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 ))]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
-    if let Some(p) = &caller.principal {
+    let Some(p) = &caller.principal else {
+        return Err(AppError::with_detail(ErrorCode::Unauthenticated, "sign in first").into());
+    };
+    // admins use every server whatever their tags (Principal::may_use)
+    if p.role < Role::Admin {
         if let ServerScope::Tags(tags) = &p.servers {
             return Err(AppError::with_detail(
                 ErrorCode::Forbidden,
@@ -118,11 +122,11 @@ pub async fn render(state: &AppState) -> String {
             );
         }
     }
-    e.family(m::SERVER_LAST_CHECK_SECONDS);
+    e.family(m::SERVER_LAST_GOOD_CHECK_SECONDS);
     for s in health.iter() {
         if let Some(ms) = s.latency_ms {
             e.sample(
-                m::SERVER_LAST_CHECK_SECONDS,
+                m::SERVER_LAST_GOOD_CHECK_SECONDS,
                 &[("server", &s.server_name)],
                 ms / 1000.0,
             );

@@ -119,6 +119,9 @@ pub struct DescriptorPlan {
     /// Health checks in flight at most: every configured server, within
     /// [`HEALTH_MAX`] and a quarter of the client budget.
     pub health_checks: usize,
+    /// Descriptors the health checks take beyond the reserve (from the
+    /// clients' budget).
+    pub health_extra: u64,
 }
 
 impl DescriptorPlan {
@@ -154,6 +157,7 @@ impl DescriptorPlan {
             websockets_bound_by_descriptors: websockets < ws_setting,
             connections: usize::try_from(budget).unwrap_or(usize::MAX) - websockets,
             health_checks: health.min(HEALTH_IN_RESERVE + health_extra),
+            health_extra: health_extra as u64,
         })
     }
 
@@ -167,9 +171,14 @@ impl DescriptorPlan {
     /// start log.
     pub fn websockets_reason(&self) -> String {
         if self.websockets_bound_by_descriptors {
+            let health = if self.health_extra > 0 {
+                format!(" less {} for health checks", self.health_extra)
+            } else {
+                String::new()
+            };
             format!(
-                "a third of the {} descriptors clients may take: ulimit -n {} less PINKPAGE_RESERVED_FDS {}",
-                self.limit - self.reserved,
+                "a third of the {} descriptors clients may take: ulimit -n {} less PINKPAGE_RESERVED_FDS {}{health}",
+                self.limit - self.reserved - self.health_extra,
                 self.limit,
                 self.reserved
             )
@@ -260,6 +269,14 @@ mod tests {
         let tight = DescriptorPlan::new(1_280, 256, 10_000, 1_000).unwrap();
         assert_eq!(tight.health_checks, HEALTH_IN_RESERVE + 256);
         assert!(tight.websockets > 0 && tight.connections > tight.websockets);
+        // and the refusal's reason counts them
+        let bound = DescriptorPlan::new(20_000, 256, 10_000, 1_000).unwrap();
+        assert_eq!(bound.websockets, (20_000 - 256 - (1_000 - HEALTH_IN_RESERVE)) / 3);
+        assert!(
+            bound.websockets_reason().contains("less 936 for health checks"),
+            "{}",
+            bound.websockets_reason()
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ async fn every_family_is_scraped_and_moves_the_way_a_run_through_every_domain_im
     assert_eq!(before.get("pinkpage_lock_held{}"), 0.0);
     assert_eq!(before.get("pinkpage_store_up{}"), 1.0);
     assert!(before.get("pinkpage_health_check_duration_seconds{result=up}") >= 2.0);
-    assert!(before.has("pinkpage_server_last_check_seconds{server=alpha}"));
+    assert!(before.has("pinkpage_server_last_good_check_seconds{server=alpha}"));
 
     // a command under the lock, on the stub endpoint
     let mut stub = WsClient::stub(&app).await;
@@ -281,6 +281,8 @@ async fn a_scoped_account_gets_10003_a_stranger_401_and_the_metrics_listener_nee
         .await;
     let viewer = app.identity("vic", "viewer", None).await;
     let scoped = app.identity("sam", "viewer", Some(&["web"])).await;
+    // an admin uses every server whatever its tags, so it reads them all
+    let boss = app.identity("ada", "admin", Some(&["web"])).await;
     let get = |token: &str| app.anon.get(app.url("/metrics")).bearer_auth(token).send();
 
     let res = get(&viewer.token).await.unwrap();
@@ -290,6 +292,8 @@ async fn a_scoped_account_gets_10003_a_stranger_401_and_the_metrics_listener_nee
         .await
         .unwrap()
         .contains("# TYPE pinkpage_uptime_seconds gauge"));
+
+    assert_eq!(get(&boss.token).await.unwrap().status(), 200);
 
     let res = get(&scoped.token).await.unwrap();
     assert_eq!(res.status(), 403);

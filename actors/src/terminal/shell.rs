@@ -172,6 +172,9 @@ pub struct SshShellActor {
     exit_status: Rc<Cell<Option<u32>>>,
     /// Output bytes received.
     bytes: Rc<Cell<u64>>,
+    /// Whether the command began (past any review hold), so its end is
+    /// counted only when its start was.
+    began: bool,
     /// Set when the session ended under the channel ([`ShellEvent::Lost`](crate::ssh::ShellEvent::Lost)).
     lost: Rc<Cell<bool>>,
     /// In shell mode with a command: what the markers said so far.
@@ -204,6 +207,7 @@ impl SshShellActor {
             error: None,
             exit_status: Rc::new(Cell::new(None)),
             bytes: Rc::new(Cell::new(0)),
+            began: false,
             lost: Rc::new(Cell::new(false)),
             listed: None,
             gate: None,
@@ -223,6 +227,7 @@ impl SshShellActor {
     fn begin(&mut self, ctx: &mut Context<Self>) {
         let task_id = self.reporter.as_ref().map(|r| r.task_id().get());
         log::info!(task_id = task_id, server = self.request.server.name.as_str(); "ssh command starting");
+        self.began = true;
         crate::metrics::command_started("command");
         if let Some(timeout) = self.request.timeout {
             ctx.run_later(timeout, move |act, ctx| {
@@ -457,7 +462,11 @@ impl Actor for SshShellActor {
             error: self.error.take(),
             bytes: self.bytes.get(),
         };
-        crate::metrics::command_finished("command", completion.reason.as_str());
+        // a command that never began (refused or withdrawn while held for
+        // review) was never counted as started
+        if self.began {
+            crate::metrics::command_finished("command", completion.reason.as_str());
+        }
         if let Some(recorder) = self.recorder() {
             recorder.end(RecordingEnd {
                 reason: completion.reason.as_str().to_owned(),

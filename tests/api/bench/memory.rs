@@ -11,7 +11,7 @@
 //! terminal, and idle again `settle` after the clients left and the
 //! terminal closed. The
 //! allocators: glibc's malloc as the daemon ships it (one arena a core,
-//! its heap trimmed when idle, `src/limits/heap.rs`), glibc as it was
+//! its heap trimmed every 10 s, `src/limits/heap.rs`), glibc as it was
 //! before (glibc's default eight arenas a core on this 2-core machine,
 //! `MALLOC_ARENA_MAX=16`, never trimmed, `PINKPAGE_HEAP_TRIM_S=0`), the
 //! same trimmed, and mimalloc and jemalloc put in place of malloc with
@@ -97,7 +97,7 @@ pub async fn run(w: Workload) -> Report {
     let mut sides = Vec::new();
     let ways = [
         Way {
-            allocator: "glibc, one arena a core, trimmed when idle (shipped)",
+            allocator: "glibc, one arena a core, trimmed every 10 s (shipped)",
             trim: true,
             preload: None,
             arenas: None,
@@ -115,7 +115,7 @@ pub async fn run(w: Workload) -> Report {
             arenas: Some("16"),
         },
         Way {
-            allocator: "glibc, 8 arenas a core, trimmed when idle",
+            allocator: "glibc, 8 arenas a core, trimmed every 10 s",
             trim: true,
             preload: None,
             arenas: Some("16"),
