@@ -90,10 +90,7 @@ pub fn heap() -> Option<(usize, usize)> {
 /// the bytes it found free, when it trimmed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn trim_if_worth_it() -> Option<usize> {
-    // SAFETY: mallinfo2 only reads the allocator's counters.
-    let info = unsafe { libc::mallinfo2() };
-    // free chunks in the arenas, and the free space at their tops
-    let free = info.fordblks;
+    let (_, free) = heap()?;
     if free < TRIM_ABOVE {
         return None;
     }

@@ -84,7 +84,8 @@ pub async fn client_process() {
     let (count, url) = spec.split_once(' ').expect("COUNT URL");
     let count: usize = count.parse().unwrap();
     let token = std::env::var("PINKPAGE_BENCH_TOKEN").ok();
-    raise_nofile(count as u64 + 256);
+    // a socket per client
+    let _ = pinkpage::limits::descriptors::raise_nofile();
     let arrivals = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -154,32 +155,6 @@ async fn connect(url: &str, token: Option<&str>) -> Ws {
     // the welcome (or the minimal server's hello)
     let _ = ws.next().await;
     ws
-}
-
-/// This process's hard descriptor limit (the daemon inherits it).
-fn hard_nofile() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we own.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    limit.rlim_max
-}
-
-fn raise_nofile(want: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < want {
-            limit.rlim_cur = want;
-            limit.rlim_max = limit.rlim_max.max(want);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 /// A running client process.
@@ -358,12 +333,14 @@ pub async fn run(mut w: Workload, exe: &[String]) -> Report {
     // what is left after its reserve for them (src/limits/descriptors.rs);
     // where the hard limit cannot be raised (no CAP_SYS_RESOURCE), the
     // steps stop at what the limit allows, and the report says so.
-    let hard = hard_nofile();
+    // soft to hard, which the daemon and the client processes inherit
+    let hard = pinkpage::limits::descriptors::raise_nofile()
+        .map(|n| n.hard)
+        .expect("read the descriptor limit");
     let fits = (hard.saturating_sub(256) / 3) as usize;
     for step in w.steps.iter_mut() {
         *step = (*step).min(fits.saturating_sub(16));
     }
-    raise_nofile(w.steps[2] as u64 * 2 + 1024);
     let flip = BannerListener::start().await;
     let total = w.steps[2];
     let app = TestApp::builder()
@@ -393,11 +370,9 @@ pub async fn run(mut w: Workload, exe: &[String]) -> Report {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let idle_kib = app.rss_kib();
-    let heap = async || -> u64 {
-        let text = app.get("/metrics").await.text().await.unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("pinkpage_heap_in_use_bytes "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+    let heap = async || {
+        app.metric("pinkpage_heap_in_use_bytes")
+            .await
             .map_or(0, |v| v as u64)
     };
     let mut heap_bytes = vec![heap().await];

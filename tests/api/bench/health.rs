@@ -18,7 +18,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::stats::median;
-use crate::support::daemon::{ServerEntry, TestApp};
+use crate::support::daemon::{metric_in, ServerEntry, TestApp};
 use crate::support::ws::WsClient;
 
 /// How much the benchmark measures.
@@ -93,21 +93,6 @@ async fn banner_server(silent: bool) -> u16 {
     port
 }
 
-/// Lets this process hold a listener and a connection per server.
-fn raise_nofile() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max.min(1 << 20);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// The daemon's user + system CPU time, ms.
 fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -123,11 +108,7 @@ fn cpu_ms(pid: u32) -> f64 {
 
 /// `(count, sum)` of a histogram in a scrape.
 fn histogram(text: &str, name: &str) -> (f64, f64) {
-    let value = |suffix: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
-    };
+    let value = |suffix: &str| metric_in(text, &format!("{name}_{suffix}")).unwrap_or(0.0);
     (value("count"), value("sum"))
 }
 
@@ -213,7 +194,8 @@ async fn sweeps(app: &TestApp, w: Workload) -> Sweeps {
 /// server at once (the default) and one checking 64 at once (the fixed
 /// bound before, `PINKPAGE_HEALTH_MAX_IN_FLIGHT=64`), side by side.
 pub async fn run(w: Workload) -> Report {
-    raise_nofile();
+    // a listener and a connection per server in this process
+    let _ = pinkpage::limits::descriptors::raise_nofile();
     let silent_every = 100 / w.silent_pct.max(1);
     let refused_every = 100 / w.refused_pct.max(1);
     let mut servers = Vec::new();

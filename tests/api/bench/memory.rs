@@ -227,16 +227,9 @@ async fn flood(app: &TestApp, bytes: u64) {
 
 /// The daemon's own view of glibc's heap, from `/metrics`.
 async fn heap_figures(app: &TestApp) -> Option<(u64, u64)> {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map(|v| v as u64)
-    };
     Some((
-        value("pinkpage_heap_in_use_bytes")?,
-        value("pinkpage_heap_free_bytes")?,
+        app.metric("pinkpage_heap_in_use_bytes").await? as u64,
+        app.metric("pinkpage_heap_free_bytes").await? as u64,
     ))
 }
 

@@ -578,6 +578,12 @@ impl TestApp {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
+    /// One unlabelled sample of `GET /metrics` (`name`, or a histogram's
+    /// `name_count` / `name_sum`), as the test admin; `None` when absent.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        metric_in(&self.get("/metrics").await.text().await.unwrap(), sample)
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("GET")
@@ -692,6 +698,13 @@ impl Drop for TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One unlabelled sample (`name value`) of a Prometheus text exposition.
+pub fn metric_in(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `PINKPAGE_BENCH_DAEMON_ENV` (`NAME=value` pairs, space-separated),
