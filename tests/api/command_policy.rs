@@ -450,7 +450,21 @@ async fn a_denied_line_in_a_stub_login_shell_does_not_run_and_echo_goes_on() {
     let line = wipe(&tree, "stub-typed");
     c.send(json!({"type": "ssh_input", "data": format!("{line}\r"), "request_id": "i1"}))
         .await;
-    let refused = c.expect_error_skipping_output().await;
+    // The refused Enter reaches the shell as Ctrl-C, and bash drops keys
+    // that arrive while it handles the interrupt: wait for both the refusal
+    // and the shell's next prompt (either may come first) before typing.
+    let mut refused = None;
+    let mut after_line = String::new();
+    while refused.is_none() || !after_line.contains("STUB> ") {
+        let f = c.recv().await;
+        match f["type"].as_str() {
+            Some("ssh_output") => after_line.push_str(f["data"].as_str().unwrap()),
+            Some("error") => refused = Some(f),
+            Some("ssh_command_complete") => panic!("the shell ended: {after_line}"),
+            _ => {}
+        }
+    }
+    let refused = refused.unwrap();
     assert_eq!(refused["error"]["code"], 55000, "{refused}");
     assert_eq!(refused["request_id"], "i1");
     // the shell is back at its prompt and runs the next line
