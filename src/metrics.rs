@@ -69,8 +69,8 @@ pub fn install() -> PrometheusHandle {
             // rate or an increase over them is defined from the first scrape
             metrics::counter!(pinkpage_actors::metrics::TRANSFER_BYTES).absolute(0);
             metrics::counter!(pinkpage_actors::metrics::TRANSFER_FILES).absolute(0);
-            for kind in pinkpage_actors::metrics::CAP_KINDS {
-                metrics::counter!(pinkpage_actors::metrics::CAPS_HIT, "kind" => *kind).absolute(0);
+            for kind in pinkpage_actors::metrics::cap_kinds() {
+                metrics::counter!(pinkpage_actors::metrics::CAPS_HIT, "kind" => kind).absolute(0);
             }
             handle
         })
