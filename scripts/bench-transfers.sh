@@ -5,6 +5,11 @@
 #
 # Usage (as root, after scripts/test-env.sh):
 #   scripts/bench-transfers.sh [LARGE_MIB=1024] [SMALL_FILES=1000] [SMALL_BYTES=4096] [RUNS=3]
+# TOOLS="pinkpage scp3 scp3-aes" (the default) picks the tools, e.g.
+# TOOLS=pinkpage to profile the daemon's runs alone; BENCH_DAEMON_LOG=FILE
+# keeps the daemon's log there; BENCH_DIR (default /tmp) is where the
+# files are, e.g. /dev/shm to take the file system's own cost of creating
+# and deleting 1,000 files a run out of the figures.
 # Runs $PINKPAGE_BIN, or target/release/pinkpage (built if missing). The
 # suite runs it with a tiny workload and the test profile's binary
 # (tests/api/bench/transfers.rs).
@@ -20,6 +25,7 @@ LARGE_MIB=${1:-1024}
 SMALL_FILES=${2:-1000}
 SMALL_BYTES=${3:-4096}
 RUNS=${4:-3}
+TOOLS=${TOOLS:-pinkpage scp3 scp3-aes}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 KEY=$ROOT/.test-env/id_ed25519
 TUSER=pinkpage-test
@@ -32,10 +38,12 @@ else
 fi
 [ -r "$KEY" ] || { echo "missing $KEY: run scripts/test-env.sh" >&2; exit 1; }
 
-W=$(mktemp -d /tmp/pinkpage-bench-XXXXXX)
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/pinkpage-bench-XXXXXX")
 chmod 755 "$W"
 PIDS=()
 cleanup() {
+  # the daemon's log, kept where BENCH_DAEMON_LOG says (for profiling)
+  if [[ -n ${BENCH_DAEMON_LOG:-} && -f $W/daemon.log ]]; then cp "$W/daemon.log" "$BENCH_DAEMON_LOG"; fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   # gone before their files are: nothing outlives the script
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -209,11 +217,11 @@ for workload in large small; do
   declare -A times=()
   for r in $(seq "$RUNS"); do
     # interleaved, so drift in machine load hits every tool alike
-    for tool in pinkpage scp3 scp3-aes; do
+    for tool in $TOOLS; do
       times[$tool]="${times[$tool]:-} $(run_once "$workload" "$tool")"
     done
   done
-  for tool in pinkpage scp3 scp3-aes; do
+  for tool in $TOOLS; do
     med=$(echo "${times[$tool]}" | tr ' ' '\n' | grep . | median)
     printf '%-8s %-10s %8s %10s %s\n' "$workload" "$tool" "$med" \
       "$(awk -v b="$bytes" -v s="$med" 'BEGIN { printf "%.1f", b / s / 1e6 }')" "${times[$tool]}"

@@ -5,6 +5,7 @@
 //! its own `/tmp/pinkpage-xfer-<uuid>/{src,dst}` owned by that user.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -145,6 +146,12 @@ async fn a_glob_over_several_files_copies_exactly_the_matching_ones_with_equal_c
     dirs.put("notes.txt", b"not matched");
     dirs.put(".hidden.dat", b"a leading dot is not matched by *");
     std::fs::create_dir(dirs.src.join("dir.dat")).unwrap();
+    // each copy gets its source's mode (set on the open handle, so the
+    // server's umask does not narrow it; read-only too); the test user
+    // reads them as "other"
+    for (name, mode) in [("a.dat", 0o444), ("b.dat", 0o755), ("empty.dat", 0o604)] {
+        std::fs::set_permissions(dirs.src.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     // an older copy at the destination is replaced atomically
     std::fs::write(dirs.dst.join("a.dat"), b"old").unwrap();
     let (app, _a, _b) = app_with_two_servers(&dirs.toml("t", "*.dat", false)).await;
@@ -179,6 +186,8 @@ async fn a_glob_over_several_files_copies_exactly_the_matching_ones_with_equal_c
             std::fs::read(dirs.dst.join(name)).unwrap(),
             "{name}"
         );
+        let mode = |dir: &Path| std::fs::metadata(dir.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dirs.dst), mode(&dirs.src), "{name}'s mode");
     }
     // recorded in the audit trail (written after the reply: wait for it)
     let audit = app.audit_events("action=transfer.end", 1).await;
@@ -290,6 +299,12 @@ async fn end_session_during_a_large_copy_stops_it_and_leaves_no_temporary_file()
         temp.starts_with(".huge.dat.pinkpage-") && temp.ends_with(".part"),
         "{temp}"
     );
+    // private while incomplete, whatever the source's mode (0644 here)
+    let partial = std::fs::metadata(dirs.dst.join(&temp))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(partial & 0o077, 0, "the partial copy is {partial:o}");
 
     c.send(json!({"type": "end_session"})).await;
     let (cancelled, before) = c.recv_until("scp_cancelled").await;

@@ -100,6 +100,25 @@ pub async fn create_temp(sftp: &SftpSession, temp: &str, mode: Option<u32>) -> R
     Ok(file)
 }
 
+/// Creates `temp` exclusively for writing with at most the bits of `mode`:
+/// the server's umask may take some away, and nothing sets them again. For
+/// a caller that sets the final bits itself before the rename (a transfer,
+/// on the open handle after its last write): one request less than
+/// [`create_temp`] with a mode, and the file is never wider than `mode`
+/// while incomplete.
+pub async fn create_temp_at_most(sftp: &SftpSession, temp: &str, mode: u32) -> Result<File, SftpLibError> {
+    let attrs = FileAttributes {
+        permissions: Some(mode),
+        ..FileAttributes::empty()
+    };
+    sftp.open_with_flags_and_attributes(
+        temp,
+        OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
+        attrs,
+    )
+    .await
+}
+
 /// After [`create_temp`] failed with `error`: drops the file's record when
 /// the server answered (an exclusive create it refused made no file, and a
 /// file it made is removed again by `create_temp`), so a typo in a

@@ -7,8 +7,16 @@
 //! (joined in one future, so dropping the future cancels both) with at most
 //! [`QUEUE_CHUNKS`] chunks of [`CHUNK`] bytes between them, on top of what
 //! russh-sftp keeps in flight (16 reads, 16 writes). [`CONCURRENT_FILES`]
-//! files are copied at once, which hides the per-file round trips (open,
-//! stat, close, rename) that dominate small files.
+//! files are copied at once, which hides the per-file round trips that
+//! dominate small files.
+//!
+//! Requests per file, kept few because each SFTP server takes its requests
+//! one at a time (for 1,000 small files their count, not the bytes, is the
+//! cost): on the source open, the reads up to the listed size (one for a
+//! small file; never a read past the end) and close; on the destination
+//! an exclusive create at 0600, the writes, the source's mode on the open
+//! handle, close and the rename. Measured in docs/benchmarks.md
+//! ("Transfers").
 //!
 //! Everything that must be undone if the copy stops half way (temporary
 //! files, sessions) is registered in [`Resources`], which the actor cleans
@@ -352,15 +360,23 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         let target = join(self.dir, name);
         let temp = crate::files::temp_names::temp_name_for(&target);
 
-        let mut reader = self
-            .source
-            .open(file.path.as_str())
-            .await
-            .map_err(|e| fail("cannot open it on the source", &e))?;
-        // recorded before it exists (crash recovery), then private while
-        // incomplete; the source's mode is set before the rename
-        let record = self.temp_files.record(&temp, TempKind::Transfer).await;
-        let mut writer = match write::create_temp(self.destination, &temp, Some(0o600)).await {
+        // the source is opened while the record of the temporary file is
+        // stored (before the file exists: crash recovery); the copy is
+        // private while incomplete (0600 at most, the server's umask may
+        // narrow it), and gets the source's mode on its handle after the
+        // last write, before the rename
+        let (reader, record) = futures_util::join!(
+            self.source.open(file.path.as_str()),
+            self.temp_files.record(&temp, TempKind::Transfer)
+        );
+        let mut reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => {
+                record.done();
+                return Err(fail("cannot open it on the source", &e));
+            }
+        };
+        let mut writer = match write::create_temp_at_most(self.destination, &temp, 0o600).await {
             Ok(writer) => writer,
             Err(e) => {
                 write::created_nothing(&e, record);
@@ -375,11 +391,18 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
 
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_CHUNKS);
         let verify = self.verify;
+        let size = file.size;
+        // Reads the size the listing gave, as scp does, and no further: a
+        // read past the end costs the source server a read request per
+        // request russh-sftp keeps in flight (16), which for small files
+        // was most of the work. A file that shrank ends early and fails
+        // below; one that grew is copied as it was listed.
         let read = async move {
             let mut hasher = verify.then(Sha256Hex::new);
             let mut total = 0u64;
-            loop {
-                let mut buf = vec![0u8; CHUNK];
+            while total < size {
+                let want = CHUNK.min(usize::try_from(size - total).unwrap_or(CHUNK));
+                let mut buf = vec![0u8; want];
                 let n = read_full(&mut reader, &mut buf)
                     .await
                     .map_err(|e| fail("reading the source failed", &e))?;
@@ -399,6 +422,7 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             drop(reader);
             Ok::<_, AppError>((total, hasher.map(Sha256Hex::finish)))
         };
+        let permissions = file.permissions & 0o777;
         let write = async {
             let mut written = 0u64;
             while let Some(chunk) = rx.recv().await {
@@ -410,7 +434,17 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                 crate::metrics::transfer_bytes(chunk.len() as u64);
                 self.progress.advance(name, chunk.len() as u64, false);
             }
-            // completes the outstanding writes and closes the handle
+            // the source's mode, on the handle: the server takes requests
+            // in order, so this waits behind the writes still in flight
+            // instead of adding a round trip after them
+            let mut mode = FileAttributes::empty();
+            mode.permissions = Some(permissions);
+            writer
+                .set_metadata(mode)
+                .await
+                .map_err(|e| fail("cannot set the copy's permissions", &e))?;
+            // completes the outstanding writes (each one's status checked:
+            // a write the server did not take fails here) and closes
             writer
                 .shutdown()
                 .await
@@ -419,21 +453,10 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         };
         let ((read, source_sha), written) = futures_util::try_join!(read, write)?;
 
-        if read != file.size {
+        if read != file.size || written != read {
             return Err(failed(format!(
-                "file '{name}': the source changed during the copy (listed {} bytes, read {read})",
+                "file '{name}': the source changed during the copy (listed {} bytes, read {read}, wrote {written})",
                 file.size
-            )));
-        }
-        let landed = self
-            .destination
-            .metadata(temp.as_str())
-            .await
-            .map_err(|e| fail("cannot stat the copy", &e))?
-            .len();
-        if landed != written || written != read {
-            return Err(failed(format!(
-                "file '{name}': size mismatch (read {read}, wrote {written}, destination has {landed})"
             )));
         }
         if let Some(source_sha) = &source_sha {
@@ -447,12 +470,6 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                 )));
             }
         }
-        let mut mode = FileAttributes::empty();
-        mode.permissions = Some(file.permissions & 0o777);
-        self.destination
-            .set_metadata(temp.as_str(), mode)
-            .await
-            .map_err(|e| fail("cannot set the copy's permissions", &e))?;
         write::replace(self.destination, self.posix, &temp, &target)
             .await
             .map_err(|e| fail(&format!("cannot rename the copy to '{target}'"), &e))?;
