@@ -13,7 +13,9 @@
 # Runs $PINKPAGE_BIN, or target/release/pinkpage (built if missing). The
 # suite runs it with a tiny workload and the test profile's binary
 # (tests/api/bench/transfers.rs).
-# Prints one line per tool and workload: median seconds and MB/s (10^6 B/s).
+# Prints one line per tool and workload: median seconds, MB/s (10^6 B/s)
+# and median CPU seconds of all the run's processes (with 2 cores, a run
+# whose CPU seconds are twice its seconds had the machine to itself).
 # The daemon gets an operator account and an API token of its own, in its
 # own database; the token goes to the WebSocket client by environment,
 # never on a command line or in a log.
@@ -88,6 +90,7 @@ CFG
     if grep -qs 'Server listening' "$d/log"; then
       PIDS+=("$pid")
       SSHD_PORT=$port
+      SSHD_PID=$pid
       echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$d/hostkey.pub")" >> "$W/known_hosts"
       return
     fi
@@ -97,8 +100,8 @@ CFG
   echo "sshd $name did not start:" >&2; cat "$d/log" >&2; exit 1
 }
 
-start_sshd alpha; PA=$SSHD_PORT
-start_sshd beta; PB=$SSHD_PORT
+start_sshd alpha; PA=$SSHD_PORT; SA=$SSHD_PID
+start_sshd beta; PB=$SSHD_PORT; SB=$SSHD_PID
 
 echo "preparing data: ${LARGE_MIB} MiB file, ${SMALL_FILES} x ${SMALL_BYTES} B files" >&2
 install -d -m 0755 -o "$TUSER" "$W/src" "$W/src/small" "$W/dst"
@@ -192,39 +195,76 @@ scp3() {
     || { echo "scp -3 $* failed:" >&2; cat "$W/scp.err" >&2; exit 1; }
 }
 
-# prints seconds for one run of $1 (workload) with tool $2
+# CPU ticks so far of both sshd servers' finished sessions (a session's
+# processes are counted in its listener's cutime/cstime once reaped) and of
+# the daemon itself
+server_ticks() {
+  local p total=0
+  for p in "$SA" "$SB"; do
+    # fields after the ")" that ends the command name: cutime is the 14th
+    total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $14 + $15}')))
+  done
+  echo $((total + $(sed 's/.*) //' "/proc/$DPID/stat" | awk '{print $12 + $13}')))
+}
+
+# waits (at most 5 s) until both sshd servers have reaped their sessions
+sessions_reaped() {
+  local _
+  for _ in $(seq 100); do
+    pgrep -P "$SA" > /dev/null || pgrep -P "$SB" > /dev/null || return 0
+    sleep 0.05
+  done
+}
+
+# prints "seconds cpu_seconds" for one run of $1 (workload) with tool $2:
+# the wall clock as described below, and the CPU time of every process of
+# the run (both servers' sessions, the daemon or scp and its ssh clients,
+# the WebSocket client)
 run_once() {
-  local workload=$1 tool=$2 src
+  local workload=$1 tool=$2 src secs before
   reset_dst
+  sessions_reaped
+  before=$(server_ticks)
   if [ "$workload" = large ]; then src=$W/src/large.bin; else src="$W/src/small/*.dat"; fi
   case $tool in
-    pinkpage) PINKPAGE_TOKEN=$TOKEN python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1 ;;
-    scp3) scp3 "$src" ;;
-    scp3-aes) scp3 "$src" -c aes128-gcm@openssh.com ;;
+    pinkpage) secs=$(PINKPAGE_TOKEN=$TOKEN python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1) ;;
+    scp3) secs=$(scp3 "$src") ;;
+    scp3-aes) secs=$(scp3 "$src" -c aes128-gcm@openssh.com) ;;
   esac
   # a run that did not copy everything does not count
   local want=1 got
   [ "$workload" = large ] || want=$SMALL_FILES
   got=$(find "$W/dst" -mindepth 1 -type f | wc -l)
   [ "$got" -eq "$want" ] || { echo "$tool $workload: $got of $want files arrived" >&2; exit 1; }
+  sessions_reaped
+  # this subshell's children (scp and its ssh, or the client) by `times`
+  local ticks=$(($(server_ticks) - before)) children
+  # (`times` itself in this shell: in a pipeline it would count a
+  # subshell's children, none)
+  times > "$W/times"
+  children=$(tail -1 "$W/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } print s }')
+  echo "$secs $(awk -v t="$ticks" -v c="$children" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz + c }')"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-printf '%-8s %-10s %8s %10s %s\n' workload tool median_s MB/s runs_s
+printf '%-8s %-10s %8s %10s %6s %s\n' workload tool median_s MB/s cpu_s runs_s
 for workload in large small; do
   if [ "$workload" = large ]; then bytes=$((LARGE_MIB << 20)); else bytes=$((SMALL_FILES * SMALL_BYTES)); fi
-  declare -A times=()
+  declare -A times=() cpus=()
   for r in $(seq "$RUNS"); do
     # interleaved, so drift in machine load hits every tool alike
     for tool in $TOOLS; do
-      times[$tool]="${times[$tool]:-} $(run_once "$workload" "$tool")"
+      read -r secs cpu <<< "$(run_once "$workload" "$tool")"
+      times[$tool]="${times[$tool]:-} $secs"
+      cpus[$tool]="${cpus[$tool]:-} $cpu"
     done
   done
   for tool in $TOOLS; do
     med=$(echo "${times[$tool]}" | tr ' ' '\n' | grep . | median)
-    printf '%-8s %-10s %8s %10s %s\n' "$workload" "$tool" "$med" \
-      "$(awk -v b="$bytes" -v s="$med" 'BEGIN { printf "%.1f", b / s / 1e6 }')" "${times[$tool]}"
+    cpu=$(echo "${cpus[$tool]}" | tr ' ' '\n' | grep . | median)
+    printf '%-8s %-10s %8s %10s %6s %s\n' "$workload" "$tool" "$med" \
+      "$(awk -v b="$bytes" -v s="$med" 'BEGIN { printf "%.1f", b / s / 1e6 }')" "$cpu" "${times[$tool]}"
   done
-  unset times
+  unset times cpus
 done

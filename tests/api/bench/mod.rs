@@ -351,6 +351,15 @@ async fn transfers_benchmark_script_reports_every_tool_on_a_tiny_workload() {
             "{what}: {} MB/s printed, {mb_s} copied",
             r.mb_s
         );
+        // every run starts two SSH sessions and a client: some CPU, and
+        // at most what two cores give in its time (with slack for the
+        // clock's 10 ms ticks and the processes' start)
+        assert!(
+            r.cpu_s > 0.0 && r.cpu_s <= 2.0 * r.median_s + 1.0,
+            "{what}: {} CPU s in {} s",
+            r.cpu_s,
+            r.median_s
+        );
     }
 }
 

@@ -55,6 +55,9 @@ pub struct Row {
     pub median_s: f64,
     /// 10^6 bytes per second at the median.
     pub mb_s: f64,
+    /// Median CPU seconds of every process of a run (both servers'
+    /// sessions, the relay, the client).
+    pub cpu_s: f64,
     /// Seconds of each run.
     pub runs_s: Vec<f64>,
 }
@@ -103,7 +106,7 @@ pub async fn run(w: Workload) -> Vec<Row> {
     assert!(
         header
             .split_whitespace()
-            .eq(["workload", "tool", "median_s", "MB/s", "runs_s"]),
+            .eq(["workload", "tool", "median_s", "MB/s", "cpu_s", "runs_s"]),
         "unexpected table header {header:?}:\n{stdout}\n{stderr}"
     );
     lines
@@ -111,19 +114,21 @@ pub async fn run(w: Workload) -> Vec<Row> {
         .collect()
 }
 
-/// `large    pinkpage      0.123       8.5  0.123 0.130 0.119`.
+/// `large    pinkpage      0.123       8.5   0.20  0.123 0.130 0.119`.
 fn row(line: &str) -> Option<Row> {
     let mut fields = line.split_whitespace();
     let workload = fields.next()?.to_owned();
     let tool = fields.next()?.to_owned();
     let median_s = fields.next()?.parse().ok()?;
     let mb_s = fields.next()?.parse().ok()?;
+    let cpu_s = fields.next()?.parse().ok()?;
     let runs_s = fields.map(|f| f.parse().ok()).collect::<Option<Vec<f64>>>()?;
     Some(Row {
         workload,
         tool,
         median_s,
         mb_s,
+        cpu_s,
         runs_s,
     })
 }
