@@ -14,8 +14,9 @@
 # suite runs it with a tiny workload and the test profile's binary
 # (tests/api/bench/transfers.rs).
 # Prints one line per tool and workload: median seconds, MB/s (10^6 B/s)
-# and median CPU seconds of all the run's processes (with 2 cores, a run
-# whose CPU seconds are twice its seconds had the machine to itself).
+# and the median CPU seconds the machine was busy during a run (all cores;
+# with 2 cores, a run whose CPU seconds are twice its seconds used them
+# both: run it on an otherwise idle machine).
 # The daemon gets an operator account and an API token of its own, in its
 # own database; the token goes to the WebSocket client by environment,
 # never on a command line or in a log.
@@ -195,16 +196,11 @@ scp3() {
     || { echo "scp -3 $* failed:" >&2; cat "$W/scp.err" >&2; exit 1; }
 }
 
-# CPU ticks so far of both sshd servers' finished sessions (a session's
-# processes are counted in its listener's cutime/cstime once reaped) and of
-# the daemon itself
-server_ticks() {
-  local p total=0
-  for p in "$SA" "$SB"; do
-    # fields after the ")" that ends the command name: cutime is the 14th
-    total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $14 + $15}')))
-  done
-  echo $((total + $(sed 's/.*) //' "/proc/$DPID/stat" | awk '{print $12 + $13}')))
+# CPU ticks the whole machine has been busy so far (every core; from
+# /proc/stat): a session's processes are not all reaped by its listener,
+# so per-process counts miss some of the servers' work
+busy_ticks() {
+  awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 
 # waits (at most 5 s) until both sshd servers have reaped their sessions
@@ -217,14 +213,15 @@ sessions_reaped() {
 }
 
 # prints "seconds cpu_seconds" for one run of $1 (workload) with tool $2:
-# the wall clock as described below, and the CPU time of every process of
-# the run (both servers' sessions, the daemon or scp and its ssh clients,
-# the WebSocket client)
+# the wall clock as described below, and the CPU time the machine spent
+# meanwhile (both servers' sessions, the daemon or scp and its ssh
+# clients, the WebSocket client, the kernel's loopback: on an otherwise
+# idle machine, the run's cost)
 run_once() {
   local workload=$1 tool=$2 src secs before
   reset_dst
   sessions_reaped
-  before=$(server_ticks)
+  before=$(busy_ticks)
   if [ "$workload" = large ]; then src=$W/src/large.bin; else src="$W/src/small/*.dat"; fi
   case $tool in
     pinkpage) secs=$(PINKPAGE_TOKEN=$TOKEN python3 "$ROOT/scripts/ws-transfer.py" "$DPORT" "$workload" | cut -d' ' -f1) ;;
@@ -237,13 +234,8 @@ run_once() {
   got=$(find "$W/dst" -mindepth 1 -type f | wc -l)
   [ "$got" -eq "$want" ] || { echo "$tool $workload: $got of $want files arrived" >&2; exit 1; }
   sessions_reaped
-  # this subshell's children (scp and its ssh, or the client) by `times`
-  local ticks=$(($(server_ticks) - before)) children
-  # (`times` itself in this shell: in a pipeline it would count a
-  # subshell's children, none)
-  times > "$W/times"
-  children=$(tail -1 "$W/times" | awk '{ for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } print s }')
-  echo "$secs $(awk -v t="$ticks" -v c="$children" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz + c }')"
+  local ticks=$(($(busy_ticks) - before))
+  echo "$secs $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }')"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

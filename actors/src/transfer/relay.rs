@@ -402,14 +402,13 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             let mut total = 0u64;
             while total < size {
                 let want = CHUNK.min(usize::try_from(size - total).unwrap_or(CHUNK));
-                let mut buf = vec![0u8; want];
-                let n = read_full(&mut reader, &mut buf)
+                let buf = read_up_to(&mut reader, want)
                     .await
                     .map_err(|e| fail("reading the source failed", &e))?;
+                let n = buf.len();
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
                 if let Some(h) = hasher.as_mut() {
                     h.update(&buf);
                 }
@@ -496,15 +495,16 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
     }
 }
 
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-async fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file.read(&mut buf[filled..]).await?;
-        if n == 0 {
+/// Reads `want` bytes, or fewer where the file ends, into a new buffer
+/// (filled from its spare capacity: not zeroed first, one write per byte).
+async fn read_up_to(file: &mut File, want: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(want);
+    // never past `want`, whatever capacity the allocator gave
+    let mut limited = file.take(want as u64);
+    while buf.len() < want {
+        if limited.read_buf(&mut buf).await? == 0 {
             break;
         }
-        filled += n;
     }
-    Ok(filled)
+    Ok(buf)
 }

@@ -352,10 +352,11 @@ async fn transfers_benchmark_script_reports_every_tool_on_a_tiny_workload() {
             r.mb_s
         );
         // every run starts two SSH sessions and a client: some CPU, and
-        // at most what two cores give in its time (with slack for the
-        // clock's 10 ms ticks and the processes' start)
+        // at most what the machine's cores give in its time (with slack
+        // for what the script does around the timed part)
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
         assert!(
-            r.cpu_s > 0.0 && r.cpu_s <= 2.0 * r.median_s + 1.0,
+            r.cpu_s > 0.0 && r.cpu_s <= cores * (r.median_s + 1.0),
             "{what}: {} CPU s in {} s",
             r.cpu_s,
             r.median_s

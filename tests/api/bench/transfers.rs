@@ -55,8 +55,7 @@ pub struct Row {
     pub median_s: f64,
     /// 10^6 bytes per second at the median.
     pub mb_s: f64,
-    /// Median CPU seconds of every process of a run (both servers'
-    /// sessions, the relay, the client).
+    /// Median CPU seconds the machine was busy during a run (all cores).
     pub cpu_s: f64,
     /// Seconds of each run.
     pub runs_s: Vec<f64>,
