@@ -34,6 +34,14 @@ CLIENT_KEY=$ENV_DIR/id_ed25519
 
 say() { printf 'test-env: %s\n' "$*"; }
 
+# Whether pip has package $1 at version $2. grep reads all of pip's output
+# (no -q): pip writes `show` a line at a time, and a grep that quit at the
+# match made its later writes fail, which pipefail turned into "not
+# installed" (and a reinstall) about half the time.
+pip_has() {
+    python3 -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null
+}
+
 require_root() {
     if [[ $(id -u) -ne 0 ]]; then
         echo "test-env: must run as root (it creates a user and runs sshd)" >&2
@@ -129,14 +137,14 @@ setup() {
     fi
 
     # the OpenAPI contract test runs the schemathesis CLI against the daemon
-    if python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+    if pip_has schemathesis "$SCHEMATHESIS_VERSION"; then
         say "schemathesis $SCHEMATHESIS_VERSION present"
     else
         say "installing schemathesis $SCHEMATHESIS_VERSION"
         python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
     fi
     # `asciinema cat` reads back every recording the tests make
-    if python3 -m pip show asciinema 2>/dev/null | grep -qx "Version: $ASCIINEMA_VERSION" \
+    if pip_has asciinema "$ASCIINEMA_VERSION" \
         && command -v asciinema >/dev/null 2>&1; then
         say "asciinema $ASCIINEMA_VERSION present"
     else
