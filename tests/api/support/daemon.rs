@@ -622,7 +622,7 @@ impl TestApp {
     /// own work added, not the Argon2 hashing of the sign-ins that set it
     /// up (64 MiB each).
     pub fn reset_peak_rss(&self) -> u64 {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset the daemon's VmHWM");
+        reset_peak_rss(self.pid());
         self.peak_rss_kib()
     }
 
@@ -638,15 +638,9 @@ impl TestApp {
         self.status_kib("VmRSS:")
     }
 
-    /// A KiB figure of `/proc/<pid>/status` (`field` with its colon).
+    /// A KiB figure of the daemon's `/proc/<pid>/status`.
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("daemon status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/<pid>/status"))
+        status_kib(self.pid(), field)
     }
 
     /// Every log line the test's reader thread has read so far, joined:
@@ -698,6 +692,25 @@ impl Drop for TestApp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A KiB figure (`field` with its colon: `VmRSS:`, `VmHWM:`) of process
+/// `pid`'s `/proc/<pid>/status`: the daemon's, or a peer's the benchmarks
+/// measure beside it.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+/// Starts process `pid`'s `VmHWM` afresh from its resident memory now
+/// (`5` to `/proc/<pid>/clear_refs`).
+pub fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
 }
 
 /// One unlabelled sample (`name value`) of a Prometheus text exposition.
