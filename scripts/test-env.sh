@@ -13,7 +13,8 @@
 # The password comes from $PINKPAGE_TEST_PASSWORD (default pinkpage-test-pw)
 # and is fed to chpasswd on stdin, never on a command line. schemathesis
 # (pinned) checks the daemon against its own OpenAPI document
-# (tests/api/openapi_contract.rs). promtool, from Debian's prometheus
+# (tests/api/openapi_contract.rs); webssh (pinned) is the peer of the peer
+# benchmark (tests/api/bench/peer.rs). promtool, from Debian's prometheus
 # package, checks the shipped alert rules where the package installs; its
 # server is stopped and disabled.
 set -euo pipefail
@@ -27,6 +28,9 @@ TCSH_USER=pinkpage-tcsh
 SCHEMATHESIS_VERSION=4.32.5
 # the recordings tests replay each .cast file with the real player's reader
 ASCIINEMA_VERSION=2.4.0
+# the peer benchmark (tests/api/bench/peer.rs) runs webssh beside the
+# daemon, as `python3 -m webssh.main` (what its `wssh` script runs)
+WEBSSH_VERSION=1.6.3
 TEST_HOME=/home/$TEST_USER
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENV_DIR=$ROOT_DIR/.test-env
@@ -150,6 +154,16 @@ setup() {
     else
         say "installing asciinema $ASCIINEMA_VERSION"
         python3 -m pip install --quiet --disable-pip-version-check "asciinema==$ASCIINEMA_VERSION"
+        command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+    fi
+
+    # the peer benchmark starts webssh with the interpreter `python3` names
+    # (tests/api/support/webssh.rs), so it goes where that python3 looks
+    if pip_has webssh "$WEBSSH_VERSION"; then
+        say "webssh $WEBSSH_VERSION present"
+    else
+        say "installing webssh $WEBSSH_VERSION"
+        python3 -m pip install --quiet --disable-pip-version-check "webssh==$WEBSSH_VERSION"
         command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
     fi
 

@@ -8,6 +8,7 @@
 //! - [`remote`]: processes on the harness servers (`RemoteProcess`: seen
 //!   running first, then ended).
 //! - [`daemon`], [`sshd`], [`tcp`], [`ws`]: the parts themselves.
+//! - [`webssh`]: the peer the benchmarks measure the daemon against.
 //!
 //! Not every test module uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -49,4 +50,5 @@ pub mod sshd;
 pub mod tcp;
 pub mod term;
 pub mod tmpfs;
+pub mod webssh;
 pub mod ws;
