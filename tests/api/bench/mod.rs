@@ -20,6 +20,7 @@ mod clients;
 mod health;
 mod identity;
 mod memory;
+mod peer;
 mod policy;
 mod recordings;
 mod stats;
@@ -155,6 +156,35 @@ async fn memory_benchmark_reports_idle_burst_and_after_per_allocator_on_a_tiny_w
         "| glibc, one arena a core, trimmed every 10 s (shipped) | ",
     );
     assert_table_line(&table, "| mimalloc (LD_PRELOAD) | ");
+}
+
+#[tokio::test]
+async fn peer_benchmark_measures_the_daemon_and_webssh_side_by_side_on_a_tiny_workload() {
+    let mut w = peer::Workload::FULL;
+    (w.keystrokes, w.gaps) = (3, [Duration::from_millis(20), Duration::from_millis(50)]);
+    (w.bytes, w.runs, w.settle) = (100_000, 2, Duration::from_millis(100));
+    (w.stall_bytes, w.stall) = (2_000_000, Duration::from_millis(500));
+    let report = peer::run(w).await;
+    for (who, side) in [("daemon", &report.daemon), ("webssh", &report.webssh)] {
+        assert_figures(&format!("{who}: echo 20 ms apart, ms"), &side.echo_ms[0], 3);
+        assert_figures(&format!("{who}: echo 50 ms apart, ms"), &side.echo_ms[1], 3);
+        assert_figures(&format!("{who}: output, MB/s"), &side.output_mb_s, 2);
+        let rss = [
+            side.idle_kib,
+            side.output_peak_kib,
+            side.after_kib,
+            side.stalled_kib,
+            side.stalled_peak_kib,
+        ];
+        assert_figures(&format!("{who}: RSS, KiB"), &rss.map(|k| k as f64), 5);
+    }
+    let table = report.to_string();
+    assert_table_line(&table, "## Peer: webssh ");
+    assert_table_line(&table, "| keystroke echo, 20 ms apart, p50 / p90 | ");
+    assert_table_line(&table, "| keystroke echo, 50 ms apart, p50 / p90 | ");
+    assert_table_line(&table, "| output to the client, median (runs) | ");
+    assert_table_line(&table, "| RSS peak during the output | ");
+    assert_table_line(&table, "| RSS 500ms after a client stopped reading | ");
 }
 
 #[tokio::test]
