@@ -10,7 +10,8 @@
 //! same commands typed into both:
 //! - keystroke echo: `stty -icanon; cat >/dev/null` typed in, so the PTY
 //!   echoes each key; one character in to its echo out, at each gap of
-//!   [`Workload::gaps`] (a fast typist, a slow one);
+//!   [`Workload::gaps`] (a fast typist, a slow one), the two sides'
+//!   keystrokes interleaved so both meet the same machine;
 //! - output: `head -c N /dev/zero | base64` then a marker, from the Enter
 //!   to the marker's arrival at the client, runs interleaved;
 //! - each server's RSS: idle (one terminal at its prompt), its peak over
@@ -182,6 +183,40 @@ impl Terminal {
         self.until(READY).await;
     }
 
+    /// Runs `work` while this terminal's connection is read, as a live
+    /// client's is: the daemon drops a client that answers no ping for
+    /// its WebSocket timeout (10 s), and a terminal idles longer than
+    /// that while the other side is measured. What arrives is a prompt at
+    /// most, and is dropped.
+    async fn alive_while<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                // both reads are cancel-safe: a whole message or nothing
+                _ = self.idle_read() => {}
+            }
+        }
+    }
+
+    /// Reads one message of an idle terminal (the daemon's: pings are
+    /// answered by the read); webssh sends no pings, and nothing else to
+    /// an idle terminal, so its side waits. A closed connection is found
+    /// when the terminal is next used.
+    async fn idle_read(&mut self) {
+        match self {
+            Terminal::Daemon { ws, .. } => {
+                let frame = ws.try_recv(Duration::from_secs(3600)).await;
+                if let Some(f) = &frame {
+                    assert_ne!(f["type"], "terminal_closed", "{f}");
+                } else {
+                    std::future::pending::<()>().await
+                }
+            }
+            Terminal::Webssh(_) => std::future::pending().await,
+        }
+    }
+
     async fn close(self) {
         match self {
             Terminal::Daemon { mut ws, id } => {
@@ -201,6 +236,14 @@ impl Terminal {
 struct Pair<T> {
     daemon: T,
     webssh: T,
+}
+
+impl Pair<Terminal> {
+    /// Both terminals idle (and alive) for `time`.
+    async fn idle(&mut self, time: Duration) {
+        let wait = self.webssh.alive_while(tokio::time::sleep(time));
+        self.daemon.alive_while(wait).await
+    }
 }
 
 /// Runs the benchmark: one sshd, the daemon and webssh, then echo,
@@ -234,11 +277,10 @@ pub async fn run(w: Workload) -> Report {
         t.type_in("stty -icanon; echo pinkpage-re''ady; cat >/dev/null\r")
             .await;
         t.until(READY).await;
-        echoes(t, 3, Duration::from_millis(150)).await; // warm-up
     }
+    echoes(&mut echo, 3, Duration::from_millis(150)).await; // warm-up
     for (i, gap) in w.gaps.into_iter().enumerate() {
-        daemon.echo_ms[i] = echoes(&mut echo.daemon, w.keystrokes, gap).await;
-        webssh.echo_ms[i] = echoes(&mut echo.webssh, w.keystrokes, gap).await;
+        (daemon.echo_ms[i], webssh.echo_ms[i]) = echoes(&mut echo, w.keystrokes, gap).await;
     }
     echo.daemon.close().await;
     echo.webssh.close().await;
@@ -253,13 +295,15 @@ pub async fn run(w: Workload) -> Report {
     reset_peak_rss(pids.daemon);
     reset_peak_rss(pids.webssh);
     for _ in 0..w.runs {
-        daemon.output_mb_s.push(output(&mut out.daemon, w.bytes).await);
-        webssh.output_mb_s.push(output(&mut out.webssh, w.bytes).await);
+        let run = output(&mut out.daemon, w.bytes);
+        daemon.output_mb_s.push(out.webssh.alive_while(run).await);
+        let run = output(&mut out.webssh, w.bytes);
+        webssh.output_mb_s.push(out.daemon.alive_while(run).await);
     }
     daemon.output_peak_kib = status_kib(pids.daemon, "VmHWM:");
     webssh.output_peak_kib = status_kib(pids.webssh, "VmHWM:");
     // nothing to wait for: how much each gives back with time is measured
-    tokio::time::sleep(w.settle).await;
+    out.idle(w.settle).await;
     (daemon.after_kib, webssh.after_kib) = (rss(pids.daemon), rss(pids.webssh));
 
     // a client that stops reading: both at once, each its own server
@@ -275,7 +319,7 @@ pub async fn run(w: Workload) -> Report {
     stalled.daemon.type_in(&flood).await;
     stalled.webssh.type_in(&flood).await;
     // the workload: how long the client has not read when the RSS is read
-    tokio::time::sleep(w.stall).await;
+    out.idle(w.stall).await;
     (daemon.stalled_kib, webssh.stalled_kib) = (rss(pids.daemon), rss(pids.webssh));
     daemon.stalled_peak_kib = status_kib(pids.daemon, "VmHWM:");
     webssh.stalled_peak_kib = status_kib(pids.webssh, "VmHWM:");
@@ -291,19 +335,31 @@ pub async fn run(w: Workload) -> Report {
     }
 }
 
-/// `count` keystrokes `gap` apart into an echoing terminal: each one's
-/// round trip, ms.
-async fn echoes(t: &mut Terminal, count: usize, gap: Duration) -> Vec<f64> {
-    let mut samples = Vec::with_capacity(count);
+/// `count` keystrokes into each echoing terminal, interleaved (so both
+/// see the machine as it is at that moment), who goes first alternating,
+/// a pair every `gap`: each one's round trip, ms, the daemon's first.
+async fn echoes(t: &mut Pair<Terminal>, count: usize, gap: Duration) -> (Vec<f64>, Vec<f64>) {
+    let (mut daemon, mut webssh) = (Vec::with_capacity(count), Vec::with_capacity(count));
     for i in 0..count {
         let key = ((b'a' + (i % 26) as u8) as char).to_string();
         tokio::time::sleep(gap).await; // the typist's pace, not a wait for an event
-        let start = Instant::now();
-        t.type_in(&key).await;
-        t.until(&key).await;
-        samples.push(start.elapsed().as_secs_f64() * 1e3);
+        if i % 2 == 0 {
+            daemon.push(echo(&mut t.daemon, &key).await);
+            webssh.push(echo(&mut t.webssh, &key).await);
+        } else {
+            webssh.push(echo(&mut t.webssh, &key).await);
+            daemon.push(echo(&mut t.daemon, &key).await);
+        }
     }
-    samples
+    (daemon, webssh)
+}
+
+/// One key's round trip to its echo, ms.
+async fn echo(t: &mut Terminal, key: &str) -> f64 {
+    let start = Instant::now();
+    t.type_in(key).await;
+    t.until(key).await;
+    start.elapsed().as_secs_f64() * 1e3
 }
 
 /// One output run: `base64` of `bytes` zeros and a marker, from the Enter
