@@ -196,6 +196,41 @@ async fn a_glob_over_several_files_copies_exactly_the_matching_ones_with_equal_c
 }
 
 #[tokio::test]
+async fn a_verified_copy_keeps_a_mode_its_owner_cannot_read() {
+    // verifying reads the copy back as its owner: the mode, which takes
+    // that away, must come after it
+    let dirs = Dirs::new(true);
+    dirs.put("locked.dat", b"group and others may read this\n");
+    std::fs::set_permissions(
+        dirs.src.join("locked.dat"),
+        std::fs::Permissions::from_mode(0o044),
+    )
+    .unwrap();
+    let (app, _a, _b) = app_with_two_servers(&dirs.toml("t", "*.dat", true)).await;
+    let mut c = WsClient::stub(&app).await;
+    c.start_session().await;
+
+    let (done, _) = run_transfer(&mut c, "t").await;
+
+    assert_eq!(done["type"], "scp_complete", "{done}");
+    assert_eq!(
+        done["files"][0]["sha256"].as_str().unwrap(),
+        sha256_of(&dirs.src.join("locked.dat"))
+    );
+    let copy = dirs.dst.join("locked.dat");
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+        0o044
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), b"group and others may read this\n");
+    assert_eq!(
+        dirs.dst_names(),
+        ["locked.dat".to_owned()].into(),
+        "no temporary file left"
+    );
+}
+
+#[tokio::test]
 async fn a_256_mib_file_arrives_with_an_equal_sha256_and_the_daemon_memory_stays_bounded() {
     let dirs = Dirs::new(true);
     let big = dirs.src.join("big.bin");

@@ -8,15 +8,16 @@
 //! [`QUEUE_CHUNKS`] chunks of [`CHUNK`] bytes between them, on top of what
 //! russh-sftp keeps in flight (16 reads, 16 writes). [`CONCURRENT_FILES`]
 //! files are copied at once, which hides the per-file round trips that
-//! dominate small files; of those at most [`CONCURRENT_LARGE_FILES`] are
-//! larger than a chunk, which bounds the memory.
+//! dominate small files; files larger than a chunk have a queue of their
+//! own, [`CONCURRENT_LARGE_FILES`] at once, which bounds the memory.
 //!
 //! Requests per file, kept few because each SFTP server takes its requests
 //! one at a time (for 1,000 small files their count, not the bytes, is the
-//! cost): on the source open, the reads up to the listed size (one for a
-//! small file; never a read past the end) and close; on the destination
-//! an exclusive create at 0600, the writes, the source's mode on the open
-//! handle, close and the rename. Measured in docs/benchmarks.md
+//! cost): on the source open and a stat (pipelined), the reads up to the
+//! listed size (one for a small file; a large one's read-ahead may still
+//! ask past the end) and close; on the destination an exclusive create at
+//! 0600, the writes, the source's mode on the open handle, close and the
+//! rename. Measured in docs/benchmarks.md
 //! ("Transfers").
 //!
 //! Everything that must be undone if the copy stops half way (temporary
@@ -55,14 +56,16 @@ pub use crate::files::temp_names::temp_name_for as temp_name;
 pub const CHUNK: usize = 256 * 1024;
 /// Chunks that may wait between reader and writer, per file.
 pub const QUEUE_CHUNKS: usize = 8;
-/// Files copied at once: for small files the round trips, not the bytes,
-/// are the cost, and more at once hide more of them (16 measured about
-/// 20 % faster than 8 for 1,000 small files, 32 no faster than 16).
+/// Files of at most one [`CHUNK`] copied at once: for small files the
+/// round trips, not the bytes, are the cost, and more at once hide more of
+/// them (16 measured about 20 % faster than 8 for 1,000 small files, 32
+/// no faster than 16).
 pub const CONCURRENT_FILES: usize = 16;
-/// Files larger than one [`CHUNK`] copied at once, of those: each may hold
-/// its queue and russh-sftp's reads and writes in flight (about 6.5 MiB),
-/// and a large file is bound by the two cores, not by round trips, so the
-/// memory of a transfer stays about 26 MiB however many large files it has.
+/// Files larger than one [`CHUNK`] copied at once, beside the small ones:
+/// each may hold its queue and russh-sftp's reads and writes in flight
+/// (about 6.5 MiB), and a large file is bound by the two cores, not by
+/// round trips, so a transfer holds about 26 MiB at most however many
+/// large files it has.
 pub const CONCURRENT_LARGE_FILES: usize = 4;
 
 /// What a stopped transfer must clean up; filled in as the copy goes.
@@ -291,13 +294,20 @@ async fn copy_all(
         dir: &spec.destination_dir,
         verify: spec.verify_sha256,
         progress: &progress,
-        large: &tokio::sync::Semaphore::new(CONCURRENT_LARGE_FILES),
     };
-    let mut done: Vec<FileDone> = futures_util::stream::iter(files.iter())
+    // two queues, so small files never wait behind large ones for a place
+    let (large, small): (Vec<&SourceFile>, Vec<&SourceFile>) =
+        files.iter().partition(|f| f.size > CHUNK as u64);
+    let small = futures_util::stream::iter(small)
         .map(|file| ctx.copy_one(file))
         .buffer_unordered(CONCURRENT_FILES)
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<FileDone>>();
+    let large = futures_util::stream::iter(large)
+        .map(|file| ctx.copy_one(file))
+        .buffer_unordered(CONCURRENT_LARGE_FILES)
+        .try_collect::<Vec<FileDone>>();
+    let (mut done, large_done) = futures_util::try_join!(small, large)?;
+    done.extend(large_done);
     done.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(TransferSummary {
         bytes: done.iter().map(|f| f.bytes).sum(),
@@ -360,34 +370,36 @@ struct CopyCtx<'a, F: Fn(TransferProgress)> {
     dir: &'a str,
     verify: bool,
     progress: &'a Progress<F>,
-    /// Permits for files larger than a chunk ([`CONCURRENT_LARGE_FILES`]).
-    large: &'a tokio::sync::Semaphore,
 }
 
 impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
     async fn copy_one(&self, file: &SourceFile) -> Result<FileDone, AppError> {
-        // held for the whole copy of a large file; the semaphore is never
-        // closed, so the permit is always granted
-        let _large = match file.size > CHUNK as u64 {
-            true => self.large.acquire().await.ok(),
-            false => None,
-        };
         let name = file.name.as_str();
         let fail = |what: &str, e: &dyn std::fmt::Display| failed(format!("file '{name}': {what}: {e}"));
         let target = join(self.dir, name);
         let temp = crate::files::temp_names::temp_name_for(&target);
 
-        // the source is opened while the record of the temporary file is
-        // stored (before the file exists: crash recovery); the copy is
-        // private while incomplete (0600 at most, the server's umask may
-        // narrow it), and gets the source's mode on its handle after the
-        // last write, before the rename
-        let (reader, record) = futures_util::join!(
+        // The source is opened, and its size read again (the listing may
+        // be minutes old; pipelined with the open, no round trip more),
+        // while the record of the temporary file is stored (before the
+        // file exists: crash recovery). The copy is private while
+        // incomplete (0600 at most, the server's umask may narrow it) and
+        // gets the source's mode before the rename.
+        let (reader, now, record) = futures_util::join!(
             self.source.open(file.path.as_str()),
+            self.source.metadata(file.path.as_str()),
             self.temp_files.record(&temp, TempKind::Transfer)
         );
-        let mut reader = match reader {
-            Ok(reader) => reader,
+        let opened = reader.and_then(|reader| now.map(|now| (reader, now.len())));
+        let mut reader = match opened {
+            Ok((reader, size)) if size == file.size => reader,
+            Ok((_, size)) => {
+                record.done();
+                return Err(failed(format!(
+                    "file '{name}': the source changed since it was listed (listed {} bytes, now {size})",
+                    file.size
+                )));
+            }
             Err(e) => {
                 record.done();
                 return Err(fail("cannot open it on the source", &e));
@@ -409,11 +421,12 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUE_CHUNKS);
         let verify = self.verify;
         let size = file.size;
-        // Reads the size the listing gave, as scp does, and no further: a
-        // read past the end costs the source server a read request per
-        // request russh-sftp keeps in flight (16), which for small files
-        // was most of the work. A file that shrank ends early and fails
-        // below; one that grew is copied as it was listed.
+        // Reads the size the listing gave (checked again at the open), as
+        // scp does, and does not ask for more: for a small file one read,
+        // where reading to the end made russh-sftp send 16 reads past it
+        // (most of a small file's work). A file that shrinks during the
+        // copy ends early and fails below; one that grows during it is
+        // copied as it was at the open.
         let read = async move {
             let mut hasher = verify.then(Sha256Hex::new);
             let mut total = 0u64;
@@ -438,7 +451,15 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
             drop(reader);
             Ok::<_, AppError>((total, hasher.map(Sha256Hex::finish)))
         };
-        let permissions = file.permissions & 0o777;
+        let mode = {
+            let mut mode = FileAttributes::empty();
+            mode.permissions = Some(file.permissions & 0o777);
+            mode
+        };
+        // Verifying reads the copy back, so a mode the owner cannot read
+        // (0200, 0044, ...) is set after that, by path; otherwise on the
+        // open handle after the last write.
+        let mode_on_handle = !(self.verify && file.permissions & 0o400 == 0);
         let write = async {
             let mut written = 0u64;
             while let Some(chunk) = rx.recv().await {
@@ -450,15 +471,14 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                 crate::metrics::transfer_bytes(chunk.len() as u64);
                 self.progress.advance(name, chunk.len() as u64, false);
             }
-            // the source's mode, on the handle: the server takes requests
-            // in order, so this waits behind the writes still in flight
-            // instead of adding a round trip after them
-            let mut mode = FileAttributes::empty();
-            mode.permissions = Some(permissions);
-            writer
-                .set_metadata(mode)
-                .await
-                .map_err(|e| fail("cannot set the copy's permissions", &e))?;
+            // the server takes requests in order, so this waits behind the
+            // writes still in flight instead of adding a round trip after
+            if mode_on_handle {
+                writer
+                    .set_metadata(mode.clone())
+                    .await
+                    .map_err(|e| fail("cannot set the copy's permissions", &e))?;
+            }
             // completes the outstanding writes (each one's status checked:
             // a write the server did not take fails here) and closes
             writer
@@ -485,6 +505,12 @@ impl<F: Fn(TransferProgress)> CopyCtx<'_, F> {
                     "file '{name}': sha256 mismatch (source {source_sha}, destination {copy_sha})"
                 )));
             }
+        }
+        if !mode_on_handle {
+            self.destination
+                .set_metadata(temp.as_str(), mode)
+                .await
+                .map_err(|e| fail("cannot set the copy's permissions", &e))?;
         }
         write::replace(self.destination, self.posix, &temp, &target)
             .await
