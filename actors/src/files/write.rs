@@ -75,17 +75,7 @@ pub struct IsDir;
 /// applies its umask at creation, so they are set again on the open handle
 /// before any byte is written.
 pub async fn create_temp(sftp: &SftpSession, temp: &str, mode: Option<u32>) -> Result<File, SftpLibError> {
-    let attrs = FileAttributes {
-        permissions: mode,
-        ..FileAttributes::empty()
-    };
-    let file = sftp
-        .open_with_flags_and_attributes(
-            temp,
-            OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
-            attrs,
-        )
-        .await?;
+    let file = open_exclusive(sftp, temp, mode).await?;
     if let Some(mode) = mode {
         let exact = FileAttributes {
             permissions: Some(mode),
@@ -107,8 +97,14 @@ pub async fn create_temp(sftp: &SftpSession, temp: &str, mode: Option<u32>) -> R
 /// [`create_temp`] with a mode, and the file is never wider than `mode`
 /// while incomplete.
 pub async fn create_temp_at_most(sftp: &SftpSession, temp: &str, mode: u32) -> Result<File, SftpLibError> {
+    open_exclusive(sftp, temp, Some(mode)).await
+}
+
+/// The exclusive create both share: `mode` goes with the request, and the
+/// server applies it with its umask.
+async fn open_exclusive(sftp: &SftpSession, temp: &str, mode: Option<u32>) -> Result<File, SftpLibError> {
     let attrs = FileAttributes {
-        permissions: Some(mode),
+        permissions: mode,
         ..FileAttributes::empty()
     };
     sftp.open_with_flags_and_attributes(
