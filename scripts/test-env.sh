@@ -31,6 +31,11 @@ ASCIINEMA_VERSION=2.4.0
 # the peer benchmark (tests/api/bench/peer.rs) runs webssh beside the
 # daemon, as `python3 -m webssh.main` (what its `wssh` script runs)
 WEBSSH_VERSION=1.6.3
+# the PostgreSQL store's tests (issue 30): Debian's server, a cluster of the
+# tests' own on loopback (never the packaged "main" cluster), owned by the
+# postgres user, which PostgreSQL requires (it refuses to run as root)
+PG_PORT=${PINKPAGE_TEST_PG_PORT:-55432}
+PG_DIR=/var/lib/pinkpage-test/postgres
 TEST_HOME=/home/$TEST_USER
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENV_DIR=$ROOT_DIR/.test-env
@@ -107,8 +112,61 @@ stop_packaged_prometheus() {
     say "the packaged prometheus server is stopped and disabled"
 }
 
+pg_bin() {
+    local bin
+    for bin in /usr/lib/postgresql/*/bin; do
+        [[ -x $bin/initdb ]] && { echo "$bin"; return 0; }
+    done
+    return 1
+}
+
+# A PostgreSQL cluster for the tests: trust on loopback only, no fsync (a
+# test database is thrown away; never do this in production), and enough
+# connections for three instances' pools in parallel tests. Tests create
+# and drop a database each (tests/api/support/postgres.rs).
+setup_postgres() {
+    local bin
+    if ! bin=$(pg_bin); then
+        say "installing postgresql"
+        apt-get update
+        # the tests' cluster is made below; the package's own is not needed
+        install -d /etc/postgresql-common
+        if [[ ! -f /etc/postgresql-common/createcluster.conf ]] || \
+            ! grep -q '^create_main_cluster = false' /etc/postgresql-common/createcluster.conf; then
+            echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+        bin=$(pg_bin)
+    fi
+    say "postgresql present ($("$bin/postgres" --version))"
+    install -d -m 0755 /var/lib/pinkpage-test
+    install -d -m 0700 -o postgres -g postgres "$PG_DIR"
+    if [[ ! -f $PG_DIR/data/PG_VERSION ]]; then
+        runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 >/dev/null
+        cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+# scripts/test-env.sh: the tests' own cluster
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR'
+max_connections = 400
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+        say "created the tests' PostgreSQL cluster in $PG_DIR/data"
+    fi
+    if runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+        say "the tests' PostgreSQL runs on 127.0.0.1:$PG_PORT"
+    else
+        rm -f "$PG_DIR/data/postmaster.pid"
+        runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 start >/dev/null
+        say "started the tests' PostgreSQL on 127.0.0.1:$PG_PORT"
+    fi
+}
+
 setup() {
     require_root
+    setup_postgres
     if [[ ! -x /usr/sbin/sshd ]]; then
         say "installing openssh-server"
         apt-get update

@@ -55,6 +55,8 @@
 
 pub mod chain;
 pub mod memory;
+pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;

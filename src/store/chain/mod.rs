@@ -66,6 +66,32 @@ impl Chain {
     }
 }
 
+/// The key of an existing chain, whose record says `key_check` (hex) and
+/// `sealed_at`: it must be in `key_file` and be the chain's. For every
+/// store's opening.
+pub fn existing_key(key_file: &KeyFile, key_check: &str, sealed_at: &str) -> Result<AuditKey, ChainError> {
+    let key = key_file.load().map_err(|e| match e {
+        KeyError::Missing { path } => ChainError::KeyMissing {
+            path,
+            since: sealed_at.to_owned(),
+        },
+        other => other.into(),
+    })?;
+    is_the_chains(&key, key_check, key_file)?;
+    Ok(key)
+}
+
+/// `Ok` when `key` is the one whose check value a chain's record holds.
+pub fn is_the_chains(key: &AuditKey, key_check: &str, key_file: &KeyFile) -> Result<(), ChainError> {
+    if Mac::from_hex(key_check).is_some_and(|c| c.matches(&key.check_value())) {
+        Ok(())
+    } else {
+        Err(ChainError::WrongKey {
+            path: key_file.path().to_owned(),
+        })
+    }
+}
+
 /// Why a chain cannot be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {

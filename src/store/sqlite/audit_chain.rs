@@ -20,8 +20,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, Transaction, T
 use super::tx::db_error;
 use crate::records::{timestamp, NewAuditEvent};
 use crate::store::chain::{
-    AuditKey, Broken, Chain, ChainError, Field, Head, KeyError, KeyFile, Mac, Problem, Verified, Walk,
-    COLUMNS,
+    existing_key, is_the_chains, AuditKey, Broken, Chain, ChainError, Field, Head, KeyFile, Mac, Problem,
+    Verified, Walk, COLUMNS,
 };
 
 /// [`COLUMNS`] as SQL, for reading rows to link or verify.
@@ -87,23 +87,6 @@ fn store_error(e: rusqlite::Error) -> ChainError {
     ChainError::Store(e.to_string())
 }
 
-/// The key of an existing chain: it must be there and be the chain's.
-fn chain_key(record: &ChainRecord, key_file: &KeyFile) -> Result<AuditKey, ChainError> {
-    let key = key_file.load().map_err(|e| match e {
-        KeyError::Missing { path } => ChainError::KeyMissing {
-            path,
-            since: record.sealed_at.clone(),
-        },
-        other => other.into(),
-    })?;
-    if !Mac::from_hex(&record.key_check).is_some_and(|c| c.matches(&key.check_value())) {
-        return Err(ChainError::WrongKey {
-            path: key_file.path().to_owned(),
-        });
-    }
-    Ok(key)
-}
-
 /// The chain of this database, with its key: for the daemon's start and
 /// the command line's account commands (both write rows). On a database
 /// that has no chain yet it makes the key (when the file does not exist)
@@ -112,7 +95,7 @@ fn chain_key(record: &ChainRecord, key_file: &KeyFile) -> Result<AuditKey, Chain
 /// A chain whose key is missing or another is refused, never re-keyed.
 pub fn open_chain(conn: &mut Connection, key_file: &KeyFile) -> Result<Chain, ChainError> {
     if let Some(record) = read_record(conn).map_err(store_error)? {
-        let key = chain_key(&record, key_file)?;
+        let key = existing_key(key_file, &record.key_check, &record.sealed_at)?;
         return Ok(Chain::new(key, record.genesis));
     }
     let key = key_file.load_or_create()?;
@@ -123,11 +106,7 @@ pub fn open_chain(conn: &mut Connection, key_file: &KeyFile) -> Result<Chain, Ch
         // another process sealed it meanwhile (with the same key file)
         Some(record) => {
             drop(tx);
-            if !Mac::from_hex(&record.key_check).is_some_and(|c| c.matches(&key.check_value())) {
-                return Err(ChainError::WrongKey {
-                    path: key_file.path().to_owned(),
-                });
-            }
+            is_the_chains(&key, &record.key_check, key_file)?;
             record.genesis
         }
         None => {
@@ -332,7 +311,7 @@ fn read_chain(conn: &Connection, key_file: &KeyFile) -> Result<(ChainRecord, Aud
     let record = read_record(conn)
         .map_err(store_error)?
         .ok_or(ChainError::NoChain)?;
-    match chain_key(&record, key_file) {
+    match existing_key(key_file, &record.key_check, &record.sealed_at) {
         Ok(key) => Ok((record, key, true)),
         // a chain record whose check value was changed still lets the rows
         // be checked with the key given: verifying says both

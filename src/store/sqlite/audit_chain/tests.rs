@@ -112,8 +112,8 @@ fn rows_from_before_the_chain_are_sealed_once_and_an_edit_among_them_is_caught()
     {
         // a database of the previous schema, with rows
         let conn = Connection::open(&s.db).unwrap();
-        for sql in &migrations::MIGRATIONS[..9] {
-            conn.execute_batch(sql).unwrap();
+        for step in &migrations::MIGRATIONS[..9] {
+            conn.execute_batch(step.sqlite).unwrap();
         }
         conn.pragma_update(None, "user_version", 9).unwrap();
         for action in ["ssh.command.start", "ssh.command.end", "user.add"] {
@@ -246,8 +246,8 @@ fn a_cut_waits_for_every_sealed_row_to_be_old_and_then_takes_them_all() {
     let s = scratch();
     {
         let conn = Connection::open(&s.db).unwrap();
-        for sql in &migrations::MIGRATIONS[..9] {
-            conn.execute_batch(sql).unwrap();
+        for step in &migrations::MIGRATIONS[..9] {
+            conn.execute_batch(step.sqlite).unwrap();
         }
         conn.pragma_update(None, "user_version", 9).unwrap();
         let old = timestamp(chrono::Utc::now() - chrono::Duration::days(30));

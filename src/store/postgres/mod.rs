@@ -1,0 +1,319 @@
+//! The PostgreSQL implementation of the store (`super`), for several
+//! instances on one database (`PINKPAGE_DATABASE_URL`, issue 30): the same
+//! traits, tables and records as SQLite ([`crate::store::migrations`] has
+//! both dialects side by side), the SQL of each domain in its own file
+//! here, as in `super::sqlite`.
+//!
+//! Who owns what: [`PgStore`] owns a small tokio runtime of its own (two
+//! threads) and a connection pool (deadpool) whose connections are driven
+//! by tasks on that runtime. Every trait method is one task there and one
+//! transaction on one pooled connection; the caller (an actix thread, the
+//! command line) awaits the task's answer. So the store's connections
+//! never depend on which actix worker called first, and nothing of the
+//! database runs on an actix event loop. A connection belongs to one task
+//! at a time (the pool hands it out and takes it back); nothing else is
+//! shared but the read-only [`Chain`].
+//!
+//! How each promise of `super` is kept here (`docs/architecture.md`,
+//! "Storage"):
+//! - **One transaction per method**: each method opens one transaction
+//!   (read committed, or stronger where said) and commits it at its end.
+//! - **A record rejected, the batch kept**: PostgreSQL aborts a whole
+//!   transaction at a failed statement, so each record of a batch is
+//!   written inside a savepoint of its own ([`settle`]): a record that
+//!   breaks a constraint rolls back to it and is [`Applied::Rejected`];
+//!   any other failure fails the batch (`Err`, nothing written).
+//! - **Order per stream**: a batch is written in order in its one
+//!   transaction; the audit chain's appends are serialised by a row lock
+//!   on the chain's record (`audit_chain`), so ids and links follow commit
+//!   order across instances.
+//! - **Ids from the store**: identity columns, and the audit ids assigned
+//!   under that lock.
+
+pub mod accounts;
+pub mod audit;
+pub mod audit_chain;
+mod backup;
+mod batch;
+mod health;
+pub mod migrations;
+mod recordings;
+mod retention;
+mod temp_files;
+#[cfg(test)]
+pub(crate) mod testing;
+mod workflows;
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use pinkpage_actors::{AppError, ErrorCode};
+use tokio_postgres::NoTls;
+
+use super::{unavailable, Applied, StoreFuture};
+use crate::store::chain::{Chain, KeyFile};
+use crate::store::sqlite::OpenError;
+
+/// Connections the pool keeps at most: the journal's writers, the REST
+/// reads and the account refresher at once, with room to spare; several
+/// instances share the server's `max_connections`.
+const POOL_SIZE: usize = 8;
+
+/// How long a call waits for a free connection, or for a new one to
+/// connect, before it fails with 40000 (store unavailable).
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// The runtime the store's tasks and connections run on. Shut down in the
+/// background when the store goes: dropping a runtime from inside another
+/// one (an actix thread) would panic.
+struct Threads(Option<tokio::runtime::Runtime>);
+
+impl Threads {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the store's runtime lives as long as the store")
+            .handle()
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The PostgreSQL store. See the module docs.
+pub struct PgStore {
+    pool: Pool,
+    /// The audit chain's key and start, for the appends.
+    chain: Arc<Chain>,
+    threads: Threads,
+}
+
+impl std::fmt::Debug for PgStore {
+    // the pool's configuration holds the password: never printed
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (a `postgres://` URL), brings its
+    /// schema up to date (one instance at a time: the others wait on an
+    /// advisory lock) and opens its audit chain with the key in
+    /// `key_file`, sealing at the first start. Callable from any runtime
+    /// or none: the work runs on the store's own.
+    pub fn open(url: &str, key_file: &KeyFile) -> Result<Arc<PgStore>, OpenError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            OpenError::Database(AppError::with_detail(
+                ErrorCode::Database,
+                // the parser's message never repeats the URL (it may hold a password)
+                format!("PINKPAGE_DATABASE_URL is not a PostgreSQL URL: {e}"),
+            ))
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pinkpage-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                OpenError::Database(unavailable(format!("cannot start the store's threads: {e}")))
+            })?;
+        let threads = Threads(Some(rt));
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| OpenError::Database(unavailable(e)))?;
+        let key_file = key_file.clone();
+        let opening = pool.clone();
+        let chain = block_on(threads.handle(), async move {
+            let mut client = opening.get().await.map_err(pool_error)?;
+            migrations::migrate(&mut client)
+                .await
+                .map_err(|e| OpenError::Database(db_error(e)))?;
+            let chain = audit_chain::open_chain(&mut client, &key_file).await?;
+            Ok::<_, OpenError>(chain)
+        })??;
+        Ok(Arc::new(PgStore {
+            pool,
+            chain: Arc::new(chain),
+            threads,
+        }))
+    }
+
+    /// The audit chain.
+    pub fn chain(&self) -> &Arc<Chain> {
+        &self.chain
+    }
+
+    /// Runs `work` with the pool as one task on the store's runtime.
+    fn run<T, F, Fut>(&self, work: F) -> StoreFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T, AppError>> + Send + 'static,
+    {
+        let task = self.threads.handle().spawn(work(self.pool.clone()));
+        Box::pin(async move {
+            task.await
+                .map_err(|e| unavailable(format!("a store task failed: {e}")))?
+        })
+    }
+}
+
+/// Runs `work` on `rt` and waits for it on this thread (opening, and the
+/// command line). Never awaits inside `rt` itself.
+fn block_on<T: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, OpenError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv()
+        .map_err(|_| OpenError::Database(unavailable("the store's threads stopped")))
+}
+
+impl From<deadpool_postgres::PoolError> for OpenError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        OpenError::Database(pool_error(e))
+    }
+}
+
+/// The 40000 of a pool that cannot hand out a connection (the database is
+/// down, unreachable or refuses us).
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> AppError {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => unavailable(describe(&e)),
+        PoolError::Timeout(_) => unavailable("no database connection within 5 s"),
+        other => unavailable(other),
+    }
+}
+
+/// A database error's words, without the parameters or rows it may quote
+/// (a `DETAIL` can repeat a unique value, say a hash): the SQLSTATE, the
+/// severity and the message.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.code().code(), db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Maps a database failure to 40000 with its cause.
+pub(crate) fn db_error(e: tokio_postgres::Error) -> AppError {
+    AppError::with_detail(ErrorCode::Database, describe(&e))
+}
+
+/// Whether `e` is about the record rather than the store: a broken
+/// constraint (class 23) or a value the column cannot take (class 22).
+pub(crate) fn is_rejection(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("23") || c.code().starts_with("22"))
+}
+
+/// Ends the savepoint `record` of one record of a batch with what writing
+/// it gave: released when written, rolled back to when the record is
+/// refused ([`Applied::Rejected`]); any other failure is the store's.
+pub(crate) async fn settle(
+    record: deadpool_postgres::Transaction<'_>,
+    written: Result<Option<i64>, tokio_postgres::Error>,
+) -> Result<Applied, AppError> {
+    match written {
+        Ok(id) => {
+            record.commit().await.map_err(db_error)?;
+            Ok(Applied::Written(id))
+        }
+        Err(e) if is_rejection(&e) => {
+            record.rollback().await.map_err(db_error)?;
+            Ok(Applied::Rejected(describe(&e)))
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// The SQL condition "every server of the run is one the reader may see",
+/// for a column holding the run's servers as a JSON array, with the
+/// allowed names bound at `param` as a JSON array text (NULL: every run;
+/// `Visible::as_json`). PostgreSQL's twin of SQLite's `visible_on`.
+pub fn visible_on(column: &str, param: &str) -> String {
+    format!(
+        "({param}::text IS NULL OR NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS s(v) \
+         WHERE s.v NOT IN (SELECT jsonb_array_elements_text({param}::text::jsonb))))"
+    )
+}
+
+/// TODO(issue 30): a method not yet written for PostgreSQL.
+pub(crate) fn not_yet<T: Send + 'static>() -> futures_util::future::BoxFuture<'static, Result<T, AppError>> {
+    Box::pin(async { Err(unavailable("not yet written for PostgreSQL")) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::TestDatabase;
+    use super::*;
+    use crate::store::chain::ChainError;
+    use crate::store::migrations::MIGRATIONS;
+
+    #[test]
+    fn opening_migrates_to_the_last_step_and_a_second_instance_finds_it_done() {
+        let db = TestDatabase::new();
+        // two instances starting at once: one migrates, the other waits
+        // on the advisory lock and finds the schema done
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| db.open());
+            let b = s.spawn(|| db.open());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let version = block_on(a.threads.handle(), {
+            let pool = a.pool.clone();
+            async move { migrations::version(&pool.get().await.unwrap()).await.unwrap() }
+        })
+        .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        // both have the one chain the first start wrote
+        assert_eq!(a.chain().genesis().mac.to_hex(), b.chain().genesis().mac.to_hex());
+    }
+
+    #[test]
+    fn another_key_is_refused_and_a_bad_url_is_named_without_its_password() {
+        let db = TestDatabase::new();
+        drop(db.open());
+        let other = tempfile::tempdir().unwrap();
+        let wrong = KeyFile::new(other.path().join("other.key"));
+        wrong.load_or_create().unwrap();
+        match PgStore::open(&db.url, &wrong) {
+            Err(OpenError::Chain(ChainError::WrongKey { .. })) => {}
+            other => panic!("a wrong key must be refused: {other:?}"),
+        }
+        let bad = PgStore::open("postgres://u:s3cret@[::1", &db.key_file)
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("not a PostgreSQL URL"), "{bad}");
+        assert!(!bad.contains("s3cret"), "{bad}");
+        // a database that is not there: 40000, store unavailable
+        let gone = PgStore::open("postgres://postgres@127.0.0.1:1/none", &db.key_file)
+            .unwrap_err()
+            .to_string();
+        assert!(gone.contains("store unavailable"), "{gone}");
+    }
+}

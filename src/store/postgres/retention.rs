@@ -1,0 +1,1 @@
+//! TODO(issue 30): retention on PostgreSQL.

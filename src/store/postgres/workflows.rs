@@ -1,0 +1,31 @@
+//! TODO(issue 30): this domain on PostgreSQL.
+
+#![allow(unused_variables)]
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+
+use super::{not_yet, PgStore};
+use crate::store::*;
+
+impl WorkflowStore for PgStore {
+    fn apply(&self, writes: Vec<WorkflowWrite>) -> BoxFuture<'static, Writes> {
+        not_yet()
+    }
+
+    fn list(&self, query: WorkflowRunsQuery) -> StoreFuture<Vec<WorkflowRun>> {
+        not_yet()
+    }
+
+    fn get(&self, run_id: String, visible: Visible) -> StoreFuture<Option<WorkflowRunDetail>> {
+        not_yet()
+    }
+
+    fn interrupt_left(&self, instance: &str, at: DateTime<Utc>) -> StoreFuture<usize> {
+        not_yet()
+    }
+
+    fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
+        not_yet()
+    }
+}
