@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pinkpage::cli::accounts::{self as commands, CommandError, Console, Db};
+use pinkpage::cli::accounts_on_store::{self as on_store, StoreDb};
 use pinkpage::cli::{Cli, Command};
 use pinkpage::settings::{self, Settings};
 use pinkpage::startup::Application;
@@ -44,8 +45,25 @@ fn main() -> ExitCode {
             Ok(settings) => check_config(&settings),
             Err(code) => code,
         },
+        Command::User(cmd) if settings::database_url_from_env().is_some() => {
+            with_store_console(|db, io| Box::pin(on_store::run_user(db, cmd, io)))
+        }
+        Command::Token(cmd) if settings::database_url_from_env().is_some() => {
+            with_store_console(|db, io| Box::pin(on_store::run_token(db, cmd, io)))
+        }
         Command::User(cmd) => with_database(|db, io| commands::run_user(db, cmd, io)),
         Command::Token(cmd) => with_database(|db, io| commands::run_token(db, cmd, io)),
+        Command::Backup { file } if settings::database_url_from_env().is_some() => {
+            with_postgres(|store| async move {
+                use pinkpage::store::BackupStore;
+                let bytes = store.backup(file.clone()).await?;
+                println!(
+                    "backed up the PostgreSQL database into {} ({bytes} bytes)",
+                    file.display()
+                );
+                Ok(())
+            })
+        }
         Command::Backup { file } => {
             let db = settings::db_path_from_env();
             match pinkpage::store::sqlite::backup::backup_into(&db, &file) {
@@ -126,6 +144,15 @@ fn check_config(settings: &Settings) -> ExitCode {
             }
         }
     }
+    if let Some(url) = &settings.database_url {
+        match pinkpage::store::postgres::check(url.expose()) {
+            Ok(said) => println!("database ok: {said}"),
+            Err(e) => {
+                eprintln!("pinkpage: PINKPAGE_DATABASE_URL: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     println!("settings ok; servers:");
     for s in settings.servers.values() {
         println!("  {} {}@{}:{}", s.name, s.username, s.host, s.port);
@@ -144,6 +171,12 @@ fn check_config(settings: &Settings) -> ExitCode {
 /// account command on it.
 fn with_database(run: impl FnOnce(&Db<'_>, &mut Console<'_>) -> Result<(), CommandError>) -> ExitCode {
     let path = settings::db_path_from_env();
+    if settings::database_url_from_env().is_some() {
+        eprintln!(
+            "pinkpage: internal error: the SQLite command path was taken with PINKPAGE_DATABASE_URL set"
+        );
+        return ExitCode::FAILURE;
+    }
     let key_file = KeyFile::new(settings::audit_key_file_from_env());
     let (conn, chain) = match pinkpage::store::sqlite::open_direct(&path, &key_file) {
         Ok(opened) => opened,
@@ -175,6 +208,74 @@ fn with_database(run: impl FnOnce(&Db<'_>, &mut Console<'_>) -> Result<(), Comma
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the PostgreSQL store of `PINKPAGE_DATABASE_URL` with the audit key
+/// of `PINKPAGE_AUDIT_KEY_FILE` and runs `work` on it (the store runs on
+/// threads of its own; this thread only waits).
+fn with_postgres<F, Fut>(work: F) -> ExitCode
+where
+    F: FnOnce(std::sync::Arc<pinkpage::store::postgres::PgStore>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CommandError>>,
+{
+    let Some(url) = settings::database_url_from_env() else {
+        eprintln!("pinkpage: PINKPAGE_DATABASE_URL is not set");
+        return ExitCode::FAILURE;
+    };
+    let key_file = KeyFile::new(settings::audit_key_file_from_env());
+    let store = match pinkpage::store::postgres::PgStore::open(url.expose(), &key_file) {
+        Ok(store) => store,
+        Err(OpenError::Database(e)) => {
+            eprintln!(
+                "pinkpage: PINKPAGE_DATABASE_URL: {}",
+                e.detail.unwrap_or_else(|| e.code.message().to_owned())
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(OpenError::Chain(e)) => {
+            eprintln!("pinkpage: PINKPAGE_AUDIT_KEY_FILE: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pinkpage: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(work(store)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pinkpage: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`with_postgres`] for an account command, with the console.
+fn with_store_console(
+    run: impl for<'a> FnOnce(
+        &'a StoreDb,
+        &'a mut Console<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), CommandError>> + 'a>,
+    >,
+) -> ExitCode {
+    with_postgres(|store| async move {
+        let db = StoreDb {
+            accounts: store.clone(),
+            audit: store,
+        };
+        let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+        let (mut stdin, mut stdout, mut stderr) = (stdin.lock(), stdout.lock(), stderr.lock());
+        let mut console = Console {
+            stdin: &mut stdin,
+            out: &mut stdout,
+            err: &mut stderr,
+        };
+        run(&db, &mut console).await
+    })
 }
 
 #[actix_web::main]

@@ -24,15 +24,49 @@ use crate::auth::refresher::Refresher;
 use crate::auth::Identity;
 use crate::journal::engine::{HealthRecorder, JournalTempFiles};
 use crate::journal::Journal;
-use crate::records::INSTANCE;
+use crate::records::instance;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::chain::KeyFile;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{OpenError, SqliteStore};
 use crate::store::{AccountStore, Stores};
 use crate::workflows::hub::RunParts;
 use crate::workflows::WorkflowHub;
 use crate::{api, settings::SettingsError, ws};
+
+/// Opens the store the settings name: PostgreSQL when
+/// `PINKPAGE_DATABASE_URL` is set, else the SQLite file `PINKPAGE_DB`.
+/// Both bring the schema up to date and open the audit chain.
+fn open_store(settings: &Settings) -> Result<(Stores, Arc<dyn AccountStore>), SettingsError> {
+    let key_file = KeyFile::new(&settings.audit_key_file);
+    let variable = if settings.database_url.is_some() {
+        "PINKPAGE_DATABASE_URL"
+    } else {
+        "PINKPAGE_DB"
+    };
+    let failed = |e: OpenError| match e {
+        OpenError::Database(e) => SettingsError {
+            variable: variable.into(),
+            problem: e.detail.unwrap_or_else(|| e.code.message().to_owned()),
+        },
+        OpenError::Chain(e) => SettingsError {
+            variable: "PINKPAGE_AUDIT_KEY_FILE".into(),
+            problem: e.to_string(),
+        },
+    };
+    Ok(match &settings.database_url {
+        Some(url) => {
+            let pg = PgStore::open(url.expose(), &key_file).map_err(failed)?;
+            log::info!(instance = settings.instance_id.as_str(); "records kept in PostgreSQL");
+            (Stores::of(pg.clone()), pg)
+        }
+        None => {
+            let sqlite = SqliteStore::open(&settings.db_path, &key_file).map_err(failed)?;
+            (Stores::of(sqlite.clone()), sqlite)
+        }
+    })
+}
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,16 +113,11 @@ impl Application {
                 ),
             }
         };
-        let key_file = KeyFile::new(&settings.audit_key_file);
-        let sqlite = SqliteStore::open(&settings.db_path, &key_file).map_err(|e| match e {
-            OpenError::Database(e) => db("")(e),
-            OpenError::Chain(e) => SettingsError {
-                variable: "PINKPAGE_AUDIT_KEY_FILE".into(),
-                problem: e.to_string(),
-            },
+        crate::records::set_instance(&settings.instance_id).map_err(|problem| SettingsError {
+            variable: "PINKPAGE_INSTANCE_ID".into(),
+            problem,
         })?;
-        let stores = Stores::of(sqlite.clone());
-        let accounts: Arc<dyn AccountStore> = sqlite;
+        let (stores, accounts) = open_store(&settings)?;
         let tls = match &settings.tls {
             Some(files) => Some(crate::tls::Certificates::load(&files.cert, &files.key).map_err(
                 |problem| SettingsError {
@@ -129,7 +158,7 @@ impl Application {
         }
         let left_temp_files = stores
             .temp_files
-            .left(INSTANCE)
+            .left(instance())
             .await
             .map_err(db("cannot read the records of temporary files: "))?;
         if !left_temp_files.is_empty() {
@@ -138,7 +167,7 @@ impl Application {
         }
         let cut_off = stores
             .audit
-            .interrupt_left_work_and_start(INSTANCE)
+            .interrupt_left_work_and_start(instance())
             .await
             .map_err(db("cannot write the audit trail: "))?;
         for kind in ["ssh.command", "transfer", "script"] {

@@ -34,9 +34,18 @@ pub enum CommandError {
     /// The password could not be read, or the two entries differed.
     #[error("{0}")]
     Input(String),
+    /// The store failed (PostgreSQL: the database cannot be reached).
+    #[error("{0}")]
+    Store(String),
     /// Writing the output failed (a closed pipe).
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+impl From<pinkpage_actors::AppError> for CommandError {
+    fn from(e: pinkpage_actors::AppError) -> Self {
+        CommandError::Store(e.detail.unwrap_or_else(|| e.code.message().to_owned()))
+    }
 }
 
 impl From<rusqlite::Error> for CommandError {
@@ -117,29 +126,7 @@ pub fn run_user(db: &Db<'_>, cmd: UserCommand, io: &mut Console<'_>) -> Result<(
             tx.commit()?;
             writeln!(io.err, "user {} added as {}", user.name, user.role)?;
         }
-        UserCommand::List => {
-            let users = store::list_users(conn)?;
-            writeln!(
-                io.out,
-                "{:<24} {:<8} {:<8} {:<8} {:<20} SERVERS",
-                "NAME", "ROLE", "STATE", "PASSWORD", "CREATED"
-            )?;
-            for u in users {
-                let servers = u.servers.map_or_else(|| "(all)".to_owned(), |t| t.join(","));
-                let state = if u.disabled { "disabled" } else { "enabled" };
-                let pw = if u.has_password { "set" } else { "none" };
-                let created = u.created_at.get(..19).unwrap_or(&u.created_at);
-                writeln!(
-                    io.out,
-                    "{:<24} {:<8} {:<8} {:<8} {:<20} {servers}",
-                    u.name,
-                    u.role.as_str(),
-                    state,
-                    pw,
-                    created
-                )?;
-            }
-        }
+        UserCommand::List => print_users(io, store::list_users(conn)?)?,
         UserCommand::Passwd {
             name,
             password: input,
@@ -198,41 +185,9 @@ pub fn run_token(db: &Db<'_>, cmd: TokenCommand, io: &mut Console<'_>) -> Result
                 json!({"id": info.id, "user": info.user, "label": info.label, "expires_at": info.expires_at}),
             )?;
             tx.commit()?;
-            // The token alone on stdout, so `$(pinkpage token create ...)`
-            // captures exactly it; everything else goes to stderr.
-            writeln!(io.out, "{}", full.expose())?;
-            let until = info.expires_at.as_deref().unwrap_or("never");
-            writeln!(
-                io.err,
-                "token {} for {} (expires: {until}). It is shown only this once: store it now. \
-                 Send it as 'Authorization: Bearer <token>'.",
-                info.id, info.user
-            )?;
+            print_new_token(io, &info, &full)?;
         }
-        TokenCommand::List { user } => {
-            let now = Utc::now();
-            writeln!(
-                io.out,
-                "{:<12} {:<24} {:<8} {:<20} {:<20} LABEL",
-                "ID", "USER", "STATE", "EXPIRES", "LAST USED"
-            )?;
-            for t in store::list_tokens(conn, user.as_deref())? {
-                let short = |at: &Option<String>, none: &str| {
-                    at.as_deref()
-                        .map_or(none.to_owned(), |s| s.get(..19).unwrap_or(s).to_owned())
-                };
-                writeln!(
-                    io.out,
-                    "{:<12} {:<24} {:<8} {:<20} {:<20} {}",
-                    t.id,
-                    t.user,
-                    t.state(now).as_str(),
-                    short(&t.expires_at, "never"),
-                    short(&t.last_used_at, "never"),
-                    t.label
-                )?;
-            }
-        }
+        TokenCommand::List { user } => print_tokens(io, store::list_tokens(conn, user.as_deref())?)?,
         TokenCommand::Revoke { id } => {
             let tx = db.write()?;
             let info = store::revoke_token(&tx, &id)?;
@@ -247,6 +202,78 @@ pub fn run_token(db: &Db<'_>, cmd: TokenCommand, io: &mut Console<'_>) -> Result
         }
     }
     Ok(())
+}
+
+/// `user list`'s table.
+pub(super) fn print_users(io: &mut Console<'_>, users: Vec<crate::accounts::User>) -> std::io::Result<()> {
+    writeln!(
+        io.out,
+        "{:<24} {:<8} {:<8} {:<8} {:<20} SERVERS",
+        "NAME", "ROLE", "STATE", "PASSWORD", "CREATED"
+    )?;
+    for u in users {
+        let servers = u.servers.map_or_else(|| "(all)".to_owned(), |t| t.join(","));
+        let state = if u.disabled { "disabled" } else { "enabled" };
+        let pw = if u.has_password { "set" } else { "none" };
+        let created = u.created_at.get(..19).unwrap_or(&u.created_at);
+        writeln!(
+            io.out,
+            "{:<24} {:<8} {:<8} {:<8} {:<20} {servers}",
+            u.name,
+            u.role.as_str(),
+            state,
+            pw,
+            created
+        )?;
+    }
+    Ok(())
+}
+
+/// `token list`'s table.
+pub(super) fn print_tokens(
+    io: &mut Console<'_>,
+    tokens: Vec<crate::accounts::TokenInfo>,
+) -> std::io::Result<()> {
+    let now = Utc::now();
+    writeln!(
+        io.out,
+        "{:<12} {:<24} {:<8} {:<20} {:<20} LABEL",
+        "ID", "USER", "STATE", "EXPIRES", "LAST USED"
+    )?;
+    for t in tokens {
+        let short = |at: &Option<String>, none: &str| {
+            at.as_deref()
+                .map_or(none.to_owned(), |s| s.get(..19).unwrap_or(s).to_owned())
+        };
+        writeln!(
+            io.out,
+            "{:<12} {:<24} {:<8} {:<20} {:<20} {}",
+            t.id,
+            t.user,
+            t.state(now).as_str(),
+            short(&t.expires_at, "never"),
+            short(&t.last_used_at, "never"),
+            t.label
+        )?;
+    }
+    Ok(())
+}
+
+/// What `token create` prints: the token alone on `out` (so
+/// `$(pinkpage token create ...)` captures exactly it), the rest on `err`.
+pub(super) fn print_new_token(
+    io: &mut Console<'_>,
+    info: &crate::accounts::TokenInfo,
+    full: &Secret,
+) -> std::io::Result<()> {
+    writeln!(io.out, "{}", full.expose())?;
+    let until = info.expires_at.as_deref().unwrap_or("never");
+    writeln!(
+        io.err,
+        "token {} for {} (expires: {until}). It is shown only this once: store it now. \
+         Send it as 'Authorization: Bearer <token>'.",
+        info.id, info.user
+    )
 }
 
 /// One account change and its audit row, in one transaction.
@@ -266,7 +293,11 @@ fn change(
 }
 
 /// Reads a new password, checks its strength and hashes it.
-fn new_password_hash(name: &str, input: PasswordInput, io: &mut Console<'_>) -> Result<String, CommandError> {
+pub(super) fn new_password_hash(
+    name: &str,
+    input: PasswordInput,
+    io: &mut Console<'_>,
+) -> Result<String, CommandError> {
     let pw = if input.password_stdin {
         read_stdin_line(io.stdin)?
     } else {

@@ -11,6 +11,7 @@
 //! usage error.
 
 pub mod accounts;
+pub mod accounts_on_store;
 pub mod audit;
 pub mod hostkey;
 

@@ -38,12 +38,34 @@ pub use temp_files::TempFileWrite;
 pub use visible::Visible;
 pub use workflow::{NewWorkflowRun, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite};
 
+/// The instance id of a daemon that was given none: a single daemon on
+/// its own SQLite file.
+pub const DEFAULT_INSTANCE: &str = "local";
+
+/// This daemon's instance id, set once at start ([`set_instance`]).
+static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The instance that writes this daemon's records of live work (runs,
-/// batch runs, temporary files, audit rows): one constant per daemon.
+/// batch runs, temporary files, recordings, audit rows):
+/// `PINKPAGE_INSTANCE_ID`, one per daemon, [`DEFAULT_INSTANCE`] until set.
 /// What a daemon marks interrupted at start-up, or cleans up, is only what
-/// its own instance left, so once several instances share one database a
-/// later one never touches another's live work.
-pub const INSTANCE: &str = "local";
+/// its own instance left, so when several instances share one database
+/// (PostgreSQL) one never touches another's live work.
+pub fn instance() -> &'static str {
+    INSTANCE.get().map(String::as_str).unwrap_or(DEFAULT_INSTANCE)
+}
+
+/// Sets this process's instance id, once, before any record is written
+/// (`Application::build`). A second call with another id is refused: the
+/// records already written name the first.
+pub fn set_instance(id: &str) -> Result<(), String> {
+    let set = INSTANCE.get_or_init(|| id.to_owned());
+    if set == id {
+        Ok(())
+    } else {
+        Err(format!("this process is instance {set}, not {id}"))
+    }
+}
 
 /// The current time, for a record's event.
 pub fn now() -> DateTime<Utc> {

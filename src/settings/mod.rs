@@ -89,7 +89,17 @@ pub const SETTINGS: &[SettingDoc] = &[
     SettingDoc {
         name: "PINKPAGE_DB",
         default: DEFAULT_DB_PATH,
-        meaning: "SQLite file",
+        meaning: "SQLite file (when PINKPAGE_DATABASE_URL is unset)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_DATABASE_URL",
+        default: "unset (SQLite)",
+        meaning: "postgres://user:password@host:port/database: keep the records in PostgreSQL, shared by several instances, instead of SQLite (never logged)",
+    },
+    SettingDoc {
+        name: "PINKPAGE_INSTANCE_ID",
+        default: "local on SQLite; <hostname>:<port> on PostgreSQL",
+        meaning: "names this daemon's records of live work; what it recovers at start is only its own: unique per instance sharing a database, the same across its restarts",
     },
     SettingDoc {
         name: "PINKPAGE_DATA_DIR",
@@ -395,8 +405,14 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// The metrics-only listener, when set (`PINKPAGE_METRICS_BIND`).
     pub metrics_bind: Option<SocketAddr>,
-    /// SQLite file.
+    /// SQLite file (when `database_url` is unset).
     pub db_path: PathBuf,
+    /// The PostgreSQL database, when the records are kept there
+    /// (`PINKPAGE_DATABASE_URL`; may hold a password).
+    pub database_url: Option<Secret>,
+    /// This daemon's instance id (`PINKPAGE_INSTANCE_ID`,
+    /// `crate::records::instance`).
+    pub instance_id: String,
     /// Directory for recordings and other files.
     pub data_dir: PathBuf,
     /// Where `POST /api/v1/admin/backup` writes its copies.
@@ -612,6 +628,8 @@ impl Settings {
             bind,
             metrics_bind: metrics_bind(&env)?,
             db_path: env.path("PINKPAGE_DB", DEFAULT_DB_PATH),
+            database_url: database_url(&env),
+            instance_id: instance_id(&env, bind)?,
             audit_key_file: audit_key_file(&env, &data_dir),
             backup_dir: env
                 .get("PINKPAGE_BACKUP_DIR")
@@ -709,6 +727,60 @@ pub const DEFAULT_DB_PATH: &str = "pinkpage.db";
 /// servers, so they must not fail on a missing servers file.
 pub fn db_path_from_env() -> PathBuf {
     Env(&|name| std::env::var(name).ok()).path("PINKPAGE_DB", DEFAULT_DB_PATH)
+}
+
+/// `PINKPAGE_DATABASE_URL`, when set: the records are in PostgreSQL.
+fn database_url(env: &Env<'_>) -> Option<Secret> {
+    env.get("PINKPAGE_DATABASE_URL")
+        .map(|url| Secret::new(url.trim()))
+}
+
+/// `PINKPAGE_DATABASE_URL` from the process environment alone, for the
+/// command line (as [`db_path_from_env`]).
+pub fn database_url_from_env() -> Option<Secret> {
+    database_url(&Env(&|name| std::env::var(name).ok()))
+}
+
+/// `PINKPAGE_INSTANCE_ID`: letters, digits and `.:_-`, at most 64. Unset:
+/// `local` for a daemon on SQLite (the only one on its file), and
+/// `<hostname>:<port>` on PostgreSQL, which stays the same across the
+/// instance's restarts and differs between instances.
+fn instance_id(env: &Env<'_>, bind: SocketAddr) -> Result<String, SettingsError> {
+    const NAME: &str = "PINKPAGE_INSTANCE_ID";
+    match env.get(NAME) {
+        Some(id) => {
+            let id = id.trim().to_owned();
+            if id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-'))
+            {
+                return Err(SettingsError::new(
+                    NAME,
+                    format!("'{id}' is not an instance id: letters, digits and . : _ -, at most 64"),
+                ));
+            }
+            Ok(id)
+        }
+        None if env.get("PINKPAGE_DATABASE_URL").is_some() && bind.port() == 0 => Err(SettingsError::new(
+            NAME,
+            "must be set on PostgreSQL when PINKPAGE_BIND's port is 0: the default, <hostname>:<port>, would not stay the same across restarts nor differ between instances",
+        )),
+        None if env.get("PINKPAGE_DATABASE_URL").is_some() => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "host".to_owned());
+            let host: String = host
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .take(50)
+                .collect();
+            Ok(format!("{host}:{}", bind.port()))
+        }
+        None => Ok(crate::records::DEFAULT_INSTANCE.to_owned()),
+    }
 }
 
 /// `PINKPAGE_AUDIT_KEY_FILE` from the process environment (or its default

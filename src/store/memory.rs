@@ -29,7 +29,7 @@ use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, AuditCut, AuditEvent, AuditQuery, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus,
     BatchWrite, HealthEvent, NewAuditEvent, NewBatchRun, TempFileWrite, Visible, WorkflowRun,
-    WorkflowRunDetail, WorkflowStep, WorkflowWrite, INSTANCE,
+    WorkflowRunDetail, WorkflowStep, WorkflowWrite,
 };
 
 /// See the module docs.
@@ -149,11 +149,13 @@ impl MemoryStore {
                 .expect("the memory store's rows all have MACs"),
         });
         let id = tail.id + 1;
-        let mac = self.chain.link(&tail.mac, &Field::row(id, INSTANCE, &e));
+        let mac = self
+            .chain
+            .link(&tail.mac, &Field::row(id, crate::records::instance(), &e));
         state.audit.push(AuditEvent {
             id,
             event: e,
-            instance: INSTANCE.to_owned(),
+            instance: crate::records::instance().to_owned(),
             mac: Some(mac.to_hex()),
         });
         id

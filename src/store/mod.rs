@@ -50,7 +50,7 @@
 //!   calls them in a loop).
 //! - **Live work is an instance's own.** Runs, batch runs, temporary files
 //!   and audit rows carry the instance that wrote them
-//!   ([`crate::records::INSTANCE`]); start-up recovery only touches its own
+//!   ([`crate::records::instance`]); start-up recovery only touches its own
 //!   instance's records.
 
 pub mod chain;
@@ -73,11 +73,11 @@ use crate::accounts::{AccessChanges, Loaded, StartedSession, TokenInfo, User};
 use crate::records::batch::ResultsPage;
 use crate::records::recording::{Recording, RecordingWrite, RecordingsQuery};
 use crate::records::workflow::WorkflowRunsQuery;
+use crate::records::{instance, Visible, WorkflowRun};
 use crate::records::{
     AuditCut, AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent,
     TempFileWrite, WorkflowRunDetail, WorkflowWrite,
 };
-use crate::records::{Visible, WorkflowRun, INSTANCE};
 
 /// What became of one record of a written batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,9 +358,9 @@ impl Stores {
     /// Recordings left open are marked `interrupted` too.
     pub async fn interrupt_left_runs(&self) -> Result<(usize, usize), AppError> {
         let at = crate::records::now();
-        let workflows = self.workflows.interrupt_left(INSTANCE, at).await?;
-        let batches = self.batches.interrupt_left(INSTANCE, at).await?;
-        let recordings = self.recordings.interrupt_left(INSTANCE, at).await?;
+        let workflows = self.workflows.interrupt_left(instance(), at).await?;
+        let batches = self.batches.interrupt_left(instance(), at).await?;
+        let recordings = self.recordings.interrupt_left(instance(), at).await?;
         if recordings > 0 {
             log::warn!(recordings = recordings; "recordings a stopped daemon left open marked interrupted");
         }

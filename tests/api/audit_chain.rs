@@ -457,8 +457,8 @@ async fn rows_of_the_previous_schema_are_sealed_at_the_first_start_and_an_edit_a
     {
         // a database the previous version wrote: migrations 1-9 and rows
         let conn = rusqlite::Connection::open(old.path().join("pinkpage.db")).unwrap();
-        for sql in &pinkpage::store::sqlite::migrations::MIGRATIONS[..9] {
-            conn.execute_batch(sql).unwrap();
+        for step in &pinkpage::store::sqlite::migrations::MIGRATIONS[..9] {
+            conn.execute_batch(step.sqlite).unwrap();
         }
         conn.pragma_update(None, "user_version", 9).unwrap();
         for (actor, action, command) in [

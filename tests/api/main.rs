@@ -21,6 +21,7 @@ mod health;
 mod host_key_rotation;
 mod host_keys;
 mod identity;
+mod instances;
 mod layers;
 mod lock;
 mod metrics;

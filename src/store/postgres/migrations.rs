@@ -54,6 +54,11 @@ pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
 
 /// How many steps the database has applied (0: none, or not ours yet).
 pub async fn version(client: &Client) -> Result<i64, tokio_postgres::Error> {
+    version_of(client).await
+}
+
+/// [`version`] on any connection.
+pub async fn version_of(client: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
     let exists: bool = client
         .query_one("SELECT to_regclass('pinkpage_schema') IS NOT NULL", &[])
         .await?

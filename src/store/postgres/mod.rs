@@ -91,6 +91,8 @@ impl Drop for Threads {
 /// The PostgreSQL store. See the module docs.
 pub struct PgStore {
     pool: Pool,
+    /// Where the database is, for `pg_dump` (holds the password).
+    config: tokio_postgres::Config,
     /// The audit chain's key and start, for the appends.
     chain: Arc<Chain>,
     threads: Threads,
@@ -127,7 +129,7 @@ impl PgStore {
             })?;
         let threads = Threads(Some(rt));
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -153,6 +155,7 @@ impl PgStore {
         })??;
         Ok(Arc::new(PgStore {
             pool,
+            config,
             chain: Arc::new(chain),
             threads,
         }))
@@ -316,4 +319,35 @@ mod tests {
             .to_string();
         assert!(gone.contains("store unavailable"), "{gone}");
     }
+}
+
+/// What `pinkpage check-config` says of the database at `url`, read-only
+/// (nothing is created or migrated): the server's version and how far its
+/// schema is, or why it cannot be used.
+pub fn check(url: &str) -> Result<String, String> {
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let connecting = tokio::time::timeout(POOL_WAIT, config.connect(NoTls));
+        let (client, connection) = connecting
+            .await
+            .map_err(|_| "no answer within 5 s".to_owned())?
+            .map_err(|e| describe(&e))?;
+        let driver = tokio::spawn(connection);
+        let server: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(|e| describe(&e))?
+            .get(0);
+        let version = migrations::version_of(&client).await.map_err(|e| describe(&e))?;
+        drop(client);
+        let _ = driver.await;
+        Ok(format!(
+            "PostgreSQL {server}, schema at step {version} of {} (a daemon brings it up to date at start)",
+            crate::store::migrations::MIGRATIONS.len()
+        ))
+    })
 }

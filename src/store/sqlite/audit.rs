@@ -18,7 +18,7 @@ use crate::store::{Applied, Writes};
 /// so there is never a change without its row.
 pub fn insert_audit(conn: &Connection, chain: &Chain, e: &NewAuditEvent) -> rusqlite::Result<i64> {
     let end = tail(conn, chain)?;
-    let (ids, _) = append_after(conn, chain, end, crate::records::INSTANCE, [e])?;
+    let (ids, _) = append_after(conn, chain, end, crate::records::instance(), [e])?;
     Ok(ids[0])
 }
 
@@ -31,7 +31,7 @@ pub fn append(conn: &mut Connection, chain: &Chain, rows: &[NewAuditEvent]) -> W
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error)?;
     let end = tail(&tx, chain).map_err(db_error)?;
-    let (ids, _) = append_after(&tx, chain, end, crate::records::INSTANCE, rows).map_err(db_error)?;
+    let (ids, _) = append_after(&tx, chain, end, crate::records::instance(), rows).map_err(db_error)?;
     tx.commit().map_err(db_error)?;
     Ok(ids.into_iter().map(|id| Applied::Written(Some(id))).collect())
 }

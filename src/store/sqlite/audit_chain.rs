@@ -271,7 +271,7 @@ pub fn cut(
         "rows": rows,
         "before": timestamp(before),
     }));
-    let (ids, _) = append_after(&tx, chain, end, crate::records::INSTANCE, [&event]).map_err(db_error)?;
+    let (ids, _) = append_after(&tx, chain, end, crate::records::instance(), [&event]).map_err(db_error)?;
     tx.commit().map_err(db_error)?;
     log::info!(through_id = through, rows = rows; "audit trail cut by retention");
     Ok(Some(crate::records::AuditCut {

@@ -38,7 +38,7 @@ fn create(conn: &Connection, r: &NewBatchRun) -> rusqlite::Result<()> {
             r.timeout_s,
             r.user,
             r.remote_addr,
-            crate::records::INSTANCE,
+            crate::records::instance(),
         ],
     )?;
     Ok(())

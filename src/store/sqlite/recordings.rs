@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::tx::apply_each;
 use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
-use crate::records::{timestamp, INSTANCE};
+use crate::records::{instance, timestamp};
 use crate::store::Writes;
 
 const COLUMNS: &str = "id, kind, user, server, command, terminal_id, run_id, step, started_at, ended_at, \
@@ -44,7 +44,7 @@ pub(super) fn apply(conn: &mut Connection, writes: &[RecordingWrite]) -> Writes 
                         r.width,
                         r.height,
                         r.file,
-                        INSTANCE,
+                        instance(),
                     ],
                 )?;
             }

@@ -32,7 +32,7 @@ fn insert(conn: &Connection, f: &TempFile) -> rusqlite::Result<i64> {
             f.machine.port,
             f.path,
             f.kind.as_str(),
-            crate::records::INSTANCE,
+            crate::records::instance(),
         ],
     )?;
     Ok(conn.last_insert_rowid())

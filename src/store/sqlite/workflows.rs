@@ -112,7 +112,7 @@ fn create(tx: &Connection, r: &NewWorkflowRun) -> rusqlite::Result<()> {
             r.remote_addr,
             serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".to_owned()),
             timestamp(r.at),
-            crate::records::INSTANCE,
+            crate::records::instance(),
             serde_json::to_string(&servers_of(&r.steps)).unwrap_or_else(|_| "[]".to_owned()),
         ],
     )?;

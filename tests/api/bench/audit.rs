@@ -128,7 +128,7 @@ fn plain_append(conn: &mut rusqlite::Connection, rows: &[NewAuditEvent]) {
                 e.detail.as_ref().map(|d| d.to_string()),
                 e.user,
                 e.remote_addr,
-                pinkpage::records::INSTANCE,
+                pinkpage::records::DEFAULT_INSTANCE,
                 e.domain,
                 e.target,
                 e.outcome.map(|o| o.as_str()),

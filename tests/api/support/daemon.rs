@@ -89,6 +89,19 @@ pub struct TestAppBuilder {
     /// Runs first, before the test admin is made: see
     /// [`TestAppBuilder::seed`].
     seed: Option<Seed>,
+    /// Keep the records in a new PostgreSQL database even outside the
+    /// PostgreSQL pass (a test of several instances).
+    postgres: bool,
+    /// Another instance of a running daemon: its database, audit key and
+    /// test admin ([`TestAppBuilder::instance_of`]).
+    instance_of: Option<Joined>,
+}
+
+/// What an instance shares with the first one on its database.
+struct Joined {
+    url: String,
+    key_file: PathBuf,
+    admin_token: Option<String>,
 }
 
 /// What [`TestAppBuilder::seed`] runs: given the database's path and the
@@ -169,6 +182,28 @@ impl TestAppBuilder {
         self
     }
 
+    /// Keeps the records in a PostgreSQL database of this daemon's own,
+    /// whatever the pass (the first of several instances).
+    pub fn postgres(mut self) -> Self {
+        self.postgres = true;
+        self
+    }
+
+    /// Starts another instance of `first` (which keeps its records in
+    /// PostgreSQL): the same database, audit key and test admin, an
+    /// instance id of its own (the default: its host and port).
+    pub fn instance_of(mut self, first: &TestApp) -> Self {
+        self.instance_of = Some(Joined {
+            url: first
+                .postgres_url()
+                .expect("the first instance keeps its records in PostgreSQL")
+                .to_owned(),
+            key_file: first.dir().join("data/audit.key"),
+            admin_token: first.admin_token.clone(),
+        });
+        self
+    }
+
     /// Starts with an empty account table (no test admin, no token).
     pub fn without_accounts(mut self) -> Self {
         self.no_accounts = true;
@@ -207,18 +242,44 @@ impl TestAppBuilder {
             .as_deref()
             .unwrap_or(dir.path())
             .join("pinkpage.db");
+        // the PostgreSQL pass: a database of this daemon's own, made
+        // before the command line makes the test admin in it
+        let pg = match &self.instance_of {
+            Some(first) => Some(super::postgres::PgDatabase::join(dir.path(), &first.url)),
+            None => (self.postgres || super::postgres::enabled())
+                .then(|| super::postgres::PgDatabase::create(dir.path())),
+        };
         if let Some(seed) = self.seed {
             // where the command line and the daemon find the key
             seed(&db, &dir.path().join("data/audit.key"));
         }
-        let admin_token = if self.no_accounts {
+        let admin_token = if let Some(first) = &self.instance_of {
+            first.admin_token.clone()
+        } else if self.no_accounts {
             None
         } else {
             Some(bootstrap_admin(dir.path(), &db))
         };
 
         let home = dir.path().to_path_buf();
-        let extra = self.env;
+        let mut extra = self.env;
+        if let Some(pg) = &pg {
+            extra.push(("PINKPAGE_DATABASE_URL".to_owned(), pg.url.clone()));
+            // one id per test daemon, the same across its restarts (its
+            // port changes: it binds port 0)
+            if !extra.iter().any(|(k, _)| k == "PINKPAGE_INSTANCE_ID") {
+                extra.push((
+                    "PINKPAGE_INSTANCE_ID".to_owned(),
+                    format!("it-{}", &uuid_like()[..8]),
+                ));
+            }
+        }
+        if let Some(first) = &self.instance_of {
+            extra.push((
+                "PINKPAGE_AUDIT_KEY_FILE".to_owned(),
+                first.key_file.display().to_string(),
+            ));
+        }
         let umask = self.umask;
         let nofile = self.nofile;
         // Every start (and restart) runs the same command.
@@ -281,7 +342,9 @@ impl TestAppBuilder {
             .as_deref()
             .unwrap_or(dir.path())
             .join("pinkpage.db");
-        TestApp::start(Box::new(command), dir, database, admin_token).await
+        let mut app = TestApp::start(Box::new(command), dir, database, admin_token).await;
+        app.postgres = pg;
+        app
     }
 }
 
@@ -298,6 +361,7 @@ pub fn cli(dir: &Path, db: &Path, args: &[&str], stdin: &str) -> (Option<i32>, S
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PINKPAGE_DB", db)
+        .envs(super::postgres::url_for(dir).map(|url| ("PINKPAGE_DATABASE_URL", url)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -380,6 +444,9 @@ pub struct TestApp {
     pub anon: reqwest::Client,
     /// The test admin's API token (`None` when started without accounts).
     pub admin_token: Option<String>,
+    /// The PostgreSQL pass: this daemon's database, dropped after the
+    /// daemon (fields drop in order: `child` is killed first by `Drop`).
+    postgres: Option<super::postgres::PgDatabase>,
 }
 
 impl TestApp {
@@ -427,6 +494,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             admin_token,
+            postgres: None,
         }
     }
 
@@ -677,6 +745,11 @@ impl TestApp {
     /// The daemon's database file.
     pub fn database(&self) -> &Path {
         &self.database
+    }
+
+    /// The PostgreSQL database's URL, when the records are kept there.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|pg| pg.url.as_str())
     }
 }
 

@@ -44,6 +44,7 @@ macro_rules! both_modes {
 pub mod daemon;
 pub mod fixtures;
 pub mod poll;
+pub mod postgres;
 pub mod relay;
 pub mod remote;
 pub mod sshd;
