@@ -846,6 +846,38 @@ mod tests {
     ];
 
     #[test]
+    fn the_instance_id_is_local_on_sqlite_host_and_port_on_postgres_and_checked_when_given() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = SEED.to_vec();
+            vars.extend_from_slice(extra);
+            settings(&vars)
+        };
+        let sqlite = with(&[]).unwrap();
+        assert_eq!(sqlite.instance_id, "local");
+        assert!(sqlite.database_url.is_none());
+        let url = ("PINKPAGE_DATABASE_URL", "postgres://pp:pw@db/pinkpage");
+        let pg = with(&[url]).unwrap();
+        assert!(pg.instance_id.ends_with(":8000"), "{}", pg.instance_id);
+        assert_ne!(pg.instance_id, "local");
+        // the URL holds a password: Debug never shows it
+        assert!(!format!("{pg:?}").contains("pw@"), "{pg:?}");
+        // port 0 gives no stable default: it must be said
+        let e = with(&[url, ("PINKPAGE_BIND", "127.0.0.1:0")]).unwrap_err();
+        assert_eq!(e.variable, "PINKPAGE_INSTANCE_ID");
+        let given = with(&[
+            url,
+            ("PINKPAGE_BIND", "127.0.0.1:0"),
+            ("PINKPAGE_INSTANCE_ID", "node-1"),
+        ]);
+        assert_eq!(given.unwrap().instance_id, "node-1");
+        for bad in ["a b", "x/y", "'; drop", &"n".repeat(65)] {
+            let bad: &'static str = Box::leak(bad.to_owned().into_boxed_str());
+            let e = with(&[("PINKPAGE_INSTANCE_ID", bad)]).unwrap_err();
+            assert_eq!(e.variable, "PINKPAGE_INSTANCE_ID", "{bad}");
+        }
+    }
+
+    #[test]
     fn the_seed_variables_define_two_servers_and_the_default_transfer() {
         let s = settings(SEED).unwrap();
         assert_eq!(s.servers.keys().collect::<Vec<_>>(), ["mdwap1p", "mypap1d"]);
