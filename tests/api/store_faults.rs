@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::support::daemon::{run_to_exit, ServerEntry, TestApp, TEST_ADMIN};
 use crate::support::fixtures::with_servers;
 use crate::support::poll::eventually_within;
+use crate::support::postgres::PrivateCluster;
 use crate::support::tmpfs::Tmpfs;
 use crate::support::ws::WsClient;
 
@@ -64,6 +65,20 @@ impl StoreFault for Locked {
     }
 }
 
+/// PostgreSQL stopped under the daemon, then started again (a restart of
+/// the database server under load).
+struct PostgresStopped<'a>(&'a PrivateCluster);
+
+impl StoreFault for PostgresStopped<'_> {
+    fn begin(&mut self, _: &TestApp) {
+        self.0.stop();
+    }
+
+    fn end(&mut self) {
+        self.0.start_again();
+    }
+}
+
 /// The file system under the database, filled to the last block.
 struct FullDisk<'a> {
     disk: &'a Tmpfs,
@@ -98,6 +113,15 @@ async fn a_locked_database_refuses_new_work_keeps_running_work_and_writes_its_ro
     let (builder, [_alpha]) = with_servers(["alpha"]);
     let app = builder.spawn().await;
     refuses_new_work_keeps_running_work_and_writes_its_rows_after(&app, &mut Locked::default()).await;
+}
+
+#[tokio::test]
+async fn postgres_restarted_refuses_new_work_meanwhile_keeps_running_work_and_writes_its_rows_after() {
+    let cluster = PrivateCluster::start();
+    let (builder, [_alpha]) = with_servers(["alpha"]);
+    let app = builder.postgres_on(&cluster.admin_url()).spawn().await;
+    refuses_new_work_keeps_running_work_and_writes_its_rows_after(&app, &mut PostgresStopped(&cluster)).await;
+    drop(app);
 }
 
 #[tokio::test]

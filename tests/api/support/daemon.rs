@@ -89,9 +89,10 @@ pub struct TestAppBuilder {
     /// Runs first, before the test admin is made: see
     /// [`TestAppBuilder::seed`].
     seed: Option<Seed>,
-    /// Keep the records in a new PostgreSQL database even outside the
-    /// PostgreSQL pass (a test of several instances).
-    postgres: bool,
+    /// Keep the records in a new PostgreSQL database on the cluster of
+    /// this superuser URL, even outside the PostgreSQL pass (a test of
+    /// several instances, of PostgreSQL's faults).
+    postgres: Option<String>,
     /// Another instance of a running daemon: its database, audit key and
     /// test admin ([`TestAppBuilder::instance_of`]).
     instance_of: Option<Joined>,
@@ -185,7 +186,14 @@ impl TestAppBuilder {
     /// Keeps the records in a PostgreSQL database of this daemon's own,
     /// whatever the pass (the first of several instances).
     pub fn postgres(mut self) -> Self {
-        self.postgres = true;
+        self.postgres = Some(super::postgres::admin_url());
+        self
+    }
+
+    /// [`TestAppBuilder::postgres`] on the cluster whose superuser's URL
+    /// is `admin` (a test's private cluster).
+    pub fn postgres_on(mut self, admin: &str) -> Self {
+        self.postgres = Some(admin.to_owned());
         self
     }
 
@@ -246,8 +254,10 @@ impl TestAppBuilder {
         // before the command line makes the test admin in it
         let pg = match &self.instance_of {
             Some(first) => Some(super::postgres::PgDatabase::join(dir.path(), &first.url)),
-            None => (self.postgres || super::postgres::enabled())
-                .then(|| super::postgres::PgDatabase::create(dir.path())),
+            None => match &self.postgres {
+                Some(admin) => Some(super::postgres::PgDatabase::create_on(admin, dir.path())),
+                None => super::postgres::enabled().then(|| super::postgres::PgDatabase::create(dir.path())),
+            },
         };
         if let Some(seed) = self.seed {
             // where the command line and the daemon find the key
