@@ -123,7 +123,10 @@ impl Drop for PgDatabase {
             map.remove(&self.dir);
         }
         if let Some(name) = &self.name {
-            admin_on(&self.admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            admin_on(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
         }
     }
 }
@@ -155,7 +158,10 @@ impl PrivateCluster {
         let port = super::sshd::free_port();
         let data = dir.join("data");
         let cluster = PrivateCluster { bin, dir, port };
-        cluster.as_postgres("initdb", &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"]);
+        cluster.as_postgres(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"],
+        );
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 50\n",
             cluster.dir.display()
@@ -179,7 +185,10 @@ impl PrivateCluster {
     /// Stops it (`fast`: open connections are cut, as a restart does).
     pub fn stop(&self) {
         let data = self.dir.join("data");
-        self.as_postgres("pg_ctl", &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"]);
+        self.as_postgres(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
     }
 
     /// Starts it (again), waiting until it accepts connections.
@@ -188,7 +197,16 @@ impl PrivateCluster {
         let log = self.dir.join("log");
         self.as_postgres(
             "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
     }
 
