@@ -60,3 +60,11 @@ mod tests {
         assert_eq!(first_admin_hint(), "pinkpage user add NAME --role admin");
     }
 }
+
+/// An account's server tags as stored: a JSON array, or `None` for every
+/// server. The one text form for every store.
+pub fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
+    servers
+        .as_ref()
+        .map(|t| serde_json::Value::from(t.clone()).to_string())
+}

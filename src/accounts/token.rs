@@ -126,6 +126,33 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// When a token asked for at `now` with `expires_in` ends (`None`:
+/// never), or why it cannot be made with that label or expiry: every
+/// store's `create_token` checks a request with it before writing.
+pub fn checked_request(
+    label: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    expires_in: Option<chrono::Duration>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::AccountError> {
+    if label.chars().count() > super::MAX_LABEL_LEN || label.chars().any(|c| crate::text::CONTROL.contains(c))
+    {
+        return Err(super::AccountError::Invalid(format!(
+            "token label must be at most {} characters, without control characters",
+            super::MAX_LABEL_LEN
+        )));
+    }
+    match expires_in {
+        None => Ok(None),
+        Some(d) if d > chrono::Duration::zero() => now
+            .checked_add_signed(d)
+            .map(Some)
+            .ok_or_else(|| super::AccountError::Invalid("token expiry is too far away".to_owned())),
+        Some(_) => Err(super::AccountError::Invalid(
+            "token expiry must be in the future".to_owned(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

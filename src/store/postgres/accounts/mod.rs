@@ -104,12 +104,6 @@ fn user_from_row(r: &Row) -> Result<User, AccountError> {
     })
 }
 
-fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
-    servers
-        .as_ref()
-        .map(|t| serde_json::Value::from(t.clone()).to_string())
-}
-
 /// Creates an account. `password_hash` is a PHC string from
 /// [`crate::accounts::password::hash`], or `None` for an account that signs
 /// in only through a trusted proxy.
@@ -131,7 +125,13 @@ pub async fn add_user(
     let row = match tx
         .query_one(
             &sql,
-            &[&name, &role.as_str(), &tags_json(&servers), &password_hash, &now],
+            &[
+                &name,
+                &role.as_str(),
+                &crate::accounts::tags_json(&servers),
+                &password_hash,
+                &now,
+            ],
         )
         .await
     {
@@ -216,7 +216,7 @@ pub async fn change_user(client: &mut Client, name: &str, change: UserChange) ->
     }
     if let Some(servers) = change.servers {
         let servers = servers.map(validate_tags).transpose()?;
-        user = update_user(&tx, name, "servers = $1", &tags_json(&servers)).await?;
+        user = update_user(&tx, name, "servers = $1", &crate::accounts::tags_json(&servers)).await?;
     }
     if let Some(hash) = change.password_hash {
         user = update_user(&tx, name, "password_hash = $1", &Some(hash)).await?;

@@ -1,16 +1,15 @@
 //! The `api_tokens` table on PostgreSQL: tokens for scripts, stored as
 //! digests only. The twin of `crate::store::sqlite::accounts::tokens`.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use deadpool_postgres::{Client, Transaction};
 use pinkpage_actors::secret::Secret;
 use tokio_postgres::Row;
 
 use super::{changing, reading};
 use crate::accounts::token::{digest, Token};
-use crate::accounts::{AccountError, TokenInfo, MAX_LABEL_LEN};
+use crate::accounts::{AccountError, TokenInfo};
 use crate::records::timestamp as rfc3339;
-use crate::text::CONTROL;
 
 const TOKEN_COLUMNS: &str = "t.id, u.name, t.label, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
 
@@ -26,31 +25,6 @@ fn token_from_row(r: &Row) -> Result<TokenInfo, AccountError> {
     })
 }
 
-/// When a token asked for at `now` with `expires_in` ends (`None`:
-/// never), or why it cannot be made with that label or expiry. The same
-/// rule as SQLite's `create_token`.
-fn checked_request(
-    label: &str,
-    now: DateTime<Utc>,
-    expires_in: Option<Duration>,
-) -> Result<Option<DateTime<Utc>>, AccountError> {
-    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(|c| CONTROL.contains(c)) {
-        return Err(AccountError::Invalid(format!(
-            "token label must be at most {MAX_LABEL_LEN} characters, without control characters"
-        )));
-    }
-    match expires_in {
-        None => Ok(None),
-        Some(d) if d > Duration::zero() => now
-            .checked_add_signed(d)
-            .map(Some)
-            .ok_or_else(|| AccountError::Invalid("token expiry is too far away".to_owned())),
-        Some(_) => Err(AccountError::Invalid(
-            "token expiry must be in the future".to_owned(),
-        )),
-    }
-}
-
 /// Creates a token for `user`, expiring after `expires_in` (`None`:
 /// never). Returns its listing and the whole token, which exists nowhere
 /// else: show it once.
@@ -61,7 +35,7 @@ pub async fn create_token(
     expires_in: Option<Duration>,
 ) -> Result<(TokenInfo, Secret), AccountError> {
     let now = Utc::now();
-    let expires_at = checked_request(label, now, expires_in)?;
+    let expires_at = crate::accounts::token::checked_request(label, now, expires_in)?;
     let tx = changing(client).await?;
     let user_id: i64 = tx
         .query_opt("SELECT id FROM users WHERE name = $1", &[&user])

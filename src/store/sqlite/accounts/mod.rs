@@ -55,12 +55,6 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
-    servers
-        .as_ref()
-        .map(|t| serde_json::Value::from(t.clone()).to_string())
-}
-
 /// Creates an account. `password_hash` is a PHC string from
 /// [`crate::accounts::password::hash`], or `None` for an account that signs
 /// in only through a trusted proxy.
@@ -77,7 +71,13 @@ pub fn add_user(
     let inserted = conn.execute(
         "INSERT INTO users (name, role, servers, password_hash, created_at, changed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![name, role.as_str(), tags_json(&servers), password_hash, now],
+        params![
+            name,
+            role.as_str(),
+            crate::accounts::tags_json(&servers),
+            password_hash,
+            now
+        ],
     );
     match inserted {
         Err(rusqlite::Error::SqliteFailure(e, _))
@@ -170,7 +170,7 @@ pub fn set_servers(
     servers: Option<Vec<String>>,
 ) -> Result<User, AccountError> {
     let servers = servers.map(validate_tags).transpose()?;
-    update_user(conn, name, "servers = ?1", &tags_json(&servers))
+    update_user(conn, name, "servers = ?1", &crate::accounts::tags_json(&servers))
 }
 
 /// The access revision: a number that grows whenever a user or a token

@@ -5,9 +5,8 @@ use pinkpage_actors::secret::Secret;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::accounts::token::{digests_equal, Token};
-use crate::accounts::{AccountError, TokenInfo, TokenState, MAX_LABEL_LEN};
+use crate::accounts::{AccountError, TokenInfo, TokenState};
 use crate::records::timestamp as rfc3339;
-use crate::text::CONTROL;
 
 const TOKEN_COLUMNS: &str = "t.id, u.name, t.label, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
 
@@ -32,24 +31,8 @@ pub fn create_token(
     label: &str,
     expires_in: Option<Duration>,
 ) -> Result<(TokenInfo, Secret), AccountError> {
-    if label.chars().count() > MAX_LABEL_LEN || label.chars().any(|c| CONTROL.contains(c)) {
-        return Err(AccountError::Invalid(format!(
-            "token label must be at most {MAX_LABEL_LEN} characters, without control characters"
-        )));
-    }
     let now = Utc::now();
-    let expires_at = match expires_in {
-        None => None,
-        Some(d) if d > Duration::zero() => Some(
-            now.checked_add_signed(d)
-                .ok_or_else(|| AccountError::Invalid("token expiry is too far away".to_owned()))?,
-        ),
-        Some(_) => {
-            return Err(AccountError::Invalid(
-                "token expiry must be in the future".to_owned(),
-            ))
-        }
-    };
+    let expires_at = crate::accounts::token::checked_request(label, now, expires_in)?;
     let user_id: i64 = conn
         .query_row("SELECT id FROM users WHERE name = ?1", [user], |r| r.get(0))
         .optional()?
