@@ -35,6 +35,8 @@ pub mod audit;
 pub mod audit_chain;
 mod backup;
 mod batch;
+#[cfg(test)]
+mod contract_tests;
 mod health;
 pub mod migrations;
 mod recordings;
