@@ -1,92 +1,20 @@
 //! BMX4 runs and their per-command results, in SQL (migration 3): the
 //! PostgreSQL twin of `sqlite::batch`, statement for statement.
-//!
-//! Also what every domain's SQL here shares, as `sqlite::tx` and
-//! `sqlite::batch` do there: applying a batch of records in one
-//! transaction, a savepoint per record ([`apply_each`]), and reading a
-//! row's columns without a panic on a value the code does not expect
-//! ([`col`], [`int`], [`bad_text`]).
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::future::BoxFuture;
 use pinkpage_actors::batch::plan::{CommandResult, CommandStatus};
 use pinkpage_actors::{AppError, ErrorCode};
-use tokio_postgres::types::FromSql;
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::{db_error, pool_error, settle, visible_on, PgStore};
+use super::tx::{apply_each, bad_text, col, flag, int, opt_int, pg_text};
+use super::{db_error, pool_error, visible_on, PgStore};
 use crate::records::batch::{ResultsPage, RESULTS_PAGE_MAX_BYTES};
 use crate::records::{
     timestamp, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun, Visible,
 };
-use crate::store::{Applied, BatchStore, Expired, StoreFuture, Writes};
-
-/// One record's SQL, run inside the record's savepoint: the id the store
-/// gave it, if any.
-pub(super) type WriteOne<T> =
-    for<'t> fn(&'t Transaction<'t>, &'t T) -> BoxFuture<'t, Result<Option<i64>, tokio_postgres::Error>>;
-
-/// Applies `records` in order in one transaction, each in a savepoint of
-/// its own: a record that breaks a constraint or carries a value its
-/// column cannot take is rolled back to its savepoint and
-/// [`Applied::Rejected`], and the batch goes on (as SQLite rolls back just
-/// the failed statement); any other failure (the connection lost, the
-/// database shutting down) fails the whole batch, nothing written: `Err`,
-/// to be tried again.
-pub(super) async fn apply_each<T: Sync>(pool: Pool, records: &[T], write: WriteOne<T>) -> Writes {
-    let mut client = pool.get().await.map_err(pool_error)?;
-    let mut tx = client.transaction().await.map_err(db_error)?;
-    let mut applied: Vec<Applied> = Vec::with_capacity(records.len());
-    for record in records {
-        let sp = tx.savepoint("record").await.map_err(db_error)?;
-        let written = write(&sp, record).await;
-        applied.push(settle(sp, written).await?);
-    }
-    tx.commit().await.map_err(db_error)?;
-    Ok(applied)
-}
-
-/// Column `i` of `row`; a value of another type than the code reads (a
-/// database changed by hand, or by a newer version) is the store's 40000,
-/// not a panic.
-pub(super) fn col<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, AppError> {
-    row.try_get(i).map_err(db_error)
-}
-
-/// A `BIGINT` column as the narrower integer of the record, checked.
-pub(super) fn int<T: TryFrom<i64>>(row: &Row, i: usize) -> Result<T, AppError> {
-    let n: i64 = col(row, i)?;
-    T::try_from(n).map_err(|_| bad_value(row, i, &n.to_string()))
-}
-
-/// A nullable `BIGINT` column as the narrower integer of the record,
-/// checked.
-pub(super) fn opt_int<T: TryFrom<i64>>(row: &Row, i: usize) -> Result<Option<T>, AppError> {
-    let n: Option<i64> = col(row, i)?;
-    n.map(|n| T::try_from(n).map_err(|_| bad_value(row, i, &n.to_string())))
-        .transpose()
-}
-
-/// A 0/1 `BIGINT` column as a flag (anything but 0 is set, as SQLite
-/// reads it).
-pub(super) fn flag(row: &Row, i: usize) -> Result<bool, AppError> {
-    Ok(col::<i64>(row, i)? != 0)
-}
-
-/// A stored name this code does not know (a database written by a newer
-/// version) in column `i`: an error of that row, not a panic.
-pub(super) fn bad_text(row: &Row, i: usize, text: &str) -> AppError {
-    bad_value(row, i, &format!("{text:?}"))
-}
-
-fn bad_value(row: &Row, i: usize, value: &str) -> AppError {
-    let column = row.columns().get(i).map_or("?", |c| c.name());
-    AppError::with_detail(
-        ErrorCode::Database,
-        format!("column {column}: unknown value {value}"),
-    )
-}
+use crate::store::{BatchStore, Expired, StoreFuture, Writes};
 
 /// Applies `writes` in order, in one transaction.
 pub(super) async fn apply(pool: Pool, writes: Vec<BatchWrite>) -> Writes {
@@ -123,7 +51,7 @@ async fn create(tx: &Transaction<'_>, r: &NewBatchRun) -> Result<(), tokio_postg
             &r.timeout_s,
             &r.user,
             &r.remote_addr,
-            &crate::records::INSTANCE,
+            &crate::records::instance(),
         ],
     )
     .await?;
@@ -153,12 +81,12 @@ async fn result(tx: &Transaction<'_>, r: &CommandResult) -> Result<(), tokio_pos
             &r.run_id,
             &r.server,
             &(r.index as i64),
-            &r.command,
+            &pg_text(&r.command),
             &r.status.as_str(),
             &r.exit_status.map(i64::from),
             &r.exit_signal,
-            &r.stdout,
-            &r.stderr,
+            &pg_text(&r.stdout),
+            &pg_text(&r.stderr),
             &i64::from(r.truncated),
             &i64::from(r.attempts),
             &(r.duration_ms as i64),

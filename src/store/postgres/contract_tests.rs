@@ -23,7 +23,7 @@ use crate::records::recording::{Recording, RecordingState, RecordingWrite, Recor
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, BatchEnd, BatchRunStatus, BatchWrite, NewBatchRun, NewWorkflowRun, TempFileWrite, Visible,
-    WorkflowWrite, INSTANCE,
+    WorkflowWrite,
 };
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Applied, Stores};
@@ -916,9 +916,9 @@ async fn interrupt_left_touches_only_the_given_instance(stores: Stores) {
     assert_eq!(rec.state, RecordingState::Recording);
 
     // its own marks what it left, and only that
-    assert_eq!(stores.batches.interrupt_left(INSTANCE, at).await.unwrap(), 1);
-    assert_eq!(stores.workflows.interrupt_left(INSTANCE, at).await.unwrap(), 2);
-    assert_eq!(stores.recordings.interrupt_left(INSTANCE, at).await.unwrap(), 1);
+    assert_eq!(stores.batches.interrupt_left(crate::records::instance(), at).await.unwrap(), 1);
+    assert_eq!(stores.workflows.interrupt_left(crate::records::instance(), at).await.unwrap(), 2);
+    assert_eq!(stores.recordings.interrupt_left(crate::records::instance(), at).await.unwrap(), 1);
     let live = stores
         .batches
         .get("live".into(), ResultsPage::FIRST, Visible::All)
@@ -978,9 +978,9 @@ async fn interrupt_left_touches_only_the_given_instance(stores: Stores) {
         .unwrap();
     let rec = stores.recordings.get("rec-live".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, RecordingState::Interrupted);
-    assert_eq!(stores.batches.interrupt_left(INSTANCE, at).await.unwrap(), 0);
-    assert_eq!(stores.workflows.interrupt_left(INSTANCE, at).await.unwrap(), 0);
-    assert_eq!(stores.recordings.interrupt_left(INSTANCE, at).await.unwrap(), 0);
+    assert_eq!(stores.batches.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
+    assert_eq!(stores.workflows.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
+    assert_eq!(stores.recordings.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
 }
 on_both!(interrupt_left_touches_only_the_given_instance);
 
@@ -1085,7 +1085,7 @@ async fn temp_files_an_instance_left_are_read_back_with_their_ids(stores: Stores
     assert_eq!(applied, written(2));
 
     assert!(stores.temp_files.left("elsewhere").await.unwrap().is_empty());
-    let left = stores.temp_files.left(INSTANCE).await.unwrap();
+    let left = stores.temp_files.left(crate::records::instance()).await.unwrap();
     let got: Vec<(Option<i64>, &TempFile, u32)> = left.iter().map(|l| (l.id, &l.file, l.attempts)).collect();
     assert_eq!(got, [(Some(ids[0]), &files[0], 0), (Some(ids[2]), &files[2], 0)]);
 }

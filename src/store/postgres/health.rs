@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::AppError;
 
-use super::batch::{apply_each, col, flag};
+use super::tx::{apply_each, col, flag};
 use super::{db_error, pool_error, PgStore};
 use crate::records::HealthEvent;
 use crate::store::{HealthStore, StoreFuture, Writes};

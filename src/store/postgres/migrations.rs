@@ -20,9 +20,10 @@ pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
         .await
         .or_else(|e| {
             // two instances creating it at once: one loses the race on the
-            // catalog's unique index, and the table is there
+            // catalog's unique indexes (of tables: 42P07, of their row
+            // types: 42710, or the raw 23505), and the table is there
             if e.code()
-                .is_some_and(|c| c.code() == "23505" || c.code() == "42P07")
+                .is_some_and(|c| matches!(c.code(), "23505" | "42P07" | "42710"))
             {
                 Ok(())
             } else {

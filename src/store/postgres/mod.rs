@@ -42,6 +42,7 @@ pub mod migrations;
 mod recordings;
 mod retention;
 mod temp_files;
+mod tx;
 #[cfg(test)]
 pub(crate) mod testing;
 mod workflows;

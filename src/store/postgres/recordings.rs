@@ -9,10 +9,10 @@ use futures_util::future::BoxFuture;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::batch::{apply_each, col};
+use super::tx::{apply_each, col};
 use super::{db_error, pool_error, PgStore};
 use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
-use crate::records::{timestamp, INSTANCE};
+use crate::records::{instance, timestamp};
 use crate::store::{RecordingStore, StoreFuture, Writes};
 
 const COLUMNS: &str =
@@ -59,7 +59,7 @@ async fn write(tx: &Transaction<'_>, w: &RecordingWrite) -> Result<(), tokio_pos
                     &r.width,
                     &r.height,
                     &r.file,
-                    &INSTANCE,
+                    &instance(),
                 ],
             )
             .await?;

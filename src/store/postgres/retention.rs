@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use pinkpage_actors::AppError;
 
-use super::batch::col;
+use super::tx::col;
 use super::{db_error, pool_error};
 use crate::records::timestamp;
 use crate::store::Expired;

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use pinkpage_actors::files::temp_files::{Machine, RecordedTempFile, TempFile, TempKind};
 use pinkpage_actors::AppError;
 
-use super::batch::{apply_each, col, int};
+use super::tx::{apply_each, col, int};
 use super::{db_error, pool_error, PgStore};
 use crate::records::TempFileWrite;
 use crate::store::{StoreFuture, TempFileStore, Writes};
@@ -47,7 +47,7 @@ async fn insert(tx: &Transaction<'_>, f: &TempFile) -> Result<i64, tokio_postgre
                 &i64::from(f.machine.port),
                 &f.path,
                 &f.kind.as_str(),
-                &crate::records::INSTANCE,
+                &crate::records::instance(),
             ],
         )
         .await?;

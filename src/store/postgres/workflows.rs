@@ -10,7 +10,7 @@ use pinkpage_actors::workflow::plan::servers_of;
 use pinkpage_actors::{AppError, ErrorBody};
 use tokio_postgres::{IsolationLevel, Row};
 
-use super::batch::{apply_each, bad_text, col, opt_int};
+use super::tx::{apply_each, bad_text, col, opt_int, pg_text};
 use super::{db_error, pool_error, visible_on, PgStore};
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
@@ -79,7 +79,7 @@ async fn write(tx: &Transaction<'_>, write: &WorkflowWrite) -> Result<(), tokio_
                     &(*duration_ms as i64),
                     &exit_status.map(i64::from),
                     &error_json(error),
-                    output_tail,
+                    &pg_text(output_tail),
                     confirmed_by,
                 ],
             )
@@ -125,7 +125,7 @@ async fn create(tx: &Transaction<'_>, r: &NewWorkflowRun) -> Result<(), tokio_po
             &r.remote_addr,
             &serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".to_owned()),
             &timestamp(r.at),
-            &crate::records::INSTANCE,
+            &crate::records::instance(),
             &serde_json::to_string(&servers_of(&r.steps)).unwrap_or_else(|_| "[]".to_owned()),
         ],
     )
