@@ -108,13 +108,23 @@ fn main() -> ExitCode {
             let key_file = KeyFile::new(settings::audit_key_file_from_env());
             let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
             let (mut out, mut err) = (stdout.lock(), stderr.lock());
-            match pinkpage::cli::audit::run_audit(
-                &settings::db_path_from_env(),
-                &key_file,
-                cmd,
-                &mut out,
-                &mut err,
-            ) {
+            let ran = match settings::database_url_from_env() {
+                Some(url) => pinkpage::cli::audit::run_audit_on_postgres(
+                    url.expose(),
+                    &key_file,
+                    cmd,
+                    &mut out,
+                    &mut err,
+                ),
+                None => pinkpage::cli::audit::run_audit(
+                    &settings::db_path_from_env(),
+                    &key_file,
+                    cmd,
+                    &mut out,
+                    &mut err,
+                ),
+            };
+            match ran {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(e) => {

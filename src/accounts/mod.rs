@@ -33,6 +33,14 @@ pub fn first_admin_hint() -> &'static str {
     "pinkpage user add NAME --role admin"
 }
 
+/// An account's server tags as stored: a JSON array, or `None` for every
+/// server. The one text form for every store.
+pub fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
+    servers
+        .as_ref()
+        .map(|t| serde_json::Value::from(t.clone()).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use pinkpage_actors::{AppError, ErrorCode};
@@ -59,12 +67,4 @@ mod tests {
     fn the_first_admin_hint_names_the_command() {
         assert_eq!(first_admin_hint(), "pinkpage user add NAME --role admin");
     }
-}
-
-/// An account's server tags as stored: a JSON array, or `None` for every
-/// server. The one text form for every store.
-pub fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
-    servers
-        .as_ref()
-        .map(|t| serde_json::Value::from(t.clone()).to_string())
 }

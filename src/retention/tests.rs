@@ -346,9 +346,7 @@ async fn a_sweep_on_sqlite_deletes_what_is_old_and_counts_it() {
     a_sweep_deletes_what_is_old_and_counts_it(sqlite_stores(&dir).await).await;
 }
 
-// TODO(issue 30): runs once the PostgreSQL audit trail (append, cut) is in
 #[actix::test]
-#[ignore = "needs the PostgreSQL audit trail (append, cut)"]
 async fn a_sweep_on_postgres_deletes_what_is_old_and_counts_it() {
     let (store, _db) = crate::store::postgres::testing::store();
     a_sweep_deletes_what_is_old_and_counts_it(Stores::of(store)).await;

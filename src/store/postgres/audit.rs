@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 
 use super::audit_chain::{append_after, append_one, insert_statement, tail};
 use super::{db_error, describe, pool_error, PgStore};
-use crate::records::{audit::Outcome, timestamp, AuditCut, AuditEvent, AuditQuery, NewAuditEvent, INSTANCE};
+use crate::records::{audit::Outcome, timestamp, AuditCut, AuditEvent, AuditQuery, NewAuditEvent};
 use crate::store::chain::Chain;
 use crate::store::{Applied, AuditStore, StoreFuture, Writes};
 
@@ -29,7 +29,7 @@ use crate::store::{Applied, AuditStore, StoreFuture, Writes};
 /// append meanwhile.
 pub async fn insert_audit(tx: &Transaction<'_>, chain: &Chain, e: &NewAuditEvent) -> Result<i64, AppError> {
     let end = tail(tx, chain).await?;
-    let (ids, _) = append_after(tx, chain, end, INSTANCE, [e])
+    let (ids, _) = append_after(tx, chain, end, crate::records::instance(), [e])
         .await
         .map_err(db_error)?;
     Ok(ids[0])
@@ -50,7 +50,7 @@ pub async fn append(client: &mut Client, chain: &Chain, rows: &[NewAuditEvent]) 
     let mut applied = Vec::with_capacity(rows.len());
     for row in rows {
         let record = tx.savepoint("audit_row").await.map_err(db_error)?;
-        match append_one(&record, &insert, chain, end, INSTANCE, row).await {
+        match append_one(&record, &insert, chain, end, crate::records::instance(), row).await {
             Ok(linked) => {
                 record.commit().await.map_err(db_error)?;
                 end = linked;
@@ -111,7 +111,7 @@ pub(super) async fn interrupt_left_work_and_start(
         // the time of discovery, as late as the lock lets it be
         event.at = crate::records::now();
     }
-    append_after(&tx, chain, end, INSTANCE, &rows)
+    append_after(&tx, chain, end, crate::records::instance(), &rows)
         .await
         .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;

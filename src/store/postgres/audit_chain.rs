@@ -26,6 +26,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::db_error;
+use super::tx::pg_text;
 use crate::records::{timestamp, AuditCut, NewAuditEvent};
 use crate::store::chain::{
     existing_key, is_the_chains, AuditKey, Broken, Chain, ChainError, Field, Head, KeyFile, Mac, Problem,
@@ -207,6 +208,12 @@ async fn last_link(client: &impl GenericClient, chain: &Chain) -> Result<Head, t
 /// must be read committed (the default), never repeatable read, whose
 /// one snapshot would predate the lock.
 pub(super) async fn tail(tx: &Transaction<'_>, chain: &Chain) -> Result<Head, AppError> {
+    // as SQLite's busy timeout: a writer stuck holding the chain (a
+    // command line left waiting) fails this append after 5 s, which the
+    // journal retries, instead of holding every instance's appends
+    tx.batch_execute("SET LOCAL lock_timeout = '5s'")
+        .await
+        .map_err(db_error)?;
     if tx.query_opt(LOCK_CHAIN, &[]).await.map_err(db_error)?.is_none() {
         // every opening writes it before the store serves: only a hand in
         // the database removes it, and without it there is no lock
@@ -242,13 +249,53 @@ pub(super) async fn append_one(
     row: &NewAuditEvent,
 ) -> Result<Head, tokio_postgres::Error> {
     let id = tail.id + 1;
-    let fields = Field::row(id, instance, row);
+    let row = storable(row);
+    let fields = Field::row(id, instance, &row);
     let mac = chain.link(&tail.mac, &fields);
     let mac_hex = mac.to_hex();
     let mut bind: Vec<&(dyn ToSql + Sync)> = fields.iter().map(|f| f as &(dyn ToSql + Sync)).collect();
     bind.push(&mac_hex);
     client.execute(insert, &bind).await?;
     Ok(Head { id, mac })
+}
+
+/// `row` as PostgreSQL can store it: a NUL (which its text cannot hold, and
+/// which a typed command can carry) becomes U+FFFD before the row is
+/// linked, so the trail keeps the row, and its MAC covers what is stored.
+fn storable(row: &NewAuditEvent) -> std::borrow::Cow<'_, NewAuditEvent> {
+    let texts = [
+        &row.server,
+        &row.target,
+        &row.command,
+        &row.user,
+        &row.remote_addr,
+    ];
+    let has_nul = [&row.actor, &row.action, &row.domain]
+        .iter()
+        .any(|t| t.contains('\0'))
+        || texts
+            .iter()
+            .any(|t| t.as_deref().is_some_and(|t| t.contains('\0')));
+    if !has_nul {
+        return std::borrow::Cow::Borrowed(row);
+    }
+    let clean = |t: &str| pg_text(t).into_owned();
+    let mut owned = row.clone();
+    for t in [&mut owned.actor, &mut owned.action, &mut owned.domain] {
+        *t = clean(t);
+    }
+    for t in [
+        &mut owned.server,
+        &mut owned.target,
+        &mut owned.command,
+        &mut owned.user,
+        &mut owned.remote_addr,
+    ] {
+        if let Some(v) = t.as_mut() {
+            *v = clean(v);
+        }
+    }
+    std::borrow::Cow::Owned(owned)
 }
 
 /// Appends `rows` after `tail`, linked, with the next ids; returns them
@@ -343,7 +390,7 @@ pub async fn cut(
         "rows": rows,
         "before": timestamp(before),
     }));
-    let (ids, _) = append_after(&tx, chain, end, crate::records::INSTANCE, [&event])
+    let (ids, _) = append_after(&tx, chain, end, crate::records::instance(), [&event])
         .await
         .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;

@@ -916,9 +916,30 @@ async fn interrupt_left_touches_only_the_given_instance(stores: Stores) {
     assert_eq!(rec.state, RecordingState::Recording);
 
     // its own marks what it left, and only that
-    assert_eq!(stores.batches.interrupt_left(crate::records::instance(), at).await.unwrap(), 1);
-    assert_eq!(stores.workflows.interrupt_left(crate::records::instance(), at).await.unwrap(), 2);
-    assert_eq!(stores.recordings.interrupt_left(crate::records::instance(), at).await.unwrap(), 1);
+    assert_eq!(
+        stores
+            .batches
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        stores
+            .workflows
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        stores
+            .recordings
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        1
+    );
     let live = stores
         .batches
         .get("live".into(), ResultsPage::FIRST, Visible::All)
@@ -978,9 +999,30 @@ async fn interrupt_left_touches_only_the_given_instance(stores: Stores) {
         .unwrap();
     let rec = stores.recordings.get("rec-live".into()).await.unwrap().unwrap();
     assert_eq!(rec.state, RecordingState::Interrupted);
-    assert_eq!(stores.batches.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
-    assert_eq!(stores.workflows.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
-    assert_eq!(stores.recordings.interrupt_left(crate::records::instance(), at).await.unwrap(), 0);
+    assert_eq!(
+        stores
+            .batches
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        stores
+            .workflows
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        stores
+            .recordings
+            .interrupt_left(crate::records::instance(), at)
+            .await
+            .unwrap(),
+        0
+    );
 }
 on_both!(interrupt_left_touches_only_the_given_instance);
 

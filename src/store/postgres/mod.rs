@@ -42,9 +42,9 @@ pub mod migrations;
 mod recordings;
 mod retention;
 mod temp_files;
-mod tx;
 #[cfg(test)]
 pub(crate) mod testing;
+mod tx;
 mod workflows;
 
 use std::future::Future;
@@ -268,9 +268,59 @@ pub fn visible_on(column: &str, param: &str) -> String {
     )
 }
 
-/// TODO(issue 30): a method not yet written for PostgreSQL.
-pub(crate) fn not_yet<T: Send + 'static>() -> futures_util::future::BoxFuture<'static, Result<T, AppError>> {
-    Box::pin(async { Err(unavailable("not yet written for PostgreSQL")) })
+/// One connection to the database at `url` for the command line's
+/// read-only commands (`pinkpage audit`): nothing migrated or created.
+/// Drive it on the caller's runtime; the error says why, without the URL.
+pub async fn reader(url: &str) -> Result<deadpool_postgres::Client, String> {
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(1)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT))
+        .create_timeout(Some(POOL_WAIT))
+        .build()
+        .map_err(|e| e.to_string())?;
+    pool.get()
+        .await
+        .map_err(|e| pool_error(e).detail.unwrap_or_default())
+}
+
+/// What `pinkpage check-config` says of the database at `url`, read-only
+/// (nothing is created or migrated): the server's version and how far its
+/// schema is, or why it cannot be used.
+pub fn check(url: &str) -> Result<String, String> {
+    let config = tokio_postgres::Config::from_str(url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let connecting = tokio::time::timeout(POOL_WAIT, config.connect(NoTls));
+        let (client, connection) = connecting
+            .await
+            .map_err(|_| "no answer within 5 s".to_owned())?
+            .map_err(|e| describe(&e))?;
+        let driver = tokio::spawn(connection);
+        let server: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(|e| describe(&e))?
+            .get(0);
+        let version = migrations::version_of(&client).await.map_err(|e| describe(&e))?;
+        drop(client);
+        let _ = driver.await;
+        Ok(format!(
+            "PostgreSQL {server}, schema at step {version} of {} (a daemon brings it up to date at start)",
+            crate::store::migrations::MIGRATIONS.len()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -322,35 +372,4 @@ mod tests {
             .to_string();
         assert!(gone.contains("store unavailable"), "{gone}");
     }
-}
-
-/// What `pinkpage check-config` says of the database at `url`, read-only
-/// (nothing is created or migrated): the server's version and how far its
-/// schema is, or why it cannot be used.
-pub fn check(url: &str) -> Result<String, String> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let connecting = tokio::time::timeout(POOL_WAIT, config.connect(NoTls));
-        let (client, connection) = connecting
-            .await
-            .map_err(|_| "no answer within 5 s".to_owned())?
-            .map_err(|e| describe(&e))?;
-        let driver = tokio::spawn(connection);
-        let server: String = client
-            .query_one("SHOW server_version", &[])
-            .await
-            .map_err(|e| describe(&e))?
-            .get(0);
-        let version = migrations::version_of(&client).await.map_err(|e| describe(&e))?;
-        drop(client);
-        let _ = driver.await;
-        Ok(format!(
-            "PostgreSQL {server}, schema at step {version} of {} (a daemon brings it up to date at start)",
-            crate::store::migrations::MIGRATIONS.len()
-        ))
-    })
 }

@@ -93,4 +93,3 @@ fn bad_value(row: &Row, i: usize, value: &str) -> AppError {
         format!("column {column}: unknown value {value}"),
     )
 }
-

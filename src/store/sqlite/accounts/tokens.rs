@@ -129,6 +129,7 @@ mod tests {
     use super::super::{add_user, revision, test_db};
     use super::*;
     use crate::accounts::token::digest;
+    use crate::accounts::MAX_LABEL_LEN;
     use pinkpage_actors::access::Role;
 
     fn with_user() -> Connection {
