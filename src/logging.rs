@@ -7,7 +7,11 @@
 //! `{"time", "level", "target", "message", "fields": {...}}`.
 //!
 //! Nothing here filters secrets: secrets are kept out of log calls by type
-//! (`Secret` prints as `[redacted]`) and by review.
+//! (`Secret` prints as `[redacted]`) and by review. The one exception is
+//! a library that logs what we hand it: the PostgreSQL driver writes every
+//! statement's parameters (password and token hashes among them) at
+//! debug, so its targets are held at `warn` whatever `RUST_LOG` says
+//! ([`QUIET`]).
 //!
 //! Client strings (paths, server names, error details quoting them) reach
 //! the log through messages and fields, so both formats make sure one
@@ -27,11 +31,18 @@ use log::kv::{self, VisitSource};
 
 use crate::settings::LogFormat;
 
+/// Libraries whose debug and info lines would carry our secrets: held at
+/// `warn`, after `RUST_LOG`, so no directive of it can lower them.
+pub const QUIET: &[&str] = &["tokio_postgres", "deadpool_postgres"];
+
 /// Installs the global logger. Safe to call once per process.
 pub fn init(format: LogFormat) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(&filter);
+    for target in QUIET {
+        builder.filter_module(target, log::LevelFilter::Warn);
+    }
     match format {
         LogFormat::Json => builder.format(|buf, record| writeln!(buf, "{}", json_line(record))),
         LogFormat::Text => builder.format(|buf, record| writeln!(buf, "{}", text_line(record))),

@@ -232,6 +232,9 @@ where
         eprintln!("pinkpage: PINKPAGE_DATABASE_URL is not set");
         return ExitCode::FAILURE;
     };
+    // the command line's own rows (its audit rows) are no instance's live
+    // work: a name no daemon recovers
+    let _ = pinkpage::records::set_instance("cli");
     let key_file = KeyFile::new(settings::audit_key_file_from_env());
     let store = match pinkpage::store::postgres::PgStore::open(url.expose(), &key_file) {
         Ok(store) => store,

@@ -206,7 +206,7 @@ impl TestAppBuilder {
                 .postgres_url()
                 .expect("the first instance keeps its records in PostgreSQL")
                 .to_owned(),
-            key_file: first.dir().join("data/audit.key"),
+            key_file: first.audit_key_file().to_owned(),
             admin_token: first.admin_token.clone(),
         });
         self
@@ -272,6 +272,7 @@ impl TestAppBuilder {
         };
 
         let home = dir.path().to_path_buf();
+        let home_key = home.join("data/audit.key");
         let mut extra = self.env;
         if let Some(pg) = &pg {
             extra.push(("PINKPAGE_DATABASE_URL".to_owned(), pg.url.clone()));
@@ -352,8 +353,13 @@ impl TestAppBuilder {
             .as_deref()
             .unwrap_or(dir.path())
             .join("pinkpage.db");
+        let audit_key = match &self.instance_of {
+            Some(first) => first.key_file.clone(),
+            None => home_key,
+        };
         let mut app = TestApp::start(Box::new(command), dir, database, admin_token).await;
         app.postgres = pg;
+        app.audit_key = audit_key;
         app
     }
 }
@@ -457,6 +463,8 @@ pub struct TestApp {
     /// The PostgreSQL pass: this daemon's database, dropped after the
     /// daemon (fields drop in order: `child` is killed first by `Drop`).
     postgres: Option<super::postgres::PgDatabase>,
+    /// The audit key file it was started with.
+    audit_key: PathBuf,
 }
 
 impl TestApp {
@@ -505,6 +513,7 @@ impl TestApp {
                 .unwrap(),
             admin_token,
             postgres: None,
+            audit_key: PathBuf::new(),
         }
     }
 
@@ -755,6 +764,12 @@ impl TestApp {
     /// The daemon's database file.
     pub fn database(&self) -> &Path {
         &self.database
+    }
+
+    /// The audit key file the daemon reads (an instance of another shares
+    /// the first one's).
+    pub fn audit_key_file(&self) -> &Path {
+        &self.audit_key
     }
 
     /// The PostgreSQL database's URL, when the records are kept there.
