@@ -12,7 +12,7 @@ use pinkpage::cli::{Cli, Command};
 use pinkpage::settings::{self, Settings};
 use pinkpage::startup::Application;
 use pinkpage::store::chain::KeyFile;
-use pinkpage::store::sqlite::OpenError;
+use pinkpage::store::OpenError;
 
 fn main() -> ExitCode {
     // before any thread allocates: memory a burst took comes back

@@ -75,7 +75,7 @@ pub fn run_audit_on_postgres(
 
 /// Says what verifying found; `Ok(false)` when the chain did not verify.
 fn report(
-    found: audit_chain::Verification,
+    found: crate::store::chain::Verification,
     head: Option<crate::store::chain::Head>,
     key_file: &KeyFile,
     out: &mut dyn Write,

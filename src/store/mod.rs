@@ -368,6 +368,34 @@ impl Stores {
     }
 }
 
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database cannot be opened, read or written.
+    #[error("{}", .0.detail.clone().unwrap_or_else(|| .0.code.message().to_owned()))]
+    Database(AppError),
+    /// The audit chain's key is missing, wrong or unusable.
+    #[error(transparent)]
+    Chain(crate::store::chain::ChainError),
+}
+
+impl From<AppError> for OpenError {
+    fn from(e: AppError) -> Self {
+        OpenError::Database(e)
+    }
+}
+
+impl From<crate::store::chain::ChainError> for OpenError {
+    fn from(e: crate::store::chain::ChainError) -> Self {
+        match e {
+            crate::store::chain::ChainError::Store(why) => {
+                OpenError::Database(AppError::with_detail(ErrorCode::Database, why))
+            }
+            other => OpenError::Chain(other),
+        }
+    }
+}
+
 /// The 40000 of a store that cannot be reached at all.
 pub fn unavailable(why: impl std::fmt::Display) -> AppError {
     AppError::with_detail(ErrorCode::Database, format!("store unavailable: {why}"))

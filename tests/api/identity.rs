@@ -447,11 +447,26 @@ async fn a_canary_password_and_token_appear_nowhere_but_their_hashes() {
     ] {
         responses.push_str(&app.get(path).await.text().await.unwrap());
     }
-    let mut database = Vec::new();
-    for file in ["pinkpage.db", "pinkpage.db-wal", "pinkpage.db-shm"] {
-        database.extend(std::fs::read(app.dir().join(file)).unwrap_or_default());
-    }
-    let database = String::from_utf8_lossy(&database).into_owned();
+    let database = match app.postgres_url() {
+        // the PostgreSQL pass: every row of the database, as pg_dump writes it
+        Some(url) => {
+            let out = std::process::Command::new("pg_dump")
+                .arg("--data-only")
+                .arg("--dbname")
+                .arg(url)
+                .output()
+                .expect("run pg_dump");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        None => {
+            let mut database = Vec::new();
+            for file in ["pinkpage.db", "pinkpage.db-wal", "pinkpage.db-shm"] {
+                database.extend(std::fs::read(app.dir().join(file)).unwrap_or_default());
+            }
+            String::from_utf8_lossy(&database).into_owned()
+        }
+    };
     let cmdlines = all_cmdlines();
     for secret in secrets {
         assert!(secret.len() > 10);

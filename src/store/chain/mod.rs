@@ -92,6 +92,15 @@ pub fn is_the_chains(key: &AuditKey, key_check: &str, key_file: &KeyFile) -> Res
     }
 }
 
+/// What `pinkpage audit verify` found.
+#[derive(Debug)]
+pub struct Verification {
+    /// Whether the key's check value is the chain record's.
+    pub key_matches: bool,
+    /// The chain verified, or its first bad row.
+    pub chain: Result<Verified, Broken>,
+}
+
 /// Why a chain cannot be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {

@@ -28,13 +28,13 @@ use tokio_postgres::{IsolationLevel, Row};
 use super::db_error;
 use super::tx::pg_text;
 use crate::records::{timestamp, AuditCut, NewAuditEvent};
+/// What `pinkpage audit verify` found: the same answer as on SQLite, so
+/// the command line prints either alike.
+pub use crate::store::chain::Verification;
 use crate::store::chain::{
     existing_key, is_the_chains, AuditKey, Broken, Chain, ChainError, Field, Head, KeyFile, Mac, Problem,
     Verified, Walk, COLUMNS,
 };
-/// What `pinkpage audit verify` found: the same answer as on SQLite, so
-/// the command line prints either alike.
-pub use crate::store::sqlite::audit_chain::Verification;
 
 /// [`COLUMNS`] as SQL, for reading rows to link or verify (`user` is a
 /// reserved word in PostgreSQL: quoted).

@@ -58,7 +58,7 @@ use tokio_postgres::NoTls;
 
 use super::{unavailable, Applied, StoreFuture};
 use crate::store::chain::{Chain, KeyFile};
-use crate::store::sqlite::OpenError;
+use crate::store::OpenError;
 
 /// Connections the pool keeps at most: the journal's writers, the REST
 /// reads and the account refresher at once, with room to spare; several

@@ -21,7 +21,7 @@ use super::tx::db_error;
 use crate::records::{timestamp, NewAuditEvent};
 use crate::store::chain::{
     existing_key, is_the_chains, AuditKey, Broken, Chain, ChainError, Field, Head, KeyFile, Mac, Problem,
-    Verified, Walk, COLUMNS,
+    Verification, Verified, Walk, COLUMNS,
 };
 
 /// [`COLUMNS`] as SQL, for reading rows to link or verify.
@@ -329,15 +329,6 @@ pub fn head(conn: &Connection, key_file: &KeyFile) -> Result<Head, ChainError> {
         });
     }
     tail(conn, &Chain::new(key, record.genesis)).map_err(store_error)
-}
-
-/// What `pinkpage audit verify` found.
-#[derive(Debug)]
-pub struct Verification {
-    /// Whether the key's check value is the chain record's.
-    pub key_matches: bool,
-    /// The chain verified, or its first bad row.
-    pub chain: Result<Verified, Broken>,
 }
 
 /// Verifies the whole chain with the key, against `head` when given, in

@@ -62,7 +62,8 @@ use crate::records::{
     AuditCut, AuditEvent, AuditQuery, BatchRun, BatchRunDetail, BatchWrite, HealthEvent, NewAuditEvent,
     TempFileWrite, Visible, WorkflowRun, WorkflowRunDetail, WorkflowWrite,
 };
-use crate::store::chain::{Chain, ChainError, KeyFile};
+use crate::store::chain::{Chain, KeyFile};
+pub use crate::store::OpenError;
 
 /// Threads serving the store; two let a slow write not hold up a read.
 const STORE_THREADS: usize = 2;
@@ -98,32 +99,6 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The audit chain's key and start, for the threads' appends.
     chain: Arc<Chain>,
-}
-
-/// Why the store could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The database cannot be opened, read or written.
-    #[error("{}", .0.detail.clone().unwrap_or_else(|| .0.code.message().to_owned()))]
-    Database(AppError),
-    /// The audit chain's key is missing, wrong or unusable.
-    #[error(transparent)]
-    Chain(ChainError),
-}
-
-impl From<AppError> for OpenError {
-    fn from(e: AppError) -> Self {
-        OpenError::Database(e)
-    }
-}
-
-impl From<ChainError> for OpenError {
-    fn from(e: ChainError) -> Self {
-        match e {
-            ChainError::Store(why) => OpenError::Database(AppError::with_detail(ErrorCode::Database, why)),
-            other => OpenError::Chain(other),
-        }
-    }
 }
 
 impl SqliteStore {

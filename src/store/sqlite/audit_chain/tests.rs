@@ -84,10 +84,7 @@ fn a_chain_with_its_key_missing_or_another_key_is_refused_and_no_key_is_made() {
     let elsewhere = KeyFile::new(s.key.path().with_file_name("other.key"));
     let err = open_direct(&s.db, &elsewhere).unwrap_err();
     assert!(
-        matches!(
-            err,
-            crate::store::sqlite::OpenError::Chain(ChainError::KeyMissing { .. })
-        ),
+        matches!(err, crate::store::OpenError::Chain(ChainError::KeyMissing { .. })),
         "{err}"
     );
     assert!(
@@ -98,10 +95,7 @@ fn a_chain_with_its_key_missing_or_another_key_is_refused_and_no_key_is_made() {
     elsewhere.load_or_create().unwrap();
     let err = open_direct(&s.db, &elsewhere).unwrap_err();
     assert!(
-        matches!(
-            err,
-            crate::store::sqlite::OpenError::Chain(ChainError::WrongKey { .. })
-        ),
+        matches!(err, crate::store::OpenError::Chain(ChainError::WrongKey { .. })),
         "{err}"
     );
 }
