@@ -24,6 +24,7 @@ mod peer;
 mod policy;
 mod recordings;
 mod stats;
+mod stores;
 mod terminal;
 mod terminals;
 mod transfers;
@@ -46,6 +47,28 @@ fn assert_table_line(table: &str, start: &str) {
         table.lines().any(|l| l.starts_with(start)),
         "no line starting {start:?} in\n{table}"
     );
+}
+
+#[test]
+fn stores_benchmark_compares_sqlite_and_postgres_appends_on_a_tiny_workload() {
+    let w = stores::Workload {
+        rows: 300,
+        rounds: 1,
+        ..stores::Workload::FULL
+    };
+    let report = stores::run(w);
+    for (what, figures) in [
+        ("SQLite", &report.sqlite_rps),
+        ("PostgreSQL", &report.postgres_rps),
+        ("three PostgreSQL instances", &report.three_instances_rps),
+    ] {
+        assert_figures(&format!("{what}, one row"), &figures[0], 1);
+        assert_figures(&format!("{what}, 256 rows"), &figures[1], 1);
+    }
+    let table = report.to_string();
+    assert_table_line(&table, "## Audit appends by store (300 rows");
+    assert_table_line(&table, "| 1 row a transaction | ");
+    assert_table_line(&table, "| 256 rows a transaction | ");
 }
 
 #[test]
