@@ -41,6 +41,12 @@ pub fn tags_json(servers: &Option<Vec<String>>) -> Option<String> {
         .map(|t| serde_json::Value::from(t.clone()).to_string())
 }
 
+/// How long the session log keeps an entry (every store prunes it so):
+/// far longer than a daemon's one-second look, so only a daemon whose
+/// store failed for minutes finds the log pruned past what it saw (and
+/// reloads whole).
+pub const SESSION_LOG_KEPT: chrono::Duration = chrono::Duration::minutes(10);
+
 #[cfg(test)]
 mod tests {
     use pinkpage_actors::{AppError, ErrorCode};

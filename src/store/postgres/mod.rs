@@ -371,5 +371,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(gone.contains("store unavailable"), "{gone}");
+        // TLS to PostgreSQL is not supported yet: asking for it is refused,
+        // never silently downgraded
+        let tls = format!("{}?sslmode=require", db.url);
+        let refused = PgStore::open(&tls, &db.key_file).unwrap_err().to_string();
+        assert!(refused.contains("TLS"), "{refused}");
     }
 }

@@ -72,7 +72,10 @@ async fn append_all(store: &dyn AuditStore, rows: &[NewAuditEvent], batch: usize
     let t = Instant::now();
     for chunk in rows.chunks(batch) {
         let applied = store.append(chunk.to_vec()).await.expect("append");
-        assert!(applied.iter().all(|a| matches!(a, Applied::Written(_))), "{applied:?}");
+        assert!(
+            applied.iter().all(|a| matches!(a, Applied::Written(_))),
+            "{applied:?}"
+        );
     }
     rows.len() as f64 / t.elapsed().as_secs_f64()
 }
@@ -127,16 +130,17 @@ async fn measure(w: Workload) -> Report {
             drop(pg);
 
             let db3 = Database::create();
-            let instances: Vec<Arc<PgStore>> = (0..3)
-                .map(|_| PgStore::open(&db3.url(), &key).unwrap())
-                .collect();
+            let instances: Vec<Arc<PgStore>> =
+                (0..3).map(|_| PgStore::open(&db3.url(), &key).unwrap()).collect();
             let third = rows.len() / 3;
             let t = Instant::now();
             let mut writers = Vec::new();
             for (i, store) in instances.iter().enumerate() {
                 let part = rows[i * third..(i + 1) * third].to_vec();
                 let store = store.clone();
-                writers.push(actix::spawn(async move { append_all(&*store, &part, batch).await }));
+                writers.push(actix::spawn(
+                    async move { append_all(&*store, &part, batch).await },
+                ));
             }
             for w in writers {
                 w.await.unwrap();

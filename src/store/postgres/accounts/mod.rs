@@ -40,11 +40,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::{db_error, describe, pool_error, PgStore};
+use crate::accounts::SESSION_LOG_KEPT;
 use crate::accounts::{
     validate_name, validate_tags, AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User,
 };
 use crate::records::timestamp as rfc3339;
-use crate::store::sqlite::accounts::SESSION_LOG_KEPT;
 use crate::store::{AccountStore, StoreFuture, UserChange};
 
 /// A database failure of an account operation, in [`describe`]'s words

@@ -662,7 +662,7 @@ async fn a_pruned_log_sends_a_reader_that_is_behind_to_a_whole_reload(store: Sto
         store.changes(rev, q0).await.unwrap(),
         AccessChanges::Sessions(_)
     ));
-    let later = Utc::now() + crate::store::sqlite::accounts::SESSION_LOG_KEPT + Duration::minutes(1);
+    let later = Utc::now() + crate::accounts::SESSION_LOG_KEPT + Duration::minutes(1);
     assert_eq!(store.persist_sessions(vec![], later, day).await.unwrap(), 0);
     match store.changes(rev, q0).await.unwrap() {
         AccessChanges::Reload(loaded) => {

@@ -12,10 +12,7 @@ use crate::accounts::token::new_public_id;
 use crate::accounts::{AccountError, SessionChanges, SessionRow, StartedSession};
 use crate::records::timestamp as rfc3339;
 
-/// How long the session log keeps an entry: far longer than a daemon's
-/// one-second look, so only a daemon whose store failed for minutes finds
-/// the log pruned past what it saw (and reloads whole).
-pub const SESSION_LOG_KEPT: chrono::Duration = chrono::Duration::minutes(10);
+pub use crate::accounts::SESSION_LOG_KEPT;
 
 const SESSION_COLUMNS: &str =
     "s.id, s.secret_hash, u.name, s.created_at, s.last_seen_at, s.expires_at, s.remote_addr, s.seq";
