@@ -239,6 +239,107 @@ pub struct AuditCut {
     pub cut_id: i64,
 }
 
+/// The pairs of actions that open and close a piece of work a connection
+/// does (at most one of each kind at a time per connection, so a start is
+/// closed by the next end of its kind from the same actor), and the action
+/// that records it was cut off by the daemon's end. Every way such work
+/// ends while the daemon runs writes its end row, a client that leaves
+/// included (`audit_cut_off` in `ws::stub` and `ws::bmx5::script`). Lock
+/// sessions are not here: a lock released by a disconnect or taken away by
+/// an admin has no `session.end`, and a restart always starts with the lock
+/// free.
+pub const WORK_PAIRS: [(&str, &str, &str); 3] = [
+    ("ssh.command.start", "ssh.command.end", "ssh.command.interrupted"),
+    ("transfer.start", "transfer.end", "transfer.interrupted"),
+    ("script.start", "script.end", "script.interrupted"),
+];
+
+/// Every action of [`WORK_PAIRS`]: the rows start-up recovery reads.
+pub fn work_actions() -> Vec<&'static str> {
+    WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect()
+}
+
+/// One stored row of work as start-up recovery reads it, whatever the
+/// store: `id, at, actor, action, server, command, user, remote_addr,
+/// detail, domain, target`.
+pub struct WorkRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub server: Option<String>,
+    pub command: Option<String>,
+    pub user: Option<String>,
+    pub remote_addr: Option<String>,
+    pub detail: Option<String>,
+    pub domain: Option<String>,
+    pub target: Option<String>,
+}
+
+/// The work a stopped daemon left open, followed row by row in id order
+/// (every store's start-up recovery: the rule is here once).
+#[derive(Default)]
+pub struct LeftWork {
+    /// (actor, pair index) -> the `.interrupted` row its open start needs.
+    open: std::collections::HashMap<(String, usize), NewAuditEvent>,
+}
+
+impl LeftWork {
+    /// One work row: a start opens its work, an end of the same actor
+    /// closes it, an `.interrupted` row naming the start closes it too (a
+    /// start-up that did not finish already marked it).
+    pub fn follow(&mut self, row: WorkRow) {
+        let action = row.action.as_str();
+        if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
+            let action = WORK_PAIRS[pair].2;
+            let event = NewAuditEvent {
+                at: crate::records::now(),
+                actor: row.actor.clone(),
+                domain: row.domain.unwrap_or_else(|| domain_of(action).to_owned()),
+                action: action.to_owned(),
+                server: row.server,
+                target: row.target,
+                outcome: Some(Outcome::Interrupted),
+                code: None,
+                command: row.command,
+                exit_status: None,
+                bytes: None,
+                detail: Some(serde_json::json!({
+                    "started_at": row.at,
+                    "start_id": row.id,
+                    "reason": "no end was recorded before the daemon stopped",
+                })),
+                user: row.user,
+                remote_addr: row.remote_addr,
+            };
+            self.open.insert((row.actor, pair), event);
+        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, end, _)| *end == action) {
+            self.open.remove(&(row.actor, pair));
+        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, _, cut)| *cut == action) {
+            let start_id = row
+                .detail
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|d| d["start_id"].as_i64());
+            let key = (row.actor, pair);
+            let names_it = self
+                .open
+                .get(&key)
+                .and_then(|e| e.detail.as_ref())
+                .is_some_and(|d| d["start_id"].as_i64() == start_id);
+            if names_it {
+                self.open.remove(&key);
+            }
+        }
+    }
+
+    /// The `.interrupted` rows to write, oldest start first.
+    pub fn interrupted(self) -> Vec<NewAuditEvent> {
+        let mut left: Vec<NewAuditEvent> = self.open.into_values().collect();
+        left.sort_by_key(|e| e.detail.as_ref().and_then(|d| d["start_id"].as_i64()));
+        left
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

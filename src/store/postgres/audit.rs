@@ -8,8 +8,6 @@
 //! (`audit_chain::tail`), across instances and the command line; nothing
 //! else is shared but the read-only [`Chain`].
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, GenericClient, Transaction};
 use futures_util::future::BoxFuture;
@@ -18,6 +16,7 @@ use tokio_postgres::Row;
 
 use super::audit_chain::{append_after, append_one, insert_statement, tail};
 use super::{db_error, describe, pool_error, PgStore};
+use crate::records::audit::{work_actions, LeftWork, WorkRow};
 use crate::records::{audit::Outcome, timestamp, AuditCut, AuditEvent, AuditQuery, NewAuditEvent};
 use crate::store::chain::Chain;
 use crate::store::{Applied, AuditStore, StoreFuture, Writes};
@@ -73,15 +72,6 @@ fn refuses_value(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| c.code().starts_with("22"))
 }
 
-/// The pairs of actions that open and close a piece of work a connection
-/// does, and the action that records it was cut off by the daemon's end:
-/// SQLite's `WORK_PAIRS` (see there why these and only these).
-const WORK_PAIRS: [(&str, &str, &str); 3] = [
-    ("ssh.command.start", "ssh.command.end", "ssh.command.interrupted"),
-    ("transfer.start", "transfer.end", "transfer.interrupted"),
-    ("script.start", "script.end", "script.interrupted"),
-];
-
 /// Rows of work read per query at start-up: the scan holds one page and
 /// the work still open, however long the last daemon ran.
 const WORK_PAGE: i64 = 1000;
@@ -130,7 +120,7 @@ async fn left_work(client: &impl GenericClient, instance: &str) -> Result<Vec<Ne
         .await
         .and_then(|r| r.try_get(0))
         .map_err(db_error)?;
-    let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect();
+    let actions = work_actions();
     let page = client
         .prepare(
             "SELECT id, at, actor, action, server, command, \"user\", remote_addr, detail, domain, target
@@ -139,8 +129,7 @@ async fn left_work(client: &impl GenericClient, instance: &str) -> Result<Vec<Ne
         )
         .await
         .map_err(db_error)?;
-    // (actor, pair index) -> the open start
-    let mut open: HashMap<(String, usize), NewAuditEvent> = HashMap::new();
+    let mut left = LeftWork::default();
     let mut after = since;
     loop {
         let rows = client
@@ -149,70 +138,30 @@ async fn left_work(client: &impl GenericClient, instance: &str) -> Result<Vec<Ne
             .map_err(db_error)?;
         for row in &rows {
             after = row.try_get(0).map_err(db_error)?;
-            follow_work(&mut open, row).map_err(db_error)?;
+            left.follow(work_row(row).map_err(db_error)?);
         }
         if (rows.len() as i64) < WORK_PAGE {
             break;
         }
     }
-    let mut left: Vec<NewAuditEvent> = open.into_values().collect();
-    left.sort_by_key(|e| e.detail.as_ref().and_then(|d| d["start_id"].as_i64()));
-    Ok(left)
+    Ok(left.interrupted())
 }
 
-/// One work row, in id order: a start opens its work, an end of the same
-/// actor closes it, an `.interrupted` row naming the start closes it too.
-fn follow_work(
-    open: &mut HashMap<(String, usize), NewAuditEvent>,
-    row: &Row,
-) -> Result<(), tokio_postgres::Error> {
-    let action: String = row.try_get(3)?;
-    let actor: String = row.try_get(2)?;
-    if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
-        let start_id: i64 = row.try_get(0)?;
-        let started_at: String = row.try_get(1)?;
-        let action = WORK_PAIRS[pair].2;
-        let domain: Option<String> = row.try_get(9)?;
-        let event = NewAuditEvent {
-            at: crate::records::now(),
-            actor: actor.clone(),
-            domain: domain.unwrap_or_else(|| crate::records::audit::domain_of(action).to_owned()),
-            action: action.to_owned(),
-            server: row.try_get(4)?,
-            target: row.try_get(10)?,
-            outcome: Some(Outcome::Interrupted),
-            code: None,
-            command: row.try_get(5)?,
-            exit_status: None,
-            bytes: None,
-            detail: Some(serde_json::json!({
-                "started_at": started_at,
-                "start_id": start_id,
-                "reason": "no end was recorded before the daemon stopped",
-            })),
-            user: row.try_get(6)?,
-            remote_addr: row.try_get(7)?,
-        };
-        open.insert((actor, pair), event);
-    } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, end, _)| *end == action) {
-        open.remove(&(actor, pair));
-    } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, _, cut)| *cut == action) {
-        // already marked (by a start-up that did not finish): closed, if
-        // it names the start still open
-        let detail: Option<String> = row.try_get(8)?;
-        let start_id = detail
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-            .and_then(|d| d["start_id"].as_i64());
-        let key = (actor, pair);
-        let names_it = open
-            .get(&key)
-            .and_then(|e| e.detail.as_ref())
-            .is_some_and(|d| d["start_id"].as_i64() == start_id);
-        if names_it {
-            open.remove(&key);
-        }
-    }
-    Ok(())
+/// A row read by [`left_work`]'s query.
+fn work_row(row: &Row) -> Result<WorkRow, tokio_postgres::Error> {
+    Ok(WorkRow {
+        id: row.try_get(0)?,
+        at: row.try_get(1)?,
+        actor: row.try_get(2)?,
+        action: row.try_get(3)?,
+        server: row.try_get(4)?,
+        command: row.try_get(5)?,
+        user: row.try_get(6)?,
+        remote_addr: row.try_get(7)?,
+        detail: row.try_get(8)?,
+        domain: row.try_get(9)?,
+        target: row.try_get(10)?,
+    })
 }
 
 /// The columns a stored event is read with ([`event_of`]): the chain's,

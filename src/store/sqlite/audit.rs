@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::audit_chain::CHAIN_COLUMNS;
 use super::audit_chain::{append_after, tail};
 use super::tx::db_error;
+use crate::records::audit::{work_actions, LeftWork, WorkRow};
 use crate::records::{audit::Outcome, timestamp, AuditEvent, AuditQuery, NewAuditEvent};
 use crate::store::chain::Chain;
 use crate::store::{Applied, Writes};
@@ -35,21 +36,6 @@ pub fn append(conn: &mut Connection, chain: &Chain, rows: &[NewAuditEvent]) -> W
     tx.commit().map_err(db_error)?;
     Ok(ids.into_iter().map(|id| Applied::Written(Some(id))).collect())
 }
-
-/// The pairs of actions that open and close a piece of work a connection
-/// does (at most one of each kind at a time per connection, so a start is
-/// closed by the next end of its kind from the same actor), and the action
-/// that records it was cut off by the daemon's end. Every way such work
-/// ends while the daemon runs writes its end row, a client that leaves
-/// included (`audit_cut_off` in `ws::stub` and `ws::bmx5::script`). Lock
-/// sessions are not here: a lock released by a disconnect or taken away by
-/// an admin has no `session.end`, and a restart always starts with the lock
-/// free.
-const WORK_PAIRS: [(&str, &str, &str); 3] = [
-    ("ssh.command.start", "ssh.command.end", "ssh.command.interrupted"),
-    ("transfer.start", "transfer.end", "transfer.interrupted"),
-    ("script.start", "script.end", "script.interrupted"),
-];
 
 /// Finds the commands, transfers and scripts `instance`'s previous daemon
 /// started and never ended (it was killed), and records each as
@@ -80,7 +66,7 @@ fn interrupt_left_work(conn: &Connection, chain: &Chain, instance: &str) -> rusq
         [instance],
         |r| r.get(0),
     )?;
-    let actions: Vec<&str> = WORK_PAIRS.iter().flat_map(|(s, e, i)| [*s, *e, *i]).collect();
+    let actions = work_actions();
     let placeholders = vec!["?"; actions.len()].join(", ");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, at, actor, action, server, command, user, remote_addr, detail, domain, target FROM audit_events
@@ -88,60 +74,25 @@ fn interrupt_left_work(conn: &Connection, chain: &Chain, instance: &str) -> rusq
     ))?;
     let mut bind: Vec<&dyn rusqlite::ToSql> = vec![&since, &instance];
     bind.extend(actions.iter().map(|a| a as &dyn rusqlite::ToSql));
-    // (actor, pair index) -> the open start
-    let mut open: std::collections::HashMap<(String, usize), NewAuditEvent> = Default::default();
+    let mut left = LeftWork::default();
     let mut rows = stmt.query(bind.as_slice())?;
     while let Some(row) = rows.next()? {
-        let action: String = row.get(3)?;
-        let actor: String = row.get(2)?;
-        if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
-            let start_id: i64 = row.get(0)?;
-            let started_at: String = row.get(1)?;
-            let action = WORK_PAIRS[pair].2;
-            let domain: Option<String> = row.get(9)?;
-            let event = NewAuditEvent {
-                at: crate::records::now(),
-                actor: actor.clone(),
-                domain: domain.unwrap_or_else(|| crate::records::audit::domain_of(action).to_owned()),
-                action: action.to_owned(),
-                server: row.get(4)?,
-                target: row.get(10)?,
-                outcome: Some(Outcome::Interrupted),
-                code: None,
-                command: row.get(5)?,
-                exit_status: None,
-                bytes: None,
-                detail: Some(serde_json::json!({
-                    "started_at": started_at,
-                    "start_id": start_id,
-                    "reason": "no end was recorded before the daemon stopped",
-                })),
-                user: row.get(6)?,
-                remote_addr: row.get(7)?,
-            };
-            open.insert((actor, pair), event);
-        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, end, _)| *end == action) {
-            open.remove(&(actor, pair));
-        } else if let Some(pair) = WORK_PAIRS.iter().position(|(_, _, cut)| *cut == action) {
-            // already marked (by a start-up that did not finish): closed,
-            // if it names the start still open
-            let detail: Option<String> = row.get(8)?;
-            let start_id = detail
-                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-                .and_then(|d| d["start_id"].as_i64());
-            let key = (actor, pair);
-            let names_it = open
-                .get(&key)
-                .and_then(|e| e.detail.as_ref())
-                .is_some_and(|d| d["start_id"].as_i64() == start_id);
-            if names_it {
-                open.remove(&key);
-            }
-        }
+        left.follow(WorkRow {
+            id: row.get(0)?,
+            at: row.get(1)?,
+            actor: row.get(2)?,
+            action: row.get(3)?,
+            server: row.get(4)?,
+            command: row.get(5)?,
+            user: row.get(6)?,
+            remote_addr: row.get(7)?,
+            detail: row.get(8)?,
+            domain: row.get(9)?,
+            target: row.get(10)?,
+        });
     }
     drop(rows);
-    let mut left: Vec<NewAuditEvent> = open.into_values().collect();
-    left.sort_by_key(|e| e.detail.as_ref().and_then(|d| d["start_id"].as_i64()));
+    let left = left.interrupted();
     let mut written = Vec::with_capacity(left.len());
     for mut event in left {
         event.at = crate::records::now();
