@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use deadpool_postgres::{Client, GenericClient, Transaction};
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::types::{IsNull, ToSql, Type};
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::db_error;
 use super::tx::pg_text;
@@ -450,13 +450,7 @@ pub async fn verify(
     key_file: &KeyFile,
     head: Option<Head>,
 ) -> Result<Verification, ChainError> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(store_error)?;
+    let tx = super::tx::snapshot(client).await.map_err(store_error)?;
     let (genesis, key, key_matches) = read_chain(&tx, key_file).await?;
     let chain = walk(&tx, &key, genesis, head).await.map_err(store_error)?;
     tx.commit().await.map_err(store_error)?;

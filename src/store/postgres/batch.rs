@@ -6,7 +6,7 @@ use deadpool_postgres::{Pool, Transaction};
 use futures_util::future::BoxFuture;
 use pinkpage_actors::batch::plan::{CommandResult, CommandStatus};
 use pinkpage_actors::{AppError, ErrorCode};
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::tx::{apply_each, bad_text, col, flag, int, opt_int, pg_text};
 use super::{db_error, pool_error, visible_on, PgStore};
@@ -238,13 +238,7 @@ pub(super) async fn get(
     visible: Visible,
 ) -> Result<Option<BatchRunDetail>, AppError> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(db_error)?;
+    let tx = super::tx::snapshot(&mut client).await.map_err(db_error)?;
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM batch_runs WHERE run_id = $1 AND {}",

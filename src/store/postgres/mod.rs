@@ -44,7 +44,7 @@ mod retention;
 mod temp_files;
 #[cfg(test)]
 pub(crate) mod testing;
-mod tx;
+pub(crate) mod tx;
 mod workflows;
 
 use std::future::Future;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures_util::future::BoxFuture;
 use pinkpage_actors::{AppError, ErrorCode};
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::tx::{apply_each, col};
 use super::{db_error, pool_error, PgStore};
@@ -211,13 +211,7 @@ pub(super) async fn expired(
     limit: u32,
 ) -> Result<Vec<Recording>, AppError> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(db_error)?;
+    let tx = super::tx::snapshot(&mut client).await.map_err(db_error)?;
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM recordings WHERE state != 'recording' AND started_at < $1 \

@@ -14,6 +14,20 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
 use super::{db_error, pool_error, settle};
+
+/// A read-only transaction with one snapshot for all its statements
+/// (repeatable read): for the reads of several statements that must agree
+/// (a run and its page, the chain and its rows).
+pub async fn snapshot(
+    client: &mut deadpool_postgres::Client,
+) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
 use crate::store::{Applied, Writes};
 
 /// `text` as PostgreSQL can store it: its text type cannot hold NUL

@@ -8,7 +8,7 @@ use deadpool_postgres::{Pool, Transaction};
 use futures_util::future::BoxFuture;
 use pinkpage_actors::workflow::plan::servers_of;
 use pinkpage_actors::{AppError, ErrorBody};
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::tx::{apply_each, bad_text, col, opt_int, pg_text};
 use super::{db_error, pool_error, visible_on, PgStore};
@@ -253,13 +253,7 @@ pub(super) async fn get(
     visible: Visible,
 ) -> Result<Option<WorkflowRunDetail>, AppError> {
     let mut client = pool.get().await.map_err(pool_error)?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(db_error)?;
+    let tx = super::tx::snapshot(&mut client).await.map_err(db_error)?;
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE run_id = $1 AND {}",

@@ -37,7 +37,7 @@ use pinkpage_actors::secret::Secret;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres::Row;
 
 use super::{db_error, describe, pool_error, PgStore};
 use crate::accounts::SESSION_LOG_KEPT;
@@ -67,12 +67,7 @@ async fn changing(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres
 
 /// Starts a read-only transaction whose statements all see one snapshot.
 async fn reading(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
-    client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
+    crate::store::postgres::tx::snapshot(client).await
 }
 
 const USER_COLUMNS: &str =
