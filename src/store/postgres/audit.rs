@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::Row;
 
-use super::audit_chain::{append_after, append_one, insert_statement, tail};
+use super::audit_chain::{append_after, append_one, append_pipelined, insert_statement, tail};
 use super::{db_error, describe, pool_error, PgStore};
 use crate::records::audit::{work_actions, LeftWork, WorkRow};
 use crate::records::{audit::Outcome, timestamp, AuditCut, AuditEvent, AuditQuery, NewAuditEvent};
@@ -35,6 +35,27 @@ pub async fn insert_audit(tx: &Transaction<'_>, chain: &Chain, e: &NewAuditEvent
 }
 
 /// Appends `rows` in one transaction, linked into the chain, under its
+/// lock: all at once ([`append_pipelined`]), the common case; when that
+/// fails on a row's value, again one row at a time ([`append_each`]).
+pub async fn append(client: &mut Client, chain: &Chain, rows: &[NewAuditEvent]) -> Writes {
+    {
+        let tx = client.transaction().await.map_err(db_error)?;
+        let end = tail(&tx, chain).await?;
+        match append_pipelined(&tx, chain, end, crate::records::instance(), rows).await {
+            Ok(ids) => {
+                tx.commit().await.map_err(db_error)?;
+                return Ok(ids.into_iter().map(|id| Applied::Written(Some(id))).collect());
+            }
+            // a row refused: the transaction is dropped (rolled back) and
+            // the batch written again, one savepoint a row, to find it
+            Err(e) if refuses_value(&e) => {}
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+    append_each(client, chain, rows).await
+}
+
+/// Appends `rows` in one transaction, linked into the chain, under its
 /// lock. Each row is written in a savepoint of its own: a row PostgreSQL
 /// cannot store (class 22: text with a NUL character, which SQLite takes)
 /// is rolled back alone and [`Applied::Rejected`], and takes no id, so the
@@ -42,7 +63,7 @@ pub async fn insert_audit(tx: &Transaction<'_>, chain: &Chain, e: &NewAuditEvent
 /// other failure (a unique id taken included: only a writer outside the
 /// lock makes one, and the row is not at fault) leaves the whole batch to
 /// be tried again.
-pub async fn append(client: &mut Client, chain: &Chain, rows: &[NewAuditEvent]) -> Writes {
+async fn append_each(client: &mut Client, chain: &Chain, rows: &[NewAuditEvent]) -> Writes {
     let mut tx = client.transaction().await.map_err(db_error)?;
     let mut end = tail(&tx, chain).await?;
     let insert = insert_statement(&tx).await.map_err(db_error)?;

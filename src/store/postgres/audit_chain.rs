@@ -259,6 +259,40 @@ pub(super) async fn append_one(
     Ok(Head { id, mac })
 }
 
+/// Inserts `rows` after `tail`, linked, with the next ids, all sent at
+/// once: the links are made here first (each needs only the one before),
+/// then the inserts go out together and the server runs them in the order
+/// sent (the driver pipelines the queries polled together on one
+/// connection), so a batch costs one round trip instead of one a row.
+/// The caller holds the chain's lock ([`tail`]). On any failure the
+/// transaction is spoiled: the caller drops it (a row refused on its own
+/// merits is then written again, one savepoint a row, to find which).
+pub(super) async fn append_pipelined(
+    client: &impl GenericClient,
+    chain: &Chain,
+    mut tail: Head,
+    instance: &str,
+    rows: &[NewAuditEvent],
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let insert = insert_statement(client).await?;
+    let mut linked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = tail.id + 1;
+        let fields = Field::row(id, instance, &storable(row));
+        let mac = chain.link(&tail.mac, &fields);
+        linked.push((id, fields, mac.to_hex()));
+        tail = Head { id, mac };
+    }
+    let insert = &insert;
+    futures_util::future::try_join_all(linked.iter().map(|(_, fields, mac)| async move {
+        let mut bind: Vec<&(dyn ToSql + Sync)> = fields.iter().map(|f| f as &(dyn ToSql + Sync)).collect();
+        bind.push(mac);
+        client.execute(insert, &bind).await
+    }))
+    .await?;
+    Ok(linked.into_iter().map(|(id, _, _)| id).collect())
+}
+
 /// `row` as PostgreSQL can store it: a NUL (which its text cannot hold, and
 /// which a typed command can carry) becomes U+FFFD before the row is
 /// linked, so the trail keeps the row, and its MAC covers what is stored.
