@@ -59,7 +59,7 @@ fn open_store(settings: &Settings) -> Result<(Stores, Arc<dyn AccountStore>), Se
     Ok(match &settings.database_url {
         Some(url) => {
             let pg = PgStore::open(url.expose(), &key_file).map_err(failed)?;
-            log::info!(instance = settings.instance_id.as_str(); "records kept in PostgreSQL");
+            log::info!(instance = crate::records::instance(); "records kept in PostgreSQL");
             (Stores::of(pg.clone()), pg)
         }
         None => {
@@ -114,10 +114,12 @@ impl Application {
                 ),
             }
         };
-        crate::records::set_instance(&settings.instance_id).map_err(|problem| SettingsError {
-            variable: "PINKPAGE_INSTANCE_ID".into(),
-            problem,
-        })?;
+        if let Some(id) = &settings.instance_id {
+            crate::records::set_instance(id).map_err(|problem| SettingsError {
+                variable: "PINKPAGE_INSTANCE_ID".into(),
+                problem,
+            })?;
+        }
         let (stores, accounts) = open_store(&settings)?;
         let tls = match &settings.tls {
             Some(files) => Some(crate::tls::Certificates::load(&files.cert, &files.key).map_err(

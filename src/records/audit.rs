@@ -293,7 +293,7 @@ impl LeftWork {
         if let Some(pair) = WORK_PAIRS.iter().position(|(start, _, _)| *start == action) {
             let action = WORK_PAIRS[pair].2;
             let event = NewAuditEvent {
-                at: crate::records::now(),
+                at: Utc::now(),
                 actor: row.actor.clone(),
                 domain: row.domain.unwrap_or_else(|| domain_of(action).to_owned()),
                 action: action.to_owned(),

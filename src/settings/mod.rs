@@ -411,8 +411,9 @@ pub struct Settings {
     /// (`PINKPAGE_DATABASE_URL`; may hold a password).
     pub database_url: Option<Secret>,
     /// This daemon's instance id (`PINKPAGE_INSTANCE_ID`,
-    /// `crate::records::instance`).
-    pub instance_id: String,
+    /// `crate::records::instance`); `None`: the records' default, for a
+    /// daemon alone on its SQLite file.
+    pub instance_id: Option<String>,
     /// Directory for recordings and other files.
     pub data_dir: PathBuf,
     /// Where `POST /api/v1/admin/backup` writes its copies.
@@ -742,10 +743,10 @@ pub fn database_url_from_env() -> Option<Secret> {
 }
 
 /// `PINKPAGE_INSTANCE_ID`: letters, digits and `.:_-`, at most 64. Unset:
-/// `local` for a daemon on SQLite (the only one on its file), and
-/// `<hostname>:<port>` on PostgreSQL, which stays the same across the
-/// instance's restarts and differs between instances.
-fn instance_id(env: &Env<'_>, bind: SocketAddr) -> Result<String, SettingsError> {
+/// `None` for a daemon on SQLite (the only one on its file: the records'
+/// default id), and `<hostname>:<port>` on PostgreSQL, which stays the
+/// same across the instance's restarts and differs between instances.
+fn instance_id(env: &Env<'_>, bind: SocketAddr) -> Result<Option<String>, SettingsError> {
     const NAME: &str = "PINKPAGE_INSTANCE_ID";
     match env.get(NAME) {
         Some(id) => {
@@ -760,7 +761,7 @@ fn instance_id(env: &Env<'_>, bind: SocketAddr) -> Result<String, SettingsError>
                     format!("'{id}' is not an instance id: letters, digits and . : _ -, at most 64"),
                 ));
             }
-            Ok(id)
+            Ok(Some(id))
         }
         None if env.get("PINKPAGE_DATABASE_URL").is_some() && bind.port() == 0 => Err(SettingsError::new(
             NAME,
@@ -777,9 +778,9 @@ fn instance_id(env: &Env<'_>, bind: SocketAddr) -> Result<String, SettingsError>
                 .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
                 .take(50)
                 .collect();
-            Ok(format!("{host}:{}", bind.port()))
+            Ok(Some(format!("{host}:{}", bind.port())))
         }
-        None => Ok(crate::records::DEFAULT_INSTANCE.to_owned()),
+        None => Ok(None),
     }
 }
 
@@ -853,12 +854,12 @@ mod tests {
             settings(&vars)
         };
         let sqlite = with(&[]).unwrap();
-        assert_eq!(sqlite.instance_id, "local");
+        assert_eq!(sqlite.instance_id, None, "the records' default");
         assert!(sqlite.database_url.is_none());
         let url = ("PINKPAGE_DATABASE_URL", "postgres://pp:pw@db/pinkpage");
         let pg = with(&[url]).unwrap();
-        assert!(pg.instance_id.ends_with(":8000"), "{}", pg.instance_id);
-        assert_ne!(pg.instance_id, "local");
+        let id = pg.instance_id.clone().unwrap();
+        assert!(id.ends_with(":8000"), "{id}");
         // the URL holds a password: Debug never shows it
         assert!(!format!("{pg:?}").contains("pw@"), "{pg:?}");
         // port 0 gives no stable default: it must be said
@@ -869,7 +870,7 @@ mod tests {
             ("PINKPAGE_BIND", "127.0.0.1:0"),
             ("PINKPAGE_INSTANCE_ID", "node-1"),
         ]);
-        assert_eq!(given.unwrap().instance_id, "node-1");
+        assert_eq!(given.unwrap().instance_id.as_deref(), Some("node-1"));
         for bad in ["a b", "x/y", "'; drop", &"n".repeat(65)] {
             let bad: &'static str = Box::leak(bad.to_owned().into_boxed_str());
             let e = with(&[("PINKPAGE_INSTANCE_ID", bad)]).unwrap_err();

@@ -15,7 +15,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::Row;
 
 use super::audit_chain::{append_after, append_one, append_pipelined, insert_statement, tail};
-use super::{db_error, describe, pool_error, PgStore};
+use super::tx::{db_error, describe, pool_error};
+use super::PgStore;
 use crate::records::audit::{work_actions, LeftWork, WorkRow};
 use crate::records::{audit::Outcome, timestamp, AuditCut, AuditEvent, AuditQuery, NewAuditEvent};
 use crate::store::chain::Chain;

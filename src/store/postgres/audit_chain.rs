@@ -25,7 +25,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::Row;
 
-use super::db_error;
+use super::tx::db_error;
 use super::tx::pg_text;
 use crate::records::{timestamp, AuditCut, NewAuditEvent};
 /// What `pinkpage audit verify` found: the same answer as on SQLite, so
@@ -101,7 +101,7 @@ pub(super) fn fields_of(row: &Row) -> Result<Vec<Field>, tokio_postgres::Error> 
 const SEAL_LOCK: i64 = 0x0070_696e_6b63_6861;
 
 fn store_error(e: tokio_postgres::Error) -> ChainError {
-    ChainError::Store(super::describe(&e))
+    ChainError::Store(super::tx::describe(&e))
 }
 
 /// The chain's one row: its genesis, its key's check value, when sealed.

@@ -9,7 +9,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::Row;
 
 use super::tx::{apply_each, bad_text, col, flag, int, opt_int, pg_text};
-use super::{db_error, pool_error, visible_on, PgStore};
+use super::tx::{db_error, pool_error, visible_on};
+use super::PgStore;
 use crate::records::batch::{ResultsPage, RESULTS_PAGE_MAX_BYTES};
 use crate::records::{
     timestamp, BatchEnd, BatchRun, BatchRunDetail, BatchRunStatus, BatchWrite, NewBatchRun, Visible,

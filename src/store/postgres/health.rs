@@ -9,7 +9,8 @@ use pinkpage_actors::health::HealthTransition;
 use pinkpage_actors::AppError;
 
 use super::tx::{apply_each, col, flag};
-use super::{db_error, pool_error, PgStore};
+use super::tx::{db_error, pool_error};
+use super::PgStore;
 use crate::records::HealthEvent;
 use crate::store::{HealthStore, StoreFuture, Writes};
 

@@ -10,7 +10,8 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::Row;
 
 use super::tx::{apply_each, col};
-use super::{db_error, pool_error, PgStore};
+use super::tx::{db_error, pool_error};
+use super::PgStore;
 use crate::records::recording::{Recording, RecordingState, RecordingWrite, RecordingsQuery};
 use crate::records::{instance, timestamp};
 use crate::store::{RecordingStore, StoreFuture, Writes};

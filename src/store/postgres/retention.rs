@@ -14,7 +14,7 @@ use deadpool_postgres::Pool;
 use pinkpage_actors::AppError;
 
 use super::tx::col;
-use super::{db_error, pool_error};
+use super::tx::{db_error, pool_error};
 use crate::records::timestamp;
 use crate::store::Expired;
 

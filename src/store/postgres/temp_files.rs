@@ -9,7 +9,8 @@ use pinkpage_actors::files::temp_files::{Machine, RecordedTempFile, TempFile, Te
 use pinkpage_actors::AppError;
 
 use super::tx::{apply_each, col, int};
-use super::{db_error, pool_error, PgStore};
+use super::tx::{db_error, pool_error};
+use super::PgStore;
 use crate::records::TempFileWrite;
 use crate::store::{StoreFuture, TempFileStore, Writes};
 

@@ -13,7 +13,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
-use super::{db_error, pool_error, settle};
+use crate::store::unavailable;
 
 /// A read-only transaction with one snapshot for all its statements
 /// (repeatable read): for the reads of several statements that must agree
@@ -105,5 +105,69 @@ fn bad_value(row: &Row, i: usize, value: &str) -> AppError {
     AppError::with_detail(
         ErrorCode::Database,
         format!("column {column}: unknown value {value}"),
+    )
+}
+
+/// The 40000 of a pool that cannot hand out a connection (the database is
+/// down, unreachable or refuses us).
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> AppError {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => unavailable(describe(&e)),
+        PoolError::Timeout(_) => unavailable("no database connection within 5 s"),
+        other => unavailable(other),
+    }
+}
+
+/// A database error's words, without the parameters or rows it may quote
+/// (a `DETAIL` can repeat a unique value, say a hash): the SQLSTATE, the
+/// severity and the message.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.code().code(), db.severity(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// Maps a database failure to 40000 with its cause.
+pub(crate) fn db_error(e: tokio_postgres::Error) -> AppError {
+    AppError::with_detail(ErrorCode::Database, describe(&e))
+}
+
+/// Whether `e` is about the record rather than the store: a broken
+/// constraint (class 23) or a value the column cannot take (class 22).
+pub(crate) fn is_rejection(e: &tokio_postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code().starts_with("23") || c.code().starts_with("22"))
+}
+
+/// Ends the savepoint `record` of one record of a batch with what writing
+/// it gave: released when written, rolled back to when the record is
+/// refused ([`Applied::Rejected`]); any other failure is the store's.
+pub(crate) async fn settle(
+    record: deadpool_postgres::Transaction<'_>,
+    written: Result<Option<i64>, tokio_postgres::Error>,
+) -> Result<Applied, AppError> {
+    match written {
+        Ok(id) => {
+            record.commit().await.map_err(db_error)?;
+            Ok(Applied::Written(id))
+        }
+        Err(e) if is_rejection(&e) => {
+            record.rollback().await.map_err(db_error)?;
+            Ok(Applied::Rejected(describe(&e)))
+        }
+        Err(e) => Err(db_error(e)),
+    }
+}
+
+/// The SQL condition "every server of the run is one the reader may see",
+/// for a column holding the run's servers as a JSON array, with the
+/// allowed names bound at `param` as a JSON array text (NULL: every run;
+/// `Visible::as_json`). PostgreSQL's twin of SQLite's `visible_on`.
+pub fn visible_on(column: &str, param: &str) -> String {
+    format!(
+        "({param}::text IS NULL OR NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}::jsonb) AS s(v) \
+         WHERE s.v NOT IN (SELECT jsonb_array_elements_text({param}::text::jsonb))))"
     )
 }

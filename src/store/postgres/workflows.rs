@@ -11,7 +11,8 @@ use pinkpage_actors::{AppError, ErrorBody};
 use tokio_postgres::Row;
 
 use super::tx::{apply_each, bad_text, col, opt_int, pg_text};
-use super::{db_error, pool_error, visible_on, PgStore};
+use super::tx::{db_error, pool_error, visible_on};
+use super::PgStore;
 use crate::records::workflow::{RunState, StepState, WorkflowRunsQuery};
 use crate::records::{
     timestamp, NewWorkflowRun, Visible, WorkflowRun, WorkflowRunDetail, WorkflowStep, WorkflowWrite,

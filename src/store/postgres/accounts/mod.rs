@@ -24,6 +24,7 @@
 //! one repeatable-read snapshot, so the revision and the session log's
 //! number always match the rows read with them.
 
+mod lock;
 mod sessions;
 mod tokens;
 
@@ -39,7 +40,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::{db_error, describe, pool_error, PgStore};
+use self::lock::changing;
+use super::tx::{db_error, describe, pool_error, snapshot};
+use super::PgStore;
 use crate::accounts::SESSION_LOG_KEPT;
 use crate::accounts::{
     validate_name, validate_tags, AccessChanges, AccountError, Loaded, StartedSession, TokenInfo, User,
@@ -53,21 +56,6 @@ impl From<tokio_postgres::Error> for AccountError {
     fn from(e: tokio_postgres::Error) -> Self {
         AccountError::Db(describe(&e))
     }
-}
-
-/// Starts a transaction that changes users, tokens or sessions, holding
-/// the accounts' lock (the row of `auth_revision`; see the module docs)
-/// until it ends.
-async fn changing(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT 1 FROM auth_revision WHERE id = 1 FOR UPDATE", &[])
-        .await?;
-    Ok(tx)
-}
-
-/// Starts a read-only transaction whose statements all see one snapshot.
-async fn reading(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
-    crate::store::postgres::tx::snapshot(client).await
 }
 
 const USER_COLUMNS: &str =
@@ -155,7 +143,7 @@ async fn list_users_in(tx: &Transaction<'_>) -> Result<Vec<User>, AccountError> 
 
 /// Every account, by name.
 pub async fn list_users(client: &mut Client) -> Result<Vec<User>, AccountError> {
-    let tx = reading(client).await?;
+    let tx = snapshot(client).await?;
     let users = list_users_in(&tx).await?;
     tx.commit().await?;
     Ok(users)
@@ -258,7 +246,7 @@ async fn revision(tx: &Transaction<'_>) -> Result<i64, AccountError> {
 /// Everything the in-memory directory needs, read in one snapshot so the
 /// revision matches the rows.
 pub async fn load(client: &mut Client) -> Result<Loaded, AccountError> {
-    let tx = reading(client).await?;
+    let tx = snapshot(client).await?;
     let loaded = load_in(&tx).await?;
     tx.commit().await?;
     Ok(loaded)
@@ -284,7 +272,7 @@ pub async fn changes(
     revision_seen: i64,
     session_seq_seen: i64,
 ) -> Result<AccessChanges, AccountError> {
-    let tx = reading(client).await?;
+    let tx = snapshot(client).await?;
     let seq = sessions::session_seq(&tx).await?.0;
     // a log behind the copy (a database put back from a backup) is
     // another history: start again from it

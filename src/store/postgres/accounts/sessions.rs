@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Transaction};
 use tokio_postgres::Row;
 
-use super::changing;
+use super::lock::changing;
 use crate::accounts::token::new_public_id;
 use crate::accounts::{AccountError, SessionChanges, SessionRow, StartedSession};
 use crate::records::timestamp as rfc3339;

@@ -6,10 +6,11 @@ use deadpool_postgres::{Client, Transaction};
 use pinkpage_actors::secret::Secret;
 use tokio_postgres::Row;
 
-use super::{changing, reading};
+use super::lock::changing;
 use crate::accounts::token::{digest, Token};
 use crate::accounts::{AccountError, TokenInfo};
 use crate::records::timestamp as rfc3339;
+use crate::store::postgres::tx::snapshot;
 
 const TOKEN_COLUMNS: &str = "t.id, u.name, t.label, t.created_at, t.expires_at, t.revoked_at, t.last_used_at";
 
@@ -67,7 +68,7 @@ pub async fn list_tokens(client: &mut Client, user: Option<&str>) -> Result<Vec<
         "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE $1::text IS NULL OR u.name = $1 ORDER BY t.created_at DESC, t.id"
     );
-    let tx = reading(client).await?;
+    let tx = snapshot(client).await?;
     let tokens = tx
         .query(&sql, &[&user])
         .await?
