@@ -60,22 +60,7 @@ if [[ $# -eq 0 ]]; then
         console::budgets::printing_50_mb_keeps_the_page_responsive \
         console::terminals::a_keystroke_in_a_second_terminal_echoes_within_100_ms_while_50_mb_prints_in_the_first; do
         for attempt in 1 2 3 4 5; do
-            attempt_# The PostgreSQL pass's filters (cargo test's name filters and skips).
-PG_PASS=(
-    lock:: identity:: access_changes:: workflows:: health:: audit_actions::
-    retention:: recordings:: bmx4:: restart:: shutdown:: stub:: terminals::
-    bmx5:: caps:: sign_in_limits:: rest:: servers::
-    # they seed or read the SQLite file itself
-    --skip retention::old_rows_go_and_young_ones_stay_while_a_terminal_keeps_printing
-    --skip retention::the_start_sweep_deletes_old_records_and_cuts_the_old_audit_prefix_and_the_chain_still_verifies
-    --skip recordings::a_graceful_shutdown_ends_a_detached_terminals_recording_whole
-    --skip restart::only_recorded_regular_files_with_our_names_are_removed_and_a_refused_one_is_given_up
-    --skip sign_in_limits::a_session_ended_by_another_process_closes_its_websocket_within_two_seconds
-    --skip sign_in_limits::an_idle_session_is_removed_from_the_database_not_only_refused
-    --skip sign_in_limits::with_a_hundred_thousand_stored_sessions_a_sign_in_reloads_nothing
-    --skip sign_in_limits::past_twenty_sign_ins_the_oldest_session_ends_and_its_websocket_closes
-)
-log=$(mktemp)
+            attempt_log=$(mktemp)
             if cargo test --locked --test api -- --ignored --exact "$budget" 2>&1 | tee "$attempt_log"; then
                 cat "$attempt_log" >>"$log"
                 rm -f "$attempt_log"
