@@ -40,9 +40,10 @@ pub async fn backup(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     let dir = state.settings().backup_dir.clone();
     let at = chrono::Utc::now();
     let file = format!(
-        "pinkpage-{}-{}.db",
+        "pinkpage-{}-{}.{}",
         at.format("%Y%m%dT%H%M%SZ"),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
+        &uuid::Uuid::new_v4().simple().to_string()[..8],
+        state.stores.backup.extension()
     );
     let made = std::fs::DirBuilder::new()
         .recursive(true)

@@ -800,6 +800,10 @@ impl RecordingStore for MemoryStore {
 }
 
 impl super::BackupStore for MemoryStore {
+    fn extension(&self) -> &'static str {
+        "none"
+    }
+
     fn backup(&self, into: std::path::PathBuf) -> super::StoreFuture<u64> {
         let why = format!("the memory store keeps nothing to copy into {}", into.display());
         Box::pin(async move { Err(super::unavailable(why)) })

@@ -305,6 +305,10 @@ pub trait BackupStore: Send + Sync + 'static {
     /// never over an existing file, no partial file on failure) without
     /// stopping writers; the copy's size in bytes.
     fn backup(&self, into: std::path::PathBuf) -> StoreFuture<u64>;
+    /// The file name extension of its copies (`db`: an SQLite file;
+    /// `dump`: a `pg_dump` archive), so a copy's name says how to restore
+    /// it.
+    fn extension(&self) -> &'static str;
 }
 
 /// The stores of the records the journal writes, and their reads. Cheap

@@ -79,3 +79,44 @@ async fn a_backup_taken_while_a_batch_writes_results_is_whole_and_private() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot create"), "{err}");
 }
+
+/// On PostgreSQL the REST backup is a `pg_dump` archive, named so, private,
+/// that `pg_restore` reads, and audited like any other.
+#[tokio::test]
+async fn a_rest_backup_on_postgres_is_a_private_pg_dump_archive() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("copies");
+    let app = crate::support::daemon::TestApp::builder()
+        .server(crate::support::daemon::ServerEntry::unreachable("mdwap1p"))
+        .env("PINKPAGE_BACKUP_DIR", dir.to_str().unwrap())
+        .postgres()
+        .spawn()
+        .await;
+    let res = app.post_json("/api/v1/admin/backup", &json!({})).await;
+    assert_eq!(res.status(), 201);
+    let done: Value = res.json().await.unwrap();
+    let file = done["file"].as_str().unwrap();
+    assert!(file.starts_with("pinkpage-") && file.ends_with(".dump"), "{done}");
+    let copy = dir.join(file);
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().len(),
+        done["bytes"].as_u64().unwrap()
+    );
+    assert_eq!(
+        std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let listed = std::process::Command::new("pg_restore")
+        .arg("--list")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("TABLE DATA public users"));
+    let rows = app.audit_events("action=backup.create", 1).await;
+    assert_eq!(rows[0]["target"], file, "{rows:?}");
+}

@@ -97,6 +97,10 @@ pub async fn dump_into(config: &tokio_postgres::Config, into: &Path) -> Result<u
 }
 
 impl BackupStore for PgStore {
+    fn extension(&self) -> &'static str {
+        "dump"
+    }
+
     fn backup(&self, into: PathBuf) -> StoreFuture<u64> {
         let config = self.config.clone();
         let task = self

@@ -497,6 +497,10 @@ fn why_not_writable(path: &Path) -> String {
 }
 
 impl BackupStore for SqliteStore {
+    fn extension(&self) -> &'static str {
+        "db"
+    }
+
     fn backup(&self, into: PathBuf) -> StoreFuture<u64> {
         let db = self.path.clone();
         Box::pin(async move {
