@@ -13,7 +13,7 @@ use pinkpage_actors::{AppError, ErrorCode};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
-use crate::store::unavailable;
+use crate::store::{unavailable, Applied, Writes};
 
 /// A read-only transaction with one snapshot for all its statements
 /// (repeatable read): for the reads of several statements that must agree
@@ -28,7 +28,6 @@ pub async fn snapshot(
         .start()
         .await
 }
-use crate::store::{Applied, Writes};
 
 /// `text` as PostgreSQL can store it: its text type cannot hold NUL
 /// (SQLite's can), so each NUL becomes U+FFFD, the replacement character,
