@@ -185,6 +185,50 @@ impl Actor for Refresher {
                 }
             });
         });
+        // where the store can tell (PostgreSQL's NOTIFY), a change another
+        // instance made is read at once rather than at the next tick
+        if let Some(mut changed) = self.store.changed() {
+            let me = ctx.address();
+            actix::spawn(async move {
+                while changed.changed().await.is_ok() {
+                    if me.try_send(RefreshNow).is_err() {
+                        // the refresher stopped (or is flooded: the next
+                        // tick reads the change anyway)
+                        if !me.connected() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Reads what changed now: sent when the store says access changed.
+struct RefreshNow;
+
+impl actix::Message for RefreshNow {
+    type Result = ();
+}
+
+impl actix::Handler<RefreshNow> for Refresher {
+    type Result = ();
+
+    fn handle(&mut self, _: RefreshNow, _: &mut Context<Self>) {
+        // a tick's work under way reads the change itself, or the next
+        // tick does: never two reloads at once
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let busy = self.busy.clone();
+        let (identity, store, broadcast) =
+            (self.identity.clone(), self.store.clone(), self.broadcast.clone());
+        actix::spawn(async move {
+            let _done = ClearOnDrop(busy);
+            if let Err(e) = refresh(&identity, &store, &broadcast, false).await {
+                log::error!(code = e.code.code(), error = e.to_string(); "cannot read accounts; keeping the last copy");
+            }
+        });
     }
 }
 

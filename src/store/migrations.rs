@@ -596,4 +596,31 @@ pub const MIGRATIONS: &[Migration] = &[
     CREATE INDEX workflow_runs_finished ON workflow_runs(finished_at);
     CREATE INDEX health_events_at ON health_events(at);",
     },
+    // 13: PostgreSQL tells every instance at once that access changed
+    // (`NOTIFY pinkpage_access`, sent at commit), so a token revoked or a
+    // session ended through one instance reaches the others' connections
+    // without waiting for their one-second look; SQLite has one daemon
+    // on its file and nothing to tell
+    Migration {
+        sqlite: "",
+        postgres: "CREATE OR REPLACE FUNCTION pinkpage_bump_auth_revision() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE auth_revision SET revision = revision + 1 WHERE id = 1;
+            PERFORM pg_notify('pinkpage_access', '');
+            RETURN NULL;
+        END $$;
+    CREATE OR REPLACE FUNCTION pinkpage_log_session() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE n BIGINT;
+        BEGIN
+            UPDATE auth_revision SET sessions = sessions + 1 WHERE id = 1 RETURNING sessions INTO n;
+            INSERT INTO session_log (seq, session_id, ended, at) VALUES (
+                n,
+                CASE WHEN TG_OP = 'INSERT' THEN NEW.id ELSE OLD.id END,
+                CASE WHEN TG_OP = 'INSERT' THEN 0 ELSE 1 END,
+                to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'));
+            PERFORM pg_notify('pinkpage_access', '');
+            IF TG_OP = 'INSERT' THEN NEW.seq := n; RETURN NEW; END IF;
+            RETURN OLD;
+        END $$;",
+    },
 ];

@@ -242,6 +242,13 @@ pub struct UserChange {
 /// follows sign-ins without reloading everything
 /// ([`AccountStore::changes`]).
 pub trait AccountStore: Send + Sync + 'static {
+    /// What moves when another process changes access, told by the
+    /// database itself (PostgreSQL's `NOTIFY`), so the directory reloads at
+    /// once instead of at its next look; `None` when the store cannot tell
+    /// (SQLite: the refresher's one-second look is all there is).
+    fn changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// Everything the in-memory directory needs, in one transaction.
     fn load(&self) -> StoreFuture<Loaded>;
     /// What a copy made at access revision `revision` and session log

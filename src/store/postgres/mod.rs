@@ -95,6 +95,9 @@ impl Drop for Threads {
 /// The PostgreSQL store. See the module docs.
 pub struct PgStore {
     pool: Pool,
+    /// Moves on each `NOTIFY pinkpage_access` any instance sends
+    /// ([`listen`]); the sender is the listening task's.
+    access_changes: tokio::sync::watch::Receiver<u64>,
     /// Where the database is, for `pg_dump` (holds the password).
     config: tokio_postgres::Config,
     /// The audit chain's key and start, for the appends.
@@ -157,12 +160,21 @@ impl PgStore {
             let chain = audit_chain::open_chain(&mut client, &key_file).await?;
             Ok::<_, OpenError>(chain)
         })??;
+        let (notify, access_changes) = tokio::sync::watch::channel(0);
+        threads.handle().spawn(listen(config.clone(), notify));
         Ok(Arc::new(PgStore {
             pool,
+            access_changes,
             config,
             chain: Arc::new(chain),
             threads,
         }))
+    }
+
+    /// What moves each time any instance changes access (users, tokens,
+    /// sign-in sessions): `AccountStore::changed`.
+    pub fn access_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.access_changes.clone()
     }
 
     /// The audit chain.
@@ -182,6 +194,60 @@ impl PgStore {
             task.await
                 .map_err(|e| unavailable(format!("a store task failed: {e}")))?
         })
+    }
+}
+
+/// The channel the access triggers notify on (migration 13).
+const ACCESS_CHANNEL: &str = "pinkpage_access";
+
+/// Listens for `NOTIFY pinkpage_access` on a connection of its own, for as
+/// long as the store lives (it ends when every receiver is gone or the
+/// runtime shuts down), and moves `notify` on each. A lost connection is
+/// made again after a second; a change made meanwhile is still seen, by
+/// the refresher's own one-second look, and one more move is sent on
+/// reconnecting, for what was missed.
+async fn listen(config: tokio_postgres::Config, notify: tokio::sync::watch::Sender<u64>) {
+    use futures_util::StreamExt;
+    loop {
+        if notify.is_closed() {
+            return;
+        }
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                let statement = format!("LISTEN {ACCESS_CHANNEL}");
+                let ok = {
+                    // the connection must be driven while LISTEN runs
+                    let mut listening = std::pin::pin!(client.batch_execute(&statement));
+                    loop {
+                        tokio::select! {
+                            done = &mut listening => break done.is_ok(),
+                            message = messages.next() => if message.is_none() { break false },
+                        }
+                    }
+                };
+                if ok {
+                    notify.send_modify(|n| *n += 1);
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n))
+                                if n.channel() == ACCESS_CHANNEL =>
+                            {
+                                notify.send_modify(|n| *n += 1);
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                log::warn!(error = describe(&e); "the access listener's connection failed; listening again");
+                                break;
+                            }
+                        }
+                    }
+                }
+                drop(client);
+            }
+            Err(e) => log::debug!(error = describe(&e); "the access listener cannot connect yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -285,6 +351,40 @@ mod tests {
         assert_eq!(version as usize, MIGRATIONS.len());
         // both have the one chain the first start wrote
         assert_eq!(a.chain().genesis().mac.to_hex(), b.chain().genesis().mac.to_hex());
+    }
+
+    /// A change of access through one instance is told to another by the
+    /// database (NOTIFY), not found at its next look.
+    #[actix::test]
+    async fn a_change_of_access_through_one_instance_is_told_to_another() {
+        use crate::store::AccountStore;
+        let db = TestDatabase::new();
+        let (a, b) = (db.open(), db.open());
+        let mut told = b.changed().expect("PostgreSQL tells");
+        let wait = |told: &mut tokio::sync::watch::Receiver<u64>| {
+            let mut told = told.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), told.changed())
+                    .await
+                    .expect("told within the bound")
+                    .expect("the listener lives");
+                *told.borrow_and_update()
+            }
+        };
+        // one move once it listens
+        let listening = wait(&mut told).await;
+        told.borrow_and_update();
+        let change = tokio::spawn({
+            let a = a.clone();
+            async move {
+                a.add_user("ann".into(), pinkpage_actors::access::Role::Viewer, None, None)
+                    .await
+                    .unwrap()
+            }
+        });
+        let after = wait(&mut told).await;
+        assert!(after > listening, "{after} after {listening}");
+        change.await.unwrap();
     }
 
     #[test]

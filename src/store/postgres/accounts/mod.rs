@@ -315,6 +315,10 @@ async fn connect(pool: &deadpool_postgres::Pool) -> Result<Client, AppError> {
 }
 
 impl AccountStore for PgStore {
+    fn changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.access_changes())
+    }
+
     fn load(&self) -> StoreFuture<Loaded> {
         self.run(|pool| async move { Ok(load(&mut connect(&pool).await?).await?) })
     }
