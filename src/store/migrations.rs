@@ -15,6 +15,36 @@
 //! end: no PostgreSQL database holds rows from before a step, so its steps
 //! carry no back-fill of old rows (SQLite's 8 and 9 do).
 
+/// A table of runs and the table of their children, as the schema below
+/// makes them on both databases: what retention deletes
+/// (`sqlite::retention`, `postgres::retention`).
+pub struct RunTables {
+    /// The runs (`run_id`, `status`, `finished_at`, `seq`).
+    pub runs: &'static str,
+    /// Their children, keyed by `run_id` and [`RunTables::child_key`].
+    pub children: &'static str,
+    /// The rest of a child's primary key: its columns.
+    pub child_key: &'static str,
+    /// The states of a run that is not over (SQL list).
+    pub live: &'static str,
+}
+
+/// BMX4 runs and their results (steps 3 and 12).
+pub const BATCH_RUNS: RunTables = RunTables {
+    runs: "batch_runs",
+    children: "batch_results",
+    child_key: "server, idx",
+    live: "'running'",
+};
+
+/// Workflow runs and their steps (steps 5 and 12).
+pub const WORKFLOW_RUNS: RunTables = RunTables {
+    runs: "workflow_runs",
+    children: "workflow_steps",
+    child_key: "idx",
+    live: "'running', 'paused'",
+};
+
 /// One step of the schema, in both dialects.
 pub struct Migration {
     /// The step on SQLite.

@@ -348,7 +348,7 @@ impl BatchStore for PgStore {
 
     fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
         self.run(move |pool| {
-            super::retention::expire_runs(pool, &super::retention::BATCH_RUNS, before, limit)
+            super::retention::expire_runs(pool, &crate::store::migrations::BATCH_RUNS, before, limit)
         })
     }
 }

@@ -16,35 +16,8 @@ use pinkpage_actors::AppError;
 use super::tx::col;
 use super::tx::{db_error, pool_error};
 use crate::records::timestamp;
+use crate::store::migrations::RunTables;
 use crate::store::Expired;
-
-/// A table of runs and the table of their children.
-pub(super) struct RunTables {
-    /// The runs (`run_id`, `status`, `finished_at`, `seq`).
-    runs: &'static str,
-    /// Their children, keyed by `run_id` and [`RunTables::child_key`].
-    children: &'static str,
-    /// The rest of a child's primary key: its columns.
-    child_key: &'static str,
-    /// The states of a run that is not over (SQL list).
-    live: &'static str,
-}
-
-/// BMX4 runs and their results.
-pub(super) const BATCH_RUNS: RunTables = RunTables {
-    runs: "batch_runs",
-    children: "batch_results",
-    child_key: "server, idx",
-    live: "'running'",
-};
-
-/// Workflow runs and their steps.
-pub(super) const WORKFLOW_RUNS: RunTables = RunTables {
-    runs: "workflow_runs",
-    children: "workflow_steps",
-    child_key: "idx",
-    live: "'running', 'paused'",
-};
 
 /// Deletes at most `limit` rows of runs that finished before `before`,
 /// oldest finished first, in one transaction: each run's children, then

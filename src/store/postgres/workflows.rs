@@ -322,7 +322,7 @@ impl WorkflowStore for PgStore {
 
     fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
         self.run(move |pool| {
-            super::retention::expire_runs(pool, &super::retention::WORKFLOW_RUNS, before, limit)
+            super::retention::expire_runs(pool, &crate::store::migrations::WORKFLOW_RUNS, before, limit)
         })
     }
 }

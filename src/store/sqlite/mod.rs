@@ -213,7 +213,9 @@ impl BatchStore for SqliteStore {
     }
 
     fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
-        self.run(move |c| retention::expire_runs(c, &retention::BATCH_RUNS, before, limit).map_err(db_error))
+        self.run(move |c| {
+            retention::expire_runs(c, &crate::store::migrations::BATCH_RUNS, before, limit).map_err(db_error)
+        })
     }
 }
 
@@ -237,7 +239,8 @@ impl WorkflowStore for SqliteStore {
 
     fn expire(&self, before: DateTime<Utc>, limit: u32) -> StoreFuture<Expired> {
         self.run(move |c| {
-            retention::expire_runs(c, &retention::WORKFLOW_RUNS, before, limit).map_err(db_error)
+            retention::expire_runs(c, &crate::store::migrations::WORKFLOW_RUNS, before, limit)
+                .map_err(db_error)
         })
     }
 }

@@ -19,8 +19,8 @@ fn each_retention_step_finds_its_rows_through_an_index() {
     let mut conn = Connection::open_in_memory().unwrap();
     migrations::migrate(&mut conn).unwrap();
     for (tables, index) in [
-        (&super::BATCH_RUNS, "batch_runs_finished"),
-        (&super::WORKFLOW_RUNS, "workflow_runs_finished"),
+        (&crate::store::migrations::BATCH_RUNS, "batch_runs_finished"),
+        (&crate::store::migrations::WORKFLOW_RUNS, "workflow_runs_finished"),
     ] {
         let found = plan(
             &conn,
